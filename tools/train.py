@@ -1,0 +1,444 @@
+"""The training runner: one configuration, one dataset, real training, measured outcome.
+
+Modes:
+- frozen: the pretrained backbone extracts features once per (dataset, backbone, input
+  size, weights); they are cached on disk, and only a dropout + linear head trains, so a
+  head configuration costs seconds. The measured extraction time is reported with every
+  run that uses the cache (`feature_seconds`), so time predictions stay honest.
+- finetune: the whole pretrained network trains (random init when no weights exist).
+- scratch: the whole network trains from random init.
+
+Per epoch: train loss, val loss / accuracy / macro one-vs-rest AUC / macro F1. The best
+epoch by val accuracy is kept and tested once at the end. A NaN/inf loss stops the run
+with status "diverged". Seeded and reproducible on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import os
+import platform
+import resource
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from knowledge.schema import DatasetInfo, EpochMetrics, ExperimentRecord, Outcome, Provenance, TrainConfig, now_utc
+from tools.backbones import Backbone, build_backbone, weights_available
+from tools.datasets import SPLITS, ImageDataset, profile_dataset
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class RunResult:
+    """What `train` returns: the outcome, the weights actually used, and the effective config."""
+
+    config: TrainConfig
+    weights: str
+    outcome: Outcome
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Cancelled(Exception):
+    """Raised inside the loop when the caller asked to stop."""
+
+
+# ----------------------------------------------------------------------------- helpers
+def default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{os.cpu_count()} cores"
+
+
+def machine_name() -> str:
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}"
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The git commit of this checkout, or the package version when not in git."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("metallmix")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("METALLMIX_CACHE", Path.home() / ".cache" / "metallmix"))
+
+
+def _seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    return torch.Generator().manual_seed(seed)
+
+
+def _to_tensor(images: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 (N,H,W[,3]) -> uint8 (N,3,size,size): grey is repeated, resizing is bilinear+antialias."""
+    x = torch.from_numpy(images)
+    x = x.unsqueeze(1).expand(-1, 3, -1, -1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x.contiguous()
+    out = torch.empty((x.shape[0], 3, size, size), dtype=torch.uint8)
+    for i in range(0, len(x), 512):  # chunks bound the float copy
+        part = F.interpolate(x[i : i + 512].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[i : i + 512] = part.round().clamp(0, 255).to(torch.uint8)
+    return out
+
+
+def _normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    return (x.float().div_(255.0) - mean) / std
+
+
+def _augment(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
+    """Batched augmentation of a float batch (B,3,S,S); one random draw per image."""
+    if kind == "none":
+        return x
+    b = x.shape[0]
+    flip = torch.rand(b, generator=gen) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(-1), x)
+    if kind == "flip":
+        return x
+    strong = kind == "strong"
+    angle = (torch.rand(b, generator=gen) * 2 - 1) * (math.radians(15) if strong else math.radians(5))
+    scale = 1 + (torch.rand(b, generator=gen) * 2 - 1) * (0.1 if strong else 0.05)
+    shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * (0.1 if strong else 0.06)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    if strong:  # brightness / contrast jitter, in normalised space
+        bright = ((torch.rand(b, generator=gen) * 2 - 1) * 0.2).view(-1, 1, 1, 1).to(x.device)
+        contrast = (1 + (torch.rand(b, generator=gen) * 2 - 1) * 0.2).view(-1, 1, 1, 1).to(x.device)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * contrast + mean + bright
+    return x
+
+
+def _lr_lambda(kind: str, total_steps: int) -> Callable[[int], float]:
+    total = max(1, total_steps)
+    warm = max(1, total // 20)
+
+    def f(step: int) -> float:
+        t = min(step, total) / total
+        if kind == "constant":
+            return 1.0
+        if kind == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * t))
+        if kind == "step":  # x0.1 at one third and two thirds of training
+            return 0.1 ** math.floor(3 * t - 1e-9) if t > 0 else 1.0
+        if step < warm:  # warmup_cosine
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    return f
+
+
+def _optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
+    lr, wd = cfg.learning_rate, cfg.weight_decay
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd, nesterov=True)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    return torch.optim.RMSprop(params, lr=lr, weight_decay=wd, momentum=0.9, alpha=0.9)
+
+
+def metrics(logits: torch.Tensor, labels: torch.Tensor, n_classes: int) -> dict[str, float | None]:
+    """Loss, accuracy, macro one-vs-rest AUC and macro F1 of a split's logits."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    loss = float(F.cross_entropy(logits, labels))
+    probs = torch.softmax(logits.double(), 1).numpy()
+    y = labels.numpy()
+    pred = probs.argmax(1)
+    auc: float | None
+    try:
+        if n_classes == 2:
+            auc = float(roc_auc_score(y, probs[:, 1]))
+        else:
+            auc = float(roc_auc_score(y, probs, multi_class="ovr", average="macro", labels=list(range(n_classes))))
+    except ValueError:  # a class absent from this split, or non-finite scores
+        auc = None
+    if auc is not None and not math.isfinite(auc):
+        auc = None
+    return {
+        "loss": loss if math.isfinite(loss) else None,
+        "accuracy": float((pred == y).mean()),
+        "auc": auc,
+        "f1": float(f1_score(y, pred, average="macro", labels=list(range(n_classes)), zero_division=0)),
+    }
+
+
+# ------------------------------------------------------------------------ feature cache
+def _features(
+    ds: ImageDataset, backbone: Backbone, size: int, device: torch.device, batch: int = 256
+) -> tuple[dict[str, torch.Tensor], float]:
+    """Backbone features of every split, cached on disk; returns them and the measured extraction seconds."""
+    tag = backbone.weights.replace(":", "_").replace("/", "_")
+    path = cache_dir() / "features" / f"{ds.fingerprint}_{backbone.name}_{size}_{tag}.pt"
+    if path.is_file():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            return blob["features"], float(blob["seconds"])
+        except Exception:  # a damaged cache file is recomputed, never trusted
+            path.unlink(missing_ok=True)
+    net = backbone.features.to(device).eval()
+    mean = torch.tensor(backbone.mean).view(1, 3, 1, 1).to(device)
+    std = torch.tensor(backbone.std).view(1, 3, 1, 1).to(device)
+    start = time.perf_counter()
+    feats: dict[str, torch.Tensor] = {}
+    with torch.inference_mode():
+        for split in SPLITS:
+            x = _to_tensor(ds.splits[split].images, size)
+            parts = [net(_normalise(x[i : i + batch].to(device), mean, std)).float().cpu() for i in range(0, len(x), batch)]
+            feats[split] = torch.cat(parts)
+    seconds = time.perf_counter() - start
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save({"features": feats, "seconds": seconds}, tmp)
+    tmp.replace(path)
+    return feats, seconds
+
+
+# ------------------------------------------------------------------------------ runner
+def resolve(config: TrainConfig) -> tuple[TrainConfig, bool]:
+    """The config that will really run, and whether pretrained weights will be loaded.
+
+    A fine-tune of a backbone whose weights are not available runs from scratch, and is
+    recorded as mode "scratch"; frozen mode without weights is refused (nothing to freeze).
+    """
+    if config.mode == "scratch":
+        return config, False
+    if weights_available(config.backbone):
+        return config, True
+    if config.mode == "frozen":
+        raise ValueError(
+            f"{config.backbone} has no pretrained weights here (torchvision weights are used only from the local "
+            "torch hub cache), so frozen mode has nothing to freeze; use mode='scratch' or an efficientnet_lite backbone."
+        )
+    return config.model_copy(update={"mode": "scratch"}), False
+
+
+def train(
+    ds: ImageDataset,
+    config: TrainConfig,
+    *,
+    seed: int = 0,
+    device: torch.device | None = None,
+    on_epoch: EpochCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunResult:
+    """Train `config` on `ds` and measure it. Never raises for a bad run: the outcome says what happened.
+
+    Args:
+        ds: a loaded dataset with train/val/test splits.
+        config: the configuration (already validated by TrainConfig).
+        seed: seeds torch, numpy and the data order.
+        device: defaults to CUDA when present, else CPU.
+        on_epoch: called after every epoch with that epoch's metrics.
+        should_stop: polled between batches; True cancels the run (status "cancelled").
+    """
+    device = device or default_device()
+    cfg, pretrained = resolve(config)
+    gen = _seed_everything(seed)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch.cuda.reset_peak_memory_stats(device)
+    backbone = build_backbone(cfg.backbone, pretrained=pretrained, input_size=cfg.input_size)
+    n_classes = ds.n_classes
+    history: list[EpochMetrics] = []
+    state: dict[str, Any] = {"status": "ok", "error": None, "best": None, "best_val": None, "images": 0, "loop_s": 0.0}
+    feature_seconds = 0.0
+    start = time.perf_counter()
+    try:
+        if cfg.mode == "frozen":
+            feats, feature_seconds = _features(ds, backbone, cfg.input_size, device)
+            start = time.perf_counter()  # train_seconds counts the head only; extraction is reported apart
+            inputs = {s: feats[s] for s in SPLITS}
+            model: nn.Module = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(backbone.feature_dim, n_classes))
+            prep: Callable[[torch.Tensor, bool], torch.Tensor] = lambda x, training: x  # noqa: E731
+        else:
+            inputs = {s: _to_tensor(ds.splits[s].images, cfg.input_size) for s in SPLITS}
+            model = nn.Sequential(backbone.features, nn.Dropout(cfg.dropout), nn.Linear(backbone.feature_dim, n_classes))
+            mean = torch.tensor(backbone.mean).view(1, 3, 1, 1).to(device)
+            std = torch.tensor(backbone.std).view(1, 3, 1, 1).to(device)
+
+            def prep(x: torch.Tensor, training: bool) -> torch.Tensor:
+                x = _normalise(x.to(device, non_blocking=True), mean, std)
+                return _augment(x, cfg.augmentation, gen) if training else x
+
+        labels = {s: torch.from_numpy(ds.splits[s].labels) for s in SPLITS}
+        model = model.to(device)
+        _fit(model, prep, inputs, labels, cfg, gen, device, n_classes, history, state, on_epoch, should_stop)
+    except Cancelled:
+        state["status"] = "cancelled"
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        state.update(status="failed", error=f"out of memory: {exc}"[:2000])
+    except RuntimeError as exc:  # a kernel or shape failure is a failed run, recorded as such
+        state.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+    train_seconds = time.perf_counter() - start
+
+    test: dict[str, float | None] = {}
+    best_val = state["best_val"]
+    if state["status"] == "ok" and state["best"] is not None:
+        model.load_state_dict(state["best"])
+        test = _evaluate(model, prep, inputs["test"], labels["test"], cfg.batch_size, device, n_classes)
+    elif state["status"] == "ok":
+        state.update(status="failed", error="no epoch completed")
+    peak = (
+        torch.cuda.max_memory_allocated(device) / 2**20
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    ok = state["status"] == "ok"
+    outcome = Outcome(
+        status=state["status"],
+        val_accuracy=best_val["accuracy"] if ok else None,
+        val_auc=best_val["auc"] if ok else None,
+        val_f1=best_val["f1"] if ok else None,
+        val_loss=best_val["loss"] if ok else None,
+        test_accuracy=test.get("accuracy"),
+        test_auc=test.get("auc"),
+        test_f1=test.get("f1"),
+        best_epoch=state.get("best_epoch"),
+        epochs_run=len(history),
+        train_seconds=round(train_seconds, 3),
+        feature_seconds=round(feature_seconds, 3),
+        images_per_second=round(state["images"] / state["loop_s"], 1) if state["loop_s"] > 0 else None,
+        device=device_name(device),
+        peak_memory_mb=round(peak, 1),
+        history=history,
+        error=state["error"],
+    )
+    return RunResult(cfg, backbone.weights, outcome)
+
+
+def _evaluate(
+    model: nn.Module, prep: Callable[[torch.Tensor, bool], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+    batch: int, device: torch.device, n_classes: int,
+) -> dict[str, float | None]:
+    model.eval()
+    step = max(batch, 256)
+    with torch.inference_mode():
+        logits = torch.cat([model(prep(x[i : i + step], False)).float().cpu() for i in range(0, len(x), step)])
+    return metrics(logits, y, n_classes)
+
+
+def _fit(
+    model: nn.Module,
+    prep: Callable[[torch.Tensor, bool], torch.Tensor],
+    inputs: dict[str, torch.Tensor],
+    labels: dict[str, torch.Tensor],
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    device: torch.device,
+    n_classes: int,
+    history: list[EpochMetrics],
+    state: dict[str, Any],
+    on_epoch: EpochCallback | None,
+    should_stop: Callable[[], bool] | None,
+) -> None:
+    x_train, y_train = inputs["train"], labels["train"]
+    n = len(y_train)
+    bs = min(cfg.batch_size, n)
+    steps = n // bs if n % bs == 1 else math.ceil(n / bs)  # never a lone sample (BatchNorm needs 2)
+    opt = _optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.scheduler, steps * cfg.epochs))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        order = torch.randperm(n, generator=gen)
+        t0, total, count = time.perf_counter(), 0.0, 0
+        for i in range(steps):
+            if should_stop is not None and should_stop():
+                raise Cancelled
+            idx = order[i * bs : (i + 1) * bs]
+            xb, yb = prep(x_train[idx], True), y_train[idx].to(device, non_blocking=True)
+            loss = loss_fn(model(xb), yb)
+            if not torch.isfinite(loss):
+                history.append(EpochMetrics(epoch=epoch, train_loss=None, val_loss=None, val_accuracy=None))
+                state.update(status="diverged", error=f"loss became {float(loss)} at epoch {epoch}, step {i + 1}")
+                if on_epoch:
+                    on_epoch({"epoch": epoch, "status": "diverged", "error": state["error"]})
+                return
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        state["loop_s"] += time.perf_counter() - t0
+        state["images"] += count
+        val = _evaluate(model, prep, inputs["val"], labels["val"], cfg.batch_size, device, n_classes)
+        train_loss = total / max(count, 1)
+        history.append(EpochMetrics(epoch=epoch, train_loss=round(train_loss, 5), val_loss=_r(val["loss"]), val_accuracy=_r(val["accuracy"])))
+        best = state["best_val"]
+        if val["loss"] is not None and (
+            best is None or val["accuracy"] > best["accuracy"] or (val["accuracy"] == best["accuracy"] and val["loss"] < best["loss"])
+        ):
+            state.update(best_val=val, best=copy.deepcopy(model.state_dict()), best_epoch=epoch)
+        if on_epoch:
+            on_epoch({"epoch": epoch, "epochs": cfg.epochs, "train_loss": train_loss, "val": val, "seconds": time.perf_counter() - t0})
+
+
+def _r(v: float | None, nd: int = 5) -> float | None:
+    return None if v is None else round(v, nd)
+
+
+# ------------------------------------------------------------------------------ records
+def make_record(
+    ds: ImageDataset,
+    result: RunResult,
+    *,
+    seed: int,
+    source: str = "user",
+    record_id: str | None = None,
+    meta: Any | None = None,
+) -> ExperimentRecord:
+    """The knowledge-base record of a finished (or failed) run."""
+    meta = meta or profile_dataset(ds)
+    info = DatasetInfo(name=ds.name, fingerprint=ds.fingerprint, meta=meta, class_names=ds.class_names[:64])
+    extra = {"id": record_id} if record_id else {}
+    return ExperimentRecord(
+        run_key=ExperimentRecord.make_run_key(ds.fingerprint, result.config, seed, source),
+        dataset=info,
+        config=result.config,
+        weights=result.weights,
+        outcome=result.outcome,
+        provenance=Provenance(
+            source=source,  # type: ignore[arg-type]
+            code_version=code_version(),
+            seed=seed,
+            date=now_utc(),
+            machine=machine_name(),
+        ),
+        **extra,
+    )
