@@ -41,7 +41,7 @@ class MetaFeatures(_Strict):
         ge=0.0, le=1.0, description="Shannon entropy of the class distribution / log(n_classes)."
     )
     resolution: int = Field(ge=1, description="Image side in pixels (the smaller side if not square).")
-    channels: Literal[1, 3]
+    channels: int = Field(ge=1, le=3, description="1 (grey) or 3 (RGB).")
     class_size_mean: float = Field(ge=0)
     class_size_std: float = Field(ge=0)
     class_size_min: int = Field(ge=0)
@@ -61,6 +61,8 @@ class MetaFeatures(_Strict):
         expected = "binary" if self.n_classes == 2 else "multiclass"
         if self.task_type != expected:
             raise ValueError(f"task_type must be {expected!r} for {self.n_classes} classes, but got {self.task_type!r}.")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (grey) or 3 (RGB), but got {self.channels}.")
         if self.class_size_min > self.class_size_max:
             raise ValueError("class_size_min must be <= class_size_max.")
         return self

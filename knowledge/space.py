@@ -42,12 +42,12 @@ class Range:
     def check(self, name: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{name} must be a number, but got {value!r} ({type(value).__name__}).")
-        if self.integer and int(value) != value:
-            raise ValueError(f"{name} must be a whole number, but got {value!r}.")
-        if value != value or not (self.low <= value <= self.high):  # NaN fails too
+        if value != value or not (self.low <= value <= self.high):  # NaN and infinities fail too
             raise ValueError(
                 f"{name} must satisfy {self.low:g} <= {name} <= {self.high:g}, but got {name}={value!r}."
             )
+        if self.integer and int(value) != value:
+            raise ValueError(f"{name} must be a whole number, but got {value!r}.")
 
 
 # Numeric hyperparameters and their hard limits. Wide on purpose: the knowledge base

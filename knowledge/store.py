@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from knowledge.schema import ExperimentRecord
+from knowledge.space import RANGES
 
 log = logging.getLogger(__name__)
 
@@ -161,17 +162,17 @@ class KnowledgeBase:
             self._embedder = default_embedder()
         return self._embedder
 
+    def _client(self) -> Any:
+        import chromadb
+        from chromadb.config import Settings
+
+        return chromadb.PersistentClient(path=str(self.root / INDEX_DIR), settings=Settings(anonymized_telemetry=False))
+
     def collection(self) -> Any:
         """The Chroma collection, opened once; a broken index folder gives a clear error."""
         if self._collection is None:
-            import chromadb
-            from chromadb.config import Settings
-
             try:
-                client = chromadb.PersistentClient(
-                    path=str(self.root / INDEX_DIR), settings=Settings(anonymized_telemetry=False)
-                )
-                self._collection = client.get_or_create_collection(
+                self._collection = self._client().get_or_create_collection(
                     COLLECTION, embedding_function=self._embedding_function(), metadata={"hnsw:space": "cosine"}
                 )
             except Exception as exc:  # chromadb raises many types for a damaged folder
@@ -201,11 +202,22 @@ class KnowledgeBase:
         return {"added": len(missing), "removed": len(orphans), "total": len(wanted)}
 
     def rebuild_index(self) -> int:
-        """Drop the index folder and rebuild it from the JSONL. Returns the records indexed."""
+        """Drop the index and rebuild it from the JSONL. Returns the records indexed.
+
+        A readable index is emptied through Chroma; an unreadable one (corrupt, or from
+        another Chroma version) is deleted from disk first.
+        """
         import shutil
 
+        from chromadb.api.client import SharedSystemClient
+
         self._collection = None
-        shutil.rmtree(self.root / INDEX_DIR, ignore_errors=True)
+        try:
+            self._client().delete_collection(COLLECTION)
+        except Exception as exc:  # not found is fine; anything else means a damaged folder
+            if "does not exist" not in str(exc):
+                SharedSystemClient.clear_system_cache()  # Chroma caches one client per path
+                shutil.rmtree(self.root / INDEX_DIR, ignore_errors=True)
         self._index(self.records())
         return len(self.records())
 
@@ -321,6 +333,8 @@ def unflatten(row: dict[str, str]) -> dict[str, Any]:
             value = None
         elif raw[:1] in "[{":
             value = json.loads(raw)
+        elif key.startswith("config.") and key.split(".")[-1] in RANGES:
+            value = float(raw) if not RANGES[key.split(".")[-1]].integer else int(float(raw))
         node = out
         *parents, leaf = key.split(".")
         for p in parents:

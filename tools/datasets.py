@@ -186,7 +186,10 @@ def _card_metadata(path: Path) -> dict[str, Any]:
     if sidecar.is_file():
         try:
             data = json.loads(sidecar.read_text())
-            return {k: data[k] for k in ("modality", "body_part", "class_names") if k in data}
+            out = {k: str(data[k]).strip().lower() for k in ("modality", "body_part") if data.get(k)}
+            if isinstance(data.get("class_names"), list):
+                out["class_names"] = [str(c) for c in data["class_names"]]
+            return out
         except (json.JSONDecodeError, OSError):
             pass
     for card in ("SOURCES.md", "README.md"):
@@ -442,7 +445,7 @@ def profile_dataset(
         imbalance_ratio=float(counts.max() / max(nonzero.min(), 1.0)) if counts.min() > 0 else float(counts.max()),
         class_entropy=round(min(max(entropy, 0.0), 1.0), 6),
         resolution=ds.resolution,
-        channels=ds.channels,  # type: ignore[arg-type]
+        channels=ds.channels,
         class_size_mean=float(counts.mean()),
         class_size_std=float(counts.std()),
         class_size_min=int(counts.min()),

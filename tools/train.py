@@ -385,7 +385,7 @@ def _fit(
             loss = loss_fn(model(xb), yb)
             if not torch.isfinite(loss):
                 history.append(EpochMetrics(epoch=epoch, train_loss=None, val_loss=None, val_accuracy=None))
-                state.update(status="diverged", error=f"loss became {float(loss)} at epoch {epoch}, step {i + 1}")
+                state.update(status="diverged", error=f"loss became {float(loss.detach())} at epoch {epoch}, step {i + 1}")
                 if on_epoch:
                     on_epoch({"epoch": epoch, "status": "diverged", "error": state["error"]})
                 return

@@ -1,0 +1,273 @@
+"""`metallmix`: the command line, a thin face over tools/, knowledge/ and the agent.
+
+Exit codes: 0 success; 1 the work ran but failed (a failed or diverged training run);
+2 bad input (a usage error, bad data, an invalid configuration); 3 the environment
+(a knowledge base or model that cannot be opened); 130 interrupted.
+Errors are one clear message on stderr, never a traceback (set METALLMIX_DEBUG=1 for one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENV, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+class UsageError(Exception):
+    """Bad input from the user: exit code 2 with the message."""
+
+
+def _kb(args: argparse.Namespace, index: bool = True) -> Any:
+    from knowledge.store import open_default
+
+    return open_default(args.kb_dir, index=index)
+
+
+# ---------------------------------------------------------------------- kb commands
+def cmd_kb_stats(args: argparse.Namespace) -> int:
+    stats = _kb(args, index=False).stats()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return EXIT_OK
+    print(f"records: {stats['records']} ({stats['successful']} successful)")
+    for key in ("statuses", "sources", "modes", "backbones", "devices", "datasets"):
+        print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in stats[key].items()))
+    return EXIT_OK
+
+
+def cmd_kb_sweep(args: argparse.Namespace) -> int:
+    from tools.sweep import plan_sweep, run_sweep, shared_datasets
+
+    datasets = shared_datasets(args.data_dir)
+    if args.datasets:
+        wanted = set(args.datasets)
+        datasets = {p: n for p, n in datasets.items() if Path(p).stem in wanted}
+        unknown = wanted - {Path(p).stem for p in datasets}
+        if unknown:
+            raise UsageError(f"no such dataset in {args.data_dir}: {', '.join(sorted(unknown))}")
+    if not datasets:
+        raise UsageError(f"no .npz datasets found in {args.data_dir}; pass --data-dir with MedMNIST-layout .npz files.")
+    items = plan_sweep(datasets, heads_per_feature_set=args.heads, trainable_per_dataset=args.trainable, seed=args.seed)
+    if args.limit:
+        items = items[: args.limit]
+    kb = _kb(args, index=False)
+    stats = run_sweep(items, kb, workers=args.workers, max_minutes=args.max_minutes, progress=not args.quiet)
+    print(json.dumps(stats))
+    return EXIT_OK
+
+
+def cmd_kb_export(args: argparse.Namespace) -> int:
+    n = _kb(args, index=False).export(args.path)
+    print(f"exported {n} records to {args.path}")
+    return EXIT_OK
+
+
+def cmd_kb_import(args: argparse.Namespace) -> int:
+    n = _kb(args).import_file(args.path)
+    print(f"imported {n} new records from {args.path}")
+    return EXIT_OK
+
+
+def cmd_kb_rebuild(args: argparse.Namespace) -> int:
+    n = _kb(args).rebuild_index()
+    print(f"rebuilt the Chroma index from the JSONL: {n} records")
+    return EXIT_OK
+
+
+def cmd_kb_search(args: argparse.Namespace) -> int:
+    hits = _kb(args).search(args.text, k=args.k)
+    for record, dist in hits:
+        o = record.outcome
+        acc = f"{o.test_accuracy:.3f}" if o.test_accuracy is not None else o.status
+        print(f"{dist:.3f}  {record.id[:8]}  {record.dataset.name:24s} {record.config.backbone:20s} {record.config.mode:8s} test_acc={acc}")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------- training
+def _config_from_args(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from knowledge.schema import TrainConfig
+
+    data: dict[str, Any] = {}
+    if args.config:
+        text = Path(args.config).read_text() if Path(args.config).is_file() else args.config
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--config must be a JSON object or a JSON file: {exc}") from exc
+        if not isinstance(data, dict):
+            raise UsageError("--config must be a JSON object, e.g. '{\"backbone\": \"efficientnet_lite0\", \"mode\": \"frozen\"}'.")
+    for field in ("backbone", "mode", "input_size", "optimizer", "learning_rate", "batch_size", "epochs",
+                  "weight_decay", "dropout", "scheduler", "augmentation", "label_smoothing"):
+        value = getattr(args, field, None)
+        if value is not None:
+            data[field] = value
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError("invalid training configuration: " + "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from exc
+
+
+def run_training_job(dataset: str, config: Any, *, kb_dir: str | None, seed: int, progress: bool,
+                     modality: str | None = None, body_part: str | None = None) -> Any:
+    """Start a training job for an approved config, stream its progress, return its record."""
+    from knowledge.store import open_default
+    from tools.jobs import Job
+
+    kb = open_default(kb_dir, index=False)
+    job = Job.start(dataset, config, seed=seed, kb_root=kb.root, modality=modality, body_part=body_part)
+    print(f"job {job.id}: run folder {job.run_dir}", file=sys.stderr)
+    record = job.wait(progress=progress)
+    if record is None:
+        err = (job.run_dir / "error.txt")
+        raise UsageError(err.read_text() if err.exists() else f"the job failed before training; see {job.run_dir}/stderr.txt")
+    return record
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = _config_from_args(args)
+    if not args.yes:
+        raise UsageError(
+            "nothing trains without explicit approval: review the configuration below and re-run with --yes.\n"
+            + json.dumps(config.model_dump(), indent=1)
+        )
+    _check_dataset(args.dataset)
+    record = run_training_job(args.dataset, config, kb_dir=args.kb_dir, seed=args.seed, progress=not args.quiet,
+                              modality=args.modality, body_part=args.body_part)
+    o = record.outcome
+    summary = {"record_id": record.id, "status": o.status, "val_accuracy": o.val_accuracy, "test_accuracy": o.test_accuracy,
+               "test_auc": o.test_auc, "test_f1": o.test_f1, "train_seconds": o.train_seconds,
+               "feature_seconds": o.feature_seconds, "device": o.device, "error": o.error}
+    print(json.dumps(summary, indent=1) if args.json else "  ".join(f"{k}={v}" for k, v in summary.items() if v is not None))
+    return EXIT_OK if o.status == "ok" else EXIT_FAILED
+
+
+def _check_dataset(path: str) -> None:
+    from tools.datasets import DatasetError, load_dataset
+
+    try:
+        load_dataset(path)
+    except DatasetError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from tools.datasets import DatasetError, profile_dataset
+
+    try:
+        meta = profile_dataset(args.dataset, modality=args.modality, body_part=args.body_part)
+    except DatasetError as exc:
+        raise UsageError(str(exc)) from exc
+    print(meta.model_dump_json(indent=1))
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metallmix", description=__doc__.split("\n")[0])
+    parser.add_argument("--kb-dir", default=None, help="knowledge base folder (default $METALLMIX_KB or ~/.metallmix/kb)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    kb = sub.add_parser("kb", help="the knowledge base of past experiments").add_subparsers(dest="kb_command", required=True)
+    p = kb.add_parser("stats", help="counts of records, datasets, backbones, modes, statuses, sources")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_kb_stats)
+    p = kb.add_parser("sweep", help="run a resumable sweep over datasets x search space and append the records")
+    p.add_argument("--data-dir", default=os.environ.get("METALLMIX_DATA", "../shared/data"))
+    p.add_argument("--datasets", nargs="*", help="dataset names (file stems) to include; default all")
+    p.add_argument("--heads", type=int, default=55, help="frozen-head configs per (dataset, feature set)")
+    p.add_argument("--trainable", type=int, default=6, help="scratch/fine-tune configs per dataset")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--limit", type=int, default=None, help="run at most this many planned items")
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_kb_sweep)
+    p = kb.add_parser("export", help="write every record to a .jsonl or .csv file")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_kb_export)
+    p = kb.add_parser("import", help="validate and append records from a .jsonl or .csv file")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_kb_import)
+    p = kb.add_parser("rebuild", help="rebuild the Chroma index from the JSONL")
+    p.set_defaults(func=cmd_kb_rebuild)
+    p = kb.add_parser("search", help="the past experiments nearest to a text")
+    p.add_argument("text")
+    p.add_argument("-k", type=int, default=10)
+    p.set_defaults(func=cmd_kb_search)
+
+    p = sub.add_parser("profile", help="meta-features of a dataset")
+    p.add_argument("dataset")
+    p.add_argument("--modality")
+    p.add_argument("--body-part")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("train", help="train one configuration as a job (needs --yes)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--config", help="JSON object or JSON file; flags below override its fields")
+    for name, typ in (("backbone", str), ("mode", str), ("input-size", int), ("optimizer", str), ("learning-rate", float),
+                      ("batch-size", int), ("epochs", int), ("weight-decay", float), ("dropout", float),
+                      ("scheduler", str), ("augmentation", str), ("label-smoothing", float)):
+        p.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
+    p.add_argument("--modality")
+    p.add_argument("--body-part")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--yes", action="store_true", help="approve this exact configuration for training")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    _add_agent_commands(sub)
+    return parser
+
+
+def _add_agent_commands(sub: Any) -> None:
+    """Commands of the agent (recommend, ...), registered by agent.commands when present."""
+    try:
+        from agent.commands import register
+    except ImportError:
+        return
+    register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage message
+        return EXIT_USAGE if exc.code else EXIT_OK
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # the last line of defence: a message, not a traceback
+        if os.environ.get("METALLMIX_DEBUG"):
+            raise
+        from knowledge.store import KnowledgeBaseError
+        from tools.datasets import DatasetError
+
+        if isinstance(exc, DatasetError | ValueError):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        kind = "knowledge base" if isinstance(exc, KnowledgeBaseError) else type(exc).__name__
+        print(f"error ({kind}): {exc}", file=sys.stderr)
+        return EXIT_ENV
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The knowledge base: durable appends, torn tails, Chroma rebuild/sync, import/export."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from knowledge.store import KnowledgeBase, KnowledgeBaseError, open_default, read_records
+from tests.test_schema import record
+
+
+def make(n: int, status: str = "ok") -> list:
+    out = []
+    for i in range(n):
+        r = record() if status == "ok" else record(status=status, val_accuracy=None, test_accuracy=None)
+        out.append(r.model_copy(update={"id": f"rec{i:05d}{status}", "run_key": f"key{i:05d}{status}"}))
+    return out
+
+
+def test_append_is_idempotent_by_id(tmp_path: Path) -> None:
+    kb = KnowledgeBase(tmp_path, index=False)
+    assert kb.append(make(3)) == 3
+    assert kb.append(make(4)) == 1  # three ids already there
+    assert [r.id for r in kb.records()] == [f"rec{i:05d}ok" for i in range(4)]
+    assert kb.stats()["statuses"] == {"ok": 4}
+
+
+def test_torn_tail_is_ignored_then_trimmed(tmp_path: Path) -> None:
+    kb = KnowledgeBase(tmp_path, index=False)
+    kb.append(make(2))
+    full = kb.path.read_bytes()
+    line = make(3)[2].model_dump_json().encode()
+    kb.path.write_bytes(full + line[: len(line) // 2])  # a writer killed mid-line
+    assert len(read_records(kb.path)) == 2
+    kb.append(make(3)[2:])
+    lines = kb.path.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and all(json.loads(x) for x in lines[:-1])
+    assert len(kb.records()) == 3
+
+
+def test_a_bad_line_in_the_middle_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    kb = KnowledgeBase(tmp_path, index=False)
+    kb.append(make(1))
+    with kb.path.open("a") as f:
+        f.write('{"not": "a record"}\n')
+    with open(kb.path, "a") as f:
+        f.write(make(2)[1].model_dump_json() + "\n")
+    with pytest.raises(KnowledgeBaseError, match=r"records.jsonl:2 is not a valid experiment record"):
+        read_records(kb.path)
+
+
+def test_export_import_round_trip_jsonl_and_csv(tmp_path: Path) -> None:
+    kb = KnowledgeBase(tmp_path / "a", index=False)
+    kb.append(make(3) + make(2, status="diverged"))
+    for suffix in ("jsonl", "csv"):
+        out = tmp_path / f"export.{suffix}"
+        assert kb.export(out) == 5
+        other = KnowledgeBase(tmp_path / f"b-{suffix}", index=False)
+        assert other.import_file(out) == 5
+        assert [r.model_dump() for r in other.records()] == [r.model_dump() for r in kb.records()]
+
+
+def test_import_validates_everything_before_writing(tmp_path: Path) -> None:
+    good = make(2)
+    bad = tmp_path / "in.jsonl"
+    bad.write_text(good[0].model_dump_json() + "\n" + '{"id": "x"}\n' + good[1].model_dump_json() + "\n")
+    kb = KnowledgeBase(tmp_path / "kb", index=False)
+    with pytest.raises(KnowledgeBaseError, match="in.jsonl:2"):
+        kb.import_file(bad)
+    assert kb.records() == []
+    (tmp_path / "in.txt").write_text("x")
+    with pytest.raises(KnowledgeBaseError, match="must be .jsonl or .csv"):
+        kb.import_file(tmp_path / "in.txt")
+    with pytest.raises(KnowledgeBaseError, match="no such file"):
+        kb.import_file(tmp_path / "missing.jsonl")
+
+
+def test_open_default_seeds_from_packaged_records(tmp_path: Path) -> None:
+    kb = open_default(tmp_path / "home", index=False)
+    seed = Path(__file__).resolve().parents[1] / "knowledge" / "seed" / "records.jsonl"
+    assert kb.path.read_bytes() == seed.read_bytes()
+
+
+def test_chroma_index_rebuilds_from_jsonl_and_finds_similar_runs(tmp_path: Path) -> None:
+    kb = KnowledgeBase(tmp_path)
+    recs = make(3)
+    other = recs[2].model_copy(update={"dataset": recs[2].dataset.model_copy(
+        update={"name": "skin", "meta": recs[2].dataset.meta.model_copy(update={"modality": "dermoscopy", "body_part": "skin"})})})
+    kb.append(recs[:2] + [other])
+    assert kb.collection().count() == 3
+    top, dist = kb.search("dermoscopy skin lesion images", k=1)[0]
+    assert top.id == other.id and 0 <= dist < 1
+    # Delete the index folder: the JSONL is the truth, the index comes back whole.
+    kb2 = KnowledgeBase(tmp_path)
+    assert kb2.rebuild_index() == 3
+    assert kb2.collection().count() == 3
+    # An orphan in the index (its record never reached the JSONL) is removed by sync.
+    kb2.collection().upsert(ids=["orphan"], documents=["nothing"], metadatas=[{"dataset": "x"}])
+    assert kb2.sync_index() == {"added": 0, "removed": 1, "total": 3}
+    # Records appended without the index (a sweep worker) are added on the next search.
+    KnowledgeBase(tmp_path, index=False).append(make(4)[3:])
+    assert len(kb2.search("ultrasound", k=10)) == 4
+
+
+def test_corrupt_index_folder_gives_a_way_out(tmp_path: Path) -> None:
+    kb = KnowledgeBase(tmp_path)
+    kb.append(make(1))
+    kb._collection = None
+    db = tmp_path / "chroma" / "chroma.sqlite3"
+    assert db.exists()
+    db.write_bytes(b"garbage" * 1000)
+    fresh = KnowledgeBase(tmp_path)
+    with pytest.raises(KnowledgeBaseError, match="metallmix kb rebuild"):
+        fresh.collection()
+    assert fresh.rebuild_index() == 1
+    assert fresh.collection().count() == 1
+    assert os.path.getsize(fresh.path) > 0

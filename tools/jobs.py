@@ -1,0 +1,260 @@
+"""A training run as a job: its own process, its own run folder, cancellable, always recorded.
+
+Run folder (`<runs>/<job id>/`):
+- `job.json`      what to run (dataset, config, seed, knowledge base), written before start;
+- `log.jsonl`     events as they happen: start (dataset + meta-features), epoch, end;
+- `stderr.txt`    the worker's own output, for post-mortems;
+- `record.json`   the knowledge-base record, written atomically when the run ends.
+
+Who records what: the worker appends its record to the knowledge base when training ends
+(ok, diverged, failed or cancelled). If the worker dies instead (killed, out of memory,
+a crash), the parent builds a `failed` record from the start event and the epochs in the
+log. Both use the job id as record id, so the record is written once whoever gets there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from knowledge.schema import DatasetInfo, EpochMetrics, ExperimentRecord, Outcome, Provenance, TrainConfig, now_utc
+from knowledge.store import KnowledgeBase
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("METALLMIX_RUNS", Path.home() / ".metallmix" / "runs"))
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.replace(path)
+
+
+class Job:
+    """A training job running in a child process."""
+
+    def __init__(self, run_dir: Path, proc: subprocess.Popen[bytes] | None = None) -> None:
+        self.run_dir = run_dir
+        self.id = run_dir.name
+        self.proc = proc
+        self.spec: dict[str, Any] = json.loads((run_dir / "job.json").read_text())
+        self._record: ExperimentRecord | None = None
+
+    @classmethod
+    def start(
+        cls,
+        dataset: str,
+        config: TrainConfig,
+        *,
+        seed: int = 0,
+        kb_root: str | Path | None = None,
+        runs: str | Path | None = None,
+        modality: str | None = None,
+        body_part: str | None = None,
+        source: str = "user",
+        threads: int | None = None,
+        job_id: str | None = None,
+    ) -> Job:
+        """Write the job spec and start the worker process. Returns at once.
+
+        With a `job_id` whose run folder already exists, nothing new starts: the existing
+        job is returned (finished or not), so a caller that re-runs (a graph node resumed
+        after a restart) never launches the same training twice.
+        """
+        job_id = job_id or datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+        run_dir = Path(runs or runs_dir()) / job_id
+        if (run_dir / "job.json").exists():
+            return cls(run_dir, None)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "id": job_id,
+            "dataset": str(dataset),
+            "modality": modality,
+            "body_part": body_part,
+            "config": config.model_dump(),
+            "seed": seed,
+            "source": source,
+            "kb_root": str(kb_root) if kb_root else None,
+            "threads": threads,
+            "created": now_utc().isoformat(),
+        }
+        _write_json(run_dir / "job.json", spec)
+        stderr = (run_dir / "stderr.txt").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.jobs", str(run_dir)],
+            stdout=stderr, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        stderr.close()
+        return cls(run_dir, proc)
+
+    # ------------------------------------------------------------------ watching
+    def events(self, poll: float = 0.2) -> Iterator[dict[str, Any]]:
+        """Yield log events as they are written, until the worker exits."""
+        path = self.run_dir / "log.jsonl"
+        pos = 0
+        buf = b""
+        while True:
+            alive = self.proc is not None and self.proc.poll() is None
+            if path.exists():
+                with path.open("rb") as f:
+                    f.seek(pos)
+                    chunk = f.read()
+                    pos += len(chunk)
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+            if not alive:
+                return
+            time.sleep(poll)
+
+    def cancel(self) -> None:
+        """Ask the worker to stop after the current batch; it records the run as cancelled."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+
+    def wait(self, progress: bool = False) -> ExperimentRecord | None:
+        """Wait for the worker; return the run's record (None if it died before loading the data)."""
+        bar = None
+        try:
+            for event in self.events():
+                if progress and event.get("event") == "epoch":
+                    if bar is None:
+                        from tqdm import tqdm
+
+                        bar = tqdm(total=event.get("epochs"), desc=f"train {self.spec['config']['backbone']}", unit="epoch")
+                    bar.update(1)
+                    val = event.get("val") or {}
+                    bar.set_postfix(loss=f"{event.get('train_loss', float('nan')):.3f}", val_acc=f"{val.get('accuracy') or 0:.3f}")
+        except KeyboardInterrupt:
+            self.cancel()
+            if self.proc is not None:
+                self.proc.wait()
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.proc is not None:
+            self.proc.wait()
+        return self.finalize()
+
+    def finalize(self) -> ExperimentRecord | None:
+        """The run's record; when the worker died without one, write a `failed` record from the log."""
+        path = self.run_dir / "record.json"
+        if path.exists():
+            record = ExperimentRecord.model_validate_json(path.read_text())
+        else:
+            record = self._failed_record()
+            if record is None:
+                return None
+            _write_json(path, json.loads(record.model_dump_json()))
+        if self.spec.get("kb_root"):  # idempotent: the record id is the job id
+            KnowledgeBase(self.spec["kb_root"], index=False).append(record)
+        self._record = record
+        return record
+
+    def _failed_record(self) -> ExperimentRecord | None:
+        events = _read_events(self.run_dir / "log.jsonl")
+        start = next((e for e in events if e.get("event") == "start"), None)
+        if start is None:
+            return None  # nothing ran: the data never loaded (see error.txt / stderr.txt)
+        history = [
+            EpochMetrics(epoch=e["epoch"], train_loss=e.get("train_loss"), val_loss=(e.get("val") or {}).get("loss"),
+                         val_accuracy=(e.get("val") or {}).get("accuracy"))
+            for e in events if e.get("event") == "epoch" and "val" in e
+        ]
+        code = self.proc.returncode if self.proc is not None else None
+        tail = (self.run_dir / "stderr.txt").read_text(errors="replace")[-600:] if (self.run_dir / "stderr.txt").exists() else ""
+        reason = f"the training process ended without a result (exit code {code})" + (f": {tail.strip()}" if tail.strip() else "")
+        config = TrainConfig.model_validate(start["config"])
+        seed = self.spec["seed"]
+        return ExperimentRecord(
+            id=self.id,
+            run_key=ExperimentRecord.make_run_key(start["dataset"]["fingerprint"], config, seed, self.spec["source"]),
+            dataset=DatasetInfo.model_validate(start["dataset"]),
+            config=config,
+            weights=start["weights"],
+            outcome=Outcome(
+                status="failed", epochs_run=len(history), history=history, device=start["device"],
+                train_seconds=round(max(0.0, time.time() - start["time"]), 3), error=reason[:2000],
+            ),
+            provenance=Provenance(
+                source=self.spec["source"], code_version=start["code_version"], seed=seed, date=now_utc(), machine=start["machine"]
+            ),
+        )
+
+
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a torn last line from a killed worker
+    return out
+
+
+# ------------------------------------------------------------------------- worker
+def _worker(run_dir: Path) -> int:
+    spec = json.loads((run_dir / "job.json").read_text())
+    log = (run_dir / "log.jsonl").open("a", buffering=1)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def emit(event: dict[str, Any]) -> None:
+        log.write(json.dumps(event, default=float) + "\n")
+
+    from tools.datasets import DatasetError, load_dataset, profile_dataset
+    from tools.train import code_version, default_device, device_name, machine_name, make_record, resolve, train
+
+    if spec.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(spec["threads"]))
+    try:
+        ds = load_dataset(spec["dataset"], modality=spec.get("modality"), body_part=spec.get("body_part"))
+        meta = profile_dataset(ds)
+        config, pretrained = resolve(TrainConfig.model_validate(spec["config"]))
+    except (DatasetError, ValueError) as exc:
+        (run_dir / "error.txt").write_text(str(exc))
+        emit({"event": "error", "error": str(exc)})
+        return 2
+    from tools.backbones import build_backbone
+
+    weights = build_backbone(config.backbone, pretrained, config.input_size).weights if pretrained else "none"
+    device = default_device()
+    emit({
+        "event": "start", "time": time.time(), "config": config.model_dump(), "weights": weights,
+        "dataset": {"name": ds.name, "fingerprint": ds.fingerprint, "meta": meta.model_dump(), "class_names": ds.class_names[:64]},
+        "device": device_name(device), "machine": machine_name(), "code_version": code_version(),
+    })
+    result = train(ds, config, seed=spec["seed"], device=device, on_epoch=lambda e: emit({"event": "epoch", **e}),
+                   should_stop=stop.is_set)
+    record = make_record(ds, result, seed=spec["seed"], source=spec["source"], record_id=spec["id"], meta=meta)
+    _write_json(run_dir / "record.json", json.loads(record.model_dump_json()))
+    if spec.get("kb_root"):
+        KnowledgeBase(spec["kb_root"], index=False).append(record)
+    emit({"event": "end", "status": record.outcome.status, "record_id": record.id})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(Path(sys.argv[1])))
