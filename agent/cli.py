@@ -72,7 +72,14 @@ def cmd_kb_export(args: argparse.Namespace) -> int:
 
 
 def cmd_kb_import(args: argparse.Namespace) -> int:
-    n = _kb(args).import_file(args.path)
+    from knowledge.store import KnowledgeBaseError
+
+    if not Path(args.path).is_file():
+        raise UsageError(f"no such file to import: {args.path}")
+    try:
+        n = _kb(args).import_file(args.path)
+    except KnowledgeBaseError as exc:  # an invalid file is bad input; nothing was appended
+        raise UsageError(str(exc)) from exc
     print(f"imported {n} new records from {args.path}")
     return EXIT_OK
 
