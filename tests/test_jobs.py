@@ -87,3 +87,18 @@ def test_worker_killed_before_loading_data_leaves_no_record(tmp_path: Path, shar
     job.proc.kill()  # immediately: python has not even imported torch yet
     assert job.wait() is None
     assert not (tmp_path / "kb" / "records.jsonl").exists()
+
+
+def test_a_new_process_reattaches_to_a_running_job(tmp_path: Path, shared_data: Path) -> None:
+    """An app restarted mid-training finds the job by id: it neither restarts nor fails it."""
+    job = Job.start(str(shared_data / "busi_ultrasound.npz"), SLOW, kb_root=tmp_path / "kb", runs=tmp_path / "runs")
+    _wait_for_epoch(job)
+    attached = Job.start(str(shared_data / "busi_ultrasound.npz"), SLOW, kb_root=tmp_path / "kb",
+                         runs=tmp_path / "runs", job_id=job.id)
+    assert attached.proc is None and attached.running
+    assert attached.finalize() is None  # a live job is not judged
+    attached.cancel()  # through the recorded pid
+    record = attached.wait()
+    assert record is not None and record.outcome.status == "cancelled"
+    assert job.wait() == record
+    assert [r.outcome.status for r in _consistent(tmp_path / "kb")] == ["cancelled"]

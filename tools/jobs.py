@@ -97,7 +97,24 @@ class Job:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         stderr.close()
+        (run_dir / "worker.pid").write_text(str(proc.pid))
         return cls(run_dir, proc)
+
+    def _pid(self) -> int | None:
+        """The worker's pid while it runs (also for a job started by another process)."""
+        if self.proc is not None:
+            return self.proc.pid if self.proc.poll() is None else None
+        try:
+            pid = int((self.run_dir / "worker.pid").read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        # The pid may have been reused by another process: check it is this job's worker.
+        return pid if str(self.run_dir).encode() in cmdline and b"tools.jobs" in cmdline else None
+
+    @property
+    def running(self) -> bool:
+        return self._pid() is not None
 
     # ------------------------------------------------------------------ watching
     def events(self, poll: float = 0.2) -> Iterator[dict[str, Any]]:
@@ -106,7 +123,7 @@ class Job:
         pos = 0
         buf = b""
         while True:
-            alive = self.proc is not None and self.proc.poll() is None
+            alive = self.running
             if path.exists():
                 with path.open("rb") as f:
                     f.seek(pos)
@@ -123,12 +140,14 @@ class Job:
 
     def cancel(self) -> None:
         """Ask the worker to stop after the current batch; it records the run as cancelled."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        pid = self._pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+        pid = self._pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
 
     def wait(self, progress: bool = False) -> ExperimentRecord | None:
         """Wait for the worker; return the run's record (None if it died before loading the data)."""
@@ -155,7 +174,12 @@ class Job:
         return self.finalize()
 
     def finalize(self) -> ExperimentRecord | None:
-        """The run's record; when the worker died without one, write a `failed` record from the log."""
+        """The run's record; when the worker died without one, write a `failed` record from the log.
+
+        Returns None while the worker still runs (nothing is decided for a live job).
+        """
+        if self.running:
+            return None
         path = self.run_dir / "record.json"
         if path.exists():
             record = ExperimentRecord.model_validate_json(path.read_text())

@@ -1,0 +1,60 @@
+"""What the knowledge base holds: per-dataset counts, best runs, and the spread of settings.
+
+    python bench/kb_report.py [--kb-dir knowledge/seed]
+
+Prints markdown tables (used for docs/KNOWLEDGE_BASE.md); every number is read from the
+records, which were measured by this repository's sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from knowledge.store import SEED_DIR, KnowledgeBase  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kb-dir", default=str(SEED_DIR))
+    kb = KnowledgeBase(ap.parse_args().kb_dir, index=False)
+    recs = kb.records()
+    stats = kb.stats()
+    print(f"records: {stats['records']}, successful: {stats['successful']}, statuses: {stats['statuses']}, "
+          f"devices: {stats['devices']}\n")
+    print("| dataset | runs | ok | backbones | modes | best test acc (config) | median test acc | seconds (median) |")
+    print("|---|---:|---:|---|---|---|---:|---:|")
+    by = defaultdict(list)
+    for r in recs:
+        by[r.dataset.name].append(r)
+    for name, rs in sorted(by.items()):
+        ok = [r for r in rs if r.outcome.status == "ok"]
+        best = max(ok, key=lambda r: r.outcome.test_accuracy or 0)
+        c = best.config
+        modes = Counter(r.config.mode for r in ok)
+        print(f"| {name} | {len(rs)} | {len(ok)} | {len({r.config.backbone for r in ok})} | "
+              f"{', '.join(f'{m} {n}' for m, n in sorted(modes.items()))} | "
+              f"{best.outcome.test_accuracy:.3f} ({c.backbone} {c.mode} {c.input_size}px {c.optimizer} lr {c.learning_rate:g} "
+              f"{c.epochs} ep) | {statistics.median(r.outcome.test_accuracy for r in ok):.3f} | "
+              f"{statistics.median(r.outcome.total_seconds for r in ok):.1f} |")
+    print("\n| setting | distinct values (successful runs) |\n|---|---|")
+    ok = [r for r in recs if r.outcome.status == "ok"]
+    for field in ("backbone", "mode", "input_size", "optimizer", "batch_size", "epochs", "weight_decay", "dropout",
+                  "scheduler", "augmentation", "label_smoothing"):
+        counts = Counter(getattr(r.config, field) for r in ok)
+        print(f"| {field} | " + ", ".join(f"{k} ({v})" for k, v in sorted(counts.items(), key=lambda kv: str(kv[0]))) + " |")
+    lrs = sorted(r.config.learning_rate for r in ok)
+    print(f"| learning_rate | {len(set(lrs))} values from {lrs[0]:g} to {lrs[-1]:g} |")
+    bad = [r for r in recs if r.outcome.status != "ok"]
+    if bad:
+        print("\nNot successful, by status and optimizer:",
+              dict(Counter((r.outcome.status, r.config.optimizer) for r in bad)))
+
+
+if __name__ == "__main__":
+    main()
