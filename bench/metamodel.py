@@ -1,0 +1,146 @@
+"""How fast and how good is the meta-model on the knowledge base we have?
+
+Printed:
+1. fit time (both models, with the cross-validation that calibrates the intervals) and the
+   cross-validated errors; load-from-cache time (median of 5); candidates() time (p50 and
+   p95 over 20 varied tasks, after one warm-up call that imports torch for the weights
+   check and builds the candidate pool, reported apart); explain() time.
+2. Leave-one-dataset-out: for each dataset D, the model fitted without D ranks D's recorded
+   runs. Per D: MAE of predicted test accuracy (ok runs), MAE of ln(seconds), Spearman
+   correlation of predicted vs true accuracy, the chosen run's true accuracy, the best
+   recorded accuracy, regret, the chosen run's rank among D's runs, and the expected
+   regret of picking a recorded run at random (the baseline to beat).
+
+Usage:
+    python -m bench.metamodel [--records knowledge/seed/records.jsonl]
+
+Timings are wall-clock on whatever else the machine is doing; the load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from knowledge.schema import ExperimentRecord
+from knowledge.space import BACKBONES, MODES
+from knowledge.store import SEED_DIR, read_records
+from tools.metamodel import Constraints, MetaModel, leave_one_dataset_out, usable
+
+
+def _tasks(records: list[ExperimentRecord], n: int, seed: int = 0) -> list[tuple[object, Constraints, list[ExperimentRecord]]]:
+    """n varied requests: KB datasets and perturbed (new) ones, with and without constraints."""
+    rng = random.Random(seed)
+    metas = {r.dataset.name: r.dataset.meta for r in records}
+    ok = usable(records)
+    out = []
+    for i in range(n):
+        meta = metas[rng.choice(sorted(metas))]
+        if i % 2:  # an unseen task: same kind of data, another size
+            scale = rng.choice([0.3, 0.5, 2.0, 4.0])
+            meta = meta.model_copy(update={
+                "n_instances": max(20, int(meta.n_instances * scale)),
+                "class_size_min": max(1, int(meta.class_size_min * scale)),
+                "class_size_max": max(2, int(meta.class_size_max * scale)),
+                "class_size_mean": meta.class_size_mean * scale,
+            })
+        budget = rng.choice([None, 60.0, 300.0, 1800.0])
+        backbones = rng.choice([None, None, ["efficientnet_lite0", "small_cnn"], list(BACKBONES)[:3]])
+        modes = rng.choice([None, None, ["frozen"], ["finetune", "scratch"], list(MODES)])
+        retrieved = rng.sample(ok, min(5, len(ok)))
+        out.append((meta, Constraints(budget_seconds=budget, backbones=backbones, modes=modes), retrieved))
+    return out
+
+
+def _p(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=Path, default=SEED_DIR / "records.jsonl")
+    args = parser.parse_args()
+    records = read_records(args.records)
+    statuses = Counter(r.outcome.status for r in records)
+    datasets = Counter(r.dataset.name for r in usable(records))
+    print(f"records: {len(records)} {dict(statuses)}; datasets: {len(datasets)}; load average {os.getloadavg()[0]:.2f}")
+
+    t, cpu = time.perf_counter(), time.process_time()
+    model = MetaModel.fit(records)
+    fit_s, fit_cpu = time.perf_counter() - t, time.process_time() - cpu
+    with tempfile.TemporaryDirectory() as tmp:
+        MetaModel.load_or_fit(records, cache_dir=Path(tmp))  # fits once and writes the cache
+        loads = []
+        for _ in range(5):
+            t = time.perf_counter()
+            MetaModel.load_or_fit(records, cache_dir=Path(tmp))
+            loads.append(time.perf_counter() - t)
+    tasks = _tasks(records, 20)
+    t = time.perf_counter()
+    model.candidates(*tasks[0])
+    first_s = time.perf_counter() - t
+    cand_s = []
+    for meta, constraints, retrieved in tasks:
+        t = time.perf_counter()
+        model.candidates(meta, constraints, retrieved)
+        cand_s.append(time.perf_counter() - t)
+    meta, constraints, retrieved = tasks[0]
+    best = model.candidates(meta, constraints, retrieved)[0].config
+    model.explain(meta, best)  # imports shap, builds the explainer
+    t = time.perf_counter()
+    model.explain(meta, best)
+    explain_s = time.perf_counter() - t
+
+    print("\n== speed (wall clock, seconds)")
+    rows = [
+        ("fit (2 models + CV)", fit_s),
+        ("fit, CPU seconds of this process", fit_cpu),
+        ("load_or_fit, cache hit (median of 5)", statistics.median(loads)),
+        ("candidates(), first call (torch import, pool)", first_s),
+        ("candidates(), p50 over 20 tasks", _p(cand_s, 0.5)),
+        ("candidates(), p95 over 20 tasks", _p(cand_s, 0.95)),
+        ("explain(), warm explainer", explain_s),
+    ]
+    for name, value in rows:
+        print(f"{name:<48} {value:8.3f}")
+    print("\n== cross-validated errors of the full model")
+    for key, value in model.metrics.items():
+        print(f"{key:<40} {value}")
+    print("\n== global importance (mean |SHAP| on the accuracy model)")
+    for name, value in model.global_importance(10):
+        print(f"{name:<20} {value:.4f}")
+
+    print("\n== leave-one-dataset-out")
+    t = time.perf_counter()
+    lodo = leave_one_dataset_out(records)
+    header = f"{'dataset':<24} {'runs':>5} {'MAE':>6} {'MAE ln s':>8} {'rho':>6} {'chosen':>7} {'best':>6} {'regret':>7} {'rank':>9} {'random':>7}"
+    print(header)
+    print("-" * len(header))
+    for row in lodo:
+        print(
+            f"{row['dataset']:<24} {row['n_runs']:>5} {row['mae']:>6.3f} {row['mae_log_seconds']:>8.3f} "
+            f"{row['spearman']:>6.2f} {row['chosen_accuracy']:>7.3f} {row['best_accuracy']:>6.3f} "
+            f"{row['regret']:>7.3f} {str(row['rank']) + '/' + str(row['n_runs']):>9} {row['random_regret']:>7.3f}"
+        )
+    if lodo:
+        mean = {k: statistics.mean(r[k] for r in lodo) for k in ("mae", "mae_log_seconds", "regret", "random_regret")}
+        print(
+            f"{'mean':<24} {'':>5} {mean['mae']:>6.3f} {mean['mae_log_seconds']:>8.3f} {'':>6} {'':>7} {'':>6} "
+            f"{mean['regret']:>7.3f} {'':>9} {mean['random_regret']:>7.3f}"
+        )
+        print(f"top-1 optimal on {sum(r['regret'] == 0 for r in lodo)}/{len(lodo)} datasets; "
+              f"within 1 point on {sum(r['regret'] <= 0.01 for r in lodo)}/{len(lodo)}; "
+              f"({time.perf_counter() - t:.1f} s)")
+    for row in lodo:
+        print(f"  {row['dataset']}: chose {row['chosen']} ({row['chosen_seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1019 @@
+"""The meta-model: past runs -> predicted test accuracy and wall time of a config on a task.
+
+Two XGBoost regressors learn from the knowledge base:
+
+- **accuracy**: test accuracy from the task's meta-features and the configuration. Runs that
+  diverged are real evidence of bad settings and are kept, with the accuracy of a
+  constant majority-class classifier as their target (``class_size_max / n_instances``):
+  a diverged run leaves the user no better than that, and finite runs that collapse score
+  the same, so the two kinds of failure agree. Failed and cancelled runs are left out
+  (they say something about the machine, not the settings).
+- **time**: ``ln(train_seconds + feature_seconds)`` of the runs that finished, from the same
+  features plus the device and three "work" features (log10 of pixels, of images seen, of
+  pixel-epochs), boosted from a start of ln(megapixels processed) so that the trees learn
+  a cost per unit of work, which carries over to datasets of other sizes (see `_margin`).
+  Frozen runs report the one-time feature extraction in ``feature_seconds``, so a first
+  run's time is predicted honestly. Diverged runs stopped early: not time evidence.
+
+Features keep one readable name per original field (categoricals use XGBoost's native
+categorical splits, so SHAP gives one value per field). ``task_type`` and ``pretrained``
+are not features: the first is ``n_classes == 2`` and the second is ``mode != "scratch"`` in
+every record (``tools.train.resolve`` records a fine-tune without weights as scratch), and a
+duplicate feature would only split SHAP credit arbitrarily. ``majority_share`` is added: it
+is the chance level every accuracy is measured against.
+
+Interval: a 90 % interval from the empirical 5th/95th percentiles of out-of-fold
+residuals, per quartile of predicted accuracy. For a task whose meta-features match a
+dataset in the knowledge base the residuals of a random 5-fold split are used; for a new
+task, those of leave-one-dataset-out folds (much wider, and honest about transfer).
+
+Candidates are drawn, per (backbone, mode) the knowledge base has runs of, from the values
+those runs used (a seeded random set plus sensible anchors), together with the configs of
+retrieved similar runs; then filtered by the constraints, predicted in one batch, ranked
+by predicted accuracy with a light preference for speed, and made diverse: among the
+configs in the running, at most two per (backbone, mode) and no near-duplicates.
+
+Threads: XGBoost runs single-threaded here (``N_THREADS``): on a handful of rows a
+second thread only adds synchronisation, and on a busy machine it costs 10x.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import time
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
+from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, SCHEDULERS
+
+# Bump when features, targets or model settings change: it invalidates cached models.
+FEATURE_VERSION = 4
+N_THREADS = 1
+TIME_WEIGHT = 0.005  # ranking: a config 10x slower must be predicted 0.5 points more accurate
+MAX_PER_PAIR = 2  # candidates per (backbone, mode) in the first, diverse pass
+DIVERSITY_MARGIN = 0.05  # ... among configs scored within this of the best (accuracy points)
+RETRIEVED_MARGIN = 0.10  # the best retrieved config is kept when scored within this of the best
+POOL_PER_PAIR = 160  # generated configs per (backbone, mode)
+# Residual quantiles of the interval: 90 %. Measured by nested leave-one-dataset-out on the seed
+# runs (intervals from a model that never saw the dataset): 88 % coverage on average, 68-97 % per
+# dataset; a new dataset's errors share one offset (its difficulty), so coverage varies by dataset.
+INTERVAL = (0.05, 0.95)
+MODEL_FILES = ("accuracy.ubj", "seconds.ubj")
+META_FILE = "meta.json"
+
+_XGB_PARAMS: dict[str, Any] = {
+    "objective": "reg:squarederror",
+    "eta": 0.05,
+    "max_depth": 4,  # leave-one-dataset-out: as good as depth 6-8 (MAE, rank correlation), 3x cheaper
+    "min_child_weight": 2,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "max_cat_to_onehot": 1,
+    "max_bin": 128,
+    "tree_method": "hist",
+    "nthread": N_THREADS,
+}
+_ROUNDS = 400
+
+DEVICES = ("cpu", "cuda")
+# Meta-features, in column order; `modality` is categorical (its categories come from the data).
+META_FEATURES = (
+    "n_instances", "n_classes", "imbalance_ratio", "class_entropy", "majority_share", "resolution", "channels",
+    "class_size_mean", "class_size_std", "class_size_min", "class_size_max", "modality",
+)
+CONFIG_FEATURES = (
+    "backbone", "mode", "input_size", "optimizer", "learning_rate", "batch_size", "epochs", "weight_decay",
+    "dropout", "scheduler", "augmentation", "label_smoothing",
+)
+TIME_EXTRA = ("device", "backbone_params_m", "log10_pixels", "log10_images_seen", "log10_pixel_epochs")
+# Derived from both: how many optimizer steps the run takes (training images / batch size x epochs).
+# A small dataset with a large batch gets few steps and underfits at a modest learning rate,
+# a three-way interaction trees find hard to learn from 8 datasets on their own.
+DERIVED_FEATURES = ("optimizer_steps",)
+ACC_FEATURES = META_FEATURES + CONFIG_FEATURES + DERIVED_FEATURES
+TIME_FEATURES = ACC_FEATURES + TIME_EXTRA
+# Fixed category lists (codes stay stable when new runs arrive); modality is learnt.
+_FIXED_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "backbone": tuple(BACKBONES),
+    "mode": MODES,
+    "optimizer": OPTIMIZERS,
+    "scheduler": SCHEDULERS,
+    "augmentation": AUGMENTATIONS,
+    "device": DEVICES,
+}
+_POOL_FIELDS = (
+    "input_size", "optimizer", "batch_size", "epochs", "weight_decay", "dropout", "scheduler", "augmentation",
+    "label_smoothing",
+)
+
+
+# --------------------------------------------------------------------------- API types
+@dataclass
+class Constraints:
+    """What the user allows: a time budget, a device, backbones and modes.
+
+    Attributes:
+        budget_seconds: max predicted wall time (training + feature extraction); None = no limit.
+        device: "cpu" or "cuda" ("cuda:0" and the like are read as "cuda"): the time model's
+            device feature. While the knowledge base holds no GPU run, GPU times are predicted
+            from the CPU runs (an overestimate).
+        backbones: allowed backbones; None = all.
+        modes: allowed modes; None = all.
+    """
+
+    budget_seconds: float | None = None
+    device: str = "cpu"
+    backbones: list[str] | None = None
+    modes: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.device, str) and self.device.startswith(DEVICES):
+            self.device = _device_kind(self.device)
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, but got {self.device!r}.")
+        if self.budget_seconds is not None and not self.budget_seconds > 0:
+            raise ValueError(f"budget_seconds must be > 0 or None, but got {self.budget_seconds!r}.")
+        for name, allowed in (("backbones", tuple(BACKBONES)), ("modes", MODES)):
+            bad = [v for v in getattr(self, name) or () if v not in allowed]
+            if bad:
+                raise ValueError(f"{name} must be drawn from {', '.join(allowed)}, but got {bad!r}.")
+
+
+@dataclass
+class Prediction:
+    """Predicted test accuracy with a 90 % interval, and predicted wall time.
+
+    Attributes:
+        accuracy: predicted test accuracy, clipped to [0, 1].
+        low: 5th percentile of the accuracy (empirical out-of-fold residual quantiles).
+        high: 95th percentile of the accuracy.
+        seconds: predicted wall time, train_seconds + feature_seconds.
+    """
+
+    accuracy: float
+    low: float
+    high: float
+    seconds: float
+
+
+@dataclass
+class Candidate:
+    """One ranked recommendation.
+
+    Attributes:
+        id: "c1", "c2", ... in rank order, short enough for a small LLM to cite.
+        config: the configuration (a valid TrainConfig).
+        prediction: its predicted accuracy and time on the task.
+        origin: "retrieved:<record id>" for a similar past run's config, else "generated".
+        support: knowledge-base runs with the same backbone and mode (0 = no evidence).
+        over_budget: True when no candidate fitted the time budget and this is among the fastest.
+    """
+
+    id: str
+    config: TrainConfig
+    prediction: Prediction
+    origin: str
+    support: int = 0
+    over_budget: bool = False
+
+
+@dataclass
+class Explanation:
+    """SHAP values of the accuracy model for one (task, config).
+
+    Attributes:
+        base_value: the model's mean output (SHAP expected value).
+        contributions: (feature name, its value, SHAP contribution), by |contribution| desc.
+        prediction: base_value plus all contributions: the model's raw (unclipped) output.
+    """
+
+    base_value: float
+    contributions: list[tuple[str, object, float]]
+    prediction: float = float("nan")
+
+    def text(self, top: int = 6) -> str:
+        """Short plain text for an LLM prompt: the `top` strongest drivers, in words."""
+        lines = [f"Predicted test accuracy {self.prediction:.3f} (average over past runs {self.base_value:.3f})."]
+        for name, value, c in self.contributions[:top]:
+            verb = "raises" if c >= 0 else "lowers"
+            lines.append(f"- {name}={_fmt(value)} {verb} predicted accuracy by {c:+.3f}")
+        rest = self.contributions[top:]
+        if rest:
+            lines.append(f"- {len(rest)} other features together: {sum(c for _, _, c in rest):+.3f}")
+        return "\n".join(lines)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+# ------------------------------------------------------------------------- encoding
+def _code(categories: Sequence[str], value: str) -> float:
+    try:
+        return float(categories.index(value))
+    except ValueError:  # unseen category: missing, XGBoost sends it the default way
+        return math.nan
+
+
+def _meta_row(meta: MetaFeatures, modalities: Sequence[str]) -> np.ndarray:
+    return np.array(
+        [
+            meta.n_instances, meta.n_classes, meta.imbalance_ratio, meta.class_entropy,
+            meta.class_size_max / meta.n_instances, meta.resolution, meta.channels, meta.class_size_mean,
+            meta.class_size_std, meta.class_size_min, meta.class_size_max, _code(modalities, meta.modality),
+        ],
+        dtype=np.float64,
+    )
+
+
+def _n_train(meta: MetaFeatures) -> float:
+    """Training images: the recorded split, else the usual 70 % of all images."""
+    return float(meta.split_sizes.get("train") or max(1, round(0.7 * meta.n_instances)))
+
+
+def _acc_matrix(meta_block: np.ndarray, n_train: np.ndarray, cfg_cols: np.ndarray) -> np.ndarray:
+    """Meta-feature columns, config columns, then the derived columns (DERIVED_FEATURES)."""
+    batch = np.minimum(cfg_cols[:, CONFIG_FEATURES.index("batch_size")], n_train)
+    steps = np.ceil(n_train / batch) * cfg_cols[:, CONFIG_FEATURES.index("epochs")]
+    return np.hstack([meta_block, cfg_cols, steps[:, None]])
+
+
+def _config_row(c: TrainConfig) -> list[float]:
+    cats = _FIXED_CATEGORIES
+    return [
+        _code(cats["backbone"], c.backbone), _code(cats["mode"], c.mode), c.input_size,
+        _code(cats["optimizer"], c.optimizer), math.log10(c.learning_rate), c.batch_size, c.epochs, c.weight_decay,
+        c.dropout, _code(cats["scheduler"], c.scheduler), _code(cats["augmentation"], c.augmentation),
+        c.label_smoothing,
+    ]
+
+
+def _config_matrix(configs: Sequence[TrainConfig]) -> np.ndarray:
+    return np.array([_config_row(c) for c in configs], dtype=np.float64).reshape(len(configs), len(CONFIG_FEATURES))
+
+
+_PARAMS_M = np.array([BACKBONES[b]["params_m"] for b in BACKBONES], dtype=np.float64)
+_I = {name: i for i, name in enumerate(ACC_FEATURES)}
+
+
+def _time_extra(x_acc: np.ndarray, device: str | Sequence[str]) -> np.ndarray:
+    """The time model's extra columns for rows of the accuracy matrix (one device, or one per row)."""
+    devices = [device] * len(x_acc) if isinstance(device, str) else list(device)
+    n = x_acc[:, _I["n_instances"]]
+    size = x_acc[:, _I["input_size"]]
+    epochs = x_acc[:, _I["epochs"]]
+    backbone = x_acc[:, _I["backbone"]].astype(int)
+    return np.column_stack(
+        [
+            np.array([_code(DEVICES, d) for d in devices], dtype=np.float64), _PARAMS_M[backbone], np.log10(n * size**2),
+            np.log10(n * epochs), np.log10(n * epochs * size**2),
+        ]
+    )
+
+
+def _device_kind(device: str) -> str:
+    return "cuda" if device.startswith("cuda") else "cpu"
+
+
+def _majority_share(meta: MetaFeatures) -> float:
+    return meta.class_size_max / meta.n_instances
+
+
+def _signature(meta: MetaFeatures) -> list[Any]:
+    """What identifies a dataset among the knowledge base's (exact meta-feature match)."""
+    return [meta.n_instances, meta.n_classes, meta.resolution, meta.channels, meta.class_size_min,
+            meta.class_size_max, meta.modality]
+
+
+def _feature_types(names: Sequence[str]) -> list[str]:
+    return ["c" if n in _FIXED_CATEGORIES or n == "modality" else "q" for n in names]
+
+
+def _margin(x: np.ndarray, names: Sequence[str]) -> np.ndarray | None:
+    """The time model's starting point: ln(work), so its trees learn ln(seconds per unit of work).
+
+    Work is megapixels run through the network: n_instances * input_size^2 for frozen runs
+    (one feature extraction dominates; the head's epochs are cheap), times epochs for trainable
+    ones. Trees cannot extrapolate, but a per-unit cost carries over to a dataset of another
+    size (on the seed runs, leave-one-dataset-out MAE of ln(seconds) fell from 0.82 to 0.69 with it).
+    """
+    if tuple(names) != TIME_FEATURES:
+        return None
+    n, size, epochs = x[:, _I["n_instances"]], x[:, _I["input_size"]], x[:, _I["epochs"]]
+    frozen = x[:, _I["mode"]] == _code(MODES, "frozen")
+    return np.log(n * size**2 * np.where(frozen, 1.0, epochs) * 1e-6)
+
+
+def _train(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int) -> xgb.Booster:
+    dm = xgb.DMatrix(x, y, feature_names=list(names), feature_types=_feature_types(names), enable_categorical=True,
+                     base_margin=_margin(x, names))
+    return xgb.train({**_XGB_PARAMS, "seed": seed}, dm, _ROUNDS)
+
+
+def _predict(booster: xgb.Booster, x: np.ndarray) -> np.ndarray:
+    margin = _margin(x, booster.feature_names or ())
+    if margin is None:
+        return np.asarray(booster.inplace_predict(x), dtype=np.float64)
+    return np.asarray(booster.inplace_predict(x, base_margin=margin), dtype=np.float64)
+
+
+# ------------------------------------------------------------------------ the data
+@dataclass
+class _Design:
+    """The training matrices built from records."""
+
+    x_acc: np.ndarray
+    y_acc: np.ndarray
+    groups_acc: list[str]
+    x_time: np.ndarray
+    y_time: np.ndarray
+    groups_time: list[str]
+    modalities: list[str]
+
+
+def usable(records: Iterable[ExperimentRecord]) -> list[ExperimentRecord]:
+    """The records the meta-model learns from: status ok or diverged."""
+    return [r for r in records if r.outcome.status in ("ok", "diverged")]
+
+
+def accuracy_target(record: ExperimentRecord) -> float:
+    """Test accuracy of an ok run; the majority-class share for a diverged one."""
+    if record.outcome.status == "ok" and record.outcome.test_accuracy is not None:
+        return float(record.outcome.test_accuracy)
+    return _majority_share(record.dataset.meta)
+
+
+def _design(records: Sequence[ExperimentRecord], modalities: list[str] | None = None) -> _Design:
+    recs = usable(records)
+    if modalities is None:
+        modalities = sorted({r.dataset.meta.modality for r in recs})
+    if not recs:
+        empty = np.zeros((0, len(ACC_FEATURES)))
+        return _Design(empty, np.zeros(0), [], np.zeros((0, len(TIME_FEATURES))), np.zeros(0), [], modalities)
+    x_acc = _acc_matrix(
+        np.vstack([_meta_row(r.dataset.meta, modalities) for r in recs]),
+        np.array([_n_train(r.dataset.meta) for r in recs]),
+        _config_matrix([r.config for r in recs]),
+    )
+    y_acc = np.array([accuracy_target(r) for r in recs])
+    ok = np.array([r.outcome.status == "ok" for r in recs])
+    devices = [_device_kind(r.outcome.device) for r in recs]
+    x_time = np.hstack([x_acc, _time_extra(x_acc, devices)])[ok]
+    y_time = np.log(np.maximum([r.outcome.total_seconds for r in recs], 0.01))[ok]
+    groups = [r.dataset.name for r in recs]
+    return _Design(x_acc, y_acc, groups, x_time, y_time, [g for g, k in zip(groups, ok, strict=True) if k], modalities)
+
+
+def _folds(groups: Sequence[str], seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Test-index folds: one per dataset (leave-one-dataset-out), and 5 random ones."""
+    n = len(groups)
+    by_dataset: list[np.ndarray] = []
+    names = sorted(set(groups))
+    if len(names) >= 2:
+        arr = np.array(groups)
+        by_dataset = [np.flatnonzero(arr == g) for g in names]
+    rand: list[np.ndarray] = []
+    if n >= 20:
+        perm = np.random.default_rng(seed).permutation(n)
+        rand = [perm[i::5] for i in range(5)]
+    return by_dataset, rand
+
+
+def _oof(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], names: Sequence[str], seed: int) -> np.ndarray:
+    """Out-of-fold predictions (NaN where a row is in no fold)."""
+    out = np.full(len(y), np.nan)
+    for test in folds:
+        train = np.ones(len(y), dtype=bool)
+        train[test] = False
+        if train.sum() < 2:
+            continue
+        out[test] = _predict(_train(x[train], y[train], names, seed), x[test])
+    return out
+
+
+def _residual_bins(pred: np.ndarray, y: np.ndarray) -> dict[str, list[Any]]:
+    """Residual quantiles per quartile of predicted accuracy (one bin when data is scarce)."""
+    keep = ~np.isnan(pred)
+    pred, resid = pred[keep], (y - pred)[keep]
+    if len(resid) < 8:
+        return {"edges": [], "q": [[-0.25, 0.25]]}
+    n_bins = 4 if len(resid) >= 80 else 1
+    edges = [float(e) for e in np.quantile(pred, np.linspace(0, 1, n_bins + 1)[1:-1])]
+    which = np.searchsorted(edges, pred, side="right")
+    q = [[float(v) for v in np.quantile(resid[which == b], INTERVAL)] for b in range(n_bins)]
+    return {"edges": edges, "q": q}
+
+
+def _pool_spec(records: Sequence[ExperimentRecord]) -> dict[str, dict[str, Any]]:
+    """Per 'backbone/mode': how many runs, and the values those runs used."""
+    by_pair: dict[str, list[TrainConfig]] = defaultdict(list)
+    for r in usable(records):
+        by_pair[f"{r.config.backbone}/{r.config.mode}"].append(r.config)
+    spec: dict[str, dict[str, Any]] = {}
+    for pair, configs in sorted(by_pair.items()):
+        entry: dict[str, Any] = {"n": len(configs)}
+        for name in _POOL_FIELDS:
+            entry[name] = sorted({getattr(c, name) for c in configs})
+        lrs = np.log10([c.learning_rate for c in configs])
+        entry["log10_lr"] = [float(np.quantile(lrs, 0.02)), float(np.quantile(lrs, 0.98))]
+        spec[pair] = entry
+    return spec
+
+
+def _records_key(records: Sequence[ExperimentRecord], seed: int) -> str:
+    h = hashlib.sha256(f"v{FEATURE_VERSION}|seed{seed}|n{len(records)}|".encode())
+    for rid in sorted(r.id for r in records):
+        h.update(rid.encode())
+        h.update(b"\n")
+    return h.hexdigest()[:24]
+
+
+def default_cache_dir() -> Path:
+    """$METALLMIX_CACHE/metamodel, else ~/.cache/metallmix/metamodel."""
+    root = os.environ.get("METALLMIX_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "metallmix") / "metamodel"
+
+
+@functools.cache
+def _weights_available(backbone: str) -> bool:
+    """tools.backbones.weights_available, importing torch only when the answer needs it."""
+    source = BACKBONES[backbone]["pretrained_source"]
+    if source != "torchvision-cache":  # packaged weights always exist; None never does
+        return source == "package"
+    from tools.backbones import weights_available  # imports torch (seconds): only for hub-cache weights
+
+    return weights_available(backbone)
+
+
+# ------------------------------------------------------------------------ the model
+class MetaModel:
+    """Predicts test accuracy and wall time of configurations for a task, and explains them.
+
+    Build with `fit` or `load_or_fit`. Attributes:
+        n_records: records the model learnt from (ok + diverged).
+        fitted_at: ISO time of the fit.
+        metrics: cross-validated errors (see `fit`) and the fit time.
+    """
+
+    def __init__(self, acc: xgb.Booster, seconds: xgb.Booster, info: dict[str, Any]) -> None:
+        self._acc = acc
+        self._time = seconds
+        self._info = info
+        self.n_records: int = info["n_records"]
+        self.fitted_at: str = info["fitted_at"]
+        self.metrics: dict[str, Any] = info["metrics"]
+        self._modalities: list[str] = info["modalities"]
+        self._known = {json.dumps(s) for s in info["known_datasets"]}
+        self._explainer: Any | None = None
+        self._pool: dict[str, tuple[list[TrainConfig], np.ndarray]] | None = None
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def fit(cls, records: Sequence[ExperimentRecord], *, seed: int = 0, cross_validate: bool = True) -> MetaModel:
+        """Fit both models on `records` (ok and diverged runs; others are ignored).
+
+        Args:
+            records: knowledge-base records.
+            seed: seeds XGBoost's row/column sampling and the random folds.
+            cross_validate: compute out-of-fold residuals for the intervals and `metrics`
+                (leave-one-dataset-out and random 5-fold). False is ~10x faster; intervals then
+                come from in-sample residuals and are too narrow: for evaluation loops only.
+
+        Raises:
+            ValueError: fewer than 10 usable records.
+        """
+        start = time.perf_counter()
+        records = list(records)
+        d = _design(records)
+        if len(d.y_acc) < 10 or len(d.y_time) < 5:
+            raise ValueError(
+                f"the meta-model needs at least 10 ok/diverged records (5 ok), but got {len(d.y_acc)} "
+                f"({len(d.y_time)} ok); run the sweep (`metallmix sweep`) or import records first."
+            )
+        acc = _train(d.x_acc, d.y_acc, ACC_FEATURES, seed)
+        seconds = _train(d.x_time, d.y_time, TIME_FEATURES, seed)
+        metrics: dict[str, Any] = {"n_accuracy_rows": len(d.y_acc), "n_time_rows": len(d.y_time),
+                                   "n_datasets": len(set(d.groups_acc))}
+        if cross_validate:
+            by_ds, rand = _folds(d.groups_acc, seed)
+            oof_new = _oof(d.x_acc, d.y_acc, by_ds, ACC_FEATURES, seed) if by_ds else np.full(len(d.y_acc), np.nan)
+            oof_in = _oof(d.x_acc, d.y_acc, rand, ACC_FEATURES, seed) if rand else np.full(len(d.y_acc), np.nan)
+            _, rand_t = _folds(d.groups_time, seed)
+            oof_t = _oof(d.x_time, d.y_time, rand_t, TIME_FEATURES, seed) if rand_t else np.full(len(d.y_time), np.nan)
+            metrics.update(
+                cv_mae_accuracy_known_dataset=_mae(oof_in, d.y_acc),
+                cv_mae_accuracy_new_dataset=_mae(oof_new, d.y_acc),
+                cv_mae_log_seconds=_mae(oof_t, d.y_time),
+            )
+            if not math.isnan(metrics["cv_mae_log_seconds"]):
+                metrics["cv_seconds_error_factor"] = round(math.exp(metrics["cv_mae_log_seconds"]), 3)
+            fallback = oof_in if rand else _predict(acc, d.x_acc)
+            residuals = {
+                "known": _residual_bins(fallback, d.y_acc),
+                "new": _residual_bins(oof_new if by_ds else fallback, d.y_acc),
+            }
+        else:
+            in_sample = _residual_bins(_predict(acc, d.x_acc), d.y_acc)
+            residuals = {"known": in_sample, "new": in_sample}
+        contribs = acc.predict(
+            xgb.DMatrix(d.x_acc, feature_names=list(ACC_FEATURES), feature_types=_feature_types(ACC_FEATURES),
+                        enable_categorical=True),
+            pred_contribs=True,
+        )  # XGBoost's own TreeSHAP: the same values as shap.TreeExplainer, without importing shap
+        importance = np.abs(contribs[:, :-1]).mean(axis=0)
+        metrics["fit_seconds"] = round(time.perf_counter() - start, 3)
+        info = {
+            "feature_version": FEATURE_VERSION,
+            "seed": seed,
+            "n_records": len(d.y_acc),
+            "fitted_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+            "metrics": metrics,
+            "modalities": d.modalities,
+            "known_datasets": sorted({json.dumps(_signature(r.dataset.meta)) for r in usable(records)}),
+            "residuals": residuals,
+            "pool": _pool_spec(records),
+            "importance": {n: float(v) for n, v in zip(ACC_FEATURES, importance, strict=True)},
+            "xgboost": xgb.__version__,
+        }
+        info["known_datasets"] = [json.loads(s) for s in info["known_datasets"]]
+        return cls(acc, seconds, info)
+
+    @classmethod
+    def load_or_fit(cls, records: Sequence[ExperimentRecord], cache_dir: Path | None = None) -> MetaModel:
+        """The model for exactly these records: from the disk cache, else fitted and cached.
+
+        The cache key hashes the record ids, their count and FEATURE_VERSION, so a changed
+        knowledge base refits. Default folder: `default_cache_dir()`.
+        """
+        records = list(records)
+        root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        key = _records_key(records, seed=0)
+        folder = root / key
+        if (folder / META_FILE).is_file():
+            try:
+                return cls.load(folder)
+            except (OSError, ValueError, KeyError, xgb.core.XGBoostError):
+                shutil.rmtree(folder, ignore_errors=True)  # a damaged cache is refitted, never trusted
+        model = cls.fit(records, seed=0)
+        try:
+            model.save(folder)
+            _prune(root, keep=folder)
+        except OSError:
+            pass  # a read-only cache only costs the next caller a refit
+        return model
+
+    def save(self, folder: Path) -> Path:
+        """Write the two boosters (XGBoost UBJSON) and a metadata JSON, atomically."""
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        self._acc.save_model(str(tmp / MODEL_FILES[0]))
+        self._time.save_model(str(tmp / MODEL_FILES[1]))
+        (tmp / META_FILE).write_text(json.dumps(self._info))
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process won the race with the same content
+            shutil.rmtree(tmp, ignore_errors=True)
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> MetaModel:
+        """Load a model written by `save`.
+
+        Raises:
+            ValueError: written by a different feature version.
+        """
+        info = json.loads((Path(folder) / META_FILE).read_text())
+        if info.get("feature_version") != FEATURE_VERSION:
+            raise ValueError(
+                f"cached meta-model has feature_version={info.get('feature_version')!r}, "
+                f"but this code needs {FEATURE_VERSION}; it will be refitted."
+            )
+        boosters = []
+        for name in MODEL_FILES:
+            b = xgb.Booster()
+            b.load_model(str(Path(folder) / name))
+            b.set_param({"nthread": N_THREADS})
+            boosters.append(b)
+        return cls(boosters[0], boosters[1], info)
+
+    # ---------------------------------------------------------------- predicting
+    def _x(self, meta: MetaFeatures, cfg_cols: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray]:
+        n = len(cfg_cols)
+        x_acc = _acc_matrix(np.broadcast_to(_meta_row(meta, self._modalities), (n, len(META_FEATURES))),
+                            np.full(n, _n_train(meta)), cfg_cols)
+        return x_acc, np.hstack([x_acc, _time_extra(x_acc, device)])
+
+    def _predict_cols(self, meta: MetaFeatures, cfg_cols: np.ndarray, device: str = "cpu") -> list[Prediction]:
+        if len(cfg_cols) == 0:
+            return []
+        x_acc, x_time = self._x(meta, cfg_cols, device)
+        acc = _predict(self._acc, x_acc)
+        secs = np.exp(_predict(self._time, x_time))
+        res = self._info["residuals"]["known" if self.is_known(meta) else "new"]
+        which = np.searchsorted(res["edges"], acc, side="right")
+        q = np.asarray(res["q"])[which]
+        point = np.clip(acc, 0.0, 1.0)
+        low = np.minimum(np.clip(acc + q[:, 0], 0.0, 1.0), point)
+        high = np.maximum(np.clip(acc + q[:, 1], 0.0, 1.0), point)
+        return [Prediction(float(a), float(lo), float(hi), float(s)) for a, lo, hi, s in zip(point, low, high, secs, strict=True)]
+
+    def is_known(self, meta: MetaFeatures) -> bool:
+        """Whether `meta` matches a dataset the model learnt from (narrower intervals)."""
+        return json.dumps(_signature(meta)) in self._known
+
+    def predict(self, meta: MetaFeatures, configs: Sequence[TrainConfig], device: str = "cpu") -> list[Prediction]:
+        """Predicted test accuracy (with its interval) and wall time of each config on the task.
+
+        Configs are taken as they will run: pass a `tools.train.resolve`d config when a
+        fine-tune may fall back to scratch for want of weights.
+        """
+        return self._predict_cols(meta, _config_matrix(list(configs)), _device_kind(device))
+
+    # ---------------------------------------------------------------- candidates
+    def support(self, backbone: str, mode: str) -> int:
+        """Knowledge-base runs (ok or diverged) with this backbone and mode."""
+        return int(self._info["pool"].get(f"{backbone}/{mode}", {}).get("n", 0))
+
+    def _generated(self, pair: str) -> tuple[list[TrainConfig], np.ndarray]:
+        """The generated configs of one 'backbone/mode', built once per model."""
+        if self._pool is None:
+            self._pool = {}
+        if pair not in self._pool:
+            configs = _generate(pair, self._info["pool"].get(pair), seed=int(self._info["seed"]))
+            self._pool[pair] = (configs, _config_matrix(configs))
+        return self._pool[pair]
+
+    def candidates(
+        self,
+        meta: MetaFeatures,
+        constraints: Constraints | None = None,
+        retrieved: Sequence[ExperimentRecord] = (),
+        n: int = 6,
+    ) -> list[Candidate]:
+        """The n best configurations for the task within the constraints, best first.
+
+        Generated configs (per supported backbone x mode whose weights exist here) and the
+        configs of `retrieved` records are predicted in one batch, those over the time
+        budget dropped, and the rest ranked by predicted accuracy minus TIME_WEIGHT per
+        decade of seconds. Among configs within DIVERSITY_MARGIN of the best, at most
+        MAX_PER_PAIR per backbone x mode, and never two near-duplicates (see `_diverse`); the
+        best retrieved config is kept when it fits and scores within RETRIEVED_MARGIN of the
+        best (it is evidence an LLM can cite). When nothing fits the budget,
+        the fastest configs come back with `over_budget=True`.
+        """
+        constraints = constraints or Constraints()
+        allowed_b = set(constraints.backbones or BACKBONES)
+        allowed_m = set(constraints.modes or MODES)
+
+        def runnable(backbone: str, mode: str) -> bool:
+            if backbone not in allowed_b or mode not in allowed_m:
+                return False
+            if BACKBONES[backbone]["pretrained_source"] is None:
+                return mode == "scratch"
+            return mode == "scratch" or _weights_available(backbone)
+
+        pairs = [p for p in self._info["pool"] if runnable(*p.split("/"))]
+        if not pairs:  # no evidence for any allowed pair: generic configs, support 0
+            pairs = [f"{b}/{m}" for b in BACKBONES for m in MODES if runnable(b, m)]
+        configs: list[TrainConfig] = []
+        origins: list[str] = []
+        blocks: list[np.ndarray] = []
+        for pair in pairs:
+            cs, cols = self._generated(pair)
+            configs += cs
+            origins += ["generated"] * len(cs)
+            blocks.append(cols)
+        seen = {c.key(): i for i, c in enumerate(configs)}
+        extra: list[TrainConfig] = []
+        for rec in retrieved:
+            c = rec.config
+            if not runnable(c.backbone, c.mode):
+                continue
+            k = c.key()
+            if k in seen:
+                if origins[seen[k]] == "generated":
+                    origins[seen[k]] = f"retrieved:{rec.id}"
+                continue
+            seen[k] = len(configs)
+            configs.append(c)
+            extra.append(c)
+            origins.append(f"retrieved:{rec.id}")
+        if extra:
+            blocks.append(_config_matrix(extra))
+        if not configs:
+            return []
+        preds = self._predict_cols(meta, np.vstack(blocks), constraints.device)
+        acc = np.array([p.accuracy for p in preds])
+        secs = np.array([p.seconds for p in preds])
+        score = acc - TIME_WEIGHT * np.log10(np.maximum(secs, 1e-3))
+        idx = np.arange(len(configs))
+        over = False
+        if constraints.budget_seconds is not None:
+            fits = secs <= constraints.budget_seconds
+            if fits.any():
+                idx = idx[fits]
+            else:
+                over = True
+                score = -secs  # nothing fits: the fastest first
+        order = idx[np.argsort(-score[idx], kind="stable")]
+        chosen = _diverse([configs[i] for i in order], score[order].tolist(), n)
+        picked = [int(order[j]) for j in chosen]
+        retrieved_ok = [int(i) for i in order if origins[i] != "generated"]
+        if (
+            retrieved_ok and not over and not any(origins[i] != "generated" for i in picked)
+            and score[retrieved_ok[0]] >= score[order[0]] - RETRIEVED_MARGIN
+        ):  # a similar past run is evidence the LLM can cite: keep the best one if it is in the running
+            picked = (picked[: n - 1] if len(picked) >= n else picked) + [retrieved_ok[0]]
+            picked.sort(key=lambda i: -score[i])
+        return [
+            Candidate(
+                id=f"c{rank}", config=configs[i], prediction=preds[i], origin=origins[i],
+                support=self.support(configs[i].backbone, configs[i].mode), over_budget=over,
+            )
+            for rank, i in enumerate(picked, start=1)
+        ]
+
+    # ---------------------------------------------------------------- explaining
+    def _explain_row(self, meta: MetaFeatures, config: TrainConfig) -> np.ndarray:
+        return self._x(meta, _config_matrix([config]), "cpu")[0]
+
+    def explain(self, meta: MetaFeatures, config: TrainConfig) -> Explanation:
+        """SHAP values (shap.TreeExplainer on the accuracy model) for one config on the task."""
+        if self._explainer is None:
+            with warnings.catch_warnings():  # shap 0.51 trips matplotlib's colormap deprecations at import
+                warnings.simplefilter("ignore", PendingDeprecationWarning)
+                import shap  # ~1 s to import: only when an explanation is asked for
+
+            self._explainer = shap.TreeExplainer(self._acc)
+        row = self._explain_row(meta, config)
+        values = np.asarray(self._explainer.shap_values(row)).reshape(-1)
+        base = float(np.asarray(self._explainer.expected_value).reshape(-1)[0])
+        shown = _display_values(meta, config)
+        contributions = sorted(
+            ((name, shown[name], float(v)) for name, v in zip(ACC_FEATURES, values, strict=True)),
+            key=lambda t: -abs(t[2]),
+        )
+        return Explanation(base, contributions, prediction=base + float(values.sum()))
+
+    def global_importance(self, top: int = 10) -> list[tuple[str, float]]:
+        """Mean |SHAP| of each feature over the training rows, largest first."""
+        items = sorted(self._info["importance"].items(), key=lambda kv: -kv[1])
+        return [(k, float(v)) for k, v in items[:top]]
+
+    def shap_plot(self, meta: MetaFeatures, config: TrainConfig, path: Path, top: int = 8) -> Path:
+        """A PNG bar chart of the strongest SHAP contributions, for people."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        ex = self.explain(meta, config)
+        shown = ex.contributions[:top]
+        rest = ex.contributions[top:]
+        labels = [f"{name} = {_fmt(value)}" for name, value, _ in shown]
+        values = [c for _, _, c in shown]
+        if rest:
+            labels.append(f"{len(rest)} other features")
+            values.append(sum(c for _, _, c in rest))
+        labels, values = labels[::-1], values[::-1]
+        fig = Figure(figsize=(7.5, 0.45 * len(labels) + 1.6), dpi=110)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        colors = ["#2e7d32" if v >= 0 else "#c62828" for v in values]
+        if rest:  # the aggregate bar is not one feature: grey, and first after the reversal
+            colors[0] = "#9e9e9e"
+        ax.barh(range(len(values)), values, color=colors)
+        ax.set_yticks(range(len(values)), labels)
+        ax.axvline(0, color="#444", linewidth=0.8)
+        span = max((abs(v) for v in values), default=0.01) or 0.01
+        for i, v in enumerate(values):
+            ax.text(v + (0.02 * span if v >= 0 else -0.02 * span), i, f"{v:+.3f}", va="center",
+                    ha="left" if v >= 0 else "right", fontsize=8)
+        ax.set_xlim(-1.3 * span, 1.3 * span)
+        ax.set_xlabel("contribution to predicted test accuracy (SHAP)")
+        ax.set_title(
+            f"{config.backbone} ({config.mode}): predicted accuracy {ex.prediction:.3f} (average past run {ex.base_value:.3f})",
+            fontsize=10,
+        )
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+        return path
+
+
+def _display_values(meta: MetaFeatures, config: TrainConfig) -> dict[str, object]:
+    """Each feature's value as a person reads it (the learning rate itself, not its log)."""
+    out: dict[str, object] = {name: getattr(meta, name) for name in META_FEATURES if hasattr(meta, name)}
+    out["majority_share"] = round(_majority_share(meta), 4)
+    out["optimizer_steps"] = int(math.ceil(_n_train(meta) / min(config.batch_size, _n_train(meta))) * config.epochs)
+    for name in CONFIG_FEATURES:
+        out[name] = getattr(config, name)
+    return out
+
+
+def _mae(pred: np.ndarray, y: np.ndarray) -> float:
+    keep = ~np.isnan(pred)
+    return round(float(np.abs(pred[keep] - y[keep]).mean()), 5) if keep.any() else float("nan")
+
+
+def _prune(root: Path, keep: Path, max_models: int = 4) -> None:
+    """Remove all but the newest cached models."""
+    folders = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                     key=lambda p: p.stat().st_mtime, reverse=True)
+    for p in folders[max_models:]:
+        if p != keep:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ candidate generation
+_ANCHORS: tuple[dict[str, Any], ...] = (
+    {"optimizer": "adam", "learning_rate": 1e-3, "scheduler": "cosine"},
+    {"optimizer": "adamw", "learning_rate": 3e-4, "scheduler": "cosine", "weight_decay": 1e-2},
+    {"optimizer": "sgd", "learning_rate": 1e-2, "scheduler": "cosine", "weight_decay": 1e-4},
+)
+_GENERIC: dict[str, list[Any]] = {  # for a pair the knowledge base has no runs of
+    "input_size": [64], "optimizer": ["adam", "adamw", "sgd"], "batch_size": [32, 64], "epochs": [5, 10, 20],
+    "weight_decay": [0.0, 1e-4], "dropout": [0.0, 0.2], "scheduler": ["cosine"], "augmentation": ["none", "flip"],
+    "label_smoothing": [0.0], "log10_lr": [-4.0, -1.5],
+}
+
+
+def _nearest(values: Sequence[Any], target: Any) -> Any:
+    if isinstance(target, str):
+        return target if target in values else values[0]
+    return min(values, key=lambda v: abs(v - target))
+
+
+def _generate(pair: str, spec: dict[str, Any] | None, seed: int, k: int = POOL_PER_PAIR) -> list[TrainConfig]:
+    """Valid configs for one 'backbone/mode' drawn from the values its past runs used."""
+    backbone, mode = pair.split("/")
+    spec = spec or _GENERIC
+    rng = random.Random(f"{seed}|{pair}")
+    lo, hi = spec["log10_lr"]
+    grid = [round(v, 2) for v in np.arange(math.floor(lo * 4) / 4, hi + 1e-9, 0.25)] or [round(lo, 2)]
+    common = {name: Counter(spec[name]).most_common(1)[0][0] for name in _POOL_FIELDS}
+    raw: list[dict[str, Any]] = []
+    for anchor in _ANCHORS:
+        base = dict(common)
+        base["epochs"] = max(spec["epochs"])
+        base["batch_size"] = _nearest(spec["batch_size"], 64)
+        for name, value in anchor.items():
+            if name == "learning_rate":
+                base[name] = 10 ** min(max(math.log10(value), lo), hi)
+            elif name in spec and spec[name]:
+                base[name] = _nearest(spec[name], value)
+        for size in spec["input_size"]:
+            raw.append({**base, "input_size": size})
+    for _ in range(k):
+        cfg = {name: rng.choice(spec[name]) for name in _POOL_FIELDS}
+        cfg["learning_rate"] = float(f"{10 ** rng.choice(grid):.3g}")
+        raw.append(cfg)
+    out: list[TrainConfig] = []
+    keys: set[str] = set()
+    for cfg in raw:
+        if mode == "frozen":
+            cfg["augmentation"] = "none"
+        cfg["learning_rate"] = float(f"{min(max(cfg['learning_rate'], 1e-6), 1.0):.3g}")
+        try:
+            c = TrainConfig(backbone=backbone, mode=mode, **cfg)
+        except ValueError:
+            continue
+        if c.key() not in keys:
+            keys.add(c.key())
+            out.append(c)
+    return out
+
+
+def _near_duplicate(a: TrainConfig, b: TrainConfig) -> bool:
+    return (
+        a.backbone == b.backbone and a.mode == b.mode and a.optimizer == b.optimizer and a.input_size == b.input_size
+        and abs(math.log10(a.learning_rate) - math.log10(b.learning_rate)) < 0.5
+    )
+
+
+def _diverse(ranked: Sequence[TrainConfig], scores: Sequence[float], n: int) -> list[int]:
+    """Indices into `ranked` (sorted best first, with their `scores`), picked in three passes.
+
+    1. competitive configs (score within DIVERSITY_MARGIN of the best), at most MAX_PER_PAIR
+       per backbone x mode, and none a near-duplicate of a pick: the list spans the options
+       that are really in the running, not six learning rates of one backbone;
+    2. if short: any config, best first, still no near-duplicate (a pair far behind the best
+       does not push out good configs just to be represented);
+    3. if still short: anything left, best first.
+    The picks are returned best first.
+    """
+    picked: list[int] = []
+    per_pair: Counter[tuple[str, str]] = Counter()
+    top = scores[0] if len(scores) else 0.0
+    for i, c in enumerate(ranked):
+        if len(picked) >= n or scores[i] < top - DIVERSITY_MARGIN:
+            break
+        pair = (c.backbone, c.mode)
+        if per_pair[pair] < MAX_PER_PAIR and not any(_near_duplicate(c, ranked[j]) for j in picked):
+            picked.append(i)
+            per_pair[pair] += 1
+    for i, c in enumerate(ranked):
+        if len(picked) >= n:
+            break
+        if i not in picked and not any(_near_duplicate(c, ranked[j]) for j in picked):
+            picked.append(i)
+    for i in range(len(ranked)):
+        if len(picked) >= n:
+            break
+        if i not in picked:
+            picked.append(i)
+    return sorted(picked)
+
+
+# ---------------------------------------------------------------------- evaluation
+def leave_one_dataset_out(records: Sequence[ExperimentRecord], *, seed: int = 0) -> list[dict[str, Any]]:
+    """For each dataset D: fit without D, then score the model on D's recorded runs.
+
+    Per dataset: `mae` of predicted vs true test accuracy over D's ok runs; `mae_log_seconds`;
+    `spearman` between predicted and true accuracy; the recorded config the model ranks
+    highest (same score as `candidates`: accuracy minus TIME_WEIGHT per decade of seconds),
+    its true accuracy, the best recorded one's, `regret` (best minus chosen), `rank` of the
+    chosen among D's runs (1 = best; diverged runs count at the majority-class share) and
+    `random_regret`, the expected regret of picking a recorded run at random.
+    """
+    recs = usable(records)
+    names = sorted({r.dataset.name for r in recs})
+    out: list[dict[str, Any]] = []
+    for name in names:
+        test = [r for r in recs if r.dataset.name == name]
+        train = [r for r in recs if r.dataset.name != name]
+        if len(train) < 10:
+            continue
+        model = MetaModel.fit(train, seed=seed, cross_validate=False)
+        meta = test[0].dataset.meta
+        preds = model.predict(meta, [r.config for r in test])
+        acc = np.array([p.accuracy for p in preds])
+        secs = np.array([p.seconds for p in preds])
+        truth = np.array([accuracy_target(r) for r in test])
+        ok = np.array([r.outcome.status == "ok" for r in test])
+        true_secs = np.array([r.outcome.total_seconds for r in test])
+        score = acc - TIME_WEIGHT * np.log10(np.maximum(secs, 1e-3))
+        chosen = int(np.argmax(score))
+        best = float(truth.max())
+        out.append({
+            "dataset": name,
+            "n_runs": len(test),
+            "mae": _mae(acc[ok], truth[ok]),
+            "mae_log_seconds": _mae(np.log(secs[ok]), np.log(np.maximum(true_secs[ok], 0.01))),
+            "spearman": _spearman(acc, truth),
+            "chosen_id": test[chosen].id,
+            "chosen": _short(test[chosen].config),
+            "chosen_accuracy": float(truth[chosen]),
+            "chosen_seconds": float(true_secs[chosen]),
+            "best_accuracy": best,
+            "regret": round(best - float(truth[chosen]), 5),
+            "rank": int(1 + (truth > truth[chosen]).sum()),
+            "random_regret": round(best - float(truth.mean()), 5),
+        })
+    return out
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Rank correlation (ties averaged); NaN when either side is constant."""
+    from scipy.stats import rankdata
+
+    if len(a) < 3:
+        return float("nan")
+    ra, rb = rankdata(a), rankdata(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return round(float(np.corrcoef(ra, rb)[0, 1]), 4)
+
+
+def _short(c: TrainConfig) -> str:
+    return (f"{c.backbone}/{c.mode} {c.input_size}px {c.optimizer} lr={c.learning_rate:g} bs={c.batch_size} "
+            f"ep={c.epochs}")
+
+
+__all__ = [
+    "Candidate", "Constraints", "Explanation", "MetaModel", "Prediction", "accuracy_target", "default_cache_dir",
+    "leave_one_dataset_out", "usable",
+]
