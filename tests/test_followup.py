@@ -1,0 +1,213 @@
+"""Follow-up questions answered from a thread's state: intents, what-ifs, missing data.
+
+The states come from the real graph run with the scripted parts of tests/test_app_adapter.py
+(a deterministic meta-model: 0.80 / 40 s for efficientnet_lite0 frozen at 10 epochs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from agent.followup import answer_followup, detect_intent, parse_changes, recheck
+from knowledge.schema import TrainConfig
+from tests.test_app_adapter import TASK, FakeMetaModel, RuleChat, last, make_adapter, tiny_dataset
+
+
+def weights(backbone: str) -> bool:
+    return backbone.startswith("efficientnet_lite")
+
+
+@pytest.fixture
+def thread(tmp_path: Path) -> tuple[dict[str, Any], Any]:
+    """(state after a recommendation with a dataset, the adapter that made it)."""
+    adapter, _ = make_adapter(tmp_path)
+    last(adapter.submit("t1", TASK, dataset=tiny_dataset(tmp_path / "data")))
+    return adapter.values("t1"), adapter
+
+
+def ask(state: dict[str, Any], question: str, **kw: Any) -> Any:
+    kw.setdefault("weights_available", weights)
+    return answer_followup(state, question, kw.pop("metamodel", FakeMetaModel()), kw.pop("store", None), **kw)
+
+
+@pytest.mark.parametrize(
+    ("question", "kind", "expected"),
+    [
+        ("why this learning rate?", "why", {"param": "learning_rate"}),
+        ("Why batch size 64?", "why", {"param": "batch_size"}),
+        ("why frozen?", "why", {"param": "mode"}),
+        ("why efficientnet?", "why", {"param": "backbone"}),
+        ("why?", "why", {"param": None}),
+        ("what if I only have 10 minutes?", "what_if", {"budget_seconds": 600.0, "changes": {}}),
+        ("what about resnet18?", "what_if", {"changes": {"backbone": "resnet18"}}),
+        ("compare with resnet-18", "what_if", {"changes": {"backbone": "resnet18"}}),
+        ("why not densenet?", "what_if", {"changes": {"backbone": "densenet121"}}),
+        ("what if I fine-tune?", "what_if", {"changes": {"mode": "finetune"}}),
+        ("what if lr=3e-4 and 20 epochs?", "what_if", {"changes": {"learning_rate": 3e-4, "epochs": 20}}),
+        ("what if I use a GPU?", "what_if", {"device": "cuda"}),
+        ("show similar experiments", "similar", {}),
+        ("which past runs is this based on?", "similar", {}),
+        ("compare c1 and c3", "compare", {"candidates": ["c1", "c3"]}),
+        ("how did training go?", "training", {}),
+        ("what was the test AUC?", "training", {}),
+        ("what did you recommend again?", "summary", {}),
+        ("tell me a joke", "unknown", {}),
+    ],
+)
+def test_intents_are_read_by_rules(question: str, kind: str, expected: dict[str, Any]) -> None:
+    intent = detect_intent(question)
+
+    assert intent.kind == kind and intent.source == "rules"
+    for name, value in expected.items():
+        assert getattr(intent, name) == value, name
+
+
+@pytest.mark.parametrize(
+    ("text", "changes"),
+    [
+        ("epochs=2", {"epochs": 2}),
+        ("change the learning rate to 3e-4", {"learning_rate": 3e-4}),
+        ("set batch size to 32, dropout 0.2", {"batch_size": 32, "dropout": 0.2}),
+        ("use sgd with a cosine schedule", {"optimizer": "sgd", "scheduler": "cosine"}),
+        ("no augmentation", {"augmentation": "none"}),
+        ("128px input", {"input_size": 128}),
+        ("fine-tune resnet18 instead", {"backbone": "resnet18", "mode": "finetune"}),
+        ("make it better", {}),
+    ],
+)
+def test_config_changes_in_words(text: str, changes: dict[str, Any]) -> None:
+    assert parse_changes(text) == changes
+
+
+def test_why_a_hyperparameter_uses_shap_a_what_if_sweep_and_the_evidence(thread: Any) -> None:
+    state, _ = thread
+
+    a = ask(state, "why this learning rate?", plot_dir=None)
+
+    assert a.intent == "why" and "learning_rate = 0.001 raises the predicted test accuracy by +0.010" in a.text
+    assert a.columns and a.columns[0] == "learning_rate"
+    chosen = [r for r in a.rows if r[-1] == "chosen"]
+    assert chosen == [["0.001", "0.80 (0.75-0.85)", "40 s", "chosen"]] and len(a.rows) == 5
+    assert "no other value is predicted better" in a.text
+    assert "r2 0.001 on skin_lesion_isic -> test 0.78" in a.text  # r1 is the best retrieved run (blood, 0.85)
+    assert a.plot and Path(a.plot).is_file()  # the recommendation's own SHAP plot
+
+
+def test_why_the_whole_recommendation(thread: Any) -> None:
+    state, _ = thread
+
+    a = ask(state, "why?")
+
+    assert "The reasoner's rationale: c1 has the best predicted accuracy" in a.text
+    assert "mode = frozen raises it by +0.080" in a.text and "The judge passed it" in a.text
+
+
+def test_what_if_a_budget_that_still_fits(thread: Any) -> None:
+    a = ask(thread[0], "what if I only have 10 minutes?")
+
+    assert a.intent == "what_if" and "still fits: predicted 40 s" in a.text and "passes the judge's checks" in a.text
+
+
+def test_what_if_a_budget_that_does_not_fit_offers_a_shorter_run(thread: Any) -> None:
+    a = ask(thread[0], "what if I only have 30 seconds?")
+
+    assert "does not fit" in a.text and "same setup, 7 epochs" in a.text
+    assert a.config is not None and a.config["epochs"] == 7 and a.prediction["seconds"] <= 30
+    assert all(c["ok"] for c in a.checks)
+
+
+def test_what_if_another_backbone_is_predicted_and_rejudged(thread: Any) -> None:
+    a = ask(thread[0], "what about resnet18?")
+
+    assert a.config is not None and a.config["backbone"] == "resnet18" and a.config["mode"] == "scratch"
+    assert "no pretrained weights on this machine" in a.text and "(-0.30)" in a.text
+    failed = {c["name"] for c in a.checks if not c["ok"]}
+    assert failed == {"competitive"} and "would refuse it" in a.text
+    assert "5 past run" not in a.text and "0 past run(s) of resnet18/scratch" in a.text
+
+
+def test_what_if_a_value_outside_the_search_space(thread: Any) -> None:
+    a = ask(thread[0], "what if lr=5?")
+
+    assert "not valid" in a.text and "learning_rate must satisfy" in a.text and a.config is None
+
+
+def test_what_if_a_gpu_changes_the_predicted_time(thread: Any) -> None:
+    a = ask(thread[0], "what if I had a GPU?")
+
+    assert "on a GPU" in a.text and a.prediction["seconds"] == pytest.approx(4.0)
+
+
+def test_what_if_over_the_budget_fails_the_budget_check(thread: Any) -> None:
+    a = ask(thread[0], "what if 300 epochs?")  # 40 s per 10 epochs -> 1200 s > the 15 min budget
+
+    assert {c["name"] for c in a.checks if not c["ok"]} == {"budget"}
+
+
+def test_similar_experiments_and_candidates_come_from_the_state(thread: Any) -> None:
+    state, _ = thread
+
+    similar = ask(state, "show similar experiments")
+    assert [r[0] for r in similar.rows] == [e["alias"] for e in state["evidence"]]
+    assert "r1 (blood_cells_pbc" in similar.text and "(the best results first)" in similar.text
+
+    compare = ask(state, "compare c1 and c2")
+    assert [r[0] for r in compare.rows] == ["c1", "c2"] and compare.rows[0][-1] == "recommended"
+    unknown = ask(state, "compare c1 and c9")
+    assert "no candidate c9" in unknown.text
+
+
+def test_training_questions_before_and_after_a_run(thread: Any) -> None:
+    state, adapter = thread
+    before = ask(state, "how did training go?")
+    assert before.intent == "missing" and "approve the offered configuration" in before.text
+
+    last(adapter.approve("t1"))
+    after = answer_followup(adapter.values("t1"), "what was the final accuracy?", FakeMetaModel(), adapter.kb)
+
+    assert after.intent == "training" and "Test accuracy 0.810" in after.text
+    assert "inside that interval" in after.text and "It is in the knowledge base as record" in after.text
+
+
+def test_no_recommendation_yet_says_so() -> None:
+    for q in ("why this learning rate?", "what about resnet18?", "compare the candidates", "show similar experiments"):
+        a = answer_followup({}, q, FakeMetaModel(), None)
+        assert a.intent == "missing" and a.missing, q
+
+
+def test_what_if_without_a_meta_model_says_it_is_missing(thread: Any) -> None:
+    a = answer_followup(thread[0], "what about resnet18?", None, None, weights_available=weights)
+
+    assert a.missing == ["the meta-model"]
+
+
+def test_data_the_knowledge_base_does_not_record_is_named(thread: Any) -> None:
+    a = ask(thread[0], "what is the per-class recall?")
+
+    assert a.intent == "missing" and "per-class metrics" in a.missing[0]
+
+
+def test_an_llm_maps_what_the_rules_miss_without_writing_the_answer(thread: Any) -> None:
+    class Mapper(RuleChat):
+        def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
+            return RunnableLambda(lambda _: {"intent": "what_if", "param": "epochs", "value": "5"})
+
+    a = ask(thread[0], "gimme a quicker variant", llm=Mapper())
+
+    assert a.intent == "what_if" and a.config is not None and a.config["epochs"] == 5
+    assert a.understood_as == "what-if" and a.text.startswith("(I read this as a what-if question.)")
+
+
+def test_recheck_of_the_recommended_config_passes(thread: Any) -> None:
+    state, _ = thread
+    config = TrainConfig.model_validate(state["recommendation"]["config"])
+    pred = {"accuracy": 0.8, "low": 0.75, "high": 0.85, "seconds": 40.0}
+
+    checks = recheck(state, config, pred, weights_available=weights)
+
+    assert [c["name"] for c in checks] == ["search_space", "constraints", "competitive", "budget"]
+    assert all(c["ok"] for c in checks)
