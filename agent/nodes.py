@@ -1,0 +1,709 @@
+"""The nodes of the recommendation graph, built around injected parts.
+
+`Nodes` holds the parts a request needs (chat models, knowledge base, meta-model, job
+starter) and caches what is expensive to build (the meta-model, dataset profiles, weight
+availability) for the life of the process; each node is a method taking the state and the
+runtime and returning a state update (or a `Command` where it routes).
+
+Side effects live in `train` and `record` only, behind an approval; `approve` does nothing
+before its `interrupt()` (a resumed node re-runs from its top).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_stream_writer
+from langgraph.graph import END
+from langgraph.runtime import Runtime
+from langgraph.types import Command, Overwrite, interrupt
+
+from agent import judge as J
+from agent.context import Context
+from agent.state import State, add_seconds
+from knowledge.schema import MetaFeatures, TrainConfig
+from knowledge.space import BACKBONES, MODES
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("cpu", "cuda")
+RESUME_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": ["approve", "edit", "reject"]},
+        "config": {"type": "object", "description": "approve: must equal the offered config; edit: fields to change"},
+        "dataset": {"type": "string", "description": "the dataset to train on, when the offer has none"},
+        "reason": {"type": "string", "maxLength": 500},
+    },
+    "required": ["action"],
+}
+RESUME_HELP = {
+    "approve": {"action": "approve"},
+    "edit": {"action": "edit", "config": {"epochs": 5}},
+    "reject": {"action": "reject", "reason": "..."},
+}
+
+
+class TaskError(ValueError):
+    """The request cannot be served as given; the message says what to change."""
+
+
+class TrainingNotApproved(PermissionError):
+    """The train node was reached without an approval of the exact configuration."""
+
+
+# ----------------------------------------------------------------------------- prompts
+@functools.cache
+def prompt(name: str) -> str:
+    """A prompt template from the `prompts` package (one file per template)."""
+    return resources.files("prompts").joinpath(f"{name}.md").read_text(encoding="utf-8")
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _config_text(c: dict[str, Any]) -> str:
+    # Compact on purpose: every digit is a prompt token (Qwen tokenises numbers digit by digit).
+    size = f" {c['input_size']}px" if c["input_size"] != 64 else ""
+    return f"{c['backbone']}/{c['mode']}{size} {c['optimizer']} lr={c['learning_rate']:g} bs={c['batch_size']} ep={c['epochs']}"
+
+
+def data_text(profile: dict[str, Any]) -> str:
+    """One line describing the task's data, for prompts and renderings."""
+    m = profile["meta"]
+    body = f" {m['body_part']}" if m.get("body_part") else ""
+    colour = "RGB" if m["channels"] == 3 else "grey"
+    return (f"{m['modality']}{body}, {m['n_classes']} classes, {m['n_instances']} images, {m['resolution']}px {colour}, "
+            f"imbalance {m['imbalance_ratio']:.1f}")
+
+
+def constraints_text(profile: dict[str, Any]) -> str:
+    parts = [f"budget {_minutes(profile['budget_seconds'])}" if profile.get("budget_seconds") else "no time budget",
+             f"device {profile['device']}"]
+    if profile.get("backbones"):
+        parts.append("backbones " + ", ".join(profile["backbones"]))
+    if profile.get("modes"):
+        parts.append("modes " + ", ".join(profile["modes"]))
+    return "; ".join(parts)
+
+
+def candidate_line(c: dict[str, Any]) -> str:
+    flag = " (over budget)" if c.get("over_budget") else ""
+    return (f"{c['id']} {_config_text(c['config'])}: acc {c['accuracy']:.2f} ({c['low']:.2f}-{c['high']:.2f}), "
+            f"{_minutes(c['seconds'])}, {c.get('support', 0)} runs{flag}")
+
+
+def evidence_line(e: dict[str, Any]) -> str:
+    result = f"test {e['test_accuracy']:.2f}" if e.get("test_accuracy") is not None else e["status"]
+    return f"{e['alias']} {e['dataset']} {_config_text(e['config'])}: {result}, {_minutes(e['seconds'])}"
+
+
+def prompt_evidence(state: State, ctx: Context) -> list[dict[str, Any]]:
+    """The past runs shown to the LLM: the nearest ones that ran (ok or diverged)."""
+    ran = [e for e in state.get("evidence", []) if e["status"] in ("ok", "diverged")]
+    return ran[: ctx.k_prompt]
+
+
+def reason_messages(state: State, ctx: Context) -> list[BaseMessage]:
+    """The reasoner's prompt. The judge reuses it as its prefix (llama.cpp then reuses the
+    KV cache of the shared tokens), so it must depend only on state the judge sees too."""
+    profile = state["profile"]
+    cands = state["candidates"]
+    shown = prompt_evidence(state, ctx)
+    user = prompt("reason_user").format(
+        task=(state.get("task") or "").strip()[: ctx.task_chars] or "(none: see the data)",
+        data=data_text(profile),
+        assumed=", ".join(profile["assumed"]) or "nothing",
+        constraints=constraints_text(profile),
+        candidates="\n".join(candidate_line(c) for c in cands),
+        top_id=cands[0]["id"],
+        shap=state["explanation"]["text"],
+        evidence="\n".join(evidence_line(e) for e in shown) or "none",
+    )
+    if state.get("critique"):
+        user += prompt("reason_retry").format(critique=state["critique"])
+    return [SystemMessage(prompt("reason_system").strip()), HumanMessage(user.strip())]
+
+
+def judge_messages(state: State, ctx: Context, prediction: dict[str, float], raw_draft: Any) -> list[BaseMessage]:
+    profile = state["profile"]
+    best = max(state["candidates"], key=lambda c: c["accuracy"])
+    budget = profile.get("budget_seconds")
+    text = prompt("judge").format(
+        predicted=f"{prediction['accuracy']:.2f}", low=f"{prediction['low']:.2f}", high=f"{prediction['high']:.2f}",
+        seconds=_minutes(prediction["seconds"]), best=f"{best['id']} ({best['accuracy']:.2f})",
+        budget=f"The time budget is {_minutes(budget)}." if budget else "There is no time budget.",
+    )
+    return [*reason_messages(state, ctx), AIMessage(J.short_json(raw_draft)), HumanMessage(text.strip())]
+
+
+# ------------------------------------------------------------------------------ timing
+def timed(name: str, fn: Callable[..., Any], *, first: bool = False) -> Callable[..., Any]:
+    """Wrap a node so its wall time is added to `timings[name]` (retries add up).
+
+    `functools.wraps` keeps the node's signature visible, so LangGraph still injects
+    `runtime` and `config`. The `first` node of a request overwrites the timings instead,
+    so a second request in the same thread starts from zero.
+    """
+
+    @functools.wraps(fn)
+    def node(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        seconds = {name: round(time.perf_counter() - start, 6)}
+        if isinstance(out, Command):
+            update = dict(out.update or {})
+            update["timings"] = add_seconds(update.get("timings"), seconds)
+            return Command(graph=out.graph, update=update, resume=out.resume, goto=out.goto)
+        out = dict(out or {})
+        out["timings"] = Overwrite(seconds) if first else add_seconds(out.get("timings"), seconds)
+        return out
+
+    return node
+
+
+def _thread_id(config: RunnableConfig | None) -> str:
+    return str(((config or {}).get("configurable") or {}).get("thread_id") or "no-thread")
+
+
+def job_id_for(thread_id: str, config: TrainConfig) -> str:
+    """A run folder name that is the same whenever the same thread trains the same config."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", thread_id).strip("._")[:48] or "thread"
+    return f"{safe}-{config.key()}"
+
+
+# ------------------------------------------------------------------------------- nodes
+class Nodes:
+    """The graph's nodes around their parts.
+
+    Args:
+        llm: the reasoner's chat model (structured output).
+        judge_llm: the judge's chat model; None reuses `llm`.
+        store: the knowledge base (`search`, `records`, `root`, `sync_index`).
+        metamodel: a fitted meta-model; None fits/loads one from `store` on first use.
+        start_job: starts a training job (`tools.jobs.Job.start`'s signature).
+        weights_available: whether a backbone's pretrained weights exist here.
+    """
+
+    def __init__(
+        self,
+        *,
+        llm: BaseChatModel,
+        judge_llm: BaseChatModel | None,
+        store: Any,
+        metamodel: Any | None = None,
+        start_job: Callable[..., Any] | None = None,
+        weights_available: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.llm = llm
+        self.judge_llm = judge_llm or llm
+        self.store = store
+        self._metamodel = metamodel
+        self._start_job = start_job
+        self._weights_fn = weights_available
+        self._weights: dict[str, bool] = {}
+        self._profiles: dict[tuple[str, int, int], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------- parts
+    @property
+    def metamodel(self) -> Any:
+        """The meta-model, loaded (or fitted and cached on disk) once per process."""
+        with self._lock:
+            if self._metamodel is None:
+                from tools.metamodel import MetaModel
+
+                self._metamodel = MetaModel.load_or_fit(self.store.records())
+            return self._metamodel
+
+    def weights_available(self, backbone: str) -> bool:
+        """Whether pretrained weights for `backbone` exist here (cached per process)."""
+        if backbone not in self._weights:
+            source = BACKBONES.get(backbone, {}).get("pretrained_source")
+            if source == "package":
+                self._weights[backbone] = True
+            elif source is None:
+                self._weights[backbone] = False
+            elif self._weights_fn is not None:
+                self._weights[backbone] = bool(self._weights_fn(backbone))
+            else:
+                from tools.backbones import weights_available
+
+                self._weights[backbone] = weights_available(backbone)
+        return self._weights[backbone]
+
+    def _dataset_meta(self, path: str) -> tuple[dict[str, Any], str]:
+        """Meta-features and name of a dataset, cached by path, size and mtime."""
+        from tools.datasets import DatasetError, load_dataset, profile_dataset
+
+        p = Path(path).expanduser()
+        try:
+            st = p.stat()
+        except OSError:
+            st = None
+        key = (str(p.resolve()), st.st_size if st else -1, st.st_mtime_ns if st else -1)
+        if key not in self._profiles:
+            try:
+                ds = load_dataset(path)
+                meta = profile_dataset(ds)
+            except DatasetError as exc:
+                raise TaskError(str(exc)) from exc
+            self._profiles[key] = {"meta": meta.model_dump(mode="json"), "name": ds.name, "notes": list(ds.notes)}
+        entry = self._profiles[key]
+        return entry, entry["name"]
+
+    def _records_by_id(self) -> dict[str, Any]:
+        return {r.id: r for r in self.store.records()}
+
+    # ------------------------------------------------------------------- nodes
+    def profile(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+        """Meta-features from the dataset when given, else from the text; constraints merged."""
+        from tools.task_text import parse_task
+
+        ctx = runtime.context or Context()
+        text = state.get("task") or ""
+        dataset = state.get("dataset") or None
+        given: dict[str, Any] = dict(state.get("constraints") or {})
+        if not text.strip() and not dataset:
+            raise TaskError("describe the task in words, give a dataset path, or both.")
+        try:
+            told = parse_task(text)
+        except ValueError as exc:
+            raise TaskError(str(exc)) from exc
+        notes = list(told.notes)
+        if dataset:
+            if not ctx.allows(dataset):
+                raise TaskError(
+                    f"the dataset {dataset!r} lies outside the allowed folders ({', '.join(ctx.allowed_data_dirs or ())}); "
+                    "move it there or ask the operator to allow its folder."
+                )
+            entry, name = self._dataset_meta(dataset)
+            meta = dict(entry["meta"])
+            notes += entry["notes"]
+            if meta["modality"] == "unknown" and "modality" in told.said:
+                meta["modality"] = told.modality
+                notes.append(f"modality {told.modality} taken from the text (the dataset does not say)")
+            if not meta.get("body_part") and "body_part" in told.said:
+                meta["body_part"] = told.body_part
+            for field, value in (("n_classes", told.n_classes), ("n_instances", told.n_instances)):
+                if field in told.said and value != meta[field]:
+                    notes.append(f"the text says {told.said[field]!r} but the data has {field}={meta[field]}; "
+                                 "using the data")
+            assumed = [] if meta["modality"] != "unknown" else ["modality=unknown"]
+            source, dataset_name = "dataset", name
+        else:
+            meta = told.to_meta().model_dump(mode="json")
+            assumed = told.assumptions()
+            assumed = [a for a in assumed if not a.startswith("device=")]
+            source, dataset_name = "text", None
+
+        budget_seconds = told.budget_seconds
+        if given.get("budget_minutes") is not None:
+            minutes = given["budget_minutes"]
+            if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not math.isfinite(minutes) \
+                    or minutes <= 0:
+                raise TaskError(f"budget_minutes must be a number > 0, but got {minutes!r}.")
+            budget_seconds = float(minutes) * 60
+        device = given.get("device") or None
+        if device is not None:
+            device = "cuda" if str(device).lower() in ("gpu", "cuda") else str(device).lower()
+            if device not in DEVICES:
+                raise TaskError(f"device must be one of cpu, cuda (or gpu), but got {given['device']!r}.")
+        elif "device" in told.said:
+            device = told.device
+        else:
+            device = "cpu"
+            assumed.append("device=cpu")
+        backbones = _allowed("backbones", given.get("backbones"), tuple(BACKBONES))
+        modes = _allowed("modes", given.get("modes"), MODES)
+        return {
+            "profile": {
+                "meta": meta, "source": source, "dataset": dataset, "dataset_name": dataset_name,
+                "assumed": assumed, "notes": notes, "budget_seconds": budget_seconds, "device": device,
+                "backbones": backbones, "modes": modes,
+            },
+            # A fresh request in an old thread starts its judge loop afresh.
+            "attempts": 0, "critique": None, "fallback": None, "draft": None, "draft_error": None,
+            "approval": None, "verdicts": Overwrite([]), "llm_seconds": Overwrite({}),
+        }
+
+    def retrieve(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+        """The k past runs whose description is nearest to this task (Chroma), best results first."""
+        ctx = runtime.context or Context()
+        profile = state["profile"]
+        query = task_query(profile, state.get("task") or "", ctx)
+        hits = self.store.search(query, k=ctx.k_retrieve) if ctx.k_retrieve else []
+        # Among the nearest runs (often all of one dataset, at near-equal distances), the
+        # ones that worked best are the most useful evidence: they come first (r1, r2, ...),
+        # then the rest by distance, failures last.
+        def usefulness(hit: tuple[Any, float]) -> tuple[int, float, float]:
+            o = hit[0].outcome
+            ok = o.status == "ok" and o.test_accuracy is not None
+            return (0 if ok else 1 if o.status == "diverged" else 2, -(o.test_accuracy or 0.0) if ok else 0.0, hit[1])
+
+        evidence = []
+        for i, (record, distance) in enumerate(sorted(hits, key=usefulness), start=1):
+            o = record.outcome
+            evidence.append({
+                "alias": f"r{i}", "id": record.id, "dataset": record.dataset.name,
+                "config": record.config.model_dump(mode="json"), "weights": record.weights, "status": o.status,
+                "test_accuracy": o.test_accuracy, "val_accuracy": o.val_accuracy,
+                "seconds": round(o.total_seconds, 3), "distance": round(float(distance), 4),
+            })
+        return {"evidence": evidence}
+
+    def explain(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+        """The meta-model's ranked candidates under the constraints, and SHAP for the top one."""
+        from tools.metamodel import Constraints
+
+        ctx = runtime.context or Context()
+        profile = state["profile"]
+        meta = MetaFeatures.model_validate(profile["meta"])
+        constraints = Constraints(
+            budget_seconds=profile.get("budget_seconds"), device=profile["device"],
+            backbones=profile.get("backbones"), modes=profile.get("modes"),
+        )
+        by_id = self._records_by_id()
+        retrieved = [by_id[e["id"]] for e in state.get("evidence", []) if e["id"] in by_id]
+        mm = self.metamodel
+        found = mm.candidates(meta, constraints, retrieved=retrieved, n=ctx.n_candidates)
+        if not found:
+            raise TaskError(
+                "no configuration satisfies the constraints (allowed backbones "
+                f"{', '.join(profile.get('backbones') or ['any'])}, modes {', '.join(profile.get('modes') or ['any'])}); "
+                "allow more backbones or modes."
+            )
+        candidates = [
+            {
+                "id": c.id, "config": c.config.model_dump(mode="json"), "accuracy": round(c.prediction.accuracy, 4),
+                "low": round(c.prediction.low, 4), "high": round(c.prediction.high, 4),
+                "seconds": round(c.prediction.seconds, 2), "origin": c.origin,
+                "support": int(getattr(c, "support", 0)), "over_budget": bool(getattr(c, "over_budget", False)),
+            }
+            for c in found
+        ]
+        ex = mm.explain(meta, found[0].config)
+        explanation = {
+            "candidate": found[0].id, "text": ex.text(top=3), "base_value": round(float(ex.base_value), 4),
+            "contributions": [[str(n), _jsonable(v), round(float(c), 4)] for n, v, c in ex.contributions[:12]],
+        }
+        return {"candidates": candidates, "explanation": explanation}
+
+    def reason(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+        """One LLM call: a draft recommendation, JSON-constrained by the candidate set."""
+        ctx = runtime.context or Context()
+        aliases = [e["alias"] for e in prompt_evidence(state, ctx)]
+        schema = J.draft_schema(state["candidates"], aliases)
+        messages = reason_messages(state, ctx)
+        start = time.perf_counter()
+        draft: Any = None
+        error = None
+        try:
+            draft = self.llm.with_structured_output(schema).with_config(run_name="reason", tags=["reason"]).invoke(messages)
+        except Exception as exc:  # a bad answer is the judge's to report, and counts as an attempt
+            error = f"{type(exc).__name__}: {str(exc)[:300]}"
+            log.warning("reason: the LLM gave no usable answer: %s", error)
+        seconds = time.perf_counter() - start
+        if hasattr(draft, "model_dump"):
+            draft = draft.model_dump()
+        if isinstance(draft, dict) and isinstance(draft.get("rationale"), str):
+            draft["rationale"] = J.tidy_text(draft["rationale"], J.RATIONALE_MAX)
+        return {
+            "draft": draft if isinstance(draft, dict) else None,
+            "draft_error": error if error or isinstance(draft, dict) else f"not a JSON object: {str(draft)[:200]}",
+            "attempts": state.get("attempts", 0) + 1,
+            "llm_seconds": {"reason": seconds},
+        }
+
+    def judge(self, state: State, runtime: Runtime[Context]) -> Command[Any]:
+        """Deterministic checks, then (if they pass) the LLM judge; route by the verdict."""
+        ctx = runtime.context or Context()
+        candidates = state["candidates"]
+        profile = state["profile"]
+        aliases = [e["alias"] for e in prompt_evidence(state, ctx)]
+        draft, error = J.parse_draft(state.get("draft"))
+        if draft is None and state.get("draft_error"):
+            error = state["draft_error"]
+        config, config_error, prediction = None, None, None
+        if draft is not None:
+            try:
+                config = J.merge_config(draft, candidates)
+            except ValueError as exc:
+                config_error = str(exc)
+        if config is not None:
+            prediction = self._predict(profile, config)
+        checks = J.run_checks(
+            draft=draft, draft_error=error, candidates=candidates, evidence_aliases=aliases, config=config,
+            config_error=config_error, prediction=prediction, profile=profile,
+            weights_available=self.weights_available, accuracy_tolerance=ctx.accuracy_tolerance,
+            max_accuracy_gap=ctx.max_accuracy_gap,
+        )
+        passed = all(c.ok for c in checks)
+        scores, judge_error, llm_seconds = None, None, 0.0
+        if passed and ctx.llm_judge and prediction is not None:
+            start = time.perf_counter()
+            scores, judge_error = J.llm_scores(self.judge_llm, judge_messages(state, ctx, prediction, state["draft"]))
+            llm_seconds = time.perf_counter() - start
+            if scores is not None:
+                passed = J.passes(scores, ctx.min_judge_score)
+        attempt = state.get("attempts", 1)
+        critique = None if passed else J.critique_of(checks, scores)
+        verdict = {
+            "passed": passed, "attempt": attempt, "checks": J.checks_as_json(checks),
+            "scores": None if scores is None else {n: getattr(scores, n) for n in J.SCORE_NAMES},
+            "critique": (scores.critique.strip() if scores is not None and passed else critique),
+            "judged_by": "checks+llm" if scores is not None else "checks",
+            "judge_error": judge_error,
+            "prediction": prediction,
+            "assumed": profile["assumed"],
+        }
+        update: dict[str, Any] = {"verdict": verdict, "verdicts": [verdict], "llm_seconds": {"judge": llm_seconds}}
+        if passed:
+            return Command(goto="respond", update={**update, "critique": None, "fallback": None})
+        if attempt <= ctx.max_judge_retries:
+            return Command(goto="reason", update={**update, "critique": critique})
+        reason = f"the judge rejected {attempt} draft(s); last critique: {critique}"
+        return Command(goto="respond", update={**update, "critique": critique, "fallback": {"reason": reason}})
+
+    def respond(self, state: State, runtime: Runtime[Context], config: RunnableConfig) -> dict[str, Any]:
+        """The recommendation object (a labelled fallback when the judge gave up) and the offer."""
+        from agent.recommend import build_recommendation
+
+        start = time.perf_counter()
+        ctx = runtime.context or Context()
+        profile = state["profile"]
+        candidates = state["candidates"]
+        meta = MetaFeatures.model_validate(profile["meta"])
+        fallback = state.get("fallback")
+        draft, _ = J.parse_draft(state.get("draft"))
+        if fallback or draft is None:
+            top = candidates[0]
+            chosen = TrainConfig.model_validate(top["config"])
+            cited = [top["id"]]
+        else:
+            chosen = J.merge_config(draft, candidates)
+            cited = list(dict.fromkeys(draft.cite))
+        prediction = self._predict(profile, chosen)
+        explanation = state["explanation"]
+        top_config = TrainConfig.model_validate(candidates[0]["config"])
+        if chosen.key() == top_config.key():
+            shap_text, contributions = explanation["text"], explanation["contributions"]
+        else:
+            ex = self.metamodel.explain(meta, chosen)
+            shap_text = ex.text(top=3)
+            contributions = [[str(n), _jsonable(v), round(float(c), 4)] for n, v, c in ex.contributions[:12]]
+        plot = None
+        if ctx.plot_dir:
+            name = f"shap-{job_id_for(_thread_id(config), chosen)}.png"
+            try:
+                plot = str(self.metamodel.shap_plot(meta, chosen, Path(ctx.plot_dir) / name))
+            except Exception as exc:  # a plot is for people; its failure must not lose the answer
+                log.warning("SHAP plot failed: %s", exc)
+        timings = add_seconds(state.get("timings"), {"respond": time.perf_counter() - start})
+        rec = build_recommendation(
+            state=state, config=chosen, prediction=prediction, cited=cited, shap_summary=shap_text,
+            contributions=contributions, shap_plot=plot, draft=None if fallback else draft,
+            fallback_reason=((fallback or {}).get("reason") or "no usable draft") if (fallback or draft is None) else None,
+            weights=J.weights_source(chosen.backbone, chosen.mode, self.weights_available(chosen.backbone)),
+            timings=timings,
+        )
+        offer = self._offer(profile, chosen, prediction, warnings=rec.warnings)
+        return {"recommendation": rec.model_dump(mode="json"), "offer": offer}
+
+    def approve(self, state: State, runtime: Runtime[Context]) -> Command[Any]:
+        """Ask for approval of the exact offered config; route by the answer.
+
+        Nothing happens before `interrupt()`: on resume this node re-runs from the top.
+        """
+        ctx = runtime.context or Context()
+        offer = state["offer"]
+        payload = {
+            "type": "approval",
+            "question": "Train this exact configuration? Resume with one of `resume`.",
+            **offer,
+            "resume": RESUME_HELP,
+        }
+        answer = interrupt(payload, response_schema=RESUME_SCHEMA)
+        action, fields, problem = _read_answer(answer)
+        if problem:
+            return Command(goto="approve", update={"offer": {**offer, "error": problem}})
+        if action == "reject":
+            return Command(goto=END, update={
+                "decision": {"status": "rejected", "reason": str(fields.get("reason") or "")[:500]},
+                "approval": None, "offer": {**offer, "error": None},
+            })
+        proposed = fields.get("config")
+        if proposed is not None and not isinstance(proposed, dict):
+            return Command(goto="approve", update={"offer": {**offer, "error": "config must be a JSON object."}})
+        if action == "edit" or (proposed is not None and _normalised(proposed, offer) != offer["key"]):
+            edited, problems = J.validate_config(
+                {**offer["config"], **(proposed or {})}, backbones=state["profile"].get("backbones"),
+                modes=state["profile"].get("modes"), weights_available=self.weights_available,
+            )
+            if edited is None or problems:
+                message = "the edited configuration was refused: " + " ".join(problems)
+                return Command(goto="approve", update={"offer": {**offer, "error": message}})
+            new_offer = self._offer(state["profile"], edited, self._predict(state["profile"], edited),
+                                    dataset=offer.get("dataset"))
+            new_offer["note"] = "edited: approve this exact configuration to train it"
+            return Command(goto="approve", update={"offer": new_offer})
+        dataset = offer.get("dataset") or fields.get("dataset")
+        if not dataset:
+            return Command(goto="approve", update={"offer": {**offer, "error": (
+                "training needs a dataset: resume with {\"action\": \"approve\", \"dataset\": \"PATH\"}, or reject.")}})
+        if not ctx.allows(dataset) or not Path(dataset).expanduser().exists():
+            return Command(goto="approve", update={"offer": {**offer, "error": (
+                f"cannot train on {dataset!r}: it does not exist or lies outside the allowed folders.")}})
+        return Command(goto="train", update={
+            "approval": {"config": offer["config"], "key": offer["key"], "dataset": str(dataset)},
+            "decision": {"status": "approved"}, "offer": {**offer, "dataset": str(dataset), "error": None},
+        })
+
+    def train(self, state: State, runtime: Runtime[Context], config: RunnableConfig) -> dict[str, Any]:
+        """Start (or re-attach to) the training job of the approved config; stream its progress."""
+        ctx = runtime.context or Context()
+        approval = state.get("approval")
+        offer = state.get("offer") or {}
+        if not approval:
+            raise TrainingNotApproved("refusing to train: no configuration was approved in this thread.")
+        chosen = TrainConfig.model_validate(approval["config"])
+        if chosen.key() != approval["key"] or approval["key"] != offer.get("key"):
+            raise TrainingNotApproved(
+                "refusing to train: the approved configuration is not the one offered for approval "
+                f"(approved {approval['key']}, offered {offer.get('key')}); approve the offered config again."
+            )
+        if self._start_job is None:
+            from tools.jobs import Job
+
+            self._start_job = Job.start
+        meta = state["profile"]["meta"]
+        job = self._start_job(
+            approval["dataset"], chosen, seed=ctx.seed, kb_root=getattr(self.store, "root", None),
+            runs=ctx.runs_dir, job_id=job_id_for(_thread_id(config), chosen),
+            modality=None if meta["modality"] == "unknown" else meta["modality"], body_part=meta.get("body_part"),
+        )
+        write = get_stream_writer()
+        write({"type": "job", "job_id": job.id, "run_dir": str(job.run_dir)})
+        for event in job.events():
+            write({"type": "train", **event})
+        if getattr(job, "proc", None) is not None:
+            job.proc.wait()
+        record = job.finalize()
+        training: dict[str, Any] = {"job_id": job.id, "run_dir": str(job.run_dir)}
+        if record is None:
+            err = Path(job.run_dir) / "error.txt"
+            training.update(status="error", error=err.read_text()[:2000] if err.exists() else
+                            f"the job failed before training; see {job.run_dir}/stderr.txt")
+        else:
+            o = record.outcome
+            training.update(status=o.status, record_id=record.id, test_accuracy=o.test_accuracy,
+                            val_accuracy=o.val_accuracy, seconds=o.total_seconds, error=o.error)
+        write({"type": "train_done", **training})
+        return {"training": training}
+
+    def record(self, state: State) -> dict[str, Any]:
+        """Report the new knowledge-base record and bring the search index up to date."""
+        training = state.get("training") or {}
+        record_id = training.get("record_id")
+        index: dict[str, int] | None = None
+        if record_id and hasattr(self.store, "sync_index"):
+            try:
+                index = self.store.sync_index()
+            except Exception as exc:  # the JSONL holds the record; the index re-syncs on the next search
+                log.warning("index sync failed: %s", exc)
+        return {"recorded": {"record_id": record_id, "index": index, "status": training.get("status")}}
+
+    # ------------------------------------------------------------------- helpers
+    def _predict(self, profile: dict[str, Any], config: TrainConfig) -> dict[str, float]:
+        meta = MetaFeatures.model_validate(profile["meta"])
+        p = self.metamodel.predict(meta, [config], device=profile["device"])[0]
+        return {"accuracy": round(p.accuracy, 4), "low": round(p.low, 4), "high": round(p.high, 4),
+                "seconds": round(p.seconds, 2)}
+
+    def _offer(self, profile: dict[str, Any], config: TrainConfig, prediction: dict[str, float], *,
+               warnings: list[str] | None = None, dataset: str | None = None) -> dict[str, Any]:
+        warnings = list(warnings or [])
+        budget = profile.get("budget_seconds")
+        if budget and prediction["seconds"] > budget and not any("budget" in w for w in warnings):
+            warnings.append(f"predicted {_minutes(prediction['seconds'])} exceeds the budget of {_minutes(budget)}")
+        return {
+            "config": config.model_dump(mode="json"), "key": config.key(),
+            "dataset": dataset or profile.get("dataset"), "prediction": prediction, "warnings": warnings,
+            "error": None,
+        }
+
+
+def task_query(profile: dict[str, Any], text: str, ctx: Context) -> str:
+    """The retrieval query: the task described the way records describe themselves."""
+    m = profile["meta"]
+    body = f" {m['body_part']}" if m.get("body_part") else ""
+    name = f" Dataset {profile['dataset_name']}." if profile.get("dataset_name") else ""
+    return (f"{m['modality']}{body} {m['task_type']} classification, {m['n_classes']} classes, {m['n_instances']} images, "
+            f"{m['resolution']}px {'RGB' if m['channels'] == 3 else 'grey'}, imbalance {m['imbalance_ratio']:.1f}.{name} "
+            f"{text.strip()[: ctx.task_chars]}").strip()
+
+
+def _allowed(name: str, values: Any, allowed: tuple[str, ...]) -> list[str] | None:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [v.strip() for v in values.split(",") if v.strip()]
+    values = list(values)
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        raise TaskError(f"{name} must be drawn from {', '.join(allowed)}, but got {values!r}.")
+    return values
+
+
+def _read_answer(answer: Any) -> tuple[str, dict[str, Any], str | None]:
+    """(action, fields, problem) from a resume value; shorthands True/False/"approve"/"reject"."""
+    if answer is True or (isinstance(answer, str) and answer.strip().lower() in ("approve", "yes", "y")):
+        return "approve", {}, None
+    if answer is False or (isinstance(answer, str) and answer.strip().lower() in ("reject", "no", "n")):
+        return "reject", {}, None
+    if isinstance(answer, dict) and answer.get("action") in ("approve", "edit", "reject"):
+        if answer["action"] == "edit" and not isinstance(answer.get("config"), dict):
+            return "edit", {}, "an edit needs the fields to change: {\"action\": \"edit\", \"config\": {\"epochs\": 5}}."
+        return str(answer["action"]), answer, None
+    return "", {}, (f"cannot read the answer {str(answer)[:200]!r}: resume with {{\"action\": \"approve\"}}, "
+                    "{\"action\": \"edit\", \"config\": {...}} or {\"action\": \"reject\"}.")
+
+
+def _normalised(proposed: dict[str, Any], offer: dict[str, Any]) -> str | None:
+    """The key of the offered config with `proposed` on top (None when that is invalid)."""
+    try:
+        return TrainConfig.model_validate({**offer["config"], **proposed}).key()
+    except Exception:
+        return None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, float):
+        return round(value, 6) if math.isfinite(value) else None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+__all__ = ["Nodes", "RESUME_SCHEMA", "TaskError", "TrainingNotApproved", "job_id_for", "prompt", "reason_messages",
+           "task_query", "timed"]

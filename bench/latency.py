@@ -1,0 +1,132 @@
+"""Time to recommend: p50/p95 over varied tasks, per node, LLM vs everything else.
+
+Goals (issue 3): p50 <= 10 s and p95 <= 20 s per recommendation on a 2-core CPU, and
+everything except the LLM calls <= 0.3 s once warm.
+
+The parts (embedded LLM, knowledge base + Chroma index, meta-model) are built and warmed
+once, untimed, as in a long-running app; then each task runs through the graph up to the
+approval interrupt. Printed: one row per task (total, LLM, the rest, drafts, judge), the
+per-node breakdown (p50/p95, with the LLM part of reason and judge apart), and the goals.
+
+Usage:
+    python -m bench.latency [--kb-dir DIR] [--model qwen2.5-coder-0.5b] [--repeat 1] [--tasks 12] [--no-judge]
+
+Timings are wall-clock on whatever else the machine is doing; the load average is printed
+(ENVIRONMENT.md: LLM timings fall 3-5x while other processes load the 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+DATA = Path(os.environ.get("METALLMIX_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+# Varied on purpose: modalities, sizes, budgets, devices, with and without a dataset.
+TASKS: list[tuple[str, str | None]] = [
+    ("skin lesion dermoscopy, 8 classes, 2,000 images, I have 15 minutes on a laptop CPU", None),
+    ("chest x-ray, pneumonia vs normal, 5k images, 10 min", None),
+    ("brain MRI tumour types, 4 classes, about 6,500 slices, imbalanced, 1 hour on CPU", None),
+    ("breast ultrasound, normal vs benign vs malignant, 780 images, 5 minutes", None),
+    ("peripheral blood smear microscopy, 8 cell types, 2.7k RGB images, half an hour", None),
+    ("lung histopathology H&E patches, 3 classes, 2,000 images, 20 minutes, GPU", None),
+    ("knee radiographs, KL grades 0-4, 5 classes, 6,000 images, imbalance ratio of 13, 2 hours", None),
+    ("retinal fundus photographs, 5 grades of diabetic retinopathy, 3,500 images, 30 min on a laptop", None),
+    ("breast ultrasound lesions", "busi_ultrasound.npz"),
+    ("dermoscopy, 15 minutes", "skin_lesion_isic.npz"),
+    ("", "blood_cells_pbc.npz"),
+    ("chest x-ray, I have 10 minutes", "pneumoniamnist_merged.npz"),
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[k]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kb-dir", default=None, help="knowledge base (default: the user's, seeded from the package)")
+    parser.add_argument("--model", default=None, help="embedded model name (default: agent.llm's default)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per task")
+    parser.add_argument("--tasks", type=int, default=len(TASKS), help="use the first N tasks")
+    parser.add_argument("--no-judge", action="store_true", help="deterministic checks only (no LLM judge call)")
+    args = parser.parse_args(argv)
+
+    from agent.context import Context
+    from agent.llm import get_chat_model
+    from agent.recommend import Recommender
+    from knowledge.store import open_default
+
+    t0 = time.perf_counter()
+    kb = open_default(args.kb_dir)
+    r = Recommender(llm=get_chat_model(model=args.model, max_tokens=320),
+                    judge_llm=get_chat_model(model=args.model, max_tokens=160), kb=kb)
+    r.warm_up()
+    context = Context(llm_judge=not args.no_judge)
+    # One untimed request loads the LLM weights and compiles its grammar paths.
+    r.recommend(TASKS[0][0], context=context)
+    print(f"warm-up (parts + first request): {time.perf_counter() - t0:.1f} s; knowledge base {len(kb.records())} "
+          f"records; model {getattr(r.nodes.llm, 'model_name', type(r.nodes.llm).__name__)}; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+
+    rows: list[dict[str, Any]] = []
+    for text, ds in TASKS[: args.tasks]:
+        for _ in range(args.repeat):
+            dataset = str(DATA / ds) if ds else None
+            if dataset and not Path(dataset).exists():
+                print(f"skipping {ds}: not in {DATA}", file=sys.stderr)
+                continue
+            rec = r.recommend(text, dataset=dataset, context=context)
+            total = rec.timings["total"]
+            rows.append({
+                "task": (text or "(dataset only)")[:48] + (f" +{Path(ds).stem}" if ds else ""),
+                "total": total, "llm": rec.llm_seconds, "rest": total - rec.llm_seconds,
+                "drafts": rec.verdict.attempts, "passed": rec.verdict.passed, "fallback": rec.fallback,
+                "choice": f"{rec.config.backbone}/{rec.config.mode}", "timings": rec.timings, "llm_t": rec.llm_timings,
+            })
+            row = rows[-1]
+            print(f"{row['task']:<62} {total:6.2f} s  llm {row['llm']:6.2f}  rest {row['rest']:5.3f}  drafts "
+                  f"{row['drafts']}  {'fallback' if row['fallback'] else 'judged ok' if row['passed'] else 'FAILED'}  "
+                  f"{row['choice']}", flush=True)
+    if not rows:
+        print("no task ran", file=sys.stderr)
+        return 1
+
+    totals = [x["total"] for x in rows]
+    rests = [x["rest"] for x in rows]
+    print()
+    print(f"{'node':<10} {'p50 s':>8} {'p95 s':>8} {'LLM p50':>8} {'rest p50':>9} {'rest p95':>9}")
+    for node in ("profile", "retrieve", "explain", "reason", "judge", "respond"):
+        t = [x["timings"].get(node, 0.0) for x in rows]
+        llm = [x["llm_t"].get(node, 0.0) for x in rows]
+        rest = [a - b for a, b in zip(t, llm, strict=True)]
+        print(f"{node:<10} {percentile(t, 50):8.3f} {percentile(t, 95):8.3f} {percentile(llm, 50):8.3f} "
+              f"{percentile(rest, 50):9.3f} {percentile(rest, 95):9.3f}")
+    overhead = [x["total"] - sum(x["timings"][k] for k in x["timings"] if k != "total") for x in rows]
+    print(f"{'graph':<10} {percentile(overhead, 50):8.3f} {percentile(overhead, 95):8.3f} {0:8.3f} "
+          f"{percentile(overhead, 50):9.3f} {percentile(overhead, 95):9.3f}")
+    print()
+    p50, p95 = percentile(totals, 50), percentile(totals, 95)
+    rest95 = percentile(rests, 95)
+    fallbacks = sum(x["fallback"] for x in rows)
+    print(f"requests {len(rows)}; total p50 {p50:.2f} s, p95 {p95:.2f} s, max {max(totals):.2f} s; "
+          f"LLM share {sum(x['llm'] for x in rows) / sum(totals):.0%}; mean drafts "
+          f"{statistics.mean(x['drafts'] for x in rows):.2f}; fallbacks {fallbacks}")
+    print(f"goals: p50 <= 10 s {'met' if p50 <= 10 else 'MISSED'}; p95 <= 20 s {'met' if p95 <= 20 else 'MISSED'}; "
+          f"non-LLM <= 0.3 s (p95 {rest95:.3f} s, max {max(rests):.3f} s) {'met' if max(rests) <= 0.3 else 'MISSED'}; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,740 @@
+"""The recommendation graph with fake parts: routing, judge retries, fallback, approval, training.
+
+Fake chat models answer from scripts (GenericFakeChatModel with `with_structured_output`),
+the knowledge base is a three-record list, the meta-model a deterministic table, and the
+job starter records what it was asked to start. A fresh InMemorySaver per test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import Runnable, RunnableLambda
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+from pydantic import Field
+
+from agent.context import Context
+from agent.graph import build_graph
+from agent.nodes import TaskError, TrainingNotApproved, job_id_for
+from agent.recommend import Recommendation, Recommender, render_text
+from knowledge.schema import DatasetInfo, ExperimentRecord, MetaFeatures, Outcome, Provenance, TrainConfig, now_utc
+from tools.metamodel import Candidate, Explanation, Prediction
+
+TASK = "skin lesion dermoscopy, 8 classes, 2,000 images, I have 15 minutes on a laptop CPU"
+
+
+# ------------------------------------------------------------------------------- fakes
+class FakeChat(GenericFakeChatModel):
+    """A scripted chat model; structured output parses the scripted JSON text."""
+
+    prompts: list[list[BaseMessage]] = Field(default_factory=list)
+    schemas: list[Any] = Field(default_factory=list)
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
+        self.prompts.append(list(messages))
+        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> FakeChat:
+        return self
+
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
+        self.schemas.append(schema)
+        return self | RunnableLambda(lambda m: json.loads(m.content))
+
+
+def chat(*answers: dict[str, Any] | str) -> FakeChat:
+    texts = [a if isinstance(a, str) else json.dumps(a) for a in answers]
+    return FakeChat(messages=iter([AIMessage(content=t) for t in texts]))
+
+
+def draft(**over: Any) -> dict[str, Any]:
+    """A draft that passes every check against FakeMetaModel's c1."""
+    base = {
+        "candidate": "c1",
+        "backbone": "efficientnet_lite0",
+        "mode": "frozen",
+        "learning_rate": 0.001,
+        "batch_size": 64,
+        "epochs": 10,
+        "expected_accuracy": 0.8,
+        "rationale": "c1 has the best predicted accuracy and fits the budget; r1 on a similar set agrees.",
+        "cite": ["c1", "r1"],
+    }
+    return {**base, **over}
+
+
+def scores(f: int = 5, a: int = 5, c: int = 5, critique: str = "ok") -> dict[str, Any]:
+    return {"format": f, "accuracy": a, "completeness": c, "critique": critique}
+
+
+def record(name: str, backbone: str, mode: str, acc: float, seconds: float = 30.0) -> ExperimentRecord:
+    meta = MetaFeatures(
+        n_instances=2000,
+        n_classes=8,
+        imbalance_ratio=3.0,
+        class_entropy=0.95,
+        resolution=64,
+        channels=3,
+        class_size_mean=250,
+        class_size_std=60,
+        class_size_min=120,
+        class_size_max=360,
+        modality="dermoscopy",
+        body_part="skin",
+        task_type="multiclass",
+    )
+    config = TrainConfig(backbone=backbone, mode=mode, learning_rate=1e-3, epochs=10)
+    return ExperimentRecord(
+        run_key=f"key-{name}-{backbone}-{mode}",
+        dataset=DatasetInfo(name=name, fingerprint="abcdef0123456789", meta=meta),
+        config=config,
+        weights="none" if mode == "scratch" else "imagenet:test",
+        outcome=Outcome(status="ok", val_accuracy=acc, test_accuracy=acc, train_seconds=seconds, device="cpu:2 cores"),
+        provenance=Provenance(source="sweep", code_version="test", seed=0, date=now_utc(), machine="test"),
+    )
+
+
+class FakeStore:
+    """A knowledge base of a few records: search returns them in order."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._records = [
+            record("skin_lesion_isic", "efficientnet_lite0", "frozen", 0.78),
+            record("skin_lesion_isic", "small_cnn", "scratch", 0.61, 120.0),
+            record("blood_cells_pbc", "efficientnet_lite1", "frozen", 0.85),
+        ]
+        self.synced = 0
+        self.queries: list[str] = []
+
+    def records(self) -> list[ExperimentRecord]:
+        return self._records
+
+    def search(self, text: str, k: int = 10, where: Any = None) -> list[tuple[ExperimentRecord, float]]:
+        self.queries.append(text)
+        return [(r, 0.1 * (i + 1)) for i, r in enumerate(self._records[:k])]
+
+    def sync_index(self) -> dict[str, int]:
+        self.synced += 1
+        return {"added": 1, "removed": 0, "total": len(self._records) + 1}
+
+
+class FakeMetaModel:
+    """Deterministic predictions: a base accuracy per backbone/mode, lowered for a far-off learning rate."""
+
+    TABLE = {
+        ("efficientnet_lite0", "frozen"): (0.80, 40.0),
+        ("efficientnet_lite1", "frozen"): (0.79, 60.0),
+        ("small_cnn", "scratch"): (0.62, 300.0),
+        ("efficientnet_lite0", "finetune"): (0.82, 2400.0),
+    }
+    n_records = 3
+    metrics: dict[str, Any] = {}
+
+    def __init__(self) -> None:
+        self.plots: list[Path] = []
+
+    def predict(self, meta: MetaFeatures, configs: list[TrainConfig], device: str = "cpu") -> list[Prediction]:
+        out = []
+        for c in configs:
+            acc, secs = self.TABLE.get((c.backbone, c.mode), (0.5, 100.0))
+            acc -= 0.05 * abs(math.log10(c.learning_rate) + 3)
+            out.append(Prediction(acc, acc - 0.05, acc + 0.05, secs * c.epochs / 10))
+        return out
+
+    def candidates(self, meta: MetaFeatures, constraints: Any, retrieved: Any = (), n: int = 6) -> list[Candidate]:
+        configs = [
+            TrainConfig(backbone=b, mode=m, learning_rate=1e-3, epochs=10)
+            for b, m in self.TABLE
+            if (not constraints.backbones or b in constraints.backbones)
+            and (not constraints.modes or m in constraints.modes)
+        ]
+        preds = self.predict(meta, configs)
+        ranked = sorted(zip(configs, preds, strict=True), key=lambda cp: -cp[1].accuracy)
+        if constraints.budget_seconds:
+            ranked = [cp for cp in ranked if cp[1].seconds <= constraints.budget_seconds] or ranked
+        return [
+            Candidate(id=f"c{i}", config=c, prediction=p, origin="generated", support=5)
+            for i, (c, p) in enumerate(ranked[:n], start=1)
+        ]
+
+    def explain(self, meta: MetaFeatures, config: TrainConfig) -> Explanation:
+        p = self.predict(meta, [config])[0]
+        return Explanation(
+            0.7, [("mode", config.mode, 0.08), ("n_instances", meta.n_instances, 0.02)], prediction=p.accuracy
+        )
+
+    def shap_plot(self, meta: MetaFeatures, config: TrainConfig, path: Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\x89PNG fake")
+        self.plots.append(path)
+        return path
+
+
+class FakeJob:
+    def __init__(self, run_dir: Path, config: TrainConfig) -> None:
+        self.id = run_dir.name
+        self.run_dir = run_dir
+        self.proc = None
+        self.config = config
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        yield {"event": "start"}
+        yield {"event": "epoch", "epoch": 1, "epochs": 2, "train_loss": 1.0}
+        yield {"event": "epoch", "epoch": 2, "epochs": 2, "train_loss": 0.5}
+        yield {"event": "end", "status": "ok", "record_id": self.id}
+
+    def finalize(self) -> ExperimentRecord:
+        r = record("new_run", self.config.backbone, self.config.mode, 0.81)
+        return r.model_copy(update={"id": self.id})
+
+
+class FakeJobs:
+    """Records every start; the same job id twice returns the existing job (like Job.start)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.calls: list[dict[str, Any]] = []
+        self.jobs: dict[str, FakeJob] = {}
+
+    def __call__(self, dataset: str, config: TrainConfig, **kw: Any) -> FakeJob:
+        self.calls.append({"dataset": dataset, "config": config, **kw})
+        job_id = kw["job_id"]
+        if job_id not in self.jobs:
+            self.jobs[job_id] = FakeJob(self.root / job_id, config)
+        return self.jobs[job_id]
+
+
+# ----------------------------------------------------------------------------- helpers
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FakeStore:
+    return FakeStore(tmp_path / "kb")
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> FakeJobs:
+    return FakeJobs(tmp_path / "runs")
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> str:
+    """A tiny MedMNIST-layout dataset (grey 16x16, 3 classes)."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 60), ("val", 15), ("test", 15)):
+        arrays[f"{split}_images"] = rng.integers(0, 255, (n, 16, 16), dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(n) % 3).reshape(-1, 1)
+    path = tmp_path / "tiny_ultrasound.npz"
+    np.savez(path, **arrays, modality=np.array("ultrasound"), body_part=np.array("breast"))
+    return str(path)
+
+
+def make(
+    store: FakeStore,
+    llm: FakeChat,
+    judge: FakeChat | None = None,
+    jobs: FakeJobs | None = None,
+    checkpointer: Any = None,
+) -> Any:
+    return build_graph(
+        llm=llm,
+        judge_llm=judge,
+        store=store,
+        metamodel=FakeMetaModel(),
+        checkpointer=checkpointer or InMemorySaver(),
+        start_job=jobs,
+        weights_available=lambda b: b.startswith("efficientnet_lite"),
+    )
+
+
+def cfg(thread: str = "t1") -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread}}
+
+
+def run(
+    graph: Any, task: str = TASK, *, thread: str = "t1", context: Context | None = None, **inputs: Any
+) -> dict[str, Any]:
+    return graph.invoke({"task": task, **inputs}, cfg(thread), context=context or Context())
+
+
+# ----------------------------------------------------------------------------- topology
+def test_topology_snapshot(store: FakeStore) -> None:
+    g = make(store, chat()).get_graph()
+
+    nodes = set(g.nodes)
+    edges = {(e.source, e.target, e.conditional) for e in g.edges}
+
+    assert nodes == {
+        "__start__",
+        "profile",
+        "retrieve",
+        "explain",
+        "reason",
+        "judge",
+        "respond",
+        "approve",
+        "train",
+        "record",
+        "__end__",
+    }
+    assert edges == {
+        ("__start__", "profile", False),
+        ("profile", "retrieve", False),
+        ("retrieve", "explain", False),
+        ("explain", "reason", False),
+        ("reason", "judge", False),
+        ("judge", "reason", True),
+        ("judge", "respond", True),
+        ("respond", "approve", False),
+        ("approve", "approve", True),
+        ("approve", "train", True),
+        ("approve", "__end__", True),
+        ("train", "record", False),
+        ("record", "__end__", False),
+    }
+
+
+def test_langgraph_json_points_at_a_factory() -> None:
+    spec = json.loads((Path(__file__).parents[1] / "langgraph.json").read_text())
+    module, _, name = spec["graphs"]["metallmix"].partition(":")
+    assert module == "./agent/graph.py" and name == "make_graph"
+    from agent import graph as graph_module
+
+    assert callable(getattr(graph_module, name))
+
+
+# ------------------------------------------------------------------------------ routing
+def test_passing_draft_goes_straight_to_respond_and_stops_at_approval(store: FakeStore) -> None:
+    llm, judge = chat(draft()), chat(scores())
+    out = run(make(store, llm, judge))
+
+    rec = Recommendation.model_validate(out["recommendation"])
+    assert not rec.fallback and rec.verdict.passed and rec.verdict.attempts == 1
+    assert rec.verdict.judged_by == "checks+llm" and rec.verdict.scores == {
+        "format": 5,
+        "accuracy": 5,
+        "completeness": 5,
+    }
+    assert rec.config.backbone == "efficientnet_lite0" and rec.pretrained
+    r1 = next(e for e in out["evidence"] if e["alias"] == "r1")
+    assert rec.cited == ["c1", r1["id"]]  # r1 resolved to its record id
+    assert [e["test_accuracy"] for e in out["evidence"]] == [0.85, 0.78, 0.61]  # best results first
+    assert rec.expected_accuracy == pytest.approx(0.8) and rec.accuracy_interval == pytest.approx((0.75, 0.85))
+    assert rec.profile.source == "text" and rec.profile.budget_seconds == 900
+    assert {"profile", "retrieve", "explain", "reason", "judge", "respond"} <= set(rec.timings)
+    assert len(llm.prompts) == 1 and len(judge.prompts) == 1
+    (interrupt,) = out["__interrupt__"]
+    assert interrupt.value["config"] == rec.config.model_dump(mode="json")
+    assert interrupt.value["key"] == rec.config.key()
+    assert "train" not in out and "training" not in out
+
+
+def test_reason_schema_enums_come_from_the_candidates(store: FakeStore) -> None:
+    llm = chat(draft())
+    run(make(store, llm, chat(scores())))
+
+    schema = llm.schemas[0]
+    assert schema["properties"]["candidate"]["enum"] == ["c1", "c2", "c3"]  # the fine-tune is over budget
+    assert set(schema["properties"]["backbone"]["enum"]) == {"efficientnet_lite0", "efficientnet_lite1", "small_cnn"}
+    assert schema["properties"]["rationale"]["maxLength"] <= 300
+    assert set(schema["properties"]["cite"]["items"]["enum"]) >= {"c1", "r1", "r2", "r3"}
+
+
+def test_failed_check_sends_the_critique_back_to_reason(store: FakeStore) -> None:
+    llm = chat(draft(expected_accuracy=0.99), draft())
+    judge = chat(scores())
+
+    out = run(make(store, llm, judge))
+
+    first, second = out["verdicts"]
+    assert not first["passed"] and any(c["name"] == "metric" and not c["ok"] for c in first["checks"])
+    assert first["judged_by"] == "checks"  # the LLM judge is not asked about a draft that failed a check
+    assert second["passed"] and second["attempt"] == 2
+    retry_prompt = llm.prompts[1][-1].content
+    assert "rejected" in retry_prompt and "expected_accuracy must lie within" in retry_prompt
+    assert len(judge.prompts) == 1
+    assert not out["recommendation"]["fallback"]
+
+
+def test_low_llm_judge_scores_also_retry(store: FakeStore) -> None:
+    llm = chat(draft(), draft(rationale="c1 is predicted best at 0.80 and fits the 15 min budget; r1 agrees."))
+    judge = chat(scores(a=2, c=1, critique="say why frozen suits 2,000 images"), scores(f=1))  # means 2.7, then 3.7
+
+    out = run(make(store, llm, judge))
+
+    assert [v["passed"] for v in out["verdicts"]] == [False, True]
+    assert "say why frozen suits" in llm.prompts[1][-1].content
+    assert out["recommendation"]["verdict"]["attempts"] == 2
+
+
+def test_rationale_cut_off_by_the_grammar_ends_at_a_sentence(store: FakeStore) -> None:
+    first = (
+        "c1 is predicted best at 0.80 and fits the 15 minute budget, with 57 runs of this backbone and mode behind it."
+    )
+    long = first + " It is also supported by r1 and many runs" * 8
+    out = run(make(store, chat(draft(rationale=long[:200])), chat(scores())))
+
+    assert out["recommendation"]["rationale"] == first
+
+
+def test_retry_cap_then_labelled_fallback(store: FakeStore) -> None:
+    bad = draft(candidate="c3", backbone="small_cnn", mode="scratch", expected_accuracy=0.62)  # far below c1
+    llm = chat(bad, bad, bad, bad)
+    judge = chat()
+
+    out = run(make(store, llm, judge), context=Context(max_judge_retries=2))
+
+    assert len(llm.prompts) == 3  # 1 + 2 retries, never more
+    assert [v["passed"] for v in out["verdicts"]] == [False, False, False]
+    rec = Recommendation.model_validate(out["recommendation"])
+    assert rec.fallback and "rejected 3 draft" in (rec.fallback_reason or "")
+    assert rec.config == TrainConfig.model_validate(out["candidates"][0]["config"])
+    assert rec.rationale.startswith("Fallback")
+    assert "FALLBACK" in render_text(rec)
+    assert out["__interrupt__"][0].value["config"] == rec.config.model_dump(mode="json")
+
+
+def test_zero_retries_falls_back_after_one_draft(store: FakeStore) -> None:
+    llm = chat(draft(expected_accuracy=0.1))
+    out = run(make(store, llm, chat()), context=Context(max_judge_retries=0))
+
+    assert len(llm.prompts) == 1 and out["recommendation"]["fallback"]
+
+
+def test_invalid_llm_output_counts_as_a_failed_attempt(store: FakeStore) -> None:
+    llm = chat("not json at all", draft())
+    out = run(make(store, llm, chat(scores())))
+
+    first = out["verdicts"][0]
+    assert not first["passed"] and first["checks"][0]["name"] == "schema" and not first["checks"][0]["ok"]
+    assert out["verdicts"][1]["passed"]
+
+
+def test_invented_backbone_is_caught(store: FakeStore) -> None:
+    out = run(make(store, chat(draft(backbone="vit_huge"), draft()), chat(scores())))
+
+    (failed,) = [c for c in out["verdicts"][0]["checks"] if not c["ok"]]
+    assert failed["name"] == "search_space" and "backbone must be one of" in failed["message"]
+
+
+def test_invented_citation_is_caught(store: FakeStore) -> None:
+    out = run(make(store, chat(draft(cite=["c1", "r99"]), draft()), chat(scores())))
+
+    (failed,) = [c for c in out["verdicts"][0]["checks"] if not c["ok"]]
+    assert failed["name"] == "citations" and "r99" in failed["message"]
+
+
+def test_backbone_mode_pair_outside_the_candidates_is_caught(store: FakeStore) -> None:
+    out = run(make(store, chat(draft(mode="scratch"), draft()), chat(scores())))
+
+    failed = {c["name"]: c["message"] for c in out["verdicts"][0]["checks"] if not c["ok"]}
+    assert "not among the candidates" in failed["constraints"]
+
+
+def test_over_budget_draft_fails_the_budget_check(store: FakeStore) -> None:
+    slow = draft(epochs=300, expected_accuracy=0.8)  # 40 s per 10 epochs -> 1200 s > 900 s
+    out = run(make(store, chat(slow, draft()), chat(scores())))
+
+    failed = [c for c in out["verdicts"][0]["checks"] if not c["ok"]]
+    assert [c["name"] for c in failed] == ["budget"] and "900 s" in failed[0]["message"]
+
+
+def test_failing_llm_judge_leaves_the_checks_in_charge(store: FakeStore) -> None:
+    out = run(make(store, chat(draft()), chat("{broken")))
+
+    v = out["recommendation"]["verdict"]
+    assert v["passed"] and v["judged_by"] == "checks" and v["judge_error"]
+
+
+def test_judge_calls_do_not_stream_to_the_user(store: FakeStore) -> None:
+    graph = make(store, chat(draft()), chat(scores()))
+    nodes = [
+        meta["langgraph_node"]
+        for _, meta in graph.stream({"task": TASK}, cfg(), context=Context(), stream_mode="messages")
+    ]
+
+    assert "reason" in nodes and "judge" not in nodes
+
+
+# ----------------------------------------------------------------------------- input
+def test_assumptions_are_listed_and_rendered(store: FakeStore) -> None:
+    out = run(make(store, chat(draft()), chat(scores())), task="dermoscopy, 8 classes, 15 minutes on a laptop CPU")
+
+    rec = Recommendation.model_validate(out["recommendation"])
+    assert "n_instances=2000" in rec.profile.assumed
+    assert "Assumed (not stated): " in render_text(rec) and "n_instances=2000" in render_text(rec)
+    assert out["verdict"]["assumed"] == rec.profile.assumed
+
+
+def test_dataset_meta_features_come_from_the_data(store: FakeStore, dataset: str) -> None:
+    out = run(make(store, chat(draft()), chat(scores())), task="ultrasound, 8 classes, 10 minutes", dataset=dataset)
+
+    profile = out["profile"]
+    assert profile["source"] == "dataset" and profile["meta"]["n_instances"] == 90
+    assert profile["meta"]["n_classes"] == 3 and profile["meta"]["modality"] == "ultrasound"
+    assert profile["budget_seconds"] == 600
+    assert any("8 classes" in n for n in profile["notes"])  # the text disagreed with the data
+    assert "tiny_ultrasound" in store.queries[0]
+
+
+def test_constraints_override_the_text(store: FakeStore) -> None:
+    llm = chat(draft(candidate="c1", backbone="efficientnet_lite1", expected_accuracy=0.79))
+    out = run(make(store, llm, chat(scores())), constraints={"budget_minutes": 30, "backbones": ["efficientnet_lite1"]})
+
+    assert out["profile"]["budget_seconds"] == 1800 and out["profile"]["backbones"] == ["efficientnet_lite1"]
+    assert {c["config"]["backbone"] for c in out["candidates"]} == {"efficientnet_lite1"}
+
+
+@pytest.mark.parametrize(
+    ("task", "inputs", "message"),
+    [
+        ("", {}, "describe the task"),
+        ("x-ray, I have -5 minutes", {}, "must be positive"),
+        ("x-ray, budget of 15 parsecs", {}, "not a unit of time"),
+        ("x-ray", {"constraints": {"backbones": ["vit_huge"]}}, "backbones must be drawn from"),
+        ("x-ray", {"constraints": {"budget_minutes": 0}}, "budget_minutes must be a number > 0"),
+        ("x-ray", {"dataset": "/no/such/file.npz"}, "does not exist"),
+    ],
+)
+def test_bad_input_is_a_clear_task_error(store: FakeStore, task: str, inputs: dict[str, Any], message: str) -> None:
+    with pytest.raises(TaskError, match=message):
+        run(make(store, chat(), chat()), task=task, **inputs)
+
+
+def test_dataset_outside_the_allowed_folders_is_refused(store: FakeStore, dataset: str, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    with pytest.raises(TaskError, match="outside the allowed folders"):
+        run(make(store, chat(), chat()), dataset=dataset, context=Context(allowed_data_dirs=(str(other),)))
+
+
+# ----------------------------------------------------------------------------- approval
+def test_approve_trains_exactly_the_offered_config_once(store: FakeStore, jobs: FakeJobs, dataset: str) -> None:
+    graph = make(store, chat(draft()), chat(scores()), jobs)
+    out = run(graph, dataset=dataset)
+    offered = out["__interrupt__"][0].value
+
+    chunks = list(
+        graph.stream(Command(resume={"action": "approve"}), cfg(), context=Context(), stream_mode=["custom", "updates"])
+    )
+
+    (call,) = jobs.calls
+    assert call["config"].model_dump(mode="json") == offered["config"]
+    assert call["job_id"] == job_id_for("t1", call["config"]) and call["dataset"] == dataset
+    progress = [c for mode, c in chunks if mode == "custom"]
+    assert [p.get("event") for p in progress if p["type"] == "train"] == ["start", "epoch", "epoch", "end"]
+    state = graph.get_state(cfg()).values
+    assert state["training"]["status"] == "ok" and state["recorded"]["record_id"] == state["training"]["record_id"]
+    assert store.synced == 1
+    assert graph.get_state(cfg()).next == ()
+
+
+def test_job_id_is_deterministic_per_thread_and_config() -> None:
+    c = TrainConfig(backbone="efficientnet_lite0", mode="frozen")
+    assert job_id_for("thread/1", c) == job_id_for("thread/1", c) == f"thread_1-{c.key()}"
+    assert job_id_for("other", c) != job_id_for("thread/1", c)
+
+
+def test_edit_is_revalidated_and_reoffered_before_training(store: FakeStore, jobs: FakeJobs, dataset: str) -> None:
+    graph = make(store, chat(draft()), chat(scores()), jobs)
+    run(graph, dataset=dataset)
+
+    out = graph.invoke(Command(resume={"action": "edit", "config": {"epochs": 3}}), cfg(), context=Context())
+
+    offer = out["__interrupt__"][0].value
+    assert offer["config"]["epochs"] == 3 and offer["error"] is None and "edited" in offer["note"]
+    assert offer["prediction"]["seconds"] == pytest.approx(12.0)  # re-predicted for the edit
+    assert jobs.calls == []  # an edit is not an approval
+
+    graph.invoke(Command(resume={"action": "approve"}), cfg(), context=Context())
+    (call,) = jobs.calls
+    assert call["config"].epochs == 3
+
+
+def test_approving_a_different_config_counts_as_an_edit(store: FakeStore, jobs: FakeJobs, dataset: str) -> None:
+    graph = make(store, chat(draft()), chat(scores()), jobs)
+    run(graph, dataset=dataset)
+
+    out = graph.invoke(Command(resume={"action": "approve", "config": {"batch_size": 32}}), cfg(), context=Context())
+
+    assert jobs.calls == [] and out["__interrupt__"][0].value["config"]["batch_size"] == 32
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ({"action": "edit", "config": {"learning_rate": 5.0}}, "learning_rate must satisfy"),
+        ({"action": "edit", "config": {"backbone": "resnet18"}}, "no pretrained weights"),
+        ({"action": "edit", "config": {"augmentation": "strong"}}, "augmentation must be 'none' in frozen mode"),
+        ({"action": "edit"}, "an edit needs the fields"),
+        ({"action": "train it!"}, "cannot read the answer"),
+        ("maybe", "cannot read the answer"),
+    ],
+)
+def test_invalid_answer_is_refused_with_a_message(
+    store: FakeStore, jobs: FakeJobs, dataset: str, answer: Any, message: str
+) -> None:
+    graph = make(store, chat(draft()), chat(scores()), jobs)
+    first = run(graph, dataset=dataset)["__interrupt__"][0].value
+
+    out = graph.invoke(Command(resume=answer), cfg(), context=Context())
+
+    again = out["__interrupt__"][0].value
+    assert message in again["error"]
+    assert again["config"] == first["config"]  # the offer is unchanged
+    assert jobs.calls == []
+
+
+def test_reject_ends_without_training(store: FakeStore, jobs: FakeJobs, dataset: str) -> None:
+    graph = make(store, chat(draft()), chat(scores()), jobs)
+    run(graph, dataset=dataset)
+
+    out = graph.invoke(Command(resume={"action": "reject", "reason": "too slow"}), cfg(), context=Context())
+
+    assert out["decision"] == {"status": "rejected", "reason": "too slow"}
+    assert "__interrupt__" not in out and jobs.calls == [] and graph.get_state(cfg()).next == ()
+
+
+def test_approval_without_a_dataset_asks_for_one(store: FakeStore, jobs: FakeJobs, dataset: str) -> None:
+    graph = make(store, chat(draft()), chat(scores()), jobs)
+    run(graph)
+
+    out = graph.invoke(Command(resume={"action": "approve"}), cfg(), context=Context())
+    assert "training needs a dataset" in out["__interrupt__"][0].value["error"] and jobs.calls == []
+
+    graph.invoke(Command(resume={"action": "approve", "dataset": dataset}), cfg(), context=Context())
+    assert [c["dataset"] for c in jobs.calls] == [dataset]
+
+
+def test_train_is_refused_without_approval(store: FakeStore, jobs: FakeJobs, dataset: str) -> None:
+    graph = make(store, chat(draft()), chat(scores()), jobs)
+    run(graph, dataset=dataset)
+
+    with pytest.raises(TrainingNotApproved, match="no configuration was approved"):
+        graph.invoke(Command(goto="train"), cfg(), context=Context())
+    assert jobs.calls == []
+
+
+def test_train_is_refused_when_the_approval_is_not_the_offer(store: FakeStore, jobs: FakeJobs, dataset: str) -> None:
+    graph = make(store, chat(draft()), chat(scores()), jobs)
+    offered = run(graph, dataset=dataset)["__interrupt__"][0].value
+    other = TrainConfig.model_validate({**offered["config"], "epochs": 99})
+    graph.update_state(cfg(), {"approval": {"config": other.model_dump(), "key": other.key(), "dataset": dataset}})
+
+    with pytest.raises(TrainingNotApproved, match="not the one offered"):
+        graph.invoke(Command(goto="train"), cfg(), context=Context())
+    assert jobs.calls == []
+
+
+def test_threads_survive_a_restart_with_sqlite(store: FakeStore, jobs: FakeJobs, dataset: str, tmp_path: Path) -> None:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    db = tmp_path / "threads.sqlite"
+    with sqlite3.connect(db, check_same_thread=False) as conn:
+        run(make(store, chat(draft()), chat(scores()), jobs, checkpointer=SqliteSaver(conn)), dataset=dataset)
+    with sqlite3.connect(db, check_same_thread=False) as conn:
+        graph = make(store, chat(), chat(), jobs, checkpointer=SqliteSaver(conn))
+        assert graph.get_state(cfg()).next == ("approve",)
+        graph.invoke(Command(resume={"action": "approve"}), cfg(), context=Context())
+    assert len(jobs.calls) == 1
+
+
+# ------------------------------------------------------------------------- the API / CLI
+def test_recommender_runs_to_the_interrupt_and_renders(store: FakeStore, tmp_path: Path) -> None:
+    r = Recommender(
+        llm=chat(draft()),
+        judge_llm=chat(scores()),
+        kb=store,
+        metamodel=FakeMetaModel(),
+        context=Context(plot_dir=str(tmp_path / "plots")),
+    )
+
+    rec, payload = r.run(TASK, thread_id="api")
+
+    assert (
+        rec.thread_id == "api" and rec.timings["total"] >= sum(v for k, v in rec.timings.items() if k != "total") * 0.5
+    )
+    assert payload["config"] == rec.config.model_dump(mode="json")
+    assert rec.shap_plot and Path(rec.shap_plot).exists()
+    text = render_text(rec)
+    assert "efficientnet_lite0" in text and "Expected test accuracy 0.80" in text and "Judge: passed" in text
+
+
+@pytest.fixture
+def cli_recommender(monkeypatch: pytest.MonkeyPatch, store: FakeStore) -> Recommender:
+    r = Recommender(llm=chat(draft()), judge_llm=chat(scores()), kb=store, metamodel=FakeMetaModel())
+    monkeypatch.setattr("agent.recommend.default_recommender", lambda kb_dir=None: r)
+    return r
+
+
+def test_cli_prints_json(cli_recommender: Recommender, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.cli import main
+
+    assert main(["recommend", TASK, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["backbone"] == "efficientnet_lite0" and data["fallback"] is False
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["recommend", TASK, "--train"], "--train needs --dataset"),
+        (["recommend", TASK, "--yes"], "needs --train"),
+        (["recommend", TASK, "--budget-minutes", "-3"], "must be > 0"),
+        (["recommend", "x-ray, I have -5 minutes"], "must be positive"),
+        (["recommend", "x-ray", "--backbones", "vit_huge"], "backbones must be drawn from"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_a_message(
+    cli_recommender: Recommender, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    from agent.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_train_without_yes_refuses_after_showing_the_config(
+    cli_recommender: Recommender, capsys: pytest.CaptureFixture[str], dataset: str
+) -> None:
+    from agent.cli import main
+
+    assert main(["recommend", TASK, "--dataset", dataset, "--train"]) == 2
+    out = capsys.readouterr()
+    assert "Recommendation:" in out.out
+    assert "nothing trains without explicit approval" in out.err and "--yes" in out.err
+
+
+def test_cli_train_yes_runs_the_recommended_config(
+    cli_recommender: Recommender, capsys: pytest.CaptureFixture[str], dataset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.cli import main
+
+    trained: list[Any] = []
+
+    def fake_run(ds: str, config: TrainConfig, **kw: Any) -> ExperimentRecord:
+        trained.append((ds, config))
+        return record("run", config.backbone, config.mode, 0.8)
+
+    monkeypatch.setattr("agent.cli.run_training_job", fake_run)
+    assert main(["recommend", TASK, "--dataset", dataset, "--train", "--yes", "--quiet"]) == 0
+    ((ds, config),) = trained
+    assert ds == dataset and config.backbone == "efficientnet_lite0"
+    assert "status=ok" in capsys.readouterr().out

@@ -1,0 +1,239 @@
+"""Reading a task description: what it says, the defaults for what it does not, clear errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tools.task_text import DEFAULTS, class_sizes, parse_task
+
+
+def test_the_mission_example() -> None:
+    p = parse_task("skin lesion dermoscopy, 8 classes, 2,000 images, I have 15 minutes on a laptop CPU")
+
+    assert (p.modality, p.body_part, p.n_classes, p.n_instances) == ("dermoscopy", "skin", 8, 2000)
+    assert p.budget_seconds == 900 and p.device == "cpu"
+    assert p.channels == 3  # dermoscopy is colour
+    assert set(p.assumed) == {"resolution", "channels", "imbalance_ratio"}
+    assert p.said["n_instances"] == "2,000 images"
+
+
+@pytest.mark.parametrize(
+    ("text", "modality", "body_part"),
+    [
+        ("chest x-ray pneumonia", "x-ray", "chest"),
+        ("knee radiographs, KL grading", "x-ray", "knee"),
+        ("CXR triage", "x-ray", None),
+        ("abdominal CT slices", "ct", "abdomen"),
+        ("brain MRI, T1-weighted", "mri", "brain"),
+        ("breast ultrasound lesions", "ultrasound", "breast"),
+        ("dermatoscopic images of moles", "dermoscopy", "skin"),
+        ("lung histopathology H&E tiles", "histopathology", "lung"),
+        ("H&E whole-slide patches", "histopathology", None),
+        ("peripheral blood smear microscopy", "light microscopy", "blood"),
+        ("retinal fundus photographs", "fundus", "eye"),
+        ("retinal OCT B-scans", "oct", "eye"),
+        ("colonoscopy frames with polyps", "endoscopy", "colon"),
+        ("screening mammograms", "x-ray", "breast"),
+        ("skin lesion photos", "dermoscopy", "skin"),  # implied by the body part, and said so
+    ],
+)
+def test_modality_and_body_part(text: str, modality: str, body_part: str | None) -> None:
+    p = parse_task(text)
+    assert (p.modality, p.body_part) == (modality, body_part)
+
+
+def test_implied_modality_is_an_assumption() -> None:
+    p = parse_task("skin lesion photos")
+    assert "modality" in p.assumed and any("assumed to be dermoscopy" in n for n in p.notes)
+
+
+def test_two_modalities_are_noted() -> None:
+    p = parse_task("brain MRI or CT, 3 classes")
+    assert p.modality == "mri" and any("more than one modality" in n for n in p.notes)
+
+
+@pytest.mark.parametrize(
+    ("text", "n"),
+    [
+        ("8 classes", 8),
+        ("a 3-class problem", 3),
+        ("four categories", 4),
+        ("binary task", 2),
+        ("benign vs malignant", 2),
+        ("normal vs benign vs malignant", 3),
+        ("8 cell types", 8),
+        ("5 KL grades", 5),
+    ],
+)
+def test_number_of_classes(text: str, n: int) -> None:
+    assert parse_task(text).n_classes == n
+
+
+@pytest.mark.parametrize(
+    ("text", "n"),
+    [
+        ("2,000 images", 2000),
+        ("2k images", 2000),
+        ("1.5k scans", 1500),
+        ("778 dermoscopy images", 778),
+        ("5m images", 5_000_000),
+        ("n=640", 640),
+        ("about 10,000 slides", 10000),
+        ("300 patches", 300),
+    ],
+)
+def test_number_of_images(text: str, n: int) -> None:
+    assert parse_task(text).n_instances == n
+
+
+def test_resolution_is_not_a_count() -> None:
+    p = parse_task("224 x 224 images, 3 classes")
+    assert p.resolution == 224 and "n_instances" in p.assumed
+
+
+@pytest.mark.parametrize(("text", "res"), [("64x64", 64), ("256×128 px", 128), ("512px", 512), ("at 28 pixels", 28)])
+def test_resolution(text: str, res: int) -> None:
+    assert parse_task(text).resolution == res
+
+
+@pytest.mark.parametrize(
+    ("text", "channels"),
+    [
+        ("greyscale x-rays", 1),
+        ("grayscale photos", 1),
+        ("RGB ultrasound", 3),
+        ("colour images", 3),
+        ("x-ray", 1),
+        ("fundus", 3),
+        ("", 3),
+    ],
+)
+def test_channels(text: str, channels: int) -> None:
+    assert parse_task(text).channels == channels
+
+
+@pytest.mark.parametrize(
+    ("text", "ratio"),
+    [
+        ("imbalance ratio of 8", 8.0),
+        ("1:10 class ratio", 10.0),
+        ("ratio of 20:2", 10.0),
+        ("balanced classes", 1.0),
+        ("highly imbalanced", DEFAULTS["imbalance_ratio_hinted"]),
+        ("one class is rare", DEFAULTS["imbalance_ratio_hinted"]),
+        ("x-ray", DEFAULTS["imbalance_ratio"]),
+    ],
+)
+def test_imbalance(text: str, ratio: float) -> None:
+    assert parse_task(text).imbalance_ratio == ratio
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("I have 15 minutes", 900),
+        ("1 hour", 3600),
+        ("10 min", 600),
+        ("within 90 s", 90),
+        ("half an hour", 1800),
+        ("an hour on CPU", 3600),
+        ("2h", 7200),
+        ("1.5 hours", 5400),
+        ("budget: 1h30", 5400),
+        ("1 hour 30 minutes", 5400),
+        ("10-15 minutes", 900),
+        ("a 20-minute budget", 1200),
+        ("time limit is 2 days", 172800),
+        ("x-ray, 3 classes", None),
+    ],
+)
+def test_time_budget(text: str, seconds: float | None) -> None:
+    assert parse_task(text).budget_seconds == seconds
+
+
+def test_budget_cue_wins_over_other_durations() -> None:
+    p = parse_task("scans take 5 minutes each; I have 2 hours")
+    assert p.budget_seconds == 7200 and any("several durations" in n for n in p.notes)
+
+
+@pytest.mark.parametrize(
+    ("text", "device"),
+    [
+        ("on a laptop CPU", "cpu"),
+        ("no GPU", "cpu"),
+        ("an RTX 3090", "cuda"),
+        ("one A100 GPU", "cuda"),
+        ("cpu only, no gpu", "cpu"),
+    ],
+)
+def test_device(text: str, device: str) -> None:
+    p = parse_task(text)
+    assert p.device == device and "device" not in p.assumed
+
+
+def test_device_default_is_assumed() -> None:
+    p = parse_task("x-ray")
+    assert p.device == "cpu" and "device" in p.assumed
+
+
+def test_empty_text_assumes_everything() -> None:
+    p = parse_task("")
+    assert set(p.assumed) >= {
+        "modality",
+        "n_classes",
+        "n_instances",
+        "resolution",
+        "channels",
+        "imbalance_ratio",
+        "device",
+    }
+    assert p.budget_seconds is None
+    assert p.assumptions()[0].startswith("modality=unknown")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("I have -5 minutes", "must be positive"),
+        ("budget 0 minutes", "must be positive"),
+        ("a budget of 15 parsecs", "'parsecs' is not a unit of time"),
+        ("budget of 15", "it has no unit"),
+        ("1 class", "n_classes >= 2"),
+        ("0 images", ">= 2"),
+        ("5 classes, 3 images", ">= the number of classes"),
+        ("imbalance ratio of 0.5", ">= 1"),
+        ("x" * 5000, "at most 4000 characters"),
+    ],
+)
+def test_impossible_values_are_clear_errors(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_task(text)
+
+
+def test_budget_next_to_a_count_is_not_a_bad_unit() -> None:
+    assert parse_task("budget of 2000 images, 10 minutes").budget_seconds == 600
+
+
+@pytest.mark.parametrize(("n", "k", "ratio"), [(2000, 8, 2.0), (778, 3, 3.3), (100, 2, 1.0), (10, 5, 50.0)])
+def test_class_sizes_sum_and_ratio(n: int, k: int, ratio: float) -> None:
+    sizes = class_sizes(n, k, ratio)
+    assert sum(sizes) == n and len(sizes) == k and min(sizes) >= 1
+    if n / k > 20:
+        assert max(sizes) / min(sizes) == pytest.approx(ratio, rel=0.1)
+
+
+def test_meta_features_are_consistent() -> None:
+    meta = parse_task("dermoscopy, 8 classes, 2,000 images, imbalance ratio of 4").to_meta()
+
+    assert meta.n_instances == 2000 and meta.task_type == "multiclass" and meta.channels == 3
+    assert meta.imbalance_ratio == pytest.approx(4, rel=0.05)
+    assert 0.9 < meta.class_entropy < 1.0
+    assert meta.class_size_min < meta.class_size_mean < meta.class_size_max
+    assert math.isclose(meta.class_size_mean * 8, 2000)
+
+
+def test_same_text_same_profile() -> None:
+    text = "brain MRI, 4 classes, 6,400 slices, imbalanced, 30 minutes on a GPU"
+    assert parse_task(text) == parse_task(text)
