@@ -1,0 +1,526 @@
+"""MetaLLMiX's chat window: a Gradio app over the recommendation graph.
+
+    python app.py                       # http://127.0.0.1:7860, embedded LLM, threads in ~/.metallmix
+    python app.py --port 8080 --auth alice:secret --data-dir /data/imaging
+
+The window is a thin face over the compiled graph (agent.graph): a message with a task
+(and optionally a dataset) runs it, each step streams as a collapsible "thought", the
+recommendation comes as a card with its SHAP plot, and nothing trains until Approve. The
+graph's SQLite checkpointer is the source of truth of every conversation, so a reload or
+a restart of the app shows the same conversation, a pending approval still pending.
+
+`create_app(parts, settings)` builds the window from parts made once per process (LLM,
+knowledge base, meta-model, graph) and shared by every browser session; `launch()` serves
+it. Each browser keeps only its thread id (gr.BrowserState, in its localStorage).
+
+Settings come from the command line, else the environment: METALLMIX_HOST, METALLMIX_PORT,
+METALLMIX_AUTH ("user:password[,user:password]"), METALLMIX_DB, METALLMIX_DATA_DIRS
+(os.pathsep-separated), METALLMIX_UPLOADS, METALLMIX_PLOTS, METALLMIX_UI_SECRET, and the
+knowledge base's METALLMIX_KB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import gradio as gr  # noqa: E402  (the two settings above must precede the import)
+
+from agent.context import Context  # noqa: E402
+from agent.ui_adapter import (  # noqa: E402
+    BEST_COLUMNS,
+    KB_COLUMNS,
+    ChatAdapter,
+    ChatView,
+    JobRegistry,
+    Transcript,
+    kb_best_rows,
+    kb_counts_md,
+    kb_filters,
+    kb_rows,
+    learning_curve_figure,
+)
+from knowledge.space import BACKBONES, MODES  # noqa: E402
+
+REPO = Path(__file__).resolve().parent
+HOME = Path.home() / ".metallmix"
+STORAGE_KEY = "metallmix-thread"
+CSS = """
+#chat .message-wrap { font-size: 14px; }
+#train-progress .bar { background: #e0e0e0; border-radius: 6px; height: 14px; overflow: hidden; }
+#train-progress .fill { height: 100%; background: #2e7d32; transition: width .4s; }
+"""
+INTRO = (
+    "## MetaLLMiX\n"
+    "Which pretrained model and hyperparameters for your medical-imaging task, in seconds and without trial runs, "
+    "with the evidence behind it. Describe the task (modality, classes, images, time budget), optionally with a "
+    "dataset, then approve the configuration to train it."
+)
+
+
+# ---------------------------------------------------------------------------- settings
+def _default_data_dirs() -> list[str]:
+    shared = REPO.parent / "shared" / "data"
+    return [str(shared)] if shared.is_dir() else []
+
+
+def _secret(path: Path) -> str:
+    """The key that encrypts the thread id in the browser; stable across restarts (else a
+    reload after a restart could not read the thread id back)."""
+    env = os.environ.get("METALLMIX_UI_SECRET")
+    if env:
+        return env
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        value = secrets.token_urlsafe(24)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value)
+        return value
+    except OSError:
+        return secrets.token_urlsafe(24)
+
+
+def parse_auth(text: str | None) -> list[tuple[str, str]] | None:
+    """ "alice:pw,bob:pw2" -> [("alice", "pw"), ("bob", "pw2")]; None or "" -> None.
+
+    Raises:
+        ValueError: an entry without "user:password".
+    """
+    if not text or not text.strip():
+        return None
+    out = []
+    for item in text.split(","):
+        user, sep, password = item.strip().partition(":")
+        if not sep or not user or not password:
+            raise ValueError(f"auth must be 'user:password[,user:password]', but got an entry {item.strip()!r}.")
+        out.append((user, password))
+    return out
+
+
+@dataclass
+class AppSettings:
+    """Where the app listens and keeps its data.
+
+    Attributes:
+        host: the address to bind (127.0.0.1: this machine only).
+        port: the port; None lets Gradio pick from 7860 up.
+        auth: users and passwords; None means no login.
+        db_path: the SQLite file of the thread checkpoints (and follow-up transcript).
+        data_dirs: folders a dataset path may lie in (the uploads folder is always added).
+        uploads_dir: where uploaded datasets are copied or unpacked.
+        plot_dir: where SHAP plots and learning curves are written (and served from).
+        kb_dir: the knowledge base folder; None means knowledge.store.open_default's choice.
+        runs_dir: the training jobs' run folders; None means tools.jobs.runs_dir().
+        secret: encrypts the thread id kept in the browser.
+        max_file_size: the largest upload Gradio accepts.
+    """
+
+    host: str = "127.0.0.1"
+    port: int | None = 7860
+    auth: list[tuple[str, str]] | None = None
+    db_path: Path = field(default_factory=lambda: HOME / "threads.sqlite")
+    data_dirs: list[str] = field(default_factory=_default_data_dirs)
+    uploads_dir: Path = field(default_factory=lambda: HOME / "uploads")
+    plot_dir: Path = field(default_factory=lambda: HOME / "plots")
+    kb_dir: str | None = None
+    runs_dir: str | None = None
+    secret: str | None = None
+    max_file_size: str = "2gb"
+
+    def __post_init__(self) -> None:
+        if self.port is not None and not 0 <= self.port <= 65535:
+            raise ValueError(f"port must satisfy 0 <= port <= 65535, but got {self.port!r}.")
+        self.db_path = Path(self.db_path).expanduser()
+        self.uploads_dir = Path(self.uploads_dir).expanduser()
+        self.plot_dir = Path(self.plot_dir).expanduser()
+        if self.secret is None:
+            self.secret = _secret(HOME / "ui-secret")
+
+    @property
+    def allowed_data_dirs(self) -> tuple[str, ...]:
+        return (*self.data_dirs, str(self.uploads_dir))
+
+    @classmethod
+    def from_args(cls, argv: Sequence[str] | None = None) -> AppSettings:
+        """Settings from the command line, falling back to the environment, then the defaults."""
+        env = os.environ.get
+        p = argparse.ArgumentParser(prog="app.py", description="MetaLLMiX chat window (Gradio).")
+        p.add_argument("--host", default=env("METALLMIX_HOST", "127.0.0.1"),
+                       help="address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+        p.add_argument("--port", type=int, default=int(env("METALLMIX_PORT", "7860")))
+        p.add_argument("--auth", default=env("METALLMIX_AUTH"), help="user:password[,user:password] to require a login")
+        p.add_argument("--db", default=env("METALLMIX_DB", str(HOME / "threads.sqlite")),
+                       help="SQLite file of the conversations (checkpoints)")
+        p.add_argument("--data-dir", action="append", default=None,
+                       help="folder datasets may be read from (repeatable; default ../shared/data if present)")
+        p.add_argument("--uploads", default=env("METALLMIX_UPLOADS", str(HOME / "uploads")))
+        p.add_argument("--plots", default=env("METALLMIX_PLOTS", str(HOME / "plots")))
+        p.add_argument("--kb-dir", default=None, help="knowledge base folder (default $METALLMIX_KB or ~/.metallmix/kb)")
+        args = p.parse_args(argv)
+        data_dirs = args.data_dir
+        if data_dirs is None:
+            raw = env("METALLMIX_DATA_DIRS")
+            data_dirs = [d for d in raw.split(os.pathsep) if d] if raw else _default_data_dirs()
+        return cls(host=args.host, port=args.port, auth=parse_auth(args.auth), db_path=Path(args.db),
+                   data_dirs=[str(Path(d).expanduser().resolve()) for d in data_dirs], uploads_dir=Path(args.uploads),
+                   plot_dir=Path(args.plots), kb_dir=args.kb_dir)
+
+
+# ------------------------------------------------------------------------------- parts
+@dataclass
+class AppParts:
+    """What the app is made of, built once per process and shared by every session.
+
+    Attributes:
+        adapter: the chat adapter over the compiled graph (with its checkpointer).
+        kb: the knowledge base.
+        warm_up: loads the slow parts (embedder, index, meta-model) ahead of the first request.
+    """
+
+    adapter: ChatAdapter
+    kb: Any
+    warm_up: Callable[[], None] | None = None
+
+
+def build_parts(
+    settings: AppSettings,
+    *,
+    llm: Any | None = None,
+    judge_llm: Any | None = None,
+    kb: Any | None = None,
+    metamodel: Any | None = None,
+    start_job: Callable[..., Any] | None = None,
+    weights_available: Callable[[str], bool] | None = None,
+) -> AppParts:
+    """The real parts: SQLite checkpointer, knowledge base, chat model, graph, adapter.
+
+    Args:
+        settings: where things live.
+        llm: the reasoner's chat model; None means agent.llm.get_chat_model() (embedded
+            llama.cpp, or Ollama when OLLAMA_HOST is set).
+        judge_llm: the judge's chat model; None reuses the default factory (or `llm`).
+        kb: the knowledge base; None opens the default one (seeded on first use).
+        metamodel: a fitted meta-model; None loads or fits one from the knowledge base on first use.
+        start_job: the training-job starter (tests may inject one); None runs real jobs.
+        weights_available: whether a backbone's pretrained weights exist here (default: look on disk).
+    """
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from agent.graph import compile_graph
+    from agent.nodes import Nodes
+
+    settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.plot_dir.mkdir(parents=True, exist_ok=True)
+    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(settings.db_path), check_same_thread=False)
+    saver = SqliteSaver(conn)
+    saver.setup()
+    if kb is None:
+        from knowledge.store import open_default
+
+        kb = open_default(settings.kb_dir)
+    if llm is None:
+        from agent.llm import get_chat_model
+
+        llm = get_chat_model(max_tokens=320)
+        judge_llm = judge_llm or get_chat_model(max_tokens=160)
+    jobs = JobRegistry(start_job)
+    nodes = Nodes(llm=llm, judge_llm=judge_llm, store=kb, metamodel=metamodel, start_job=jobs.start,
+                  weights_available=weights_available)
+    graph = compile_graph(nodes, checkpointer=saver)
+    context = Context(plot_dir=str(settings.plot_dir), allowed_data_dirs=settings.allowed_data_dirs,
+                      runs_dir=settings.runs_dir)
+    adapter = ChatAdapter(
+        graph, kb=kb, metamodel=lambda: nodes.metamodel, context=context, jobs=jobs,
+        transcript=Transcript(settings.db_path), uploads_dir=settings.uploads_dir, followup_llm=llm,
+        weights_available=nodes.weights_available,
+    )
+
+    def warm_up() -> None:
+        kb.search("warm up", k=1)
+        _ = nodes.metamodel
+
+    return AppParts(adapter=adapter, kb=kb, warm_up=warm_up)
+
+
+# ------------------------------------------------------------------------------ screen
+def _progress_html(view: ChatView) -> str:
+    t = view.training
+    if t is None:
+        return ""
+    pct = round(100 * t.fraction)
+    colour = "#2e7d32" if t.status in ("ok", "training", "features", "starting") else "#c62828"
+    epochs = f"epoch {t.epoch}/{t.epochs}" if t.epochs else "preparing"
+    return (f'<div class="bar"><div class="fill" style="width:{pct}%;background:{colour}"></div></div>'
+            f'<div class="train-status" style="margin-top:6px"><b>{t.status}</b> · {epochs} · {t.message}</div>')
+
+
+def _offer_text(offer: dict[str, Any]) -> str:
+    from agent.followup import config_summary, fmt_seconds
+
+    p = offer.get("prediction") or {}
+    text = (f"**Awaiting your approval:** {config_summary(offer['config'])} — predicted test accuracy "
+            f"{p.get('accuracy', float('nan')):.2f} in {fmt_seconds(p.get('seconds'))}")
+    text += f" on `{Path(offer['dataset']).name}`." if offer.get("dataset") else \
+        ". No dataset yet: upload one or give its path under Options, then Approve."
+    if offer.get("error"):
+        text += f"\n\n⚠ {offer['error']}"
+    return text
+
+
+def _safe_filters(kb: Any) -> dict[str, list[str]]:
+    try:
+        return kb_filters(kb)
+    except Exception:  # an unreadable knowledge base shows empty filters; its tab says what is wrong
+        return {"dataset": [], "backbone": [], "mode": [], "status": []}
+
+
+def _thread_key(thread: str | None, request: gr.Request | None) -> str:
+    """The checkpointer's thread id: the browser's thread id, namespaced by the logged-in user."""
+    user = getattr(request, "username", None) if request is not None else None
+    return f"{user}:{thread}" if user else str(thread)
+
+
+def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings | None = None) -> gr.Blocks:
+    """The chat window and the knowledge-base tab, over `parts` (or a factory of them).
+
+    Args:
+        parts: the shared parts (see `build_parts`), or a function that builds them.
+        settings: used for the browser-state secret; None uses the defaults.
+    """
+    parts = parts() if callable(parts) else parts
+    settings = settings or AppSettings()
+    adapter = parts.adapter
+    kb = parts.kb
+
+    def render(view: ChatView, *, thread: str | None = None, clear_input: bool = False,
+               last_curve: list[int] | None = None) -> tuple[Any, ...]:
+        t = view.training
+        curve: Any = gr.skip()
+        if t is not None and t.history and last_curve is not None:
+            stamp = len(t.history) * 10 + int(t.done)
+            if last_curve[0] != stamp:
+                last_curve[0] = stamp
+                curve = learning_curve_figure(t.history)
+        elif t is not None and t.history and last_curve is None:
+            curve = learning_curve_figure(t.history)
+        show_training = t is not None
+        return (
+            view.messages,
+            view.notice or "",
+            gr.update(visible=view.offer is not None),
+            _offer_text(view.offer) if view.offer else "",
+            gr.update(visible=show_training or view.stalled),
+            _progress_html(view),
+            curve,
+            gr.update(visible=bool(t is not None and not t.done and view.busy)),
+            gr.update(visible=view.stalled),
+            "" if clear_input else gr.skip(),
+            None if clear_input else gr.skip(),
+            thread if thread is not None else gr.skip(),
+        )
+
+    with gr.Blocks(title="MetaLLMiX", fill_width=False) as demo:
+        thread = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=settings.secret)
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat-tab"):
+                chatbot = gr.Chatbot(label="Conversation", elem_id="chat", height=640, buttons=["copy"],
+                                     placeholder="Describe your task, e.g. *Breast ultrasound lesions (normal, benign, "
+                                                 "malignant), about 800 images; I have 10 minutes on a laptop CPU.*")
+                notice = gr.Markdown(elem_id="notice")
+                with gr.Row(equal_height=True):
+                    msg = gr.Textbox(show_label=False, lines=2, scale=6, elem_id="msg", autofocus=True,
+                                     placeholder="Describe your task, or ask: why this learning rate? / what if I only "
+                                                 "have 10 minutes? / what about resnet18? / show similar experiments")
+                    upload = gr.File(label="Dataset (.npz or .zip of an image folder)", file_types=[".npz", ".zip"],
+                                     scale=2, elem_id="upload", height=90)
+                    send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+                with gr.Accordion("Options", open=False, elem_id="options"):
+                    dataset_path = gr.Textbox(label="Dataset path on the server (inside an allowed folder: "
+                                                    + ", ".join(settings.allowed_data_dirs) + ")",
+                                              elem_id="dataset-path")
+                    with gr.Row():
+                        budget = gr.Number(label="Time budget in minutes (0: as the text says)", value=0, minimum=0,
+                                           elem_id="budget")
+                        device = gr.Dropdown(["", "cpu", "cuda"], value="", label="Device (empty: from the text)",
+                                             elem_id="device")
+                    backbones = gr.CheckboxGroup(list(BACKBONES), label="Allowed backbones (none ticked: all)",
+                                                 elem_id="backbones")
+                    modes = gr.CheckboxGroup(list(MODES), label="Allowed modes (none ticked: all)", elem_id="modes")
+                with gr.Group(visible=False, elem_id="approval") as approval_box:
+                    offer_md = gr.Markdown(elem_id="offer")
+                    with gr.Row(equal_height=True):
+                        approve_btn = gr.Button("Approve and train", variant="primary", elem_id="approve")
+                        edit_text = gr.Textbox(show_label=False, scale=3, elem_id="edit-text",
+                                               placeholder="Edit: epochs=5, lr=3e-4 (or a reason to reject)")
+                        edit_btn = gr.Button("Edit", elem_id="edit")
+                        reject_btn = gr.Button("Reject", variant="stop", elem_id="reject")
+                with gr.Group(visible=False, elem_id="training") as training_box:
+                    progress = gr.HTML(elem_id="train-progress")
+                    curve = gr.Plot(label="Learning curve (per epoch)", elem_id="curve")
+                    with gr.Row():
+                        cancel_btn = gr.Button("Cancel training", variant="stop", visible=False, elem_id="cancel")
+                        resume_btn = gr.Button("Resume", visible=False, elem_id="resume")
+                new_btn = gr.Button("New conversation", size="sm", elem_id="new-thread")
+            with gr.Tab("Knowledge base", id="kb-tab"):
+                kb_md = gr.Markdown(elem_id="kb-counts")
+                filters = _safe_filters(kb)
+                with gr.Row():
+                    # Values added after start-up (a new run's dataset) are still accepted.
+                    f_dataset, f_backbone, f_mode, f_status = (
+                        gr.Dropdown(["all", *filters[name]], value="all", label=name.capitalize(),
+                                    elem_id=f"f-{name}", allow_custom_value=True)
+                        for name in ("dataset", "backbone", "mode", "status"))
+                    kb_refresh = gr.Button("Refresh", elem_id="kb-refresh")
+                kb_runs = gr.Dataframe(headers=KB_COLUMNS, interactive=False, max_height=420, elem_id="kb-runs",
+                                       wrap=False)
+                gr.Markdown("### Best configuration per dataset (by test accuracy)")
+                kb_best = gr.Dataframe(headers=BEST_COLUMNS, interactive=False, elem_id="kb-best")
+
+        chat_outputs = [chatbot, notice, approval_box, offer_md, training_box, progress, curve, cancel_btn, resume_btn,
+                        msg, upload, thread]
+
+        def on_load(thread_id: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+            tid = thread_id or adapter.new_thread_id()
+            last_curve = [-1]
+            for view in adapter.follow(_thread_key(tid, request)):
+                yield render(view, thread=tid, last_curve=last_curve)
+
+        def on_send(text: str, upload_path: str | None, path: str, budget_min: float | None, dev: str,
+                    allowed_backbones: list[str], allowed_modes: list[str], thread_id: str | None,
+                    request: gr.Request) -> Iterator[tuple[Any, ...]]:
+            tid = thread_id or adapter.new_thread_id()
+            key = _thread_key(tid, request)
+            try:
+                dataset = adapter.dataset_from(upload_path, path)
+            except ValueError as exc:
+                yield render(adapter.view(key, notice=f"⚠ {exc}"), thread=tid)
+                return
+            constraints = {"budget_minutes": float(budget_min) if budget_min else None, "device": dev or None,
+                           "backbones": list(allowed_backbones or []) or None, "modes": list(allowed_modes or []) or None}
+            last_curve = [-1]
+            first = True
+            for view in adapter.submit(key, text or "", dataset=dataset, constraints=constraints):
+                yield render(view, thread=tid, clear_input=first, last_curve=last_curve)
+                first = False
+
+        def on_approve(path: str, upload_path: str | None, thread_id: str | None,
+                       request: gr.Request) -> Iterator[tuple[Any, ...]]:
+            key = _thread_key(thread_id, request)
+            try:
+                dataset = adapter.dataset_from(upload_path, path)
+            except ValueError as exc:
+                yield render(adapter.view(key, notice=f"⚠ {exc}"))
+                return
+            last_curve = [-1]
+            for view in adapter.approve(key, dataset):
+                yield render(view, last_curve=last_curve)
+
+        def on_edit(text: str, thread_id: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+            for view in adapter.edit(_thread_key(thread_id, request), text or ""):
+                yield render(view)
+
+        def on_reject(text: str, thread_id: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+            for view in adapter.reject(_thread_key(thread_id, request), text or ""):
+                yield render(view)
+
+        def on_cancel(thread_id: str | None, request: gr.Request) -> str:
+            return adapter.cancel(_thread_key(thread_id, request))
+
+        def on_resume(thread_id: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+            last_curve = [-1]
+            for view in adapter.reattach(_thread_key(thread_id, request)):
+                yield render(view, last_curve=last_curve)
+
+        def on_new(request: gr.Request) -> tuple[Any, ...]:
+            tid = adapter.new_thread_id()
+            out = list(render(adapter.view(_thread_key(tid, request)), thread=tid, clear_input=True))
+            out[6] = None  # clear the learning curve
+            return tuple(out)
+
+        def kb_view(dataset: str, backbone: str, mode: str, status: str) -> tuple[Any, ...]:
+            import pandas as pd
+
+            filters = kb_filters(kb)
+            rows = kb_rows(kb, dataset=dataset, backbone=backbone, mode=mode, status=status)
+            return (
+                kb_counts_md(kb) + f"\n\nShowing {len(rows)} run(s).",
+                pd.DataFrame(rows, columns=KB_COLUMNS),
+                pd.DataFrame(kb_best_rows(kb), columns=BEST_COLUMNS),
+                gr.update(choices=["all", *filters["dataset"]]),
+                gr.update(choices=["all", *filters["backbone"]]),
+                gr.update(choices=["all", *filters["mode"]]),
+                gr.update(choices=["all", *filters["status"]]),
+            )
+
+        chat_kw: dict[str, Any] = {"concurrency_limit": 8, "show_progress": "hidden"}
+        demo.load(on_load, [thread], chat_outputs, api_name="load", **chat_kw)
+        send_inputs = [msg, upload, dataset_path, budget, device, backbones, modes, thread]
+        send.click(on_send, send_inputs, chat_outputs, api_name="send", **chat_kw)
+        msg.submit(on_send, send_inputs, chat_outputs, api_visibility="private", **chat_kw)
+        approve_btn.click(on_approve, [dataset_path, upload, thread], chat_outputs, api_name="approve", **chat_kw)
+        edit_btn.click(on_edit, [edit_text, thread], chat_outputs, api_name="edit", **chat_kw)
+        reject_btn.click(on_reject, [edit_text, thread], chat_outputs, api_name="reject", **chat_kw)
+        cancel_btn.click(on_cancel, [thread], [notice], api_name="cancel", concurrency_limit=None)
+        resume_btn.click(on_resume, [thread], chat_outputs, api_name="resume", **chat_kw)
+        new_btn.click(on_new, None, chat_outputs, api_name="new_thread")
+        kb_inputs = [f_dataset, f_backbone, f_mode, f_status]
+        kb_outputs = [kb_md, kb_runs, kb_best, f_dataset, f_backbone, f_mode, f_status]
+        demo.load(kb_view, kb_inputs, kb_outputs, api_name="kb")
+        kb_refresh.click(kb_view, kb_inputs, kb_outputs, api_visibility="private")
+        chatbot.clear(on_new, None, chat_outputs, api_visibility="private")  # the chat's own Clear: a new conversation
+        for f in kb_inputs:
+            f.change(kb_view, kb_inputs, kb_outputs, api_visibility="private")
+    return demo
+
+
+def launch(demo: gr.Blocks, settings: AppSettings, *, block: bool = True, quiet: bool = False) -> tuple[Any, str, str]:
+    """Serve the app on settings.host:settings.port (127.0.0.1 unless told otherwise)."""
+    demo.queue(default_concurrency_limit=8)
+    return demo.launch(
+        server_name=settings.host, server_port=settings.port, auth=settings.auth,
+        auth_message="MetaLLMiX: log in with the user and password the operator gave you." if settings.auth else None,
+        allowed_paths=[str(settings.plot_dir)], max_file_size=settings.max_file_size, css=CSS, show_error=True,
+        prevent_thread_lock=not block, quiet=quiet, footer_links=["api"], ssr_mode=False,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python app.py [--host H] [--port P] [--auth user:pw] [--db FILE] [--data-dir DIR ...]`."""
+    try:
+        settings = AppSettings.from_args(argv)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        parts = build_parts(settings)
+    except Exception as exc:  # a model or knowledge base that cannot be opened: one clear message
+        if os.environ.get("METALLMIX_DEBUG"):
+            raise
+        print(f"error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return 3
+    if parts.warm_up is not None:
+        threading.Thread(target=parts.warm_up, name="warm-up", daemon=True).start()
+    print(f"MetaLLMiX chat on http://{settings.host}:{settings.port}  (conversations in {settings.db_path}; datasets "
+          f"from {', '.join(settings.allowed_data_dirs)})", file=sys.stderr)
+    launch(create_app(parts, settings), settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
