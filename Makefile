@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test test-fast test-integration lint bench clean
+.PHONY: setup run browser test test-fast test-integration lint bench clean
 
 setup: $(STAMP)
 
@@ -21,13 +21,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev,llm]"
 	rm -f $(VENV)/.stamp-* && touch $@
 
+# The chat window on http://127.0.0.1:7860 with the embedded LLM (HOST/PORT to change).
 run: setup
-	$(VENV)/bin/metallmix recommend "$(TASK)" --dataset "$(DATASET)"
+	$(PY) app.py $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
-TASK ?= Breast ultrasound lesions (normal, benign, malignant); I have 10 minutes on a laptop CPU.
-DATASET ?= ../shared/data/busi_ultrasound.npz
+# The real-browser test drives Debian's Chromium; install it when we may (CI runs as root).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: the browser test will be skipped"
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q -m "not integration" -p no:cacheprovider
 	$(PY) -m pytest -q -m integration -p no:cacheprovider
 
