@@ -812,9 +812,12 @@ class ChatAdapter:
             training = read_job_log(last.values["training"]["run_dir"])
         stalled = run is None and last is not None and last.next == ("train",)
         if run is not None:
-            if run.kind == "request" and last_id == run.base_checkpoint:
+            # Until the input has gone through __start__, the checkpoints do not show the
+            # request yet: show it from the run, and the first real step as pending.
+            starting = last is not None and last.next == ("__start__",)
+            if run.kind == "request" and (last_id == run.base_checkpoint or starting):
                 messages.append(_user(run.request or ""))
-            if last_id != run.base_checkpoint and last is not None and last.next:
+            if last_id != run.base_checkpoint and last is not None and last.next and not starting:
                 step, label = last.next[0], NODE_LABELS.get(last.next[0], last.next[0])
             elif run.kind == "request":
                 step, label = "profile", NODE_LABELS["profile"]
