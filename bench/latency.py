@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{row['task']:<62} {total:6.2f} s  llm {row['llm']:6.2f}  rest {row['rest']:5.3f}  drafts "
                   f"{row['drafts']}  {'fallback' if row['fallback'] else 'judged ok' if row['passed'] else 'FAILED'}  "
                   f"{row['choice']}", flush=True)
+            if not rec.verdict.passed:
+                failed = [c.name for c in rec.verdict.checks if not c.ok] or ["llm-judge"]
+                print(f"    judge: {', '.join(failed)}: {(rec.verdict.critique or '')[:160]}", flush=True)
     if not rows:
         print("no task ran", file=sys.stderr)
         return 1
