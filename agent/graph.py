@@ -32,10 +32,12 @@ from agent.context import Context
 from agent.nodes import Nodes, timed
 from agent.state import InputState, State
 
+Graph = CompiledStateGraph[State, Context, InputState, State]
+
 NODES = ("profile", "retrieve", "explain", "reason", "judge", "respond", "approve", "train", "record")
 
 
-def compile_graph(nodes: Nodes, *, checkpointer: Any | None = None, name: str = "metallmix") -> CompiledStateGraph:
+def compile_graph(nodes: Nodes, *, checkpointer: Any | None = None, name: str = "metallmix") -> Graph:
     """Wire the nodes of `nodes` into the graph and compile it.
 
     Args:
@@ -74,7 +76,7 @@ def build_graph(
     checkpointer: Any | None = None,
     start_job: Callable[..., Any] | None = None,
     weights_available: Callable[[str], bool] | None = None,
-) -> CompiledStateGraph:
+) -> Graph:
     """The recommendation graph around the given parts.
 
     Args:
@@ -91,7 +93,7 @@ def build_graph(
     return compile_graph(nodes, checkpointer=checkpointer)
 
 
-def make_graph(config: RunnableConfig | None = None) -> CompiledStateGraph:
+def make_graph(config: RunnableConfig | None = None) -> Graph:
     """The graph with the real parts and no checkpointer: the entry of `langgraph.json`.
 
     The chat model is resolved (weights verified) here; the knowledge base, the embedder
@@ -104,4 +106,4 @@ def make_graph(config: RunnableConfig | None = None) -> CompiledStateGraph:
                        store=open_default())
 
 
-__all__ = ["NODES", "build_graph", "compile_graph", "make_graph"]
+__all__ = ["NODES", "Graph", "build_graph", "compile_graph", "make_graph"]

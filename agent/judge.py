@@ -72,6 +72,16 @@ class Check:
     message: str = ""
 
 
+LR_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
+
+
+def learning_rates(candidates: Sequence[dict[str, Any]]) -> list[float]:
+    """The learning rates a draft may use: the candidates' own, and a log grid around them."""
+    own = {float(c["config"]["learning_rate"]) for c in candidates}
+    low, high = min(own) / 10, max(own) * 10
+    return sorted(own | {v for v in LR_GRID if low <= v <= high})
+
+
 def draft_schema(candidates: Sequence[dict[str, Any]], evidence_aliases: Sequence[str]) -> dict[str, Any]:
     """The reasoner's JSON schema, with enums drawn from this request's candidates and evidence.
 
@@ -82,7 +92,6 @@ def draft_schema(candidates: Sequence[dict[str, Any]], evidence_aliases: Sequenc
     ids = [c["id"] for c in candidates]
     backbones = sorted({c["config"]["backbone"] for c in candidates})
     modes = sorted({c["config"]["mode"] for c in candidates})
-    lr = RANGES["learning_rate"]
     epochs = RANGES["epochs"]
     return {
         "title": "Recommendation",
@@ -91,7 +100,9 @@ def draft_schema(candidates: Sequence[dict[str, Any]], evidence_aliases: Sequenc
             "candidate": {"type": "string", "enum": ids},
             "backbone": {"type": "string", "enum": backbones},
             "mode": {"type": "string", "enum": modes},
-            "learning_rate": {"type": "number", "minimum": lr.low, "maximum": lr.high},
+            # An enum, not minimum/maximum: llama.cpp's grammar does not bound numbers, and a
+            # small model did write learning_rate=4.59 three times over the judge's critique.
+            "learning_rate": {"type": "number", "enum": learning_rates(candidates)},
             "batch_size": {"type": "integer", "enum": list(BATCH_SIZES)},
             "epochs": {"type": "integer", "minimum": int(epochs.low), "maximum": int(epochs.high)},
             "expected_accuracy": {"type": "number", "minimum": 0, "maximum": 1},

@@ -151,7 +151,10 @@ def judge_messages(state: State, ctx: Context, prediction: dict[str, float], raw
         seconds=_minutes(prediction["seconds"]), best=f"{best['id']} ({best['accuracy']:.2f})",
         budget=f"The time budget is {_minutes(budget)}." if budget else "There is no time budget.",
     )
-    return [*reason_messages(state, ctx), AIMessage(J.short_json(raw_draft)), HumanMessage(text.strip())]
+    # The reasoner's own text, when it is usable as is: its tokens are still in llama.cpp's
+    # KV cache after the reason call, so the judge re-reads none of them.
+    answer = state.get("draft_text") or J.short_json(raw_draft)
+    return [*reason_messages(state, ctx), AIMessage(answer), HumanMessage(text.strip())]
 
 
 # ------------------------------------------------------------------------------ timing
@@ -340,7 +343,7 @@ class Nodes:
                 "backbones": backbones, "modes": modes,
             },
             # A fresh request in an old thread starts its judge loop afresh.
-            "attempts": 0, "critique": None, "fallback": None, "draft": None, "draft_error": None,
+            "attempts": 0, "critique": None, "fallback": None, "draft": None, "draft_text": None, "draft_error": None,
             "approval": None, "verdicts": Overwrite([]), "llm_seconds": Overwrite({}),
         }
 
@@ -415,8 +418,18 @@ class Nodes:
         start = time.perf_counter()
         draft: Any = None
         error = None
+        text = None
         try:
-            draft = self.llm.with_structured_output(schema).with_config(run_name="reason", tags=["reason"]).invoke(messages)
+            out = self.llm.with_structured_output(schema, include_raw=True).with_config(
+                run_name="reason", tags=["reason"]
+            ).invoke(messages)
+            if isinstance(out, dict) and {"raw", "parsed"} <= out.keys():
+                if out.get("parsing_error") is not None:
+                    error = f"invalid JSON answer: {str(out['parsing_error'])[:300]}"
+                content = getattr(out["raw"], "content", None)
+                text = content if isinstance(content, str) else None
+                out = out["parsed"]
+            draft = out
         except Exception as exc:  # a bad answer is the judge's to report, and counts as an attempt
             error = f"{type(exc).__name__}: {str(exc)[:300]}"
             log.warning("reason: the LLM gave no usable answer: %s", error)
@@ -424,10 +437,15 @@ class Nodes:
         if hasattr(draft, "model_dump"):
             draft = draft.model_dump()
         if isinstance(draft, dict) and isinstance(draft.get("rationale"), str):
-            draft["rationale"] = J.tidy_text(draft["rationale"], J.RATIONALE_MAX)
+            tidy = J.tidy_text(draft["rationale"], J.RATIONALE_MAX)
+            if tidy != " ".join(draft["rationale"].split()):
+                text = None  # the judge must see the tidied rationale, not the cut-off one
+            draft["rationale"] = tidy
+        if not isinstance(draft, dict):
+            error = error or f"not a JSON object: {str(draft)[:200]}"
+            draft, text = None, None
         return {
-            "draft": draft if isinstance(draft, dict) else None,
-            "draft_error": error if error or isinstance(draft, dict) else f"not a JSON object: {str(draft)[:200]}",
+            "draft": draft, "draft_text": text, "draft_error": error,
             "attempts": state.get("attempts", 0) + 1,
             "llm_seconds": {"reason": seconds},
         }
@@ -603,8 +621,9 @@ class Nodes:
         write({"type": "job", "job_id": job.id, "run_dir": str(job.run_dir)})
         for event in job.events():
             write({"type": "train", **event})
-        if getattr(job, "proc", None) is not None:
-            job.proc.wait()
+        proc = getattr(job, "proc", None)
+        if proc is not None:
+            proc.wait()
         record = job.finalize()
         training: dict[str, Any] = {"job_id": job.id, "run_dir": str(job.run_dir)}
         if record is None:

@@ -353,8 +353,10 @@ class Recommender:
         Raises:
             agent.nodes.TaskError: bad input (a ValueError; the message says what to change).
         """
+        from agent.state import Constraints, InputState
+
         thread_id = thread_id or uuid.uuid4().hex
-        constraints: dict[str, Any] = {}
+        constraints = Constraints()
         if budget_minutes is not None:
             constraints["budget_minutes"] = budget_minutes
         if device is not None:
@@ -365,7 +367,7 @@ class Recommender:
             constraints["modes"] = list(modes)
         start = time.perf_counter()
         out = self.graph.invoke(
-            {"task": text or "", "dataset": dataset, "constraints": constraints},
+            InputState(task=text or "", dataset=dataset, constraints=constraints),
             {"configurable": {"thread_id": thread_id}},
             context=context or self.context,
         )

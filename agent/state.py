@@ -70,6 +70,8 @@ class State(InputState, total=False):
         explanation: (explain) SHAP of the top candidate: `text` (for the LLM), `base_value`,
             `contributions` [[feature, value, shap], ...].
         draft: (reason) the LLM's latest answer, parsed (None when the call failed).
+        draft_text: (reason) the LLM's answer as it wrote it (the judge's prompt repeats it, so
+            llama.cpp reuses its cached tokens), or None when it was tidied or unusable.
         draft_error: (reason) why the latest LLM call gave no usable answer, or None.
         attempts: (reason) how many times reason has run in this thread.
         critique: (judge) what the judge asked reason to fix, or None.
@@ -97,6 +99,7 @@ class State(InputState, total=False):
     candidates: list[dict[str, Any]]
     explanation: dict[str, Any]
     draft: dict[str, Any] | None
+    draft_text: str | None
     draft_error: str | None
     attempts: int
     critique: str | None

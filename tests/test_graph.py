@@ -47,8 +47,16 @@ class FakeChat(GenericFakeChatModel):
     def bind_tools(self, tools: Any, **kwargs: Any) -> FakeChat:
         return self
 
-    def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Runnable[Any, Any]:
         self.schemas.append(schema)
+        if include_raw:  # like the real models: a parse error is reported, not raised
+            def parse(m: AIMessage) -> dict[str, Any]:
+                try:
+                    return {"raw": m, "parsed": json.loads(m.content), "parsing_error": None}
+                except ValueError as exc:
+                    return {"raw": m, "parsed": None, "parsing_error": exc}
+
+            return self | RunnableLambda(parse)
         return self | RunnableLambda(lambda m: json.loads(m.content))
 
 
@@ -339,6 +347,8 @@ def test_passing_draft_goes_straight_to_respond_and_stops_at_approval(store: Fak
     assert rec.profile.source == "text" and rec.profile.budget_seconds == 900
     assert {"profile", "retrieve", "explain", "reason", "judge", "respond"} <= set(rec.timings)
     assert len(llm.prompts) == 1 and len(judge.prompts) == 1
+    # The judge's prompt is the reasoner's plus its answer verbatim (llama.cpp reuses the cache).
+    assert judge.prompts[0][:2] == llm.prompts[0] and judge.prompts[0][2].content == json.dumps(draft())
     (interrupt,) = out["__interrupt__"]
     assert interrupt.value["config"] == rec.config.model_dump(mode="json")
     assert interrupt.value["key"] == rec.config.key()
@@ -353,6 +363,8 @@ def test_reason_schema_enums_come_from_the_candidates(store: FakeStore) -> None:
     assert schema["properties"]["candidate"]["enum"] == ["c1", "c2", "c3"]  # the fine-tune is over budget
     assert set(schema["properties"]["backbone"]["enum"]) == {"efficientnet_lite0", "efficientnet_lite1", "small_cnn"}
     assert schema["properties"]["rationale"]["maxLength"] <= 300
+    assert 0.001 in schema["properties"]["learning_rate"]["enum"]  # the candidates' own value, and a grid
+    assert max(schema["properties"]["learning_rate"]["enum"]) <= 0.01  # never 4.59 (seen from a real 1.5B)
     assert set(schema["properties"]["cite"]["items"]["enum"]) >= {"c1", "r1", "r2", "r3"}
 
 

@@ -17,9 +17,9 @@ EXPECTED: dict[str, set[str]] = {
 }
 
 
-def test_every_template_file_is_known() -> None:
+def test_the_graph_templates_are_package_data() -> None:
     files = {p.name.removesuffix(".md") for p in resources.files("prompts").iterdir() if p.name.endswith(".md")}
-    assert files == set(EXPECTED)
+    assert set(EXPECTED) <= files
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
