@@ -32,6 +32,10 @@ from typing import Any, Literal
 from knowledge.schema import MetaFeatures
 
 MAX_TEXT = 4000
+# Upper bounds on what a text may claim: beyond them a number is a typo (or an attack), and
+# unbounded integers overflow the meta-model's 64-bit features further down.
+MAX_CLASSES = 1000
+MAX_IMAGES = 1_000_000_000
 
 DEFAULTS: dict[str, object] = {
     "n_classes": 2,
@@ -309,6 +313,8 @@ def _read_classes(low: str, p: TaskProfile) -> None:
     m = re.search(rf"{_NUM}\s*-?\s*(?:[a-z]+\s+)?(?:{_CLASS_NOUNS})\b", low) or re.search(rf"{_NUM}\s*-\s*(?:way|class)\b", low)
     if m:
         n = _to_number(m.group(1))
+        if n > MAX_CLASSES:  # first: int() of a 400-digit number (inf) would raise OverflowError
+            raise ValueError(f"n_classes must be at most {MAX_CLASSES:,}, but the text says {m.group(0).strip()!r}.")
         if n != int(n) or n < 2:
             raise ValueError(
                 f"classification needs n_classes >= 2 (a whole number), but the text says {m.group(0).strip()!r}."
@@ -335,6 +341,8 @@ def _read_images(low: str, p: TaskProfile) -> None:
         m = re.search(r"\bn\s*=\s*(\d[\d,]*)", low)
     if m:
         n = _to_number(m.group(1))
+        if n > MAX_IMAGES:  # first: int() of a 400-digit number (inf) would raise OverflowError
+            raise ValueError(f"the number of images must be at most {MAX_IMAGES:,}, but the text says {m.group(0).strip()!r}.")
         if n < 2 or n != int(n):
             raise ValueError(f"the number of images must be a whole number >= 2, but the text says {m.group(0).strip()!r}.")
         if n < p.n_classes:
@@ -464,6 +472,8 @@ def _read_budget(low: str, p: TaskProfile) -> None:
 
 
 def _set_budget(p: TaskProfile, seconds: float, words: str) -> None:
+    if not math.isfinite(seconds):  # a 400-digit number of minutes reads as inf
+        raise ValueError(f"the time budget must be a finite number, but the text says {words[:80]!r}.")
     if seconds <= 0:
         raise ValueError(
             f"the time budget must be positive, but the text says {words!r}; write it as e.g. '15 minutes'."
