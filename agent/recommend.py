@@ -353,8 +353,18 @@ class Recommender:
         Raises:
             agent.nodes.TaskError: bad input (a ValueError; the message says what to change).
         """
+        import os
+
+        from agent.nodes import TaskError
         from agent.state import Constraints, InputState
 
+        # The graph's state is JSON of known types: refuse anything else here, with the rule,
+        # rather than fail inside a node with an AttributeError.
+        if text is not None and not isinstance(text, str):
+            raise TaskError(f"the task must be text, but got {type(text).__name__}.")
+        if dataset is not None and not isinstance(dataset, (str, os.PathLike)):
+            raise TaskError(f"dataset must be a path (text), but got {type(dataset).__name__}.")
+        dataset = os.fspath(dataset) if dataset is not None else None
         thread_id = thread_id or uuid.uuid4().hex
         constraints = Constraints()
         if budget_minutes is not None:
