@@ -7,6 +7,7 @@ defaults when none is given).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +68,28 @@ class Context:
             self.allowed_data_dirs = tuple(str(Path(d).expanduser().resolve()) for d in self.allowed_data_dirs)
 
     def allows(self, path: str | Path) -> bool:
-        """Whether a dataset path lies under an allowed folder (always, when none are set)."""
+        """Whether a dataset path lies under an allowed folder (always, when none are set).
+
+        `..` and symlinks are resolved first; for an image folder, every symlink inside it
+        must point into an allowed folder too (a class folder linked to /home/... is an escape).
+        """
         if self.allowed_data_dirs is None:
             return True
-        resolved = Path(path).expanduser().resolve()
-        return any(resolved.is_relative_to(d) for d in self.allowed_data_dirs)
+
+        def inside(p: Path) -> bool:
+            resolved = p.expanduser().resolve()
+            return any(resolved.is_relative_to(d) for d in self.allowed_data_dirs or ())
+
+        root = Path(path)
+        if not inside(root):
+            return False
+        if root.resolve().is_dir():
+            for folder, dirs, files in os.walk(root.resolve()):  # links are not followed, only checked
+                for name in (*dirs, *files):
+                    entry = Path(folder) / name
+                    if entry.is_symlink() and not inside(entry):
+                        return False
+        return True
 
 
 __all__ = ["Context"]

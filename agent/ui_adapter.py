@@ -63,6 +63,10 @@ NODE_LABELS = {
 TERMINAL = ("ok", "diverged", "failed", "cancelled", "error")
 MAX_ZIP_FILES = 200_000
 MAX_ZIP_BYTES = 4 * 1024**3
+# Image files are compressed already (a folder of PNG/JPEG zips at ~1:1); an archive that
+# unpacks to more than this many times its packed size, beyond a few MiB, is a zip bomb.
+MAX_ZIP_RATIO = 100
+ZIP_RATIO_FREE_BYTES = 64 * 1024**2
 _APPROVE = re.compile(r"^\s*(?:yes|y|yep|yeah|ok|okay|sure|approved?|go(?: ahead)?|do it|train(?: it)?|"
                       r"start(?: training)?|lgtm|sounds good|let'?s go)\b[^?]*$", re.I)
 _REJECT = re.compile(r"^\s*(?:no|nope|reject(?:ed)?|don'?t|do not|not now|never ?mind)\b[^?]*$", re.I)
@@ -371,9 +375,15 @@ def prepare_dataset(upload: str | Path, uploads_dir: str | Path) -> str:
         try:
             with zipfile.ZipFile(src) as z:
                 infos = z.infolist()
-                if len(infos) > MAX_ZIP_FILES or sum(i.file_size for i in infos) > MAX_ZIP_BYTES:
+                unpacked = sum(i.file_size for i in infos)
+                if len(infos) > MAX_ZIP_FILES or unpacked > MAX_ZIP_BYTES:
                     raise ValueError(f"the zip holds more than {MAX_ZIP_FILES} files or {MAX_ZIP_BYTES >> 30} GiB; "
                                      "upload a smaller dataset or put it in an allowed data folder on the server.")
+                packed = sum(i.compress_size for i in infos)
+                if unpacked > ZIP_RATIO_FREE_BYTES and unpacked > MAX_ZIP_RATIO * max(packed, 1):
+                    raise ValueError(f"the zip unpacks to {unpacked / 2**20:,.0f} MiB from {packed / 2**20:,.1f} MiB "
+                                     f"(more than {MAX_ZIP_RATIO}x): that is a zip bomb, not a folder of images; "
+                                     "refusing it.")
                 for info in infos:
                     target = (tmp / info.filename).resolve()
                     if not target.is_relative_to(tmp.resolve()) or info.filename.startswith("/"):

@@ -33,3 +33,15 @@ def shared_data() -> Path:
     if not DATASETS:
         pytest.skip(f"the shared datasets are not at {SHARED_DATA}; set METALLMIX_DATA")
     return SHARED_DATA
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The reliability tests' counts (cases tried, faults injected, records lost), for docs/RELIABILITY.md."""
+    import sys
+
+    module = sys.modules.get("tests.reliability")
+    counts = getattr(module, "COUNTS", None)
+    if counts:
+        terminalreporter.section("reliability counts")
+        for name, value in sorted(counts.items()):
+            terminalreporter.write_line(f"{name}: {value}")

@@ -125,13 +125,57 @@ def load_dataset(
     return ds
 
 
+def max_dataset_bytes() -> int:
+    """The most bytes of arrays one dataset may declare: $METALLMIX_MAX_DATASET_BYTES, else half the RAM."""
+    env = os.environ.get("METALLMIX_MAX_DATASET_BYTES")
+    if env:
+        return int(float(env))
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2)
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _declared_bytes(z: Any) -> tuple[int, str]:
+    """Bytes the .npy members of an open .npz declare in their headers (numpy allocates that
+    much before reading a byte of data), and the largest member, without reading the data."""
+    total, largest, largest_size = 0, "", -1
+    for member in z.zip.namelist():
+        if not member.endswith(".npy"):
+            continue
+        with z.zip.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            shape, _, dtype = (reader[version](f) if version in reader
+                               else np.lib.format._read_array_header(f, version))  # (3, 0): no public reader
+        size = math.prod(shape) * dtype.itemsize
+        total += size
+        if size > largest_size:
+            largest, largest_size = f"{member[:-4]} {tuple(shape)} {dtype}", size
+    return total, largest
+
+
 def _load_npz(path: Path) -> ImageDataset:
     if path.stat().st_size == 0:
         raise DatasetError(f"{path} is empty (0 bytes): the file was not written completely; copy it again.")
     try:
         with np.load(path, allow_pickle=False) as z:
+            # A compressed .npz can declare terabytes in a few hundred bytes (a zip bomb):
+            # check the headers before numpy allocates what they say.
+            declared, largest = _declared_bytes(z)
+            limit = max_dataset_bytes()
+            if declared > limit:
+                raise DatasetError(
+                    f"{path} declares {declared / 2**30:,.1f} GiB of arrays (largest: {largest}), more than the "
+                    f"{limit / 2**30:,.1f} GiB a dataset may hold in memory here; use a smaller or downscaled dataset "
+                    "(or raise METALLMIX_MAX_DATASET_BYTES if this machine has the memory)."
+                )
             arrays = {k: z[k] for k in z.files}
+    except MemoryError as exc:
+        raise DatasetError(f"{path} does not fit in memory ({exc}); use a smaller or downscaled dataset.") from exc
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
         raise DatasetError(
             f"{path} is not a readable .npz archive (corrupt or truncated: {exc}). Re-create or re-download it."
         ) from exc
@@ -392,6 +436,13 @@ def _check_labels(ds: ImageDataset) -> None:
     if len(present) < 2:
         raise DatasetError(
             f"{ds.source}: every image has label {int(present[0])}; classification needs at least 2 classes."
+        )
+    empty = sorted(set(range(ds.n_classes)) - {int(x) for x in present})
+    if empty:  # e.g. labels 3..5 with no 0..2: a class without images can be neither learnt nor tested
+        raise DatasetError(
+            f"{ds.source}: classes {', '.join(map(str, empty[:10]))} have no images (labels present: "
+            f"{', '.join(map(str, present[:10].tolist()))}); labels must be 0..K-1 with every class present; "
+            "renumber them."
         )
 
 
