@@ -234,8 +234,9 @@ def build_parts(
 
         kb = open_default(settings.kb_dir)
     if llm is None:
-        from agent.llm import get_chat_model
+        from agent.llm import get_chat_model, require_ollama
 
+        require_ollama()  # a configured but unreachable server: say so at start, with the way out
         llm = get_chat_model(max_tokens=320)
         judge_llm = judge_llm or get_chat_model(max_tokens=160)
     jobs = JobRegistry(start_job)

@@ -11,6 +11,8 @@ yields schema-constrained JSON (Ollama ``format=``, llama.cpp ``response_format`
 Environment:
     OLLAMA_HOST: use the Ollama server there (``host``, ``host:port`` or a URL).
     METALLMIX_OLLAMA_MODEL: the Ollama model tag (default ``qwen2.5-coder:1.5b``).
+    METALLMIX_LLM_TIMEOUT: seconds one Ollama call may take (default 120; the client's own
+        default waits forever on a server that accepts the connection and never answers).
     METALLMIX_LLM: the embedded model name (a key of ``EMBEDDED_MODELS``).
     METALLMIX_CACHE: cache root (default ``$XDG_CACHE_HOME/metallmix`` or
         ``~/.cache/metallmix``); assembled weights live in ``<root>/models/``.
@@ -50,6 +52,7 @@ __all__ = [
     "EMBEDDED_MODELS",
     "ChatEmbeddedLlamaCpp",
     "EmbeddedModel",
+    "LLMUnavailableError",
     "ModelChecksumError",
     "ModelPackageMissingError",
     "ModelWeightsError",
@@ -57,6 +60,7 @@ __all__ = [
     "ensure_gguf",
     "get_chat_model",
     "ollama_base_url",
+    "require_ollama",
     "verified_sha256",
 ]
 
@@ -600,6 +604,25 @@ def check_ollama(host: str, timeout: float = 2.0, model: str | None = None) -> s
     return None
 
 
+class LLMUnavailableError(RuntimeError):
+    """The configured LLM server cannot be used; the message says the ways out."""
+
+
+def require_ollama(host: str | None = None, model: str | None = None, timeout: float = 3.0) -> None:
+    """When an Ollama server is configured (``host`` or ``$OLLAMA_HOST``), check it answers and has the model.
+
+    Raises:
+        LLMUnavailableError: unreachable, or the model is not pulled (the message says what to do).
+    """
+    host = host or os.environ.get("OLLAMA_HOST")
+    if not host:
+        return
+    model = model or os.environ.get("METALLMIX_OLLAMA_MODEL") or DEFAULT_OLLAMA_MODEL
+    problem = check_ollama(host, timeout=timeout, model=model)
+    if problem:
+        raise LLMUnavailableError(problem)
+
+
 def get_chat_model(
     *,
     ollama_host: str | None = None,
@@ -633,6 +656,8 @@ def get_chat_model(
         from langchain_ollama import ChatOllama
 
         kw.setdefault("num_ctx", 4096)  # Ollama's default window would truncate our prompts
+        # A server that accepts the connection but never answers must not hang a request.
+        kw.setdefault("client_kwargs", {"timeout": float(os.environ.get("METALLMIX_LLM_TIMEOUT") or 120)})
         return ChatOllama(
             base_url=ollama_base_url(host),
             model=model or os.environ.get("METALLMIX_OLLAMA_MODEL") or DEFAULT_OLLAMA_MODEL,

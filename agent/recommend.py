@@ -312,8 +312,9 @@ class Recommender:
         from agent.nodes import Nodes
 
         if llm is None:
-            from agent.llm import get_chat_model
+            from agent.llm import get_chat_model, require_ollama
 
+            require_ollama()  # a configured but unreachable server: say so now, with the way out
             llm = get_chat_model(max_tokens=320)
             judge_llm = judge_llm or get_chat_model(max_tokens=160)
         if kb is None:
