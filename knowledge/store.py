@@ -14,6 +14,7 @@ import fcntl
 import json
 import logging
 import os
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -95,6 +96,33 @@ def read_records(path: Path) -> list[ExperimentRecord]:
     return records
 
 
+def _check_unlocked(db: Path, timeout: float) -> None:
+    """Raise KnowledgeBaseError when another process holds the index database's lock.
+
+    Chroma waits for such a lock without end (a second app or a stuck sweep on the same
+    folder would hang every request); a write lock taken and released here says it in
+    `timeout` seconds. A damaged file is left to Chroma, whose error names the rebuild.
+    """
+    if not db.is_file():
+        return
+    try:
+        conn = sqlite3.connect(str(db), timeout=timeout, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise KnowledgeBaseError(
+                f"the Chroma index {db} is locked by another process (another MetaLLMiX app, sweep or "
+                f"`metallmix kb` command on {db.parent.parent}?). Stop it and retry, or use another folder "
+                "(--kb-dir / METALLMIX_KB)."
+            ) from exc
+    except sqlite3.DatabaseError:
+        pass
+
+
 class KnowledgeBase:
     """Records in `root/records.jsonl`, indexed in a Chroma collection in `root/chroma`.
 
@@ -102,13 +130,16 @@ class KnowledgeBase:
         root: folder of this knowledge base (created if missing).
         embedder: a Chroma embedding function; None means knowledge.embedding's default.
         index: False to work with the JSONL alone (no Chroma), e.g. in a sweep worker.
+        lock_timeout: seconds to wait for an index locked by another process before saying so.
     """
 
-    def __init__(self, root: str | Path, embedder: Any | None = None, index: bool = True) -> None:
+    def __init__(self, root: str | Path, embedder: Any | None = None, index: bool = True,
+                 lock_timeout: float = 5.0) -> None:
         self.root = Path(root)
         self.path = self.root / RECORDS_FILE
         self._embedder = embedder
         self._use_index = index
+        self.lock_timeout = lock_timeout
         self._collection: Any | None = None
         self._cache: tuple[tuple[int, int], list[ExperimentRecord]] | None = None
 
@@ -151,7 +182,10 @@ class KnowledgeBase:
                 os.write(fd, payload)
                 os.fsync(fd)
         if fresh and self._use_index:
-            self._index(fresh)
+            try:
+                self._index(fresh)
+            except KnowledgeBaseError as exc:  # the JSONL holds them: the index catches up on the next search
+                log.warning("appended %d records, but could not index them now: %s", len(fresh), exc)
         return len(fresh)
 
     # ------------------------------------------------------------------- index
@@ -171,6 +205,7 @@ class KnowledgeBase:
     def collection(self) -> Any:
         """The Chroma collection, opened once; a broken index folder gives a clear error."""
         if self._collection is None:
+            _check_unlocked(self.root / INDEX_DIR / "chroma.sqlite3", self.lock_timeout)
             try:
                 self._collection = self._client().get_or_create_collection(
                     COLLECTION, embedding_function=self._embedding_function(), metadata={"hnsw:space": "cosine"}
@@ -212,6 +247,7 @@ class KnowledgeBase:
         from chromadb.api.client import SharedSystemClient
 
         self._collection = None
+        _check_unlocked(self.root / INDEX_DIR / "chroma.sqlite3", self.lock_timeout)
         try:
             self._client().delete_collection(COLLECTION)
         except Exception as exc:  # not found is fine; anything else means a damaged folder
