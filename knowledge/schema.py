@@ -163,6 +163,10 @@ class Provenance(_Strict):
     seed: int = Field(ge=0)
     date: datetime
     machine: str = Field(min_length=1, max_length=200)
+    notes: str | None = Field(
+        default=None, max_length=2000,
+        description="Why this run was made, when it was proposed by the agent (e.g. a tuning trial's rationale).",
+    )
 
     @model_validator(mode="after")
     def _literature_cites(self) -> Provenance:

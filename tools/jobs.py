@@ -65,6 +65,7 @@ class Job:
         source: str = "user",
         threads: int | None = None,
         job_id: str | None = None,
+        notes: str | None = None,
     ) -> Job:
         """Write the job spec and start the worker process. Returns at once.
 
@@ -87,6 +88,7 @@ class Job:
             "source": source,
             "kb_root": str(kb_root) if kb_root else None,
             "threads": threads,
+            "notes": notes[:2000] if notes else None,
             "created": now_utc().isoformat(),
         }
         _write_json(run_dir / "job.json", spec)
@@ -219,7 +221,8 @@ class Job:
                 train_seconds=round(max(0.0, time.time() - start["time"]), 3), error=reason[:2000],
             ),
             provenance=Provenance(
-                source=self.spec["source"], code_version=start["code_version"], seed=seed, date=now_utc(), machine=start["machine"]
+                source=self.spec["source"], code_version=start["code_version"], seed=seed, date=now_utc(),
+                machine=start["machine"], notes=self.spec.get("notes"),
             ),
         )
 
@@ -272,7 +275,8 @@ def _worker(run_dir: Path) -> int:
     })
     result = train(ds, config, seed=spec["seed"], device=device, on_epoch=lambda e: emit({"event": "epoch", **e}),
                    should_stop=stop.is_set)
-    record = make_record(ds, result, seed=spec["seed"], source=spec["source"], record_id=spec["id"], meta=meta)
+    record = make_record(ds, result, seed=spec["seed"], source=spec["source"], record_id=spec["id"], meta=meta,
+                         notes=spec.get("notes"))
     _write_json(run_dir / "record.json", json.loads(record.model_dump_json()))
     if spec.get("kb_root"):
         KnowledgeBase(spec["kb_root"], index=False).append(record)

@@ -422,6 +422,7 @@ def make_record(
     source: str = "user",
     record_id: str | None = None,
     meta: Any | None = None,
+    notes: str | None = None,
 ) -> ExperimentRecord:
     """The knowledge-base record of a finished (or failed) run."""
     meta = meta or profile_dataset(ds)
@@ -439,6 +440,7 @@ def make_record(
             seed=seed,
             date=now_utc(),
             machine=machine_name(),
+            notes=notes[:2000] if notes else None,
         ),
         **extra,
     )
