@@ -1,8 +1,10 @@
-"""`metallmix recommend`: the agent's command, registered into agent.cli's parser.
+"""`metallmix recommend`, `tune` and `export-optuna`: the agent's commands, registered into agent.cli's parser.
 
     metallmix recommend "skin lesion dermoscopy, 8 classes, 2,000 images, 15 minutes on a laptop CPU"
     metallmix recommend "breast ultrasound" --dataset ../shared/data/busi_ultrasound.npz --json
     metallmix recommend "breast ultrasound" --dataset D.npz --train --yes
+    metallmix tune "breast ultrasound" --dataset D.npz --trials 5 --budget-minutes 10 --yes
+    metallmix export-optuna "breast ultrasound" --dataset D.npz --out study.db --study-name busi --top 4
 
 Exit codes (as for every metallmix command): 0 a recommendation was printed (a labelled
 fallback included) and, with --train --yes, the training run ended ok; 1 the training run
@@ -49,6 +51,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the training run")
     p.add_argument("--quiet", action="store_true", help="no training progress bar")
     p.set_defaults(func=cmd_recommend)
+    _register_tune(subparsers)
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -107,4 +110,158 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return EXIT_OK if o.status == "ok" else EXIT_FAILED
 
 
-__all__ = ["cmd_recommend", "register"]
+# ------------------------------------------------------------------ tune, export-optuna
+TUNE_EPILOG = (
+    "approval: --yes approves every trial up front (within --trials and --budget-minutes); without it, a terminal "
+    "asks before each trial, and anywhere else the first proposal is printed and nothing trains. exit codes: 0 tuning "
+    "ran (or nothing was approved); 1 every trial failed or diverged; 2 bad input; 3 knowledge base, meta-model or "
+    "LLM unavailable; 130 interrupted (the running trial is recorded as cancelled)."
+)
+
+
+def _register_tune(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "tune", help="iterative mode: trials proposed from the trial history, trained after approval",
+        description="Tune a task trial by trial (AgentHPO): trial 1 is the zero-shot recommendation; each next trial "
+        "is proposed from the trial history, the analysis of the training logs, the meta-model and SHAP, and never "
+        "repeats a tried config. Stops at --trials, at --budget-minutes, or when no untried config is expected to gain.",
+        epilog=TUNE_EPILOG,
+    )
+    p.add_argument("text", help='the task in words (may be "" when --dataset says enough)')
+    p.add_argument("--dataset", required=True, help="dataset to train on (.npz or image folder)")
+    p.add_argument("--trials", type=int, default=5, help="at most this many trials (default 5)")
+    p.add_argument("--budget-minutes", type=float, help="wall time of all trials together")
+    p.add_argument("--device", choices=("cpu", "cuda", "gpu"))
+    p.add_argument("--backbones", help="comma-separated backbones to choose from (default: all)")
+    p.add_argument("--modes", help="comma-separated modes: frozen, finetune, scratch (default: all)")
+    p.add_argument("--min-gain", type=float, default=None,
+                   help="stop when no untried config is expected to improve the best validation accuracy by this much "
+                        "(default 0.002)")
+    p.add_argument("--yes", action="store_true", help="approve every trial up front")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the session as JSON")
+    p.add_argument("--quiet", action="store_true", help="no per-trial progress on stderr")
+    p.set_defaults(func=cmd_tune)
+
+    p = subparsers.add_parser(
+        "export-optuna", help="write the recommendation and top candidates as an Optuna study (warm start for TPE)",
+        description="Recommend, then create an Optuna study whose search space is MetaLLMiX's and enqueue the "
+        "recommendation and the top-K candidates as its first trials; prints how to continue with TPE.",
+    )
+    p.add_argument("text", help='the task in words (may be "" with --dataset)')
+    p.add_argument("--dataset", help="dataset: meta-features are computed from the data")
+    p.add_argument("--out", help="a new SQLite file for the study (e.g. study.db)")
+    p.add_argument("--storage", help="an Optuna storage URL instead of --out (e.g. sqlite:///study.db)")
+    p.add_argument("--study-name", required=True)
+    p.add_argument("--top", type=int, default=5, help="candidates enqueued after the recommendation (default 5)")
+    p.add_argument("--budget-minutes", type=float, help="training time budget per trial (overrides the text)")
+    p.add_argument("--device", choices=("cpu", "cuda", "gpu"))
+    p.add_argument("--backbones", help="comma-separated backbones (default: all)")
+    p.add_argument("--modes", help="comma-separated modes (default: all)")
+    p.add_argument("--json", action="store_true", help="print what was enqueued as JSON")
+    p.set_defaults(func=cmd_export_optuna)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Tune trial by trial; nothing trains without --yes or a per-trial yes on a terminal."""
+    from agent.tune import (
+        DEFAULT_MIN_GAIN,
+        MAX_TRIALS,
+        TuneError,
+        ask_terminal,
+        render_proposal,
+        render_result,
+        render_trial,
+        tune,
+    )
+
+    if not 1 <= args.trials <= MAX_TRIALS:
+        raise UsageError(f"--trials must satisfy 1 <= trials <= {MAX_TRIALS}, but got {args.trials}.")
+    if args.budget_minutes is not None and not args.budget_minutes > 0:
+        raise UsageError(f"--budget-minutes must be > 0, but got {args.budget_minutes:g}.")
+    min_gain = DEFAULT_MIN_GAIN if args.min_gain is None else args.min_gain
+    if not 0 <= min_gain <= 1:
+        raise UsageError(f"--min-gain must satisfy 0 <= min_gain <= 1, but got {min_gain:g}.")
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    approve: Any = "once" if args.yes else ask_terminal if interactive else "none"
+
+    def on_event(event: dict[str, Any]) -> None:
+        if args.quiet:
+            return
+        if event["type"] == "proposal" and approve == "once":  # ask_terminal shows it itself
+            from agent.tune import Proposal
+
+            print(render_proposal(Proposal.model_validate(event["proposal"])), file=sys.stderr)
+        elif event["type"] == "job":
+            print(f"  training as job {event['job_id']} ({event['run_dir']})", file=sys.stderr)
+        elif event["type"] == "train" and event.get("event") == "epoch":
+            val = (event.get("val") or {}).get("accuracy")
+            print(f"\r  epoch {event['epoch']}/{event.get('epochs')} loss {event.get('train_loss', float('nan')):.3f}"
+                  + (f" val acc {val:.3f}" if val is not None else ""), end="", file=sys.stderr, flush=True)
+        elif event["type"] == "trial":
+            from agent.tune import Trial
+
+            print("\r" + render_trial(Trial.model_validate(event["result"])), file=sys.stderr)
+
+    from agent.recommend import default_recommender
+
+    try:
+        result = tune(
+            args.text, dataset=args.dataset, trials=args.trials, budget_minutes=args.budget_minutes,
+            approve=approve, device=args.device, backbones=_split(args.backbones), modes=_split(args.modes),
+            min_gain=min_gain, seed=args.seed, recommender=default_recommender(args.kb_dir), on_event=on_event,
+        )
+    except TuneError as exc:
+        raise UsageError(str(exc)) from exc
+    print(result.model_dump_json(indent=1) if args.json else render_result(result))
+    if not result.trials:
+        if result.pending is not None and not args.json:
+            print(f"\nnothing trains without explicit approval: re-run with --yes to approve up to {args.trials} "
+                  "trial(s), or run it in a terminal to approve each trial.", file=sys.stderr)
+        return EXIT_OK
+    return EXIT_OK if result.best is not None else EXIT_FAILED
+
+
+def cmd_export_optuna(args: argparse.Namespace) -> int:
+    """Recommend, then write the recommendation and top-K candidates as an Optuna study."""
+    from agent.optuna_export import export_study, storage_url
+
+    if args.top < 0:
+        raise UsageError(f"--top must be >= 0, but got {args.top}.")
+    if args.budget_minutes is not None and not args.budget_minutes > 0:
+        raise UsageError(f"--budget-minutes must be > 0, but got {args.budget_minutes:g}.")
+    if not args.text.strip() and not args.dataset:
+        raise UsageError('describe the task in TEXT, give --dataset PATH, or both (TEXT may be "" with --dataset).')
+    try:
+        storage = storage_url(args.out, args.storage)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    from agent.nodes import TaskError
+    from agent.recommend import default_recommender
+
+    try:
+        rec = default_recommender(args.kb_dir).recommend(
+            args.text, dataset=args.dataset, budget_minutes=args.budget_minutes, device=args.device,
+            backbones=_split(args.backbones), modes=_split(args.modes),
+        )
+    except TaskError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        export = export_study(rec, storage=storage, study_name=args.study_name, top_k=args.top, dataset=args.dataset)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.json:
+        print(json.dumps({"study_name": export.study_name, "storage": export.storage, "enqueued": export.enqueued},
+                         indent=1))
+        return EXIT_OK
+    print(f"study {export.study_name!r} in {export.storage}: {len(export.enqueued)} trial(s) enqueued")
+    for e in export.enqueued:
+        p = e["params"]
+        print(f"  {e['origin']}: {p['backbone']}/{p['mode']} {p['optimizer']} lr={p['learning_rate']:g} "
+              f"bs={p['batch_size']} ep={p['epochs']} (predicted test accuracy {e['predicted_test_accuracy']:.3f})")
+    print("\nContinue with TPE (the enqueued trials run first):\n")
+    print(export.snippet)
+    return EXIT_OK
+
+
+__all__ = ["cmd_export_optuna", "cmd_recommend", "cmd_tune", "register"]

@@ -1,0 +1,208 @@
+"""Warm start for classic HPO: the recommendation and top candidates as an Optuna study.
+
+    from agent import recommend
+    from agent.optuna_export import export_study
+    rec = recommend("breast ultrasound, 3 classes", dataset="../shared/data/busi_ultrasound.npz")
+    export = export_study(rec, storage="sqlite:///study.db", study_name="busi", top_k=4)
+    print(export.snippet)
+
+The study's search space is `knowledge.space` (the same names, ranges and log scales),
+narrowed to the backbones and modes the request allowed. The recommendation is enqueued
+first, then the meta-model's top candidates (`study.enqueue_trial`), so the first trials a
+sampler hands out are exactly these, and TPE continues from their results.
+
+Two rules of the space are not box constraints (a backbone without weights only trains
+from scratch; frozen mode takes no augmentation): `suggest_config` raises
+`optuna.TrialPruned` for such a combination, so TPE learns to avoid it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from knowledge.schema import TrainConfig
+from knowledge.space import BACKBONES, CHOICES, MODES, RANGES
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
+
+    from agent.recommend import Recommendation
+
+PARAMS = ("backbone", "mode", "input_size", "optimizer", "learning_rate", "batch_size", "epochs", "weight_decay",
+          "dropout", "scheduler", "augmentation", "label_smoothing")
+
+
+def search_space(backbones: list[str] | None = None, modes: list[str] | None = None) -> dict[str, BaseDistribution]:
+    """Optuna distributions for every TrainConfig field, from knowledge.space.
+
+    Args:
+        backbones: allowed backbones (default all).
+        modes: allowed modes (default all).
+    """
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    choices = dict(CHOICES)
+    if backbones:
+        choices["backbone"] = tuple(b for b in BACKBONES if b in backbones)
+    if modes:
+        choices["mode"] = tuple(m for m in MODES if m in modes)
+    space: dict[str, BaseDistribution] = {}
+    for name in PARAMS:
+        if name in choices:
+            space[name] = CategoricalDistribution(choices[name])
+        else:
+            r = RANGES[name]
+            if r.integer:
+                space[name] = IntDistribution(int(r.low), int(r.high), log=r.log)
+            else:
+                space[name] = FloatDistribution(r.low, r.high, log=r.log)
+    return space
+
+
+def trial_params(config: TrainConfig) -> dict[str, Any]:
+    """A config as Optuna trial params (exactly the search space's names)."""
+    data = config.model_dump()
+    return {name: data[name] for name in PARAMS}
+
+
+def suggest_config(trial: optuna.Trial, space: dict[str, BaseDistribution] | None = None) -> TrainConfig:
+    """Suggest every parameter of `space` on `trial` and build the TrainConfig.
+
+    Raises:
+        optuna.TrialPruned: the combination breaks a rule of the space (e.g. augmentation in
+            frozen mode); pruning tells the sampler without training anything.
+    """
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    params: dict[str, Any] = {}
+    for name, dist in (space or search_space()).items():
+        if isinstance(dist, CategoricalDistribution):
+            params[name] = trial.suggest_categorical(name, dist.choices)
+        elif isinstance(dist, IntDistribution):
+            params[name] = trial.suggest_int(name, dist.low, dist.high, log=dist.log)
+        elif isinstance(dist, FloatDistribution):
+            params[name] = trial.suggest_float(name, dist.low, dist.high, log=dist.log)
+        else:  # pragma: no cover - only the three kinds above are built
+            raise TypeError(f"unsupported distribution for {name}: {dist!r}")
+    try:
+        return TrainConfig.model_validate(params)
+    except ValueError as exc:
+        raise optuna.TrialPruned(f"invalid combination: {exc}") from exc
+
+
+@dataclass
+class StudyExport:
+    """What `export_study` wrote."""
+
+    study_name: str
+    storage: str
+    enqueued: list[dict[str, Any]] = field(default_factory=list)
+    snippet: str = ""
+
+
+def export_study(
+    rec: Recommendation,
+    *,
+    storage: str,
+    study_name: str,
+    top_k: int = 5,
+    dataset: str | None = None,
+) -> StudyExport:
+    """Create an Optuna study holding the recommendation and the top-K candidates as enqueued trials.
+
+    Args:
+        rec: the recommendation (its config first, then its candidates, best first).
+        storage: an Optuna storage URL, e.g. "sqlite:///study.db".
+        study_name: must not exist yet in that storage.
+        top_k: candidates enqueued after the recommendation (duplicates of it are skipped).
+        dataset: the dataset path shown in the snippet (default: the recommendation's).
+
+    Raises:
+        ValueError: the study already exists, or top_k is negative.
+    """
+    import optuna
+
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        raise ValueError(f"top_k must be an integer >= 0, but got {top_k!r}.")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    profile = rec.profile
+    try:
+        study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize")
+    except optuna.exceptions.DuplicatedStudyError:
+        raise ValueError(
+            f"a study named {study_name!r} already exists in {storage}; choose another --study-name, or delete it "
+            f"with optuna.delete_study(study_name={study_name!r}, storage={storage!r})."
+        ) from None
+    entries = [("recommendation", rec.config, rec.expected_accuracy, rec.expected_seconds)]
+    seen = {rec.config.key()}
+    for c in rec.candidates:
+        if len(entries) > top_k:
+            break
+        if c.config.key() not in seen:
+            seen.add(c.config.key())
+            entries.append((f"candidate {c.id}", c.config, c.accuracy, c.seconds))
+    enqueued = []
+    for origin, config, accuracy, seconds in entries:
+        params = trial_params(config)
+        study.enqueue_trial(params, user_attrs={"metallmix_origin": origin, "predicted_test_accuracy": accuracy,
+                                                "predicted_seconds": seconds})
+        enqueued.append({"origin": origin, "params": params, "predicted_test_accuracy": accuracy,
+                         "predicted_seconds": seconds})
+    study.set_user_attr("metallmix", {
+        "task_source": profile.source, "dataset": profile.dataset, "dataset_name": profile.dataset_name,
+        "backbones": profile.backbones, "modes": profile.modes, "rationale": rec.rationale,
+        "objective": "validation accuracy of tools.jobs.Job runs (test accuracy is for the final report)",
+    })
+    path = dataset or profile.dataset or "PATH/TO/DATASET.npz"
+    return StudyExport(study_name=study_name, storage=storage, enqueued=enqueued,
+                       snippet=snippet(storage, study_name, path, backbones=profile.backbones, modes=profile.modes))
+
+
+def snippet(storage: str, study_name: str, dataset: str, *, backbones: list[str] | None = None,
+            modes: list[str] | None = None) -> str:
+    """Python that continues the study with TPE, training each trial as a MetaLLMiX job."""
+    return f'''import optuna
+from agent.optuna_export import search_space, suggest_config
+from knowledge.store import open_default
+from tools.jobs import Job
+
+space = search_space(backbones={backbones!r}, modes={modes!r})
+kb_root = open_default(index=False).root   # every trial's record lands in your knowledge base
+
+def objective(trial):
+    config = suggest_config(trial, space)   # prunes invalid combinations
+    record = Job.start({dataset!r}, config, kb_root=kb_root).wait()
+    if record is None or record.outcome.status != "ok":
+        raise optuna.TrialPruned(record.outcome.status if record else "the job did not start")
+    trial.set_user_attr("test_accuracy", record.outcome.test_accuracy)
+    return record.outcome.val_accuracy
+
+study = optuna.load_study(study_name={study_name!r}, storage={storage!r},
+                          sampler=optuna.samplers.TPESampler(seed=0))
+study.optimize(objective, n_trials=20)   # the enqueued trials run first
+print(study.best_params, study.best_value)
+'''
+
+
+def storage_url(out: str | None, storage: str | None) -> str:
+    """The storage URL from `--out FILE.db` or `--storage URL` (exactly one)."""
+    if bool(out) == bool(storage):
+        raise ValueError("give exactly one of --out FILE.db (a new SQLite file) or --storage URL.")
+    if storage:
+        return storage
+    assert out is not None
+    if not out.endswith((".db", ".sqlite", ".sqlite3")):
+        raise ValueError(f"--out must name a SQLite file ending in .db, .sqlite or .sqlite3, but got {out!r}.")
+    from pathlib import Path
+
+    path = Path(out).expanduser().resolve()
+    if not path.parent.is_dir():
+        raise ValueError(f"the folder of --out does not exist: {path.parent}")
+    return f"sqlite:///{path}"
+
+
+__all__ = ["PARAMS", "StudyExport", "export_study", "search_space", "snippet", "storage_url", "suggest_config",
+           "trial_params"]
