@@ -23,7 +23,7 @@ class Context:
         k_prompt: of those, how many are shown to the LLM, best test accuracy first (prompt
             tokens cost latency).
         n_candidates: candidate configurations asked from the meta-model.
-        min_judge_score: the mean of the LLM judge's three scores (1-5) must reach this for a
+        min_judge_score: each of the LLM judge's three scores (1-5) must reach this for a
             draft to pass.
         llm_judge: False skips the LLM-as-judge call (deterministic checks only).
         accuracy_tolerance: the draft's expected accuracy may lie this far outside the
@@ -38,7 +38,7 @@ class Context:
         task_chars: the task text is cut to this many characters in prompts.
     """
 
-    max_judge_retries: int = 2
+    max_judge_retries: int = 1
     k_retrieve: int = 12
     k_prompt: int = 3
     n_candidates: int = 4

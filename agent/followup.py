@@ -421,7 +421,7 @@ def recheck(
         prediction=prediction, profile=profile, weights_available=weights_available,
         accuracy_tolerance=accuracy_tolerance, max_accuracy_gap=max_accuracy_gap,
     )
-    return [c for c in J.checks_as_json(checks) if c["name"] not in ("schema", "citations", "metric")]
+    return [c for c in J.checks_as_json(checks) if c["name"] not in ("schema", "citations", "grounded", "specific", "metric")]
 
 
 def _checks_text(checks: list[dict[str, Any]]) -> str:

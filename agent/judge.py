@@ -1,39 +1,50 @@
 """What a valid draft is, and the judge that checks one.
 
-The reasoner answers in JSON constrained by `draft_schema`, whose enums are built from the
-real candidate set and evidence (a small model cannot name a backbone, a mode or a past run
-that does not exist) and whose free-text field has a maxLength (or small models ramble until
-`max_tokens` and emit truncated JSON).
+The reasoner answers in JSON constrained by `draft_schema`: which candidate it recommends,
+a one-sentence rationale and the ids it cites. The enums are built from the real candidate
+set and evidence (a small model cannot name a configuration or a past run that does not
+exist) and the free text has a maxLength (or small models ramble until `max_tokens` and emit
+truncated JSON). The configuration's numbers are the candidate's: every generated token
+costs ~70 ms on a 2-core CPU, and a 1.5B model that re-types them only adds errors (it
+wrote learning_rate=4.59). `complete_draft` fills them in; a draft that does set them (a
+larger model, a test, a what-if) is held to the same checks.
 
 The judge has two parts:
 - deterministic checks (`run_checks`): the schema, every value inside the search space and
   the user's constraints, pretrained weights available for a frozen/fine-tuned backbone,
-  every cited id real, the expected accuracy consistent with the meta-model, the draft not
-  clearly worse than the best candidate, and the time budget;
-- an LLM-as-judge (`llm_scores`), only when every check passed: scores 1-5 for format,
-  accuracy (grounding) and completeness, with a short critique.
+  every cited id real, the rationale grounded (every id it names exists, every accuracy it
+  quotes is one the evidence shows), the expected accuracy consistent with the meta-model,
+  the draft not clearly worse than the best candidate, and the time budget;
+- an LLM-as-judge (`llm_scores`), only when every check passed: it names the one problem
+  it sees (a wrong number or id, a vague reason, an unreadable sentence, or none) with a
+  short critique; the label becomes scores 1-5 for format, accuracy (grounding) and
+  completeness.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from knowledge.schema import TrainConfig
 from knowledge.space import BACKBONES, RANGES
 
-RATIONALE_MAX = 200
-CRITIQUE_MAX = 160
+RATIONALE_MAX = 180
+CRITIQUE_MAX = 100
 MAX_CITES = 3
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 SCORE_NAMES = ("format", "accuracy", "completeness")
-# Fields the LLM sets; the rest of the config comes from the candidate it starts from.
+# Fields a draft may set; the rest of the config comes from the candidate it starts from.
 LLM_FIELDS = ("backbone", "mode", "learning_rate", "batch_size", "epochs")
+# A quoted accuracy within this of a value the prompt showed counts as grounded (the prompt
+# rounds to 2 decimals; a model may round again).
+QUOTE_TOLERANCE = 0.011
 
 
 class Draft(BaseModel):
@@ -42,6 +53,7 @@ class Draft(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     candidate: str = Field(min_length=1, max_length=8)
+    # Filled from the candidate by `complete_draft` when the model leaves them out.
     backbone: str = Field(min_length=1, max_length=64)
     mode: str = Field(min_length=1, max_length=16)
     learning_rate: float = Field(gt=0)
@@ -52,8 +64,24 @@ class Draft(BaseModel):
     cite: list[str] = Field(default_factory=list, max_length=MAX_CITES + 2)
 
 
+# The LLM judge names the one problem it sees, if any; each maps to the criterion it fails.
+# A label, not 1-5 numbers: Qwen2.5-Coder-1.5B scored a correct draft 1/1/1 under the
+# critique "The answer is correct" and a rationale quoting made-up numbers 4/1/1, while
+# the label came out right on both (bench/judge_quality.py measures this).
+JUDGE_PROBLEMS: dict[str, str | None] = {
+    "none": None,
+    "wrong number or id": "accuracy",
+    "vague reason": "completeness",
+    "unreadable": "format",
+}
+
+
 class JudgeScores(BaseModel):
-    """The LLM judge's answer."""
+    """The LLM judge's answer: the problem it names, as scores 1-5 per criterion.
+
+    A judge answering with a `problem` label (what `judge_schema` asks for) scores 1 on the
+    criterion that problem fails and 5 on the others; numeric scores are taken as given.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -61,6 +89,19 @@ class JudgeScores(BaseModel):
     accuracy: int = Field(ge=1, le=5)
     completeness: int = Field(ge=1, le=5)
     critique: str = Field(default="", max_length=CRITIQUE_MAX + 40)
+    problem: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_problem(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "problem" not in data or "format" in data:
+            return data
+        problem = data["problem"]
+        if problem not in JUDGE_PROBLEMS:
+            raise ValueError(f"problem must be one of {', '.join(JUDGE_PROBLEMS)}, but got {problem!r}")
+        failed = JUDGE_PROBLEMS[problem]
+        return {**data, **{name: 1 if name == failed else 5 for name in SCORE_NAMES},
+                "problem": None if failed is None else problem}
 
 
 @dataclass
@@ -72,16 +113,6 @@ class Check:
     message: str = ""
 
 
-LR_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
-
-
-def learning_rates(candidates: Sequence[dict[str, Any]]) -> list[float]:
-    """The learning rates a draft may use: the candidates' own, and a log grid around them."""
-    own = {float(c["config"]["learning_rate"]) for c in candidates}
-    low, high = min(own) / 10, max(own) * 10
-    return sorted(own | {v for v in LR_GRID if low <= v <= high})
-
-
 def draft_schema(candidates: Sequence[dict[str, Any]], evidence_aliases: Sequence[str]) -> dict[str, Any]:
     """The reasoner's JSON schema, with enums drawn from this request's candidates and evidence.
 
@@ -90,22 +121,11 @@ def draft_schema(candidates: Sequence[dict[str, Any]], evidence_aliases: Sequenc
         evidence_aliases: the aliases ("r1", ...) of the past runs shown to the LLM.
     """
     ids = [c["id"] for c in candidates]
-    backbones = sorted({c["config"]["backbone"] for c in candidates})
-    modes = sorted({c["config"]["mode"] for c in candidates})
-    epochs = RANGES["epochs"]
     return {
         "title": "Recommendation",
         "type": "object",
         "properties": {
             "candidate": {"type": "string", "enum": ids},
-            "backbone": {"type": "string", "enum": backbones},
-            "mode": {"type": "string", "enum": modes},
-            # An enum, not minimum/maximum: llama.cpp's grammar does not bound numbers, and a
-            # small model did write learning_rate=4.59 three times over the judge's critique.
-            "learning_rate": {"type": "number", "enum": learning_rates(candidates)},
-            "batch_size": {"type": "integer", "enum": list(BATCH_SIZES)},
-            "epochs": {"type": "integer", "minimum": int(epochs.low), "maximum": int(epochs.high)},
-            "expected_accuracy": {"type": "number", "minimum": 0, "maximum": 1},
             "rationale": {"type": "string", "minLength": 20, "maxLength": RATIONALE_MAX},
             "cite": {
                 "type": "array",
@@ -114,27 +134,90 @@ def draft_schema(candidates: Sequence[dict[str, Any]], evidence_aliases: Sequenc
                 "maxItems": MAX_CITES,
             },
         },
-        "required": ["candidate", "backbone", "mode", "learning_rate", "batch_size", "epochs", "expected_accuracy",
-                     "rationale", "cite"],
+        "required": ["candidate", "rationale", "cite"],
         "additionalProperties": False,
     }
 
 
+def complete_draft(raw: dict[str, Any], candidates: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A draft with the configuration fields it left out taken from the candidate it names.
+
+    The expected accuracy it leaves out is the meta-model's prediction for that candidate.
+    A draft naming no known candidate is returned as is (the checks report it).
+    """
+    base = next((c for c in candidates if c["id"] == raw.get("candidate")), None)
+    if base is None:
+        return dict(raw)
+    filled = {name: base["config"][name] for name in LLM_FIELDS}
+    filled["expected_accuracy"] = base["accuracy"]
+    return {**filled, **{k: v for k, v in raw.items() if v is not None}}
+
+
+_ID = re.compile(r"\b([cr]\d{1,2})\b")
+_ACCURACY = re.compile(r"(?<![\w.])(0?\.\d+|1\.0+)(?![\d.]*\d)(?!\s*(?:s|min|h)\b)|(\d{1,3}(?:\.\d+)?)\s*%")
+# "c4 is the most accurate", "c2 is the fastest": a claim about one candidate, checkable.
+_BEST = re.compile(r"\b(c\d{1,2})\b[^.;,]{0,40}?\b(?:most accurate|highest (?:predicted )?accuracy|best accuracy|best)\b")
+_FASTEST = re.compile(r"\b(c\d{1,2})\b[^.;,]{0,40}?\b(?:fastest|quickest|shortest)\b")
+
+
+def quoted_ids(text: str) -> list[str]:
+    """The candidate and run ids ("c1", "r2") a text names."""
+    return list(dict.fromkeys(_ID.findall(text)))
+
+
+# A number right after one of these is a hyperparameter, not an accuracy.
+_NOT_ACCURACY = ("lr", "rate", "decay", "momentum", "dropout", "smoothing", "wd")
+
+
+def quoted_accuracies(text: str) -> list[float]:
+    """The accuracies a text quotes: decimals in 0.05-1 ("0.93", ".9") and percentages ("93%"),
+    except numbers that follow a hyperparameter's name ("lr 0.3", "learning rate of 0.001")."""
+    values = []
+    for match in _ACCURACY.finditer(text):
+        decimal, percent = match.groups()
+        value = float(decimal) if decimal else float(percent) / 100
+        # The words between the previous number (or clause) and this one.
+        before = re.split(r"[\d,;:()]", text[max(0, match.start() - 20): match.start()].lower())[-1]
+        if 0.05 <= value <= 1 and not any(word in before for word in _NOT_ACCURACY):
+            values.append(value)
+    return values
+
+
+def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
+               candidates: Sequence[dict[str, Any]] = ()) -> list[str]:
+    """What a rationale states that the evidence does not: unknown ids, accuracies never
+    shown, a candidate called the most accurate (or fastest) that is not."""
+    problems = [f"it names {i}, which is not among the candidates or past runs" for i in quoted_ids(rationale)
+                if i not in known_ids]
+    for value in quoted_accuracies(rationale):
+        if not any(abs(value - v) <= QUOTE_TOLERANCE for v in shown):
+            problems.append(f"it quotes {value:.2f}, which no candidate or past run shows")
+    by_id = {c["id"]: c for c in candidates}
+    if by_id:
+        best = max(c["accuracy"] for c in candidates)
+        fastest = min(c["seconds"] for c in candidates)
+        for cid in dict.fromkeys(_BEST.findall(rationale)):
+            if cid in by_id and by_id[cid]["accuracy"] < best - 0.005:
+                problems.append(f"it calls {cid} the most accurate, but {cid} is predicted {by_id[cid]['accuracy']:.2f} "
+                                f"and the best candidate {best:.2f}")
+        for cid in dict.fromkeys(_FASTEST.findall(rationale)):
+            if cid in by_id and by_id[cid]["seconds"] > fastest * 1.05 + 1:
+                problems.append(f"it calls {cid} the fastest, but another candidate trains faster")
+    return problems
+
+
 def judge_schema() -> dict[str, Any]:
-    """The LLM judge's JSON schema: a bounded critique, then three 1-5 scores."""
-    score = {"type": "integer", "enum": [1, 2, 3, 4, 5]}
+    """The LLM judge's JSON schema: the one problem it sees (or "none"), then a bounded critique."""
     return {
         "title": "Verdict",
         "type": "object",
-        # The critique comes first: a small model that writes its judgement before the
-        # numbers scores consistently with it (scores first came out 1/1/1 over "ok" prose).
+        # The label comes first: written after a free critique, a small model's label
+        # followed the critique's tone more than the draft (bench/judge_quality.py).
         "properties": {
+            "problem": {"type": "string", "enum": list(JUDGE_PROBLEMS)},
             "critique": {"type": "string", "maxLength": CRITIQUE_MAX},
-            "format": score,
-            "accuracy": score,
-            "completeness": score,
         },
-        "required": ["critique", "format", "accuracy", "completeness"],
+        "required": ["problem", "critique"],
         "additionalProperties": False,
     }
 
@@ -160,12 +243,8 @@ def tidy_text(text: str, limit: int) -> str:
 
 
 def passes(scores: JudgeScores, min_score: float) -> bool:
-    """Whether LLM-judge scores pass: their mean reaches `min_score`.
-
-    The mean, not the minimum: a small judge's single scores are noisy (one erratic 1 next
-    to two 5s), while the hard guarantees are the deterministic checks, which all passed.
-    """
-    return (scores.format + scores.accuracy + scores.completeness) / 3 >= min_score
+    """Whether LLM-judge scores pass: every criterion reaches `min_score`."""
+    return min(scores.format, scores.accuracy, scores.completeness) >= min_score
 
 
 def parse_draft(raw: Any) -> tuple[Draft | None, str | None]:
@@ -259,9 +338,13 @@ def run_checks(
     weights_available: Callable[[str], bool],
     accuracy_tolerance: float,
     max_accuracy_gap: float,
+    shown_accuracies: Sequence[float] = (),
 ) -> list[Check]:
     """The deterministic checks of one draft, in order; later checks are skipped when the
     draft is unusable (their names are still listed, failed, so the verdict is complete).
+
+    `shown_accuracies` are the accuracies the prompt showed (candidates' predictions and
+    intervals, past runs' results); a rationale may quote only those.
     """
     checks: list[Check] = []
     if draft is None:
@@ -303,6 +386,20 @@ def run_checks(
                                                 f"{', '.join(unknown)}."))
     else:
         checks.append(Check("citations", True))
+
+    shown = [*shown_accuracies, *(v for c in candidates for v in (c["accuracy"], c.get("low"), c.get("high"))
+                                  if v is not None)]
+    problems = ungrounded(draft.rationale, sorted(known), shown, candidates)
+    checks.append(Check(
+        "grounded", not problems,
+        "the rationale must state only what the evidence shows, but " + "; ".join(problems) + "." if problems else "",
+    ))
+    specific = bool(quoted_ids(draft.rationale) or quoted_accuracies(draft.rationale))
+    checks.append(Check(
+        "specific", specific,
+        "" if specific else "the rationale must say why with the evidence: name the candidate or past run it relies on "
+                            "(e.g. c1, r2) or quote its predicted accuracy.",
+    ))
 
     if prediction is None:
         checks.append(Check("metric", False, "the meta-model could not predict this configuration."))
@@ -348,6 +445,8 @@ def critique_of(checks: Sequence[Check], scores: JudgeScores | None = None) -> s
     if failed:
         return " ".join(failed)[:600]
     if scores is not None:
+        if scores.problem:
+            return f"the judge found a {scores.problem}: {scores.critique.strip() or 'improve the rationale'}"[:600]
         low = [f"{n} {getattr(scores, n)}/5" for n in SCORE_NAMES]
         return f"judge scores {', '.join(low)}: {scores.critique.strip() or 'improve the rationale'}"[:600]
     return None
@@ -389,7 +488,7 @@ def finite(x: Any) -> bool:
 
 
 __all__ = [
-    "BATCH_SIZES", "CRITIQUE_MAX", "Check", "Draft", "JudgeScores", "RATIONALE_MAX", "base_candidate", "checks_as_json",
-    "critique_of", "draft_schema", "judge_schema", "llm_scores", "merge_config", "parse_draft", "passes", "run_checks",
+    "BATCH_SIZES", "CRITIQUE_MAX", "Check", "Draft", "JUDGE_PROBLEMS", "JudgeScores", "RATIONALE_MAX", "base_candidate", "checks_as_json",
+    "complete_draft", "critique_of", "draft_schema", "quoted_accuracies", "quoted_ids", "ungrounded", "judge_schema", "llm_scores", "merge_config", "parse_draft", "passes", "run_checks",
     "short_json", "tidy_text", "validate_config", "weights_source",
 ]

@@ -49,7 +49,7 @@ from knowledge.schema import DatasetInfo, ExperimentRecord, MetaFeatures, Outcom
 from tools.metamodel import Candidate, Explanation, Prediction
 
 TASK = "skin lesion dermoscopy, 8 classes, 2,000 images, I have 15 minutes on a laptop CPU"
-_CANDIDATE = re.compile(r"c\d+ \S+/\S+ .*lr=\S+ .*acc [\d.]+")  # a candidate line of the reason prompt
+_CANDIDATE = re.compile(r"c\d+ \S+/\S+ .*lr=\S+ .*: [\d.]+, ")  # a candidate line of the reason prompt
 
 
 # ------------------------------------------------------------------------------- fakes
@@ -84,10 +84,10 @@ class RuleChat(BaseChatModel):
         backbone, mode = pair.split("/")
         lr, bs, ep, acc = (
             re.search(p, line).group(1)  # type: ignore[union-attr]
-            for p in (r"lr=(\S+)", r"bs=(\d+)", r"ep=(\d+)", r"acc ([\d.]+)")
+            for p in (r"lr=(\S+)", r"bs=(\d+)", r"ep=(\d+)", r": ([\d.]+), ")
         )
         cite_enum = schema["properties"]["cite"]["items"]["enum"]
-        runs = {a: float(acc) for a, acc in re.findall(r"^(r\d+) .*: test ([\d.]+)", text, re.M) if a in cite_enum}
+        runs = {a: float(acc) for a, acc in re.findall(r"^(r\d+) .*: ([\d.]+), ", text, re.M) if a in cite_enum}
         cite = [cid] + sorted(runs, key=lambda a: -runs[a])[:1]  # the best past run shown
         return {
             "candidate": cid,

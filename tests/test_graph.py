@@ -81,8 +81,9 @@ def draft(**over: Any) -> dict[str, Any]:
     return {**base, **over}
 
 
-def scores(f: int = 5, a: int = 5, c: int = 5, critique: str = "ok") -> dict[str, Any]:
-    return {"format": f, "accuracy": a, "completeness": c, "critique": critique}
+def scores(problem: str = "none", critique: str = "ok") -> dict[str, Any]:
+    """The LLM judge's answer (`agent.judge.judge_schema`)."""
+    return {"problem": problem, "critique": critique}
 
 
 def record(name: str, backbone: str, mode: str, acc: float, seconds: float = 30.0) -> ExperimentRecord:
@@ -361,11 +362,36 @@ def test_reason_schema_enums_come_from_the_candidates(store: FakeStore) -> None:
 
     schema = llm.schemas[0]
     assert schema["properties"]["candidate"]["enum"] == ["c1", "c2", "c3"]  # the fine-tune is over budget
-    assert set(schema["properties"]["backbone"]["enum"]) == {"efficientnet_lite0", "efficientnet_lite1", "small_cnn"}
-    assert schema["properties"]["rationale"]["maxLength"] <= 300
-    assert 0.001 in schema["properties"]["learning_rate"]["enum"]  # the candidates' own value, and a grid
-    assert max(schema["properties"]["learning_rate"]["enum"]) <= 0.01  # never 4.59 (seen from a real 1.5B)
+    # The model picks a candidate; it never re-types numbers (a 1.5B wrote learning_rate=4.59).
+    assert set(schema["required"]) == {"candidate", "rationale", "cite"} and not schema["additionalProperties"]
+    assert schema["properties"]["rationale"]["maxLength"] <= 200
     assert set(schema["properties"]["cite"]["items"]["enum"]) >= {"c1", "r1", "r2", "r3"}
+
+
+def test_a_short_draft_takes_its_numbers_from_the_candidate(store: FakeStore) -> None:
+    short = {"candidate": "c2", "rationale": "c2 is nearly as accurate as c1 and faster; r1 agrees.", "cite": ["c2", "r1"]}
+    out = run(make(store, chat(short), chat(scores())))
+
+    rec = Recommendation.model_validate(out["recommendation"])
+    c2 = next(c for c in out["candidates"] if c["id"] == "c2")
+    assert not rec.fallback and rec.config.model_dump(mode="json") == c2["config"]
+    assert out["draft"]["expected_accuracy"] == c2["accuracy"]
+
+
+@pytest.mark.parametrize(("rationale", "problem"), [
+    ("c1 has the best predicted accuracy, 0.97, and fits the budget.", "quotes 0.97"),
+    ("c1 fits the budget and beats r9 on a similar set.", "names r9"),
+])
+def test_a_rationale_that_states_what_the_evidence_does_not_is_sent_back(
+        store: FakeStore, rationale: str, problem: str) -> None:
+    llm = chat(draft(rationale=rationale), draft())
+    out = run(make(store, llm, chat(scores())))
+
+    first = out["verdicts"][0]
+    grounded = next(c for c in first["checks"] if c["name"] == "grounded")
+    assert not first["passed"] and not grounded["ok"] and problem in grounded["message"]
+    assert problem in llm.prompts[1][-1].content  # the critique reaches the retry
+    assert out["verdicts"][-1]["passed"]
 
 
 def test_failed_check_sends_the_critique_back_to_reason(store: FakeStore) -> None:
@@ -384,15 +410,63 @@ def test_failed_check_sends_the_critique_back_to_reason(store: FakeStore) -> Non
     assert not out["recommendation"]["fallback"]
 
 
-def test_low_llm_judge_scores_also_retry(store: FakeStore) -> None:
+def test_a_problem_the_llm_judge_names_also_retries(store: FakeStore) -> None:
     llm = chat(draft(), draft(rationale="c1 is predicted best at 0.80 and fits the 15 min budget; r1 agrees."))
-    judge = chat(scores(a=2, c=1, critique="say why frozen suits 2,000 images"), scores(f=1))  # means 2.7, then 3.7
+    judge = chat(scores("vague reason", critique="say why frozen suits 2,000 images"), scores())
 
     out = run(make(store, llm, judge))
 
     assert [v["passed"] for v in out["verdicts"]] == [False, True]
-    assert "say why frozen suits" in llm.prompts[1][-1].content
+    assert out["verdicts"][0]["scores"] == {"format": 5, "accuracy": 5, "completeness": 1}
+    assert "vague reason: say why frozen suits" in llm.prompts[1][-1].content
     assert out["recommendation"]["verdict"]["attempts"] == 2
+
+
+@pytest.mark.parametrize(("answer", "passed"), [
+    ({"problem": "none", "critique": "ok"}, True),
+    ({"problem": "wrong number or id", "critique": "c1 is 0.80"}, False),
+    ({"problem": "unreadable", "critique": "not a sentence"}, False),
+    ({"format": 5, "accuracy": 4, "completeness": 3, "critique": "fine"}, True),  # numeric scores, as given
+    ({"format": 5, "accuracy": 2, "completeness": 5, "critique": "wrong"}, False),
+])
+def test_the_llm_judge_passes_only_when_every_criterion_does(answer: dict[str, Any], passed: bool) -> None:
+    from agent.judge import JudgeScores, passes
+
+    assert passes(JudgeScores.model_validate(answer), 3.0) is passed
+
+
+def test_a_wrong_number_the_grounding_check_verified_is_overruled(store: FakeStore) -> None:
+    judge = chat(scores("wrong number or id", critique="it quotes 0.8012, not 0.80"))
+    out = run(make(store, chat(draft(rationale="c1 is predicted 0.8012, the best here; r1 agrees.")), judge))
+
+    (verdict,) = out["verdicts"]
+    assert verdict["passed"] and verdict["scores"]["accuracy"] == 1
+    assert "but every number and id the rationale quotes matches the evidence" in verdict["overruled"]
+    assert not out["recommendation"]["fallback"]
+
+
+def test_a_false_superlative_is_caught_by_the_checks(store: FakeStore) -> None:
+    llm = chat(draft(candidate="c2", rationale="c2 is the most accurate candidate for this task.", cite=["c2"]), draft())
+    out = run(make(store, llm, chat(scores())))
+
+    grounded = next(c for c in out["verdicts"][0]["checks"] if c["name"] == "grounded")
+    assert not grounded["ok"] and "calls c2 the most accurate" in grounded["message"]
+
+
+def test_an_unknown_problem_label_is_no_verdict(store: FakeStore) -> None:
+    out = run(make(store, chat(draft()), chat(scores("bad vibes"))))
+
+    verdict = out["verdicts"][0]
+    assert verdict["passed"] and verdict["judged_by"] == "checks" and "problem must be one of" in verdict["judge_error"]
+
+
+def test_a_rationale_without_evidence_is_not_specific(store: FakeStore) -> None:
+    llm = chat(draft(rationale="This is a good configuration for the task.", cite=["c1"]), draft())
+    out = run(make(store, llm, chat(scores())))
+
+    first = out["verdicts"][0]
+    assert not first["passed"] and not next(c for c in first["checks"] if c["name"] == "specific")["ok"]
+    assert out["verdicts"][-1]["passed"]
 
 
 def test_rationale_cut_off_by_the_grammar_ends_at_a_sentence(store: FakeStore) -> None:
@@ -406,8 +480,9 @@ def test_rationale_cut_off_by_the_grammar_ends_at_a_sentence(store: FakeStore) -
 
 
 def test_retry_cap_then_labelled_fallback(store: FakeStore) -> None:
-    bad = draft(candidate="c3", backbone="small_cnn", mode="scratch", expected_accuracy=0.62)  # far below c1
-    llm = chat(bad, bad, bad, bad)
+    bad = [draft(candidate="c3", backbone="small_cnn", mode="scratch", expected_accuracy=0.62,  # far below c1
+                 rationale=f"c3 is the fastest, try {i}.") for i in range(4)]
+    llm = chat(*bad)
     judge = chat()
 
     out = run(make(store, llm, judge), context=Context(max_judge_retries=2))
@@ -420,6 +495,19 @@ def test_retry_cap_then_labelled_fallback(store: FakeStore) -> None:
     assert rec.rationale.startswith("Fallback")
     assert "FALLBACK" in render_text(rec)
     assert out["__interrupt__"][0].value["config"] == rec.config.model_dump(mode="json")
+
+
+def test_the_same_rejected_draft_again_ends_the_loop_without_another_judge_call(store: FakeStore) -> None:
+    llm = chat(draft(), draft(), draft())
+    judge = chat(scores("vague reason", critique="say why it suits the task"))
+
+    out = run(make(store, llm, judge), context=Context(max_judge_retries=2))
+
+    assert len(llm.prompts) == 2 and len(judge.prompts) == 1
+    first, second = out["verdicts"]
+    assert second["repeats"] == 1 and second["scores"] == first["scores"] and not second["passed"]
+    rec = Recommendation.model_validate(out["recommendation"])
+    assert rec.fallback and "repeated draft 1" in (rec.fallback_reason or "")
 
 
 def test_zero_retries_falls_back_after_one_draft(store: FakeStore) -> None:

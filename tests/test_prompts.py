@@ -11,9 +11,9 @@ from agent.nodes import prompt
 
 EXPECTED: dict[str, set[str]] = {
     "reason_system": set(),
-    "reason_user": {"task", "data", "assumed", "constraints", "candidates", "top_id", "shap", "evidence"},
+    "reason_user": {"task", "data", "constraints", "candidates", "top_id", "shap", "evidence"},
     "reason_retry": {"critique"},
-    "judge": {"predicted", "low", "high", "seconds", "best", "budget"},
+    "judge": {"predicted", "seconds", "budget"},
 }
 
 
