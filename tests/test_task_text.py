@@ -65,6 +65,13 @@ def test_two_modalities_are_noted() -> None:
         ("normal vs benign vs malignant", 3),
         ("8 cell types", 8),
         ("5 KL grades", 5),
+        ("breast ultrasound (normal, benign, malignant), 780 images", 3),
+        ("chest ct (covid, pneumonia, normal and other)", 4),
+        ("knee x-ray (healthy or arthritic)", 2),
+        ("classes: a, b, c and d", 4),
+        ("KL grades 0-4", 5),
+        ("stages 1 to 3", 3),
+        ("mri (t1, t2 and flair), 3 classes", 3),  # the stated count wins over a list
     ],
 )
 def test_number_of_classes(text: str, n: int) -> None:

@@ -325,6 +325,21 @@ def _read_classes(low: str, p: TaskProfile) -> None:
     if m:
         p.n_classes, p.said["n_classes"] = 2, m.group(0).strip()
         return
+    # "KL grades 0-4", "stages 1 to 3": a range of grades is one class per grade.
+    m = re.search(r"\b(?:grades?|stages?|levels?|scores?)\s+(\d{1,3})\s*(?:-|–|to)\s*(\d{1,3})\b", low)
+    if m and 2 <= int(m.group(2)) - int(m.group(1)) + 1 <= MAX_CLASSES:
+        p.n_classes, p.said["n_classes"] = int(m.group(2)) - int(m.group(1)) + 1, m.group(0).strip()
+        return
+    # "(normal, benign, malignant)", "classes: a, b, c and d": a list of names.
+    item = r"[a-z][a-z'-]*(?: [a-z][a-z'-]*){0,2}"
+    listed = rf"{item}(?:\s*,\s*{item})+(?:\s*,?\s+(?:and|or)\s+{item})?|{item}\s+(?:and|or)\s+{item}"
+    m = (re.search(rf"\(\s*({listed})\s*\)", low)
+         or re.search(rf"\b(?:classes|labels|categories)\s*(?::|are|=)\s*({listed})", low))
+    if m:
+        names = [x for x in re.split(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group(1)) if x]
+        if len(names) >= 2:
+            p.n_classes, p.said["n_classes"] = len(names), m.group(0).strip()
+            return
     # "benign vs malignant", "normal vs benign vs malignant"
     m = re.search(r"\b[\w-]+(?:\s+(?:vs\.?|versus)\s+[\w-]+)+", low)
     if m:
