@@ -36,7 +36,7 @@ from knowledge.schema import TrainConfig
 from knowledge.space import BACKBONES, RANGES
 
 RATIONALE_MAX = 180
-CRITIQUE_MAX = 100
+CRITIQUE_MAX = 80
 MAX_CITES = 3
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 SCORE_NAMES = ("format", "accuracy", "completeness")

@@ -75,6 +75,8 @@ class Verdict(_Model):
     critique: str | None
     judged_by: str = Field(description="'checks+llm', or 'checks' when the LLM judge was off or failed.")
     judge_error: str | None = None
+    overruled: str | None = Field(default=None, description="An LLM-judge objection the deterministic checks "
+                                                           "verified false, and why it was overruled.")
 
 
 class TaskProfile(_Model):
@@ -200,6 +202,7 @@ def build_recommendation(
             passed=bool(verdict["passed"]), attempts=int(verdict["attempt"]),
             checks=[CheckItem.model_validate(c) for c in verdict["checks"]], scores=verdict.get("scores"),
             critique=verdict.get("critique"), judged_by=verdict["judged_by"], judge_error=verdict.get("judge_error"),
+            overruled=verdict.get("overruled"),
         ),
         fallback=fallback_reason is not None,
         fallback_reason=fallback_reason,
