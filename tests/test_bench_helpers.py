@@ -1,0 +1,114 @@
+"""The benchmark helpers (bench/lodo.py, bench/scale.py, bench/common.py): fast checks, no training, no LLM."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+import pytest
+
+from bench.common import write_section
+from bench.lodo import Family, families, popular_config, project, sample_config, split_out
+from bench.scale import SYNTHETIC_MACHINE, scaled_meta, synthesize
+from knowledge.schema import ExperimentRecord, TrainConfig
+from knowledge.store import SEED_DIR, KnowledgeBase, read_records
+
+SEED_FILE = SEED_DIR / "records.jsonl"
+
+
+@pytest.fixture(scope="module")
+def seed() -> list[ExperimentRecord]:
+    return read_records(SEED_FILE)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_split_hides_every_record_of_the_dataset(seed: list[ExperimentRecord]) -> None:
+    name = "busi_ultrasound"
+    fingerprint = next(r.dataset.fingerprint for r in seed if r.dataset.name == name)
+    hidden, own = split_out(seed, name, fingerprint)
+    assert own and hidden and len(own) + len(hidden) == len(seed)
+    assert all(r.dataset.name != name and r.dataset.fingerprint != fingerprint for r in hidden)
+    assert {r.dataset.name for r in own} == {name}
+    # a record of D under another name is still D's (matched by fingerprint)
+    renamed = own[0].model_copy(update={"dataset": own[0].dataset.model_copy(update={"name": "renamed"})})
+    hidden2, own2 = split_out([*hidden, renamed], name, fingerprint)
+    assert renamed in own2 and renamed not in hidden2
+
+
+def test_space_sampling_and_projection_stay_in_the_benchmark_space() -> None:
+    small, large = families(545), families(4800)
+    frozen = {f.key for f in small if f.mode == "frozen"}
+    assert frozen > {f.key for f in large if f.mode == "frozen"}  # 96/128 px feature sets only for small datasets
+    rng = random.Random(0)
+    for fams in (small, large):
+        keys = {(f.backbone, f.mode, f.input_size) for f in fams}
+        caps = {(f.backbone, f.mode): f.max_epochs for f in fams}
+        for _ in range(200):
+            c = sample_config(rng, fams)
+            assert (c.backbone, c.mode, c.input_size) in keys
+            assert c.epochs <= caps[(c.backbone, c.mode)]
+            assert project(c, fams) == (c, [])
+    wild = TrainConfig(backbone="efficientnet_lite0", mode="finetune", input_size=224, epochs=50, augmentation="strong")
+    fixed, changes = project(wild, large)
+    assert (fixed.input_size, fixed.epochs, fixed.mode) == (32, 1, "finetune") and changes
+    no_weights = TrainConfig(backbone="resnet18", mode="frozen", input_size=64)
+    fixed, changes = project(no_weights, large)
+    assert fixed.mode == "scratch" and fixed.input_size == 32
+    assert Family("small_cnn", "scratch", 32, 3).key == "small_cnn/scratch/32"
+
+
+def test_popular_config_is_valid_and_most_common(seed: list[ExperimentRecord]) -> None:
+    c = popular_config(seed)
+    assert (c.backbone, c.mode, c.input_size) == ("efficientnet_lite0", "frozen", 64)
+    assert c.augmentation == "none"
+
+
+class _Truth:
+    """A stand-in for the fitted meta-model: a fixed accuracy and time per config."""
+
+    def predict(self, meta, configs):  # type: ignore[no-untyped-def]
+        from tools.metamodel import Prediction
+
+        return [Prediction(0.7, 0.6, 0.8, 30.0 if c.mode == "frozen" else 120.0) for c in configs]
+
+
+def test_synthetic_records_are_valid_labelled_and_never_touch_the_seed(seed: list[ExperimentRecord],
+                                                                       tmp_path: Path) -> None:
+    before = _sha(SEED_FILE)
+    recs = synthesize(seed, 300, 6, _Truth(), seed=1)
+    assert len(recs) == 300
+    assert len({r.dataset.name for r in recs}) == 6
+    assert len({r.id for r in recs}) == 300
+    for r in recs:
+        again = ExperimentRecord.model_validate_json(r.model_dump_json())  # round-trips through the schema
+        assert again == r
+        assert r.dataset.name.startswith("synthetic-")
+        assert r.provenance.machine == SYNTHETIC_MACHINE and r.provenance.code_version == "synthetic"
+        assert 0 <= r.outcome.test_accuracy <= 1
+    kb = KnowledgeBase(tmp_path / "kb", index=False)  # where the scale bench writes: a temporary folder
+    kb.append(recs)
+    assert len(kb.records()) == 300
+    assert _sha(SEED_FILE) == before
+    assert not any(r.provenance.machine == SYNTHETIC_MACHINE for r in read_records(SEED_FILE))
+
+
+def test_scaled_meta_keeps_the_balance(seed: list[ExperimentRecord]) -> None:
+    meta = seed[0].dataset.meta
+    big = scaled_meta(meta, 3.0)
+    assert big.n_instances >= 2.5 * meta.n_instances
+    assert big.n_classes == meta.n_classes and big.modality == meta.modality
+    assert abs(big.imbalance_ratio - meta.imbalance_ratio) / meta.imbalance_ratio < 0.1
+
+
+def test_write_section_replaces_only_its_own_section(tmp_path: Path) -> None:
+    doc = tmp_path / "B.md"
+    write_section("a", "first", doc)
+    write_section("b", "other", doc)
+    write_section("a", "second", doc)
+    text = doc.read_text()
+    assert "second" in text and "first" not in text and "other" in text
+    assert text.count("<!-- a:start -->") == 1
