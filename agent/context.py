@@ -41,7 +41,7 @@ class Context:
     max_judge_retries: int = 1
     k_retrieve: int = 12
     k_prompt: int = 3
-    n_candidates: int = 4
+    n_candidates: int = 3
     min_judge_score: float = 3.0
     llm_judge: bool = True
     accuracy_tolerance: float = 0.05

@@ -147,7 +147,7 @@ def reason_messages(state: State, ctx: Context) -> list[BaseMessage]:
     profile = state["profile"]
     cands = state["candidates"]
     shown = prompt_evidence(state, ctx)
-    assumed = sorted({a.split("=")[0] for a in profile["assumed"]})
+    assumed = sorted({a.split("=")[0] for a in profile["assumed"]} - {"device"})  # the device is in the constraints
     user = prompt("reason_user").format(
         task=(state.get("task") or "").strip()[: ctx.task_chars] or "(none: see the data)",
         data=data_text(profile) + (f" (assumed: {', '.join(assumed)})" if assumed else ""),

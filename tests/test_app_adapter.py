@@ -86,7 +86,7 @@ class RuleChat(BaseChatModel):
             re.search(p, line).group(1)  # type: ignore[union-attr]
             for p in (r"lr=(\S+)", r"bs=(\d+)", r"ep=(\d+)", r": ([\d.]+), ")
         )
-        cite_enum = schema["properties"]["cite"]["items"]["enum"]
+        cite_enum = re.findall(r"^([cr]\d+) ", text, re.M)  # the ids the prompt shows
         runs = {a: float(acc) for a, acc in re.findall(r"^(r\d+) .*: ([\d.]+), ", text, re.M) if a in cite_enum}
         cite = [cid] + sorted(runs, key=lambda a: -runs[a])[:1]  # the best past run shown
         return {

@@ -363,19 +363,19 @@ def test_reason_schema_enums_come_from_the_candidates(store: FakeStore) -> None:
     schema = llm.schemas[0]
     assert schema["properties"]["candidate"]["enum"] == ["c1", "c2", "c3"]  # the fine-tune is over budget
     # The model picks a candidate; it never re-types numbers (a 1.5B wrote learning_rate=4.59).
-    assert set(schema["required"]) == {"candidate", "rationale", "cite"} and not schema["additionalProperties"]
+    assert set(schema["required"]) == {"candidate", "rationale"} and not schema["additionalProperties"]
     assert schema["properties"]["rationale"]["maxLength"] <= 200
-    assert set(schema["properties"]["cite"]["items"]["enum"]) >= {"c1", "r1", "r2", "r3"}
 
 
 def test_a_short_draft_takes_its_numbers_from_the_candidate(store: FakeStore) -> None:
-    short = {"candidate": "c2", "rationale": "c2 is nearly as accurate as c1 and faster; r1 agrees.", "cite": ["c2", "r1"]}
+    short = {"candidate": "c2", "rationale": "c2 is nearly as accurate as c1 and faster; r1 agrees."}
     out = run(make(store, chat(short), chat(scores())))
 
     rec = Recommendation.model_validate(out["recommendation"])
     c2 = next(c for c in out["candidates"] if c["id"] == "c2")
     assert not rec.fallback and rec.config.model_dump(mode="json") == c2["config"]
     assert out["draft"]["expected_accuracy"] == c2["accuracy"]
+    assert out["draft"]["cite"] == ["c2", "c1", "r1"]  # the ids its rationale names
 
 
 @pytest.mark.parametrize(("rationale", "problem"), [
