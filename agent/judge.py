@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from knowledge.schema import TrainConfig
-from knowledge.space import BACKBONES, RANGES
+from knowledge.space import BACKBONES, OPTIMIZERS, RANGES
 
 RATIONALE_MAX = 180
 CRITIQUE_MAX = 80
@@ -155,8 +155,25 @@ def complete_draft(raw: dict[str, Any], candidates: Sequence[dict[str, Any]]) ->
 _ID = re.compile(r"\b([cr]\d{1,2})\b")
 _ACCURACY = re.compile(r"(?<![\w.])(0?\.\d+|1\.0+)(?![\d.]*\d)(?!\s*(?:s|min|h)\b)|(\d{1,3}(?:\.\d+)?)\s*%")
 # "c4 is the most accurate", "c2 is the fastest": a claim about one candidate, checkable.
-_BEST = re.compile(r"\b(c\d{1,2})\b[^.;,]{0,40}?\b(?:most accurate|highest (?:predicted )?accuracy|best accuracy|best)\b")
-_FASTEST = re.compile(r"\b(c\d{1,2})\b[^.;,]{0,40}?\b(?:fastest|quickest|shortest)\b")
+# A clause runs to the sentence's end ("0.93" does not end it).
+_CLAUSE = r"(?:[^.;]|\.\d)*?"
+_BEST = re.compile(rf"\b(c\d{{1,2}})\b{_CLAUSE}\b(?:most accurate|highest|best)\b")
+_FASTEST = re.compile(rf"\b(c\d{{1,2}})\b{_CLAUSE}\b(?:fastest|quickest|shortest)\b")
+# Settings a rationale may attribute to a run: optimizers, input sizes, backbones.
+_OPTIMIZER = re.compile(r"\b(" + "|".join(sorted(OPTIMIZERS, key=len, reverse=True)) + r")\b", re.I)
+_SIZE = re.compile(r"\b(\d{2,3})\s*(?:px|pixels?)\b", re.I)
+
+
+def _backbone_mentions(text: str) -> list[str]:
+    """The backbones a text names ("efficientnet_lite0", "EfficientNet-Lite0", "resnet18")."""
+    flat = re.sub(r"[\s_-]+", "", text.lower())
+    found = []
+    for name in BACKBONES:
+        key = name.replace("_", "")
+        if key in flat:
+            found.append(name)
+    # "efficientnet_b0" contains no other name, but "efficientnetlite0" does not contain "efficientnetb0"
+    return found
 
 
 def quoted_ids(text: str) -> list[str]:
@@ -182,19 +199,43 @@ def quoted_accuracies(text: str) -> list[float]:
     return values
 
 
+def _segments(text: str) -> list[tuple[str, str]]:
+    """(id, the text from that id up to the next id or the end of its sentence)."""
+    marks = [(m.group(1), m.end()) for m in _ID.finditer(text)]
+    out = []
+    for i, (ident, end) in enumerate(marks):
+        stop = marks[i + 1][1] - len(marks[i + 1][0]) if i + 1 < len(marks) else len(text)
+        sentence = re.search(r"\.(?!\d)|;", text[end:stop])
+        out.append((ident, text[end: end + sentence.start()] if sentence else text[end:stop]))
+    return out
+
+
 def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
-               candidates: Sequence[dict[str, Any]] = ()) -> list[str]:
-    """What a rationale states that the evidence does not: unknown ids, accuracies never
-    shown, a candidate called the most accurate (or fastest) that is not."""
+               candidates: Sequence[dict[str, Any]] = (), evidence: Sequence[dict[str, Any]] = ()) -> list[str]:
+    """What a rationale states that the evidence does not.
+
+    Unknown ids; accuracies never shown; an accuracy given to an id that is not that id's
+    (the first number after "c3" must be c3's); a candidate called the most accurate (or
+    fastest) that is not; an optimizer, input size or backbone that none of the runs it
+    names uses.
+    """
     problems = [f"it names {i}, which is not among the candidates or past runs" for i in quoted_ids(rationale)
                 if i not in known_ids]
     for value in quoted_accuracies(rationale):
         if not any(abs(value - v) <= QUOTE_TOLERANCE for v in shown):
             problems.append(f"it quotes {value:.2f}, which no candidate or past run shows")
-    by_id = {c["id"]: c for c in candidates}
-    if by_id:
+    runs = {c["id"]: c for c in candidates} | {e["alias"]: e for e in evidence}
+    values = {i: [v for v in (r.get("accuracy"), r.get("low"), r.get("high"), r.get("test_accuracy")) if v is not None]
+              for i, r in runs.items()}
+    for ident, segment in _segments(rationale):
+        quoted = quoted_accuracies(segment)
+        if ident in values and values[ident] and quoted and not any(
+                abs(quoted[0] - v) <= QUOTE_TOLERANCE for v in values[ident]):
+            problems.append(f"it gives {ident} {quoted[0]:.2f}, but {ident} shows {values[ident][0]:.2f}")
+    if candidates:
         best = max(c["accuracy"] for c in candidates)
         fastest = min(c["seconds"] for c in candidates)
+        by_id = {c["id"]: c for c in candidates}
         for cid in dict.fromkeys(_BEST.findall(rationale)):
             if cid in by_id and by_id[cid]["accuracy"] < best - 0.005:
                 problems.append(f"it calls {cid} the most accurate, but {cid} is predicted {by_id[cid]['accuracy']:.2f} "
@@ -202,6 +243,18 @@ def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
         for cid in dict.fromkeys(_FASTEST.findall(rationale)):
             if cid in by_id and by_id[cid]["seconds"] > fastest * 1.05 + 1:
                 problems.append(f"it calls {cid} the fastest, but another candidate trains faster")
+    named = [runs[i]["config"] for i in quoted_ids(rationale) if i in runs and runs[i].get("config")]
+    if named:
+        settings = {
+            "optimizer": ({m.lower() for m in _OPTIMIZER.findall(rationale)}, {c["optimizer"] for c in named}),
+            "input size": ({int(m) for m in _SIZE.findall(rationale)}, {int(c["input_size"]) for c in named}),
+            "backbone": (set(_backbone_mentions(rationale)), {c["backbone"] for c in named}),
+        }
+        for what, (said, used) in settings.items():
+            wrong = sorted(str(x) for x in said - used)
+            if wrong:
+                problems.append(f"it says {what} {', '.join(wrong)}, but the runs it names use "
+                                f"{', '.join(sorted(str(x) for x in used))}")
     return problems
 
 
@@ -338,12 +391,14 @@ def run_checks(
     accuracy_tolerance: float,
     max_accuracy_gap: float,
     shown_accuracies: Sequence[float] = (),
+    evidence: Sequence[dict[str, Any]] = (),
 ) -> list[Check]:
     """The deterministic checks of one draft, in order; later checks are skipped when the
     draft is unusable (their names are still listed, failed, so the verdict is complete).
 
-    `shown_accuracies` are the accuracies the prompt showed (candidates' predictions and
-    intervals, past runs' results); a rationale may quote only those.
+    `shown_accuracies` are the accuracies the prompt showed besides the candidates' (a
+    rationale may quote only those) and `evidence` the past runs it showed (`alias`,
+    `test_accuracy`, `config`), so what the rationale says of "r2" is held to r2.
     """
     checks: list[Check] = []
     if draft is None:
@@ -389,7 +444,7 @@ def run_checks(
 
     shown = [*shown_accuracies, *(v for c in candidates for v in (c["accuracy"], c.get("low"), c.get("high"))
                                   if v is not None)]
-    problems = ungrounded(draft.rationale, sorted(known), shown, candidates)
+    problems = ungrounded(draft.rationale, sorted(known), shown, candidates, evidence)
     checks.append(Check(
         "grounded", not problems,
         "the rationale must state only what the evidence shows, but " + "; ".join(problems) + "." if problems else "",

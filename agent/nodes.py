@@ -495,6 +495,7 @@ class Nodes:
             config_error=config_error, prediction=prediction, profile=profile,
             weights_available=self.weights_available, accuracy_tolerance=ctx.accuracy_tolerance,
             max_accuracy_gap=ctx.max_accuracy_gap, shown_accuracies=shown_accuracies(state, ctx),
+            evidence=prompt_evidence(state, ctx),
         )
         passed = all(c.ok for c in checks)
         scores, judge_error, llm_seconds = None, None, 0.0

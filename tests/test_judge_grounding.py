@@ -1,0 +1,64 @@
+"""The grounding check: what a rationale may state, read against the evidence it was shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.judge import complete_draft, quoted_accuracies, quoted_ids, ungrounded
+
+CANDIDATES = [
+    {"id": "c1", "accuracy": 0.93, "low": 0.67, "high": 1.0, "seconds": 25,
+     "config": {"backbone": "efficientnet_lite0", "mode": "frozen", "optimizer": "sgd", "input_size": 128,
+                "learning_rate": 0.001, "batch_size": 16, "epochs": 40}},
+    {"id": "c2", "accuracy": 0.92, "low": 0.65, "high": 1.0, "seconds": 13,
+     "config": {"backbone": "efficientnet_lite1", "mode": "frozen", "optimizer": "rmsprop", "input_size": 64,
+                "learning_rate": 0.0002, "batch_size": 16, "epochs": 40}},
+]
+EVIDENCE = [{"alias": "r1", "test_accuracy": 0.70,
+             "config": {"backbone": "efficientnet_lite1", "optimizer": "adam", "input_size": 64}}]
+SHOWN = [0.93, 0.67, 1.0, 0.92, 0.65, 0.70]
+
+
+def problems(text: str) -> list[str]:
+    return ungrounded(text, ["c1", "c2", "r1"], SHOWN, CANDIDATES, EVIDENCE)
+
+
+@pytest.mark.parametrize("text", [
+    "c1 has the highest predicted accuracy (0.93) and trains in about 25 s, within the budget.",
+    "c1 reaches 0.93 in 25 s, above the 0.70 of r1 with adam.",
+    "c1 (0.93) beats r1 (0.70); c2 is the fastest at 13 s.",
+    "c2 with rmsprop at lr 0.0002 is nearly as accurate (92%) and twice as fast as c1.",
+    "EfficientNet-Lite0 at 128 px (c1) is predicted 0.9323 on this small ultrasound set.",
+])
+def test_a_rationale_true_to_the_evidence_passes(text: str) -> None:
+    assert problems(text) == []
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("c1 is predicted 0.97, the best here.", "quotes 0.97"),
+    ("c1 beats r7 on a similar set.", "names r7"),
+    ("c2 reaches 0.70, the best of the candidates.", "gives c2 0.70"),
+    ("c2 is the most accurate choice for this task.", "calls c2 the most accurate"),
+    ("c1 is the fastest option, predicted 0.93.", "calls c1 the fastest"),
+    ("c1 with the Adam optimizer is predicted 0.93.", "optimizer adam"),
+    ("c2 at 96px is nearly as accurate as c1.", "input size 96"),
+    ("c2, an EfficientNet-Lite2, is nearly as good as c1.", "backbone efficientnet_lite2"),
+])
+def test_a_rationale_that_states_what_the_evidence_does_not_is_caught(text: str, problem: str) -> None:
+    assert any(problem in p for p in problems(text)), problems(text)
+
+
+def test_numbers_that_are_not_accuracies_are_not_read_as_accuracies() -> None:
+    assert quoted_accuracies("lr 0.001, learning rate of 0.3, 0.25 s, 0.5 min, weight decay 0.05") == []
+    assert quoted_accuracies("c1 at lr=0.58 reaches 0.9 (93%)") == [0.9, 0.93]
+    assert quoted_ids("c1 and r12, not abc1 or c1x") == ["c1", "r12"]
+
+
+def test_a_short_draft_is_completed_from_its_candidate_and_cites_what_it_names() -> None:
+    draft = complete_draft({"candidate": "c2", "rationale": "c2 is faster than c1; r1 agrees."}, CANDIDATES)
+
+    assert draft["backbone"] == "efficientnet_lite1" and draft["learning_rate"] == 0.0002
+    assert draft["expected_accuracy"] == 0.92 and draft["cite"] == ["c2", "c1", "r1"]
+    # A value the model did set is kept; an unknown candidate keeps its gaps for the checks.
+    assert complete_draft({"candidate": "c1", "rationale": "c1.", "epochs": 5}, CANDIDATES)["epochs"] == 5
+    assert "backbone" not in complete_draft({"candidate": "c9", "rationale": "c9."}, CANDIDATES)
