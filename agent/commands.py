@@ -239,15 +239,17 @@ def cmd_export_optuna(args: argparse.Namespace) -> int:
     from agent.nodes import TaskError
     from agent.recommend import default_recommender
 
+    recommender = default_recommender(args.kb_dir)
     try:
-        rec = default_recommender(args.kb_dir).recommend(
+        rec = recommender.recommend(
             args.text, dataset=args.dataset, budget_minutes=args.budget_minutes, device=args.device,
             backbones=_split(args.backbones), modes=_split(args.modes),
         )
     except TaskError as exc:
         raise UsageError(str(exc)) from exc
     try:
-        export = export_study(rec, storage=storage, study_name=args.study_name, top_k=args.top, dataset=args.dataset)
+        export = export_study(rec, storage=storage, study_name=args.study_name, top_k=args.top, dataset=args.dataset,
+                              metamodel=recommender.nodes.metamodel)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if args.json:

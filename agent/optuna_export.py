@@ -110,6 +110,7 @@ def export_study(
     study_name: str,
     top_k: int = 5,
     dataset: str | None = None,
+    metamodel: Any | None = None,
 ) -> StudyExport:
     """Create an Optuna study holding the recommendation and the top-K candidates as enqueued trials.
 
@@ -119,6 +120,8 @@ def export_study(
         study_name: must not exist yet in that storage.
         top_k: candidates enqueued after the recommendation (duplicates of it are skipped).
         dataset: the dataset path shown in the snippet (default: the recommendation's).
+        metamodel: when the recommendation carries fewer than `top_k` other candidates,
+            more are asked from it (same task and constraints), best first.
 
     Raises:
         ValueError: the study already exists, or top_k is negative.
@@ -137,13 +140,22 @@ def export_study(
             f"with optuna.delete_study(study_name={study_name!r}, storage={storage!r})."
         ) from None
     entries = [("recommendation", rec.config, rec.expected_accuracy, rec.expected_seconds)]
+    ranked = [(f"candidate {c.id}", c.config, c.accuracy, c.seconds) for c in rec.candidates]
+    if metamodel is not None and len(ranked) < top_k + 1:
+        from tools.metamodel import Constraints
+
+        more = metamodel.candidates(profile.meta, Constraints(
+            budget_seconds=profile.budget_seconds, device=profile.device, backbones=profile.backbones,
+            modes=profile.modes), n=top_k + 1)
+        ranked += [(f"meta-model rank {i}", c.config, c.prediction.accuracy, c.prediction.seconds)
+                   for i, c in enumerate(more, start=1)]
     seen = {rec.config.key()}
-    for c in rec.candidates:
+    for origin, config, accuracy, seconds in ranked:
         if len(entries) > top_k:
             break
-        if c.config.key() not in seen:
-            seen.add(c.config.key())
-            entries.append((f"candidate {c.id}", c.config, c.accuracy, c.seconds))
+        if config.key() not in seen:
+            seen.add(config.key())
+            entries.append((origin, config, accuracy, seconds))
     enqueued = []
     for origin, config, accuracy, seconds in entries:
         params = trial_params(config)

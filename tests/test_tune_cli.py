@@ -90,7 +90,7 @@ def test_tune_needs_an_existing_dataset(parts: Parts, tmp_path: Path, capsys: py
 def test_export_optuna_enqueues_the_recommendation_then_the_candidates(parts: Parts, dataset: str, tmp_path: Path,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "study.db"
-    code = main(["export-optuna", TASK, "--dataset", dataset, "--out", str(db), "--study-name", "busi", "--top", "3",
+    code = main(["export-optuna", TASK, "--dataset", dataset, "--out", str(db), "--study-name", "busi", "--top", "5",
                  "--json"])
 
     assert code == EXIT_OK
@@ -98,7 +98,9 @@ def test_export_optuna_enqueues_the_recommendation_then_the_candidates(parts: Pa
     enqueued = [e["params"] for e in printed["enqueued"]]
     assert printed["enqueued"][0]["origin"] == "recommendation"
     assert enqueued[0]["backbone"] == DRAFT["backbone"] and enqueued[0]["learning_rate"] == DRAFT["learning_rate"]
-    assert len(enqueued) == 4 and len({json.dumps(p, sort_keys=True) for p in enqueued}) == 4
+    # The recommendation holds fewer candidates than --top: the rest come from the meta-model.
+    assert len(enqueued) == 6 and len({json.dumps(p, sort_keys=True) for p in enqueued}) == 6
+    assert printed["enqueued"][-1]["origin"].startswith("meta-model rank")
 
     # A user loads the study: ask() hands out exactly the enqueued params first, in order.
     study = optuna.load_study(study_name="busi", storage=f"sqlite:///{db}")
