@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -25,6 +26,23 @@ Source = Literal["sweep", "user", "literature"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, data: Any) -> Any:
+        """NaN and infinity have no JSON: pydantic would write them as null, and a required
+        field read back as null makes the whole JSONL unreadable. An optional field takes
+        None (a diverged run's NaN loss); a required one refuses them, with the rule."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, field in cls.model_fields.items():
+            value = out.get(name)
+            if isinstance(value, float) and not math.isfinite(value):
+                if type(None) not in get_args(field.annotation):
+                    raise ValueError(f"{name} must be a finite number, but got {value!r}.")
+                out[name] = None
+        return out
 
 
 class MetaFeatures(_Strict):

@@ -17,6 +17,7 @@ import math
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -173,7 +174,7 @@ def _load_npz(path: Path) -> ImageDataset:
             arrays = {k: z[k] for k in z.files}
     except MemoryError as exc:
         raise DatasetError(f"{path} does not fit in memory ({exc}); use a smaller or downscaled dataset.") from exc
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         if isinstance(exc, DatasetError):
             raise
         raise DatasetError(
@@ -402,8 +403,8 @@ def _check_split(where: str, split: str, images: np.ndarray, labels: np.ndarray)
     if len(labels) == 0:
         raise DatasetError(f"{where}: the {split} split is empty.")
     if images.dtype != np.uint8:
-        if not np.issubdtype(images.dtype, np.number):
-            raise DatasetError(f"{where}: {split}_images has dtype {images.dtype}; expected numbers.")
+        if not np.issubdtype(images.dtype, np.number) or np.iscomplexobj(images):
+            raise DatasetError(f"{where}: {split}_images has dtype {images.dtype}; expected real numbers.")
         x = images.astype(np.float32)
         if not np.isfinite(x).all():
             raise DatasetError(f"{where}: {split}_images contains NaN or infinite pixels; clean them first.")
