@@ -388,7 +388,11 @@ class Tuner:
         seed: seed of every training run.
         recommender: the graph with its parts; None builds one from llm/kb/metamodel (or the
             process's default one when none of them is given).
+        recommendation: trial 1 as already recommended (e.g. in a chat thread); None runs the graph.
         llm: the chat model that proposes trials 2..N; None uses the recommender's reasoner.
+        weights_available: whether a backbone's pretrained weights exist here (default: the
+            recommender's check). With `recommendation`, `llm`, `kb` and `metamodel` all given, no
+            recommender is built.
         start_job: the job starter (`tools.jobs.Job.start`'s signature); tests inject a fake.
         runs_dir: run folders of the trials (default `tools.jobs.runs_dir()`).
         context: run settings of the graph for trial 1.
@@ -408,11 +412,13 @@ class Tuner:
         min_gain: float = DEFAULT_MIN_GAIN,
         seed: int = 0,
         recommender: Recommender | None = None,
+        recommendation: Recommendation | None = None,
         llm: Any | None = None,
         judge_llm: Any | None = None,
         kb: Any | None = None,
         kb_dir: str | None = None,
         metamodel: Any | None = None,
+        weights_available: Callable[[str], bool] | None = None,
         start_job: Callable[..., Any] | None = None,
         runs_dir: str | None = None,
         context: Context | None = None,
@@ -429,7 +435,8 @@ class Tuner:
             raise TuneError(f"budget_minutes must be a number > 0, but got {budget_minutes!r}.")
         if not isinstance(min_gain, (int, float)) or not 0 <= min_gain <= 1:
             raise TuneError(f"min_gain must satisfy 0 <= min_gain <= 1, but got {min_gain!r}.")
-        if recommender is None:
+        standalone = recommendation is not None and None not in (llm, kb, metamodel)
+        if recommender is None and not standalone:
             from agent.recommend import Recommender, default_recommender
 
             if llm is None and judge_llm is None and kb is None and metamodel is None:
@@ -437,8 +444,10 @@ class Tuner:
             else:
                 recommender = Recommender(llm=llm, judge_llm=judge_llm, kb=kb, kb_dir=kb_dir, metamodel=metamodel)
         self.recommender = recommender
-        self.llm = llm or recommender.nodes.llm
-        self.kb = recommender.kb
+        self.llm = llm or (recommender.nodes.llm if recommender is not None else None)
+        self.kb = kb if recommender is None else recommender.kb
+        self._metamodel = metamodel
+        self._weights_available = weights_available
         self.text = text or ""
         self.dataset = str(dataset)
         self.max_trials = trials
@@ -452,7 +461,7 @@ class Tuner:
         self.context = context
         self.session_id = session_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         self.trials: list[Trial] = []
-        self.recommendation: Recommendation | None = None
+        self.recommendation: Recommendation | None = recommendation
         self.profile: dict[str, Any] | None = None
         self.stop_reason: str | None = None
         self.pending: Proposal | None = None
@@ -464,7 +473,20 @@ class Tuner:
     # ------------------------------------------------------------------ state
     @property
     def metamodel(self) -> Any:
-        return self.recommender.nodes.metamodel
+        if self._metamodel is None:
+            assert self.recommender is not None
+            return self.recommender.nodes.metamodel
+        mm = self._metamodel
+        return mm() if callable(mm) and not hasattr(mm, "predict") else mm
+
+    def weights_available(self, backbone: str) -> bool:
+        if self._weights_available is not None:
+            return bool(self._weights_available(backbone))
+        if self.recommender is not None:
+            return bool(self.recommender.nodes.weights_available(backbone))
+        from tools.backbones import weights_available
+
+        return bool(weights_available(backbone))
 
     @property
     def meta(self) -> MetaFeatures:
@@ -526,6 +548,9 @@ class Tuner:
     def _first(self) -> Proposal:
         from agent.nodes import TaskError
 
+        if self.recommendation is not None:  # trial 1 was recommended already (a chat thread)
+            return self._from_recommendation(self.recommendation, llm_seconds=0.0)
+        assert self.recommender is not None
         share = self.share()
         try:
             rec, _ = self.recommender.run(
@@ -536,16 +561,19 @@ class Tuner:
         except TaskError as exc:
             raise TuneError(str(exc)) from exc
         self.recommendation = rec
+        self._llm_seconds += rec.llm_seconds
+        return self._from_recommendation(rec, llm_seconds=rec.llm_seconds)
+
+    def _from_recommendation(self, rec: Recommendation, *, llm_seconds: float) -> Proposal:
         self.profile = rec.profile.model_dump(mode="json")
         if self.budget_seconds is None and rec.profile.budget_seconds:
             self.budget_seconds = float(rec.profile.budget_seconds)
-        self._llm_seconds += rec.llm_seconds
         return Proposal(
             number=1, config=rec.config, source="fallback" if rec.fallback else "zero-shot",
             rationale=rec.rationale, fallback_reason=rec.fallback_reason,
             predicted=Prediction(accuracy=rec.expected_accuracy, low=rec.accuracy_interval[0],
                                  high=rec.accuracy_interval[1], seconds=rec.expected_seconds),
-            llm_seconds=rec.llm_seconds,
+            llm_seconds=llm_seconds,
         )
 
     def _predict(self, configs: Sequence[TrainConfig]) -> list[Prediction]:
@@ -674,6 +702,8 @@ class Tuner:
         from agent.judge import tidy_text, validate_config
 
         start = time.perf_counter()
+        if self.llm is None:
+            return None, "", "no chat model is configured", 0.0
         try:
             out = self.llm.with_structured_output(tune_schema(opts), include_raw=True).with_config(
                 run_name="tune", tags=["tune"]).invoke(self.messages(opts))
@@ -698,7 +728,7 @@ class Tuner:
         assert self.profile is not None
         _, problems = validate_config(chosen.config.model_dump(), backbones=self.profile.get("backbones"),
                                       modes=self.profile.get("modes"),
-                                      weights_available=self.recommender.nodes.weights_available)
+                                      weights_available=self.weights_available)
         if problems:
             return None, "", " ".join(problems), seconds
         remaining = self.remaining
@@ -859,6 +889,7 @@ def tune(
     kb_dir: str | None = None,
     metamodel: Any | None = None,
     recommender: Recommender | None = None,
+    recommendation: Recommendation | None = None,
     start_job: Callable[..., Any] | None = None,
     runs_dir: str | None = None,
     context: Context | None = None,
@@ -881,6 +912,8 @@ def tune(
         seed: seed of every training run.
         llm, judge_llm, kb, kb_dir, metamodel: parts, as for `recommend` (None: the defaults).
         recommender: a ready Recommender (its parts are used; overrides the parts above).
+        recommendation: trial 1 as already recommended for this task and dataset (the graph
+            is then not run again).
         start_job: the job starter (tests inject a fake).
         runs_dir: run folders of the trials.
         context: graph settings for trial 1.
@@ -903,6 +936,7 @@ def tune(
         text, dataset=dataset, trials=trials, budget_minutes=budget_minutes, device=device, backbones=backbones,
         modes=modes, min_gain=min_gain, seed=seed, recommender=recommender, llm=llm, judge_llm=judge_llm, kb=kb,
         kb_dir=kb_dir, metamodel=metamodel, start_job=start_job, runs_dir=runs_dir, context=context,
+        recommendation=recommendation,
     )
     ask: Callable[[Proposal], bool]
     if approve == "once":

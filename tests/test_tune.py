@@ -324,6 +324,22 @@ def test_an_unusable_llm_answer_falls_back_to_the_best_untried_option_labelled(t
     assert "fallback" in parts.jobs.calls[1]["notes"]
 
 
+def test_trial_one_can_be_a_recommendation_already_made(tmp_path: Path, dataset: str) -> None:
+    parts = Parts(tmp_path, [DRAFT, pick(0)])
+    rec = parts.recommender.recommend(TASK, dataset=dataset)
+    asked = len(parts.llm.prompts)
+
+    tuner = Tuner(TASK, dataset=dataset, trials=2, recommendation=rec, llm=parts.llm, kb=parts.store,
+                  metamodel=lambda: parts.metamodel, weights_available=lambda b: True, start_job=parts.jobs)
+    first = tuner.propose()
+    assert first is not None and first.config == rec.config and first.source == "zero-shot"
+    assert len(parts.llm.prompts) == asked  # the graph did not run again
+    tuner.run(first)
+    second = tuner.propose()
+    assert second is not None and second.source == "llm" and second.config != rec.config
+    assert tuner.recommender is None
+
+
 def test_a_repeat_is_refused_even_when_the_llm_names_it(tmp_path: Path, dataset: str) -> None:
     parts = Parts(tmp_path, [DRAFT, pick(0)])
     tuner = Tuner(TASK, dataset=dataset, trials=3, recommender=parts.recommender, start_job=parts.jobs)
