@@ -237,3 +237,20 @@ def test_any_damaged_npz_is_a_dataset_error(cut: float, junk: bytes, where: int)
         path = Path(tmp) / "damaged.npz"
         path.write_bytes(bytes(data))
         _check_dataset(path)
+
+
+def test_non_finite_numbers_never_reach_the_jsonl(tmp_path: Path) -> None:
+    """The case the fuzz test found: inf in a required float was written as null and the
+    knowledge base could no longer be read."""
+    record = seed_sample(40)[0]
+    data = json.loads(record.model_dump_json())
+    data["outcome"]["train_seconds"] = math.inf
+    with pytest.raises(ValidationError, match="train_seconds must be a finite number"):
+        ExperimentRecord.model_validate(data)
+    data["outcome"]["train_seconds"] = 1.0
+    data["outcome"]["val_loss"] = math.nan  # optional: a diverged run's loss becomes None
+    kept = ExperimentRecord.model_validate(data).model_copy(update={"id": "nan-loss-run"})
+    assert kept.outcome.val_loss is None
+    kb = KnowledgeBase(tmp_path, index=False)
+    kb.append([record, kept])
+    assert [r.id for r in read_records(kb.path)] == [record.id, "nan-loss-run"]
