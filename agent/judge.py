@@ -138,12 +138,13 @@ def draft_schema(candidates: Sequence[dict[str, Any]], evidence_aliases: Sequenc
 def complete_draft(raw: dict[str, Any], candidates: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """A draft with the fields it left out filled in: the configuration from the candidate it
     names, the expected accuracy as the meta-model's prediction for it, the citations as the
-    ids its rationale names. A draft naming no known candidate keeps its gaps (the checks
+    ids its rationale names (the candidate itself when it names none). A draft naming no known candidate keeps its gaps (the checks
     report it).
     """
     raw = dict(raw)
     if "cite" not in raw and isinstance(raw.get("rationale"), str):
-        raw["cite"] = quoted_ids(raw["rationale"])
+        # A rationale that names no id speaks of the candidate it picked.
+        raw["cite"] = quoted_ids(raw["rationale"]) or ([raw["candidate"]] if raw.get("candidate") else [])
     base = next((c for c in candidates if c["id"] == raw.get("candidate")), None)
     if base is None:
         return raw

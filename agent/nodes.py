@@ -64,6 +64,10 @@ class TrainingNotApproved(PermissionError):
     """The train node was reached without an approval of the exact configuration."""
 
 
+# A retry samples at this temperature (the first draft is greedy).
+RETRY_TEMPERATURE = 0.6
+
+
 # ----------------------------------------------------------------------------- prompts
 @functools.cache
 def prompt(name: str) -> str:
@@ -162,16 +166,12 @@ def reason_messages(state: State, ctx: Context) -> list[BaseMessage]:
     return [SystemMessage(prompt("reason_system").strip()), HumanMessage(user.strip())]
 
 
-def judge_messages(state: State, ctx: Context, prediction: dict[str, float], raw_draft: Any) -> list[BaseMessage]:
+def judge_messages(state: State, ctx: Context, raw_draft: Any) -> list[BaseMessage]:
     """The judge's prompt: the reasoner's conversation, its answer, then the judging request."""
-    profile = state["profile"]
-    budget = profile.get("budget_seconds")
-    # Not "the best candidate is c1": primed with it, the judge called every other choice a
-    # wrong id; whether a choice is competitive is the deterministic checks' call.
-    text = prompt("judge").format(
-        predicted=f"{prediction['accuracy']:.2f}", seconds=_minutes(prediction["seconds"]),
-        budget=f"budget {_minutes(budget)}" if budget else "no time budget",
-    )
+    # Short (its tokens are the judge's cost) and without "the best candidate is c1": primed
+    # with it, the judge called every other choice a wrong id; whether a choice is
+    # competitive, in budget and true to the numbers is the deterministic checks' call.
+    text = prompt("judge")
     # The reasoner's own text, when it is usable as is: its tokens are still in llama.cpp's
     # KV cache after the reason call, so the judge re-reads none of them.
     answer = state.get("draft_text") or J.short_json(raw_draft)
@@ -441,7 +441,7 @@ class Nodes:
         error = None
         text = None
         try:
-            out = self.llm.with_structured_output(schema, include_raw=True).with_config(
+            out = self._retry_model(state.get("attempts", 0)).with_structured_output(schema, include_raw=True).with_config(
                 run_name="reason", tags=["reason"]
             ).invoke(messages)
             if isinstance(out, dict) and {"raw", "parsed"} <= out.keys():
@@ -472,6 +472,17 @@ class Nodes:
             "attempts": state.get("attempts", 0) + 1,
             "llm_seconds": {"reason": seconds},
         }
+
+    def _retry_model(self, attempts: int) -> Any:
+        """The reasoner for this attempt: greedy first; a retry samples (seeded by the attempt),
+        because a greedy small model answers a critique with the very draft it criticised."""
+        fields = getattr(type(self.llm), "model_fields", {})
+        if attempts == 0 or "temperature" not in fields:
+            return self.llm
+        update: dict[str, Any] = {"temperature": RETRY_TEMPERATURE}
+        if "seed" in fields:
+            update["seed"] = attempts
+        return self.llm.model_copy(update=update)
 
     def judge(self, state: State, runtime: Runtime[Context]) -> Command[Any]:
         """Deterministic checks, then (if they pass) the LLM judge; route by the verdict."""
@@ -508,7 +519,7 @@ class Nodes:
             passed = J.passes(scores, ctx.min_judge_score)
         elif passed and ctx.llm_judge and prediction is not None:
             start = time.perf_counter()
-            scores, judge_error = J.llm_scores(self.judge_llm, judge_messages(state, ctx, prediction, state["draft"]))
+            scores, judge_error = J.llm_scores(self.judge_llm, judge_messages(state, ctx, state["draft"]))
             llm_seconds = time.perf_counter() - start
             if scores is not None:
                 passed = J.passes(scores, ctx.min_judge_score)

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             checks_reject = not all(c.ok for c in checks)
             judged = {**state, "draft": draft_dict, "draft_text": json.dumps(raw), "critique": None}
             start = time.perf_counter()
-            scores, judge_error = J.llm_scores(judge_llm, judge_messages(judged, ctx, prediction, draft_dict))
+            scores, judge_error = J.llm_scores(judge_llm, judge_messages(judged, ctx, draft_dict))
             seconds = time.perf_counter() - start
             llm_reject = None if scores is None else not J.passes(scores, ctx.min_judge_score)
             rows[kind].append((checks_reject, llm_reject, seconds))

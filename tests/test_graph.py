@@ -510,6 +510,29 @@ def test_the_same_rejected_draft_again_ends_the_loop_without_another_judge_call(
     assert rec.fallback and "repeated draft 1" in (rec.fallback_reason or "")
 
 
+class SamplingChat(FakeChat):
+    """A FakeChat with the sampling settings of the real chat models."""
+
+    temperature: float = 0.0
+    seed: int | None = None
+    settings: list[tuple[float, int | None]] = Field(default_factory=list)
+
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
+        self.settings.append((self.temperature, self.seed))
+        return super().with_structured_output(schema, **kwargs)
+
+
+def test_a_retry_samples_instead_of_repeating_the_greedy_draft(store: FakeStore) -> None:
+    texts = [json.dumps(d) for d in (draft(expected_accuracy=0.1), draft())]
+    llm = SamplingChat(messages=iter([AIMessage(content=t) for t in texts]))
+
+    out = run(make(store, llm, chat(scores())))
+
+    assert llm.settings == [(0.0, None), (0.6, 1)]  # greedy, then seeded sampling
+    assert llm.temperature == 0.0  # the shared model itself is unchanged
+    assert [v["passed"] for v in out["verdicts"]] == [False, True]
+
+
 def test_zero_retries_falls_back_after_one_draft(store: FakeStore) -> None:
     llm = chat(draft(expected_accuracy=0.1))
     out = run(make(store, llm, chat()), context=Context(max_judge_retries=0))

@@ -13,7 +13,7 @@ EXPECTED: dict[str, set[str]] = {
     "reason_system": set(),
     "reason_user": {"task", "data", "constraints", "candidates", "top_id", "shap", "evidence"},
     "reason_retry": {"critique"},
-    "judge": {"predicted", "seconds", "budget"},
+    "judge": set(),
 }
 
 
