@@ -65,7 +65,8 @@ INTRO = (
     "## MetaLLMiX\n"
     "Which pretrained model and hyperparameters for your medical-imaging task, in seconds and without trial runs, "
     "with the evidence behind it. Describe the task (modality, classes, images, time budget), optionally with a "
-    "dataset, then approve the configuration to train it."
+    "dataset, then approve the configuration to train it — or say *tune 5 trials in 10 minutes* (add *ask before "
+    "each* to approve trial by trial) to iterate from it: each next trial is proposed from the trials so far."
 )
 
 
@@ -274,7 +275,9 @@ def _offer_text(offer: dict[str, Any]) -> str:
     from agent.followup import config_summary, fmt_seconds
 
     p = offer.get("prediction") or {}
-    text = (f"**Awaiting your approval:** {config_summary(offer['config'])} — predicted test accuracy "
+    head = (f"Trial {offer['tune_trial']} of the tuning session, awaiting your approval" if offer.get("tune_trial")
+            else "Awaiting your approval")
+    text = (f"**{head}:** {config_summary(offer['config'])} — predicted test accuracy "
             f"{p.get('accuracy', float('nan')):.2f} in {fmt_seconds(p.get('seconds'))}")
     text += f" on `{Path(offer['dataset']).name}`." if offer.get("dataset") else \
         ". No dataset yet: upload one or give its path under Options, then Approve."
@@ -347,7 +350,8 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                 with gr.Row(equal_height=True):
                     msg = gr.Textbox(show_label=False, lines=2, scale=6, elem_id="msg", autofocus=True,
                                      placeholder="Describe your task, or ask: why this learning rate? / what if I only "
-                                                 "have 10 minutes? / what about resnet18? / show similar experiments")
+                                                 "have 10 minutes? / what about resnet18? / show similar experiments / tune 5 "
+                                                 "trials in 10 minutes")
                     upload = gr.File(label="Dataset (.npz or .zip of an image folder)", file_types=[".npz", ".zip"],
                                      scale=2, elem_id="upload", height=90)
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="send")

@@ -194,14 +194,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
             print(render_proposal(Proposal.model_validate(event["proposal"])), file=sys.stderr)
         elif event["type"] == "job":
             print(f"  training as job {event['job_id']} ({event['run_dir']})", file=sys.stderr)
-        elif event["type"] == "train" and event.get("event") == "epoch":
+        elif event["type"] == "train" and event.get("event") == "epoch" and sys.stderr.isatty():
             val = (event.get("val") or {}).get("accuracy")
             print(f"\r  epoch {event['epoch']}/{event.get('epochs')} loss {event.get('train_loss', float('nan')):.3f}"
                   + (f" val acc {val:.3f}" if val is not None else ""), end="", file=sys.stderr, flush=True)
         elif event["type"] == "trial":
             from agent.tune import Trial
 
-            print("\r" + render_trial(Trial.model_validate(event["result"])), file=sys.stderr)
+            print(("\r\x1b[K" if sys.stderr.isatty() else "") + render_trial(Trial.model_validate(event["result"])),
+                  file=sys.stderr)
 
     from agent.recommend import default_recommender
 

@@ -391,8 +391,8 @@ class Tuner:
         recommendation: trial 1 as already recommended (e.g. in a chat thread); None runs the graph.
         llm: the chat model that proposes trials 2..N; None uses the recommender's reasoner.
         weights_available: whether a backbone's pretrained weights exist here (default: the
-            recommender's check). With `recommendation`, `llm`, `kb` and `metamodel` all given, no
-            recommender is built.
+            recommender's check). With `recommendation`, `kb` and `metamodel` given, no recommender
+            is built (and without `llm` every next trial is the labelled fallback).
         start_job: the job starter (`tools.jobs.Job.start`'s signature); tests inject a fake.
         runs_dir: run folders of the trials (default `tools.jobs.runs_dir()`).
         context: run settings of the graph for trial 1.
@@ -435,7 +435,7 @@ class Tuner:
             raise TuneError(f"budget_minutes must be a number > 0, but got {budget_minutes!r}.")
         if not isinstance(min_gain, (int, float)) or not 0 <= min_gain <= 1:
             raise TuneError(f"min_gain must satisfy 0 <= min_gain <= 1, but got {min_gain!r}.")
-        standalone = recommendation is not None and None not in (llm, kb, metamodel)
+        standalone = recommendation is not None and kb is not None and metamodel is not None
         if recommender is None and not standalone:
             from agent.recommend import Recommender, default_recommender
 

@@ -566,6 +566,9 @@ def _followup_messages(entry: dict[str, Any]) -> list[dict[str, Any]]:
     if a.get("kind") == "note":
         out.append(_say(a["text"]))
         return out
+    if a.get("kind") == "tune":  # a finished tuning session (agent.tune_chat): its messages as streamed
+        out += [m for m in a.get("messages") or [] if isinstance(m, dict) and "content" in m]
+        return out
     answer = FollowupAnswer(**{k: v for k, v in a.items() if k in FollowupAnswer.__dataclass_fields__})
     out.append(_say(answer.markdown()))
     if answer.plot and Path(answer.plot).is_file():
@@ -741,6 +744,7 @@ class ChatAdapter:
         self.weights_available = weights_available
         self.renderer = ThreadRenderer(self.context.plot_dir)
         self._runs: dict[str, LiveRun] = {}
+        self._tunes: dict[str, Any] = {}  # thread id -> agent.tune_chat.TuneSession (iterative mode)
         self._rendered_cache: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -840,8 +844,20 @@ class ChatAdapter:
         if stalled:
             messages.append(_say("This thread stopped inside training (the app was restarted, or the job could not be "
                                  "followed). **Resume** re-attaches to the job and records its result."))
+        busy = run is not None
+        tune = self._tunes.get(thread_id)
+        if tune is not None and not tune.persisted:  # a tuning session not yet kept in the transcript
+            messages += [_user(tune.request), *tune.messages]
+            if tune.training is not None:
+                training = replace(tune.training, history=list(tune.training.history))
+            if not tune.done:
+                busy = True
+                offer = tune.offer()
+                if offer is None:
+                    detail = tune.training.message if tune.training is not None and not tune.training.done else "working"
+                    messages.append(_thought("Tuning…", detail, pending=True))
         return ChatView(thread_id=thread_id, messages=messages, offer=offer, training=training,
-                        busy=run is not None, stalled=stalled, notice=notice)
+                        busy=busy, stalled=stalled, notice=notice)
 
     def _anchor(self, thread_id: str) -> str | None:
         state = self.graph.get_state(self.config(thread_id))
@@ -883,8 +899,22 @@ class ChatAdapter:
             if finished:
                 return
 
+    def _follow_tune(self, session: Any, poll: float = 0.5) -> Iterator[ChatView]:
+        """Stream a tuning session until it ends or waits for an answer (the answer's click follows it on)."""
+        seen = -1
+        while True:
+            seen = session.wait(seen, timeout=poll)
+            stop = session.done or session.waiting is not None
+            yield self.view(session.thread_id)
+            if stop:
+                return
+
     def follow(self, thread_id: str) -> Iterator[ChatView]:
         """Attach to the thread's running graph run (after a reload); one view when none runs."""
+        tune = self._tunes.get(thread_id)
+        if tune is not None and not tune.done:
+            yield from self._follow_tune(tune)
+            return
         run = self._live(thread_id)
         if run is None:
             yield self.view(thread_id)
@@ -921,7 +951,15 @@ class ChatAdapter:
             return
         yield from self._follow(run)
 
+    def _tune_waiting(self, thread_id: str) -> Any | None:
+        tune = self._tunes.get(thread_id)
+        return tune if tune is not None and not tune.done and tune.waiting is not None else None
+
     def approve(self, thread_id: str, dataset: str | None = None) -> Iterator[ChatView]:
+        if (tune := self._tune_waiting(thread_id)) is not None:
+            tune.answer(True)
+            yield from self._follow_tune(tune)
+            return
         answer: dict[str, Any] = {"action": "approve"}
         if dataset:
             answer["dataset"] = dataset
@@ -942,10 +980,19 @@ class ChatAdapter:
         yield from self.resume(thread_id, {"action": "edit", "config": changes})
 
     def reject(self, thread_id: str, reason: str = "") -> Iterator[ChatView]:
+        if (tune := self._tune_waiting(thread_id)) is not None:
+            tune.answer(False)
+            yield from self._follow_tune(tune)
+            return
         yield from self.resume(thread_id, {"action": "reject", "reason": reason[:500]})
 
     def cancel(self, thread_id: str) -> str:
         """Ask the thread's running training job to stop; returns what happened, in words."""
+        tune = self._tunes.get(thread_id)
+        if tune is not None and not tune.done:
+            tune.cancel()
+            return "Cancelling the tuning session: the running trial stops after the current batch (recorded as " \
+                   "cancelled) and no further trial is proposed."
         run = self._live(thread_id)
         if run is None or run.training is None or not run.training.job_id:
             return "No training job is running in this conversation."
@@ -1036,6 +1083,23 @@ class ChatAdapter:
                constraints: dict[str, Any] | None = None) -> Iterator[ChatView]:
         """A message typed into the chat: an approval reply, a follow-up question, or a new task."""
         text = (text or "").strip()
+        tune = self._tunes.get(thread_id)
+        if tune is not None and not tune.done:
+            if tune.waiting is not None and (_APPROVE.match(text) or _REJECT.match(text)):
+                tune.answer(bool(_APPROVE.match(text)))
+                yield from self._follow_tune(tune)
+            elif text and not dataset and detect_intent(text).kind != "unknown":
+                yield self.ask(thread_id, text)
+            else:
+                yield self.view(thread_id, notice="Tuning is in progress: answer its question, or Cancel it.")
+            return
+        if self._live(thread_id) is None and not dataset:
+            from agent.tune_chat import parse_tune_command
+
+            command = parse_tune_command(text)
+            if command is not None:
+                yield from self.start_tune(thread_id, text, command)
+                return
         if self._live(thread_id) is not None:
             if text and not dataset and detect_intent(text).kind != "unknown":
                 yield self.ask(thread_id, text)
@@ -1083,6 +1147,58 @@ class ChatAdapter:
                 "You can also upload a .npz or a zipped image folder, or give a dataset path under Options."))
             return
         yield from self.start_request(thread_id, text, dataset=dataset, constraints=constraints)
+
+    def start_tune(self, thread_id: str, text: str, command: Any) -> Iterator[ChatView]:
+        """Iterative mode (agent.tune): trial 1 is the thread's recommendation, then LLM-proposed trials.
+
+        The message approves every trial within its count and budget, unless it asks for
+        per-trial approval ("ask before each"). A pending approval of the graph's offer is
+        closed first (trial 1 trains that recommendation).
+        """
+        from agent.recommend import Recommendation
+        from agent.tune import TuneError, Tuner
+        from agent.tune_chat import TuneSession
+
+        values = self.values(thread_id)
+        if not values.get("recommendation"):
+            yield self.note(thread_id, text, "Tuning starts from a recommendation: describe your task and give its "
+                                             "dataset first, then say e.g. *tune 5 trials in 10 minutes*.")
+            return
+        rec = Recommendation.model_validate(values["recommendation"])
+        dataset = (values.get("offer") or {}).get("dataset") or (values.get("profile") or {}).get("dataset")
+        if not dataset or not self.context.allows(dataset):
+            yield self.note(thread_id, text, "Tuning trains real runs, so it needs the dataset: start a new request "
+                                             "with the dataset (upload it or give its path under Options).")
+            return
+        try:
+            tuner = Tuner(values.get("task") or "", dataset=dataset, trials=command.trials,
+                          budget_minutes=command.budget_minutes, recommendation=rec, llm=self.followup_llm,
+                          kb=self.kb, metamodel=lambda: self.metamodel, weights_available=self.weights_available,
+                          start_job=self.jobs.start, runs_dir=self.context.runs_dir, seed=self.context.seed)
+        except TuneError as exc:
+            yield self.note(thread_id, text, f"⚠ {exc}")
+            return
+        if self.graph.get_state(self.config(thread_id)).next == ("approve",):
+            from langgraph.types import Command
+
+            self.graph.invoke(Command(resume={"action": "reject", "reason": "superseded by iterative tuning (trial 1 "
+                                                                           "trains this recommendation)"}),
+                              self.config(thread_id), context=self.context)
+
+        def keep(session: TuneSession) -> None:
+            self.transcript.add(thread_id, self._anchor(thread_id), session.request,
+                                {"kind": "tune", "messages": session.messages})
+            session.persisted = True
+
+        session = TuneSession(thread_id, text, tuner, per_trial=command.per_trial, dataset=dataset, on_done=keep)
+        with self._lock:
+            current = self._tunes.get(thread_id)
+            if current is not None and not current.done:
+                yield self._busy(thread_id)
+                return
+            self._tunes[thread_id] = session
+        threading.Thread(target=session.drive, name=f"tune-{thread_id[:8]}", daemon=True).start()
+        yield from self._follow_tune(session)
 
     @staticmethod
     def _looks_like_task(text: str) -> bool:

@@ -1,0 +1,244 @@
+"""The iterative mode in the chat: a tuning session run in the background, shown as chat messages.
+
+A thread that holds a recommendation (and a dataset) can be tuned with a follow-up such as
+"tune 5 trials in 10 minutes" (the message approves every trial within that budget) or
+"tune 3 trials, ask before each" (every trial waits for Approve / Reject). Trial 1 is the
+thread's recommendation; each trial's proposal, rationale, training progress, result and
+log analysis stream into the conversation; when the session ends its messages are kept in
+the thread's transcript, so they survive a reload or a restart.
+
+The loop is `agent.tune.Tuner`'s; this module only turns its steps into messages and
+holds the per-trial approval gate. `agent.ui_adapter.ChatAdapter` owns the sessions.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agent.followup import config_summary, fmt_seconds
+from agent.tune import Proposal, Trial, Tuner, TuneResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRIALS = 5
+APPROVAL_TIMEOUT = 3600.0  # a per-trial question unanswered for an hour stops the session
+_COMMAND = re.compile(r"^\s*(?:please\s+)?(?:tune|iterate|tuning|hpo)\b", re.I)
+_TRIALS = re.compile(r"(\d{1,3})\s*(?:more\s+)?(?:trials?|runs?|rounds?|iterations?)\b", re.I)
+_MINUTES = re.compile(r"(\d+(?:\.\d+)?)\s*(min(?:ute)?s?|m|h(?:ours?)?|hrs?)\b", re.I)
+_EACH = re.compile(r"\b(?:each|every|one by one|one at a time|per trial|step by step|ask)\b", re.I)
+
+
+@dataclass
+class TuneCommand:
+    """What a "tune ..." message asks for."""
+
+    trials: int = DEFAULT_TRIALS
+    budget_minutes: float | None = None
+    per_trial: bool = False
+
+
+def parse_tune_command(text: str) -> TuneCommand | None:
+    """The tuning request in a chat message, or None when the message is not one.
+
+    >>> parse_tune_command("tune 5 trials in 10 minutes")
+    TuneCommand(trials=5, budget_minutes=10.0, per_trial=False)
+    >>> parse_tune_command("iterate 3 trials, ask before each").per_trial
+    True
+    """
+    if not text or not _COMMAND.match(text):
+        return None
+    cmd = TuneCommand()
+    if m := _TRIALS.search(text):
+        cmd.trials = int(m.group(1))
+    if m := _MINUTES.search(text):
+        value = float(m.group(1))
+        cmd.budget_minutes = value * 60 if m.group(2).lower().startswith("h") else value
+    cmd.per_trial = bool(_EACH.search(text))
+    return cmd
+
+
+def proposal_md(p: Proposal, *, ask: bool) -> str:
+    pred = p.predicted
+    head = {"zero-shot": "the recommendation", "llm": f"the LLM's pick ({p.option})",
+            "fallback": f"fallback ({p.option or 'the meta-model'})"}[p.source]
+    text = (f"**Trial {p.number}** — {head}: `{config_summary(p.config)}`  \n"
+            f"predicted test accuracy {pred.accuracy:.2f} ({pred.low:.2f}-{pred.high:.2f}) in ~{fmt_seconds(pred.seconds)}"
+            + (f", expected gain {p.expected_gain:+.3f}" if p.expected_gain is not None else "")
+            + f"\n\n*Why:* {p.rationale}")
+    if p.fallback_reason:
+        text += f"\n\n*Fallback because:* {p.fallback_reason}"
+    if ask:
+        text += "\n\n**Approve** to train it, **Reject** to stop tuning."
+    return text
+
+
+def trial_md(t: Trial) -> str:
+    if t.val_accuracy is not None and t.test_accuracy is not None:
+        result = f"validation accuracy **{t.val_accuracy:.3f}**, test {t.test_accuracy:.3f}"
+    else:
+        result = f"**{t.status}**"
+    record = f" · record `{t.record_id[:12]}`" if t.record_id else ""
+    return (f"**Trial {t.number} result:** {result} in {fmt_seconds(t.seconds)}{record}\n\n"
+            f"*Analysis ({', '.join(t.analysis.labels)}):* {t.analysis.text}")
+
+
+def summary_md(r: TuneResult) -> str:
+    text = f"**Tuning stopped:** {r.stop_reason}."
+    if r.best is not None:
+        b = r.best
+        test = f", test {b.test_accuracy:.3f}" if b.test_accuracy is not None else ""
+        text += (f"\n\nBest: trial {b.number}, `{config_summary(b.config)}`: validation accuracy "
+                 f"{b.val_accuracy:.3f}{test}.")
+    if r.trials:
+        rows = "\n".join(
+            f"| {t.number} | {t.source} | {config_summary(t.config)} | "
+            f"{'' if t.val_accuracy is None else f'{t.val_accuracy:.3f}'} | "
+            f"{'' if t.test_accuracy is None else f'{t.test_accuracy:.3f}'} | {fmt_seconds(t.seconds)} |"
+            for t in r.trials)
+        text += ("\n\n| trial | source | config | val | test | time |\n|---|---|---|---|---|---|\n" + rows
+                 + f"\n\n{len(r.trials)} trial(s) in {fmt_seconds(r.train_seconds)}; every run is recorded in the "
+                   "knowledge base with its rationale.")
+    return text
+
+
+class TuneSession:
+    """One tuning session of a chat thread, driven in a background thread.
+
+    Looks like `agent.ui_adapter.LiveRun` to the adapter (version, wait, done, training), so
+    the same follow loop streams it.
+
+    Args:
+        thread_id: the chat thread.
+        request: the user's message that started it.
+        tuner: the tuning loop, built around the thread's recommendation.
+        per_trial: ask before every trial (else the request approved them all).
+        dataset: the dataset trials train on (shown in the approval box).
+        on_done: called once at the end (the adapter keeps the messages in the transcript).
+    """
+
+    def __init__(self, thread_id: str, request: str, tuner: Tuner, *, per_trial: bool, dataset: str,
+                 on_done: Callable[[TuneSession], None] | None = None) -> None:
+        self.thread_id = thread_id
+        self.request = request
+        self.tuner = tuner
+        self.per_trial = per_trial
+        self.dataset = dataset
+        self.messages: list[dict[str, Any]] = []
+        self.training: Any = None
+        self.waiting: Proposal | None = None
+        self.result: TuneResult | None = None
+        self.error: str | None = None
+        self.done = False
+        self.persisted = False
+        self.version = 0
+        self._on_done = on_done
+        self._cond = threading.Condition()
+        self._answer: bool | None = None
+        self._answered = threading.Event()
+
+    # --------------------------------------------------------------- observing
+    def changed(self) -> None:
+        with self._cond:
+            self.version += 1
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> int:
+        with self._cond:
+            if self.version == seen and not self.done:
+                self._cond.wait(timeout)
+            return self.version
+
+    def offer(self) -> dict[str, Any] | None:
+        """The proposal awaiting approval, shaped like the graph's offer (for the approval box)."""
+        p = self.waiting
+        if p is None:
+            return None
+        return {"config": p.config.model_dump(mode="json"), "key": p.config.key(), "dataset": self.dataset,
+                "prediction": p.predicted.model_dump(), "warnings": [], "error": None, "tune_trial": p.number}
+
+    # ---------------------------------------------------------------- steering
+    def answer(self, yes: bool) -> bool:
+        """Answer the waiting proposal; False when none waits."""
+        if self.waiting is None:
+            return False
+        self._answer = bool(yes)
+        self.waiting = None  # at once: a page following the session must not stop at the answered question
+        self._answered.set()
+        self.changed()
+        return True
+
+    def cancel(self) -> None:
+        """Stop the session: the running trial is cancelled (and recorded so), nothing more is proposed."""
+        self.tuner.cancel()
+        self.answer(False)
+
+    def _approve(self, proposal: Proposal) -> bool:
+        if not self.per_trial:
+            return True
+        self._answer = None
+        self._answered.clear()
+        self.waiting = proposal
+        self.changed()
+        self._answered.wait(APPROVAL_TIMEOUT)
+        self.waiting = None
+        return bool(self._answer)
+
+    def _say(self, content: str) -> None:
+        self.messages.append({"role": "assistant", "content": content})
+        self.changed()
+
+    def _event(self, event: dict[str, Any]) -> None:
+        from agent.ui_adapter import TrainingView
+
+        kind = event["type"]
+        if kind == "job":
+            self.training = TrainingView()
+            self.training.apply(event)
+        elif kind == "train" and self.training is not None:
+            self.training.apply(event)
+        elif kind == "trial":
+            t = Trial.model_validate(event["result"])
+            if self.training is not None:
+                self.training.apply({"type": "train_done", "status": t.status, "record_id": t.record_id,
+                                     "test_accuracy": t.test_accuracy, "seconds": t.seconds, "error": t.error})
+            self.messages.append({"role": "assistant", "content": trial_md(t)})
+        self.changed()
+
+    # ----------------------------------------------------------------- driving
+    def drive(self) -> None:
+        """The loop (`agent.tune.tune`'s, one step at a time); run in a background thread."""
+        tuner = self.tuner
+        if not self.per_trial:
+            budget = f" within {fmt_seconds(tuner.budget_seconds)}" if tuner.budget_seconds else ""
+            self._say(f"Tuning up to {tuner.max_trials} trial(s){budget}, starting from the recommendation; your "
+                      "message approved them all (**Cancel** stops at any time).")
+        try:
+            while (proposal := tuner.propose()) is not None:
+                self._say(proposal_md(proposal, ask=self.per_trial))
+                if not self._approve(proposal):
+                    tuner.decline(proposal)
+                    break
+                tuner.run(proposal, on_event=self._event)
+            self.result = tuner.result()
+            self._say(summary_md(self.result))
+        except Exception as exc:  # shown in the chat; the trials already run are in the knowledge base
+            log.warning("tuning session of thread %s failed: %s", self.thread_id, exc)
+            self.error = f"{type(exc).__name__}: {exc}"
+            self._say(f"⚠ **Tuning stopped with an error:** {exc}")
+        finally:
+            self.waiting = None
+            self.done = True
+            if self._on_done is not None:
+                try:
+                    self._on_done(self)
+                except Exception as exc:  # the messages stay visible in this process
+                    log.warning("could not keep the tuning session in the transcript: %s", exc)
+            self.changed()
+
+
+__all__ = ["TuneCommand", "TuneSession", "parse_tune_command", "proposal_md", "summary_md", "trial_md"]

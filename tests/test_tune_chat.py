@@ -1,0 +1,125 @@
+"""The iterative mode in the chat (agent.tune_chat through ChatAdapter) with fake parts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+
+from agent.context import Context
+from agent.graph import build_graph
+from agent.tune_chat import TuneCommand, parse_tune_command
+from agent.ui_adapter import ChatAdapter, ChatView, JobRegistry, Transcript
+from tests.test_tune import DRAFT, FakeChat, FakeJobs, FakeMetaModel, FakeStore, pick, tiny_dataset
+
+
+class Chat:
+    def __init__(self, tmp_path: Path, script: list, *, delay: float = 0.0) -> None:
+        self.store = FakeStore(tmp_path / "kb")
+        self.llm = FakeChat(messages=iter([]), script=list(script))
+        self.metamodel = FakeMetaModel()
+        self.jobs = FakeJobs(tmp_path / "runs", self.store, delay=delay)
+        self.transcript = Transcript(tmp_path / "threads.sqlite")
+        self.saver = InMemorySaver()
+        self.adapter = self.make()
+        self.dataset = tiny_dataset(tmp_path)
+
+    def make(self) -> ChatAdapter:
+        graph = build_graph(llm=self.llm, judge_llm=self.llm, store=self.store, metamodel=self.metamodel,
+                            checkpointer=self.saver, start_job=self.jobs,
+                            weights_available=lambda b: b.startswith("efficientnet_lite"))
+        return ChatAdapter(graph, kb=self.store, metamodel=self.metamodel, context=Context(llm_judge=False),
+                           jobs=JobRegistry(self.jobs), transcript=self.transcript, followup_llm=self.llm,
+                           weights_available=lambda b: b.startswith("efficientnet_lite"))
+
+
+def last(views: Iterator[ChatView]) -> ChatView:
+    seen = list(views)
+    assert seen
+    return seen[-1]
+
+
+def text(view: ChatView) -> str:
+    return "\n".join(str(m["content"]) for m in view.messages)
+
+
+def recommend(chat: Chat, thread: str = "t1") -> ChatView:
+    view = last(chat.adapter.submit(thread, "breast ultrasound, 3 classes", dataset=chat.dataset))
+    assert view.offer is not None and not view.busy
+    return view
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ("tune 5 trials in 10 minutes", TuneCommand(5, 10.0, False)),
+    ("Tune 3 trials, ask before each", TuneCommand(3, None, True)),
+    ("iterate for 1.5 hours", TuneCommand(5, 90.0, False)),
+    ("tune 2 runs in 4 min one by one", TuneCommand(2, 4.0, True)),
+    ("why this learning rate?", None),
+    ("what about tuning the learning rate?", None),
+])
+def test_parse_tune_command(message: str, expected: TuneCommand | None) -> None:
+    assert parse_tune_command(message) == expected
+
+
+def test_tune_streams_every_trial_and_keeps_the_session(tmp_path: Path) -> None:
+    chat = Chat(tmp_path, [DRAFT, pick(0), pick(1)])
+    recommend(chat)
+
+    views = list(chat.adapter.submit("t1", "tune 3 trials in 10 minutes"))
+
+    final = views[-1]
+    assert not final.busy and final.offer is None
+    shown = text(final)
+    for n in (1, 2, 3):
+        assert f"**Trial {n}**" in shown and f"**Trial {n} result:**" in shown
+    assert "the recommendation" in shown and "the LLM's pick (o1)" in shown and "*Analysis (" in shown
+    assert "**Tuning stopped:** trials done" in shown
+    assert len(chat.jobs.calls) == 3 and len({c["config"].key() for c in chat.jobs.calls}) == 3
+    assert any(v.busy and v.training is not None for v in views[:-1])  # progress streamed while training
+    # The graph's pending approval was closed (trial 1 trained that recommendation) ...
+    assert chat.adapter.graph.get_state(chat.adapter.config("t1")).next == ()
+    # ... and the session is kept in the transcript: a restarted app shows it.
+    again = chat.make().view("t1")
+    assert "**Trial 3 result:**" in text(again) and "tune 3 trials in 10 minutes" in text(again)
+
+
+def test_per_trial_approval_waits_for_each_answer(tmp_path: Path) -> None:
+    chat = Chat(tmp_path, [DRAFT, pick(0)])
+    recommend(chat)
+
+    view = last(chat.adapter.submit("t1", "tune 3 trials, ask before each"))
+    assert view.busy and view.offer is not None and view.offer["tune_trial"] == 1
+    assert chat.jobs.calls == []  # nothing trains before the answer
+
+    view = last(chat.adapter.approve("t1"))
+    assert len(chat.jobs.calls) == 1 and view.offer is not None and view.offer["tune_trial"] == 2
+    assert "**Trial 1 result:**" in text(view)
+
+    view = last(chat.adapter.submit("t1", "no"))
+    assert not view.busy and view.offer is None and len(chat.jobs.calls) == 1
+    assert "**Tuning stopped:** trial 2 not approved" in text(view)
+
+
+def test_cancel_stops_the_session(tmp_path: Path) -> None:
+    chat = Chat(tmp_path, [DRAFT, pick(0)], delay=1.0)
+    recommend(chat)
+    views = chat.adapter.submit("t1", "tune 3 trials")
+    first = next(views)
+    assert first.busy
+
+    assert "Cancelling the tuning session" in chat.adapter.cancel("t1")
+    final = last(views)
+    assert not final.busy and "**Tuning stopped:** cancelled by the user" in text(final)
+    assert len(chat.jobs.calls) == 1
+
+
+def test_tuning_needs_a_recommendation_with_a_dataset(tmp_path: Path) -> None:
+    chat = Chat(tmp_path, [DRAFT])
+    view = last(chat.adapter.submit("t1", "tune 3 trials"))
+    assert "Tuning starts from a recommendation" in text(view) and chat.jobs.calls == []
+
+    last(chat.adapter.submit("t2", "breast ultrasound, 3 classes, 800 images"))  # text only: no dataset
+    view = last(chat.adapter.submit("t2", "tune 3 trials"))
+    assert "needs the dataset" in text(view) and chat.jobs.calls == []
