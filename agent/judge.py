@@ -212,13 +212,14 @@ def _segments(text: str) -> list[tuple[str, str]]:
 
 
 def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
-               candidates: Sequence[dict[str, Any]] = (), evidence: Sequence[dict[str, Any]] = ()) -> list[str]:
+               candidates: Sequence[dict[str, Any]] = (), evidence: Sequence[dict[str, Any]] = (),
+               about: Sequence[str] = ()) -> list[str]:
     """What a rationale states that the evidence does not.
 
     Unknown ids; accuracies never shown; an accuracy given to an id that is not that id's
     (the first number after "c3" must be c3's); a candidate called the most accurate (or
     fastest) that is not; an optimizer, input size or backbone that none of the runs it
-    names uses.
+    names (or, naming none, the runs it is `about`) uses.
     """
     problems = [f"it names {i}, which is not among the candidates or past runs" for i in quoted_ids(rationale)
                 if i not in known_ids]
@@ -244,7 +245,7 @@ def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
         for cid in dict.fromkeys(_FASTEST.findall(rationale)):
             if cid in by_id and by_id[cid]["seconds"] > fastest * 1.05 + 1:
                 problems.append(f"it calls {cid} the fastest, but another candidate trains faster")
-    named = [runs[i]["config"] for i in quoted_ids(rationale) if i in runs and runs[i].get("config")]
+    named = [runs[i]["config"] for i in (quoted_ids(rationale) or about) if i in runs and runs[i].get("config")]
     if named:
         settings = {
             "optimizer": ({m.lower() for m in _OPTIMIZER.findall(rationale)}, {c["optimizer"] for c in named}),
@@ -445,7 +446,7 @@ def run_checks(
 
     shown = [*shown_accuracies, *(v for c in candidates for v in (c["accuracy"], c.get("low"), c.get("high"))
                                   if v is not None)]
-    problems = ungrounded(draft.rationale, sorted(known), shown, candidates, evidence)
+    problems = ungrounded(draft.rationale, sorted(known), shown, candidates, evidence, about=[draft.candidate])
     checks.append(Check(
         "grounded", not problems,
         "the rationale must state only what the evidence shows, but " + "; ".join(problems) + "." if problems else "",

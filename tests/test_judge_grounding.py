@@ -48,6 +48,14 @@ def test_a_rationale_that_states_what_the_evidence_does_not_is_caught(text: str,
     assert any(problem in p for p in problems(text)), problems(text)
 
 
+def test_a_rationale_that_names_no_id_is_held_to_the_candidate_it_picked() -> None:
+    text = "The small_cnn from scratch at 32px with AdamW is predicted 0.93."
+    assert problems(text) == []  # naming nothing, and about nothing: nothing to hold it to
+    found = ungrounded(text, ["c1", "c2", "r1"], SHOWN, CANDIDATES, EVIDENCE, about=["c1"])
+    assert [p.split(", but")[0] for p in found] == [
+        "it says optimizer adamw", "it says input size 32", "it says backbone small_cnn"]
+
+
 def test_numbers_that_are_not_accuracies_are_not_read_as_accuracies() -> None:
     assert quoted_accuracies("lr 0.001, learning rate of 0.3, 0.25 s, 0.5 min, weight decay 0.05") == []
     assert quoted_accuracies("c1 at lr=0.58 reaches 0.9 (93%)") == [0.9, 0.93]
