@@ -452,7 +452,6 @@ class Tuner:
         self.dataset = str(dataset)
         self.max_trials = trials
         self.budget_seconds = None if budget_minutes is None else float(budget_minutes) * 60
-        self._explicit_budget = budget_minutes is not None
         self.device, self.backbones, self.modes = device, list(backbones or []) or None, list(modes or []) or None
         self.min_gain = float(min_gain)
         self.seed = seed
@@ -537,9 +536,10 @@ class Tuner:
             return self._stop(f"trials done: all {self.max_trials} ran")
         if self.budget_seconds is not None and self.spent >= self.budget_seconds:
             return self._stop(f"budget spent: the trials took {_fmt_s(self.spent)} of {_fmt_s(self.budget_seconds)}")
-        if not self.trials:
-            return self._first()
-        return self._next()
+        proposal = self._first() if not self.trials else self._next()
+        if self._cancelled.is_set():  # cancelled while the LLM was thinking: propose nothing
+            return self._stop("cancelled by the user")
+        return proposal
 
     def _stop(self, reason: str) -> None:
         self.stop_reason = reason
@@ -976,7 +976,7 @@ def render_trial(t: Trial) -> str:
     result = (f"val {t.val_accuracy:.3f}, test {t.test_accuracy:.3f}" if t.val_accuracy is not None
               and t.test_accuracy is not None else t.status)
     return (f"Trial {t.number} [{t.status}] {_config_text(t.config)}: {result} in {_fmt_s(t.seconds)}"
-            + (f" (record {t.record_id[:12]})" if t.record_id else "") + f"\n  analysis: {t.analysis.text}")
+            + (f" (record {t.record_id})" if t.record_id else "") + f"\n  analysis: {t.analysis.text}")
 
 
 def render_result(r: TuneResult) -> str:

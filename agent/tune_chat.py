@@ -82,7 +82,7 @@ def trial_md(t: Trial) -> str:
         result = f"validation accuracy **{t.val_accuracy:.3f}**, test {t.test_accuracy:.3f}"
     else:
         result = f"**{t.status}**"
-    record = f" · record `{t.record_id[:12]}`" if t.record_id else ""
+    record = f" · record `{t.record_id}`" if t.record_id else ""
     return (f"**Trial {t.number} result:** {result} in {fmt_seconds(t.seconds)}{record}\n\n"
             f"*Analysis ({', '.join(t.analysis.labels)}):* {t.analysis.text}")
 

@@ -340,6 +340,18 @@ def test_trial_one_can_be_a_recommendation_already_made(tmp_path: Path, dataset:
     assert tuner.recommender is None
 
 
+def test_a_cancel_while_the_llm_thinks_proposes_nothing(tmp_path: Path, dataset: str) -> None:
+    parts = Parts(tmp_path, [DRAFT])
+    tuner = Tuner(TASK, dataset=dataset, trials=3, recommender=parts.recommender, start_job=parts.jobs)
+    parts.llm.script.append(lambda schema: (tuner.cancel(), pick(0)(schema))[1])
+    first = tuner.propose()
+    assert first is not None
+    tuner.run(first)
+
+    assert tuner.propose() is None and tuner.stop_reason == "cancelled by the user"
+    assert len(parts.jobs.calls) == 1
+
+
 def test_a_repeat_is_refused_even_when_the_llm_names_it(tmp_path: Path, dataset: str) -> None:
     parts = Parts(tmp_path, [DRAFT, pick(0)])
     tuner = Tuner(TASK, dataset=dataset, trials=3, recommender=parts.recommender, start_job=parts.jobs)
