@@ -442,6 +442,16 @@ def test_nothing_trains_without_approval(tmp_path: Path, dataset: str, approve: 
     assert "not approved" in result.stop_reason
 
 
+def test_approve_each_needs_a_terminal(tmp_path: Path, dataset: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    parts = Parts(tmp_path, [DRAFT])
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with pytest.raises(TuneError, match="not a terminal"):
+        parts.tune(dataset, approve="each")
+    assert parts.jobs.calls == []
+
+
 def test_per_trial_approval_can_stop_after_some_trials(tmp_path: Path, dataset: str) -> None:
     parts = Parts(tmp_path, [DRAFT, pick(0)])
     asked: list[int] = []
