@@ -111,6 +111,7 @@ def export_study(
     top_k: int = 5,
     dataset: str | None = None,
     metamodel: Any | None = None,
+    kb_dir: str | None = None,
 ) -> StudyExport:
     """Create an Optuna study holding the recommendation and the top-K candidates as enqueued trials.
 
@@ -122,6 +123,7 @@ def export_study(
         dataset: the dataset path shown in the snippet (default: the recommendation's).
         metamodel: when the recommendation carries fewer than `top_k` other candidates,
             more are asked from it (same task and constraints), best first.
+        kb_dir: the knowledge base the snippet records trials into (default: the user's).
 
     Raises:
         ValueError: the study already exists, or top_k is negative.
@@ -170,11 +172,12 @@ def export_study(
     })
     path = dataset or profile.dataset or "PATH/TO/DATASET.npz"
     return StudyExport(study_name=study_name, storage=storage, enqueued=enqueued,
-                       snippet=snippet(storage, study_name, path, backbones=profile.backbones, modes=profile.modes))
+                       snippet=snippet(storage, study_name, path, backbones=profile.backbones, modes=profile.modes,
+                                       kb_dir=kb_dir))
 
 
 def snippet(storage: str, study_name: str, dataset: str, *, backbones: list[str] | None = None,
-            modes: list[str] | None = None) -> str:
+            modes: list[str] | None = None, kb_dir: str | None = None) -> str:
     """Python that continues the study with TPE, training each trial as a MetaLLMiX job."""
     return f'''import optuna
 from agent.optuna_export import search_space, suggest_config
@@ -182,7 +185,7 @@ from knowledge.store import open_default
 from tools.jobs import Job
 
 space = search_space(backbones={backbones!r}, modes={modes!r})
-kb_root = open_default(index=False).root   # every trial's record lands in your knowledge base
+kb_root = open_default({kb_dir!r}, index=False).root   # every trial's record lands in the knowledge base
 
 def objective(trial):
     config = suggest_config(trial, space)   # prunes invalid combinations
