@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -304,6 +305,10 @@ class Nodes:
         ctx = runtime.context or Context()
         text = state.get("task") or ""
         dataset = state.get("dataset") or None
+        if not isinstance(text, str):
+            raise TaskError(f"the task must be text, but got {type(text).__name__}; describe it in words.")
+        if dataset is not None and not isinstance(dataset, str | os.PathLike):
+            raise TaskError(f"the dataset must be a path, but got {type(dataset).__name__}.")
         given: dict[str, Any] = dict(state.get("constraints") or {})
         if not text.strip() and not dataset:
             raise TaskError("describe the task in words, give a dataset path, or both.")

@@ -533,6 +533,18 @@ def test_a_retry_samples_instead_of_repeating_the_greedy_draft(store: FakeStore)
     assert [v["passed"] for v in out["verdicts"]] == [False, True]
 
 
+@pytest.mark.parametrize(("task", "dataset", "message"), [
+    (42, None, "the task must be text, but got int"),
+    (["chest x-ray"], None, "the task must be text, but got list"),
+    ("chest x-ray", 3.5, "the dataset must be a path, but got float"),
+])
+def test_a_graph_invoked_with_wrong_types_says_what_is_wrong(
+        store: FakeStore, task: Any, dataset: Any, message: str) -> None:
+    graph = make(store, chat(draft()), chat(scores()))
+    with pytest.raises(TaskError, match=message):
+        graph.invoke({"task": task, "dataset": dataset, "constraints": {}}, {"configurable": {"thread_id": "t"}})
+
+
 def test_zero_retries_falls_back_after_one_draft(store: FakeStore) -> None:
     llm = chat(draft(expected_accuracy=0.1))
     out = run(make(store, llm, chat()), context=Context(max_judge_retries=0))
