@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from knowledge.schema import TrainConfig
-from knowledge.space import BACKBONES, OPTIMIZERS, RANGES
+from knowledge.space import BACKBONES, OPTIMIZERS
 
 RATIONALE_MAX = 180
 CRITIQUE_MAX = 80
