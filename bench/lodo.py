@@ -464,8 +464,9 @@ def metallmix(task: Task, llm: Any, judge_llm: Any) -> Choice:
     r.warm_up()
     rec, _ = r.run("", dataset=str(task.path), budget_minutes=BUDGET_MINUTES, device="cpu")
     v = rec.verdict
-    note = f"LLM {rec.llm_seconds:.1f} s, drafts {v.attempts}, " + ("FALLBACK" if rec.fallback else
-                                                                    f"judged {v.judged_by}")
+    failed = [c.name for c in v.checks if not c.ok] or (["llm-judge"] if not v.passed else [])
+    note = f"LLM {rec.llm_seconds:.1f} s, drafts {v.attempts}, " + (
+        f"FALLBACK (last draft failed: {', '.join(failed)})" if rec.fallback else f"judged {v.judged_by}")
     task.extra["metallmix_top1"] = rec.candidates[0].config if rec.candidates else None
     return Choice("metallmix", rec.config, rec.timings["total"], notes=note)
 
