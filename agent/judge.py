@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from knowledge.schema import TrainConfig
 from knowledge.space import BACKBONES, OPTIMIZERS
 
-RATIONALE_MAX = 180
+RATIONALE_MAX = 150
 CRITIQUE_MAX = 80
 MAX_CITES = 3
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
