@@ -272,3 +272,18 @@ def test_leave_one_dataset_out_reports_per_dataset(records: list[ExperimentRecor
         assert row["regret"] >= 0 and 1 <= row["rank"] <= row["n_runs"]
         assert row["best_accuracy"] >= row["chosen_accuracy"]
         assert 0 <= row["mae"] <= 1
+
+
+def test_dataset_folds_are_bounded_and_keep_datasets_whole() -> None:
+    from tools.metamodel import MAX_DATASET_FOLDS, _folds
+
+    groups = [f"d{i % 30}" for i in range(300)]  # 30 datasets, 10 rows each
+    by_dataset, rand = _folds(groups, seed=0)
+
+    assert len(by_dataset) == MAX_DATASET_FOLDS and len(rand) == 5
+    assert sorted(np.concatenate(by_dataset).tolist()) == list(range(300))  # every row tested once
+    for fold in by_dataset:  # a dataset is never split across folds
+        names = {groups[i] for i in fold}
+        assert sum(1 for g in groups if g in names) == len(fold)
+    few = _folds([f"d{i % 3}" for i in range(30)], seed=0)[0]
+    assert len(few) == 3  # up to the bound, one fold per dataset

@@ -381,14 +381,28 @@ def _design(records: Sequence[ExperimentRecord], modalities: list[str] | None = 
     return _Design(x_acc, y_acc, groups, x_time, y_time, [g for g, k in zip(groups, ok, strict=True) if k], modalities)
 
 
+MAX_DATASET_FOLDS = 8  # beyond this many datasets, several share a fold (the cost is one fit per fold)
+
+
 def _folds(groups: Sequence[str], seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Test-index folds: one per dataset (leave-one-dataset-out), and 5 random ones."""
+    """Test-index folds: leave-datasets-out (one dataset per fold, or with more than
+    MAX_DATASET_FOLDS datasets, that many folds of whole datasets), and 5 random ones.
+
+    Bounded because each fold is a full fit: one fold per dataset made a 400-dataset
+    knowledge base's refit take hours (bench/scale.py).
+    """
     n = len(groups)
     by_dataset: list[np.ndarray] = []
     names = sorted(set(groups))
     if len(names) >= 2:
         arr = np.array(groups)
-        by_dataset = [np.flatnonzero(arr == g) for g in names]
+        if len(names) > MAX_DATASET_FOLDS:
+            order = np.random.default_rng(seed).permutation(len(names))
+            fold_of = {names[j]: i % MAX_DATASET_FOLDS for i, j in enumerate(order)}
+            ids = np.array([fold_of[g] for g in groups])
+            by_dataset = [np.flatnonzero(ids == k) for k in range(MAX_DATASET_FOLDS)]
+        else:
+            by_dataset = [np.flatnonzero(arr == g) for g in names]
     rand: list[np.ndarray] = []
     if n >= 20:
         perm = np.random.default_rng(seed).permutation(n)
