@@ -142,6 +142,7 @@ class KnowledgeBase:
         self.lock_timeout = lock_timeout
         self._collection: Any | None = None
         self._cache: tuple[tuple[int, int], list[ExperimentRecord]] | None = None
+        self._ids: tuple[list[ExperimentRecord], dict[str, ExperimentRecord]] | None = None
 
     # ----------------------------------------------------------------- records
     def records(self) -> list[ExperimentRecord]:
@@ -153,13 +154,22 @@ class KnowledgeBase:
         stamp = (st.st_size, st.st_mtime_ns)
         if self._cache is None or self._cache[0] != stamp:
             self._cache = (stamp, read_records(self.path))
+            self._ids = None
         return self._cache[1]
+
+    def _by_id(self) -> dict[str, ExperimentRecord]:
+        """Records by id, built once per version of the file (a search must not rebuild it:
+        at 100k records that was most of a query's time, bench/scale.py)."""
+        records = self.records()
+        if self._ids is None or self._ids[0] is not records:
+            self._ids = (records, {r.id: r for r in records})
+        return self._ids[1]
 
     def __len__(self) -> int:
         return len(self.records())
 
     def get(self, record_id: str) -> ExperimentRecord | None:
-        return next((r for r in self.records() if r.id == record_id), None)
+        return self._by_id().get(record_id)
 
     def run_keys(self) -> set[str]:
         return {r.run_key for r in self.records()}
@@ -265,7 +275,7 @@ class KnowledgeBase:
         if col.count() == 0:
             return []
         res = col.query(query_texts=[text], n_results=min(k, col.count()), where=where or None, include=["distances"])
-        by_id = {r.id: r for r in self.records()}
+        by_id = self._by_id()
         return [(by_id[i], float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True) if i in by_id]
 
     # ------------------------------------------------------------- reporting
