@@ -20,6 +20,7 @@ Environment:
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.metadata
 import json
@@ -360,8 +361,22 @@ def _load_llama(path: str, n_ctx: int, n_threads: int | None) -> tuple[Any, thre
                 n_threads=n_threads or os.cpu_count(),
                 verbose=False,
             )
+            if not _LLAMAS:
+                atexit.register(_close_llamas)
             _LLAMAS[key] = (llama, threading.Lock())
         return _LLAMAS[key]
+
+
+def _close_llamas() -> None:
+    """Free the loaded models before the interpreter tears down llama_cpp's module globals
+    (left to `Llama.__del__`, that printed a TypeError traceback at every exit)."""
+    for llama, lock in list(_LLAMAS.values()):
+        with lock:
+            try:
+                llama.close()
+            except Exception:  # exiting anyway; nothing to save
+                pass
+    _LLAMAS.clear()
 
 
 def _parse_json_answer(message: BaseMessage, schema: dict[str, Any] | type) -> dict[str, Any] | BaseModel:
