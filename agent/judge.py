@@ -23,6 +23,7 @@ The judge has two parts:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -153,13 +154,20 @@ def complete_draft(raw: dict[str, Any], candidates: Sequence[dict[str, Any]]) ->
     return {**filled, **{k: v for k, v in raw.items() if v is not None}}
 
 
-_ID = re.compile(r"\b([cr]\d{1,2})\b")
 _ACCURACY = re.compile(r"(?<![\w.])(0?\.\d+|1\.0+)(?![\d.]*\d)(?!\s*(?:s|min|h)\b)|(\d{1,3}(?:\.\d+)?)\s*%")
 # "c4 is the most accurate", "c2 is the fastest": a claim about one candidate, checkable.
 # A clause runs to the sentence's end ("0.93" does not end it).
 _CLAUSE = r"(?:[^.;]|\.\d)*?"
-_BEST = re.compile(rf"\b(c\d{{1,2}})\b{_CLAUSE}\b(?:most accurate|highest|best)\b")
-_FASTEST = re.compile(rf"\b(c\d{{1,2}})\b{_CLAUSE}\b(?:fastest|quickest|shortest)\b")
+
+
+@functools.cache
+def _id_patterns(prefixes: str) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """(any id, an id called the best, an id called the fastest) for ids like "c1"/"r2"
+    (prefixes "cr": candidates and retrieved runs) or "o1"/"t2" (the tuning options and trials)."""
+    ident = rf"[{prefixes}]\d{{1,2}}"
+    return (re.compile(rf"\b({ident})\b"),
+            re.compile(rf"\b({prefixes[0]}\d{{1,2}})\b{_CLAUSE}\b(?:most accurate|highest|best)\b"),
+            re.compile(rf"\b({prefixes[0]}\d{{1,2}})\b{_CLAUSE}\b(?:fastest|quickest|shortest)\b"))
 # Settings a rationale may attribute to a run: optimizers, input sizes, backbones.
 _OPTIMIZER = re.compile(r"\b(" + "|".join(sorted(OPTIMIZERS, key=len, reverse=True)) + r")\b", re.I)
 _SIZE = re.compile(r"\b(\d{2,3})\s*(?:px|pixels?)\b", re.I)
@@ -177,9 +185,9 @@ def _backbone_mentions(text: str) -> list[str]:
     return found
 
 
-def quoted_ids(text: str) -> list[str]:
+def quoted_ids(text: str, prefixes: str = "cr") -> list[str]:
     """The candidate and run ids ("c1", "r2") a text names."""
-    return list(dict.fromkeys(_ID.findall(text)))
+    return list(dict.fromkeys(_id_patterns(prefixes)[0].findall(text)))
 
 
 # A number right after one of these is a hyperparameter, not an accuracy.
@@ -200,9 +208,9 @@ def quoted_accuracies(text: str) -> list[float]:
     return values
 
 
-def _segments(text: str) -> list[tuple[str, str]]:
+def _segments(text: str, prefixes: str) -> list[tuple[str, str]]:
     """(id, the text from that id up to the next id or the end of its sentence)."""
-    marks = [(m.group(1), m.end()) for m in _ID.finditer(text)]
+    marks = [(m.group(1), m.end()) for m in _id_patterns(prefixes)[0].finditer(text)]
     out = []
     for i, (ident, end) in enumerate(marks):
         stop = marks[i + 1][1] - len(marks[i + 1][0]) if i + 1 < len(marks) else len(text)
@@ -213,23 +221,25 @@ def _segments(text: str) -> list[tuple[str, str]]:
 
 def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
                candidates: Sequence[dict[str, Any]] = (), evidence: Sequence[dict[str, Any]] = (),
-               about: Sequence[str] = ()) -> list[str]:
+               about: Sequence[str] = (), prefixes: str = "cr") -> list[str]:
     """What a rationale states that the evidence does not.
 
     Unknown ids; accuracies never shown; an accuracy given to an id that is not that id's
     (the first number after "c3" must be c3's); a candidate called the most accurate (or
     fastest) that is not; an optimizer, input size or backbone that none of the runs it
-    names (or, naming none, the runs it is `about`) uses.
+    names (or, naming none, the runs it is `about`) uses. `prefixes`: the id letters, the
+    first being the choices' (candidates) and the second the past runs'.
     """
-    problems = [f"it names {i}, which is not among the candidates or past runs" for i in quoted_ids(rationale)
-                if i not in known_ids]
+    _, best_re, fastest_re = _id_patterns(prefixes)
+    problems = [f"it names {i}, which is not among the candidates or past runs"
+                for i in quoted_ids(rationale, prefixes) if i not in known_ids]
     for value in quoted_accuracies(rationale):
         if not any(abs(value - v) <= QUOTE_TOLERANCE for v in shown):
             problems.append(f"it quotes {value:.2f}, which no candidate or past run shows")
     runs = {c["id"]: c for c in candidates} | {e["alias"]: e for e in evidence}
     values = {i: [v for v in (r.get("accuracy"), r.get("low"), r.get("high"), r.get("test_accuracy")) if v is not None]
               for i, r in runs.items()}
-    for ident, segment in _segments(rationale):
+    for ident, segment in _segments(rationale, prefixes):
         quoted = quoted_accuracies(segment)
         if ident in values and values[ident] and quoted and not any(
                 abs(quoted[0] - v) <= QUOTE_TOLERANCE for v in values[ident]):
@@ -238,14 +248,15 @@ def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
         best = max(c["accuracy"] for c in candidates)
         fastest = min(c["seconds"] for c in candidates)
         by_id = {c["id"]: c for c in candidates}
-        for cid in dict.fromkeys(_BEST.findall(rationale)):
+        for cid in dict.fromkeys(best_re.findall(rationale)):
             if cid in by_id and by_id[cid]["accuracy"] < best - 0.005:
                 problems.append(f"it calls {cid} the most accurate, but {cid} is predicted {by_id[cid]['accuracy']:.2f} "
                                 f"and the best candidate {best:.2f}")
-        for cid in dict.fromkeys(_FASTEST.findall(rationale)):
+        for cid in dict.fromkeys(fastest_re.findall(rationale)):
             if cid in by_id and by_id[cid]["seconds"] > fastest * 1.05 + 1:
                 problems.append(f"it calls {cid} the fastest, but another candidate trains faster")
-    named = [runs[i]["config"] for i in (quoted_ids(rationale) or about) if i in runs and runs[i].get("config")]
+    named = [runs[i]["config"] for i in (quoted_ids(rationale, prefixes) or about)
+             if i in runs and runs[i].get("config")]
     if named:
         settings = {
             "optimizer": ({m.lower() for m in _OPTIMIZER.findall(rationale)}, {c["optimizer"] for c in named}),

@@ -736,7 +736,26 @@ class Tuner:
             return None, "", f"{chosen.id} is predicted to need {_fmt_s(chosen.predicted.seconds)}, more than is left", seconds
         if len(rationale) < 20:
             return None, "", "the rationale is empty or too short", seconds
+        false = self._ungrounded(rationale, chosen, opts)
+        if false:
+            return None, "", "the rationale states what the evidence does not: " + "; ".join(false), seconds
         return chosen, rationale, None, seconds
+
+    def _ungrounded(self, rationale: str, chosen: Option, opts: Sequence[Option]) -> list[str]:
+        """The judge's grounding check on a tuning rationale: the options ("o2") and trials ("t1")
+        it names exist, and what it says of them (accuracies, "best", optimizer, size, backbone)
+        is what the prompt showed."""
+        from agent.judge import ungrounded
+
+        options = [{"id": o.id, "accuracy": o.expected, "low": o.predicted.low, "high": o.predicted.high,
+                    "seconds": o.predicted.seconds, "config": o.config.model_dump(mode="json"),
+                    "predicted": o.predicted.accuracy} for o in opts]
+        trials = [{"alias": f"t{t.number}", "test_accuracy": t.val_accuracy, "config": t.config.model_dump(mode="json")}
+                  for t in self.trials]
+        shown = [v for o in options for v in (o["accuracy"], o["predicted"], o["low"], o["high"])]
+        shown += [t["test_accuracy"] for t in trials if t["test_accuracy"] is not None]
+        known = [o["id"] for o in options] + [t["alias"] for t in trials]
+        return ungrounded(rationale, known, shown, options, trials, about=[chosen.id], prefixes="ot")
 
     # ---------------------------------------------------------------- running
     def decline(self, proposal: Proposal, reason: str = "not approved") -> None:

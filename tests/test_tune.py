@@ -324,6 +324,19 @@ def test_an_unusable_llm_answer_falls_back_to_the_best_untried_option_labelled(t
     assert "fallback" in parts.jobs.calls[1]["notes"]
 
 
+@pytest.mark.parametrize(("rationale", "problem"), [
+    ("o1 reaches 0.99 validation accuracy, far above t1.", "quotes 0.99"),
+    ("o1 builds on t7, the best trial so far, with a lower learning rate.", "names t7"),
+])
+def test_a_tuning_rationale_that_states_what_the_evidence_does_not_falls_back(
+        tmp_path: Path, dataset: str, rationale: str, problem: str) -> None:
+    parts = Parts(tmp_path, [DRAFT, pick(0, rationale)])
+
+    second = parts.tune(dataset, trials=2).trials[1]
+
+    assert second.source == "fallback" and problem in (second.fallback_reason or "")
+
+
 def test_trial_one_can_be_a_recommendation_already_made(tmp_path: Path, dataset: str) -> None:
     parts = Parts(tmp_path, [DRAFT, pick(0)])
     rec = parts.recommender.recommend(TASK, dataset=dataset)
