@@ -22,6 +22,7 @@ from typing import Any
 
 from agent.followup import config_summary, fmt_seconds
 from agent.tune import Proposal, Trial, Tuner, TuneResult
+from agent.ui_adapter import Observed
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def summary_md(r: TuneResult) -> str:
     return text
 
 
-class TuneSession:
+class TuneSession(Observed):
     """One tuning session of a chat thread, driven in a background thread.
 
     Looks like `agent.ui_adapter.LiveRun` to the adapter (version, wait, done, training), so
@@ -123,6 +124,7 @@ class TuneSession:
 
     def __init__(self, thread_id: str, request: str, tuner: Tuner, *, per_trial: bool, dataset: str,
                  on_done: Callable[[TuneSession], None] | None = None) -> None:
+        super().__init__()
         self.thread_id = thread_id
         self.request = request
         self.tuner = tuner
@@ -133,25 +135,10 @@ class TuneSession:
         self.waiting: Proposal | None = None
         self.result: TuneResult | None = None
         self.error: str | None = None
-        self.done = False
         self.persisted = False
-        self.version = 0
         self._on_done = on_done
-        self._cond = threading.Condition()
         self._answer: bool | None = None
         self._answered = threading.Event()
-
-    # --------------------------------------------------------------- observing
-    def changed(self) -> None:
-        with self._cond:
-            self.version += 1
-            self._cond.notify_all()
-
-    def wait(self, seen: int, timeout: float) -> int:
-        with self._cond:
-            if self.version == seen and not self.done:
-                self._cond.wait(timeout)
-            return self.version
 
     def offer(self) -> dict[str, Any] | None:
         """The proposal awaiting approval, shaped like the graph's offer (for the approval box)."""

@@ -256,16 +256,10 @@ class Transcript:
         self._conn.close()
 
 
-class LiveRun:
-    """One graph run of a thread in a background thread, observed by any number of pages."""
+class Observed:
+    """Background work that pages watch: a version bumped on every change, and a wait for it."""
 
-    def __init__(self, thread_id: str, kind: str, request: str | None, base_checkpoint: str | None) -> None:
-        self.thread_id = thread_id
-        self.kind = kind
-        self.request = request
-        self.base_checkpoint = base_checkpoint
-        self.training: TrainingView | None = None
-        self.error: str | None = None
+    def __init__(self) -> None:
         self.done = False
         self.version = 0
         self._cond = threading.Condition()
@@ -276,10 +270,23 @@ class LiveRun:
             self._cond.notify_all()
 
     def wait(self, seen: int, timeout: float) -> int:
-        """Block until the run changes after version `seen` (or `timeout` seconds); the new version."""
+        """Block until the work changes after version `seen` (or `timeout` seconds); the new version."""
         with self._cond:
             self._cond.wait_for(lambda: self.version != seen or self.done, timeout=timeout)
             return self.version
+
+
+class LiveRun(Observed):
+    """One graph run of a thread in a background thread, observed by any number of pages."""
+
+    def __init__(self, thread_id: str, kind: str, request: str | None, base_checkpoint: str | None) -> None:
+        super().__init__()
+        self.thread_id = thread_id
+        self.kind = kind
+        self.request = request
+        self.base_checkpoint = base_checkpoint
+        self.training: TrainingView | None = None
+        self.error: str | None = None
 
 
 def learning_curve_figure(history: list[dict[str, Any]], title: str = "") -> Any:
