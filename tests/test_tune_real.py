@@ -8,53 +8,29 @@ in a temporary knowledge base.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables import Runnable, RunnableLambda
-from pydantic import Field
 
 from agent.context import Context
 from agent.recommend import Recommender
 from agent.tune import tune
 from knowledge.schema import ExperimentRecord, TrainConfig
 from knowledge.store import SEED_DIR, KnowledgeBase, read_records
+from tests.test_tune import FakeChat
 
 pytestmark = pytest.mark.slow
 
 
-class EnumChat(GenericFakeChatModel):
+def second_option(schema: dict[str, Any]) -> Any:
     """Answers the tuning schema with its second option (when there is one); anything else with nonsense,
     so the zero-shot step falls back to the meta-model's best candidate."""
-
-    schemas: list[Any] = Field(default_factory=list)
-    prompts: list[list[BaseMessage]] = Field(default_factory=list)
-
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
-        self.prompts.append(list(messages))
-        schema = self.schemas[-1] if self.schemas else {}
-        ids = schema.get("properties", {}).get("option", {}).get("enum")
-        text = (json.dumps({"option": ids[min(1, len(ids) - 1)],
-                            "rationale": "The second option explores a nearby setting the analysis points to."})
-                if ids else "not json")
-        self.messages = iter([AIMessage(content=text)])
-        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-
-    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Runnable[Any, Any]:
-        self.schemas.append(schema)
-
-        def parse(m: AIMessage) -> Any:
-            try:
-                parsed, error = json.loads(m.content), None
-            except ValueError as exc:
-                parsed, error = None, exc
-            return {"raw": m, "parsed": parsed, "parsing_error": error} if include_raw else parsed
-
-        return self | RunnableLambda(parse)
+    ids = schema.get("properties", {}).get("option", {}).get("enum")
+    if not ids:
+        return "not json"
+    return {"option": ids[min(1, len(ids) - 1)],
+            "rationale": "The second option explores a nearby setting the analysis points to."}
 
 
 def test_three_real_frozen_trials_land_in_the_knowledge_base(tmp_path: Path, shared_data: Path,
@@ -64,7 +40,7 @@ def test_three_real_frozen_trials_land_in_the_knowledge_base(tmp_path: Path, sha
     seed = read_records(SEED_DIR / "records.jsonl")
     metamodel = MetaModel.load_or_fit(seed)  # cached on disk for the packaged records
     kb = KnowledgeBase(tmp_path / "kb")  # empty: the trials' records are all it will hold
-    llm = EnumChat(messages=iter([]))
+    llm = FakeChat(messages=iter([]), script=[second_option] * 50)
     recommender = Recommender(llm=llm, judge_llm=llm, kb=kb, metamodel=metamodel,
                               context=Context(llm_judge=False, max_judge_retries=0))
     from tools import jobs
