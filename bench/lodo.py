@@ -456,6 +456,20 @@ def metamodel_top1(task: Task) -> Choice:
                   notes=f"predicted {found[0].prediction.accuracy:.3f}, {found[0].prediction.seconds:.0f} s")
 
 
+def sweep_best_val(task: Task) -> Choice:
+    """Reference, not a method: D's recorded run with the best validation accuracy.
+
+    A search whose trials are D's whole recorded sweep (170-300 real runs), selecting on
+    validation as any honest method must. How far it falls from the best known run (selected
+    on test) measures how much of that bar is test-set luck rather than a findable config.
+    """
+    ok = [r for r in task.own if r.outcome.status == "ok" and r.outcome.val_accuracy is not None]
+    pick = max(ok, key=lambda r: r.outcome.val_accuracy or 0.0)
+    cost = sum(r.outcome.total_seconds or 0.0 for r in task.own)
+    return Choice("sweep-best-val", pick.config, cost, search_seconds=cost, trials=len(task.own),
+                  notes=f"reference: best val {pick.outcome.val_accuracy:.3f} of D's {len(task.own)} recorded runs")
+
+
 def metallmix(task: Task, llm: Any, judge_llm: Any) -> Choice:
     """The zero-shot graph with the real LLM and judge, on the hidden knowledge base and meta-model."""
     from agent.recommend import Recommender
@@ -532,9 +546,11 @@ class Row:
     train_s: float | None
     search_s: float
     notes: str
+    regret_same_seeds: float | None = None  # to the best known config re-run on the evaluation seeds
 
 
-def evaluate(task: Task, choice: Choice, runs: Runs, seeds: Sequence[int], best: float) -> Row:
+def evaluate(task: Task, choice: Choice, runs: Runs, seeds: Sequence[int], best: float,
+             best_rerun: float | None = None) -> Row:
     truth = sorted((r.outcome.test_accuracy or 0.0 for r in task.own if r.outcome.status == "ok"), reverse=True)
     if choice.config is None:
         return Row(task.name, choice.method, None, None, [], None, None, len(truth), choice.recommend_seconds, None,
@@ -546,7 +562,7 @@ def evaluate(task: Task, choice: Choice, runs: Runs, seeds: Sequence[int], best:
     notes = choice.notes + (f" status {','.join(sorted(statuses))}" if statuses else "")
     return Row(task.name, choice.method, choice.config, acc, accs, best - acc, 1 + sum(t > acc for t in truth),
                len(truth), choice.recommend_seconds, statistics.mean(seconds(r) for r in rows), choice.search_seconds,
-               notes.strip())
+               notes.strip(), None if best_rerun is None else best_rerun - acc)
 
 
 def fmt(x: float | None, nd: int = 3) -> str:
@@ -580,19 +596,24 @@ def render(rows: list[Row], bests: dict[str, dict[str, Any]], args: argparse.Nam
                      "lrrlrrr"))
     methods = list(dict.fromkeys(r.method for r in rows))
     out.append("")
-    out.append("Per dataset and method: test accuracy (mean over seeds), regret to the best known run, rank among D's "
-               "recorded runs, time to recommend (for search methods: the wall time of the search, trials included), "
-               "training time of the chosen config (train + feature extraction, as recorded), and notes.")
+    out.append("Per dataset and method: test accuracy (mean over seeds), regret to the best known run (recorded), "
+               "regret to the best known config re-run on the same seeds, rank among D's recorded runs, time to "
+               "recommend (for search methods: the wall time of the search, trials included), training time of the "
+               "chosen config (train + feature extraction, as recorded), and notes. `sweep-best-val` is a reference, "
+               "not a method: D's recorded run with the best validation accuracy, i.e. a search with D's whole "
+               "sweep as its trials.")
     for d in bests:
         out.append("")
         out.append(f"**{d}** (best known {fmt(bests[d]['best'])}, {bests[d]['n']} runs)")
         out.append("")
         drows = [r for r in rows if r.dataset == d]
         out.append(table([[r.method, short(r.config) if r.config else "-", fmt(r.test), fmt(r.regret, 3),
-                           f"{r.rank}/{r.n_runs}" if r.rank else "-", fmt_s(r.recommend_s), fmt_s(r.train_s), r.notes]
+                           fmt(r.regret_same_seeds, 3), f"{r.rank}/{r.n_runs}" if r.rank else "-",
+                           fmt_s(r.recommend_s), fmt_s(r.train_s), r.notes]
                           for r in drows],
-                         ["method", "config", "test acc", "regret", "rank", "recommend s", "train s", "notes"],
-                         "llrrrrrl"))
+                         ["method", "config", "test acc", "regret", "regret same seeds", "rank", "recommend s",
+                          "train s", "notes"],
+                         "llrrrrrrl"))
     out.append("")
     out.append("Summary over datasets (regret <= 0.01 is 'within 1 point'):")
     out.append("")
@@ -601,12 +622,16 @@ def render(rows: list[Row], bests: dict[str, dict[str, Any]], args: argparse.Nam
         mr = [r for r in rows if r.method == m and r.regret is not None]
         if not mr:
             continue
+        same = [r.regret_same_seeds for r in mr if r.regret_same_seeds is not None]
         summ.append([m, len(mr), fmt(statistics.mean(r.regret for r in mr)), fmt(statistics.median(r.regret for r in mr)),
-                     f"{sum(r.regret <= 0.01 for r in mr)}/{len(mr)}", f"{statistics.mean(r.rank for r in mr):.1f}",
+                     f"{sum(r.regret <= 0.01 for r in mr)}/{len(mr)}",
+                     fmt(statistics.mean(same)) if same else "-", f"{sum(x <= 0.01 for x in same)}/{len(same)}",
+                     f"{statistics.mean(r.rank for r in mr):.1f}",
                      fmt_s(statistics.median(r.recommend_s for r in mr)),
                      fmt_s(statistics.mean(r.train_s for r in mr if r.train_s is not None))])
-    out.append(table(summ, ["method", "datasets", "mean regret", "median regret", "within 1 pt", "mean rank",
-                            "median recommend s", "mean train s"], "lrrrrrrr"))
+    out.append(table(summ, ["method", "datasets", "mean regret", "median regret", "within 1 pt",
+                            "mean regret same seeds", "within 1 pt same seeds", "mean rank", "median recommend s",
+                            "mean train s"], "lrrrrrrrrr"))
     out.append("")
     out.append(goals(rows, bests))
     if skipped:
@@ -625,7 +650,17 @@ def goals(rows: list[Row], bests: dict[str, dict[str, Any]]) -> str:
     within = sum(r.regret <= 0.01 for r in z.values())
     need = math.ceil(7 / 8 * n)
     lines.append(f"1. within 1 point of the best known config on >= 7 of 8 datasets: {within}/{n} "
-                 f"(need {need}/{n}): {'MET' if within >= need else 'NOT MET'}.")
+                 f"(need {need}/{n}): {'MET' if within >= need else 'NOT MET'} (against the recorded best run).")
+    same = [r.regret_same_seeds for r in z.values() if r.regret_same_seeds is not None]
+    ref = [r.regret for r in rows if r.method == "sweep-best-val" and r.dataset in z and r.regret is not None]
+    if same:
+        lines.append(f"   Against the best known config re-run on the same seeds: {sum(x <= 0.01 for x in same)}/"
+                     f"{len(same)} within 1 point.")
+    if ref:
+        lines.append(f"   Reference: the best-validation run of D's whole recorded sweep is within 1 point of the recorded "
+                     f"best on {sum(x <= 0.01 for x in ref)}/{len(ref)} datasets (mean regret "
+                     f"{statistics.mean(ref):.3f}): the rest of that bar is selection on test, which no method that "
+                     f"chooses without the test set can reproduce.")
 
     def mean_regret(method: str) -> float | None:
         mr = [r.regret for r in rows if r.method == method and r.regret is not None and r.dataset in z]
@@ -646,12 +681,16 @@ def goals(rows: list[Row], bests: dict[str, dict[str, Any]]) -> str:
         ref = bests[d].get("rerun_seconds") or bests[d]["seconds"]
         if r.train_s and r.regret <= 0.01 and ref / r.train_s >= 3:
             fast.append(d)
+    fast_same = [d for d, r in z.items() if r.train_s and r.regret_same_seeds is not None
+                 and r.regret_same_seeds <= 0.01
+                 and (bests[d].get("rerun_seconds") or bests[d]["seconds"]) / r.train_s >= 3]
     faster_any = sum(1 for d, r in z.items() if r.train_s and (bests[d].get("rerun_seconds") or bests[d]["seconds"])
                      / r.train_s >= 3)
     lines.append(f"3. at least half the recommendations reach that accuracy (within 1 point) in >= 3x less training "
                  f"time than the best-accuracy config (its re-run time): {len(fast)}/{n}"
                  f"{' (' + ', '.join(fast) + ')' if fast else ''}: {'MET' if len(fast) * 2 >= n else 'NOT MET'}. "
-                 f"({faster_any}/{n} are >= 3x faster at any accuracy.)")
+                 f"({faster_any}/{n} are >= 3x faster at any accuracy; {len(fast_same)}/{n} within 1 point of the "
+                 f"re-run on the same seeds and >= 3x faster.)")
     return "\n".join(lines)
 
 
@@ -762,17 +801,20 @@ def main(argv: list[str] | None = None) -> int:
                     except Exception as exc:
                         traceback.print_exc()
                         skipped.append(f"{name}: agent-{n} failed: {type(exc).__name__}: {str(exc)[:160]}")
-            for choice in choices:
-                rows.append(evaluate(task, choice, runs, args.seeds, best))
-                r = rows[-1]
-                print(f"   {r.method:<15} {short(r.config) if r.config else '-':<58} test {fmt(r.test)} regret "
-                      f"{fmt(r.regret)} rank {r.rank}/{r.n_runs} rec {fmt_s(r.recommend_s)} s train {fmt_s(r.train_s)} s"
-                      f"  {r.notes}", flush=True)
+            # The reference config re-run on the evaluation seeds: with several seeds, the recorded best (a max over
+            # D's runs, selected on seed 0's test accuracy) is partly luck; the re-run is the like-for-like bar.
             rerun = [runs.get(task.ds, best_rec.config, s) for s in args.seeds]
             bests[name] = {"n": len(own_ok), "best": best, "config": best_rec.config,
                            "seconds": best_rec.outcome.total_seconds,
                            "rerun": statistics.mean(score(r, task.chance) for r in rerun),
                            "rerun_seconds": statistics.mean(seconds(r) for r in rerun)}
+            choices.append(sweep_best_val(task))
+            for choice in choices:
+                rows.append(evaluate(task, choice, runs, args.seeds, best, bests[name]["rerun"]))
+                r = rows[-1]
+                print(f"   {r.method:<15} {short(r.config) if r.config else '-':<58} test {fmt(r.test)} regret "
+                      f"{fmt(r.regret)} rank {r.rank}/{r.n_runs} rec {fmt_s(r.recommend_s)} s train {fmt_s(r.train_s)} s"
+                      f"  {r.notes}", flush=True)
             print(f"   best known re-run: {bests[name]['rerun']:.3f} in {bests[name]['rerun_seconds']:.0f} s "
                   f"(recorded {best:.3f} in {best_rec.outcome.total_seconds:.0f} s); dataset "
                   f"{time.perf_counter() - td:.0f} s", flush=True)
