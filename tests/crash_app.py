@@ -5,7 +5,7 @@
 
 The app uses the real graph, SQLite checkpointer, knowledge base (JSONL + Chroma, hash
 embedder) and training jobs (tools.jobs.Job.start); only the LLM and the meta-model are the
-scripted ones of tests/test_app_adapter.py. `parts()` is shared with the test, which
+scripted ones of tests/fakes.py. `parts()` is shared with the test, which
 rebuilds the same app after the kill.
 """
 
@@ -33,8 +33,8 @@ def parts(tmp: Path) -> tuple[Any, Any, Any, sqlite3.Connection]:
     from agent.graph import compile_graph
     from agent.nodes import Nodes
     from knowledge.store import KnowledgeBase
+    from tests.fakes import FakeMetaModel, RuleChat
     from tests.reliability import HashEmbedder
-    from tests.test_app_adapter import FakeMetaModel, RuleChat
     from tools.jobs import Job
 
     kb = KnowledgeBase(tmp / "kb", embedder=HashEmbedder())

@@ -1,7 +1,7 @@
 """The Gradio app served on 127.0.0.1 (a random free port), driven with gradio_client.
 
 The app is the real one (app.create_app + app.launch) over the real graph with the scripted
-parts of tests/test_app_adapter.py, so each round trip takes seconds. Every call is
+parts of tests/fakes.py, so each round trip takes seconds. Every call is
 bounded by a timeout; each server is closed when its test ends.
 """
 
@@ -19,7 +19,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 import app as app_module
 from agent.ui_adapter import Transcript
-from tests.test_app_adapter import TASK, FakeStore, make_adapter, tiny_dataset
+from tests.fakes import TASK, FakeStore, make_adapter, tiny_dataset
 
 TIMEOUT = 60
 

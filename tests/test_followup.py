@@ -1,6 +1,6 @@
 """Follow-up questions answered from a thread's state: intents, what-ifs, missing data.
 
-The states come from the real graph run with the scripted parts of tests/test_app_adapter.py
+The states come from the real graph run with the scripted parts of tests/fakes.py
 (a deterministic meta-model: 0.80 / 40 s for efficientnet_lite0 frozen at 10 epochs).
 """
 
@@ -14,7 +14,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from agent.followup import answer_followup, detect_intent, parse_changes, recheck
 from knowledge.schema import TrainConfig
-from tests.test_app_adapter import TASK, FakeMetaModel, RuleChat, last, make_adapter, tiny_dataset
+from tests.fakes import TASK, FakeMetaModel, RuleChat, last, make_adapter, tiny_dataset
 
 
 def weights(backbone: str) -> bool:

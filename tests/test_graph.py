@@ -1,20 +1,18 @@
 """The recommendation graph with fake parts: routing, judge retries, fallback, approval, training.
 
-Fake chat models answer from scripts (GenericFakeChatModel with `with_structured_output`),
-the knowledge base is a three-record list, the meta-model a deterministic table, and the
-job starter records what it was asked to start. A fresh InMemorySaver per test.
+Fake chat models answer from scripts (GenericFakeChatModel with `with_structured_output`);
+the rest are the fakes of tests/fakes.py: a knowledge base of three finished runs, a
+deterministic meta-model, and a job starter that records what it was asked to start. A fresh
+InMemorySaver per test.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -27,10 +25,8 @@ from agent.context import Context
 from agent.graph import build_graph
 from agent.nodes import TaskError, TrainingNotApproved, job_id_for
 from agent.recommend import Recommendation, Recommender, render_text
-from knowledge.schema import DatasetInfo, ExperimentRecord, MetaFeatures, Outcome, Provenance, TrainConfig, now_utc
-from tools.metamodel import Candidate, Explanation, Prediction
-
-TASK = "skin lesion dermoscopy, 8 classes, 2,000 images, I have 15 minutes on a laptop CPU"
+from knowledge.schema import ExperimentRecord, TrainConfig
+from tests.fakes import TASK, FakeJobs, FakeMetaModel, FakeStore, kb_records, make_record, tiny_dataset
 
 
 # ------------------------------------------------------------------------------- fakes
@@ -86,145 +82,6 @@ def scores(problem: str = "none", critique: str = "ok") -> dict[str, Any]:
     return {"problem": problem, "critique": critique}
 
 
-def record(name: str, backbone: str, mode: str, acc: float, seconds: float = 30.0) -> ExperimentRecord:
-    meta = MetaFeatures(
-        n_instances=2000,
-        n_classes=8,
-        imbalance_ratio=3.0,
-        class_entropy=0.95,
-        resolution=64,
-        channels=3,
-        class_size_mean=250,
-        class_size_std=60,
-        class_size_min=120,
-        class_size_max=360,
-        modality="dermoscopy",
-        body_part="skin",
-        task_type="multiclass",
-    )
-    config = TrainConfig(backbone=backbone, mode=mode, learning_rate=1e-3, epochs=10)
-    return ExperimentRecord(
-        run_key=f"key-{name}-{backbone}-{mode}",
-        dataset=DatasetInfo(name=name, fingerprint="abcdef0123456789", meta=meta),
-        config=config,
-        weights="none" if mode == "scratch" else "imagenet:test",
-        outcome=Outcome(status="ok", val_accuracy=acc, test_accuracy=acc, train_seconds=seconds, device="cpu:2 cores"),
-        provenance=Provenance(source="sweep", code_version="test", seed=0, date=now_utc(), machine="test"),
-    )
-
-
-class FakeStore:
-    """A knowledge base of a few records: search returns them in order."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._records = [
-            record("skin_lesion_isic", "efficientnet_lite0", "frozen", 0.78),
-            record("skin_lesion_isic", "small_cnn", "scratch", 0.61, 120.0),
-            record("blood_cells_pbc", "efficientnet_lite1", "frozen", 0.85),
-        ]
-        self.synced = 0
-        self.queries: list[str] = []
-
-    def records(self) -> list[ExperimentRecord]:
-        return self._records
-
-    def search(self, text: str, k: int = 10, where: Any = None) -> list[tuple[ExperimentRecord, float]]:
-        self.queries.append(text)
-        return [(r, 0.1 * (i + 1)) for i, r in enumerate(self._records[:k])]
-
-    def sync_index(self) -> dict[str, int]:
-        self.synced += 1
-        return {"added": 1, "removed": 0, "total": len(self._records) + 1}
-
-
-class FakeMetaModel:
-    """Deterministic predictions: a base accuracy per backbone/mode, lowered for a far-off learning rate."""
-
-    TABLE = {
-        ("efficientnet_lite0", "frozen"): (0.80, 40.0),
-        ("efficientnet_lite1", "frozen"): (0.79, 60.0),
-        ("small_cnn", "scratch"): (0.62, 300.0),
-        ("efficientnet_lite0", "finetune"): (0.82, 2400.0),
-    }
-    n_records = 3
-    metrics: dict[str, Any] = {}
-
-    def __init__(self) -> None:
-        self.plots: list[Path] = []
-
-    def predict(self, meta: MetaFeatures, configs: list[TrainConfig], device: str = "cpu") -> list[Prediction]:
-        out = []
-        for c in configs:
-            acc, secs = self.TABLE.get((c.backbone, c.mode), (0.5, 100.0))
-            acc -= 0.05 * abs(math.log10(c.learning_rate) + 3)
-            out.append(Prediction(acc, acc - 0.05, acc + 0.05, secs * c.epochs / 10))
-        return out
-
-    def candidates(self, meta: MetaFeatures, constraints: Any, retrieved: Any = (), n: int = 6) -> list[Candidate]:
-        configs = [
-            TrainConfig(backbone=b, mode=m, learning_rate=1e-3, epochs=10)
-            for b, m in self.TABLE
-            if (not constraints.backbones or b in constraints.backbones)
-            and (not constraints.modes or m in constraints.modes)
-        ]
-        preds = self.predict(meta, configs)
-        ranked = sorted(zip(configs, preds, strict=True), key=lambda cp: -cp[1].accuracy)
-        if constraints.budget_seconds:
-            ranked = [cp for cp in ranked if cp[1].seconds <= constraints.budget_seconds] or ranked
-        return [
-            Candidate(id=f"c{i}", config=c, prediction=p, origin="generated", support=5)
-            for i, (c, p) in enumerate(ranked[:n], start=1)
-        ]
-
-    def explain(self, meta: MetaFeatures, config: TrainConfig) -> Explanation:
-        p = self.predict(meta, [config])[0]
-        return Explanation(
-            0.7, [("mode", config.mode, 0.08), ("n_instances", meta.n_instances, 0.02)], prediction=p.accuracy
-        )
-
-    def shap_plot(self, meta: MetaFeatures, config: TrainConfig, path: Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"\x89PNG fake")
-        self.plots.append(path)
-        return path
-
-
-class FakeJob:
-    def __init__(self, run_dir: Path, config: TrainConfig) -> None:
-        self.id = run_dir.name
-        self.run_dir = run_dir
-        self.proc = None
-        self.config = config
-
-    def events(self) -> Iterator[dict[str, Any]]:
-        yield {"event": "start"}
-        yield {"event": "epoch", "epoch": 1, "epochs": 2, "train_loss": 1.0}
-        yield {"event": "epoch", "epoch": 2, "epochs": 2, "train_loss": 0.5}
-        yield {"event": "end", "status": "ok", "record_id": self.id}
-
-    def finalize(self) -> ExperimentRecord:
-        r = record("new_run", self.config.backbone, self.config.mode, 0.81)
-        return r.model_copy(update={"id": self.id})
-
-
-class FakeJobs:
-    """Records every start; the same job id twice returns the existing job (like Job.start)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.calls: list[dict[str, Any]] = []
-        self.jobs: dict[str, FakeJob] = {}
-
-    def __call__(self, dataset: str, config: TrainConfig, **kw: Any) -> FakeJob:
-        self.calls.append({"dataset": dataset, "config": config, **kw})
-        job_id = kw["job_id"]
-        if job_id not in self.jobs:
-            self.jobs[job_id] = FakeJob(self.root / job_id, config)
-        return self.jobs[job_id]
-
-
 # ----------------------------------------------------------------------------- helpers
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,25 +90,18 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> FakeStore:
-    return FakeStore(tmp_path / "kb")
+    """The finished runs only: the evidence is three results, 0.85, 0.78 and 0.61."""
+    return FakeStore(tmp_path / "kb", kb_records(failed=False))
 
 
 @pytest.fixture
-def jobs(tmp_path: Path) -> FakeJobs:
-    return FakeJobs(tmp_path / "runs")
+def jobs(tmp_path: Path, store: FakeStore) -> FakeJobs:
+    return FakeJobs(tmp_path / "runs", store)
 
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> str:
-    """A tiny MedMNIST-layout dataset (grey 16x16, 3 classes)."""
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, n in (("train", 60), ("val", 15), ("test", 15)):
-        arrays[f"{split}_images"] = rng.integers(0, 255, (n, 16, 16), dtype=np.uint8)
-        arrays[f"{split}_labels"] = (np.arange(n) % 3).reshape(-1, 1)
-    path = tmp_path / "tiny_ultrasound.npz"
-    np.savez(path, **arrays, modality=np.array("ultrasound"), body_part=np.array("breast"))
-    return str(path)
+    return tiny_dataset(tmp_path)
 
 
 def make(
@@ -265,7 +115,7 @@ def make(
         llm=llm,
         judge_llm=judge,
         store=store,
-        metamodel=FakeMetaModel(),
+        metamodel=FakeMetaModel(png=False),
         checkpointer=checkpointer or InMemorySaver(),
         start_job=jobs,
         weights_available=lambda b: b.startswith("efficientnet_lite"),
@@ -796,7 +646,7 @@ def test_recommender_runs_to_the_interrupt_and_renders(store: FakeStore, tmp_pat
         llm=chat(draft()),
         judge_llm=chat(scores()),
         kb=store,
-        metamodel=FakeMetaModel(),
+        metamodel=FakeMetaModel(png=False),
         context=Context(plot_dir=str(tmp_path / "plots")),
     )
 
@@ -813,7 +663,7 @@ def test_recommender_runs_to_the_interrupt_and_renders(store: FakeStore, tmp_pat
 
 @pytest.fixture
 def cli_recommender(monkeypatch: pytest.MonkeyPatch, store: FakeStore) -> Recommender:
-    r = Recommender(llm=chat(draft()), judge_llm=chat(scores()), kb=store, metamodel=FakeMetaModel())
+    r = Recommender(llm=chat(draft()), judge_llm=chat(scores()), kb=store, metamodel=FakeMetaModel(png=False))
     monkeypatch.setattr("agent.recommend.default_recommender", lambda kb_dir=None: r)
     return r
 
@@ -866,7 +716,7 @@ def test_cli_train_yes_runs_the_recommended_config(
 
     def fake_run(ds: str, config: TrainConfig, **kw: Any) -> ExperimentRecord:
         trained.append((ds, config))
-        return record("run", config.backbone, config.mode, 0.8)
+        return make_record("run", config.backbone, config.mode, 0.8)
 
     monkeypatch.setattr("agent.cli.run_training_job", fake_run)
     assert main(["recommend", TASK, "--dataset", dataset, "--train", "--yes", "--quiet"]) == 0

@@ -26,8 +26,8 @@ from agent.graph import compile_graph
 from agent.nodes import Nodes, TaskError
 from agent.recommend import Recommender
 from agent.ui_adapter import MAX_ZIP_RATIO, ChatAdapter, JobRegistry, prepare_dataset
+from tests.fakes import RuleChat, last, texts
 from tests.reliability import count, jsonl_ids, real_kb, real_metamodel
-from tests.test_app_adapter import RuleChat, last, texts
 from tests.test_reliability_input import JobSpy
 from tools.datasets import DatasetError, load_dataset
 

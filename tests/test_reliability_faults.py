@@ -26,8 +26,8 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from agent.context import Context
 from agent.recommend import Recommendation, Recommender, render_text
 from knowledge.store import KnowledgeBase, KnowledgeBaseError
+from tests.fakes import RuleChat
 from tests.reliability import HashEmbedder, count, jsonl_ids, real_kb, real_metamodel
-from tests.test_app_adapter import RuleChat
 from tests.test_reliability_input import JobSpy
 
 TASK = "chest x-ray, pneumonia vs normal, 5,000 images, 10 minutes on a CPU"

@@ -33,8 +33,8 @@ from agent.nodes import Nodes, TaskError
 from agent.recommend import Recommendation, Recommender, render_text
 from agent.ui_adapter import ChatAdapter, ChatView, JobRegistry
 from knowledge.space import BACKBONES, RANGES
+from tests.fakes import RuleChat, last
 from tests.reliability import count, jsonl_ids, real_kb, real_metamodel
-from tests.test_app_adapter import RuleChat, last
 
 INJECTION = re.compile(r"ignore (?:all |the )?previous instructions|system prompt|you are now", re.I)
 

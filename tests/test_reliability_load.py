@@ -31,8 +31,8 @@ from agent.graph import compile_graph
 from agent.nodes import Nodes
 from agent.ui_adapter import ChatAdapter, JobRegistry, Transcript
 from knowledge.schema import TrainConfig
+from tests.fakes import FakeProc, RuleChat, tiny_dataset
 from tests.reliability import count, jsonl_ids, real_kb, real_metamodel, seed_sample
-from tests.test_app_adapter import FakeProc, RuleChat, tiny_dataset
 from tests.test_app_server import free_port, text_of
 
 CLIENTS = 8

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -45,6 +44,7 @@ from knowledge.schema import (
     TrainConfig,
     now_utc,
 )
+from tests.fakes import tiny_dataset
 from tools.metamodel import Candidate, Explanation, Prediction
 
 TASK = "breast ultrasound, 3 classes"
@@ -222,18 +222,6 @@ DRAFT = {
     "epochs": 10, "expected_accuracy": 0.8,
     "rationale": "c1 has the best predicted accuracy of the candidates and fits the budget.", "cite": ["c1"],
 }
-
-
-def tiny_dataset(folder: Path) -> str:
-    """A tiny MedMNIST-layout dataset (grey 16x16, 3 balanced classes)."""
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, n in (("train", 60), ("val", 15), ("test", 15)):
-        arrays[f"{split}_images"] = rng.integers(0, 255, (n, 16, 16), dtype=np.uint8)
-        arrays[f"{split}_labels"] = (np.arange(n) % 3).reshape(-1, 1)
-    path = folder / "tiny_ultrasound.npz"
-    np.savez(path, **arrays, modality=np.array("ultrasound"), body_part=np.array("breast"))
-    return str(path)
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from agent.context import Context
 from agent.graph import build_graph
 from agent.tune_chat import TuneCommand, parse_tune_command
 from agent.ui_adapter import ChatAdapter, ChatView, JobRegistry, Transcript
-from tests.test_tune import DRAFT, FakeChat, FakeJobs, FakeMetaModel, FakeStore, pick, tiny_dataset
+from tests.fakes import tiny_dataset
+from tests.test_tune import DRAFT, FakeChat, FakeJobs, FakeMetaModel, FakeStore, pick
 
 
 class Chat:

@@ -12,7 +12,8 @@ import agent.recommend as recommend_module
 from agent.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from agent.optuna_export import PARAMS, search_space, suggest_config, trial_params
 from knowledge.schema import TrainConfig
-from tests.test_tune import DRAFT, TASK, Parts, pick, tiny_dataset
+from tests.fakes import tiny_dataset
+from tests.test_tune import DRAFT, TASK, Parts, pick
 from tools import jobs as jobs_module
 
 

@@ -59,7 +59,7 @@ def served(tmp_path: Path, shared_data: Path) -> Iterator[dict[str, Any]]:
 
     import app as app_module
     from knowledge.store import open_default
-    from tests.test_app_adapter import RuleChat
+    from tests.fakes import RuleChat
 
     settings = app_module.AppSettings(
         port=free_port(),
