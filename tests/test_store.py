@@ -118,3 +118,34 @@ def test_corrupt_index_folder_gives_a_way_out(tmp_path: Path) -> None:
     assert fresh.rebuild_index() == 1
     assert fresh.collection().count() == 1
     assert os.path.getsize(fresh.path) > 0
+
+
+def test_search_checks_the_index_only_when_the_file_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search re-counts the index and re-reads the JSONL only after the file changed (bench/scale:
+    three Chroma count() calls per query cost ~25 ms at 100k records), and still finds records
+    another process appended without indexing them."""
+    import knowledge.store as store
+    from tests.reliability import HashEmbedder
+
+    kb = KnowledgeBase(tmp_path, embedder=HashEmbedder())
+    kb.append(make(3))
+    col = kb.collection()
+    counts: list[int] = []
+    reads: list[Path] = []
+    real_count, real_read = type(col).count, store.read_records
+    monkeypatch.setattr(type(col), "count", lambda self: counts.append(1) or real_count(self))
+    monkeypatch.setattr(store, "read_records", lambda path: reads.append(path) or real_read(path))
+    assert len(kb.search("ultrasound", k=10)) == 3  # the file is new to this object: one read, one check
+    assert (len(counts), len(reads)) == (1, 1)
+    for _ in range(5):
+        assert len(kb.search("ultrasound", k=10)) == 3
+    assert (len(counts), len(reads)) == (1, 1)  # nothing changed: no count, no read
+    KnowledgeBase(tmp_path, index=False).append(make(5)[3:])  # a sweep worker: JSONL only
+    hits = kb.search("ultrasound", k=10)
+    assert sorted(r.id for r, _ in hits) == [f"rec{i:05d}ok" for i in range(5)]
+    assert kb.collection().count() == 5
+    assert len(reads) == 3  # the worker's append (its duplicate check) and this search
+    kb.search("ultrasound", k=10)
+    assert len(reads) == 3
+    kb.path.unlink()  # the knowledge base removed on disk: no stale hits
+    assert kb.search("ultrasound", k=10) == []
