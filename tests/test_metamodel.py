@@ -287,3 +287,47 @@ def test_dataset_folds_are_bounded_and_keep_datasets_whole() -> None:
         assert sum(1 for g in groups if g in names) == len(fold)
     few = _folds([f"d{i % 3}" for i in range(30)], seed=0)[0]
     assert len(few) == 3  # up to the bound, one fold per dataset
+
+
+def test_importance_from_a_sample_ranks_the_seed_features_as_all_rows_do() -> None:
+    """Global importance on a seeded sample of rows (IMPORTANCE_ROWS; TreeSHAP over all 100k rows
+    was 60 s of a refit, bench/scale.py) ranks features as the full computation does."""
+    from tools.metamodel import IMPORTANCE_ROWS, _importance
+
+    seed = read_records(SEED_FILE)
+    if sum(r.outcome.status == "ok" for r in seed) < MIN_OK:
+        pytest.skip(f"{SEED_FILE} has too few ok records (run the sweep)")
+    model = MetaModel.fit(seed, cross_validate=False)
+    d = _design(seed)
+    full = _importance(model._acc, d.x_acc, seed=0, rows=len(d.y_acc))
+    if len(d.y_acc) <= IMPORTANCE_ROWS:  # below the bound the model's importance is over all rows
+        assert [model._info["importance"][n] for n in ACC_FEATURES] == pytest.approx(full.tolist(), rel=1e-6)
+    names = np.array(ACC_FEATURES)
+    top = names[np.argsort(-full)]
+    for s in range(3):
+        part = _importance(model._acc, d.x_acc, seed=s, rows=500)
+        assert list(names[np.argsort(-part)][:4]) == list(top[:4])  # 5th and 6th are within 1 % on the seed
+        assert set(names[np.argsort(-part)][:8]) == set(top[:8])
+        assert part[np.argsort(-full)[:8]] == pytest.approx(full[np.argsort(-full)[:8]], rel=0.15)
+
+
+def test_cross_validation_folds_train_on_a_bounded_sample(records: list[ExperimentRecord],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above CV_TRAIN_ROWS, each fold's model learns from a seeded sample of its training rows;
+    the two boosters of the model itself always learn from every row."""
+    import tools.metamodel as tm
+
+    sizes: list[int] = []
+    real = tm._train
+    monkeypatch.setattr(tm, "_train", lambda x, y, names, seed: sizes.append(len(y)) or real(x, y, names, seed))
+    monkeypatch.setattr(tm, "CV_TRAIN_ROWS", 100)
+    n = len(usable(records))
+    capped = MetaModel.fit(records, seed=0)
+    assert sizes[:2] == [n, n]  # accuracy and time boosters
+    assert len(sizes) > 2 and max(sizes[2:]) == 100
+    again = MetaModel.fit(records, seed=0)
+    assert again._info["residuals"] == capped._info["residuals"]  # seeded: the same sample every refit
+    sizes.clear()
+    monkeypatch.setattr(tm, "CV_TRAIN_ROWS", 10**9)
+    MetaModel.fit(records, seed=0)
+    assert max(sizes[2:]) > 100

@@ -25,7 +25,8 @@ is the chance level every accuracy is measured against.
 Interval: a 90 % interval from the empirical 5th/95th percentiles of out-of-fold
 residuals, per quartile of predicted accuracy. For a task whose meta-features match a
 dataset in the knowledge base the residuals of a random 5-fold split are used; for a new
-task, those of leave-one-dataset-out folds (much wider, and honest about transfer).
+task, those of leave-one-dataset-out folds (much wider, and honest about transfer). On a large
+knowledge base each fold's model learns from a seeded sample of CV_TRAIN_ROWS rows.
 
 Candidates are drawn, per (backbone, mode) the knowledge base has runs of, from the values
 those runs used (a seeded random set plus sensible anchors), together with the configs of
@@ -62,8 +63,21 @@ from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, SCHEDULERS
 
 # Bump when features, targets or model settings change: it invalidates cached models.
-FEATURE_VERSION = 4
+# 5: above IMPORTANCE_ROWS / CV_TRAIN_ROWS usable records, importance and interval residuals
+# come from seeded subsamples (same outputs below them, e.g. on the 1,878 seed records).
+FEATURE_VERSION = 5
+# XGBoost threads. Measured at 100k rows with another process on the second core: one accuracy
+# booster took 3.1 s with 1 thread and 26 s with 2 (bench/scale.py's store, while bench/lodo ran).
 N_THREADS = 1
+# Global importance (mean |SHAP|) is computed on at most this many training rows, a seeded
+# sample: TreeSHAP over all rows was 60 s of a 100k-record refit, and on the 100k store a
+# 2,000-row sample gives the same top-10 features in the same order (bench/scale.py).
+IMPORTANCE_ROWS = 2000
+# Each cross-validation fold trains on at most this many of its training rows (a seeded sample):
+# the 18 fold fits on 80-88k rows each were most of a 100k-record refit with CV (the 13 accuracy
+# folds: 27 s, bounded 8.8 s), and on that store the interval quantiles moved by at most 0.002
+# and the CV MAE by 0.0004 (bench/scale.py compares the two fits).
+CV_TRAIN_ROWS = 20_000
 TIME_WEIGHT = 0.005  # ranking: a config 10x slower must be predicted 0.5 points more accurate
 MAX_PER_PAIR = 2  # candidates per (backbone, mode) in the first, diverse pass
 DIVERSITY_MARGIN = 0.05  # ... among configs scored within this of the best (accuracy points)
@@ -411,15 +425,35 @@ def _folds(groups: Sequence[str], seed: int) -> tuple[list[np.ndarray], list[np.
 
 
 def _oof(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], names: Sequence[str], seed: int) -> np.ndarray:
-    """Out-of-fold predictions (NaN where a row is in no fold)."""
+    """Out-of-fold predictions (NaN where a row is in no fold); each fold's model is trained on
+    at most CV_TRAIN_ROWS of the other rows, a seeded sample."""
     out = np.full(len(y), np.nan)
+    rng = np.random.default_rng(seed)
     for test in folds:
         train = np.ones(len(y), dtype=bool)
         train[test] = False
-        if train.sum() < 2:
+        rows = np.flatnonzero(train)
+        if len(rows) < 2:
             continue
-        out[test] = _predict(_train(x[train], y[train], names, seed), x[test])
+        if len(rows) > CV_TRAIN_ROWS:
+            rows = np.sort(rng.choice(rows, CV_TRAIN_ROWS, replace=False))
+        out[test] = _predict(_train(x[rows], y[rows], names, seed), x[test])
     return out
+
+
+def _importance(booster: xgb.Booster, x: np.ndarray, seed: int, rows: int | None = None) -> np.ndarray:
+    """Mean |SHAP| per feature over the rows of `x`, or a seeded sample of `rows` of them
+    (IMPORTANCE_ROWS by default). XGBoost's own TreeSHAP: the same values as
+    shap.TreeExplainer, without importing shap."""
+    rows = IMPORTANCE_ROWS if rows is None else rows
+    if len(x) > rows:
+        x = x[np.sort(np.random.default_rng(seed).choice(len(x), rows, replace=False))]
+    contribs = booster.predict(
+        xgb.DMatrix(x, feature_names=list(ACC_FEATURES), feature_types=_feature_types(ACC_FEATURES),
+                    enable_categorical=True),
+        pred_contribs=True,
+    )
+    return np.asarray(np.abs(contribs[:, :-1]).mean(axis=0), dtype=np.float64)
 
 
 def _residual_bins(pred: np.ndarray, y: np.ndarray) -> dict[str, list[Any]]:
@@ -507,8 +541,9 @@ class MetaModel:
             records: knowledge-base records.
             seed: seeds XGBoost's row/column sampling and the random folds.
             cross_validate: compute out-of-fold residuals for the intervals and `metrics`
-                (leave-one-dataset-out and random 5-fold). False is ~10x faster; intervals then
-                come from in-sample residuals and are too narrow: for evaluation loops only.
+                (leave-one-dataset-out and random 5-fold; each fold trains on at most
+                CV_TRAIN_ROWS rows). False is 2-4x faster; intervals then come from in-sample
+                residuals and are too narrow: for evaluation loops only.
 
         Raises:
             ValueError: fewer than 10 usable records.
@@ -546,12 +581,7 @@ class MetaModel:
         else:
             in_sample = _residual_bins(_predict(acc, d.x_acc), d.y_acc)
             residuals = {"known": in_sample, "new": in_sample}
-        contribs = acc.predict(
-            xgb.DMatrix(d.x_acc, feature_names=list(ACC_FEATURES), feature_types=_feature_types(ACC_FEATURES),
-                        enable_categorical=True),
-            pred_contribs=True,
-        )  # XGBoost's own TreeSHAP: the same values as shap.TreeExplainer, without importing shap
-        importance = np.abs(contribs[:, :-1]).mean(axis=0)
+        importance = _importance(acc, d.x_acc, seed)
         metrics["fit_seconds"] = round(time.perf_counter() - start, 3)
         info = {
             "feature_version": FEATURE_VERSION,
@@ -560,7 +590,8 @@ class MetaModel:
             "fitted_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
             "metrics": metrics,
             "modalities": d.modalities,
-            "known_datasets": sorted({json.dumps(_signature(r.dataset.meta)) for r in usable(records)}),
+            # one json.dumps per dataset, not per record (0.5 s at 100k records)
+            "known_datasets": sorted({json.dumps(list(s)) for s in {tuple(_signature(r.dataset.meta)) for r in usable(records)}}),
             "residuals": residuals,
             "pool": _pool_spec(records),
             "importance": {n: float(v) for n, v in zip(ACC_FEATURES, importance, strict=True)},
@@ -792,7 +823,8 @@ class MetaModel:
         return Explanation(base, contributions, prediction=base + float(values.sum()))
 
     def global_importance(self, top: int = 10) -> list[tuple[str, float]]:
-        """Mean |SHAP| of each feature over the training rows, largest first."""
+        """Mean |SHAP| of each feature over the training rows (a seeded sample of IMPORTANCE_ROWS
+        when there are more), largest first."""
         items = sorted(self._info["importance"].items(), key=lambda kv: -kv[1])
         return [(k, float(v)) for k, v in items[:top]]
 
