@@ -234,8 +234,10 @@ def test_embedded_model_structured_output_binds_schema(
     import threading
 
     monkeypatch.setattr(llm, "_load_llama", lambda *a: (FakeLlama(), threading.Lock()))
+    threads: list[int] = []
+    monkeypatch.setattr(llm, "_use_threads", lambda llama, n_max: threads.append(n_max))
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
-    chat = llm.get_chat_model(model="fake", seed=1)
+    chat = llm.get_chat_model(model="fake", seed=1, n_threads=2)
 
     out = chat.with_structured_output(Choice).invoke("pick one")
     assert out == Choice(backbone="resnet18", why="small")
@@ -244,6 +246,7 @@ def test_embedded_model_structured_output_binds_schema(
     assert calls[0]["seed"] == 1 and calls[0]["messages"] == [{"role": "user", "content": "pick one"}]
 
     raw = chat.invoke("hi")
+    assert threads == [2, 2]  # every call picks its threads, up to the configured number
     assert raw.usage_metadata == {"input_tokens": 11, "output_tokens": 7, "total_tokens": 18}
 
     from langchain_core.exceptions import OutputParserException
@@ -263,3 +266,42 @@ def test_embedded_model_structured_output_binds_schema(
         lambda self, **kw: {"choices": [{"message": {"content": '{"backbone": "vit_b16", "why": "a\nb"}'}}]},
     )
     assert chat.with_structured_output(Choice).invoke("x") == Choice(backbone="vit_b16", why="a\nb")
+
+
+# ------------------------------------------------------------------- generation threads
+@pytest.mark.parametrize(
+    ("other_busy", "n_max", "n_cpus", "expected"),
+    [
+        (None, 2, 2, 2),  # no reading: as configured
+        (0.0, 2, 2, 2),  # idle machine: every thread
+        (0.3, 2, 2, 2),  # light background work does not take a core
+        (0.5, 2, 2, 1),  # a training job on one core: leave it that core
+        (1.0, 2, 2, 1),
+        (2.0, 2, 2, 1),  # both cores busy: still one thread, never zero
+        (3.0, 8, 8, 5),  # a 3-core job on 8 cores
+        (0.0, 4, 8, 4),  # never more than configured
+    ],
+)
+def test_generation_threads_leave_busy_cores(other_busy: float | None, n_max: int, n_cpus: int, expected: int) -> None:
+    assert llm.generation_threads(n_max, other_busy, n_cpus) == expected
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads /proc/stat (Linux)")
+def test_other_busy_cpus_sees_another_process_and_not_this_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+    import time
+
+    monkeypatch.setattr(llm, "_LAST_CPU", None)
+    llm.other_busy_cpus(first_window=0.01)
+    # This process's own work is not "other" load.
+    own_start = time.monotonic()
+    while time.monotonic() - own_start < 0.5:
+        pass
+    own = llm.other_busy_cpus()
+    hog = subprocess.Popen([sys.executable, "-c", "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 1.0: pass"])
+    hog.wait()
+    other = llm.other_busy_cpus()
+    assert other is not None and own is not None
+    assert other >= 0.6, f"a process spinning for 1 s counted as {other:.2f} busy CPUs"
+    assert own < other
