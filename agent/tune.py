@@ -41,6 +41,12 @@ is below `min_gain` (default 0.002, i.e. 0.2 accuracy points), when the trials a
 when the time budget is spent (a running trial is cancelled when it runs out), when no
 untried option fits the remaining budget, or when a proposal is not approved.
 
+The trial kept (`best`): the highest validation accuracy counts only beyond validation
+noise. Trials within one standard error of the best validation accuracy (sqrt(p(1-p)/n) on
+the n validation images) are near-ties, and among them the one the meta-model predicts
+best is kept: on a small validation set the best of five trials is often the luckiest, and
+the prediction carries the evidence of every past run (`pick`).
+
 Budget: `budget_minutes` is the wall time of all trials together (LLM time is reported
 apart); each proposal is asked to fit a fair share of what is left (remaining / trials left),
 and must fit what is left. Without `budget_minutes`, the budget stated in the task text
@@ -167,7 +173,9 @@ class TuneResult(_Model):
     task: str
     dataset: str
     trials: list[Trial]
-    best: Trial | None = Field(description="The trial with the best validation accuracy (ties: the earlier).")
+    best: Trial | None = Field(description="The trial to keep: the best validation accuracy, or among trials within "
+                                           "one standard error of it, the one the meta-model predicts best (`pick`).")
+    best_reason: str | None = Field(default=None, description="Why `best` is not the best validation accuracy.")
     stop_reason: str
     pending: Proposal | None = Field(default=None, description="A proposal that was not approved (nothing trained).")
     max_trials: int
@@ -293,6 +301,34 @@ def expected_improvement(mean: float, sigma: float, best: float) -> float:
 def sigma_of(p: Prediction) -> float:
     """The spread of a prediction from its 90 % interval (at least half a point)."""
     return max((p.high - p.low) / (2 * Z90), 0.005)
+
+
+def validation_se(accuracy: float, n_val: int | None) -> float:
+    """The standard error of an accuracy measured on n_val images (0 when n_val is unknown)."""
+    if not n_val or n_val <= 0:
+        return 0.0
+    return math.sqrt(max(accuracy * (1 - accuracy), 0.0) / n_val)
+
+
+def pick(trials: Sequence[Trial], n_val: int | None) -> tuple[Trial | None, str | None]:
+    """The trial to keep, and why it is not simply the best validation accuracy (None when it is).
+
+    Trials that finished ok within one standard error of the best validation accuracy are
+    near-ties; the one the meta-model predicts best among them is kept (ties: the earlier).
+    """
+    ok = [t for t in trials if t.status == "ok" and t.val_accuracy is not None]
+    if not ok:
+        return None, None
+    top = max(ok, key=lambda t: (t.val_accuracy, -t.number))
+    se = validation_se(top.val_accuracy, n_val)  # type: ignore[arg-type]
+    near = [t for t in ok if t.val_accuracy >= top.val_accuracy - se]  # type: ignore[operator]
+    kept = max(near, key=lambda t: (t.predicted.accuracy, -t.number))
+    if kept is top:
+        return top, None
+    return kept, (f"trial {top.number}'s validation accuracy {top.val_accuracy:.3f} is within one standard error "
+                  f"({se:.3f} on {n_val} validation images) of trial {kept.number}'s {kept.val_accuracy:.3f}, and "
+                  f"the meta-model predicts trial {kept.number} higher ({kept.predicted.accuracy:.3f} vs "
+                  f"{top.predicted.accuracy:.3f})")
 
 
 # ---------------------------------------------------------------------------- variants
@@ -509,9 +545,16 @@ class Tuner:
         return max(1.0, (self.remaining or 0.0) / left)
 
     @property
+    def n_val(self) -> int | None:
+        """Validation images of the task's dataset (None before the profile is known)."""
+        if self.profile is None:
+            return None
+        return (self.profile["meta"].get("split_sizes") or {}).get("val")
+
+    @property
     def best(self) -> Trial | None:
-        ok = [t for t in self.trials if t.status == "ok" and t.val_accuracy is not None]
-        return max(ok, key=lambda t: (t.val_accuracy, -t.number)) if ok else None
+        """The trial to keep (`pick`): the best validation accuracy beyond validation noise."""
+        return pick(self.trials, self.n_val)[0]
 
     def tried(self) -> set[str]:
         keys = {t.config.key() for t in self.trials}
@@ -643,10 +686,11 @@ class Tuner:
             left = f" in the remaining {_fmt_s(self.remaining)}" if self.remaining is not None else ""
             return self._stop(f"no untried configuration fits the constraints{left}")
         top = opts[0]
-        if self.best is not None and top.expected_gain < self.min_gain:
+        best_val = self._calibration()[1]
+        if best_val is not None and top.expected_gain < self.min_gain:
             return self._stop(
                 f"no expected gain: the best untried option ({_config_text(top.config)}) is expected to improve the "
-                f"best validation accuracy {self.best.val_accuracy:.3f} by only {top.expected_gain:.4f} "
+                f"best validation accuracy {best_val:.3f} by only {top.expected_gain:.4f} "
                 f"(< min_gain {self.min_gain:g})"
             )
         choice, rationale, problem, seconds = self._ask_llm(opts)
@@ -851,6 +895,7 @@ class Tuner:
     def result(self) -> TuneResult:
         return TuneResult(
             session_id=self.session_id, task=self.text, dataset=self.dataset, trials=list(self.trials), best=self.best,
+            best_reason=pick(self.trials, self.n_val)[1],
             stop_reason=self.stop_reason or "not finished", pending=self.pending, max_trials=self.max_trials,
             budget_seconds=self.budget_seconds, seconds=round(time.perf_counter() - self._started, 3),
             train_seconds=round(self.spent, 3), llm_seconds=round(self._llm_seconds, 3),
@@ -1010,6 +1055,8 @@ def render_result(r: TuneResult) -> str:
         b = r.best
         lines.append(f"Best: trial {b.number}, {_config_text(b.config)}: val {b.val_accuracy:.3f}, "
                      f"test {b.test_accuracy if b.test_accuracy is not None else float('nan'):.3f}")
+        if r.best_reason:
+            lines.append(f"  kept because {r.best_reason}")
     budget = f" of {_fmt_s(r.budget_seconds)}" if r.budget_seconds else ""
     lines.append(f"Time: trials {_fmt_s(r.train_seconds)}{budget}, LLM {r.llm_seconds:.1f} s, total {_fmt_s(r.seconds)}"
                  + (f"; log {r.log_path}" if r.log_path else ""))
@@ -1024,6 +1071,6 @@ def _as_proposal(t: Trial) -> Proposal:
 
 __all__ = [
     "Analysis", "DEFAULT_MIN_GAIN", "Option", "Prediction", "Proposal", "Trial", "TuneError", "TuneResult", "Tuner",
-    "analyze", "expected_improvement", "render_proposal", "render_result", "render_trial", "tune", "tune_schema",
-    "variants",
+    "analyze", "expected_improvement", "pick", "render_proposal", "render_result", "render_trial", "tune", "tune_schema",
+    "validation_se", "variants",
 ]

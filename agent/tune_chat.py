@@ -95,6 +95,8 @@ def summary_md(r: TuneResult) -> str:
         test = f", test {b.test_accuracy:.3f}" if b.test_accuracy is not None else ""
         text += (f"\n\nBest: trial {b.number}, `{config_summary(b.config)}`: validation accuracy "
                  f"{b.val_accuracy:.3f}{test}.")
+        if r.best_reason:
+            text += f" Kept because {r.best_reason}."
     if r.trials:
         rows = "\n".join(
             f"| {t.number} | {t.source} | {config_summary(t.config)} | "

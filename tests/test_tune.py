@@ -26,14 +26,18 @@ from agent.nodes import prompt
 from agent.recommend import Recommender
 from agent.tune import (
     Analysis,
+    Trial,
     TuneError,
     Tuner,
     analyze,
     expected_improvement,
     render_result,
     tune,
+    validation_se,
     variants,
 )
+from agent.tune import Prediction as TrialPrediction
+from agent.tune import pick as pick_trial
 from knowledge.schema import (
     DatasetInfo,
     EpochMetrics,
@@ -549,6 +553,42 @@ def test_expected_improvement() -> None:
     assert expected_improvement(0.9, 1e-9, 0.8) == pytest.approx(0.1, rel=1e-3)
     assert expected_improvement(0.7, 0.01, 0.8) < 1e-6
     assert expected_improvement(0.78, 0.05, 0.8) < expected_improvement(0.80, 0.05, 0.8)
+
+
+
+def _trial(number: int, val: float | None, predicted: float, status: str = "ok", lr: float = 0.001) -> Trial:
+    return Trial(number=number, config=TrainConfig(backbone="efficientnet_lite0", mode="frozen", learning_rate=lr),
+                 source="zero-shot" if number == 1 else "llm", rationale="r",
+                 predicted=TrialPrediction(accuracy=predicted, low=predicted - 0.05, high=predicted + 0.05, seconds=10),
+                 status=status, val_accuracy=val, seconds=10, analysis=Analysis(labels=[], text=""))
+
+
+def test_validation_se() -> None:
+    assert validation_se(0.8, 100) == pytest.approx(0.04)
+    assert validation_se(0.8, None) == 0.0 and validation_se(0.8, 0) == 0.0
+    assert validation_se(1.0, 100) == 0.0
+
+
+def test_pick_keeps_the_predicted_best_among_near_ties_on_validation() -> None:
+    trials = [_trial(1, 0.70, predicted=0.80), _trial(2, 0.72, predicted=0.75, lr=0.01),
+              _trial(3, 0.60, predicted=0.85, lr=0.1)]
+    # 100 validation images: SE of 0.72 is 0.045, so 0.70 is a near-tie and trial 1 is predicted higher;
+    # trial 3 is predicted best but clearly worse on validation.
+    kept, why = pick_trial(trials, 100)
+    assert kept is trials[0]
+    assert why is not None and "trial 2" in why and "0.720" in why and "100 validation images" in why
+    # 10,000 validation images: SE 0.0045, 0.02 apart is a real difference.
+    assert pick_trial(trials, 10_000) == (trials[1], None)
+    # Unknown validation size: the best validation accuracy, as before.
+    assert pick_trial(trials, None) == (trials[1], None)
+
+
+def test_pick_ignores_failed_trials_and_breaks_ties_by_the_earlier() -> None:
+    trials = [_trial(1, 0.70, predicted=0.80), _trial(2, 0.90, predicted=0.99, status="diverged", lr=0.01),
+              _trial(3, 0.70, predicted=0.80, lr=0.1)]
+    assert pick_trial(trials, 100) == (trials[0], None)
+    assert pick_trial([_trial(1, None, predicted=0.8, status="failed")], 100) == (None, None)
+    assert pick_trial([], 100) == (None, None)
 
 
 # ------------------------------------------------------------------------------- prompts
