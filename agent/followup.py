@@ -604,10 +604,12 @@ def _answer_budget(t: _Thread, intent: Intent, metamodel: Any, store: Any, weigh
             options.append((f"same setup, {c.epochs} epochs", c, p))
     profile = t.profile or {}
     try:
-        by_id = {r.id: r for r in store.records()} if store is not None else {}
+        from agent.nodes import stored_records
+
+        ids = [e["id"] for e in t.state.get("evidence") or [] if e.get("id")]
+        retrieved = stored_records(store, ids) if store is not None else []
     except Exception:  # the knowledge base is optional here: candidates are generated without it
-        by_id = {}
-    retrieved = [by_id[e["id"]] for e in t.state.get("evidence") or [] if e.get("id") in by_id]
+        retrieved = []
     found = metamodel.candidates(meta, Constraints(budget_seconds=budget, device=device, backbones=profile.get("backbones"),
                                                    modes=profile.get("modes")), retrieved=retrieved, n=5)
     for c in found:

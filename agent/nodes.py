@@ -18,7 +18,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,19 @@ def shap_line(explanation: dict[str, Any], top: int = 3) -> str:
         shown = f"{value:.3g}" if isinstance(value, float) else str(value)
         parts.append(f"{name}={shown} {c:+.2f}")
     return "; ".join(parts) + f" (average run {explanation['base_value']:.2f})"
+
+
+def stored_records(store: Any, ids: Sequence[str]) -> list[Any]:
+    """The store's records with these ids, in their order (ids it lacks are skipped).
+
+    Looked up one by one (`get`, the store's cached id map): a dict of every record built
+    per request would cost time that grows with the store.
+    """
+    get = getattr(store, "get", None)
+    if get is None:
+        by_id = {r.id: r for r in store.records()}
+        get = by_id.get
+    return [r for r in map(get, ids) if r is not None]
 
 
 def prompt_evidence(state: State, ctx: Context) -> list[dict[str, Any]]:
@@ -294,9 +307,6 @@ class Nodes:
         entry = self._profiles[key]
         return entry, entry["name"]
 
-    def _records_by_id(self) -> dict[str, Any]:
-        return {r.id: r for r in self.store.records()}
-
     # ------------------------------------------------------------------- nodes
     def profile(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Meta-features from the dataset when given, else from the text; constraints merged."""
@@ -409,8 +419,7 @@ class Nodes:
             budget_seconds=profile.get("budget_seconds"), device=profile["device"],
             backbones=profile.get("backbones"), modes=profile.get("modes"),
         )
-        by_id = self._records_by_id()
-        retrieved = [by_id[e["id"]] for e in state.get("evidence", []) if e["id"] in by_id]
+        retrieved = stored_records(self.store, [e["id"] for e in state.get("evidence", [])])
         mm = self.metamodel
         found = mm.candidates(meta, constraints, retrieved=retrieved, n=ctx.n_candidates)
         if not found:

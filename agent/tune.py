@@ -636,8 +636,9 @@ class Tuner:
                                   modes=p.get("modes"))
         retrieved = []
         if self.recommendation is not None:
-            by_id = {r.id: r for r in self.kb.records()} if hasattr(self.kb, "records") else {}
-            retrieved = [by_id[e.id] for e in self.recommendation.evidence if e.id in by_id]
+            from agent.nodes import stored_records
+
+            retrieved = stored_records(self.kb, [e.id for e in self.recommendation.evidence])
         found = self.metamodel.candidates(self.meta, constraints, retrieved=retrieved,
                                           n=N_MODEL_OPTIONS + len(self.trials))
         raw: list[tuple[TrainConfig, str]] = [(c.config, "meta-model candidate") for c in found

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import socket
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -404,3 +405,10 @@ def last(views: Iterator[ChatView]) -> ChatView:
 def texts(view: ChatView) -> list[str]:
     """A view's messages as text, a file as `<file PATH>`."""
     return [m["content"] if isinstance(m["content"], str) else f"<file {m['content']['path']}>" for m in view.messages]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a test server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

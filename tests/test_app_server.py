@@ -7,7 +7,6 @@ bounded by a timeout; each server is closed when its test ends.
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,15 +18,9 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 import app as app_module
 from agent.ui_adapter import Transcript
-from tests.fakes import TASK, FakeStore, make_adapter, tiny_dataset
+from tests.fakes import TASK, FakeStore, free_port, make_adapter, tiny_dataset
 
 TIMEOUT = 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def text_of(message: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from agent.context import Context
 from agent.graph import build_graph
-from agent.nodes import TaskError, TrainingNotApproved, job_id_for
+from agent.nodes import TaskError, TrainingNotApproved, job_id_for, stored_records
 from agent.recommend import Recommendation, Recommender, render_text
 from knowledge.schema import ExperimentRecord, TrainConfig
 from tests.fakes import TASK, FakeJobs, FakeMetaModel, FakeStore, kb_records, make_record, tiny_dataset
@@ -723,3 +723,16 @@ def test_cli_train_yes_runs_the_recommended_config(
     ((ds, config),) = trained
     assert ds == dataset and config.backbone == "efficientnet_lite0"
     assert "status=ok" in capsys.readouterr().out
+
+
+def test_stored_records_keeps_the_order_and_skips_unknown_ids(tmp_path: Path) -> None:
+    store = FakeStore(tmp_path)
+    a, b = store.records()[:2]
+    assert stored_records(store, [b.id, "no-such-id", a.id]) == [b, a]
+
+    class RecordsOnly:  # a store without `get`: one dict per call
+        def records(self) -> list:
+            return store.records()
+
+    assert stored_records(RecordsOnly(), [a.id, "no-such-id", b.id]) == [a, b]
+    assert stored_records(store, []) == []

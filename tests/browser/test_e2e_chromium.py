@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.fakes import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,12 +40,6 @@ CHROMIUM_ARGS = [
 ]
 TASK = "Breast ultrasound lesions (normal, benign, malignant); I have 10 minutes on a laptop CPU."
 STEP_MS = 360_000  # one step may load the embedder, the index and the meta-model on a busy 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
