@@ -591,6 +591,20 @@ def test_pick_ignores_failed_trials_and_breaks_ties_by_the_earlier() -> None:
     assert pick_trial([], 100) == (None, None)
 
 
+
+def test_the_result_says_why_the_kept_trial_is_not_the_best_on_validation() -> None:
+    from agent.tune import TuneResult
+    from agent.tune_chat import summary_md
+
+    trials = [_trial(1, 0.70, predicted=0.80), _trial(2, 0.72, predicted=0.75, lr=0.01)]
+    kept, why = pick_trial(trials, 100)
+    result = TuneResult(session_id="s", task="t", dataset="d", trials=trials, best=kept, best_reason=why,
+                        stop_reason="trials done", max_trials=2, budget_seconds=None, seconds=1.0,
+                        train_seconds=1.0, llm_seconds=0.0)
+    for text in (render_result(result), summary_md(result)):
+        assert "trial 1" in text.lower() and "within one standard error" in text
+
+
 # ------------------------------------------------------------------------------- prompts
 @pytest.mark.parametrize("name, keys", [
     ("tune_system", set()),
