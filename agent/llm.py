@@ -383,8 +383,9 @@ def other_busy_cpus(first_window: float = 0.1) -> float | None:
 def generation_threads(n_max: int, other_busy: float | None, n_cpus: int) -> int:
     """Threads to generate with: at most ``n_max``, leaving a core to each busy one.
 
-    A core counts as taken when other processes kept it at least 40% busy. Two spinning
-    threads on 2 cores with a training job on one generated 3-8 tok/s; one thread, 19-20.
+    A core counts as taken when other processes kept it at least 40% busy: a spinning
+    thread that shares its core with a training job stalls the others at every op
+    (bench/llm_threads.py, "short spin, all cores" beside a busy core).
     """
     if other_busy is None:
         return n_max
@@ -427,10 +428,11 @@ def _load_llama(path: str, n_ctx: int, n_threads: int | None) -> tuple[Any, thre
     with _LOAD_LOCK:
         if key not in _LLAMAS:
             # llama.cpp's OpenMP threads wait for each other between the ops of every token.
-            # Spinning briefly bridges those gaps: 30 vs 20 generated tok/s on an idle 2-core
-            # machine (fully passive waiting), while a short spin bounds the CPU burnt after a
-            # call. Spinning threads that share a core with another process are the bad case
-            # (3-8 tok/s); `generation_threads` avoids it. Must be set before libgomp loads.
+            # Spinning briefly bridges those gaps (faster generation than passive waits on an
+            # idle machine), and a short spin bounds the CPU burnt after a call. Spinning
+            # threads that share a core with another process are the bad case, which
+            # `generation_threads` avoids. bench/llm_threads.py measures all three settings.
+            # Must be set before libgomp loads.
             os.environ.setdefault("GOMP_SPINCOUNT", "5000")
             from llama_cpp import Llama
 

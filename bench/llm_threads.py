@@ -3,9 +3,10 @@
 agent/llm.py lets llama.cpp's OpenMP threads spin briefly between ops (GOMP_SPINCOUNT=5000)
 and, before every call, generates on the cores that other processes leave free
 (`generation_threads`). The old setting waited passively (OMP_WAIT_POLICY=PASSIVE) on every
-core. Both run here, each in its own process (libgomp reads its policy once, at load), on
-the same requests, with the machine idle and with a one-core CPU hog standing in for a
-training job; the order alternates so drift hits both.
+core. Both run here, and the spin without the thread choice, each in its own process
+(libgomp reads its policy once, at load), on the same requests, with the machine idle and
+with a one-core CPU hog standing in for a training job; the order alternates so drift hits
+all alike.
 
 Printed per setting and load: recommend p50 (end to end, up to the approval question), the
 LLM's generation and prompt speed from llama.cpp's own counters, and the ratio to the old
@@ -34,6 +35,7 @@ from bench import common  # noqa: E402
 
 SETTINGS = {
     "old: passive wait, all cores": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0", "METALLMIX_FIXED_THREADS": "1"},
+    "short spin, all cores": {"METALLMIX_FIXED_THREADS": "1"},  # the spin without the thread choice
     "new: short spin, free cores": {},
 }
 HOG = "while True: pass"
