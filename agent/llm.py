@@ -361,22 +361,16 @@ def _cpu_reading() -> _CpuReading | None:
     return time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), own.user + own.system
 
 
-def other_busy_cpus(first_window: float = 0.1) -> float | None:
-    """CPUs' worth of work that other processes did since the previous call (the first call
-    watches for ``first_window`` seconds); None where /proc/stat cannot be read."""
+def other_busy_cpus() -> float | None:
+    """CPUs' worth of work that other processes did since the previous call; None on the
+    first call (it starts the interval: `_load_llama` makes it) or without /proc/stat."""
     global _LAST_CPU
     with _CPU_LOCK:
         now = _cpu_reading()
-        if now is None:
-            return None
-        last = _LAST_CPU
-        if last is None:
-            time.sleep(first_window)
-            last, now = now, _cpu_reading() or now
-        _LAST_CPU = now
-    wall = now[0] - last[0]
-    if wall <= 0:
+        last, _LAST_CPU = _LAST_CPU, now
+    if now is None or last is None or now[0] <= last[0]:
         return None
+    wall = now[0] - last[0]
     return max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / wall)
 
 
@@ -392,10 +386,11 @@ def generation_threads(n_max: int, other_busy: float | None, n_cpus: int) -> int
     return max(1, min(n_max, n_cpus - int(other_busy + 0.6)))
 
 
-def _use_threads(llama: Any, n_max: int) -> None:
-    """Set the threads of ``llama``'s next call (hold its lock)."""
+def _use_threads(llama: Any, n_threads: int | None) -> None:
+    """Set the threads of ``llama``'s next call (hold its lock); ``n_threads`` as configured."""
     import llama_cpp
 
+    n_max = n_threads or os.cpu_count() or 1
     n = generation_threads(n_max, other_busy_cpus(), len(_usable_cpus()))
     # The prompt is evaluated in batches, where waits are few: it keeps every thread.
     llama_cpp.llama_set_n_threads(llama.ctx, n, n_max)
@@ -445,6 +440,7 @@ def _load_llama(path: str, n_ctx: int, n_threads: int | None) -> tuple[Any, thre
             if not _LLAMAS:
                 atexit.register(_close_llamas)
             _LLAMAS[key] = (llama, threading.Lock())
+            other_busy_cpus()  # the first call's thread choice reads the load since here
         return _LLAMAS[key]
 
 
@@ -554,7 +550,7 @@ class ChatEmbeddedLlamaCpp(BaseChatModel):
         llama, lock = _load_llama(self.model_path, self.n_ctx, self.n_threads)
         args = self._call_args(messages, stop, **kwargs)
         with lock:
-            _use_threads(llama, self.n_threads or os.cpu_count() or 1)
+            _use_threads(llama, self.n_threads)
             out = llama.create_chat_completion(**args)
         choice = out["choices"][0]
         usage = out.get("usage") or {}
@@ -584,7 +580,7 @@ class ChatEmbeddedLlamaCpp(BaseChatModel):
         args = self._call_args(messages, stop, **kwargs)
         n_out, finish = 0, None
         with lock:
-            _use_threads(llama, self.n_threads or os.cpu_count() or 1)
+            _use_threads(llama, self.n_threads)
             for event in llama.create_chat_completion(stream=True, **args):
                 choice = event["choices"][0]
                 finish = choice.get("finish_reason") or finish

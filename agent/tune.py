@@ -894,9 +894,10 @@ class Tuner:
 
     # ---------------------------------------------------------------- results
     def result(self) -> TuneResult:
+        best, why = pick(self.trials, self.n_val)
         return TuneResult(
-            session_id=self.session_id, task=self.text, dataset=self.dataset, trials=list(self.trials), best=self.best,
-            best_reason=pick(self.trials, self.n_val)[1],
+            session_id=self.session_id, task=self.text, dataset=self.dataset, trials=list(self.trials), best=best,
+            best_reason=why,
             stop_reason=self.stop_reason or "not finished", pending=self.pending, max_trials=self.max_trials,
             budget_seconds=self.budget_seconds, seconds=round(time.perf_counter() - self._started, 3),
             train_seconds=round(self.spent, 3), llm_seconds=round(self._llm_seconds, 3),
