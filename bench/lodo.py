@@ -78,6 +78,7 @@ HARD_CAP_S = 900.0
 TRIALS = (5, 10, 20)
 FULL_SEEDS = (0, 1)
 RUNS_FILE = RESULTS / "lodo_runs.jsonl"
+AGENT_DIR = RESULTS / "lodo_agent"  # one JSON per dataset and N: the agent's trials, for studying pick rules offline
 SMALL_TRAIN = 2500  # the sweep's threshold for the extra feature sets and longer trainable runs
 
 HEAD_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
@@ -502,6 +503,22 @@ def agent_tune(task: Task, llm: Any, judge_llm: Any, n: int, runs_dir: Path) -> 
                   notes=f"{len(result.trials)} trials, LLM {result.llm_seconds:.0f} s, stop: {result.stop_reason[:60]}"), result
 
 
+
+def save_agent_session(result: Any, n_val: int | None, path: Path) -> Path:
+    """Write what a pick rule needs from a tuning session (the trials' configs, predictions,
+    validation and test accuracies, and the trial kept) as JSON; replaced atomically."""
+    trials = [{"number": t.number, "config": t.config.model_dump(mode="json"), "source": t.source,
+               "predicted": t.predicted.model_dump(mode="json"), "status": t.status,
+               "val_accuracy": t.val_accuracy, "test_accuracy": t.test_accuracy, "seconds": t.seconds,
+               "labels": t.analysis.labels} for t in result.trials]
+    data = {"dataset": result.dataset, "n_val": n_val, "kept": result.best.number if result.best else None,
+            "kept_reason": result.best_reason, "stop_reason": result.stop_reason, "trials": trials}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+    return path
+
 # ------------------------------------------------------------------------ the tasks
 def build_task(name: str, seed_records: Sequence[ExperimentRecord], vectors: dict[str, Any], root: Path) -> Task:
     """D's dataset and profile, and a knowledge base + meta-model that never saw D."""
@@ -796,8 +813,9 @@ def main(argv: list[str] | None = None) -> int:
             if use_agent:
                 for n in args.agent_trials:
                     try:
-                        choice, _ = agent_tune(task, llm, judge, n, root / "runs")
+                        choice, session = agent_tune(task, llm, judge, n, root / "runs")
                         choices.append(choice)
+                        save_agent_session(session, task.meta.split_sizes.get("val"), AGENT_DIR / f"{name}-agent{n}.json")
                     except Exception as exc:
                         traceback.print_exc()
                         skipped.append(f"{name}: agent-{n} failed: {type(exc).__name__}: {str(exc)[:160]}")

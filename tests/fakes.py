@@ -412,3 +412,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def make_trial(number: int, val: float | None, predicted: float, status: str = "ok", lr: float = 0.001) -> Any:
+    """A finished tuning trial (agent.tune.Trial): frozen Lite0 at learning rate `lr`, predicted
+    accuracy `predicted` +- 0.05, validation accuracy `val`."""
+    from agent.tune import Analysis, Trial
+    from agent.tune import Prediction as TrialPrediction
+
+    return Trial(number=number, config=TrainConfig(backbone="efficientnet_lite0", mode="frozen", learning_rate=lr),
+                 source="zero-shot" if number == 1 else "llm", rationale="r",
+                 predicted=TrialPrediction(accuracy=predicted, low=predicted - 0.05, high=predicted + 0.05, seconds=10),
+                 status=status, val_accuracy=val, seconds=10, analysis=Analysis(labels=[], text=""))

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from bench.common import write_section
-from bench.lodo import Family, families, popular_config, project, sample_config, split_out
+from bench.lodo import Family, families, popular_config, project, sample_config, save_agent_session, split_out
 from bench.scale import SYNTHETIC_MACHINE, scaled_meta, synthesize
 from knowledge.schema import ExperimentRecord, TrainConfig
 from knowledge.store import SEED_DIR, KnowledgeBase, read_records
+from tests.fakes import make_trial
 
 SEED_FILE = SEED_DIR / "records.jsonl"
 
@@ -150,3 +151,24 @@ def test_goals_report_both_references_and_the_sweep_reference() -> None:
     # goal 3 against the recorded best: none within 1 point; against the re-run: 5 are 4.5x faster and within 1 point
     assert "time than the best-accuracy config (its re-run time): 0/8: NOT MET" in text
     assert "5/8 within 1 point of the re-run on the same seeds and >= 3x faster" in text
+
+
+def test_agent_session_is_saved_with_what_a_pick_rule_needs(tmp_path: Path) -> None:
+    import json
+
+    from agent.tune import TuneResult, pick
+
+    trials = [make_trial(1, 0.70, predicted=0.80), make_trial(2, 0.72, predicted=0.75, lr=0.01),
+              make_trial(3, None, predicted=0.9, status="diverged", lr=0.5)]
+    kept, why = pick(trials, 100)
+    result = TuneResult(session_id="s", task="", dataset="d.npz", trials=trials, best=kept, best_reason=why,
+                        stop_reason="trials done", max_trials=3, budget_seconds=None, seconds=1.0, train_seconds=1.0,
+                        llm_seconds=0.0)
+    path = save_agent_session(result, 100, tmp_path / "agent" / "d-agent3.json")
+    data = json.loads(path.read_text())
+    assert data["n_val"] == 100 and data["kept"] == 1 and "within one standard error" in data["kept_reason"]
+    assert [t["val_accuracy"] for t in data["trials"]] == [0.70, 0.72, None]
+    assert [t["predicted"]["accuracy"] for t in data["trials"]] == [0.80, 0.75, 0.9]
+    assert data["trials"][1]["config"]["learning_rate"] == 0.01 and data["trials"][2]["status"] == "diverged"
+    assert not list(path.parent.glob("*.tmp"))
+

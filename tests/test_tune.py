@@ -26,7 +26,6 @@ from agent.nodes import prompt
 from agent.recommend import Recommender
 from agent.tune import (
     Analysis,
-    Trial,
     TuneError,
     Tuner,
     analyze,
@@ -36,7 +35,6 @@ from agent.tune import (
     validation_se,
     variants,
 )
-from agent.tune import Prediction as TrialPrediction
 from agent.tune import pick as pick_trial
 from knowledge.schema import (
     DatasetInfo,
@@ -48,7 +46,7 @@ from knowledge.schema import (
     TrainConfig,
     now_utc,
 )
-from tests.fakes import tiny_dataset
+from tests.fakes import make_trial, tiny_dataset
 from tools.metamodel import Candidate, Explanation, Prediction
 
 TASK = "breast ultrasound, 3 classes"
@@ -556,13 +554,6 @@ def test_expected_improvement() -> None:
 
 
 
-def _trial(number: int, val: float | None, predicted: float, status: str = "ok", lr: float = 0.001) -> Trial:
-    return Trial(number=number, config=TrainConfig(backbone="efficientnet_lite0", mode="frozen", learning_rate=lr),
-                 source="zero-shot" if number == 1 else "llm", rationale="r",
-                 predicted=TrialPrediction(accuracy=predicted, low=predicted - 0.05, high=predicted + 0.05, seconds=10),
-                 status=status, val_accuracy=val, seconds=10, analysis=Analysis(labels=[], text=""))
-
-
 def test_validation_se() -> None:
     assert validation_se(0.8, 100) == pytest.approx(0.04)
     assert validation_se(0.8, None) == 0.0 and validation_se(0.8, 0) == 0.0
@@ -570,8 +561,8 @@ def test_validation_se() -> None:
 
 
 def test_pick_keeps_the_predicted_best_among_near_ties_on_validation() -> None:
-    trials = [_trial(1, 0.70, predicted=0.80), _trial(2, 0.72, predicted=0.75, lr=0.01),
-              _trial(3, 0.60, predicted=0.85, lr=0.1)]
+    trials = [make_trial(1, 0.70, predicted=0.80), make_trial(2, 0.72, predicted=0.75, lr=0.01),
+              make_trial(3, 0.60, predicted=0.85, lr=0.1)]
     # 100 validation images: SE of 0.72 is 0.045, so 0.70 is a near-tie and trial 1 is predicted higher;
     # trial 3 is predicted best but clearly worse on validation.
     kept, why = pick_trial(trials, 100)
@@ -584,10 +575,10 @@ def test_pick_keeps_the_predicted_best_among_near_ties_on_validation() -> None:
 
 
 def test_pick_ignores_failed_trials_and_breaks_ties_by_the_earlier() -> None:
-    trials = [_trial(1, 0.70, predicted=0.80), _trial(2, 0.90, predicted=0.99, status="diverged", lr=0.01),
-              _trial(3, 0.70, predicted=0.80, lr=0.1)]
+    trials = [make_trial(1, 0.70, predicted=0.80), make_trial(2, 0.90, predicted=0.99, status="diverged", lr=0.01),
+              make_trial(3, 0.70, predicted=0.80, lr=0.1)]
     assert pick_trial(trials, 100) == (trials[0], None)
-    assert pick_trial([_trial(1, None, predicted=0.8, status="failed")], 100) == (None, None)
+    assert pick_trial([make_trial(1, None, predicted=0.8, status="failed")], 100) == (None, None)
     assert pick_trial([], 100) == (None, None)
 
 
@@ -596,7 +587,7 @@ def test_the_result_says_why_the_kept_trial_is_not_the_best_on_validation() -> N
     from agent.tune import TuneResult
     from agent.tune_chat import summary_md
 
-    trials = [_trial(1, 0.70, predicted=0.80), _trial(2, 0.72, predicted=0.75, lr=0.01)]
+    trials = [make_trial(1, 0.70, predicted=0.80), make_trial(2, 0.72, predicted=0.75, lr=0.01)]
     kept, why = pick_trial(trials, 100)
     result = TuneResult(session_id="s", task="t", dataset="d", trials=trials, best=kept, best_reason=why,
                         stop_reason="trials done", max_trials=2, budget_seconds=None, seconds=1.0,
