@@ -31,9 +31,10 @@ DOCS = REPO / "docs" / "BENCHMARKS.md"
 
 
 def cache_root() -> Path:
-    """$METALLMIX_CACHE/bench (else ~/.cache/metallmix/bench): derived data, safe to delete."""
-    root = os.environ.get("METALLMIX_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "metallmix") / "bench"
+    """`knowledge.cache_root()`/bench: derived data, safe to delete."""
+    from knowledge import cache_root as root
+
+    return root() / "bench"
 
 
 # ------------------------------------------------------------------------- provenance

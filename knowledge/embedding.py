@@ -43,9 +43,10 @@ _PROBES = (
 
 
 def cache_dir() -> Path:
-    """$METALLMIX_CACHE/embedding, else ~/.cache/metallmix/embedding: derived files, safe to delete."""
-    root = os.environ.get("METALLMIX_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "metallmix") / "embedding"
+    """Where the exported query model is cached: `knowledge.cache_root()`/embedding."""
+    from knowledge import cache_root
+
+    return cache_root() / "embedding"
 
 
 def _pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from knowledge import cache_root
 from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, SCHEDULERS
 
@@ -494,9 +495,8 @@ def _records_key(records: Sequence[ExperimentRecord], seed: int) -> str:
 
 
 def default_cache_dir() -> Path:
-    """$METALLMIX_CACHE/metamodel, else ~/.cache/metallmix/metamodel."""
-    root = os.environ.get("METALLMIX_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "metallmix") / "metamodel"
+    """`knowledge.cache_root()`/metamodel."""
+    return cache_root() / "metamodel"
 
 
 @functools.cache

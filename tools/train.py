@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from knowledge import cache_root
 from knowledge.schema import DatasetInfo, EpochMetrics, ExperimentRecord, Outcome, Provenance, TrainConfig, now_utc
 from tools.backbones import Backbone, build_backbone, weights_available
 from tools.datasets import SPLITS, ImageDataset, profile_dataset
@@ -86,10 +87,6 @@ def code_version() -> str:
         return version("metallmix")
     except PackageNotFoundError:
         return "unknown"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("METALLMIX_CACHE", Path.home() / ".cache" / "metallmix"))
 
 
 def _seed_everything(seed: int) -> torch.Generator:
@@ -202,7 +199,7 @@ def _features(
 ) -> tuple[dict[str, torch.Tensor], float]:
     """Backbone features of every split, cached on disk; returns them and the measured extraction seconds."""
     tag = backbone.weights.replace(":", "_").replace("/", "_")
-    path = cache_dir() / "features" / f"{ds.fingerprint}_{backbone.name}_{size}_{tag}.pt"
+    path = cache_root() / "features" / f"{ds.fingerprint}_{backbone.name}_{size}_{tag}.pt"
     if path.is_file():
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
