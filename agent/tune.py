@@ -55,7 +55,6 @@ and must fit what is left. Without `budget_minutes`, the budget stated in the ta
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -70,6 +69,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from knowledge.schema import MetaFeatures, TrainConfig
+from tools.jobs import write_json
 
 if TYPE_CHECKING:
     from agent.context import Context
@@ -919,9 +919,7 @@ class Tuner:
             path.parent.mkdir(parents=True, exist_ok=True)
             data = self.result().model_dump(mode="json")
             data.pop("recommendation", None)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(data, indent=1))
-            tmp.replace(path)
+            write_json(path, data)
         except OSError as exc:  # the records are in the knowledge base; the session log is a convenience
             log.warning("could not write the tuning log %s: %s", path, exc)
 

@@ -513,10 +513,10 @@ def save_agent_session(result: Any, n_val: int | None, path: Path) -> Path:
                "labels": t.analysis.labels} for t in result.trials]
     data = {"dataset": result.dataset, "n_val": n_val, "kept": result.best.number if result.best else None,
             "kept_reason": result.best_reason, "stop_reason": result.stop_reason, "trials": trials}
+    from tools.jobs import write_json
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)
+    write_json(path, data)
     return path
 
 # ------------------------------------------------------------------------ the tasks

@@ -35,7 +35,8 @@ def runs_dir() -> Path:
     return Path(os.environ.get("METALLMIX_RUNS", Path.home() / ".metallmix" / "runs"))
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
+    """Write `data` as JSON through a temporary file, so readers never see half of it."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, default=str))
     tmp.replace(path)
@@ -91,7 +92,7 @@ class Job:
             "notes": notes[:2000] if notes else None,
             "created": now_utc().isoformat(),
         }
-        _write_json(run_dir / "job.json", spec)
+        write_json(run_dir / "job.json", spec)
         stderr = (run_dir / "stderr.txt").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "tools.jobs", str(run_dir)],
@@ -189,7 +190,7 @@ class Job:
             record = self._failed_record()
             if record is None:
                 return None
-            _write_json(path, json.loads(record.model_dump_json()))
+            write_json(path, json.loads(record.model_dump_json()))
         if self.spec.get("kb_root"):  # idempotent: the record id is the job id
             KnowledgeBase(self.spec["kb_root"], index=False).append(record)
         self._record = record
@@ -277,7 +278,7 @@ def _worker(run_dir: Path) -> int:
                    should_stop=stop.is_set)
     record = make_record(ds, result, seed=spec["seed"], source=spec["source"], record_id=spec["id"], meta=meta,
                          notes=spec.get("notes"))
-    _write_json(run_dir / "record.json", json.loads(record.model_dump_json()))
+    write_json(run_dir / "record.json", json.loads(record.model_dump_json()))
     if spec.get("kb_root"):
         KnowledgeBase(spec["kb_root"], index=False).append(record)
     emit({"event": "end", "status": record.outcome.status, "record_id": record.id})
