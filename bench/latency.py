@@ -27,7 +27,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-DATA = Path(os.environ.get("METALLMIX_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from bench.common import DATA, percentile  # noqa: E402
 
 # Varied on purpose: modalities, sizes, budgets, devices, with and without a dataset.
 TASKS: list[tuple[str, str | None]] = [
@@ -44,13 +44,6 @@ TASKS: list[tuple[str, str | None]] = [
     ("", "blood_cells_pbc.npz"),
     ("chest x-ray, I have 10 minutes", "pneumoniamnist_merged.npz"),
 ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
-    return ordered[k]
 
 
 def main(argv: list[str] | None = None) -> int:

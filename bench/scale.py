@@ -350,10 +350,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # The workload of bench/latency.py, whose p50 the recommend goal is read as: the same 12
     # varied tasks (4 with a dataset file) on both stores.
-    from bench.latency import DATA as TASK_DATA
     from bench.latency import TASKS
 
-    requests = [(text, str(TASK_DATA / ds) if ds and (TASK_DATA / ds).exists() else None)
+    requests = [(text, str(DATA / ds) if ds and (DATA / ds).exists() else None)
                 for text, ds in TASKS][: args.llm_requests]
     with tempfile.TemporaryDirectory(prefix="metallmix-scale-") as tmp:
         for label, records in (("seed", list(seed)), ("large", list(seed) + synth)):
