@@ -473,8 +473,10 @@ class Nodes:
             draft = draft.model_dump()
         if isinstance(draft, dict) and isinstance(draft.get("rationale"), str):
             tidy = J.tidy_text(draft["rationale"], J.RATIONALE_MAX)
-            if tidy != " ".join(draft["rationale"].split()):
-                text = None  # the judge must see the tidied rationale, not the cut-off one
+            if text is not None and tidy != " ".join(draft["rationale"].split()):
+                # The judge must see the tidied rationale, not the cut-off one, and in the
+                # model's own wording, which llama.cpp's KV cache still holds.
+                text = J.with_rationale(text, draft["rationale"], tidy)
             draft["rationale"] = tidy
         if isinstance(draft, dict):
             draft = J.complete_draft(draft, state["candidates"])
@@ -542,7 +544,9 @@ class Nodes:
             # The grounding check read every number and id of the rationale against the
             # evidence and found them right; a 1.5B judge calls 0.9323 vs 0.93 wrong
             # (bench/judge_quality.py). It keeps its say on vague and unreadable rationales.
-            overruled = f"the LLM judge found a {scores.problem} ({scores.critique.strip()}), but every number and id " \
+            said = scores.critique.strip()
+            said = f" ({said})" if said and said.lower() != "ok" else ""
+            overruled = f"the LLM judge found a {scores.problem}{said}, but every number and id " \
                         "the rationale quotes matches the evidence"
             passed = True
         attempt = state.get("attempts", 1)

@@ -206,6 +206,23 @@ def test_passing_draft_goes_straight_to_respond_and_stops_at_approval(store: Fak
     assert "train" not in out and "training" not in out
 
 
+def test_the_judge_reads_a_cut_off_rationale_tidied_in_the_models_own_words(store: FakeStore) -> None:
+    # The grammar stops a rambling rationale at its maxLength; the judge must see it tidied
+    # (ending at its last full sentence) but otherwise as the model wrote it: llama.cpp
+    # still holds those tokens in its KV cache, and compact JSON of the completed draft
+    # would be evaluated anew.
+    first = "c1 has the best predicted accuracy and fits the budget; r1 on a similar set agrees."
+    cut = (first + " It is also the fastest frozen head among the candidates shown, and its learning rate")[:150]
+    text = '{ "candidate": "c1", "rationale": "' + cut + '" }'
+    llm, judge = chat(text), chat(scores())
+
+    out = run(make(store, llm, judge))
+
+    rec = Recommendation.model_validate(out["recommendation"])
+    assert rec.verdict.passed and rec.rationale == first
+    assert judge.prompts[0][2].content == '{ "candidate": "c1", "rationale": "' + first + '" }'
+
+
 def test_reason_schema_enums_come_from_the_candidates(store: FakeStore) -> None:
     llm = chat(draft())
     run(make(store, llm, chat(scores())))
@@ -293,6 +310,32 @@ def test_a_wrong_number_the_grounding_check_verified_is_overruled(store: FakeSto
     assert verdict["passed"] and verdict["scores"]["accuracy"] == 1
     assert "but every number and id the rationale quotes matches the evidence" in verdict["overruled"]
     assert not out["recommendation"]["fallback"]
+
+
+def test_an_overruled_label_without_a_critique_says_so_plainly(store: FakeStore) -> None:
+    out = run(make(store, chat(draft()), chat(scores("wrong number or id"))))
+
+    (verdict,) = out["verdicts"]
+    assert verdict["passed"] and verdict["overruled"].startswith("the LLM judge found a wrong number or id, but ")
+
+
+@pytest.mark.parametrize(("answer", "valid"), [
+    ({"problem": "none", "critique": "ok"}, True),
+    ({"problem": "wrong number or id", "critique": "ok"}, True),
+    ({"problem": "wrong number or id", "critique": "it quotes 0.8012"}, False),  # always overruled: no critique
+    ({"problem": "none", "critique": "the rationale is fine"}, False),
+    ({"problem": "vague reason", "critique": "say why frozen suits 2,000 images"}, True),
+    ({"problem": "unreadable", "critique": "x" * 81}, False),
+    ({"problem": "bad vibes", "critique": "ok"}, False),
+])
+def test_only_a_vague_or_unreadable_verdict_writes_a_critique(answer: dict[str, Any], valid: bool) -> None:
+    import jsonschema  # chromadb's dependency
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    from agent.judge import judge_schema
+
+    assert jsonschema.Draft202012Validator(judge_schema()).is_valid(answer) is valid
+    assert "root ::=" in json_schema_to_gbnf(json.dumps(judge_schema()))  # llama.cpp compiles it to a grammar
 
 
 def test_a_false_superlative_is_caught_by_the_checks(store: FakeStore) -> None:

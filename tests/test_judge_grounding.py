@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from agent.judge import complete_draft, quoted_accuracies, quoted_ids, ungrounded
+from agent.judge import (
+    RATIONALE_MAX,
+    complete_draft,
+    quoted_accuracies,
+    quoted_ids,
+    tidy_text,
+    ungrounded,
+    with_rationale,
+)
 
 CANDIDATES = [
     {"id": "c1", "accuracy": 0.93, "low": 0.67, "high": 1.0, "seconds": 25,
@@ -70,3 +80,34 @@ def test_a_short_draft_is_completed_from_its_candidate_and_cites_what_it_names()
     # A value the model did set is kept; an unknown candidate keeps its gaps for the checks.
     assert complete_draft({"candidate": "c1", "rationale": "c1.", "epochs": 5}, CANDIDATES)["epochs"] == 5
     assert "backbone" not in complete_draft({"candidate": "c9", "rationale": "c9."}, CANDIDATES)
+
+
+def test_a_tidied_rationale_goes_back_into_the_answer_as_the_model_wrote_it() -> None:
+    # As llama.cpp's grammar stops a long rationale: mid-sentence, in the model's own spacing.
+    raw = ("c1 has the highest predicted accuracy (0.89) and fits the 10 min budget. "
+           "It also trains faster than c2, which r1 confirms on a similar chest x-ray set with")[:RATIONALE_MAX]
+    text = '{ "candidate": "c1", "rationale": "' + raw + '" }'
+    tidy = tidy_text(raw, RATIONALE_MAX)
+    assert tidy.endswith("budget.") and tidy != raw
+
+    out = with_rationale(text, raw, tidy)
+
+    assert out == '{ "candidate": "c1", "rationale": "' + tidy + '" }'  # only the cut tail differs
+    assert json.loads(out) == {"candidate": "c1", "rationale": tidy}
+
+
+def test_a_rationale_with_escapes_and_non_ascii_is_replaced_exactly() -> None:
+    raw = 'c1 scores \u2265 0.89 on "similar" data; r1 agrees – and then the grammar stopped'
+    text = json.dumps({"candidate": "c1", "rationale": raw}, ensure_ascii=False)
+    tidy = 'c1 scores \u2265 0.89 on "similar" data;'
+    out = with_rationale(text, raw, tidy)
+    assert out is not None and json.loads(out)["rationale"] == tidy
+
+
+@pytest.mark.parametrize("text", [
+    '{"candidate": "c1", "rationale": "fits the budget\nand more"}',  # written with an escape, read raw
+    '{"candidate": "c1", "rationale": "fits the budget", "note": "fits the budget"}',  # found twice
+    '{"candidate": "c1"}',  # not there at all
+])
+def test_no_replacement_when_it_would_not_be_exact(text: str) -> None:
+    assert with_rationale(text, "fits the budget", "fits.") is None
