@@ -8,8 +8,20 @@ once, untimed, as in a long-running app; then each task runs through the graph u
 approval interrupt. Printed: one row per task (total, LLM, the rest, drafts, judge), the
 per-node breakdown (p50/p95, with the LLM part of reason and judge apart), and the goals.
 
+Baseline (`--baseline`): every task also runs on the judge call as it was before this
+baseline was added, re-enacted by swapping two functions of agent.judge for their old versions:
+- the judge's prompt repeated a tidied answer (a rationale cut at its last full sentence: most
+  drafts) as compact JSON of the completed draft, which llama.cpp had to evaluate whole; now it
+  repeats the model's own answer with the tidied rationale, in the KV cache up to the cut;
+- the judge wrote a free critique after every label; now only after "vague reason" and
+  "unreadable" (the others' critique is "ok": see `agent.judge.judge_schema`).
+Two passes, each task once per path, the paths alternating from task to task and swapped in the
+second pass, so that consecutive requests never share a prompt (a repeated prompt would come from
+the KV cache) and drift hits both paths alike.
+
 Usage:
     python -m bench.latency [--kb-dir DIR] [--model qwen2.5-coder-0.5b] [--repeat 1] [--tasks 12] [--no-judge]
+                            [--baseline]
 
 Timings are wall-clock on whatever else the machine is doing; the load average is printed
 (ENVIRONMENT.md: LLM timings fall 3-5x while other processes load the 2 cores).
@@ -18,10 +30,12 @@ Timings are wall-clock on whatever else the machine is doing; the load average i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +58,50 @@ TASKS: list[tuple[str, str | None]] = [
     ("", "blood_cells_pbc.npz"),
     ("chest x-ray, I have 10 minutes", "pneumoniamnist_merged.npz"),
 ]
+WARM_UP_TASK = "abdominal CT slices, 3 organ classes, 1,200 images, 20 minutes"
+
+
+@contextlib.contextmanager
+def _judge_call(path: str) -> Iterator[None]:
+    """Run the graph with the current judge call, or re-enact the baseline one (see the docstring)."""
+    if path == "current":
+        yield
+        return
+    from agent import judge
+
+    def old_schema() -> dict[str, Any]:
+        return {"title": "Verdict", "type": "object",
+                "properties": {"problem": {"type": "string", "enum": list(judge.JUDGE_PROBLEMS)},
+                               "critique": {"type": "string", "maxLength": judge.CRITIQUE_MAX}},
+                "required": ["problem", "critique"], "additionalProperties": False}
+
+    kept = judge.with_rationale, judge.judge_schema
+    judge.with_rationale = lambda text, rationale, tidied: None  # a tidied answer went in as the completed draft
+    judge.judge_schema = old_schema
+    try:
+        yield
+    finally:
+        judge.with_rationale, judge.judge_schema = kept
+
+
+def _print_baseline(rows: list[dict[str, Any]]) -> None:
+    """Current vs baseline judge call: p50 of the totals and of the judge's LLM time, and the paired ratios."""
+    by = {path: [x for x in rows if x["path"] == path] for path in ("current", "baseline")}
+    pairs = [(a, b) for a in by["current"] for b in by["baseline"] if a["task"] == b["task"]]
+    print()
+    print(f"{'judge call':<14} {'requests':>8} {'total p50 s':>12} {'judge LLM p50 s':>16} {'mean drafts':>12}")
+    for path, xs in by.items():
+        print(f"{path:<14} {len(xs):>8} {percentile([x['total'] for x in xs], 50):12.2f} "
+              f"{percentile([x['llm_t'].get('judge', 0.0) for x in xs], 50):16.2f} "
+              f"{statistics.mean(x['drafts'] for x in xs):12.2f}")
+    if pairs:
+        total = statistics.median(a["total"] / b["total"] for a, b in pairs)
+        judged = [(a, b) for a, b in pairs if a["llm_t"].get("judge") and b["llm_t"].get("judge")]
+        line = f"paired by task (median of {len(pairs)}): total x{total:.2f} (current / baseline)"
+        if judged:
+            line += f"; judge LLM x{statistics.median(a['llm_t']['judge'] / b['llm_t']['judge'] for a, b in judged):.2f}"
+        print(line)
+    print()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per task")
     parser.add_argument("--tasks", type=int, default=len(TASKS), help="use the first N tasks")
     parser.add_argument("--no-judge", action="store_true", help="deterministic checks only (no LLM judge call)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also run every task on the old judge call (interleaved; see the docstring)")
     args = parser.parse_args(argv)
 
     from agent.context import Context
@@ -66,34 +126,43 @@ def main(argv: list[str] | None = None) -> int:
                     judge_llm=get_chat_model(model=args.model, max_tokens=160), kb=kb)
     r.warm_up()
     context = Context(llm_judge=not args.no_judge)
-    # One untimed request loads the LLM weights and compiles its grammar paths.
-    r.recommend(TASKS[0][0], context=context)
+    # One untimed request loads the LLM weights and compiles its grammar paths. Not one of the
+    # tasks: llama.cpp keeps the last prompt in its KV cache, so a task right after itself
+    # would skip most of its prompt (the first task here ran 3 s faster than the others).
+    r.recommend(WARM_UP_TASK, context=context)
     print(f"warm-up (parts + first request): {time.perf_counter() - t0:.1f} s; knowledge base {len(kb.records())} "
           f"records; model {getattr(r.nodes.llm, 'model_name', type(r.nodes.llm).__name__)}; "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
 
+    tasks = [task for _ in range(args.repeat) for task in TASKS[: args.tasks]]  # never one task twice in a row
+    runs = [(task, "current") for task in tasks]
+    if args.baseline:  # two passes, the paths alternating by task and swapped in the second
+        runs = [(task, ("current", "baseline")[(i + p) % 2]) for p in (0, 1) for i, task in enumerate(tasks)]
     rows: list[dict[str, Any]] = []
-    for text, ds in TASKS[: args.tasks]:
-        for _ in range(args.repeat):
-            dataset = str(DATA / ds) if ds else None
-            if dataset and not Path(dataset).exists():
-                print(f"skipping {ds}: not in {DATA}", file=sys.stderr)
-                continue
+    for (text, ds), path in runs:
+        dataset = str(DATA / ds) if ds else None
+        if dataset and not Path(dataset).exists():
+            print(f"skipping {ds}: not in {DATA}", file=sys.stderr)
+            continue
+        with _judge_call(path):
             rec = r.recommend(text, dataset=dataset, context=context)
-            total = rec.timings["total"]
-            rows.append({
-                "task": (text or "(dataset only)")[:48] + (f" +{Path(ds).stem}" if ds else ""),
-                "total": total, "llm": rec.llm_seconds, "rest": total - rec.llm_seconds,
-                "drafts": rec.verdict.attempts, "passed": rec.verdict.passed, "fallback": rec.fallback,
-                "choice": f"{rec.config.backbone}/{rec.config.mode}", "timings": rec.timings, "llm_t": rec.llm_timings,
-            })
-            row = rows[-1]
-            print(f"{row['task']:<62} {total:6.2f} s  llm {row['llm']:6.2f}  rest {row['rest']:5.3f}  drafts "
-                  f"{row['drafts']}  {'fallback' if row['fallback'] else 'judged ok' if row['passed'] else 'FAILED'}  "
-                  f"{row['choice']}", flush=True)
-            if not rec.verdict.passed:
-                failed = [c.name for c in rec.verdict.checks if not c.ok] or ["llm-judge"]
-                print(f"    judge: {', '.join(failed)}: {(rec.verdict.critique or '')[:160]}", flush=True)
+        total = rec.timings["total"]
+        rows.append({
+            "task": (text or "(dataset only)")[:48] + (f" +{Path(ds).stem}" if ds else ""), "path": path,
+            "total": total, "llm": rec.llm_seconds, "rest": total - rec.llm_seconds,
+            "drafts": rec.verdict.attempts, "passed": rec.verdict.passed, "fallback": rec.fallback,
+            "choice": f"{rec.config.backbone}/{rec.config.mode}", "timings": rec.timings, "llm_t": rec.llm_timings,
+        })
+        row = rows[-1]
+        print(f"{row['task']:<62} {total:6.2f} s  llm {row['llm']:6.2f}  rest {row['rest']:5.3f}  drafts "
+              f"{row['drafts']}  {'fallback' if row['fallback'] else 'judged ok' if row['passed'] else 'FAILED'}  "
+              f"{row['choice']}" + (f"  [{path}]" if args.baseline else ""), flush=True)
+        if not rec.verdict.passed:
+            failed = [c.name for c in rec.verdict.checks if not c.ok] or ["llm-judge"]
+            print(f"    judge: {', '.join(failed)}: {(rec.verdict.critique or '')[:160]}", flush=True)
+    if args.baseline:
+        _print_baseline(rows)
+    rows = [x for x in rows if x["path"] == "current"]
     if not rows:
         print("no task ran", file=sys.stderr)
         return 1

@@ -293,9 +293,11 @@ def time_pipeline(kb: KnowledgeBase, mm: Any, n: int, dataset: Path) -> list[flo
 def time_recommend(kb: KnowledgeBase, mm: Any, llm: Any, judge: Any, requests: Sequence[tuple[str, str | None]]
                    ) -> list[dict[str, float]]:
     from agent.recommend import Recommender
+    from bench.latency import WARM_UP_TASK
 
     r = Recommender(llm=llm, judge_llm=judge, kb=kb, metamodel=mm)
     r.warm_up()
+    r.run(WARM_UP_TASK)  # untimed, as in bench.latency: the weights, and the system prompt in the KV cache
     out = []
     for text, ds in requests:
         rec, _ = r.run(text, dataset=ds)
