@@ -10,9 +10,19 @@ Printed:
    correlation of predicted vs true accuracy, the chosen run's true accuracy, the best
    recorded accuracy, regret, the chosen run's rank among D's runs, and the expected
    regret of picking a recorded run at random (the baseline to beat).
+3. `--targets`: what the accuracy booster learns, compared on the same leave-one-dataset-out
+   folds (booster settings as the product's). `absolute` is the product's target (test
+   accuracy). The others are within-dataset targets, which leave out how hard a dataset is
+   (the between-dataset variance that dominates the absolute target) so the trees may spend
+   their splits on the configuration: `centred` (accuracy minus the dataset's mean run),
+   `scaled` (0 at the majority-class share, 1 at the dataset's best run), `pairwise` (XGBoost's
+   rank:pairwise with each dataset a query group). Per target: the top-1 regret on D's runs,
+   how often it is within 1 point, the mean regret of the top 5 (a less noisy read), and the
+   Spearman correlation. A within-dataset target would need a second model for the expected
+   accuracy the product shows, so it is worth adopting only for a clear gain here.
 
 Usage:
-    python -m bench.metamodel [--records knowledge/seed/records.jsonl]
+    python -m bench.metamodel [--records knowledge/seed/records.jsonl] [--targets]
 
 Timings are wall-clock on whatever else the machine is doing; the load average is printed.
 """
@@ -28,6 +38,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
+import tools.metamodel as tm
 from knowledge.schema import ExperimentRecord
 from knowledge.space import BACKBONES, MODES
 from knowledge.store import SEED_DIR, read_records
@@ -63,9 +76,62 @@ def _p(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
+TARGETS = ("absolute", "centred", "scaled", "pairwise")
+
+
+def _target(kind: str, y: np.ndarray, groups: np.ndarray, chance: np.ndarray) -> np.ndarray:
+    """The training target of one kind (see the docstring); `pairwise` ranks raw accuracy."""
+    if kind in ("absolute", "pairwise"):
+        return y
+    out = np.empty_like(y)
+    for g in np.unique(groups):
+        m = groups == g
+        if kind == "centred":
+            out[m] = y[m] - y[m].mean()
+        else:
+            out[m] = (y[m] - chance[m]) / max(float(y[m].max() - chance[m].mean()), 1e-3)
+    return out
+
+
+def target_ablation(records: list[ExperimentRecord], seed: int = 0) -> list[dict[str, object]]:
+    """Leave-one-dataset-out over the accuracy target (rows: one per target, with per-dataset regrets)."""
+    import xgboost as xgb
+    from scipy.stats import spearmanr
+
+    d = tm._design(usable(records))
+    groups = np.array(d.groups_acc)
+    chance = d.x_acc[:, tm.ACC_FEATURES.index("majority_share")]
+    names = sorted(set(groups))
+    rows = []
+    for kind in TARGETS:
+        per = []
+        for name in names:
+            test, train = np.flatnonzero(groups == name), np.flatnonzero(groups != name)
+            if kind == "pairwise":  # query groups must be contiguous
+                train = train[np.argsort(groups[train], kind="stable")]
+            y = _target(kind, d.y_acc[train], groups[train], chance[train])
+            dm = xgb.DMatrix(d.x_acc[train], y, feature_names=list(tm.ACC_FEATURES),
+                             feature_types=tm._feature_types(tm.ACC_FEATURES), enable_categorical=True)
+            params = {**tm._XGB_PARAMS, "seed": seed}
+            if kind == "pairwise":
+                dm.set_group([int((groups[train] == g).sum()) for g in dict.fromkeys(groups[train])])
+                params["objective"] = "rank:pairwise"
+            pred = xgb.train(params, dm, tm._ROUNDS).inplace_predict(d.x_acc[test])
+            truth = d.y_acc[test]
+            order = np.argsort(-pred, kind="stable")
+            per.append((float(truth.max() - truth[order[0]]), float(truth.max() - truth[order[:5]].mean()),
+                        float(spearmanr(pred, truth).statistic)))
+        regrets = [x[0] for x in per]
+        rows.append({"target": kind, "regret": statistics.mean(regrets), "within": sum(r <= 0.01 for r in regrets),
+                     "top5": statistics.mean(x[1] for x in per), "rho": statistics.mean(x[2] for x in per),
+                     "per_dataset": dict(zip(names, regrets, strict=True)), "n": len(names)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=Path, default=SEED_DIR / "records.jsonl")
+    parser.add_argument("--targets", action="store_true", help="also compare accuracy targets (leave-one-dataset-out)")
     args = parser.parse_args()
     records = read_records(args.records)
     statuses = Counter(r.outcome.status for r in records)
@@ -140,6 +206,17 @@ def main() -> None:
               f"({time.perf_counter() - t:.1f} s)")
     for row in lodo:
         print(f"  {row['dataset']}: chose {row['chosen']} ({row['chosen_seconds']:.0f} s)")
+
+    if args.targets:
+        print("\n== accuracy target, leave-one-dataset-out (top-1 regret per dataset in the last columns)")
+        t = time.perf_counter()
+        rows = target_ablation(records)
+        names = list(rows[0]["per_dataset"])
+        print(f"{'target':<10} {'regret':>7} {'within 1pt':>10} {'top-5 regret':>12} {'rho':>6}  " + " ".join(f"{n[:8]:>8}" for n in names))
+        for row in rows:
+            print(f"{row['target']:<10} {row['regret']:>7.3f} {str(row['within']) + '/' + str(row['n']):>10} "
+                  f"{row['top5']:>12.3f} {row['rho']:>6.2f}  " + " ".join(f"{v:>8.3f}" for v in row["per_dataset"].values()))
+        print(f"({time.perf_counter() - t:.1f} s)")
 
 
 if __name__ == "__main__":

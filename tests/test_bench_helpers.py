@@ -172,3 +172,20 @@ def test_agent_session_is_saved_with_what_a_pick_rule_needs(tmp_path: Path) -> N
     assert data["trials"][1]["config"]["learning_rate"] == 0.01 and data["trials"][2]["status"] == "diverged"
     assert not list(path.parent.glob("*.tmp"))
 
+
+
+def test_within_dataset_targets_drop_how_hard_each_dataset_is() -> None:
+    import numpy as np
+
+    from bench.metamodel import _target
+
+    y = np.array([0.9, 0.8, 0.7, 0.5, 0.4, 0.3])
+    groups = np.array(["easy", "easy", "easy", "hard", "hard", "hard"])
+    chance = np.array([0.5, 0.5, 0.5, 0.25, 0.25, 0.25])
+
+    centred = _target("centred", y, groups, chance)
+    assert centred == pytest.approx([0.1, 0.0, -0.1, 0.1, 0.0, -0.1])  # the same config effects on both
+    scaled = _target("scaled", y, groups, chance)
+    assert scaled[[0, 3]] == pytest.approx([1.0, 1.0])  # each dataset's best run is 1
+    assert scaled[2] == pytest.approx(0.5)  # halfway between chance (0.5) and the best (0.9)
+    assert _target("absolute", y, groups, chance) is y
