@@ -174,6 +174,28 @@ def test_agent_session_is_saved_with_what_a_pick_rule_needs(tmp_path: Path) -> N
 
 
 
+def test_pick_rules_are_scored_on_the_trials_a_saved_session_ran(tmp_path: Path) -> None:
+    import json
+
+    from agent.tune import TuneResult
+    from bench.pick_rules import compare
+
+    made = [make_trial(1, 0.70, predicted=0.80), make_trial(2, 0.72, predicted=0.75, lr=0.01),
+            make_trial(3, 0.60, predicted=0.85, lr=0.1), make_trial(4, None, predicted=0.9, status="diverged", lr=0.5)]
+    trials = [t.model_copy(update={"test_accuracy": a}) for t, a in zip(made, (0.69, 0.74, 0.62, None), strict=True)]
+    result = TuneResult(session_id="s", task="", dataset="/data/d.npz", trials=trials, best=trials[0], best_reason=None,
+                        stop_reason="trials done", max_trials=4, budget_seconds=None, seconds=1.0, train_seconds=1.0,
+                        llm_seconds=0.0)
+    session = json.loads(save_agent_session(result, 100, tmp_path / "d-agent4.json").read_text())
+
+    picks = compare([session])["d"]
+
+    # 0.70 is within one standard error (0.045 on 100 images) of 0.72, and predicted higher
+    assert {rule: n for rule, (n, _) in picks.items()} == {
+        "zero-shot": 1, "best-val": 2, "one-SE": 1, "best-predicted": 3, "oracle": 2}
+    assert picks["oracle"][1] == 0.74  # the diverged trial is never kept
+
+
 def test_within_dataset_targets_drop_how_hard_each_dataset_is() -> None:
     import numpy as np
 
