@@ -47,12 +47,13 @@ lint: setup
 NICE ?= nice -n 19
 bench: setup
 	$(PY) bench/kb_report.py
-	$(NICE) $(PY) -m bench.metamodel
+	$(NICE) $(PY) -m bench.metamodel --targets
 	$(NICE) $(PY) bench/runner_throughput.py
 	$(NICE) $(PY) -m bench.latency --baseline
 	$(NICE) $(PY) -m bench.llm_threads --docs docs/BENCHMARKS.md
 	$(NICE) $(PY) -m bench.scale --docs docs/BENCHMARKS.md
 	$(NICE) $(PY) -m bench.lodo --docs docs/BENCHMARKS.md $(BENCH_ARGS)
+	$(PY) -m bench.pick_rules --docs docs/BENCHMARKS.md
 
 # A few minutes: LODO on 2 small datasets (N = 5, the LLM once) and a 10k-record scale run; writes nothing in docs/.
 bench-quick: setup
