@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS, header, table, write_section  # noqa: E402
+from bench.common import REPO, RESULTS, header, table, write_section  # noqa: E402
 
 SESSIONS = RESULTS / "lodo_agent"
 
@@ -88,10 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(["**mean**"] + [f"**{mean[r]:.3f}**" for r in rules])
     gap = {r: statistics.mean(p["oracle"][1] - p[r][1] for p in result.values()) for r in rules}
     rows.append(["mean gap to oracle"] + [f"{gap[r]:.3f}" for r in rules])
+    where = args.sessions.resolve()
+    where = where.relative_to(REPO) if where.is_relative_to(REPO) else where
     report = "\n".join([
         "## Which trial the agent keeps (`python -m bench.pick_rules`)",
         "",
-        header("pick_rules", extra=f"{len(result)} agent sessions from {args.sessions}; test accuracy of the "
+        header("pick_rules", extra=f"{len(result)} agent sessions from {where}/; test accuracy of the "
                                    "trial each rule keeps (its trial number in brackets), one training run each."),
         "",
         table(rows, ["dataset", *rules]),
