@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
           f"records; model {getattr(r.nodes.llm, 'model_name', type(r.nodes.llm).__name__)}; "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
 
-    tasks = [task for _ in range(args.repeat) for task in TASKS[: args.tasks]]  # never one task twice in a row
+    # Repeats go round the list, so no task runs twice in a row (given two tasks or more).
+    tasks = [task for _ in range(args.repeat) for task in TASKS[: args.tasks]]
     runs = [(task, "current") for task in tasks]
     if args.baseline:  # two passes, the paths alternating by task and swapped in the second
         runs = [(task, ("current", "baseline")[(i + p) % 2]) for p in (0, 1) for i, task in enumerate(tasks)]
