@@ -5,7 +5,8 @@ everything except the LLM calls <= 0.3 s once warm.
 
 The parts (embedded LLM, knowledge base + Chroma index, meta-model) are built and warmed
 once, untimed, as in a long-running app; then each task runs through the graph up to the
-approval interrupt. Printed: one row per task (total, LLM, the rest, drafts, judge), the
+approval interrupt. Printed: one row per task (total, LLM, the rest, drafts, judge, and "cut..." when
+the rationale was cut off by its maxLength with no full sentence to end at), the
 per-node breakdown (p50/p95, with the LLM part of reason and judge apart), and the goals.
 
 Baseline (`--baseline`): every task also runs on the judge call as it was before this
@@ -153,11 +154,14 @@ def main(argv: list[str] | None = None) -> int:
             "total": total, "llm": rec.llm_seconds, "rest": total - rec.llm_seconds,
             "drafts": rec.verdict.attempts, "passed": rec.verdict.passed, "fallback": rec.fallback,
             "choice": f"{rec.config.backbone}/{rec.config.mode}", "timings": rec.timings, "llm_t": rec.llm_timings,
+            # The LLM's rationale, cut off by its maxLength with no full sentence to end at (tidy_text's "...").
+            "cut": not rec.fallback and rec.rationale.endswith("..."),
         })
         row = rows[-1]
         print(f"{row['task']:<62} {total:6.2f} s  llm {row['llm']:6.2f}  rest {row['rest']:5.3f}  drafts "
               f"{row['drafts']}  {'fallback' if row['fallback'] else 'judged ok' if row['passed'] else 'FAILED'}  "
-              f"{row['choice']}" + (f"  [{path}]" if args.baseline else ""), flush=True)
+              f"{row['choice']}" + ("  cut..." if row["cut"] else "") + (f"  [{path}]" if args.baseline else ""),
+              flush=True)
         if not rec.verdict.passed:
             failed = [c.name for c in rec.verdict.checks if not c.ok] or ["llm-judge"]
             print(f"    judge: {', '.join(failed)}: {(rec.verdict.critique or '')[:160]}", flush=True)
@@ -187,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     fallbacks = sum(x["fallback"] for x in rows)
     print(f"requests {len(rows)}; total p50 {p50:.2f} s, p95 {p95:.2f} s, max {max(totals):.2f} s; "
           f"LLM share {sum(x['llm'] for x in rows) / sum(totals):.0%}; mean drafts "
-          f"{statistics.mean(x['drafts'] for x in rows):.2f}; fallbacks {fallbacks}")
+          f"{statistics.mean(x['drafts'] for x in rows):.2f}; fallbacks {fallbacks}; rationales cut off mid-sentence "
+          f"{sum(x['cut'] for x in rows)}")
     print(f"goals: p50 <= 10 s {'met' if p50 <= 10 else 'MISSED'}; p95 <= 20 s {'met' if p95 <= 20 else 'MISSED'}; "
           f"non-LLM <= 0.3 s (p95 {rest95:.3f} s, max {max(rests):.3f} s) {'met' if max(rests) <= 0.3 else 'MISSED'}; "
           f"load average {os.getloadavg()[0]:.1f}")
