@@ -221,6 +221,48 @@ def _segments(text: str, prefixes: str) -> list[tuple[str, str]]:
     return out
 
 
+# "c2 (0.88) is higher than c1 (0.89)", "c3 has a higher accuracy than the other candidates":
+# a comparison of accuracies, checkable like a superlative.
+_MORE = re.compile(r"\b(higher|better|greater|more accurate|beats?|outperforms?)\b", re.I)
+_LESS = re.compile(r"\b(lower|worse|less accurate)\b", re.I)
+_VERB = re.compile(r"beats?|outperforms?", re.I)
+_THAN = re.compile(r"\b(?:than|compared (?:to|with)|over|versus|vs)\b", re.I)
+_OTHERS = re.compile(r"\b(?:the )?other (?:candidates|options|configurations|configs|ones)\b|\bthe others\b", re.I)
+# Words that make "higher"/"lower" about something other than accuracy.
+_OTHER_METRIC = re.compile(r"learning rate|\blr\b|time|batch|epoch|size|resolution|fast|slow|step|decay|dropout|px",
+                           re.I)
+
+
+def _comparisons(rationale: str, prefixes: str, about: Sequence[str]) -> list[tuple[str, bool, list[str] | None]]:
+    """The accuracy comparisons a rationale makes: (subject id, whether it says "more", the ids it
+    is compared with, or None for "the other candidates"). The subject is the last id before the
+    comparative in its clause, else the choice the rationale is `about`."""
+    ids = _id_patterns(prefixes)[0]
+    out = []
+    for clause in re.split(r"(?:\.(?!\d)|;)\s*", rationale):
+        for m in (*_MORE.finditer(clause), *_LESS.finditer(clause)):
+            before, after = clause[: m.start()], clause[m.end():]
+            is_verb = bool(_VERB.fullmatch(m.group(1)))
+            if not is_verb and "accura" not in m.group(1).lower():
+                near = " ".join(after.split()[:4])
+                last = before.lower().rfind("accura")
+                if "accura" not in near.lower() and (last < 0 or _OTHER_METRIC.search(before[last:])):
+                    continue  # a higher learning rate, a lower time: not an accuracy claim
+            subjects = ids.findall(before)
+            subject = subjects[-1] if subjects else (about[0] if about else None)
+            than = _THAN.search(after)
+            rest = after if is_verb else after[than.end():] if than else ""
+            if subject is None or not rest:
+                continue
+            objects: list[str] | None = [i for i in ids.findall(rest) if i != subject]
+            if not objects:
+                if not _OTHERS.search(rest):
+                    continue
+                objects = None
+            out.append((subject, bool(_MORE.fullmatch(m.group(1))), objects))
+    return out
+
+
 def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
                candidates: Sequence[dict[str, Any]] = (), evidence: Sequence[dict[str, Any]] = (),
                about: Sequence[str] = (), prefixes: str = "cr") -> list[str]:
@@ -228,8 +270,9 @@ def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
 
     Unknown ids; accuracies never shown; an accuracy given to an id that is not that id's
     (the first number after "c3" must be c3's); a candidate called the most accurate (or
-    fastest) that is not; an optimizer, input size or backbone that none of the runs it
-    names (or, naming none, the runs it is `about`) uses. `prefixes`: the id letters, the
+    fastest) that is not; an accuracy comparison that the numbers contradict ("c2 is higher than
+    c1", "c3 beats the other candidates"); an optimizer, input size or backbone that none of the
+    runs it names (or, naming none, the runs it is `about`) uses. `prefixes`: the id letters, the
     first being the choices' (candidates) and the second the past runs'.
     """
     _, best_re, fastest_re = _id_patterns(prefixes)
@@ -257,6 +300,16 @@ def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
         for cid in dict.fromkeys(fastest_re.findall(rationale)):
             if cid in by_id and by_id[cid]["seconds"] > fastest * 1.05 + 1:
                 problems.append(f"it calls {cid} the fastest, but another candidate trains faster")
+    for subject, more, objects in _comparisons(rationale, prefixes, about):
+        others = objects if objects is not None else [c["id"] for c in candidates if c["id"] != subject]
+        for other in others:
+            if not (values.get(subject) and values.get(other)):
+                continue
+            a, b = values[subject][0], values[other][0]
+            if (a < b - 0.005) if more else (a > b + 0.005):
+                problems.append(f"it says {subject} is {'more' if more else 'less'} accurate than {other}, but {subject} "
+                                f"shows {a:.2f} and {other} {b:.2f}")
+                break
     named = [runs[i]["config"] for i in (quoted_ids(rationale, prefixes) or about)
              if i in runs and runs[i].get("config")]
     if named:

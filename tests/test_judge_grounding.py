@@ -39,6 +39,9 @@ def problems(text: str) -> list[str]:
     "c1 (0.93) beats r1 (0.70); c2 is the fastest at 13 s.",
     "c2 with rmsprop at lr 0.0002 is nearly as accurate (92%) and twice as fast as c1.",
     "EfficientNet-Lite0 at 128 px (c1) is predicted 0.9323 on this small ultrasound set.",
+    "c1 has a higher predicted accuracy (0.93) than c2 and r1.",
+    "c2 is less accurate than c1 but trains in half the time.",
+    "c2 uses a higher learning rate than c1 and reaches 0.92.",  # a comparison, but not of accuracy
 ])
 def test_a_rationale_true_to_the_evidence_passes(text: str) -> None:
     assert problems(text) == []
@@ -53,6 +56,10 @@ def test_a_rationale_true_to_the_evidence_passes(text: str) -> None:
     ("c1 with the Adam optimizer is predicted 0.93.", "optimizer adam"),
     ("c2 at 96px is nearly as accurate as c1.", "input size 96"),
     ("c2, an EfficientNet-Lite2, is nearly as good as c1.", "backbone efficientnet_lite2"),
+    ("The predicted accuracy of c2 (0.92) is higher than that of c1 (0.93).", "c2 is more accurate than c1"),
+    ("c2 has a higher predicted accuracy than the other candidates.", "c2 is more accurate than c1"),
+    ("c2 beats c1 on this kind of data.", "c2 is more accurate than c1"),
+    ("c1 is less accurate than c2.", "c1 is less accurate than c2"),
 ])
 def test_a_rationale_that_states_what_the_evidence_does_not_is_caught(text: str, problem: str) -> None:
     assert any(problem in p for p in problems(text)), problems(text)
@@ -64,6 +71,14 @@ def test_a_rationale_that_names_no_id_is_held_to_the_candidate_it_picked() -> No
     found = ungrounded(text, ["c1", "c2", "r1"], SHOWN, CANDIDATES, EVIDENCE, about=["c1"])
     assert [p.split(", but")[0] for p in found] == [
         "it says optimizer adamw", "it says input size 32", "it says backbone small_cnn"]
+
+
+def test_a_comparison_without_an_id_is_about_the_candidate_picked() -> None:
+    text = "Its predicted accuracy is higher than the others."
+    assert problems(text) == []  # about nothing: nothing to hold it to
+    assert ungrounded(text, ["c1", "c2", "r1"], SHOWN, CANDIDATES, EVIDENCE, about=["c1"]) == []
+    assert ungrounded(text, ["c1", "c2", "r1"], SHOWN, CANDIDATES, EVIDENCE, about=["c2"]) == [
+        "it says c2 is more accurate than c1, but c2 shows 0.92 and c1 0.93"]
 
 
 def test_numbers_that_are_not_accuracies_are_not_read_as_accuracies() -> None:
