@@ -1,11 +1,13 @@
 """Does the judge tell good drafts from bad ones? Deterministic checks vs the LLM judge.
 
 For each task, the real pipeline (knowledge base, retrieval, meta-model) builds the state
-the judge sees; then four drafts are judged, each written from that state's own numbers:
+the judge sees; then up to five drafts are judged, each written from that state's own numbers:
 
 - good: the top candidate, quoting its real predicted accuracy and time (should pass);
 - wrong_number: the same sentence with an accuracy no candidate or run shows;
 - wrong_claim: the least accurate candidate called "the most accurate" (no number quoted);
+- wrong_comparison: the top candidate, whose rationale says the least accurate one is predicted
+  more accurate than it (where the two differ);
 - vague: the top candidate, "a good configuration for this task" (no reason, no evidence).
 
 Each draft goes through the deterministic checks and, separately, the real LLM judge (the
@@ -33,17 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.latency import TASKS  # noqa: E402
 
-KINDS = ("good", "wrong_number", "wrong_claim", "vague")
+KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "vague")
 
 
 def drafts_for(candidates: list[dict[str, Any]], budget_text: str) -> dict[str, dict[str, Any]]:
-    """The four drafts for one task, written from its real candidates."""
+    """The drafts for one task, written from its real candidates."""
     top = candidates[0]
     worst = min(candidates, key=lambda c: c["accuracy"])
     seconds = f"{top['seconds']:.0f} s"
     shown = {round(v, 2) for c in candidates for v in (c["accuracy"], c["low"], c["high"])}
     wrong = next(v for v in (0.97, 0.41, 0.58, 0.77, 0.23) if all(abs(v - s) > 0.02 for s in shown))
-    return {
+    drafts = {
         "good": {"candidate": top["id"], "cite": [top["id"]],
                  "rationale": f"{top['id']} has the highest predicted accuracy ({top['accuracy']:.2f}) and trains in "
                               f"about {seconds}, {budget_text}."},
@@ -55,6 +57,12 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str) -> dict[str, 
         "vague": {"candidate": top["id"], "cite": [top["id"]],
                   "rationale": "This is a good configuration for this kind of task."},
     }
+    if worst["accuracy"] < top["accuracy"] - 0.005:
+        drafts["wrong_comparison"] = {
+            "candidate": top["id"], "cite": [top["id"], worst["id"]],
+            "rationale": f"{top['id']} trains in about {seconds}, {budget_text}, though {worst['id']} has a higher "
+                         f"predicted accuracy than {top['id']}."}
+    return drafts
 
 
 class _Capture:
@@ -108,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
                 shown_accuracies=shown_accuracies(state, ctx),
             )
             checks_reject = not all(c.ok for c in checks)
-            judged = {**state, "draft": draft_dict, "draft_text": json.dumps(raw), "critique": None}
+            # The judge reads the answer as the model writes it: the candidate and the rationale.
+            answer = json.dumps({"candidate": raw["candidate"], "rationale": raw["rationale"]})
+            judged = {**state, "draft": draft_dict, "draft_text": answer, "critique": None}
             start = time.perf_counter()
             scores, judge_error = J.llm_scores(judge_llm, judge_messages(judged, ctx, draft_dict))
             seconds = time.perf_counter() - start
@@ -116,20 +126,22 @@ def main(argv: list[str] | None = None) -> int:
             rows[kind].append((checks_reject, llm_reject, seconds))
             label = "error: " + str(judge_error) if scores is None else (scores.problem or "none")
             examples.setdefault(kind, f"{raw['rationale']!r} -> LLM: {label} ({scores.critique if scores else ''})")
-            print(f"{text[:40]:40}  {kind:13} checks {'reject' if checks_reject else 'pass  '}  "
+            print(f"{text[:40]:40}  {kind:16} checks {'reject' if checks_reject else 'pass  '}  "
                   f"LLM {label:20} {seconds:5.1f} s", flush=True)
 
-    print("\nkind           n  checks reject  LLM reject  either rejects  LLM p50 s")
+    print("\nkind              n  checks reject  LLM reject  either rejects  LLM p50 s")
     for kind in KINDS:
         got = rows[kind]
         n = len(got)
+        if not n:  # wrong_comparison needs a candidate predicted below the top one
+            continue
         ck = sum(c for c, _, _ in got)
         ll = sum(bool(v) for _, v, _ in got)
         either = sum(c or bool(v) for c, v, _ in got)
         errors = sum(v is None for _, v, _ in got)
         p50 = statistics.median(s for _, _, s in got)
         note = f"  ({errors} judge errors)" if errors else ""
-        print(f"{kind:13} {n:2}  {ck:6}/{n:<6}  {ll:5}/{n:<5}  {either:7}/{n:<7}  {p50:8.1f}{note}")
+        print(f"{kind:16} {n:2}  {ck:6}/{n:<6}  {ll:5}/{n:<5}  {either:7}/{n:<7}  {p50:8.1f}{note}")
     good = rows["good"]
     bad = [x for k in KINDS[1:] for x in rows[k]]
     print(f"\ngood drafts passed by both: {sum(not c and not v for c, v, _ in good)}/{len(good)}; "
