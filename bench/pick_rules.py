@@ -60,13 +60,12 @@ RULES: dict[str, Callable[[Sequence[SimpleNamespace], int | None], SimpleNamespa
 }
 
 
-def compare(sessions: Sequence[dict[str, Any]]) -> dict[str, dict[str, tuple[int, float]]]:
-    """{dataset: {rule: (trial number kept, its test accuracy)}} over the sessions with trials."""
+def compare(sessions: dict[str, dict[str, Any]]) -> dict[str, dict[str, tuple[int, float]]]:
+    """{session name: {rule: (trial number kept, its test accuracy)}} over the sessions with trials."""
     out: dict[str, dict[str, tuple[int, float]]] = {}
-    for s in sessions:
+    for name, s in sessions.items():
         trials = _trials(s)
         if trials:
-            name = Path(s["dataset"]).stem
             out[name] = {rule: (kept.number, kept.test_accuracy)
                          for rule, kept in ((r, f(trials, s.get("n_val"))) for r, f in RULES.items())}
     return out
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"no agent sessions in {args.sessions}: run `python -m bench.lodo` first", file=sys.stderr)
         return 1
-    result = compare([json.loads(f.read_text()) for f in files])
+    result = compare({f.stem: json.loads(f.read_text()) for f in files})  # "<dataset>-agent<N>"
     rules = list(RULES)
     rows = [[name] + [f"{acc:.3f} (t{n})" for n, acc in (picks[r] for r in rules)] for name, picks in result.items()]
     mean = {r: statistics.mean(picks[r][1] for picks in result.values()) for r in rules}
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         header("pick_rules", extra=f"{len(result)} agent sessions from {where}/; test accuracy of the "
                                    "trial each rule keeps (its trial number in brackets), one training run each."),
         "",
-        table(rows, ["dataset", *rules]),
+        table(rows, ["session", *rules]),
     ])
     print(report)
     if args.docs:

@@ -188,7 +188,7 @@ def test_pick_rules_are_scored_on_the_trials_a_saved_session_ran(tmp_path: Path)
                         llm_seconds=0.0)
     session = json.loads(save_agent_session(result, 100, tmp_path / "d-agent4.json").read_text())
 
-    picks = compare([session])["d"]
+    picks = compare({"d-agent4": session})["d-agent4"]
 
     # 0.70 is within one standard error (0.045 on 100 images) of 0.72, and predicted higher
     assert {rule: n for rule, (n, _) in picks.items()} == {
