@@ -239,27 +239,29 @@ def _comparisons(rationale: str, prefixes: str, about: Sequence[str]) -> list[tu
     comparative in its clause, else the choice the rationale is `about`."""
     ids = _id_patterns(prefixes)[0]
     out = []
-    for clause in re.split(r"(?:\.(?!\d)|;)\s*", rationale):
-        for m in (*_MORE.finditer(clause), *_LESS.finditer(clause)):
-            before, after = clause[: m.start()], clause[m.end():]
-            is_verb = bool(_VERB.fullmatch(m.group(1)))
-            if not is_verb and "accura" not in m.group(1).lower():
-                near = " ".join(after.split()[:4])
-                last = before.lower().rfind("accura")
-                if "accura" not in near.lower() and (last < 0 or _OTHER_METRIC.search(before[last:])):
-                    continue  # a higher learning rate, a lower time: not an accuracy claim
-            subjects = ids.findall(before)
-            subject = subjects[-1] if subjects else (about[0] if about else None)
-            than = _THAN.search(after)
-            rest = after if is_verb else after[than.end():] if than else ""
-            if subject is None or not rest:
+    matches = ((more, m) for clause in re.split(r"(?:\.(?!\d)|;)\s*", rationale)
+               for more, pattern in ((True, _MORE), (False, _LESS)) for m in pattern.finditer(clause))
+    for more, m in matches:
+        clause = m.string
+        before, after = clause[: m.start()], clause[m.end():]
+        is_verb = bool(_VERB.fullmatch(m.group(1)))
+        if not is_verb and "accura" not in m.group(1).lower():
+            near = " ".join(after.split()[:4])
+            last = before.lower().rfind("accura")
+            if "accura" not in near.lower() and (last < 0 or _OTHER_METRIC.search(before[last:])):
+                continue  # a higher learning rate, a lower time: not an accuracy claim
+        subjects = ids.findall(before)
+        subject = subjects[-1] if subjects else (about[0] if about else None)
+        than = _THAN.search(after)
+        rest = after if is_verb else after[than.end():] if than else ""
+        if subject is None or not rest:
+            continue
+        objects: list[str] | None = [i for i in ids.findall(rest) if i != subject]
+        if not objects:
+            if not _OTHERS.search(rest):
                 continue
-            objects: list[str] | None = [i for i in ids.findall(rest) if i != subject]
-            if not objects:
-                if not _OTHERS.search(rest):
-                    continue
-                objects = None
-            out.append((subject, bool(_MORE.fullmatch(m.group(1))), objects))
+            objects = None
+        out.append((subject, more, objects))
     return out
 
 
