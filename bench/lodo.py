@@ -503,7 +503,6 @@ def agent_tune(task: Task, llm: Any, judge_llm: Any, n: int, runs_dir: Path) -> 
                   notes=f"{len(result.trials)} trials, LLM {result.llm_seconds:.0f} s, stop: {result.stop_reason[:60]}"), result
 
 
-
 def save_agent_session(result: Any, n_val: int | None, path: Path) -> Path:
     """Write what a pick rule needs from a tuning session (the trials' configs, predictions,
     validation and test accuracies, and the trial kept) as JSON; replaced atomically."""
@@ -518,6 +517,7 @@ def save_agent_session(result: Any, n_val: int | None, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, data)
     return path
+
 
 # ------------------------------------------------------------------------ the tasks
 def build_task(name: str, seed_records: Sequence[ExperimentRecord], vectors: dict[str, Any], root: Path) -> Task:
