@@ -395,13 +395,15 @@ def _fmt_s(seconds: float) -> str:
 
 
 def tune_schema(options: Sequence[Option]) -> dict[str, Any]:
-    """The LLM's JSON schema: one option id (the enum is the untried options) and a short rationale."""
+    """The LLM's JSON schema: one option id (the enum is the untried options) and a one-sentence rationale."""
+    from agent.judge import one_sentence
+
     return {
         "title": "NextTrial",
         "type": "object",
         "properties": {
             "option": {"type": "string", "enum": [o.id for o in options]},
-            "rationale": {"type": "string", "minLength": 20, "maxLength": RATIONALE_MAX},
+            "rationale": one_sentence(RATIONALE_MAX),
         },
         "required": ["option", "rationale"],
         "additionalProperties": False,

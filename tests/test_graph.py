@@ -9,6 +9,7 @@ InMemorySaver per test.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 from pydantic import Field
 
+import agent.judge as J
 from agent.context import Context
 from agent.graph import build_graph
 from agent.nodes import TaskError, TrainingNotApproved, job_id_for, stored_records
@@ -207,20 +209,22 @@ def test_passing_draft_goes_straight_to_respond_and_stops_at_approval(store: Fak
 
 
 def test_the_judge_reads_a_cut_off_rationale_tidied_in_the_models_own_words(store: FakeStore) -> None:
-    # The grammar stops a rambling rationale at its maxLength; the judge must see it tidied
-    # (ending at its last full sentence) but otherwise as the model wrote it: llama.cpp
+    # The grammar stops a rambling rationale at its limit; the judge must see it tidied (ending
+    # before the trailing clause the cut fell in) but otherwise as the model wrote it: llama.cpp
     # still holds those tokens in its KV cache, and compact JSON of the completed draft
     # would be evaluated anew.
-    first = "c1 has the best predicted accuracy and fits the budget; r1 on a similar set agrees."
-    cut = (first + " It is also the fastest frozen head among the candidates shown, and its learning rate")[:150]
+    first = "c1 has the best predicted accuracy of the candidates and fits the budget of this task with room to spare"
+    cut = (first + ", which r1, a run on a similar set of images, also suggests as its frozen head did well in a "
+           "short time")[: J.RATIONALE_MAX]
+    assert len(cut) == J.RATIONALE_MAX
     text = '{ "candidate": "c1", "rationale": "' + cut + '" }'
     llm, judge = chat(text), chat(scores())
 
     out = run(make(store, llm, judge))
 
     rec = Recommendation.model_validate(out["recommendation"])
-    assert rec.verdict.passed and rec.rationale == first
-    assert judge.prompts[0][2].content == '{ "candidate": "c1", "rationale": "' + first + '" }'
+    assert rec.verdict.passed and rec.rationale == first + "."
+    assert judge.prompts[0][2].content == '{ "candidate": "c1", "rationale": "' + first + '." }'
 
 
 def test_reason_schema_enums_come_from_the_candidates(store: FakeStore) -> None:
@@ -231,7 +235,11 @@ def test_reason_schema_enums_come_from_the_candidates(store: FakeStore) -> None:
     assert schema["properties"]["candidate"]["enum"] == ["c1", "c2", "c3"]  # the fine-tune is over budget
     # The model picks a candidate; it never re-types numbers (a 1.5B wrote learning_rate=4.59).
     assert set(schema["required"]) == {"candidate", "rationale"} and not schema["additionalProperties"]
-    assert schema["properties"]["rationale"]["maxLength"] <= 200
+    # One sentence, ended by the grammar at its first full stop (a decimal point goes on), or cut at the limit.
+    pattern = re.compile(schema["properties"]["rationale"]["pattern"])
+    assert pattern.fullmatch("c1 is predicted 0.93 in 25 s, the best of the candidates here.")
+    assert not pattern.fullmatch("c1 is predicted 0.93 in 25 s. It is the best of the candidates here.")
+    assert pattern.fullmatch("x" * J.RATIONALE_MAX) and not pattern.fullmatch("x" * (J.RATIONALE_MAX + 1))
 
 
 def test_a_short_draft_takes_its_numbers_from_the_candidate(store: FakeStore) -> None:

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from agent.judge import (
-    RATIONALE_MAX,
     complete_draft,
     quoted_accuracies,
     quoted_ids,
@@ -81,6 +80,53 @@ def test_a_comparison_without_an_id_is_about_the_candidate_picked() -> None:
         "it says c2 is more accurate than c1, but c2 shows 0.92 and c1 0.93"]
 
 
+@pytest.mark.parametrize(("text", "about", "problem"), [
+    ("It has the highest predicted accuracy (0.93) of the candidates.", "c1", None),
+    ("It has the highest predicted accuracy (0.92) of the candidates.", "c2", "calls c2 the most accurate"),
+    ("Its accuracy of 0.92 is the highest among the candidates.", "c2", "calls c2 the most accurate"),
+    ("It has the shortest training time (13 s) and is nearly as accurate.", "c2", None),
+    ("It has the highest predicted accuracy (0.93) and the shortest training time.", "c1", "calls c1 the fastest"),
+    ("It is the fastest option here.", "c1", "calls c1 the fastest"),
+    ("It offers the best balance between accuracy and speed.", "c2", None),
+    ("It uses the highest input size of the candidates.", "c2", None),
+    ("It has the best choice of optimizer for this data.", "c2", None),
+])
+def test_a_superlative_without_an_id_is_about_the_candidate_picked(text: str, about: str, problem: str | None) -> None:
+    found = ungrounded(text, ["c1", "c2", "r1"], SHOWN, CANDIDATES, EVIDENCE, about=[about])
+    assert (found == []) if problem is None else any(problem in p for p in found), found
+
+
+def test_an_id_compared_with_is_not_what_the_claim_is_about() -> None:
+    # The 1.5B's own words: c1 appears twice after "compared to", so the claim is c2's.
+    text = ("c2 has a lower training time (13 seconds) compared to c1 (25 seconds) and a slightly higher "
+            "accuracy (0.92) compared to c1 (0.93).")
+    assert problems(text) == ["it says c2 is more accurate than c1, but c2 shows 0.92 and c1 0.93"]
+    assert problems("c2 trains faster than c1, which has the highest accuracy.") == []
+
+
+@pytest.mark.parametrize(("raw", "tidy"), [
+    # one sentence past the limit, with a trailing clause: the sentence ends before it
+    ("It has the highest predicted test accuracy of 0.89 and the shortest training time of 6 seconds, which fits "
+     "within the 10-minute budget and utilizes the small network", "It has the highest predicted test accuracy of "
+     "0.89 and the shortest training time of 6 seconds."),
+    # no clause to drop: the last word, marked as cut
+    ("The candidate c1 with efficientnet_lite0/frozen architecture, 128px resolution, and AdamW optimizer has a "
+     "predicted test accuracy of 0.95 and a training time of", "The candidate c1 with efficientnet_lite0/frozen "
+     "architecture, 128px resolution, and AdamW optimizer has a predicted test accuracy of 0.95 and a..."),
+    ("c1 is predicted 0.93 in 25 s, which fits the budget.", "c1 is predicted 0.93 in 25 s, which fits the budget."),
+    # what is left would say nothing checkable: the cut stays visible rather than lose the evidence
+    ("The candidate's hyperparameters (learning rate, batch size, and epochs) suit the given task well, which gives "
+     "a test accuracy of 0.52 within the budget", "The candidate's hyperparameters (learning rate, batch size, and "
+     "epochs) suit the given task well, which gives a test accuracy of 0.52 within the..."),
+    # "because" carries the reason: never dropped
+    ("The candidate c1 is recommended for this dermoscopy task with eight classes, because its predicted test "
+     "accuracy is 0.95 and it fits the budget of fifteen minutes", "The candidate c1 is recommended for this "
+     "dermoscopy task with eight classes, because its predicted test accuracy is 0.95 and it fits the budget of..."),
+])
+def test_a_cut_off_rationale_ends_at_a_full_sentence_when_it_can(raw: str, tidy: str) -> None:
+    assert tidy_text(raw, 150) == tidy  # cut at 150 characters by the grammar
+
+
 def test_numbers_that_are_not_accuracies_are_not_read_as_accuracies() -> None:
     assert quoted_accuracies("lr 0.001, learning rate of 0.3, 0.25 s, 0.5 min, weight decay 0.05") == []
     assert quoted_accuracies("c1 at lr=0.58 reaches 0.9 (93%)") == [0.9, 0.93]
@@ -98,11 +144,11 @@ def test_a_short_draft_is_completed_from_its_candidate_and_cites_what_it_names()
 
 
 def test_a_tidied_rationale_goes_back_into_the_answer_as_the_model_wrote_it() -> None:
-    # As llama.cpp's grammar stops a long rationale: mid-sentence, in the model's own spacing.
+    # As llama.cpp's grammar stops a long rationale (here at 150 characters): mid-sentence, in the model's own spacing.
     raw = ("c1 has the highest predicted accuracy (0.89) and fits the 10 min budget. "
-           "It also trains faster than c2, which r1 confirms on a similar chest x-ray set with")[:RATIONALE_MAX]
+           "It also trains faster than c2, which r1 confirms on a similar chest x-ray set with")[:150]
     text = '{ "candidate": "c1", "rationale": "' + raw + '" }'
-    tidy = tidy_text(raw, RATIONALE_MAX)
+    tidy = tidy_text(raw, 150)
     assert tidy.endswith("budget.") and tidy != raw
 
     out = with_rationale(text, raw, tidy)
