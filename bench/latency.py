@@ -9,20 +9,24 @@ approval interrupt. Printed: one row per task (total, LLM, the rest, drafts, jud
 the rationale was cut off by its maxLength with no full sentence to end at), the
 per-node breakdown (p50/p95, with the LLM part of reason and judge apart), and the goals.
 
-Baseline (`--baseline`): every task also runs on the judge call as it was before this
-baseline was added, re-enacted by swapping two functions of agent.judge for their old versions:
-- the judge's prompt repeated a tidied answer (a rationale cut at its last full sentence: most
-  drafts) as compact JSON of the completed draft, which llama.cpp had to evaluate whole; now it
-  repeats the model's own answer with the tidied rationale, in the KV cache up to the cut;
-- the judge wrote a free critique after every label; now only after "vague reason" and
-  "unreadable" (the others' critique is "ok": see `agent.judge.judge_schema`).
+Baselines (`--baseline rationale|judge`): every task also runs on an earlier version of one LLM
+call, re-enacted by swapping functions of agent.judge for copies of their old versions:
+- `rationale` (before fc07a05): the reasoner's rationale had a maxLength of 150 characters, so
+  the grammar stopped a long sentence mid-word and it ended at its last full sentence, else at
+  its last word with "..."; now the grammar ends it at its first full stop (`one_sentence`, 190
+  characters at most) and a cut one ends before its trailing comment when it can;
+- `judge` (before 7e4c428): the judge's prompt repeated a tidied answer (a rationale cut at its
+  last full sentence) as compact JSON of the completed draft, which llama.cpp had to evaluate
+  whole; now it repeats the model's own answer with the tidied rationale, in the KV cache up to
+  the cut; and the judge wrote a free critique after every label, now only after "vague reason"
+  and "unreadable" (the others' critique is "ok": see `agent.judge.judge_schema`).
 Two passes, each task once per path, the paths alternating from task to task and swapped in the
 second pass, so that consecutive requests never share a prompt (a repeated prompt would come from
 the KV cache) and drift hits both paths alike.
 
 Usage:
     python -m bench.latency [--kb-dir DIR] [--model qwen2.5-coder-0.5b] [--repeat 1] [--tasks 12] [--no-judge]
-                            [--baseline]
+                            [--baseline rationale|judge]
 
 Timings are wall-clock on whatever else the machine is doing; the load average is printed
 (ENVIRONMENT.md: LLM timings fall 3-5x while other processes load the 2 cores).
@@ -62,45 +66,70 @@ TASKS: list[tuple[str, str | None]] = [
 WARM_UP_TASK = "abdominal CT slices, 3 organ classes, 1,200 images, 20 minutes"
 
 
+def _old_tidy_text(text: str, limit: int) -> str:
+    """agent.judge.tidy_text before fc07a05 (a copy on purpose: the `rationale` baseline re-enacts it)."""
+    text = " ".join(str(text).split())
+    if len(text) < limit - 3:
+        return text
+    end = max(text.rfind(p, 0, limit) for p in (". ", "; ", "! ", "? "))
+    if end >= limit // 3:
+        return text[: end + 1]
+    if text.endswith((".", "!", "?")) and len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "..."
+
+
 @contextlib.contextmanager
-def _judge_call(path: str) -> Iterator[None]:
-    """Run the graph with the current judge call, or re-enact the baseline one (see the docstring)."""
+def _llm_call(path: str, baseline: str | None) -> Iterator[None]:
+    """Run the graph as it is, or re-enact the `baseline` version of one LLM call (see the docstring)."""
     if path == "current":
         yield
         return
     from agent import judge
 
-    def old_schema() -> dict[str, Any]:
-        return {"title": "Verdict", "type": "object",
-                "properties": {"problem": {"type": "string", "enum": list(judge.JUDGE_PROBLEMS)},
-                               "critique": {"type": "string", "maxLength": judge.CRITIQUE_MAX}},
-                "required": ["problem", "critique"], "additionalProperties": False}
+    kept = {name: getattr(judge, name) for name in
+            ("with_rationale", "judge_schema", "RATIONALE_MAX", "one_sentence", "tidy_text")}
+    if baseline == "judge":
+        def old_schema() -> dict[str, Any]:
+            return {"title": "Verdict", "type": "object",
+                    "properties": {"problem": {"type": "string", "enum": list(judge.JUDGE_PROBLEMS)},
+                                   "critique": {"type": "string", "maxLength": judge.CRITIQUE_MAX}},
+                    "required": ["problem", "critique"], "additionalProperties": False}
 
-    kept = judge.with_rationale, judge.judge_schema
-    judge.with_rationale = lambda text, rationale, tidied: None  # a tidied answer went in as the completed draft
-    judge.judge_schema = old_schema
+        judge.with_rationale = lambda text, rationale, tidied: None  # a tidied answer went in as the completed draft
+        judge.judge_schema = old_schema
+    else:
+        judge.RATIONALE_MAX = 150
+        judge.one_sentence = lambda limit, min_length=20: {"type": "string", "minLength": min_length, "maxLength": limit}
+        judge.tidy_text = _old_tidy_text
     try:
         yield
     finally:
-        judge.with_rationale, judge.judge_schema = kept
+        for name, value in kept.items():
+            setattr(judge, name, value)
 
 
-def _print_baseline(rows: list[dict[str, Any]]) -> None:
-    """Current vs baseline judge call: p50 of the totals and of the judge's LLM time, and the paired ratios."""
+def _print_baseline(rows: list[dict[str, Any]], baseline: str) -> None:
+    """Current vs baseline: p50 of the totals and of the reasoner's and judge's LLM time, drafts,
+    fallbacks and cut rationales, and the paired ratios."""
     by = {path: [x for x in rows if x["path"] == path] for path in ("current", "baseline")}
     pairs = [(a, b) for a in by["current"] for b in by["baseline"] if a["task"] == b["task"]]
     print()
-    print(f"{'judge call':<14} {'requests':>8} {'total p50 s':>12} {'judge LLM p50 s':>16} {'mean drafts':>12}")
+    print(f"{baseline + ' call':<16} {'requests':>8} {'total p50 s':>12} {'reason LLM p50 s':>17} "
+          f"{'judge LLM p50 s':>16} {'mean drafts':>12} {'fallbacks':>10} {'cut':>4}")
     for path, xs in by.items():
-        print(f"{path:<14} {len(xs):>8} {percentile([x['total'] for x in xs], 50):12.2f} "
+        print(f"{path:<16} {len(xs):>8} {percentile([x['total'] for x in xs], 50):12.2f} "
+              f"{percentile([x['llm_t'].get('reason', 0.0) for x in xs], 50):17.2f} "
               f"{percentile([x['llm_t'].get('judge', 0.0) for x in xs], 50):16.2f} "
-              f"{statistics.mean(x['drafts'] for x in xs):12.2f}")
+              f"{statistics.mean(x['drafts'] for x in xs):12.2f} {sum(x['fallback'] for x in xs):>10} "
+              f"{sum(x['cut'] for x in xs):>4}")
     if pairs:
-        total = statistics.median(a["total"] / b["total"] for a, b in pairs)
-        judged = [(a, b) for a, b in pairs if a["llm_t"].get("judge") and b["llm_t"].get("judge")]
-        line = f"paired by task (median of {len(pairs)}): total x{total:.2f} (current / baseline)"
-        if judged:
-            line += f"; judge LLM x{statistics.median(a['llm_t']['judge'] / b['llm_t']['judge'] for a, b in judged):.2f}"
+        line = f"paired by task (median of {len(pairs)}, current / baseline): total x" + \
+               f"{statistics.median(a['total'] / b['total'] for a, b in pairs):.2f}"
+        for node in ("reason", "judge"):
+            both = [(a, b) for a, b in pairs if a["llm_t"].get(node) and b["llm_t"].get(node)]
+            if both:
+                line += f"; {node} LLM x{statistics.median(a['llm_t'][node] / b['llm_t'][node] for a, b in both):.2f}"
         print(line)
     print()
 
@@ -112,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per task")
     parser.add_argument("--tasks", type=int, default=len(TASKS), help="use the first N tasks")
     parser.add_argument("--no-judge", action="store_true", help="deterministic checks only (no LLM judge call)")
-    parser.add_argument("--baseline", action="store_true",
-                        help="also run every task on the old judge call (interleaved; see the docstring)")
+    parser.add_argument("--baseline", choices=("rationale", "judge"), default=None,
+                        help="also run every task on that call's old version (interleaved; see the docstring)")
     args = parser.parse_args(argv)
 
     from agent.context import Context
@@ -146,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         if dataset and not Path(dataset).exists():
             print(f"skipping {ds}: not in {DATA}", file=sys.stderr)
             continue
-        with _judge_call(path):
+        with _llm_call(path, args.baseline):
             rec = r.recommend(text, dataset=dataset, context=context)
         total = rec.timings["total"]
         rows.append({
@@ -166,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             failed = [c.name for c in rec.verdict.checks if not c.ok] or ["llm-judge"]
             print(f"    judge: {', '.join(failed)}: {(rec.verdict.critique or '')[:160]}", flush=True)
     if args.baseline:
-        _print_baseline(rows)
+        _print_baseline(rows, args.baseline)
     rows = [x for x in rows if x["path"] == "current"]
     if not rows:
         print("no task ran", file=sys.stderr)
