@@ -1,13 +1,15 @@
 """Does the judge tell good drafts from bad ones? Deterministic checks vs the LLM judge.
 
 For each task, the real pipeline (knowledge base, retrieval, meta-model) builds the state
-the judge sees; then up to five drafts are judged, each written from that state's own numbers:
+the judge sees; then up to six drafts are judged, each written from that state's own numbers:
 
 - good: the top candidate, quoting its real predicted accuracy and time (should pass);
 - wrong_number: the same sentence with an accuracy no candidate or run shows;
 - wrong_claim: the least accurate candidate called "the most accurate" (no number quoted);
 - wrong_comparison: the top candidate, whose rationale says the least accurate one is predicted
   more accurate than it (where the two differ);
+- wrong_claim_no_id: the least accurate candidate, whose rationale calls "it" the most accurate
+  without naming it (where it is not the top one);
 - vague: the top candidate, "a good configuration for this task" (no reason, no evidence).
 
 Each draft goes through the deterministic checks and, separately, the real LLM judge (the
@@ -35,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.latency import TASKS  # noqa: E402
 
-KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "vague")
+KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "wrong_claim_no_id", "vague")
 
 
 def drafts_for(candidates: list[dict[str, Any]], budget_text: str) -> dict[str, dict[str, Any]]:
@@ -62,6 +64,10 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str) -> dict[str, 
             "candidate": top["id"], "cite": [top["id"], worst["id"]],
             "rationale": f"{top['id']} trains in about {seconds}, {budget_text}, though {worst['id']} has a higher "
                          f"predicted accuracy than {top['id']}."}
+        drafts["wrong_claim_no_id"] = {
+            "candidate": worst["id"], "cite": [worst["id"]],
+            "rationale": f"It has the highest predicted accuracy of the candidates and trains in about "
+                         f"{worst['seconds']:.0f} s, {budget_text}."}
     return drafts
 
 
@@ -126,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             rows[kind].append((checks_reject, llm_reject, seconds))
             label = "error: " + str(judge_error) if scores is None else (scores.problem or "none")
             examples.setdefault(kind, f"{raw['rationale']!r} -> LLM: {label} ({scores.critique if scores else ''})")
-            print(f"{text[:40]:40}  {kind:16} checks {'reject' if checks_reject else 'pass  '}  "
+            print(f"{text[:40]:40}  {kind:17} checks {'reject' if checks_reject else 'pass  '}  "
                   f"LLM {label:20} {seconds:5.1f} s", flush=True)
 
-    print("\nkind              n  checks reject  LLM reject  either rejects  LLM p50 s")
+    print("\nkind               n  checks reject  LLM reject  either rejects  LLM p50 s")
     for kind in KINDS:
         got = rows[kind]
         n = len(got)
@@ -141,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         errors = sum(v is None for _, v, _ in got)
         p50 = statistics.median(s for _, _, s in got)
         note = f"  ({errors} judge errors)" if errors else ""
-        print(f"{kind:16} {n:2}  {ck:6}/{n:<6}  {ll:5}/{n:<5}  {either:7}/{n:<7}  {p50:8.1f}{note}")
+        print(f"{kind:17} {n:2}  {ck:6}/{n:<6}  {ll:5}/{n:<5}  {either:7}/{n:<7}  {p50:8.1f}{note}")
     good = rows["good"]
     bad = [x for k in KINDS[1:] for x in rows[k]]
     print(f"\ngood drafts passed by both: {sum(not c and not v for c, v, _ in good)}/{len(good)}; "

@@ -234,3 +234,22 @@ def test_within_dataset_targets_drop_how_hard_each_dataset_is() -> None:
     assert scaled[[0, 3]] == pytest.approx([1.0, 1.0])  # each dataset's best run is 1
     assert scaled[2] == pytest.approx(0.5)  # halfway between chance (0.5) and the best (0.9)
     assert _target("absolute", y, groups, chance) is y
+
+
+@pytest.mark.parametrize("baseline", ["rationale", "judge"])
+def test_latency_baselines_re_enact_the_old_call_and_restore_the_current_one(baseline: str) -> None:
+    import agent.judge as J
+    from bench.latency import _llm_call
+
+    cands = [{"id": "c1"}, {"id": "c2"}]
+    current = J.draft_schema(cands, []), J.judge_schema()
+    with _llm_call("baseline", baseline):
+        schema, verdict = J.draft_schema(cands, []), J.judge_schema()
+        if baseline == "rationale":
+            assert schema["properties"]["rationale"] == {"type": "string", "minLength": 20, "maxLength": 150}
+            assert J.tidy_text("c1 " * 60, 150).endswith("...")
+        else:
+            assert "anyOf" not in verdict and J.with_rationale('{"rationale": "a"}', "a", "b") is None
+    with _llm_call("current", baseline):
+        assert (J.draft_schema(cands, []), J.judge_schema()) == current
+    assert (J.draft_schema(cands, []), J.judge_schema()) == current
