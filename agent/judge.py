@@ -172,11 +172,15 @@ def complete_draft(raw: dict[str, Any], candidates: Sequence[dict[str, Any]]) ->
 
 
 _ACCURACY = re.compile(r"(?<![\w.])(0?\.\d+|1\.0+)(?![\d.]*\d)(?!\s*(?:s|min|h)\b)|(\d{1,3}(?:\.\d+)?)\s*%")
+
+
 @functools.cache
 def _id_pattern(prefixes: str) -> re.Pattern[str]:
     """Ids like "c1"/"r2" (prefixes "cr": candidates and retrieved runs) or "o1"/"t2" (the
     tuning options and trials)."""
     return re.compile(rf"\b([{prefixes}]\d{{1,2}})\b")
+
+
 # Settings a rationale may attribute to a run: optimizers, input sizes, backbones.
 _OPTIMIZER = re.compile(r"\b(" + "|".join(sorted(OPTIMIZERS, key=len, reverse=True)) + r")\b", re.I)
 _SIZE = re.compile(r"\b(\d{2,3})\s*(?:px|pixels?)\b", re.I)
@@ -247,8 +251,6 @@ _AFTER_THAN = re.compile(r"\b(?:than|compared (?:to|with)|over|versus|vs)\s+(?:t
 _MOST = re.compile(r"\b(most accurate|highest|best)\b", re.I)
 _QUICKEST = re.compile(r"\b(fastest|quickest|shortest)\b", re.I)
 _NOT_A_MEASURE = re.compile(r"\s*(?:balance|trade|compromise|choice|option|fit)", re.I)  # "the best balance of ..."
-
-
 # "... than c1 (0.93), which ...": what follows is said of c1 after all.
 _RELATIVE = re.compile(r"\s*(?:\([^)]*\))?\s*,?\s*(?:which|whose|that)\b", re.I)
 
@@ -430,7 +432,8 @@ def tidy_text(text: str, limit: int) -> str:
     at the last word with an ellipsis, keeps what the model did say.
     """
     text = " ".join(str(text).split())
-    if len(text) < limit - 3 or text.endswith((".", "!", "?")):
+    units = len(text) - len(re.findall(r"\.\d", text))  # as `one_sentence` counts: "0.93" is 3
+    if units < limit - 3 or (text.endswith((".", "!", "?")) and units <= limit):
         return text
     ends = [text.rfind(p, 0, limit) for p in (". ", "; ", "! ", "? ")]
     end = max(ends)

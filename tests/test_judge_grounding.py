@@ -127,6 +127,15 @@ def test_a_cut_off_rationale_ends_at_a_full_sentence_when_it_can(raw: str, tidy:
     assert tidy_text(raw, 150) == tidy  # cut at 150 characters by the grammar
 
 
+def test_a_full_sentence_at_the_limit_is_kept_whole_counted_as_the_grammar_counts() -> None:
+    # one_sentence counts a decimal point and its digit as one: 150 of its units, 151 characters
+    text = "c1 is predicted 0.93 " + "x" * 129 + "."
+    assert len(text) == 151 and tidy_text(text, 150) == text
+    # a text ending a sentence past the limit (no grammar held it) still ends at its last sentence within it
+    two = "c1 is predicted 0.93 and fits the budget of the task. " + "It also " + "y" * 120 + "."
+    assert tidy_text(two, 150) == "c1 is predicted 0.93 and fits the budget of the task."
+
+
 def test_numbers_that_are_not_accuracies_are_not_read_as_accuracies() -> None:
     assert quoted_accuracies("lr 0.001, learning rate of 0.3, 0.25 s, 0.5 min, weight decay 0.05") == []
     assert quoted_accuracies("c1 at lr=0.58 reaches 0.9 (93%)") == [0.9, 0.93]
