@@ -147,8 +147,8 @@ def test_goals_report_both_references_and_the_sweep_reference() -> None:
     bests["b"].update(within=1, within_fast=0)
     text = goals(rows, bests)
     assert "0/8 (need 7/8): NOT MET" in text
-    assert "Of D's recorded runs, 1-3 per dataset are within 1 point of the best" in text
-    assert "on 1/8 datasets some recorded run is within 1 point of the best and took <= 1/3 of its time (a)" in text
+    assert "Of D's recorded runs (100-100 per dataset), 1-3 are within 1 point of the best (median 2)" in text
+    assert "took <= 1/3 of its time exists on 1/8 datasets (a); elsewhere" in text
     assert "same seeds: 6/8 within 1 point" in text
     assert "sweep is within 1 point of the recorded best on 1/8" in text
     assert "2. mean regret: zero-shot 0.020 vs random-10 0.040 (beats)" in text and ": MET." in text
