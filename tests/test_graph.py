@@ -370,6 +370,19 @@ def test_a_rationale_without_evidence_is_not_specific(store: FakeStore) -> None:
     assert out["verdicts"][-1]["passed"]
 
 
+def test_passing_over_the_first_candidate_takes_evidence_not_only_a_name(store: FakeStore) -> None:
+    # The 1.5B's retry on a LODO task: it switched to c2 and named nothing but c2.
+    vague = draft(candidate="c2", rationale="The candidate c2 is well suited to this kind of medical image.", cite=["c2"])
+    out = run(make(store, chat(vague, draft()), chat(scores())))
+
+    first = next(c for c in out["verdicts"][0]["checks"] if c["name"] == "specific")
+    assert not first["ok"] and "not the meta-model's first candidate (c1)" in first["message"]
+    c1, c2 = out["candidates"][0]["config"], out["candidates"][1]["config"]
+    assert c1["backbone"] != c2["backbone"]
+    assert out["verdicts"][-1]["passed"] and out["recommendation"]["config"]["backbone"] == c1["backbone"]
+    # The same pick with a reason that compares: passes (test_a_short_draft_takes_its_numbers_from_the_candidate).
+
+
 def test_rationale_cut_off_by_the_grammar_ends_at_a_sentence(store: FakeStore) -> None:
     first = (
         "c1 is predicted best at 0.80 and fits the 15 minute budget, with 57 runs of this backbone and mode behind it."
