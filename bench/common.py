@@ -39,12 +39,13 @@ def cache_root() -> Path:
 
 # ------------------------------------------------------------------------- provenance
 def commit() -> str:
-    """Short commit of this checkout, '+dirty' when tracked files under bench/, agent/, tools/ or knowledge/ changed."""
+    """Short commit of this checkout, '+dirty' when tracked files under bench/, agent/, tools/, knowledge/ or
+    prompts/ changed; not bench/results/, which the benchmarks themselves write (the LODO agent sessions)."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True,
                               timeout=5).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "agent", "tools",
-                                "knowledge", "bench", "prompts"], cwd=REPO, capture_output=True, text=True,
+                                "knowledge", "bench", "prompts", ":(exclude)bench/results"], cwd=REPO, capture_output=True, text=True,
                                timeout=5).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
