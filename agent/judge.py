@@ -251,6 +251,9 @@ _AFTER_THAN = re.compile(r"\b(?:than|compared (?:to|with)|over|versus|vs)\s+(?:t
 _MOST = re.compile(r"\b(most accurate|highest|best)\b", re.I)
 _QUICKEST = re.compile(r"\b(fastest|quickest|shortest)\b", re.I)
 _NOT_A_MEASURE = re.compile(r"\s*(?:balance|trade|compromise|choice|option|fit)", re.I)  # "the best balance of ..."
+# "the run with the highest ...", "the highest validation accuracy": said of past runs or trials.
+_OF_A_RUN = re.compile(r"\b(?:runs?|trials?|records?|experiments?)\b(?:\s+\w+){0,2}\s*$", re.I)
+_VALIDATION = re.compile(r"\s*(?:\w+\s+)?val(?:idation)?\b", re.I)
 # "... than c1 (0.93), which ...": what follows is said of c1 after all.
 _RELATIVE = re.compile(r"\s*(?:\([^)]*\))?\s*,?\s*(?:which|whose|that)\b", re.I)
 
@@ -289,7 +292,10 @@ def _superlatives(rationale: str, prefixes: str, about: Sequence[str]) -> list[t
                     continue
                 if m.group(1).lower() == "shortest" and "time" not in " ".join(after.split()[:3]).lower():
                     continue  # "the shortest side"
-                subject = _subject(before, ids, about)
+                named = _subject(before, ids, ())
+                if named is None and (_OF_A_RUN.search(before) or _VALIDATION.match(after)):
+                    continue  # "the trial with the highest validation accuracy": a past result, not a candidate
+                subject = named or (about[0] if about else None)
                 if subject is not None:
                     out.append((subject, kind))
     return list(dict.fromkeys(out))

@@ -90,6 +90,9 @@ def test_a_comparison_without_an_id_is_about_the_candidate_picked() -> None:
     ("It offers the best balance between accuracy and speed.", "c2", None),
     ("It uses the highest input size of the candidates.", "c2", None),
     ("It has the best choice of optimizer for this data.", "c2", None),
+    # said of past runs or trials, not of the candidate picked
+    ("It builds on the trial with the highest validation accuracy so far.", "c2", None),
+    ("It is close to the past run with the highest test accuracy on similar data.", "c2", None),
 ])
 def test_a_superlative_without_an_id_is_about_the_candidate_picked(text: str, about: str, problem: str | None) -> None:
     found = ungrounded(text, ["c1", "c2", "r1"], SHOWN, CANDIDATES, EVIDENCE, about=[about])
