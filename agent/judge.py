@@ -629,15 +629,15 @@ def run_checks(
         "grounded", not problems,
         "the rationale must state only what the evidence shows, but " + "; ".join(problems) + "." if problems else "",
     ))
-    specific = bool(quoted_ids(draft.rationale) or quoted_accuracies(draft.rationale))
+    named, quoted = quoted_ids(draft.rationale), quoted_accuracies(draft.rationale)
+    specific = bool(named or quoted)
     why = ("the rationale must say why with the evidence: name the candidate or past run it relies on (e.g. c1, r2) "
            "or quote its predicted accuracy.")
     top = candidates[0]["id"] if candidates else draft.candidate
     if specific and draft.candidate != top:
         # Passing over the meta-model's first candidate takes a reason with evidence, not only the pick's name
         # ("c2 uses AdamW, which suits medical images" passed on a retry in bench.lodo and tested 1.4 points worse).
-        specific = bool([i for i in quoted_ids(draft.rationale) if i != draft.candidate]
-                        or quoted_accuracies(draft.rationale) or _DURATION.search(draft.rationale))
+        specific = bool([i for i in named if i != draft.candidate] or quoted or _DURATION.search(draft.rationale))
         why = (f"{draft.candidate} is not the meta-model's first candidate ({top}); say why with the evidence: compare "
                f"it with {top} (predicted accuracy, training time) or name a past run that supports it.")
     checks.append(Check("specific", specific, "" if specific else why))

@@ -6,7 +6,7 @@ everything except the LLM calls <= 0.3 s once warm.
 The parts (embedded LLM, knowledge base + Chroma index, meta-model) are built and warmed
 once, untimed, as in a long-running app; then each task runs through the graph up to the
 approval interrupt. Printed: one row per task (total, LLM, the rest, drafts, judge, and "cut..." when
-the rationale was cut off by its maxLength with no full sentence to end at), the
+the rationale was cut off at its length limit with no full sentence to end at), the
 per-node breakdown (p50/p95, with the LLM part of reason and judge apart), and the goals.
 
 Baselines (`--baseline rationale|judge`): every task also runs on an earlier version of one LLM
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             "total": total, "llm": rec.llm_seconds, "rest": total - rec.llm_seconds,
             "drafts": rec.verdict.attempts, "passed": rec.verdict.passed, "fallback": rec.fallback,
             "choice": f"{rec.config.backbone}/{rec.config.mode}", "timings": rec.timings, "llm_t": rec.llm_timings,
-            # The LLM's rationale, cut off by its maxLength with no full sentence to end at (tidy_text's "...").
+            # The LLM's rationale, cut off at its length limit with no full sentence to end at (tidy_text's "...").
             "cut": not rec.fallback and rec.rationale.endswith("..."),
         })
         row = rows[-1]
