@@ -110,6 +110,10 @@ class TrainConfig(_Strict):
     scheduler: Literal["constant", "cosine", "step", "warmup_cosine"] = "cosine"
     augmentation: Literal["none", "flip", "light", "strong"] = "none"
     label_smoothing: float = 0.0
+    freeze: float = Field(
+        default=0.0,
+        description="finetune mode: share of the pretrained backbone's blocks kept frozen from the input side (0 = all train).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -125,12 +129,19 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_combination(self) -> TrainConfig:
-        check_combination(self.backbone, self.mode, self.augmentation)
+        check_combination(self.backbone, self.mode, self.augmentation, self.freeze)
         return self
 
     def key(self) -> str:
-        """A stable short hash of the configuration (same config -> same key)."""
-        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
+        """A stable short hash of the configuration (same config -> same key).
+
+        `freeze` joined the space later: at its default it is left out, so every config that
+        existed before keeps its key (and every recorded run key stays valid).
+        """
+        data = self.model_dump()
+        if not data["freeze"]:
+            data.pop("freeze")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class EpochMetrics(_Strict):
@@ -223,7 +234,8 @@ class ExperimentRecord(_Strict):
         return (
             f"{m.modality}{body} {m.task_type} classification, {m.n_classes} classes, {m.n_instances} images, "
             f"{m.resolution}px {'RGB' if m.channels == 3 else 'grey'}, imbalance {m.imbalance_ratio:.1f}. "
-            f"{c.backbone} {c.mode} ({'pretrained' if self.pretrained else 'random init'}), {c.optimizer} "
+            f"{c.backbone} {c.mode}{f' (first {c.freeze:.0%} frozen)' if c.freeze else ''} "
+            f"({'pretrained' if self.pretrained else 'random init'}), {c.optimizer} "
             f"lr {c.learning_rate:g}, batch {c.batch_size}, {c.epochs} epochs, {c.augmentation} augmentation. "
             f"Result: {acc}, {o.total_seconds:.0f} s on {o.device}. Dataset {self.dataset.name}."
         )

@@ -61,6 +61,11 @@ RANGES: dict[str, Range] = {
     "dropout": Range(0.0, 0.9),
     "label_smoothing": Range(0.0, 0.5),
     "input_size": Range(32, 384, integer=True),
+    # Partial fine-tuning (Quick-Tune's pct_to_freeze): the fraction of the pretrained
+    # backbone's blocks, counted from the input, that stays frozen in finetune mode. 0 trains
+    # the whole network; frozen mode (everything frozen, a head on cached features) is its own
+    # mode, so the top of the range stops short of 1.
+    "freeze": Range(0.0, 0.95),
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -79,11 +84,13 @@ def check_choice(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, but got {value!r}.")
 
 
-def check_combination(backbone: str, mode: str, augmentation: str) -> None:
+def check_combination(backbone: str, mode: str, augmentation: str, freeze: float = 0.0) -> None:
     """Rules that involve more than one field.
 
     Frozen mode trains a head on features extracted once and cached, so augmentation
     cannot apply there, and a backbone without pretrained weights has nothing to freeze.
+    Partial freezing (`freeze` > 0) keeps part of a *pretrained* backbone fixed, so it
+    belongs to finetune mode only.
     """
     if BACKBONES[backbone]["pretrained_source"] is None and mode != "scratch":
         raise ValueError(
@@ -93,4 +100,11 @@ def check_combination(backbone: str, mode: str, augmentation: str) -> None:
         raise ValueError(
             "augmentation must be 'none' in frozen mode (features are extracted once and cached), "
             f"but got augmentation={augmentation!r}; use mode='finetune' to train with augmentation."
+        )
+    if freeze and mode != "finetune":
+        way_out = "set freeze=0" + (", or use mode='finetune' to keep part of the backbone frozen" if mode == "scratch" else
+                                    " (frozen mode already freezes the whole backbone)")
+        raise ValueError(
+            f"freeze applies to mode='finetune' only (the share of the pretrained backbone kept frozen), "
+            f"but got mode={mode!r} with freeze={freeze!r}; {way_out}."
         )
