@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import gzip
+import io
 import json
 import logging
 import os
 import sqlite3
+import uuid
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,6 +36,10 @@ RECORDS_FILE = "records.jsonl"
 INDEX_DIR = "chroma"
 COLLECTION = "experiments"
 SEED_DIR = Path(__file__).parent / "seed"
+# A big seed is committed as gzip JSONL shards beside (or instead of) the plain records file,
+# read in sorted name order after it: `write_seed_shards` names them so that order is theirs.
+SEED_SHARD_GLOB = "records-*.jsonl.gz"
+SEED_SHARD_RECORDS = 1000
 
 
 class KnowledgeBaseError(RuntimeError):
@@ -75,18 +83,46 @@ def _trim_torn_tail(fd: int) -> None:
 
 
 def read_records(path: Path) -> list[ExperimentRecord]:
-    """Every valid record in a JSONL file; a torn last line is skipped, other bad lines raise."""
+    """Every valid record in a JSONL file, or in a gzip JSONL shard when `path` ends in .gz.
+
+    In a plain file a torn last line (a crashed writer's) is skipped; other bad lines raise.
+    A shard is written whole and never appended to, so every line of it must be a record,
+    and a truncated or corrupt shard raises instead of loading part of it.
+    """
+    return [record for record, _ in _read_lines(path)]
+
+
+def _read_lines(path: Path) -> list[tuple[ExperimentRecord, bytes]]:
+    """`read_records`, each record with its line as stored (a copy keeps the file's bytes)."""
     if not path.exists():
         return []
-    records: list[ExperimentRecord] = []
-    lines = path.read_bytes().split(b"\n")
+    if path.suffix == ".gz":
+        return _parse(path, _gunzip(path), torn_tail_ok=False)
+    return _parse(path, path.read_bytes(), torn_tail_ok=True)
+
+
+def _gunzip(path: Path) -> bytes:
+    """The decompressed bytes of a gzip shard, or a KnowledgeBaseError naming it."""
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut stream is an EOFError
+        raise KnowledgeBaseError(
+            f"the seed shard {path} is truncated, corrupt or unreadable ({type(exc).__name__}: {exc}). Restore it "
+            "from git (`git checkout -- <file>`) or rewrite the shards with knowledge.store.write_seed_shards."
+        ) from exc
+
+
+def _parse(path: Path, data: bytes, torn_tail_ok: bool) -> list[tuple[ExperimentRecord, bytes]]:
+    records: list[tuple[ExperimentRecord, bytes]] = []
+    lines = data.split(b"\n")
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
-            records.append(ExperimentRecord.model_validate_json(raw))
+            records.append((ExperimentRecord.model_validate_json(raw), raw))
         except ValidationError as exc:
-            if number == len(lines):  # torn tail of a crashed writer: not a record yet
+            if torn_tail_ok and number == len(lines):  # torn tail of a crashed writer: not a record yet
                 log.warning("ignoring a torn last line in %s", path)
                 continue
             raise KnowledgeBaseError(
@@ -94,6 +130,108 @@ def read_records(path: Path) -> list[ExperimentRecord]:
                 f"{exc.errors()[0]['msg']}). Fix or remove that line; the JSONL is the source of truth."
             ) from exc
     return records
+
+
+def seed_files(folder: str | Path | None = None) -> list[Path]:
+    """The seed's files in reading order: the plain records file, if any, then the shards by name.
+
+    `folder` None means the packaged seed, knowledge/seed.
+    """
+    folder = Path(folder) if folder is not None else SEED_DIR
+    plain = folder / RECORDS_FILE
+    return ([plain] if plain.is_file() else []) + sorted(folder.glob(SEED_SHARD_GLOB))
+
+
+def read_seed(folder: str | Path | None = None) -> list[ExperimentRecord]:
+    """The seed records: the plain file's, then each shard's, the first of any id or run key kept.
+
+    Either form or both may be present (a sweep appends to the plain file; a big seed is
+    committed as shards), so a record found in both is loaded once. `folder` None means the
+    packaged seed. Use this, not `read_records(SEED_DIR / "records.jsonl")`, which misses the shards.
+    """
+    return [record for record, _ in _seed_lines(folder)]
+
+
+def _seed_lines(folder: str | Path | None) -> list[tuple[ExperimentRecord, bytes]]:
+    """`read_seed`, each record with its stored line."""
+    out: list[tuple[ExperimentRecord, bytes]] = []
+    ids: set[str] = set()
+    keys: set[str] = set()
+    for path in seed_files(folder):
+        for r, raw in _read_lines(path):
+            if r.id in ids or r.run_key in keys:
+                continue
+            ids.add(r.id)
+            keys.add(r.run_key)
+            out.append((r, raw))
+    return out
+
+
+def write_seed_shards(records: Iterable[ExperimentRecord], folder: str | Path,
+                      max_records_per_shard: int = SEED_SHARD_RECORDS) -> list[Path]:
+    """Write `records` as gzip JSONL shards `records-00000.jsonl.gz`, ... in `folder`.
+
+    The bytes depend on the records alone (gzip mtime 0, no file name in the header), so
+    rewriting the same records changes nothing in git, and appending records rewrites only the
+    last shard and adds new ones. Each shard is replaced atomically; shards left from an
+    earlier, longer write are removed. A plain records file in `folder` is left alone:
+    `read_seed` loads a record found in both forms once.
+
+    Args:
+        records: the records, in the order `read_seed` will give them back.
+        folder: the seed folder (created if missing).
+        max_records_per_shard: records per shard; the last shard holds the rest.
+
+    Returns:
+        The shards written, in reading order.
+    """
+    if not isinstance(max_records_per_shard, int) or isinstance(max_records_per_shard, bool) or max_records_per_shard < 1:
+        raise ValueError(f"max_records_per_shard must be an int >= 1, but got {max_records_per_shard!r}.")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    recs = list(records)
+    written: list[Path] = []
+    for number, start in enumerate(range(0, len(recs), max_records_per_shard)):
+        payload = "".join(r.model_dump_json() + "\n" for r in recs[start : start + max_records_per_shard]).encode()
+        path = folder / f"records-{number:05d}.jsonl.gz"
+        _atomic_write(path, _gzip(payload))
+        written.append(path)
+    for stale in sorted(set(folder.glob(SEED_SHARD_GLOB)) - set(written)):
+        stale.unlink()
+    return written
+
+
+def _gzip(data: bytes) -> bytes:
+    """Deterministic gzip: GzipFile writes no name with filename="", mtime 0, and a fixed OS byte."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=9, mtime=0) as f:
+        f.write(data)
+    return buf.getvalue()
+
+
+def _write_temporary(path: Path, data: bytes) -> Path:
+    """`data` in a new, fsynced file beside `path`, named for this writer alone, to be renamed or linked."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` whole: a reader sees the old file or the new one."""
+    tmp = _write_temporary(path, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _check_unlocked(db: Path, timeout: float) -> None:
@@ -406,20 +544,38 @@ def unflatten(row: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def open_default(root: str | Path | None = None, **kwargs: Any) -> KnowledgeBase:
+def open_default(root: str | Path | None = None, seed_dir: str | Path | None = None,
+                 **kwargs: Any) -> KnowledgeBase:
     """The user's knowledge base, seeded from the packaged records on first use.
 
-    Location: `root`, else $METALLMIX_KB, else ~/.metallmix/kb.
+    Location: `root`, else $METALLMIX_KB, else ~/.metallmix/kb. A new knowledge base gets
+    every seed record once (`read_seed`: the plain file and the gzip shards), written whole:
+    a crash leaves no records file or the full one, and a knowledge base another process
+    created meanwhile is kept.
+
+    Args:
+        root: the knowledge base's folder.
+        seed_dir: the seed folder; None means the packaged one (knowledge/seed).
+        **kwargs: passed to `KnowledgeBase`.
     """
     root = Path(root or os.environ.get("METALLMIX_KB") or Path.home() / ".metallmix" / "kb")
+    seed = Path(seed_dir) if seed_dir is not None else SEED_DIR
     kb = KnowledgeBase(root, **kwargs)
-    seed = SEED_DIR / RECORDS_FILE
-    if not kb.path.exists() and seed.exists() and root.resolve() != SEED_DIR.resolve():
+    if not kb.path.exists() and root.resolve() != seed.resolve() and seed_files(seed):
+        lines = [raw for _, raw in _seed_lines(seed)]  # as stored: a plain seed alone is copied byte for byte
         root.mkdir(parents=True, exist_ok=True)
-        tmp = kb.path.with_name(RECORDS_FILE + ".tmp")
-        tmp.write_bytes(seed.read_bytes())
-        tmp.replace(kb.path)
+        tmp = _write_temporary(kb.path, b"".join(raw + b"\n" for raw in lines))
+        try:
+            os.link(tmp, kb.path)  # unlike a rename, never replaces a file another process made meanwhile
+        except FileExistsError:
+            pass
+        except OSError:  # a filesystem without hard links: a rename, unless one appeared meanwhile
+            if not kb.path.exists():
+                os.replace(tmp, kb.path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return kb
 
 
-__all__ = ["KnowledgeBase", "KnowledgeBaseError", "open_default", "read_records", "flatten", "unflatten"]
+__all__ = ["KnowledgeBase", "KnowledgeBaseError", "open_default", "read_records", "read_seed", "seed_files",
+           "write_seed_shards", "flatten", "unflatten"]

@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import math
+import tomllib
 from collections import defaultdict
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
 
-from knowledge.store import SEED_DIR, read_records
+from knowledge.store import SEED_DIR, SEED_SHARD_GLOB, read_records, read_seed, seed_files
 
 
 @pytest.fixture(scope="module")
 def records() -> list:
-    recs = read_records(SEED_DIR / "records.jsonl")
+    recs = read_seed(SEED_DIR)
     if not recs:
-        pytest.fail("knowledge/seed/records.jsonl is empty: run `metallmix kb sweep --kb-dir knowledge/seed`")
+        pytest.fail("knowledge/seed holds no records (records.jsonl or records-*.jsonl.gz): "
+                    "run `metallmix kb sweep --kb-dir knowledge/seed`")
     return recs
+
+
+def test_the_seed_is_read_whole_from_every_file_and_packaged(records: list) -> None:
+    """Every record of every seed file (plain and gzip shards) is in the seed, each once, and
+    the package data carries both forms."""
+    files = seed_files(SEED_DIR)
+    assert files and all(p.name == "records.jsonl" or p.match(SEED_SHARD_GLOB) for p in files)
+    ids = {r.id for p in files for r in read_records(p)}
+    assert {r.id for r in records} == ids and len(records) == len(ids)
+    with (Path(__file__).resolve().parents[1] / "pyproject.toml").open("rb") as f:
+        package_data = tomllib.load(f)["tool"]["setuptools"]["package-data"]["knowledge"]
+    for name in ("records.jsonl", "records-00000.jsonl.gz"):
+        assert any(fnmatch(f"seed/{name}", pattern) for pattern in package_data), (name, package_data)
 
 
 def test_enough_successful_runs_on_every_shared_dataset(records: list, shared_data: Path) -> None:

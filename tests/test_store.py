@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-from knowledge.store import KnowledgeBase, KnowledgeBaseError, open_default, read_records
+from knowledge.schema import ExperimentRecord
+from knowledge.store import (
+    SEED_DIR,
+    KnowledgeBase,
+    KnowledgeBaseError,
+    open_default,
+    read_records,
+    read_seed,
+    seed_files,
+    write_seed_shards,
+)
+from tests.reliability import HashEmbedder
 from tests.test_schema import record
 
 
@@ -80,8 +92,102 @@ def test_import_validates_everything_before_writing(tmp_path: Path) -> None:
 
 def test_open_default_seeds_from_packaged_records(tmp_path: Path) -> None:
     kb = open_default(tmp_path / "home", index=False)
-    seed = Path(__file__).resolve().parents[1] / "knowledge" / "seed" / "records.jsonl"
-    assert kb.path.read_bytes() == seed.read_bytes()
+    seed = read_seed()
+    assert seed and [r.model_dump() for r in kb.records()] == [r.model_dump() for r in seed]
+    if seed_files() == [SEED_DIR / "records.jsonl"]:  # a plain seed alone is copied as it is
+        assert kb.path.read_bytes() == (SEED_DIR / "records.jsonl").read_bytes()
+    assert sorted(p.name for p in kb.root.iterdir()) == ["records.jsonl"]  # no temporary file left
+
+
+@pytest.fixture(scope="module")
+def seed50() -> list[ExperimentRecord]:
+    """Fifty real seed records: a fast stand-in for the packaged seed."""
+    recs = read_seed()[:50]
+    assert len(recs) == 50
+    return recs
+
+
+def dumps(records: list[ExperimentRecord]) -> list[dict]:
+    return [r.model_dump() for r in records]
+
+
+def test_seed_shards_round_trip_in_order_and_byte_for_byte(tmp_path: Path, seed50: list[ExperimentRecord]) -> None:
+    shards = write_seed_shards(seed50, tmp_path, max_records_per_shard=16)
+    assert [p.name for p in shards] == [f"records-{i:05d}.jsonl.gz" for i in range(4)]  # 16+16+16+2
+    assert seed_files(tmp_path) == shards
+    assert dumps(read_seed(tmp_path)) == dumps(seed50)
+    assert [len(read_records(p)) for p in shards] == [16, 16, 16, 2]
+    first = [p.read_bytes() for p in shards]
+    assert all(b[4:8] == b"\0\0\0\0" for b in first)  # gzip mtime 0: the bytes depend on the records alone
+    # Rewriting the same records changes no byte; adding records leaves the full shards as they were.
+    assert [p.read_bytes() for p in write_seed_shards(seed50, tmp_path, max_records_per_shard=16)] == first
+    more = write_seed_shards(seed50 + make(20), tmp_path, max_records_per_shard=16)
+    assert [p.read_bytes() for p in more[:3]] == first[:3] and len(more) == 5
+    # Fewer records: the shards of the longer write are removed, not read twice.
+    fewer = write_seed_shards(seed50[:10], tmp_path, max_records_per_shard=16)
+    assert seed_files(tmp_path) == fewer and dumps(read_seed(tmp_path)) == dumps(seed50[:10])
+    assert not list(tmp_path.glob("*.tmp"))
+    with pytest.raises(ValueError, match=r"max_records_per_shard must be an int >= 1, but got 0"):
+        write_seed_shards(seed50, tmp_path, max_records_per_shard=0)
+
+
+def layout(folder: Path, form: str, recs: list[ExperimentRecord]) -> list[ExperimentRecord]:
+    """Write `recs` into a seed folder in one form; returns the records open_default must give, in order."""
+    folder.mkdir()
+    if form == "plain":
+        (folder / "records.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in recs))
+    elif form == "shards":
+        write_seed_shards(recs, folder, max_records_per_shard=12)
+    else:  # both: the plain file's first 30, shards with 20..49 (ten overlap) and a rerun of a plain run key
+        (folder / "records.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in recs[:30]))
+        rerun = recs[0].model_copy(update={"id": "rerun-of-the-first-record"})
+        write_seed_shards(recs[20:40] + [rerun] + recs[40:], folder, max_records_per_shard=7)
+    return recs
+
+
+@pytest.mark.parametrize("form", ["plain", "shards", "both"])
+def test_a_seed_in_either_form_opens_once_and_rebuilds_the_index(
+        tmp_path: Path, seed50: list[ExperimentRecord], form: str) -> None:
+    expected = layout(tmp_path / "seed", form, seed50)
+    kb = open_default(tmp_path / "kb", seed_dir=tmp_path / "seed", embedder=HashEmbedder())
+    assert dumps(kb.records()) == dumps(expected)  # every record exactly once, plain first, then shards by name
+    assert len({r.id for r in kb.records()}) == len({r.run_key for r in kb.records()}) == 50
+    assert kb.rebuild_index() == 50
+    assert kb.collection().count() == 50
+    hits = kb.search(seed50[7].describe(), k=5)
+    assert len(hits) == 5 and {r.id for r, _ in hits} <= {r.id for r in expected}
+    # An existing knowledge base is never reseeded.
+    kb.path.write_text(seed50[0].model_dump_json() + "\n")
+    assert len(open_default(tmp_path / "kb", seed_dir=tmp_path / "seed", index=False)) == 1
+
+
+def _truncate(p: Path) -> None:
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+
+
+def _garbage(p: Path) -> None:
+    p.write_bytes(b"not gzip at all\n" * 10)
+
+
+def _bad_checksum(p: Path) -> None:
+    p.write_bytes(p.read_bytes()[:-8] + bytes(8))  # CRC32 and length of the trailer zeroed
+
+
+def _bad_last_line(p: Path) -> None:
+    p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes()) + b'{"id": "half a rec'))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _garbage, _bad_checksum, _bad_last_line])
+def test_a_damaged_shard_is_an_error_naming_it_not_a_partial_load(
+        tmp_path: Path, seed50: list[ExperimentRecord], damage) -> None:
+    shards = write_seed_shards(seed50, tmp_path / "seed", max_records_per_shard=20)
+    damage(shards[1])
+    with pytest.raises(KnowledgeBaseError, match="records-00001.jsonl.gz"):
+        read_seed(tmp_path / "seed")
+    with pytest.raises(KnowledgeBaseError, match="records-00001.jsonl.gz"):
+        open_default(tmp_path / "kb", seed_dir=tmp_path / "seed", index=False)
+    assert not (tmp_path / "kb" / "records.jsonl").exists()  # nothing half-seeded to be kept forever
+    assert not list((tmp_path / "kb").glob("*.tmp"))
 
 
 def test_chroma_index_rebuilds_from_jsonl_and_finds_similar_runs(tmp_path: Path) -> None:
