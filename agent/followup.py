@@ -31,7 +31,8 @@ from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, RANGES, SCHEDULERS
 
 INTENTS = ("why", "what_if", "similar", "compare", "training", "summary", "unknown")
-NUMERIC_PARAMS = ("learning_rate", "batch_size", "epochs", "weight_decay", "dropout", "input_size", "label_smoothing")
+NUMERIC_PARAMS = ("learning_rate", "batch_size", "epochs", "weight_decay", "dropout", "input_size", "label_smoothing",
+                  "freeze")
 CHOICE_PARAMS = ("backbone", "mode", "optimizer", "scheduler", "augmentation")
 PARAMS = NUMERIC_PARAMS + CHOICE_PARAMS
 
@@ -44,6 +45,10 @@ PARAM_ALIASES: dict[str, tuple[str, ...]] = {
     "dropout": ("dropout", "drop out"),
     "input_size": ("input size", "input resolution", "image size", "input-size", "resolution", "px"),
     "label_smoothing": ("label smoothing", "label-smoothing", "smoothing"),
+    # Bare "freeze" names the mode in "why freeze the backbone?": it means this field only with
+    # a number after it ("freeze 0.5", "freeze 50%"; see `_VALUE_ALIASES`).
+    "freeze": ("frozen share", "freeze share", "share frozen", "freeze ratio", "freeze fraction", "partial freezing",
+               "pct to freeze"),
     "optimizer": ("optimizer", "optimiser"),
     "scheduler": ("scheduler", "lr schedule", "schedule"),
     "augmentation": ("augmentation", "augmentations", "augment", "data augmentation"),
@@ -66,6 +71,9 @@ _MODE_PATTERNS = (
     ("scratch", r"\bfrom scratch\b|\bscratch\b|\brandom(?:ly)? init"),
 )
 _NUMBER = r"(\d+(?:\.\d+)?(?:e[-+]?\d+)?|\.\d+(?:e[-+]?\d+)?)"
+# Aliases that name a numeric field only when a number follows them ("freeze 0.5", never "0 frozen":
+# a backbone's digit, "lite0 frozen", must not read as a value).
+_VALUE_ALIASES: dict[str, tuple[str, ...]] = {"freeze": ("freezing", "freeze")}
 
 # Questions this module cannot answer from a thread, and the data each would need.
 _NOT_RECORDED = (
@@ -162,7 +170,15 @@ def config_summary(c: dict[str, Any] | TrainConfig) -> str:
     """One line naming a configuration's backbone, mode and main hyperparameters."""
     d = c.model_dump() if isinstance(c, TrainConfig) else c
     return (f"{d['backbone']}/{d['mode']} {d['input_size']}px {d['optimizer']} lr={d['learning_rate']:g} "
-            f"bs={d['batch_size']} ep={d['epochs']}")
+            f"bs={d['batch_size']} ep={d['epochs']}" + (f" freeze={d['freeze']:g}" if d.get("freeze") else ""))
+
+
+def device_words(device: str) -> str:
+    """A device string ("cuda:NVIDIA H200", "cpu:8 cores", "cuda") for a sentence: "a GPU (NVIDIA H200)"."""
+    kind, _, rest = str(device).partition(":")
+    if kind.lower() in ("cuda", "gpu"):
+        return f"a GPU ({rest.strip()})" if rest.strip() and not rest.strip().isdigit() else "a GPU"
+    return f"the CPU ({rest.strip()})" if rest.strip() else "the CPU"
 
 
 def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -228,15 +244,22 @@ def parse_changes(text: str) -> dict[str, Any]:
     if mode:
         out["mode"] = mode
     for name in NUMERIC_PARAMS:
-        for alias in sorted(PARAM_ALIASES[name], key=len, reverse=True):
+        for alias in sorted(PARAM_ALIASES[name] + _VALUE_ALIASES.get(name, ()), key=len, reverse=True):
             a = re.escape(alias)
-            after = re.search(rf"(?<![a-z]){a}(?![a-z])\s*(?:of|=|to|:|at|is|as|be|with)?\s*(?:only\s+)?{_NUMBER}", q)
-            before = re.search(rf"{_NUMBER}\s*(?:x\s*)?(?<![a-z]){a}(?![a-z])", q)
+            after = re.search(rf"(?<![a-z]){a}(?![a-z])\s*(?:of|=|to|:|at|is|as|be|with)?\s*(?:only\s+)?{_NUMBER}(\s*%)?",
+                              q)
+            before = None if alias in _VALUE_ALIASES.get(name, ()) else \
+                re.search(rf"{_NUMBER}(\s*%)?\s*(?:x\s*)?(?<![a-z]){a}(?![a-z])", q)
             m = after or before
             if m:
                 value = _to_number(m.group(1))
+                if name == "freeze" and m.group(2):  # "freeze 50%": a share
+                    value /= 100
                 out[name] = int(value) if RANGES[name].integer and value == int(value) else value
                 break
+    if "freeze" in out and out.get("mode") == "frozen":
+        # "freeze 0.5" names partial fine-tuning, not frozen mode: its word matched the mode's pattern
+        out["mode"] = "finetune"
     for opt in sorted(OPTIMIZERS, key=len, reverse=True):
         if re.search(rf"(?<![a-z]){opt}(?![a-z])", q):
             out["optimizer"] = opt
@@ -371,10 +394,16 @@ def _no_metamodel(intent: str) -> FollowupAnswer:
     )
 
 
-def _predict(metamodel: Any, meta: MetaFeatures, configs: Sequence[TrainConfig], device: str) -> list[dict[str, float]]:
+def _predict(metamodel: Any, meta: MetaFeatures, configs: Sequence[TrainConfig], device: str) -> list[dict[str, Any]]:
     preds = metamodel.predict(meta, list(configs), device=device)
-    return [{"accuracy": round(float(p.accuracy), 4), "low": round(float(p.low), 4), "high": round(float(p.high), 4),
-             "seconds": round(float(p.seconds), 2)} for p in preds]
+    out: list[dict[str, Any]] = []
+    for p in preds:
+        pred: dict[str, Any] = {"accuracy": round(float(p.accuracy), 4), "low": round(float(p.low), 4),
+                                "high": round(float(p.high), 4), "seconds": round(float(p.seconds), 2)}
+        if getattr(p, "device_note", None):  # no run from this device: the time is extrapolated
+            pred["device_note"] = p.device_note
+        out.append(pred)
+    return out
 
 
 def _default_weights(backbone: str) -> bool:
@@ -450,6 +479,8 @@ def _sweep_values(name: str, config: TrainConfig, weights_available: Callable[[s
         return sorted({32, 64, 96, 128, v})
     if name == "label_smoothing":
         return sorted({0.0, 0.05, 0.1, 0.2, v})
+    if name == "freeze":  # only finetune mode freezes part of the backbone (other modes' variants are invalid)
+        return sorted({0.0, 0.25, 0.5, 0.75, 0.9, v}) if config.mode == "finetune" else [v]
     if name == "optimizer":
         return list(OPTIMIZERS)
     if name == "scheduler":
@@ -582,7 +613,7 @@ def _answer_budget(t: _Thread, intent: Intent, metamodel: Any, store: Any, weigh
     from tools.metamodel import Constraints
 
     budget = float(intent.budget_seconds or 0)
-    where = f" on {'a GPU' if device == 'cuda' else 'the CPU'}" if intent.device else ""
+    where = f" on {device_words(device)}" if intent.device else ""
     if base["seconds"] <= budget:
         checks = recheck(t.state, config, base, weights_available=weights_available, budget_seconds=budget,
                          accuracy_tolerance=tolerance, max_accuracy_gap=gap)
@@ -670,6 +701,9 @@ def _answer_what_if(t: _Thread, intent: Intent, metamodel: Any, store: Any, weig
         if changes.get("augmentation", "none") != "none":
             notes.append("frozen mode extracts features once, so augmentation cannot apply; it stays 'none'.")
         data["augmentation"] = "none"
+    if data["mode"] != "finetune" and data.get("freeze") and "freeze" not in changes:
+        notes.append(f"partial freezing (freeze={data['freeze']:g}) belongs to finetune mode; in {data['mode']} mode it is 0.")
+        data["freeze"] = 0.0
     try:
         new = TrainConfig.model_validate(data)
     except ValidationError as exc:
@@ -683,10 +717,12 @@ def _answer_what_if(t: _Thread, intent: Intent, metamodel: Any, store: Any, weig
     what = ", ".join(f"{k} {fmt_value(getattr(config, k))} -> {fmt_value(v)}" for k, v in changed.items()) or \
         f"the same configuration ({config_summary(config)})"
     delta_acc = pred["accuracy"] - base["accuracy"]
-    lines = [f"**What if: {what}**" + (f" (on {'a GPU' if device == 'cuda' else 'the CPU'})" if intent.device else "")]
+    lines = [f"**What if: {what}**" + (f" (on {device_words(device)})" if intent.device else "")]
     lines += [f"- {n}" for n in notes]
     lines.append(f"- Predicted test accuracy {_acc(pred)} in {fmt_seconds(pred['seconds'])}, versus {_acc(base)} in "
                  f"{fmt_seconds(base['seconds'])} for {label} ({delta_acc:+.2f}).")
+    if pred.get("device_note"):
+        lines.append(f"- Training time on {device_words(device)}: {pred['device_note']}")
     support = getattr(metamodel, "support", None)
     if callable(support):
         n = int(support(new.backbone, new.mode))

@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from knowledge.schema import TrainConfig
-from knowledge.space import BACKBONES, OPTIMIZERS
+from knowledge.space import BACKBONES, OPTIMIZERS, RANGES
 
 # The rationale's length, in characters (a decimal point and its digit count as one), as a
 # pattern (`one_sentence`) rather than a maxLength: at 150 the grammar cut 5 of bench.latency's
@@ -513,10 +513,12 @@ def merge_config(draft: Draft, candidates: Sequence[dict[str, Any]]) -> TrainCon
         base[name] = getattr(draft, name)
     if base["mode"] == "frozen":
         base["augmentation"] = "none"  # the frozen pipeline has no augmentation; not the LLM's to set
+    if base["mode"] != "finetune":
+        base["freeze"] = 0.0  # partial freezing is a finetune setting: a draft leaving finetune leaves it too
     try:
         return TrainConfig.model_validate(base)
     except ValidationError as exc:
-        raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+        raise ValueError("; ".join(_with_way_out(e["msg"].removeprefix("Value error, ")) for e in exc.errors())) from None
 
 
 def validate_config(
@@ -534,7 +536,7 @@ def validate_config(
     try:
         config = TrainConfig.model_validate(data)
     except ValidationError as exc:
-        return None, [e["msg"].removeprefix("Value error, ") for e in exc.errors()]
+        return None, [_with_way_out(e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
     problems = []
     if backbones and config.backbone not in backbones:
         problems.append(f"backbone must be one of the allowed {', '.join(backbones)}, but got {config.backbone!r}.")
@@ -546,6 +548,22 @@ def validate_config(
             "use mode 'scratch' or an efficientnet_lite backbone."
         )
     return config, problems
+
+
+# The way out of a range error, per field, where "a value inside the range" is not all there is to say.
+_WAY_OUT = {
+    "freeze": ("freeze is the share of the pretrained backbone's blocks kept frozen in finetune mode: use a value "
+               f"from {RANGES['freeze'].low:g} to {RANGES['freeze'].high:g} (0 trains all of it), or mode='frozen' to "
+               "freeze the whole backbone."),
+}
+
+
+def _with_way_out(message: str) -> str:
+    """A schema error with the way out added where the rule alone does not say it."""
+    for name, way_out in _WAY_OUT.items():
+        if message.startswith(f"{name} must satisfy"):
+            return f"{message} {way_out}"
+    return message
 
 
 def weights_source(backbone: str, mode: str, available: bool) -> str:

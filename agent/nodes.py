@@ -39,7 +39,6 @@ from knowledge.space import BACKBONES, MODES
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("cpu", "cuda")
 RESUME_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -87,7 +86,9 @@ def _minutes(seconds: float) -> str:
 def _config_text(c: dict[str, Any]) -> str:
     # Compact on purpose: every digit is a prompt token (Qwen tokenises numbers digit by digit).
     size = f" {c['input_size']}px" if c["input_size"] != 64 else ""
-    return f"{c['backbone']}/{c['mode']}{size} {c['optimizer']} lr={c['learning_rate']:g} bs={c['batch_size']} ep={c['epochs']}"
+    frozen = f" freeze={c['freeze']:g}" if c.get("freeze") else ""
+    return (f"{c['backbone']}/{c['mode']}{size}{frozen} {c['optimizer']} lr={c['learning_rate']:g} bs={c['batch_size']} "
+            f"ep={c['epochs']}")
 
 
 def data_text(profile: dict[str, Any]) -> str:
@@ -362,9 +363,13 @@ class Nodes:
             budget_seconds = float(minutes) * 60
         device = given.get("device") or None
         if device is not None:
-            device = "cuda" if str(device).lower() in ("gpu", "cuda") else str(device).lower()
-            if device not in DEVICES:
-                raise TaskError(f"device must be one of cpu, cuda (or gpu), but got {given['device']!r}.")
+            from tools.metamodel import parse_device
+
+            try:  # "cpu", "cuda"/"gpu", or as records write it: "cpu:8 cores", "cuda:NVIDIA H200"
+                device = parse_device(str(device)).label
+            except ValueError:
+                raise TaskError(f"device must be one of cpu, cuda (or gpu; also 'cpu:N cores' or "
+                                f"'cuda:<GPU model>'), but got {given['device']!r}.") from None
         elif "device" in told.said:
             device = told.device
         else:
@@ -722,11 +727,15 @@ class Nodes:
         return {"recorded": {"record_id": record_id, "index": index, "status": training.get("status")}}
 
     # ------------------------------------------------------------------- helpers
-    def _predict(self, profile: dict[str, Any], config: TrainConfig) -> dict[str, float]:
+    def _predict(self, profile: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
         meta = MetaFeatures.model_validate(profile["meta"])
         p = self.metamodel.predict(meta, [config], device=profile["device"])[0]
-        return {"accuracy": round(p.accuracy, 4), "low": round(p.low, 4), "high": round(p.high, 4),
-                "seconds": round(p.seconds, 2)}
+        out: dict[str, Any] = {"accuracy": round(p.accuracy, 4), "low": round(p.low, 4), "high": round(p.high, 4),
+                               "seconds": round(p.seconds, 2)}
+        note = getattr(p, "device_note", None)
+        if note:  # no run from the user's device backs the time: the user is told (recommend.build_recommendation)
+            out["device_note"] = note
+        return out
 
     def _offer(self, profile: dict[str, Any], config: TrainConfig, prediction: dict[str, float], *,
                warnings: list[str] | None = None, dataset: str | None = None) -> dict[str, Any]:

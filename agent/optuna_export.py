@@ -13,7 +13,11 @@ sampler hands out are exactly these, and TPE continues from their results.
 
 Two rules of the space are not box constraints (a backbone without weights only trains
 from scratch; frozen mode takes no augmentation): `suggest_config` raises
-`optuna.TrialPruned` for such a combination, so TPE learns to avoid it.
+`optuna.TrialPruned` for such a combination, so TPE learns to avoid it. A third is a
+condition: `freeze` (the share of the pretrained backbone kept frozen) belongs to finetune
+mode, so `suggest_config` suggests it only there (0 otherwise: drawn for every mode, it would
+almost never be 0 and prune nearly every frozen and scratch trial), and prunes a trial whose
+fixed params (an enqueued trial) set freeze > 0 with another mode.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ if TYPE_CHECKING:
     from agent.recommend import Recommendation
 
 PARAMS = ("backbone", "mode", "input_size", "optimizer", "learning_rate", "batch_size", "epochs", "weight_decay",
-          "dropout", "scheduler", "augmentation", "label_smoothing")
+          "dropout", "scheduler", "augmentation", "label_smoothing", "freeze")
+# Parameters that exist only under a condition on others (suggested after them).
+CONDITIONAL = {"freeze": ("mode", "finetune")}
 
 
 def search_space(backbones: list[str] | None = None, modes: list[str] | None = None) -> dict[str, BaseDistribution]:
@@ -75,22 +81,50 @@ def suggest_config(trial: optuna.Trial, space: dict[str, BaseDistribution] | Non
             frozen mode); pruning tells the sampler without training anything.
     """
     import optuna
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+    space = space or search_space()
     params: dict[str, Any] = {}
-    for name, dist in (space or search_space()).items():
-        if isinstance(dist, CategoricalDistribution):
-            params[name] = trial.suggest_categorical(name, dist.choices)
-        elif isinstance(dist, IntDistribution):
-            params[name] = trial.suggest_int(name, dist.low, dist.high, log=dist.log)
-        elif isinstance(dist, FloatDistribution):
-            params[name] = trial.suggest_float(name, dist.low, dist.high, log=dist.log)
-        else:  # pragma: no cover - only the three kinds above are built
-            raise TypeError(f"unsupported distribution for {name}: {dist!r}")
+    for name, dist in space.items():
+        if name not in CONDITIONAL:
+            params[name] = _suggest(trial, name, dist)
+    for name, (parent, value) in CONDITIONAL.items():
+        if name not in space:
+            continue
+        if params.get(parent) == value:
+            params[name] = _suggest(trial, name, space[name])
+        elif name in _fixed_params(trial):  # an enqueued trial set it: the rule decides (and prunes)
+            params[name] = _fixed_params(trial)[name]
     try:
         return TrainConfig.model_validate(params)
     except ValueError as exc:
         raise optuna.TrialPruned(f"invalid combination: {exc}") from exc
+
+
+def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
+    raise TypeError(f"unsupported distribution for {name}: {dist!r}")  # pragma: no cover - only these are built
+
+
+def _fixed_params(trial: optuna.Trial) -> dict[str, Any]:
+    """The params `study.enqueue_trial` fixed for this trial (empty for a sampled one).
+
+    Read from the trial's public record (`FrozenTrial.system_attrs`): Optuna 5 has no public
+    accessor on the live `Trial`.
+    """
+    study = getattr(trial, "study", None)
+    if study is None:
+        return {}
+    for frozen in study.get_trials(deepcopy=False):
+        if frozen.number == trial.number:
+            return dict(frozen.system_attrs.get("fixed_params") or {})
+    return {}
 
 
 @dataclass

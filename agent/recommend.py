@@ -126,14 +126,14 @@ class Recommendation(_Model):
 
 def _summary(config: dict[str, Any]) -> str:
     return (f"{config['backbone']}/{config['mode']} {config['optimizer']} lr={config['learning_rate']:g} "
-            f"bs={config['batch_size']} ep={config['epochs']}")
+            f"bs={config['batch_size']} ep={config['epochs']}" + (f" freeze={config['freeze']:g}" if config.get("freeze") else ""))
 
 
 def build_recommendation(
     *,
     state: State,
     config: TrainConfig,
-    prediction: dict[str, float],
+    prediction: dict[str, Any],
     cited: list[str],
     shap_summary: str,
     contributions: list[list[Any]],
@@ -170,6 +170,8 @@ def build_recommendation(
             + ("; no candidate fits it, this is among the fastest" if all(c.get("over_budget") for c in candidates)
                else "")
         )
+    if prediction.get("device_note"):  # the time on the user's device rests on other devices' runs
+        warnings.append(f"training time on {profile['device']}: {prediction['device_note']}")
     if profile["assumed"]:
         warnings.append("assumed (not stated): " + ", ".join(profile["assumed"]))
     verdict = dict(state["verdict"])
@@ -230,6 +232,7 @@ def render_text(rec: Recommendation) -> str:
         f"  {c.optimizer}, learning rate {c.learning_rate:g}, batch {c.batch_size}, {c.epochs} epochs, input {c.input_size} px, "
         f"weight decay {c.weight_decay:g}, dropout {c.dropout:g}, {c.scheduler} schedule, augmentation {c.augmentation}, "
         f"label smoothing {c.label_smoothing:g}"
+        + (f", first {c.freeze:.0%} of the backbone frozen" if c.freeze else "")
     )
     budget = f" (budget {_minutes(rec.profile.budget_seconds)})" if rec.profile.budget_seconds else ""
     lines.append(

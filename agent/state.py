@@ -29,7 +29,8 @@ class Constraints(TypedDict, total=False):
 
     Keys:
         budget_minutes: training time budget in minutes.
-        device: "cpu" or "cuda".
+        device: "cpu" or "cuda" ("gpu"), or as records write it: "cpu:8 cores", "cuda:NVIDIA H200"
+            (the time model reads the core count and the GPU model).
         backbones: allowed backbones (names from knowledge.space.BACKBONES).
         modes: allowed modes ("frozen", "finetune", "scratch").
     """

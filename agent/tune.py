@@ -384,6 +384,8 @@ def _config_text(c: TrainConfig) -> str:
         extra.append(f"drop={c.dropout:g}")
     if c.augmentation != "none":
         extra.append(f"aug={c.augmentation}")
+    if c.freeze:
+        extra.append(f"freeze={c.freeze:g}")
     return (f"{c.backbone}/{c.mode} {c.optimizer} lr={c.learning_rate:g} bs={c.batch_size} ep={c.epochs}"
             + (" " + " ".join(extra) if extra else ""))
 

@@ -525,6 +525,8 @@ def card_md(rec: dict[str, Any], offer: dict[str, Any] | None) -> str:
             ["epochs", c["epochs"]], ["input size", f"{c['input_size']} px"], ["weight decay", f"{c['weight_decay']:g}"],
             ["dropout", f"{c['dropout']:g}"], ["scheduler", c["scheduler"]], ["augmentation", c["augmentation"]],
             ["label smoothing", f"{c['label_smoothing']:g}"]]
+    if c.get("freeze"):
+        rows.append(["frozen share of the backbone", f"{c['freeze']:g}"])
     lines.append(markdown_table(["hyperparameter", "value"], rows))
     low, high = rec["accuracy_interval"]
     lines.append(f"**Expected test accuracy {rec['expected_accuracy']:.2f}** (80 % interval {low:.2f}-{high:.2f}); "

@@ -550,6 +550,36 @@ def test_constraints_override_the_text(store: FakeStore) -> None:
     assert {c["config"]["backbone"] for c in out["candidates"]} == {"efficientnet_lite1"}
 
 
+class _NoGpuRuns(FakeMetaModel):
+    """A meta-model whose knowledge base holds CPU runs only: GPU times carry the note."""
+
+    NOTE = "no run in the knowledge base came from a GPU; the times are extrapolated from CPU runs"
+
+    def predict(self, meta: Any, configs: list[TrainConfig], device: str = "cpu") -> list[Any]:
+        preds = super().predict(meta, configs, "cuda" if str(device).startswith("cuda") else device)
+        for p in preds:
+            p.device, p.device_note = device, self.NOTE if str(device).startswith("cuda") else None
+        return preds
+
+
+def test_the_time_on_a_device_without_runs_says_it_is_extrapolated(store: FakeStore) -> None:
+    graph = build_graph(llm=chat(draft(), draft()), judge_llm=chat(scores(), scores()), store=store,
+                        metamodel=_NoGpuRuns(png=False), checkpointer=InMemorySaver(),
+                        weights_available=lambda b: b.startswith("efficientnet_lite"))
+    out = run(graph, constraints={"device": "cuda:NVIDIA H200"})
+
+    rec = Recommendation.model_validate(out["recommendation"])
+    assert rec.profile.device == "cuda:NVIDIA H200"
+    assert f"training time on cuda:NVIDIA H200: {_NoGpuRuns.NOTE}" in rec.warnings
+    text = render_text(rec)
+    assert "on cuda:NVIDIA H200" in text and f"Warning: training time on cuda:NVIDIA H200: {_NoGpuRuns.NOTE}" in text
+    assert out["offer"]["prediction"]["device_note"] == _NoGpuRuns.NOTE
+    # a device the runs came from: no such warning
+    out = run(graph, thread="t2", constraints={"device": "cpu"})
+    assert not any("extrapolated" in w for w in Recommendation.model_validate(out["recommendation"]).warnings)
+    assert "device_note" not in out["offer"]["prediction"]
+
+
 @pytest.mark.parametrize(
     ("task", "inputs", "message"),
     [

@@ -7,11 +7,14 @@ import json
 import pytest
 
 from agent.judge import (
+    Draft,
     complete_draft,
+    merge_config,
     quoted_accuracies,
     quoted_ids,
     tidy_text,
     ungrounded,
+    validate_config,
     with_rationale,
 )
 
@@ -184,3 +187,40 @@ def test_a_rationale_with_escapes_and_non_ascii_is_replaced_exactly() -> None:
 ])
 def test_no_replacement_when_it_would_not_be_exact(text: str) -> None:
     assert with_rationale(text, "fits the budget", "fits.") is None
+
+
+# ------------------------------------------------------------------ freeze (partial fine-tuning)
+def _validate(data: dict) -> list[str]:
+    config, problems = validate_config(data, backbones=None, modes=None, weights_available=lambda b: True)
+    assert config is None or problems == []
+    return problems
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    ({"backbone": "efficientnet_lite0", "mode": "finetune", "freeze": 1.5},
+     ["freeze must satisfy 0 <= freeze <= 0.95", "freeze=1.5", "mode='frozen' to freeze the whole backbone"]),
+    ({"backbone": "efficientnet_lite0", "mode": "finetune", "freeze": -0.1}, ["freeze must satisfy", "freeze=-0.1"]),
+    ({"backbone": "small_cnn", "mode": "scratch", "freeze": 0.5},
+     ["freeze applies to mode='finetune' only", "mode='scratch' with freeze=0.5", "set freeze=0"]),
+    ({"backbone": "efficientnet_lite0", "mode": "frozen", "freeze": 0.5},
+     ["freeze applies to mode='finetune' only", "freeze=0.5", "set freeze=0"]),
+])
+def test_the_judge_refuses_a_bad_freeze_with_the_rule_the_value_and_the_way_out(data: dict, says: list[str]) -> None:
+    problems = _validate(data)
+    assert len(problems) == 1
+    for part in says:
+        assert part in problems[0]
+
+
+def test_the_judge_accepts_partial_freezing_in_finetune_mode() -> None:
+    assert _validate({"backbone": "efficientnet_lite0", "mode": "finetune", "freeze": 0.5}) == []
+
+
+def test_a_draft_leaving_finetune_mode_leaves_its_freeze_behind() -> None:
+    candidates = [{"id": "c1", "accuracy": 0.9, "low": 0.8, "high": 0.95, "seconds": 60,
+                   "config": {"backbone": "efficientnet_lite0", "mode": "finetune", "freeze": 0.5}}]
+    keep = Draft(candidate="c1", backbone="efficientnet_lite0", mode="finetune", learning_rate=1e-3, batch_size=64,
+                 epochs=10, expected_accuracy=0.9, rationale="c1 is predicted 0.90.", cite=["c1"])
+    assert merge_config(keep, candidates).freeze == 0.5
+    leave = keep.model_copy(update={"mode": "frozen"})
+    assert merge_config(leave, candidates).freeze == 0.0

@@ -26,9 +26,11 @@ from tools.metamodel import (
     MetaModel,
     _design,
     _diverse,
+    _generate,
     _near_duplicate,
     accuracy_target,
     leave_one_dataset_out,
+    time_target,
     usable,
 )
 
@@ -206,6 +208,11 @@ def test_constraints_state_the_rule() -> None:
     with pytest.raises(ValueError, match="device must be one of"):
         Constraints(device="tpu")
     assert Constraints(device="cuda:0").device == "cuda"
+    assert Constraints(device="GPU").device == "cuda"
+    assert Constraints(device="cuda:NVIDIA H200").device == "cuda:NVIDIA H200"
+    assert Constraints(device="cpu:8 cores").device == "cpu:8 cores"
+    with pytest.raises(ValueError, match="device must be one of"):
+        Constraints(device="cpu:many cores")
     with pytest.raises(ValueError, match="backbones must be drawn from"):
         Constraints(backbones=["vgg16"])
 
@@ -331,3 +338,112 @@ def test_cross_validation_folds_train_on_a_bounded_sample(records: list[Experime
     monkeypatch.setattr(tm, "CV_TRAIN_ROWS", 10**9)
     MetaModel.fit(records, seed=0)
     assert max(sizes[2:]) > 100
+
+
+# ----------------------------------------------------------------- partial fine-tuning
+def _finetune_with_freeze(records: list[ExperimentRecord], n: int = 60) -> list[ExperimentRecord]:
+    """Synthetic finetune runs made from frozen ones, each at freeze 0, 0.5 and 0.9: freezing
+    more is faster (seconds x (1 - 0.7 freeze)) and, here, more accurate (+0.2 x freeze)."""
+    out = []
+    base = [r for r in usable(records) if r.config.mode == "frozen" and r.outcome.status == "ok"][:n]
+    for i, r in enumerate(base):
+        for share in (0.0, 0.5, 0.9):
+            config = r.config.model_copy(update={"mode": "finetune", "freeze": share})
+            acc = min(1.0, 0.6 + 0.2 * share + 0.01 * (i % 5))
+            outcome = r.outcome.model_copy(update={
+                "test_accuracy": acc, "val_accuracy": acc, "feature_seconds": 0.0,
+                "train_seconds": 50.0 * config.epochs * (1 - 0.7 * share),
+            })
+            out.append(r.model_copy(update={"id": f"freeze-{i}-{share}", "config": config, "outcome": outcome}))
+    return out
+
+
+def test_freeze_is_a_feature_that_moves_predictions(records: list[ExperimentRecord]) -> None:
+    assert "freeze" in ACC_FEATURES
+    synthetic = _finetune_with_freeze(records)
+    model = MetaModel.fit(usable(records) + synthetic, seed=0, cross_validate=False)
+    meta, config = synthetic[0].dataset.meta, synthetic[0].config
+    none, most = model.predict(meta, [config.model_copy(update={"freeze": 0.0}), config.model_copy(update={"freeze": 0.9})])
+    assert most.accuracy > none.accuracy + 0.05
+    assert most.seconds < 0.7 * none.seconds
+    assert model.global_importance(top=len(ACC_FEATURES))[0][1] > 0
+    assert dict(model.global_importance(top=len(ACC_FEATURES)))["freeze"] > 0
+
+
+def test_freezing_more_is_predicted_cheaper_before_any_run_froze(model: MetaModel, task: ExperimentRecord) -> None:
+    """No run in the sample froze part of a backbone; the time model's work still shrinks with freeze
+    (the frozen blocks' backward pass is skipped: 1 + 2 x (1 - freeze) of 3 passes)."""
+    config = TrainConfig(backbone="efficientnet_lite0", mode="finetune", epochs=10)
+    full, half = model.predict(task.dataset.meta, [config, config.model_copy(update={"freeze": 0.5})])
+    assert half.seconds == pytest.approx(full.seconds * (1 - 2 / 3 * 0.5), rel=1e-3)
+
+
+def test_finetune_candidates_offer_the_freeze_levels_past_runs_used() -> None:
+    spec = {"n": 3, "input_size": [64], "optimizer": ["adam"], "batch_size": [32], "epochs": [10],
+            "weight_decay": [0.0], "dropout": [0.0], "scheduler": ["cosine"], "augmentation": ["none", "flip"],
+            "label_smoothing": [0.0], "freeze": [0.0, 0.5, 0.9], "log10_lr": [-4.0, -2.0]}
+    levels = {c.freeze for c in _generate("efficientnet_lite0/finetune", spec, seed=0)}
+    assert levels == {0.0, 0.5, 0.9}
+    no_freeze = {k: v for k, v in spec.items() if k != "freeze"}  # a spec from runs that never froze
+    assert {c.freeze for c in _generate("efficientnet_lite0/finetune", no_freeze, seed=0)} == {0.0}
+    assert {c.freeze for c in _generate("efficientnet_lite0/finetune", None, seed=0)} == {0.0}
+    assert {c.freeze for c in _generate("efficientnet_lite0/frozen", {**spec, "augmentation": ["none"]}, seed=0)} == {0.0}
+    a = TrainConfig(backbone="efficientnet_lite0", mode="finetune")
+    assert not _near_duplicate(a, a.model_copy(update={"freeze": 0.5}))
+    assert not _near_duplicate(a.model_copy(update={"freeze": 0.25}), a.model_copy(update={"freeze": 0.5}))
+    assert _near_duplicate(a.model_copy(update={"freeze": 0.75}), a.model_copy(update={"freeze": 0.9}))
+
+
+def test_candidates_of_a_model_that_learnt_freeze_include_partial_freezing(records: list[ExperimentRecord]) -> None:
+    synthetic = _finetune_with_freeze(records)
+    model = MetaModel.fit(usable(records) + synthetic, seed=0, cross_validate=False)
+    cands = model.candidates(synthetic[0].dataset.meta, Constraints(modes=["finetune"]), n=4)
+    assert cands and all(c.config.mode == "finetune" for c in cands)
+    assert any(c.config.freeze > 0 for c in cands), [c.config.freeze for c in cands]
+
+
+# ------------------------------------------------------------------------ devices
+def test_a_device_without_runs_is_said_to_be_extrapolated(model: MetaModel, records: list[ExperimentRecord],
+                                                          task: ExperimentRecord) -> None:
+    n_ok = sum(r.outcome.status == "ok" for r in records)
+    assert model.device_support("cpu") == n_ok and model.device_support("cpu:16 cores") == n_ok
+    assert model.device_support("cuda") == 0 and model.device_support("cuda:NVIDIA H200") == 0
+    assert model.device_note("cpu") is None
+    cpu, = model.predict(task.dataset.meta, [task.config], device="cpu:2 cores")
+    gpu, = model.predict(task.dataset.meta, [task.config], device="cuda:NVIDIA H200")
+    assert cpu.device_note is None and cpu.device_support == n_ok
+    assert gpu.device == "cuda:NVIDIA H200" and gpu.device_support == 0
+    assert gpu.device_note and "no run in the knowledge base came from a GPU" in gpu.device_note
+    assert "extrapolated from CPU runs" in gpu.device_note
+    cands = model.candidates(task.dataset.meta, Constraints(device="cuda"), n=2)
+    assert cands and all(c.prediction.device_note for c in cands)
+
+
+def test_runs_from_a_gpu_teach_its_time_and_back_its_predictions(records: list[ExperimentRecord],
+                                                                 task: ExperimentRecord) -> None:
+    ok = [r for r in usable(records) if r.outcome.status == "ok"]
+    gpu_runs = [r.model_copy(update={"id": f"gpu-{i}", "outcome": r.outcome.model_copy(update={
+        "device": "cuda:NVIDIA H200", "train_seconds": r.outcome.train_seconds / 20,
+        "feature_seconds": r.outcome.feature_seconds / 20})}) for i, r in enumerate(ok[:150])]
+    model = MetaModel.fit(usable(records) + gpu_runs, seed=0, cross_validate=False)
+    assert model.device_support("cuda:NVIDIA H200") == 150 and model.device_support("cuda") == 150
+    assert model.device_note("cuda:NVIDIA H200") is None
+    other = model.device_note("cuda:NVIDIA H100")
+    assert other and "NVIDIA H100" in other and "NVIDIA H200 (150 runs)" in other
+    cpu, gpu = (model.predict(task.dataset.meta, [task.config], device=d)[0] for d in ("cpu:2 cores", "cuda:NVIDIA H200"))
+    assert gpu.device_note is None and gpu.seconds < cpu.seconds / 5
+
+
+# ------------------------------------------------------------------- early stopping
+def test_an_early_stopped_run_is_timed_as_the_full_run(records: list[ExperimentRecord]) -> None:
+    base = next(r for r in usable(records) if r.outcome.status == "ok" and r.config.epochs >= 4)
+    epochs = base.config.epochs
+    stopped = base.model_copy(update={"id": "early-stopped-01", "outcome": base.outcome.model_copy(update={
+        "epochs_run": epochs // 2, "train_seconds": 100.0, "feature_seconds": 7.0})})
+    full = epochs / (epochs // 2) * 100.0 + 7.0
+    assert time_target(stopped) == pytest.approx(full)
+    assert time_target(base) == pytest.approx(base.outcome.total_seconds)  # a complete run: as measured
+    diverged = stopped.model_copy(update={"outcome": stopped.outcome.model_copy(update={"status": "diverged"})})
+    assert time_target(diverged) == pytest.approx(107.0)  # not early stopping: no extrapolation
+    d = _design([base, stopped])
+    assert np.exp(d.y_time[1]) == pytest.approx(full)

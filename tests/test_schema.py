@@ -116,7 +116,7 @@ def test_every_point_inside_the_space_validates_unless_the_combination_is_refuse
 ) -> None:
     refused = (BACKBONES[backbone]["pretrained_source"] is None and mode != "scratch") or (
         mode == "frozen" and augmentation != "none"
-    )
+    ) or (values["freeze"] > 0 and mode != "finetune")  # partial freezing is a finetune setting
     try:
         cfg = TrainConfig(backbone=backbone, mode=mode, augmentation=augmentation, **values)  # type: ignore[arg-type]
     except ValidationError:

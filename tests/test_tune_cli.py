@@ -160,3 +160,27 @@ def test_search_space_matches_knowledge_space() -> None:
         assert (space[name].low, space[name].high, space[name].log) == (r.low, r.high, r.log)
     assert space["optimizer"].choices == CHOICES["optimizer"]
     assert set(space) == set(PARAMS)
+
+
+def test_suggest_config_suggests_freeze_only_in_finetune_mode(tmp_path: Path) -> None:
+    from knowledge.space import RANGES
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+    configs: list[TrainConfig] = []
+    for _ in range(150):
+        trial = study.ask()
+        try:
+            configs.append(suggest_config(trial))
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            continue
+        study.tell(trial, 0.5)
+    assert all(c.freeze == 0 for c in configs if c.mode != "finetune")
+    finetune = [c.freeze for c in configs if c.mode == "finetune"]
+    assert finetune and any(f > 0 for f in finetune)
+    assert all(RANGES["freeze"].low <= f <= RANGES["freeze"].high for f in finetune)
+    # an enqueued trial setting freeze with another mode breaks the rule: pruned, with the rule
+    bad = trial_params(TrainConfig(backbone="efficientnet_lite0", mode="frozen"))
+    study.enqueue_trial({**bad, "freeze": 0.5})
+    with pytest.raises(optuna.TrialPruned, match="freeze applies to mode='finetune' only"):
+        suggest_config(study.ask())

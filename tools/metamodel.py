@@ -9,11 +9,23 @@ Two XGBoost regressors learn from the knowledge base:
   the same, so the two kinds of failure agree. Failed and cancelled runs are left out
   (they say something about the machine, not the settings).
 - **time**: ``ln(train_seconds + feature_seconds)`` of the runs that finished, from the same
-  features plus the device and three "work" features (log10 of pixels, of images seen, of
-  pixel-epochs), boosted from a start of ln(megapixels processed) so that the trees learn
-  a cost per unit of work, which carries over to datasets of other sizes (see `_margin`).
+  features plus the device (its kind, cpu or cuda; the CPU's core count; the GPU's model, a
+  category learnt from the records like modality) and three "work" features (log10 of
+  pixels, of images seen, of pixel-epochs), boosted from a start of ln(megapixels processed)
+  so that the trees learn a cost per unit of work, which carries over to datasets of other
+  sizes (see `_margin`; partial freezing shrinks that work, see `_trainable_work`).
   Frozen runs report the one-time feature extraction in ``feature_seconds``, so a first
-  run's time is predicted honestly. Diverged runs stopped early: not time evidence.
+  run's time is predicted honestly. Diverged runs stopped early: not time evidence. A run
+  that early stopping ended (status ok, ``epochs_run < config.epochs``) is: its time target
+  is the full run's, ``train_seconds * epochs / epochs_run`` (+ ``feature_seconds``), since
+  its per-epoch time is representative and the config it is recorded under asks for all
+  the epochs (see `time_target`).
+
+Devices: the user's device is a string like the records' ``outcome.device``: "cpu",
+"cpu:8 cores", "cuda", "cuda:0" or "cuda:NVIDIA H200" (see `parse_device`). Trees cannot
+extrapolate to a device kind or GPU model no run came from, so `device_support` counts the
+runs behind a device and each `Prediction` carries a `device_note` saying when its time is
+extrapolated from other devices' runs.
 
 Features keep one readable name per original field (categoricals use XGBoost's native
 categorical splits, so SHAP gives one value per field). ``task_type`` and ``pretrained``
@@ -46,6 +58,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import time
 import warnings
@@ -66,7 +79,10 @@ from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, SCHEDUL
 # Bump when features, targets or model settings change: it invalidates cached models.
 # 5: above IMPORTANCE_ROWS / CV_TRAIN_ROWS usable records, importance and interval residuals
 # come from seeded subsamples (same outputs below them, e.g. on the 1,878 seed records).
-FEATURE_VERSION = 5
+# 6: `freeze` (partial fine-tuning) is a config feature and scales the time model's work;
+# the device is its kind plus CPU cores and GPU model; early-stopped runs' time targets are
+# extrapolated to the full run.
+FEATURE_VERSION = 6
 # XGBoost threads. Measured at 100k rows with another process on the second core: one accuracy
 # booster took 3.1 s with 1 thread and 26 s with 2 (bench/scale.py's store, while bench/lodo ran).
 N_THREADS = 1
@@ -113,9 +129,12 @@ META_FEATURES = (
 )
 CONFIG_FEATURES = (
     "backbone", "mode", "input_size", "optimizer", "learning_rate", "batch_size", "epochs", "weight_decay",
-    "dropout", "scheduler", "augmentation", "label_smoothing",
+    "dropout", "scheduler", "augmentation", "label_smoothing", "freeze",
 )
-TIME_EXTRA = ("device", "backbone_params_m", "log10_pixels", "log10_images_seen", "log10_pixel_epochs")
+# The device: its kind (cpu/cuda, a fixed category), the CPU's core count (NaN on a GPU) and
+# the GPU's model (a category learnt from the records, like modality; NaN on a CPU).
+DEVICE_FEATURES = ("device", "device_cpu_cores", "device_gpu")
+TIME_EXTRA = DEVICE_FEATURES + ("backbone_params_m", "log10_pixels", "log10_images_seen", "log10_pixel_epochs")
 # Derived from both: how many optimizer steps the run takes (training images / batch size x epochs).
 # A small dataset with a large batch gets few steps and underfits at a modest learning rate,
 # a three-way interaction trees find hard to learn from 8 datasets on their own.
@@ -133,7 +152,7 @@ _FIXED_CATEGORIES: dict[str, tuple[str, ...]] = {
 }
 _POOL_FIELDS = (
     "input_size", "optimizer", "batch_size", "epochs", "weight_decay", "dropout", "scheduler", "augmentation",
-    "label_smoothing",
+    "label_smoothing", "freeze",
 )
 
 
@@ -144,9 +163,12 @@ class Constraints:
 
     Attributes:
         budget_seconds: max predicted wall time (training + feature extraction); None = no limit.
-        device: "cpu" or "cuda" ("cuda:0" and the like are read as "cuda"): the time model's
-            device feature. While the knowledge base holds no GPU run, GPU times are predicted
-            from the CPU runs (an overestimate).
+        device: the device the time is predicted for, written as records write it: "cpu",
+            "cpu:8 cores", "cuda" or "cuda:NVIDIA H200" ("cuda:0" and the like are read as
+            "cuda", "gpu" as "cuda"); kept in that canonical form (see `parse_device`). Where
+            no run in the knowledge base came from that kind of device (or GPU model), times
+            are extrapolated from other devices' runs, and each prediction's `device_note`
+            says so.
         backbones: allowed backbones; None = all.
         modes: allowed modes; None = all.
     """
@@ -157,10 +179,7 @@ class Constraints:
     modes: list[str] | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.device, str) and self.device.startswith(DEVICES):
-            self.device = _device_kind(self.device)
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, but got {self.device!r}.")
+        self.device = parse_device(self.device).label
         if self.budget_seconds is not None and not self.budget_seconds > 0:
             raise ValueError(f"budget_seconds must be > 0 or None, but got {self.budget_seconds!r}.")
         for name, allowed in (("backbones", tuple(BACKBONES)), ("modes", MODES)):
@@ -177,13 +196,51 @@ class Prediction:
         accuracy: predicted test accuracy, clipped to [0, 1].
         low: 5th percentile of the accuracy (empirical out-of-fold residual quantiles).
         high: 95th percentile of the accuracy.
-        seconds: predicted wall time, train_seconds + feature_seconds.
+        seconds: predicted wall time, train_seconds + feature_seconds, on `device`.
+        device: the device the time is for (canonical form, see `parse_device`).
+        device_support: finished runs in the knowledge base from that device (its kind, and
+            its GPU model when one is named); None when unknown.
+        device_note: None when runs from that device back the time; else a sentence for the
+            user saying the time is extrapolated from other devices' runs.
     """
 
     accuracy: float
     low: float
     high: float
     seconds: float
+    device: str = "cpu"
+    device_support: int | None = None
+    device_note: str | None = None
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device as the time model reads it.
+
+    Attributes:
+        kind: "cpu" or "cuda".
+        cores: the CPU's core count; None when not stated (the time model then takes this
+            machine's, `os.cpu_count()`: the assistant trains where it runs).
+        gpu: the GPU's model name ("NVIDIA H200"); None when not stated.
+    """
+
+    kind: str
+    cores: int | None = None
+    gpu: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The canonical string, in the records' form: "cpu:8 cores", "cuda:NVIDIA H200", "cpu", "cuda"."""
+        if self.kind == "cpu":
+            return f"cpu:{self.cores} cores" if self.cores else "cpu"
+        return f"cuda:{self.gpu}" if self.gpu else "cuda"
+
+    @property
+    def words(self) -> str:
+        """The device for a sentence: "a GPU (NVIDIA H200)", "the CPU (8 cores)"."""
+        if self.kind == "cuda":
+            return f"a GPU ({self.gpu})" if self.gpu else "a GPU"
+        return f"the CPU ({self.cores} cores)" if self.cores else "the CPU"
 
 
 @dataclass
@@ -276,7 +333,7 @@ def _config_row(c: TrainConfig) -> list[float]:
         _code(cats["backbone"], c.backbone), _code(cats["mode"], c.mode), c.input_size,
         _code(cats["optimizer"], c.optimizer), math.log10(c.learning_rate), c.batch_size, c.epochs, c.weight_decay,
         c.dropout, _code(cats["scheduler"], c.scheduler), _code(cats["augmentation"], c.augmentation),
-        c.label_smoothing,
+        c.label_smoothing, c.freeze,
     ]
 
 
@@ -288,23 +345,67 @@ _PARAMS_M = np.array([BACKBONES[b]["params_m"] for b in BACKBONES], dtype=np.flo
 _I = {name: i for i, name in enumerate(ACC_FEATURES)}
 
 
-def _time_extra(x_acc: np.ndarray, device: str | Sequence[str]) -> np.ndarray:
+def _device_row(d: Device, gpus: Sequence[str]) -> list[float]:
+    """DEVICE_FEATURES of one device: kind code, CPU cores (NaN on a GPU or when unknown), GPU
+    model code (NaN on a CPU, for an unnamed GPU, or a model no record came from)."""
+    cores = float(d.cores) if d.kind == "cpu" and d.cores else math.nan
+    gpu = _code(gpus, d.gpu) if d.kind == "cuda" and d.gpu else math.nan
+    return [_code(DEVICES, d.kind), cores, gpu]
+
+
+def _time_extra(x_acc: np.ndarray, device: Device | Sequence[Device], gpus: Sequence[str]) -> np.ndarray:
     """The time model's extra columns for rows of the accuracy matrix (one device, or one per row)."""
-    devices = [device] * len(x_acc) if isinstance(device, str) else list(device)
+    devices = [device] * len(x_acc) if isinstance(device, Device) else list(device)
     n = x_acc[:, _I["n_instances"]]
     size = x_acc[:, _I["input_size"]]
     epochs = x_acc[:, _I["epochs"]]
     backbone = x_acc[:, _I["backbone"]].astype(int)
+    dev = np.array([_device_row(d, gpus) for d in devices], dtype=np.float64).reshape(len(devices), len(DEVICE_FEATURES))
     return np.column_stack(
-        [
-            np.array([_code(DEVICES, d) for d in devices], dtype=np.float64), _PARAMS_M[backbone], np.log10(n * size**2),
-            np.log10(n * epochs), np.log10(n * epochs * size**2),
-        ]
+        [dev, _PARAMS_M[backbone], np.log10(n * size**2), np.log10(n * epochs), np.log10(n * epochs * size**2)]
     )
 
 
-def _device_kind(device: str) -> str:
-    return "cuda" if device.startswith("cuda") else "cpu"
+def _record_device(text: str) -> Device:
+    """A record's device; a string `parse_device` cannot read (a literature record's free text)
+    counts as a CPU of unknown cores, as before devices were parsed."""
+    try:
+        return parse_device(text)
+    except ValueError:
+        return Device("cuda" if re.search(r"cuda|gpu|nvidia", text, re.IGNORECASE) else "cpu")
+
+
+def _on_this_machine(d: Device) -> Device:
+    """A CPU with no stated core count is this machine's: the assistant trains where it runs."""
+    return Device("cpu", cores=os.cpu_count() or 1) if d.kind == "cpu" and d.cores is None else d
+
+
+def parse_device(device: str | Device) -> Device:
+    """Read a device string as records write it (`tools.train.device_name`) or a user gives it.
+
+    "cpu", "cpu:8 cores" (or "cpu:8"), "cuda", "gpu", "cuda:0" (an index: no model) and
+    "cuda:NVIDIA H200" are understood, case aside for the kind.
+
+    Raises:
+        ValueError: anything else (the message lists the accepted forms).
+    """
+    if isinstance(device, Device):
+        return device
+    text = device.strip() if isinstance(device, str) else ""
+    kind, _, rest = text.partition(":")
+    kind, rest = kind.strip().lower(), rest.strip()
+    if kind == "gpu":
+        kind = "cuda"
+    if kind == "cpu":
+        m = re.fullmatch(r"(\d+)(\s*cores?)?", rest, flags=re.IGNORECASE)
+        if not rest or (m and int(m.group(1)) > 0):
+            return Device("cpu", cores=int(m.group(1)) if m and rest else None)
+    elif kind == "cuda":
+        return Device("cuda", gpu=None if not rest or rest.isdigit() else rest)
+    raise ValueError(
+        f"device must be one of {', '.join(DEVICES)} (or 'cpu:N cores', 'cuda:<GPU model>' as records write it), "
+        f"but got {device!r}."
+    )
 
 
 def _majority_share(meta: MetaFeatures) -> float:
@@ -318,7 +419,7 @@ def _signature(meta: MetaFeatures) -> list[Any]:
 
 
 def _feature_types(names: Sequence[str]) -> list[str]:
-    return ["c" if n in _FIXED_CATEGORIES or n == "modality" else "q" for n in names]
+    return ["c" if n in _FIXED_CATEGORIES or n in ("modality", "device_gpu") else "q" for n in names]
 
 
 def _margin(x: np.ndarray, names: Sequence[str]) -> np.ndarray | None:
@@ -333,7 +434,24 @@ def _margin(x: np.ndarray, names: Sequence[str]) -> np.ndarray | None:
         return None
     n, size, epochs = x[:, _I["n_instances"]], x[:, _I["input_size"]], x[:, _I["epochs"]]
     frozen = x[:, _I["mode"]] == _code(MODES, "frozen")
-    return np.log(n * size**2 * np.where(frozen, 1.0, epochs) * 1e-6)
+    per_epoch = _trainable_work(x[:, _I["freeze"]])
+    return np.log(n * size**2 * np.where(frozen, 1.0, epochs * per_epoch) * 1e-6)
+
+
+def _trainable_work(freeze: np.ndarray) -> np.ndarray:
+    """The work of one epoch of partial fine-tuning, relative to training the whole network.
+
+    A training step costs a forward pass and a backward pass of about twice its work
+    (gradients for the activations and for the weights). Blocks frozen from the input side
+    need neither (no trainable block lies before them), only their forward pass: work
+    1 + 2 * (1 - freeze), out of 3. Folded into the time model's starting point (not left
+    to a tree feature) because it must hold before any run with freeze > 0 is recorded:
+    trees learn nothing from a feature that is 0 in every row, while the start moves every
+    prediction, so freezing more is predicted cheaper from the first request; the trees
+    then correct the prior from real runs through the `freeze` feature (blocks differ in
+    cost, and early blocks at full resolution cost most).
+    """
+    return 1.0 - (2.0 / 3.0) * np.nan_to_num(freeze)
 
 
 def _train(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int) -> xgb.Booster:
@@ -361,6 +479,7 @@ class _Design:
     y_time: np.ndarray
     groups_time: list[str]
     modalities: list[str]
+    gpus: list[str]
 
 
 def usable(records: Iterable[ExperimentRecord]) -> list[ExperimentRecord]:
@@ -375,13 +494,29 @@ def accuracy_target(record: ExperimentRecord) -> float:
     return _majority_share(record.dataset.meta)
 
 
+def time_target(record: ExperimentRecord) -> float:
+    """The wall time of the config in `record`, in seconds: training + feature extraction.
+
+    A run that early stopping ended (status ok, fewer epochs run than configured) took
+    ``train_seconds`` for ``epochs_run`` epochs; its per-epoch time is representative, so the
+    config's full run is ``train_seconds * epochs / epochs_run`` (the extraction is once).
+    """
+    o = record.outcome
+    train = o.train_seconds
+    if o.status == "ok" and 0 < o.epochs_run < record.config.epochs:
+        train *= record.config.epochs / o.epochs_run
+    return train + o.feature_seconds
+
+
 def _design(records: Sequence[ExperimentRecord], modalities: list[str] | None = None) -> _Design:
     recs = usable(records)
     if modalities is None:
         modalities = sorted({r.dataset.meta.modality for r in recs})
+    parsed = {text: _record_device(text) for text in {r.outcome.device for r in recs}}
+    gpus = sorted({d.gpu for d in parsed.values() if d.gpu})
     if not recs:
         empty = np.zeros((0, len(ACC_FEATURES)))
-        return _Design(empty, np.zeros(0), [], np.zeros((0, len(TIME_FEATURES))), np.zeros(0), [], modalities)
+        return _Design(empty, np.zeros(0), [], np.zeros((0, len(TIME_FEATURES))), np.zeros(0), [], modalities, gpus)
     x_acc = _acc_matrix(
         np.vstack([_meta_row(r.dataset.meta, modalities) for r in recs]),
         np.array([_n_train(r.dataset.meta) for r in recs]),
@@ -389,11 +524,27 @@ def _design(records: Sequence[ExperimentRecord], modalities: list[str] | None = 
     )
     y_acc = np.array([accuracy_target(r) for r in recs])
     ok = np.array([r.outcome.status == "ok" for r in recs])
-    devices = [_device_kind(r.outcome.device) for r in recs]
-    x_time = np.hstack([x_acc, _time_extra(x_acc, devices)])[ok]
-    y_time = np.log(np.maximum([r.outcome.total_seconds for r in recs], 0.01))[ok]
+    devices = [parsed[r.outcome.device] for r in recs]
+    x_time = np.hstack([x_acc, _time_extra(x_acc, devices, gpus)])[ok]
+    y_time = np.log(np.maximum([time_target(r) for r in recs], 0.01))[ok]
     groups = [r.dataset.name for r in recs]
-    return _Design(x_acc, y_acc, groups, x_time, y_time, [g for g, k in zip(groups, ok, strict=True) if k], modalities)
+    return _Design(x_acc, y_acc, groups, x_time, y_time, [g for g, k in zip(groups, ok, strict=True) if k], modalities,
+                   gpus)
+
+
+def _device_counts(records: Sequence[ExperimentRecord]) -> dict[str, Any]:
+    """Finished runs (the time model's rows) per device kind, per GPU model and per CPU core count."""
+    kinds: Counter[str] = Counter()
+    gpus: Counter[str] = Counter()
+    cores: Counter[str] = Counter()
+    for text, n in Counter(r.outcome.device for r in records if r.outcome.status == "ok").items():
+        d = _record_device(text)
+        kinds[d.kind] += n
+        if d.gpu:
+            gpus[d.gpu] += n
+        if d.kind == "cpu" and d.cores:
+            cores[str(d.cores)] += n
+    return {"kinds": dict(kinds), "gpus": dict(gpus), "cpu_cores": dict(cores)}
 
 
 MAX_DATASET_FOLDS = 8  # beyond this many datasets, several share a fold (the cost is one fit per fold)
@@ -528,6 +679,7 @@ class MetaModel:
         self.fitted_at: str = info["fitted_at"]
         self.metrics: dict[str, Any] = info["metrics"]
         self._modalities: list[str] = info["modalities"]
+        self._gpus: list[str] = info["gpus"]
         self._known = {json.dumps(s) for s in info["known_datasets"]}
         self._explainer: Any | None = None
         self._pool: dict[str, tuple[list[TrainConfig], np.ndarray]] | None = None
@@ -590,6 +742,8 @@ class MetaModel:
             "fitted_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
             "metrics": metrics,
             "modalities": d.modalities,
+            "gpus": d.gpus,
+            "devices": _device_counts(usable(records)),
             # one json.dumps per dataset, not per record (0.5 s at 100k records)
             "known_datasets": sorted({json.dumps(list(s)) for s in {tuple(_signature(r.dataset.meta)) for r in usable(records)}}),
             "residuals": residuals,
@@ -664,15 +818,17 @@ class MetaModel:
         return cls(boosters[0], boosters[1], info)
 
     # ---------------------------------------------------------------- predicting
-    def _x(self, meta: MetaFeatures, cfg_cols: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray]:
+    def _x(self, meta: MetaFeatures, cfg_cols: np.ndarray, device: Device) -> tuple[np.ndarray, np.ndarray]:
         n = len(cfg_cols)
         x_acc = _acc_matrix(np.broadcast_to(_meta_row(meta, self._modalities), (n, len(META_FEATURES))),
                             np.full(n, _n_train(meta)), cfg_cols)
-        return x_acc, np.hstack([x_acc, _time_extra(x_acc, device)])
+        return x_acc, np.hstack([x_acc, _time_extra(x_acc, _on_this_machine(device), self._gpus)])
 
-    def _predict_cols(self, meta: MetaFeatures, cfg_cols: np.ndarray, device: str = "cpu") -> list[Prediction]:
+    def _predict_cols(self, meta: MetaFeatures, cfg_cols: np.ndarray, device: str | Device = "cpu") -> list[Prediction]:
         if len(cfg_cols) == 0:
             return []
+        device = parse_device(device)
+        support, note = self.device_support(device), self.device_note(device)
         x_acc, x_time = self._x(meta, cfg_cols, device)
         acc = _predict(self._acc, x_acc)
         secs = np.exp(_predict(self._time, x_time))
@@ -682,7 +838,8 @@ class MetaModel:
         point = np.clip(acc, 0.0, 1.0)
         low = np.minimum(np.clip(acc + q[:, 0], 0.0, 1.0), point)
         high = np.maximum(np.clip(acc + q[:, 1], 0.0, 1.0), point)
-        return [Prediction(float(a), float(lo), float(hi), float(s)) for a, lo, hi, s in zip(point, low, high, secs, strict=True)]
+        return [Prediction(float(a), float(lo), float(hi), float(s), device=device.label, device_support=support,
+                           device_note=note) for a, lo, hi, s in zip(point, low, high, secs, strict=True)]
 
     def is_known(self, meta: MetaFeatures) -> bool:
         """Whether `meta` matches a dataset the model learnt from (narrower intervals)."""
@@ -694,7 +851,41 @@ class MetaModel:
         Configs are taken as they will run: pass a `tools.train.resolve`d config when a
         fine-tune may fall back to scratch for want of weights.
         """
-        return self._predict_cols(meta, _config_matrix(list(configs)), _device_kind(device))
+        return self._predict_cols(meta, _config_matrix(list(configs)), parse_device(device))
+
+    # ---------------------------------------------------------------- devices
+    def device_support(self, device: str | Device) -> int:
+        """Finished runs in the knowledge base (the time model's rows) from `device`: from that
+        GPU model when one is named ("cuda:NVIDIA H200"), else from that kind (cpu or cuda).
+
+        CPU core counts are not told apart: a CPU run is evidence for any CPU (the core count
+        is a feature of the time model, not a different kind of device).
+        """
+        d = parse_device(device)
+        counts = self._info["devices"]
+        if d.kind == "cuda" and d.gpu:
+            return int(counts["gpus"].get(d.gpu, 0))
+        return int(counts["kinds"].get(d.kind, 0))
+
+    def device_note(self, device: str | Device) -> str | None:
+        """None when runs from `device` back its predicted times; else what the times rest on,
+        in a sentence for the user (trees do not extrapolate: an unseen device kind or GPU
+        model is predicted like the devices the runs came from)."""
+        d = parse_device(device)
+        if self.device_support(d):
+            return None
+        counts = self._info["devices"]
+        if d.kind == "cuda" and d.gpu and counts["kinds"].get("cuda"):
+            others = ", ".join(f"{g} ({n} runs)" for g, n in sorted(counts["gpus"].items(), key=lambda kv: -kv[1])[:3])
+            return (f"no run in the knowledge base came from an {d.gpu}; its times are extrapolated from other GPUs' "
+                    f"runs ({others or 'models not recorded'}).")
+        if d.kind == "cuda":
+            return ("no run in the knowledge base came from a GPU; the times are extrapolated from CPU runs and are "
+                    "likely overestimates.")
+        if counts["kinds"].get("cuda"):
+            return ("no run in the knowledge base came from a CPU; the times are extrapolated from GPU runs and are "
+                    "likely underestimates.")
+        return "no finished run in the knowledge base says which device it ran on; the times are rough."
 
     # ---------------------------------------------------------------- candidates
     def support(self, backbone: str, mode: str) -> int:
@@ -769,7 +960,7 @@ class MetaModel:
             blocks.append(_config_matrix(extra))
         if not configs:
             return []
-        preds = self._predict_cols(meta, np.vstack(blocks), constraints.device)
+        preds = self._predict_cols(meta, np.vstack(blocks), parse_device(constraints.device))
         acc = np.array([p.accuracy for p in preds])
         secs = np.array([p.seconds for p in preds])
         score = acc - TIME_WEIGHT * np.log10(np.maximum(secs, 1e-3))
@@ -802,7 +993,7 @@ class MetaModel:
 
     # ---------------------------------------------------------------- explaining
     def _explain_row(self, meta: MetaFeatures, config: TrainConfig) -> np.ndarray:
-        return self._x(meta, _config_matrix([config]), "cpu")[0]
+        return self._x(meta, _config_matrix([config]), Device("cpu"))[0]
 
     def explain(self, meta: MetaFeatures, config: TrainConfig) -> Explanation:
         """SHAP values (shap.TreeExplainer on the accuracy model) for one config on the task."""
@@ -903,8 +1094,11 @@ _ANCHORS: tuple[dict[str, Any], ...] = (
 _GENERIC: dict[str, list[Any]] = {  # for a pair the knowledge base has no runs of
     "input_size": [64], "optimizer": ["adam", "adamw", "sgd"], "batch_size": [32, 64], "epochs": [5, 10, 20],
     "weight_decay": [0.0, 1e-4], "dropout": [0.0, 0.2], "scheduler": ["cosine"], "augmentation": ["none", "flip"],
-    "label_smoothing": [0.0], "log10_lr": [-4.0, -1.5],
+    "label_smoothing": [0.0], "freeze": [0.0], "log10_lr": [-4.0, -1.5],
 }
+# Configs closer than this in `freeze` are near-duplicates (0.75 and 0.9 both freeze most of
+# the backbone); steps of a quarter, as past runs use them, are different options.
+FREEZE_DISTINCT = 0.2
 
 
 def _nearest(values: Sequence[Any], target: Any) -> Any:
@@ -916,7 +1110,11 @@ def _nearest(values: Sequence[Any], target: Any) -> Any:
 def _generate(pair: str, spec: dict[str, Any] | None, seed: int, k: int = POOL_PER_PAIR) -> list[TrainConfig]:
     """Valid configs for one 'backbone/mode' drawn from the values its past runs used."""
     backbone, mode = pair.split("/")
-    spec = spec or _GENERIC
+    # A field the pair's runs do not list (a spec cached before the field existed) takes the
+    # generic values: freeze 0 for a finetune pair whose runs never froze part of the backbone.
+    spec = {**_GENERIC, **{name: v for name, v in (spec or {}).items() if v}}
+    if mode != "finetune":
+        spec["freeze"] = [0.0]  # partial freezing belongs to finetune mode (knowledge.space)
     rng = random.Random(f"{seed}|{pair}")
     lo, hi = spec["log10_lr"]
     grid = [round(v, 2) for v in np.arange(math.floor(lo * 4) / 4, hi + 1e-9, 0.25)] or [round(lo, 2)]
@@ -933,6 +1131,8 @@ def _generate(pair: str, spec: dict[str, Any] | None, seed: int, k: int = POOL_P
                 base[name] = _nearest(spec[name], value)
         for size in spec["input_size"]:
             raw.append({**base, "input_size": size})
+        for share in spec["freeze"]:  # each freeze level past runs used, at the anchor's settings
+            raw.append({**base, "freeze": share})
     for _ in range(k):
         cfg = {name: rng.choice(spec[name]) for name in _POOL_FIELDS}
         cfg["learning_rate"] = float(f"{10 ** rng.choice(grid):.3g}")
@@ -957,6 +1157,7 @@ def _near_duplicate(a: TrainConfig, b: TrainConfig) -> bool:
     return (
         a.backbone == b.backbone and a.mode == b.mode and a.optimizer == b.optimizer and a.input_size == b.input_size
         and abs(math.log10(a.learning_rate) - math.log10(b.learning_rate)) < 0.5
+        and abs(a.freeze - b.freeze) < FREEZE_DISTINCT
     )
 
 
@@ -1020,7 +1221,7 @@ def leave_one_dataset_out(records: Sequence[ExperimentRecord], *, seed: int = 0)
         secs = np.array([p.seconds for p in preds])
         truth = np.array([accuracy_target(r) for r in test])
         ok = np.array([r.outcome.status == "ok" for r in test])
-        true_secs = np.array([r.outcome.total_seconds for r in test])
+        true_secs = np.array([time_target(r) for r in test])
         score = acc - TIME_WEIGHT * np.log10(np.maximum(secs, 1e-3))
         chosen = int(np.argmax(score))
         best = float(truth.max())
@@ -1056,10 +1257,10 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def _short(c: TrainConfig) -> str:
     return (f"{c.backbone}/{c.mode} {c.input_size}px {c.optimizer} lr={c.learning_rate:g} bs={c.batch_size} "
-            f"ep={c.epochs}")
+            f"ep={c.epochs}" + (f" freeze={c.freeze:g}" if c.freeze else ""))
 
 
 __all__ = [
-    "Candidate", "Constraints", "Explanation", "MetaModel", "Prediction", "accuracy_target", "default_cache_dir",
-    "leave_one_dataset_out", "usable",
+    "Candidate", "Constraints", "Device", "Explanation", "MetaModel", "Prediction", "accuracy_target",
+    "default_cache_dir", "leave_one_dataset_out", "parse_device", "time_target", "usable",
 ]
