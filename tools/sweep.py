@@ -7,8 +7,23 @@ The plan is random search over the search space, shaped by what a CPU can afford
 - trainable runs (scratch CNNs, fine-tuned EfficientNet-Lite) are fewer, shorter and at
   smaller input sizes, sized by the dataset so each costs seconds to a few minutes.
 
+Plans (`PLANS`):
+- "frozen": the plan the first seed was built with (above).
+- "cpu": what a practitioner would train, at the price a 2-core CPU can pay: partial
+  fine-tunes of EfficientNet-Lite on cached frozen prefixes (`freeze`, see tools.train), a few
+  full fine-tunes where the dataset is small, small_cnn from scratch for 15-40 epochs, and
+  frozen heads for datasets the knowledge base has none of; deliberately poor settings too.
+  Ordered cheapest and most informative first: every dataset's first runs (the ones it lacks
+  most) come before anyone's later ones, each tier by estimated cost.
+- "gpu": the same kinds at 64 to 224 px, full fine-tunes included, many more per dataset;
+  sized so one 10-minute session on one GPU yields several hundred runs (several workers
+  share the device).
+Trainable runs of 15 epochs or more stop early on validation accuracy (patience 5; the
+record's `epochs_run` and notes say so).
+
 It is resumable: every finished run is appended to the JSONL at once, and items whose
-run key is already there are skipped. Several worker processes share the cores.
+run key is already there are skipped, so a sweep killed at any point (kill -9 included)
+resumes where it stopped without duplicates. Several worker processes share the cores.
 """
 
 from __future__ import annotations
@@ -18,7 +33,6 @@ import math
 import os
 import random
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,11 +49,25 @@ DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7)
 SMOOTHING = (0.0, 0.0, 0.05, 0.1, 0.2)
 
 
+PATIENCE = 5  # early stopping on validation accuracy, for trainable runs of >= EARLY_STOP_FROM epochs
+EARLY_STOP_FROM = 15
+
+
 @dataclass(frozen=True)
 class SweepItem:
     dataset: str  # path of the dataset file or folder
     config: TrainConfig
     seed: int
+    plan: str = "frozen"
+
+    @property
+    def patience(self) -> int | None:
+        return PATIENCE if self.config.mode != "frozen" and self.config.epochs >= EARLY_STOP_FROM else None
+
+    @property
+    def notes(self) -> str:
+        stop = f"; early stopping on val accuracy, patience {self.patience}" if self.patience else ""
+        return f"sweep plan {self.plan}{stop}"
 
     @property
     def group(self) -> tuple[str, str, str, int]:
@@ -118,6 +146,147 @@ def plan_sweep(
     return items
 
 
+# ----------------------------------------------------------- fine-tuning plans (cpu, gpu)
+PLANS = ("frozen", "cpu", "gpu")
+LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+_LITE_COST = {"efficientnet_lite0": 1.0, "efficientnet_lite1": 1.3, "efficientnet_lite2": 1.6}
+# Seconds per training image per epoch on this project's 2-core CPU at 64 px (ENVIRONMENT.md:
+# a full Lite0 fine-tune ran at ~116 images/s); scaled by pixels, backbone and trainable share.
+_FULL_FT_S = 1 / 116
+_SMALL_CNN_S = 1 / 2000
+
+
+@dataclass(frozen=True)
+class PlanSize:
+    """How many runs of each kind a plan gives one dataset."""
+
+    finetune: int  # pretrained Lite fine-tunes, full or partial
+    scratch: int  # small_cnn from scratch, >= 15 epochs mostly
+    heads: int  # frozen heads per Lite backbone, only for datasets the knowledge base has no runs of
+
+
+PLAN_SIZES = {"cpu": PlanSize(finetune=24, scratch=12, heads=8), "gpu": PlanSize(finetune=48, scratch=16, heads=8)}
+
+
+def estimated_seconds(config: TrainConfig, n_train: int) -> float:
+    """A rough CPU cost of one run, for ordering a plan (never recorded anywhere)."""
+    pixels = (config.input_size / 64) ** 2
+    epochs = config.epochs * (0.7 if config.epochs >= EARLY_STOP_FROM else 1.0)
+    if config.mode == "frozen":
+        return 0.5 + 1e-5 * n_train * epochs
+    if config.backbone == "small_cnn":
+        return n_train * epochs * pixels * _SMALL_CNN_S
+    trainable = 1 - config.freeze
+    live_prefix = config.freeze if config.freeze and config.augmentation in ("light", "strong") else 0.0
+    share = max(0.08, trainable) + live_prefix / 3  # a live frozen prefix costs its forward pass
+    return n_train * epochs * pixels * _FULL_FT_S * _LITE_COST.get(config.backbone, 1.0) * share
+
+
+def _sample_finetune(rng: random.Random, n_train: int, side: int, device: str) -> TrainConfig:
+    gpu = device == "gpu"
+    small = n_train <= 1500
+    backbone = rng.choices(LITES, weights=(6, 2, 2) if not gpu else (4, 3, 3))[0]
+    freezes = (0.0, 0.25, 0.5, 0.75, 0.9)
+    freeze = rng.choices(freezes, weights=(1, 1, 1, 1, 1) if gpu else ((1 if small else 0), 1, 2, 3, 3))[0]
+    if gpu:
+        sizes, weights = (64, 96, 128, 224), (3, 2, 3, 2)
+    else:
+        sizes, weights = (64, 96, 128), ((5, 2, 2) if small else (8, 1, 0))
+    size = rng.choices(sizes, weights=weights)[0]
+    if side < 64 and rng.random() < 0.3:
+        size = 32  # a low-resolution dataset at (close to) its own size, too
+    optimizer = rng.choices(("adamw", "adam", "sgd"), weights=(5, 2, 3))[0]
+    poor = rng.random() < 0.1  # deliberately poor: far too large or too small a learning rate, or too short
+    if poor:
+        lr = rng.choice((_log_uniform(rng, 0.1, 1.0), _log_uniform(rng, 1e-6, 1e-5)))
+    else:
+        lr = _log_uniform(rng, 1e-4, 1e-2) if optimizer != "sgd" else _log_uniform(rng, 1e-3, 1e-1)
+    epochs = rng.randint(2, 6) if poor and rng.random() < 0.5 else rng.randint(15, 30 if not gpu else 40)
+    return TrainConfig(
+        backbone=backbone, mode="finetune", freeze=freeze, input_size=size, optimizer=optimizer, learning_rate=lr,
+        batch_size=rng.choice((32, 64, 128)), epochs=epochs, weight_decay=rng.choice((0.0, 1e-4, 1e-2, 5e-2)),
+        dropout=rng.choice((0.0, 0.2, 0.3, 0.5)),
+        scheduler=rng.choices(("warmup_cosine", "cosine", "constant", "step"), weights=(4, 3, 2, 1))[0],
+        augmentation=rng.choices(("none", "flip", "light", "strong"), weights=(4, 5, 1 if small or gpu else 0, 1 if gpu else 0))[0],
+        label_smoothing=rng.choice((0.0, 0.0, 0.1)),
+    )
+
+
+def _sample_scratch(rng: random.Random, n_train: int, side: int, device: str) -> TrainConfig:
+    gpu = device == "gpu"
+    size = rng.choices((32, 64, 96, 128) if gpu else (32, 64, 96), weights=(1, 4, 2, 2) if gpu else (1, 4, 1))[0]
+    if side < 64 and rng.random() < 0.5:
+        size = 32
+    optimizer = rng.choices(("adamw", "adam", "sgd"), weights=(4, 2, 4))[0]
+    poor = rng.random() < 0.1
+    if poor:
+        lr = _log_uniform(rng, 0.3, 1.0) if optimizer == "sgd" else _log_uniform(rng, 0.05, 0.5)
+    else:
+        lr = _log_uniform(rng, 3e-4, 1e-2) if optimizer != "sgd" else _log_uniform(rng, 3e-3, 0.2)
+    return TrainConfig(
+        backbone="small_cnn", mode="scratch", input_size=size, optimizer=optimizer, learning_rate=lr,
+        batch_size=rng.choice((32, 64, 128)), epochs=rng.randint(15, 40 if not gpu else 60),
+        weight_decay=rng.choice((0.0, 1e-4, 1e-2, 5e-2)), dropout=rng.choice((0.0, 0.2, 0.5)),
+        scheduler=rng.choices(("warmup_cosine", "cosine", "constant", "step"), weights=(3, 3, 2, 2))[0],
+        augmentation=rng.choices(("none", "flip", "light", "strong"), weights=(2, 3, 3, 2))[0],
+        label_smoothing=rng.choice((0.0, 0.0, 0.1)),
+    )
+
+
+def plan_trainable(
+    datasets: dict[str, tuple[int, int]],
+    *,
+    device: str = "cpu",
+    seed: int = 0,
+    size: PlanSize | None = None,
+    known: set[str] | None = None,
+) -> list[SweepItem]:
+    """The "cpu" or "gpu" plan for `datasets` (path -> (training images, image side)).
+
+    `known`: dataset names (file stems) the knowledge base already has runs of; the others
+    also get frozen heads on each Lite backbone, so every dataset has the cheap baseline too.
+    Ordered cheapest and most informative first: tier t holds every dataset's runs of rank
+    5t..5t+4 within its kind (frozen heads are tier 0), each tier sorted by estimated cost.
+    """
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device must be 'cpu' or 'gpu', but got {device!r}.")
+    size = size or PLAN_SIZES[device]
+    known = known or set()
+    ranked: list[tuple[int, float, int, SweepItem]] = []
+    for path, (n_train, side) in sorted(datasets.items()):
+        rng = random.Random(f"{seed}|{device}|{Path(path).stem}")
+        kinds: dict[str, list[TrainConfig]] = {"finetune": [], "scratch": [], "frozen": []}
+        keys: set[str] = set()
+        for kind, n, sample in (("finetune", size.finetune, _sample_finetune), ("scratch", size.scratch, _sample_scratch)):
+            while len(kinds[kind]) < n:
+                cfg = sample(rng, n_train, side, device)
+                if cfg.key() not in keys:
+                    keys.add(cfg.key())
+                    kinds[kind].append(cfg)
+        if Path(path).stem not in known:
+            for backbone in LITES:
+                kinds["frozen"] += [sample_head_config(rng, backbone, 64) for _ in range(size.heads)]
+        for kind, configs in kinds.items():
+            for rank, cfg in enumerate(configs):
+                tier = 0 if kind == "frozen" else rank // 5
+                cost = estimated_seconds(cfg, n_train)
+                ranked.append((tier, cost, len(ranked), SweepItem(path, cfg, 0, device)))
+    ranked.sort(key=lambda t: t[:3])
+    return [item for *_, item in ranked]
+
+
+def dataset_sizes(data_dir: str | Path) -> dict[str, tuple[int, int]]:
+    """Every .npz in `data_dir` with (training images, image side in pixels)."""
+    import numpy as np
+
+    out = {}
+    for path in sorted(Path(data_dir).glob("*.npz")):
+        with np.load(path) as z:
+            shape = z["train_images"].shape
+            out[str(path)] = (int(shape[0]), int(min(shape[1], shape[2])))
+    return out
+
+
 # ------------------------------------------------------------------------- execution
 def _run_group(args: tuple[list[SweepItem], str, int, str | None]) -> tuple[int, int]:
     """Worker: run one group's items in order, appending each record as soon as it exists."""
@@ -133,8 +302,8 @@ def _run_group(args: tuple[list[SweepItem], str, int, str | None]) -> tuple[int,
     meta = profile_dataset(ds)
     done = ok = 0
     for item in items:
-        result = train(ds, item.config, seed=item.seed)
-        record = make_record(ds, result, seed=item.seed, source="sweep", meta=meta)
+        result = train(ds, item.config, seed=item.seed, patience=item.patience)
+        record = make_record(ds, result, seed=item.seed, source="sweep", meta=meta, notes=item.notes)
         kb.append(record)
         done += 1
         ok += result.outcome.status == "ok"
@@ -162,27 +331,41 @@ def run_sweep(
         i for i in items
         if ExperimentRecord.make_run_key(fingerprints[i.dataset], i.config, i.seed, "sweep") not in done_keys
     ]
-    groups: dict[tuple[str, str, str, int], list[SweepItem]] = defaultdict(list)
+    # Chunks of consecutive items (plan order) on one dataset share the loaded data; small chunks
+    # keep progress visible and let a time limit stop between them.
+    chunks: list[list[SweepItem]] = []
     for item in todo:
-        groups[item.group].append(item)
-    # Chunks keep progress visible and let a time limit stop between chunks.
-    chunks = [g[i : i + 25] for g in groups.values() for i in range(0, len(g), 25)]
-    chunks.sort(key=lambda c: (c[0].config.mode != "frozen", c[0].dataset))
+        limit = 25 if item.config.mode == "frozen" else 3
+        last = chunks[-1] if chunks else None
+        if last and last[0].dataset == item.dataset and len(last) < limit and (last[0].config.mode == "frozen") == (item.config.mode == "frozen"):
+            last.append(item)
+        else:
+            chunks.append([item])
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     deadline = time.monotonic() + max_minutes * 60 if max_minutes else None
-    stats = {"planned": len(items), "skipped": len(items) - len(todo), "run": 0, "ok": 0}
+    stats = {"planned": len(items), "skipped": len(items) - len(todo), "run": 0, "ok": 0, "lost": 0}
     bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending = set()
+        pending: dict[Any, list[SweepItem]] = {}
         queue = list(chunks)
         while queue or pending:
             while queue and len(pending) < workers and (deadline is None or time.monotonic() < deadline):
-                pending.add(pool.submit(_run_group, (queue.pop(0), str(kb.root), threads, None)))
+                chunk = queue.pop(0)
+                pending[pool.submit(_run_group, (chunk, str(kb.root), threads, None))] = chunk
             if not pending:
                 break
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
-                n, ok = fut.result()
+                chunk = pending.pop(fut)
+                try:
+                    n, ok = fut.result()
+                except Exception as exc:  # a worker that died (out of memory, killed): its finished runs are
+                    # already in the knowledge base; the rest of its chunk is picked up by the next resume.
+                    log.warning("sweep worker failed on %s: %s", Path(chunk[0].dataset).stem, exc)
+                    stats["lost"] += len(chunk)
+                    if "BrokenProcessPool" in type(exc).__name__:
+                        raise
+                    continue
                 stats["run"] += n
                 stats["ok"] += ok
                 bar.update(n)

@@ -5,16 +5,23 @@ Modes:
   size, weights); they are cached on disk, and only a dropout + linear head trains, so a
   head configuration costs seconds. The measured extraction time is reported with every
   run that uses the cache (`feature_seconds`), so time predictions stay honest.
-- finetune: the whole pretrained network trains (random init when no weights exist).
+- finetune: the pretrained network trains (random init when no weights exist); `freeze`
+  keeps a share of its stages frozen from the input side, and their output is cached like
+  frozen features (with the mirrored images too when augmentation is "flip"), so only the
+  rest computes per step: fine-tune-like runs a 2-core CPU can afford.
 - scratch: the whole network trains from random init.
 
 Per epoch: train loss, val loss / accuracy / macro one-vs-rest AUC / macro F1. The best
 epoch by val accuracy is kept and tested once at the end. A NaN/inf loss stops the run
-with status "diverged". Seeded and reproducible on CPU.
+with status "diverged". Optional early stopping on validation accuracy (`patience`).
+Seeded and reproducible on CPU (fp32). On a GPU: bf16 autocast, channels_last, inputs
+resident on the device (or pinned, non-blocking batches), large evaluation batches
+(`Placement`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
@@ -35,7 +42,7 @@ from torch import nn
 
 from knowledge import cache_root
 from knowledge.schema import DatasetInfo, EpochMetrics, ExperimentRecord, Outcome, Provenance, TrainConfig, now_utc
-from tools.backbones import Backbone, build_backbone, weights_available
+from tools.backbones import Backbone, build_backbone, frozen_stages, weights_available
 from tools.datasets import SPLITS, ImageDataset, profile_dataset
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -193,43 +200,171 @@ def metrics(logits: torch.Tensor, labels: torch.Tensor, n_classes: int) -> dict[
     }
 
 
+# --------------------------------------------------------------------------- placement
+# A dataset's inputs stay on the accelerator for the whole run when they take at most this
+# much memory (uint8 images, or cached features); larger ones stream as pinned batches.
+RESIDENT_BYTES = 4 * 2**30
+# A frozen prefix's outputs are cached (on disk and in memory) only up to this size; beyond
+# it the prefix runs live, still without gradients.
+PREFIX_CACHE_BYTES = 3 * 2**30
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how a run computes: what moves to the device, in which precision and layout.
+
+    CPU: fp32, the default layout, no pinning, evaluation in batches of at least 256, so CPU
+    runs reproduce bit for bit. An accelerator: bf16 autocast where supported, channels_last,
+    inputs resident on the device when they fit (else pinned, non-blocking batches), large
+    evaluation batches.
+    """
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    pin_memory: bool
+    eval_batch: int
+
+    def autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def stage(self, x: torch.Tensor) -> torch.Tensor:
+        """A whole split's tensor, where its batches will be read from."""
+        if self.device.type == "cpu":
+            return x
+        if x.numel() * x.element_size() <= RESIDENT_BYTES:
+            return x.to(self.device, non_blocking=True)
+        return x.pin_memory() if self.pin_memory else x
+
+    def batch(self, x: torch.Tensor) -> torch.Tensor:
+        """One batch read from a staged tensor, on the device, in the layout the model wants."""
+        if x.device != self.device:
+            x = (x.pin_memory() if self.pin_memory else x).to(self.device, non_blocking=True)
+        return x
+
+
+def placement(device: torch.device, *, bf16: bool | None = None) -> Placement:
+    """The placement for `device`; `bf16` overrides the device's own answer (for tests)."""
+    if device.type == "cpu":
+        return Placement(device, None, False, False, 256)
+    if bf16 is None:
+        bf16 = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return Placement(device, torch.bfloat16 if bf16 else None, True, device.type == "cuda", 1024)
+
+
 # ------------------------------------------------------------------------ feature cache
-def _features(
-    ds: ImageDataset, backbone: Backbone, size: int, device: torch.device, batch: int = 256
-) -> tuple[dict[str, torch.Tensor], float]:
-    """Backbone features of every split, cached on disk; returns them and the measured extraction seconds."""
+def _cache_path(ds: ImageDataset, backbone: Backbone, size: int, suffix: str = "") -> Path:
     tag = backbone.weights.replace(":", "_").replace("/", "_")
-    path = cache_root() / "features" / f"{ds.fingerprint}_{backbone.name}_{size}_{tag}.pt"
+    return cache_root() / "features" / f"{ds.fingerprint}_{backbone.name}_{size}_{tag}{suffix}.pt"
+
+
+def _load_cache(path: Path) -> tuple[dict[str, torch.Tensor], float] | None:
     if path.is_file():
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             return blob["features"], float(blob["seconds"])
         except Exception:  # a damaged cache file is recomputed, never trusted
             path.unlink(missing_ok=True)
-    net = backbone.features.to(device).eval()
-    mean = torch.tensor(backbone.mean).view(1, 3, 1, 1).to(device)
-    std = torch.tensor(backbone.std).view(1, 3, 1, 1).to(device)
-    start = time.perf_counter()
-    feats: dict[str, torch.Tensor] = {}
-    with torch.inference_mode():
-        for split in SPLITS:
-            x = _to_tensor(ds.splits[split].images, size)
-            parts = [net(_normalise(x[i : i + batch].to(device), mean, std)).float().cpu() for i in range(0, len(x), batch)]
-            feats[split] = torch.cat(parts)
-    seconds = time.perf_counter() - start
+    return None
+
+
+def _save_cache(path: Path, feats: dict[str, torch.Tensor], seconds: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({"features": feats, "seconds": seconds}, tmp)
     tmp.replace(path)
-    return feats, seconds
+
+
+def _extract(
+    net: nn.Module, images: np.ndarray, size: int, backbone: Backbone, place: Placement, *,
+    flip: bool = False, dtype: torch.dtype = torch.float32, batch: int = 256,
+) -> torch.Tensor:
+    """`net`'s outputs for one split's images (normalised as the backbone expects), on the CPU."""
+    mean = torch.tensor(backbone.mean).view(1, 3, 1, 1).to(place.device)
+    std = torch.tensor(backbone.std).view(1, 3, 1, 1).to(place.device)
+    x = _to_tensor(images, size)
+    parts = []
+    with torch.inference_mode(), place.autocast():
+        for i in range(0, len(x), batch):
+            xb = _normalise(place.batch(x[i : i + batch]), mean, std)
+            if flip:
+                xb = xb.flip(-1)
+            if place.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            parts.append(net(xb).to("cpu", dtype))
+    return torch.cat(parts)
+
+
+def _features(
+    ds: ImageDataset, backbone: Backbone, size: int, device: torch.device, batch: int = 256
+) -> tuple[dict[str, torch.Tensor], float, bool]:
+    """Backbone features of every split, cached on disk; returns them (on the CPU), the measured
+    extraction seconds and whether they came from the cache."""
+    path = _cache_path(ds, backbone, size)
+    cached = _load_cache(path)
+    if cached is not None:
+        return cached[0], cached[1], True
+    place = placement(device)
+    net = backbone.features.to(device).eval()
+    if place.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    start = time.perf_counter()
+    feats = {split: _extract(net, ds.splits[split].images, size, backbone, place, batch=batch).float() for split in SPLITS}
+    seconds = time.perf_counter() - start
+    _save_cache(path, feats, seconds)
+    return feats, seconds, False
+
+
+def _prefix_outputs(
+    ds: ImageDataset, backbone: Backbone, k: int, size: int, place: Placement, flip: bool
+) -> tuple[dict[str, torch.Tensor], float, bool] | None:
+    """Outputs of the first `k` (frozen) stages for every split, plus "train_flip" (the same of the
+    mirrored training images) when the run augments by flipping, so that augmentation stays exact.
+    Cached on disk in float16; None when they would exceed PREFIX_CACHE_BYTES."""
+    path = _cache_path(ds, backbone, size, f"_prefix{k}{'_flip' if flip else ''}")
+    cached = _load_cache(path)
+    if cached is not None:
+        return cached[0], cached[1], True
+    prefix = backbone.features[:k].to(place.device).eval()
+    if place.channels_last:
+        prefix = prefix.to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        probe = prefix(torch.zeros(1, 3, size, size, device=place.device))
+    n_images = sum(len(ds.splits[s].labels) for s in SPLITS) + (len(ds.splits["train"].labels) if flip else 0)
+    if probe.numel() * 2 * n_images > PREFIX_CACHE_BYTES:
+        return None
+    start = time.perf_counter()
+    out = {s: _extract(prefix, ds.splits[s].images, size, backbone, place, dtype=torch.float16) for s in SPLITS}
+    if flip:
+        out["train_flip"] = _extract(prefix, ds.splits["train"].images, size, backbone, place, flip=True, dtype=torch.float16)
+    seconds = time.perf_counter() - start
+    _save_cache(path, out, seconds)
+    return out, seconds, False
+
+
+def split_backbone(backbone: Backbone, freeze: float) -> tuple[nn.Sequential, nn.Sequential]:
+    """(frozen prefix, trainable rest) of `backbone.features` for a `freeze` share.
+
+    The prefix's parameters get requires_grad=False and it stays in eval mode (its BatchNorm
+    statistics are the pretrained ones); the rest trains."""
+    k = frozen_stages(freeze, backbone.n_stages)
+    prefix, rest = backbone.features[:k], backbone.features[k:]
+    prefix.requires_grad_(False).eval()
+    return prefix, rest
 
 
 # ------------------------------------------------------------------------------ runner
+Fetch = Callable[[str, Any, bool], torch.Tensor]
+
+
 def resolve(config: TrainConfig) -> tuple[TrainConfig, bool]:
     """The config that will really run, and whether pretrained weights will be loaded.
 
     A fine-tune of a backbone whose weights are not available runs from scratch, and is
-    recorded as mode "scratch"; frozen mode without weights is refused (nothing to freeze).
+    recorded as mode "scratch" (with nothing frozen); frozen mode without weights is refused
+    (nothing to freeze).
     """
     if config.mode == "scratch":
         return config, False
@@ -240,7 +375,7 @@ def resolve(config: TrainConfig) -> tuple[TrainConfig, bool]:
             f"{config.backbone} has no pretrained weights here (torchvision weights are used only from the local "
             "torch hub cache), so frozen mode has nothing to freeze; use mode='scratch' or an efficientnet_lite backbone."
         )
-    return config.model_copy(update={"mode": "scratch"}), False
+    return config.model_copy(update={"mode": "scratch", "freeze": 0.0}), False
 
 
 def train(
@@ -251,6 +386,7 @@ def train(
     device: torch.device | None = None,
     on_epoch: EpochCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    patience: int | None = None,
 ) -> RunResult:
     """Train `config` on `ds` and measure it. Never raises for a bad run: the outcome says what happened.
 
@@ -261,40 +397,35 @@ def train(
         device: defaults to CUDA when present, else CPU.
         on_epoch: called after every epoch with that epoch's metrics.
         should_stop: polled between batches; True cancels the run (status "cancelled").
+        patience: early stopping: end the run when validation accuracy has not improved for
+            this many epochs (the best epoch is still the one tested). None trains every epoch.
     """
     device = device or default_device()
+    place = placement(device)
     cfg, pretrained = resolve(config)
     gen = _seed_everything(seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(device)
     backbone = build_backbone(cfg.backbone, pretrained=pretrained, input_size=cfg.input_size)
     n_classes = ds.n_classes
     history: list[EpochMetrics] = []
     state: dict[str, Any] = {"status": "ok", "error": None, "best": None, "best_val": None, "images": 0, "loop_s": 0.0}
+    extra: dict[str, Any] = {"frozen_stages": 0, "n_stages": backbone.n_stages, "cache": None}
     feature_seconds = 0.0
     start = time.perf_counter()
+    labels = {s: torch.from_numpy(ds.splits[s].labels) for s in SPLITS}
     try:
-        if cfg.mode == "frozen":
-            feats, feature_seconds = _features(ds, backbone, cfg.input_size, device)
-            start = time.perf_counter()  # train_seconds counts the head only; extraction is reported apart
-            inputs = {s: feats[s] for s in SPLITS}
-            model: nn.Module = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(backbone.feature_dim, n_classes))
-            prep: Callable[[torch.Tensor, bool], torch.Tensor] = lambda x, training: x  # noqa: E731
-        else:
-            inputs = {s: _to_tensor(ds.splits[s].images, cfg.input_size) for s in SPLITS}
-            model = nn.Sequential(backbone.features, nn.Dropout(cfg.dropout), nn.Linear(backbone.feature_dim, n_classes))
-            mean = torch.tensor(backbone.mean).view(1, 3, 1, 1).to(device)
-            std = torch.tensor(backbone.std).view(1, 3, 1, 1).to(device)
-
-            def prep(x: torch.Tensor, training: bool) -> torch.Tensor:
-                x = _normalise(x.to(device, non_blocking=True), mean, std)
-                return _augment(x, cfg.augmentation, gen) if training else x
-
-        labels = {s: torch.from_numpy(ds.splits[s].labels) for s in SPLITS}
+        model, fetch, feature_seconds = _build(ds, cfg, backbone, place, gen, extra)
+        if extra["cache"] is not None:
+            start = time.perf_counter()  # train_seconds counts training; the cached part is reported apart
         model = model.to(device)
-        _fit(model, prep, inputs, labels, cfg, gen, device, n_classes, history, state, on_epoch, should_stop)
+        if place.channels_last and cfg.mode != "frozen":
+            model = model.to(memory_format=torch.channels_last)
+        extra["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        _fit(model, fetch, labels, cfg, gen, place, n_classes, history, state, on_epoch, should_stop, patience)
     except Cancelled:
         state["status"] = "cancelled"
     except (torch.OutOfMemoryError, MemoryError) as exc:
@@ -307,7 +438,7 @@ def train(
     best_val = state["best_val"]
     if state["status"] == "ok" and state["best"] is not None:
         model.load_state_dict(state["best"])
-        test = _evaluate(model, prep, inputs["test"], labels["test"], cfg.batch_size, device, n_classes)
+        test = _evaluate(model, fetch, "test", labels["test"], cfg.batch_size, place, n_classes)
     elif state["status"] == "ok":
         state.update(status="failed", error="no epoch completed")
     peak = (
@@ -316,6 +447,7 @@ def train(
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     )
     ok = state["status"] == "ok"
+    extra["stopped_early"] = ok and len(history) < cfg.epochs
     outcome = Outcome(
         status=state["status"],
         val_accuracy=best_val["accuracy"] if ok else None,
@@ -335,35 +467,97 @@ def train(
         history=history,
         error=state["error"],
     )
-    return RunResult(cfg, backbone.weights, outcome)
+    return RunResult(cfg, backbone.weights, outcome, extra)
+
+
+def _build(
+    ds: ImageDataset, cfg: TrainConfig, backbone: Backbone, place: Placement, gen: torch.Generator, extra: dict[str, Any]
+) -> tuple[nn.Module, Fetch, float]:
+    """The trainable model, how to fetch a batch of its inputs, and the seconds spent on cached inputs.
+
+    - frozen: a dropout + linear head on the cached features of the whole backbone;
+    - finetune with `freeze` > 0: the frozen prefix's outputs are cached (plus those of the
+      mirrored images when augmentation is "flip"), and the rest of the backbone + head train on
+      them; with other augmentations the prefix runs live, without gradients;
+    - finetune and scratch otherwise: the whole network trains on the images.
+    """
+    head = [nn.Dropout(cfg.dropout), nn.Linear(backbone.feature_dim, ds.n_classes)]
+    device = place.device
+    if cfg.mode == "frozen":
+        feats, seconds, hit = _features(ds, backbone, cfg.input_size, device)
+        extra.update(frozen_stages=backbone.n_stages, cache="hit" if hit else "miss")
+        staged = {s: place.stage(feats[s]) for s in SPLITS}
+        return nn.Sequential(*head), lambda split, idx, training: place.batch(_take(staged[split], idx)), seconds
+
+    prefix, rest = split_backbone(backbone, cfg.freeze if cfg.mode == "finetune" else 0.0)
+    extra["frozen_stages"] = len(prefix)
+    model = nn.Sequential(rest, *head)
+    flip = cfg.augmentation == "flip"
+    if len(prefix) and cfg.augmentation in ("none", "flip"):
+        cached = _prefix_outputs(ds, backbone, len(prefix), cfg.input_size, place, flip)
+        if cached is not None:
+            outs, seconds, hit = cached
+            extra["cache"] = "hit" if hit else "miss"
+            staged = {s: place.stage(t) for s, t in outs.items()}
+
+            def fetch_cached(split: str, idx: Any, training: bool) -> torch.Tensor:
+                x = place.batch(_take(staged[split], idx))
+                if training and flip:  # the same draw _augment makes for a flip
+                    mirrored = place.batch(_take(staged["train_flip"], idx))
+                    pick = (torch.rand(len(x), generator=gen) < 0.5).view(-1, 1, 1, 1).to(device)
+                    x = torch.where(pick, mirrored, x)
+                x = x.float()
+                return x.contiguous(memory_format=torch.channels_last) if place.channels_last else x
+
+            return model, fetch_cached, seconds
+
+    images = {s: place.stage(_to_tensor(ds.splits[s].images, cfg.input_size)) for s in SPLITS}
+    mean = torch.tensor(backbone.mean).view(1, 3, 1, 1).to(device)
+    std = torch.tensor(backbone.std).view(1, 3, 1, 1).to(device)
+    if len(prefix):
+        prefix = prefix.to(device)
+        if place.channels_last:
+            prefix = prefix.to(memory_format=torch.channels_last)
+
+    def fetch(split: str, idx: Any, training: bool) -> torch.Tensor:
+        x = _normalise(place.batch(_take(images[split], idx)), mean, std)
+        x = _augment(x, cfg.augmentation, gen) if training else x
+        if place.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if len(prefix):
+            with torch.no_grad():
+                x = prefix(x)
+        return x
+
+    return model, fetch, 0.0
 
 
 def _evaluate(
-    model: nn.Module, prep: Callable[[torch.Tensor, bool], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-    batch: int, device: torch.device, n_classes: int,
+    model: nn.Module, fetch: Fetch, split: str, y: torch.Tensor, batch: int, place: Placement, n_classes: int,
 ) -> dict[str, float | None]:
     model.eval()
-    step = max(batch, 256)
-    with torch.inference_mode():
-        logits = torch.cat([model(prep(x[i : i + step], False)).float().cpu() for i in range(0, len(x), step)])
+    step = max(batch, place.eval_batch)
+    n = len(y)
+    with torch.inference_mode(), place.autocast():
+        logits = torch.cat([model(fetch(split, slice(i, i + step), False)).float().cpu() for i in range(0, n, step)])
     return metrics(logits, y, n_classes)
 
 
 def _fit(
     model: nn.Module,
-    prep: Callable[[torch.Tensor, bool], torch.Tensor],
-    inputs: dict[str, torch.Tensor],
+    fetch: Fetch,
     labels: dict[str, torch.Tensor],
     cfg: TrainConfig,
     gen: torch.Generator,
-    device: torch.device,
+    place: Placement,
     n_classes: int,
     history: list[EpochMetrics],
     state: dict[str, Any],
     on_epoch: EpochCallback | None,
     should_stop: Callable[[], bool] | None,
+    patience: int | None = None,
 ) -> None:
-    x_train, y_train = inputs["train"], labels["train"]
+    y_train = place.stage(labels["train"])
     n = len(y_train)
     bs = min(cfg.batch_size, n)
     steps = n // bs if n % bs == 1 else math.ceil(n / bs)  # never a lone sample (BatchNorm needs 2)
@@ -373,29 +567,34 @@ def _fit(
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         order = torch.randperm(n, generator=gen)
-        t0, total, count = time.perf_counter(), 0.0, 0
+        if place.device.type != "cpu" and y_train.device == place.device:
+            order = order.to(place.device)
+        t0, total, count = time.perf_counter(), torch.zeros((), dtype=torch.float64, device=place.device), 0
         for i in range(steps):
             if should_stop is not None and should_stop():
                 raise Cancelled
             idx = order[i * bs : (i + 1) * bs]
-            xb, yb = prep(x_train[idx], True), y_train[idx].to(device, non_blocking=True)
-            loss = loss_fn(model(xb), yb)
-            if not torch.isfinite(loss):
-                history.append(EpochMetrics(epoch=epoch, train_loss=None, val_loss=None, val_accuracy=None))
-                state.update(status="diverged", error=f"loss became {float(loss.detach())} at epoch {epoch}, step {i + 1}")
-                if on_epoch:
-                    on_epoch({"epoch": epoch, "status": "diverged", "error": state["error"]})
+            with place.autocast():
+                xb, yb = fetch("train", idx, True), place.batch(_take(y_train, idx))
+                loss = loss_fn(model(xb), yb)
+            # One host sync per step on CPU (as before); on an accelerator the finiteness check
+            # waits for the epoch's end, so the device is never stalled by the host.
+            if place.device.type == "cpu" and not torch.isfinite(loss):
+                _diverged(history, state, on_epoch, epoch, f"loss became {float(loss.detach())} at epoch {epoch}, step {i + 1}")
                 return
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss.detach()) * len(idx)
+            total += loss.detach().double() * len(idx)
             count += len(idx)
+        if not torch.isfinite(total):
+            _diverged(history, state, on_epoch, epoch, f"loss became {float(total)} during epoch {epoch}")
+            return
         state["loop_s"] += time.perf_counter() - t0
         state["images"] += count
-        val = _evaluate(model, prep, inputs["val"], labels["val"], cfg.batch_size, device, n_classes)
-        train_loss = total / max(count, 1)
+        val = _evaluate(model, fetch, "val", labels["val"], cfg.batch_size, place, n_classes)
+        train_loss = float(total) / max(count, 1)
         history.append(EpochMetrics(epoch=epoch, train_loss=round(train_loss, 5), val_loss=_r(val["loss"]), val_accuracy=_r(val["accuracy"])))
         best = state["best_val"]
         if val["loss"] is not None and (
@@ -404,6 +603,22 @@ def _fit(
             state.update(best_val=val, best=copy.deepcopy(model.state_dict()), best_epoch=epoch)
         if on_epoch:
             on_epoch({"epoch": epoch, "epochs": cfg.epochs, "train_loss": train_loss, "val": val, "seconds": time.perf_counter() - t0})
+        if patience is not None and state.get("best_epoch") is not None and epoch - state["best_epoch"] >= patience:
+            break
+
+
+def _take(t: torch.Tensor, idx: Any) -> torch.Tensor:
+    """Rows `idx` (a slice, or an index tensor on any device) of `t`, wherever `t` lives."""
+    return t[idx.to(t.device) if isinstance(idx, torch.Tensor) else idx]
+
+
+def _diverged(
+    history: list[EpochMetrics], state: dict[str, Any], on_epoch: EpochCallback | None, epoch: int, error: str
+) -> None:
+    history.append(EpochMetrics(epoch=epoch, train_loss=None, val_loss=None, val_accuracy=None))
+    state.update(status="diverged", error=error)
+    if on_epoch:
+        on_epoch({"epoch": epoch, "status": "diverged", "error": error})
 
 
 def _r(v: float | None, nd: int = 5) -> float | None:
