@@ -1,4 +1,4 @@
-"""The benchmark helpers (bench/lodo.py, bench/scale.py, bench/common.py): fast checks, no training, no LLM."""
+"""The benchmark helpers (bench/lodo.py, bench/reference.py, bench/scale.py, bench/common.py): fast checks, no training, no LLM."""
 
 from __future__ import annotations
 
@@ -253,3 +253,167 @@ def test_latency_baselines_re_enact_the_old_call_and_restore_the_current_one(bas
     with _llm_call("current", baseline):
         assert (J.draft_schema(cands, []), J.judge_schema()) == current
     assert (J.draft_schema(cands, []), J.judge_schema()) == current
+
+
+# ------------------------------------------------------------------ issue 14: the reference protocol
+def test_reference_is_the_max_of_the_recorded_best_and_the_protocol_means() -> None:
+    from bench.reference import reference_accuracy
+
+    assert reference_accuracy(0.774, {"lite0_finetune": 0.832, "small_cnn_scratch": 0.742}) == (0.832, "lite0_finetune")
+    assert reference_accuracy(0.895, {"lite0_finetune": 0.85, "small_cnn_scratch": 0.87}) == (0.895, "recorded")
+    assert reference_accuracy(0.60, {"lite0_finetune": 0.55, "small_cnn_scratch": 0.65}) == (0.65, "small_cnn_scratch")
+    assert reference_accuracy(0.70, {"lite0_finetune": 0.70}) == (0.70, "recorded")  # a tie keeps the recorded run
+    # a dataset the knowledge base has no run of: the protocol alone; a protocol that never finished ok: left out
+    assert reference_accuracy(None, {"lite0_finetune": None, "small_cnn_scratch": 0.61}) == (0.61, "small_cnn_scratch")
+    assert reference_accuracy(0.5, {"lite0_finetune": None}) == (0.5, "recorded")
+    assert reference_accuracy(None, {}) == (None, "")
+
+
+class _FakeRuns:
+    """Cached rows by (config key, seed); `measured` as bench.reference.Runs reports it."""
+
+    def __init__(self, acc: dict[tuple[str, int], float], device: str = "cpu:2 cores") -> None:
+        self.acc, self.device_name = acc, device
+
+    def get(self, ds, config, seed, cap_s=0.0):  # type: ignore[no-untyped-def]
+        return {"status": "ok", "test_accuracy": self.acc[(config.key(), seed)], "val_accuracy": 0.5,
+                "train_seconds": 30.0, "feature_seconds": 2.0, "device": self.device_name}
+
+    def measured(self, fingerprint, config):  # type: ignore[no-untyped-def]
+        return {"cpu": {"seconds": 32.0, "device": self.device_name, "runs": 2}}
+
+
+def test_regret_is_measured_against_the_reference_and_kept_to_the_recorded_best(seed: list[ExperimentRecord]) -> None:
+    from types import SimpleNamespace
+
+    from bench.lodo import Choice, evaluate
+    from bench.reference import fmt_cost, regret
+
+    assert regret(0.83, 0.80) == pytest.approx(0.03) and regret(None, 0.8) is None and regret(0.8, None) is None
+    cfg = TrainConfig(backbone="small_cnn", mode="scratch", input_size=32)
+    runs = _FakeRuns({(cfg.key(), 0): 0.78, (cfg.key(), 1): 0.80})
+    _, own = split_out(seed, "busi_ultrasound")
+    task = SimpleNamespace(name="busi_ultrasound", own=own, ds=SimpleNamespace(fingerprint="f"), chance=0.5)
+    row = evaluate(task, Choice("metallmix", cfg, 1.0), runs, [0, 1], 0.774, 0.761, 0.832)  # type: ignore[arg-type]
+    assert row.test == pytest.approx(0.79)
+    assert row.regret_ref == pytest.approx(0.042) and row.regret == pytest.approx(-0.016)
+    assert row.regret_same_seeds == pytest.approx(-0.029) and row.rank is not None
+    assert fmt_cost(row.costs["cpu"]) == "32 s (cpu:2 cores)" and "cuda" not in row.costs
+    # no recorded run of D: no recorded-best regret and no rank, but a regret to the (protocol-only) reference
+    bare = SimpleNamespace(name="new", own=[], ds=SimpleNamespace(fingerprint="g"), chance=0.5)
+    row = evaluate(bare, Choice("metallmix", cfg, 1.0), runs, [0, 1], None, None, 0.85)  # type: ignore[arg-type]
+    assert row.regret is None and row.rank is None and row.n_runs == 0
+    assert row.regret_ref == pytest.approx(0.06)
+
+
+def test_the_cpu_stand_in_is_labelled_as_such() -> None:
+    from bench.reference import ProtocolResult, device_kind, label, protocol
+
+    cpu, gpu = protocol("cpu"), protocol("cuda")
+    assert (cpu["lite0_finetune"].input_size, gpu["lite0_finetune"].input_size) == (64, 128)
+    assert cpu["lite0_finetune"].mode == "finetune" and cpu["lite0_finetune"].freeze == 0
+    assert cpu["small_cnn_scratch"] == gpu["small_cnn_scratch"] and cpu["small_cnn_scratch"].epochs == 30
+    assert label("lite0_finetune", cpu["lite0_finetune"], ["cpu:2 cores"]) == "Lite0 FT 64 px (CPU stand-in)"
+    assert label("lite0_finetune", gpu["lite0_finetune"], ["cuda:NVIDIA H200"]) == "Lite0 FT 128 px"
+    # the 128 px protocol is the protocol itself, whatever device ran it; small_cnn is the same config everywhere
+    assert label("lite0_finetune", gpu["lite0_finetune"], ["cpu:2 cores"]) == "Lite0 FT 128 px"
+    assert label("small_cnn_scratch", cpu["small_cnn_scratch"], ["cpu:2 cores"]) == "small_cnn scratch 30 ep 64 px"
+    assert (device_kind("cuda:NVIDIA H200"), device_kind("cpu:2 cores"), device_kind(None)) == ("cuda", "cpu", "cpu")
+    rows = [{"status": "ok", "test_accuracy": a, "train_seconds": 600.0, "feature_seconds": 0.0,
+             "device": "cpu:2 cores"} for a in (0.80, 0.82)]
+    res = ProtocolResult("lite0_finetune", cpu["lite0_finetune"], [*rows, {**rows[0], "status": "cancelled",
+                                                                           "test_accuracy": None}])
+    assert res.title == "Lite0 FT 64 px (CPU stand-in)" and res.device == "cpu:2 cores"
+    assert res.accuracy == pytest.approx(0.81) and res.train_seconds == 600.0  # a run not ok is no reference
+
+
+def test_goal_verdicts_flip_at_the_thresholds() -> None:
+    from bench.reference import goal_verdicts
+
+    names = [f"d{i}" for i in range(13)]
+    zero = {d: (0.02 if i < 10 else 0.0) for i, d in enumerate(names)}  # 10 exactly at 2 points, mean 0.0154
+    worse = {d: 0.03 for d in names}
+    v = goal_verdicts(zero, worse, worse)
+    assert [x.word for x in v] == ["MET", "MET", "MET"]
+    assert v[0].detail == "13/13 (need 10/13)"
+    # goal 1: 10 of 13 within 2 points is enough, 9 is not
+    ten = {d: (0.0 if i < 10 else 0.05) for i, d in enumerate(names)}
+    nine = {**ten, "d0": 0.0201}
+    assert goal_verdicts(ten, worse, worse)[0].met is True
+    assert goal_verdicts(nine, worse, worse)[0].met is False
+    # goal 2: a mean regret of exactly 0.02 is met, a hair above is not
+    flat = {d: 0.02 for d in names}
+    assert goal_verdicts(flat, worse, worse)[1].met is True
+    assert goal_verdicts({**flat, "d0": 0.0213}, worse, worse)[1].met is False
+    # goal 3: strictly better than both; a tie with either is not; a baseline missing a dataset is not measured
+    assert goal_verdicts(flat, flat, worse)[2].met is False
+    assert goal_verdicts(flat, worse, flat)[2].met is False
+    assert goal_verdicts(flat, {d: 0.0201 for d in names}, worse)[2].met is True
+    missing = goal_verdicts(flat, worse, {d: 0.03 for d in names[:-1]})[2]
+    assert missing.met is None and missing.word == "NOT MEASURED" and "tpe-20" in missing.detail
+    # fewer datasets: the same share of them, rounded up, and the detail says so
+    part = goal_verdicts({"a": 0.0, "b": 0.05}, {"a": 0.1, "b": 0.1}, {"a": 0.1, "b": 0.1})
+    assert part[0].detail.startswith("1/2 (need 2/2; only 2 of 13") and part[0].met is False
+    assert goal_verdicts({}, {}, {})[0].word == "NOT MEASURED"
+    assert v[1].line().endswith(": MET.")
+
+
+def test_random_and_tpe_sample_the_widened_space_with_partial_fine_tuning() -> None:
+    import optuna
+
+    from bench.lodo import FREEZES, tpe_config
+
+    for fams in (families(545), families(4800)):
+        rng = random.Random(1)
+        drawn = [sample_config(rng, fams) for _ in range(400)]
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+        for _ in range(300):
+            drawn.append(tpe_config(study.ask(), fams))
+        assert {c.mode for c in drawn} == {"frozen", "finetune", "scratch"}
+        fine = [c for c in drawn if c.mode == "finetune"]
+        assert any(c.freeze > 0 for c in fine) and any(c.freeze == 0 for c in fine)
+        assert all(c.freeze in FREEZES for c in fine)
+        assert all(c.freeze == 0 for c in drawn if c.mode != "finetune")
+        for c in drawn:
+            assert TrainConfig.model_validate(c.model_dump()) == c
+            assert project(c, fams) == (c, [])
+    # a pick outside the grid snaps to it; a mode change drops freeze (it belongs to finetune only)
+    fams = families(4800)
+    odd = TrainConfig(backbone="efficientnet_lite0", mode="finetune", input_size=32, epochs=1, freeze=0.6)
+    assert project(odd, fams)[0].freeze == 0.5
+    gone = [f for f in fams if f.mode != "finetune"]
+    assert project(odd, gone)[0].freeze == 0.0
+
+
+def test_cached_runs_are_keyed_by_device_and_cpu_keys_stay_as_they_were(tmp_path: Path) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from bench.reference import Runs, protocol, protocol_runs
+
+    cfg = protocol("cpu")["small_cnn_scratch"]
+    assert Runs.key("fp", cfg, 0) == f"fp|{cfg.key()}|0"  # the key every run cached before had
+    assert Runs.key("fp", cfg, 0, "cuda") == f"fp|{cfg.key()}|0|cuda"
+    lite_gpu = protocol("cuda")["lite0_finetune"]
+    rows = [{"key": Runs.key("fp", cfg, s, dev), "status": "ok", "test_accuracy": acc, "train_seconds": t,
+             "feature_seconds": 0.0, "device": name}
+            for s, dev, acc, t, name in [(0, "cpu", 0.7, 100.0, "cpu:2 cores"), (1, "cpu", 0.72, 120.0, "cpu:2 cores"),
+                                         (0, "cuda", 0.74, 4.0, "cuda:NVIDIA H200")]]
+    rows += [{"key": Runs.key("fp", lite_gpu, s, "cuda"), "status": "ok", "test_accuracy": 0.83, "train_seconds": 20.0,
+              "feature_seconds": 0.0, "device": "cuda:NVIDIA H200"} for s in (0, 1)]
+    path = tmp_path / "runs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs = Runs(path)
+    runs._device = "cpu"  # this machine, whatever it is
+    got = runs.measured("fp", cfg)
+    assert got["cpu"] == {"seconds": 110.0, "device": "cpu:2 cores", "runs": 2}
+    assert got["cuda"]["device"] == "cuda:NVIDIA H200" and got["cuda"]["runs"] == 1
+    ds = SimpleNamespace(fingerprint="fp", name="d")
+    assert runs.cached(ds, cfg, 0)["test_accuracy"] == 0.7 and runs.cached(ds, cfg, 0, "cuda")["test_accuracy"] == 0.74
+    # where a GPU ran the whole protocol it is used (also on a CPU machine); elsewhere the CPU stand-in; nothing
+    # trains with train=False, and a protocol config not cached for every seed is left out
+    res = protocol_runs(ds, runs, [0, 1], train=False)
+    assert res["lite0_finetune"].title == "Lite0 FT 128 px" and res["lite0_finetune"].accuracy == 0.83
+    assert res["small_cnn_scratch"].device == "cpu:2 cores" and res["small_cnn_scratch"].accuracy == pytest.approx(0.71)
+    assert "lite0_finetune" not in protocol_runs(ds, runs, [0, 1, 2], train=False)
+    assert runs.trained == 0
