@@ -41,11 +41,15 @@ def cmd_kb_stats(args: argparse.Namespace) -> int:
     print(f"records: {stats['records']} ({stats['successful']} successful)")
     for key in ("statuses", "sources", "modes", "backbones", "devices", "datasets"):
         print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in stats[key].items()))
+    t = stats["training"]
+    print(f"fine-tunes of a pretrained backbone: {t['finetunes']} ({t['finetune_share']:.0%} of successful runs)")
+    for name, d in t["per_dataset"].items():
+        print(f"  {name}: {d['finetune']} fine-tunes ({d['partial']} partial), {d['scratch_15']} scratch runs of 15+ epochs")
     return EXIT_OK
 
 
 def cmd_kb_sweep(args: argparse.Namespace) -> int:
-    from tools.sweep import dataset_sizes, plan_sweep, plan_trainable, run_sweep
+    from tools.sweep import dataset_sizes, datasets_with_heads, plan_sweep, plan_trainable, run_sweep
 
     datasets = dataset_sizes(args.data_dir)
     if args.datasets:
@@ -61,8 +65,7 @@ def cmd_kb_sweep(args: argparse.Namespace) -> int:
         items = plan_sweep({p: n for p, (n, _) in datasets.items()}, heads_per_feature_set=args.heads,
                            trainable_per_dataset=args.trainable, seed=args.seed)
     else:
-        known = {r.dataset.name for r in kb.records()}
-        items = plan_trainable(datasets, device=args.plan, seed=args.seed, known=known)
+        items = plan_trainable(datasets, device=args.plan, seed=args.seed, known=datasets_with_heads(kb.records()))
     if args.limit:
         items = items[: args.limit]
     stats = run_sweep(items, kb, workers=args.workers, max_minutes=args.max_minutes, progress=not args.quiet)

@@ -450,6 +450,7 @@ class KnowledgeBase:
             "backbones_per_dataset": {
                 d: sorted({r.config.backbone for r in ok if r.dataset.name == d}) for d in sorted(per_dataset)
             },
+            "training": training_coverage(ok),
         }
 
     # --------------------------------------------------------- import/export
@@ -490,6 +491,28 @@ class KnowledgeBase:
         else:
             raise KnowledgeBaseError(f"import format must be .jsonl or .csv, but got {path.name!r}.")
         return self.append(recs)
+
+
+def training_coverage(ok: list[ExperimentRecord]) -> dict[str, Any]:
+    """What the successful runs teach about training a network, not only a head: per dataset the
+    fine-tunes of a pretrained backbone (full, and partial with `freeze` > 0) and the scratch
+    runs of 15 epochs or more (as configured; `scratch_15_run` counts those that also ran 15
+    epochs before early stopping), and the share of fine-tunes among all successful runs."""
+    per: dict[str, dict[str, int]] = {}
+    for r in ok:
+        d = per.setdefault(r.dataset.name, {"finetune": 0, "partial": 0, "scratch_15": 0, "scratch_15_run": 0})
+        if r.config.mode == "finetune" and r.pretrained:
+            d["finetune"] += 1
+            d["partial"] += r.config.freeze > 0
+        elif r.config.mode == "scratch" and r.config.epochs >= 15:
+            d["scratch_15"] += 1
+            d["scratch_15_run"] += r.outcome.epochs_run >= 15
+    finetunes = sum(d["finetune"] for d in per.values())
+    return {
+        "finetune_share": round(finetunes / len(ok), 4) if ok else 0.0,
+        "finetunes": finetunes,
+        "per_dataset": dict(sorted(per.items())),
+    }
 
 
 def _meta(r: ExperimentRecord) -> dict[str, Any]:

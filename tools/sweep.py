@@ -275,6 +275,14 @@ def plan_trainable(
     return [item for *_, item in ranked]
 
 
+def datasets_with_heads(records: list[ExperimentRecord]) -> set[str]:
+    """Datasets that have frozen-head runs from outside the cpu/gpu plans: the `known` of
+    `plan_trainable`. The plans' own heads do not count, so a plan stays the same when it is
+    resumed after it has written some of them."""
+    own = ("sweep plan cpu", "sweep plan gpu")
+    return {r.dataset.name for r in records if r.config.mode == "frozen" and not (r.provenance.notes or "").startswith(own)}
+
+
 def dataset_sizes(data_dir: str | Path) -> dict[str, tuple[int, int]]:
     """Every .npz in `data_dir` with (training images, image side in pixels)."""
     import numpy as np

@@ -1,0 +1,129 @@
+"""The sweep plans (what they cover, in which order) and a real sweep that survives kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from knowledge.store import KnowledgeBase
+from tools.sweep import EARLY_STOP_FROM, PLAN_SIZES, dataset_sizes, estimated_seconds, plan_trainable
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = {f"/data/{name}.npz": (n, side) for name, n, side in (
+    ("big_xray", 4800, 64), ("small_ct", 140, 64), ("retina", 1080, 28), ("derm", 1425, 64))}
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_plan_gives_every_dataset_finetunes_and_long_scratch_runs(device: str) -> None:
+    items = plan_trainable(DATASETS, device=device, known={"big_xray", "derm"})
+    size = PLAN_SIZES[device]
+    per: dict[str, Counter] = defaultdict(Counter)
+    for i in items:
+        c = i.config
+        assert c.freeze == 0 or c.mode == "finetune"
+        if c.mode == "finetune":
+            assert c.backbone.startswith("efficientnet_lite")
+        per[Path(i.dataset).stem][c.mode] += 1
+        per[Path(i.dataset).stem]["long scratch"] += c.mode == "scratch" and c.epochs >= 15
+        per[Path(i.dataset).stem]["partial"] += c.freeze > 0
+    for name in ("big_xray", "small_ct", "retina", "derm"):
+        assert per[name]["finetune"] == size.finetune >= 20 and per[name]["long scratch"] >= 10
+        assert per[name]["partial"] >= size.finetune // 2
+    # Frozen heads only where the knowledge base has nothing yet, on each Lite backbone.
+    assert per["big_xray"]["frozen"] == per["derm"]["frozen"] == 0
+    assert per["small_ct"]["frozen"] == per["retina"]["frozen"] == 3 * size.heads
+    sizes = {i.config.input_size for i in items}
+    assert {64, 96, 128} <= sizes and ((224 in sizes) == (device == "gpu"))
+    assert plan_trainable(DATASETS, device=device, known={"big_xray", "derm"}) == items  # reproducible
+
+
+def test_cpu_plan_runs_every_datasets_first_runs_before_anyones_later_ones() -> None:
+    items = plan_trainable(DATASETS, device="cpu", known={Path(p).stem for p in DATASETS})
+    first_late = min(j for j, i in enumerate(items) if _rank(items, j) >= 5)
+    for name in DATASETS:
+        early = [j for j, i in enumerate(items) if i.dataset == name and _rank(items, j) < 5]
+        assert len(early) == 10 and max(early) < first_late  # 5 fine-tunes + 5 scratch, all in the first tier
+    sizes = {p: n for p, (n, _) in DATASETS.items()}
+    tier0 = [estimated_seconds(items[j].config, sizes[items[j].dataset]) for j in range(first_late)]
+    assert tier0 == sorted(tier0)  # cheapest first within a tier
+    # Early stopping: trainable runs of 15+ epochs stop on a validation plateau, and say so.
+    long = [i for i in items if i.config.epochs >= EARLY_STOP_FROM]
+    assert long and all(i.patience and "patience" in i.notes for i in long)
+
+
+def _rank(items: list, j: int) -> int:
+    """The rank of item j among the earlier items of its dataset and kind."""
+    me = items[j]
+    return sum(1 for i in items[:j] if i.dataset == me.dataset and i.config.mode == me.config.mode)
+
+
+def test_plan_refuses_an_unknown_device() -> None:
+    with pytest.raises(ValueError, match="device must be 'cpu' or 'gpu'"):
+        plan_trainable(DATASETS, device="tpu")
+
+
+@pytest.mark.slow
+def test_sweep_resumes_after_kill_9_without_duplicates(shared_data: Path, tmp_path: Path) -> None:
+    """A real `metallmix kb sweep` killed with SIGKILL mid-sweep, then rerun: every planned run is in
+    the knowledge base exactly once, and every line of the JSONL is a whole record."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "head_ct_hemorrhage.npz").symlink_to(shared_data / "head_ct_hemorrhage.npz")
+    (data / "SOURCES.md").symlink_to(shared_data / "SOURCES.md")
+    assert dataset_sizes(data) == {str(data / "head_ct_hemorrhage.npz"): (139, 64)}
+    kb_dir = tmp_path / "kb"
+    kb_dir.mkdir()
+    (kb_dir / "records.jsonl").touch()  # an empty knowledge base of its own, not a copy of the seed
+    env = {**os.environ, "METALLMIX_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "agent.cli", "--kb-dir", str(kb_dir), "kb", "sweep", "--plan", "cpu",
+           "--data-dir", str(data), "--workers", "1", "--limit", "14", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    records = kb_dir / "records.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if records.exists() and len(records.read_bytes().splitlines()) >= 4:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # still running: killed mid-sweep
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = len(KnowledgeBase(kb_dir, index=False).records())
+    assert 4 <= before < 14
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    stats = json.loads(done.stdout.strip().splitlines()[-1])
+    assert stats["skipped"] == before and stats["run"] == 14 - before
+    recs = KnowledgeBase(kb_dir, index=False).records()
+    keys = [r.run_key for r in recs]
+    assert len(recs) == 14 and len(set(keys)) == 14
+    assert all(json.loads(line) for line in records.read_text().splitlines())
+    assert {r.provenance.notes.split(";")[0] for r in recs} == {"sweep plan cpu"}
+
+
+def test_training_coverage_counts_finetunes_partial_and_long_scratch_runs() -> None:
+    from knowledge.store import training_coverage
+    from tests.fakes import make_record as record
+
+    def with_config(r, **update):  # noqa: ANN001, ANN003, ANN202
+        return r.model_copy(update={"config": r.config.model_copy(update=update)})
+
+    ok = [
+        record("a", "efficientnet_lite0", "frozen", 0.7),
+        with_config(record("a", "efficientnet_lite0", "finetune", 0.8), freeze=0.5),
+        record("a", "efficientnet_lite0", "finetune", 0.8),
+        with_config(record("a", "small_cnn", "scratch", 0.6), epochs=20),
+        record("a", "small_cnn", "scratch", 0.6),  # 10 epochs: not a long scratch run
+        record("b", "resnet18", "finetune", 0.5).model_copy(update={"weights": "none"}),  # no weights: not a fine-tune
+    ]
+    cov = training_coverage(ok)
+    assert cov["finetunes"] == 2 and cov["finetune_share"] == round(2 / 6, 4)
+    assert cov["per_dataset"]["a"] == {"finetune": 2, "partial": 1, "scratch_15": 1, "scratch_15_run": 0}
+    assert cov["per_dataset"]["b"]["finetune"] == 0
