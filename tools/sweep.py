@@ -182,10 +182,20 @@ def estimated_seconds(config: TrainConfig, n_train: int) -> float:
     return n_train * epochs * pixels * _FULL_FT_S * _LITE_COST.get(config.backbone, 1.0) * share
 
 
+def _lites() -> tuple[str, ...]:
+    """The Lite backbones whose weight packages are installed here (all of them with the project)."""
+    from tools.backbones import weights_available
+
+    return tuple(b for b in LITES if weights_available(b)) or ("efficientnet_lite0",)
+
+
 def _sample_finetune(rng: random.Random, n_train: int, side: int, device: str) -> TrainConfig:
     gpu = device == "gpu"
     small = n_train <= 1500
     backbone = rng.choices(LITES, weights=(6, 2, 2) if not gpu else (4, 3, 3))[0]
+    lites = _lites()
+    if backbone not in lites:
+        backbone = lites[0]
     freezes = (0.0, 0.25, 0.5, 0.75, 0.9)
     freeze = rng.choices(freezes, weights=(1, 1, 1, 1, 1) if gpu else ((1 if small else 0), 1, 2, 3, 3))[0]
     if gpu:
@@ -264,7 +274,7 @@ def plan_trainable(
                     keys.add(cfg.key())
                     kinds[kind].append(cfg)
         if Path(path).stem not in known:
-            for backbone in LITES:
+            for backbone in _lites():
                 kinds["frozen"] += [sample_head_config(rng, backbone, 64) for _ in range(size.heads)]
         for kind, configs in kinds.items():
             for rank, cfg in enumerate(configs):
@@ -329,7 +339,10 @@ def run_sweep(
     """Run the items not yet in `kb`; returns counts. Safe to interrupt and resume."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:  # a bare GPU machine: no progress bar
+        tqdm = None
 
     from tools.datasets import load_dataset
 
@@ -352,7 +365,7 @@ def run_sweep(
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     deadline = time.monotonic() + max_minutes * 60 if max_minutes else None
     stats = {"planned": len(items), "skipped": len(items) - len(todo), "run": 0, "ok": 0, "lost": 0}
-    bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
+    bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress) if tqdm else None
     with ProcessPoolExecutor(max_workers=workers) as pool:
         pending: dict[Any, list[SweepItem]] = {}
         queue = list(chunks)
@@ -376,8 +389,10 @@ def run_sweep(
                     continue
                 stats["run"] += n
                 stats["ok"] += ok
-                bar.update(n)
-    bar.close()
+                if bar:
+                    bar.update(n)
+    if bar:
+        bar.close()
     return stats
 
 
@@ -390,3 +405,34 @@ def shared_datasets(data_dir: str | Path) -> dict[str, int]:
         with np.load(path) as z:
             out[str(path)] = int(len(z["train_labels"]))
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tools.sweep`: the cpu/gpu plans with nothing but knowledge/ and tools/ on the path
+    (torch, numpy, scikit-learn, pydantic and the Lite weight packages), for a bare GPU machine.
+    `metallmix kb sweep` is the same with the project installed."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(prog="python -m tools.sweep", description=main.__doc__.split("\n")[0])
+    ap.add_argument("--plan", choices=("cpu", "gpu"), required=True)
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--kb-dir", required=True, help="the knowledge base folder the records are appended to")
+    ap.add_argument("--datasets", nargs="*", help="dataset file stems to include; default every .npz")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--max-minutes", type=float, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    sizes = dataset_sizes(args.data_dir)
+    if args.datasets:
+        sizes = {p: v for p, v in sizes.items() if Path(p).stem in set(args.datasets)}
+    if not sizes:
+        ap.error(f"no .npz datasets to sweep in {args.data_dir}")
+    kb = KnowledgeBase(args.kb_dir, index=False)
+    items = plan_trainable(sizes, device=args.plan, seed=args.seed, known=datasets_with_heads(kb.records()))
+    print(json.dumps(run_sweep(items, kb, workers=args.workers, max_minutes=args.max_minutes, progress=False)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
