@@ -10,16 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agent.graph import build_graph
-    from agent.recommend import Recommendation, Recommender, recommend, render_text
+    from agent.recommend import Recommender, recommend
+    from agent.recommendation import Recommendation, render_text
 
 __all__ = ["Recommendation", "Recommender", "build_graph", "recommend", "render_text"]
 
 _WHERE = {
     "build_graph": "agent.graph",
-    "Recommendation": "agent.recommend",
+    "Recommendation": "agent.recommendation",
     "Recommender": "agent.recommend",
     "recommend": "agent.recommend",
-    "render_text": "agent.recommend",
+    "render_text": "agent.recommendation",
 }
 
 

@@ -16,14 +16,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENV, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+from agent.commands import register as register_agent_commands
+from agent.errors import EXIT_ENV, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-
-class UsageError(Exception):
-    """Bad input from the user: exit code 2 with the message."""
+# The imports of knowledge/, tools/ and the graph sit inside the commands that need them, so
+# that `metallmix --help` and `metallmix kb stats` start without loading torch or LangGraph.
 
 
 def _kb(args: argparse.Namespace, index: bool = True) -> Any:
@@ -245,17 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
-    _add_agent_commands(sub)
+    # The agent's commands (recommend, tune, export-optuna) train through this module's
+    # run_training_job, handed in here (read each time the parser is built, so a test can
+    # replace it).
+    register_agent_commands(sub, run_training_job=run_training_job)
     return parser
-
-
-def _add_agent_commands(sub: Any) -> None:
-    """Commands of the agent (recommend, ...), registered by agent.commands when present."""
-    try:
-        from agent.commands import register
-    except ImportError:
-        return
-    register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -286,6 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error ({kind}): {exc}", file=sys.stderr)
         return EXIT_ENV
 
+
+__all__ = ["EXIT_ENV", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main",
+           "run_training_job"]
 
 if __name__ == "__main__":
     sys.exit(main())

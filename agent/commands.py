@@ -18,9 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from agent.cli import EXIT_FAILED, EXIT_OK, UsageError
+from agent.context import Context
+from agent.errors import EXIT_FAILED, EXIT_OK, TaskError, UsageError
+
+# agent.recommend, agent.tune and agent.optuna_export are imported inside the commands: they
+# load LangGraph and Optuna (seconds), which the CLI's other commands never need.
 
 EPILOG = (
     "exit codes: 0 recommendation printed (and, with --train --yes, the run ended ok); 1 the training run failed or "
@@ -28,8 +33,14 @@ EPILOG = (
 )
 
 
-def register(subparsers: Any) -> None:
-    """Add `recommend` to the CLI's subcommands."""
+def register(subparsers: Any, *, run_training_job: Callable[..., Any]) -> None:
+    """Add `recommend`, `tune` and `export-optuna` to the CLI's subcommands.
+
+    Args:
+        subparsers: the CLI parser's subcommands.
+        run_training_job: trains an approved config and returns its record
+            (`agent.cli.run_training_job`); handed in so that this module need not import the CLI.
+    """
     p = subparsers.add_parser(
         "recommend",
         help="recommend a backbone and hyperparameters for a task, with a judged rationale",
@@ -50,7 +61,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--yes", action="store_true", help="approve the recommended configuration for training")
     p.add_argument("--seed", type=int, default=0, help="seed of the training run")
     p.add_argument("--quiet", action="store_true", help="no training progress bar")
-    p.set_defaults(func=cmd_recommend)
+    p.set_defaults(func=cmd_recommend, run_training_job=run_training_job)
     _register_tune(subparsers)
 
 
@@ -72,8 +83,6 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if not args.text.strip() and not args.dataset:
         raise UsageError('describe the task in TEXT, give --dataset PATH, or both (TEXT may be "" with --dataset).')
 
-    from agent.context import Context
-    from agent.nodes import TaskError
     from agent.recommend import default_recommender, render_text
 
     context = Context(plot_dir=args.plot_dir) if args.plot_dir else None
@@ -93,11 +102,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             "nothing trains without explicit approval: review the recommendation above and re-run with --train --yes, "
             f"or train exactly this configuration with:\n  metallmix train --dataset {args.dataset} --config '{config_json}' --yes"
         )
-    from agent.cli import run_training_job
-
     print(f"training the approved configuration {rec.config.key()} on {args.dataset}", file=sys.stderr)
     meta = rec.profile.meta
-    record = run_training_job(
+    record = args.run_training_job(
         args.dataset, rec.config, kb_dir=args.kb_dir, seed=args.seed, progress=not args.quiet,
         modality=None if meta.modality == "unknown" else meta.modality, body_part=meta.body_part,
     )
@@ -167,6 +174,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from agent.tune import (
         DEFAULT_MIN_GAIN,
         MAX_TRIALS,
+        Proposal,
+        Trial,
         TuneError,
         ask_terminal,
         render_proposal,
@@ -189,8 +198,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if args.quiet:
             return
         if event["type"] == "proposal" and approve == "once":  # ask_terminal shows it itself
-            from agent.tune import Proposal
-
             print(render_proposal(Proposal.model_validate(event["proposal"])), file=sys.stderr)
         elif event["type"] == "job":
             print(f"  training as job {event['job_id']} ({event['run_dir']})", file=sys.stderr)
@@ -199,8 +206,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
             print(f"\r  epoch {event['epoch']}/{event.get('epochs')} loss {event.get('train_loss', float('nan')):.3f}"
                   + (f" val acc {val:.3f}" if val is not None else ""), end="", file=sys.stderr, flush=True)
         elif event["type"] == "trial":
-            from agent.tune import Trial
-
             print(("\r\x1b[K" if sys.stderr.isatty() else "") + render_trial(Trial.model_validate(event["result"])),
                   file=sys.stderr)
 
@@ -237,7 +242,6 @@ def cmd_export_optuna(args: argparse.Namespace) -> int:
         storage = storage_url(args.out, args.storage)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    from agent.nodes import TaskError
     from agent.recommend import default_recommender
 
     recommender = default_recommender(args.kb_dir)

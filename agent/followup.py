@@ -27,8 +27,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent import judge as J
+from agent.context import Context
 from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, RANGES, SCHEDULERS
+
+# agent.nodes (it loads LangGraph, ~1 s) is imported where an answer needs the knowledge
+# base, so that the chat's import of this module stays light.
 
 INTENTS = ("why", "what_if", "similar", "compare", "training", "summary", "unknown")
 NUMERIC_PARAMS = ("learning_rate", "batch_size", "epochs", "weight_decay", "dropout", "input_size", "label_smoothing",
@@ -434,8 +439,6 @@ def recheck(
     from it, so the rules (search space, constraints, weights, competitive with the best
     candidate, time budget) are exactly the judge's.
     """
-    from agent import judge as J
-
     profile = dict(thread_state.get("profile") or {})
     if budget_seconds is not None:
         profile["budget_seconds"] = budget_seconds
@@ -736,7 +739,6 @@ def _answer_what_if(t: _Thread, intent: Intent, metamodel: Any, store: Any, weig
 def _answer_similar(t: _Thread, store: Any) -> FollowupAnswer:
     evidence = list(t.state.get("evidence") or [])
     if not evidence and store is not None and t.profile:
-        from agent.context import Context
         from agent.nodes import task_query
 
         try:

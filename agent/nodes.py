@@ -19,7 +19,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,10 @@ from langgraph.types import Command, Overwrite, interrupt
 
 from agent import judge as J
 from agent.context import Context
+from agent.errors import TaskError, TrainingNotApproved
+from agent.formatting import data_text, duration_text
+from agent.prompts import prompt
+from agent.recommendation import build_recommendation
 from agent.state import State, add_seconds
 from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import BACKBONES, MODES
@@ -56,33 +59,11 @@ RESUME_HELP = {
 }
 
 
-class TaskError(ValueError):
-    """The request cannot be served as given; the message says what to change."""
-
-
-class TrainingNotApproved(PermissionError):
-    """The train node was reached without an approval of the exact configuration."""
-
-
 # A retry samples at this temperature (the first draft is greedy).
 RETRY_TEMPERATURE = 0.6
 
 
 # ----------------------------------------------------------------------------- prompts
-@functools.cache
-def prompt(name: str) -> str:
-    """A prompt template from the `prompts` package (one file per template)."""
-    return resources.files("prompts").joinpath(f"{name}.md").read_text(encoding="utf-8")
-
-
-def _minutes(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _config_text(c: dict[str, Any]) -> str:
     # Compact on purpose: every digit is a prompt token (Qwen tokenises numbers digit by digit).
     size = f" {c['input_size']}px" if c["input_size"] != 64 else ""
@@ -91,17 +72,8 @@ def _config_text(c: dict[str, Any]) -> str:
             f"ep={c['epochs']}")
 
 
-def data_text(profile: dict[str, Any]) -> str:
-    """One line describing the task's data, for prompts and renderings."""
-    m = profile["meta"]
-    body = f" {m['body_part']}" if m.get("body_part") else ""
-    colour = "RGB" if m["channels"] == 3 else "grey"
-    return (f"{m['modality']}{body}, {m['n_classes']} classes, {m['n_instances']} images, {m['resolution']}px {colour}, "
-            f"imbalance {m['imbalance_ratio']:.1f}")
-
-
 def constraints_text(profile: dict[str, Any]) -> str:
-    parts = [f"budget {_minutes(profile['budget_seconds'])}" if profile.get("budget_seconds") else "no time budget",
+    parts = [f"budget {duration_text(profile['budget_seconds'])}" if profile.get("budget_seconds") else "no time budget",
              f"device {profile['device']}"]
     if profile.get("backbones"):
         parts.append("backbones " + ", ".join(profile["backbones"]))
@@ -112,7 +84,7 @@ def constraints_text(profile: dict[str, Any]) -> str:
 
 def candidate_line(c: dict[str, Any]) -> str:
     flag = " (over budget)" if c.get("over_budget") else ""
-    return f"{c['id']} {_config_text(c['config'])}: {c['accuracy']:.2f}, {_minutes(c['seconds'])}{flag}"
+    return f"{c['id']} {_config_text(c['config'])}: {c['accuracy']:.2f}, {duration_text(c['seconds'])}{flag}"
 
 
 def evidence_line(e: dict[str, Any]) -> str:
@@ -120,7 +92,7 @@ def evidence_line(e: dict[str, Any]) -> str:
     c = e["config"]
     size = f" {c['input_size']}px" if c["input_size"] != 64 else ""
     return (f"{e['alias']} {e['dataset']} {c['backbone']}/{c['mode']}{size} {c['optimizer']} lr={c['learning_rate']:.3g}: "
-            f"{result}, {_minutes(e['seconds'])}")
+            f"{result}, {duration_text(e['seconds'])}")
 
 
 def shap_line(explanation: dict[str, Any], top: int = 3) -> str:
@@ -579,8 +551,6 @@ class Nodes:
 
     def respond(self, state: State, runtime: Runtime[Context], config: RunnableConfig) -> dict[str, Any]:
         """The recommendation object (a labelled fallback when the judge gave up) and the offer."""
-        from agent.recommend import build_recommendation
-
         start = time.perf_counter()
         ctx = runtime.context or Context()
         profile = state["profile"]
@@ -742,7 +712,7 @@ class Nodes:
         warnings = list(warnings or [])
         budget = profile.get("budget_seconds")
         if budget and prediction["seconds"] > budget and not any("budget" in w for w in warnings):
-            warnings.append(f"predicted {_minutes(prediction['seconds'])} exceeds the budget of {_minutes(budget)}")
+            warnings.append(f"predicted {duration_text(prediction['seconds'])} exceeds the budget of {duration_text(budget)}")
         return {
             "config": config.model_dump(mode="json"), "key": config.key(),
             "dataset": dataset or profile.get("dataset"), "prediction": prediction, "warnings": warnings,
@@ -805,5 +775,5 @@ def _jsonable(value: Any) -> Any:
         return str(value)
 
 
-__all__ = ["Nodes", "RESUME_SCHEMA", "TaskError", "TrainingNotApproved", "job_id_for", "prompt", "reason_messages",
-           "task_query", "timed"]
+__all__ = ["Nodes", "RESUME_SCHEMA", "TaskError", "TrainingNotApproved", "data_text", "job_id_for", "prompt",
+           "reason_messages", "task_query", "timed"]

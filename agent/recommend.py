@@ -1,4 +1,4 @@
-"""The recommendation: its object, its human rendering, and the one-call Python API.
+"""The one-call Python API of a recommendation, and the Recommender that runs the graph.
 
     from agent import recommend
     rec = recommend("skin lesion dermoscopy, 8 classes, 2,000 images, I have 15 minutes on a laptop CPU")
@@ -6,281 +6,37 @@
 
 `recommend` runs the graph up to the approval interrupt (nothing trains); `Recommender`
 keeps the parts (LLM, knowledge base, meta-model) warm across calls and can resume a
-thread with an approval, an edit or a rejection.
+thread with an approval, an edit or a rejection. The Recommendation object and its
+rendering live in `agent.recommendation` (re-exported here).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
 
-from knowledge.schema import MetaFeatures, TrainConfig
-
-if TYPE_CHECKING:
-    from agent.context import Context
-    from agent.judge import Draft
-    from agent.state import State
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class EvidenceItem(_Model):
-    """A past run retrieved for the task."""
-
-    alias: str = Field(description="The short id the LLM cites, r1, r2, ...")
-    id: str = Field(description="The knowledge-base record id.")
-    dataset: str
-    summary: str
-    status: str
-    test_accuracy: float | None
-    seconds: float
-    distance: float
-    cited: bool = False
-
-
-class CandidateItem(_Model):
-    """One of the meta-model's ranked candidates."""
-
-    id: str
-    config: TrainConfig
-    accuracy: float
-    low: float
-    high: float
-    seconds: float
-    origin: str
-    support: int = 0
-    over_budget: bool = False
-
-
-class CheckItem(_Model):
-    name: str
-    ok: bool
-    message: str = ""
-
-
-class Verdict(_Model):
-    """The judge's final word on the recommended draft (or on the last draft, for a fallback)."""
-
-    passed: bool
-    attempts: int = Field(description="Drafts the reasoner wrote (1 + retries).")
-    checks: list[CheckItem]
-    scores: dict[str, int] | None = Field(description="LLM-judge scores 1-5: format, accuracy, completeness.")
-    critique: str | None
-    judged_by: str = Field(description="'checks+llm', or 'checks' when the LLM judge was off or failed.")
-    judge_error: str | None = None
-    overruled: str | None = Field(default=None, description="An LLM-judge objection the deterministic checks "
-                                                           "verified false, and why it was overruled.")
-
-
-class TaskProfile(_Model):
-    """What the recommendation is for, and what was assumed about it."""
-
-    source: str = Field(description="'dataset' (computed from the data) or 'text' (read from the task text).")
-    dataset: str | None
-    dataset_name: str | None
-    meta: MetaFeatures
-    assumed: list[str] = Field(description="Fields not stated by the user, with the value used.")
-    notes: list[str]
-    budget_seconds: float | None
-    device: str
-    backbones: list[str] | None
-    modes: list[str] | None
-
-
-class Recommendation(_Model):
-    """A recommended backbone + hyperparameters, with its evidence and how it was reached."""
-
-    backbone: str
-    mode: str
-    pretrained: bool
-    weights: str = Field(description="'none', or where the pretrained weights come from.")
-    config: TrainConfig
-    expected_accuracy: float = Field(description="The meta-model's predicted test accuracy of `config`.")
-    accuracy_interval: tuple[float, float] = Field(description="Its 80 % interval (low, high).")
-    expected_seconds: float = Field(description="Predicted wall time: training + feature extraction.")
-    llm_expected_accuracy: float | None = Field(description="What the LLM said it expects (checked by the judge).")
-    rationale: str
-    cited: list[str] = Field(description="Candidate ids and knowledge-base record ids the rationale relies on.")
-    evidence: list[EvidenceItem]
-    candidates: list[CandidateItem]
-    shap_summary: str
-    shap_contributions: list[tuple[str, Any, float]]
-    shap_plot: str | None
-    verdict: Verdict
-    fallback: bool
-    fallback_reason: str | None
-    warnings: list[str]
-    profile: TaskProfile
-    timings: dict[str, float] = Field(description="Seconds per node (up to respond), and 'total' when run by recommend().")
-    llm_seconds: float = Field(description="Seconds spent inside LLM calls (a part of the timings).")
-    llm_timings: dict[str, float] = Field(description="Seconds inside LLM calls per node (reason, judge).")
-    thread_id: str | None = None
-
-
-def _summary(config: dict[str, Any]) -> str:
-    return (f"{config['backbone']}/{config['mode']} {config['optimizer']} lr={config['learning_rate']:g} "
-            f"bs={config['batch_size']} ep={config['epochs']}" + (f" freeze={config['freeze']:g}" if config.get("freeze") else ""))
-
-
-def build_recommendation(
-    *,
-    state: State,
-    config: TrainConfig,
-    prediction: dict[str, Any],
-    cited: list[str],
-    shap_summary: str,
-    contributions: list[list[Any]],
-    shap_plot: str | None,
-    draft: Draft | None,
-    fallback_reason: str | None,
-    weights: str,
-    timings: dict[str, float],
-) -> Recommendation:
-    """Assemble the Recommendation from the state (called by the respond node)."""
-    from agent.nodes import _minutes
-
-    profile = state["profile"]
-    candidates = state["candidates"]
-    evidence = state.get("evidence", [])
-    alias_to_id = {e["alias"]: e["id"] for e in evidence}
-    top = candidates[0]
-    if fallback_reason is not None:
-        rationale = (
-            f"Fallback (the LLM's drafts did not pass the judge): the meta-model's top candidate {top['id']}, "
-            f"predicted test accuracy {prediction['accuracy']:.2f} ({prediction['low']:.2f}-{prediction['high']:.2f}) "
-            f"in about {_minutes(prediction['seconds'])}."
-        )
-    else:
-        assert draft is not None
-        rationale = draft.rationale.strip()
-    cited_ids = [alias_to_id.get(c, c) for c in cited]
-    cited_set = set(cited)
-    warnings = []
-    budget = profile.get("budget_seconds")
-    if budget and prediction["seconds"] > budget:
-        warnings.append(
-            f"predicted {_minutes(prediction['seconds'])} exceeds the budget of {_minutes(budget)}"
-            + ("; no candidate fits it, this is among the fastest" if all(c.get("over_budget") for c in candidates)
-               else "")
-        )
-    if prediction.get("device_note"):  # the time on the user's device rests on other devices' runs
-        warnings.append(f"training time on {profile['device']}: {prediction['device_note']}")
-    if profile["assumed"]:
-        warnings.append("assumed (not stated): " + ", ".join(profile["assumed"]))
-    verdict = dict(state["verdict"])
-    llm_timings = {k: round(v, 4) for k, v in (state.get("llm_seconds") or {}).items()}
-    return Recommendation(
-        backbone=config.backbone,
-        mode=config.mode,
-        pretrained=weights != "none",
-        weights=weights,
-        config=config,
-        expected_accuracy=prediction["accuracy"],
-        accuracy_interval=(prediction["low"], prediction["high"]),
-        expected_seconds=prediction["seconds"],
-        llm_expected_accuracy=None if draft is None else draft.expected_accuracy,
-        rationale=rationale,
-        cited=cited_ids,
-        evidence=[
-            EvidenceItem(
-                alias=e["alias"], id=e["id"], dataset=e["dataset"], summary=_summary(e["config"]), status=e["status"],
-                test_accuracy=e["test_accuracy"], seconds=e["seconds"], distance=e["distance"],
-                cited=e["alias"] in cited_set,
-            )
-            for e in evidence
-        ],
-        candidates=[CandidateItem.model_validate(c) for c in candidates],
-        shap_summary=shap_summary,
-        shap_contributions=[tuple(c) for c in contributions],
-        shap_plot=shap_plot,
-        verdict=Verdict(
-            passed=bool(verdict["passed"]), attempts=int(verdict["attempt"]),
-            checks=[CheckItem.model_validate(c) for c in verdict["checks"]], scores=verdict.get("scores"),
-            critique=verdict.get("critique"), judged_by=verdict["judged_by"], judge_error=verdict.get("judge_error"),
-            overruled=verdict.get("overruled"),
-        ),
-        fallback=fallback_reason is not None,
-        fallback_reason=fallback_reason,
-        warnings=warnings,
-        profile=TaskProfile.model_validate({k: profile.get(k) for k in TaskProfile.model_fields}),
-        timings={k: round(v, 4) for k, v in timings.items()},
-        llm_seconds=round(sum(llm_timings.values()), 4),
-        llm_timings=llm_timings,
-    )
-
-
-# -------------------------------------------------------------------------- rendering
-def render_text(rec: Recommendation) -> str:
-    """The recommendation for people: the card, why, evidence, assumptions, judge, timings."""
-    from agent.nodes import _minutes, data_text
-
-    c = rec.config
-    lines: list[str] = []
-    head = f"Recommendation: {c.backbone}, {c.mode}"
-    head += f" (pretrained: {rec.weights})" if rec.pretrained else " (random init)"
-    if rec.fallback:
-        head += "  [FALLBACK: meta-model's best, the LLM's drafts did not pass the judge]"
-    lines.append(head)
-    lines.append(
-        f"  {c.optimizer}, learning rate {c.learning_rate:g}, batch {c.batch_size}, {c.epochs} epochs, input {c.input_size} px, "
-        f"weight decay {c.weight_decay:g}, dropout {c.dropout:g}, {c.scheduler} schedule, augmentation {c.augmentation}, "
-        f"label smoothing {c.label_smoothing:g}"
-        + (f", first {c.freeze:.0%} of the backbone frozen" if c.freeze else "")
-    )
-    budget = f" (budget {_minutes(rec.profile.budget_seconds)})" if rec.profile.budget_seconds else ""
-    lines.append(
-        f"Expected test accuracy {rec.expected_accuracy:.2f} (80 % interval {rec.accuracy_interval[0]:.2f}-"
-        f"{rec.accuracy_interval[1]:.2f}); expected training time {_minutes(rec.expected_seconds)} on {rec.profile.device}"
-        f"{budget}"
-    )
-    lines.append(f"Why: {rec.rationale}")
-    if rec.fallback_reason:
-        lines.append(f"Fallback reason: {rec.fallback_reason}")
-    cited = [e for e in rec.evidence if e.cited]
-    cands = {x.id for x in rec.candidates}
-    cited_cands = [x for x in rec.cited if x in cands]
-    if cited_cands or cited:
-        lines.append("Evidence cited:")
-        for cid in cited_cands:
-            x = next(x for x in rec.candidates if x.id == cid)
-            lines.append(f"  {cid}: meta-model candidate {_summary(x.config.model_dump())}, predicted {x.accuracy:.2f} "
-                         f"in {_minutes(x.seconds)} ({x.support} past runs of this backbone and mode)")
-        for e in cited:
-            acc = f"test {e.test_accuracy:.2f}" if e.test_accuracy is not None else e.status
-            lines.append(f"  {e.alias}: {e.dataset} {e.summary}: {acc}, {_minutes(e.seconds)} (record {e.id[:12]})")
-    lines.append("SHAP (what drives the predicted accuracy):")
-    lines += [f"  {line.lstrip('- ')}" for line in rec.shap_summary.splitlines()]
-    if rec.shap_plot:
-        lines.append(f"  plot: {rec.shap_plot}")
-    p = rec.profile
-    lines.append("Task: " + data_text(p.model_dump(mode="json")) + f" (from the {p.source})")
-    if p.assumed:
-        lines.append("Assumed (not stated): " + ", ".join(p.assumed))
-    for note in p.notes:
-        lines.append(f"Note: {note}")
-    for w in rec.warnings:
-        if not w.startswith("assumed"):
-            lines.append(f"Warning: {w}")
-    v = rec.verdict
-    scores = ", ".join(f"{k} {s}" for k, s in (v.scores or {}).items())
-    state = "passed" if v.passed else "failed"
-    lines.append(f"Judge: {state} on draft {v.attempts} ({v.judged_by}{': ' + scores if scores else ''})"
-                 + (f": {v.critique}" if v.critique else ""))
-    alts = [x for x in rec.candidates if x.config != rec.config][:3]
-    if alts:
-        lines.append("Alternatives: " + "; ".join(f"{x.id} {x.config.backbone}/{x.config.mode} {x.accuracy:.2f} in "
-                                                   f"{_minutes(x.seconds)}" for x in alts))
-    total = rec.timings.get("total", sum(v for k, v in rec.timings.items() if k != "total"))
-    per_node = ", ".join(f"{k} {v:.2f}" for k, v in rec.timings.items() if k != "total")
-    lines.append(f"Time: {total:.1f} s (LLM {rec.llm_seconds:.1f} s; {per_node})")
-    return "\n".join(lines)
+from agent.context import Context
+from agent.errors import TaskError
+from agent.graph import compile_graph
+from agent.nodes import Nodes
+from agent.recommendation import (
+    CandidateItem,
+    CheckItem,
+    EvidenceItem,
+    Recommendation,
+    TaskProfile,
+    Verdict,
+    build_recommendation,
+    render_text,
+)
+from agent.state import Constraints, InputState
 
 
 # --------------------------------------------------------------------------------- API
@@ -311,12 +67,8 @@ class Recommender:
         context: Context | None = None,
         start_job: Callable[..., Any] | None = None,
     ) -> None:
-        from langgraph.checkpoint.memory import InMemorySaver
-
-        from agent.context import Context
-        from agent.graph import compile_graph
-        from agent.nodes import Nodes
-
+        # The real parts load only when none is given: the LLM factory (llama.cpp, Ollama)
+        # and the knowledge base are imported here, not at the top.
         if llm is None:
             from agent.llm import get_chat_model, require_ollama
 
@@ -358,13 +110,8 @@ class Recommender:
             The recommendation and the interrupt payload (the offered config and how to resume).
 
         Raises:
-            agent.nodes.TaskError: bad input (a ValueError; the message says what to change).
+            agent.errors.TaskError: bad input (a ValueError; the message says what to change).
         """
-        import os
-
-        from agent.nodes import TaskError
-        from agent.state import Constraints, InputState
-
         # The graph's state is JSON of known types: refuse anything else here, with the rule,
         # rather than fail inside a node with an AttributeError.
         if text is not None and not isinstance(text, str):
@@ -402,8 +149,6 @@ class Recommender:
 
     def resume(self, thread_id: str, answer: Any, *, context: Context | None = None) -> dict[str, Any]:
         """Answer the approval of a thread: {"action": "approve"} | "edit" | "reject" (see agent.nodes)."""
-        from langgraph.types import Command
-
         return self.graph.invoke(Command(resume=answer), {"configurable": {"thread_id": thread_id}},
                                  context=context or self.context)
 
@@ -454,7 +199,7 @@ def recommend(
         thread_id: the thread to run in (a new one by default).
 
     Raises:
-        agent.nodes.TaskError: bad input (a ValueError whose message says what to change).
+        agent.errors.TaskError: bad input (a ValueError whose message says what to change).
     """
     if llm is None and kb is None and metamodel is None and judge_llm is None:
         r = default_recommender(kb_dir)
@@ -464,4 +209,5 @@ def recommend(
                        modes=modes, thread_id=thread_id, context=context)
 
 
-__all__ = ["Recommendation", "Recommender", "build_recommendation", "default_recommender", "recommend", "render_text"]
+__all__ = ["CandidateItem", "CheckItem", "EvidenceItem", "Recommendation", "Recommender", "TaskProfile", "Verdict",
+           "build_recommendation", "default_recommender", "recommend", "render_text"]

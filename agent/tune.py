@@ -68,12 +68,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.errors import TaskError
+from agent.formatting import data_text, duration_text
+from agent.judge import one_sentence, tidy_text, ungrounded, validate_config
+from agent.prompts import prompt
 from knowledge.schema import MetaFeatures, TrainConfig
 from tools.jobs import write_json
 
+# agent.recommend and agent.nodes (they load LangGraph, ~1 s) are imported where a trial
+# needs the graph, so that `import agent.tune` stays light for the chat and the CLI.
 if TYPE_CHECKING:
     from agent.context import Context
-    from agent.recommend import Recommendation, Recommender
+    from agent.recommend import Recommender
+    from agent.recommendation import Recommendation
 
 log = logging.getLogger(__name__)
 
@@ -391,15 +398,11 @@ def _config_text(c: TrainConfig) -> str:
 
 
 def _fmt_s(seconds: float) -> str:
-    from agent.nodes import _minutes
-
-    return _minutes(seconds)
+    return duration_text(seconds)
 
 
 def tune_schema(options: Sequence[Option]) -> dict[str, Any]:
     """The LLM's JSON schema: one option id (the enum is the untried options) and a one-sentence rationale."""
-    from agent.judge import one_sentence
-
     return {
         "title": "NextTrial",
         "type": "object",
@@ -593,8 +596,6 @@ class Tuner:
         return None
 
     def _first(self) -> Proposal:
-        from agent.nodes import TaskError
-
         if self.recommendation is not None:  # trial 1 was recommended already (a chat thread)
             return self._from_recommendation(self.recommendation, llm_seconds=0.0)
         assert self.recommender is not None
@@ -717,8 +718,6 @@ class Tuner:
         """The LLM's prompt: the task, the trial history with analyses, SHAP of the best config, the options."""
         from langchain_core.messages import HumanMessage, SystemMessage
 
-        from agent.nodes import data_text, prompt
-
         assert self.profile is not None
         best = self.best
         lines = []
@@ -748,8 +747,6 @@ class Tuner:
 
     def _ask_llm(self, opts: Sequence[Option]) -> tuple[Option | None, str, str | None, float]:
         """(chosen option, rationale, None) or (None, "", why the LLM's answer was not used)."""
-        from agent.judge import tidy_text, validate_config
-
         start = time.perf_counter()
         if self.llm is None:
             return None, "", "no chat model is configured", 0.0
@@ -794,8 +791,6 @@ class Tuner:
         """The judge's grounding check on a tuning rationale: the options ("o2") and trials ("t1")
         it names exist, and what it says of them (accuracies, "best", optimizer, size, backbone)
         is what the prompt showed."""
-        from agent.judge import ungrounded
-
         options = [{"id": o.id, "accuracy": o.expected, "low": o.predicted.low, "high": o.predicted.high,
                     "seconds": o.predicted.seconds, "config": o.config.model_dump(mode="json"),
                     "predicted": o.predicted.accuracy} for o in opts]
