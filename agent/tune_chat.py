@@ -8,7 +8,8 @@ log analysis stream into the conversation; when the session ends its messages ar
 the thread's transcript, so they survive a reload or a restart.
 
 The loop is `agent.tune.Tuner`'s; this module only turns its steps into messages and
-holds the per-trial approval gate. `agent.ui_adapter.ChatAdapter` owns the sessions.
+holds the per-trial approval gate. `agent.ui_adapter.ChatAdapter` owns the sessions (and
+imports this module; this module imports none of it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from agent.followup import config_summary, fmt_seconds
 from agent.tune import Proposal, Trial, Tuner, TuneResult
-from agent.ui_adapter import Observed
+from agent.views import Observed, TrainingView
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +183,6 @@ class TuneSession(Observed):
         self.changed()
 
     def _event(self, event: dict[str, Any]) -> None:
-        from agent.ui_adapter import TrainingView
-
         kind = event["type"]
         if kind == "job":
             self.training = TrainingView()

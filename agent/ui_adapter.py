@@ -32,7 +32,7 @@ import uuid
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,10 @@ from agent.followup import (
     markdown_table,
     parse_changes,
 )
+from agent.recommendation import Recommendation
+from agent.tune import TuneError, Tuner
+from agent.tune_chat import TuneSession, parse_tune_command
+from agent.views import Observed, TrainingView
 
 log = logging.getLogger(__name__)
 
@@ -76,90 +80,6 @@ _TASK_FIELDS = {"modality", "body_part", "n_classes", "n_instances", "resolution
 
 
 # ------------------------------------------------------------------------------ views
-@dataclass
-class TrainingView:
-    """What a training panel shows.
-
-    Attributes:
-        job_id: the job's id (its run folder's name).
-        run_dir: the job's run folder.
-        status: "starting", "features", "training", or a final status (ok, diverged, failed,
-            cancelled, error).
-        epoch: epochs finished.
-        epochs: epochs planned (None until known).
-        history: per epoch: `epoch`, `train_loss`, `val_loss`, `val_accuracy`.
-        message: one line for people.
-        done: whether the run has ended.
-        record_id: the knowledge-base record written for the run.
-        test_accuracy: the run's test accuracy, when it ended ok.
-        seconds: wall time of the run.
-    """
-
-    job_id: str | None = None
-    run_dir: str | None = None
-    status: str = "starting"
-    epoch: int = 0
-    epochs: int | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    message: str = "starting the training job"
-    done: bool = False
-    record_id: str | None = None
-    test_accuracy: float | None = None
-    seconds: float | None = None
-
-    @property
-    def fraction(self) -> float:
-        if self.done:
-            return 1.0
-        return min(1.0, self.epoch / self.epochs) if self.epochs else 0.0
-
-    def apply(self, event: dict[str, Any]) -> None:
-        """Fold one streamed event (the train node's custom events, or a log line) into the view."""
-        kind = event.get("type")
-        name = event.get("event")
-        if kind == "job":
-            self.job_id, self.run_dir = event.get("job_id"), event.get("run_dir")
-            return
-        if kind == "train_done":
-            self.done = True
-            self.status = str(event.get("status") or "error")
-            self.record_id = event.get("record_id")
-            self.test_accuracy = event.get("test_accuracy")
-            self.seconds = event.get("seconds")
-            if self.status == "ok" and self.test_accuracy is not None:
-                self.message = f"finished: test accuracy {self.test_accuracy:.3f} in {fmt_seconds(self.seconds)}"
-            else:
-                self.message = f"ended {self.status}" + (f": {event['error']}" if event.get("error") else "")
-            return
-        if name == "start":
-            self.status = "features" if (event.get("config") or {}).get("mode") == "frozen" else "training"
-            self.epochs = (event.get("config") or {}).get("epochs", self.epochs)
-            self.message = ("extracting backbone features (once per dataset and backbone)" if self.status == "features"
-                            else "training started")
-        elif name == "epoch":
-            self.status = "training"
-            self.epoch = int(event.get("epoch") or self.epoch + 1)
-            self.epochs = event.get("epochs") or self.epochs
-            val = event.get("val") or {}
-            self.history.append({"epoch": self.epoch, "train_loss": event.get("train_loss"),
-                                 "val_loss": val.get("loss"), "val_accuracy": val.get("accuracy")})
-            if event.get("status") == "diverged":
-                self.message = f"epoch {self.epoch}: diverged ({event.get('error') or 'non-finite loss'})"
-            else:
-                acc = val.get("accuracy")
-                loss = event.get("train_loss")
-                self.message = (f"epoch {self.epoch}/{self.epochs or '?'}"
-                                + (f" · val accuracy {acc:.3f}" if acc is not None else "")
-                                + (f" · train loss {loss:.3f}" if loss is not None else ""))
-        elif name == "end":
-            self.status = str(event.get("status") or self.status)
-            self.record_id = event.get("record_id") or self.record_id
-            self.message = f"worker finished ({self.status}); writing the record"
-        elif name == "error":
-            self.status = "error"
-            self.message = f"the job failed: {event.get('error')}"
-
-
 @dataclass
 class ChatView:
     """Everything the chat screen shows for one thread.
@@ -254,26 +174,6 @@ class Transcript:
 
     def close(self) -> None:
         self._conn.close()
-
-
-class Observed:
-    """Background work that pages watch: a version bumped on every change, and a wait for it."""
-
-    def __init__(self) -> None:
-        self.done = False
-        self.version = 0
-        self._cond = threading.Condition()
-
-    def changed(self) -> None:
-        with self._cond:
-            self.version += 1
-            self._cond.notify_all()
-
-    def wait(self, seen: int, timeout: float) -> int:
-        """Block until the work changes after version `seen` (or `timeout` seconds); the new version."""
-        with self._cond:
-            self._cond.wait_for(lambda: self.version != seen or self.done, timeout=timeout)
-            return self.version
 
 
 class LiveRun(Observed):
@@ -1103,8 +1003,6 @@ class ChatAdapter:
                 yield self.view(thread_id, notice="Tuning is in progress: answer its question, or Cancel it.")
             return
         if self._live(thread_id) is None and not dataset:
-            from agent.tune_chat import parse_tune_command
-
             command = parse_tune_command(text)
             if command is not None:
                 yield from self.start_tune(thread_id, text, command)
@@ -1164,10 +1062,6 @@ class ChatAdapter:
         per-trial approval ("ask before each"). A pending approval of the graph's offer is
         closed first (trial 1 trains that recommendation).
         """
-        from agent.recommend import Recommendation
-        from agent.tune import TuneError, Tuner
-        from agent.tune_chat import TuneSession
-
         values = self.values(thread_id)
         if not values.get("recommendation"):
             yield self.note(thread_id, text, "Tuning starts from a recommendation: describe your task and give its "
@@ -1310,6 +1204,6 @@ def kb_best_rows(kb: Any) -> list[list[Any]]:
     return rows
 
 
-__all__ = ["BEST_COLUMNS", "ChatAdapter", "ChatView", "JobRegistry", "KB_COLUMNS", "LiveRun", "ThreadRenderer",
+__all__ = ["BEST_COLUMNS", "ChatAdapter", "ChatView", "JobRegistry", "KB_COLUMNS", "LiveRun", "Observed", "ThreadRenderer",
            "TrainingView", "Transcript", "card_md", "kb_best_rows", "kb_counts_md", "kb_filters", "kb_rows",
            "learning_curve_figure", "prepare_dataset", "read_job_log", "save_learning_curve"]
