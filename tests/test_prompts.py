@@ -7,19 +7,25 @@ from importlib import resources
 
 import pytest
 
-from agent.nodes import prompt
+from agent.prompts import prompt
 
+# Every template in prompts/, with the keys its caller formats it with (agent/nodes.py:
+# reason_messages and judge_messages; agent/tune.py: Tuner.messages).
 EXPECTED: dict[str, set[str]] = {
     "reason_system": set(),
     "reason_user": {"task", "data", "constraints", "candidates", "top_id", "shap", "evidence"},
     "reason_retry": {"critique"},
     "judge": set(),
+    "tune_system": set(),
+    "tune_user": {"task", "data", "budget", "history", "last", "analysis", "shap", "options"},
 }
 
 
-def test_the_graph_templates_are_package_data() -> None:
+def test_every_template_is_package_data_and_known_here() -> None:
+    # Equality, not a subset: a template added to prompts/ must be listed above (so the tests
+    # below format it), and a listed one that is missing or renamed fails here.
     files = {p.name.removesuffix(".md") for p in resources.files("prompts").iterdir() if p.name.endswith(".md")}
-    assert set(EXPECTED) <= files
+    assert files == set(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
