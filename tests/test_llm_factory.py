@@ -190,8 +190,12 @@ def test_get_chat_model_embedded_default_name(monkeypatch: pytest.MonkeyPatch) -
 
     chat = llm.get_chat_model()
 
-    assert seen == [llm.DEFAULT_EMBEDDED_MODEL]
+    # The documented default (README: chosen by bench/llm_choice.py) with its pinned hash, not
+    # the constant restated: changing the default must change this test on purpose.
+    assert seen == ["qwen2.5-coder-1.5b"]
     assert isinstance(chat, llm.ChatEmbeddedLlamaCpp)
+    assert chat.model_name == "qwen2.5-coder-1.5b"
+    assert chat.model_sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 
 
 @pytest.mark.parametrize(
