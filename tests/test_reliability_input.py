@@ -339,9 +339,12 @@ def test_bad_input(case: Case, face: str, world: dict[str, Any], monkeypatch: py
         assert out.rec is not None
         assert_sane(out.rec, case, face)
     else:
-        found = out.message if out.kind == "message" else out.message
-        assert re.search(expect, found), f"{FACES[face]}: {expect!r} not in: {found[-800:]}"
-        if out.rec is not None:
+        assert re.search(expect, out.message), f"{FACES[face]}: {expect!r} not in: {out.message[-800:]}"
+        if out.kind == "rec":
+            # A refusal is a message, not a recommendation whose text happens to match; only the
+            # cases whose expectation names "Recommendation" (the chat may answer those either way) may end in one.
+            assert "Recommendation" in expect, f"{FACES[face]}: expected a refusal ({expect!r}), got a recommendation"
+            assert out.rec is not None
             assert_sane(out.rec, case, face)
     if case.injected:
         assert llm.injected >= 1 or out.kind == "message"  # the scripted model did obey it
