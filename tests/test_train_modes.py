@@ -134,6 +134,8 @@ def test_placement_on_an_accelerator_is_bf16_channels_last_resident() -> None:
     p = placement(torch.device("cuda"), bf16=True)
     assert p.amp_dtype is torch.bfloat16 and p.channels_last and p.pin_memory and p.eval_batch >= 1024
     assert placement(torch.device("cuda"), bf16=False).amp_dtype is None  # no bf16 support: fp32
+    # bf16 features are cached apart from fp32 ones, so a CPU run never reads a GPU's cache.
+    assert train_mod._precision_tag(p) == "_bfloat16" and train_mod._precision_tag(placement(torch.device("cpu"))) == ""
 
 
 def test_every_input_and_parameter_moves_to_the_run_device(head_ct: ImageDataset, cache: Path,

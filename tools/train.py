@@ -260,6 +260,12 @@ def _cache_path(ds: ImageDataset, backbone: Backbone, size: int, suffix: str = "
     return cache_root() / "features" / f"{ds.fingerprint}_{backbone.name}_{size}_{tag}{suffix}.pt"
 
 
+def _precision_tag(place: Placement) -> str:
+    """Features computed under autocast differ from fp32 ones: they are cached apart, so a CPU
+    run never reads a GPU's bf16 cache (CPU runs stay reproducible)."""
+    return f"_{str(place.amp_dtype).removeprefix('torch.')}" if place.amp_dtype else ""
+
+
 def _load_cache(path: Path) -> tuple[dict[str, torch.Tensor], float] | None:
     if path.is_file():
         try:
@@ -302,11 +308,11 @@ def _features(
 ) -> tuple[dict[str, torch.Tensor], float, bool]:
     """Backbone features of every split, cached on disk; returns them (on the CPU), the measured
     extraction seconds and whether they came from the cache."""
-    path = _cache_path(ds, backbone, size)
+    place = placement(device)
+    path = _cache_path(ds, backbone, size, _precision_tag(place))
     cached = _load_cache(path)
     if cached is not None:
         return cached[0], cached[1], True
-    place = placement(device)
     net = backbone.features.to(device).eval()
     if place.channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -323,7 +329,7 @@ def _prefix_outputs(
     """Outputs of the first `k` (frozen) stages for every split, plus "train_flip" (the same of the
     mirrored training images) when the run augments by flipping, so that augmentation stays exact.
     Cached on disk in float16; None when they would exceed PREFIX_CACHE_BYTES."""
-    path = _cache_path(ds, backbone, size, f"_prefix{k}{'_flip' if flip else ''}")
+    path = _cache_path(ds, backbone, size, f"_prefix{k}{'_flip' if flip else ''}{_precision_tag(place)}")
     cached = _load_cache(path)
     if cached is not None:
         return cached[0], cached[1], True
