@@ -42,10 +42,27 @@ def main() -> None:
               f"{best.outcome.test_accuracy:.3f} ({c.backbone} {c.mode} {c.input_size}px {c.optimizer} lr {c.learning_rate:g} "
               f"{c.epochs} ep) | {statistics.median(r.outcome.test_accuracy for r in ok):.3f} | "
               f"{statistics.median(r.outcome.total_seconds for r in ok):.1f} |")
-    print("\n| setting | distinct values (successful runs) |\n|---|---|")
     ok = [r for r in recs if r.outcome.status == "ok"]
+    cov = stats["training"]
+    print(f"\nFine-tunes of a pretrained backbone: {cov['finetunes']} of {len(ok)} successful runs "
+          f"({cov['finetune_share']:.1%}). Best test accuracy per kind of run (how much training the network "
+          "adds over a head on frozen features):\n")
+    print("| dataset | fine-tunes (partial) | scratch 15+ epochs (ran 15+) | best frozen head | best fine-tune | best scratch 15+ |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, d in cov["per_dataset"].items():
+        rs = [r for r in ok if r.dataset.name == name]
+
+        def best(pick: object, rs: list = rs) -> str:
+            accs = [r.outcome.test_accuracy for r in rs if pick(r)]  # type: ignore[operator]
+            return f"{max(accs):.3f}" if accs else "-"
+
+        print(f"| {name} | {d['finetune']} ({d['partial']}) | {d['scratch_15']} ({d['scratch_15_run']}) | "
+              f"{best(lambda r: r.config.mode == 'frozen')} | "
+              f"{best(lambda r: r.config.mode == 'finetune' and r.pretrained)} | "
+              f"{best(lambda r: r.config.mode == 'scratch' and r.config.epochs >= 15)} |")
+    print("\n| setting | distinct values (successful runs) |\n|---|---|")
     for field in ("backbone", "mode", "input_size", "optimizer", "batch_size", "epochs", "weight_decay", "dropout",
-                  "scheduler", "augmentation", "label_smoothing"):
+                  "scheduler", "augmentation", "label_smoothing", "freeze"):
         counts = Counter(getattr(r.config, field) for r in ok)
         print(f"| {field} | " + ", ".join(f"{k} ({v})" for k, v in sorted(counts.items(), key=lambda kv: str(kv[0]))) + " |")
     lrs = sorted(r.config.learning_rate for r in ok)
