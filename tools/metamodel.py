@@ -75,6 +75,7 @@ import xgboost as xgb
 from knowledge import cache_root
 from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, SCHEDULERS
+from tools.weights import weights_available
 
 # Bump when features, targets or model settings change: it invalidates cached models.
 # 5: above IMPORTANCE_ROWS / CV_TRAIN_ROWS usable records, importance and interval residuals
@@ -650,15 +651,8 @@ def default_cache_dir() -> Path:
     return cache_root() / "metamodel"
 
 
-@functools.cache
-def _weights_available(backbone: str) -> bool:
-    """tools.backbones.weights_available, importing torch only when the answer needs it."""
-    source = BACKBONES[backbone]["pretrained_source"]
-    if source != "torchvision-cache":  # packaged weights always exist; None never does
-        return source == "package"
-    from tools.backbones import weights_available  # imports torch (seconds): only for hub-cache weights
-
-    return weights_available(backbone)
+# Asked once per backbone and process: the answer only changes when weights are installed.
+_weights_available = functools.cache(weights_available)
 
 
 # ------------------------------------------------------------------------ the model
