@@ -272,13 +272,13 @@ def _progress_html(view: ChatView) -> str:
 
 
 def _offer_text(offer: dict[str, Any]) -> str:
-    from agent.followup import config_summary, fmt_seconds
+    from agent.formatting import config_text, duration_text
 
     p = offer.get("prediction") or {}
     head = (f"Trial {offer['tune_trial']} of the tuning session, awaiting your approval" if offer.get("tune_trial")
             else "Awaiting your approval")
-    text = (f"**{head}:** {config_summary(offer['config'])} — predicted test accuracy "
-            f"{p.get('accuracy', float('nan')):.2f} in {fmt_seconds(p.get('seconds'))}")
+    text = (f"**{head}:** {config_text(offer['config'])} — predicted test accuracy "
+            f"{p.get('accuracy', float('nan')):.2f} in {duration_text(p.get('seconds'))}")
     text += f" on `{Path(offer['dataset']).name}`." if offer.get("dataset") else \
         ". No dataset yet: upload one or give its path under Options, then Approve."
     if offer.get("error"):

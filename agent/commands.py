@@ -23,6 +23,7 @@ from typing import Any
 
 from agent.context import Context
 from agent.errors import EXIT_FAILED, EXIT_OK, TaskError, UsageError
+from agent.formatting import config_text
 
 # agent.recommend, agent.tune and agent.optuna_export are imported inside the commands: they
 # load LangGraph and Optuna (seconds), which the CLI's other commands never need.
@@ -264,8 +265,7 @@ def cmd_export_optuna(args: argparse.Namespace) -> int:
     print(f"study {export.study_name!r} in {export.storage}: {len(export.enqueued)} trial(s) enqueued")
     for e in export.enqueued:
         p = e["params"]
-        print(f"  {e['origin']}: {p['backbone']}/{p['mode']} {p['optimizer']} lr={p['learning_rate']:g} "
-              f"bs={p['batch_size']} ep={p['epochs']} (predicted test accuracy {e['predicted_test_accuracy']:.3f})")
+        print(f"  {e['origin']}: {config_text(p)} (predicted test accuracy {e['predicted_test_accuracy']:.3f})")
     print("\nContinue with TPE (the enqueued trials run first):\n")
     print(export.snippet)
     return EXIT_OK

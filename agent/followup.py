@@ -18,7 +18,6 @@ the same rules as the recommendation.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from pydantic import ValidationError
 
 from agent import judge as J
 from agent.context import Context
+from agent.formatting import config_text, duration_text, interval_label, prediction_values
 from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, RANGES, SCHEDULERS
 
@@ -154,28 +154,10 @@ class FollowupAnswer:
 
 
 # ---------------------------------------------------------------------------- formatting
-def fmt_seconds(seconds: float | None) -> str:
-    """A duration as people say it: "45 s", "12 min", "1.5 h"."""
-    if seconds is None or not math.isfinite(seconds):
-        return "unknown time"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def fmt_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
-
-
-def config_summary(c: dict[str, Any] | TrainConfig) -> str:
-    """One line naming a configuration's backbone, mode and main hyperparameters."""
-    d = c.model_dump() if isinstance(c, TrainConfig) else c
-    return (f"{d['backbone']}/{d['mode']} {d['input_size']}px {d['optimizer']} lr={d['learning_rate']:g} "
-            f"bs={d['batch_size']} ep={d['epochs']}" + (f" freeze={d['freeze']:g}" if d.get("freeze") else ""))
 
 
 def device_words(device: str) -> str:
@@ -403,8 +385,7 @@ def _predict(metamodel: Any, meta: MetaFeatures, configs: Sequence[TrainConfig],
     preds = metamodel.predict(meta, list(configs), device=device)
     out: list[dict[str, Any]] = []
     for p in preds:
-        pred: dict[str, Any] = {"accuracy": round(float(p.accuracy), 4), "low": round(float(p.low), 4),
-                                "high": round(float(p.high), 4), "seconds": round(float(p.seconds), 2)}
+        pred: dict[str, Any] = prediction_values(p)
         if getattr(p, "device_note", None):  # no run from this device: the time is extrapolated
             pred["device_note"] = p.device_note
         out.append(pred)
@@ -547,7 +528,7 @@ def _answer_why(t: _Thread, intent: Intent, metamodel: Any, weights_available: C
     rows: list[list[Any]] | None = None
     if name is None:
         rec = t.rec
-        lines.append(f"**Why {config_summary(config)}** ({label}):")
+        lines.append(f"**Why {config_text(config)}** ({label}):")
         if rec.get("fallback"):
             lines.append(f"It is the meta-model's top candidate, used as a fallback: {rec.get('fallback_reason')}.")
         else:
@@ -582,8 +563,8 @@ def _answer_why(t: _Thread, intent: Intent, metamodel: Any, weights_available: C
         variants = [(x, cfg) for x, cfg in maybe if cfg is not None]
         if len(variants) > 1:
             preds = _predict(metamodel, meta, [cfg for _, cfg in variants], t.device)
-            columns = [name, "predicted test accuracy (80 % interval)", "predicted time", ""]
-            rows = [[fmt_value(x), _acc(p), fmt_seconds(p["seconds"]), "chosen" if cfg == config else ""]
+            columns = [name, f"predicted test accuracy ({interval_label()})", "predicted time", ""]
+            rows = [[fmt_value(x), _acc(p), duration_text(p["seconds"]), "chosen" if cfg == config else ""]
                     for (x, cfg), p in zip(variants, preds, strict=True)]
             chosen = next(p for (_, cfg), p in zip(variants, preds, strict=True) if cfg == config) \
                 if any(cfg == config for _, cfg in variants) else None
@@ -593,7 +574,7 @@ def _answer_why(t: _Thread, intent: Intent, metamodel: Any, weights_available: C
                 lines.append(f"- Varying only {name}, the meta-model predicts {fmt_value(best_x)} slightly higher "
                              f"({best_p['accuracy']:.2f} vs {chosen['accuracy']:.2f}; "
                              f"{'inside' if best_p['accuracy'] <= chosen['high'] else 'outside'} the chosen value's "
-                             f"interval) and takes {fmt_seconds(best_p['seconds'])}.")
+                             f"interval) and takes {duration_text(best_p['seconds'])}.")
             elif chosen is not None:
                 lines.append(f"- Varying only {name}, no other value is predicted better than the chosen one "
                              f"({chosen['accuracy']:.2f}).")
@@ -622,12 +603,12 @@ def _answer_budget(t: _Thread, intent: Intent, metamodel: Any, store: Any, weigh
                          accuracy_tolerance=tolerance, max_accuracy_gap=gap)
         return FollowupAnswer(
             intent="what_if",
-            text=(f"With {fmt_seconds(budget)}{where}, {config_summary(config)} still fits: predicted "
-                  f"{fmt_seconds(base['seconds'])} for test accuracy {_acc(base)}. {_checks_text(checks)}"),
+            text=(f"With {duration_text(budget)}{where}, {config_text(config)} still fits: predicted "
+                  f"{duration_text(base['seconds'])} for test accuracy {_acc(base)}. {_checks_text(checks)}"),
             config=config.model_dump(mode="json"), prediction=base, checks=checks,
         )
-    lines = [f"With {fmt_seconds(budget)}{where}, {config_summary(config)} does not fit: it is predicted to take "
-             f"{fmt_seconds(base['seconds'])}."]
+    lines = [f"With {duration_text(budget)}{where}, {config_text(config)} does not fit: it is predicted to take "
+             f"{duration_text(base['seconds'])}."]
     options: list[tuple[str, TrainConfig, dict[str, float]]] = []
     shorter = [c for c in (_variant(config, {"epochs": e}) for e in range(config.epochs - 1, 0, -1)) if c is not None]
     if shorter:
@@ -649,8 +630,7 @@ def _answer_budget(t: _Thread, intent: Intent, metamodel: Any, store: Any, weigh
     for c in found:
         if c.over_budget:
             continue
-        p = {"accuracy": round(c.prediction.accuracy, 4), "low": round(c.prediction.low, 4),
-             "high": round(c.prediction.high, 4), "seconds": round(c.prediction.seconds, 2)}
+        p = prediction_values(c.prediction)
         options.append((f"meta-model candidate ({getattr(c, 'support', 0)} past runs)", c.config, p))
     if not options:
         lines.append("Nothing the meta-model knows fits that budget (all candidates are predicted slower); the "
@@ -660,10 +640,10 @@ def _answer_budget(t: _Thread, intent: Intent, metamodel: Any, store: Any, weigh
     checks = recheck(t.state, best_config, best_pred, weights_available=weights_available, budget_seconds=budget,
                      accuracy_tolerance=tolerance, max_accuracy_gap=gap)
     delta = best_pred["accuracy"] - base["accuracy"]
-    lines.append(f"The best that fits is **{config_summary(best_config)}** ({best_label}): predicted test accuracy "
-                 f"{_acc(best_pred)} in {fmt_seconds(best_pred['seconds'])} ({delta:+.2f} versus now). "
+    lines.append(f"The best that fits is **{config_text(best_config)}** ({best_label}): predicted test accuracy "
+                 f"{_acc(best_pred)} in {duration_text(best_pred['seconds'])} ({delta:+.2f} versus now). "
                  + _checks_text(checks))
-    rows = [[label, config_summary(c), _acc(p), fmt_seconds(p["seconds"])] for label, c, p in options[:6]]
+    rows = [[label, config_text(c), _acc(p), duration_text(p["seconds"])] for label, c, p in options[:6]]
     return FollowupAnswer(intent="what_if", text=" ".join(lines), columns=["option", "configuration",
                           "predicted accuracy", "predicted time"], rows=rows, config=best_config.model_dump(mode="json"),
                           prediction=best_pred, checks=checks)
@@ -718,12 +698,12 @@ def _answer_what_if(t: _Thread, intent: Intent, metamodel: Any, store: Any, weig
                      accuracy_tolerance=tolerance, max_accuracy_gap=gap)
     changed = {k: v for k, v in new.model_dump().items() if v != getattr(config, k)}
     what = ", ".join(f"{k} {fmt_value(getattr(config, k))} -> {fmt_value(v)}" for k, v in changed.items()) or \
-        f"the same configuration ({config_summary(config)})"
+        f"the same configuration ({config_text(config)})"
     delta_acc = pred["accuracy"] - base["accuracy"]
     lines = [f"**What if: {what}**" + (f" (on {device_words(device)})" if intent.device else "")]
     lines += [f"- {n}" for n in notes]
-    lines.append(f"- Predicted test accuracy {_acc(pred)} in {fmt_seconds(pred['seconds'])}, versus {_acc(base)} in "
-                 f"{fmt_seconds(base['seconds'])} for {label} ({delta_acc:+.2f}).")
+    lines.append(f"- Predicted test accuracy {_acc(pred)} in {duration_text(pred['seconds'])}, versus {_acc(base)} in "
+                 f"{duration_text(base['seconds'])} for {label} ({delta_acc:+.2f}).")
     if pred.get("device_note"):
         lines.append(f"- Training time on {device_words(device)}: {pred['device_note']}")
     support = getattr(metamodel, "support", None)
@@ -756,15 +736,15 @@ def _answer_similar(t: _Thread, store: Any) -> FollowupAnswer:
                  "most similar past runs from the knowledge base.",
             missing=["retrieved past runs (describe the task first)"],
         )
-    rows = [[e["alias"], e["dataset"], config_summary(e["config"]), e.get("status", "?"),
-             None if e.get("test_accuracy") is None else round(e["test_accuracy"], 3), fmt_seconds(e.get("seconds")),
+    rows = [[e["alias"], e["dataset"], config_text(e["config"]), e.get("status", "?"),
+             None if e.get("test_accuracy") is None else round(e["test_accuracy"], 3), duration_text(e.get("seconds")),
              round(float(e.get("distance", 0.0)), 3)] for e in evidence]
     ok = [e for e in evidence if e.get("test_accuracy") is not None]
     text = f"The {len(evidence)} most similar past experiments in the knowledge base (the best results first)."
     if ok:
         best = max(ok, key=lambda e: e["test_accuracy"])
-        text += (f" The best of them, {best['alias']} ({best['dataset']}, {config_summary(best['config'])}), reached "
-                 f"test accuracy {best['test_accuracy']:.2f} in {fmt_seconds(best.get('seconds'))}.")
+        text += (f" The best of them, {best['alias']} ({best['dataset']}, {config_text(best['config'])}), reached "
+                 f"test accuracy {best['test_accuracy']:.2f} in {duration_text(best.get('seconds'))}.")
     return FollowupAnswer(intent="similar", text=text, columns=["run", "dataset", "configuration", "status",
                           "test acc", "time", "distance"], rows=rows)
 
@@ -778,7 +758,7 @@ def _answer_compare(t: _Thread, intent: Intent) -> FollowupAnswer:
     unknown = sorted(wanted - {c["id"] for c in cands})
     current = t.config()
     key = current[0].key() if current else None
-    rows = [[c["id"], config_summary(c["config"]), _acc(c), fmt_seconds(c["seconds"]), c.get("support", 0),
+    rows = [[c["id"], config_text(c["config"]), _acc(c), duration_text(c["seconds"]), c.get("support", 0),
              "recommended" if TrainConfig.model_validate(c["config"]).key() == key else ""] for c in shown]
     text = f"The meta-model's candidates for this task ({len(shown)} shown, best predicted first)."
     if unknown:
@@ -786,7 +766,7 @@ def _answer_compare(t: _Thread, intent: Intent) -> FollowupAnswer:
     if len(shown) >= 2:
         a, b = shown[0], shown[1]
         text += (f" {a['id']} is predicted {a['accuracy'] - b['accuracy']:+.2f} versus {b['id']} and takes "
-                 f"{fmt_seconds(a['seconds'])} versus {fmt_seconds(b['seconds'])}.")
+                 f"{duration_text(a['seconds'])} versus {duration_text(b['seconds'])}.")
     return FollowupAnswer(intent="compare", text=text, columns=["id", "configuration", "predicted accuracy",
                           "predicted time", "past runs", ""], rows=rows)
 
@@ -807,7 +787,7 @@ def _answer_training(t: _Thread, store: Any) -> FollowupAnswer:
     if status in (None, "error"):
         return FollowupAnswer(intent="training", text=f"The training job failed before it produced metrics: "
                                                       f"{training.get('error') or 'no error message was recorded'}.")
-    lines = [f"The training run ended **{status}** after {fmt_seconds(training.get('seconds'))}."]
+    lines = [f"The training run ended **{status}** after {duration_text(training.get('seconds'))}."]
     test, val = training.get("test_accuracy"), training.get("val_accuracy")
     if test is not None:
         lines.append(f"Test accuracy {test:.3f}" + (f", validation accuracy {val:.3f}." if val is not None else "."))
@@ -816,7 +796,7 @@ def _answer_training(t: _Thread, store: Any) -> FollowupAnswer:
         low, high = rec["accuracy_interval"]
         where = "inside" if low <= test <= high else ("above" if test > high else "below")
         lines.append(f"The meta-model predicted {rec['expected_accuracy']:.2f} ({low:.2f}-{high:.2f}): the result is "
-                     f"{where} that interval; predicted time was {fmt_seconds(rec.get('expected_seconds'))}.")
+                     f"{where} that interval; predicted time was {duration_text(rec.get('expected_seconds'))}.")
     record_id = training.get("record_id")
     if record_id and store is not None and hasattr(store, "get"):
         r = store.get(record_id)
@@ -838,9 +818,9 @@ def _answer_summary(t: _Thread) -> FollowupAnswer:
         return _no_recommendation("summary")
     config, label = current
     rec = t.rec
-    text = (f"{label.capitalize()}: **{config_summary(config)}**, predicted test accuracy {rec['expected_accuracy']:.2f} "
+    text = (f"{label.capitalize()}: **{config_text(config)}**, predicted test accuracy {rec['expected_accuracy']:.2f} "
             f"({rec['accuracy_interval'][0]:.2f}-{rec['accuracy_interval'][1]:.2f}) in "
-            f"{fmt_seconds(rec['expected_seconds'])}.")
+            f"{duration_text(rec['expected_seconds'])}.")
     return FollowupAnswer(intent="summary", text=text, config=config.model_dump(mode="json"))
 
 
@@ -961,5 +941,5 @@ def answer_followup(
     return answer
 
 
-__all__ = ["FollowupAnswer", "INTENTS", "Intent", "answer_followup", "config_summary", "detect_intent", "fmt_seconds",
+__all__ = ["FollowupAnswer", "INTENTS", "Intent", "answer_followup", "detect_intent",
            "markdown_table", "parse_changes", "recheck"]

@@ -1,21 +1,85 @@
-"""Text shared by the prompts and the renderings: durations and the one-line task data.
+"""Text shared by the prompts and the renderings: durations, configurations, predictions, data.
 
-A leaf module (it imports nothing of the project), so the nodes, the recommendation's
-rendering and the tuner write these the same way without importing one another.
+One function per kind of text, so the nodes, the recommendation's rendering, the follow-up
+answers, the tuner and the app write each the same way without importing one another. A leaf
+module: it imports nothing of the project at module level (`interval_label` reads the
+meta-model's INTERVAL only when first asked, since tools.metamodel imports xgboost).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import math
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 
-def duration_text(seconds: float) -> str:
-    """A duration the way people read it: "45 s", "12 min", "1.5 h"."""
+class _Predicted(Protocol):
+    accuracy: float
+    low: float
+    high: float
+    seconds: float
+
+
+def duration_text(seconds: float | None) -> str:
+    """A duration the way people read it: "45 s", "12 min", "1.5 h" ("unknown time" for None or NaN)."""
+    if seconds is None or not math.isfinite(seconds):
+        return "unknown time"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def config_text(c: Mapping[str, Any] | Any) -> str:
+    """One line naming a configuration: "resnet18/finetune 128px adam lr=0.001 bs=64 ep=10 freeze=0.5".
+
+    Takes a TrainConfig or its dict. Backbone, mode, optimizer, learning rate, batch size and
+    epochs always; input size, weight decay, dropout, augmentation and freeze only where they
+    differ from TrainConfig's defaults. Compact on purpose: the line goes into prompts, where
+    every digit is a token (Qwen tokenises numbers digit by digit).
+    """
+    d: Mapping[str, Any] = c if isinstance(c, Mapping) else c.model_dump()
+    extra = []
+    if d.get("input_size", 64) != 64:
+        extra.append(f"{d['input_size']}px")
+    if d.get("weight_decay"):
+        extra.append(f"wd={d['weight_decay']:g}")
+    if d.get("dropout"):
+        extra.append(f"drop={d['dropout']:g}")
+    if d.get("augmentation", "none") != "none":
+        extra.append(f"aug={d['augmentation']}")
+    if d.get("freeze"):
+        extra.append(f"freeze={d['freeze']:g}")
+    return (f"{d['backbone']}/{d['mode']} {d['optimizer']} lr={d['learning_rate']:g} bs={d['batch_size']} "
+            f"ep={d['epochs']}" + (" " + " ".join(extra) if extra else ""))
+
+
+def prediction_values(p: _Predicted) -> dict[str, float]:
+    """A meta-model prediction as the state and the answers keep it: accuracy and its interval to
+    4 decimals, seconds to 2."""
+    return {"accuracy": round(float(p.accuracy), 4), "low": round(float(p.low), 4),
+            "high": round(float(p.high), 4), "seconds": round(float(p.seconds), 2)}
+
+
+@functools.cache
+def interval_label() -> str:
+    """What the meta-model's accuracy interval is, from tools.metamodel.INTERVAL: "90 % interval"."""
+    from tools.metamodel import INTERVAL  # imports xgboost: only once something is rendered
+
+    return interval_label_for(INTERVAL)
+
+
+def interval_label_for(quantiles: tuple[float, float]) -> str:
+    """The label of the interval between two quantiles: (0.05, 0.95) -> "90 % interval"."""
+    low, high = quantiles
+    return f"{(high - low) * 100:.0f} % interval"
+
+
+def interval_text(low: float, high: float) -> str:
+    """An accuracy interval with its label: "90 % interval 0.71-0.84"."""
+    return f"{interval_label()} {low:.2f}-{high:.2f}"
 
 
 def data_text(profile: dict[str, Any]) -> str:
@@ -27,4 +91,5 @@ def data_text(profile: dict[str, Any]) -> str:
             f"imbalance {m['imbalance_ratio']:.1f}")
 
 
-__all__ = ["data_text", "duration_text"]
+__all__ = ["config_text", "data_text", "duration_text", "interval_label", "interval_label_for", "interval_text",
+           "prediction_values"]

@@ -33,7 +33,7 @@ from langgraph.types import Command, Overwrite, interrupt
 from agent import judge as J
 from agent.context import Context
 from agent.errors import TaskError, TrainingNotApproved
-from agent.formatting import data_text, duration_text
+from agent.formatting import config_text, data_text, duration_text, prediction_values
 from agent.prompts import prompt
 from agent.recommendation import build_recommendation
 from agent.state import State, add_seconds
@@ -64,14 +64,6 @@ RETRY_TEMPERATURE = 0.6
 
 
 # ----------------------------------------------------------------------------- prompts
-def _config_text(c: dict[str, Any]) -> str:
-    # Compact on purpose: every digit is a prompt token (Qwen tokenises numbers digit by digit).
-    size = f" {c['input_size']}px" if c["input_size"] != 64 else ""
-    frozen = f" freeze={c['freeze']:g}" if c.get("freeze") else ""
-    return (f"{c['backbone']}/{c['mode']}{size}{frozen} {c['optimizer']} lr={c['learning_rate']:g} bs={c['batch_size']} "
-            f"ep={c['epochs']}")
-
-
 def constraints_text(profile: dict[str, Any]) -> str:
     parts = [f"budget {duration_text(profile['budget_seconds'])}" if profile.get("budget_seconds") else "no time budget",
              f"device {profile['device']}"]
@@ -84,7 +76,7 @@ def constraints_text(profile: dict[str, Any]) -> str:
 
 def candidate_line(c: dict[str, Any]) -> str:
     flag = " (over budget)" if c.get("over_budget") else ""
-    return f"{c['id']} {_config_text(c['config'])}: {c['accuracy']:.2f}, {duration_text(c['seconds'])}{flag}"
+    return f"{c['id']} {config_text(c['config'])}: {c['accuracy']:.2f}, {duration_text(c['seconds'])}{flag}"
 
 
 def evidence_line(e: dict[str, Any]) -> str:
@@ -407,9 +399,7 @@ class Nodes:
             )
         candidates = [
             {
-                "id": c.id, "config": c.config.model_dump(mode="json"), "accuracy": round(c.prediction.accuracy, 4),
-                "low": round(c.prediction.low, 4), "high": round(c.prediction.high, 4),
-                "seconds": round(c.prediction.seconds, 2), "origin": c.origin,
+                "id": c.id, "config": c.config.model_dump(mode="json"), **prediction_values(c.prediction), "origin": c.origin,
                 "support": int(getattr(c, "support", 0)), "over_budget": bool(getattr(c, "over_budget", False)),
             }
             for c in found
@@ -700,8 +690,7 @@ class Nodes:
     def _predict(self, profile: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
         meta = MetaFeatures.model_validate(profile["meta"])
         p = self.metamodel.predict(meta, [config], device=profile["device"])[0]
-        out: dict[str, Any] = {"accuracy": round(p.accuracy, 4), "low": round(p.low, 4), "high": round(p.high, 4),
-                               "seconds": round(p.seconds, 2)}
+        out: dict[str, Any] = prediction_values(p)
         note = getattr(p, "device_note", None)
         if note:  # no run from the user's device backs the time: the user is told (recommend.build_recommendation)
             out["device_note"] = note

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.formatting import data_text, duration_text
+from agent.formatting import config_text, data_text, duration_text, interval_text
 from knowledge.schema import MetaFeatures, TrainConfig
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class Recommendation(_Model):
     weights: str = Field(description="'none', or where the pretrained weights come from.")
     config: TrainConfig
     expected_accuracy: float = Field(description="The meta-model's predicted test accuracy of `config`.")
-    accuracy_interval: tuple[float, float] = Field(description="Its 80 % interval (low, high).")
+    accuracy_interval: tuple[float, float] = Field(description="Its interval (low, high): the quantiles tools.metamodel.INTERVAL.")
     expected_seconds: float = Field(description="Predicted wall time: training + feature extraction.")
     llm_expected_accuracy: float | None = Field(description="What the LLM said it expects (checked by the judge).")
     rationale: str
@@ -115,11 +115,6 @@ class Recommendation(_Model):
     llm_seconds: float = Field(description="Seconds spent inside LLM calls (a part of the timings).")
     llm_timings: dict[str, float] = Field(description="Seconds inside LLM calls per node (reason, judge).")
     thread_id: str | None = None
-
-
-def _summary(config: dict[str, Any]) -> str:
-    return (f"{config['backbone']}/{config['mode']} {config['optimizer']} lr={config['learning_rate']:g} "
-            f"bs={config['batch_size']} ep={config['epochs']}" + (f" freeze={config['freeze']:g}" if config.get("freeze") else ""))
 
 
 def build_recommendation(
@@ -181,7 +176,7 @@ def build_recommendation(
         cited=cited_ids,
         evidence=[
             EvidenceItem(
-                alias=e["alias"], id=e["id"], dataset=e["dataset"], summary=_summary(e["config"]), status=e["status"],
+                alias=e["alias"], id=e["id"], dataset=e["dataset"], summary=config_text(e["config"]), status=e["status"],
                 test_accuracy=e["test_accuracy"], seconds=e["seconds"], distance=e["distance"],
                 cited=e["alias"] in cited_set,
             )
@@ -225,8 +220,8 @@ def render_text(rec: Recommendation) -> str:
     )
     budget = f" (budget {duration_text(rec.profile.budget_seconds)})" if rec.profile.budget_seconds else ""
     lines.append(
-        f"Expected test accuracy {rec.expected_accuracy:.2f} (80 % interval {rec.accuracy_interval[0]:.2f}-"
-        f"{rec.accuracy_interval[1]:.2f}); expected training time {duration_text(rec.expected_seconds)} on {rec.profile.device}"
+        f"Expected test accuracy {rec.expected_accuracy:.2f} ({interval_text(*rec.accuracy_interval)}); "
+        f"expected training time {duration_text(rec.expected_seconds)} on {rec.profile.device}"
         f"{budget}"
     )
     lines.append(f"Why: {rec.rationale}")
@@ -239,7 +234,7 @@ def render_text(rec: Recommendation) -> str:
         lines.append("Evidence cited:")
         for cid in cited_cands:
             x = next(x for x in rec.candidates if x.id == cid)
-            lines.append(f"  {cid}: meta-model candidate {_summary(x.config.model_dump())}, predicted {x.accuracy:.2f} "
+            lines.append(f"  {cid}: meta-model candidate {config_text(x.config)}, predicted {x.accuracy:.2f} "
                          f"in {duration_text(x.seconds)} ({x.support} past runs of this backbone and mode)")
         for e in cited:
             acc = f"test {e.test_accuracy:.2f}" if e.test_accuracy is not None else e.status

@@ -69,7 +69,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.errors import TaskError
-from agent.formatting import data_text, duration_text
+from agent.formatting import config_text, data_text, duration_text, prediction_values
 from agent.judge import one_sentence, tidy_text, ungrounded, validate_config
 from agent.prompts import prompt
 from knowledge.schema import MetaFeatures, TrainConfig
@@ -381,26 +381,6 @@ def variants(config: TrainConfig, analysis: Analysis, best_epoch: int | None) ->
 
 
 # ------------------------------------------------------------------------------- tuner
-def _config_text(c: TrainConfig) -> str:
-    extra = []
-    if c.input_size != 64:
-        extra.append(f"{c.input_size}px")
-    if c.weight_decay:
-        extra.append(f"wd={c.weight_decay:g}")
-    if c.dropout:
-        extra.append(f"drop={c.dropout:g}")
-    if c.augmentation != "none":
-        extra.append(f"aug={c.augmentation}")
-    if c.freeze:
-        extra.append(f"freeze={c.freeze:g}")
-    return (f"{c.backbone}/{c.mode} {c.optimizer} lr={c.learning_rate:g} bs={c.batch_size} ep={c.epochs}"
-            + (" " + " ".join(extra) if extra else ""))
-
-
-def _fmt_s(seconds: float) -> str:
-    return duration_text(seconds)
-
-
 def tune_schema(options: Sequence[Option]) -> dict[str, Any]:
     """The LLM's JSON schema: one option id (the enum is the untried options) and a one-sentence rationale."""
     return {
@@ -585,7 +565,7 @@ class Tuner:
         if len(self.trials) >= self.max_trials:
             return self._stop(f"trials done: all {self.max_trials} ran")
         if self.budget_seconds is not None and self.spent >= self.budget_seconds:
-            return self._stop(f"budget spent: the trials took {_fmt_s(self.spent)} of {_fmt_s(self.budget_seconds)}")
+            return self._stop(f"budget spent: the trials took {duration_text(self.spent)} of {duration_text(self.budget_seconds)}")
         proposal = self._first() if not self.trials else self._next()
         if self._cancelled.is_set():  # cancelled while the LLM was thinking: propose nothing
             return self._stop("cancelled by the user")
@@ -627,8 +607,7 @@ class Tuner:
     def _predict(self, configs: Sequence[TrainConfig]) -> list[Prediction]:
         assert self.profile is not None
         preds = self.metamodel.predict(self.meta, list(configs), device=self.profile["device"])
-        return [Prediction(accuracy=round(p.accuracy, 4), low=round(p.low, 4), high=round(p.high, 4),
-                           seconds=round(p.seconds, 2)) for p in preds]
+        return [Prediction(**prediction_values(p)) for p in preds]
 
     def options(self) -> list[Option]:
         """Untried configs for the next trial, by expected gain (highest first)."""
@@ -689,13 +668,13 @@ class Tuner:
     def _next(self) -> Proposal | None:
         opts = self.options()
         if not opts:
-            left = f" in the remaining {_fmt_s(self.remaining)}" if self.remaining is not None else ""
+            left = f" in the remaining {duration_text(self.remaining)}" if self.remaining is not None else ""
             return self._stop(f"no untried configuration fits the constraints{left}")
         top = opts[0]
         best_val = self._calibration()[1]
         if best_val is not None and top.expected_gain < self.min_gain:
             return self._stop(
-                f"no expected gain: the best untried option ({_config_text(top.config)}) is expected to improve the "
+                f"no expected gain: the best untried option ({config_text(top.config)}) is expected to improve the "
                 f"best validation accuracy {best_val:.3f} by only {top.expected_gain:.4f} "
                 f"(< min_gain {self.min_gain:g})"
             )
@@ -724,7 +703,7 @@ class Tuner:
         for t in self.trials:
             mark = "*" if best is not None and t.number == best.number else " "
             result = f"val {t.val_accuracy:.3f}" if t.val_accuracy is not None else t.status
-            lines.append(f"{mark}t{t.number} {_config_text(t.config)}: {result}, {_fmt_s(t.seconds)} "
+            lines.append(f"{mark}t{t.number} {config_text(t.config)}: {result}, {duration_text(t.seconds)} "
                          f"[{', '.join(t.analysis.labels)}]")
         last = self.trials[-1]
         shap = "none (no trial succeeded yet)"
@@ -733,10 +712,10 @@ class Tuner:
                 shap = self.metamodel.explain(self.meta, best.config).text(top=3)
             except Exception as exc:  # SHAP is context for the LLM; without it the options still stand
                 log.warning("SHAP for the tuning prompt failed: %s", exc)
-        option_lines = [f"{o.id} {_config_text(o.config)}: expected val {o.expected:.3f}, gain {o.expected_gain:+.4f}, "
-                        f"{_fmt_s(o.predicted.seconds)}; {o.origin}" for o in opts]
+        option_lines = [f"{o.id} {config_text(o.config)}: expected val {o.expected:.3f}, gain {o.expected_gain:+.4f}, "
+                        f"{duration_text(o.predicted.seconds)}; {o.origin}" for o in opts]
         remaining = self.remaining
-        budget = (f"{_fmt_s(remaining)} of {_fmt_s(self.budget_seconds or 0)} left" if remaining is not None
+        budget = (f"{duration_text(remaining)} of {duration_text(self.budget_seconds or 0)} left" if remaining is not None
                   else "no time budget") + f"; trial {len(self.trials) + 1} of at most {self.max_trials}"
         user = prompt("tune_user").format(
             task=(self.text.strip() or "(none)")[:300], data=data_text(self.profile), budget=budget,
@@ -779,7 +758,7 @@ class Tuner:
             return None, "", " ".join(problems), seconds
         remaining = self.remaining
         if remaining is not None and chosen.predicted.seconds > remaining:
-            return None, "", f"{chosen.id} is predicted to need {_fmt_s(chosen.predicted.seconds)}, more than is left", seconds
+            return None, "", f"{chosen.id} is predicted to need {duration_text(chosen.predicted.seconds)}, more than is left", seconds
         if len(rationale) < 20:
             return None, "", "the rationale is empty or too short", seconds
         false = self._ungrounded(rationale, chosen, opts)
@@ -820,7 +799,7 @@ class Tuner:
     def run(self, proposal: Proposal, on_event: Callable[[dict[str, Any]], None] | None = None) -> Trial:
         """Train an approved proposal as a job, wait for its record, analyse its log."""
         if proposal.config.key() in {t.config.key() for t in self.trials}:
-            raise TuneError(f"refusing to repeat a tried configuration ({_config_text(proposal.config)}).")
+            raise TuneError(f"refusing to repeat a tried configuration ({config_text(proposal.config)}).")
         emit = on_event or (lambda _e: None)
         assert self.profile is not None
         if self.start_job is None:
@@ -1025,9 +1004,9 @@ def tune(
 
 # ---------------------------------------------------------------------------- rendering
 def render_proposal(p: Proposal) -> str:
-    head = f"Trial {p.number} ({p.source}{', option ' + p.option if p.option else ''}): {_config_text(p.config)}"
+    head = f"Trial {p.number} ({p.source}{', option ' + p.option if p.option else ''}): {config_text(p.config)}"
     lines = [head, f"  predicted test accuracy {p.predicted.accuracy:.3f} ({p.predicted.low:.2f}-{p.predicted.high:.2f}), "
-                   f"~{_fmt_s(p.predicted.seconds)}" + (f", expected gain {p.expected_gain:+.4f}"
+                   f"~{duration_text(p.predicted.seconds)}" + (f", expected gain {p.expected_gain:+.4f}"
                                                          if p.expected_gain is not None else "")]
     lines.append(f"  why: {p.rationale}")
     if p.fallback_reason:
@@ -1038,7 +1017,7 @@ def render_proposal(p: Proposal) -> str:
 def render_trial(t: Trial) -> str:
     result = (f"val {t.val_accuracy:.3f}, test {t.test_accuracy:.3f}" if t.val_accuracy is not None
               and t.test_accuracy is not None else t.status)
-    return (f"Trial {t.number} [{t.status}] {_config_text(t.config)}: {result} in {_fmt_s(t.seconds)}"
+    return (f"Trial {t.number} [{t.status}] {config_text(t.config)}: {result} in {duration_text(t.seconds)}"
             + (f" (record {t.record_id})" if t.record_id else "") + f"\n  analysis: {t.analysis.text}")
 
 
@@ -1052,12 +1031,12 @@ def render_result(r: TuneResult) -> str:
         lines.append(render_proposal(r.pending))
     if r.best is not None:
         b = r.best
-        lines.append(f"Best: trial {b.number}, {_config_text(b.config)}: val {b.val_accuracy:.3f}, "
+        lines.append(f"Best: trial {b.number}, {config_text(b.config)}: val {b.val_accuracy:.3f}, "
                      f"test {b.test_accuracy if b.test_accuracy is not None else float('nan'):.3f}")
         if r.best_reason:
             lines.append(f"  kept because {r.best_reason}")
-    budget = f" of {_fmt_s(r.budget_seconds)}" if r.budget_seconds else ""
-    lines.append(f"Time: trials {_fmt_s(r.train_seconds)}{budget}, LLM {r.llm_seconds:.1f} s, total {_fmt_s(r.seconds)}"
+    budget = f" of {duration_text(r.budget_seconds)}" if r.budget_seconds else ""
+    lines.append(f"Time: trials {duration_text(r.train_seconds)}{budget}, LLM {r.llm_seconds:.1f} s, total {duration_text(r.seconds)}"
                  + (f"; log {r.log_path}" if r.log_path else ""))
     return "\n".join(lines)
 

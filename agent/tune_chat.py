@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.followup import config_summary, fmt_seconds
+from agent.formatting import config_text, duration_text
 from agent.tune import Proposal, Trial, Tuner, TuneResult
 from agent.views import Observed, TrainingView
 
@@ -68,8 +68,8 @@ def proposal_md(p: Proposal, *, ask: bool) -> str:
     pred = p.predicted
     head = {"zero-shot": "the recommendation", "llm": f"the LLM's pick ({p.option})",
             "fallback": f"fallback ({p.option or 'the meta-model'})"}[p.source]
-    text = (f"**Trial {p.number}** — {head}: `{config_summary(p.config)}`  \n"
-            f"predicted test accuracy {pred.accuracy:.2f} ({pred.low:.2f}-{pred.high:.2f}) in ~{fmt_seconds(pred.seconds)}"
+    text = (f"**Trial {p.number}** — {head}: `{config_text(p.config)}`  \n"
+            f"predicted test accuracy {pred.accuracy:.2f} ({pred.low:.2f}-{pred.high:.2f}) in ~{duration_text(pred.seconds)}"
             + (f", expected gain {p.expected_gain:+.3f}" if p.expected_gain is not None else "")
             + f"\n\n*Why:* {p.rationale}")
     if p.fallback_reason:
@@ -85,7 +85,7 @@ def trial_md(t: Trial) -> str:
     else:
         result = f"**{t.status}**"
     record = f" · record `{t.record_id}`" if t.record_id else ""
-    return (f"**Trial {t.number} result:** {result} in {fmt_seconds(t.seconds)}{record}\n\n"
+    return (f"**Trial {t.number} result:** {result} in {duration_text(t.seconds)}{record}\n\n"
             f"*Analysis ({', '.join(t.analysis.labels)}):* {t.analysis.text}")
 
 
@@ -94,18 +94,18 @@ def summary_md(r: TuneResult) -> str:
     if r.best is not None:
         b = r.best
         test = f", test {b.test_accuracy:.3f}" if b.test_accuracy is not None else ""
-        text += (f"\n\nBest: trial {b.number}, `{config_summary(b.config)}`: validation accuracy "
+        text += (f"\n\nBest: trial {b.number}, `{config_text(b.config)}`: validation accuracy "
                  f"{b.val_accuracy:.3f}{test}.")
         if r.best_reason:
             text += f" Kept because {r.best_reason}."
     if r.trials:
         rows = "\n".join(
-            f"| {t.number} | {t.source} | {config_summary(t.config)} | "
+            f"| {t.number} | {t.source} | {config_text(t.config)} | "
             f"{'' if t.val_accuracy is None else f'{t.val_accuracy:.3f}'} | "
-            f"{'' if t.test_accuracy is None else f'{t.test_accuracy:.3f}'} | {fmt_seconds(t.seconds)} |"
+            f"{'' if t.test_accuracy is None else f'{t.test_accuracy:.3f}'} | {duration_text(t.seconds)} |"
             for t in r.trials)
         text += ("\n\n| trial | source | config | val | test | time |\n|---|---|---|---|---|---|\n" + rows
-                 + f"\n\n{len(r.trials)} trial(s) in {fmt_seconds(r.train_seconds)}; every run is recorded in the "
+                 + f"\n\n{len(r.trials)} trial(s) in {duration_text(r.train_seconds)}; every run is recorded in the "
                    "knowledge base with its rationale.")
     return text
 
@@ -202,7 +202,7 @@ class TuneSession(Observed):
         """The loop (`agent.tune.tune`'s, one step at a time); run in a background thread."""
         tuner = self.tuner
         if not self.per_trial:
-            budget = f" within {fmt_seconds(tuner.budget_seconds)}" if tuner.budget_seconds else ""
+            budget = f" within {duration_text(tuner.budget_seconds)}" if tuner.budget_seconds else ""
             self._say(f"Tuning up to {tuner.max_trials} trial(s){budget}, starting from the recommendation; your "
                       "message approved them all (**Cancel** stops at any time).")
         try:

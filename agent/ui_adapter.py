@@ -40,12 +40,11 @@ from agent.context import Context
 from agent.followup import (
     FollowupAnswer,
     answer_followup,
-    config_summary,
     detect_intent,
-    fmt_seconds,
     markdown_table,
     parse_changes,
 )
+from agent.formatting import config_text, duration_text, interval_text
 from agent.recommendation import Recommendation
 from agent.tune import TuneError, Tuner
 from agent.tune_chat import TuneSession, parse_tune_command
@@ -349,7 +348,7 @@ def _profile_md(p: dict[str, Any]) -> tuple[str, str]:
     rows = [["modality", f"{m['modality']}{body}"], ["classes", m["n_classes"]], ["images", f"{m['n_instances']:,}"],
             ["resolution", f"{m['resolution']} px, {'RGB' if m['channels'] == 3 else 'grey'}"],
             ["imbalance (largest/smallest)", f"{m['imbalance_ratio']:.2f}"], ["class entropy", f"{m['class_entropy']:.2f}"],
-            ["budget", fmt_seconds(p["budget_seconds"]) if p.get("budget_seconds") else "none given"],
+            ["budget", duration_text(p["budget_seconds"]) if p.get("budget_seconds") else "none given"],
             ["device", p.get("device")]]
     if p.get("dataset_name"):
         rows.insert(0, ["dataset", p["dataset_name"]])
@@ -368,16 +367,16 @@ def _profile_md(p: dict[str, Any]) -> tuple[str, str]:
 def _evidence_md(evidence: list[dict[str, Any]]) -> tuple[str, str]:
     if not evidence:
         return "Similar past runs: none found", "The knowledge base returned no similar runs."
-    rows = [[e["alias"], e["dataset"], config_summary(e["config"]), e["status"],
-             "" if e.get("test_accuracy") is None else f"{e['test_accuracy']:.3f}", fmt_seconds(e.get("seconds")),
+    rows = [[e["alias"], e["dataset"], config_text(e["config"]), e["status"],
+             "" if e.get("test_accuracy") is None else f"{e['test_accuracy']:.3f}", duration_text(e.get("seconds")),
              f"{e.get('distance', 0):.3f}"] for e in evidence]
     return (f"Retrieved {len(evidence)} similar past runs",
             markdown_table(["run", "dataset", "configuration", "status", "test acc", "time", "distance"], rows))
 
 
 def _candidates_md(candidates: list[dict[str, Any]], explanation: dict[str, Any] | None) -> tuple[str, str]:
-    rows = [[c["id"], config_summary(c["config"]), f"{c['accuracy']:.3f} ({c['low']:.2f}-{c['high']:.2f})",
-             fmt_seconds(c["seconds"]), c.get("support", 0), "over budget" if c.get("over_budget") else ""]
+    rows = [[c["id"], config_text(c["config"]), f"{c['accuracy']:.3f} ({c['low']:.2f}-{c['high']:.2f})",
+             duration_text(c["seconds"]), c.get("support", 0), "over budget" if c.get("over_budget") else ""]
             for c in candidates]
     text = markdown_table(["id", "configuration", "predicted test acc", "predicted time", "past runs", ""], rows)
     if explanation and explanation.get("text"):
@@ -429,8 +428,8 @@ def card_md(rec: dict[str, Any], offer: dict[str, Any] | None) -> str:
         rows.append(["frozen share of the backbone", f"{c['freeze']:g}"])
     lines.append(markdown_table(["hyperparameter", "value"], rows))
     low, high = rec["accuracy_interval"]
-    lines.append(f"**Expected test accuracy {rec['expected_accuracy']:.2f}** (80 % interval {low:.2f}-{high:.2f}); "
-                 f"**expected training time {fmt_seconds(rec['expected_seconds'])}** on {rec['profile']['device']}.")
+    lines.append(f"**Expected test accuracy {rec['expected_accuracy']:.2f}** ({interval_text(low, high)}); "
+                 f"**expected training time {duration_text(rec['expected_seconds'])}** on {rec['profile']['device']}.")
     lines.append(f"**Why:** {rec['rationale']}")
     cited = [e for e in rec.get("evidence") or [] if e.get("cited")]
     if cited:
@@ -461,9 +460,9 @@ def _offer_md(offer: dict[str, Any], previous: dict[str, Any] | None) -> str:
         diffs = [f"{k} {previous['config'].get(k)} → {v}" for k, v in offer["config"].items()
                  if previous["config"].get(k) != v]
         changed = " (" + ", ".join(diffs) + ")" if diffs else ""
-    text = (f"**Edited offer{changed}:** {config_summary(offer['config'])}: predicted test accuracy "
+    text = (f"**Edited offer{changed}:** {config_text(offer['config'])}: predicted test accuracy "
             f"{p.get('accuracy', float('nan')):.2f} ({p.get('low', float('nan')):.2f}-{p.get('high', float('nan')):.2f}) in "
-            f"{fmt_seconds(p.get('seconds'))}.")
+            f"{duration_text(p.get('seconds'))}.")
     for w in offer.get("warnings") or []:
         text += f"\n\n⚠ {w}"
     return text + "\n\n" + _offer_hint(offer)
@@ -578,7 +577,7 @@ class ThreadRenderer:
         decision = v.get("decision") or {}
         if snap.next == ("train",) or decision.get("status") == "approved":
             data = new.get("dataset") or (v.get("approval") or {}).get("dataset")
-            return [_user("Approve"), _say(f"Approved: training **{config_summary(new['config'])}** on "
+            return [_user("Approve"), _say(f"Approved: training **{config_text(new['config'])}** on "
                                            f"`{Path(str(data)).name}`.")]
         reason = decision.get("reason")
         return [_user("Reject" + (f": {reason}" if reason else "")),
@@ -591,7 +590,7 @@ class ThreadRenderer:
         out: list[dict[str, Any]] = []
         if status == "ok":
             text = (f"Training finished: **test accuracy {training.get('test_accuracy'):.3f}**, validation accuracy "
-                    f"{training.get('val_accuracy') or float('nan'):.3f}, {fmt_seconds(training.get('seconds'))}.")
+                    f"{training.get('val_accuracy') or float('nan'):.3f}, {duration_text(training.get('seconds'))}.")
         elif status == "error":
             text = f"⚠ The training job failed: {training.get('error')}"
         else:
@@ -1200,7 +1199,7 @@ def kb_best_rows(kb: Any) -> list[list[Any]]:
             rows.append([name, counts[name], None, "", "", "no successful run", None, ""])
             continue
         rows.append([name, counts[name], round(r.outcome.test_accuracy, 4), r.config.backbone, r.config.mode,
-                     config_summary(r.config), round(r.outcome.total_seconds, 1), r.id[:12]])
+                     config_text(r.config), round(r.outcome.total_seconds, 1), r.id[:12]])
     return rows
 
 

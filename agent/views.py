@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.followup import fmt_seconds
+from agent.formatting import duration_text
 
 
 @dataclass
@@ -66,7 +66,7 @@ class TrainingView:
             self.test_accuracy = event.get("test_accuracy")
             self.seconds = event.get("seconds")
             if self.status == "ok" and self.test_accuracy is not None:
-                self.message = f"finished: test accuracy {self.test_accuracy:.3f} in {fmt_seconds(self.seconds)}"
+                self.message = f"finished: test accuracy {self.test_accuracy:.3f} in {duration_text(self.seconds)}"
             else:
                 self.message = f"ended {self.status}" + (f": {event['error']}" if event.get("error") else "")
             return
