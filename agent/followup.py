@@ -31,6 +31,7 @@ from agent.context import Context
 from agent.formatting import config_text, duration_text, interval_label, prediction_values
 from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, RANGES, SCHEDULERS
+from tools.weights import weights_available as default_weights_available
 
 # agent.nodes (it loads LangGraph, ~1 s) is imported where an answer needs the knowledge
 # base, so that the chat's import of this module stays light.
@@ -390,17 +391,6 @@ def _predict(metamodel: Any, meta: MetaFeatures, configs: Sequence[TrainConfig],
             pred["device_note"] = p.device_note
         out.append(pred)
     return out
-
-
-def _default_weights(backbone: str) -> bool:
-    source = BACKBONES.get(backbone, {}).get("pretrained_source")
-    if source == "package":
-        return True
-    if source is None:
-        return False
-    from tools.backbones import weights_available  # imports torch: only when a what-if needs it
-
-    return weights_available(backbone)
 
 
 # ------------------------------------------------------------------------------ checks
@@ -912,7 +902,7 @@ def answer_followup(
     Returns:
         The answer; `intent == "missing"` when the thread lacks the data, with `missing` naming it.
     """
-    weights = weights_available or _default_weights
+    weights = weights_available or default_weights_available
     question = (question or "").strip()
     if not question:
         return FollowupAnswer(intent="unknown", text="Ask a question about the recommendation, or describe a task.")

@@ -39,6 +39,7 @@ from agent.recommendation import build_recommendation
 from agent.state import State, add_seconds
 from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import BACKBONES, MODES
+from tools.weights import weights_available
 
 log = logging.getLogger(__name__)
 
@@ -239,17 +240,10 @@ class Nodes:
     def weights_available(self, backbone: str) -> bool:
         """Whether pretrained weights for `backbone` exist here (cached per process)."""
         if backbone not in self._weights:
-            source = BACKBONES.get(backbone, {}).get("pretrained_source")
-            if source == "package":
-                self._weights[backbone] = True
-            elif source is None:
+            if BACKBONES.get(backbone, {}).get("pretrained_source") is None:  # nothing to look for
                 self._weights[backbone] = False
-            elif self._weights_fn is not None:
-                self._weights[backbone] = bool(self._weights_fn(backbone))
             else:
-                from tools.backbones import weights_available
-
-                self._weights[backbone] = weights_available(backbone)
+                self._weights[backbone] = bool((self._weights_fn or weights_available)(backbone))
         return self._weights[backbone]
 
     def _dataset_meta(self, path: str) -> tuple[dict[str, Any], str]:

@@ -74,6 +74,7 @@ from agent.judge import one_sentence, tidy_text, ungrounded, validate_config
 from agent.prompts import prompt
 from knowledge.schema import MetaFeatures, TrainConfig
 from tools.jobs import write_json
+from tools.weights import weights_available
 
 # agent.recommend and agent.nodes (they load LangGraph, ~1 s) are imported where a trial
 # needs the graph, so that `import agent.tune` stays light for the chat and the CLI.
@@ -506,9 +507,7 @@ class Tuner:
             return bool(self._weights_available(backbone))
         if self.recommender is not None:
             return bool(self.recommender.nodes.weights_available(backbone))
-        from tools.backbones import weights_available
-
-        return bool(weights_available(backbone))
+        return weights_available(backbone)
 
     @property
     def meta(self) -> MetaFeatures:
