@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from agent import judge as J
 from agent.context import Context
-from agent.formatting import config_text, duration_text, interval_label, prediction_values
+from agent.formatting import accuracy_text, config_text, duration_text, interval_label, prediction_values
 from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, RANGES, SCHEDULERS
 from tools.weights import weights_available as default_weights_available
@@ -181,7 +181,7 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 
 def _acc(p: dict[str, float]) -> str:
-    return f"{p['accuracy']:.2f} ({p['low']:.2f}-{p['high']:.2f})"
+    return accuracy_text(p["accuracy"], p["low"], p["high"])
 
 
 # ------------------------------------------------------------------------ intent rules
@@ -785,7 +785,7 @@ def _answer_training(t: _Thread, store: Any) -> FollowupAnswer:
     if test is not None and rec.get("accuracy_interval"):
         low, high = rec["accuracy_interval"]
         where = "inside" if low <= test <= high else ("above" if test > high else "below")
-        lines.append(f"The meta-model predicted {rec['expected_accuracy']:.2f} ({low:.2f}-{high:.2f}): the result is "
+        lines.append(f"The meta-model predicted {accuracy_text(rec['expected_accuracy'], low, high)}: the result is "
                      f"{where} that interval; predicted time was {duration_text(rec.get('expected_seconds'))}.")
     record_id = training.get("record_id")
     if record_id and store is not None and hasattr(store, "get"):
@@ -808,8 +808,8 @@ def _answer_summary(t: _Thread) -> FollowupAnswer:
         return _no_recommendation("summary")
     config, label = current
     rec = t.rec
-    text = (f"{label.capitalize()}: **{config_text(config)}**, predicted test accuracy {rec['expected_accuracy']:.2f} "
-            f"({rec['accuracy_interval'][0]:.2f}-{rec['accuracy_interval'][1]:.2f}) in "
+    text = (f"{label.capitalize()}: **{config_text(config)}**, predicted test accuracy "
+            f"{accuracy_text(rec['expected_accuracy'], *rec['accuracy_interval'])} in "
             f"{duration_text(rec['expected_seconds'])}.")
     return FollowupAnswer(intent="summary", text=text, config=config.model_dump(mode="json"))
 

@@ -77,6 +77,11 @@ def interval_label_for(quantiles: tuple[float, float]) -> str:
     return f"{(high - low) * 100:.0f} % interval"
 
 
+def accuracy_text(accuracy: float, low: float, high: float) -> str:
+    """A predicted accuracy with its interval: "0.78 (0.71-0.84)"."""
+    return f"{accuracy:.2f} ({low:.2f}-{high:.2f})"
+
+
 def interval_text(low: float, high: float) -> str:
     """An accuracy interval with its label: "90 % interval 0.71-0.84"."""
     return f"{interval_label()} {low:.2f}-{high:.2f}"
@@ -91,5 +96,5 @@ def data_text(profile: dict[str, Any]) -> str:
             f"imbalance {m['imbalance_ratio']:.1f}")
 
 
-__all__ = ["config_text", "data_text", "duration_text", "interval_label", "interval_label_for", "interval_text",
+__all__ = ["accuracy_text", "config_text", "data_text", "duration_text", "interval_label", "interval_label_for", "interval_text",
            "prediction_values"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.formatting import config_text, data_text, duration_text, interval_text
+from agent.formatting import accuracy_text, config_text, data_text, duration_text, interval_text
 from knowledge.schema import MetaFeatures, TrainConfig
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def build_recommendation(
     if fallback_reason is not None:
         rationale = (
             f"Fallback (the LLM's drafts did not pass the judge): the meta-model's top candidate {top['id']}, "
-            f"predicted test accuracy {prediction['accuracy']:.2f} ({prediction['low']:.2f}-{prediction['high']:.2f}) "
+            f"predicted test accuracy {accuracy_text(prediction['accuracy'], prediction['low'], prediction['high'])} "
             f"in about {duration_text(prediction['seconds'])}."
         )
     else:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.formatting import config_text, duration_text
+from agent.formatting import accuracy_text, config_text, duration_text
 from agent.tune import Proposal, Trial, Tuner, TuneResult
 from agent.views import Observed, TrainingView
 
@@ -69,7 +69,7 @@ def proposal_md(p: Proposal, *, ask: bool) -> str:
     head = {"zero-shot": "the recommendation", "llm": f"the LLM's pick ({p.option})",
             "fallback": f"fallback ({p.option or 'the meta-model'})"}[p.source]
     text = (f"**Trial {p.number}** — {head}: `{config_text(p.config)}`  \n"
-            f"predicted test accuracy {pred.accuracy:.2f} ({pred.low:.2f}-{pred.high:.2f}) in ~{duration_text(pred.seconds)}"
+            f"predicted test accuracy {accuracy_text(pred.accuracy, pred.low, pred.high)} in ~{duration_text(pred.seconds)}"
             + (f", expected gain {p.expected_gain:+.3f}" if p.expected_gain is not None else "")
             + f"\n\n*Why:* {p.rationale}")
     if p.fallback_reason:

@@ -44,7 +44,7 @@ from agent.followup import (
     markdown_table,
     parse_changes,
 )
-from agent.formatting import config_text, duration_text, interval_text
+from agent.formatting import accuracy_text, config_text, duration_text, interval_text
 from agent.recommendation import Recommendation
 from agent.tune import TuneError, Tuner
 from agent.tune_chat import TuneSession, parse_tune_command
@@ -461,7 +461,7 @@ def _offer_md(offer: dict[str, Any], previous: dict[str, Any] | None) -> str:
                  if previous["config"].get(k) != v]
         changed = " (" + ", ".join(diffs) + ")" if diffs else ""
     text = (f"**Edited offer{changed}:** {config_text(offer['config'])}: predicted test accuracy "
-            f"{p.get('accuracy', float('nan')):.2f} ({p.get('low', float('nan')):.2f}-{p.get('high', float('nan')):.2f}) in "
+            f"{accuracy_text(p.get('accuracy', float('nan')), p.get('low', float('nan')), p.get('high', float('nan')))} in "
             f"{duration_text(p.get('seconds'))}.")
     for w in offer.get("warnings") or []:
         text += f"\n\n⚠ {w}"

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from agent.formatting import (
+    accuracy_text,
     config_text,
     duration_text,
     interval_label,
@@ -52,3 +53,7 @@ def test_config_text_names_the_main_fields_and_only_changed_extras() -> None:
 def test_prediction_values_rounds_once() -> None:
     p = SimpleNamespace(accuracy=0.123456, low=0.0999999, high=0.87654321, seconds=12.3456)
     assert prediction_values(p) == {"accuracy": 0.1235, "low": 0.1, "high": 0.8765, "seconds": 12.35}
+
+
+def test_accuracy_text() -> None:
+    assert accuracy_text(0.7812, 0.705, 0.8449) == "0.78 (0.70-0.84)"
