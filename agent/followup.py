@@ -28,7 +28,15 @@ from pydantic import ValidationError
 
 from agent import judge as J
 from agent.context import Context
-from agent.formatting import accuracy_text, config_text, duration_text, interval_label, prediction_values
+from agent.formatting import (
+    accuracy_text,
+    config_text,
+    duration_text,
+    fmt_value,
+    interval_label,
+    markdown_table,
+    prediction_values,
+)
 from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, RANGES, SCHEDULERS
 from tools.weights import weights_available as default_weights_available
@@ -155,29 +163,12 @@ class FollowupAnswer:
 
 
 # ---------------------------------------------------------------------------- formatting
-def fmt_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def device_words(device: str) -> str:
     """A device string ("cuda:NVIDIA H200", "cpu:8 cores", "cuda") for a sentence: "a GPU (NVIDIA H200)"."""
     kind, _, rest = str(device).partition(":")
     if kind.lower() in ("cuda", "gpu"):
         return f"a GPU ({rest.strip()})" if rest.strip() and not rest.strip().isdigit() else "a GPU"
     return f"the CPU ({rest.strip()})" if rest.strip() else "the CPU"
-
-
-def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    def cell(v: Any) -> str:
-        text = "" if v is None else fmt_value(v)
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    head = "| " + " | ".join(columns) + " |"
-    rule = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join([head, rule, *body])
 
 
 def _acc(p: dict[str, float]) -> str:
@@ -931,5 +922,4 @@ def answer_followup(
     return answer
 
 
-__all__ = ["FollowupAnswer", "INTENTS", "Intent", "answer_followup", "detect_intent",
-           "markdown_table", "parse_changes", "recheck"]
+__all__ = ["FollowupAnswer", "INTENTS", "Intent", "answer_followup", "detect_intent", "parse_changes", "recheck"]

@@ -1,4 +1,4 @@
-"""Text shared by the prompts and the renderings: durations, configurations, predictions, data.
+"""Text shared by the prompts and the renderings: durations, configurations, predictions, tables, data.
 
 One function per kind of text, so the nodes, the recommendation's rendering, the follow-up
 answers, the tuner and the app write each the same way without importing one another. A leaf
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 
@@ -87,6 +87,25 @@ def interval_text(low: float, high: float) -> str:
     return f"{interval_label()} {low:.2f}-{high:.2f}"
 
 
+def fmt_value(value: Any) -> str:
+    """A table cell's value: floats to 4 significant digits, the rest as str."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table (pipes and newlines in cells escaped), for the chat and the terminal."""
+    def cell(v: Any) -> str:
+        text = "" if v is None else fmt_value(v)
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    head = "| " + " | ".join(columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join([head, rule, *body])
+
+
 def data_text(profile: dict[str, Any]) -> str:
     """One line describing the task's data, for prompts and renderings."""
     m = profile["meta"]
@@ -96,5 +115,5 @@ def data_text(profile: dict[str, Any]) -> str:
             f"imbalance {m['imbalance_ratio']:.1f}")
 
 
-__all__ = ["accuracy_text", "config_text", "data_text", "duration_text", "interval_label", "interval_label_for", "interval_text",
-           "prediction_values"]
+__all__ = ["accuracy_text", "config_text", "data_text", "duration_text", "fmt_value", "interval_label",
+           "interval_label_for", "interval_text", "markdown_table", "prediction_values"]

@@ -41,10 +41,9 @@ from agent.followup import (
     FollowupAnswer,
     answer_followup,
     detect_intent,
-    markdown_table,
     parse_changes,
 )
-from agent.formatting import accuracy_text, config_text, duration_text, interval_text
+from agent.formatting import accuracy_text, config_text, duration_text, interval_text, markdown_table
 from agent.recommendation import Recommendation
 from agent.tune import TuneError, Tuner
 from agent.tune_chat import TuneSession, parse_tune_command

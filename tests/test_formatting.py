@@ -14,6 +14,7 @@ from agent.formatting import (
     interval_label,
     interval_label_for,
     interval_text,
+    markdown_table,
     prediction_values,
 )
 from knowledge.schema import TrainConfig
@@ -57,3 +58,8 @@ def test_prediction_values_rounds_once() -> None:
 
 def test_accuracy_text() -> None:
     assert accuracy_text(0.7812, 0.705, 0.8449) == "0.78 (0.70-0.84)"
+
+
+def test_markdown_table_escapes_cells() -> None:
+    assert markdown_table(["a", "b"], [[0.123456, "x|y\nz"], [None, 3]]) == (
+        "| a | b |\n|---|---|\n| 0.1235 | x\\|y z |\n|  | 3 |")
