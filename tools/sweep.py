@@ -150,10 +150,13 @@ def plan_sweep(
 PLANS = ("frozen", "cpu", "gpu")
 LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 _LITE_COST = {"efficientnet_lite0": 1.0, "efficientnet_lite1": 1.3, "efficientnet_lite2": 1.6}
-# Seconds per training image per epoch on this project's 2-core CPU at 64 px (ENVIRONMENT.md:
-# a full Lite0 fine-tune ran at ~116 images/s); scaled by pixels, backbone and trainable share.
-_FULL_FT_S = 1 / 116
-_SMALL_CNN_S = 1 / 2000
+# Seconds per training image per epoch for one sweep worker (1 thread) on this project's 2-core
+# CPU at 64 px, scaled by pixels, backbone and trainable share. Measured: a full Lite0 fine-tune
+# ran at ~116 images/s on 2 threads (ENVIRONMENT.md), so ~60 on one; the first cpu-plan sweep's
+# records (2 workers, 2026-12-04) gave medians of ~390 images/s for small_cnn and ~250 for Lite0
+# with freeze 0.75 (0.25 trainable: ~4x the full fine-tune, as the share below assumes).
+_FULL_FT_S = 1 / 60
+_SMALL_CNN_S = 1 / 390
 
 
 @dataclass(frozen=True)
