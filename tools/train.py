@@ -239,7 +239,7 @@ class Placement:
         return x.pin_memory() if self.pin_memory else x
 
     def batch(self, x: torch.Tensor) -> torch.Tensor:
-        """One batch read from a staged tensor, on the device, in the layout the model wants."""
+        """One batch read from a staged tensor, moved to the device when it is not there yet."""
         if x.device != self.device:
             x = (x.pin_memory() if self.pin_memory else x).to(self.device, non_blocking=True)
         return x
