@@ -83,7 +83,8 @@ def test_flip_on_cached_prefix_uses_mirrored_outputs(head_ct: ImageDataset, cach
     cfg = TrainConfig(backbone="efficientnet_lite0", mode="finetune", freeze=0.9, epochs=1, batch_size=32,
                       augmentation="flip")
     res = train(head_ct, cfg, seed=0)
-    assert res.outcome.status == "ok", res.outcome.error and res.extra["cache"] == "miss"
+    assert res.outcome.status == "ok", res.outcome.error
+    assert res.extra["cache"] == "miss"
     blob = torch.load(next(cache.glob("*_prefix16_flip.pt")), weights_only=True)["features"]
     assert set(blob) == {"train", "val", "test", "train_flip"}
     assert blob["train_flip"].shape == blob["train"].shape and not torch.equal(blob["train_flip"], blob["train"])

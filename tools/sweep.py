@@ -399,17 +399,6 @@ def run_sweep(
     return stats
 
 
-def shared_datasets(data_dir: str | Path) -> dict[str, int]:
-    """Every .npz in `data_dir` with its number of training images."""
-    import numpy as np
-
-    out = {}
-    for path in sorted(Path(data_dir).glob("*.npz")):
-        with np.load(path) as z:
-            out[str(path)] = int(len(z["train_labels"]))
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m tools.sweep`: the cpu/gpu plans with nothing but knowledge/ and tools/ on the path
     (torch, numpy, scikit-learn, pydantic and the Lite weight packages), for a bare GPU machine.

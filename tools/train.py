@@ -572,9 +572,7 @@ def _fit(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        order = torch.randperm(n, generator=gen)
-        if place.device.type != "cpu" and y_train.device == place.device:
-            order = order.to(place.device)
+        order = torch.randperm(n, generator=gen).to(y_train.device)  # once per epoch, not per batch in _take
         t0, total, count = time.perf_counter(), torch.zeros((), dtype=torch.float64, device=place.device), 0
         for i in range(steps):
             if should_stop is not None and should_stop():
