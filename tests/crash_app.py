@@ -33,12 +33,12 @@ def parts(tmp: Path) -> tuple[Any, Any, Any, sqlite3.Connection]:
     from agent.graph import compile_graph
     from agent.nodes import Nodes
     from knowledge.store import KnowledgeBase
-    from tests.fakes import FakeMetaModel, RuleChat
+    from tests.fakes import FakeMetaModel, ScriptChat
     from tests.reliability import HashEmbedder
     from tools.jobs import Job
 
     kb = KnowledgeBase(tmp / "kb", embedder=HashEmbedder())
-    nodes = Nodes(llm=RuleChat(), judge_llm=RuleChat(), store=kb, metamodel=FakeMetaModel(), start_job=Job.start,
+    nodes = Nodes(llm=ScriptChat(), judge_llm=ScriptChat(), store=kb, metamodel=FakeMetaModel(), start_job=Job.start,
                   weights_available=lambda b: b.startswith("efficientnet_lite"))
     conn = sqlite3.connect(str(tmp / "threads.sqlite"), check_same_thread=False)
     graph = compile_graph(nodes, checkpointer=SqliteSaver(conn))

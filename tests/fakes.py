@@ -1,6 +1,6 @@
 """Scripted parts shared by the graph, chat-adapter, app, follow-up and reliability tests.
 
-A rule-based chat model, a knowledge base of a few records, a deterministic meta-model and
+A chat model replaying a script, a knowledge base of a few records, a deterministic meta-model and
 training jobs that replay a two-epoch log: with them the real graph routes, interrupts,
 checkpoints and renders, and nothing is slow or random. `make_adapter` wires them into a
 ChatAdapter.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import socket
 import threading
 from collections import Counter
@@ -33,18 +32,37 @@ from knowledge.schema import DatasetInfo, ExperimentRecord, MetaFeatures, Outcom
 from tools.metamodel import Candidate, Explanation, Prediction
 
 TASK = "skin lesion dermoscopy, 8 classes, 2,000 images, I have 15 minutes on a laptop CPU"
-_CANDIDATE = re.compile(r"c\d+ \S+/\S+ .*lr=\S+ .*: [\d.]+, ")  # a candidate line of the reason prompt
 
 
-class RuleChat(BaseChatModel):
-    """A chat model that answers like a careful reasoner: it picks the top candidate of the
-    prompt and cites it (and the first past run offered); as a judge it gives full marks."""
+DRAFT = {"candidate": "c1", "rationale": "c1 has the best predicted accuracy within the constraints; the nearest "
+         "past runs agree."}
+VERDICT = {"format": 5, "accuracy": 5, "completeness": 5, "critique": "grounded in c1"}
+UNKNOWN_INTENT = {"intent": "unknown", "param": "", "value": ""}
 
+
+class ScriptChat(BaseChatModel):
+    """A chat model that replays scripted answers, as LangChain's FakeMessagesListChatModel does.
+
+    `script` maps a structured-output schema's title ("Recommendation", "Verdict", ...) to its
+    answers, given out in order; once a title's list runs out its last answer repeats. The
+    default script picks the meta-model's first candidate (the draft names only the candidate:
+    the graph fills in its configuration), gives full marks as a judge, and reads no intent
+    from a follow-up. It never reads the prompt, so a reworded prompt cannot break a test;
+    `prompts` keeps every call's messages for the tests that check what was asked.
+    """
+
+    script: dict[str, list[dict[str, Any]]] = {}
     calls: int = 0
+    prompts: list[list[BaseMessage]] = []
+
+    def __init__(self, script: dict[str, list[dict[str, Any]]] | None = None, **kwargs: Any) -> None:
+        full = {"Recommendation": [DRAFT], "Verdict": [VERDICT], **(script or {})}
+        super().__init__(script={title: list(answers) for title, answers in full.items()}, prompts=[], **kwargs)
+        self._served: Counter[str] = Counter()
 
     @property
     def _llm_type(self) -> str:
-        return "rule-chat"
+        return "script-chat"
 
     def _generate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
@@ -56,34 +74,13 @@ class RuleChat(BaseChatModel):
 
     def answer(self, schema: dict[str, Any], messages: list[BaseMessage]) -> dict[str, Any]:
         self.calls += 1
-        title = schema.get("title")
-        if title == "Verdict":
-            return {"format": 5, "accuracy": 5, "completeness": 5, "critique": "grounded in c1"}
-        if title != "Recommendation":
-            return {"intent": "unknown", "param": "", "value": ""}
-        text = str(messages[-1].content)
-        line = next(x.strip() for x in text.splitlines() if _CANDIDATE.match(x.strip()))  # the best candidate
-        cid, pair = line.split()[:2]
-        backbone, mode = pair.split("/")
-        lr, bs, ep, acc = (
-            re.search(p, line).group(1)  # type: ignore[union-attr]
-            for p in (r"lr=(\S+)", r"bs=(\d+)", r"ep=(\d+)", r": ([\d.]+), ")
-        )
-        cite_enum = re.findall(r"^([cr]\d+) ", text, re.M)  # the ids the prompt shows
-        runs = {a: float(acc) for a, acc in re.findall(r"^(r\d+) .*: ([\d.]+), ", text, re.M) if a in cite_enum}
-        cite = [cid] + sorted(runs, key=lambda a: -runs[a])[:1]  # the best past run shown
-        return {
-            "candidate": cid,
-            "backbone": backbone,
-            "mode": mode,
-            "learning_rate": float(lr),
-            "batch_size": int(bs),
-            "epochs": int(ep),
-            "expected_accuracy": float(acc),
-            "rationale": f"{cid} has the best predicted accuracy ({acc}) within the constraints; the nearest "
-            "past runs agree.",
-            "cite": cite,
-        }
+        self.prompts.append(list(messages))
+        answers = self.script.get(str(schema.get("title")))
+        if not answers:
+            return dict(UNKNOWN_INTENT)
+        i = min(self._served[schema["title"]], len(answers) - 1)
+        self._served[schema["title"]] += 1
+        return dict(answers[i])
 
 
 def make_record(
@@ -372,7 +369,7 @@ def make_adapter(
     jobs = JobRegistry(fake_jobs)
     mm = FakeMetaModel()
     weights = lambda b: b.startswith("efficientnet_lite")  # noqa: E731
-    llm = RuleChat()
+    llm = ScriptChat()
     nodes = Nodes(llm=llm, judge_llm=llm, store=store, metamodel=mm, start_job=jobs.start, weights_available=weights)
     graph = compile_graph(nodes, checkpointer=checkpointer or InMemorySaver())
     context = Context(

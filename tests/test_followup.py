@@ -14,7 +14,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from agent.followup import answer_followup, detect_intent, parse_changes, recheck
 from knowledge.schema import TrainConfig
-from tests.fakes import TASK, FakeMetaModel, RuleChat, last, make_adapter, tiny_dataset
+from tests.fakes import TASK, FakeMetaModel, ScriptChat, last, make_adapter, tiny_dataset
 
 
 def weights(backbone: str) -> bool:
@@ -195,7 +195,7 @@ def test_data_the_knowledge_base_does_not_record_is_named(thread: Any) -> None:
 
 
 def test_an_llm_maps_what_the_rules_miss_without_writing_the_answer(thread: Any) -> None:
-    class Mapper(RuleChat):
+    class Mapper(ScriptChat):
         def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
             return RunnableLambda(lambda _: {"intent": "what_if", "param": "epochs", "value": "5"})
 

@@ -26,7 +26,7 @@ from agent.graph import compile_graph
 from agent.nodes import Nodes, TaskError
 from agent.recommend import Recommender
 from agent.ui_adapter import MAX_ZIP_RATIO, ChatAdapter, JobRegistry, prepare_dataset
-from tests.fakes import RuleChat, last, texts
+from tests.fakes import ScriptChat, last, texts
 from tests.reliability import count, jsonl_ids, real_kb, real_metamodel
 from tests.test_reliability_input import JobSpy
 from tools.datasets import DatasetError, load_dataset
@@ -137,7 +137,7 @@ CASE_NAMES = ["missing", "dotdot", "absolute-outside", "symlinked-file", "symlin
 def test_bad_dataset_in_a_request_is_a_clear_error(name: str, world: dict[str, Any]) -> None:
     path, message = world["cases"][name]
     before = jsonl_ids(world["kb"].root)
-    spy, llm = JobSpy(), RuleChat()
+    spy, llm = JobSpy(), ScriptChat()
     r = Recommender(llm=llm, judge_llm=llm, kb=world["kb"], metamodel=world["mm"], context=world["context"],
                     start_job=spy)
 
@@ -152,7 +152,7 @@ def test_bad_dataset_in_a_request_is_a_clear_error(name: str, world: dict[str, A
 
 def test_the_same_datasets_are_refused_in_the_chat(world: dict[str, Any]) -> None:
     spy = JobSpy()
-    nodes = Nodes(llm=RuleChat(), judge_llm=RuleChat(), store=world["kb"], metamodel=world["mm"],
+    nodes = Nodes(llm=ScriptChat(), judge_llm=ScriptChat(), store=world["kb"], metamodel=world["mm"],
                   start_job=JobRegistry(spy).start)
     adapter = ChatAdapter(compile_graph(nodes, checkpointer=InMemorySaver()), kb=world["kb"], metamodel=world["mm"],
                           context=world["context"], jobs=JobRegistry(spy))
@@ -168,7 +168,7 @@ def test_the_same_datasets_are_refused_in_the_chat(world: dict[str, Any]) -> Non
 
 
 def test_approving_with_a_dataset_outside_the_allowed_folders_is_refused(world: dict[str, Any]) -> None:
-    spy, llm = JobSpy(), RuleChat()
+    spy, llm = JobSpy(), ScriptChat()
     r = Recommender(llm=llm, judge_llm=llm, kb=world["kb"], metamodel=world["mm"], context=world["context"],
                     start_job=spy)
     rec, _ = r.run("chest x-ray, 2 classes, 5000 images, 10 minutes on a CPU")
@@ -196,7 +196,7 @@ def test_an_image_folder_with_links_inside_the_allowed_folders_is_fine(tmp_path:
 # ------------------------------------------------------------------------------- uploads
 def test_zero_byte_upload_is_refused_after_the_copy_and_nothing_is_recorded(world: dict[str, Any]) -> None:
     spy = JobSpy()
-    nodes = Nodes(llm=RuleChat(), judge_llm=RuleChat(), store=world["kb"], metamodel=world["mm"],
+    nodes = Nodes(llm=ScriptChat(), judge_llm=ScriptChat(), store=world["kb"], metamodel=world["mm"],
                   start_job=JobRegistry(spy).start)
     adapter = ChatAdapter(compile_graph(nodes, checkpointer=InMemorySaver()), kb=world["kb"], metamodel=world["mm"],
                           context=world["context"], jobs=JobRegistry(spy), uploads_dir=world["tmp"] / "uploads")

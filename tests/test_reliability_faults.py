@@ -26,7 +26,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from agent.context import Context
 from agent.recommend import Recommendation, Recommender, render_text
 from knowledge.store import KnowledgeBase, KnowledgeBaseError
-from tests.fakes import RuleChat
+from tests.fakes import ScriptChat
 from tests.reliability import HashEmbedder, count, jsonl_ids, real_kb, real_metamodel
 from tests.test_reliability_input import JobSpy
 
@@ -72,8 +72,8 @@ REASONER_FAULTS = ["timeout", "connection", "runtime", "invalid-json", "empty", 
 JUDGE_FAULTS = ["timeout", "connection", "invalid-json", "scores-out-of-range", "not-an-object"]
 
 
-class FaultyChat(RuleChat):
-    """RuleChat whose first `faulty` reasoner calls (and judge calls, for `judge_fault`) go wrong."""
+class FaultyChat(ScriptChat):
+    """ScriptChat whose first `faulty` reasoner calls (and judge calls, for `judge_fault`) go wrong."""
 
     fault: str = ""
     faulty: int = 0
@@ -344,7 +344,7 @@ def test_a_corrupt_index_stops_a_request_with_the_rebuild_command_and_the_rebuil
     SharedSystemClient.clear_system_cache()
     (root / "chroma" / "chroma.sqlite3").write_bytes(b"this is not a database" * 500)
     kb = KnowledgeBase(root, embedder=HashEmbedder())
-    r = Recommender(llm=RuleChat(), judge_llm=RuleChat(), kb=kb, metamodel=world["mm"], start_job=JobSpy())
+    r = Recommender(llm=ScriptChat(), judge_llm=ScriptChat(), kb=kb, metamodel=world["mm"], start_job=JobSpy())
 
     with pytest.raises(KnowledgeBaseError, match=f"metallmix kb rebuild --kb-dir {root}"):
         r.run(TASK)
@@ -359,6 +359,6 @@ def test_a_corrupt_index_stops_a_request_with_the_rebuild_command_and_the_rebuil
 
     fresh = KnowledgeBase(root, embedder=HashEmbedder())
     assert fresh.collection().count() == len(ids) and jsonl_ids(root) == ids  # nothing lost, no orphan
-    rec = Recommender(llm=RuleChat(), judge_llm=RuleChat(), kb=fresh, metamodel=world["mm"],
+    rec = Recommender(llm=ScriptChat(), judge_llm=ScriptChat(), kb=fresh, metamodel=world["mm"],
                       start_job=JobSpy()).recommend(TASK)
     assert isinstance(rec, Recommendation) and rec.evidence

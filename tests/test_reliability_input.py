@@ -33,14 +33,14 @@ from agent.nodes import Nodes, TaskError
 from agent.recommend import Recommendation, Recommender, render_text
 from agent.ui_adapter import ChatAdapter, ChatView, JobRegistry
 from knowledge.space import BACKBONES, RANGES
-from tests.fakes import RuleChat, last
+from tests.fakes import ScriptChat, last
 from tests.reliability import count, jsonl_ids, real_kb, real_metamodel
 
 INJECTION = re.compile(r"ignore (?:all |the )?previous instructions|system prompt|you are now", re.I)
 
 
-class ObedientChat(RuleChat):
-    """RuleChat that follows instructions hidden in the task text (the worst case of a small model)."""
+class ObedientChat(ScriptChat):
+    """ScriptChat that follows instructions hidden in the task text (the worst case of a small model)."""
 
     injected: int = 0
 

@@ -31,7 +31,7 @@ from agent.graph import compile_graph
 from agent.nodes import Nodes
 from agent.ui_adapter import ChatAdapter, JobRegistry, Transcript
 from knowledge.schema import TrainConfig
-from tests.fakes import FakeProc, RuleChat, tiny_dataset
+from tests.fakes import FakeProc, ScriptChat, tiny_dataset
 from tests.reliability import count, jsonl_ids, real_kb, real_metamodel, seed_sample
 from tests.test_app_server import free_port, text_of
 
@@ -82,7 +82,7 @@ def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
     jobs = JobRegistry(start)
     weights = lambda b: b.startswith("efficientnet_lite")  # noqa: E731
-    nodes = Nodes(llm=RuleChat(), judge_llm=RuleChat(), store=kb, metamodel=real_metamodel(), start_job=jobs.start,
+    nodes = Nodes(llm=ScriptChat(), judge_llm=ScriptChat(), store=kb, metamodel=real_metamodel(), start_job=jobs.start,
                   weights_available=weights)
     conn = sqlite3.connect(tmp_path / "threads.sqlite", check_same_thread=False)
     context = Context(plot_dir=str(tmp_path / "plots"), allowed_data_dirs=(str(tmp_path / "data"),),

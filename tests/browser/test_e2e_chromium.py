@@ -54,7 +54,7 @@ def served(tmp_path: Path, shared_data: Path) -> Iterator[dict[str, Any]]:
 
     import app as app_module
     from knowledge.store import open_default
-    from tests.fakes import RuleChat
+    from tests.fakes import ScriptChat
 
     settings = app_module.AppSettings(
         port=free_port(),
@@ -67,7 +67,7 @@ def served(tmp_path: Path, shared_data: Path) -> Iterator[dict[str, Any]]:
         secret="e2e-secret",
     )
     kb = open_default(settings.kb_dir)
-    llm = RuleChat()
+    llm = ScriptChat()
     parts = app_module.build_parts(settings, llm=llm, judge_llm=llm, kb=kb)
     demo = app_module.create_app(parts, settings)
     app_module.launch(demo, settings, block=False, quiet=True)
