@@ -137,15 +137,14 @@ def run_training_job(dataset: str, config: Any, *, kb_dir: str | None, seed: int
                      modality: str | None = None, body_part: str | None = None) -> Any:
     """Start a training job for an approved config, stream its progress, return its record."""
     from knowledge.store import open_default
-    from tools.jobs import Job
+    from tools.jobs import Job, failure_text
 
     kb = open_default(kb_dir, index=False)
     job = Job.start(dataset, config, seed=seed, kb_root=kb.root, modality=modality, body_part=body_part)
     print(f"job {job.id}: run folder {job.run_dir}", file=sys.stderr)
     record = job.wait(progress=progress)
     if record is None:
-        err = (job.run_dir / "error.txt")
-        raise UsageError(err.read_text() if err.exists() else f"the job failed before training; see {job.run_dir}/stderr.txt")
+        raise UsageError(failure_text(job.run_dir))
     return record
 
 

@@ -638,9 +638,9 @@ class Nodes:
                 "refusing to train: the approved configuration is not the one offered for approval "
                 f"(approved {approval['key']}, offered {offer.get('key')}); approve the offered config again."
             )
-        if self._start_job is None:
-            from tools.jobs import Job
+        from tools.jobs import Job, drive
 
+        if self._start_job is None:
             self._start_job = Job.start
         meta = state["profile"]["meta"]
         job = self._start_job(
@@ -650,17 +650,11 @@ class Nodes:
         )
         write = get_stream_writer()
         write({"type": "job", "job_id": job.id, "run_dir": str(job.run_dir)})
-        for event in job.events():
-            write({"type": "train", **event})
-        proc = getattr(job, "proc", None)
-        if proc is not None:
-            proc.wait()
-        record = job.finalize()
+        finished = drive(job, lambda event: write({"type": "train", **event}))
+        record = finished.record
         training: dict[str, Any] = {"job_id": job.id, "run_dir": str(job.run_dir)}
         if record is None:
-            err = Path(job.run_dir) / "error.txt"
-            training.update(status="error", error=err.read_text()[:2000] if err.exists() else
-                            f"the job failed before training; see {job.run_dir}/stderr.txt")
+            training.update(status="error", error=finished.error)
         else:
             o = record.outcome
             training.update(status=o.status, record_id=record.id, test_accuracy=o.test_accuracy,

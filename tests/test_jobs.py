@@ -102,3 +102,59 @@ def test_a_new_process_reattaches_to_a_running_job(tmp_path: Path, shared_data: 
     assert record is not None and record.outcome.status == "cancelled"
     assert job.wait() == record
     assert [r.outcome.status for r in _consistent(tmp_path / "kb")] == ["cancelled"]
+
+
+class _ScriptedJob:
+    """A job whose log is a list of events; an event "interrupt" raises KeyboardInterrupt there."""
+
+    def __init__(self, run_dir: Path, events: list[dict], record: object | None = "record") -> None:
+        self.run_dir, self._events, self._record = run_dir, events, record
+        self.cancelled = False
+
+    def events(self):
+        for event in self._events:
+            if event.get("event") == "interrupt":
+                raise KeyboardInterrupt
+            yield event
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def finalize(self):
+        return self._record
+
+
+def test_drive_streams_every_event_then_returns_the_record(tmp_path: Path) -> None:
+    from tools.jobs import drive
+
+    seen: list[dict] = []
+    job = _ScriptedJob(tmp_path, [{"event": "start"}, {"event": "epoch", "epoch": 1}, {"event": "end"}])
+
+    finished = drive(job, seen.append)
+
+    assert [e["event"] for e in seen] == ["start", "epoch", "end"]
+    assert finished.record == "record" and finished.error is None and not job.cancelled
+
+
+def test_drive_without_a_record_says_why_from_error_txt_or_where_to_look(tmp_path: Path) -> None:
+    from tools.jobs import drive
+
+    assert drive(_ScriptedJob(tmp_path, [], record=None)).error == \
+        f"the job failed before training; see {tmp_path}/stderr.txt"
+    (tmp_path / "error.txt").write_text("cannot read the dataset: not an .npz")
+    assert drive(_ScriptedJob(tmp_path, [], record=None)).error == "cannot read the dataset: not an .npz"
+
+
+def test_drive_cancels_on_ctrl_c_and_records_or_raises_as_asked(tmp_path: Path) -> None:
+    import pytest
+
+    from tools.jobs import drive
+
+    events = [{"event": "start"}, {"event": "interrupt"}, {"event": "end"}]
+    job = _ScriptedJob(tmp_path, events, record="cancelled record")
+    assert drive(job, interrupt="record").record == "cancelled record" and job.cancelled
+
+    job = _ScriptedJob(tmp_path, events)
+    with pytest.raises(KeyboardInterrupt):
+        drive(job)
+    assert job.cancelled

@@ -22,10 +22,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from knowledge.schema import DatasetInfo, EpochMetrics, ExperimentRecord, Outcome, Provenance, TrainConfig, now_utc
 from knowledge.store import KnowledgeBase
@@ -153,28 +154,16 @@ class Job:
             os.kill(pid, signal.SIGKILL)
 
     def wait(self, progress: bool = False) -> ExperimentRecord | None:
-        """Wait for the worker; return the run's record (None if it died before loading the data)."""
-        bar = None
-        try:
-            for event in self.events():
-                if progress and event.get("event") == "epoch":
-                    if bar is None:
-                        from tqdm import tqdm
+        """Wait for the worker; return the run's record (None if it died before loading the data).
 
-                        bar = tqdm(total=event.get("epochs"), desc=f"train {self.spec['config']['backbone']}", unit="epoch")
-                    bar.update(1)
-                    val = event.get("val") or {}
-                    bar.set_postfix(loss=f"{event.get('train_loss', float('nan')):.3f}", val_acc=f"{val.get('accuracy') or 0:.3f}")
-        except KeyboardInterrupt:
-            self.cancel()
-            if self.proc is not None:
-                self.proc.wait()
+        Ctrl-C cancels the run, which then ends recorded as cancelled (returned, not raised).
+        """
+        bar = _EpochBar(self.spec["config"]["backbone"]) if progress else None
+        try:
+            return drive(self, bar, interrupt="record").record
         finally:
             if bar is not None:
                 bar.close()
-        if self.proc is not None:
-            self.proc.wait()
-        return self.finalize()
 
     def finalize(self) -> ExperimentRecord | None:
         """The run's record; when the worker died without one, write a `failed` record from the log.
@@ -226,6 +215,83 @@ class Job:
                 machine=start["machine"], notes=self.spec.get("notes"),
             ),
         )
+
+
+@dataclass
+class Finished:
+    """A job driven to its end.
+
+    Attributes:
+        record: the run's knowledge-base record (ok, diverged, failed or cancelled); None when
+            the worker died before the data loaded, so nothing ran.
+        error: why there is no record (error.txt's text, or where to look), else None.
+    """
+
+    record: ExperimentRecord | None
+    error: str | None
+
+
+def drive(job: Any, on_event: Callable[[dict[str, Any]], None] | None = None, *,
+          interrupt: Literal["raise", "record"] = "raise") -> Finished:
+    """Stream a started job's log events to `on_event` until its worker exits; then its record.
+
+    The one way the graph's train node, the tuner and the CLI see a job through. Ctrl-C (or
+    any KeyboardInterrupt) cancels the run; with `interrupt="record"` the cancelled run's
+    record is returned, with "raise" the interrupt goes on after the worker has ended.
+
+    Args:
+        job: a `Job` (or anything with `events()`, `finalize()`, `cancel()`, `run_dir` and
+            an optional `proc`).
+        on_event: called with each log event as it is written.
+        interrupt: what a KeyboardInterrupt does once the run is cancelled.
+    """
+    try:
+        for event in job.events():
+            if on_event is not None:
+                on_event(event)
+    except KeyboardInterrupt:
+        job.cancel()
+        if interrupt == "raise":
+            _reap(job)
+            raise
+    _reap(job)
+    record = job.finalize()
+    return Finished(record, None if record is not None else failure_text(Path(job.run_dir)))
+
+
+def failure_text(run_dir: Path) -> str:
+    """Why a job left no record: its error.txt (at most 2,000 characters), else where to look."""
+    err = run_dir / "error.txt"
+    return err.read_text()[:2000] if err.exists() else f"the job failed before training; see {run_dir}/stderr.txt"
+
+
+def _reap(job: Any) -> None:
+    proc = getattr(job, "proc", None)
+    if proc is not None:
+        proc.wait()
+
+
+class _EpochBar:
+    """A terminal progress bar over a job's epoch events (the CLI's `train`)."""
+
+    def __init__(self, backbone: str) -> None:
+        self.desc = f"train {backbone}"
+        self.bar: Any = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event.get("event") != "epoch":
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=event.get("epochs"), desc=self.desc, unit="epoch")
+        self.bar.update(1)
+        val = event.get("val") or {}
+        self.bar.set_postfix(loss=f"{event.get('train_loss', float('nan')):.3f}", val_acc=f"{val.get('accuracy') or 0:.3f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _read_events(path: Path) -> list[dict[str, Any]]:
