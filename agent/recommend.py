@@ -36,7 +36,7 @@ from agent.recommendation import (
     build_recommendation,
     render_text,
 )
-from agent.state import Constraints, InputState
+from agent.state import InputState, Limits
 
 
 # --------------------------------------------------------------------------------- API
@@ -120,7 +120,7 @@ class Recommender:
             raise TaskError(f"dataset must be a path (text), but got {type(dataset).__name__}.")
         dataset = os.fspath(dataset) if dataset is not None else None
         thread_id = thread_id or uuid.uuid4().hex
-        constraints = Constraints()
+        constraints = Limits()
         if budget_minutes is not None:
             constraints["budget_minutes"] = budget_minutes
         if device is not None:

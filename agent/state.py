@@ -24,8 +24,8 @@ def append(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
     return [*(left or []), *(right or [])]
 
 
-class Constraints(TypedDict, total=False):
-    """What the user allows; each key overrides what the task text says.
+class Limits(TypedDict, total=False):
+    """What the user allows (a request's `constraints`); each key overrides what the task text says.
 
     Keys:
         budget_minutes: training time budget in minutes.
@@ -33,12 +33,139 @@ class Constraints(TypedDict, total=False):
             (the time model reads the core count and the GPU model).
         backbones: allowed backbones (names from knowledge.space.BACKBONES).
         modes: allowed modes ("frozen", "finetune", "scratch").
+
+    Not to be confused with tools.metamodel.Constraints, the filter the meta-model's candidates
+    pass, which the explain node builds from the profile these limits shaped.
     """
 
     budget_minutes: float | None
     device: str | None
     backbones: list[str] | None
     modes: list[str] | None
+
+
+# ------------------------------------------------------------------ what the nodes write
+# JSON shapes of the state's values (the typed objects live elsewhere: MetaFeatures and
+# TrainConfig in knowledge.schema, Recommendation in agent.recommendation).
+class ProfileData(TypedDict):
+    """The task profile (profile node).
+
+    Keys:
+        meta: MetaFeatures as a dict.
+        source: "dataset" (computed from the data) or "text" (read from the task text).
+        dataset: the dataset path, or None.
+        dataset_name: the dataset's name, or None for a text-only task.
+        assumed: fields the text did not say, as "field=value used".
+        notes: what the profile noticed (a text that contradicts the data, ...).
+        budget_seconds: the time budget, or None.
+        device: the device times are predicted for (canonical form, tools.metamodel.parse_device).
+        backbones / modes: the allowed ones, or None for all.
+    """
+
+    meta: dict[str, Any]
+    source: str
+    dataset: str | None
+    dataset_name: str | None
+    assumed: list[str]
+    notes: list[str]
+    budget_seconds: float | None
+    device: str
+    backbones: list[str] | None
+    modes: list[str] | None
+
+
+class PastRunData(TypedDict):
+    """A retrieved past run (retrieve node): `alias` is the id the LLM sees ("r1", ...)."""
+
+    alias: str
+    id: str
+    dataset: str
+    config: dict[str, Any]
+    weights: str
+    status: str
+    test_accuracy: float | None
+    val_accuracy: float | None
+    seconds: float
+    distance: float
+
+
+class CandidateData(TypedDict):
+    """One of the meta-model's ranked candidates (explain node): `id` is "c1", "c2", ...; the
+    accuracy with its interval (`low`, `high`) and the predicted `seconds` on the user's device."""
+
+    id: str
+    config: dict[str, Any]
+    accuracy: float
+    low: float
+    high: float
+    seconds: float
+    origin: str
+    support: int
+    over_budget: bool
+
+
+class CheckData(TypedDict):
+    """One deterministic check of a draft (agent.judge.Check as a dict)."""
+
+    name: str
+    ok: bool
+    message: str
+
+
+class VerdictData(TypedDict):
+    """The judge's verdict on one draft (judge node).
+
+    Keys:
+        passed: whether the draft goes to respond.
+        attempt: which draft (1, 2, ...).
+        checks: the deterministic checks.
+        scores: the LLM judge's answer, or None when it was not asked or failed.
+        critique: what reason is asked to fix (or the judge's remark on a passed draft).
+        judged_by: "checks+llm" or "checks".
+        judge_error: why the LLM judge gave no answer, or None.
+        prediction: the meta-model's prediction for the drafted config, or None.
+        assumed: the profile's assumed fields.
+        draft_key: the draft as compact JSON (a repeated draft is not judged twice).
+        repeats: the attempt this draft repeats, or None.
+        overruled: an LLM-judge objection the checks proved false, or None.
+    """
+
+    passed: bool
+    attempt: int
+    checks: list[CheckData]
+    scores: dict[str, Any] | None
+    critique: str | None
+    judged_by: str
+    judge_error: str | None
+    prediction: dict[str, Any] | None
+    assumed: list[str]
+    draft_key: str | None
+    repeats: int | None
+    overruled: str | None
+
+
+class _OfferCore(TypedDict):
+    config: dict[str, Any]
+    key: str
+    dataset: str | None
+    prediction: dict[str, Any]
+    warnings: list[str]
+    error: str | None
+
+
+class OfferData(_OfferCore, total=False):
+    """The configuration offered for approval (respond and approve nodes).
+
+    Keys:
+        config: the TrainConfig as a dict; key: its run key (what an approval must match).
+        dataset: where it would train, or None until the user names one.
+        prediction: accuracy, low, high, seconds (and device_note when extrapolated).
+        warnings: what the user should know before approving.
+        error: why the last answer to the offer was refused, or None.
+        note: set on an edited offer.
+    """
+
+    note: str
 
 
 class InputState(TypedDict):
@@ -54,20 +181,16 @@ class InputState(TypedDict):
 
     task: str
     dataset: NotRequired[str | None]
-    constraints: NotRequired[Constraints]
+    constraints: NotRequired[Limits]
 
 
 class State(InputState, total=False):
     """Everything the nodes produce, in the order they produce it.
 
     Attributes:
-        profile: (profile) the task profile: `meta` (MetaFeatures as a dict), `source`
-            ("dataset" or "text"), `assumed` (fields the text did not say, with the value
-            used), `notes`, `budget_seconds`, `device`, `backbones`, `modes`, `dataset_name`.
-        evidence: (retrieve) similar past runs, nearest first: `alias` ("r1"...), `id` (the
-            record id), `dataset`, `config`, `status`, `test_accuracy`, `seconds`, `distance`.
-        candidates: (explain) the meta-model's ranked candidates: `id` ("c1"...), `config`,
-            `accuracy`, `low`, `high`, `seconds`, `origin`, `support`, `over_budget`.
+        profile: (profile) the task profile (ProfileData).
+        evidence: (retrieve) similar past runs, the most useful first (PastRunData).
+        candidates: (explain) the meta-model's ranked candidates (CandidateData).
         explanation: (explain) SHAP of the top candidate: `text` (for the LLM), `base_value`,
             `contributions` [[feature, value, shap], ...].
         draft: (reason) the LLM's latest answer, parsed (None when the call failed).
@@ -76,15 +199,12 @@ class State(InputState, total=False):
         draft_error: (reason) why the latest LLM call gave no usable answer, or None.
         attempts: (reason) how many times reason has run in this thread.
         critique: (judge) what the judge asked reason to fix, or None.
-        verdict: (judge) the latest verdict: `passed`, `attempt`, `checks`
-            [{name, ok, message}], `scores` {format, accuracy, completeness} or None,
-            `critique`, `judged_by`.
+        verdict: (judge) the latest verdict (VerdictData).
         verdicts: (judge) every verdict of this thread, oldest first.
         fallback: (judge) set when retries ran out: {`reason`}; respond then recommends the
             meta-model's top candidate and labels it.
         recommendation: (respond) the Recommendation as JSON (see agent.recommend).
-        offer: (respond, approve) the configuration offered for approval: `config`, `key`,
-            `dataset`, `prediction`, `warnings`, `error`.
+        offer: (respond, approve) the configuration offered for approval (OfferData).
         approval: (approve) set only by an explicit approval of the offered config:
             `config`, `key`, `dataset`.
         decision: (approve) "approved" or "rejected", with `reason` for a rejection.
@@ -95,20 +215,20 @@ class State(InputState, total=False):
         llm_seconds: seconds spent inside LLM calls per node (a part of `timings`).
     """
 
-    profile: dict[str, Any]
-    evidence: list[dict[str, Any]]
-    candidates: list[dict[str, Any]]
+    profile: ProfileData
+    evidence: list[PastRunData]
+    candidates: list[CandidateData]
     explanation: dict[str, Any]
     draft: dict[str, Any] | None
     draft_text: str | None
     draft_error: str | None
     attempts: int
     critique: str | None
-    verdict: dict[str, Any]
-    verdicts: Annotated[list[dict[str, Any]], append]
+    verdict: VerdictData
+    verdicts: Annotated[list[VerdictData], append]
     fallback: dict[str, Any] | None
     recommendation: dict[str, Any]
-    offer: dict[str, Any]
+    offer: OfferData
     approval: dict[str, Any] | None
     decision: dict[str, Any]
     training: dict[str, Any]
@@ -117,4 +237,7 @@ class State(InputState, total=False):
     llm_seconds: Annotated[dict[str, float], add_seconds]
 
 
-__all__ = ["Constraints", "InputState", "State", "add_seconds", "append"]
+__all__ = [
+    "CandidateData", "CheckData", "InputState", "Limits", "OfferData", "PastRunData", "ProfileData", "State",
+    "VerdictData", "add_seconds", "append",
+]

@@ -208,6 +208,27 @@ def test_passing_draft_goes_straight_to_respond_and_stops_at_approval(store: Fak
     assert "train" not in out and "training" not in out
 
 
+def test_state_values_have_the_shapes_state_declares(store: FakeStore, dataset: str, tmp_path: Path) -> None:
+    from agent.state import CandidateData, CheckData, OfferData, PastRunData, ProfileData, VerdictData
+
+    def keys(shape: Any) -> tuple[frozenset[str], frozenset[str]]:
+        return shape.__required_keys__, shape.__required_keys__ | shape.__optional_keys__
+
+    def fits(value: dict[str, Any], shape: Any) -> bool:
+        required, allowed = keys(shape)
+        return required <= set(value) <= allowed
+
+    graph = make(store, chat(draft()), chat(scores()), FakeJobs(tmp_path / "runs", store))
+    out = run(graph, dataset=dataset)
+    assert fits(out["profile"], ProfileData), set(out["profile"]) ^ keys(ProfileData)[1]
+    assert out["evidence"] and all(fits(e, PastRunData) for e in out["evidence"])
+    assert out["candidates"] and all(fits(c, CandidateData) for c in out["candidates"])
+    assert fits(out["verdict"], VerdictData) and all(fits(c, CheckData) for c in out["verdict"]["checks"])
+    assert fits(out["offer"], OfferData), set(out["offer"]) ^ keys(OfferData)[1]
+    edited = graph.invoke(Command(resume={"action": "edit", "config": {"epochs": 5}}), cfg(), context=Context())
+    assert fits(edited["offer"], OfferData) and "note" in edited["offer"]
+
+
 def test_the_judge_reads_a_cut_off_rationale_tidied_in_the_models_own_words(store: FakeStore) -> None:
     # The grammar stops a rambling rationale at its limit; the judge must see it tidied (ending
     # before the trailing clause the cut fell in) but otherwise as the model wrote it: llama.cpp
