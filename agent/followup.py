@@ -9,9 +9,8 @@ Nothing is invented: every number in an answer is read from that state or predic
 meta-model for a named configuration, and a question that needs data the thread does not
 have says which data is missing.
 
-Intent detection is deterministic rules first (`detect_intent`); only when they find
-nothing, and a chat model is given, the model maps the question onto one of the same
-intents (it never writes the answer). What-if answers re-run the judge's deterministic
+The question's intent is read by agent.intents (deterministic rules first; a chat model, when
+given, only where they find nothing). What-if answers re-run the judge's deterministic
 checks (`agent.judge.run_checks`) on the changed configuration, so a what-if is held to
 the same rules as the recommendation.
 """
@@ -37,57 +36,13 @@ from agent.formatting import (
     markdown_table,
     prediction_values,
 )
+from agent.intents import Intent, detect_intent, norm, parse_changes, read_intent
 from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, RANGES, SCHEDULERS
 from tools.weights import weights_available as default_weights_available
 
 # agent.nodes (it loads LangGraph, ~1 s) is imported where an answer needs the knowledge
 # base, so that the chat's import of this module stays light.
-
-INTENTS = ("why", "what_if", "similar", "compare", "training", "summary", "unknown")
-NUMERIC_PARAMS = ("learning_rate", "batch_size", "epochs", "weight_decay", "dropout", "input_size", "label_smoothing",
-                  "freeze")
-CHOICE_PARAMS = ("backbone", "mode", "optimizer", "scheduler", "augmentation")
-PARAMS = NUMERIC_PARAMS + CHOICE_PARAMS
-
-# How people name each hyperparameter, longest first when matched.
-PARAM_ALIASES: dict[str, tuple[str, ...]] = {
-    "learning_rate": ("learning rate", "learning-rate", "learningrate", "lr"),
-    "batch_size": ("batch size", "batch-size", "batchsize", "batch", "bs"),
-    "epochs": ("epochs", "epoch", "ep"),
-    "weight_decay": ("weight decay", "weight-decay", "wd", "l2"),
-    "dropout": ("dropout", "drop out"),
-    "input_size": ("input size", "input resolution", "image size", "input-size", "resolution", "px"),
-    "label_smoothing": ("label smoothing", "label-smoothing", "smoothing"),
-    # Bare "freeze" names the mode in "why freeze the backbone?": it means this field only with
-    # a number after it ("freeze 0.5", "freeze 50%"; see `_VALUE_ALIASES`).
-    "freeze": ("frozen share", "freeze share", "share frozen", "freeze ratio", "freeze fraction", "partial freezing",
-               "pct to freeze"),
-    "optimizer": ("optimizer", "optimiser"),
-    "scheduler": ("scheduler", "lr schedule", "schedule"),
-    "augmentation": ("augmentation", "augmentations", "augment", "data augmentation"),
-    "backbone": ("backbone", "architecture", "network", "model"),
-    "mode": ("mode", "freezing", "fine-tuning", "finetuning", "training mode"),
-}
-BACKBONE_ALIASES: dict[str, tuple[str, ...]] = {
-    "efficientnet_lite0": ("efficientnet lite0", "efficientnet lite 0", "lite0", "lite 0"),
-    "efficientnet_lite1": ("efficientnet lite1", "efficientnet lite 1", "lite1", "lite 1"),
-    "efficientnet_lite2": ("efficientnet lite2", "efficientnet lite 2", "lite2", "lite 2"),
-    "resnet18": ("resnet18", "resnet 18", "resnet"),
-    "mobilenet_v3_small": ("mobilenet v3 small", "mobilenetv3", "mobilenet v3", "mobilenet"),
-    "efficientnet_b0": ("efficientnet b0", "effnet b0", "b0"),
-    "densenet121": ("densenet121", "densenet 121", "densenet"),
-    "small_cnn": ("small cnn", "simple cnn", "plain cnn", "tiny cnn"),
-}
-_MODE_PATTERNS = (
-    ("finetune", r"\bfine[ -]?tun(?:e|ed|ing)\b|\bunfreez(?:e|ing)\b|\bfull(?:y)? train"),
-    ("frozen", r"\bfroz(?:en|e)\b|\bfreez(?:e|ing)\b|\blinear prob(?:e|ing)\b|\bfeature extract"),
-    ("scratch", r"\bfrom scratch\b|\bscratch\b|\brandom(?:ly)? init"),
-)
-_NUMBER = r"(\d+(?:\.\d+)?(?:e[-+]?\d+)?|\.\d+(?:e[-+]?\d+)?)"
-# Aliases that name a numeric field only when a number follows them ("freeze 0.5", never "0 frozen":
-# a backbone's digit, "lite0 frozen", must not read as a value).
-_VALUE_ALIASES: dict[str, tuple[str, ...]] = {"freeze": ("freezing", "freeze")}
 
 # Questions this module cannot answer from a thread, and the data each would need.
 _NOT_RECORDED = (
@@ -98,29 +53,6 @@ _NOT_RECORDED = (
     (r"inference (?:time|speed|latency)|throughput|deploy",
      "inference timings (runs record training time, not inference latency)"),
 )
-
-
-@dataclass
-class Intent:
-    """What a follow-up question asks.
-
-    Attributes:
-        kind: one of INTENTS.
-        param: the hyperparameter a "why" question is about (None: the whole recommendation).
-        changes: configuration fields a what-if changes, e.g. {"backbone": "resnet18"}.
-        budget_seconds: a what-if time budget.
-        device: a what-if device ("cpu" or "cuda").
-        candidates: candidate ids named by a compare question ("c1", "c3").
-        source: "rules" or "llm".
-    """
-
-    kind: str
-    param: str | None = None
-    changes: dict[str, Any] = field(default_factory=dict)
-    budget_seconds: float | None = None
-    device: str | None = None
-    candidates: list[str] = field(default_factory=list)
-    source: str = "rules"
 
 
 @dataclass
@@ -175,156 +107,8 @@ def _acc(p: dict[str, float]) -> str:
     return accuracy_text(p["accuracy"], p["low"], p["high"])
 
 
-# ------------------------------------------------------------------------ intent rules
-def _norm(text: str) -> str:
-    return re.sub(r"[\s_]+", " ", text.lower()).strip()
-
-
-def _find_backbones(q: str) -> list[str]:
-    """Backbones named in the (normalised) text, in order of appearance."""
-    found: list[tuple[int, str]] = []
-    taken: list[tuple[int, int]] = []
-    pairs = sorted(((alias, name) for name, aliases in BACKBONE_ALIASES.items() for alias in (name, *aliases)),
-                   key=lambda p: -len(p[0]))
-    for alias, name in pairs:
-        pattern = r"(?<![a-z0-9])" + re.escape(_norm(alias).replace("-", " ")) + r"(?![a-z0-9])"
-        for m in re.finditer(pattern, q.replace("-", " ")):
-            if any(m.start() < e and s < m.end() for s, e in taken):
-                continue
-            taken.append((m.start(), m.end()))
-            found.append((m.start(), name))
-    seen: list[str] = []
-    for _, name in sorted(found):
-        if name not in seen:
-            seen.append(name)
-    return seen
-
-
-def _find_mode(q: str) -> str | None:
-    for mode, pattern in _MODE_PATTERNS:
-        if re.search(pattern, q):
-            return mode
-    return None
-
-
-def _to_number(raw: str) -> float:
-    return float(raw)
-
-
-def parse_changes(text: str) -> dict[str, Any]:
-    """Configuration fields a sentence sets: "lr=0.01", "batch size 32", "20 epochs", "resnet18",
-    "fine-tune", "use sgd", "no augmentation". Values are not validated here."""
-    q = _norm(text)
-    out: dict[str, Any] = {}
-    backbones = _find_backbones(q)
-    if backbones:
-        out["backbone"] = backbones[-1] if re.search(r"\binstead of\b", q) is None else backbones[0]
-    mode = _find_mode(q)
-    if mode:
-        out["mode"] = mode
-    for name in NUMERIC_PARAMS:
-        for alias in sorted(PARAM_ALIASES[name] + _VALUE_ALIASES.get(name, ()), key=len, reverse=True):
-            a = re.escape(alias)
-            after = re.search(rf"(?<![a-z]){a}(?![a-z])\s*(?:of|=|to|:|at|is|as|be|with)?\s*(?:only\s+)?{_NUMBER}(\s*%)?",
-                              q)
-            before = None if alias in _VALUE_ALIASES.get(name, ()) else \
-                re.search(rf"{_NUMBER}(\s*%)?\s*(?:x\s*)?(?<![a-z]){a}(?![a-z])", q)
-            m = after or before
-            if m:
-                value = _to_number(m.group(1))
-                if name == "freeze" and m.group(2):  # "freeze 50%": a share
-                    value /= 100
-                out[name] = int(value) if RANGES[name].integer and value == int(value) else value
-                break
-    if "freeze" in out and out.get("mode") == "frozen":
-        # "freeze 0.5" names partial fine-tuning, not frozen mode: its word matched the mode's pattern
-        out["mode"] = "finetune"
-    for opt in sorted(OPTIMIZERS, key=len, reverse=True):
-        if re.search(rf"(?<![a-z]){opt}(?![a-z])", q):
-            out["optimizer"] = opt
-            break
-    sched = re.search(r"\b(warmup cosine|warmup|cosine|constant|step)\s*(?:lr\s*)?(?:schedule|scheduler|decay)\b"
-                      r"|\b(?:schedule|scheduler)\s*(?:of|=|to|:)?\s*(warmup cosine|cosine|constant|step)\b", q)
-    if sched:
-        sched_name = (sched.group(1) or sched.group(2)).replace(" ", "_")
-        out["scheduler"] = "warmup_cosine" if sched_name.startswith("warmup") else sched_name
-    if re.search(r"\bno (?:data )?augment", q) or re.search(r"\bwithout augment", q):
-        out["augmentation"] = "none"
-    else:
-        aug = re.search(r"\b(flip|light|strong)\b\s*(?:data )?augment|\baugment\w*\s*(?:of|=|to|:)?\s*(none|flip|light|strong)\b",
-                        q)
-        if aug:
-            out["augmentation"] = aug.group(1) or aug.group(2)
-    return out
-
-
-def _param_named(q: str) -> str | None:
-    """The hyperparameter a question names ("why this learning rate" -> learning_rate)."""
-    best: tuple[int, int, str] | None = None
-    for name, aliases in PARAM_ALIASES.items():
-        for alias in aliases:
-            m = re.search(rf"(?<![a-z]){re.escape(alias)}(?![a-z])", q)
-            if m and (best is None or (m.start(), -len(alias)) < best[:2]):
-                best = (m.start(), -len(alias), name)
-    if best:
-        return best[2]
-    if _find_backbones(q) or re.search(r"\befficientnet\b|\bthis (?:net|cnn)\b", q):
-        return "backbone"
-    if _find_mode(q):
-        return "mode"
-    if any(re.search(rf"\b{o}\b", q) for o in OPTIMIZERS):
-        return "optimizer"
-    return None
-
-
-def detect_intent(question: str) -> Intent:
-    """Read a follow-up question with deterministic rules; kind "unknown" when none applies."""
-    from tools.task_text import parse_task
-
-    q = _norm(question)
-    budget, device = None, None
-    try:
-        told = parse_task(question)
-        if "budget" in told.said:
-            budget = told.budget_seconds
-        if "device" in told.said and re.search(r"\bgpu\b|\bcuda\b|\bcpu\b|\blaptop\b", q):
-            device = told.device
-    except ValueError:
-        pass
-    changes = parse_changes(question)
-    cands = re.findall(r"\bc(\d{1,2})\b", q)
-    whatif_words = re.search(
-        r"\bwhat if\b|\bwhat about\b|\bhow about\b|\binstead\b|\bif i\b|\bif we\b|\bwith only\b|\bonly have\b|"
-        r"\bcould i\b|\bcan i\b|\bshould i\b|\bwould\b|\bwhat happens\b|\bpredict|\bswitch\b|\bwhy not\b|\btry\b", q)
-    has_change = bool(changes or budget is not None or device is not None)
-
-    if re.search(r"\bsimilar\b|\bpast (?:runs?|experiments?)\b|\bprevious (?:runs?|experiments?)\b|\bevidence\b|"
-                 r"\bretrieved\b|\bnearest\b|\bneighbou?rs?\b|\bother datasets?\b", q):
-        return Intent("similar")
-    if re.search(r"\bcompare\b|\bvs\.?\b|\bversus\b|\balternatives?\b|\bother (?:options|candidates)\b|\bcandidates?\b", q):
-        if has_change:
-            return Intent("what_if", changes=changes, budget_seconds=budget, device=device)
-        return Intent("compare", candidates=[f"c{n}" for n in cands])
-    if re.search(r"\bwhy not\b", q) and has_change:
-        return Intent("what_if", changes=changes, budget_seconds=budget, device=device)
-    if re.search(r"\bwhy\b|\bhow come\b|\bexplain\b|\bjustify\b|\breason(?:ing)? (?:for|behind)\b|\bwhat drives\b|\bshap\b",
-                 q):
-        return Intent("why", param=_param_named(q))
-    if has_change and (whatif_words or question.strip().endswith("?")):
-        return Intent("what_if", changes=changes, budget_seconds=budget, device=device)
-    if whatif_words and re.search(r"\bwhat if\b|\bwhat about\b|\bhow about\b", q):
-        return Intent("what_if")  # a what-if without a change: the answer asks what should change
-    if re.search(r"\btrain(?:ing|ed)?\b.*\b(?:go|went|result|accuracy|finish|done|end)|\bhow did\b|\bresults?\b|"
-                 r"\bfinal (?:accuracy|metrics)\b|\bauc\b|\bf1\b|\bactual\b|\bmeasured\b|\brecord\b", q):
-        return Intent("training")
-    if re.search(r"\b(?:what|which) (?:did you|do you) recommend|\bsummar|\bremind\b|\bwhat (?:is|was) the "
-                 r"(?:recommendation|config)|\bshow (?:me )?the (?:recommendation|config)", q):
-        return Intent("summary")
-    return Intent("unknown")
-
-
 # --------------------------------------------------------------------------- the state
-class _Thread:
+class ThreadView:
     """Typed access to the parts of a thread's state that answers use."""
 
     def __init__(self, state: dict[str, Any]) -> None:
@@ -469,7 +253,7 @@ def _variant(config: TrainConfig, changes: dict[str, Any]) -> TrainConfig | None
         return None
 
 
-def _shap_for(t: _Thread, metamodel: Any, meta: MetaFeatures, config: TrainConfig) -> list[list[Any]]:
+def _shap_for(t: ThreadView, metamodel: Any, meta: MetaFeatures, config: TrainConfig) -> list[list[Any]]:
     rec_config = TrainConfig.model_validate(t.rec["config"]) if t.rec else None
     if metamodel is not None and hasattr(metamodel, "explain"):
         try:
@@ -482,7 +266,7 @@ def _shap_for(t: _Thread, metamodel: Any, meta: MetaFeatures, config: TrainConfi
     return []
 
 
-def _plot_for(t: _Thread, metamodel: Any, meta: MetaFeatures, config: TrainConfig, plot_dir: str | None) -> str | None:
+def _plot_for(t: ThreadView, metamodel: Any, meta: MetaFeatures, config: TrainConfig, plot_dir: str | None) -> str | None:
     if t.rec and t.rec.get("shap_plot") and TrainConfig.model_validate(t.rec["config"]) == config \
             and Path(t.rec["shap_plot"]).is_file():
         return str(t.rec["shap_plot"])
@@ -494,7 +278,7 @@ def _plot_for(t: _Thread, metamodel: Any, meta: MetaFeatures, config: TrainConfi
     return None
 
 
-def _answer_why(t: _Thread, intent: Intent, metamodel: Any, weights_available: Callable[[str], bool],
+def _answer_why(t: ThreadView, intent: Intent, metamodel: Any, weights_available: Callable[[str], bool],
                 plot_dir: str | None) -> FollowupAnswer:
     current = t.config()
     meta = t.meta()
@@ -572,7 +356,7 @@ def _answer_why(t: _Thread, intent: Intent, metamodel: Any, weights_available: C
                           config=config.model_dump(mode="json"))
 
 
-def _answer_budget(t: _Thread, intent: Intent, metamodel: Any, store: Any, weights_available: Callable[[str], bool],
+def _answer_budget(t: ThreadView, intent: Intent, metamodel: Any, store: Any, weights_available: Callable[[str], bool],
                    config: TrainConfig, base: dict[str, float], meta: MetaFeatures, device: str,
                    tolerance: float, gap: float) -> FollowupAnswer:
     from tools.metamodel import Constraints
@@ -630,7 +414,7 @@ def _answer_budget(t: _Thread, intent: Intent, metamodel: Any, store: Any, weigh
                           prediction=best_pred, checks=checks)
 
 
-def _answer_what_if(t: _Thread, intent: Intent, metamodel: Any, store: Any, weights_available: Callable[[str], bool],
+def _answer_what_if(t: ThreadView, intent: Intent, metamodel: Any, store: Any, weights_available: Callable[[str], bool],
                     tolerance: float, gap: float) -> FollowupAnswer:
     current = t.config()
     meta = t.meta()
@@ -697,7 +481,7 @@ def _answer_what_if(t: _Thread, intent: Intent, metamodel: Any, store: Any, weig
                           checks=checks)
 
 
-def _answer_similar(t: _Thread, store: Any) -> FollowupAnswer:
+def _answer_similar(t: ThreadView, store: Any) -> FollowupAnswer:
     evidence = list(t.state.get("evidence") or [])
     if not evidence and store is not None and t.profile:
         from agent.nodes import task_query
@@ -730,7 +514,7 @@ def _answer_similar(t: _Thread, store: Any) -> FollowupAnswer:
                           "test acc", "time", "distance"], rows=rows)
 
 
-def _answer_compare(t: _Thread, intent: Intent) -> FollowupAnswer:
+def _answer_compare(t: ThreadView, intent: Intent) -> FollowupAnswer:
     cands = list(t.state.get("candidates") or [])
     if not cands:
         return _no_recommendation("compare")
@@ -752,7 +536,7 @@ def _answer_compare(t: _Thread, intent: Intent) -> FollowupAnswer:
                           "predicted time", "past runs", ""], rows=rows)
 
 
-def _answer_training(t: _Thread, store: Any) -> FollowupAnswer:
+def _answer_training(t: ThreadView, store: Any) -> FollowupAnswer:
     training = t.state.get("training")
     decision = t.state.get("decision") or {}
     if not training:
@@ -793,7 +577,7 @@ def _answer_training(t: _Thread, store: Any) -> FollowupAnswer:
     return FollowupAnswer(intent="training", text=" ".join(lines))
 
 
-def _answer_summary(t: _Thread) -> FollowupAnswer:
+def _answer_summary(t: ThreadView) -> FollowupAnswer:
     current = t.config()
     if current is None or t.rec is None:
         return _no_recommendation("summary")
@@ -805,8 +589,8 @@ def _answer_summary(t: _Thread) -> FollowupAnswer:
     return FollowupAnswer(intent="summary", text=text, config=config.model_dump(mode="json"))
 
 
-def _answer_unknown(t: _Thread, question: str) -> FollowupAnswer:
-    q = _norm(question)
+def _answer_unknown(t: ThreadView, question: str) -> FollowupAnswer:
+    q = norm(question)
     for pattern, what in _NOT_RECORDED:
         if re.search(pattern, q):
             return FollowupAnswer(intent="missing", text=f"I cannot answer that from this conversation: it needs {what}.",
@@ -818,49 +602,6 @@ def _answer_unknown(t: _Thread, question: str) -> FollowupAnswer:
               "*show similar experiments*, *compare the candidates*, *how did training go?*. To start over, describe a "
               "new task."),
     )
-
-
-# ------------------------------------------------------------------------ LLM fallback
-def _llm_intent(llm: Any, question: str) -> Intent | None:
-    """Map a question onto an intent with the chat model (JSON-constrained); None on failure."""
-    from langchain_core.messages import HumanMessage, SystemMessage
-
-    schema = {
-        "title": "FollowupIntent",
-        "type": "object",
-        "properties": {
-            "intent": {"type": "string", "enum": list(INTENTS)},
-            "param": {"type": "string", "enum": ["", *PARAMS]},
-            "value": {"type": "string", "maxLength": 40},
-        },
-        "required": ["intent", "param", "value"],
-        "additionalProperties": False,
-    }
-    messages = [
-        SystemMessage("Classify a user's follow-up question about a recommended deep-learning configuration. "
-                      "intent: why (asks for a reason), what_if (asks about a change: budget, backbone, mode, device or "
-                      "a hyperparameter value), similar (past experiments), compare (the candidates), training (the "
-                      "result of a run), summary (restate the recommendation), unknown. param: the hyperparameter "
-                      "concerned, or empty. value: the new value for what_if, or empty."),
-        HumanMessage(question[:300]),
-    ]
-    try:
-        raw = llm.with_structured_output(schema).with_config(run_name="followup_intent", tags=["nostream"]).invoke(messages)
-    except Exception:  # the rules already failed; an LLM that fails too leaves the question unknown
-        return None
-    if hasattr(raw, "model_dump"):
-        raw = raw.model_dump()
-    if not isinstance(raw, dict) or raw.get("intent") not in INTENTS:
-        return None
-    kind, param, value = raw["intent"], raw.get("param") or None, str(raw.get("value") or "").strip()
-    if param not in PARAMS:
-        param = None
-    intent = Intent(kind, param=param if kind == "why" else None, source="llm")
-    if kind == "what_if":
-        from_value = detect_intent(f"what if {param.replace('_', ' ') if param else ''} {value}".strip())
-        intent.changes, intent.budget_seconds, intent.device = (from_value.changes, from_value.budget_seconds,
-                                                                from_value.device)
-    return intent
 
 
 # ------------------------------------------------------------------------------- entry
@@ -897,10 +638,8 @@ def answer_followup(
     question = (question or "").strip()
     if not question:
         return FollowupAnswer(intent="unknown", text="Ask a question about the recommendation, or describe a task.")
-    t = _Thread(state)
-    intent = detect_intent(question)
-    if intent.kind == "unknown" and llm is not None:
-        intent = _llm_intent(llm, question) or intent
+    t = ThreadView(state)
+    intent = read_intent(question, llm)
     if intent.kind == "why":
         answer = _answer_why(t, intent, metamodel, weights, plot_dir)
     elif intent.kind == "what_if":
@@ -922,4 +661,6 @@ def answer_followup(
     return answer
 
 
-__all__ = ["FollowupAnswer", "INTENTS", "Intent", "answer_followup", "detect_intent", "parse_changes", "recheck"]
+# detect_intent and parse_changes live in agent.intents; re-exported until the chat reads messages through
+# agent.chat.router.
+__all__ = ["FollowupAnswer", "ThreadView", "answer_followup", "detect_intent", "parse_changes", "recheck"]

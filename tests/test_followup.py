@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from agent.followup import answer_followup, detect_intent, parse_changes, recheck
+from agent.followup import answer_followup, recheck
+from agent.intents import detect_intent, parse_changes
 from knowledge.schema import TrainConfig
 from tests.fakes import TASK, FakeMetaModel, ScriptChat, last, make_adapter, tiny_dataset
 

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agent import judge as J
-from agent.followup import parse_changes
+from agent.intents import parse_changes
 from agent.nodes import _read_answer
 from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
 from knowledge.space import BACKBONES, CHOICES, RANGES
