@@ -10,7 +10,9 @@ the rationale was cut off at its length limit with no full sentence to end at), 
 per-node breakdown (p50/p95, with the LLM part of reason and judge apart), and the goals.
 
 Baselines (`--baseline rationale|judge`): every task also runs on an earlier version of one LLM
-call, re-enacted by swapping functions of agent.judge for copies of their old versions:
+call, re-enacted by swapping names of agent.judge for copies of their old versions (in the package,
+which agent.nodes reads, and in each of its modules that binds the name, which the judge's own
+code reads):
 - `rationale` (before fc07a05): the reasoner's rationale had a maxLength of 150 characters, so
   the grammar stopped a long sentence mid-word and it ended at its last full sentence, else at
   its last word with "..."; now the grammar ends it at its first full stop (`one_sentence`, 190
@@ -36,12 +38,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
+import pkgutil
 import statistics
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -87,8 +92,7 @@ def _llm_call(path: str, baseline: str | None) -> Iterator[None]:
         return
     from agent import judge
 
-    kept = {name: getattr(judge, name) for name in
-            ("with_rationale", "judge_schema", "RATIONALE_MAX", "one_sentence", "tidy_text")}
+    swaps: dict[str, Any]
     if baseline == "judge":
         def old_schema() -> dict[str, Any]:
             return {"title": "Verdict", "type": "object",
@@ -96,17 +100,33 @@ def _llm_call(path: str, baseline: str | None) -> Iterator[None]:
                                    "critique": {"type": "string", "maxLength": judge.CRITIQUE_MAX}},
                     "required": ["problem", "critique"], "additionalProperties": False}
 
-        judge.with_rationale = lambda text, rationale, tidied: None  # a tidied answer went in as the completed draft
-        judge.judge_schema = old_schema
+        swaps = {
+            "with_rationale": lambda text, rationale, tidied: None,  # a tidied answer went in as the completed draft
+            "judge_schema": old_schema,
+        }
     else:
-        judge.RATIONALE_MAX = 150
-        judge.one_sentence = lambda limit, min_length=20: {"type": "string", "minLength": min_length, "maxLength": limit}
-        judge.tidy_text = _old_tidy_text
+        swaps = {
+            # agent.nodes reads the package's RATIONALE_MAX, the draft's schema and parser DRAFT_RATIONALE_MAX
+            "RATIONALE_MAX": 150, "DRAFT_RATIONALE_MAX": 150,
+            "one_sentence": lambda limit, min_length=20: {"type": "string", "minLength": min_length, "maxLength": limit},
+            "tidy_text": _old_tidy_text,
+        }
+    kept = [(module, name, getattr(module, name)) for module in _judge_modules() for name in swaps
+            if hasattr(module, name)]
+    for module, name, _ in kept:
+        setattr(module, name, swaps[name])
     try:
         yield
     finally:
-        for name, value in kept.items():
-            setattr(judge, name, value)
+        for module, name, value in kept:
+            setattr(module, name, value)
+
+
+def _judge_modules() -> list[ModuleType]:
+    """agent.judge and its modules: the code of each reads the names its own module binds."""
+    from agent import judge
+
+    return [judge, *(importlib.import_module(f"{judge.__name__}.{m.name}") for m in pkgutil.iter_modules(judge.__path__))]
 
 
 def _print_baseline(rows: list[dict[str, Any]], baseline: str) -> None:

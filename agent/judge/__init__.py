@@ -1,0 +1,71 @@
+"""What a valid draft is, and the judge that checks one.
+
+The reasoner answers in JSON constrained by `draft_schema`: which candidate it recommends,
+a one-sentence rationale and the ids it cites. The enums are built from the real candidate
+set and evidence (a small model cannot name a configuration or a past run that does not
+exist) and the free text has a maxLength (or small models ramble until `max_tokens` and emit
+truncated JSON). The configuration's numbers are the candidate's: every generated token
+costs ~70 ms on a 2-core CPU, and a 1.5B model that re-types them only adds errors (it
+wrote learning_rate=4.59). `complete_draft` fills them in; a draft that does set them (a
+larger model, a test, a what-if) is held to the same checks.
+
+The judge has two parts:
+- deterministic checks (`run_checks`): the schema, every value inside the search space and
+  the user's constraints, pretrained weights available for a frozen/fine-tuned backbone,
+  every cited id real, the rationale grounded (every id it names exists, every accuracy it
+  quotes is one the evidence shows), the expected accuracy consistent with the meta-model,
+  the draft not clearly worse than the best candidate, and the time budget;
+- an LLM-as-judge (`llm_scores`), only when every check passed: it names the one problem
+  it sees (a wrong number or id, a vague reason, an unreadable sentence, or none) with a
+  short critique; the label becomes scores 1-5 for format, accuracy (grounding) and
+  completeness.
+
+The package, by concern (each module private, everything re-exported here):
+- `_draft`: the `Draft` model, its JSON schema, completing and parsing an answer;
+- `_config`: the configuration a draft stands for, checked against the space and the user;
+- `_grounding`: the grounding reader (ids, accuracies, claims a rationale states) and `ungrounded`;
+- `_text`: the one-sentence grammar, `tidy_text` and `with_rationale`;
+- `_checks`: `run_checks`, a driver over `CHECKS`, one small function per rule;
+- `_llm`: the LLM judge's answer, schema and call;
+- `_verdict`: the critique for the reasoner and the checks as JSON.
+"""
+
+from __future__ import annotations
+
+from agent.judge._checks import BATCH_SIZES, CHECKS, Check, DraftCase, Rule, run_checks
+from agent.judge._config import base_candidate, merge_config, validate_config, weights_source
+from agent.judge._draft import (
+    DRAFT_RATIONALE_MAX,
+    LLM_FIELDS,
+    MAX_CITES,
+    Draft,
+    complete_draft,
+    draft_schema,
+    parse_draft,
+)
+from agent.judge._grounding import QUOTE_TOLERANCE, quoted_accuracies, quoted_ids, quotes_duration, ungrounded
+from agent.judge._llm import (
+    CRITIQUE_MAX,
+    JUDGE_PROBLEMS,
+    NO_CRITIQUE,
+    SCORE_NAMES,
+    JudgeScores,
+    judge_schema,
+    llm_scores,
+    passes,
+)
+from agent.judge._text import one_sentence, tidy_text, with_rationale
+from agent.judge._verdict import checks_as_json, critique_of, finite, short_json
+
+# The old name of DRAFT_RATIONALE_MAX, still read as `J.RATIONALE_MAX` by agent/nodes.py and
+# tests/test_graph.py; the tuning rationale's limit is agent.tune.PROPOSAL_RATIONALE_MAX.
+RATIONALE_MAX = DRAFT_RATIONALE_MAX
+
+__all__ = [
+    "BATCH_SIZES", "CHECKS", "CRITIQUE_MAX", "DRAFT_RATIONALE_MAX", "JUDGE_PROBLEMS", "LLM_FIELDS", "MAX_CITES",
+    "NO_CRITIQUE", "QUOTE_TOLERANCE", "RATIONALE_MAX", "SCORE_NAMES", "Check", "Draft", "DraftCase", "JudgeScores",
+    "Rule", "base_candidate", "checks_as_json", "complete_draft", "critique_of", "draft_schema", "finite",
+    "judge_schema", "llm_scores", "merge_config", "one_sentence", "parse_draft", "passes", "quoted_accuracies",
+    "quoted_ids", "quotes_duration", "run_checks", "short_json", "tidy_text", "ungrounded", "validate_config",
+    "weights_source", "with_rationale",
+]

@@ -1,0 +1,249 @@
+"""The grounding reader: what a rationale states (ids, accuracies, claims), held to the evidence.
+
+It reads, in code, the ids a rationale names ("c1", "r2"; "o1", "t2" when tuning), the
+accuracies it quotes, the superlatives ("c4 is the most accurate") and the comparisons ("c2
+beats c1") it makes, and the settings (optimizer, input size, backbone) it attributes to a run;
+`ungrounded` lists what of that the evidence does not show.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from knowledge.space import BACKBONES, OPTIMIZERS
+
+# A quoted accuracy within this of a value the prompt showed counts as grounded (the prompt
+# rounds to 2 decimals; a model may round again).
+QUOTE_TOLERANCE = 0.011
+
+_ACCURACY = re.compile(r"(?<![\w.])(0?\.\d+|1\.0+)(?![\d.]*\d)(?!\s*(?:s|min|h)\b)|(\d{1,3}(?:\.\d+)?)\s*%")
+
+
+@functools.cache
+def _id_pattern(prefixes: str) -> re.Pattern[str]:
+    """Ids like "c1"/"r2" (prefixes "cr": candidates and retrieved runs) or "o1"/"t2" (the
+    tuning options and trials)."""
+    return re.compile(rf"\b([{prefixes}]\d{{1,2}})\b")
+
+
+# Settings a rationale may attribute to a run: optimizers, input sizes, backbones.
+_OPTIMIZER = re.compile(r"\b(" + "|".join(sorted(OPTIMIZERS, key=len, reverse=True)) + r")\b", re.I)
+_SIZE = re.compile(r"\b(\d{2,3})\s*(?:px|pixels?)\b", re.I)
+
+
+def _backbone_mentions(text: str) -> list[str]:
+    """The backbones a text names ("efficientnet_lite0", "EfficientNet-Lite0", "resnet18")."""
+    flat = re.sub(r"[\s_-]+", "", text.lower())
+    found = []
+    for name in BACKBONES:
+        key = name.replace("_", "")
+        if key in flat:
+            found.append(name)
+    # "efficientnet_b0" contains no other name, but "efficientnetlite0" does not contain "efficientnetb0"
+    return found
+
+
+def quoted_ids(text: str, prefixes: str = "cr") -> list[str]:
+    """The candidate and run ids ("c1", "r2") a text names."""
+    return list(dict.fromkeys(_id_pattern(prefixes).findall(text)))
+
+
+# A number right after one of these is a hyperparameter, not an accuracy.
+_NOT_ACCURACY = ("lr", "rate", "decay", "momentum", "dropout", "smoothing", "wd")
+
+
+def quoted_accuracies(text: str) -> list[float]:
+    """The accuracies a text quotes: decimals in 0.05-1 ("0.93", ".9") and percentages ("93%"),
+    except numbers that follow a hyperparameter's name ("lr 0.3", "learning rate of 0.001")."""
+    values = []
+    for match in _ACCURACY.finditer(text):
+        decimal, percent = match.groups()
+        value = float(decimal) if decimal else float(percent) / 100
+        # The words between the previous number (or clause) and this one.
+        before = re.split(r"[\d,;:()]", text[max(0, match.start() - 20): match.start()].lower())[-1]
+        if 0.05 <= value <= 1 and not any(word in before for word in _NOT_ACCURACY):
+            values.append(value)
+    return values
+
+
+def _segments(text: str, prefixes: str) -> list[tuple[str, str]]:
+    """(id, the text from that id up to the next id or the end of its sentence)."""
+    marks = [(m.group(1), m.end()) for m in _id_pattern(prefixes).finditer(text)]
+    out = []
+    for i, (ident, end) in enumerate(marks):
+        stop = marks[i + 1][1] - len(marks[i + 1][0]) if i + 1 < len(marks) else len(text)
+        sentence = re.search(r"\.(?!\d)|;", text[end:stop])
+        out.append((ident, text[end: end + sentence.start()] if sentence else text[end:stop]))
+    return out
+
+
+# "c2 (0.88) is higher than c1 (0.89)", "c3 has a higher accuracy than the other candidates":
+# a comparison of accuracies, checkable like a superlative.
+_MORE = re.compile(r"\b(higher|better|greater|more accurate|beats?|outperforms?)\b", re.I)
+_LESS = re.compile(r"\b(lower|worse|less accurate)\b", re.I)
+_VERB = re.compile(r"beats?|outperforms?", re.I)
+_THAN = re.compile(r"\b(?:than|compared (?:to|with)|over|versus|vs)\b", re.I)
+_OTHERS = re.compile(r"\b(?:the )?other (?:candidates|options|configurations|configs|ones)\b|\bthe others\b", re.I)
+# Words that make "higher"/"lower" about something other than accuracy.
+_OTHER_METRIC = re.compile(r"learning rate|\blr\b|time|batch|epoch|size|resolution|fast|slow|step|decay|dropout|px",
+                           re.I)
+
+
+_CLAUSES = re.compile(r"(?:\.(?!\d)|;)\s*")  # "0.93" does not end a clause
+# An id right after "than" is what a claim compares with, not what it is about.
+_AFTER_THAN = re.compile(r"\b(?:than|compared (?:to|with)|over|versus|vs)\s+(?:that of\s+)?$", re.I)
+# "c4 is the most accurate", "the shortest training time": a claim about one candidate, checkable.
+_MOST = re.compile(r"\b(most accurate|highest|best)\b", re.I)
+_QUICKEST = re.compile(r"\b(fastest|quickest|shortest)\b", re.I)
+_NOT_A_MEASURE = re.compile(r"\s*(?:balance|trade|compromise|choice|option|fit)", re.I)  # "the best balance of ..."
+# "the run with the highest ...", "the highest validation accuracy": said of past runs or trials.
+_OF_A_RUN = re.compile(r"\b(?:runs?|trials?|records?|experiments?)\b(?:\s+\w+){0,2}\s*$", re.I)
+_VALIDATION = re.compile(r"\s*(?:\w+\s+)?val(?:idation)?\b", re.I)
+# "... than c1 (0.93), which ...": what follows is said of c1 after all.
+_RELATIVE = re.compile(r"\s*(?:\([^)]*\))?\s*,?\s*(?:which|whose|that)\b", re.I)
+
+
+def _subject(before: str, ids: re.Pattern[str], about: Sequence[str]) -> str | None:
+    """What a claim is about: the last id before it in its clause that is not itself compared
+    with ("c2 trains faster than c1 and is more accurate": c2) unless a relative clause follows
+    it ("faster than c1, which is the most accurate": c1), else the choice the rationale is `about`."""
+    subjects = [m.group(1) for m in ids.finditer(before)
+                if not _AFTER_THAN.search(before[: m.start()]) or _RELATIVE.match(before[m.end():])]
+    return subjects[-1] if subjects else (about[0] if about else None)
+
+
+def _of_accuracy(word: str, before: str, after: str) -> bool:
+    """Whether a comparative or superlative `word` speaks of accuracy: it says so ("more accurate"),
+    "accuracy" follows within 4 words, or it is the last measure named before it ("an accuracy of
+    0.9, the highest"); not "a higher learning rate", "a lower time", "the best balance"."""
+    if "accura" in word.lower():
+        return True
+    if _NOT_A_MEASURE.match(after):
+        return False
+    last = before.lower().rfind("accura")
+    return "accura" in " ".join(after.split()[:4]).lower() or (last >= 0 and not _OTHER_METRIC.search(before[last:]))
+
+
+def _superlatives(rationale: str, prefixes: str, about: Sequence[str]) -> list[tuple[str, str]]:
+    """The superlatives a rationale states: (subject id, "accurate" or "fast"), the subject as for
+    comparisons (the last id before it in its clause, else the choice the rationale is `about`)."""
+    ids = _id_pattern(prefixes)
+    out = []
+    for clause in _CLAUSES.split(rationale):
+        for kind, pattern in (("accurate", _MOST), ("fast", _QUICKEST)):
+            for m in pattern.finditer(clause):
+                before, after = clause[: m.start()], clause[m.end():]
+                if kind == "accurate" and not _of_accuracy(m.group(1), before, after):
+                    continue
+                if m.group(1).lower() == "shortest" and "time" not in " ".join(after.split()[:3]).lower():
+                    continue  # "the shortest side"
+                named = _subject(before, ids, ())
+                if named is None and (_OF_A_RUN.search(before) or _VALIDATION.match(after)):
+                    continue  # "the trial with the highest validation accuracy": a past result, not a candidate
+                subject = named or (about[0] if about else None)
+                if subject is not None:
+                    out.append((subject, kind))
+    return list(dict.fromkeys(out))
+
+
+def _comparisons(rationale: str, prefixes: str, about: Sequence[str]) -> list[tuple[str, bool, list[str] | None]]:
+    """The accuracy comparisons a rationale makes: (subject id, whether it says "more", the ids it
+    is compared with, or None for "the other candidates"). The subject is the last id before the
+    comparative in its clause that is not itself compared with, else the choice the rationale is `about`."""
+    ids = _id_pattern(prefixes)
+    out = []
+    matches = ((more, m) for clause in _CLAUSES.split(rationale)
+               for more, pattern in ((True, _MORE), (False, _LESS)) for m in pattern.finditer(clause))
+    for more, m in matches:
+        clause = m.string
+        before, after = clause[: m.start()], clause[m.end():]
+        is_verb = bool(_VERB.fullmatch(m.group(1)))
+        if not is_verb and not _of_accuracy(m.group(1), before, after):
+            continue  # a higher learning rate, a lower time: not an accuracy claim
+        subject = _subject(before, ids, about)
+        than = _THAN.search(after)
+        rest = after if is_verb else after[than.end():] if than else ""
+        if subject is None or not rest:
+            continue
+        objects: list[str] | None = [i for i in ids.findall(rest) if i != subject]
+        if not objects:
+            if not _OTHERS.search(rest):
+                continue
+            objects = None
+        out.append((subject, more, objects))
+    return out
+
+
+def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
+               candidates: Sequence[dict[str, Any]] = (), evidence: Sequence[dict[str, Any]] = (),
+               about: Sequence[str] = (), prefixes: str = "cr") -> list[str]:
+    """What a rationale states that the evidence does not.
+
+    Unknown ids; accuracies never shown; an accuracy given to an id that is not that id's
+    (the first number after "c3" must be c3's); a candidate called the most accurate (or
+    fastest) that is not; an accuracy comparison that the numbers contradict ("c2 is higher than
+    c1", "c3 beats the other candidates"); an optimizer, input size or backbone that none of the
+    runs it names (or, naming none, the runs it is `about`) uses. `prefixes`: the id letters, the
+    first being the choices' (candidates) and the second the past runs'.
+    """
+    problems = [f"it names {i}, which is not among the candidates or past runs"
+                for i in quoted_ids(rationale, prefixes) if i not in known_ids]
+    for value in quoted_accuracies(rationale):
+        if not any(abs(value - v) <= QUOTE_TOLERANCE for v in shown):
+            problems.append(f"it quotes {value:.2f}, which no candidate or past run shows")
+    runs = {c["id"]: c for c in candidates} | {e["alias"]: e for e in evidence}
+    values = {i: [v for v in (r.get("accuracy"), r.get("low"), r.get("high"), r.get("test_accuracy")) if v is not None]
+              for i, r in runs.items()}
+    for ident, segment in _segments(rationale, prefixes):
+        quoted = quoted_accuracies(segment)
+        if ident in values and values[ident] and quoted and not any(
+                abs(quoted[0] - v) <= QUOTE_TOLERANCE for v in values[ident]):
+            problems.append(f"it gives {ident} {quoted[0]:.2f}, but {ident} shows {values[ident][0]:.2f}")
+    if candidates:
+        best = max(c["accuracy"] for c in candidates)
+        fastest = min(c["seconds"] for c in candidates)
+        by_id = {c["id"]: c for c in candidates}
+        for cid, kind in _superlatives(rationale, prefixes, about):
+            if cid not in by_id:
+                continue  # a past run's superlative: the segment check holds its numbers
+            if kind == "accurate" and by_id[cid]["accuracy"] < best - 0.005:
+                problems.append(f"it calls {cid} the most accurate, but {cid} is predicted {by_id[cid]['accuracy']:.2f} "
+                                f"and the best candidate {best:.2f}")
+            if kind == "fast" and by_id[cid]["seconds"] > fastest * 1.05 + 1:
+                problems.append(f"it calls {cid} the fastest, but another candidate trains faster")
+    for subject, more, objects in _comparisons(rationale, prefixes, about):
+        others = objects if objects is not None else [c["id"] for c in candidates if c["id"] != subject]
+        for other in others:
+            if not (values.get(subject) and values.get(other)):
+                continue
+            a, b = values[subject][0], values[other][0]
+            if (a < b - 0.005) if more else (a > b + 0.005):
+                problems.append(f"it says {subject} is {'more' if more else 'less'} accurate than {other}, but {subject} "
+                                f"shows {a:.2f} and {other} {b:.2f}")
+                break
+    named = [runs[i]["config"] for i in (quoted_ids(rationale, prefixes) or about)
+             if i in runs and runs[i].get("config")]
+    if named:
+        settings = {
+            "optimizer": ({m.lower() for m in _OPTIMIZER.findall(rationale)}, {c["optimizer"] for c in named}),
+            "input size": ({int(m) for m in _SIZE.findall(rationale)}, {int(c["input_size"]) for c in named}),
+            "backbone": (set(_backbone_mentions(rationale)), {c["backbone"] for c in named}),
+        }
+        for what, (said, used) in settings.items():
+            wrong = sorted(str(x) for x in said - used)
+            if wrong:
+                problems.append(f"it says {what} {', '.join(wrong)}, but the runs it names use "
+                                f"{', '.join(sorted(str(x) for x in used))}")
+    return problems
+
+
+# A training time a rationale quotes: "13 s", "2.5 minutes", "1 h".
+_DURATION = re.compile(r"\b\d+(?:\.\d+)?\s*(?:s|secs?|seconds?|min|mins|minutes?|h|hours?)\b", re.I)
+
+
+def quotes_duration(text: str) -> bool:
+    """Whether a text quotes a training time ("13 s", "2.5 minutes", "1 h")."""
+    return bool(_DURATION.search(text))
