@@ -255,7 +255,7 @@ def cmd_export_optuna(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     try:
         export = export_study(rec, storage=storage, study_name=args.study_name, top_k=args.top, dataset=args.dataset,
-                              metamodel=recommender.nodes.metamodel, kb_dir=args.kb_dir)
+                              metamodel=recommender.parts.get_metamodel(), kb_dir=args.kb_dir)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if args.json:

@@ -12,7 +12,7 @@
 Built from injected parts, so tests hand in fake chat models, a tiny store and a fake
 meta-model, and the app hands in the real ones:
 
-    graph = build_graph(llm=chat, store=kb, checkpointer=SqliteSaver(conn))
+    graph = build_graph(Parts(llm=chat, kb=kb), checkpointer=SqliteSaver(conn))
 
 `make_graph()` is the entry of `langgraph.json`: the real parts, no checkpointer (the
 LangGraph server brings its own).
@@ -20,16 +20,15 @@ LangGraph server brings its own).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from agent.context import Context
 from agent.nodes import Nodes, timed
+from agent.parts import Parts
 from agent.state import InputState, State
 
 Graph = CompiledStateGraph[State, Context, InputState, State]
@@ -67,30 +66,14 @@ def compile_graph(nodes: Nodes, *, checkpointer: Any | None = None, name: str = 
     return graph
 
 
-def build_graph(
-    *,
-    llm: BaseChatModel,
-    store: Any,
-    judge_llm: BaseChatModel | None = None,
-    metamodel: Any | None = None,
-    checkpointer: Any | None = None,
-    start_job: Callable[..., Any] | None = None,
-    weights_available: Callable[[str], bool] | None = None,
-) -> Graph:
-    """The recommendation graph around the given parts.
+def build_graph(parts: Parts, *, checkpointer: Any | None = None) -> Graph:
+    """The recommendation graph around `parts` (agent.parts.Parts).
 
     Args:
-        llm: the reasoner's chat model (must support `with_structured_output(dict schema)`).
-        store: the knowledge base (`search`, `records`, `root`, `sync_index`).
-        judge_llm: the judge's chat model; None reuses `llm`.
-        metamodel: a fitted meta-model; None loads or fits one from `store` on first use.
+        parts: the chat models, knowledge base, meta-model, job starter and weights check.
         checkpointer: needed for the approval interrupt (InMemorySaver, SqliteSaver, ...).
-        start_job: starts training jobs (default `tools.jobs.Job.start`).
-        weights_available: whether a backbone's pretrained weights exist (default: look on disk).
     """
-    nodes = Nodes(llm=llm, judge_llm=judge_llm, store=store, metamodel=metamodel, start_job=start_job,
-                  weights_available=weights_available)
-    return compile_graph(nodes, checkpointer=checkpointer)
+    return compile_graph(Nodes(parts), checkpointer=checkpointer)
 
 
 def make_graph(config: RunnableConfig | None = None) -> Graph:
@@ -102,8 +85,8 @@ def make_graph(config: RunnableConfig | None = None) -> Graph:
     from agent.llm import get_chat_model
     from knowledge.store import open_default
 
-    return build_graph(llm=get_chat_model(max_tokens=320), judge_llm=get_chat_model(max_tokens=160),
-                       store=open_default())
+    return build_graph(Parts(llm=get_chat_model(max_tokens=320), judge_llm=get_chat_model(max_tokens=160),
+                             kb=open_default()))
 
 
 __all__ = ["NODES", "Graph", "build_graph", "compile_graph", "make_graph"]

@@ -16,13 +16,11 @@ import logging
 import math
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
@@ -34,12 +32,12 @@ from agent import judge as J
 from agent.context import Context
 from agent.errors import TaskError, TrainingNotApproved
 from agent.formatting import config_text, data_text, duration_text, prediction_values
+from agent.parts import Parts
 from agent.prompts import prompt
 from agent.recommendation import build_recommendation
 from agent.state import State, add_seconds
 from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import BACKBONES, MODES
-from tools.weights import weights_available
 
 log = logging.getLogger(__name__)
 
@@ -195,56 +193,19 @@ def job_id_for(thread_id: str, config: TrainConfig) -> str:
 
 # ------------------------------------------------------------------------------- nodes
 class Nodes:
-    """The graph's nodes around their parts.
+    """The graph's nodes around their parts (agent.parts.Parts)."""
 
-    Args:
-        llm: the reasoner's chat model (structured output).
-        judge_llm: the judge's chat model; None reuses `llm`.
-        store: the knowledge base (`search`, `records`, `root`, `sync_index`).
-        metamodel: a fitted meta-model; None fits/loads one from `store` on first use.
-        start_job: starts a training job (`tools.jobs.Job.start`'s signature).
-        weights_available: whether a backbone's pretrained weights exist here.
-    """
-
-    def __init__(
-        self,
-        *,
-        llm: BaseChatModel,
-        judge_llm: BaseChatModel | None,
-        store: Any,
-        metamodel: Any | None = None,
-        start_job: Callable[..., Any] | None = None,
-        weights_available: Callable[[str], bool] | None = None,
-    ) -> None:
-        self.llm = llm
-        self.judge_llm = judge_llm or llm
-        self.store = store
-        self._metamodel = metamodel
-        self._start_job = start_job
-        self._weights_fn = weights_available
-        self._weights: dict[str, bool] = {}
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self.store = parts.kb
         self._profiles: dict[tuple[str, int, int], dict[str, Any]] = {}
-        self._lock = threading.Lock()
 
-    # ------------------------------------------------------------------- parts
     @property
     def metamodel(self) -> Any:
-        """The meta-model, loaded (or fitted and cached on disk) once per process."""
-        with self._lock:
-            if self._metamodel is None:
-                from tools.metamodel import MetaModel
-
-                self._metamodel = MetaModel.load_or_fit(self.store.records())
-            return self._metamodel
+        return self.parts.get_metamodel()
 
     def weights_available(self, backbone: str) -> bool:
-        """Whether pretrained weights for `backbone` exist here (cached per process)."""
-        if backbone not in self._weights:
-            if BACKBONES.get(backbone, {}).get("pretrained_source") is None:  # nothing to look for
-                self._weights[backbone] = False
-            else:
-                self._weights[backbone] = bool((self._weights_fn or weights_available)(backbone))
-        return self._weights[backbone]
+        return self.parts.has_weights(backbone)
 
     def _dataset_meta(self, path: str) -> tuple[dict[str, Any], str]:
         """Meta-features and name of a dataset, cached by path, size and mtime."""
@@ -453,13 +414,13 @@ class Nodes:
     def _retry_model(self, attempts: int) -> Any:
         """The reasoner for this attempt: greedy first; a retry samples (seeded by the attempt),
         because a greedy small model answers a critique with the very draft it criticised."""
-        fields = getattr(type(self.llm), "model_fields", {})
+        fields = getattr(type(self.parts.llm), "model_fields", {})
         if attempts == 0 or "temperature" not in fields:
-            return self.llm
+            return self.parts.llm
         update: dict[str, Any] = {"temperature": RETRY_TEMPERATURE}
         if "seed" in fields:
             update["seed"] = attempts
-        return self.llm.model_copy(update=update)
+        return self.parts.llm.model_copy(update=update)
 
     def judge(self, state: State, runtime: Runtime[Context]) -> Command[Any]:
         """Deterministic checks, then (if they pass) the LLM judge; route by the verdict."""
@@ -496,7 +457,7 @@ class Nodes:
             passed = J.passes(scores, ctx.min_judge_score)
         elif passed and ctx.llm_judge and prediction is not None:
             start = time.perf_counter()
-            scores, judge_error = J.llm_scores(self.judge_llm, judge_messages(state, ctx, state["draft"]))
+            scores, judge_error = J.llm_scores(self.parts.judge_llm, judge_messages(state, ctx, state["draft"]))
             llm_seconds = time.perf_counter() - start
             if scores is not None:
                 passed = J.passes(scores, ctx.min_judge_score)
@@ -638,12 +599,10 @@ class Nodes:
                 "refusing to train: the approved configuration is not the one offered for approval "
                 f"(approved {approval['key']}, offered {offer.get('key')}); approve the offered config again."
             )
-        from tools.jobs import Job, drive
+        from tools.jobs import drive
 
-        if self._start_job is None:
-            self._start_job = Job.start
         meta = state["profile"]["meta"]
-        job = self._start_job(
+        job = self.parts.job_starter()(
             approval["dataset"], chosen, seed=ctx.seed, kb_root=getattr(self.store, "root", None),
             runs=ctx.runs_dir, job_id=job_id_for(_thread_id(config), chosen),
             modality=None if meta["modality"] == "unknown" else meta["modality"], body_part=meta.get("body_part"),

@@ -24,8 +24,8 @@ from langgraph.types import Command
 
 from agent.context import Context
 from agent.errors import TaskError
-from agent.graph import compile_graph
-from agent.nodes import Nodes
+from agent.graph import build_graph
+from agent.parts import Parts
 from agent.recommendation import (
     CandidateItem,
     CheckItem,
@@ -44,20 +44,18 @@ class Recommender:
     """The graph with its parts, built once and kept warm; one thread per request.
 
     Args:
-        llm: the reasoner's chat model; None means `agent.llm.get_chat_model()`.
-        judge_llm: the judge's chat model; None means a second `get_chat_model()` handle
-            (the embedded model is loaded once per process and shared).
-        kb: the knowledge base; None means `knowledge.store.open_default(kb_dir)`.
-        kb_dir: folder of the default knowledge base.
-        metamodel: None loads (or fits and caches) one from the knowledge base on first use.
+        parts: the agent's parts (agent.parts.Parts); None builds them with `Parts.default`
+            from the keywords below (the embedded or Ollama LLM, the default knowledge base).
+        llm, judge_llm, kb, kb_dir, metamodel, start_job: parts to use instead of the defaults,
+            when `parts` is None (see `Parts.default`).
         checkpointer: None keeps threads in memory (InMemorySaver).
         context: default run settings (agent.context.Context).
-        start_job: the training-job starter (tests inject a fake).
     """
 
     def __init__(
         self,
         *,
+        parts: Parts | None = None,
         llm: Any | None = None,
         judge_llm: Any | None = None,
         kb: Any | None = None,
@@ -67,27 +65,16 @@ class Recommender:
         context: Context | None = None,
         start_job: Callable[..., Any] | None = None,
     ) -> None:
-        # The real parts load only when none is given: the LLM factory (llama.cpp, Ollama)
-        # and the knowledge base are imported here, not at the top.
-        if llm is None:
-            from agent.llm import get_chat_model, require_ollama
-
-            require_ollama()  # a configured but unreachable server: say so now, with the way out
-            llm = get_chat_model(max_tokens=320)
-            judge_llm = judge_llm or get_chat_model(max_tokens=160)
-        if kb is None:
-            from knowledge.store import open_default
-
-            kb = open_default(kb_dir)
-        self.kb = kb
+        self.parts = parts or Parts.default(kb_dir=kb_dir, llm=llm, judge_llm=judge_llm, kb=kb, metamodel=metamodel,
+                                            start_job=start_job)
+        self.kb = self.parts.kb
         self.context = context or Context()
-        self.nodes = Nodes(llm=llm, judge_llm=judge_llm, store=kb, metamodel=metamodel, start_job=start_job)
-        self.graph = compile_graph(self.nodes, checkpointer=checkpointer or InMemorySaver())
+        self.graph = build_graph(self.parts, checkpointer=checkpointer or InMemorySaver())
 
     def warm_up(self) -> None:
         """Load the embedder, the Chroma index and the meta-model now rather than on the first request."""
         hits = self.kb.search("warm up", k=1)
-        mm = self.nodes.metamodel
+        mm = self.parts.get_metamodel()
         if hits:  # the first explanation imports shap and builds its explainer (~1 s)
             record = hits[0][0]
             mm.explain(record.dataset.meta, record.config)

@@ -32,14 +32,17 @@ def parts(tmp: Path) -> tuple[Any, Any, Any, sqlite3.Connection]:
     from agent.context import Context
     from agent.graph import compile_graph
     from agent.nodes import Nodes
+    from agent.parts import Parts
     from knowledge.store import KnowledgeBase
     from tests.fakes import FakeMetaModel, ScriptChat
     from tests.reliability import HashEmbedder
     from tools.jobs import Job
 
     kb = KnowledgeBase(tmp / "kb", embedder=HashEmbedder())
-    nodes = Nodes(llm=ScriptChat(), judge_llm=ScriptChat(), store=kb, metamodel=FakeMetaModel(), start_job=Job.start,
-                  weights_available=lambda b: b.startswith("efficientnet_lite"))
+    nodes = Nodes(Parts(
+        llm=ScriptChat(), judge_llm=ScriptChat(), kb=kb, metamodel=FakeMetaModel(), start_job=Job.start,
+        weights_available=lambda b: b.startswith("efficientnet_lite")
+    ))
     conn = sqlite3.connect(str(tmp / "threads.sqlite"), check_same_thread=False)
     graph = compile_graph(nodes, checkpointer=SqliteSaver(conn))
     return graph, kb, Context(runs_dir=str(tmp / "runs")), conn

@@ -26,6 +26,7 @@ import agent.judge as J
 from agent.context import Context
 from agent.graph import build_graph
 from agent.nodes import TaskError, TrainingNotApproved, job_id_for, stored_records
+from agent.parts import Parts
 from agent.recommend import Recommendation, Recommender, render_text
 from knowledge.schema import ExperimentRecord, TrainConfig
 from tests.fakes import TASK, FakeJobs, FakeMetaModel, FakeStore, kb_records, make_record, tiny_dataset
@@ -113,15 +114,10 @@ def make(
     jobs: FakeJobs | None = None,
     checkpointer: Any = None,
 ) -> Any:
-    return build_graph(
-        llm=llm,
-        judge_llm=judge,
-        store=store,
-        metamodel=FakeMetaModel(png=False),
-        checkpointer=checkpointer or InMemorySaver(),
-        start_job=jobs,
-        weights_available=lambda b: b.startswith("efficientnet_lite"),
-    )
+    return build_graph(Parts(
+        llm=llm, judge_llm=judge, kb=store, metamodel=FakeMetaModel(png=False), start_job=jobs,
+        weights_available=lambda b: b.startswith("efficientnet_lite")
+    ), checkpointer=checkpointer or InMemorySaver())
 
 
 def cfg(thread: str = "t1") -> dict[str, Any]:
@@ -584,9 +580,10 @@ class _NoGpuRuns(FakeMetaModel):
 
 
 def test_the_time_on_a_device_without_runs_says_it_is_extrapolated(store: FakeStore) -> None:
-    graph = build_graph(llm=chat(draft(), draft()), judge_llm=chat(scores(), scores()), store=store,
-                        metamodel=_NoGpuRuns(png=False), checkpointer=InMemorySaver(),
-                        weights_available=lambda b: b.startswith("efficientnet_lite"))
+    graph = build_graph(Parts(
+        llm=chat(draft(), draft()), judge_llm=chat(scores(), scores()), kb=store, metamodel=_NoGpuRuns(png=False),
+        weights_available=lambda b: b.startswith("efficientnet_lite")
+    ), checkpointer=InMemorySaver())
     out = run(graph, constraints={"device": "cuda:NVIDIA H200"})
 
     rec = Recommendation.model_validate(out["recommendation"])
