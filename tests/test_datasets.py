@@ -128,10 +128,25 @@ def test_missing_empty_and_corrupt_files(tmp_path: Path, shared_data: Path) -> N
     with pytest.raises(DatasetError, match="corrupt or truncated"):
         load_dataset(tmp_path / "cut.npz")
     (tmp_path / "junk.npz").write_bytes(b"\x00\x01not a zip" * 100)
-    with pytest.raises(DatasetError, match="not a readable .npz"):
+    with pytest.raises(DatasetError, match="not a .npz archive"):
         load_dataset(tmp_path / "junk.npz")
     with pytest.raises(DatasetError, match="medmnist cache"):
         load_dataset("dermamnist")
+
+
+@pytest.mark.parametrize(("name", "content", "what"), [
+    ("notes.txt", b"chest x-ray, 2 classes\n", "a text file"),
+    ("data.npz", b"train_images,train_labels\n1,2\n", "a text file"),
+    ("scan.png", b"\x89PNG\r\n\x1a\n" + bytes(64), "a single PNG image"),
+    ("scan.npy", b"\x93NUMPY\x01\x00" + bytes(64), "a single .npy array"),
+])
+def test_a_file_that_is_not_a_dataset_is_named_for_what_it_is(tmp_path: Path, name: str, content: bytes,
+                                                               what: str) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DatasetError) as err:
+        load_dataset(tmp_path / name)
+    assert f"is not a dataset: it is {what}" in str(err.value)
+    assert "pickle" not in str(err.value) and "folder with one subfolder of images per class" in str(err.value)
 
 
 def _png(path: Path, value: int, mode: str = "L", size: int = 20) -> None:

@@ -108,6 +108,7 @@ def load_dataset(
     if path.is_dir():
         ds = _load_folder(path)
     elif path.is_file():
+        _check_is_archive(path)
         ds = _load_npz(path)
     elif re.fullmatch(r"[a-z0-9_]+mnist(3d)?(_\d+)?", text.strip().lower()):
         ds = _load_medmnist(text.strip().lower(), download=download)
@@ -124,6 +125,43 @@ def load_dataset(
         ds.body_part = body_part.strip().lower()
     _ensure_splits(ds)
     return ds
+
+
+# File kinds a user may give by mistake, by their first bytes, and what to do instead.
+_NOT_A_DATASET = (
+    (b"\x89PNG", "a single PNG image"),
+    (b"\xff\xd8\xff", "a single JPEG image"),
+    (b"\x93NUMPY", "a single .npy array"),
+    (b"%PDF", "a PDF document"),
+    (b"\x1f\x8b", "a gzip file"),
+)
+
+
+def _check_is_archive(path: Path) -> None:
+    """Refuse a file that is not a zip archive (.npz is one) by naming what it is instead.
+
+    numpy would read a text file as a pickle and fail with advice about allow_pickle, which
+    tells the user nothing about their mistake.
+    """
+    try:
+        with path.open("rb") as f:
+            head = f.read(512)
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc}.") from exc
+    if not head or head.startswith(b"PK"):
+        return  # an empty file or a zip: _load_npz says the rest
+    what = next((name for magic, name in _NOT_A_DATASET if head.startswith(magic)), None)
+    if what is None:
+        try:
+            text = head.decode("utf-8")
+            printable = not any(ord(c) < 32 and c not in "\t\n\r" for c in text)
+        except UnicodeDecodeError:
+            printable = False
+        what = "a text file" if printable else "not a .npz archive (it has no zip header)"
+    raise DatasetError(
+        f"{path} is not a dataset: it is {what}. Pass a .npz file in MedMNIST layout (train_images, "
+        "train_labels, ...) or a folder with one subfolder of images per class."
+    )
 
 
 def max_dataset_bytes() -> int:
