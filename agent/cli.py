@@ -108,6 +108,17 @@ def cmd_kb_search(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------- training
+def _json_or_file(value: str) -> str:
+    """--config's text: the value itself when it is JSON (it starts with "{"), else the file it names."""
+    if value.lstrip().startswith("{"):
+        return value
+    try:
+        return Path(value).expanduser().read_text()
+    except OSError as exc:
+        raise UsageError(f"--config must be a JSON object or a JSON file, but {value[:80]!r} is neither "
+                         f"({exc.strerror or exc}).") from exc
+
+
 def _config_from_args(args: argparse.Namespace) -> Any:
     from pydantic import ValidationError
 
@@ -115,7 +126,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
     data: dict[str, Any] = {}
     if args.config:
-        text = Path(args.config).read_text() if Path(args.config).is_file() else args.config
+        text = _json_or_file(args.config)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

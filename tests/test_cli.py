@@ -44,6 +44,21 @@ def test_train_refuses_without_approval(kb_dir: Path, shared_data: Path, capsys:
     assert (kb_dir / "records.jsonl").read_bytes() == before
 
 
+def test_train_takes_the_config_json_that_recommend_prints(kb_dir: Path, shared_data: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # `recommend --json | jq -c .config` gives one long line: read as JSON, never as a file name
+    # (a path of 300 characters made the OS say "File name too long").
+    config = {"backbone": "efficientnet_lite0", "mode": "finetune", "input_size": 96, "optimizer": "adamw",
+              "learning_rate": 0.0003, "batch_size": 32, "epochs": 12, "weight_decay": 0.05, "dropout": 0.2,
+              "scheduler": "warmup_cosine", "augmentation": "flip", "label_smoothing": 0.1, "freeze": 0.5}
+    text = json.dumps(config, separators=(",", ":"))
+    assert len(text) > 255
+    code = main(["--kb-dir", str(kb_dir), "train", "--dataset", str(shared_data / "busi_ultrasound.npz"),
+                 "--config", text])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and "nothing trains without explicit approval" in err and '"freeze": 0.5' in err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -52,6 +67,8 @@ def test_train_refuses_without_approval(kb_dir: Path, shared_data: Path, capsys:
          "learning_rate must be a number"),
         (["train", "--dataset", "x.npz", "--config", "[1, 2]", "--yes"], "must be a JSON object"),
         (["train", "--dataset", "x.npz", "--config", "{oops", "--yes"], "must be a JSON object or a JSON file"),
+        (["train", "--dataset", "x.npz", "--config", "no_such_config.json", "--yes"],
+         "'no_such_config.json' is neither (No such file or directory)"),
         (["train", "--dataset", "x.npz", "--backbone", "small_cnn", "--mode", "frozen", "--yes"], "mode must be 'scratch'"),
         (["profile", "/does/not/exist"], "does not exist"),
         (["kb", "import", "/does/not/exist.jsonl"], "no such file"),
