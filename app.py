@@ -37,8 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr  # noqa: E402  (the two settings above must precede the import)
 
-from agent.context import Context  # noqa: E402
-from agent.ui_adapter import (  # noqa: E402
+from agent.chat import (  # noqa: E402
     BEST_COLUMNS,
     KB_COLUMNS,
     ChatAdapter,
@@ -51,6 +50,7 @@ from agent.ui_adapter import (  # noqa: E402
     kb_rows,
     learning_curve_figure,
 )
+from agent.context import Context  # noqa: E402
 from knowledge.space import BACKBONES, MODES  # noqa: E402
 
 REPO = Path(__file__).resolve().parent

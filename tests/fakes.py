@@ -24,10 +24,10 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda
 from langgraph.checkpoint.memory import InMemorySaver
 
+from agent.chat import ChatAdapter, ChatView, JobRegistry, Transcript
 from agent.context import Context
 from agent.graph import compile_graph
 from agent.nodes import Nodes
-from agent.ui_adapter import ChatAdapter, ChatView, JobRegistry, Transcript
 from knowledge.schema import DatasetInfo, ExperimentRecord, MetaFeatures, Outcome, Provenance, TrainConfig, now_utc
 from tools.metamodel import Candidate, Explanation, Prediction
 

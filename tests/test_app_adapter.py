@@ -19,17 +19,11 @@ from typing import Any
 
 import pytest
 
-from agent.ui_adapter import (
-    ChatAdapter,
-    ChatView,
-    TrainingView,
-    Transcript,
-    kb_best_rows,
-    kb_filters,
-    kb_rows,
-    prepare_dataset,
-    read_job_log,
-)
+from agent.chat.adapter import ChatAdapter
+from agent.chat.knowledge_tab import kb_best_rows, kb_filters, kb_rows
+from agent.chat.transcript import Transcript
+from agent.chat.uploads import prepare_dataset
+from agent.chat.views import ChatView, TrainingView, read_job_log
 from tests.fakes import TASK, FakeStore, last, make_adapter, texts, tiny_dataset
 
 

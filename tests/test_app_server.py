@@ -17,7 +17,7 @@ from gradio_client import Client, handle_file
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 import app as app_module
-from agent.ui_adapter import Transcript
+from agent.chat import Transcript
 from tests.fakes import TASK, FakeStore, free_port, make_adapter, tiny_dataset
 
 TIMEOUT = 60

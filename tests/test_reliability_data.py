@@ -21,11 +21,12 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from PIL import Image
 
+from agent.chat import ChatAdapter, JobRegistry
+from agent.chat.uploads import MAX_ZIP_RATIO, prepare_dataset
 from agent.context import Context
 from agent.graph import compile_graph
 from agent.nodes import Nodes, TaskError
 from agent.recommend import Recommender
-from agent.ui_adapter import MAX_ZIP_RATIO, ChatAdapter, JobRegistry, prepare_dataset
 from tests.fakes import ScriptChat, last, texts
 from tests.reliability import count, jsonl_ids, real_kb, real_metamodel
 from tests.test_reliability_input import JobSpy

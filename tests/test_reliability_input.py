@@ -27,11 +27,11 @@ import numpy as np
 import pytest
 from langchain_core.messages import BaseMessage
 
+from agent.chat import ChatAdapter, ChatView, JobRegistry
 from agent.context import Context
 from agent.graph import compile_graph
 from agent.nodes import Nodes, TaskError
 from agent.recommend import Recommendation, Recommender, render_text
-from agent.ui_adapter import ChatAdapter, ChatView, JobRegistry
 from knowledge.space import BACKBONES, RANGES
 from tests.fakes import ScriptChat, last
 from tests.reliability import count, jsonl_ids, real_kb, real_metamodel

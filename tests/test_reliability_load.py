@@ -26,10 +26,10 @@ from gradio_client import Client
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 import app as app_module
+from agent.chat import ChatAdapter, JobRegistry, Transcript
 from agent.context import Context
 from agent.graph import compile_graph
 from agent.nodes import Nodes
-from agent.ui_adapter import ChatAdapter, JobRegistry, Transcript
 from knowledge.schema import TrainConfig
 from tests.fakes import FakeProc, ScriptChat, tiny_dataset
 from tests.reliability import count, jsonl_ids, real_kb, real_metamodel, seed_sample

@@ -584,8 +584,8 @@ def test_pick_ignores_failed_trials_and_breaks_ties_by_the_earlier() -> None:
 
 
 def test_the_result_says_why_the_kept_trial_is_not_the_best_on_validation() -> None:
+    from agent.chat.tuning import summary_md
     from agent.tune import TuneResult
-    from agent.tune_chat import summary_md
 
     trials = [make_trial(1, 0.70, predicted=0.80), make_trial(2, 0.72, predicted=0.75, lr=0.01)]
     kept, why = pick_trial(trials, 100)

@@ -1,4 +1,4 @@
-"""The iterative mode in the chat (agent.tune_chat through ChatAdapter) with fake parts."""
+"""The iterative mode in the chat (agent.chat.tuning through ChatAdapter) with fake parts."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
+from agent.chat import ChatAdapter, ChatView, JobRegistry, Transcript
+from agent.chat.tuning import TuneCommand, parse_tune_command
 from agent.context import Context
 from agent.graph import build_graph
-from agent.tune_chat import TuneCommand, parse_tune_command
-from agent.ui_adapter import ChatAdapter, ChatView, JobRegistry, Transcript
 from tests.fakes import tiny_dataset
 from tests.test_tune import DRAFT, FakeChat, FakeJobs, FakeMetaModel, FakeStore, pick
 

@@ -7,9 +7,10 @@ thread's recommendation; each trial's proposal, rationale, training progress, re
 log analysis stream into the conversation; when the session ends its messages are kept in
 the thread's transcript, so they survive a reload or a restart.
 
-The loop is `agent.tune.Tuner`'s; this module only turns its steps into messages and
-holds the per-trial approval gate. `agent.ui_adapter.ChatAdapter` owns the sessions (and
-imports this module; this module imports none of it).
+The loop is `agent.tune.Tuner`'s; this module only turns its steps into messages, holds the
+per-trial approval gate, keeps the sessions of every thread (`TuneSessions`) and lays a live
+session over the thread's view (`show_session`). `agent.chat.adapter.ChatAdapter` starts the
+sessions and routes the chat's messages to them.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from agent.chat.views import ChatView, Observed, TrainingView, thought, user
 from agent.formatting import accuracy_text, config_text, duration_text
 from agent.tune import Proposal, Trial, Tuner, TuneResult
-from agent.views import Observed, TrainingView
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def summary_md(r: TuneResult) -> str:
 class TuneSession(Observed):
     """One tuning session of a chat thread, driven in a background thread.
 
-    Looks like `agent.ui_adapter.LiveRun` to the adapter (version, wait, done, training), so
+    Looks like `agent.chat.runs.LiveRun` to the adapter (version, wait, done, training), so
     the same follow loop streams it.
 
     Args:
@@ -229,4 +230,54 @@ class TuneSession(Observed):
             self.changed()
 
 
-__all__ = ["TuneCommand", "TuneSession", "parse_tune_command", "proposal_md", "summary_md", "trial_md"]
+class TuneSessions:
+    """The tuning session of every thread: at most one running per thread."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, TuneSession] = {}
+        self._lock = threading.Lock()
+
+    def get(self, thread_id: str) -> TuneSession | None:
+        """The thread's latest session, running or finished."""
+        return self._sessions.get(thread_id)
+
+    def running(self, thread_id: str) -> TuneSession | None:
+        """The thread's session in progress, or None."""
+        session = self._sessions.get(thread_id)
+        return session if session is not None and not session.done else None
+
+    def waiting(self, thread_id: str) -> TuneSession | None:
+        """The thread's session in progress when it waits for an answer, or None."""
+        session = self.running(thread_id)
+        return session if session is not None and session.waiting is not None else None
+
+    def start(self, session: TuneSession) -> bool:
+        """Drive `session` in a background thread; False (and nothing started) while its thread has one running."""
+        thread_id = session.thread_id
+        with self._lock:
+            current = self._sessions.get(thread_id)
+            if current is not None and not current.done:
+                return False
+            self._sessions[thread_id] = session
+        threading.Thread(target=session.drive, name=f"tune-{thread_id[:8]}", daemon=True).start()
+        return True
+
+
+def show_session(view: ChatView, session: TuneSession | None) -> None:
+    """Lay a session not yet kept in the transcript over the thread's view: its messages, training, offer."""
+    if session is None or session.persisted:
+        return
+    view.messages += [user(session.request), *session.messages]
+    if session.training is not None:
+        view.training = replace(session.training, history=list(session.training.history))
+    if not session.done:
+        view.busy = True
+        view.offer = session.offer()
+        if view.offer is None:
+            training = session.training
+            detail = training.message if training is not None and not training.done else "working"
+            view.messages.append(thought("Tuning…", detail, pending=True))
+
+
+__all__ = ["TuneCommand", "TuneSession", "TuneSessions", "parse_tune_command", "proposal_md", "show_session",
+           "summary_md", "trial_md"]

@@ -1,0 +1,455 @@
+"""The chat window's adapter over the compiled graph, apart from any screen layout.
+
+The checkpointer is the source of truth of a thread: the conversation shown is rebuilt
+from the thread's checkpoint history (each checkpoint is one finished node), so a page
+reload or an app restart shows the same conversation and a pending approval is still
+pending. The one thing the graph state has no place for, follow-up questions and their
+answers, is kept in a side table (`Transcript`) anchored to the checkpoint that was
+current when the question was asked.
+
+Graph runs execute in a background thread per request (`LiveRun`), so a closed browser
+tab does not stop a training run; any page of that thread can attach to it again. Every
+public method returns or yields a `ChatView`: plain messages (Gradio's messages format:
+dicts with `role`, `content`, optional `metadata` for collapsible "thoughts") and the
+state of the approval and of training.
+
+Which way a typed message goes (an approval reply, an edit, a tuning request, a follow-up
+question or a new task) is decided in one place, `ChatAdapter.submit`, with the regular
+expressions below it and followup.detect_intent / parse_changes, tuning.parse_tune_command.
+
+This module is over the package's ~400 lines because it is one class: every public method
+of ChatAdapter is one action of the screen over the same graph, transcript, live runs and
+tuning sessions, and its parts (views, rendering, runs, tuning, uploads) live in their own
+modules already; cutting the class into mixins would scatter `submit`'s routing.
+
+    adapter = ChatAdapter(graph, kb=kb, metamodel=lambda: nodes.metamodel, context=ctx)
+    for view in adapter.submit(thread_id, "chest x-ray, 2 classes, 5,000 images, 10 minutes"):
+        show(view.messages)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from agent.chat.rendering import RenderedThreads, ThreadRenderer
+from agent.chat.runs import JobRegistry, LiveRun, LiveRuns, while_job_runs
+from agent.chat.transcript import Transcript
+from agent.chat.tuning import TuneSession, TuneSessions, parse_tune_command, show_session
+from agent.chat.uploads import prepare_dataset
+from agent.chat.views import (
+    STALLED,
+    ChatView,
+    follow,
+    pending_offer,
+    pending_step,
+    read_job_log,
+    say,
+    thread_config,
+    training_view,
+)
+from agent.context import Context
+from agent.followup import answer_followup, detect_intent, parse_changes
+from agent.recommendation import Recommendation
+from agent.tune import TuneError, Tuner
+
+log = logging.getLogger(__name__)
+
+_APPROVE = re.compile(r"^\s*(?:yes|y|yep|yeah|ok|okay|sure|approved?|go(?: ahead)?|do it|train(?: it)?|"
+                      r"start(?: training)?|lgtm|sounds good|let'?s go)\b[^?]*$", re.I)
+_REJECT = re.compile(r"^\s*(?:no|nope|reject(?:ed)?|don'?t|do not|not now|never ?mind)\b[^?]*$", re.I)
+_USE_IT = re.compile(r"^\s*(?:ok,? |yes,? )?(?:use|take|adopt|apply|offer) (?:it|that|this)\b", re.I)
+_QUESTION_START = re.compile(r"^\s*(?:why|what|how|which|show|compare|can|could|should|would|is|are|does|do)\b", re.I)
+_TASK_FIELDS = {"modality", "body_part", "n_classes", "n_instances", "resolution"}
+
+
+class ChatAdapter:
+    """The chat over a compiled graph: requests, approvals, follow-ups, live training.
+
+    Args:
+        graph: the compiled graph, with a checkpointer (the source of truth of every thread).
+        kb: the knowledge base (follow-ups and the knowledge-base tab read it).
+        metamodel: the meta-model, or a function returning it (loaded on first use).
+        context: run settings passed to every graph run (plot_dir, allowed_data_dirs, ...).
+        jobs: the job registry the graph's train node starts jobs through (for Cancel).
+        transcript: where follow-ups are kept (default: in memory).
+        uploads_dir: where uploaded datasets are copied or unpacked (an allowed data folder).
+        followup_llm: a chat model for follow-up questions the rules do not recognise.
+        weights_available: whether a backbone's pretrained weights exist here.
+    """
+
+    def __init__(
+        self,
+        graph: Any,
+        *,
+        kb: Any = None,
+        metamodel: Any = None,
+        context: Context | None = None,
+        jobs: JobRegistry | None = None,
+        transcript: Transcript | None = None,
+        uploads_dir: str | Path | None = None,
+        followup_llm: Any | None = None,
+        weights_available: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.kb = kb
+        self._metamodel = metamodel
+        self.context = context or Context()
+        self.jobs = jobs or JobRegistry()
+        self.transcript = transcript or Transcript()
+        self.uploads_dir = Path(uploads_dir) if uploads_dir else None
+        self.followup_llm = followup_llm
+        self.weights_available = weights_available
+        self.renderer = ThreadRenderer(self.context.plot_dir)
+        self._rendered = RenderedThreads(graph, self.transcript, self.renderer)
+        self._runs = LiveRuns(graph, self.context, self._anchor)
+        self._tunes = TuneSessions()  # iterative mode, one session per thread
+
+    # ------------------------------------------------------------------ state
+    @staticmethod
+    def new_thread_id() -> str:
+        return uuid.uuid4().hex
+
+    @staticmethod
+    def config(thread_id: str) -> dict[str, Any]:
+        return thread_config(thread_id)
+
+    @property
+    def metamodel(self) -> Any:
+        mm = self._metamodel
+        if mm is not None and callable(mm) and not hasattr(mm, "predict"):
+            return mm()
+        return mm
+
+    def values(self, thread_id: str) -> dict[str, Any]:
+        return dict(self.graph.get_state(self.config(thread_id)).values or {})
+
+    def view(self, thread_id: str, notice: str | None = None) -> ChatView:
+        """The thread as the screen shows it now (rebuilt from its checkpoints)."""
+        cached, last, ran = self._rendered.get(thread_id)
+        messages = list(cached)
+        run = self._runs.live(thread_id)
+        latest = self._runs.latest(thread_id)
+        offer = pending_offer(last) if run is None else None
+        training = training_view(run, last, ran)
+        stalled = run is None and last is not None and last.next == ("train",)
+        if run is not None:
+            messages += pending_step(run, last)
+        elif latest is not None and latest.error and not (last is not None and any(t.error for t in last.tasks)):
+            notice = notice or f"The last step failed: {latest.error}"
+        if stalled:
+            messages.append(say(STALLED))
+        view = ChatView(thread_id=thread_id, messages=messages, offer=offer, training=training,
+                        busy=run is not None, stalled=stalled, notice=notice)
+        show_session(view, self._tunes.get(thread_id))  # a tuning session not yet kept in the transcript
+        return view
+
+    def _anchor(self, thread_id: str) -> str | None:
+        state = self.graph.get_state(self.config(thread_id))
+        return (state.config or {}).get("configurable", {}).get("checkpoint_id")
+
+    # ------------------------------------------------------------------- runs
+    def _follow(self, run: LiveRun, poll: float = 0.5) -> Iterator[ChatView]:
+        return follow(run, lambda: self.view(run.thread_id), lambda: run.done, poll)
+
+    def _follow_tune(self, session: TuneSession, poll: float = 0.5) -> Iterator[ChatView]:
+        """Stream a tuning session until it ends or waits for an answer (the answer's click follows it on)."""
+        return follow(session, lambda: self.view(session.thread_id),
+                      lambda: session.done or session.waiting is not None, poll)
+
+    def _start(self, thread_id: str, payload: Any, kind: str, request: str | None = None) -> Iterator[ChatView]:
+        """Launch a graph run and follow it, or say the thread is busy."""
+        run = self._runs.launch(thread_id, payload, kind, request=request)
+        if run is None:
+            yield self._busy(thread_id)
+            return
+        yield from self._follow(run)
+
+    def follow(self, thread_id: str) -> Iterator[ChatView]:
+        """Attach to the thread's running graph run (after a reload); one view when none runs."""
+        tune = self._tunes.running(thread_id)
+        if tune is not None:
+            yield from self._follow_tune(tune)
+            return
+        run = self._runs.live(thread_id)
+        if run is None:
+            yield self.view(thread_id)
+            return
+        yield from self._follow(run)
+
+    def _busy(self, thread_id: str) -> ChatView:
+        return self.view(thread_id, notice="Still working on the previous step; wait for it (or cancel training).")
+
+    # --------------------------------------------------------------- requests
+    def start_request(self, thread_id: str, text: str, *, dataset: str | None = None,
+                      constraints: dict[str, Any] | None = None) -> Iterator[ChatView]:
+        """Run the graph on a new task in this thread, streaming each step."""
+        inputs: dict[str, Any] = {"task": text or "", "dataset": dataset or None,
+                                  "constraints": {k: v for k, v in (constraints or {}).items() if v not in (None, [], "")}}
+        shown = (text or "") + (f"\n\n*(dataset `{Path(dataset).name}`)*" if dataset else "")
+        yield from self._start(thread_id, inputs, "request", request=shown)
+
+    def resume(self, thread_id: str, answer: Any) -> Iterator[ChatView]:
+        """Answer the pending approval (approve / edit / reject), streaming training if it starts."""
+        state = self.graph.get_state(self.config(thread_id))
+        if state.next != ("approve",):
+            yield self.view(thread_id, notice="There is no configuration waiting for approval in this conversation.")
+            return
+        from langgraph.types import Command
+
+        yield from self._start(thread_id, Command(resume=answer), "resume")
+
+    def approve(self, thread_id: str, dataset: str | None = None) -> Iterator[ChatView]:
+        if (tune := self._tunes.waiting(thread_id)) is not None:
+            tune.answer(True)
+            yield from self._follow_tune(tune)
+            return
+        answer: dict[str, Any] = {"action": "approve"}
+        if dataset:
+            answer["dataset"] = dataset
+        yield from self.resume(thread_id, answer)
+
+    def edit(self, thread_id: str, text: str) -> Iterator[ChatView]:
+        """Edit the offer from "epochs=5, lr=3e-4" or a JSON object of fields."""
+        changes: Any
+        try:
+            changes = json.loads(text) if text.strip().startswith("{") else parse_changes(text)
+        except json.JSONDecodeError as exc:
+            yield self.view(thread_id, notice=f"The edit is not valid JSON: {exc}")
+            return
+        if not isinstance(changes, dict) or not changes:
+            yield self.view(thread_id, notice="Say what to change, e.g. `epochs=5`, `lr=3e-4, batch size 32` or "
+                                              "`{\"epochs\": 5}`.")
+            return
+        yield from self.resume(thread_id, {"action": "edit", "config": changes})
+
+    def reject(self, thread_id: str, reason: str = "") -> Iterator[ChatView]:
+        if (tune := self._tunes.waiting(thread_id)) is not None:
+            tune.answer(False)
+            yield from self._follow_tune(tune)
+            return
+        yield from self.resume(thread_id, {"action": "reject", "reason": reason[:500]})
+
+    def cancel(self, thread_id: str) -> str:
+        """Ask the thread's running training job to stop; returns what happened, in words."""
+        tune = self._tunes.running(thread_id)
+        if tune is not None:
+            tune.cancel()
+            return "Cancelling the tuning session: the running trial stops after the current batch (recorded as " \
+                   "cancelled) and no further trial is proposed."
+        run = self._runs.live(thread_id)
+        if run is None or run.training is None or not run.training.job_id:
+            return "No training job is running in this conversation."
+        if self.jobs.cancel(run.training.job_id):
+            return "Cancelling: the job stops after the current batch and is recorded as cancelled."
+        return "This job was not started by this app process, so it cannot be cancelled from here."
+
+    def reattach(self, thread_id: str, wait_seconds: float = 3600.0, poll: float = 1.0,
+                 idle_seconds: float = 600.0) -> Iterator[ChatView]:
+        """Resume a thread stopped inside training (an app restart): wait for the job, then record it.
+
+        Args:
+            thread_id: the thread.
+            wait_seconds: the longest wait for a still-running job.
+            poll: seconds between looks at the job's run folder.
+            idle_seconds: a job whose log has not grown for this long is taken as dead.
+        """
+        state = self.graph.get_state(self.config(thread_id))
+        if state.next != ("train",):
+            yield self.view(thread_id)
+            return
+        # The train node re-attaches by job id; wait until the worker has written its result, so a
+        # still-running job is not mistaken for a dead one.
+        from agent.nodes import job_id_for
+        from knowledge.schema import TrainConfig
+        from tools.jobs import runs_dir
+
+        approval = state.values.get("approval") or {}
+        if approval.get("config"):
+            job_id = job_id_for(thread_id, TrainConfig.model_validate(approval["config"]))
+            run_dir = Path(self.context.runs_dir or runs_dir()) / job_id
+            for _ in while_job_runs(run_dir, wait_seconds=wait_seconds, poll=poll, idle_seconds=idle_seconds):
+                view = self.view(thread_id, notice="Waiting for the training job to finish…")
+                view.training = read_job_log(run_dir)
+                yield view
+        yield from self._start(thread_id, None, "resume")
+
+    # -------------------------------------------------------------- messages
+    def ask(self, thread_id: str, question: str) -> ChatView:
+        """Answer a follow-up question from the thread's state and keep it in the transcript."""
+        answer = answer_followup(
+            self.values(thread_id), question, self._safe_metamodel(), self.kb, llm=self.followup_llm,
+            weights_available=self.weights_available, plot_dir=self.context.plot_dir,
+            accuracy_tolerance=self.context.accuracy_tolerance, max_accuracy_gap=self.context.max_accuracy_gap,
+        )
+        data = answer.to_json()
+        state = self.graph.get_state(self.config(thread_id))
+        if answer.config and state.next == ("approve",):
+            offered = (state.values.get("offer") or {}).get("config")
+            if offered and offered != answer.config:
+                data["text"] += "\n\nReply **use it** to offer this configuration for approval instead."
+        self.transcript.add(thread_id, self._anchor(thread_id), question, data)
+        return self.view(thread_id)
+
+    def note(self, thread_id: str, text: str, reply: str) -> ChatView:
+        """Keep an exchange the graph does not take part in (help, refusals) in the transcript."""
+        self.transcript.add(thread_id, self._anchor(thread_id), text, {"kind": "note", "text": reply})
+        return self.view(thread_id)
+
+    def _safe_metamodel(self) -> Any:
+        try:
+            return self.metamodel
+        except Exception as exc:  # the follow-up then says it needs the meta-model
+            log.warning("meta-model unavailable for a follow-up: %s", exc)
+            return None
+
+    def _last_whatif(self, thread_id: str) -> dict[str, Any] | None:
+        for entry in reversed(self.transcript.entries(thread_id)):
+            cfg = entry["answer"].get("config")
+            if entry["answer"].get("intent") == "what_if" and cfg:
+                return cfg
+        return None
+
+    def submit(self, thread_id: str, text: str, *, dataset: str | None = None,
+               constraints: dict[str, Any] | None = None) -> Iterator[ChatView]:
+        """A message typed into the chat: an approval reply, a follow-up question, or a new task."""
+        text = (text or "").strip()
+        tune = self._tunes.running(thread_id)
+        if tune is not None:
+            if tune.waiting is not None and (_APPROVE.match(text) or _REJECT.match(text)):
+                tune.answer(bool(_APPROVE.match(text)))
+                yield from self._follow_tune(tune)
+            elif text and not dataset and detect_intent(text).kind != "unknown":
+                yield self.ask(thread_id, text)
+            else:
+                yield self.view(thread_id, notice="Tuning is in progress: answer its question, or Cancel it.")
+            return
+        if self._runs.live(thread_id) is None and not dataset:
+            command = parse_tune_command(text)
+            if command is not None:
+                yield from self.start_tune(thread_id, text, command)
+                return
+        if self._runs.live(thread_id) is not None:
+            if text and not dataset and detect_intent(text).kind != "unknown":
+                yield self.ask(thread_id, text)
+                return
+            yield self._busy(thread_id)
+            return
+        if not text and not dataset:
+            yield self.view(thread_id, notice="Describe your task, give a dataset, or ask a question.")
+            return
+        state = self.graph.get_state(self.config(thread_id))
+        values = state.values or {}
+        if dataset or self._looks_like_task(text):
+            yield from self.start_request(thread_id, text, dataset=dataset, constraints=constraints)
+            return
+        if state.next == ("approve",):
+            if _USE_IT.match(text):
+                cfg = self._last_whatif(thread_id)
+                if cfg is None:
+                    yield self.note(thread_id, text, "There is no what-if configuration to use yet; ask e.g. "
+                                                     "*what about resnet18?* first.")
+                    return
+                offered = (values.get("offer") or {}).get("config") or {}
+                changes = {k: v for k, v in cfg.items() if offered.get(k) != v}
+                yield from self.resume(thread_id, {"action": "edit", "config": changes or cfg})
+                return
+            if parse_changes(text) and not text.endswith("?") and not _QUESTION_START.match(text):
+                yield from self.edit(thread_id, text)
+                return
+            if _APPROVE.match(text):
+                yield from self.approve(thread_id)
+                return
+            if _REJECT.match(text):
+                reason = re.sub(r"^\s*\w+[,.!:]*\s*", "", text, count=1)
+                yield from self.reject(thread_id, reason)
+                return
+        intent = detect_intent(text)
+        has_rec = bool(values.get("recommendation"))
+        if intent.kind != "unknown" or has_rec:
+            yield self.ask(thread_id, text)
+            return
+        if len(text.split()) < 4:
+            yield self.note(thread_id, text, (
+                "Describe your imaging task so I can recommend a model: the modality, the number of classes and "
+                "images, and your time budget, e.g. *\"chest x-ray, 2 classes, 5,000 images, 10 minutes on a laptop\"*. "
+                "You can also upload a .npz or a zipped image folder, or give a dataset path under Options."))
+            return
+        yield from self.start_request(thread_id, text, dataset=dataset, constraints=constraints)
+
+    @staticmethod
+    def _looks_like_task(text: str) -> bool:
+        from tools.task_text import parse_task
+
+        if not text or _QUESTION_START.match(text):
+            return False
+        try:
+            said = set(parse_task(text).said)
+        except ValueError:
+            return True  # the graph says what is wrong with it
+        return bool(said & _TASK_FIELDS)
+
+    def start_tune(self, thread_id: str, text: str, command: Any) -> Iterator[ChatView]:
+        """Iterative mode (agent.tune): trial 1 is the thread's recommendation, then LLM-proposed trials.
+
+        The message approves every trial within its count and budget, unless it asks for
+        per-trial approval ("ask before each"). A pending approval of the graph's offer is
+        closed first (trial 1 trains that recommendation).
+        """
+        values = self.values(thread_id)
+        if not values.get("recommendation"):
+            yield self.note(thread_id, text, "Tuning starts from a recommendation: describe your task and give its "
+                                             "dataset first, then say e.g. *tune 5 trials in 10 minutes*.")
+            return
+        rec = Recommendation.model_validate(values["recommendation"])
+        dataset = (values.get("offer") or {}).get("dataset") or (values.get("profile") or {}).get("dataset")
+        if not dataset or not self.context.allows(dataset):
+            yield self.note(thread_id, text, "Tuning trains real runs, so it needs the dataset: start a new request "
+                                             "with the dataset (upload it or give its path under Options).")
+            return
+        try:
+            tuner = Tuner(values.get("task") or "", dataset=dataset, trials=command.trials,
+                          budget_minutes=command.budget_minutes, recommendation=rec, llm=self.followup_llm,
+                          kb=self.kb, metamodel=lambda: self.metamodel, weights_available=self.weights_available,
+                          start_job=self.jobs.start, runs_dir=self.context.runs_dir, seed=self.context.seed)
+        except TuneError as exc:
+            yield self.note(thread_id, text, f"⚠ {exc}")
+            return
+        if self.graph.get_state(self.config(thread_id)).next == ("approve",):
+            from langgraph.types import Command
+
+            self.graph.invoke(Command(resume={"action": "reject", "reason": "superseded by iterative tuning (trial 1 "
+                                                                           "trains this recommendation)"}),
+                              self.config(thread_id), context=self.context)
+
+        def keep(session: TuneSession) -> None:
+            self.transcript.add(thread_id, self._anchor(thread_id), session.request,
+                                {"kind": "tune", "messages": session.messages})
+            session.persisted = True
+
+        session = TuneSession(thread_id, text, tuner, per_trial=command.per_trial, dataset=dataset, on_done=keep)
+        if not self._tunes.start(session):
+            yield self._busy(thread_id)
+            return
+        yield from self._follow_tune(session)
+
+    # ---------------------------------------------------------------- uploads
+    def dataset_from(self, upload: str | None, path: str | None) -> str | None:
+        """The dataset for a request: an upload (copied into the uploads folder) or a server path.
+
+        Raises:
+            ValueError: a bad upload (the message says why).
+        """
+        if upload:
+            if self.uploads_dir is None:
+                raise ValueError("uploads are disabled on this server; give a dataset path instead.")
+            return prepare_dataset(upload, self.uploads_dir)
+        return path.strip() if path and path.strip() else None
+
+
+__all__ = ["ChatAdapter"]

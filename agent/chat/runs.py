@@ -1,0 +1,148 @@
+"""Live runs: the graph runs and training jobs the chat has going in background threads.
+
+Owns `JobRegistry` (the training jobs this process started, by id, so the screen can cancel
+one), `LiveRun` (one graph run of a thread, observed by any number of pages) and `LiveRuns`
+(at most one live run per thread, each driven in its own thread, so a closed browser tab does
+not stop a training run; any page of that thread can attach to it again), and the wait for a
+job that outlived the app (`while_job_runs`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from agent.chat.views import Observed, TrainingView, thread_config
+from agent.context import Context
+
+log = logging.getLogger(__name__)
+
+
+class JobRegistry:
+    """Starts training jobs for the graph and keeps them by id, so the screen can cancel one.
+
+    Args:
+        start_job: the job starter (`tools.jobs.Job.start`'s signature); None means Job.start.
+    """
+
+    def __init__(self, start_job: Callable[..., Any] | None = None) -> None:
+        self._start = start_job
+        self._jobs: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def start(self, dataset: str, config: Any, **kwargs: Any) -> Any:
+        """Start (or re-attach to) a job; same signature as `tools.jobs.Job.start`."""
+        if self._start is None:
+            from tools.jobs import Job
+
+            self._start = Job.start
+        job = self._start(dataset, config, **kwargs)
+        with self._lock:
+            self._jobs[str(job.id)] = job
+        return job
+
+    def get(self, job_id: str) -> Any | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask a job to stop; False when this process does not hold the job's worker."""
+        job = self.get(job_id)
+        if job is None or getattr(job, "proc", "absent") is None:
+            return False
+        job.cancel()
+        return True
+
+
+class LiveRun(Observed):
+    """One graph run of a thread in a background thread, observed by any number of pages."""
+
+    def __init__(self, thread_id: str, kind: str, request: str | None, base_checkpoint: str | None) -> None:
+        super().__init__()
+        self.thread_id = thread_id
+        self.kind = kind
+        self.request = request
+        self.base_checkpoint = base_checkpoint
+        self.training: TrainingView | None = None
+        self.error: str | None = None
+
+
+class LiveRuns:
+    """The graph runs of every thread: at most one at a time per thread, each in a background thread.
+
+    Args:
+        graph: the compiled graph the runs stream.
+        context: run settings passed to every graph run.
+        anchor: the thread's current checkpoint id (where a new run starts from).
+    """
+
+    def __init__(self, graph: Any, context: Context, anchor: Callable[[str], str | None]) -> None:
+        self.graph = graph
+        self.context = context
+        self._anchor = anchor
+        self._runs: dict[str, LiveRun] = {}
+        self._lock = threading.Lock()
+
+    def latest(self, thread_id: str) -> LiveRun | None:
+        """The thread's latest run, live or finished."""
+        with self._lock:
+            return self._runs.get(thread_id)
+
+    def live(self, thread_id: str) -> LiveRun | None:
+        """The thread's run in progress, or None."""
+        run = self.latest(thread_id)
+        return run if run is not None and not run.done else None
+
+    def launch(self, thread_id: str, payload: Any, kind: str, request: str | None = None) -> LiveRun | None:
+        """Start streaming `payload` through the graph in a background thread; None when a run is in progress."""
+        with self._lock:
+            current = self._runs.get(thread_id)
+            if current is not None and not current.done:
+                return None
+            run = LiveRun(thread_id, kind, request, self._anchor(thread_id))
+            self._runs[thread_id] = run
+        threading.Thread(target=self._drive, args=(run, payload), name=f"graph-{thread_id[:8]}", daemon=True).start()
+        return run
+
+    def _drive(self, run: LiveRun, payload: Any) -> None:
+        try:
+            for mode, chunk in self.graph.stream(payload, thread_config(run.thread_id), context=self.context,
+                                                 stream_mode=["updates", "custom"]):
+                if mode == "custom" and isinstance(chunk, dict) and chunk.get("type") in ("job", "train", "train_done"):
+                    if run.training is None:
+                        run.training = TrainingView()
+                    run.training.apply(chunk)
+                run.changed()
+        except Exception as exc:  # shown in the chat (the checkpoint holds the task error too)
+            run.error = f"{type(exc).__name__}: {exc}"
+            log.info("graph run of thread %s ended with %s", run.thread_id, run.error)
+        finally:
+            run.done = True
+            run.changed()
+
+
+def while_job_runs(run_dir: Path, *, wait_seconds: float, poll: float, idle_seconds: float) -> Iterator[None]:
+    """Yield every `poll` seconds until the job in `run_dir` has written its record.
+
+    Stops early when the folder is gone, after `wait_seconds`, or when the job's log has not
+    grown for `idle_seconds` (the worker is gone), so a still-running job is not mistaken for
+    a dead one and a dead one is not waited on for ever.
+    """
+    deadline = time.monotonic() + wait_seconds
+    last_size = -1
+    idle_since = time.monotonic()
+    while run_dir.exists() and not (run_dir / "record.json").exists() and time.monotonic() < deadline:
+        size = (run_dir / "log.jsonl").stat().st_size if (run_dir / "log.jsonl").exists() else 0
+        if size != last_size:
+            last_size, idle_since = size, time.monotonic()
+        elif time.monotonic() - idle_since > idle_seconds:
+            break  # no progress for that long: the worker is gone
+        yield
+        time.sleep(poll)
+
+
+__all__ = ["JobRegistry", "LiveRun", "LiveRuns", "while_job_runs"]
