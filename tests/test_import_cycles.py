@@ -184,6 +184,8 @@ def test_the_parser_sees_the_project() -> None:
     assert ("agent.graph", "agent.context", False) in edges
     assert ("tools.jobs", "knowledge.schema", False) in edges
     assert ("app", "agent.context", False) in edges
+    assert ("app", "agent.chat", False) in edges  # a package's __init__ is a module too
+    assert ("agent.chat.adapter", "agent.chat.views", False) in edges
 
 
 def test_imports_skips_type_checking_and_marks_function_local_ones() -> None:
@@ -236,6 +238,21 @@ def test_imports_point_down_only(layer: str, forbidden: tuple[str, ...]) -> None
         if e.source.split(".")[0] == layer and e.target.split(".")[0] in forbidden
     ]
     assert not wrong, f"{layer}/ must not import {', '.join(forbidden)}:\n  " + "\n  ".join(wrong)
+
+
+# agent.chat's modules in their order (its __init__'s docstring): each imports only those before it
+CHAT_ORDER = ("views", "router", "transcript", "plots", "uploads", "knowledge_tab", "cards", "runs", "rendering",
+              "tuning", "adapter")
+
+
+def test_chat_modules_import_only_the_ones_listed_before_them() -> None:
+    modules = {name for name in project_modules() if name.startswith("agent.chat.")}
+    missing = modules - {f"agent.chat.{name}" for name in CHAT_ORDER}
+    assert not missing, f"add {sorted(missing)} to CHAT_ORDER (and to agent/chat/__init__.py's list)"
+    rank = {f"agent.chat.{name}": i for i, name in enumerate(CHAT_ORDER)}
+    wrong = [str(e) for e in all_edges()
+             if e.source in rank and e.target.startswith("agent.chat") and rank.get(e.target, len(rank)) >= rank[e.source]]
+    assert not wrong, "agent/chat imports point down CHAT_ORDER only:\n  " + "\n  ".join(wrong)
 
 
 def test_nothing_imports_app() -> None:
