@@ -167,7 +167,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             + json.dumps(config.model_dump(), indent=1)
         )
     _check_dataset(args.dataset)
-    record = run_training_job(args.dataset, config, kb_dir=args.kb_dir, seed=args.seed, progress=not args.quiet,
+    record = run_training_job(args.dataset, config, kb_dir=args.kb_dir, seed=args.seed, progress=not args.quiet and sys.stderr.isatty(),
                               modality=args.modality, body_part=args.body_part)
     o = record.outcome
     summary = {"record_id": record.id, "status": o.status, "val_accuracy": o.val_accuracy, "test_accuracy": o.test_accuracy,

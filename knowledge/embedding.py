@@ -116,7 +116,11 @@ class MiniLMEmbedder(EmbeddingFunction[Documents]):
         self._load_tokenizer()
         if self._model is None:
             from transformers import AutoModel
+            from transformers.utils import logging as hf_logging
 
+            # Its "Loading weights: 100%|...| 103/103" bar went to every caller's stderr, a
+            # script's and `--json`'s too, for a load of about a second.
+            hf_logging.disable_progress_bar()
             self._model = AutoModel.from_pretrained(self._path()).eval()
 
     def _load(self) -> None:

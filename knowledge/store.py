@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sqlite3
+import sys
 import uuid
 import zlib
 from collections import Counter
@@ -375,10 +376,19 @@ class KnowledgeBase:
         return self._collection
 
     def _index(self, records: list[ExperimentRecord], batch: int = 256) -> None:
+        """Embed and add `records`; a first build (about a minute for the seed on 2 cores) shows a
+        progress bar on a terminal's stderr, nothing where output is captured."""
+        from tqdm import tqdm
+
         col = self.collection()
-        for start in range(0, len(records), batch):
-            part = records[start : start + batch]
-            col.upsert(ids=[r.id for r in part], documents=[r.describe() for r in part], metadatas=[_meta(r) for r in part])
+        quiet = len(records) <= batch or not sys.stderr.isatty()
+        with tqdm(total=len(records), desc="indexing the knowledge base", unit="record", disable=quiet,
+                  leave=False) as bar:
+            for start in range(0, len(records), batch):
+                part = records[start : start + batch]
+                col.upsert(ids=[r.id for r in part], documents=[r.describe() for r in part],
+                           metadatas=[_meta(r) for r in part])
+                bar.update(len(part))
 
     def sync_index(self) -> dict[str, int]:
         """Make the index hold exactly the JSONL's records: add missing ids, drop orphans."""
