@@ -223,6 +223,7 @@ def build_parts(
 
     from agent.graph import compile_graph
     from agent.nodes import Nodes
+    from agent.parts import Parts
 
     settings.db_path.parent.mkdir(parents=True, exist_ok=True)
     settings.plot_dir.mkdir(parents=True, exist_ok=True)
@@ -241,8 +242,8 @@ def build_parts(
         llm = get_chat_model(max_tokens=320)
         judge_llm = judge_llm or get_chat_model(max_tokens=160)
     jobs = JobRegistry(start_job)
-    nodes = Nodes(llm=llm, judge_llm=judge_llm, store=kb, metamodel=metamodel, start_job=jobs.start,
-                  weights_available=weights_available)
+    nodes = Nodes(Parts(llm=llm, judge_llm=judge_llm, kb=kb, metamodel=metamodel, start_job=jobs.start,
+                        weights_available=weights_available))
     graph = compile_graph(nodes, checkpointer=saver)
     context = Context(plot_dir=str(settings.plot_dir), allowed_data_dirs=settings.allowed_data_dirs,
                       runs_dir=settings.runs_dir)
