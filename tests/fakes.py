@@ -415,7 +415,7 @@ def make_trial(number: int, val: float | None, predicted: float, status: str = "
     """A finished tuning trial (agent.tune.Trial): frozen Lite0 at learning rate `lr`, predicted
     accuracy `predicted` +- 0.05, validation accuracy `val`."""
     from agent.tune import Analysis, Trial
-    from agent.tune import Prediction as TrialPrediction
+    from agent.tune import PredictedOutcome as TrialPrediction
 
     return Trial(number=number, config=TrainConfig(backbone="efficientnet_lite0", mode="frozen", learning_rate=lr),
                  source="zero-shot" if number == 1 else "llm", rationale="r",

@@ -1,0 +1,130 @@
+"""The LLM's choice of the next trial: its schema, its prompt, and the checks of its answer.
+
+The LLM picks one option under a JSON schema whose enum holds only the untried options' ids,
+and writes a one-sentence rationale from the trial history, the analysis and SHAP (prompts
+`tune_system`/`tune_user`). `check_choice` rejects an answer that names no option, a repeat, a
+config outside the search space or the constraints, one that does not fit the remaining
+budget, or a rationale that is too short or states what the prompt did not show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from agent.formatting import config_text, data_text, duration_text
+from agent.judge import one_sentence, tidy_text, ungrounded, validate_config
+from agent.prompts import prompt
+from agent.tune._models import Option, Trial
+
+# The tuning rationale's length (`one_sentence`); the recommendation's is agent.judge.DRAFT_RATIONALE_MAX.
+PROPOSAL_RATIONALE_MAX = 200
+
+
+def tune_schema(options: Sequence[Option]) -> dict[str, Any]:
+    """The LLM's JSON schema: one option id (the enum is the untried options) and a one-sentence rationale."""
+    return {
+        "title": "NextTrial",
+        "type": "object",
+        "properties": {
+            "option": {"type": "string", "enum": [o.id for o in options]},
+            "rationale": one_sentence(PROPOSAL_RATIONALE_MAX),
+        },
+        "required": ["option", "rationale"],
+        "additionalProperties": False,
+    }
+
+
+def tune_messages(
+    opts: Sequence[Option],
+    *,
+    text: str,
+    profile: dict[str, Any],
+    trials: Sequence[Trial],
+    best: Trial | None,
+    shap: str,
+    remaining: float | None,
+    budget_seconds: float | None,
+    max_trials: int,
+) -> list[Any]:
+    """The LLM's prompt: the task, the trial history with analyses (the kept trial starred), SHAP
+    of the best config, the time left and the options."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    lines = []
+    for t in trials:
+        mark = "*" if best is not None and t.number == best.number else " "
+        result = f"val {t.val_accuracy:.3f}" if t.val_accuracy is not None else t.status
+        lines.append(f"{mark}t{t.number} {config_text(t.config)}: {result}, {duration_text(t.seconds)} "
+                     f"[{', '.join(t.analysis.labels)}]")
+    last = trials[-1]
+    option_lines = [f"{o.id} {config_text(o.config)}: expected val {o.expected:.3f}, gain {o.expected_gain:+.4f}, "
+                    f"{duration_text(o.predicted.seconds)}; {o.origin}" for o in opts]
+    budget = (f"{duration_text(remaining)} of {duration_text(budget_seconds or 0)} left" if remaining is not None
+              else "no time budget") + f"; trial {len(trials) + 1} of at most {max_trials}"
+    user = prompt("tune_user").format(
+        task=(text.strip() or "(none)")[:300], data=data_text(profile), budget=budget,
+        history="\n".join(lines), last=last.number, analysis=last.analysis.text, shap=shap,
+        options="\n".join(option_lines),
+    )
+    return [SystemMessage(prompt("tune_system").strip()), HumanMessage(user)]
+
+
+def check_choice(
+    out: Any,
+    opts: Sequence[Option],
+    *,
+    tried: set[str],
+    profile: dict[str, Any],
+    weights_available: Callable[[str], bool],
+    remaining: float | None,
+    trials: Sequence[Trial],
+) -> tuple[Option | None, str, str | None]:
+    """(chosen option, rationale, None) or (None, "", why the LLM's answer `out` is not used).
+
+    Args:
+        out: the LLM's parsed answer.
+        opts: the options it was offered.
+        tried: the config keys tried or pending.
+        profile: the task's profile (its `backbones` and `modes` constraints).
+        weights_available: whether a backbone's pretrained weights exist here.
+        remaining: what is left of the budget (None: no budget).
+        trials: the trials so far (the rationale may speak of them as "t1", ...).
+    """
+    if not isinstance(out, dict) or not isinstance(out.get("option"), str) or not isinstance(out.get("rationale"), str):
+        return None, "", f"the LLM's answer is not the JSON object asked for: {str(out)[:160]}"
+    by_id = {o.id: o for o in opts}
+    chosen = by_id.get(out["option"])
+    rationale = tidy_text(out["rationale"], PROPOSAL_RATIONALE_MAX)
+    if chosen is None:
+        return None, "", (f"option must be one of {', '.join(by_id)}, but got {out['option']!r}")
+    if chosen.config.key() in tried:
+        return None, "", f"{chosen.id} repeats a tried configuration"
+    _, problems = validate_config(chosen.config.model_dump(), backbones=profile.get("backbones"),
+                                  modes=profile.get("modes"),
+                                  weights_available=weights_available)
+    if problems:
+        return None, "", " ".join(problems)
+    if remaining is not None and chosen.predicted.seconds > remaining:
+        return None, "", f"{chosen.id} is predicted to need {duration_text(chosen.predicted.seconds)}, more than is left"
+    if len(rationale) < 20:
+        return None, "", "the rationale is empty or too short"
+    false = ungrounded_choice(rationale, chosen, opts, trials)
+    if false:
+        return None, "", "the rationale states what the evidence does not: " + "; ".join(false)
+    return chosen, rationale, None
+
+
+def ungrounded_choice(rationale: str, chosen: Option, opts: Sequence[Option], trials: Sequence[Trial]) -> list[str]:
+    """The judge's grounding check on a tuning rationale: the options ("o2") and trials ("t1")
+    it names exist, and what it says of them (accuracies, "best", optimizer, size, backbone)
+    is what the prompt showed."""
+    options = [{"id": o.id, "accuracy": o.expected, "low": o.predicted.low, "high": o.predicted.high,
+                "seconds": o.predicted.seconds, "config": o.config.model_dump(mode="json"),
+                "predicted": o.predicted.accuracy} for o in opts]
+    shown_trials = [{"alias": f"t{t.number}", "test_accuracy": t.val_accuracy, "config": t.config.model_dump(mode="json")}
+                    for t in trials]
+    shown = [v for o in options for v in (o["accuracy"], o["predicted"], o["low"], o["high"])]
+    shown += [t["test_accuracy"] for t in shown_trials if t["test_accuracy"] is not None]
+    known = [o["id"] for o in options] + [t["alias"] for t in shown_trials]
+    return ungrounded(rationale, known, shown, options, shown_trials, about=[chosen.id], prefixes="ot")
