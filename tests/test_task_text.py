@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +18,11 @@ def test_the_mission_example() -> None:
     assert (p.modality, p.body_part, p.n_classes, p.n_instances) == ("dermoscopy", "skin", 8, 2000)
     assert p.budget_seconds == 900 and p.device == "cpu"
     assert p.channels == 3  # dermoscopy is colour
-    assert set(p.assumed) == {"resolution", "channels", "imbalance_ratio"}
+    # The limits it does not state are listed too (issue 16: nothing read is silently defaulted); they are no
+    # limits, and `assumptions()` does not render them, so no one invents a limit.
+    assert set(p.assumed) == {"resolution", "channels", "imbalance_ratio", "max_params", "max_model_bytes",
+                              "gpu_memory_bytes", "ram_bytes"}
+    assert p.assumptions() == ["resolution=64", "channels=3", "imbalance_ratio=2.0"]
     assert p.said["n_instances"] == "2,000 images"
 
 
@@ -244,3 +251,61 @@ def test_meta_features_are_consistent() -> None:
 def test_same_text_same_profile() -> None:
     text = "brain MRI, 4 classes, 6,400 slices, imbalanced, 30 minutes on a GPU"
     assert parse_task(text) == parse_task(text)
+
+
+# ------------------------------------------------------------------ the phrasing table
+# tests/fixtures/task_phrasings.jsonl: phrasings written for the reader (issue 16, item 4), one per line:
+#   id, text, expect {field: value}, optional approximate [fields], said {field: exact words},
+#   unread {field: why} (phrasings left unread by design: the field must be listed as assumed).
+# A field a row does not name was not said, so it must be in `assumed` (gpu_name: must be None).
+PHRASINGS = [
+    json.loads(line)
+    for line in (Path(__file__).parent / "fixtures" / "task_phrasings.jsonl").read_text(encoding="utf-8").splitlines()
+    if line.strip()
+]
+# table field -> the name it has in `said` / `assumed` (the budget keeps its historical name)
+TABLE_FIELDS = {
+    "modality": "modality", "body_part": "body_part", "n_classes": "n_classes", "n_instances": "n_instances",
+    "resolution": "resolution", "channels": "channels", "imbalance_ratio": "imbalance_ratio",
+    "budget_seconds": "budget", "device": "device", "max_params": "max_params",
+    "max_model_bytes": "max_model_bytes", "gpu_memory_bytes": "gpu_memory_bytes", "ram_bytes": "ram_bytes",
+}
+
+
+def check_row(row: dict[str, Any], p: Any) -> list[str]:
+    """What the profile gets wrong against one table row (empty when it reads the row as written)."""
+    text, expect, problems = row["text"], row["expect"], []
+    for field, name in TABLE_FIELDS.items():
+        if field in expect:
+            got, want = getattr(p, field), expect[field]
+            same = got == pytest.approx(want, rel=1e-3) if isinstance(want, float) else got == want
+            if not same:
+                problems.append(f"{field}: want {want!r}, got {got!r}")
+            elif name in p.assumed or name not in p.said:
+                problems.append(f"{field}: read right but not said ({p.said.get(name)!r}, assumed={name in p.assumed})")
+            elif p.said[name] not in text or text[slice(*p.spans[name])] != p.said[name]:
+                problems.append(f"{field}: source words {p.said[name]!r} are not the text's own at {p.spans[name]}")
+        elif name not in p.assumed:
+            problems.append(f"{field}: not in the text, yet read as {getattr(p, field)!r} from {p.said.get(name)!r}")
+    if "gpu_name" in expect and p.gpu_name != expect["gpu_name"]:
+        problems.append(f"gpu_name: want {expect['gpu_name']!r}, got {p.gpu_name!r}")
+    if "gpu_name" not in expect and p.gpu_name is not None:
+        problems.append(f"gpu_name: none named, yet read {p.gpu_name!r}")
+    for field, words in (row.get("said") or {}).items():
+        if p.said.get(TABLE_FIELDS.get(field, field)) != words:
+            problems.append(f"said[{field}]: want {words!r}, got {p.said.get(TABLE_FIELDS.get(field, field))!r}")
+    if sorted(row.get("approximate", [])) != sorted(x for x in p.approximate if x in TABLE_FIELDS):
+        problems.append(f"approximate: want {row.get('approximate', [])}, got {p.approximate}")
+    return problems
+
+
+@pytest.mark.parametrize("row", PHRASINGS, ids=[r["id"] for r in PHRASINGS])
+def test_phrasing_table(row: dict[str, Any]) -> None:
+    problems = check_row(row, parse_task(row["text"]))
+    assert not problems, f"{row['text']!r}: " + "; ".join(problems)
+
+
+def test_phrasing_table_is_large_and_varied() -> None:
+    assert len(PHRASINGS) >= 100 and len({r["id"] for r in PHRASINGS}) == len(PHRASINGS)
+    kinds = {r["id"].split("-")[0] for r in PHRASINGS}
+    assert kinds == {"cls", "size", "imb", "lim", "mix"}

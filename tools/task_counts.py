@@ -1,0 +1,379 @@
+"""How many classes and images a task text states, and how uneven its classes are.
+
+Read after the limits (which are blanked out of the text by then), in this order, each blanking its words:
+    imbalance ratios   "1:10", "10:1 normal to abnormal", "ratio of 8", "a 12-fold imbalance", "1 in 20",
+                       "90/10 split"; percentages ("only 3% are malignant") wait for the class count.
+    class counts       digits and words ("eight tumour types", "a dozen conditions", "6-way"), "binary",
+                       ranges of grades ("KL 0 to 4", "stages I-IV", "grades A0-A4"), lists of names
+                       ("normal/benign/malignant", "benign vs malignant", "classify into a, b and c").
+    class sizes        "300 benign and 60 malignant" (classes, images and imbalance at once);
+                       "800 training and 200 test images" (a total).
+    images             "3.1k", "~3,100", "about 3 thousand", "1.2M", "12 000", "a few hundred" (approximate),
+                       "500 per class" (times the class count).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING, Any
+
+from tools.task_numbers import APPROX, COUNT, Reading, label_span, read_count
+
+if TYPE_CHECKING:
+    from tools.task_text import TaskProfile
+
+MAX_CLASSES = 1000
+MAX_IMAGES = 1_000_000_000
+MAX_GRADES = 20  # a range wider than this is a score ("0 to 100"), not classes
+
+CLASS_NOUNS = (r"(?:classes|class|clases|classses|categories|category|catagories|categorys|labels|types|grades|kinds|"
+               r"conditions|diagnoses|diseases|disorders|outcomes|groups|findings|stages|levels|tiers|subtypes|"
+               r"phenotypes|pathologies)")
+IMAGE_NOUNS = (r"(?:images?|imgs?|pictures?|pics|photos?|photographs?|scans?|slides?|patches|patch|samples?|examples?|"
+               r"radiographs?|x-?rays?|xrays?|crops?|tiles?|frames?|stills?|studies|cases|mammograms?|films?|slices?|"
+               r"smears?|mris|cts|ultrasounds|dermoscopies|volumes|specimens|lesions|instances|data ?points|cells|"
+               r"shots)")
+# Words that are not a filler between a number and its noun, nor a class name.
+_GLUE = (r"(?:of|per|in|on|at|for|from|with|and|or|to|by|the|a|an|each|every|than|vs|versus|are|is|px|pixels?|"
+         rf"{CLASS_NOUNS}|{IMAGE_NOUNS})")
+_FILLER = rf"(?:(?!{_GLUE}\b)[a-z][\w&'-]*\s+){{0,2}}?"
+# Words that are no class name: they make a list of them something else ("train/test", "CPU or GPU").
+_NOT_NAMES = frozenset("""
+and or nor with without more less either whether the a an it this that these those is are be to of in on
+for from by as at per each every one two few some any all both else then now later today tomorrow yes
+train training test testing val validation valid dev holdout held-out split data dataset image images class classes
+cpu gpu gpus cuda tpu ram vram laptop desktop server cloud colab mac macbook pc pytorch tensorflow keras model models backbone backbones resnet resnet18 resnet50 efficientnet mobilenet vit
+densenet convnext vgg inception swin cnn transformer sgd adam adamw lr fine-tune finetune fine-tuning freeze frozen
+scratch pretrained augmentation dropout epochs batch fast faster cheap cheaper small smaller large larger big
+accurate accuracy good better best quick simple robust efficient high low speed size png jpg jpeg dicom tif tiff
+ct mri pet x-ray xray x-rays ultrasound oct dermoscopy histology w o s h km mm px cm ms min minutes hours
+""".split())
+_SPLITS = frozenset("train training val validation valid test testing dev holdout held-out".split())
+_UNIT_WORDS = (r"(?:px|pixels?|gb|mb|kb|epochs?|params|parameters|weights|minutes?|mins?|hours?|hrs?|seconds?|days?|"
+               r"%|percent|times|fold|x|gpus?|cpus?|cores?|layers?|channels?|runs?|trials?|folds?|seeds?|more|of|per|"
+               rf"each|in|on|at|for|to|from|with|and|or|the|an?|than|are|is|was|were|out|{CLASS_NOUNS}|{IMAGE_NOUNS})")
+
+_CLAUSE = re.compile(r"[,;.!?\n]\s|[()]")
+
+
+def _whole(r: Reading, m: re.Match[str], group: str, what: str, low: int, high: int) -> tuple[int, bool] | None:
+    """The whole number in `group` of `m`, checked to lie in [low, high]; None for "one"/"a" (not a count)."""
+    raw = m.group(group)
+    if re.fullmatch(r"\s*(?:one|a|zero)\s*", raw):
+        return None
+    number = read_count(raw)
+    words = r.text[m.start():m.end()].strip()[:80]
+    negative = m.start(group) > 0 and r.low[max(0, m.start(group) - 2):m.start(group)].strip() == "-" \
+        and (m.start(group) < 2 or not r.low[m.start(group) - 2].isalnum())
+    if number.value > high or not math.isfinite(number.value):  # first: int() of inf raises OverflowError
+        raise ValueError(f"{what} <= {high:,} must hold, but the text says {words!r}.")
+    if negative or number.value < low or number.value != int(number.value):
+        raise ValueError(f"{what} >= {low} must hold (a whole number), but the text says {words!r}.")
+    return int(number.value), number.approximate
+
+
+# ------------------------------------------------------------------------------ imbalance
+_RATIO_ONE = (
+    re.compile(r"\bimbalance(?:d)?\s*ratio\s*(?:of|is|:|=|about|around)?\s*(?P<ap>~)?\s*(?P<r>\d+(?:\.\d+)?)(?!\s*(?::|to|/)\s*\d)"),
+    re.compile(r"(?<!aspect )\bratio\s*(?:of|is|:|=|about|around)?\s*(?P<ap>~)?\s*(?P<r>\d+(?:\.\d+)?)(?![\d.]|\s*(?::|to|/|%|percent)\s*)"),
+    re.compile(r"\bimbalance(?:d)?\s*(?:of|:|=)\s*(?P<ap>~)?\s*(?P<r>\d+(?:\.\d+)?)(?!\s*(?::|to|/)\s*\d)"),
+    re.compile(rf"(?P<r>\d+(?:\.\d+)?|{COUNT})\s*(?:x|-?\s*fold|times)\s*(?:class\s+)?(?:imbalance|imbalanced|more|as many)\b"),
+)
+_RATIO_PAIR = (
+    re.compile(r"\bratio\s*(?:of\s*)?(?P<ap>~\s*)?(?P<a>\d+(?:\.\d+)?)\s*(?::|to|/)\s*(?P<b>\d+(?:\.\d+)?)"),
+    re.compile(r"(?P<ap>~|about|around|roughly)?\s*(?<![\d.:/])(?P<a>\d+(?:\.\d+)?)\s*:\s*(?P<b>\d+(?:\.\d+)?)(?![\d:])"),
+    re.compile(r"(?<![\d.])(?P<a>\d{1,2}(?:\.\d+)?)\s*[/:-]\s*(?P<b>\d{1,2}(?:\.\d+)?)\s*%?\s*(?:class\s+)?(?:split|distribution)"),
+)
+_FRACTION = re.compile(r"(?<![\d.,/])(?P<a>\d+)\s*(?:in|out of|/)\s*(?P<b>\d+)(?![\d.,])(?:\s+of\b)?")
+_NOT_A_RATIO = re.compile(r"\b(?:at|by|until|from|before|after)\s*$|magnification|scale|dilution|\bam\b|\bpm\b")
+_NOT_CLASSES = re.compile(r"\btrain|\btest|\bval(?:idation)?\b|hold-?out|\bsplit into\b")
+_PERCENT = re.compile(
+    r"(?:(?P<ap>~|about|around|roughly|approximately|only|just)\s*)?(?P<p>\d+(?:[.,]\d+)?)\s*(?:%|percent|per cent|pct)"
+    rf"(?P<tail>\s+of\s+(?:the\s+|all\s+)?(?:[a-z-]+\s+){{0,2}}?(?:{IMAGE_NOUNS}|data|dataset|patients)"
+    r"(?:\s+(?:are|is|were|show|have)\s+[a-z-]+)?|\s+(?:positives?|negatives?|malignant|abnormal|positive|negative))?"
+)
+_PERCENT_NOT = re.compile(r"accura|\bacc\b|\bauc\b|\bf1\b|sensitiv|specific|recall|precision|dropout|valid|\bval\b|\btest|"
+                          r"\btrain|hold-?out|freez|frozen|layers?\b|augment|crop|zoom|faster|slower|improv|\bgain|\bdrop\b|"
+                          r"memory|gpu|cpu|error|confiden|interval|budget|utili[sz]|better|worse|of the time|learning rate")
+_PERCENT_CUE = re.compile(r"positive|negative|minority|majority|rare|smallest|largest|prevalen|incidence|class|cases|"
+                          r"malignant|abnormal|disease|cancer|healthy|normal|benign|referable|affected|\bof (?:the |all )?|"
+                          r"\bare\b|\bis\b|make up|makes up|account|belong")
+_MAJORITY = re.compile(r"majority|largest|normal|healthy|benign|negative")
+_MINORITY = re.compile(r"positive|minority|rare|smallest|malignant|abnormal|disease|cancer|referable|affected|prevalen|incidence")
+_HINT = re.compile(r"\b(?:imbalanced|unbalanced|skewed|long[- ]tail\w*|rare class\w*|minority class\w*|few positives?|"
+                   r"class imbalance|rare|not (?:very |well )?balanced)\b")
+
+
+def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
+    """Read an imbalance stated as a ratio; return a pending percentage (it needs the class count), if any."""
+    for regex in _RATIO_ONE:
+        m = regex.search(r.low)
+        if m:
+            number = read_count(m.group("r"))
+            return _set_ratio(r, p, number.value, m, approximate=bool(m.groupdict().get("ap")) or number.approximate)
+    for regex in _RATIO_PAIR:
+        for m in regex.finditer(r.low):
+            before, window = r.low[max(0, m.start() - 12):m.start()], r.low[max(0, m.start() - 30):m.end() + 30]
+            if _NOT_A_RATIO.search(before) or _NOT_A_RATIO.search(r.low[m.end():m.end() + 14]) or _NOT_CLASSES.search(window):
+                continue
+            a, b = float(m.group("a")), float(m.group("b"))
+            if min(a, b) <= 0:
+                raise ValueError(f"a class ratio needs two positive numbers, but the text says {r.text[m.start():m.end()].strip()!r}.")
+            return _set_ratio(r, p, max(a, b) / min(a, b), m, approximate=bool(m.groupdict().get("ap")))
+    for m in _FRACTION.finditer(r.low):
+        a, b = int(m.group("a")), int(m.group("b"))
+        joined = r.low[m.start("a"):m.start("b")]
+        if not 0 < a < b <= 10**6 or ("/" in joined and not m.group(0).endswith("of")) or \
+                _NOT_CLASSES.search(r.low[max(0, m.start() - 30):m.end() + 30]):
+            continue
+        return _set_ratio(r, p, (b - a) / a, m, approximate=False)
+    for m in _PERCENT.finditer(r.low):
+        clause = _clause(r.low, m.start(), m.end())
+        if _PERCENT_NOT.search(clause) or not _PERCENT_CUE.search(clause):
+            continue
+        share = float(m.group("p").replace(",", "."))
+        if not 0 < share < 100:
+            raise ValueError(f"a class share must lie between 0 and 100 %, but the text says {r.text[m.start():m.end()]!r}.")
+        r.blank(m.start(), m.end())
+        near = r.low[m.start(): m.end() + 25] if m.group("tail") else clause
+        return {"share": share, "start": m.start(), "end": m.end(), "majority": bool(_MAJORITY.search(near)),
+                "minority": bool(_MINORITY.search(near)), "approximate": m.group("ap") not in (None, "only", "just")}
+    return None
+
+
+def _clause(low: str, start: int, end: int) -> str:
+    left = max([m.end() for m in _CLAUSE.finditer(low, 0, start)] or [0])
+    right = min([m.start() for m in _CLAUSE.finditer(low, end)] or [len(low)])
+    return low[left:right]
+
+
+def _set_ratio(r: Reading, p: TaskProfile, ratio: float, m: re.Match[str], approximate: bool) -> None:
+    if not math.isfinite(ratio) or ratio < 1:
+        raise ValueError(f"the imbalance ratio (largest / smallest class) must be >= 1, but the text says "
+                         f"{r.text[m.start():m.end()].strip()[:80]!r}.")
+    p.imbalance_ratio = ratio
+    r.take("imbalance_ratio", m.start(), m.end(), approximate=approximate)
+    return None
+
+
+def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None) -> None:
+    """A percentage read earlier, now that the class count is known; else a word ("imbalanced", "balanced")."""
+    if "imbalance_ratio" in r.said:
+        return
+    if pending:
+        share, k = pending["share"], p.n_classes
+        if k == 2:
+            ratio = max(share, 100 - share) / min(share, 100 - share)
+        elif share > 50 or (pending["majority"] and not pending["minority"]):  # the largest class; others equal
+            ratio = share * (k - 1) / (100 - share)
+        else:  # the smallest class; the others share the rest equally
+            ratio = (100 - share) / ((k - 1) * share)
+        if k > 2:
+            r.notes.append(f"{r.text[pending['start']:pending['end']].strip()!r} with {k} classes: the other classes "
+                           "are taken as equal in size")
+        p.imbalance_ratio = max(1.0, ratio)
+        r.take("imbalance_ratio", pending["start"], pending["end"], approximate=pending["approximate"])
+        return
+    m = _HINT.search(r.low)
+    if m:
+        p.imbalance_ratio = 5.0
+        words = r.take("imbalance_ratio", m.start(), m.end(), blank=False)
+        r.notes.append(f"'{words}' without a ratio: imbalance ratio taken as {p.imbalance_ratio:g}")
+        return
+    m = re.search(r"\bbalanced\b", r.low)
+    if m:
+        p.imbalance_ratio = 1.0
+        r.take("imbalance_ratio", m.start(), m.end(), blank=False)
+
+
+# ------------------------------------------------------------------------------ classes
+_WORD_COUNT = r"(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d{1,4})"
+_CLASS_COUNT = (
+    re.compile(rf"(?P<n>{COUNT})\s*-?\s*{_FILLER}{CLASS_NOUNS}\b"),
+    re.compile(rf"(?P<n>{COUNT})\s*-?\s*way\b"),
+    re.compile(r"\b(?:number of (?:classes|categories|labels)|num[_ ]?classes|n[_ ]?classes|classes|categories|labels)"
+               rf"\s*(?::|=|is|are|of)\s*(?P<n>{_WORD_COUNT})\b(?!\s*(?:-|to|through)\s*\w|\s*,\s*\d)"),
+)
+_BINARY = re.compile(r"\bbinary\b|\byes\s*(?:/|or)\s*no\b|\bpresent\s*(?:/|or|vs\.?|versus)\s*absent\b|"
+                     r"\bpositive\s*(?:/|or|vs\.?|versus)\s*negative\b")
+_LABEL = r"(?:[a-z]{1,3}\s?\d{1,2}|\d{1,2}|[ivx]{1,5}|[a-e])"
+_SCALE = (r"(?:(?:kellgren[- ]lawrence|kl|bi-?rads|gleason|who|t[o\u00f6]nnis|severity|dr)\s+)?(?:grades?|grading|"
+          r"stages?|staging|levels?|scores?|scale|classes|categories|tiers?|grade groups?)|\bkl\b|\bbi-?rads\b")
+_RANGE = (
+    re.compile(rf"\b(?:{_SCALE})\s*(?:from\s+|of\s+)?(?P<a>{_LABEL})\s*(?:-|to|through|thru|until|\.\.)\s*"
+               rf"(?:(?:grade|stage|level|kl)\s*)?(?P<b>{_LABEL})(?![\w.])"),
+    re.compile(rf"(?<![\w.-])(?P<a>{_LABEL})\s*(?:-|to|through)\s*(?P<b>{_LABEL})\s+(?:kl\s+|kellgren[- ]lawrence\s+)?"
+               r"(?:grades|stages|levels|classes)\b"),
+)
+_GRADE_LIST = re.compile(rf"\b(?:{_SCALE})\s+(?P<l>{_LABEL}(?:\s*,\s*{_LABEL})+(?:\s*,?\s*(?:and|or)\s+{_LABEL})?)(?![\w.])")
+_ITEM = r"[a-z][\w'-]*(?:\s+[a-z][\w'-]*){0,2}"
+_LIST = rf"{_ITEM}(?:\s*,\s*{_ITEM})+(?:\s*,?\s+(?:and|or)\s+{_ITEM})?|{_ITEM}\s+(?:and|or)\s+{_ITEM}"
+_NAMED = (
+    re.compile(rf"\(\s*(?P<l>{_LIST})\s*\)"),
+    re.compile(rf"\b(?:classes|labels|categories|types|diagnoses|outcomes)\s*(?:are|include|:|=|-)\s*:?\s*(?P<l>{_LIST})"),
+    re.compile(r"\b(?:classif\w*|categori[sz]\w*|sort\w*|split\w*|divid\w*|group\w*|separat\w*|label\w*|tag\w*|"
+               rf"grad\w*|diagnos\w*|identif\w*|assign\w*|mark\w*)\b[^.;:()]{{0,40}}?\b(?:into|as)\s+(?:either\s+)?"
+               rf"(?:one of\s+)?(?P<l>{_LIST})"),
+    re.compile(rf"\b(?:separate|distinguish|differentiate|discriminate)\s+(?:between\s+)?(?P<l>{_LIST})"),
+    re.compile(rf"\b(?:between|among|amongst|each of|one of|either)\s+(?:the\s+)?(?P<l>{_LIST})"),
+)
+_FROM = re.compile(r"\b(?:distinguish\w*|differentiat\w*|discriminat\w*|tell|separat\w*)\s+(?P<a>(?:[a-z][\w'-]*\s+){1,3}?)"
+                   r"(?:apart\s+)?from\s+(?P<b>[a-z][\w'-]*)")
+_SLASHED = re.compile(r"(?<![\w/.])[a-z][\w'-]*(?:\s*/\s*(?:[a-z][\w'-]*\s+){0,2}[a-z][\w'-]*)+(?![\w/])")
+_VS_WORD = r"(?!vs\b|versus\b)[a-z][\w'-]*"
+_VERSUS = re.compile(rf"[a-z][\w'-]*(?:\s+(?:vs\.?|versus)\s+(?:{_VS_WORD}\s+){{0,2}}{_VS_WORD})+")
+_CHOICE = re.compile(r"\b(?:use|using|try|trying|choose|pick|prefer|run|deploy|buy|which)\b")
+_OR_PAIR = re.compile(r"(?<![\w-])(?P<a>[a-z][\w'-]+)\s+or\s+(?P<b>[a-z][\w'-]+)")
+_MORE_THAN_TWO = re.compile(rf"\bmulti-?\s?class\b|\b(?:several|a few|a handful of|many|multiple|various)\s+(?:[a-z]+\s+)?"
+                            rf"{CLASS_NOUNS}\b")
+
+
+def read_classes(r: Reading, p: TaskProfile) -> None:
+    """The class count: a number, "binary", a range of grades, or a list of class names."""
+    for regex in _CLASS_COUNT:
+        for m in regex.finditer(r.low):
+            n = _whole(r, m, "n", "n_classes", 2, MAX_CLASSES)
+            if n is not None:
+                return _set_classes(r, p, n[0], m.start(), m.end(), approximate=n[1])
+    m = _BINARY.search(r.low)
+    if m:
+        return _set_classes(r, p, 2, m.start(), m.end())
+    for regex in _RANGE:
+        for m in regex.finditer(r.low):
+            span = label_span(m.group("a"), m.group("b"))
+            if span is not None and span <= MAX_GRADES:
+                return _set_classes(r, p, span, m.start(), m.end())
+    m = _GRADE_LIST.search(r.low)
+    if m:
+        return _set_classes(r, p, len(re.split(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group("l"))), m.start(), m.end())
+    found = _named(r.low)
+    if found:
+        return _set_classes(r, p, found[0], found[1], found[2], blank=False)
+    m = _MORE_THAN_TWO.search(r.low)
+    if m:
+        p.n_classes = 3
+        r.notes.append(f"'{r.text[m.start():m.end()].strip()}' gives no count: n_classes assumed to be 3; say how many")
+    return None
+
+
+def _names_ok(names: list[str]) -> bool:
+    return len(names) >= 2 and all(n and not (set(n.split()) & _NOT_NAMES) for n in names)
+
+
+def _named(low: str) -> tuple[int, int, int] | None:
+    """(count, start, end) of the first list of class names, by the kinds of list in order."""
+    for i, regex in enumerate(_NAMED):
+        for m in regex.finditer(low):
+            names = [x.strip() for x in re.split(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group("l"))]
+            if i == 1 or _names_ok([n.split()[-1] if n else n for n in names]):  # 1: "classes: a, b and c" says so
+                return len(names), m.start("l") - (1 if low[m.start() : m.start() + 1] == "(" else 0), m.end()
+    m = _FROM.search(low)
+    if m and _names_ok([m.group("a").split()[-1], m.group("b")]):
+        return 2, m.start(), m.end()
+    for regex, sep in ((_SLASHED, r"\s*/\s*"), (_VERSUS, r"\s+(?:vs\.?|versus)\s+")):
+        for m in regex.finditer(low):
+            parts = re.split(sep, m.group(0))
+            touching = [w for a, b in zip(parts, parts[1:], strict=False) for w in (a.split()[-1], b.split()[0])]
+            if _names_ok(touching) and all(len(w) >= 2 for w in touching):
+                return len(parts), m.start(), m.end()
+    for m in _OR_PAIR.finditer(low):
+        if _CHOICE.search(_clause(low, m.start(), m.start())):
+            continue  # "should I use X or Y": a choice of set-up, not two classes
+        if _names_ok([m.group("a"), m.group("b")]) and not re.search(_UNIT_WORDS + r"$", m.group("b")):
+            return 2, m.start(), m.end()
+    return None
+
+
+def _set_classes(r: Reading, p: TaskProfile, n: int, start: int, end: int, *, approximate: bool = False,
+                 blank: bool = True) -> None:
+    p.n_classes = n
+    r.take("n_classes", start, end, approximate=approximate, blank=blank)
+
+
+# ------------------------------------------------------------------------------ class sizes and images
+_SIZED = rf"{COUNT}\s+(?!{_UNIT_WORDS}\b)[a-z][\w'-]*"
+_SIZES = re.compile(rf"{_SIZED}(?:\s*(?:,\s*and|,|;|\+|/|\band)\s*{_SIZED})+")
+_PER_CLASS = (
+    re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s*(?P<plus>\+)?\s*(?:(?:[a-z-]+\s+)?{IMAGE_NOUNS}\s*)?"
+               r"(?:per|/|a|for each|in each|of each|for every|in every|each)\s*(?:class|category|label|type|grade|group|"
+               r"condition|diagnosis|kind)\b"),
+    re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+(?:{IMAGE_NOUNS}\s+)?(?:each|of each)\b"
+               r"(?!\s*(?:minute|hour|second|epoch))"),
+)
+_IMAGES = (
+    re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s*(?P<plus>\+)?(?:-?ish)?\s*(?:-\s*)?{_FILLER}(?:[a-z]+-)?"
+               rf"{IMAGE_NOUNS}\b"),
+    re.compile(r"\bn\s*=\s*(?P<n>\d{1,3}(?:,\d{3})+|\d+)(?![\d.])"),
+    re.compile(rf"\b(?:dataset|data set|set|collection|cohort|total|sample size|corpus)\s+(?:of|with|size|is|has|:|=)?\s*"
+               rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?!\s*(?:{CLASS_NOUNS}|%|patients|gb|mb|px|minutes|hours)\b)"),
+    re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+of them\b"),
+)
+_PATIENTS = re.compile(rf"(?P<n>{COUNT})\s+(?:patients|subjects|participants|people|individuals)\b")
+
+
+def read_class_sizes(r: Reading, p: TaskProfile) -> None:
+    """"300 benign and 60 malignant": classes, images and imbalance; "800 train and 200 test": images."""
+    for m in _SIZES.finditer(r.low):
+        items = [(read_count(x.group(1)), x.group(2)) for x in re.finditer(rf"({COUNT})\s+([a-z][\w'-]*)", m.group(0))]
+        if len(items) < 2:
+            continue
+        total = sum(n.value for n, _ in items)
+        approximate = any(n.approximate for n, _ in items)
+        if all(w in _SPLITS for _, w in items):
+            _set_images(r, p, total, m.start(), m.end(), approximate)
+            return
+        if any(w in _SPLITS for _, w in items) or min(n.value for n, _ in items) < 1:
+            continue
+        if "n_classes" in r.said and p.n_classes != len(items):
+            r.notes.append(f"the text says {r.said['n_classes']!r} but lists {len(items)} class sizes; "
+                           f"using {p.n_classes} classes")
+        elif "n_classes" not in r.said:
+            p.n_classes = len(items)
+            r.take("n_classes", m.start(), m.end(), blank=False)
+        if "imbalance_ratio" not in r.said:
+            p.imbalance_ratio = max(n.value for n, _ in items) / min(n.value for n, _ in items)
+            r.take("imbalance_ratio", m.start(), m.end(), blank=False)
+        _set_images(r, p, total, m.start(), m.end(), approximate)
+        return
+
+
+def read_images(r: Reading, p: TaskProfile) -> None:
+    """The number of images: a total, or a count per class times the class count."""
+    for regex in _PER_CLASS:
+        m = regex.search(r.low)
+        if m and (n := _whole(r, m, "n", "the number of images per class", 1, MAX_IMAGES)):
+            if "n_classes" not in r.said:
+                r.notes.append(f"{r.text[m.start():m.end()].strip()!r} times an assumed {p.n_classes} classes")
+            approximate = n[1] or bool(m.group("ap") or m.groupdict().get("plus"))
+            return _set_images(r, p, n[0] * p.n_classes, m.start(), m.end(), approximate, check=True)
+    for regex in _IMAGES:
+        for m in regex.finditer(r.low):
+            n = _whole(r, m, "n", "the number of images", 2, MAX_IMAGES)
+            if n is not None:
+                approximate = n[1] or bool(m.groupdict().get("ap") or m.groupdict().get("plus"))
+                return _set_images(r, p, n[0], m.start(), m.end(), approximate, check=True)
+    m = _PATIENTS.search(r.low)
+    if m:
+        r.notes.append(f"the text gives {r.text[m.start():m.end()].strip()!r}, not a number of images; "
+                       "n_instances assumed")
+    return None
+
+
+def _set_images(r: Reading, p: TaskProfile, n: float, start: int, end: int, approximate: bool, check: bool = False) -> None:
+    words = r.text[start:end].strip()[:80]
+    if "n_instances" in r.said:
+        if n != p.n_instances:
+            r.notes.append(f"the text also says {words!r}; using {r.said['n_instances']!r}")
+        return
+    if n > MAX_IMAGES:
+        raise ValueError(f"the number of images must be at most {MAX_IMAGES:,}, but the text says {words!r}.")
+    if check and n < p.n_classes:
+        raise ValueError(f"the number of images must be >= the number of classes ({p.n_classes}), but the text "
+                         f"says {words!r}.")
+    p.n_instances = int(n)
+    r.take("n_instances", start, end, approximate=approximate)
+
+
+__all__ = ["CLASS_NOUNS", "IMAGE_NOUNS", "MAX_CLASSES", "MAX_IMAGES", "finish_imbalance", "read_class_sizes",
+           "read_classes", "read_images", "read_ratio"]

@@ -1,0 +1,231 @@
+"""The limits a task text states: parameters, model size, memory, device, and the training time budget.
+
+Read before the counts, and blanked out of the text once read, so that "under 5M parameters" is a
+parameter limit and never five minutes, and "a 6 GB GPU" is memory, never a model size. Units are
+normalised: parameters as a count, sizes and memory in bytes (binary multiples: "8 GB" = 8 GiB), time
+in seconds. A limit the text does not state stays None: no limit, never an invented one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING
+
+from tools.task_numbers import COUNT, SIZE_UNIT, Reading, read_count, to_bytes
+
+if TYPE_CHECKING:
+    from tools.task_text import TaskProfile
+
+MAX_PARAMS = 10**12  # beyond this a parameter limit is a typo
+
+# Words that make the number after them an upper bound ("under 5M parameters", "< 20 MB").
+_UPPER = (r"(?:under|below|less than|fewer than|no more than|not more than|(?:no|not|nothing) (?:bigger|larger) than|"
+          r"not exceeding|smaller than|lower than|at most|max(?:imum|\.)?|up to|within|<=?|capped at|cap of|"
+          r"limit(?:ed)? (?:to|of)|budget of)")
+_LOWER = r"(?:at least|more than|over|above|greater than|bigger than|larger than|>=?|minimum of|min\.?)"
+_PARAM_NOUN = r"(?:trainable\s+)?(?:param(?:eter)?s?|weights)\b"
+_PARAMS_AFTER = re.compile(rf"(?:(?P<cue>{_UPPER}|{_LOWER})\s*)?(?P<n>{COUNT})\s*-?\s*{_PARAM_NOUN}")
+_PARAMS_BEFORE = re.compile(
+    rf"\b{_PARAM_NOUN}\s*(?:count|number|budget|limit|cap)?\s*(?:of|is|:|=|should be|must be|must stay|stays?)?\s*"
+    rf"(?:(?P<cue>{_UPPER}|{_LOWER})\s*)?(?P<n>{COUNT})(?!\s*(?:images|classes|minutes|hours|%|gb|mb))"
+)
+
+_SIZE = re.compile(rf"(?<![\w.])(?P<n>\d+(?:[.,]\d+)?)\s*(?P<u>{SIZE_UNIT})")
+_GPU_NAME = re.compile(
+    r"\b(?:nvidia\s+)?(?:geforce\s+)?(?P<name>rtx\s*a?\d{4}(?:\s*(?:ti|super))?|gtx\s*\d{3,4}(?:\s*ti)?|"
+    r"[ahlv]100|h200|a10g?|a30|a40|a[456]000|l4|l40s?|t4|k80|p100|p40|titan\s*(?:rtx|v|xp?)?|quadro\s*\w+|"
+    r"radeon\s*(?:rx\s*)?\w*|mi\d{2,3}x?)\b"
+)
+# What a size is the size of, by the nearest cue word around it.
+_SIZE_CUES = tuple((kind, re.compile(pattern)) for kind, pattern in (
+    ("gpu_memory_bytes", r"\bvram\b|\bgpus?\b|graphics card|video memory|\bcuda\b|" + _GPU_NAME.pattern),
+    ("ram_bytes", r"\bram\b|\bmemory\b"),
+    ("max_model_bytes", r"\bmodels?\b|\bweights\b|\bcheckpoints?\b|\bfile\b|footprint|\bdisk\b|\bonnx\b|\btflite\b|"
+                        r"\bsize\b|\bdeploy\w*"),
+    ("data", r"\bdata(?:set| set)?\b|\bimages\b|\bpngs?\b|\bjpe?gs?\b|\bdicoms?\b|\barchive\b|\bzip\b|\bfolder\b"),
+))
+
+_GPU_NEGATED = re.compile(
+    r"\b(?:no|without(?: a| any)?|don'?t have(?: a| any)?|do not have(?: a| any)?|lack(?:ing)?(?: a)?|"
+    r"no access to(?: a)?|not on(?: a)?|never)\s+(?:\w+\s+)?(?:gpus?|cuda|graphics card)\b|"
+    r"\b(?:gpus?|cuda)\s+(?:is\s+|are\s+)?(?:not available|unavailable|isn'?t available|not an option)"
+)
+_CPU_WORD = re.compile(r"\bcpu[- ]only\b|\bonly (?:a |the |my )?cpus?\b|\bcpus?\b")
+_CPU_WEAK = re.compile(r"\blaptop\b|\bnotebook\b|\bmacbook\b|\bon my mac\b|\bapple silicon\b|\braspberry\b")
+_GPU_WORD = re.compile(r"\bgpus?\b|\bcuda\b|\bgraphics card\b|\bnvidia\b")
+
+_TIME_UNITS: dict[str, float] = {
+    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+    "min": 60, "mins": 60, "minute": 60, "minutes": 60, "m": 60,
+    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+}
+_TIME_WORDS = r"half an|an|a|one|two|three|four|five|six|eight|ten|twelve|fifteen|twenty|thirty|forty|forty-five|sixty|ninety"
+_TIME_RE = re.compile(
+    r"(?<![\w.-])(?:(?P<low>\d+(?:\.\d+)?)\s*(?:-|to)\s*)?"
+    rf"(?P<num>-\s*\d+(?:\.\d+)?|\d+(?:\.\d+)?|(?:{_TIME_WORDS})\b)(?P<half>\s+and a half)?"
+    r"\s*-?\s*(?:(?:gpu|cpu|training|compute|wall[- ]?clock)[- ]?\s*)?"
+    r"(?P<unit>seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|[smhd])\b(?P<half2>\s+and a half\b)?",
+)
+_HOURS_MINUTES = re.compile(r"(?<![\w.])(\d+)\s*(?:h|hrs?|hours?)\s*(?:and\s+)?(\d{1,2})\s*(?:m|mins?|minutes?)?(?![\w.])")
+_BUDGET_PHRASE = re.compile(
+    r"\b(?:budget|time limit|time budget|deadline)\b\s*(?:of|is|:|=|to|about|around|~)?\s*"
+    r"(?P<num>-?\d+(?:\.\d+)?)\s*-?\s*(?P<unit>[a-z%]+)?"
+)
+_BUDGET_CUE = re.compile(r"(?:budget|time limit|limit|deadline|at most|within|under|max(?:imum)?|only|have|got|in|for|"
+                         r"about|around|~|finish|train(?:ing)?|leave)\W*(?:\w+\W+){0,3}$")
+# A duration of inference, per image: a latency, not the time to train.
+_PER_ITEM = re.compile(r"^\s*(?:per|each|an?\s+(?:image|scan|sample|slide|picture|prediction|case))\b")
+_LATENCY_CUE = re.compile(r"(?:inference|latency|predict\w*|per image|response)[^\w,.;]*(?:\w+[^\w,.;]+){0,4}$")
+_COUNT_WORDS = re.compile(r"^(?:images?|scans?|photos?|pictures?|classes|class|categories|px|pixels?|gb|mb|epochs?|%|"
+                          r"percent|samples?|slides?|patches|tiles?|params|parameters)$")
+
+
+def read_limits(r: Reading, p: TaskProfile) -> None:
+    """Parameters, model size and memory, device, then the time budget (in that order: each blanks its words)."""
+    _read_params(r, p)
+    _read_sizes(r, p)
+    _read_device(r, p)
+    _read_budget(r, p)
+
+
+def _read_params(r: Reading, p: TaskProfile) -> None:
+    for regex in (_PARAMS_AFTER, _PARAMS_BEFORE):
+        for m in regex.finditer(r.low):
+            if re.fullmatch(r"one|zero|a", m.group("n").strip()):
+                continue
+            number = read_count(m.group("n"))
+            cue = (m.group("cue") or "").strip()
+            if cue and re.fullmatch(_LOWER, cue):
+                r.notes.append(f"{r.text[m.start():m.end()].strip()!r} is a lower bound, not a limit; not used")
+                r.blank(m.start(), m.end())
+                continue
+            if not math.isfinite(number.value) or number.value > MAX_PARAMS:
+                raise ValueError(f"a parameter limit must be at most {MAX_PARAMS:,}, but the text says "
+                                 f"{r.text[m.start():m.end()].strip()[:80]!r}; write it as e.g. 'under 5M parameters'.")
+            if number.value < 1000:  # "under 5 params": a unit left out; guessing it would invent a limit
+                r.notes.append(f"{r.text[m.start():m.end()].strip()!r} is too small for a model; write e.g. '5M'")
+                r.blank(m.start(), m.end())
+                continue
+            p.max_params = int(number.value)
+            r.take("max_params", m.start(), m.end(), approximate=number.approximate)
+            if not cue:
+                r.notes.append(f"{r.said['max_params']!r} read as the largest model allowed")
+            return
+
+
+def _read_sizes(r: Reading, p: TaskProfile) -> None:
+    if not _SIZE.search(r.low):
+        return
+    cues = [(m.start(), m.end(), kind) for kind, pattern in _SIZE_CUES for m in pattern.finditer(r.low)]
+    for m in list(_SIZE.finditer(r.low)):
+        clause_start = max(r.low.rfind(c, 0, m.start()) for c in ".;,(") + 1
+        clause_end = min([i for i in (r.low.find(c, m.end()) for c in ".;,)") if i >= 0] or [len(r.low)])
+        near = [(min(abs(s - m.end()), abs(m.start() - e)), kind) for s, e, kind in cues
+                if clause_start <= s and e <= clause_end]
+        if not near:  # "RTX 4090 (24 GB)": the clause is the parenthesis; look just before it
+            near = [(m.start() - e, kind) for s, e, kind in cues if kind == "gpu_memory_bytes" and 0 <= m.start() - e <= 4]
+        kind = min(near)[1] if near else None
+        value = float(m.group("n").replace(",", "."))
+        if kind is None or kind == "data" or getattr(p, kind) is not None or value <= 0:
+            if kind is None:
+                r.notes.append(f"{r.text[m.start():m.end()]!r} names no model, GPU or RAM; not read as a limit")
+            continue
+        setattr(p, kind, to_bytes(value, m.group("u")))
+        r.take(kind, m.start(), m.end())
+        if kind == "gpu_memory_bytes" and "device" not in r.said:
+            p.device = "cuda"
+
+
+def _read_device(r: Reading, p: TaskProfile) -> None:
+    name = _GPU_NAME.search(r.low)
+    if name:
+        start, end = r.words(name.start("name"), name.end("name"))
+        p.gpu_name = r.text[start:end]
+        r.said["gpu_name"], r.spans["gpu_name"] = p.gpu_name, (start, end)
+    negated, cpu, gpu = _GPU_NEGATED.search(r.low), _CPU_WORD.search(r.low), _GPU_WORD.search(r.low) or name
+    if negated:
+        m, p.device = negated, "cpu"
+    elif cpu and (gpu is None or cpu.start() < gpu.start()):
+        m, p.device = cpu, "cpu"
+    elif gpu:
+        m, p.device = gpu, "cuda"
+    elif "gpu_memory_bytes" in r.said:
+        return  # "a 6 GB card": the memory said it
+    else:
+        m = _CPU_WEAK.search(r.low)
+        if m is None:
+            return
+        p.device = "cpu"
+    r.take("device", m.start(), m.end(), blank=False)
+    if name:
+        r.blank(name.start(), name.end())  # "RTX 3060" is no count of anything
+
+
+def _seconds(m: re.Match[str]) -> float:
+    num = m.group("num").strip().replace(" ", "")
+    value = {"halfan": 0.5, "a": 1.0, "an": 1.0}.get(num)
+    if value is None:
+        value = read_count(num).value if not num.startswith("-") else -read_count(num[1:].strip()).value
+    if m.group("half") or m.group("half2"):
+        value += 0.5
+    return value * _TIME_UNITS[m.group("unit")]
+
+
+def _read_budget(r: Reading, p: TaskProfile) -> None:
+    low = _HOURS_MINUTES.sub(lambda m: f"{int(m.group(1)) * 60 + int(m.group(2))}m".ljust(len(m.group(0))), r.low)
+    explicit = _BUDGET_PHRASE.search(low)  # "budget of N <unit>" must carry a time unit
+    if explicit:
+        unit = (explicit.group("unit") or "").lower()
+        if unit in _TIME_UNITS:
+            _set_budget(r, p, float(explicit.group("num")) * _TIME_UNITS[unit], explicit.start(), explicit.end())
+            return
+        if not unit or not _COUNT_WORDS.match(unit):
+            raise ValueError(
+                f"cannot read the time budget {r.text[explicit.start():explicit.end()].strip()!r}: "
+                + (f"{unit!r} is not a unit of time" if unit else "it has no unit")
+                + "; write it as e.g. '15 minutes', '1 hour' or '90 s'."
+            )
+    hits, per_item = [], []
+    for m in _TIME_RE.finditer(low):
+        num, unit, after = m.group("num"), m.group("unit"), low[m.end():]
+        if unit == "m" and re.match(r"\s*(?:[a-z-]+\s+)?(?:images?|scans?|photos?|pictures?|samples?|param|weights|"
+                                    r"patches|tiles?|slides?|x-?rays?|cases|frames)", after):
+            continue  # "5m images" is five million images, not five minutes
+        if unit in ("s", "d") and not re.match(r"\d", num):
+            continue  # "a s..." / "a d" are words, not durations
+        before = low[max(0, m.start() - 50): m.start()]
+        if _PER_ITEM.match(after) or _LATENCY_CUE.search(before):
+            per_item.append(m)
+            continue
+        hits.append((not _BUDGET_CUE.search(before), m.start(), m))
+    for m in per_item:
+        r.blank(m.start(), m.end())
+    if not hits:
+        if per_item:
+            r.notes.append(f"{r.text[per_item[0].start():per_item[0].end()]!r} is a time per image, not a training budget")
+        if re.search(r"\bovernight\b|\bover the weekend\b|\bby tomorrow\b", low):
+            r.notes.append("the text gives no duration for training ('overnight' and the like); no budget assumed")
+        return
+    hits.sort(key=lambda h: (h[0], h[1]))
+    m = hits[0][2]
+    if len(hits) + len(per_item) > 1:
+        r.notes.append(f"the text names several durations; the time budget is read from "
+                       f"{r.text[m.start():m.end()].strip()!r}")
+    _set_budget(r, p, _seconds(m), m.start(), m.end())
+    for _, _, other in hits[1:]:
+        r.blank(other.start(), other.end())
+
+
+def _set_budget(r: Reading, p: TaskProfile, seconds: float, start: int, end: int) -> None:
+    words = r.text[start:end].strip()
+    if not math.isfinite(seconds):  # a 400-digit number of minutes reads as inf
+        raise ValueError(f"the time budget must be a finite number, but the text says {words[:80]!r}.")
+    if seconds <= 0:
+        raise ValueError(f"the time budget must be positive, but the text says {words!r}; write it as e.g. '15 minutes'.")
+    p.budget_seconds = float(seconds)
+    r.take("budget", start, end)
+
+
+__all__ = ["MAX_PARAMS", "read_limits"]
