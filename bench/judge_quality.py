@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     from agent import judge as J
     from agent.context import Context
     from agent.llm import get_chat_model
-    from agent.nodes import judge_messages, shown_accuracies
+    from agent.nodes import Nodes, judge_messages, shown_accuracies
     from agent.recommend import Recommender
     from knowledge.store import open_default
 
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     judge_llm = get_chat_model(model=args.model, max_tokens=160)
     ctx = Context(max_judge_retries=0)
     r = Recommender(llm=_Capture(), judge_llm=_Capture(), kb=open_default(args.kb_dir), context=ctx)
+    nodes = Nodes(r.parts)  # the graph's nodes over the same parts: its meta-model and weights check
     rows: dict[str, list[tuple[bool, bool | None, float]]] = {k: [] for k in KINDS}
     examples: dict[str, str] = {}
     for text, dataset in TASKS[: args.tasks]:
@@ -114,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
             draft_dict = J.complete_draft(raw, candidates)
             draft, error = J.parse_draft(draft_dict)
             config = J.merge_config(draft, candidates)
-            prediction = r.nodes._predict(profile, config)
+            prediction = nodes._predict(profile, config)
             checks = J.run_checks(
                 draft=draft, draft_error=error, candidates=candidates, evidence_aliases=aliases, config=config,
-                config_error=None, prediction=prediction, profile=profile, weights_available=r.nodes.weights_available,
+                config_error=None, prediction=prediction, profile=profile, weights_available=nodes.weights_available,
                 accuracy_tolerance=ctx.accuracy_tolerance, max_accuracy_gap=ctx.max_accuracy_gap,
                 shown_accuracies=shown_accuracies(state, ctx),
             )

@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     # would skip most of its prompt (the first task here ran 3 s faster than the others).
     r.recommend(WARM_UP_TASK, context=context)
     print(f"warm-up (parts + first request): {time.perf_counter() - t0:.1f} s; knowledge base {len(kb.records())} "
-          f"records; model {getattr(r.nodes.llm, 'model_name', type(r.nodes.llm).__name__)}; "
+          f"records; model {getattr(r.parts.llm, 'model_name', type(r.parts.llm).__name__)}; "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
 
     # Repeats go round the list, so no task runs twice in a row (given two tasks or more).
