@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from agent.judge import (
+    CHECKS,
+    Check,
     Draft,
     complete_draft,
     merge_config,
     quoted_accuracies,
     quoted_ids,
+    run_checks,
     tidy_text,
     ungrounded,
     validate_config,
@@ -224,3 +228,44 @@ def test_a_draft_leaving_finetune_mode_leaves_its_freeze_behind() -> None:
     assert merge_config(keep, candidates).freeze == 0.5
     leave = keep.model_copy(update={"mode": "frozen"})
     assert merge_config(leave, candidates).freeze == 0.0
+
+
+# ----------------------------------------------------------------------------- run_checks
+def _checks(**over: Any) -> list[Check]:
+    draft = Draft(candidate="c1", backbone="efficientnet_lite0", mode="frozen", learning_rate=0.001, batch_size=16,
+                  epochs=40, expected_accuracy=0.93, rationale="c1 is predicted 0.93 in 25 s, the best here.",
+                  cite=["c1"])
+    kw: dict[str, Any] = dict(
+        draft=draft, draft_error=None, candidates=CANDIDATES, evidence_aliases=["r1"],
+        config=merge_config(draft, CANDIDATES), config_error=None,
+        prediction={"accuracy": 0.93, "low": 0.67, "high": 1.0, "seconds": 25}, profile={"budget_seconds": 600},
+        weights_available=lambda b: True, accuracy_tolerance=0.02, max_accuracy_gap=0.05, evidence=EVIDENCE,
+    )
+    return run_checks(**{**kw, **over})
+
+
+def test_every_rule_of_the_table_runs_in_order_on_a_usable_draft() -> None:
+    checks = _checks()
+    assert [c.name for c in checks] == [rule.name for rule in CHECKS]
+    assert all(c.ok and not c.message for c in checks), [c for c in checks if not c.ok]
+
+
+@pytest.mark.parametrize(("missing", "last", "says"), [
+    ({"draft": None, "draft_error": "bad JSON"}, "schema", "the answer is not valid: bad JSON"),
+    ({"config": None, "config_error": "learning_rate must satisfy 1e-05 <= learning_rate <= 1"}, "search_space",
+     "learning_rate must satisfy"),
+    ({"prediction": None}, "metric", "the meta-model could not predict this configuration."),
+])
+def test_the_checks_stop_at_the_first_rule_whose_input_is_missing(missing: dict[str, Any], last: str, says: str) -> None:
+    checks = _checks(**missing)
+    names = [rule.name for rule in CHECKS]
+    assert [c.name for c in checks] == names[: names.index(last) + 1]
+    assert not checks[-1].ok and all(c.ok for c in checks[:-1])
+    assert says in checks[-1].message
+
+
+def test_each_check_says_what_to_fix_in_one_message() -> None:
+    checks = {c.name: c for c in _checks(prediction={"accuracy": 0.70, "low": 0.6, "high": 0.8, "seconds": 900})}
+    assert not checks["metric"].ok and "expected_accuracy must lie within" in checks["metric"].message
+    assert not checks["competitive"].ok and "start from c1" in checks["competitive"].message
+    assert not checks["budget"].ok and "(e.g. c2)" in checks["budget"].message
