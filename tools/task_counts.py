@@ -33,7 +33,7 @@ CLASS_NOUNS = (r"(?:classes|class|clases|classses|categories|category|catagories
 IMAGE_NOUNS = (r"(?:images?|imgs?|pictures?|pics|photos?|photographs?|scans?|slides?|patches|patch|samples?|examples?|"
                r"radiographs?|x-?rays?|xrays?|crops?|tiles?|frames?|stills?|studies|cases|mammograms?|films?|slices?|"
                r"smears?|mris|cts|ultrasounds|dermoscopies|volumes|specimens|lesions|instances|data ?points|cells|"
-               r"shots)")
+               r"shots|exams?|examinations)")
 # Words that are not a filler between a number and its noun, nor a class name.
 _GLUE = (r"(?:of|per|in|on|at|for|from|with|and|or|to|by|the|a|an|each|every|than|vs|versus|are|is|px|pixels?|"
          rf"{CLASS_NOUNS}|{IMAGE_NOUNS})")
@@ -74,15 +74,17 @@ def _whole(r: Reading, m: re.Match[str], group: str, what: str, low: int, high: 
 
 
 # ------------------------------------------------------------------------------ imbalance
+_AP = r"(?:(?P<ap>~|about|around|roughly|approx(?:\.|imately)?|nearly|almost)\s*)?"
 _RATIO_ONE = (
-    re.compile(r"\bimbalance(?:d)?\s*ratio\s*(?:of|is|:|=|about|around)?\s*(?P<ap>~)?\s*(?P<r>\d+(?:\.\d+)?)(?!\s*(?::|to|/)\s*\d)"),
-    re.compile(r"(?<!aspect )\bratio\s*(?:of|is|:|=|about|around)?\s*(?P<ap>~)?\s*(?P<r>\d+(?:\.\d+)?)(?![\d.]|\s*(?::|to|/|%|percent)\s*)"),
-    re.compile(r"\bimbalance(?:d)?\s*(?:of|:|=)\s*(?P<ap>~)?\s*(?P<r>\d+(?:\.\d+)?)(?!\s*(?::|to|/)\s*\d)"),
-    re.compile(rf"(?P<r>\d+(?:\.\d+)?|{COUNT})\s*(?:x|-?\s*fold|times)\s*(?:class\s+)?(?:imbalance|imbalanced|more|as many)\b"),
+    re.compile(rf"\bimbalance(?:d)?\s*ratio\s*(?:of|is|:|=)?\s*{_AP}(?P<r>\d+(?:\.\d+)?)(?!\s*(?::|to|/)\s*\d)"),
+    re.compile(rf"(?<!aspect )\bratio\s*(?:of|is|:|=)?\s*{_AP}(?P<r>\d+(?:\.\d+)?)(?![\d.]|\s*(?::|to|/|%|percent)\s*)"),
+    re.compile(rf"\bimbalance(?:d)?\s*(?:of|:|=)\s*{_AP}(?P<r>\d+(?:\.\d+)?)(?!\s*(?::|to|/)\s*\d)"),
+    re.compile(rf"{_AP}(?P<r>\d+(?:\.\d+)?|{COUNT})\s*(?:x|-?\s*fold|times)\s*(?:class\s+)?(?:imbalance|imbalanced|more|"
+               r"as many|larger|bigger|the (?:size of the )?smallest)\b"),
 )
 _RATIO_PAIR = (
-    re.compile(r"\bratio\s*(?:of\s*)?(?P<ap>~\s*)?(?P<a>\d+(?:\.\d+)?)\s*(?::|to|/)\s*(?P<b>\d+(?:\.\d+)?)"),
-    re.compile(r"(?P<ap>~|about|around|roughly)?\s*(?<![\d.:/])(?P<a>\d+(?:\.\d+)?)\s*:\s*(?P<b>\d+(?:\.\d+)?)(?![\d:])"),
+    re.compile(rf"\bratio\s*(?:of\s*)?{_AP}(?P<a>\d+(?:\.\d+)?)\s*(?::|to|/)\s*(?P<b>\d+(?:\.\d+)?)"),
+    re.compile(rf"{_AP}(?<![\d.:/])(?P<a>\d+(?:\.\d+)?)\s*:\s*(?P<b>\d+(?:\.\d+)?)(?![\d:])"),
     re.compile(r"(?<![\d.])(?P<a>\d{1,2}(?:\.\d+)?)\s*[/:-]\s*(?P<b>\d{1,2}(?:\.\d+)?)\s*%?\s*(?:class\s+)?(?:split|distribution)"),
 )
 _FRACTION = re.compile(r"(?<![\d.,/])(?P<a>\d+)\s*(?:in|out of|/)\s*(?P<b>\d+)(?![\d.,])(?:\s+of\b)?")
@@ -91,11 +93,13 @@ _NOT_CLASSES = re.compile(r"\btrain|\btest|\bval(?:idation)?\b|hold-?out|\bsplit
 _PERCENT = re.compile(
     r"(?:(?P<ap>~|about|around|roughly|approximately|only|just)\s*)?(?P<p>\d+(?:[.,]\d+)?)\s*(?:%|percent|per cent|pct)"
     rf"(?P<tail>\s+of\s+(?:the\s+|all\s+)?(?:[a-z-]+\s+){{0,2}}?(?:{IMAGE_NOUNS}|data|dataset|patients)"
-    r"(?:\s+(?:are|is|were|show|have)\s+[a-z-]+)?|\s+(?:positives?|negatives?|malignant|abnormal|positive|negative))?"
+    r"(?:\s+(?:are|is|were|show|have)\s+[a-z-]+)?|\s+(?:positives?|negatives?|malignant|abnormal|positive|negative)"
+    r"|\s+(?P<name>[a-z][\w-]*))?"
 )
 _PERCENT_NOT = re.compile(r"accura|\bacc\b|\bauc\b|\bf1\b|sensitiv|specific|recall|precision|dropout|valid|\bval\b|\btest|"
                           r"\btrain|hold-?out|freez|frozen|layers?\b|augment|crop|zoom|faster|slower|improv|\bgain|\bdrop\b|"
-                          r"memory|gpu|cpu|error|confiden|interval|budget|utili[sz]|better|worse|of the time|learning rate")
+                          r"memory|gpu|cpu|error|confiden|interval|budget|utili[sz]|better|worse|of the time|learning rate|"
+                          r"nois|missing|corrupt|label(?:l?ed)?\b|annotat|less|more|smaller|larger|of the (?:size|cost)")
 _PERCENT_CUE = re.compile(r"positive|negative|minority|majority|rare|smallest|largest|prevalen|incidence|class|cases|"
                           r"malignant|abnormal|disease|cancer|healthy|normal|benign|referable|affected|\bof (?:the |all )?|"
                           r"\bare\b|\bis\b|make up|makes up|account|belong")
@@ -127,10 +131,13 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
         if not 0 < a < b <= 10**6 or ("/" in joined and not m.group(0).endswith("of")) or \
                 _NOT_CLASSES.search(r.low[max(0, m.start() - 30):m.end() + 30]):
             continue
-        return _set_ratio(r, p, (b - a) / a, m, approximate=False)
+        r.blank(m.start(), m.end())  # "1 in 20 scans": a share of the smallest class, not 20 images
+        return {"share": 100 * a / b, "start": m.start(), "end": m.end(), "majority": False, "minority": True,
+                "approximate": False}
     for m in _PERCENT.finditer(r.low):
         clause = _clause(r.low, m.start(), m.end())
-        if _PERCENT_NOT.search(clause) or not _PERCENT_CUE.search(clause):
+        named = m.group("name") and m.group("name") not in _NOT_NAMES and not re.fullmatch(_UNIT_WORDS, m.group("name"))
+        if _PERCENT_NOT.search(clause) or not (named or _PERCENT_CUE.search(clause)):
             continue
         share = float(m.group("p").replace(",", "."))
         if not 0 < share < 100:
@@ -191,15 +198,15 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
 _WORD_COUNT = r"(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d{1,4})"
 _CLASS_COUNT = (
     re.compile(rf"(?P<n>{COUNT})\s*-?\s*{_FILLER}{CLASS_NOUNS}\b"),
-    re.compile(rf"(?P<n>{COUNT})\s*-?\s*way\b"),
+    re.compile(rf"(?P<n>{COUNT})\s*-?\s*(?:way|grade|category|label|type|stage|level|tier|group|point)\b"),
     re.compile(r"\b(?:number of (?:classes|categories|labels)|num[_ ]?classes|n[_ ]?classes|classes|categories|labels)"
                rf"\s*(?::|=|is|are|of)\s*(?P<n>{_WORD_COUNT})\b(?!\s*(?:-|to|through)\s*\w|\s*,\s*\d)"),
 )
 _BINARY = re.compile(r"\bbinary\b|\byes\s*(?:/|or)\s*no\b|\bpresent\s*(?:/|or|vs\.?|versus)\s*absent\b|"
                      r"\bpositive\s*(?:/|or|vs\.?|versus)\s*negative\b")
 _LABEL = r"(?:[a-z]{1,3}\s?\d{1,2}|\d{1,2}|[ivx]{1,5}|[a-e])"
-_SCALE = (r"(?:(?:kellgren[- ]lawrence|kl|bi-?rads|gleason|who|t[o\u00f6]nnis|severity|dr)\s+)?(?:grades?|grading|"
-          r"stages?|staging|levels?|scores?|scale|classes|categories|tiers?|grade groups?)|\bkl\b|\bbi-?rads\b")
+_SCALE = (r"(?:(?:kellgren[- ]lawrence|kl|[a-z]{1,4}-?rads|gleason|who|t[o\u00f6]nnis|severity|dr)\s+)?(?:grades?|"
+          r"grading|stages?|staging|levels?|scores?|scale|classes|categories|tiers?|grade groups?)|\bkl\b|\b[a-z]{1,4}-?rads\b")
 _RANGE = (
     re.compile(rf"\b(?:{_SCALE})\s*(?:from\s+|of\s+)?(?P<a>{_LABEL})\s*(?:-|to|through|thru|until|\.\.)\s*"
                rf"(?:(?:grade|stage|level|kl)\s*)?(?P<b>{_LABEL})(?![\w.])"),
@@ -217,8 +224,9 @@ _NAMED = (
                rf"(?:one of\s+)?(?P<l>{_LIST})"),
     re.compile(rf"\b(?:separate|distinguish|differentiate|discriminate)\s+(?:between\s+)?(?P<l>{_LIST})"),
     re.compile(rf"\b(?:between|among|amongst|each of|one of|either)\s+(?:the\s+)?(?P<l>{_LIST})"),
+    re.compile(rf":\s*(?P<l>{_ITEM}(?:\s*,\s*{_ITEM}){{2,}}(?:\s*,?\s+(?:and|or)\s+{_ITEM})?)(?=\s*(?:[.;)\n]|$))"),
 )
-_FROM = re.compile(r"\b(?:distinguish\w*|differentiat\w*|discriminat\w*|tell|separat\w*)\s+(?P<a>(?:[a-z][\w'-]*\s+){1,3}?)"
+_FROM = re.compile(r"\b(?:distinguish\w*|differentiat\w*|discriminat\w*|tell(?:s|ing)?|told|separat\w*)\s+(?P<a>(?:[a-z][\w'-]*\s+){1,3}?)"
                    r"(?:apart\s+)?from\s+(?P<b>[a-z][\w'-]*)")
 _SLASHED = re.compile(r"(?<![\w/.])[a-z][\w'-]*(?:\s*/\s*(?:[a-z][\w'-]*\s+){0,2}[a-z][\w'-]*)+(?![\w/])")
 _VS_WORD = r"(?!vs\b|versus\b)[a-z][\w'-]*"
@@ -307,7 +315,8 @@ _IMAGES = (
     re.compile(r"\bn\s*=\s*(?P<n>\d{1,3}(?:,\d{3})+|\d+)(?![\d.])"),
     re.compile(rf"\b(?:dataset|data set|set|collection|cohort|total|sample size|corpus)\s+(?:of|with|size|is|has|:|=)?\s*"
                rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?!\s*(?:{CLASS_NOUNS}|%|patients|gb|mb|px|minutes|hours)\b)"),
-    re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+of them\b"),
+    re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+(?:of them|in total|total|altogether|overall)\b"),
+    re.compile(rf"\b{IMAGE_NOUNS}\s*(?::|=|of|-)?\s*(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?!\s*(?:{_UNIT_WORDS})\b)"),
 )
 _PATIENTS = re.compile(rf"(?P<n>{COUNT})\s+(?:patients|subjects|participants|people|individuals)\b")
 

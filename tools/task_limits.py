@@ -35,7 +35,7 @@ _SIZE = re.compile(rf"(?<![\w.])(?P<n>\d+(?:[.,]\d+)?)\s*(?P<u>{SIZE_UNIT})")
 _GPU_NAME = re.compile(
     r"\b(?:nvidia\s+)?(?:geforce\s+)?(?P<name>rtx\s*a?\d{4}(?:\s*(?:ti|super))?|gtx\s*\d{3,4}(?:\s*ti)?|"
     r"[ahlv]100|h200|a10g?|a30|a40|a[456]000|l4|l40s?|t4|k80|p100|p40|titan\s*(?:rtx|v|xp?)?|quadro\s*\w+|"
-    r"radeon\s*(?:rx\s*)?\w*|mi\d{2,3}x?)\b"
+    r"radeon\s*(?:rx\s*)?\w*|mi\d{2,3}x?)s?\b"
 )
 # What a size is the size of, by the nearest cue word around it.
 _SIZE_CUES = tuple((kind, re.compile(pattern)) for kind, pattern in (
@@ -52,8 +52,8 @@ _GPU_NEGATED = re.compile(
     r"\b(?:gpus?|cuda)\s+(?:is\s+|are\s+)?(?:not available|unavailable|isn'?t available|not an option)"
 )
 _CPU_WORD = re.compile(r"\bcpu[- ]only\b|\bonly (?:a |the |my )?cpus?\b|\bcpus?\b")
-_CPU_WEAK = re.compile(r"\blaptop\b|\bnotebook\b|\bmacbook\b|\bon my mac\b|\bapple silicon\b|\braspberry\b")
-_GPU_WORD = re.compile(r"\bgpus?\b|\bcuda\b|\bgraphics card\b|\bnvidia\b")
+_CPU_WEAK = re.compile(r"\blaptop\b|\bnotebook\b|\bmac(?:book)?\b|\bimac\b|\bapple (?:silicon|m[1-4])\b|\braspberry\b")
+_GPU_WORD = re.compile(r"\bgpus?\b|\bcuda\b|\bgraphics card\b|\bnvidia\b|\bvram\b")
 
 _TIME_UNITS: dict[str, float] = {
     "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,

@@ -25,7 +25,8 @@ _SCALES = {
     "b": 1e9, "bn": 1e9, "dozen": 12,
 }
 # (words, value): the vague quantities; read as a round guess, always approximate.
-_VAGUE = {"a couple of": 2, "a couple": 2, "couple of": 2, "a few": 3, "few": 3, "several": 5, "a handful of": 5}
+_VAGUE = {"a couple of": 2, "a couple": 2, "couple of": 2, "couple": 2, "a few": 3, "few": 3, "several": 5,
+          "a handful of": 5, "handful of": 5}
 _PLURAL_SCALES = {"hundreds of": 500, "thousands of": 5000, "tens of thousands of": 30000, "millions of": 5e6}
 
 _word = "|".join(sorted([*_UNITS, *_TENS], key=len, reverse=True))
@@ -36,7 +37,7 @@ _DIGITS = r"\d{1,3}(?:,\d{3})+(?![\d,])|\d{1,3}(?:[ \u00a0]\d{3})+(?!\d)|\d{1,3}
 COUNT = (
     r"(?<![\w.,])(?:"
     rf"(?:tens of thousands|hundreds|thousands|millions) of"
-    rf"|(?:a couple of|a couple|a few|several|a handful of)\s+{_SCALE_WORD}s?"
+    rf"|(?:(?:a\s+)?(?:couple of|couple|few|handful of)|several)\s+{_SCALE_WORD}s?"
     rf"|(?:{_DIGITS})(?:\s*(?:k|m|mn|mio|bn|b)\b|\s+{_SCALE_WORD}s?\b(?:\s+{_SCALE_WORD}\b)?|(?![\w]))"
     rf"|(?:a\s+)?dozens?\b"
     rf"|(?:a|{_WORD_NUMBER})\s+{_SCALE_WORD}\b(?:\s+(?:and\s+)?{_WORD_NUMBER}\b)?"

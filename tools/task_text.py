@@ -70,7 +70,7 @@ _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
     (r"histopatholog\w*|histolog\w*|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology slides?", "histopathology", None),
     (r"blood smears?|microscop\w*|cytolog\w*|blood cells?", "light microscopy", None),
     (r"mammogra\w*", "x-ray", "breast"),
-    (r"x[- ]?rays?\b|radiograph\w*|\bcxr\b", "x-ray", None),
+    (r"x[- ]?rays?\b|radiograph\w*|\bcxrs?\b", "x-ray", None),
     (r"\boct\b|optical coherence", "oct", "eye"),
     (r"fundus|retinal photo\w*", "fundus", "eye"),
     (r"endoscop\w*|colonoscop\w*|gastroscop\w*|capsule camera", "endoscopy", None),
