@@ -30,6 +30,7 @@ from agent.tune import (
     Tuner,
     analyze,
     expected_improvement,
+    render_proposal,
     render_result,
     tune,
     validation_se,
@@ -594,6 +595,27 @@ def test_the_result_says_why_the_kept_trial_is_not_the_best_on_validation() -> N
                         train_seconds=1.0, llm_seconds=0.0)
     for text in (render_result(result), summary_md(result)):
         assert "trial 1" in text.lower() and "within one standard error" in text
+
+
+# -------------------------------------------------------------------------------- models
+def test_a_trial_is_its_proposals_plan_with_an_outcome_and_serializes_as_before() -> None:
+    from agent.tune import Plan, PredictedOutcome, Proposal, Trial
+
+    proposal = Proposal(number=2, config=TrainConfig(backbone="efficientnet_lite0", mode="frozen"), source="llm",
+                        rationale="o1 follows the analysis.", option="o1", expected_gain=0.01, llm_seconds=1.5,
+                        predicted=PredictedOutcome(accuracy=0.8, low=0.7, high=0.9, seconds=20))
+    trial = Trial(**proposal.plan_fields(), status="ok", val_accuracy=0.82, seconds=12.0,
+                  analysis=Analysis(labels=["converged"], text="converged."))
+
+    assert isinstance(proposal, Plan) and isinstance(trial, Plan)
+    assert trial.plan_fields() == proposal.plan_fields()
+    # the fields in the order the session log and the events have always written them
+    plan = ["number", "config", "source", "rationale", "fallback_reason", "option", "predicted", "expected_gain"]
+    assert list(proposal.model_dump()) == [*plan, "options", "llm_seconds"]
+    assert list(trial.model_dump()) == [*plan, "status", "val_accuracy", "test_accuracy", "val_auc", "test_auc",
+                                        "best_epoch", "epochs_run", "seconds", "record_id", "run_dir", "error",
+                                        "analysis", "llm_seconds"]
+    assert render_proposal(trial) == render_proposal(proposal)  # a trial renders as the proposal it was
 
 
 # ------------------------------------------------------------------------------- prompts
