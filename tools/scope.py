@@ -1,0 +1,262 @@
+"""Does a text ask for what this tool does: an image-classification set-up, medical or not?
+
+`classify_scope(text, profile)` sorts a request into one of four kinds, deterministically (keyword
+patterns, like `tools.task_text`), with the words that decided it and what to tell the user:
+
+    medical_image_classification      in scope.
+    image_classification_non_medical  everyday photos, products, animals, satellite...: answered, with a
+                                      note that every run in the knowledge base is medical.
+    not_image_classification          segmentation, detection, regression, generation; text, tabular,
+                                      audio or signal data; and off-topic text (a recipe, small talk).
+    too_vague                         nothing of a task: empty, one word, a greeting, "help", or only
+                                      generic words ("image classification", "train a model").
+
+An instruction to the assistant inside the text ("ignore previous instructions...") is no part of a
+task: it is cut out before the rest is judged, and returned in `Scope.injection` so that the caller can
+refuse to echo it. Read the task from `Scope.task_text`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from tools.task_numbers import fold
+
+if TYPE_CHECKING:
+    from tools.task_text import TaskProfile
+
+ScopeKind = Literal[
+    "medical_image_classification", "image_classification_non_medical", "not_image_classification", "too_vague",
+]
+IN_SCOPE: frozenset[str] = frozenset({"medical_image_classification", "image_classification_non_medical"})
+
+WHAT_IT_DOES = ("This tool recommends a backbone and training settings for classifying medical images (x-ray, CT, "
+                "MRI, ultrasound, dermoscopy, histopathology, fundus...) into classes.")
+EXAMPLE = "For example: 'chest x-rays, pneumonia vs normal, about 3,000 images, 30 minutes on a CPU'."
+
+_INJECTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|every\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+|these\s+)?"
+    r"(?:previous\s+|prior\s+|above\s+|earlier\s+|preceding\s+|former\s+|system\s+|original\s+)*"
+    r"(?:instructions?|prompts?|rules|directions|messages|context|guidelines|constraints|everything)\b"
+    r"|\byou are now\b|\bfrom now on,? you\b|\bpretend (?:to be|you are)\b|\bact as if you\b|\broleplay as\b"
+    r"|\b(?:reveal|print|show|repeat|output|leak)\s+(?:me\s+)?(?:your|the)\s+(?:system\s+|hidden\s+|initial\s+)?"
+    r"(?:prompt|instructions)\b|\bsystem prompt\b|\bdeveloper mode\b|\bjailbreak\w*|\bnew instructions?\s*:"
+    r"|\bdo not (?:follow|obey) (?:the|your) (?:rules|instructions)\b"
+)
+_SENTENCE_END = re.compile(r"[.!?\n]")
+
+# (label, user-facing name, pattern): requests that are not image classification.
+_OTHER_TASKS = (
+    ("segmentation", "Segmentation (a mask per pixel)",
+     r"\bsegment(?:ation|ing|s|ed)?\b|\bpixel[- ]?(?:wise|level)\b|\bmasks?\b|\bdelineat\w*|\bcontour\w*|\bu-?net\b|"
+     r"\boutlin(?:e|es|ing) (?:the|each|all|every)\b"),
+    ("detection", "Object detection (boxes around things)",
+     r"\bobject detection\b|\bbounding[- ]box\w*|\blocali[sz](?:e|ation|ing)\b|\blocat(?:e|es|ing)\b|\byolo\w*|"
+     r"\bdraw (?:boxes|a box)\b|\b(?:count(?:s|ing)?|how many)\s+(?:the\s+|all\s+|of\s+the\s+)?(?:cells|objects|nuclei|"
+     r"colonies|people|mitos[ie]s|mitotic figures|lesions|nodules|polyps|instances|items|parasites|bacteria)\b|"
+     r"\bkeypoints?\b|\blandmark detection\b"),
+    ("regression", "Regression (predicting a number)",
+     r"\bregression\b|\bregress\b|\bpredict (?:the |a |their )?(?:age|volume|size|value|dose|length|weight|survival)\b|"
+     r"\bestimat\w* (?:the |a )?(?:age|volume|size|ejection fraction|bone age|density|length)\b|\bbone age\b|"
+     r"\bcontinuous (?:value|target|output|score)\b|\bsurvival (?:time|analysis)\b"),
+    ("generation", "Generating or restoring images",
+     r"\bgenerat\w* (?:synthetic |new |fake |realistic )?(?:[a-z-]+ )?(?:images|scans|x-rays|pictures|photos)\b|\bsynthesi[sz]\w*|"
+     r"\bgans?\b|\bdiffusion model|\bdenois\w*|\bsuper[- ]resolution\b|\bregistration\b|\breconstruct\w*|"
+     r"\bimage translation\b|\binpaint\w*|\bcaption\w*"),
+    ("text", "Text data (reports, notes, documents)",
+     r"\btext classification\b|\bsentiment\b|\bnlp\b|\breports?\b|\bclinical notes?\b|\bnotes\b|\bdocuments?\b|"
+     r"\btweets?\b|\bemails?\b|\bsentences?\b|\btranscripts?\b|\bfree[- ]text\b"),
+    ("tabular", "Tabular data (a table of values)",
+     r"\btabular\b|\bcsv\b|\bspreadsheets?\b|\bexcel\b|\blab (?:values|results|tests)\b|\behr\b|"
+     r"\belectronic health records?\b|\bstructured data\b|\bblood tests?\b|\bcolumns\b|\bfeatures? table\b"),
+    ("audio", "Audio and signal data",
+     r"\baudio\b|\bsounds?\b|\bspeech\b|\bvoice\b|\bstethoscope\b|\becg\b|\bekg\b|\beeg\b|\bemg\b|"
+     r"\btime[- ]series\b|\bsignals?\b|\bwearables?\b|\baccelerometer\b|\brecordings?\b"),
+)
+_OTHER = tuple((label, name, re.compile(pattern)) for label, name, pattern in _OTHER_TASKS)
+_DATA_NOT_IMAGES = {"text", "tabular", "audio"}
+
+_IMAGE = re.compile(r"\bimag(?:e|es|ing)\b|\bimgs?\b|\bpictures?\b|\bpics\b|\bphotos?\b|\bphotographs?\b|\bscans?\b|"
+                    r"\bslides?\b|\bradiographs?\b|\bx-?rays?\b|\bmammograms?\b|\bpatches\b|\btiles\b|\bframes\b|"
+                    r"\bfilms\b|\bslices\b|\bsmears\b|\bmicrographs?\b|\bvisual\b|\bcamera\b|\bjpe?gs?\b|\bpngs?\b|"
+                    r"\bdicoms?\b|\bvideos?\b|\bsnapshots?\b|\bselfies?\b")
+_CLASSIFY = re.compile(r"\bclassif\w*|\bcategori[sz]\w*|\brecogni[sz]\w*|\bidentif\w*|\bdetect\w*|\bscreen\w*|"
+                       r"\btriage\b|\bgrad(?:e|es|ing)\b|\bdistinguish\w*|\bdifferentiat\w*|\btell\w* (?:apart|whether|if)|"
+                       r"\bsort\w*|\blabel\w*|\bbinary\b|\bmulti-?class\b|\bvs\.?\b|\bversus\b|\bwhich (?:one|class|type)\b")
+_EXPLICIT_CLASSIFY = re.compile(r"\bclassif\w*|\bcategori[sz]\w*|\bclasses\b")
+_MEDICAL = re.compile(
+    r"\bpatients?\b|\bclinic(?:al)?\b|\bhospital\b|\bmedical\b|\bradiolog\w*|\bpatholog\w*|\btumou?rs?\b|\bcancer\w*|"
+    r"\bmalignan\w*|\blesions?\b|\bpneumonia\b|\bmelanoma\b|\bcarcinoma\b|\bnodules?\b|\bfractures?\b|\bretinopathy\b|"
+    r"\bglaucoma\b|\bbiops\w*|\bdermatolog\w*|\bophthalm\w*|\bleuk\w*mia\b|\bcovid\w*|\btubercul\w*|\balzheimer\w*|"
+    r"\bpolyps?\b|\bmetasta\w*|\bstroke\b|\bhaemorrhage|\bhemorrhage|\bnevi\b|\bnaevi\b|\bmoles?\b|\brashe?s?\b|\bskin\b|\bwounds?\b|\bulcers?\b|\bcysts?\b|\bbrain\b|\blungs?\b"
+)
+_WEAK_MEDICAL = re.compile(r"\bdiagnos\w*|\bdisease\w*|\bsymptoms?\b|\bhealthy\b|\binfect\w*|\bbenign\b")
+_NON_MEDICAL = re.compile(
+    r"\bcats?\b|\bdogs?\b|\bpets\b|\bmy pet\b|\banimals?\b|\bbirds?\b|\bflowers?\b|\bplants?\b|\bleaf\b|\bleaves\b|"
+    r"\bcrop (?:disease|fields?|types?)\b|\bfarm\w*|\bagricultur\w*|\bfruits?\b|\bvegetables?\b|\bfood\b|\bdishes\b|"
+    r"\bcars?\b|\bvehicles?\b|\btraffic signs?\b|\btraffic\b|\bstreets?\b|\bproducts?\b|\bcloth(?:es|ing)\b|\bfashion\b|\bshoes?\b|"
+    r"\bfurniture\b|\bsatellite\b|\baerial\b|\bdrones?\b|\blandscapes?\b|\bbuildings?\b|\bfaces\b|\bselfies?\b|"
+    r"\bfacial expressions?\b|\bemotions?\b|\bhandwrit\w*|\bhand-written\b|\bdigits\b|\bmnist\b|\bcifar\w*|\bimagenet\b|"
+    r"\bdefects?\b|\bmanufactur\w*|\bfactory\b|\bweld\w*|\bconcrete\b|\bwildlife\b|\bfish\b|\binsects?\b|\bmushrooms?\b|"
+    r"\bgalax\w*|\bastronom\w*|\brocks?\b|\bminerals?\b|\bartworks?\b|\bpaintings?\b|\bmemes?\b|\blogos?\b|\bscenes?\b|"
+    r"\bgestures?\b|\bsports?\b|\bclouds?\b|\bcoins?\b|\bpizza\b|\bhot ?dogs?\b|\bgroceries\b|"
+    r"\binventory\b|\bwaste\b|\brecycl\w*|\bgarbage\b|\btrash\b|\bbread\b|\bcake\b|\bfurniture\b|\bpokemon\b"
+)
+_GREETING = re.compile(
+    r"(?:hi|hello|hey|hiya|howdy|yo|good (?:morning|afternoon|evening)|thanks?|thank you|cheers|ok(?:ay)?|test(?:ing)?|"
+    r"help(?: me)?(?: please)?|please help|what can you do|what do you do|who are you|what is this|how does (?:this|it) work|"
+    r"how are you|start|menu|info|hmm+|\?+|there)(?:[\s,!.?]+(?:hi|hello|there|you|please|how are you|help|thanks))*"
+)
+# Words that say "a task" without saying which: on their own, the request is too vague.
+_GENERIC = frozenset("""
+image images imaging picture pictures photo photos classification classify classifier classifying model models task
+dataset data recommend recommendation recommendations help me please a an the i we you my our want need would like to
+for with of on in some something set setup up configuration config hyperparameters hyperparameter backbone backbones
+train training what which should use can do how best good deep learning machine ai neural network networks cnn cnns
+is it this that me give suggest suggestion and or any tool start get make build create new
+""".split())
+_WORD = re.compile(r"[a-z][a-z'-]*|\d+")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a request is, and what to tell the user.
+
+    Attributes:
+        kind: one of `ScopeKind`.
+        words: the words that decided it, as written in the text (empty when nothing did).
+        message: what to tell the user: for the out-of-scope kinds what the tool does and what to type;
+            for a non-medical task the note that the evidence is medical; None for a medical task.
+        injection: the words of an instruction to the assistant found in the text, as written, or None.
+            Never echo them; the caller may refuse the request or go on with `task_text`.
+        task_text: the text with the injection blanked out: what the task is read from.
+    """
+
+    kind: ScopeKind
+    words: tuple[str, ...]
+    message: str | None
+    injection: str | None
+    task_text: str
+
+    @property
+    def in_scope(self) -> bool:
+        """Whether a recommendation is made (medical, or non-medical with its note)."""
+        return self.kind in IN_SCOPE
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI's exit status for this request: 0 in scope, 2 out of scope (nothing recommended)."""
+        return 0 if self.in_scope else 2
+
+
+def classify_scope(text: str, profile: TaskProfile | None = None) -> Scope:
+    """Sort a request into a `ScopeKind`, with the deciding words and the message for the user.
+
+    Args:
+        text: the request as the user wrote it.
+        profile: `parse_task(text)`, when the caller has it (its `said` fields count as task content).
+            It is read again from `task_text` when the text holds an injection, and read here when not given;
+            a text the reader refuses (ValueError) is judged on its words alone.
+
+    Returns:
+        The scope; `exit_code` 2 means recommend nothing and train nothing, and show `message`.
+    """
+    from tools.task_text import parse_task
+
+    text = text if isinstance(text, str) else ""
+    low = fold(text)
+    injections: list[tuple[int, int]] = []
+    for m in _INJECTION.finditer(low):  # each to the end of its sentence; overlapping ones as one
+        start, end = m.start(), _sentence_end(low, m.end())
+        if injections and start <= injections[-1][1]:
+            injections[-1] = (injections[-1][0], max(end, injections[-1][1]))
+        else:
+            injections.append((start, end))
+    injection = " / ".join(text[a:b].strip() for a, b in injections) or None
+    for a, b in injections:
+        low = low[:a] + " " * (b - a) + low[b:]
+    task_text = "".join(" " if low[i] == " " and text[i] != " " else text[i] for i in range(len(text))) \
+        if injections else text
+    if profile is None or injections:
+        try:
+            profile = parse_task(task_text)
+        except ValueError:
+            profile = None
+    kind, spans, message = _judge(text, low, profile)
+    if injection and message is None:
+        message = "Part of the text reads as an instruction to the assistant, not a task; it was ignored."
+    words = tuple(dict.fromkeys(text[a:b] for a, b in sorted(spans)))
+    return Scope(kind=kind, words=words, message=message, injection=injection, task_text=task_text)
+
+
+def _sentence_end(low: str, start: int) -> int:
+    m = _SENTENCE_END.search(low, start)
+    return m.end() if m else len(low)
+
+
+def _judge(text: str, low: str, profile: TaskProfile | None) -> tuple[ScopeKind, list[tuple[int, int]], str | None]:
+    """The kind, the spans of the words that decided it, and the message (see `classify_scope`)."""
+    stripped = low.strip(" \t\r\n.,;:!?'\"")
+    if not stripped or _GREETING.fullmatch(stripped) or len(_WORD.findall(low)) <= 1:
+        return "too_vague", [], _vague()
+    image, classify = _IMAGE.search(low), _CLASSIFY.search(low)
+    also = None  # another task asked for beside classification: only the classification part is set up
+    for label, name, regex in _OTHER:
+        m = regex.search(low)
+        if m is None:
+            continue
+        if label in _DATA_NOT_IMAGES and image is None:
+            return "not_image_classification", [m.span()], _other(name)
+        if label not in _DATA_NOT_IMAGES and not _EXPLICIT_CLASSIFY.search(low):
+            return "not_image_classification", [m.span()], _other(name)
+        also = also or name
+    kind, spans, message = _image_task(text, low, profile, image, classify)
+    if also and kind in IN_SCOPE:
+        message = " ".join(x for x in (message, f"Only the classification is set up here: {also} is not covered.") if x)
+    return kind, spans, message
+
+
+def _image_task(text: str, low: str, profile: TaskProfile | None, image: re.Match[str] | None,
+                classify: re.Match[str] | None) -> tuple[ScopeKind, list[tuple[int, int]], str | None]:
+    """Medical, non-medical, vague or off-topic, once no other task has decided it."""
+    said = profile.said if profile is not None else {}
+    spans = profile.spans if profile is not None else {}
+    content = [w for w in _WORD.findall(low) if w not in _GENERIC]
+    medical = _MEDICAL.search(low)
+    # "pet photos" name no PET scanner: a modality read from "pet" alone decides nothing
+    modality = spans.get("modality") if said.get("modality", "").lower() not in ("pet", "") else None
+    strong = modality or (medical.span() if medical else None)
+    non_medical = _NON_MEDICAL.search(low)
+    if non_medical and not strong and (image or classify or "n_classes" in said):
+        return "image_classification_non_medical", [non_medical.span()], (
+            f"Every run in the knowledge base is on medical images; for {text[slice(*non_medical.span())]!r} the "
+            "recommendation is extrapolated from them: expect the predicted accuracy to be less reliable.")
+    task_fields = [spans[f] for f in ("modality", "body_part", "n_classes", "n_instances") if f in spans]
+    weak = _WEAK_MEDICAL.search(low)
+    if strong or task_fields or ((image or classify) and weak):
+        found = [strong] if strong else []
+        return "medical_image_classification", found + task_fields + ([weak.span()] if weak else []), None
+    if image or classify:
+        if not content:
+            return "too_vague", [x.span() for x in (image, classify) if x], _vague()
+        return "medical_image_classification", [x.span() for x in (image, classify) if x], None
+    if len(content) <= 1:
+        return "too_vague", [], _vague()
+    return "not_image_classification", [], (
+        f"{WHAT_IT_DOES} The message does not describe an image-classification task, so there is nothing to "
+        f"recommend. {EXAMPLE}")
+
+
+def _vague() -> str:
+    return (f"{WHAT_IT_DOES} Say what the images show, how many classes and how many images there are, and any "
+            f"limit (training time, CPU or GPU, model size). {EXAMPLE}")
+
+
+def _other(name: str) -> str:
+    return (f"{WHAT_IT_DOES} {name} is not image classification, so there is nothing to recommend or train. "
+            f"Describe an image-classification task instead. {EXAMPLE}")
+
+
+__all__ = ["EXAMPLE", "IN_SCOPE", "WHAT_IT_DOES", "Scope", "ScopeKind", "classify_scope"]
