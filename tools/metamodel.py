@@ -35,9 +35,16 @@ duplicate feature would only split SHAP credit arbitrarily. ``majority_share`` i
 is the chance level every accuracy is measured against.
 
 Interval: a 90 % interval from the empirical 5th/95th percentiles of out-of-fold
-residuals, per quartile of predicted accuracy. For a task whose meta-features match a
-dataset in the knowledge base the residuals of a random 5-fold split are used; for a new
-task, those of leave-one-dataset-out folds (much wider, and honest about transfer). On a large
+residuals. For a task whose meta-features match a dataset in the knowledge base, the
+residuals of a random 5-fold split, per quartile of predicted accuracy. For a new task, those
+of leave-one-dataset-out folds by distance band (`tools.novelty`): each held-out dataset's
+residuals are labelled with its distance to the nearest dataset outside its fold, and a task
+gets the band of its own distance to the nearest dataset, so the interval widens as the
+task moves away from the evidence; beyond a threshold calibrated on those folds each
+prediction carries an `evidence_note` naming the nearest datasets. (Without bands, fewer
+than three held-out datasets, the leave-dataset-out residuals per quartile of predicted
+accuracy, as before.) Fields the user did not state (`open_fields`) widen the interval to the
+union of the intervals over a grid of plausible values (`tools.novelty.OPEN_GRID`). On a large
 knowledge base each fold's model learns from a seeded sample of CV_TRAIN_ROWS rows.
 
 Candidates are drawn, per (backbone, mode) the knowledge base has runs of, from the values
@@ -75,6 +82,16 @@ import xgboost as xgb
 from knowledge import cache_root
 from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, SCHEDULERS
+from tools.novelty import (
+    NEAREST_SHOWN,
+    OPEN_FIELDS,
+    Neighbours,
+    band_of,
+    calibrate,
+    check_open_fields,
+    evidence_note,
+    open_metas,
+)
 from tools.weights import weights_available
 
 # Bump when features, targets or model settings change: it invalidates cached models.
@@ -83,7 +100,9 @@ from tools.weights import weights_available
 # 6: `freeze` (partial fine-tuning) is a config feature and scales the time model's work;
 # the device is its kind plus CPU cores and GPU model; early-stopped runs' time targets are
 # extrapolated to the full run.
-FEATURE_VERSION = 6
+# 7: the info keeps each dataset's name and meta (`datasets`) and the residuals of held-out
+# datasets by distance band (`residuals.bands`, tools.novelty): intervals widen with distance.
+FEATURE_VERSION = 7
 # XGBoost threads. Measured at 100k rows with another process on the second core: one accuracy
 # booster took 3.1 s with 1 thread and 26 s with 2 (bench/scale.py's store, while bench/lodo ran).
 N_THREADS = 1
@@ -203,6 +222,17 @@ class Prediction:
             its GPU model when one is named); None when unknown.
         device_note: None when runs from that device back the time; else a sentence for the
             user saying the time is extrapolated from other devices' runs.
+        distance: how far the task is from the nearest dataset of the knowledge base
+            (`tools.novelty.distance`: 0 for a dataset the model learnt from, about 1 for
+            another modality); None for a model without its datasets.
+        nearest: the nearest datasets, (name, distance), nearest first (up to
+            `tools.novelty.NEAREST_SHOWN`).
+        evidence_note: None while the task is within the threshold that leave-one-dataset-out
+            calibrated; beyond it, a sentence for the user naming the nearest datasets and
+            saying the interval is widened to the error measured on held-out datasets that far
+            away (and, beyond the farthest one measured, that the error there is unmeasured).
+        assumed: the meta-features the interval spans because the user did not state them
+            (`open_fields` of `MetaModel.predict`); () when all were given.
     """
 
     accuracy: float
@@ -212,6 +242,10 @@ class Prediction:
     device: str = "cpu"
     device_support: int | None = None
     device_note: str | None = None
+    distance: float | None = None
+    nearest: tuple[tuple[str, float], ...] = ()
+    evidence_note: str | None = None
+    assumed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -272,18 +306,30 @@ class Explanation:
     Attributes:
         base_value: the model's mean output (SHAP expected value).
         contributions: (feature name, its value, SHAP contribution), by |contribution| desc.
-        prediction: base_value plus all contributions: the model's raw (unclipped) output.
+            The contribution of an assumed field (see `assumed`) is its mean over the grid of
+            plausible values (`tools.novelty.OPEN_GRID`, other features as given): a default
+            the user never stated is not credited as if it were known. Then, and only then,
+            base_value plus the contributions differs from `prediction`.
+        prediction: the model's raw (unclipped) output for the task as given; without assumed
+            fields, base_value plus all contributions.
+        assumed: the features whose values were assumed (the open fields, and the features
+            computed from them, such as majority_share); () when all were stated.
     """
 
     base_value: float
     contributions: list[tuple[str, object, float]]
     prediction: float = float("nan")
+    assumed: tuple[str, ...] = ()
 
     def text(self, top: int = 6) -> str:
         """Short plain text for an LLM prompt: the `top` strongest drivers, in words."""
         lines = [f"Predicted test accuracy {self.prediction:.3f} (average over past runs {self.base_value:.3f})."]
         for name, value, c in self.contributions[:top]:
             verb = "raises" if c >= 0 else "lowers"
+            if name in self.assumed:
+                lines.append(f"- {name} (assumed, not stated; averaged over plausible values) {verb} predicted "
+                             f"accuracy by {c:+.3f}")
+                continue
             lines.append(f"- {name}={_fmt(value)} {verb} predicted accuracy by {c:+.3f}")
         rest = self.contributions[top:]
         if rest:
@@ -609,6 +655,19 @@ def _importance(booster: xgb.Booster, x: np.ndarray, seed: int, rows: int | None
     return np.asarray(np.abs(contribs[:, :-1]).mean(axis=0), dtype=np.float64)
 
 
+def _binned_q(res: dict[str, Any], acc: np.ndarray) -> np.ndarray:
+    """The (low, high) residual quantiles of `_residual_bins` output for each prediction."""
+    return np.asarray(res["q"], dtype=np.float64)[np.searchsorted(res["edges"], acc, side="right")]
+
+
+def _bounds(acc: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(point, low, high): raw predictions clipped to [0, 1], and the interval around them."""
+    point = np.clip(acc, 0.0, 1.0)
+    low = np.minimum(np.clip(acc + q[:, 0], 0.0, 1.0), point)
+    high = np.maximum(np.clip(acc + q[:, 1], 0.0, 1.0), point)
+    return point, low, high
+
+
 def _residual_bins(pred: np.ndarray, y: np.ndarray) -> dict[str, list[Any]]:
     """Residual quantiles per quartile of predicted accuracy (one bin when data is scarce)."""
     keep = ~np.isnan(pred)
@@ -620,6 +679,28 @@ def _residual_bins(pred: np.ndarray, y: np.ndarray) -> dict[str, list[Any]]:
     which = np.searchsorted(edges, pred, side="right")
     q = [[float(v) for v in np.quantile(resid[which == b], INTERVAL)] for b in range(n_bins)]
     return {"edges": edges, "q": q}
+
+
+def _neighbours(records: Sequence[ExperimentRecord]) -> Neighbours:
+    """The datasets the model learns from, each with the meta most of its runs recorded."""
+    by_name: dict[str, Counter[str]] = defaultdict(Counter)
+    metas: dict[str, MetaFeatures] = {}
+    for r in usable(records):
+        key = r.dataset.meta.model_dump_json()
+        by_name[r.dataset.name][key] += 1
+        metas[key] = r.dataset.meta
+    return Neighbours.of({name: metas[c.most_common(1)[0][0]] for name, c in by_name.items()})
+
+
+def _distance_bands(neighbours: Neighbours, groups: Sequence[str], folds: Sequence[np.ndarray],
+                    resid: np.ndarray) -> dict[str, Any]:
+    """Residual quantiles of held-out datasets by their distance to the nearest dataset outside
+    their fold (`tools.novelty.calibrate`)."""
+    arr = np.asarray(groups)
+    fold_names = [sorted(set(arr[f].tolist())) for f in folds]
+    by_dataset = {name: resid[arr == name] for fold in fold_names for name in fold}
+    by_dataset = {name: r[~np.isnan(r)] for name, r in by_dataset.items()}
+    return calibrate(neighbours.held_out_distances(fold_names), by_dataset, INTERVAL)
 
 
 def _pool_spec(records: Sequence[ExperimentRecord]) -> dict[str, dict[str, Any]]:
@@ -675,6 +756,7 @@ class MetaModel:
         self._modalities: list[str] = info["modalities"]
         self._gpus: list[str] = info["gpus"]
         self._known = {json.dumps(s) for s in info["known_datasets"]}
+        self._neighbours = Neighbours.from_info(info["datasets"])
         self._explainer: Any | None = None
         self._pool: dict[str, tuple[list[TrainConfig], np.ndarray]] | None = None
 
@@ -688,8 +770,10 @@ class MetaModel:
             seed: seeds XGBoost's row/column sampling and the random folds.
             cross_validate: compute out-of-fold residuals for the intervals and `metrics`
                 (leave-one-dataset-out and random 5-fold; each fold trains on at most
-                CV_TRAIN_ROWS rows). False is 2-4x faster; intervals then come from in-sample
-                residuals and are too narrow: for evaluation loops only.
+                CV_TRAIN_ROWS rows), and the distance bands and threshold of the intervals
+                (`tools.novelty.calibrate`). False is 2-4x faster; intervals then come from
+                in-sample residuals and are too narrow, and no evidence note is ever given:
+                for evaluation loops only.
 
         Raises:
             ValueError: fewer than 10 usable records.
@@ -697,6 +781,7 @@ class MetaModel:
         start = time.perf_counter()
         records = list(records)
         d = _design(records)
+        neighbours = _neighbours(records)
         if len(d.y_acc) < 10 or len(d.y_time) < 5:
             raise ValueError(
                 f"the meta-model needs at least 10 ok/diverged records (5 ok), but got {len(d.y_acc)} "
@@ -723,10 +808,11 @@ class MetaModel:
             residuals = {
                 "known": _residual_bins(fallback, d.y_acc),
                 "new": _residual_bins(oof_new if by_ds else fallback, d.y_acc),
+                "bands": _distance_bands(neighbours, d.groups_acc, by_ds, d.y_acc - oof_new),
             }
-        else:
+        else:  # no held-out datasets: no bands, so no threshold and no evidence notes
             in_sample = _residual_bins(_predict(acc, d.x_acc), d.y_acc)
-            residuals = {"known": in_sample, "new": in_sample}
+            residuals = {"known": in_sample, "new": in_sample, "bands": calibrate({}, {}, INTERVAL)}
         importance = _importance(acc, d.x_acc, seed)
         metrics["fit_seconds"] = round(time.perf_counter() - start, 3)
         info = {
@@ -741,6 +827,7 @@ class MetaModel:
             # one json.dumps per dataset, not per record (0.5 s at 100k records)
             "known_datasets": sorted({json.dumps(list(s)) for s in {tuple(_signature(r.dataset.meta)) for r in usable(records)}}),
             "residuals": residuals,
+            "datasets": neighbours.to_info(),
             "pool": _pool_spec(records),
             "importance": {n: float(v) for n, v in zip(ACC_FEATURES, importance, strict=True)},
             "xgboost": xgb.__version__,
@@ -812,13 +899,31 @@ class MetaModel:
         return cls(boosters[0], boosters[1], info)
 
     # ---------------------------------------------------------------- predicting
-    def _x(self, meta: MetaFeatures, cfg_cols: np.ndarray, device: Device) -> tuple[np.ndarray, np.ndarray]:
+    def _x_acc(self, meta: MetaFeatures, cfg_cols: np.ndarray) -> np.ndarray:
         n = len(cfg_cols)
-        x_acc = _acc_matrix(np.broadcast_to(_meta_row(meta, self._modalities), (n, len(META_FEATURES))),
-                            np.full(n, _n_train(meta)), cfg_cols)
+        return _acc_matrix(np.broadcast_to(_meta_row(meta, self._modalities), (n, len(META_FEATURES))),
+                           np.full(n, _n_train(meta)), cfg_cols)
+
+    def _x(self, meta: MetaFeatures, cfg_cols: np.ndarray, device: Device) -> tuple[np.ndarray, np.ndarray]:
+        x_acc = self._x_acc(meta, cfg_cols)
         return x_acc, np.hstack([x_acc, _time_extra(x_acc, _on_this_machine(device), self._gpus)])
 
-    def _predict_cols(self, meta: MetaFeatures, cfg_cols: np.ndarray, device: str | Device = "cpu") -> list[Prediction]:
+    def _residual_q(self, meta: MetaFeatures, acc: np.ndarray) -> np.ndarray:
+        """The (low, high) residual quantiles for each raw prediction `acc` on the task: the
+        random folds' for a known dataset, else the distance band of the task's distance (the
+        leave-dataset-out folds' per predicted accuracy when there are no bands)."""
+        res = self._info["residuals"]
+        if self.is_known(meta):
+            return _binned_q(res["known"], acc)
+        bands = res["bands"]
+        if not bands["q"]:
+            return _binned_q(res["new"], acc)
+        q = bands["q"][band_of(bands, self.distance(meta))]
+        return np.broadcast_to(np.asarray(q, dtype=np.float64), (len(acc), 2))
+
+    def _predict_cols(self, meta: MetaFeatures, cfg_cols: np.ndarray, device: str | Device = "cpu",
+                      open_fields: Sequence[str] = ()) -> list[Prediction]:
+        fields = check_open_fields(open_fields)
         if len(cfg_cols) == 0:
             return []
         device = parse_device(device)
@@ -826,26 +931,71 @@ class MetaModel:
         x_acc, x_time = self._x(meta, cfg_cols, device)
         acc = _predict(self._acc, x_acc)
         secs = np.exp(_predict(self._time, x_time))
-        res = self._info["residuals"]["known" if self.is_known(meta) else "new"]
-        which = np.searchsorted(res["edges"], acc, side="right")
-        q = np.asarray(res["q"])[which]
-        point = np.clip(acc, 0.0, 1.0)
-        low = np.minimum(np.clip(acc + q[:, 0], 0.0, 1.0), point)
-        high = np.maximum(np.clip(acc + q[:, 1], 0.0, 1.0), point)
+        point, low, high = _bounds(acc, self._residual_q(meta, acc))
+        grid = open_metas(meta, fields)
+        if grid:  # the union of the intervals over plausible values of the fields not stated
+            n = len(cfg_cols)
+            raw = _predict(self._acc, np.vstack([self._x_acc(m, cfg_cols) for m in grid]))
+            for i, m in enumerate(grid):
+                a = raw[i * n : (i + 1) * n]
+                _, lo, hi = _bounds(a, self._residual_q(m, a))
+                low, high = np.minimum(low, lo), np.maximum(high, hi)
+        nearest = tuple(self.nearest_datasets(meta))
+        dist = 0.0 if self.is_known(meta) else (nearest[0][1] if nearest else None)
+        evidence = self.evidence_note(meta)
         return [Prediction(float(a), float(lo), float(hi), float(s), device=device.label, device_support=support,
-                           device_note=note) for a, lo, hi, s in zip(point, low, high, secs, strict=True)]
+                           device_note=note, distance=dist, nearest=nearest, evidence_note=evidence, assumed=fields)
+                for a, lo, hi, s in zip(point, low, high, secs, strict=True)]
 
     def is_known(self, meta: MetaFeatures) -> bool:
         """Whether `meta` matches a dataset the model learnt from (narrower intervals)."""
         return json.dumps(_signature(meta)) in self._known
 
-    def predict(self, meta: MetaFeatures, configs: Sequence[TrainConfig], device: str = "cpu") -> list[Prediction]:
+    def predict(self, meta: MetaFeatures, configs: Sequence[TrainConfig], device: str = "cpu",
+                open_fields: Sequence[str] = ()) -> list[Prediction]:
         """Predicted test accuracy (with its interval) and wall time of each config on the task.
 
         Configs are taken as they will run: pass a `tools.train.resolve`d config when a
         fine-tune may fall back to scratch for want of weights.
+
+        Args:
+            meta: the task's meta-features.
+            configs: the configurations.
+            device: the device the times are for (see `parse_device`).
+            open_fields: meta-features the user did not state (drawn from
+                `tools.novelty.OPEN_FIELDS`: n_classes, n_instances, imbalance_ratio,
+                resolution, channels), e.g. a text profile's assumed fields. The prediction
+                is for `meta` as given; the interval is the union of the intervals at every
+                point of `tools.novelty.OPEN_GRID` over those fields, so it never narrows.
+
+        Raises:
+            ValueError: an open field outside OPEN_FIELDS.
         """
-        return self._predict_cols(meta, _config_matrix(list(configs)), parse_device(device))
+        return self._predict_cols(meta, _config_matrix(list(configs)), parse_device(device), open_fields)
+
+    # ---------------------------------------------------------------- evidence
+    def nearest_datasets(self, meta: MetaFeatures, k: int = NEAREST_SHOWN) -> list[tuple[str, float]]:
+        """The k datasets of the knowledge base nearest to the task, (name, distance), nearest first."""
+        return self._neighbours.nearest(meta, k)
+
+    def distance(self, meta: MetaFeatures) -> float:
+        """The task's distance to the nearest dataset the model learnt from (`tools.novelty.distance`)."""
+        d = self._neighbours.distances(meta)
+        return float(d.min()) if len(d) else math.inf
+
+    @property
+    def distance_bands(self) -> dict[str, Any]:
+        """The calibration of the intervals by distance (`tools.novelty.calibrate`'s JSON):
+        band edges, residual quantiles, the datasets behind each band, the threshold and the
+        farthest distance measured. Empty bands for a model fitted without cross-validation."""
+        return json.loads(json.dumps(self._info["residuals"]["bands"]))
+
+    def evidence_note(self, meta: MetaFeatures) -> str | None:
+        """None when the task is a known dataset or within the calibrated threshold; else the
+        sentence for the user (`tools.novelty.evidence_note`)."""
+        if self.is_known(meta):
+            return None
+        return evidence_note(self._info["residuals"]["bands"], self.distance(meta), self.nearest_datasets(meta))
 
     # ---------------------------------------------------------------- devices
     def device_support(self, device: str | Device) -> int:
@@ -901,6 +1051,7 @@ class MetaModel:
         constraints: Constraints | None = None,
         retrieved: Sequence[ExperimentRecord] = (),
         n: int = 6,
+        open_fields: Sequence[str] = (),
     ) -> list[Candidate]:
         """The n best configurations for the task within the constraints, best first.
 
@@ -912,7 +1063,14 @@ class MetaModel:
         best retrieved config is kept when it fits and scores within RETRIEVED_MARGIN of the
         best (it is evidence an LLM can cite). When nothing fits the budget,
         the fastest configs come back with `over_budget=True`.
+
+        `open_fields` (see `predict`) widen the picked candidates' intervals; the ranking is
+        by the prediction for `meta` as given.
+
+        Raises:
+            ValueError: an open field outside OPEN_FIELDS.
         """
+        open_fields = check_open_fields(open_fields)
         constraints = constraints or Constraints()
         allowed_b = set(constraints.backbones or BACKBONES)
         allowed_m = set(constraints.modes or MODES)
@@ -977,6 +1135,11 @@ class MetaModel:
         ):  # a similar past run is evidence the LLM can cite: keep the best one if it is in the running
             picked = (picked[: n - 1] if len(picked) >= n else picked) + [retrieved_ok[0]]
             picked.sort(key=lambda i: -score[i])
+        if open_fields:  # only the picks' intervals are shown: the grid is predicted for them alone
+            widened = self._predict_cols(meta, _config_matrix([configs[i] for i in picked]),
+                                         parse_device(constraints.device), open_fields)
+            for i, p in zip(picked, widened, strict=True):
+                preds[i] = p
         return [
             Candidate(
                 id=f"c{rank}", config=configs[i], prediction=preds[i], origin=origins[i],
@@ -989,8 +1152,18 @@ class MetaModel:
     def _explain_row(self, meta: MetaFeatures, config: TrainConfig) -> np.ndarray:
         return self._x(meta, _config_matrix([config]), Device("cpu"))[0]
 
-    def explain(self, meta: MetaFeatures, config: TrainConfig) -> Explanation:
-        """SHAP values (shap.TreeExplainer on the accuracy model) for one config on the task."""
+    def explain(self, meta: MetaFeatures, config: TrainConfig, open_fields: Sequence[str] = ()) -> Explanation:
+        """SHAP values (shap.TreeExplainer on the accuracy model) for one config on the task.
+
+        `open_fields` (see `predict`): the features they set (the fields themselves and those
+        computed from them, e.g. class sizes and majority_share for n_classes) are reported
+        with their mean contribution over `tools.novelty.OPEN_GRID` and listed in
+        `Explanation.assumed`, so a default is not credited as if the user had stated it.
+
+        Raises:
+            ValueError: an open field outside OPEN_FIELDS.
+        """
+        grid = open_metas(meta, open_fields)
         if self._explainer is None:
             with warnings.catch_warnings():  # shap 0.51 trips matplotlib's colormap deprecations at import
                 warnings.simplefilter("ignore", PendingDeprecationWarning)
@@ -1000,12 +1173,20 @@ class MetaModel:
         row = self._explain_row(meta, config)
         values = np.asarray(self._explainer.shap_values(row)).reshape(-1)
         base = float(np.asarray(self._explainer.expected_value).reshape(-1)[0])
+        raw = base + float(values.sum())
         shown = _display_values(meta, config)
+        assumed: tuple[str, ...] = ()
+        if grid:
+            rows = np.vstack([row, *(self._explain_row(m, config) for m in grid)])
+            varies = ~np.all(np.isclose(rows, rows[0], equal_nan=True), axis=0)
+            assumed = tuple(name for name, v in zip(ACC_FEATURES, varies, strict=True) if v)
+            averaged = np.asarray(self._explainer.shap_values(rows[1:])).reshape(len(grid), -1).mean(axis=0)
+            values = np.where(varies, averaged, values)
         contributions = sorted(
             ((name, shown[name], float(v)) for name, v in zip(ACC_FEATURES, values, strict=True)),
             key=lambda t: -abs(t[2]),
         )
-        return Explanation(base, contributions, prediction=base + float(values.sum()))
+        return Explanation(base, contributions, prediction=raw, assumed=assumed)
 
     def global_importance(self, top: int = 10) -> list[tuple[str, float]]:
         """Mean |SHAP| of each feature over the training rows (a seeded sample of IMPORTANCE_ROWS
@@ -1013,15 +1194,17 @@ class MetaModel:
         items = sorted(self._info["importance"].items(), key=lambda kv: -kv[1])
         return [(k, float(v)) for k, v in items[:top]]
 
-    def shap_plot(self, meta: MetaFeatures, config: TrainConfig, path: Path, top: int = 8) -> Path:
-        """A PNG bar chart of the strongest SHAP contributions, for people."""
+    def shap_plot(self, meta: MetaFeatures, config: TrainConfig, path: Path, top: int = 8,
+                  open_fields: Sequence[str] = ()) -> Path:
+        """A PNG bar chart of the strongest SHAP contributions, for people (assumed fields, see
+        `explain`, are labelled as such)."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        ex = self.explain(meta, config)
+        ex = self.explain(meta, config, open_fields)
         shown = ex.contributions[:top]
         rest = ex.contributions[top:]
-        labels = [f"{name} = {_fmt(value)}" for name, value, _ in shown]
+        labels = [f"{name} (assumed)" if name in ex.assumed else f"{name} = {_fmt(value)}" for name, value, _ in shown]
         values = [c for _, _, c in shown]
         if rest:
             labels.append(f"{len(rest)} other features")
@@ -1255,6 +1438,6 @@ def _short(c: TrainConfig) -> str:
 
 
 __all__ = [
-    "Candidate", "Constraints", "Device", "Explanation", "MetaModel", "Prediction", "accuracy_target",
+    "OPEN_FIELDS", "Candidate", "Constraints", "Device", "Explanation", "MetaModel", "Prediction", "accuracy_target",
     "default_cache_dir", "leave_one_dataset_out", "parse_device", "time_target", "usable",
 ]
