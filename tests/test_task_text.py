@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tools.task_text import DEFAULTS, class_sizes, parse_task
+from tools.task_text import DEFAULTS, FIELDS, class_sizes, parse_task
 
 
 def test_the_mission_example() -> None:
@@ -311,3 +314,83 @@ def test_phrasing_table_is_large_and_varied() -> None:
     assert len(PHRASINGS) >= 100 and len({r["id"] for r in PHRASINGS}) == len(PHRASINGS)
     kinds = {r["id"].split("-")[0] for r in PHRASINGS}
     assert kinds == {"cls", "size", "imb", "lim", "mix", "neg"}  # neg: texts with nothing of that kind to read
+
+
+# ------------------------------------------------------------------ the API around the table
+@pytest.mark.parametrize(
+    "text",
+    [
+        "under 5M parameters", "<20m params", "5M-parameter model", "parameter budget of 4M", "max 5m weights",
+        "model under 20 MB", "a 5 MB model", "8 GB GPU", "4 gb ram", "at most 3m params and 5m images",
+    ],
+)
+def test_a_parameter_size_or_memory_limit_is_never_a_time_budget(text: str) -> None:
+    p = parse_task(text)
+    assert p.budget_seconds is None and "budget" in p.assumed and "budget" not in p.said
+
+
+def test_sources_show_each_field_with_its_words() -> None:
+    p = parse_task("MRI slices of eight tumour types, ~3,100 scans, under 5M parameters")
+    assert "n_classes=8 <- 'eight tumour types'" in p.sources()
+    assert "n_instances=3100 (approximate) <- '~3,100 scans'" in p.sources()
+    assert "max_params=5000000 <- 'under 5M parameters'" in p.sources()
+
+
+def test_limits_are_only_those_stated() -> None:
+    assert parse_task("dermoscopy, 8 classes").limits() == {}
+    limits = parse_task("under 5M params, model below 20 MB, 8 GB GPU, 16 GB RAM, 30 minutes").limits()
+    assert limits == {"budget": 1800.0, "device": "cuda", "max_params": 5_000_000, "max_model_bytes": 20 * 2**20,
+                      "gpu_memory_bytes": 8 * 2**30, "ram_bytes": 16 * 2**30}
+
+
+def test_spans_stay_the_texts_own_when_lower_case_changes_length() -> None:
+    text = "\u0130zmir clinic: chest X-Ray, Eight classes, 2K images"  # "\u0130".lower() is two characters
+    p = parse_task(text)
+    assert p.said["n_classes"] == "Eight classes" and p.said["n_instances"] == "2K images"
+    assert all(text[slice(*p.spans[f])] == w for f, w in p.said.items())
+
+
+def test_a_percentage_with_more_classes_takes_the_others_as_equal() -> None:
+    p = parse_task("5 classes, only 4% are malignant")
+    assert p.imbalance_ratio == pytest.approx(96 / 4 / 4) and any("taken as equal" in n for n in p.notes)
+
+
+def test_a_count_per_class_times_an_assumed_class_count_says_so() -> None:
+    p = parse_task("200 images per class")
+    assert p.n_instances == 400 and "n_classes" in p.assumed and any("assumed 2 classes" in n for n in p.notes)
+
+
+def test_multi_class_without_a_count_assumes_more_than_two() -> None:
+    p = parse_task("a multi-class dermoscopy problem")
+    assert p.n_classes == DEFAULTS["n_classes_more_than_two"] and "n_classes" in p.assumed
+    assert any("gives no count" in n for n in p.notes)
+
+
+def test_phrasings_are_read_in_well_under_a_millisecond() -> None:
+    import time
+
+    texts = [r["text"] for r in PHRASINGS]
+    start = time.perf_counter()
+    for text in texts:
+        parse_task(text)
+    assert (time.perf_counter() - start) / len(texts) < 0.005  # ~0.2 ms here; generous for a loaded CI machine
+
+
+_PIECES = sorted({piece.strip() for r in PHRASINGS for piece in re.split(r"[,;.]", r["text"]) if piece.strip()})
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(st.sampled_from(_PIECES) | st.text(max_size=12), min_size=1, max_size=6),
+       st.sampled_from([", ", "; ", ". ", " and ", " "]))
+def test_any_mix_of_phrasings_gives_a_consistent_profile(pieces: list[str], glue: str) -> None:
+    text = glue.join(pieces)
+    try:
+        p = parse_task(text)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    assert all(text[slice(*p.spans[f])] == w and w for f, w in p.said.items())
+    assert set(p.assumed).isdisjoint(p.said) and set(p.assumed) | (set(p.said) - {"gpu_name"}) == set(FIELDS)
+    assert set(p.approximate) <= set(p.said)
+    meta = p.to_meta()
+    assert 2 <= meta.n_classes <= meta.n_instances and p.imbalance_ratio >= 1

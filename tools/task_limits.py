@@ -174,7 +174,11 @@ def _seconds(m: re.Match[str]) -> float:
 
 
 def _read_budget(r: Reading, p: TaskProfile) -> None:
-    low = _HOURS_MINUTES.sub(lambda m: f"{int(m.group(1)) * 60 + int(m.group(2))}m".ljust(len(m.group(0))), r.low)
+    # "1h30", "1 hour 30 minutes": read whole, then hidden from the single-unit reading below
+    joined = list(_HOURS_MINUTES.finditer(r.low))
+    low = r.low
+    for m in joined:
+        low = low[:m.start()] + " " * (m.end() - m.start()) + low[m.end():]
     explicit = _BUDGET_PHRASE.search(low)  # "budget of N <unit>" must carry a time unit
     if explicit:
         unit = (explicit.group("unit") or "").lower()
@@ -187,7 +191,11 @@ def _read_budget(r: Reading, p: TaskProfile) -> None:
                 + (f"{unit!r} is not a unit of time" if unit else "it has no unit")
                 + "; write it as e.g. '15 minutes', '1 hour' or '90 s'."
             )
-    hits, per_item = [], []
+    hits: list[tuple[bool, int, int, float]] = []  # (no cue before it, start, end, seconds)
+    per_item = []
+    for m in joined:
+        before = low[max(0, m.start() - 50): m.start()]
+        hits.append((not _BUDGET_CUE.search(before), m.start(), m.end(), int(m.group(1)) * 3600 + int(m.group(2)) * 60))
     for m in _TIME_RE.finditer(low):
         num, unit, after = m.group("num"), m.group("unit"), low[m.end():]
         if unit == "m" and re.match(r"\s*(?:[a-z-]+\s+)?(?:images?|scans?|photos?|pictures?|samples?|param|weights|"
@@ -199,7 +207,7 @@ def _read_budget(r: Reading, p: TaskProfile) -> None:
         if _PER_ITEM.match(after) or _LATENCY_CUE.search(before):
             per_item.append(m)
             continue
-        hits.append((not _BUDGET_CUE.search(before), m.start(), m))
+        hits.append((not _BUDGET_CUE.search(before), m.start(), m.end(), _seconds(m)))
     for m in per_item:
         r.blank(m.start(), m.end())
     if not hits:
@@ -209,13 +217,12 @@ def _read_budget(r: Reading, p: TaskProfile) -> None:
             r.notes.append("the text gives no duration for training ('overnight' and the like); no budget assumed")
         return
     hits.sort(key=lambda h: (h[0], h[1]))
-    m = hits[0][2]
+    _, start, end, seconds = hits[0]
     if len(hits) + len(per_item) > 1:
-        r.notes.append(f"the text names several durations; the time budget is read from "
-                       f"{r.text[m.start():m.end()].strip()!r}")
-    _set_budget(r, p, _seconds(m), m.start(), m.end())
-    for _, _, other in hits[1:]:
-        r.blank(other.start(), other.end())
+        r.notes.append(f"the text names several durations; the time budget is read from {r.text[start:end].strip()!r}")
+    _set_budget(r, p, seconds, start, end)
+    for _, other_start, other_end, _ in hits[1:]:
+        r.blank(other_start, other_end)
 
 
 def _set_budget(r: Reading, p: TaskProfile, seconds: float, start: int, end: int) -> None:
