@@ -18,7 +18,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
-from tools.task_numbers import APPROX, COUNT, Reading, label_span, read_count
+from tools.task_numbers import APPROX, COUNT, Reading, label_span, mentions, read_count
 
 if TYPE_CHECKING:
     from tools.task_text import TaskProfile
@@ -112,6 +112,8 @@ _HINT = re.compile(r"\b(?:imbalanced|unbalanced|skewed|long[- ]tail\w*|rare clas
 def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
     """Read an imbalance stated as a ratio; return a pending percentage (it needs the class count), if any."""
     for regex in _RATIO_ONE:
+        if regex is _RATIO_ONE[3] and not mentions(r.low, "imbalance", "more", "as many", "larger", "bigger", "smallest"):
+            continue
         m = regex.search(r.low)
         if m:
             number = read_count(m.group("r"))
@@ -279,8 +281,8 @@ def _named(low: str) -> tuple[int, int, int] | None:
     m = _FROM.search(low)
     if m and _names_ok([m.group("a").split()[-1], m.group("b")]):
         return 2, m.start(), m.end()
-    for regex, sep in ((_SLASHED, r"\s*/\s*"), (_VERSUS, r"\s+(?:vs\.?|versus)\s+")):
-        for m in regex.finditer(low):
+    for regex, sep, gate in ((_SLASHED, r"\s*/\s*", ("/",)), (_VERSUS, r"\s+(?:vs\.?|versus)\s+", ("vs", "versus"))):
+        for m in regex.finditer(low) if mentions(low, *gate) else ():
             parts = re.split(sep, m.group(0))
             touching = [w for a, b in zip(parts, parts[1:], strict=False) for w in (a.split()[-1], b.split()[0])]
             if _names_ok(touching) and all(len(w) >= 2 for w in touching):
@@ -349,7 +351,8 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
 
 def read_images(r: Reading, p: TaskProfile) -> None:
     """The number of images: a total, or a count per class times the class count."""
-    for regex in _PER_CLASS:
+    per_class = mentions(r.low, "each", "class", "categor", "label", "type", "grade", "group", "condition", "diagnos", "kind")
+    for regex in _PER_CLASS if per_class else ():
         m = regex.search(r.low)
         if m and (n := _whole(r, m, "n", "the number of images per class", 1, MAX_IMAGES)):
             if "n_classes" not in r.said:
@@ -357,12 +360,14 @@ def read_images(r: Reading, p: TaskProfile) -> None:
             approximate = n[1] or bool(m.group("ap") or m.groupdict().get("plus"))
             return _set_images(r, p, n[0] * p.n_classes, m.start(), m.end(), approximate, check=True)
     for regex in _IMAGES:
+        if regex is _IMAGES[3] and not mentions(r.low, "of them", "total", "altogether", "overall"):
+            continue
         for m in regex.finditer(r.low):
             n = _whole(r, m, "n", "the number of images", 2, MAX_IMAGES)
             if n is not None:
                 approximate = n[1] or bool(m.groupdict().get("ap") or m.groupdict().get("plus"))
                 return _set_images(r, p, n[0], m.start(), m.end(), approximate, check=True)
-    m = _PATIENTS.search(r.low)
+    m = _PATIENTS.search(r.low) if mentions(r.low, "patient", "subject", "particip", "people", "individual") else None
     if m:
         r.notes.append(f"the text gives {r.text[m.start():m.end()].strip()!r}, not a number of images; "
                        "n_instances assumed")

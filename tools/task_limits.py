@@ -12,7 +12,7 @@ import math
 import re
 from typing import TYPE_CHECKING
 
-from tools.task_numbers import COUNT, SIZE_UNIT, Reading, read_count, to_bytes
+from tools.task_numbers import COUNT, SIZE_UNIT, Reading, mentions, read_count, to_bytes
 
 if TYPE_CHECKING:
     from tools.task_text import TaskProfile
@@ -91,6 +91,8 @@ def read_limits(r: Reading, p: TaskProfile) -> None:
 
 
 def _read_params(r: Reading, p: TaskProfile) -> None:
+    if not mentions(r.low, "param", "weights"):
+        return
     for regex in (_PARAMS_AFTER, _PARAMS_BEFORE):
         for m in regex.finditer(r.low):
             if re.fullmatch(r"one|zero|a", m.group("n").strip()):

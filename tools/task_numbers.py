@@ -168,6 +168,11 @@ def to_bytes(value: float, unit: str) -> int:
 
 
 
+def mentions(low: str, *words: str) -> bool:
+    """Whether any of `words` occurs in `low`: a cheap test that spares a costly regex most texts."""
+    return any(w in low for w in words)
+
+
 # ------------------------------------------------------------------------------ the text being read
 _FOLD = str.maketrans({
     "\u00d7": "x", "\u2009": " ", "\u00a0": " ", "\u202f": " ", "\u2013": "-", "\u2014": "-", "\u2212": "-",
@@ -220,5 +225,5 @@ class Reading:
         self.low = self.low[:start] + " " * (end - start) + self.low[end:]
 
 
-__all__ = ["APPROX", "BYTES", "COUNT", "SIZE_UNIT", "Number", "Reading", "fold", "label_span", "read_count", "roman",
-           "to_bytes"]
+__all__ = ["APPROX", "BYTES", "COUNT", "SIZE_UNIT", "Number", "Reading", "fold", "label_span", "mentions", "read_count",
+           "roman", "to_bytes"]
