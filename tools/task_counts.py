@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 MAX_CLASSES = 1000
 MAX_IMAGES = 1_000_000_000
 MAX_GRADES = 20  # a range wider than this is a score ("0 to 100"), not classes
+HINTED_RATIO = 5.0  # "imbalanced", "rare class" without a number
 
 CLASS_NOUNS = (r"(?:classes|class|clases|classses|categories|category|catagories|categorys|labels|types|grades|kinds|"
                r"conditions|diagnoses|diseases|disorders|outcomes|groups|findings|stages|levels|tiers|subtypes|"
@@ -117,7 +118,8 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
         m = regex.search(r.low)
         if m:
             number = read_count(m.group("r"))
-            return _set_ratio(r, p, number.value, m, approximate=bool(m.groupdict().get("ap")) or number.approximate)
+            _set_ratio(r, p, number.value, m, approximate=bool(m.groupdict().get("ap")) or number.approximate)
+            return None
     for regex in _RATIO_PAIR:
         for m in regex.finditer(r.low):
             before, window = r.low[max(0, m.start() - 12):m.start()], r.low[max(0, m.start() - 30):m.end() + 30]
@@ -126,7 +128,8 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
             a, b = float(m.group("a")), float(m.group("b"))
             if min(a, b) <= 0:
                 raise ValueError(f"a class ratio needs two positive numbers, but the text says {r.text[m.start():m.end()].strip()!r}.")
-            return _set_ratio(r, p, max(a, b) / min(a, b), m, approximate=bool(m.groupdict().get("ap")))
+            _set_ratio(r, p, max(a, b) / min(a, b), m, approximate=bool(m.groupdict().get("ap")))
+            return None
     for m in _FRACTION.finditer(r.low):
         a, b = int(m.group("a")), int(m.group("b"))
         joined = r.low[m.start("a"):m.start("b")]
@@ -163,7 +166,6 @@ def _set_ratio(r: Reading, p: TaskProfile, ratio: float, m: re.Match[str], appro
                          f"{r.text[m.start():m.end()].strip()[:80]!r}.")
     p.imbalance_ratio = ratio
     r.take("imbalance_ratio", m.start(), m.end(), approximate=approximate)
-    return None
 
 
 def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None) -> None:
@@ -186,7 +188,7 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
         return
     m = _HINT.search(r.low)
     if m:
-        p.imbalance_ratio = 5.0
+        p.imbalance_ratio = HINTED_RATIO
         words = r.take("imbalance_ratio", m.start(), m.end(), blank=False)
         r.notes.append(f"'{words}' without a ratio: imbalance ratio taken as {p.imbalance_ratio:g}")
         return
@@ -389,5 +391,5 @@ def _set_images(r: Reading, p: TaskProfile, n: float, start: int, end: int, appr
     r.take("n_instances", start, end, approximate=approximate)
 
 
-__all__ = ["CLASS_NOUNS", "IMAGE_NOUNS", "MAX_CLASSES", "MAX_IMAGES", "finish_imbalance", "read_class_sizes",
+__all__ = ["CLASS_NOUNS", "HINTED_RATIO", "IMAGE_NOUNS", "MAX_CLASSES", "MAX_IMAGES", "finish_imbalance", "read_class_sizes",
            "read_classes", "read_images", "read_ratio"]

@@ -32,10 +32,15 @@ _PARAMS_BEFORE = re.compile(
 )
 
 _SIZE = re.compile(rf"(?<![\w.])(?P<n>\d+(?:[.,]\d+)?)\s*(?P<u>{SIZE_UNIT})")
+# "T4", "L4" (and a few more) also name vertebrae ("an L4 fracture", "T4-T5"): as GPUs only beside a GPU word
+# or an article/number ("a T4", "Colab T4", "2x L4"), and never before a vertebra's words.
+_SHORT_GPU = (r"(?:(?<=nvidia )|(?<=tesla )|(?<=colab )|(?<=kaggle )|(?<=cloud )|(?<=\ba )|(?<=\ban )|(?<=\bone )|"
+              r"(?<=\btwo )|(?<=single )|(?<=\dx )|(?<=\dx))(?:t4|l4|l40s?|a10g?|a30|a40|k80|p40)s?"
+              r"(?!\s*(?:-\s*[tlsc]\d|vertebra\w*|level|disc|segment|spine))|(?:t4|l4|a10g?)(?=\s*(?:gpus?|card)\b)")
 _GPU_NAME = re.compile(
     r"\b(?:nvidia\s+)?(?:geforce\s+)?(?P<name>rtx\s*a?\d{4}(?:\s*(?:ti|super))?|gtx\s*\d{3,4}(?:\s*ti)?|"
-    r"[ahlv]100|h200|a10g?|a30|a40|a[456]000|l4|l40s?|t4|k80|p100|p40|titan\s*(?:rtx|v|xp?)?|quadro\s*\w+|"
-    r"radeon\s*(?:rx\s*)?\w*|mi\d{2,3}x?)s?\b"
+    rf"[ahv]100|h200|a[456]000|p100|titan\s*(?:rtx|v|xp?)?|quadro\s*\w+|radeon\s*(?:rx\s*)?\w*|mi\d{{2,3}}x?|{_SHORT_GPU})"
+    r"s?\b"
 )
 # What a size is the size of, by the nearest cue word around it.
 _SIZE_CUES = tuple((kind, re.compile(pattern)) for kind, pattern in (

@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 from knowledge.schema import MetaFeatures
 from tools.task_counts import (
+    HINTED_RATIO,
     MAX_CLASSES,
     MAX_IMAGES,
     finish_imbalance,
@@ -57,7 +58,7 @@ DEFAULTS: dict[str, object] = {
     "n_instances": 2000,
     "resolution": 64,
     "imbalance_ratio": 2.0,
-    "imbalance_ratio_hinted": 5.0,
+    "imbalance_ratio_hinted": HINTED_RATIO,
     "modality": "unknown",
     "device": "cpu",
     "n_classes_more_than_two": 3,  # "multi-class" or "several classes" without a count
