@@ -270,7 +270,9 @@ def read_classes(r: Reading, p: TaskProfile) -> None:
 
 
 def _names_ok(names: list[str]) -> bool:
-    return len(names) >= 2 and all(n and not (set(n.split()) & _NOT_NAMES) for n in names)
+    # "c1 vs c2": the app's candidate ids, not two classes
+    return len(names) >= 2 and all(n and not (set(n.split()) & _NOT_NAMES) and not re.fullmatch(r"c\d{1,2}", n)
+                                   for n in names)
 
 
 def _named(low: str) -> tuple[int, int, int] | None:

@@ -85,7 +85,9 @@ _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
 _BODY_PARTS: tuple[tuple[str, str], ...] = (
     (r"\bchest\b|thora\w*|pneumonia|tubercul\w*|covid", "chest"),
     (r"\blungs?\b|pulmonary", "lung"),
-    (r"\bbrain\b|alzheimer\w*|dementia|glioma|cerebr\w*|\bhead\b", "brain"),
+    (r"\bbrain\b|alzheimer\w*|dementia|glioma|cerebr\w*|\bhead and neck\b|"
+     r"\b(?:ct|mri|scans?|x-rays?|injur\w*|trauma)\b[^.,;]{0,16}\bhead\b|\bhead\b[^.,;]{0,12}\b(?:ct|mri|scans?|x-rays?|"
+     r"injur\w*|trauma)\b", "brain"),  # "head" alone is also a classifier's ("train the head")
     (r"\bknees?\b|osteoarthritis", "knee"),
     (r"\bbreast\b|mammary", "breast"),
     (r"\bskin\b|melanoma|\bmoles?\b|lesions? of the skin", "skin"),
