@@ -26,6 +26,7 @@ from agent.chat.uploads import MAX_ZIP_RATIO, prepare_dataset
 from agent.context import Context
 from agent.graph import compile_graph
 from agent.nodes import Nodes, TaskError
+from agent.parts import Parts
 from agent.recommend import Recommender
 from tests.fakes import ScriptChat, last, texts
 from tests.reliability import count, jsonl_ids, real_kb, real_metamodel
@@ -104,7 +105,7 @@ def _cases(data: Path, outside: Path) -> dict[str, tuple[str, str]]:
         "symlinked-class-folder": (str(escape), r"outside the allowed folders"),
         "zero-bytes": (str(data / "zero.npz"), r"0 bytes"),
         "truncated": (str(data / "truncated.npz"), r"corrupt or truncated"),
-        "junk": (str(data / "junk.npz"), r"not a readable .npz"),
+        "junk": (str(data / "junk.npz"), r"not a dataset: it is not a .npz archive"),
         "wrong-keys": (_npz(data / "wrong.npz", **wrong), r"needs 'train_images' and 'train_labels'"),
         "one-class": (_npz(data / "one.npz", **one), r"at least 2 classes"),
         "nan-pixels": (_npz(data / "nan.npz", **nan), r"NaN"),
@@ -153,8 +154,10 @@ def test_bad_dataset_in_a_request_is_a_clear_error(name: str, world: dict[str, A
 
 def test_the_same_datasets_are_refused_in_the_chat(world: dict[str, Any]) -> None:
     spy = JobSpy()
-    nodes = Nodes(llm=ScriptChat(), judge_llm=ScriptChat(), store=world["kb"], metamodel=world["mm"],
-                  start_job=JobRegistry(spy).start)
+    nodes = Nodes(Parts(
+        llm=ScriptChat(), judge_llm=ScriptChat(), kb=world["kb"], metamodel=world["mm"],
+        start_job=JobRegistry(spy).start
+    ))
     adapter = ChatAdapter(compile_graph(nodes, checkpointer=InMemorySaver()), kb=world["kb"], metamodel=world["mm"],
                           context=world["context"], jobs=JobRegistry(spy))
     before = jsonl_ids(world["kb"].root)
@@ -197,8 +200,10 @@ def test_an_image_folder_with_links_inside_the_allowed_folders_is_fine(tmp_path:
 # ------------------------------------------------------------------------------- uploads
 def test_zero_byte_upload_is_refused_after_the_copy_and_nothing_is_recorded(world: dict[str, Any]) -> None:
     spy = JobSpy()
-    nodes = Nodes(llm=ScriptChat(), judge_llm=ScriptChat(), store=world["kb"], metamodel=world["mm"],
-                  start_job=JobRegistry(spy).start)
+    nodes = Nodes(Parts(
+        llm=ScriptChat(), judge_llm=ScriptChat(), kb=world["kb"], metamodel=world["mm"],
+        start_job=JobRegistry(spy).start
+    ))
     adapter = ChatAdapter(compile_graph(nodes, checkpointer=InMemorySaver()), kb=world["kb"], metamodel=world["mm"],
                           context=world["context"], jobs=JobRegistry(spy), uploads_dir=world["tmp"] / "uploads")
     before = jsonl_ids(world["kb"].root)
