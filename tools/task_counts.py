@@ -65,12 +65,14 @@ def _whole(r: Reading, m: re.Match[str], group: str, what: str, low: int, high: 
         return None
     number = read_count(raw)
     words = r.text[m.start():m.end()].strip()[:80]
-    negative = m.start(group) > 0 and r.low[max(0, m.start(group) - 2):m.start(group)].strip() == "-" \
-        and (m.start(group) < 2 or not r.low[m.start(group) - 2].isalnum())
+    start = m.start(group)  # "-5 classes" (a minus sign right before the digits), not "-- 5" nor "0-5"
+    negative = r.low[start - 1: start] == "-" and (start < 2 or not (r.low[start - 2].isalnum() or r.low[start - 2] == "-"))
     if number.value > high or not math.isfinite(number.value):  # first: int() of inf raises OverflowError
-        raise ValueError(f"{what} <= {high:,} must hold, but the text says {words!r}.")
+        raise ValueError(f"{what} must be at most {high:,}, but the text says {words!r}.")
     if negative or number.value < low or number.value != int(number.value):
-        raise ValueError(f"{what} >= {low} must hold (a whole number), but the text says {words!r}.")
+        if what == "n_classes":
+            raise ValueError(f"classification needs n_classes >= {low} (a whole number), but the text says {words!r}.")
+        raise ValueError(f"{what} must be a whole number >= {low}, but the text says {words!r}.")
     return int(number.value), number.approximate
 
 
