@@ -44,6 +44,7 @@ SCOPE_TABLE = [
     ("non-cifar", "CIFAR-10 style task, 10 classes, 32x32 images", NON, "CIFAR"),
     ("non-birds", "bird species from camera trap pictures, 200 classes", NON, "bird"),
     ("non-traffic-signs", "traffic sign images, 43 classes, GPU available", NON, "traffic sign"),
+    ("non-thermal-cows", "thermal imaging of cows, 3 classes, 900 images", NON, "cows"),
     # ---- not image classification: other tasks, other data, off-topic
     ("not-segment-liver", "segment the liver tumours in abdominal CT", NOT, "segment"),
     ("not-boxes", "draw bounding boxes around lung nodules in chest CT", NOT, "bounding boxes"),

@@ -102,7 +102,10 @@ _NON_MEDICAL = re.compile(
     r"\bdefects?\b|\bmanufactur\w*|\bfactory\b|\bweld\w*|\bconcrete\b|\bwildlife\b|\bfish\b|\binsects?\b|\bmushrooms?\b|"
     r"\bgalax\w*|\bastronom\w*|\brocks?\b|\bminerals?\b|\bartworks?\b|\bpaintings?\b|\bmemes?\b|\blogos?\b|\bscenes?\b|"
     r"\bgestures?\b|\bsports?\b|\bclouds?\b|\bcoins?\b|\bpizza\b|\bhot ?dogs?\b|\bgroceries\b|"
-    r"\binventory\b|\bwaste\b|\brecycl\w*|\bgarbage\b|\btrash\b|\bbread\b|\bcake\b|\bfurniture\b|\bpokemon\b"
+    r"\binventory\b|\bwaste\b|\brecycl\w*|\bgarbage\b|\btrash\b|\bbread\b|\bcake\b|\bpokemon\b|\bcows?\b|\bcattle\b|"
+    r"\bhorses?\b|\bsheep\b|\bgoats?\b|\bpigs?\b|\bchickens?\b|\blivestock\b|\bpoultry\b|\bbees?\b|\bbutterfl\w*|"
+    r"\bfabrics?\b|\btextiles?\b|\blicen[cs]e plates?\b|\bships?\b|\baircraft\b|\bairplanes?\b|"
+    r"\bboats?\b|\btoys?\b|\bjewel\w*|\bsnakes?\b|\bspiders?\b|\bfrogs?\b|\bwhales?\b|\bpedestrians?\b"
 )
 _GREETING = re.compile(
     r"(?:hi|hello|hey|hiya|howdy|yo|good (?:morning|afternoon|evening)|thanks?|thank you|cheers|ok(?:ay)?|test(?:ing)?|"
