@@ -23,6 +23,7 @@ from pydantic import Field
 
 from agent.context import Context
 from agent.nodes import prompt
+from agent.parts import Parts as AgentParts
 from agent.recommend import Recommender
 from agent.tune import (
     Analysis,
@@ -239,9 +240,11 @@ class Parts:
         self.llm = FakeChat(messages=iter([]), script=list(script))
         self.metamodel = FakeMetaModel(width=width, seconds=seconds, lr_penalty=lr_penalty)
         self.jobs = FakeJobs(tmp_path / "runs", self.store, delay=delay)
-        self.recommender = Recommender(llm=self.llm, judge_llm=self.llm, kb=self.store, metamodel=self.metamodel,
-                                       context=Context(llm_judge=False))
-        self.recommender.nodes._weights_fn = lambda b: b.startswith("efficientnet_lite")
+        self.recommender = Recommender(
+            parts=AgentParts(llm=self.llm, judge_llm=self.llm, kb=self.store, metamodel=self.metamodel,
+                             weights_available=lambda b: b.startswith("efficientnet_lite")),
+            context=Context(llm_judge=False),
+        )
 
     def tune(self, dataset: str, **kw: Any) -> Any:
         kw.setdefault("approve", "once")

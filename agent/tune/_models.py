@@ -18,8 +18,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# The numbers of a tools.metamodel.Prediction, kept with an option, proposal or trial (its docstring
-# is its JSON schema's description, kept as it was).
+# What an option, proposal or trial keeps of a tools.metamodel.Prediction (not to be confused with it).
 class PredictedOutcome(_Model):
     """The meta-model's prediction for a config on the task (test accuracy, 90 % interval, wall seconds)."""
 

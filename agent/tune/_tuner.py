@@ -120,7 +120,7 @@ class Tuner:
             else:
                 recommender = Recommender(llm=llm, judge_llm=judge_llm, kb=kb, kb_dir=kb_dir, metamodel=metamodel)
         self.recommender = recommender
-        self.llm = llm or (recommender.nodes.llm if recommender is not None else None)
+        self.llm = llm or (recommender.parts.llm if recommender is not None else None)
         self.kb = kb if recommender is None else recommender.kb
         self._metamodel = metamodel
         self._weights_available = weights_available
@@ -150,7 +150,7 @@ class Tuner:
     def metamodel(self) -> Any:
         if self._metamodel is None:
             assert self.recommender is not None
-            return self.recommender.nodes.metamodel
+            return self.recommender.parts.get_metamodel()
         mm = self._metamodel
         return mm() if callable(mm) and not hasattr(mm, "predict") else mm
 
@@ -158,7 +158,7 @@ class Tuner:
         if self._weights_available is not None:
             return bool(self._weights_available(backbone))
         if self.recommender is not None:
-            return bool(self.recommender.nodes.weights_available(backbone))
+            return bool(self.recommender.parts.has_weights(backbone))
         return weights_available(backbone)
 
     @property
