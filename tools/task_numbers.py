@@ -168,6 +168,51 @@ def to_bytes(value: float, unit: str) -> int:
 
 
 
+def anchors(pattern: str) -> tuple[str, ...] | None:
+    """A piece of literal text from each alternative of `pattern`, one of which must occur for a match.
+
+    None when an alternative holds a group (then no piece is sure to be required). Checking `in` for these
+    first skips most of a table's regexes on most texts (a search for `\\b...` cannot skip ahead in `re`).
+    """
+    parts, depth, current, i = [], 0, "", 0
+    while i < len(pattern):  # split at the top-level "|"
+        c = pattern[i]
+        step = 2 if c == "\\" else 1
+        depth += (c in "([") - (c in ")]") if step == 1 else 0
+        if c == "|" and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += pattern[i:i + step]
+        i += step
+    parts.append(current)
+    anchors = []
+    for part in parts:
+        if "(" in part:
+            return None
+        runs, run, i = [], "", 0
+        while i < len(part):
+            c, after = part[i], part[i + 1: i + 2]
+            if c == "\\" or c == "[":  # an escape or a class: one unknown character
+                end = i + 2 if c == "\\" else part.index("]", i) + 1
+                runs.append(run)
+                run, i = "", end + (1 if part[end: end + 1] in ("?", "*", "+") and part[end: end + 1] else 0)
+                continue
+            if after in ("?", "*", "{"):
+                runs.append(run)
+                run, i = "", i + 2
+                continue
+            run, i = (run + c, i + 1) if c.isalnum() or c in " &'-" else ("", i + 1)
+            if not (c.isalnum() or c in " &'-"):
+                runs.append(run)
+        runs.append(run)
+        best = max(runs, key=len)
+        if not best:
+            return None
+        anchors.append(best)
+    return tuple(anchors)
+
+
 def mentions(low: str, *words: str) -> bool:
     """Whether any of `words` occurs in `low`: a cheap test that spares a costly regex most texts."""
     return any(w in low for w in words)
@@ -225,5 +270,5 @@ class Reading:
         self.low = self.low[:start] + " " * (end - start) + self.low[end:]
 
 
-__all__ = ["APPROX", "BYTES", "COUNT", "SIZE_UNIT", "Number", "Reading", "fold", "label_span", "mentions", "read_count",
-           "roman", "to_bytes"]
+__all__ = ["APPROX", "BYTES", "COUNT", "SIZE_UNIT", "Number", "Reading", "anchors", "fold", "label_span", "mentions",
+           "read_count", "roman", "to_bytes"]

@@ -49,7 +49,7 @@ from tools.task_counts import (
     read_ratio,
 )
 from tools.task_limits import read_limits
-from tools.task_numbers import Reading
+from tools.task_numbers import Reading, anchors
 
 MAX_TEXT = 4000
 
@@ -297,57 +297,12 @@ def _defaults(p: TaskProfile) -> None:
         p.n_instances = max(int(DEFAULTS["n_instances"]), p.n_classes)  # type: ignore[call-overload]
 
 
-def _anchors(pattern: str) -> tuple[str, ...] | None:
-    """A piece of literal text from each alternative of `pattern`, one of which must occur for a match.
-
-    None when an alternative holds a group (then no piece is sure to be required). Checking `in` for these
-    first skips most of a table's regexes on most texts (a search for `\\b...` cannot skip ahead in `re`).
-    """
-    parts, depth, current, i = [], 0, "", 0
-    while i < len(pattern):  # split at the top-level "|"
-        c = pattern[i]
-        step = 2 if c == "\\" else 1
-        depth += (c in "([") - (c in ")]") if step == 1 else 0
-        if c == "|" and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += pattern[i:i + step]
-        i += step
-    parts.append(current)
-    anchors = []
-    for part in parts:
-        if "(" in part:
-            return None
-        runs, run, i = [], "", 0
-        while i < len(part):
-            c, after = part[i], part[i + 1: i + 2]
-            if c == "\\" or c == "[":  # an escape or a class: one unknown character
-                end = i + 2 if c == "\\" else part.index("]", i) + 1
-                runs.append(run)
-                run, i = "", end + (1 if part[end: end + 1] in ("?", "*", "+") and part[end: end + 1] else 0)
-                continue
-            if after in ("?", "*", "{"):
-                runs.append(run)
-                run, i = "", i + 2
-                continue
-            run, i = (run + c, i + 1) if c.isalnum() or c in " &'-" else ("", i + 1)
-            if not (c.isalnum() or c in " &'-"):
-                runs.append(run)
-        runs.append(run)
-        best = max(runs, key=len)
-        if not best:
-            return None
-        anchors.append(best)
-    return tuple(anchors)
-
-
 _Table = tuple[tuple[re.Pattern[str], tuple[str, ...] | None, tuple[Any, ...]], ...]
 
 
 def _table(entries: tuple[tuple[Any, ...], ...]) -> _Table:
     # One compiled regex per entry: separate searches are faster in `re` than one long alternation.
-    return tuple((re.compile(entry[0]), _anchors(entry[0]), entry) for entry in entries)
+    return tuple((re.compile(entry[0]), anchors(entry[0]), entry) for entry in entries)
 
 
 _MODALITY_RE, _BODY_PART_RE = _table(_MODALITIES), _table(_BODY_PARTS)
@@ -356,8 +311,8 @@ _MODALITY_RE, _BODY_PART_RE = _table(_MODALITIES), _table(_BODY_PARTS)
 def _first(table: _Table, low: str) -> list[tuple[int, int, tuple[Any, ...]]]:
     """(start, end, entry) of the first match of each entry of a table, by position."""
     hits = []
-    for regex, anchors, entry in table:
-        if anchors is not None and not any(a in low for a in anchors):
+    for regex, pieces, entry in table:
+        if pieces is not None and not any(piece in low for piece in pieces):
             continue
         m = regex.search(low)
         if m:
