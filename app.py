@@ -248,14 +248,13 @@ def build_parts(
     context = Context(plot_dir=str(settings.plot_dir), allowed_data_dirs=settings.allowed_data_dirs,
                       runs_dir=settings.runs_dir)
     adapter = ChatAdapter(
-        graph, kb=kb, metamodel=lambda: nodes.metamodel, context=context, jobs=jobs,
-        transcript=Transcript(settings.db_path), uploads_dir=settings.uploads_dir, followup_llm=llm,
-        weights_available=nodes.weights_available,
+        graph, nodes.parts, context=context, jobs=jobs, transcript=Transcript(settings.db_path),
+        uploads_dir=settings.uploads_dir, followup_llm=llm,
     )
 
     def warm_up() -> None:
         kb.search("warm up", k=1)
-        _ = nodes.metamodel
+        nodes.parts.get_metamodel()
 
     return AppParts(adapter=adapter, kb=kb, warm_up=warm_up)
 

@@ -28,6 +28,7 @@ from agent.chat import ChatAdapter, ChatView, JobRegistry, Transcript
 from agent.context import Context
 from agent.graph import compile_graph
 from agent.nodes import Nodes
+from agent.parts import Parts
 from knowledge.schema import DatasetInfo, ExperimentRecord, MetaFeatures, Outcome, Provenance, TrainConfig, now_utc
 from tools.metamodel import Candidate, Explanation, Prediction
 
@@ -370,8 +371,8 @@ def make_adapter(
     mm = FakeMetaModel()
     weights = lambda b: b.startswith("efficientnet_lite")  # noqa: E731
     llm = ScriptChat()
-    nodes = Nodes(llm=llm, judge_llm=llm, store=store, metamodel=mm, start_job=jobs.start, weights_available=weights)
-    graph = compile_graph(nodes, checkpointer=checkpointer or InMemorySaver())
+    parts = Parts(llm=llm, judge_llm=llm, kb=store, metamodel=mm, start_job=jobs.start, weights_available=weights)
+    graph = compile_graph(Nodes(parts), checkpointer=checkpointer or InMemorySaver())
     context = Context(
         plot_dir=str(tmp / "plots"),
         allowed_data_dirs=(str(tmp / "data"), str(tmp / "uploads")),
@@ -379,13 +380,11 @@ def make_adapter(
     )
     adapter = ChatAdapter(
         graph,
-        kb=store,
-        metamodel=mm,
+        parts,
         context=context,
         jobs=jobs,
         transcript=transcript,
         uploads_dir=tmp / "uploads",
-        weights_available=weights,
     )
     return adapter, fake_jobs
 

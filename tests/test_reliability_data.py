@@ -158,7 +158,7 @@ def test_the_same_datasets_are_refused_in_the_chat(world: dict[str, Any]) -> Non
         llm=ScriptChat(), judge_llm=ScriptChat(), kb=world["kb"], metamodel=world["mm"],
         start_job=JobRegistry(spy).start
     ))
-    adapter = ChatAdapter(compile_graph(nodes, checkpointer=InMemorySaver()), kb=world["kb"], metamodel=world["mm"],
+    adapter = ChatAdapter(compile_graph(nodes, checkpointer=InMemorySaver()), nodes.parts,
                           context=world["context"], jobs=JobRegistry(spy))
     before = jsonl_ids(world["kb"].root)
     for name in CASE_NAMES:
@@ -204,7 +204,7 @@ def test_zero_byte_upload_is_refused_after_the_copy_and_nothing_is_recorded(worl
         llm=ScriptChat(), judge_llm=ScriptChat(), kb=world["kb"], metamodel=world["mm"],
         start_job=JobRegistry(spy).start
     ))
-    adapter = ChatAdapter(compile_graph(nodes, checkpointer=InMemorySaver()), kb=world["kb"], metamodel=world["mm"],
+    adapter = ChatAdapter(compile_graph(nodes, checkpointer=InMemorySaver()), nodes.parts,
                           context=world["context"], jobs=JobRegistry(spy), uploads_dir=world["tmp"] / "uploads")
     before = jsonl_ids(world["kb"].root)
     empty = world["tmp"] / "upload-0.npz"

@@ -31,6 +31,7 @@ from agent.chat import ChatAdapter, ChatView, JobRegistry
 from agent.context import Context
 from agent.graph import compile_graph
 from agent.nodes import Nodes, TaskError
+from agent.parts import Parts
 from agent.recommend import Recommendation, Recommender, render_text
 from knowledge.space import BACKBONES, RANGES
 from tests.fakes import ScriptChat, last
@@ -277,10 +278,12 @@ def run_cli(case: Case, world: dict[str, Any], spy: JobSpy, llm: ObedientChat, m
 
 
 def run_chat(case: Case, world: dict[str, Any], spy: JobSpy, llm: ObedientChat, thread: str) -> Outcome:
-    nodes = Nodes(llm=llm, judge_llm=llm, store=world["kb"], metamodel=world["mm"], start_job=JobRegistry(spy).start)
+    nodes = Nodes(Parts(
+        llm=llm, judge_llm=llm, kb=world["kb"], metamodel=world["mm"], start_job=JobRegistry(spy).start
+    ))
     from langgraph.checkpoint.memory import InMemorySaver
 
-    adapter = ChatAdapter(compile_graph(nodes, checkpointer=InMemorySaver()), kb=world["kb"], metamodel=world["mm"],
+    adapter = ChatAdapter(compile_graph(nodes, checkpointer=InMemorySaver()), nodes.parts,
                           context=world["context"], jobs=JobRegistry(spy), uploads_dir=world["tmp"] / "uploads")
     constraints = {"budget_minutes": case.budget, "device": case.device, "backbones": _listify(case.backbones),
                    "modes": _listify(case.modes)}
@@ -367,10 +370,12 @@ HIJACKS = [
 
 def test_text_sent_to_a_pending_approval_never_trains_an_unsafe_config(world: dict[str, Any]) -> None:
     spy, llm = JobSpy(), ObedientChat()
-    nodes = Nodes(llm=llm, judge_llm=llm, store=world["kb"], metamodel=world["mm"], start_job=JobRegistry(spy).start)
+    nodes = Nodes(Parts(
+        llm=llm, judge_llm=llm, kb=world["kb"], metamodel=world["mm"], start_job=JobRegistry(spy).start
+    ))
     from langgraph.checkpoint.memory import InMemorySaver
 
-    adapter = ChatAdapter(compile_graph(nodes, checkpointer=InMemorySaver()), kb=world["kb"], metamodel=world["mm"],
+    adapter = ChatAdapter(compile_graph(nodes, checkpointer=InMemorySaver()), nodes.parts,
                           context=world["context"], jobs=JobRegistry(spy))
     first = last(adapter.submit("pending", "chest x-ray, 2 classes, 5000 images, 10 minutes on a CPU"))
     assert first.offer is not None

@@ -30,6 +30,7 @@ from agent.chat import ChatAdapter, JobRegistry, Transcript
 from agent.context import Context
 from agent.graph import compile_graph
 from agent.nodes import Nodes
+from agent.parts import Parts
 from knowledge.schema import TrainConfig
 from tests.fakes import FakeProc, ScriptChat, tiny_dataset
 from tests.reliability import count, jsonl_ids, real_kb, real_metamodel, seed_sample
@@ -82,14 +83,15 @@ def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
     jobs = JobRegistry(start)
     weights = lambda b: b.startswith("efficientnet_lite")  # noqa: E731
-    nodes = Nodes(llm=ScriptChat(), judge_llm=ScriptChat(), store=kb, metamodel=real_metamodel(), start_job=jobs.start,
-                  weights_available=weights)
+    nodes = Nodes(Parts(
+        llm=ScriptChat(), judge_llm=ScriptChat(), kb=kb, metamodel=real_metamodel(), start_job=jobs.start,
+        weights_available=weights
+    ))
     conn = sqlite3.connect(tmp_path / "threads.sqlite", check_same_thread=False)
     context = Context(plot_dir=str(tmp_path / "plots"), allowed_data_dirs=(str(tmp_path / "data"),),
                       runs_dir=str(tmp_path / "runs"))
-    adapter = ChatAdapter(compile_graph(nodes, checkpointer=SqliteSaver(conn)), kb=kb, metamodel=real_metamodel(),
-                          context=context, jobs=jobs, transcript=Transcript(tmp_path / "threads.sqlite"),
-                          weights_available=weights)
+    adapter = ChatAdapter(compile_graph(nodes, checkpointer=SqliteSaver(conn)), nodes.parts,
+                          context=context, jobs=jobs, transcript=Transcript(tmp_path / "threads.sqlite"))
     settings = app_module.AppSettings(port=free_port(), db_path=tmp_path / "threads.sqlite", plot_dir=tmp_path / "plots",
                                       uploads_dir=tmp_path / "uploads", data_dirs=[str(tmp_path / "data")],
                                       secret="test-secret")

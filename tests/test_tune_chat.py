@@ -9,9 +9,10 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.chat import ChatAdapter, ChatView, JobRegistry, Transcript
-from agent.chat.tuning import TuneCommand, parse_tune_command
+from agent.chat.router import TuneCommand, parse_tune_command
 from agent.context import Context
 from agent.graph import build_graph
+from agent.parts import Parts
 from tests.fakes import tiny_dataset
 from tests.test_tune import DRAFT, FakeChat, FakeJobs, FakeMetaModel, FakeStore, pick
 
@@ -28,12 +29,10 @@ class Chat:
         self.dataset = tiny_dataset(tmp_path)
 
     def make(self) -> ChatAdapter:
-        graph = build_graph(llm=self.llm, judge_llm=self.llm, store=self.store, metamodel=self.metamodel,
-                            checkpointer=self.saver, start_job=self.jobs,
-                            weights_available=lambda b: b.startswith("efficientnet_lite"))
-        return ChatAdapter(graph, kb=self.store, metamodel=self.metamodel, context=Context(llm_judge=False),
-                           jobs=JobRegistry(self.jobs), transcript=self.transcript, followup_llm=self.llm,
-                           weights_available=lambda b: b.startswith("efficientnet_lite"))
+        parts = Parts(llm=self.llm, judge_llm=self.llm, kb=self.store, metamodel=self.metamodel, start_job=self.jobs,
+                      weights_available=lambda b: b.startswith("efficientnet_lite"))
+        return ChatAdapter(build_graph(parts, checkpointer=self.saver), parts, context=Context(llm_judge=False),
+                           jobs=JobRegistry(self.jobs), transcript=self.transcript, followup_llm=self.llm)
 
 
 def last(views: Iterator[ChatView]) -> ChatView:

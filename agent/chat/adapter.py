@@ -14,15 +14,15 @@ dicts with `role`, `content`, optional `metadata` for collapsible "thoughts") an
 state of the approval and of training.
 
 Which way a typed message goes (an approval reply, an edit, a tuning request, a follow-up
-question or a new task) is decided in one place, `ChatAdapter.submit`, with the regular
-expressions below it and followup.detect_intent / parse_changes, tuning.parse_tune_command.
+question or a new task) is decided by one table, agent.chat.router; `ChatAdapter.submit`
+only acts on the route.
 
 This module is over the package's ~400 lines because it is one class: every public method
 of ChatAdapter is one action of the screen over the same graph, transcript, live runs and
 tuning sessions, and its parts (views, rendering, runs, tuning, uploads) live in their own
 modules already; cutting the class into mixins would scatter `submit`'s routing.
 
-    adapter = ChatAdapter(graph, kb=kb, metamodel=lambda: nodes.metamodel, context=ctx)
+    adapter = ChatAdapter(graph, parts, context=ctx)
     for view in adapter.submit(thread_id, "chest x-ray, 2 classes, 5,000 images, 10 minutes"):
         show(view.messages)
 """
@@ -31,16 +31,16 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from agent.chat.rendering import RenderedThreads, ThreadRenderer
+from agent.chat.router import Situation, route_message
 from agent.chat.runs import JobRegistry, LiveRun, LiveRuns, while_job_runs
 from agent.chat.transcript import Transcript
-from agent.chat.tuning import TuneSession, TuneSessions, parse_tune_command, show_session
+from agent.chat.tuning import TuneSession, TuneSessions, show_session
 from agent.chat.uploads import prepare_dataset
 from agent.chat.views import (
     STALLED,
@@ -54,57 +54,48 @@ from agent.chat.views import (
     training_view,
 )
 from agent.context import Context
-from agent.followup import answer_followup, detect_intent, parse_changes
+from agent.followup import answer_followup
+from agent.intents import parse_changes
+from agent.parts import Parts
 from agent.recommendation import Recommendation
 from agent.tune import TuneError, Tuner
 
 log = logging.getLogger(__name__)
-
-_APPROVE = re.compile(r"^\s*(?:yes|y|yep|yeah|ok|okay|sure|approved?|go(?: ahead)?|do it|train(?: it)?|"
-                      r"start(?: training)?|lgtm|sounds good|let'?s go)\b[^?]*$", re.I)
-_REJECT = re.compile(r"^\s*(?:no|nope|reject(?:ed)?|don'?t|do not|not now|never ?mind)\b[^?]*$", re.I)
-_USE_IT = re.compile(r"^\s*(?:ok,? |yes,? )?(?:use|take|adopt|apply|offer) (?:it|that|this)\b", re.I)
-_QUESTION_START = re.compile(r"^\s*(?:why|what|how|which|show|compare|can|could|should|would|is|are|does|do)\b", re.I)
-_TASK_FIELDS = {"modality", "body_part", "n_classes", "n_instances", "resolution"}
-
 
 class ChatAdapter:
     """The chat over a compiled graph: requests, approvals, follow-ups, live training.
 
     Args:
         graph: the compiled graph, with a checkpointer (the source of truth of every thread).
-        kb: the knowledge base (follow-ups and the knowledge-base tab read it).
-        metamodel: the meta-model, or a function returning it (loaded on first use).
+        parts: the agent's parts (agent.parts.Parts): follow-ups and the knowledge-base tab read
+            its knowledge base and meta-model (loaded on first use), what-ifs its weights check.
         context: run settings passed to every graph run (plot_dir, allowed_data_dirs, ...).
         jobs: the job registry the graph's train node starts jobs through (for Cancel).
         transcript: where follow-ups are kept (default: in memory).
         uploads_dir: where uploaded datasets are copied or unpacked (an allowed data folder).
-        followup_llm: a chat model for follow-up questions the rules do not recognise.
-        weights_available: whether a backbone's pretrained weights exist here.
+        followup_llm: a chat model for follow-up questions the rules do not recognise, and
+            for the tuning agent; None answers by the rules alone.
     """
 
     def __init__(
         self,
         graph: Any,
+        parts: Parts,
         *,
-        kb: Any = None,
-        metamodel: Any = None,
         context: Context | None = None,
         jobs: JobRegistry | None = None,
         transcript: Transcript | None = None,
         uploads_dir: str | Path | None = None,
         followup_llm: Any | None = None,
-        weights_available: Callable[[str], bool] | None = None,
     ) -> None:
         self.graph = graph
-        self.kb = kb
-        self._metamodel = metamodel
+        self.parts = parts
+        self.kb = parts.kb
         self.context = context or Context()
         self.jobs = jobs or JobRegistry()
         self.transcript = transcript or Transcript()
         self.uploads_dir = Path(uploads_dir) if uploads_dir else None
         self.followup_llm = followup_llm
-        self.weights_available = weights_available
         self.renderer = ThreadRenderer(self.context.plot_dir)
         self._rendered = RenderedThreads(graph, self.transcript, self.renderer)
         self._runs = LiveRuns(graph, self.context, self._anchor)
@@ -121,10 +112,7 @@ class ChatAdapter:
 
     @property
     def metamodel(self) -> Any:
-        mm = self._metamodel
-        if mm is not None and callable(mm) and not hasattr(mm, "predict"):
-            return mm()
-        return mm
+        return self.parts.get_metamodel()
 
     def values(self, thread_id: str) -> dict[str, Any]:
         return dict(self.graph.get_state(self.config(thread_id)).values or {})
@@ -284,7 +272,7 @@ class ChatAdapter:
         """Answer a follow-up question from the thread's state and keep it in the transcript."""
         answer = answer_followup(
             self.values(thread_id), question, self._safe_metamodel(), self.kb, llm=self.followup_llm,
-            weights_available=self.weights_available, plot_dir=self.context.plot_dir,
+            weights_available=self.parts.has_weights, plot_dir=self.context.plot_dir,
             accuracy_tolerance=self.context.accuracy_tolerance, max_accuracy_gap=self.context.max_accuracy_gap,
         )
         data = answer.to_json()
@@ -317,82 +305,54 @@ class ChatAdapter:
 
     def submit(self, thread_id: str, text: str, *, dataset: str | None = None,
                constraints: dict[str, Any] | None = None) -> Iterator[ChatView]:
-        """A message typed into the chat: an approval reply, a follow-up question, or a new task."""
+        """A message typed into the chat, routed by agent.chat.router's table."""
         text = (text or "").strip()
         tune = self._tunes.running(thread_id)
-        if tune is not None:
-            if tune.waiting is not None and (_APPROVE.match(text) or _REJECT.match(text)):
-                tune.answer(bool(_APPROVE.match(text)))
-                yield from self._follow_tune(tune)
-            elif text and not dataset and detect_intent(text).kind != "unknown":
-                yield self.ask(thread_id, text)
-            else:
-                yield self.view(thread_id, notice="Tuning is in progress: answer its question, or Cancel it.")
-            return
-        if self._runs.live(thread_id) is None and not dataset:
-            command = parse_tune_command(text)
-            if command is not None:
-                yield from self.start_tune(thread_id, text, command)
-                return
-        if self._runs.live(thread_id) is not None:
-            if text and not dataset and detect_intent(text).kind != "unknown":
-                yield self.ask(thread_id, text)
-                return
-            yield self._busy(thread_id)
-            return
-        if not text and not dataset:
-            yield self.view(thread_id, notice="Describe your task, give a dataset, or ask a question.")
-            return
         state = self.graph.get_state(self.config(thread_id))
         values = state.values or {}
-        if dataset or self._looks_like_task(text):
-            yield from self.start_request(thread_id, text, dataset=dataset, constraints=constraints)
-            return
-        if state.next == ("approve",):
-            if _USE_IT.match(text):
-                cfg = self._last_whatif(thread_id)
-                if cfg is None:
-                    yield self.note(thread_id, text, "There is no what-if configuration to use yet; ask e.g. "
-                                                     "*what about resnet18?* first.")
-                    return
-                offered = (values.get("offer") or {}).get("config") or {}
-                changes = {k: v for k, v in cfg.items() if offered.get(k) != v}
-                yield from self.resume(thread_id, {"action": "edit", "config": changes or cfg})
-                return
-            if parse_changes(text) and not text.endswith("?") and not _QUESTION_START.match(text):
-                yield from self.edit(thread_id, text)
-                return
-            if _APPROVE.match(text):
+        situation = Situation(
+            tuning=tune is not None, trial_waiting=tune is not None and tune.waiting is not None,
+            running=self._runs.live(thread_id) is not None, offer=state.next == ("approve",),
+            recommended=bool(values.get("recommendation")), dataset=bool(dataset),
+        )
+        route = route_message(text, situation)
+        if route.kind == "approve" or route.kind == "reject":
+            if tune is not None:
+                tune.answer(route.kind == "approve")
+                yield from self._follow_tune(tune)
+            elif route.kind == "approve":
                 yield from self.approve(thread_id)
-                return
-            if _REJECT.match(text):
-                reason = re.sub(r"^\s*\w+[,.!:]*\s*", "", text, count=1)
-                yield from self.reject(thread_id, reason)
-                return
-        intent = detect_intent(text)
-        has_rec = bool(values.get("recommendation"))
-        if intent.kind != "unknown" or has_rec:
+            else:
+                yield from self.reject(thread_id, route.reason)
+        elif route.kind == "edit":
+            yield from (self._use_whatif(thread_id, text, values) if route.from_whatif else self.edit(thread_id, text))
+        elif route.kind == "tune":
+            yield from self.start_tune(thread_id, text, route.tune)
+        elif route.kind == "question":
             yield self.ask(thread_id, text)
-            return
-        if len(text.split()) < 4:
+        elif route.kind == "task":
+            yield from self.start_request(thread_id, text, dataset=dataset, constraints=constraints)
+        elif route.kind == "wait":
+            yield (self.view(thread_id, notice="Tuning is in progress: answer its question, or Cancel it.")
+                   if tune is not None else self._busy(thread_id))
+        elif not text:
+            yield self.view(thread_id, notice="Describe your task, give a dataset, or ask a question.")
+        else:
             yield self.note(thread_id, text, (
                 "Describe your imaging task so I can recommend a model: the modality, the number of classes and "
                 "images, and your time budget, e.g. *\"chest x-ray, 2 classes, 5,000 images, 10 minutes on a laptop\"*. "
                 "You can also upload a .npz or a zipped image folder, or give a dataset path under Options."))
+
+    def _use_whatif(self, thread_id: str, text: str, values: dict[str, Any]) -> Iterator[ChatView]:
+        """Offer the configuration of the thread's last what-if answer instead ("use it")."""
+        cfg = self._last_whatif(thread_id)
+        if cfg is None:
+            yield self.note(thread_id, text, "There is no what-if configuration to use yet; ask e.g. "
+                                             "*what about resnet18?* first.")
             return
-        yield from self.start_request(thread_id, text, dataset=dataset, constraints=constraints)
-
-    @staticmethod
-    def _looks_like_task(text: str) -> bool:
-        from tools.task_text import parse_task
-
-        if not text or _QUESTION_START.match(text):
-            return False
-        try:
-            said = set(parse_task(text).said)
-        except ValueError:
-            return True  # the graph says what is wrong with it
-        return bool(said & _TASK_FIELDS)
+        offered = (values.get("offer") or {}).get("config") or {}
+        changes = {k: v for k, v in cfg.items() if offered.get(k) != v}
+        yield from self.resume(thread_id, {"action": "edit", "config": changes or cfg})
 
     def start_tune(self, thread_id: str, text: str, command: Any) -> Iterator[ChatView]:
         """Iterative mode (agent.tune): trial 1 is the thread's recommendation, then LLM-proposed trials.
@@ -415,7 +375,7 @@ class ChatAdapter:
         try:
             tuner = Tuner(values.get("task") or "", dataset=dataset, trials=command.trials,
                           budget_minutes=command.budget_minutes, recommendation=rec, llm=self.followup_llm,
-                          kb=self.kb, metamodel=lambda: self.metamodel, weights_available=self.weights_available,
+                          kb=self.kb, metamodel=lambda: self.metamodel, weights_available=self.parts.has_weights,
                           start_job=self.jobs.start, runs_dir=self.context.runs_dir, seed=self.context.seed)
         except TuneError as exc:
             yield self.note(thread_id, text, f"⚠ {exc}")

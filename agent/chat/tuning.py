@@ -16,10 +16,9 @@ sessions and routes the chat's messages to them.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from agent.chat.views import ChatView, Observed, TrainingView, thought, user
@@ -28,41 +27,7 @@ from agent.tune import Proposal, Trial, Tuner, TuneResult
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRIALS = 5
 APPROVAL_TIMEOUT = 3600.0  # a per-trial question unanswered for an hour stops the session
-_COMMAND = re.compile(r"^\s*(?:please\s+)?(?:tune|iterate|tuning|hpo)\b", re.I)
-_TRIALS = re.compile(r"(\d{1,3})\s*(?:more\s+)?(?:trials?|runs?|rounds?|iterations?)\b", re.I)
-_MINUTES = re.compile(r"(\d+(?:\.\d+)?)\s*(min(?:ute)?s?|m|h(?:ours?)?|hrs?)\b", re.I)
-_EACH = re.compile(r"\b(?:each|every|one by one|one at a time|per trial|step by step|ask)\b", re.I)
-
-
-@dataclass
-class TuneCommand:
-    """What a "tune ..." message asks for."""
-
-    trials: int = DEFAULT_TRIALS
-    budget_minutes: float | None = None
-    per_trial: bool = False
-
-
-def parse_tune_command(text: str) -> TuneCommand | None:
-    """The tuning request in a chat message, or None when the message is not one.
-
-    >>> parse_tune_command("tune 5 trials in 10 minutes")
-    TuneCommand(trials=5, budget_minutes=10.0, per_trial=False)
-    >>> parse_tune_command("iterate 3 trials, ask before each").per_trial
-    True
-    """
-    if not text or not _COMMAND.match(text):
-        return None
-    cmd = TuneCommand()
-    if m := _TRIALS.search(text):
-        cmd.trials = int(m.group(1))
-    if m := _MINUTES.search(text):
-        value = float(m.group(1))
-        cmd.budget_minutes = value * 60 if m.group(2).lower().startswith("h") else value
-    cmd.per_trial = bool(_EACH.search(text))
-    return cmd
 
 
 def proposal_md(p: Proposal, *, ask: bool) -> str:
@@ -279,5 +244,5 @@ def show_session(view: ChatView, session: TuneSession | None) -> None:
             view.messages.append(thought("Tuning…", detail, pending=True))
 
 
-__all__ = ["TuneCommand", "TuneSession", "TuneSessions", "parse_tune_command", "proposal_md", "show_session",
+__all__ = ["TuneSession", "TuneSessions", "proposal_md", "show_session",
            "summary_md", "trial_md"]
