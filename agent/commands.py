@@ -56,6 +56,8 @@ def register(subparsers: Any, *, run_training_job: Callable[..., Any]) -> None:
     p.add_argument("--device", choices=("cpu", "cuda", "gpu"), help="device to train on (overrides the text)")
     p.add_argument("--backbones", help="comma-separated backbones to choose from (default: all)")
     p.add_argument("--modes", help="comma-separated modes to choose from: frozen, finetune, scratch (default: all)")
+    p.add_argument("--max-params", type=float, help="the most parameters the backbone may have, e.g. 5e6 (a hard limit)")
+    p.add_argument("--max-model-mb", type=float, help="the largest model file in MB, float32 weights (a hard limit)")
     p.add_argument("--plot-dir", help="write the SHAP plot (PNG) into this folder")
     p.add_argument("--json", action="store_true", help="print the recommendation as JSON")
     p.add_argument("--train", action="store_true", help="train the recommended configuration (needs --dataset and --yes)")
@@ -91,6 +93,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         rec = default_recommender(args.kb_dir).recommend(
             args.text, dataset=args.dataset, budget_minutes=args.budget_minutes, device=args.device,
             backbones=_split(args.backbones), modes=_split(args.modes), context=context,
+            max_params=args.max_params, max_model_mb=args.max_model_mb,
         )
     except TaskError as exc:
         raise UsageError(str(exc)) from exc
@@ -106,7 +109,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     print(f"training the approved configuration {rec.config.key()} on {args.dataset}", file=sys.stderr)
     meta = rec.profile.meta
     record = args.run_training_job(
-        args.dataset, rec.config, kb_dir=args.kb_dir, seed=args.seed, progress=not args.quiet,
+        args.dataset, rec.config, kb_dir=args.kb_dir, seed=args.seed, progress=not args.quiet and sys.stderr.isatty(),
         modality=None if meta.modality == "unknown" else meta.modality, body_part=meta.body_part,
     )
     o = record.outcome

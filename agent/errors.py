@@ -18,9 +18,14 @@ class TaskError(ValueError):
     """The request cannot be served as given; the message says what to change."""
 
 
+class OutOfScope(TaskError):
+    """The text asks for no image-classification set-up (or too little to act on); the message
+    says what the tool does and what to type. Nothing is recommended and nothing trains."""
+
+
 class TrainingNotApproved(PermissionError):
     """The train node was reached without an approval of the exact configuration."""
 
 
-__all__ = ["EXIT_ENV", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "TaskError", "TrainingNotApproved",
-           "UsageError"]
+__all__ = ["EXIT_ENV", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "OutOfScope", "TaskError",
+           "TrainingNotApproved", "UsageError"]

@@ -30,8 +30,9 @@ from langgraph.types import Command, Overwrite, interrupt
 
 from agent import judge as J
 from agent.context import Context
-from agent.errors import TaskError, TrainingNotApproved
+from agent.errors import OutOfScope, TaskError, TrainingNotApproved
 from agent.formatting import config_text, data_text, duration_text, prediction_values
+from agent.limits import backbones_within, stated_limits
 from agent.parts import Parts
 from agent.prompts import prompt
 from agent.recommendation import build_recommendation
@@ -230,8 +231,6 @@ class Nodes:
     # ------------------------------------------------------------------- nodes
     def profile(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Meta-features from the dataset when given, else from the text; constraints merged."""
-        from tools.task_text import parse_task
-
         ctx = runtime.context or Context()
         text = state.get("task") or ""
         dataset = state.get("dataset") or None
@@ -242,11 +241,13 @@ class Nodes:
         given: dict[str, Any] = dict(state.get("constraints") or {})
         if not text.strip() and not dataset:
             raise TaskError("describe the task in words, give a dataset path, or both.")
-        try:
-            told = parse_task(text)
-        except ValueError as exc:
-            raise TaskError(str(exc)) from exc
+        told, scope = _read_task(text, dataset)
         notes = list(told.notes)
+        if scope is not None and scope.injection:
+            notes.append("an instruction to the assistant inside the task text was ignored; the task was read "
+                         "without it")
+        if scope is not None and scope.kind == "image_classification_non_medical" and scope.message:
+            notes.append(scope.message)
         if dataset:
             if not ctx.allows(dataset):
                 raise TaskError(
@@ -294,13 +295,16 @@ class Nodes:
         else:
             device = "cpu"
             assumed.append("device=cpu")
-        backbones = _allowed("backbones", given.get("backbones"), tuple(BACKBONES))
+        backbones, limits = backbones_within(stated_limits(told, given),
+                                             _allowed("backbones", given.get("backbones"), tuple(BACKBONES)))
         modes = _allowed("modes", given.get("modes"), MODES)
+        read = {name: str(words) for name, words in told.said.items()}
         return {
             "profile": {
                 "meta": meta, "source": source, "dataset": dataset, "dataset_name": dataset_name,
                 "assumed": assumed, "notes": notes, "budget_seconds": budget_seconds, "device": device,
-                "backbones": backbones, "modes": modes,
+                "backbones": backbones, "modes": modes, "read": read, "limits": limits,
+                "scope": scope.kind if scope is not None else "dataset",
             },
             # A fresh request in an old thread starts its judge loop afresh.
             "attempts": 0, "critique": None, "fallback": None, "draft": None, "draft_text": None, "draft_error": None,
@@ -345,7 +349,8 @@ class Nodes:
         )
         retrieved = stored_records(self.store, [e["id"] for e in state.get("evidence", [])])
         mm = self.metamodel
-        found = mm.candidates(meta, constraints, retrieved=retrieved, n=ctx.n_candidates)
+        found = mm.candidates(meta, constraints, retrieved=retrieved, n=ctx.n_candidates,
+                              open_fields=open_fields(profile))
         if not found:
             raise TaskError(
                 "no configuration satisfies the constraints (allowed backbones "
@@ -359,7 +364,7 @@ class Nodes:
             }
             for c in found
         ]
-        ex = mm.explain(meta, found[0].config)
+        ex = mm.explain(meta, found[0].config, open_fields=open_fields(profile))
         explanation = {
             "candidate": found[0].id, "text": ex.text(top=3), "base_value": round(float(ex.base_value), 4),
             "contributions": [[str(n), _jsonable(v), round(float(c), 4)] for n, v, c in ex.contributions[:12]],
@@ -516,7 +521,7 @@ class Nodes:
         if chosen.key() == top_config.key():
             shap_text, contributions = explanation["text"], explanation["contributions"]
         else:
-            ex = self.metamodel.explain(meta, chosen)
+            ex = self.metamodel.explain(meta, chosen, open_fields=open_fields(profile))
             shap_text = ex.text(top=3)
             contributions = [[str(n), _jsonable(v), round(float(c), 4)] for n, v, c in ex.contributions[:12]]
         plot = None
@@ -636,11 +641,13 @@ class Nodes:
     # ------------------------------------------------------------------- helpers
     def _predict(self, profile: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
         meta = MetaFeatures.model_validate(profile["meta"])
-        p = self.metamodel.predict(meta, [config], device=profile["device"])[0]
+        p = self.metamodel.predict(meta, [config], device=profile["device"], open_fields=open_fields(profile))[0]
         out: dict[str, Any] = prediction_values(p)
         note = getattr(p, "device_note", None)
         if note:  # no run from the user's device backs the time: the user is told (recommend.build_recommendation)
             out["device_note"] = note
+        if getattr(p, "evidence_note", None):  # the task is far from every dataset in the knowledge base
+            out["evidence_note"] = p.evidence_note
         return out
 
     def _offer(self, profile: dict[str, Any], config: TrainConfig, prediction: dict[str, float], *,
@@ -654,6 +661,46 @@ class Nodes:
             "dataset": dataset or profile.get("dataset"), "prediction": prediction, "warnings": warnings,
             "error": None,
         }
+
+
+def open_fields(profile: dict[str, Any]) -> list[str]:
+    """The meta-features a text-only profile assumed (tools.novelty.OPEN_FIELDS among them): the
+    meta-model's interval spans their plausible values instead of trusting the defaults."""
+    from tools.novelty import OPEN_FIELDS
+
+    if profile.get("source") != "text":
+        return []
+    named = [a.split("=", 1)[0] for a in profile.get("assumed") or ()]
+    return [f for f in named if f in OPEN_FIELDS]
+
+
+def _read_task(text: str, dataset: str | None) -> tuple[Any, Any]:
+    """The task read from the text, and its scope (None when a dataset comes without words).
+
+    Without a dataset, a text that asks for no image-classification set-up (another task,
+    another kind of data, off-topic, or too vague to act on) is refused with what the tool does
+    and what to type (OutOfScope, exit 2 in the CLI). An instruction to the assistant inside the
+    text is cut out before the task is read, so none of its values reach the profile.
+    """
+    from tools.scope import classify_scope
+    from tools.task_text import parse_task
+
+    try:
+        told = parse_task(text)
+        problem = None
+    except ValueError as exc:
+        told, problem = None, exc
+    scope = classify_scope(text, told) if text.strip() else None
+    if scope is not None and not scope.in_scope and not dataset:
+        raise OutOfScope(scope.message or "this is not an image-classification task.")
+    if problem is not None:
+        raise TaskError(str(problem)) from problem
+    if scope is not None and scope.injection:
+        try:
+            told = parse_task(scope.task_text)
+        except ValueError as exc:
+            raise TaskError(str(exc)) from exc
+    return told, scope
 
 
 def task_query(profile: dict[str, Any], text: str, ctx: Context) -> str:

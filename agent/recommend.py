@@ -90,6 +90,8 @@ class Recommender:
         modes: Sequence[str] | None = None,
         thread_id: str | None = None,
         context: Context | None = None,
+        max_params: float | None = None,
+        max_model_mb: float | None = None,
     ) -> tuple[Recommendation, dict[str, Any]]:
         """Run one request up to the approval interrupt.
 
@@ -98,6 +100,8 @@ class Recommender:
 
         Raises:
             agent.errors.TaskError: bad input (a ValueError; the message says what to change).
+            agent.errors.OutOfScope: (a TaskError) the text asks for no image-classification set-up;
+                the message says what the tool does and what to type.
         """
         # The graph's state is JSON of known types: refuse anything else here, with the rule,
         # rather than fail inside a node with an AttributeError.
@@ -116,6 +120,10 @@ class Recommender:
             constraints["backbones"] = list(backbones)
         if modes:
             constraints["modes"] = list(modes)
+        if max_params is not None:
+            constraints["max_params"] = max_params
+        if max_model_mb is not None:
+            constraints["max_model_mb"] = max_model_mb
         start = time.perf_counter()
         out = self.graph.invoke(
             InputState(task=text or "", dataset=dataset, constraints=constraints),
@@ -160,6 +168,8 @@ def recommend(
     device: str | None = None,
     backbones: Sequence[str] | None = None,
     modes: Sequence[str] | None = None,
+    max_params: float | None = None,
+    max_model_mb: float | None = None,
     llm: Any | None = None,
     judge_llm: Any | None = None,
     kb: Any | None = None,
@@ -180,6 +190,8 @@ def recommend(
         device: "cpu" or "cuda"/"gpu" (overrides the text).
         backbones: allowed backbones.
         modes: allowed modes.
+        max_params: the most parameters the backbone may have (a hard limit; also read from the text).
+        max_model_mb: the largest model file in MB, float32 weights (a hard limit; also read from the text).
         llm, judge_llm, kb, metamodel: parts to use instead of the defaults.
         kb_dir: folder of the default knowledge base.
         context: run settings (agent.context.Context).
@@ -187,13 +199,16 @@ def recommend(
 
     Raises:
         agent.errors.TaskError: bad input (a ValueError whose message says what to change).
+        agent.errors.OutOfScope: (a TaskError) the text asks for no image-classification set-up; the message
+            says what the tool does and what to type. The CLI exits 2 with it.
     """
     if llm is None and kb is None and metamodel is None and judge_llm is None:
         r = default_recommender(kb_dir)
     else:
         r = Recommender(llm=llm, judge_llm=judge_llm, kb=kb, kb_dir=kb_dir, metamodel=metamodel)
     return r.recommend(text, dataset=dataset, budget_minutes=budget_minutes, device=device, backbones=backbones,
-                       modes=modes, thread_id=thread_id, context=context)
+                       modes=modes, thread_id=thread_id, context=context, max_params=max_params,
+                       max_model_mb=max_model_mb)
 
 
 __all__ = ["CandidateItem", "CheckItem", "EvidenceItem", "Recommendation", "Recommender", "TaskProfile", "Verdict",

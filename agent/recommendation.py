@@ -85,6 +85,12 @@ class TaskProfile(_Model):
     device: str
     backbones: list[str] | None
     modes: list[str] | None
+    read: dict[str, str] = Field(default_factory=dict, description="Each field read from the task text, with the "
+                                                                    "words it came from.")
+    limits: list[str] = Field(default_factory=list, description="Every limit the pick was filtered by: what it is, "
+                                                                "the words it came from, what it left out.")
+    scope: str = Field(default="medical_image_classification", description="What the text asks for (tools.scope), "
+                                                                           "or 'dataset'.")
 
 
 class Recommendation(_Model):
@@ -158,6 +164,8 @@ def build_recommendation(
         )
     if prediction.get("device_note"):  # the time on the user's device rests on other devices' runs
         warnings.append(f"training time on {profile['device']}: {prediction['device_note']}")
+    if prediction.get("evidence_note"):  # the task is far from every dataset the knowledge base has seen
+        warnings.append(prediction["evidence_note"])
     if profile["assumed"]:
         warnings.append("assumed (not stated): " + ", ".join(profile["assumed"]))
     verdict = dict(state["verdict"])
@@ -245,8 +253,12 @@ def render_text(rec: Recommendation) -> str:
         lines.append(f"  plot: {rec.shap_plot}")
     p = rec.profile
     lines.append("Task: " + data_text(p.model_dump(mode="json")) + f" (from the {p.source})")
+    if p.read:
+        lines.append("Read from your text: " + "; ".join(f"{k} <- {w!r}" for k, w in p.read.items()))
     if p.assumed:
         lines.append("Assumed (not stated): " + ", ".join(p.assumed))
+    for limit in p.limits:
+        lines.append(f"Limit: {limit}")
     for note in p.notes:
         lines.append(f"Note: {note}")
     for w in rec.warnings:

@@ -33,6 +33,8 @@ class Limits(TypedDict, total=False):
             (the time model reads the core count and the GPU model).
         backbones: allowed backbones (names from knowledge.space.BACKBONES).
         modes: allowed modes ("frozen", "finetune", "scratch").
+        max_params: the most parameters the backbone may have.
+        max_model_mb: the largest model file (float32 weights) in MB.
 
     Not to be confused with tools.metamodel.Constraints, the filter the meta-model's candidates
     pass, which the explain node builds from the profile these limits shaped.
@@ -42,6 +44,8 @@ class Limits(TypedDict, total=False):
     device: str | None
     backbones: list[str] | None
     modes: list[str] | None
+    max_params: float | None
+    max_model_mb: float | None
 
 
 # ------------------------------------------------------------------ what the nodes write
@@ -59,7 +63,11 @@ class ProfileData(TypedDict):
         notes: what the profile noticed (a text that contradicts the data, ...).
         budget_seconds: the time budget, or None.
         device: the device times are predicted for (canonical form, tools.metamodel.parse_device).
-        backbones / modes: the allowed ones, or None for all.
+        backbones / modes: the allowed ones, or None for all (backbones already within the
+            size limits).
+        read: each field read from the task text, with the words it came from.
+        limits: one sentence per stated limit: what it is, its words, what it left out.
+        scope: what the text asks for (tools.scope kinds), or "dataset" for a dataset without words.
     """
 
     meta: dict[str, Any]
@@ -72,6 +80,9 @@ class ProfileData(TypedDict):
     device: str
     backbones: list[str] | None
     modes: list[str] | None
+    read: dict[str, str]
+    limits: list[str]
+    scope: str
 
 
 class PastRunData(TypedDict):

@@ -202,7 +202,8 @@ class FakeMetaModel:
         self.png = png
         self.plots: list[Path] = []  # every SHAP plot written
 
-    def predict(self, meta: MetaFeatures, configs: list[TrainConfig], device: str = "cpu") -> list[Prediction]:
+    def predict(self, meta: MetaFeatures, configs: list[TrainConfig], device: str = "cpu",
+                open_fields: Any = ()) -> list[Prediction]:
         out = []
         for c in configs:
             acc, secs = self.TABLE.get((c.backbone, c.mode), (0.5, 100.0))
@@ -211,7 +212,8 @@ class FakeMetaModel:
             out.append(Prediction(acc, acc - 0.05, acc + 0.05, secs))
         return out
 
-    def candidates(self, meta: MetaFeatures, constraints: Any, retrieved: Any = (), n: int = 6) -> list[Candidate]:
+    def candidates(self, meta: MetaFeatures, constraints: Any, retrieved: Any = (), n: int = 6,
+                   open_fields: Any = ()) -> list[Candidate]:
         configs = [
             TrainConfig.model_validate({"backbone": b, "mode": m, "learning_rate": 1e-3, "epochs": 10})
             for b, m in self.TABLE
@@ -233,7 +235,7 @@ class FakeMetaModel:
     def support(self, backbone: str, mode: str) -> int:
         return 5 if (backbone, mode) in self.TABLE else 0
 
-    def explain(self, meta: MetaFeatures, config: TrainConfig) -> Explanation:
+    def explain(self, meta: MetaFeatures, config: TrainConfig, open_fields: Any = ()) -> Explanation:
         p = self.predict(meta, [config])[0]
         lr_effect = -0.05 * abs(math.log10(config.learning_rate) + 3) + 0.01
         return Explanation(

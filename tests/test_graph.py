@@ -572,8 +572,8 @@ class _NoGpuRuns(FakeMetaModel):
 
     NOTE = "no run in the knowledge base came from a GPU; the times are extrapolated from CPU runs"
 
-    def predict(self, meta: Any, configs: list[TrainConfig], device: str = "cpu") -> list[Any]:
-        preds = super().predict(meta, configs, "cuda" if str(device).startswith("cuda") else device)
+    def predict(self, meta: Any, configs: list[TrainConfig], device: str = "cpu", open_fields: Any = ()) -> list[Any]:
+        preds = super().predict(meta, configs, "cuda" if str(device).startswith("cuda") else device, open_fields)
         for p in preds:
             p.device, p.device_note = device, self.NOTE if str(device).startswith("cuda") else None
         return preds
@@ -604,8 +604,8 @@ def test_the_time_on_a_device_without_runs_says_it_is_extrapolated(store: FakeSt
         ("", {}, "describe the task"),
         ("x-ray, I have -5 minutes", {}, "must be positive"),
         ("x-ray, budget of 15 parsecs", {}, "not a unit of time"),
-        ("x-ray", {"constraints": {"backbones": ["vit_huge"]}}, "backbones must be drawn from"),
-        ("x-ray", {"constraints": {"budget_minutes": 0}}, "budget_minutes must be a number > 0"),
+        ("chest x-ray", {"constraints": {"backbones": ["vit_huge"]}}, "backbones must be drawn from"),
+        ("chest x-ray", {"constraints": {"budget_minutes": 0}}, "budget_minutes must be a number > 0"),
         ("x-ray", {"dataset": "/no/such/file.npz"}, "does not exist"),
     ],
 )
@@ -795,7 +795,7 @@ def test_cli_prints_json(cli_recommender: Recommender, capsys: pytest.CaptureFix
         (["recommend", TASK, "--yes"], "needs --train"),
         (["recommend", TASK, "--budget-minutes", "-3"], "must be > 0"),
         (["recommend", "x-ray, I have -5 minutes"], "must be positive"),
-        (["recommend", "x-ray", "--backbones", "vit_huge"], "backbones must be drawn from"),
+        (["recommend", "chest x-ray", "--backbones", "vit_huge"], "backbones must be drawn from"),
     ],
 )
 def test_cli_bad_input_exits_2_with_a_message(

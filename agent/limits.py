@@ -1,0 +1,100 @@
+"""The limits a user states are hard filters: which backbones they leave, said in words.
+
+    kept, said = backbones_within({"max_params": (5_000_000, "under 5M parameters")}, allowed=None)
+    # kept: the backbones of at most 5 M parameters; said: one line per limit for the recommendation
+
+A limit comes from the task text (tools.task_text reads "under 5M parameters", "a model under
+20 MB") or from the request (the API's and CLI's max_params / max_model_mb). The pick and every
+candidate keep to it; when no backbone does, the request is refused with the closest one named.
+Memory limits (GPU or RAM) are reported as not checked: the knowledge base records no memory use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from agent.errors import TaskError
+from knowledge.space import BACKBONES
+
+BYTES_PER_PARAM = 4  # a float32 checkpoint: what "a 20 MB model" means for a file on disk
+
+
+def _params(backbone: str) -> float:
+    return float(BACKBONES[backbone]["params_m"]) * 1e6
+
+
+def _count(n: float) -> str:
+    return f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n:,.0f}"
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:,.1f} MB"
+
+
+def backbones_within(limits: dict[str, tuple[float, str]], allowed: Sequence[str] | None) -> tuple[list[str] | None,
+                                                                                                     list[str]]:
+    """The allowed backbones that keep to the parameter and model-size limits, and what each limit did.
+
+    Args:
+        limits: by name ("max_params", "max_model_bytes", "gpu_memory_bytes", "ram_bytes"), the
+            value and the words it came from (the user's text, or "--max-params" and the like).
+        allowed: the backbones the request allows; None allows all.
+
+    Returns:
+        (backbones, said): None when no size limit applies (all stay allowed); `said` has one
+        sentence per limit for the recommendation.
+
+    Raises:
+        TaskError: no allowed backbone keeps to the limits (the message names the smallest).
+    """
+    pool = list(allowed) if allowed else list(BACKBONES)
+    said: list[str] = []
+    kept = pool
+    for name, label, size in (("max_params", "parameters", _params),
+                              ("max_model_bytes", "model size", lambda b: _params(b) * BYTES_PER_PARAM)):
+        if name not in limits:
+            continue
+        value, words = limits[name]
+        show = _count if name == "max_params" else _mb
+        out = [b for b in kept if size(b) > value]
+        kept = [b for b in kept if size(b) <= value]
+        if not kept:
+            smallest = min(pool, key=size)
+            way_out = f"raise the limit to at least {show(size(smallest))}"
+            if "small_cnn" not in pool:
+                way_out += f", or allow small_cnn ({show(size('small_cnn'))})"
+            raise TaskError(f"no backbone keeps to {label} at most {show(value)} ({words!r}): the smallest allowed, "
+                            f"{smallest}, has {show(size(smallest))}; {way_out}.")
+        dropped = ", ".join(f"{b} ({show(size(b))})" for b in out)
+        said.append(f"{label} at most {show(value)} ({words!r}): " + (f"left out {dropped}" if out else "every allowed "
+                                                                       "backbone fits"))
+    for name, label in (("gpu_memory_bytes", "GPU memory"), ("ram_bytes", "memory")):
+        if name in limits:
+            value, words = limits[name]
+            said.append(f"{label} {value / 2**30:,.0f} GB ({words!r}): not checked, the knowledge base records no "
+                        "memory use; a smaller batch size lowers it")
+    size_limited = any(n in limits for n in ("max_params", "max_model_bytes"))
+    return (kept if size_limited else (list(allowed) if allowed else None)), said
+
+
+def stated_limits(told: Any, given: dict[str, Any]) -> dict[str, tuple[float, str]]:
+    """The size and memory limits of a request: the request's (`given`) over the text's (`told`)."""
+    out: dict[str, tuple[float, str]] = {}
+    for name, value in told.limits().items():
+        if name in ("max_params", "max_model_bytes", "gpu_memory_bytes", "ram_bytes") and value is not None:
+            out[name] = (float(value), str(told.said[name]))
+    if given.get("max_params") is not None:
+        out["max_params"] = (_positive("max_params", given["max_params"]), "max_params")
+    if given.get("max_model_mb") is not None:
+        out["max_model_bytes"] = (_positive("max_model_mb", given["max_model_mb"]) * 2**20, "max_model_mb")
+    return out
+
+
+def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise TaskError(f"{name} must be a number > 0, but got {value!r}.")
+    return float(value)
+
+
+__all__ = ["BYTES_PER_PARAM", "backbones_within", "stated_limits"]
