@@ -32,6 +32,7 @@ from agent import judge as J
 from agent.context import Context
 from agent.errors import OutOfScope, TaskError, TrainingNotApproved
 from agent.formatting import config_text, data_text, duration_text, prediction_values
+from agent.goals import apply_goals, read_goals, regularisation_note
 from agent.limits import backbones_within, stated_limits
 from agent.parts import Parts
 from agent.prompts import prompt
@@ -71,6 +72,14 @@ def constraints_text(profile: dict[str, Any]) -> str:
         parts.append("backbones " + ", ".join(profile["backbones"]))
     if profile.get("modes"):
         parts.append("modes " + ", ".join(profile["modes"]))
+    goals = profile.get("goals") or {}
+    if goals.get("objective"):
+        parts.append({"accuracy": "the user wants the most accurate", "speed": "the user wants the fastest that is "
+                      "good enough"}[goals["objective"]])
+    if goals.get("worries"):
+        parts.append("the user worries about " + ", ".join(goals["worries"]))
+    if goals.get("compare"):
+        parts.append("the user asks to compare " + " with ".join(goals["compare"]))
     return "; ".join(parts)
 
 
@@ -248,6 +257,9 @@ class Nodes:
                          "without it")
         if scope is not None and scope.kind == "image_classification_non_medical" and scope.message:
             notes.append(scope.message)
+        goals = read_goals(scope.task_text if scope is not None else text)
+        if "overfitting" in goals.worries:
+            notes.append(regularisation_note(goals.worries["overfitting"]))
         if dataset:
             if not ctx.allows(dataset):
                 raise TaskError(
@@ -304,7 +316,7 @@ class Nodes:
                 "meta": meta, "source": source, "dataset": dataset, "dataset_name": dataset_name,
                 "assumed": assumed, "notes": notes, "budget_seconds": budget_seconds, "device": device,
                 "backbones": backbones, "modes": modes, "read": read, "limits": limits,
-                "scope": scope.kind if scope is not None else "dataset",
+                "scope": scope.kind if scope is not None else "dataset", "goals": goals.as_json(),
             },
             # A fresh request in an old thread starts its judge loop afresh.
             "attempts": 0, "critique": None, "fallback": None, "draft": None, "draft_text": None, "draft_error": None,
@@ -351,6 +363,8 @@ class Nodes:
         mm = self.metamodel
         found = mm.candidates(meta, constraints, retrieved=retrieved, n=ctx.n_candidates,
                               open_fields=open_fields(profile))
+        if found and profile.get("goals"):
+            found = apply_goals(found, profile["goals"], mm, meta, constraints, open_fields(profile))
         if not found:
             raise TaskError(
                 "no configuration satisfies the constraints (allowed backbones "

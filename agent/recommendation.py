@@ -52,6 +52,15 @@ class CandidateItem(_Model):
     over_budget: bool = False
 
 
+class Alternative(_Model):
+    """A candidate other than the pick that a user may prefer, and what it trades."""
+
+    id: str
+    role: str = Field(description="Why it is shown: 'more accurate', 'faster', 'another mode', 'another backbone', "
+                                  "'asked to compare'.")
+    trade: str = Field(description="What it trades against the pick: accuracy points and time.")
+
+
 class CheckItem(_Model):
     name: str
     ok: bool
@@ -91,6 +100,8 @@ class TaskProfile(_Model):
                                                                 "the words it came from, what it left out.")
     scope: str = Field(default="medical_image_classification", description="What the text asks for (tools.scope), "
                                                                            "or 'dataset'.")
+    goals: dict[str, Any] = Field(default_factory=dict, description="The objective, worries and comparison the text "
+                                                                    "states, with their words (agent.goals).")
 
 
 class Recommendation(_Model):
@@ -109,6 +120,8 @@ class Recommendation(_Model):
     cited: list[str] = Field(description="Candidate ids and knowledge-base record ids the rationale relies on.")
     evidence: list[EvidenceItem]
     candidates: list[CandidateItem]
+    alternatives: list[Alternative] = Field(default_factory=list, description="Candidates to choose instead, each "
+                                                                              "with its role and trade.")
     shap_summary: str
     shap_contributions: list[tuple[str, Any, float]]
     shap_plot: str | None
@@ -191,6 +204,7 @@ def build_recommendation(
             for e in evidence
         ],
         candidates=[CandidateItem.model_validate(c) for c in candidates],
+        alternatives=alternatives(config, prediction, candidates),
         shap_summary=shap_summary,
         shap_contributions=[tuple(c) for c in contributions],
         shap_plot=shap_plot,
@@ -208,6 +222,40 @@ def build_recommendation(
         llm_seconds=round(sum(llm_timings.values()), 4),
         llm_timings=llm_timings,
     )
+
+
+def alternatives(config: TrainConfig, prediction: dict[str, Any], candidates: list[dict[str, Any]]) -> list[Alternative]:
+    """The candidates a user may choose instead of the pick, one per role: the most accurate (when
+    it beats the pick), the fastest within GOOD_ENOUGH of the pick, the best of another mode and
+    of another backbone, and any the user asked to compare; each with what it trades."""
+    from agent.goals import GOOD_ENOUGH
+
+    pick = config.key()
+    others = [c for c in candidates if TrainConfig.model_validate(c["config"]).key() != pick]
+    acc, secs = prediction["accuracy"], max(prediction["seconds"], 1e-9)
+    chosen: list[tuple[dict[str, Any], str]] = []
+
+    def add(c: dict[str, Any] | None, role: str) -> None:
+        if c is not None and all(c["id"] != x["id"] for x, _ in chosen):
+            chosen.append((c, role))
+
+    for c in others:
+        if c.get("origin") == "requested":
+            add(c, "asked to compare")
+    add(max((c for c in others if c["accuracy"] > acc), key=lambda c: c["accuracy"], default=None), "more accurate")
+    add(min((c for c in others if c["seconds"] < secs and c["accuracy"] >= acc - GOOD_ENOUGH),
+            key=lambda c: c["seconds"], default=None), "faster")
+    add(max((c for c in others if c["config"]["mode"] != config.mode), key=lambda c: c["accuracy"], default=None),
+        "another mode")
+    add(max((c for c in others if c["config"]["backbone"] != config.backbone), key=lambda c: c["accuracy"],
+            default=None), "another backbone")
+    return [Alternative(id=c["id"], role=role, trade=_trade(c, acc, secs)) for c, role in chosen]
+
+
+def _trade(c: dict[str, Any], acc: float, secs: float) -> str:
+    diff, ratio = c["accuracy"] - acc, c["seconds"] / secs
+    time = f"{ratio:.1f}x the time" if ratio >= 1.05 else f"{1 / ratio:.1f}x faster" if ratio <= 0.95 else "about the same time"
+    return f"{diff:+.2f} predicted accuracy, {time}"
 
 
 # -------------------------------------------------------------------------- rendering
@@ -269,15 +317,18 @@ def render_text(rec: Recommendation) -> str:
     state = "passed" if v.passed else "failed"
     lines.append(f"Judge: {state} on draft {v.attempts} ({v.judged_by}{': ' + scores if scores else ''})"
                  + (f": {v.critique}" if v.critique else ""))
-    alts = [x for x in rec.candidates if x.config != rec.config][:3]
-    if alts:
-        lines.append("Alternatives: " + "; ".join(f"{x.id} {x.config.backbone}/{x.config.mode} {x.accuracy:.2f} in "
-                                                   f"{duration_text(x.seconds)}" for x in alts))
+    by_id = {x.id: x for x in rec.candidates}
+    if rec.alternatives:
+        lines.append("Alternatives:")
+        for a in rec.alternatives:
+            x = by_id[a.id]
+            lines.append(f"  {a.role}: {a.id} {config_text(x.config)}, {x.accuracy:.2f} in {duration_text(x.seconds)} "
+                         f"({a.trade})")
     total = rec.timings.get("total", sum(v for k, v in rec.timings.items() if k != "total"))
     per_node = ", ".join(f"{k} {v:.2f}" for k, v in rec.timings.items() if k != "total")
     lines.append(f"Time: {total:.1f} s (LLM {rec.llm_seconds:.1f} s; {per_node})")
     return "\n".join(lines)
 
 
-__all__ = ["CandidateItem", "CheckItem", "EvidenceItem", "Recommendation", "TaskProfile", "Verdict",
+__all__ = ["Alternative", "CandidateItem", "CheckItem", "EvidenceItem", "Recommendation", "TaskProfile", "Verdict",
            "build_recommendation", "render_text"]

@@ -68,6 +68,7 @@ class ProfileData(TypedDict):
         read: each field read from the task text, with the words it came from.
         limits: one sentence per stated limit: what it is, its words, what it left out.
         scope: what the text asks for (tools.scope kinds), or "dataset" for a dataset without words.
+        goals: the objective, worries and comparison the text states (agent.goals.Goals.as_json).
     """
 
     meta: dict[str, Any]
@@ -83,6 +84,7 @@ class ProfileData(TypedDict):
     read: dict[str, str]
     limits: list[str]
     scope: str
+    goals: dict[str, Any]
 
 
 class PastRunData(TypedDict):

@@ -124,3 +124,50 @@ def test_each_field_read_from_the_text_is_shown_with_its_words(recommender: Reco
 def test_bad_limits_from_the_api_say_what_is_wrong(recommender: Recommender) -> None:
     with pytest.raises(TaskError, match="max_params must be a number > 0, but got -1"):
         recommender.recommend("chest x-ray, 2 classes", max_params=-1)
+
+
+# ------------------------------------------------------------------ intent and alternatives
+def test_maximise_accuracy_and_fastest_good_enough_lead_to_different_picks(recommender: Recommender) -> None:
+    task = "skin lesion dermoscopy, 8 classes, 2,000 images, GPU available"
+    best = recommender.recommend(f"{task}, maximise accuracy")
+    quick = recommender.recommend(f"{task}, I want the fastest model that is good enough")
+    assert best.profile.goals["objective"] == "accuracy" and quick.profile.goals["objective"] == "speed"
+    assert best.expected_accuracy == max(c.accuracy for c in best.candidates)
+    assert quick.expected_seconds < best.expected_seconds
+    assert quick.expected_accuracy >= max(c.accuracy for c in quick.candidates) - 0.03
+
+
+def test_a_worry_about_overfitting_regularises_every_candidate_and_is_answered(recommender: Recommender) -> None:
+    from agent.goals import REGULARISATION
+
+    rec = recommender.recommend("skin lesion dermoscopy, 8 classes, 400 images; I'm worried about overfitting")
+    for c in [rec.config, *(x.config for x in rec.candidates)]:
+        assert all(getattr(c, k) >= v for k, v in REGULARISATION.items())
+        assert c.mode == "frozen" or c.augmentation != "none"
+    assert any("worried about overfitting" in n and "dropout at least 0.3" in n for n in rec.profile.notes)
+
+
+def test_a_requested_comparison_gets_both_sides_side_by_side(recommender: Recommender) -> None:
+    from agent.recommendation import render_text
+
+    rec = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images: compare small_cnn with "
+                                "efficientnet lite1")
+    assert rec.profile.goals["compare"] == ["small_cnn", "efficientnet_lite1"]
+    backbones = {c.config.backbone for c in rec.candidates}
+    assert {"small_cnn", "efficientnet_lite1"} <= backbones
+    shown = {x.id for x in rec.alternatives} | {next(c.id for c in rec.candidates if c.config == rec.config)}
+    assert {c.config.backbone for c in rec.candidates if c.id in shown} >= {"small_cnn", "efficientnet_lite1"}
+    assert "Alternatives:" in render_text(rec)
+
+
+def test_alternatives_say_what_they_trade(recommender: Recommender) -> None:
+    rec = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images, GPU available")
+    assert rec.alternatives and len({a.role for a in rec.alternatives}) == len(rec.alternatives)
+    by_id = {c.id: c for c in rec.candidates}
+    for a in rec.alternatives:
+        diff = by_id[a.id].accuracy - rec.expected_accuracy
+        assert a.trade.startswith(f"{diff:+.2f} predicted accuracy")
+        if a.role == "more accurate":
+            assert diff > 0
+        if a.role == "another mode":
+            assert by_id[a.id].config.mode != rec.config.mode

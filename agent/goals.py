@@ -1,0 +1,164 @@
+"""What a task text asks of the pick beyond the data: an objective, a worry, a comparison.
+
+    goals = read_goals("knee MRI, 3 classes; compare resnet18 with efficientnet lite0, I worry about overfitting")
+    goals.compare, goals.worries   # ["resnet18", "efficientnet_lite0"], {"overfitting": "worry about overfitting"}
+
+Each is kept with the words it came from, and each changes what is recommended:
+
+- objective "accuracy" ("maximise accuracy", "as accurate as possible") ranks the candidates by
+  predicted accuracy alone; "speed" ("fastest that is good enough", "quick") puts the fastest
+  within GOOD_ENOUGH of the most accurate first. Without one, the meta-model's ranking stands
+  (accuracy with a small price on time).
+- the worry "overfitting" regularises every candidate (`regularised`) and the answer says how.
+- a comparison ("compare A with B", "A vs B", "A or B?") of backbones or modes gets a candidate
+  for each side, shown side by side.
+
+Deterministic patterns, like tools.task_text; the backbone and mode names come from agent.intents.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.intents import find_backbones, find_mode, norm
+from knowledge.schema import TrainConfig
+
+GOOD_ENOUGH = 0.03  # "good enough": within this of the most accurate candidate (accuracy points)
+# What "worried about overfitting" does to a configuration: floors, never lowered.
+REGULARISATION = {"dropout": 0.3, "weight_decay": 1e-4, "label_smoothing": 0.1}
+
+_ACCURACY = re.compile(
+    r"\bmaximi[sz](?:e|ing) (?:the )?(?:test |validation |classification )?(?:accuracy|performance|auc)\b"
+    r"|\b(?:best|highest|top|maximum|max) (?:possible )?(?:accuracy|performance|auc)\b|\bas accurate as (?:possible|it gets)\b"
+    r"|\bmost accurate\b|\baccuracy (?:is what matters|matters most|first|above all|over speed)\b"
+    r"|\b(?:don'?t|do not) care (?:about|how long)\b", re.I)
+_SPEED = re.compile(
+    r"\bfastest\b|\bas (?:fast|quick(?:ly)?) as possible\b|\bgood enough\b|\bquick(?:ly|est)?\b(?!\s+question)"
+    r"|\bcheap(?:est|ly)?\b|\bin a hurry\b|\bminimi[sz](?:e|ing) (?:the )?(?:training )?time\b|\bspeed (?:matters|first|over)\b",
+    re.I)
+_OVERFIT = re.compile(r"\bover[- ]?fit\w*|\bmemori[sz]\w*\b|\b(?:doesn'?t|does not|won'?t|not) generali[sz]e\b", re.I)
+_COMPARE = re.compile(r"\bcompare\b|\bcomparison\b|\bvs\.?\b|\bversus\b|\bor\b[^.?!]*\?|\bbetter\b", re.I)
+
+
+@dataclass
+class Goals:
+    """What the text asks of the pick.
+
+    Attributes:
+        objective: "accuracy", "speed", or None (the meta-model's own trade-off).
+        words: for each goal read ("objective", "overfitting", "compare"), the words it came from.
+        worries: the worries stated ("overfitting"), with their words.
+        compare: backbones (or modes) the user asked to compare, in the order named.
+    """
+
+    objective: str | None = None
+    words: dict[str, str] = field(default_factory=dict)
+    worries: dict[str, str] = field(default_factory=dict)
+    compare: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"objective": self.objective, "words": dict(self.words), "worries": dict(self.worries),
+                "compare": list(self.compare)}
+
+
+def read_goals(text: str) -> Goals:
+    """The objective, worries and comparison a task text states (each with its words)."""
+    goals = Goals()
+    if not text:
+        return goals
+    found = [(m.start(), kind, m.group(0)) for kind, pattern in (("accuracy", _ACCURACY), ("speed", _SPEED))
+             if (m := pattern.search(text))]
+    if found:  # both named ("best accuracy, but quick"): the first one stated leads
+        _, goals.objective, goals.words["objective"] = min(found)
+    if m := _OVERFIT.search(text):
+        goals.worries["overfitting"] = goals.words["overfitting"] = _sentence_around(text, m)
+    if m := _COMPARE.search(text):
+        q = norm(text)
+        named = find_backbones(q)
+        modes = [mode for mode in ("frozen", "finetune", "scratch") if find_mode(_only(q, mode))] if len(named) < 2 else []
+        if len(named) >= 2 or len(modes) >= 2:
+            goals.compare = named if len(named) >= 2 else modes
+            goals.words["compare"] = _sentence_around(text, m)
+    return goals
+
+
+def regularised(config: TrainConfig) -> TrainConfig:
+    """`config` with the floors of REGULARISATION, and flip augmentation where the mode trains
+    the backbone (a frozen head reads cached features: it cannot augment)."""
+    data = config.model_dump()
+    for name, floor in REGULARISATION.items():
+        data[name] = max(float(data[name]), floor)
+    if config.mode != "frozen" and config.augmentation == "none":
+        data["augmentation"] = "flip"
+    return TrainConfig.model_validate(data)
+
+
+def regularisation_note(words: str) -> str:
+    """What the answer says about a stated worry of overfitting."""
+    floors = ", ".join(f"{k.replace('_', ' ')} at least {v:g}" for k, v in REGULARISATION.items())
+    return (f"you said {words!r}: every candidate has {floors}, and flip augmentation where the backbone trains "
+            "(a frozen head reads cached features and cannot augment); fewer epochs or a frozen backbone also "
+            "limit overfitting on a small set")
+
+
+def apply_goals(found: list[Any], goals: dict[str, Any], metamodel: Any, meta: Any, constraints: Any,
+                open_fields: list[str]) -> list[Any]:
+    """The meta-model's candidates shaped by the goals (`Goals.as_json()`): a candidate for each
+    side of a comparison, regularised configs for a worry of overfitting, the order the
+    objective asks for; ids renumbered c1, c2, ... in the new order.
+
+    Args:
+        found: tools.metamodel.Candidate objects, ranked.
+        metamodel, meta, constraints, open_fields: what ranked them (to add and re-predict).
+    """
+    from dataclasses import replace
+
+    out = list(found)
+    for name in goals.get("compare") or ():
+        if any(name in (c.config.backbone, c.config.mode) for c in out):
+            continue
+        side = {"modes": [name]} if name in ("frozen", "finetune", "scratch") else {"backbones": [name]}
+        allowed = getattr(constraints, next(iter(side))) or []
+        if allowed and name not in allowed:
+            continue  # the user's own limits leave it out; the limits say so
+        extra = metamodel.candidates(meta, replace(constraints, **side), n=1, open_fields=open_fields)
+        out += [replace(c, origin="requested") for c in extra]
+    if "overfitting" in (goals.get("worries") or {}):
+        configs, seen = [], set()
+        for c in out:
+            configs.append(regularised(c.config))
+        preds = metamodel.predict(meta, configs, device=constraints.device, open_fields=open_fields)
+        shaped = []
+        for c, cfg, p in zip(out, configs, preds, strict=True):
+            if cfg.key() not in seen:
+                seen.add(cfg.key())
+                shaped.append(replace(c, config=cfg, prediction=p))
+        out = shaped
+    if goals.get("objective") == "accuracy":
+        out.sort(key=lambda c: -c.prediction.accuracy)
+    elif goals.get("objective") == "speed":
+        best = max(c.prediction.accuracy for c in out)
+        good = sorted((c for c in out if c.prediction.accuracy >= best - GOOD_ENOUGH), key=lambda c: c.prediction.seconds)
+        out = good + sorted((c for c in out if c not in good), key=lambda c: -c.prediction.accuracy)
+    return [replace(c, id=f"c{i}") for i, c in enumerate(out, start=1)]
+
+
+def _only(q: str, mode: str) -> str:
+    """The parts of `q` that name `mode` (so find_mode sees each mode named, not only the first)."""
+    words = {"frozen": r"froz\w*|freez\w*|linear prob\w*", "finetune": r"fine[ -]?tun\w*|unfreez\w*",
+             "scratch": r"scratch|random(?:ly)? init\w*"}[mode]
+    return " ".join(re.findall(words, q))
+
+
+def _sentence_around(text: str, m: re.Match[str]) -> str:
+    """The words of the clause holding a match (at most ~60 characters around it)."""
+    start = max(text.rfind(sep, 0, m.start()) for sep in ".;,!?\n") + 1
+    ends = [i for i in (text.find(sep, m.end()) for sep in ".;,!?\n") if i != -1]
+    end = min(ends) if ends else len(text)
+    clause = text[start:end].strip()
+    return clause if len(clause) <= 60 else m.group(0)
+
+
+__all__ = ["GOOD_ENOUGH", "REGULARISATION", "Goals", "apply_goals", "read_goals", "regularisation_note", "regularised"]
