@@ -413,7 +413,7 @@ class Nodes:
         if hasattr(draft, "model_dump"):
             draft = draft.model_dump()
         if isinstance(draft, dict) and isinstance(draft.get("rationale"), str):
-            tidy = J.tidy_text(draft["rationale"], J.RATIONALE_MAX)
+            tidy = J.tidy_text(draft["rationale"], J.DRAFT_RATIONALE_MAX)
             if text is not None and tidy != " ".join(draft["rationale"].split()):
                 # The judge must see the tidied rationale, not the cut-off one, and in the
                 # model's own wording, which llama.cpp's KV cache still holds.

@@ -28,7 +28,8 @@ class Parts:
         llm: the reasoner's chat model (supports `with_structured_output(dict schema)`).
         kb: the knowledge base (`search`, `records`, `get`, `root`, `sync_index`).
         judge_llm: the judge's chat model; None reuses `llm`.
-        metamodel: a fitted meta-model; None loads (or fits and caches) one from `kb` on first use.
+        metamodel: a fitted meta-model, or a function returning one (called on first use); None
+            loads (or fits and caches) one from `kb` on first use.
         start_job: starts a training job (`tools.jobs.Job.start`'s signature); None uses it.
         weights_available: whether a backbone's pretrained weights exist here; None looks on
             disk (`tools.weights.weights_available`).
@@ -90,6 +91,8 @@ class Parts:
                 from tools.metamodel import MetaModel
 
                 self.metamodel = MetaModel.load_or_fit(self.kb.records())
+            elif callable(self.metamodel) and not hasattr(self.metamodel, "predict"):  # a loader
+                self.metamodel = self.metamodel()
             return self.metamodel
 
     def has_weights(self, backbone: str) -> bool:

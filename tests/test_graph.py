@@ -232,8 +232,8 @@ def test_the_judge_reads_a_cut_off_rationale_tidied_in_the_models_own_words(stor
     # would be evaluated anew.
     first = "c1 has the best predicted accuracy of the candidates and fits the budget of this task with room to spare"
     cut = (first + ", which r1, a run on a similar set of images, also suggests as its frozen head did well in a "
-           "short time")[: J.RATIONALE_MAX]
-    assert len(cut) == J.RATIONALE_MAX
+           "short time")[: J.DRAFT_RATIONALE_MAX]
+    assert len(cut) == J.DRAFT_RATIONALE_MAX
     text = '{ "candidate": "c1", "rationale": "' + cut + '" }'
     llm, judge = chat(text), chat(scores())
 
@@ -256,7 +256,7 @@ def test_reason_schema_enums_come_from_the_candidates(store: FakeStore) -> None:
     pattern = re.compile(schema["properties"]["rationale"]["pattern"])
     assert pattern.fullmatch("c1 is predicted 0.93 in 25 s, the best of the candidates here.")
     assert not pattern.fullmatch("c1 is predicted 0.93 in 25 s. It is the best of the candidates here.")
-    assert pattern.fullmatch("x" * J.RATIONALE_MAX) and not pattern.fullmatch("x" * (J.RATIONALE_MAX + 1))
+    assert pattern.fullmatch("x" * J.DRAFT_RATIONALE_MAX) and not pattern.fullmatch("x" * (J.DRAFT_RATIONALE_MAX + 1))
 
 
 def test_a_short_draft_takes_its_numbers_from_the_candidate(store: FakeStore) -> None:

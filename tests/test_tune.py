@@ -143,7 +143,8 @@ class FakeMetaModel:
         self.n_records = 0
         self.metrics: dict[str, Any] = {}
 
-    def predict(self, meta: MetaFeatures, configs: list[TrainConfig], device: str = "cpu") -> list[Prediction]:
+    def predict(self, meta: MetaFeatures, configs: list[TrainConfig], device: str = "cpu",
+                open_fields: Any = ()) -> list[Prediction]:
         out = []
         for c in configs:
             acc = (0.80 if c.backbone == "efficientnet_lite0" else self.lite1) - self.lr_penalty * abs(math.log10(c.learning_rate) + 3)
@@ -151,7 +152,8 @@ class FakeMetaModel:
             out.append(Prediction(acc, acc - self.width, acc + self.width, self.seconds * c.epochs / 10))
         return out
 
-    def candidates(self, meta: MetaFeatures, constraints: Any, retrieved: Any = (), n: int = 6) -> list[Candidate]:
+    def candidates(self, meta: MetaFeatures, constraints: Any, retrieved: Any = (), n: int = 6,
+                   open_fields: Any = ()) -> list[Candidate]:
         configs = [TrainConfig(backbone=b, mode="frozen", learning_rate=lr, epochs=10)
                    for b in ("efficientnet_lite0", "efficientnet_lite1") for lr in LRS]
         preds = self.predict(meta, configs)
@@ -161,7 +163,7 @@ class FakeMetaModel:
         return [Candidate(id=f"c{i}", config=c, prediction=p, origin="generated", support=5)
                 for i, (c, p) in enumerate(ranked[:n], start=1)]
 
-    def explain(self, meta: MetaFeatures, config: TrainConfig) -> Explanation:
+    def explain(self, meta: MetaFeatures, config: TrainConfig, open_fields: Any = ()) -> Explanation:
         p = self.predict(meta, [config])[0]
         return Explanation(0.7, [("learning_rate", config.learning_rate, 0.05), ("mode", config.mode, 0.03)],
                            prediction=p.accuracy)
@@ -337,7 +339,7 @@ def test_trial_one_can_be_a_recommendation_already_made(tmp_path: Path, dataset:
     asked = len(parts.llm.prompts)
 
     tuner = Tuner(TASK, dataset=dataset, trials=2, recommendation=rec, llm=parts.llm, kb=parts.store,
-                  metamodel=lambda: parts.metamodel, weights_available=lambda b: True, start_job=parts.jobs)
+                  metamodel=lambda: parts.metamodel, start_job=parts.jobs)
     first = tuner.propose()
     assert first is not None and first.config == rec.config and first.source == "zero-shot"
     assert len(parts.llm.prompts) == asked  # the graph did not run again

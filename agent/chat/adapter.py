@@ -374,9 +374,9 @@ class ChatAdapter:
             return
         try:
             tuner = Tuner(values.get("task") or "", dataset=dataset, trials=command.trials,
-                          budget_minutes=command.budget_minutes, recommendation=rec, llm=self.followup_llm,
-                          kb=self.kb, metamodel=lambda: self.metamodel, weights_available=self.parts.has_weights,
-                          start_job=self.jobs.start, runs_dir=self.context.runs_dir, seed=self.context.seed)
+                          budget_minutes=command.budget_minutes, recommendation=rec, parts=self.parts,
+                          llm=self.followup_llm, start_job=self.jobs.start, runs_dir=self.context.runs_dir,
+                          seed=self.context.seed)
         except TuneError as exc:
             yield self.note(thread_id, text, f"⚠ {exc}")
             return

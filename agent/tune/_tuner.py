@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from agent.errors import TaskError
 from agent.formatting import config_text, duration_text, prediction_values
+from agent.parts import Parts
 from agent.tune._analysis import analyze
 from agent.tune._choice import check_choice, tune_messages, tune_schema
 from agent.tune._gain import calibration, pick, rank_options
 from agent.tune._models import Option, PredictedOutcome, Proposal, Trial, TuneError, TuneResult
 from agent.tune._variants import N_MODEL_OPTIONS, next_configs
 from knowledge.schema import MetaFeatures, TrainConfig
-from tools.jobs import write_json
-from tools.weights import weights_available
+from tools.jobs import drive, write_json
 
 # agent.recommend and agent.nodes (they load LangGraph, ~1 s) are imported where a trial
 # needs the graph, so that `import agent.tune` stays light for the chat and the CLI.
@@ -62,14 +62,15 @@ class Tuner:
         device, backbones, modes: constraints, as for `recommend`.
         min_gain: stop when the best option's expected gain is below this (accuracy, 0-1).
         seed: seed of every training run.
-        recommender: the graph with its parts; None builds one from llm/kb/metamodel (or the
-            process's default one when none of them is given).
+        recommender: the graph with its parts, for trial 1; None builds one on `parts` when
+            `recommendation` is None.
+        parts: the agent's parts (agent.parts.Parts): knowledge base, meta-model, weights check,
+            job starter; None takes the recommender's, else builds them from llm/kb/metamodel (or
+            the process's default recommender when none of them is given).
         recommendation: trial 1 as already recommended (e.g. in a chat thread); None runs the graph.
-        llm: the chat model that proposes trials 2..N; None uses the recommender's reasoner.
-        weights_available: whether a backbone's pretrained weights exist here (default: the
-            recommender's check). With `recommendation`, `kb` and `metamodel` given, no recommender
-            is built (and without `llm` every next trial is the labelled fallback).
-        start_job: the job starter (`tools.jobs.Job.start`'s signature); tests inject a fake.
+        llm: the chat model that proposes trials 2..N; None uses the reasoner of the parts, except
+            when `parts` is handed in (the chat): then every next trial is the labelled fallback.
+        start_job: the job starter, over the parts' one (the chat passes its cancel registry's).
         runs_dir: run folders of the trials (default `tools.jobs.runs_dir()`).
         context: run settings of the graph for trial 1.
         session_id: names the session (its jobs and its log); a new one by default.
@@ -88,18 +89,19 @@ class Tuner:
         min_gain: float = DEFAULT_MIN_GAIN,
         seed: int = 0,
         recommender: Recommender | None = None,
+        parts: Parts | None = None,
         recommendation: Recommendation | None = None,
         llm: Any | None = None,
         judge_llm: Any | None = None,
         kb: Any | None = None,
         kb_dir: str | None = None,
         metamodel: Any | None = None,
-        weights_available: Callable[[str], bool] | None = None,
         start_job: Callable[..., Any] | None = None,
         runs_dir: str | None = None,
         context: Context | None = None,
         session_id: str | None = None,
     ) -> None:
+        given_parts = parts is not None
         if not dataset or not isinstance(dataset, (str, os.PathLike)):
             raise TuneError("tuning trains real runs, so it needs a dataset: pass dataset=PATH.")
         if not Path(dataset).expanduser().exists():
@@ -111,19 +113,29 @@ class Tuner:
             raise TuneError(f"budget_minutes must be a number > 0, but got {budget_minutes!r}.")
         if not isinstance(min_gain, (int, float)) or not 0 <= min_gain <= 1:
             raise TuneError(f"min_gain must satisfy 0 <= min_gain <= 1, but got {min_gain!r}.")
-        standalone = recommendation is not None and kb is not None and metamodel is not None
-        if recommender is None and not standalone:
-            from agent.recommend import Recommender, default_recommender
+        if parts is None and recommender is not None:
+            parts = recommender.parts
+        if parts is None:
+            from agent.recommend import default_recommender
 
             if llm is None and judge_llm is None and kb is None and metamodel is None:
                 recommender = default_recommender(kb_dir)
+                parts = recommender.parts
+            elif recommendation is not None and kb is not None and metamodel is not None:
+                parts = Parts(llm=llm, kb=kb, judge_llm=judge_llm, metamodel=metamodel)  # no graph runs: no LLM loaded
             else:
-                recommender = Recommender(llm=llm, judge_llm=judge_llm, kb=kb, kb_dir=kb_dir, metamodel=metamodel)
+                parts = Parts.default(kb_dir=kb_dir, llm=llm, judge_llm=judge_llm, kb=kb, metamodel=metamodel)
+        if recommender is None and recommendation is None:  # trial 1 runs the graph
+            from agent.recommend import Recommender
+
+            recommender = Recommender(parts=parts)
         self.recommender = recommender
-        self.llm = llm or (recommender.parts.llm if recommender is not None else None)
-        self.kb = kb if recommender is None else recommender.kb
-        self._metamodel = metamodel
-        self._weights_available = weights_available
+        self.parts = parts
+        # The proposer: the given model, else the reasoner; a Tuner handed `parts` for a
+        # recommendation already made (the chat) proposes with `llm` only, and without it every
+        # next trial is the labelled fallback.
+        self.llm = llm if llm is not None or given_parts else parts.llm
+        self.kb = parts.kb
         self.text = text or ""
         self.dataset = str(dataset)
         self.max_trials = trials
@@ -148,18 +160,10 @@ class Tuner:
     # ------------------------------------------------------------------ state
     @property
     def metamodel(self) -> Any:
-        if self._metamodel is None:
-            assert self.recommender is not None
-            return self.recommender.parts.get_metamodel()
-        mm = self._metamodel
-        return mm() if callable(mm) and not hasattr(mm, "predict") else mm
+        return self.parts.get_metamodel()
 
     def weights_available(self, backbone: str) -> bool:
-        if self._weights_available is not None:
-            return bool(self._weights_available(backbone))
-        if self.recommender is not None:
-            return bool(self.recommender.parts.has_weights(backbone))
-        return weights_available(backbone)
+        return self.parts.has_weights(backbone)
 
     @property
     def meta(self) -> MetaFeatures:
@@ -368,17 +372,13 @@ class Tuner:
             raise TuneError(f"refusing to repeat a tried configuration ({config_text(proposal.config)}).")
         emit = on_event or (lambda _e: None)
         assert self.profile is not None
-        if self.start_job is None:
-            from tools.jobs import Job
-
-            self.start_job = Job.start
         meta = self.profile["meta"]
         share = self.share()
         remaining = self.remaining
         notes = (f"metallmix tune {self.session_id}, trial {proposal.number} ({proposal.source}): {proposal.rationale}"
                  + (f" [fallback: {proposal.fallback_reason}]" if proposal.fallback_reason else ""))
         start = time.perf_counter()
-        job = self.start_job(
+        job = (self.start_job or self.parts.job_starter())(
             self.dataset, proposal.config, seed=self.seed, kb_root=getattr(self.kb, "root", None), runs=self.runs_dir,
             job_id=f"tune-{self.session_id}-t{proposal.number:02d}-{proposal.config.key()}",
             modality=None if meta["modality"] == "unknown" else meta["modality"], body_part=meta.get("body_part"),
@@ -392,26 +392,18 @@ class Tuner:
             timer.start()
         emit({"type": "job", "trial": proposal.number, "job_id": job.id, "run_dir": str(job.run_dir)})
         try:
-            for event in job.events():
-                emit({"type": "train", "trial": proposal.number, **event})
-        except KeyboardInterrupt:
-            job.cancel()
-            raise
+            finished = drive(job, lambda event: emit({"type": "train", "trial": proposal.number, **event}))
         finally:
             if timer is not None:
                 timer.cancel()
-            proc = getattr(job, "proc", None)
-            if proc is not None:
-                proc.wait()
             self._job = None
-        record = job.finalize()
+        record = finished.record
         seconds = round(time.perf_counter() - start, 3)
         # a trial is its proposal's plan with an outcome
         common = dict(**proposal.plan_fields(), seconds=seconds, run_dir=str(job.run_dir),
                       llm_seconds=proposal.llm_seconds)
         if record is None:
-            err = Path(job.run_dir) / "error.txt"
-            error = err.read_text()[:2000] if err.exists() else f"the job failed before training; see {job.run_dir}/stderr.txt"
+            error = finished.error
             trial = Trial(**common, status="error", error=error,
                           analysis=analyze([], status="error", seconds=seconds, error=error))
         else:
