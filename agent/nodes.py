@@ -31,6 +31,7 @@ from langgraph.types import Command, Overwrite, interrupt
 from agent import judge as J
 from agent.context import Context
 from agent.errors import OutOfScope, TaskError, TrainingNotApproved
+from agent.facts import contrast_facts
 from agent.formatting import config_text, data_text, duration_text, prediction_values
 from agent.goals import apply_goals, read_goals, regularisation_note
 from agent.limits import backbones_within, stated_limits
@@ -141,13 +142,14 @@ def reason_messages(state: State, ctx: Context) -> list[BaseMessage]:
     shown = prompt_evidence(state, ctx)
     assumed = sorted({a.split("=")[0] for a in profile["assumed"]} - {"device"})  # the device is in the constraints
     user = prompt("reason_user").format(
-        task=(state.get("task") or "").strip()[: ctx.task_chars] or "(none: see the data)",
+        task=profile.get("task_text", state.get("task") or "").strip()[: ctx.task_chars] or "(none: see the data)",
         data=data_text(profile) + (f" (assumed: {', '.join(assumed)})" if assumed else ""),
         constraints=constraints_text(profile),
         candidates="\n".join(candidate_line(c) for c in cands),
         top_id=cands[0]["id"],
         shap=shap_line(state["explanation"]),
         evidence="\n".join(evidence_line(e) for e in shown) or "none",
+        facts="\n".join(contrast_facts(cands, shown)) or "none",
     )
     if state.get("critique"):
         user += prompt("reason_retry").format(critique=state["critique"])
@@ -317,6 +319,7 @@ class Nodes:
                 "assumed": assumed, "notes": notes, "budget_seconds": budget_seconds, "device": device,
                 "backbones": backbones, "modes": modes, "read": read, "limits": limits,
                 "scope": scope.kind if scope is not None else "dataset", "goals": goals.as_json(),
+                "task_text": scope.task_text if scope is not None else text,
             },
             # A fresh request in an old thread starts its judge loop afresh.
             "attempts": 0, "critique": None, "fallback": None, "draft": None, "draft_text": None, "draft_error": None,
@@ -327,7 +330,7 @@ class Nodes:
         """The k past runs whose description is nearest to this task (Chroma), best results first."""
         ctx = runtime.context or Context()
         profile = state["profile"]
-        query = task_query(profile, state.get("task") or "", ctx)
+        query = task_query(profile, profile.get("task_text", state.get("task") or ""), ctx)
         hits = self.store.search(query, k=ctx.k_retrieve) if ctx.k_retrieve else []
         # Among the nearest runs (often all of one dataset, at near-equal distances), the
         # ones that worked best are the most useful evidence: they come first (r1, r2, ...),

@@ -69,6 +69,7 @@ class ProfileData(TypedDict):
         limits: one sentence per stated limit: what it is, its words, what it left out.
         scope: what the text asks for (tools.scope kinds), or "dataset" for a dataset without words.
         goals: the objective, worries and comparison the text states (agent.goals.Goals.as_json).
+        task_text: the task text as the LLM sees it: an instruction to the assistant inside it blanked out.
     """
 
     meta: dict[str, Any]
@@ -85,6 +86,7 @@ class ProfileData(TypedDict):
     limits: list[str]
     scope: str
     goals: dict[str, Any]
+    task_text: str
 
 
 class PastRunData(TypedDict):

@@ -13,7 +13,7 @@ from agent.prompts import prompt
 # reason_messages and judge_messages; agent/tune.py: Tuner.messages).
 EXPECTED: dict[str, set[str]] = {
     "reason_system": set(),
-    "reason_user": {"task", "data", "constraints", "candidates", "top_id", "shap", "evidence"},
+    "reason_user": {"task", "data", "constraints", "candidates", "top_id", "shap", "evidence", "facts"},
     "reason_retry": {"critique"},
     "judge": set(),
     "tune_system": set(),

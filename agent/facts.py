@@ -1,0 +1,83 @@
+"""Contrastive facts for the rationale, computed in code from the lines the LLM is shown.
+
+    contrast_facts(candidates, runs)
+    # ["past runs: finetune reached 0.83 (r1), frozen 0.74 (r3)",
+    #  "c1 is predicted 2 points above c3 and takes 3.1x its time"]
+
+A small LLM asked "why this one?" restates the configuration ("c1 has the highest predicted
+accuracy") or says nothing ("a lightweight model suitable for medical images"). Given the
+contrast already worked out, it phrases a reason a practitioner can check: what the pick gains
+over the alternative the user might take instead, and what the nearest past runs showed for
+its mode against another. Every number here is one the prompt's lines show (an accuracy of a
+run or candidate) or their difference in points, and every id is a line's id, so the judge's
+grounding check holds the rationale to them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_FACTS = 3
+
+
+def contrast_facts(candidates: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[str]:
+    """Up to MAX_FACTS one-line contrasts: the pick's mode against another on the past runs shown,
+    the first candidate against the fastest and the most different alternatives."""
+    if not candidates:
+        return []
+    top = candidates[0]
+    facts = [f for f in (_mode_on_past_runs(top, runs), _against(top, _fastest(top, candidates)),
+                         _against(top, _other_size(top, candidates))) if f]
+    return list(dict.fromkeys(facts))[:MAX_FACTS]
+
+
+def _points(diff: float) -> str:
+    n = round(abs(diff) * 100)
+    if n == 0:
+        return "about as accurate as"
+    return f"{n} point{'s' if n != 1 else ''} {'above' if diff > 0 else 'below'}"
+
+
+def _mode_on_past_runs(top: dict[str, Any], runs: list[dict[str, Any]]) -> str | None:
+    best: dict[str, dict[str, Any]] = {}
+    for e in runs:
+        if e.get("test_accuracy") is None:
+            continue
+        mode = e["config"]["mode"]
+        if mode not in best or e["test_accuracy"] > best[mode]["test_accuracy"]:
+            best[mode] = e
+    mode = top["config"]["mode"]
+    others = [e for m, e in best.items() if m != mode]
+    if mode not in best or not others:
+        return None
+    mine, other = best[mode], max(others, key=lambda e: e["test_accuracy"])
+    return (f"past runs: {mode} reached {mine['test_accuracy']:.2f} ({mine['alias']}), "
+            f"{other['config']['mode']} {other['test_accuracy']:.2f} ({other['alias']})")
+
+
+def _fastest(top: dict[str, Any], candidates: list[dict[str, Any]]) -> dict[str, Any] | None:
+    faster = [c for c in candidates[1:] if c["seconds"] < top["seconds"] * 0.8]
+    return min(faster, key=lambda c: c["seconds"]) if faster else None
+
+
+def _other_size(top: dict[str, Any], candidates: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The best candidate of the pick's backbone and mode at another input size."""
+    cfg = top["config"]
+    same = [c for c in candidates[1:] if c["config"]["backbone"] == cfg["backbone"]
+            and c["config"]["mode"] == cfg["mode"] and c["config"]["input_size"] != cfg["input_size"]]
+    return max(same, key=lambda c: c["accuracy"]) if same else None
+
+
+def _against(top: dict[str, Any], other: dict[str, Any] | None) -> str | None:
+    if other is None:
+        return None
+    ratio = top["seconds"] / max(other["seconds"], 1e-9)
+    time = (f"takes {ratio:.1f}x its time" if ratio >= 1.1 else f"is {1 / ratio:.1f}x faster" if ratio <= 0.9
+            else "takes about as long")
+    size = ""
+    if top["config"]["input_size"] != other["config"]["input_size"]:
+        size = f" ({top['config']['input_size']} px against {other['config']['input_size']} px)"
+    return f"{top['id']} is predicted {_points(top['accuracy'] - other['accuracy'])} {other['id']}{size} and {time}"
+
+
+__all__ = ["MAX_FACTS", "contrast_facts"]

@@ -1,0 +1,43 @@
+"""The contrastive facts the reasoner is given: right numbers, right ids, right direction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.facts import contrast_facts
+
+
+def cand(cid: str, acc: float, secs: float, backbone: str = "efficientnet_lite0", mode: str = "finetune",
+         size: int = 64) -> dict[str, Any]:
+    return {"id": cid, "accuracy": acc, "seconds": secs,
+            "config": {"backbone": backbone, "mode": mode, "input_size": size}}
+
+
+def run(alias: str, acc: float | None, mode: str) -> dict[str, Any]:
+    return {"alias": alias, "test_accuracy": acc, "config": {"mode": mode}}
+
+
+def test_the_pick_is_contrasted_with_the_fastest_alternative_and_another_input_size() -> None:
+    cands = [cand("c1", 0.84, 300, size=128), cand("c2", 0.83, 280, size=96), cand("c3", 0.80, 60, "small_cnn", "scratch"),
+             cand("c4", 0.81, 100, size=64)]
+    assert contrast_facts(cands, []) == [
+        "c1 is predicted 4 points above c3 (128 px against 64 px) and takes 5.0x its time",
+        "c1 is predicted 1 point above c2 (128 px against 96 px) and takes about as long",
+    ]
+
+
+def test_past_runs_contrast_the_picks_mode_with_the_best_other_mode() -> None:
+    runs = [run("r1", 0.74, "frozen"), run("r2", 0.83, "finetune"), run("r3", 0.78, "scratch"), run("r4", None, "frozen"),
+            run("r5", 0.80, "finetune")]
+    facts = contrast_facts([cand("c1", 0.82, 100)], runs)
+    assert facts == ["past runs: finetune reached 0.83 (r2), scratch 0.78 (r3)"]
+
+
+def test_nothing_to_contrast_gives_no_facts() -> None:
+    assert contrast_facts([], []) == []
+    assert contrast_facts([cand("c1", 0.8, 10), cand("c2", 0.7, 9.5, "resnet18")], [run("r1", 0.7, "finetune")]) == []
+
+
+def test_a_pick_below_its_alternative_says_below() -> None:
+    facts = contrast_facts([cand("c1", 0.78, 50, mode="frozen"), cand("c2", 0.80, 10, "small_cnn", "scratch")], [])
+    assert facts == ["c1 is predicted 2 points below c2 and takes 5.0x its time"]
