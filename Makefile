@@ -50,6 +50,7 @@ bench: setup
 	$(NICE) $(PY) -m bench.metamodel --targets
 	$(NICE) $(PY) bench/runner_throughput.py
 	$(NICE) $(PY) -m bench.latency --baseline rationale
+	$(NICE) $(PY) -m bench.task_texts --docs docs/BENCHMARKS.md
 	$(NICE) $(PY) -m bench.llm_threads --docs docs/BENCHMARKS.md
 	$(NICE) $(PY) -m bench.scale --docs docs/BENCHMARKS.md
 	$(NICE) $(PY) -m bench.lodo --docs docs/BENCHMARKS.md $(BENCH_ARGS)

@@ -1,0 +1,63 @@
+"""The task-text benchmark's table (bench/task_texts.py) is well formed: no LLM, no knowledge base."""
+
+from __future__ import annotations
+
+from collections import Counter
+from types import SimpleNamespace
+
+from bench.task_texts import (
+    CASES,
+    CATEGORIES,
+    REQUIRED,
+    SCOPE_MESSAGE,
+    Case,
+    Outcome,
+    interleaved,
+    judge,
+    params_at_most,
+)
+from tools.scope import WHAT_IT_DOES
+
+
+def test_the_table_has_forty_texts_or_more_covering_every_required_kind() -> None:
+    assert len(CASES) >= 40
+    counts = Counter(c.category for c in CASES)
+    assert set(counts) <= set(CATEGORIES)
+    assert REQUIRED <= set(counts), f"missing categories: {sorted(REQUIRED - set(counts))}"
+    # injections alone and inside real tasks; refusals and recommendations both present
+    assert {c.expect for c in CASES if c.category == "injection"} == {"refused", "recommended"}
+
+
+def test_every_row_states_its_behaviour_as_checks() -> None:
+    for case in CASES:
+        assert case.category and case.text.strip(), case
+        assert case.expect in ("recommended", "refused", "rejected"), case
+        if case.expect == "recommended":
+            assert case.checks, f"a recommended row needs at least one check: {case.text!r}"
+        if case.expect == "rejected":
+            assert case.says, f"a rejected row names what its message must say: {case.text!r}"
+        if case.expect == "refused":
+            assert not case.checks, f"checks on a refusal are never read: {case.text!r}"
+    texts = [c.text for c in CASES]
+    assert len(set(texts)) == len(texts), "a text appears twice"
+
+
+def test_the_refusal_message_it_expects_is_the_products() -> None:
+    assert WHAT_IT_DOES.startswith(SCOPE_MESSAGE)
+
+
+def test_interleaving_keeps_every_case_and_a_prefix_covers_every_category() -> None:
+    order = interleaved(CASES)
+    assert sorted(order, key=CASES.index) == list(CASES)
+    assert {c.category for c in order[: len(CATEGORIES)]} == set(CATEGORIES)
+
+
+def test_judge_reports_what_was_wrong() -> None:
+    case = Case("limits", "t", "recommended", (params_at_most(3e6),))
+    config = SimpleNamespace(backbone="resnet18", mode="finetune")
+    rec = SimpleNamespace(config=config, candidates=[SimpleNamespace(config=config)])
+    assert judge(case, Outcome("recommended", 1.0, rec=rec)) == ["params <= 3 M: over the limit: resnet18 (11.7 M)"]
+    assert judge(case, Outcome("refused", 0.0, message=WHAT_IT_DOES))[0].startswith("expected recommended, got refused")
+    refusal = Case("vague", "hi", "refused")
+    assert judge(refusal, Outcome("refused", 0.0, message=WHAT_IT_DOES)) == []
+    assert judge(refusal, Outcome("refused", 0.0, message="no."))  # refused without saying what the tool does
