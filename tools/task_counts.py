@@ -211,8 +211,9 @@ _CLASS_COUNT = (
 _BINARY = re.compile(r"\bbinary\b|\byes\s*(?:/|or)\s*no\b|\bpresent\s*(?:/|or|vs\.?|versus)\s*absent\b|"
                      r"\bpositive\s*(?:/|or|vs\.?|versus)\s*negative\b")
 _LABEL = r"(?:[a-z]{1,3}\s?\d{1,2}|\d{1,2}|[ivx]{1,5}|[a-e])"
-_SCALE = (r"(?:(?:kellgren[- ]lawrence|kl|[a-z]{1,4}-?rads|gleason|who|t[o\u00f6]nnis|severity|dr)\s+)?(?:grades?|"
-          r"grading|stages?|staging|levels?|scores?|scale|classes|categories|tiers?|grade groups?)|\bkl\b|\b[a-z]{1,4}-?rads\b")
+_SCALE = (r"(?:(?:kellgren[- ]lawrence|kl|[a-z]{1,4}-?rads|gleason|who|t[o\u00f6]nnis|severity|dr)\s+)?(?:graded|grading|"
+          r"grades?|staged|staging|stages?|levels?|scores?|scale|classes|categories|tiers?|grade groups?)|\bkl\b|"
+          r"\b[a-z]{1,4}-?rads\b")
 _RANGE = (
     re.compile(rf"\b(?:{_SCALE})\s*(?:from\s+|of\s+)?(?P<a>{_LABEL})\s*(?:-|to|through|thru|until|\.\.)\s*"
                rf"(?:(?:grade|stage|level|kl)\s*)?(?P<b>{_LABEL})(?![\w.])"),
