@@ -476,9 +476,35 @@ def _answer_what_if(t: ThreadView, intent: Intent, metamodel: Any, store: Any, w
         n = int(support(new.backbone, new.mode))
         lines.append(f"- The knowledge base has {n} past run(s) of {new.backbone}/{new.mode}"
                      + ("; with none, this prediction is an extrapolation." if n == 0 else "."))
+    if delta_acc > 0 and not intent.device and intent.budget_seconds is None:
+        lines.append("- " + _why_not_picked(new, pred, config, base, metamodel, checks, budget))
     lines.append(f"- {_checks_text(checks)}")
     return FollowupAnswer(intent="what_if", text="\n".join(lines), config=new.model_dump(mode="json"), prediction=pred,
                           checks=checks)
+
+
+def _why_not_picked(new: TrainConfig, pred: dict[str, Any], config: TrainConfig, base: dict[str, Any], metamodel: Any,
+                    checks: list[dict[str, Any]], budget: float | None) -> str:
+    """Why a what-if predicted above the pick was not the pick: its interval, its evidence, its cost."""
+    reasons = []
+    if pred["low"] <= base["high"] and base["low"] <= pred["high"]:
+        reasons.append(f"its {interval_label()} ({pred['low']:.2f}-{pred['high']:.2f}) overlaps the pick's "
+                       f"({base['low']:.2f}-{base['high']:.2f}), so the difference is within the meta-model's error")
+    support = getattr(metamodel, "support", None)
+    if callable(support):
+        mine, theirs = int(support(new.backbone, new.mode)), int(support(config.backbone, config.mode))
+        if mine < theirs:
+            reasons.append(f"it rests on {mine} past run(s) of {new.backbone}/{new.mode} against {theirs} for the pick")
+    if pred["seconds"] > base["seconds"] * 1.2:
+        reasons.append(f"it takes {pred['seconds'] / max(base['seconds'], 1e-9):.1f}x the time")
+    if budget and pred["seconds"] > budget:
+        reasons.append(f"it exceeds the budget of {duration_text(budget)}")
+    failed = [c["name"] for c in checks if not c.get("ok")]
+    if failed:
+        reasons.append("it fails the judge's checks (" + ", ".join(failed) + ")")
+    if not reasons:
+        return "It is predicted above the pick with no drawback found here: say *use it* to offer it instead."
+    return "Why it was not picked: " + "; ".join(reasons) + "."
 
 
 def _answer_similar(t: ThreadView, store: Any) -> FollowupAnswer:

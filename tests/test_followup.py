@@ -215,3 +215,15 @@ def test_recheck_of_the_recommended_config_passes(thread: Any) -> None:
 
     assert [c["name"] for c in checks] == ["search_space", "constraints", "competitive", "budget"]
     assert all(c["ok"] for c in checks)
+
+
+def test_a_what_if_predicted_above_the_pick_says_why_it_was_not_picked(thread: Any) -> None:
+    a = ask(thread[0], "what if I fine-tune?")
+
+    assert a.prediction is not None and a.prediction["accuracy"] > 0.8  # the fake: finetune 0.82, the pick 0.80
+    assert "Why it was not picked: its 90 % interval (0.77-0.87) overlaps the pick's (0.75-0.85)" in a.text
+    assert "it takes 60.0x the time" in a.text and "it exceeds the budget of 15 min" in a.text
+
+
+def test_a_what_if_predicted_below_the_pick_needs_no_excuse(thread: Any) -> None:
+    assert "Why it was not picked" not in ask(thread[0], "what about resnet18?").text
