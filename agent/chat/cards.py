@@ -63,6 +63,18 @@ def candidates_md(candidates: list[dict[str, Any]], explanation: dict[str, Any] 
     return title, text
 
 
+def pick_md(candidates: list[dict[str, Any]], profile: dict[str, Any] | None) -> str:
+    """The meta-model's pick, shown as soon as the explain step ends (the card replaces it once the LLM has written why)."""
+    c = candidates[0]
+    device = (profile or {}).get("device")
+    return (f"**The meta-model's pick:** {config_text(c['config'])}: predicted test accuracy **{c['accuracy']:.2f}** "
+            f"({interval_text(c['low'], c['high'])}) in **{duration_text(c['seconds'])}**"
+            + (f" on {device}" if device else "") + "."
+            + (" Over the time budget: no candidate fits it." if c.get("over_budget") else "")
+            + "\n\n*The LLM now checks it against the evidence and writes why; the full recommendation replaces "
+              "this line.*")
+
+
 def draft_md(draft: dict[str, Any] | None, error: str | None, attempt: int) -> tuple[str, str]:
     """The reason step's title and text: the LLM's draft, or why it gave none."""
     if draft is None:
@@ -146,4 +158,4 @@ def offer_md(offer: dict[str, Any], previous: dict[str, Any] | None) -> str:
     return text + "\n\n" + _offer_hint(offer)
 
 
-__all__ = ["candidates_md", "card_md", "draft_md", "evidence_md", "offer_md", "profile_md", "verdict_md"]
+__all__ = ["candidates_md", "card_md", "draft_md", "evidence_md", "offer_md", "pick_md", "profile_md", "verdict_md"]

@@ -4,7 +4,9 @@ Each checkpoint is one finished node, so the conversation is rebuilt from the hi
 every node that ran, `RENDERERS` names the function that shows it (one small `_render_*` per
 step type: a collapsible "thought" for the pipeline's steps, the recommendation card, the
 approval's answer, the training result with its learning curve, the new record). Follow-up
-entries of the transcript go back after the checkpoint they were anchored to. The Markdown
+entries of the transcript go back after the checkpoint they were anchored to. The
+meta-model's pick is shown as a message as soon as the explain step has run (about a second,
+long before the LLM has written its rationale); the recommendation card takes its place. The Markdown
 of each step is agent.chat.cards'; `RenderedThreads` keeps the rendered conversation per
 thread until the thread changes.
 """
@@ -26,6 +28,7 @@ from agent.chat.cards import (
     draft_md,
     evidence_md,
     offer_md,
+    pick_md,
     profile_md,
     verdict_md,
 )
@@ -229,13 +232,23 @@ class ThreadRenderer:
             by_anchor.setdefault(entry["anchor"], []).append(entry)
         for entry in by_anchor.pop(None, []):
             messages += _followup_messages(entry)
+        pick: int | None = None  # where the meta-model's early pick stands, until the card replaces it
         for i, snap in enumerate(snapshots):
             cid = snap.config["configurable"]["checkpoint_id"]
             ids.append(cid)
             if i > 0:
                 prev = snapshots[i - 1]
                 for node in prev.next:
-                    messages += self._after(node, prev.values, snap)
+                    if node == "__start__":
+                        pick = None
+                    shown = self._after(node, prev.values, snap)
+                    if node == "respond" and shown and pick is not None:
+                        del messages[pick]
+                        pick = None
+                    messages += shown
+                    if node == "explain" and snap.values.get("candidates"):
+                        pick = len(messages)
+                        messages.append(say(pick_md(snap.values["candidates"], snap.values.get("profile"))))
             for task in snap.tasks:
                 if task.error:
                     messages.append(say(f"⚠ **I could not finish this request:** {_error_text(str(task.error))}"))
