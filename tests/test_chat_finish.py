@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.chat.views import ChatView
-from tests.fakes import TASK, last, make_adapter, texts
+from tests.fakes import TASK, last, make_adapter, texts, tiny_dataset
 
 
 def _gate_the_llm(adapter: Any, gate: threading.Event) -> None:
@@ -64,3 +64,70 @@ def test_the_pick_stays_when_the_request_ends_without_a_card(tmp_path: Path) -> 
     assert any(t.startswith("**The meta-model's pick:**") for t in final) or any(
         t.startswith("### Recommendation") for t in final)  # a fallback card, or the pick with the error
     assert sum(t.startswith("**The meta-model's pick:**") or t.startswith("### Recommendation") for t in final) == 1
+
+
+# ------------------------------------------------------------------ taking the result away
+def _export(view: ChatView) -> str:
+    blocks = [m["content"] for m in view.messages
+              if m.get("metadata", {}).get("title", "").startswith("Take this configuration away")]
+    assert blocks, "no export block"
+    return str(blocks[-1])
+
+
+def _block(text: str, lang: str) -> str:
+    return text.split(f"```{lang}\n", 1)[1].split("\n```", 1)[0]
+
+
+def test_the_offer_is_offered_as_json_yaml_the_cli_command_and_python(tmp_path: Path, monkeypatch: Any) -> None:
+    import json
+    import shlex
+    import types
+
+    import yaml
+
+    from agent import cli
+    from knowledge.schema import TrainConfig
+
+    adapter, _ = make_adapter(tmp_path)
+    dataset = tiny_dataset(tmp_path / "data")
+    view = last(adapter.submit("t1", TASK, dataset=dataset))
+    assert view.offer is not None
+    offered = view.offer["config"]
+    text = _export(view)
+
+    assert json.loads(_block(text, "json")) == offered
+    assert yaml.safe_load(_block(text, "yaml")) == offered
+    command = shlex.split(_block(text, "bash"))  # what a shell passes to the real CLI
+    assert command[:2] == ["metallmix", "train"] and command[-1] == "--yes"
+    args = cli.build_parser().parse_args(command[1:])
+    assert args.dataset == dataset and cli._config_from_args(args) == TrainConfig.model_validate(offered)
+
+    started: list[tuple[str, Any, Any]] = []
+
+    class FakeJob:
+        run_dir = "runs/x"
+
+        @staticmethod
+        def start(path: str, config: Any, *, kb_root: Any) -> Any:
+            started.append((path, config, kb_root))
+            return FakeJob()
+
+        def wait(self, progress: bool = False) -> Any:
+            return types.SimpleNamespace(outcome=types.SimpleNamespace(status="ok", test_accuracy=0.8))
+
+    monkeypatch.setattr("tools.jobs.Job", FakeJob)
+    monkeypatch.setattr("knowledge.store.open_default", lambda **kw: types.SimpleNamespace(root="kb-root"))
+    exec(compile(_block(text, "python"), "snippet", "exec"), {})  # the snippet runs against the real modules
+    assert started == [(dataset, TrainConfig.model_validate(offered), "kb-root")]
+
+
+def test_an_edited_offer_comes_with_its_own_export(tmp_path: Path) -> None:
+    import json
+
+    adapter, _ = make_adapter(tmp_path)
+    last(adapter.submit("t1", TASK))  # no dataset: the command says where the path goes
+    view = last(adapter.submit("t1", "epochs=3"))
+
+    text = _export(view)
+    assert json.loads(_block(text, "json"))["epochs"] == 3
+    assert "PATH/TO/DATASET.npz" in _block(text, "bash") and "replace `PATH/TO/DATASET.npz`" in text

@@ -7,6 +7,7 @@
     uploads        uploaded datasets and the checks on an archive
     knowledge_tab  the knowledge-base tab's counts and tables
     cards          the Markdown of each step and the recommendation card
+    export         a configuration to take away: JSON, YAML, the CLI command, Python
     runs           live runs: graph runs in background threads, the training-job registry
     rendering      checkpoint history -> messages, a table from node name to renderer
     tuning         the iterative mode's sessions, shown as chat messages

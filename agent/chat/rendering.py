@@ -32,6 +32,7 @@ from agent.chat.cards import (
     profile_md,
     verdict_md,
 )
+from agent.chat.export import export_md
 from agent.chat.plots import save_learning_curve
 from agent.chat.transcript import Transcript
 from agent.chat.views import image, read_job_log, say, thought, thread_config, user
@@ -135,9 +136,12 @@ def _render_respond(step: Step) -> list[Message]:
     if not v.get("recommendation"):
         return []
     rec = v["recommendation"]
-    out = [say(card_md(rec, v.get("offer") if step.snap.next == ("approve",) else None))]
+    offer = v.get("offer") if step.snap.next == ("approve",) else None
+    out = [say(card_md(rec, offer))]
     if rec.get("shap_plot") and Path(rec["shap_plot"]).is_file():
         out.append(image(rec["shap_plot"], "SHAP: what drives the predicted accuracy of this configuration"))
+    data = (offer or {}).get("dataset") or (v.get("profile") or {}).get("dataset")
+    out.append(thought(*export_md((offer or {}).get("config") or rec["config"], data)))
     return out
 
 
@@ -148,7 +152,8 @@ def _render_approve(step: Step) -> list[Message]:
         if new.get("key") != old.get("key"):
             diffs = [f"{k}={val}" for k, val in new.get("config", {}).items()
                      if (old.get("config") or {}).get(k) != val]
-            return [user("Edit: " + (", ".join(diffs) or "(no change)")), say(offer_md(new, old))]
+            return [user("Edit: " + (", ".join(diffs) or "(no change)")), say(offer_md(new, old)),
+                    thought(*export_md(new["config"], new.get("dataset")))]
         if new.get("error"):
             return [say(f"⚠ I could not use that answer: {new['error']}")]
         return []
