@@ -384,7 +384,7 @@ def _answer_budget(t: ThreadView, intent: Intent, metamodel: Any, store: Any, we
             options.append((f"same setup, {c.epochs} epochs", c, p))
     profile = t.profile or {}
     try:
-        from agent.nodes import stored_records
+        from agent.prompting import stored_records
 
         ids = [e["id"] for e in t.state.get("evidence") or [] if e.get("id")]
         retrieved = stored_records(store, ids) if store is not None else []
@@ -510,7 +510,7 @@ def _why_not_picked(new: TrainConfig, pred: dict[str, Any], config: TrainConfig,
 def _answer_similar(t: ThreadView, store: Any) -> FollowupAnswer:
     evidence = list(t.state.get("evidence") or [])
     if not evidence and store is not None and t.profile:
-        from agent.nodes import task_query
+        from agent.prompting import task_query
 
         try:
             hits = store.search(task_query(t.profile, t.state.get("task") or "", Context()), k=8)

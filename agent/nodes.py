@@ -17,11 +17,10 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.graph import END
@@ -30,12 +29,20 @@ from langgraph.types import Command, Overwrite, interrupt
 
 from agent import judge as J
 from agent.context import Context
-from agent.errors import OutOfScope, TaskError, TrainingNotApproved
-from agent.facts import contrast_facts
-from agent.formatting import config_text, data_text, duration_text, prediction_values
+from agent.errors import TaskError, TrainingNotApproved
+from agent.formatting import data_text, duration_text, prediction_values
 from agent.goals import apply_goals, read_goals, regularisation_note
 from agent.limits import backbones_within, stated_limits
 from agent.parts import Parts
+from agent.profiling import allowed, open_fields, read_task
+from agent.prompting import (
+    judge_messages,
+    prompt_evidence,
+    reason_messages,
+    shown_accuracies,
+    stored_records,
+    task_query,
+)
 from agent.prompts import prompt
 from agent.recommendation import build_recommendation
 from agent.state import State, add_seconds
@@ -63,109 +70,6 @@ RESUME_HELP = {
 
 # A retry samples at this temperature (the first draft is greedy).
 RETRY_TEMPERATURE = 0.6
-
-
-# ----------------------------------------------------------------------------- prompts
-def constraints_text(profile: dict[str, Any]) -> str:
-    parts = [f"budget {duration_text(profile['budget_seconds'])}" if profile.get("budget_seconds") else "no time budget",
-             f"device {profile['device']}"]
-    if profile.get("backbones"):
-        parts.append("backbones " + ", ".join(profile["backbones"]))
-    if profile.get("modes"):
-        parts.append("modes " + ", ".join(profile["modes"]))
-    goals = profile.get("goals") or {}
-    if goals.get("objective"):
-        parts.append({"accuracy": "the user wants the most accurate", "speed": "the user wants the fastest that is "
-                      "good enough"}[goals["objective"]])
-    if goals.get("worries"):
-        parts.append("the user worries about " + ", ".join(goals["worries"]))
-    if goals.get("compare"):
-        parts.append("the user asks to compare " + " with ".join(goals["compare"]))
-    return "; ".join(parts)
-
-
-def candidate_line(c: dict[str, Any]) -> str:
-    flag = " (over budget)" if c.get("over_budget") else ""
-    return f"{c['id']} {config_text(c['config'])}: {c['accuracy']:.2f}, {duration_text(c['seconds'])}{flag}"
-
-
-def evidence_line(e: dict[str, Any]) -> str:
-    result = f"{e['test_accuracy']:.2f}" if e.get("test_accuracy") is not None else e["status"]
-    c = e["config"]
-    size = f" {c['input_size']}px" if c["input_size"] != 64 else ""
-    return (f"{e['alias']} {e['dataset']} {c['backbone']}/{c['mode']}{size} {c['optimizer']} lr={c['learning_rate']:.3g}: "
-            f"{result}, {duration_text(e['seconds'])}")
-
-
-def shap_line(explanation: dict[str, Any], top: int = 3) -> str:
-    """The SHAP drivers of the top candidate in one line (prompt tokens cost latency)."""
-    parts = []
-    for name, value, c in explanation.get("contributions", [])[:top]:
-        shown = f"{value:.3g}" if isinstance(value, float) else str(value)
-        parts.append(f"{name}={shown} {c:+.2f}")
-    return "; ".join(parts) + f" (average run {explanation['base_value']:.2f})"
-
-
-def stored_records(store: Any, ids: Sequence[str]) -> list[Any]:
-    """The store's records with these ids, in their order (ids it lacks are skipped).
-
-    Looked up one by one (`get`, the store's cached id map): a dict of every record built
-    per request would cost time that grows with the store.
-    """
-    get = getattr(store, "get", None)
-    if get is None:
-        by_id = {r.id: r for r in store.records()}
-        get = by_id.get
-    return [r for r in map(get, ids) if r is not None]
-
-
-def prompt_evidence(state: State, ctx: Context) -> list[dict[str, Any]]:
-    """The past runs shown to the LLM: the nearest ones that ran (ok or diverged)."""
-    ran = [e for e in state.get("evidence", []) if e["status"] in ("ok", "diverged")]
-    return ran[: ctx.k_prompt]
-
-
-def shown_accuracies(state: State, ctx: Context) -> list[float]:
-    """The accuracies the reasoner's prompt shows besides the candidates' (a rationale may quote them)."""
-    values = [e["test_accuracy"] for e in prompt_evidence(state, ctx) if e.get("test_accuracy") is not None]
-    explanation = state.get("explanation") or {}
-    if explanation.get("base_value") is not None:
-        values.append(explanation["base_value"])
-    return values
-
-
-def reason_messages(state: State, ctx: Context) -> list[BaseMessage]:
-    """The reasoner's prompt. The judge reuses it as its prefix (llama.cpp then reuses the
-    KV cache of the shared tokens), so it must depend only on state the judge sees too."""
-    profile = state["profile"]
-    cands = state["candidates"]
-    shown = prompt_evidence(state, ctx)
-    assumed = sorted({a.split("=")[0] for a in profile["assumed"]} - {"device"})  # the device is in the constraints
-    user = prompt("reason_user").format(
-        task=profile.get("task_text", state.get("task") or "").strip()[: ctx.task_chars] or "(none: see the data)",
-        data=data_text(profile) + (f" (assumed: {', '.join(assumed)})" if assumed else ""),
-        constraints=constraints_text(profile),
-        candidates="\n".join(candidate_line(c) for c in cands),
-        top_id=cands[0]["id"],
-        shap=shap_line(state["explanation"]),
-        evidence="\n".join(evidence_line(e) for e in shown) or "none",
-        facts="\n".join(contrast_facts(cands, shown)) or "none",
-    )
-    if state.get("critique"):
-        user += prompt("reason_retry").format(critique=state["critique"])
-    return [SystemMessage(prompt("reason_system").strip()), HumanMessage(user.strip())]
-
-
-def judge_messages(state: State, ctx: Context, raw_draft: Any) -> list[BaseMessage]:
-    """The judge's prompt: the reasoner's conversation, its answer, then the judging request."""
-    # Short (its tokens are the judge's cost) and without "the best candidate is c1": primed
-    # with it, the judge called every other choice a wrong id; whether a choice is
-    # competitive, in budget and true to the numbers is the deterministic checks' call.
-    text = prompt("judge")
-    # The reasoner's own text, when it is usable as is: its tokens are still in llama.cpp's
-    # KV cache after the reason call, so the judge re-reads none of them.
-    answer = state.get("draft_text") or J.short_json(raw_draft)
-    return [*reason_messages(state, ctx), AIMessage(answer), HumanMessage(text.strip())]
 
 
 # ------------------------------------------------------------------------------ timing
@@ -252,7 +156,7 @@ class Nodes:
         given: dict[str, Any] = dict(state.get("constraints") or {})
         if not text.strip() and not dataset:
             raise TaskError("describe the task in words, give a dataset path, or both.")
-        told, scope = _read_task(text, dataset)
+        told, scope = read_task(text, dataset)
         notes = list(told.notes)
         if scope is not None and scope.injection:
             notes.append("an instruction to the assistant inside the task text was ignored; the task was read "
@@ -310,8 +214,8 @@ class Nodes:
             device = "cpu"
             assumed.append("device=cpu")
         backbones, limits = backbones_within(stated_limits(told, given),
-                                             _allowed("backbones", given.get("backbones"), tuple(BACKBONES)))
-        modes = _allowed("modes", given.get("modes"), MODES)
+                                             allowed("backbones", given.get("backbones"), tuple(BACKBONES)))
+        modes = allowed("modes", given.get("modes"), MODES)
         read = {name: str(words) for name, words in told.said.items()}
         return {
             "profile": {
@@ -678,68 +582,6 @@ class Nodes:
             "dataset": dataset or profile.get("dataset"), "prediction": prediction, "warnings": warnings,
             "error": None,
         }
-
-
-def open_fields(profile: dict[str, Any]) -> list[str]:
-    """The meta-features a text-only profile assumed (tools.novelty.OPEN_FIELDS among them): the
-    meta-model's interval spans their plausible values instead of trusting the defaults."""
-    from tools.novelty import OPEN_FIELDS
-
-    if profile.get("source") != "text":
-        return []
-    named = [a.split("=", 1)[0] for a in profile.get("assumed") or ()]
-    return [f for f in named if f in OPEN_FIELDS]
-
-
-def _read_task(text: str, dataset: str | None) -> tuple[Any, Any]:
-    """The task read from the text, and its scope (None when a dataset comes without words).
-
-    Without a dataset, a text that asks for no image-classification set-up (another task,
-    another kind of data, off-topic, or too vague to act on) is refused with what the tool does
-    and what to type (OutOfScope, exit 2 in the CLI). An instruction to the assistant inside the
-    text is cut out before the task is read, so none of its values reach the profile.
-    """
-    from tools.scope import classify_scope
-    from tools.task_text import parse_task
-
-    try:
-        told = parse_task(text)
-        problem = None
-    except ValueError as exc:
-        told, problem = None, exc
-    scope = classify_scope(text, told) if text.strip() else None
-    if scope is not None and not scope.in_scope and not dataset:
-        raise OutOfScope(scope.message or "this is not an image-classification task.")
-    if problem is not None:
-        raise TaskError(str(problem)) from problem
-    if scope is not None and scope.injection:
-        try:
-            told = parse_task(scope.task_text)
-        except ValueError as exc:
-            raise TaskError(str(exc)) from exc
-    return told, scope
-
-
-def task_query(profile: dict[str, Any], text: str, ctx: Context) -> str:
-    """The retrieval query: the task described the way records describe themselves."""
-    m = profile["meta"]
-    body = f" {m['body_part']}" if m.get("body_part") else ""
-    name = f" Dataset {profile['dataset_name']}." if profile.get("dataset_name") else ""
-    return (f"{m['modality']}{body} {m['task_type']} classification, {m['n_classes']} classes, {m['n_instances']} images, "
-            f"{m['resolution']}px {'RGB' if m['channels'] == 3 else 'grey'}, imbalance {m['imbalance_ratio']:.1f}.{name} "
-            f"{text.strip()[: ctx.task_chars]}").strip()
-
-
-def _allowed(name: str, values: Any, allowed: tuple[str, ...]) -> list[str] | None:
-    if values is None:
-        return None
-    if isinstance(values, str):
-        values = [v.strip() for v in values.split(",") if v.strip()]
-    values = list(values)
-    bad = [v for v in values if v not in allowed]
-    if bad or not values:
-        raise TaskError(f"{name} must be drawn from {', '.join(allowed)}, but got {values!r}.")
-    return values
 
 
 def _read_answer(answer: Any) -> tuple[str, dict[str, Any], str | None]:

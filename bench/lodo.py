@@ -405,7 +405,7 @@ def llm_only(task: Task, llm: Any) -> Choice:
     """The LLM alone: task profile, budget and space in, a config out (no SHAP, retrieval or meta-model)."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    from agent.nodes import data_text
+    from agent.formatting import data_text
 
     sizes = task.meta.split_sizes
     user = (f"Task: classify {data_text({'meta': task.meta.model_dump(mode='json')})}; splits: "
@@ -440,7 +440,7 @@ def llm_only(task: Task, llm: Any) -> Choice:
 def metamodel_top1(task: Task) -> Choice:
     """Retrieval + the meta-model's top candidate under the budget, no LLM (the graph's explain step)."""
     from agent.context import Context
-    from agent.nodes import task_query
+    from agent.prompting import task_query
     from tools.metamodel import Constraints
 
     start = time.perf_counter()

@@ -168,7 +168,7 @@ def _source(r: ExperimentRecord) -> str:
 def queries(seed_records: Sequence[ExperimentRecord], n: int, seed: int = 0) -> list[str]:
     """n varied retrieval queries, shaped like the graph's (agent.nodes.task_query), all distinct."""
     from agent.context import Context
-    from agent.nodes import task_query
+    from agent.prompting import task_query
 
     rng = random.Random(seed)
     metas = sorted({r.dataset.name: r.dataset.meta for r in seed_records}.items())
@@ -268,7 +268,7 @@ def compare_models(new: Any, old: Any) -> dict[str, Any]:
 def time_pipeline(kb: KnowledgeBase, mm: Any, n: int, dataset: Path) -> list[float]:
     """Seconds of the non-LLM steps of a request (retrieve + candidates + SHAP), over n varied requests."""
     from agent.context import Context
-    from agent.nodes import task_query
+    from agent.prompting import task_query
     from tools.datasets import load_dataset, profile_dataset
     from tools.metamodel import Constraints
 

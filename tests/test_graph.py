@@ -25,8 +25,9 @@ from pydantic import Field
 import agent.judge as J
 from agent.context import Context
 from agent.graph import build_graph
-from agent.nodes import TaskError, TrainingNotApproved, job_id_for, stored_records
+from agent.nodes import TaskError, TrainingNotApproved, job_id_for
 from agent.parts import Parts
+from agent.prompting import stored_records
 from agent.recommend import Recommendation, Recommender, render_text
 from knowledge.schema import ExperimentRecord, TrainConfig
 from tests.fakes import TASK, FakeJobs, FakeMetaModel, FakeStore, kb_records, make_record, tiny_dataset

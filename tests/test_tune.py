@@ -22,8 +22,8 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import Field
 
 from agent.context import Context
-from agent.nodes import prompt
 from agent.parts import Parts as AgentParts
+from agent.prompts import prompt
 from agent.recommend import Recommender
 from agent.tune import (
     Analysis,

@@ -275,7 +275,7 @@ class Tuner:
                                   modes=p.get("modes"))
         retrieved = []
         if self.recommendation is not None:
-            from agent.nodes import stored_records
+            from agent.prompting import stored_records
 
             retrieved = stored_records(self.kb, [e.id for e in self.recommendation.evidence])
         found = self.metamodel.candidates(self.meta, constraints, retrieved=retrieved,
