@@ -76,7 +76,7 @@ def test_a_rationale_that_names_no_id_is_held_to_the_candidate_it_picked() -> No
     assert problems(text) == []  # naming nothing, and about nothing: nothing to hold it to
     found = ungrounded(text, ["c1", "c2", "r1"], SHOWN, CANDIDATES, EVIDENCE, about=["c1"])
     assert [p.split(", but")[0] for p in found] == [
-        "it says optimizer adamw", "it says input size 32", "it says backbone small_cnn"]
+        "it says input size 32", "it says optimizer adamw", "it says mode scratch", "it says backbone small_cnn"]
 
 
 def test_a_comparison_without_an_id_is_about_the_candidate_picked() -> None:

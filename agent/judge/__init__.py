@@ -13,7 +13,8 @@ The judge has two parts:
 - deterministic checks (`run_checks`): the schema, every value inside the search space and
   the user's constraints, pretrained weights available for a frozen/fine-tuned backbone,
   every cited id real, the rationale grounded (every id it names exists, every accuracy it
-  quotes is one the evidence shows), the expected accuracy consistent with the meta-model,
+  quotes is one the evidence shows, every value, comparison and difference it states holds, and it
+  speaks of no budget or limit the user did not state), the expected accuracy consistent with the meta-model,
   the draft not clearly worse than the best candidate, and the time budget;
 - an LLM-as-judge (`llm_scores`), only when every check passed: it names the one problem
   it sees (a wrong number or id, a vague reason, an unreadable sentence, or none) with a
@@ -23,7 +24,12 @@ The judge has two parts:
 The package, by concern (each module private, everything re-exported here):
 - `_draft`: the `Draft` model, its JSON schema, completing and parsing an answer;
 - `_config`: the configuration a draft stands for, checked against the space and the user;
-- `_grounding`: the grounding reader (ids, accuracies, claims a rationale states) and `ungrounded`;
+- `_grounding`: the grounding reader (ids, accuracies, claims a rationale states), `GROUNDING` (the
+  rules a rationale's statements are held to) and `unsupported`/`ungrounded`;
+- `_facts`: `Facts` (what a rationale is judged against) and `Stated` (what the user stated);
+- `_values`, `_arithmetic`, `_trials`, `_stated`: the rules of `GROUNDING` beyond ids and accuracies
+  (hyperparameter values, comparisons and signed differences, best trial and epoch, budgets and
+  limits), read with `_reading`;
 - `_text`: the one-sentence grammar, `tidy_text` and `with_rationale`;
 - `_checks`: `run_checks`, a driver over `CHECKS`, one small function per rule;
 - `_llm`: the LLM judge's answer, schema and call;
@@ -43,7 +49,17 @@ from agent.judge._draft import (
     draft_schema,
     parse_draft,
 )
-from agent.judge._grounding import QUOTE_TOLERANCE, quoted_accuracies, quoted_ids, quotes_duration, ungrounded
+from agent.judge._facts import Facts, Stated, stated_of
+from agent.judge._grounding import (
+    GROUNDING,
+    QUOTE_TOLERANCE,
+    Claim,
+    quoted_accuracies,
+    quoted_ids,
+    quotes_duration,
+    ungrounded,
+    unsupported,
+)
 from agent.judge._llm import (
     CRITIQUE_MAX,
     JUDGE_PROBLEMS,
@@ -62,10 +78,10 @@ from agent.judge._verdict import checks_as_json, critique_of, finite, short_json
 RATIONALE_MAX = DRAFT_RATIONALE_MAX
 
 __all__ = [
-    "BATCH_SIZES", "CHECKS", "CRITIQUE_MAX", "DRAFT_RATIONALE_MAX", "JUDGE_PROBLEMS", "LLM_FIELDS", "MAX_CITES",
-    "NO_CRITIQUE", "QUOTE_TOLERANCE", "RATIONALE_MAX", "SCORE_NAMES", "Check", "Draft", "DraftCase", "JudgeScores",
-    "Rule", "base_candidate", "checks_as_json", "complete_draft", "critique_of", "draft_schema", "finite",
-    "judge_schema", "llm_scores", "merge_config", "one_sentence", "parse_draft", "passes", "quoted_accuracies",
-    "quoted_ids", "quotes_duration", "run_checks", "short_json", "tidy_text", "ungrounded", "validate_config",
-    "weights_source", "with_rationale",
+    "BATCH_SIZES", "CHECKS", "CRITIQUE_MAX", "DRAFT_RATIONALE_MAX", "GROUNDING", "JUDGE_PROBLEMS", "LLM_FIELDS",
+    "MAX_CITES", "NO_CRITIQUE", "QUOTE_TOLERANCE", "RATIONALE_MAX", "SCORE_NAMES", "Check", "Claim", "Draft",
+    "DraftCase", "Facts", "JudgeScores", "Rule", "Stated", "base_candidate", "checks_as_json", "complete_draft",
+    "critique_of", "draft_schema", "finite", "judge_schema", "llm_scores", "merge_config", "one_sentence",
+    "parse_draft", "passes", "quoted_accuracies", "quoted_ids", "quotes_duration", "run_checks", "short_json",
+    "stated_of", "tidy_text", "ungrounded", "unsupported", "validate_config", "weights_source", "with_rationale",
 ]

@@ -14,7 +14,8 @@ from typing import Any, Literal, NamedTuple
 
 from agent.judge._config import validate_config
 from agent.judge._draft import Draft
-from agent.judge._grounding import quoted_accuracies, quoted_ids, quotes_duration, ungrounded
+from agent.judge._facts import Facts, stated_of
+from agent.judge._grounding import quoted_accuracies, quoted_ids, quotes_duration, unsupported
 from knowledge.schema import TrainConfig
 
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
@@ -112,14 +113,20 @@ def _citations(case: DraftCase) -> list[str]:
 
 
 def _grounded(case: DraftCase) -> list[str]:
-    """The rationale states only what the evidence shows (`ungrounded`)."""
-    draft = case.draft
-    assert draft is not None
+    """The rationale states only what the evidence shows and the user said (`unsupported`): its ids,
+    numbers, values, comparisons, and any budget or limit."""
+    draft, config = case.draft, case.config
+    assert draft is not None and config is not None
     shown = [*case.shown_accuracies, *(v for c in case.candidates for v in (c["accuracy"], c.get("low"), c.get("high"))
                                        if v is not None)]
-    problems = ungrounded(draft.rationale, sorted(case.known), shown, case.candidates, case.evidence,
-                          about=[draft.candidate])
-    return ["the rationale must state only what the evidence shows, but " + "; ".join(problems) + "."] if problems else []
+    runs: dict[str, Any] = {c["id"]: c for c in case.candidates} | {e["alias"]: e for e in case.evidence}
+    if draft.candidate in runs:  # the pick's configuration is the draft's (a draft may set its own values)
+        runs[draft.candidate] = {**runs[draft.candidate], "config": config.model_dump(mode="json")}
+    facts = Facts(known=frozenset(case.known), shown=tuple(shown), runs=runs, candidates=case.candidates,
+                  about=(draft.candidate,), stated=stated_of(case.profile))
+    problems = unsupported(draft.rationale, facts)
+    return ["the rationale must state only what the evidence shows and the user said, but " + "; ".join(problems)
+            + "."] if problems else []
 
 
 def _specific(case: DraftCase) -> list[str]:

@@ -2,18 +2,25 @@
 
 It reads, in code, the ids a rationale names ("c1", "r2"; "o1", "t2" when tuning), the
 accuracies it quotes, the superlatives ("c4 is the most accurate") and the comparisons ("c2
-beats c1") it makes, and the settings (optimizer, input size, backbone) it attributes to a run;
-`ungrounded` lists what of that the evidence does not show.
+beats c1") it makes. `GROUNDING` adds, one rule each, the hyperparameter values it states for a
+run (`_values`), the arithmetic of its comparisons and signed differences (`_arithmetic`), what
+it says of tuning trials (`_trials`) and the budgets and limits it speaks of (`_stated`);
+`unsupported` lists what of all that the evidence, or the user, does not bear out, and
+`ungrounded` is the same for a rationale judged against candidates and past runs.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
-from knowledge.space import BACKBONES, OPTIMIZERS
+from agent.judge._arithmetic import wrong_arithmetic
+from agent.judge._facts import Facts
+from agent.judge._reading import CLAUSE_END, id_pattern
+from agent.judge._stated import unstated_limits
+from agent.judge._trials import wrong_best_epoch, wrong_best_trial
+from agent.judge._values import wrong_values
 
 # A quoted accuracy within this of a value the prompt showed counts as grounded (the prompt
 # rounds to 2 decimals; a model may round again).
@@ -22,28 +29,7 @@ QUOTE_TOLERANCE = 0.011
 _ACCURACY = re.compile(r"(?<![\w.])(0?\.\d+|1\.0+)(?![\d.]*\d)(?!\s*(?:s|min|h)\b)|(\d{1,3}(?:\.\d+)?)\s*%")
 
 
-@functools.cache
-def _id_pattern(prefixes: str) -> re.Pattern[str]:
-    """Ids like "c1"/"r2" (prefixes "cr": candidates and retrieved runs) or "o1"/"t2" (the
-    tuning options and trials)."""
-    return re.compile(rf"\b([{prefixes}]\d{{1,2}})\b")
-
-
-# Settings a rationale may attribute to a run: optimizers, input sizes, backbones.
-_OPTIMIZER = re.compile(r"\b(" + "|".join(sorted(OPTIMIZERS, key=len, reverse=True)) + r")\b", re.I)
-_SIZE = re.compile(r"\b(\d{2,3})\s*(?:px|pixels?)\b", re.I)
-
-
-def _backbone_mentions(text: str) -> list[str]:
-    """The backbones a text names ("efficientnet_lite0", "EfficientNet-Lite0", "resnet18")."""
-    flat = re.sub(r"[\s_-]+", "", text.lower())
-    found = []
-    for name in BACKBONES:
-        key = name.replace("_", "")
-        if key in flat:
-            found.append(name)
-    # "efficientnet_b0" contains no other name, but "efficientnetlite0" does not contain "efficientnetb0"
-    return found
+_id_pattern = id_pattern
 
 
 def quoted_ids(text: str, prefixes: str = "cr") -> list[str]:
@@ -92,7 +78,7 @@ _OTHER_METRIC = re.compile(r"learning rate|\blr\b|time|batch|epoch|size|resoluti
                            re.I)
 
 
-_CLAUSES = re.compile(r"(?:\.(?!\d)|;)\s*")  # "0.93" does not end a clause
+_CLAUSES = CLAUSE_END
 # An id right after "than" is what a claim compares with, not what it is about.
 _AFTER_THAN = re.compile(r"\b(?:than|compared (?:to|with)|over|versus|vs)\s+(?:that of\s+)?$", re.I)
 # "c4 is the most accurate", "the shortest training time": a claim about one candidate, checkable.
@@ -177,31 +163,34 @@ def _comparisons(rationale: str, prefixes: str, about: Sequence[str]) -> list[tu
     return out
 
 
-def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
-               candidates: Sequence[dict[str, Any]] = (), evidence: Sequence[dict[str, Any]] = (),
-               about: Sequence[str] = (), prefixes: str = "cr") -> list[str]:
-    """What a rationale states that the evidence does not.
+def _values_shown(facts: Facts) -> dict[str, list[float]]:
+    """By id, the accuracies the prompt showed for it (its prediction and interval, or its result)."""
+    return {i: [v for v in (r.get("accuracy"), r.get("low"), r.get("high"), r.get("test_accuracy")) if v is not None]
+            for i, r in facts.runs.items()}
 
-    Unknown ids; accuracies never shown; an accuracy given to an id that is not that id's
-    (the first number after "c3" must be c3's); a candidate called the most accurate (or
-    fastest) that is not; an accuracy comparison that the numbers contradict ("c2 is higher than
-    c1", "c3 beats the other candidates"); an optimizer, input size or backbone that none of the
-    runs it names (or, naming none, the runs it is `about`) uses. `prefixes`: the id letters, the
-    first being the choices' (candidates) and the second the past runs'.
-    """
+
+def _quoted_claims(rationale: str, facts: Facts) -> list[str]:
+    """Unknown ids; accuracies never shown; an accuracy given to an id that is not that id's
+    (the first number after "c3" must be c3's)."""
     problems = [f"it names {i}, which is not among the candidates or past runs"
-                for i in quoted_ids(rationale, prefixes) if i not in known_ids]
+                for i in quoted_ids(rationale, facts.prefixes) if i not in facts.known]
     for value in quoted_accuracies(rationale):
-        if not any(abs(value - v) <= QUOTE_TOLERANCE for v in shown):
+        if not any(abs(value - v) <= QUOTE_TOLERANCE for v in facts.shown):
             problems.append(f"it quotes {value:.2f}, which no candidate or past run shows")
-    runs = {c["id"]: c for c in candidates} | {e["alias"]: e for e in evidence}
-    values = {i: [v for v in (r.get("accuracy"), r.get("low"), r.get("high"), r.get("test_accuracy")) if v is not None]
-              for i, r in runs.items()}
-    for ident, segment in _segments(rationale, prefixes):
+    values = _values_shown(facts)
+    for ident, segment in _segments(rationale, facts.prefixes):
         quoted = quoted_accuracies(segment)
         if ident in values and values[ident] and quoted and not any(
                 abs(quoted[0] - v) <= QUOTE_TOLERANCE for v in values[ident]):
             problems.append(f"it gives {ident} {quoted[0]:.2f}, but {ident} shows {values[ident][0]:.2f}")
+    return problems
+
+
+def _ranking_claims(rationale: str, facts: Facts) -> list[str]:
+    """A candidate called the most accurate (or fastest) that is not; an accuracy comparison
+    between ids that their numbers contradict ("c2 is higher than c1", "c3 beats the other candidates")."""
+    prefixes, about, candidates = facts.prefixes, facts.about, facts.candidates
+    problems = []
     if candidates:
         best = max(c["accuracy"] for c in candidates)
         fastest = min(c["seconds"] for c in candidates)
@@ -214,6 +203,7 @@ def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
                                 f"and the best candidate {best:.2f}")
             if kind == "fast" and by_id[cid]["seconds"] > fastest * 1.05 + 1:
                 problems.append(f"it calls {cid} the fastest, but another candidate trains faster")
+    values = _values_shown(facts)
     for subject, more, objects in _comparisons(rationale, prefixes, about):
         others = objects if objects is not None else [c["id"] for c in candidates if c["id"] != subject]
         for other in others:
@@ -224,20 +214,45 @@ def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
                 problems.append(f"it says {subject} is {'more' if more else 'less'} accurate than {other}, but {subject} "
                                 f"shows {a:.2f} and {other} {b:.2f}")
                 break
-    named = [runs[i]["config"] for i in (quoted_ids(rationale, prefixes) or about)
-             if i in runs and runs[i].get("config")]
-    if named:
-        settings = {
-            "optimizer": ({m.lower() for m in _OPTIMIZER.findall(rationale)}, {c["optimizer"] for c in named}),
-            "input size": ({int(m) for m in _SIZE.findall(rationale)}, {int(c["input_size"]) for c in named}),
-            "backbone": (set(_backbone_mentions(rationale)), {c["backbone"] for c in named}),
-        }
-        for what, (said, used) in settings.items():
-            wrong = sorted(str(x) for x in said - used)
-            if wrong:
-                problems.append(f"it says {what} {', '.join(wrong)}, but the runs it names use "
-                                f"{', '.join(sorted(str(x) for x in used))}")
     return problems
+
+
+class Claim(NamedTuple):
+    """A row of `GROUNDING`: what kind of statement a rule reads, and the rule."""
+
+    name: str
+    check: Callable[[str, Facts], list[str]]
+
+
+# Every rule a rationale's statements are held to, in the order their findings are listed.
+GROUNDING: tuple[Claim, ...] = (
+    Claim("quoted", _quoted_claims),            # ids and accuracies
+    Claim("ranking", _ranking_claims),          # superlatives and comparisons of ids
+    Claim("values", wrong_values),              # a hyperparameter value stated for a run
+    Claim("arithmetic", wrong_arithmetic),      # comparisons and signed differences between numbers
+    Claim("best trial", wrong_best_trial),      # tuning: the trial called best
+    Claim("best epoch", wrong_best_epoch),      # tuning: the epoch a trial peaked at
+    Claim("stated limits", unstated_limits),    # budgets and limits the user never stated
+)
+
+
+def unsupported(rationale: str, facts: Facts) -> list[str]:
+    """What a rationale states that its evidence (or the user) does not bear out, by the rules of `GROUNDING`."""
+    return [problem for claim in GROUNDING for problem in claim.check(rationale, facts)]
+
+
+def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
+               candidates: Sequence[dict[str, Any]] = (), evidence: Sequence[dict[str, Any]] = (),
+               about: Sequence[str] = (), prefixes: str = "cr") -> list[str]:
+    """What a rationale states that the candidates and past runs shown do not (`unsupported`).
+
+    `prefixes`: the id letters, the first being the choices' (candidates) and the second the
+    past runs'; `about`: the choice the rationale is about (a claim naming no id is its).
+    """
+    runs = {c["id"]: c for c in candidates} | {e["alias"]: e for e in evidence}
+    facts = Facts(known=frozenset(known_ids), shown=tuple(shown), runs=runs, candidates=candidates,
+                  about=tuple(about), prefixes=prefixes)
+    return unsupported(rationale, facts)
 
 
 # A training time a rationale quotes: "13 s", "2.5 minutes", "1 h".

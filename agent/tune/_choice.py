@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent.formatting import config_text, data_text, duration_text
-from agent.judge import one_sentence, tidy_text, ungrounded, validate_config
+from agent.judge import Facts, Stated, one_sentence, tidy_text, unsupported, validate_config
 from agent.prompts import prompt
 from agent.tune._models import Option, Trial
 
@@ -115,16 +115,23 @@ def check_choice(
     return chosen, rationale, None
 
 
-def ungrounded_choice(rationale: str, chosen: Option, opts: Sequence[Option], trials: Sequence[Trial]) -> list[str]:
-    """The judge's grounding check on a tuning rationale: the options ("o2") and trials ("t1")
-    it names exist, and what it says of them (accuracies, "best", optimizer, size, backbone)
-    is what the prompt showed."""
+def ungrounded_choice(rationale: str, chosen: Option, opts: Sequence[Option], trials: Sequence[Trial], *,
+                      stated: Stated | None = None) -> list[str]:
+    """The judge's grounding check on a tuning rationale (`agent.judge.unsupported`): the options ("o2")
+    and trials ("t1") it names exist, and what it says of them is what the prompt showed: accuracies,
+    gains (in sign and size), comparisons and differences, hyperparameter values, which trial is best
+    and a trial's best epoch. `stated`: the budget and limits the user stated
+    (`agent.judge.stated_of(profile, budgets=(budget_seconds, remaining))`); None leaves them unchecked.
+    """
     options = [{"id": o.id, "accuracy": o.expected, "low": o.predicted.low, "high": o.predicted.high,
                 "seconds": o.predicted.seconds, "config": o.config.model_dump(mode="json"),
-                "predicted": o.predicted.accuracy} for o in opts]
-    shown_trials = [{"alias": f"t{t.number}", "test_accuracy": t.val_accuracy, "config": t.config.model_dump(mode="json")}
-                    for t in trials]
+                "predicted": o.predicted.accuracy, "gain": o.expected_gain} for o in opts]
+    shown_trials = {f"t{t.number}": {"alias": f"t{t.number}", "test_accuracy": t.val_accuracy,
+                                     "config": t.config.model_dump(mode="json"), "best_epoch": t.best_epoch,
+                                     "analysis": t.analysis.text} for t in trials}
     shown = [v for o in options for v in (o["accuracy"], o["predicted"], o["low"], o["high"])]
-    shown += [t["test_accuracy"] for t in shown_trials if t["test_accuracy"] is not None]
-    known = [o["id"] for o in options] + [t["alias"] for t in shown_trials]
-    return ungrounded(rationale, known, shown, options, shown_trials, about=[chosen.id], prefixes="ot")
+    shown += [t["test_accuracy"] for t in shown_trials.values() if t["test_accuracy"] is not None]
+    facts = Facts(known=frozenset([o["id"] for o in options] + list(shown_trials)), shown=tuple(shown),
+                  runs={o["id"]: o for o in options} | shown_trials, candidates=options, about=(chosen.id,),
+                  prefixes="ot", decimals=3, trials=tuple(shown_trials), stated=stated)
+    return unsupported(rationale, facts)
