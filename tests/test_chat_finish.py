@@ -131,3 +131,37 @@ def test_an_edited_offer_comes_with_its_own_export(tmp_path: Path) -> None:
     text = _export(view)
     assert json.loads(_block(text, "json"))["epochs"] == 3
     assert "PATH/TO/DATASET.npz" in _block(text, "bash") and "replace `PATH/TO/DATASET.npz`" in text
+
+
+# ------------------------------------------------------------------ no message the user did not type
+def _user_texts(view: ChatView) -> list[str]:
+    return [str(m["content"]) for m in view.messages if m["role"] == "user"]
+
+
+def test_a_new_task_while_an_offer_waits_adds_no_reject_bubble(tmp_path: Path) -> None:
+    from agent.chat.rendering import UNANSWERED
+
+    adapter, jobs = make_adapter(tmp_path)
+    last(adapter.submit("t1", TASK))
+    other = "chest x-ray, 2 classes, 5,000 images, 10 minutes on a laptop"
+
+    view = last(adapter.submit("t1", other))
+
+    assert _user_texts(view) == [TASK, other]  # only what was typed
+    assert UNANSWERED in texts(view) and jobs.calls == []
+    assert sum(t.startswith("### Recommendation") for t in texts(view)) == 2 and view.offer is not None
+
+
+def test_an_offer_closed_for_tuning_is_said_by_the_assistant_not_the_user(tmp_path: Path) -> None:
+    from langgraph.types import Command
+
+    from agent.chat.views import SUPERSEDED_BY_TUNING
+
+    adapter, _ = make_adapter(tmp_path)
+    last(adapter.submit("t1", TASK))
+    adapter.graph.invoke(Command(resume={"action": "reject", "reason": SUPERSEDED_BY_TUNING}),
+                         adapter.config("t1"), context=adapter.context)  # what start_tune does
+
+    view = adapter.view("t1")
+    assert _user_texts(view) == [TASK]
+    assert any("the tuning session below starts from it" in t for t in texts(view))

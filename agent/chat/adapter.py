@@ -44,6 +44,7 @@ from agent.chat.tuning import TuneSession, TuneSessions, show_session
 from agent.chat.uploads import prepare_dataset
 from agent.chat.views import (
     STALLED,
+    SUPERSEDED_BY_TUNING,
     ChatView,
     follow,
     pending_offer,
@@ -383,8 +384,7 @@ class ChatAdapter:
         if self.graph.get_state(self.config(thread_id)).next == ("approve",):
             from langgraph.types import Command
 
-            self.graph.invoke(Command(resume={"action": "reject", "reason": "superseded by iterative tuning (trial 1 "
-                                                                           "trains this recommendation)"}),
+            self.graph.invoke(Command(resume={"action": "reject", "reason": SUPERSEDED_BY_TUNING}),
                               self.config(thread_id), context=self.context)
 
         def keep(session: TuneSession) -> None:

@@ -35,7 +35,7 @@ from agent.chat.cards import (
 from agent.chat.export import export_md
 from agent.chat.plots import save_learning_curve
 from agent.chat.transcript import Transcript
-from agent.chat.views import image, read_job_log, say, thought, thread_config, user
+from agent.chat.views import SUPERSEDED_BY_TUNING, image, read_job_log, say, thought, thread_config, user
 from agent.followup import FollowupAnswer
 from agent.formatting import config_text, duration_text
 
@@ -163,6 +163,9 @@ def _render_approve(step: Step) -> list[Message]:
         return [user("Approve"), say(f"Approved: training **{config_text(new['config'])}** on "
                                      f"`{Path(str(data)).name}`.")]
     reason = decision.get("reason")
+    if reason == SUPERSEDED_BY_TUNING:  # the chat closed the offer, the user did not type "Reject"
+        return [say("The offer above was not trained on its own: the tuning session below starts from it "
+                    "(its trial 1 trains it).")]
     return [user("Reject" + (f": {reason}" if reason else "")),
             say("Rejected: nothing was trained. Describe the task again, or ask for a what-if, to get another offer.")]
 
@@ -205,6 +208,8 @@ def _render_record(step: Step) -> list[Message]:
     return [say(f"New knowledge-base record `{r['record_id']}` ({r.get('status')}); the search index now "
                 f"holds {idx.get('total', '?')} runs. Future recommendations learn from it.")]
 
+
+UNANSWERED = "The offer above was left unanswered (nothing was trained): your new request replaces it."
 
 RENDERERS: dict[str, Callable[[Step], list[Message]]] = {
     "__start__": _render_start,
@@ -266,6 +271,10 @@ class ThreadRenderer:
 
     def _after(self, node: str, before: dict[str, Any], snap: Any) -> list[Message]:
         """Messages for `node` having run: `before` is the state before it, `snap` the checkpoint after."""
+        if (getattr(snap, "metadata", None) or {}).get("source") == "input":
+            # A new request came in while `node` was still to run (an offer left unanswered): it never ran,
+            # and nothing the user did not type is shown for it.
+            return [say(UNANSWERED)] if node == "approve" else []
         renderer = RENDERERS.get(node)
         return renderer(Step(before, snap, self.plot_dir)) if renderer is not None else []
 

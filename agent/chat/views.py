@@ -34,6 +34,8 @@ NODE_LABELS = {
     "train": "Training",
     "record": "Recording the run in the knowledge base",
 }
+SUPERSEDED_BY_TUNING = "superseded by iterative tuning (trial 1 trains this recommendation)"
+"""The reason the chat closes a pending offer with when a tuning session starts from it (not the user's words)."""
 TERMINAL = ("ok", "diverged", "failed", "cancelled", "error")
 STALLED = ("This thread stopped inside training (the app was restarted, or the job could not be "
            "followed). **Resume** re-attaches to the job and records its result.")
@@ -270,6 +272,6 @@ def pending_step(run: LiveRun, last: Any) -> list[dict[str, Any]]:
     return messages
 
 
-__all__ = ["NODE_LABELS", "STALLED", "TERMINAL", "ChatView", "Observed", "TrainingView", "follow", "image",
+__all__ = ["NODE_LABELS", "STALLED", "SUPERSEDED_BY_TUNING", "TERMINAL", "ChatView", "Observed", "TrainingView", "follow", "image",
            "pending_offer", "pending_step", "read_job_log", "say", "thought", "thread_config", "training_view",
            "user"]
