@@ -21,6 +21,7 @@ from agent.judge import (
     validate_config,
     with_rationale,
 )
+from knowledge.schema import TrainConfig
 
 CANDIDATES = [
     {"id": "c1", "accuracy": 0.93, "low": 0.67, "high": 1.0, "seconds": 25,
@@ -269,3 +270,108 @@ def test_each_check_says_what_to_fix_in_one_message() -> None:
     assert not checks["metric"].ok and "expected_accuracy must lie within" in checks["metric"].message
     assert not checks["competitive"].ok and "start from c1" in checks["competitive"].message
     assert not checks["budget"].ok and "(e.g. c2)" in checks["budget"].message
+
+
+# ------------------------------------------------- every statement held to its source (issue 16)
+def _trial(number: int, val: float, best_epoch: int, epochs: int = 10, lr: float = 1e-3) -> Any:
+    """A finished trial whose log peaks at `best_epoch`, read by the tuner's own analysis."""
+    from agent.tune import PredictedOutcome, Trial, analyze
+
+    history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 0.5 + abs(e - best_epoch) * 0.01,
+                "val_accuracy": round(val - abs(e - best_epoch) * 0.004, 4)} for e in range(1, epochs + 1)]
+    config = TrainConfig(backbone="efficientnet_lite0", mode="frozen", learning_rate=lr, epochs=epochs)
+    return Trial(number=number, config=config, source="llm", rationale="r", status="ok", val_accuracy=val,
+                 best_epoch=best_epoch, epochs_run=epochs, seconds=20.0,
+                 predicted=PredictedOutcome(accuracy=0.8, low=0.7, high=0.9, seconds=20.0),
+                 analysis=analyze(history, status="ok", seconds=20.0))
+
+
+def _option(ident: str, expected: float, gain: float, **config: Any) -> Any:
+    from agent.tune import Option, PredictedOutcome
+
+    return Option(id=ident, config=TrainConfig(backbone="efficientnet_lite0", mode="frozen", **config),
+                  origin="variant of trial 2", predicted=PredictedOutcome(accuracy=expected, low=0.7, high=0.9,
+                                                                          seconds=25.0),
+                  expected=expected, expected_gain=gain)
+
+
+TRIALS = [_trial(1, 0.780, 7), _trial(2, 0.812, 4, lr=3e-4), _trial(3, 0.790, 9)]
+OPTIONS = [_option("o1", 0.815, 0.0145, learning_rate=1e-4, epochs=20), _option("o2", 0.808, 0.0129, dropout=0.2)]
+PROFILES = {  # as agent.nodes' profile node writes them (agent.state.ProfileData)
+    "none": {"budget_seconds": None, "read": {}, "limits": [], "device": "cpu", "assumed": ["device=cpu"]},
+    "budget": {"budget_seconds": 900.0, "read": {"budget": "15 minutes", "device": "laptop CPU"}, "limits": [],
+               "device": "cpu", "assumed": []},
+    "params": {"budget_seconds": None, "read": {"max_params": "5M parameters"}, "device": "cpu",
+               "limits": ["parameters at most 5.0M ('5M parameters'): left out resnet18 (11.7M)"], "assumed": []},
+}
+
+
+def found_in(context: str, text: str) -> list[str]:
+    """What `unsupported` finds in `text`, judged as the recommendation's judge (`rec:<profile>`, about c1)
+    or the tuner's (`tune`, about o1, with a 15-minute budget of which 10 minutes are left) judges it."""
+    from agent.judge import stated_of
+    from agent.tune import ungrounded_choice
+
+    if context == "tune":
+        return ungrounded_choice(text, OPTIONS[0], OPTIONS, TRIALS, stated=stated_of(PROFILES["budget"],
+                                                                                  budgets=(900.0, 600.0)))
+    _, profile = context.split(":")
+    draft = Draft(candidate="c1", backbone="efficientnet_lite0", mode="frozen", learning_rate=0.001, batch_size=16,
+                  epochs=40, expected_accuracy=0.93, rationale=text, cite=["c1"])
+    checks = _checks(draft=draft, profile=PROFILES[profile], shown_accuracies=[0.70])  # r1's result, shown
+    grounded = next(c for c in checks if c.name == "grounded")
+    return [grounded.message] if not grounded.ok else []
+
+
+@pytest.mark.parametrize(("context", "text", "finding"), [
+    # hyperparameter values: the config's, the pick's when no id is named
+    ("rec:none", "c1 uses a learning rate of 100 and is predicted 0.93.", "learning rate 100, but c1 uses 0.001"),
+    ("rec:none", "c1 uses lr=0.001, a batch size of 16 and 40 epochs at 128 px.", None),
+    ("rec:none", "It trains for 10 epochs at lr 0.001.", "epochs 10, but c1 uses 40"),
+    ("rec:none", "c2 with rmsprop at lr 0.002 is nearly as accurate as c1.", "learning rate 0.002, but c2 uses 0.0002"),
+    ("rec:none", "c2 with rmsprop at lr 2e-4 is nearly as accurate as c1.", None),
+    ("rec:none", "c1 uses SGD rather than Adam and a batch size of 64.", "batch size 64, but c1 uses 16"),
+    ("rec:none", "c1 fine-tunes EfficientNet-Lite0 with dropout 0.3.", "mode finetune, but c1 uses frozen"),
+    ("rec:none", "c1 keeps the backbone frozen with no augmentation, like r1.", None),
+    ("rec:none", "c1 lowers the learning rate from 0.01 to 0.001 against overfitting.", None),
+    ("rec:none", "Fine-tuning beat frozen heads by 9 points on the nearest past run (r1), yet c1 is predicted 0.93.", None),
+    ("rec:none", "At 128 px c1 adds 4 points for 3x the time.", None),
+    ("tune", "o1 lowers the learning rate to 0.0001 and doubles the epochs to 20.", None),
+    ("tune", "o2 adds dropout 0.5 to t2.", "dropout 0.5, but o2 uses 0.2"),
+    # comparisons and signed differences between quoted numbers
+    ("rec:none", "c1 is predicted 0.93 vs 0.70 for r1, the nearest past run.", None),
+    ("rec:none", "c1 (0.93) is higher than r1 (0.70) on similar data.", None),
+    ("rec:none", "c1 is predicted 0.93 vs 0.92 for c2 (+0.01) and trains in 25 s.", None),
+    ("rec:none", "c1 is predicted 0.93 vs 0.92 for c2 (-0.01) and trains in 25 s.", "the sign is wrong"),
+    ("rec:none", "c1 is predicted 0.93, 5 points better than c2 (0.92).", "they are +0.01 apart"),
+    ("rec:none", "r1 reached 0.70, which is higher than the 0.93 of c1.", "0.70 is higher than 0.93"),
+    ("rec:none", "c2 trains in 13 s, faster than c1 (25 s), at 0.92.", None),
+    ("tune", "o1's expected gain of +0.0145 is higher than o2's +0.0129.", None),
+    ("tune", "o1's expected gain of +0.0129 is higher than o2's +0.0145.", "0.0129 is higher than 0.0145"),
+    ("tune", "o1 has an expected gain of -0.0145 over t2.", "expected gain is +0.0145"),
+    ("tune", "t2 reached 0.812, +0.032 over t1 (0.780).", None),
+    ("tune", "t2 reached 0.812, -0.032 against t1 (0.780).", "the sign is wrong"),
+    # tuning: which trial is best, and its best epoch
+    ("tune", "o1 lowers the learning rate of t2, the best trial so far.", None),
+    ("tune", "o1 lowers the learning rate of t3, the best trial so far.", "calls t3 the best trial"),
+    ("tune", "o1 varies the best trial (t1) with more epochs.", "calls t1 the best trial"),
+    ("tune", "t2 peaked at epoch 4, so o1 lowers its learning rate.", None),
+    ("tune", "t2 peaked at epoch 9, so o1 trains longer.", "t2's best epoch is 4"),
+    ("tune", "The last trial had its best validation accuracy at epoch 9, so o1 trains longer.", None),
+    ("tune", "o1 follows t1, whose best epoch was 9 of 10.", "t1's best epoch is 7"),
+    ("tune", "o1 names t7, the best so far.", "names t7"),
+    # budgets and limits: only the user's
+    ("rec:none", "c1 is predicted 0.93 in 25 s, well within the 15 minute budget.", "a time budget"),
+    ("rec:none", "c1 is predicted 0.93 in 25 s, with no time budget to meet.", None),
+    ("rec:budget", "c1 is predicted 0.93 in 25 s, well within your 15-minute budget.", None),
+    ("rec:budget", "c1 is predicted 0.93 in 25 s, well within the 10 minute budget.", "the user's budget is 15 min"),
+    ("rec:none", "c1 is predicted 0.93 and stays under your 5M-parameter limit.", "a parameter limit"),
+    ("rec:params", "c1 is predicted 0.93 and stays under your 5M-parameter limit.", None),
+    ("rec:budget", "c1 is predicted 0.93 and fits in 8 GB of GPU memory.", "a memory limit"),
+    ("rec:none", "c1 is predicted 0.93, which suits CPU-only training.", "a CPU-only device"),
+    ("rec:budget", "c1 is predicted 0.93, which suits CPU-only training.", None),
+    ("tune", "o1 is expected at 0.815 and fits the 10 min left of the 15 min budget.", None),
+])
+def test_every_statement_is_held_to_its_source(context: str, text: str, finding: str | None) -> None:
+    found = found_in(context, text)
+    assert (found == []) if finding is None else any(finding in f for f in found), found

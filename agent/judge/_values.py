@@ -1,8 +1,9 @@
 """Hyperparameter values a rationale states, held to the configuration of the run they are stated for.
 
 "c1 uses a learning rate of 100" for a c1 with lr 0.001 is false whatever the user asked for.
-A value belongs to the runs named in its clause (the last one before it first), or, in a
-clause naming none, to the run named last before it or the choice the rationale is about.
+A value belongs to the runs named before it in its clause (the last one first) or the one
+named right after it, or, in a clause naming none, to the run named last before it or the
+choice the rationale is about.
 It holds when one of them has it at the precision written ("lr 0.0003" for 0.00025). A value
 after a contrast ("rather than Adam", "from 0.001 to 0.0003") is not claimed for anyone.
 """
@@ -135,7 +136,8 @@ def wrong_values(rationale: str, facts: Facts) -> list[str]:
         named = [(m.group(1), m.start()) for m in ids.finditer(clause)]
         for mention in mentions(clause):
             before = [i for i, at in named if at < mention.start]
-            owners = [*before[::-1], *(i for i, at in named if at > mention.start)] or [*last[-1:], *facts.about]
+            after = [i for i, at in named if at > mention.start][:1]  # "EfficientNet-Lite0 at 128 px (c1)"
+            owners = [*before[::-1], *after] or [*last[-1:], *facts.about]
             held = [_holds(mention, facts.config(o) or {}) for o in dict.fromkeys(owners)]
             if not any(held) and False in held:
                 owner = next(o for o, h in zip(dict.fromkeys(owners), held, strict=True) if h is False)
