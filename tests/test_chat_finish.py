@@ -165,3 +165,25 @@ def test_an_offer_closed_for_tuning_is_said_by_the_assistant_not_the_user(tmp_pa
     view = adapter.view("t1")
     assert _user_texts(view) == [TASK]
     assert any("the tuning session below starts from it" in t for t in texts(view))
+
+
+# ------------------------------------------------------------------ a status that belongs to the run on screen
+def test_after_cancelling_tuning_the_status_is_not_the_earlier_training(tmp_path: Path) -> None:
+    from tests.test_tune import DRAFT, pick
+    from tests.test_tune_chat import Chat, recommend
+
+    chat = Chat(tmp_path, [DRAFT, pick(0)], delay=1.0)
+    recommend(chat)
+    trained = last(chat.adapter.submit("t1", "yes"))  # the recommendation trains and finishes ok
+    assert trained.training is not None and trained.training.status == "ok"
+    earlier = trained.training.run_dir
+
+    views = chat.adapter.submit("t1", "tune 3 trials")
+    next(views)
+    chat.adapter.cancel("t1")
+    final = last(views)
+
+    assert "cancelled by the user" in "\n".join(str(m["content"]) for m in final.messages)
+    assert final.training is None or final.training.run_dir != earlier  # the cancelled session's, or none
+    again = chat.adapter.view("t1")  # a reload after the session was kept in the transcript
+    assert again.training is None or again.training.run_dir != earlier

@@ -135,7 +135,7 @@ class ChatAdapter:
             messages.append(say(STALLED))
         view = ChatView(thread_id=thread_id, messages=messages, offer=offer, training=training,
                         busy=run is not None, stalled=stalled, notice=notice)
-        show_session(view, self._tunes.get(thread_id))  # a tuning session not yet kept in the transcript
+        show_session(view, self._tunes.get(thread_id), last)  # a tuning session, its panel while it is the latest
         return view
 
     def _anchor(self, thread_id: str) -> str | None:

@@ -28,6 +28,7 @@ from agent.tune import Proposal, Trial, Tuner, TuneResult
 log = logging.getLogger(__name__)
 
 APPROVAL_TIMEOUT = 3600.0  # a per-trial question unanswered for an hour stops the session
+_UNSET: Any = object()  # a session not shown yet has no anchor (None is a thread without checkpoints)
 
 
 def proposal_md(p: Proposal, *, ask: bool) -> str:
@@ -101,6 +102,7 @@ class TuneSession(Observed):
         self.dataset = dataset
         self.messages: list[dict[str, Any]] = []
         self.training: Any = None
+        self.anchor: Any = _UNSET  # the thread's checkpoint when the session was first shown (show_session)
         self.waiting: Proposal | None = None
         self.result: TuneResult | None = None
         self.error: str | None = None
@@ -228,13 +230,26 @@ class TuneSessions:
         return True
 
 
-def show_session(view: ChatView, session: TuneSession | None) -> None:
-    """Lay a session not yet kept in the transcript over the thread's view: its messages, training, offer."""
-    if session is None or session.persisted:
+def show_session(view: ChatView, session: TuneSession | None, last: Any = None) -> None:
+    """Lay a session over the thread's view: its messages and offer until it is kept in the transcript, and its
+    training panel as long as it is the thread's latest work.
+
+    `last` is the thread's latest checkpoint. The session takes the checkpoint current when it is first shown
+    (the tuning session owns the thread from its start, so that is its start); while the thread is still there,
+    the panel is the session's (none before its first job), never a run the graph trained before the session,
+    which would show an earlier "ok · epoch 40/40" after a Cancel.
+    """
+    if session is None:
+        return
+    current = last.config["configurable"]["checkpoint_id"] if last is not None else None
+    if session.anchor is _UNSET:
+        session.anchor = current
+    if session.anchor == current:
+        view.training = (replace(session.training, history=list(session.training.history))
+                         if session.training is not None else None)
+    if session.persisted:
         return
     view.messages += [user(session.request), *session.messages]
-    if session.training is not None:
-        view.training = replace(session.training, history=list(session.training.history))
     if not session.done:
         view.busy = True
         view.offer = session.offer()
