@@ -93,8 +93,10 @@ def cmd_kb_import(args: argparse.Namespace) -> int:
 
 
 def cmd_kb_rebuild(args: argparse.Namespace) -> int:
-    n = _kb(args).rebuild_index()
-    print(f"rebuilt the Chroma index from the JSONL: {n} records")
+    kb = _kb(args)
+    n = kb.rebuild_index()
+    where = f"collection {kb.collection_name!r} on {kb.chroma_url}" if kb.chroma_url else str(kb.root / "chroma")
+    print(f"rebuilt the Chroma index ({where}) from the JSONL: {n} records")
     return EXIT_OK
 
 

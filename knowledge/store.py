@@ -5,6 +5,12 @@ Why this shape: a JSONL line is the unit of durability. A record is appended wit
 or a torn tail, and the reader drops (and the next writer trims) a torn tail. The Chroma
 index is rebuilt or re-synced from the JSONL at any time, keyed by record id, so it can
 never hold an orphan for long nor lose a record for good.
+
+The index lives in `root/chroma` (an embedded Chroma), or on a Chroma server when
+$METALLMIX_CHROMA (or `chroma_url`) is `http://host:port`: many people then query one index
+while each knowledge base keeps its JSONL. On a server each knowledge base has its own
+collection, `experiments-<12 hex of the sha256 of its resolved folder>` unless
+$METALLMIX_CHROMA_COLLECTION names one, so two knowledge bases never share one by accident.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import csv
 import fcntl
 import gzip
+import hashlib
 import io
 import json
 import logging
@@ -25,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -262,23 +270,57 @@ def _check_unlocked(db: Path, timeout: float) -> None:
         pass
 
 
+def chroma_server(url: str) -> tuple[str, int, bool]:
+    """(host, port, ssl) of a Chroma server URL such as `http://127.0.0.1:8000`.
+
+    Raises:
+        KnowledgeBaseError: the URL is not http(s)://host[:port].
+    """
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.path not in ("", "/"):
+        raise KnowledgeBaseError(
+            f"METALLMIX_CHROMA must be a Chroma server's URL, http(s)://host:port, but got {url!r}. Fix it, or "
+            "unset it to keep the index in the knowledge base's folder."
+        )
+    return parts.hostname, port or (443 if parts.scheme == "https" else 8000), parts.scheme == "https"
+
+
+def server_collection(root: str | Path) -> str:
+    """The collection of the knowledge base in `root` on a Chroma server: $METALLMIX_CHROMA_COLLECTION,
+    else `experiments-` and 12 hex digits of the sha256 of the folder's resolved path."""
+    named = os.environ.get("METALLMIX_CHROMA_COLLECTION")
+    if named:
+        return named
+    return f"{COLLECTION}-{hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:12]}"
+
+
 class KnowledgeBase:
-    """Records in `root/records.jsonl`, indexed in a Chroma collection in `root/chroma`.
+    """Records in `root/records.jsonl`, indexed in a Chroma collection in `root/chroma` or on a server.
 
     Args:
         root: folder of this knowledge base (created if missing).
         embedder: a Chroma embedding function; None means knowledge.embedding's default.
         index: False to work with the JSONL alone (no Chroma), e.g. in a sweep worker.
         lock_timeout: seconds to wait for an index locked by another process before saying so.
+        chroma_url: a Chroma server (`http://host:port`) holding the index; None means
+            $METALLMIX_CHROMA, and "" (or neither set) the embedded index in `root/chroma`.
     """
 
     def __init__(self, root: str | Path, embedder: Any | None = None, index: bool = True,
-                 lock_timeout: float = 5.0) -> None:
+                 lock_timeout: float = 5.0, chroma_url: str | None = None) -> None:
         self.root = Path(root)
         self.path = self.root / RECORDS_FILE
         self._embedder = embedder
         self._use_index = index
         self.lock_timeout = lock_timeout
+        url = os.environ.get("METALLMIX_CHROMA", "") if chroma_url is None else chroma_url
+        self.chroma_url: str | None = url.strip() or None
+        self._server = chroma_server(self.chroma_url) if self.chroma_url else None
+        self.collection_name = server_collection(self.root) if self._server else COLLECTION
         self._collection: Any | None = None
         self._cache: tuple[tuple[int, int], list[ExperimentRecord]] | None = None
         self._ids: tuple[list[ExperimentRecord], dict[str, ExperimentRecord]] | None = None
@@ -357,12 +399,44 @@ class KnowledgeBase:
         import chromadb
         from chromadb.config import Settings
 
+        if self._server is not None:
+            host, port, ssl = self._server
+            with self._on_server("connect to"):
+                return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=Settings(anonymized_telemetry=False))
         return chromadb.PersistentClient(path=str(self.root / INDEX_DIR), settings=Settings(anonymized_telemetry=False))
 
+    @contextmanager
+    def _on_server(self, doing: str) -> Iterator[None]:
+        """Turn a Chroma server's failure (down, unreachable, erroring) into a KnowledgeBaseError
+        with the way out; a no-op for the embedded index, whose errors are handled where they arise."""
+        if self._server is None:
+            yield
+            return
+        try:
+            yield
+        except KnowledgeBaseError:
+            raise
+        except Exception as exc:  # httpx, chromadb and ValueError types for a server that is down or failing
+            self._collection = None  # reopened on the next call, once the server is back
+            self._indexed = None
+            raise KnowledgeBaseError(
+                f"cannot {doing} the Chroma server at {self.chroma_url} (collection {self.collection_name!r}): "
+                f"{type(exc).__name__}: {exc}. Start the server (e.g. `chroma run --host {self._server[0]} --port "
+                f"{self._server[1]} --path <folder>`), or unset METALLMIX_CHROMA to use the local index in "
+                f"{self.root / INDEX_DIR}. The records are safe in {self.path}; `metallmix kb rebuild` refills the index."
+            ) from exc
+
     def collection(self) -> Any:
-        """The Chroma collection, opened once; a broken index folder gives a clear error."""
+        """The Chroma collection, opened once; a broken index folder or a server that is down gives a clear error."""
         if self._collection is None:
             self._indexed = None
+            if self._server is not None:
+                with self._on_server("open the index on"):
+                    self._collection = self._client().get_or_create_collection(
+                        self.collection_name, embedding_function=self._embedding_function(),
+                        metadata={"hnsw:space": "cosine"},
+                    )
+                return self._collection
             _check_unlocked(self.root / INDEX_DIR / "chroma.sqlite3", self.lock_timeout)
             try:
                 self._collection = self._client().get_or_create_collection(
@@ -382,8 +456,8 @@ class KnowledgeBase:
 
         col = self.collection()
         quiet = len(records) <= batch or not sys.stderr.isatty()
-        with tqdm(total=len(records), desc="indexing the knowledge base", unit="record", disable=quiet,
-                  leave=False) as bar:
+        with self._on_server("write the index to"), tqdm(
+                total=len(records), desc="indexing the knowledge base", unit="record", disable=quiet, leave=False) as bar:
             for start in range(0, len(records), batch):
                 part = records[start : start + batch]
                 col.upsert(ids=[r.id for r in part], documents=[r.describe() for r in part],
@@ -394,20 +468,23 @@ class KnowledgeBase:
         """Make the index hold exactly the JSONL's records: add missing ids, drop orphans."""
         col = self.collection()
         wanted = {r.id: r for r in self.records()}
-        have = set(col.get(include=[])["ids"])
+        with self._on_server("read the index from"):
+            have = set(col.get(include=[])["ids"])
         missing = [wanted[i] for i in wanted.keys() - have]
         orphans = sorted(have - wanted.keys())
         if missing:
             self._index(missing)
         if orphans:
-            col.delete(ids=orphans)
+            with self._on_server("write the index to"):
+                col.delete(ids=orphans)
         return {"added": len(missing), "removed": len(orphans), "total": len(wanted)}
 
     def rebuild_index(self) -> int:
         """Drop the index and rebuild it from the JSONL. Returns the records indexed.
 
         A readable index is emptied through Chroma; an unreadable one (corrupt, or from
-        another Chroma version) is deleted from disk first.
+        another Chroma version) is deleted from disk first. On a server only this knowledge
+        base's collection is dropped.
         """
         import shutil
 
@@ -415,6 +492,16 @@ class KnowledgeBase:
 
         self._collection = None
         self._indexed = None
+        if self._server is not None:
+            client = self._client()
+            try:
+                client.delete_collection(self.collection_name)
+            except Exception as exc:  # not found is fine; a server that is down is said as such
+                if "does not exist" not in str(exc):
+                    with self._on_server("drop the index on"):
+                        raise
+            self._index(self.records())
+            return len(self.records())
         _check_unlocked(self.root / INDEX_DIR / "chroma.sqlite3", self.lock_timeout)
         try:
             self._client().delete_collection(COLLECTION)
@@ -430,16 +517,31 @@ class KnowledgeBase:
 
         The index is checked against the JSONL (and synced when their counts differ) only when
         the file changed since the last check, e.g. another process appended without indexing.
+        On a server, a collection another process rebuilt meanwhile (a new id) is reopened once.
         """
+        try:
+            return self._search(text, k, where)
+        except KnowledgeBaseError as exc:
+            from chromadb.errors import NotFoundError
+
+            if not isinstance(exc.__cause__, NotFoundError):
+                raise
+            return self._search(text, k, where)  # _on_server dropped the stale collection: reopen it
+
+    def _search(self, text: str, k: int, where: dict[str, Any] | None) -> list[tuple[ExperimentRecord, float]]:
         col = self.collection()
         stamp, records = self._read()
         if stamp is None or stamp != self._indexed:
-            if col.count() != len(records):
+            with self._on_server("read the index from"):
+                stale = col.count() != len(records)
+            if stale:
                 self.sync_index()
             self._indexed = stamp
         if not records:
             return []
-        res = col.query(query_texts=[text], n_results=min(k, len(records)), where=where or None, include=["distances"])
+        with self._on_server("query the index on"):
+            res = col.query(query_texts=[text], n_results=min(k, len(records)), where=where or None,
+                            include=["distances"])
         by_id = self._by_id()
         return [(by_id[i], float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True) if i in by_id]
 
@@ -610,5 +712,5 @@ def open_default(root: str | Path | None = None, seed_dir: str | Path | None = N
     return kb
 
 
-__all__ = ["KnowledgeBase", "KnowledgeBaseError", "open_default", "read_records", "read_seed", "seed_files",
+__all__ = ["KnowledgeBase", "KnowledgeBaseError", "chroma_server", "server_collection", "open_default", "read_records", "read_seed", "seed_files",
            "write_seed_shards", "flatten", "unflatten"]
