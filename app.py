@@ -6,7 +6,7 @@
 The window is a thin face over the compiled graph (agent.graph): a message with a task
 (and optionally a dataset) runs it, each step streams as a collapsible "thought", the
 recommendation comes as a card with its SHAP plot, and nothing trains until Approve. The
-graph's SQLite checkpointer is the source of truth of every conversation, so a reload or
+graph's checkpointer (SQLite, or Postgres when METALLMIX_DB is a postgresql:// URL) is the source of truth of every conversation, so a reload or
 a restart of the app shows the same conversation, a pending approval still pending.
 
 `create_app(parts, settings)` builds the window from parts made once per process (LLM,
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -50,12 +49,20 @@ from agent.chat import (  # noqa: E402
     kb_rows,
     learning_curve_figure,
 )
+from agent.chat.transcript import is_postgres_url, open_checkpointer, redact  # noqa: E402
 from agent.context import Context  # noqa: E402
 from knowledge.space import BACKBONES, MODES  # noqa: E402
 
 REPO = Path(__file__).resolve().parent
 HOME = Path.home() / ".metallmix"
 STORAGE_KEY = "metallmix-thread"
+EXAMPLES = [  # varied on purpose: modality, size, device, budget, a limit, a goal
+    "Breast ultrasound lesions (normal, benign, malignant), about 800 images; I have 10 minutes on a laptop CPU.",
+    "Chest x-rays, pneumonia vs normal, 5,000 images at 128 px; a GPU for 30 minutes, best accuracy.",
+    "Blood cell microscopy, 8 classes, 17,000 images; a model under 10M parameters, 15 minutes on CPU.",
+    "Skin lesion dermoscopy, 7 classes, very imbalanced, 10,000 images; as fast as possible.",
+]
+MSG_LABEL = "Message (Enter sends, Shift+Enter adds a new line)"
 CSS = """
 #chat .message-wrap { font-size: 14px; }
 #train-progress .bar { background: #e0e0e0; border-radius: 6px; height: 14px; overflow: hidden; }
@@ -120,7 +127,8 @@ class AppSettings:
         host: the address to bind (127.0.0.1: this machine only).
         port: the port; None lets Gradio pick from 7860 up.
         auth: users and passwords; None means no login.
-        db_path: the SQLite file of the thread checkpoints (and follow-up transcript).
+        db_path: the SQLite file of the thread checkpoints (and follow-up transcript), or a
+            `postgresql://` URL to keep both in Postgres (the `postgres` extra).
         data_dirs: folders a dataset path may lie in (the uploads folder is always added).
         uploads_dir: where uploaded datasets are copied or unpacked.
         plot_dir: where SHAP plots and learning curves are written (and served from).
@@ -133,7 +141,7 @@ class AppSettings:
     host: str = "127.0.0.1"
     port: int | None = 7860
     auth: list[tuple[str, str]] | None = None
-    db_path: Path = field(default_factory=lambda: HOME / "threads.sqlite")
+    db_path: Path | str = field(default_factory=lambda: HOME / "threads.sqlite")
     data_dirs: list[str] = field(default_factory=_default_data_dirs)
     uploads_dir: Path = field(default_factory=lambda: HOME / "uploads")
     plot_dir: Path = field(default_factory=lambda: HOME / "plots")
@@ -145,7 +153,8 @@ class AppSettings:
     def __post_init__(self) -> None:
         if self.port is not None and not 0 <= self.port <= 65535:
             raise ValueError(f"port must satisfy 0 <= port <= 65535, but got {self.port!r}.")
-        self.db_path = Path(self.db_path).expanduser()
+        if not is_postgres_url(self.db_path):  # a URL stays a string: Path() would fold its '//'
+            self.db_path = Path(self.db_path).expanduser()
         self.uploads_dir = Path(self.uploads_dir).expanduser()
         self.plot_dir = Path(self.plot_dir).expanduser()
         if self.secret is None:
@@ -165,7 +174,7 @@ class AppSettings:
         p.add_argument("--port", type=int, default=int(env("METALLMIX_PORT", "7860")))
         p.add_argument("--auth", default=env("METALLMIX_AUTH"), help="user:password[,user:password] to require a login")
         p.add_argument("--db", default=env("METALLMIX_DB", str(HOME / "threads.sqlite")),
-                       help="SQLite file of the conversations (checkpoints)")
+                       help="SQLite file of the conversations (checkpoints), or a postgresql:// URL")
         p.add_argument("--data-dir", action="append", default=None,
                        help="folder datasets may be read from (repeatable; default ../shared/data if present)")
         p.add_argument("--uploads", default=env("METALLMIX_UPLOADS", str(HOME / "uploads")))
@@ -176,7 +185,7 @@ class AppSettings:
         if data_dirs is None:
             raw = env("METALLMIX_DATA_DIRS")
             data_dirs = [d for d in raw.split(os.pathsep) if d] if raw else _default_data_dirs()
-        return cls(host=args.host, port=args.port, auth=parse_auth(args.auth), db_path=Path(args.db),
+        return cls(host=args.host, port=args.port, auth=parse_auth(args.auth), db_path=args.db,
                    data_dirs=[str(Path(d).expanduser().resolve()) for d in data_dirs], uploads_dir=Path(args.uploads),
                    plot_dir=Path(args.plots), kb_dir=args.kb_dir)
 
@@ -207,7 +216,7 @@ def build_parts(
     start_job: Callable[..., Any] | None = None,
     weights_available: Callable[[str], bool] | None = None,
 ) -> AppParts:
-    """The real parts: SQLite checkpointer, knowledge base, chat model, graph, adapter.
+    """The real parts: checkpointer (SQLite or Postgres), knowledge base, chat model, graph, adapter.
 
     Args:
         settings: where things live.
@@ -219,18 +228,13 @@ def build_parts(
         start_job: the training-job starter (tests may inject one); None runs real jobs.
         weights_available: whether a backbone's pretrained weights exist here (default: look on disk).
     """
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
     from agent.graph import compile_graph
     from agent.nodes import Nodes
     from agent.parts import Parts
 
-    settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+    saver, _ = open_checkpointer(settings.db_path)  # first: Postgres down stops the start before anything is made
     settings.plot_dir.mkdir(parents=True, exist_ok=True)
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(settings.db_path), check_same_thread=False)
-    saver = SqliteSaver(conn)
-    saver.setup()
     if kb is None:
         from knowledge.store import open_default
 
@@ -348,13 +352,16 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                                                  "malignant), about 800 images; I have 10 minutes on a laptop CPU.*")
                 notice = gr.Markdown(elem_id="notice")
                 with gr.Row(equal_height=True):
-                    msg = gr.Textbox(show_label=False, lines=2, scale=6, elem_id="msg", autofocus=True,
-                                     placeholder="Describe your task, or ask: why this learning rate? / what if I only "
-                                                 "have 10 minutes? / what about resnet18? / show similar experiments / tune 5 "
-                                                 "trials in 10 minutes")
+                    # One line that grows: Gradio then sends on Enter and lets Shift+Enter add a line (with
+                    # lines > 1 it does the reverse), the usual chat convention; the label says so.
+                    msg = gr.Textbox(label=MSG_LABEL, lines=1, max_lines=8, scale=6, elem_id="msg", autofocus=True,
+                                     placeholder="Describe your task, or ask: why this learning rate? · what about "
+                                                 "resnet18? · tune 5 trials")
                     upload = gr.File(label="Dataset (.npz or .zip of an image folder)", file_types=[".npz", ".zip"],
-                                     scale=2, elem_id="upload", height=90)
+                                     scale=2, elem_id="upload", height=130)
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+                gr.Examples([[t] for t in EXAMPLES], inputs=[msg], label="Examples: click one to put it in the message",
+                            elem_id="examples", examples_per_page=len(EXAMPLES))
                 with gr.Accordion("Options", open=False, elem_id="options"):
                     dataset_path = gr.Textbox(label="Dataset path on the server (inside an allowed folder: "
                                                     + ", ".join(settings.allowed_data_dirs) + ")",
@@ -371,7 +378,7 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                     offer_md = gr.Markdown(elem_id="offer")
                     with gr.Row(equal_height=True):
                         approve_btn = gr.Button("Approve and train", variant="primary", elem_id="approve")
-                        edit_text = gr.Textbox(show_label=False, scale=3, elem_id="edit-text",
+                        edit_text = gr.Textbox(label="Edit or reason", scale=3, elem_id="edit-text",
                                                placeholder="Edit: epochs=5, lr=3e-4 (or a reason to reject)")
                         edit_btn = gr.Button("Edit", elem_id="edit")
                         reject_btn = gr.Button("Reject", variant="stop", elem_id="reject")
@@ -521,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     if parts.warm_up is not None:
         threading.Thread(target=parts.warm_up, name="warm-up", daemon=True).start()
-    print(f"MetaLLMiX chat on http://{settings.host}:{settings.port}  (conversations in {settings.db_path}; datasets "
+    print(f"MetaLLMiX chat on http://{settings.host}:{settings.port}  (conversations in {redact(str(settings.db_path))}; datasets "
           f"from {', '.join(settings.allowed_data_dirs)})", file=sys.stderr)
     launch(create_app(parts, settings), settings)
     return 0
