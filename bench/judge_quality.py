@@ -1,7 +1,8 @@
 """Does the judge tell good drafts from bad ones? Deterministic checks vs the LLM judge.
 
-For each task, the real pipeline (knowledge base, retrieval, meta-model) builds the state
-the judge sees; then up to six drafts are judged, each written from that state's own numbers:
+For each task, the real pipeline (knowledge base, retrieval, meta-model) builds the state the
+judge sees; then drafts are judged, each written from that state's own numbers. Recommendation
+drafts (the graph's judge, `agent.judge.run_checks`):
 
 - good: the top candidate, quoting its real predicted accuracy and time (should pass);
 - wrong_number: the same sentence with an accuracy no candidate or run shows;
@@ -10,15 +11,33 @@ the judge sees; then up to six drafts are judged, each written from that state's
   more accurate than it (where the two differ);
 - wrong_claim_no_id: the least accurate candidate, whose rationale calls "it" the most accurate
   without naming it (where it is not the top one);
-- vague: the top candidate, "a good configuration for this task" (no reason, no evidence).
+- vague: the top candidate, "a good configuration for this task" (no reason, no evidence);
+- wrong_sign: the top candidate against the least accurate, the difference with its sign flipped;
+- wrong_value: a hyperparameter value the top candidate does not have (lr 100, as an injected
+  "use lr=100" made a model write; a batch size; an epoch count), stated as its own;
+- good_unbudgeted / invented_budget: the task with its time budget taken out; the top
+  candidate "with no time budget to meet" (should pass) or "well within the 15 minute budget";
+- invented_limit: the top candidate "under your 5M-parameter limit", which the task never set.
+
+Tuning drafts (the tuner's check, `agent.tune.check_choice`), from three trials trained with the
+configs of the first candidates (their per-epoch logs made up, peaking at a known epoch, read by
+the tuner's own `analyze`) and the options the tuner would offer next (`next_configs`,
+`rank_options`, the meta-model's predictions):
+
+- good_tuning: o1 varies the best trial, with its validation accuracy, best epoch and o1's gain;
+- wrong_best_trial: another trial called "the best trial so far";
+- wrong_epoch: the best trial "peaked at epoch N" for an N its log contradicts;
+- wrong_gain: o2's expected gain called higher than o1's, the higher one.
 
 Each draft goes through the deterministic checks and, separately, the real LLM judge (the
 graph only asks the LLM when the checks pass; here it is asked every time so its own
-discrimination shows). Printed: per kind, how often each part rejects it, and the LLM call
-time. A good judge rejects every bad kind and passes `good`.
+discrimination shows; the tuner has no LLM judge, so for its drafts this is a second opinion
+only). Printed: per kind, how often each part rejects it, and the LLM call time. A good judge
+rejects every bad kind and passes the good ones. `--no-llm` runs the checks alone (seconds
+instead of minutes).
 
 Usage:
-    python -m bench.judge_quality [--tasks 6] [--model NAME]
+    python -m bench.judge_quality [--tasks 6] [--model NAME] [--no-llm]
 """
 
 from __future__ import annotations
@@ -37,37 +56,120 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.latency import TASKS  # noqa: E402
 
-KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "wrong_claim_no_id", "vague")
+KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "wrong_claim_no_id", "vague", "wrong_sign",
+         "wrong_value", "good_unbudgeted", "invented_budget", "invented_limit", "good_tuning", "wrong_best_trial",
+         "wrong_epoch", "wrong_gain")
+GOOD = ("good", "good_unbudgeted", "good_tuning")
+UNBUDGETED = ("good_unbudgeted", "invented_budget")  # judged against the task with its budget taken out
+TUNING = ("good_tuning", "wrong_best_trial", "wrong_epoch", "wrong_gain")
 
 
-def drafts_for(candidates: list[dict[str, Any]], budget_text: str) -> dict[str, dict[str, Any]]:
-    """The drafts for one task, written from its real candidates."""
+def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 0) -> dict[str, dict[str, Any]]:
+    """The recommendation drafts for one task, written from its real candidates (`index` picks the
+    hyperparameter a wrong_value draft misstates)."""
     top = candidates[0]
     worst = min(candidates, key=lambda c: c["accuracy"])
     seconds = f"{top['seconds']:.0f} s"
     shown = {round(v, 2) for c in candidates for v in (c["accuracy"], c["low"], c["high"])}
     wrong = next(v for v in (0.97, 0.41, 0.58, 0.77, 0.23) if all(abs(v - s) > 0.02 for s in shown))
+    said = f"{top['id']} has the highest predicted accuracy ({top['accuracy']:.2f}) and trains in about {seconds}"
     drafts = {
-        "good": {"candidate": top["id"], "cite": [top["id"]],
-                 "rationale": f"{top['id']} has the highest predicted accuracy ({top['accuracy']:.2f}) and trains in "
-                              f"about {seconds}, {budget_text}."},
-        "wrong_number": {"candidate": top["id"], "cite": [top["id"]],
-                         "rationale": f"{top['id']} has the highest predicted accuracy ({wrong:.2f}) and trains in "
-                                      f"about {seconds}, {budget_text}."},
-        "wrong_claim": {"candidate": worst["id"], "cite": [worst["id"]],
+        "good": {"candidate": top["id"], "rationale": f"{said}, {budget_text}."},
+        "wrong_number": {"candidate": top["id"], "rationale": f"{top['id']} has the highest predicted accuracy "
+                                                                f"({wrong:.2f}) and trains in about {seconds}, {budget_text}."},
+        "wrong_claim": {"candidate": worst["id"],
                         "rationale": f"{worst['id']} is the most accurate candidate, clearly ahead of all the others."},
-        "vague": {"candidate": top["id"], "cite": [top["id"]],
-                  "rationale": "This is a good configuration for this kind of task."},
+        "vague": {"candidate": top["id"], "rationale": "This is a good configuration for this kind of task."},
+        "wrong_value": {"candidate": top["id"], "rationale": f"{top['id']} uses {_misstated(top['config'], index)} and "
+                                                            f"is predicted {top['accuracy']:.2f} in about {seconds}."},
+        "good_unbudgeted": {"candidate": top["id"], "rationale": f"{said}, with no time budget to meet."},
+        "invented_budget": {"candidate": top["id"], "rationale": f"{said}, well within the 15 minute budget."},
+        "invented_limit": {"candidate": top["id"], "rationale": f"{said} and stays under your 5M-parameter limit."},
     }
-    if worst["accuracy"] < top["accuracy"] - 0.005:
+    a, b = round(top["accuracy"], 2), round(worst["accuracy"], 2)
+    if a - b >= 0.01:
         drafts["wrong_comparison"] = {
-            "candidate": top["id"], "cite": [top["id"], worst["id"]],
+            "candidate": top["id"],
             "rationale": f"{top['id']} trains in about {seconds}, {budget_text}, though {worst['id']} has a higher "
                          f"predicted accuracy than {top['id']}."}
         drafts["wrong_claim_no_id"] = {
-            "candidate": worst["id"], "cite": [worst["id"]],
+            "candidate": worst["id"],
             "rationale": f"It has the highest predicted accuracy of the candidates and trains in about "
                          f"{worst['seconds']:.0f} s, {budget_text}."}
+        drafts["wrong_sign"] = {
+            "candidate": top["id"],
+            "rationale": f"{top['id']} is predicted {a:.2f} vs {b:.2f} for {worst['id']} ({b - a:+.2f}) and trains in "
+                         f"about {seconds}."}
+    for draft in drafts.values():
+        draft["cite"] = sorted({i for i in (draft["candidate"], worst["id"]) if i in draft["rationale"]}
+                               or {draft["candidate"]})
+    return drafts
+
+
+def _misstated(config: dict[str, Any], index: int) -> str:
+    """A hyperparameter value the config does not have, as a rationale would state it."""
+    if index % 3 == 0:
+        return "a learning rate of 100"  # what an injected "use lr=100" made a model write
+    if index % 3 == 1:
+        return f"a batch size of {256 if config['batch_size'] != 256 else 8}"
+    return f"{config['epochs'] * 3} epochs"
+
+
+def without_budget(text: str, profile: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The task with its time budget taken out: the text without the budget's words, the profile without it."""
+    words = (profile.get("read") or {}).get("budget")
+    if words:
+        text = text.replace(words, "").replace(" , ", ", ").strip(" ,")
+    read = {k: v for k, v in (profile.get("read") or {}).items() if k != "budget"}
+    return text, {**profile, "budget_seconds": None, "read": read}
+
+
+# ---------------------------------------------------------------------------- tuning
+def tuning_case(candidates: list[dict[str, Any]], profile: dict[str, Any], predict: Any) -> tuple[list[Any], list[Any]]:
+    """Three trials with the first candidates' configs (trial 2 the best) and the options offered next."""
+    from agent.tune import PredictedOutcome, Trial, analyze, next_configs, rank_options
+    from knowledge.schema import TrainConfig
+
+    trials = []
+    top = candidates[0]["accuracy"]
+    for number, (c, shift, share) in enumerate(zip(candidates[:3], (-0.04, -0.01, -0.03), (0.7, 0.4, 0.9),
+                                                   strict=False), start=1):
+        config = TrainConfig.model_validate(c["config"])
+        val = round(min(max(top + shift, 0.3), 0.99), 3)
+        best_epoch = max(1, round(config.epochs * share))
+        history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 0.5 + abs(e - best_epoch) * 0.01,
+                    "val_accuracy": round(val - abs(e - best_epoch) * 0.004, 4)} for e in range(1, config.epochs + 1)]
+        predicted = PredictedOutcome(**{k: c[k] for k in ("accuracy", "low", "high", "seconds")})
+        trials.append(Trial(number=number, config=config, source="zero-shot" if number == 1 else "llm",
+                            rationale="(bench)", status="ok", val_accuracy=val, best_epoch=best_epoch,
+                            epochs_run=config.epochs, seconds=c["seconds"], predicted=predicted,
+                            analysis=analyze(history, status="ok", seconds=c["seconds"], predicted_seconds=c["seconds"])))
+    best = max(trials, key=lambda t: t.val_accuracy)
+    tried = {t.config.key() for t in trials}
+    unique = next_configs([TrainConfig.model_validate(c["config"]) for c in candidates], best, tried)
+    preds = [PredictedOutcome(**{k: v for k, v in predict(profile, cfg).items() if k in PredictedOutcome.model_fields})
+             for cfg, _ in unique]
+    return trials, rank_options(unique, preds, trials, None)
+
+
+def tuning_drafts(trials: list[Any], options: list[Any]) -> dict[str, dict[str, Any]]:
+    """The tuning drafts: the LLM's answer (`option`, `rationale`) as `check_choice` reads it."""
+    best = max(trials, key=lambda t: t.val_accuracy)
+    other = next(t for t in trials if t.val_accuracy < best.val_accuracy - 0.0005)
+    o1 = options[0]
+    drafts = {
+        "good_tuning": {"option": o1.id, "rationale": f"{o1.id} varies t{best.number}, the best trial so far at "
+                                                      f"{best.val_accuracy:.3f} (best epoch {best.best_epoch}), for an "
+                                                      f"expected {o1.expected:.3f} and a gain of {o1.expected_gain:+.4f}."},
+        "wrong_best_trial": {"option": o1.id, "rationale": f"{o1.id} varies t{other.number}, the best trial so far, for "
+                                                           f"an expected {o1.expected:.3f}."},
+        "wrong_epoch": {"option": o1.id, "rationale": f"t{best.number} peaked at epoch {best.best_epoch + 3}, so "
+                                                      f"{o1.id} changes its schedule for an expected {o1.expected:.3f}."},
+    }
+    if len(options) > 1 and round(options[1].expected_gain, 4) < round(o1.expected_gain, 4):
+        o2 = options[1]
+        drafts["wrong_gain"] = {"option": o2.id, "rationale": f"{o2.id}'s expected gain of {o2.expected_gain:+.4f} is "
+                                                              f"higher than {o1.id}'s {o1.expected_gain:+.4f}."}
     return drafts
 
 
@@ -83,80 +185,137 @@ class _Capture:
         return RunnableLambda(fail)
 
 
+# ---------------------------------------------------------------------------- judging
+class Bench:
+    """The parts a draft is judged with: the graph's nodes, the context, the LLM judge (or None)."""
+
+    def __init__(self, nodes: Any, ctx: Any, judge_llm: Any | None) -> None:
+        self.nodes, self.ctx, self.judge_llm = nodes, ctx, judge_llm
+
+    def llm(self, messages: list[Any]) -> tuple[bool | None, str, float]:
+        """(rejects, the problem it named, seconds) from the LLM judge; (None, "skipped", 0) without one."""
+        from agent import judge as J
+
+        if self.judge_llm is None:
+            return None, "skipped", 0.0
+        start = time.perf_counter()
+        scores, error = J.llm_scores(self.judge_llm, messages)
+        seconds = time.perf_counter() - start
+        if scores is None:
+            return None, f"error: {error}", seconds
+        return not J.passes(scores, self.ctx.min_judge_score), scores.problem or "none", seconds
+
+    def recommendation(self, state: dict[str, Any], raw: dict[str, Any]) -> tuple[bool, str, tuple[bool | None, str, float]]:
+        """(checks reject, what they found, the LLM's verdict) for a recommendation draft."""
+        from agent import judge as J
+        from agent.nodes import judge_messages, prompt_evidence, shown_accuracies
+
+        candidates, profile = state["candidates"], state["profile"]
+        draft_dict = J.complete_draft(raw, candidates)
+        draft, error = J.parse_draft(draft_dict)
+        config = J.merge_config(draft, candidates)
+        checks = J.run_checks(
+            draft=draft, draft_error=error, candidates=candidates, evidence_aliases=[
+                e["alias"] for e in prompt_evidence(state, self.ctx)], config=config, config_error=None,
+            prediction=self.nodes._predict(profile, config), profile=profile,
+            weights_available=self.nodes.weights_available, accuracy_tolerance=self.ctx.accuracy_tolerance,
+            max_accuracy_gap=self.ctx.max_accuracy_gap, shown_accuracies=shown_accuracies(state, self.ctx),
+            evidence=prompt_evidence(state, self.ctx),
+        )
+        failed = " ".join(f"{c.name}: {c.message}" for c in checks if not c.ok)
+        # The judge reads the answer as the model writes it: the candidate and the rationale.
+        answer = json.dumps({"candidate": raw["candidate"], "rationale": raw["rationale"]})
+        judged = {**state, "draft": draft_dict, "draft_text": answer, "critique": None}
+        return bool(failed), failed, self.llm(judge_messages(judged, self.ctx, draft_dict))
+
+    def tuning(self, text: str, profile: dict[str, Any], trials: list[Any], options: list[Any],
+               raw: dict[str, Any]) -> tuple[bool, str, tuple[bool | None, str, float]]:
+        """(checks reject, what they found, the LLM's verdict) for a tuning answer, as the tuner checks it."""
+        from langchain_core.messages import AIMessage, HumanMessage
+
+        from agent.prompts import prompt
+        from agent.tune import check_choice, tune_messages
+
+        chosen, _, problem = check_choice(raw, options, tried={t.config.key() for t in trials}, profile=profile,
+                                          weights_available=self.nodes.weights_available, remaining=None,
+                                          trials=trials)
+        best = max(trials, key=lambda t: t.val_accuracy)
+        messages = tune_messages(options, text=text, profile=profile, trials=trials, best=best, shap="none",
+                                 remaining=None, budget_seconds=None, max_trials=5)
+        messages += [AIMessage(json.dumps(raw)), HumanMessage(prompt("judge").strip())]
+        return chosen is None, problem or "", self.llm(messages)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=6, help="use the first N tasks of bench.latency")
     parser.add_argument("--model", default=None, help="embedded model name (default: agent.llm's default)")
     parser.add_argument("--kb-dir", default=None)
+    parser.add_argument("--no-llm", action="store_true", help="deterministic checks only (no LLM judge calls)")
     args = parser.parse_args(argv)
 
-    from agent import judge as J
     from agent.context import Context
     from agent.llm import get_chat_model
-    from agent.nodes import Nodes, judge_messages, shown_accuracies
+    from agent.nodes import Nodes
     from agent.recommend import Recommender
     from knowledge.store import open_default
 
     data = Path(os.environ.get("METALLMIX_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    judge_llm = get_chat_model(model=args.model, max_tokens=160)
     ctx = Context(max_judge_retries=0)
     r = Recommender(llm=_Capture(), judge_llm=_Capture(), kb=open_default(args.kb_dir), context=ctx)
     nodes = Nodes(r.parts)  # the graph's nodes over the same parts: its meta-model and weights check
+    bench = Bench(nodes, ctx, None if args.no_llm else get_chat_model(model=args.model, max_tokens=160))
     rows: dict[str, list[tuple[bool, bool | None, float]]] = {k: [] for k in KINDS}
     examples: dict[str, str] = {}
-    for text, dataset in TASKS[: args.tasks]:
+    for index, (text, dataset) in enumerate(TASKS[: args.tasks]):
         rec = r.recommend(text, dataset=str(data / dataset) if dataset else None)
         state = dict(r.graph.get_state({"configurable": {"thread_id": rec.thread_id}}).values)
         profile, candidates = state["profile"], state["candidates"]
         budget = profile.get("budget_seconds")
         budget_text = f"well within the {budget / 60:.0f} minute budget" if budget else "with no time budget to meet"
-        aliases = [e["alias"] for e in state.get("evidence", [])[: ctx.k_prompt]]
-        for kind, raw in drafts_for(candidates, budget_text).items():
-            draft_dict = J.complete_draft(raw, candidates)
-            draft, error = J.parse_draft(draft_dict)
-            config = J.merge_config(draft, candidates)
-            prediction = nodes._predict(profile, config)
-            checks = J.run_checks(
-                draft=draft, draft_error=error, candidates=candidates, evidence_aliases=aliases, config=config,
-                config_error=None, prediction=prediction, profile=profile, weights_available=nodes.weights_available,
-                accuracy_tolerance=ctx.accuracy_tolerance, max_accuracy_gap=ctx.max_accuracy_gap,
-                shown_accuracies=shown_accuracies(state, ctx),
-            )
-            checks_reject = not all(c.ok for c in checks)
-            # The judge reads the answer as the model writes it: the candidate and the rationale.
-            answer = json.dumps({"candidate": raw["candidate"], "rationale": raw["rationale"]})
-            judged = {**state, "draft": draft_dict, "draft_text": answer, "critique": None}
-            start = time.perf_counter()
-            scores, judge_error = J.llm_scores(judge_llm, judge_messages(judged, ctx, draft_dict))
-            seconds = time.perf_counter() - start
-            llm_reject = None if scores is None else not J.passes(scores, ctx.min_judge_score)
+        bare_text, bare_profile = without_budget(state.get("task") or text, profile)
+        bare = {**state, "profile": bare_profile, "task": bare_text}
+        judged: list[tuple[str, str, Any]] = []
+        for kind, raw in drafts_for(candidates, budget_text, index).items():
+            if kind == "invented_limit" and {"max_params", "max_model_bytes"} & set(profile.get("read") or {}):
+                continue  # the task did set a size limit
+            judged.append((kind, raw["rationale"], bench.recommendation(bare if kind in UNBUDGETED else state, raw)))
+        trials, options = tuning_case(candidates, profile, nodes._predict)
+        if len(trials) >= 2 and options:
+            for kind, raw in tuning_drafts(trials, options).items():
+                judged.append((kind, raw["rationale"], bench.tuning(text, profile, trials, options, raw)))
+        for kind, rationale, (checks_reject, found, (llm_reject, label, seconds)) in judged:
             rows[kind].append((checks_reject, llm_reject, seconds))
-            label = "error: " + str(judge_error) if scores is None else (scores.problem or "none")
-            examples.setdefault(kind, f"{raw['rationale']!r} -> LLM: {label} ({scores.critique if scores else ''})")
+            examples.setdefault(kind, f"{rationale!r} -> checks: {found[:220] or 'pass'} | LLM: {label}")
             print(f"{text[:40]:40}  {kind:17} checks {'reject' if checks_reject else 'pass  '}  "
                   f"LLM {label:20} {seconds:5.1f} s", flush=True)
+    report(rows, examples)
+    return 0
 
+
+def report(rows: dict[str, list[tuple[bool, bool | None, float]]], examples: dict[str, str]) -> None:
+    """The table: per kind, how often the checks and the LLM reject; then the totals and an example per kind."""
     print("\nkind               n  checks reject  LLM reject  either rejects  LLM p50 s")
     for kind in KINDS:
         got = rows[kind]
         n = len(got)
-        if not n:  # wrong_comparison needs a candidate predicted below the top one
+        if not n:  # wrong_comparison and the like need candidates that differ
             continue
         ck = sum(c for c, _, _ in got)
         ll = sum(bool(v) for _, v, _ in got)
         either = sum(c or bool(v) for c, v, _ in got)
         errors = sum(v is None for _, v, _ in got)
         p50 = statistics.median(s for _, _, s in got)
-        note = f"  ({errors} judge errors)" if errors else ""
+        note = f"  ({errors} not judged by the LLM)" if errors else ""
         print(f"{kind:17} {n:2}  {ck:6}/{n:<6}  {ll:5}/{n:<5}  {either:7}/{n:<7}  {p50:8.1f}{note}")
-    good = rows["good"]
-    bad = [x for k in KINDS[1:] for x in rows[k]]
-    print(f"\ngood drafts passed by both: {sum(not c and not v for c, v, _ in good)}/{len(good)}; "
-          f"bad drafts caught by checks alone {sum(c for c, _, _ in bad)}/{len(bad)}, by the LLM alone "
-          f"{sum(bool(v) for _, v, _ in bad)}/{len(bad)}, by either {sum(c or bool(v) for c, v, _ in bad)}/{len(bad)}")
+    good = [x for k in GOOD for x in rows[k]]
+    bad = [x for k in KINDS if k not in GOOD for x in rows[k]]
+    print(f"\ngood drafts passed by the checks: {sum(not c for c, _, _ in good)}/{len(good)}, by both: "
+          f"{sum(not c and not v for c, v, _ in good)}/{len(good)}; bad drafts caught by checks alone "
+          f"{sum(c for c, _, _ in bad)}/{len(bad)}, by the LLM alone {sum(bool(v) for _, v, _ in bad)}/{len(bad)}, "
+          f"by either {sum(c or bool(v) for c, v, _ in bad)}/{len(bad)}")
     for kind, line in examples.items():
         print(f"example {kind}: {line}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -37,20 +37,32 @@ def quoted_ids(text: str, prefixes: str = "cr") -> list[str]:
     return list(dict.fromkeys(_id_pattern(prefixes).findall(text)))
 
 
-# A number right after one of these is a hyperparameter, not an accuracy.
-_NOT_ACCURACY = ("lr", "rate", "decay", "momentum", "dropout", "smoothing", "wd")
+# A number right after one of these is a hyperparameter or a difference, not an accuracy
+# (whole words: "rate" is in "accurate", and "the most accurate at 0.99" quotes an accuracy).
+_NOT_ACCURACY = re.compile(r"\b(?:lr|rate|decay|momentum|dropout|smoothing|wd|freeze|gains?|difference|improvement|"
+                           r"margin|by)\b")
+
+
+def _signed(text: str, start: int) -> bool:
+    """Whether the number at `start` carries a sign ("+0.06", "-0.02"; not the dash of "0.65-1.00")."""
+    before = text[:start]
+    return before.endswith(("+", "\u2212")) or (before.endswith("-") and not _RANGE.search(before))
+
+
+_RANGE = re.compile(r"(?<![\w.])\d*\.?\d+\s*-$")  # "0.65-", "93 -": a range's dash before the number
 
 
 def quoted_accuracies(text: str) -> list[float]:
     """The accuracies a text quotes: decimals in 0.05-1 ("0.93", ".9") and percentages ("93%"),
-    except numbers that follow a hyperparameter's name ("lr 0.3", "learning rate of 0.001")."""
+    except numbers that follow a hyperparameter's name ("lr 0.3", "learning rate of 0.001") and
+    differences ("+0.06", "a gain of 0.06", "ahead by 0.06")."""
     values = []
     for match in _ACCURACY.finditer(text):
         decimal, percent = match.groups()
         value = float(decimal) if decimal else float(percent) / 100
         # The words between the previous number (or clause) and this one.
         before = re.split(r"[\d,;:()]", text[max(0, match.start() - 20): match.start()].lower())[-1]
-        if 0.05 <= value <= 1 and not any(word in before for word in _NOT_ACCURACY):
+        if 0.05 <= value <= 1 and not _NOT_ACCURACY.search(before) and not _signed(text, match.start()):
             values.append(value)
     return values
 
