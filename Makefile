@@ -11,14 +11,14 @@ export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run browser test test-fast test-integration lint bench bench-quick bench-reference gpu-bundle clean
+.PHONY: setup run browser postgres test test-fast test-integration lint bench bench-quick bench-reference gpu-bundle clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
-	$(PY) -m pip install -q -e ".[dev,llm]"
+	$(PY) -m pip install -q -e ".[dev,llm,postgres]"
 	rm -f $(VENV)/.stamp-* && touch $@
 
 # The chat window on http://127.0.0.1:7860 with the embedded LLM (HOST/PORT to change).
@@ -29,7 +29,12 @@ run: setup
 browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: the browser test will be skipped"
 
-test: setup browser
+# The Postgres-threads test runs Debian's PostgreSQL on 127.0.0.1 (as the postgres user when root);
+# install it when we may, as chromium above.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || echo "postgresql not installed: the Postgres threads test will be skipped"
+
+test: setup browser postgres
 	$(PY) -m pytest -q -m "not integration" -p no:cacheprovider
 	$(PY) -m pytest -q -m integration -p no:cacheprovider
 
