@@ -375,3 +375,11 @@ def found_in(context: str, text: str) -> list[str]:
 def test_every_statement_is_held_to_its_source(context: str, text: str, finding: str | None) -> None:
     found = found_in(context, text)
     assert (found == []) if finding is None else any(finding in f for f in found), found
+
+
+def test_the_trial_the_prompt_marks_as_kept_may_be_called_best() -> None:
+    from agent.tune import ungrounded_choice
+
+    text = "o1 lowers the learning rate of t3, the best trial so far."
+    assert ungrounded_choice(text, OPTIONS[0], OPTIONS, TRIALS)  # t3 is not the highest validation accuracy
+    assert ungrounded_choice(text, OPTIONS[0], OPTIONS, TRIALS, kept=TRIALS[2]) == []  # but the prompt starred it

@@ -73,6 +73,8 @@ class Facts:
         prefixes: the id letters, the choices' first ("cr", or "ot" when tuning).
         decimals: how many decimals the prompt showed accuracies with.
         trials: the trial ids, in order (tuning only).
+        kept: the trial the prompt marked as kept (`agent.tune.pick`: within one standard error of
+            the highest validation accuracy, the one predicted best), which may be called best too.
         stated: what the user stated; None when it is not known (the limit rule does not run).
     """
 
@@ -84,6 +86,7 @@ class Facts:
     prefixes: str = "cr"
     decimals: int = 2
     trials: tuple[str, ...] = field(default=())
+    kept: str | None = None
     stated: Stated | None = None
 
     def accuracy(self, ident: str) -> float | None:

@@ -1,6 +1,7 @@
 """What a tuning rationale says of the trials: which one is best, and at which epoch a trial peaked.
 
-"t2, the best trial so far" must name the trial with the highest validation accuracy, and
+"t2, the best trial so far" must name the trial with the highest validation accuracy (or the
+one the prompt marked as kept, a near-tie the meta-model predicts better), and
 "t3 peaked at epoch 9" must be t3's best epoch as its log analysis found it. A claim naming no
 trial speaks of the last one (the prompt shows the analysis of the last trial).
 """
@@ -52,7 +53,7 @@ def wrong_best_trial(rationale: str, facts: Facts) -> list[str]:
             if _NOT.search(clause[: m.start()]) or re.match(r"\s*(?:epoch|option|expected|gain)", clause[m.end():], re.I):
                 continue
             trial = _owner(clause, m.start(), m.end(), facts)
-            if trial is None or trial not in scored or trial in leaders:
+            if trial is None or trial not in scored or trial in leaders or trial == facts.kept:
                 continue
             problems.append(f"it calls {trial} the best trial, but {trial} reached {scored[trial]:.3f} and "
                             f"{leaders[0]} {top:.3f}")

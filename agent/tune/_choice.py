@@ -116,12 +116,13 @@ def check_choice(
 
 
 def ungrounded_choice(rationale: str, chosen: Option, opts: Sequence[Option], trials: Sequence[Trial], *,
-                      stated: Stated | None = None) -> list[str]:
+                      stated: Stated | None = None, kept: Trial | None = None) -> list[str]:
     """The judge's grounding check on a tuning rationale (`agent.judge.unsupported`): the options ("o2")
     and trials ("t1") it names exist, and what it says of them is what the prompt showed: accuracies,
     gains (in sign and size), comparisons and differences, hyperparameter values, which trial is best
     and a trial's best epoch. `stated`: the budget and limits the user stated
     (`agent.judge.stated_of(profile, budgets=(budget_seconds, remaining))`); None leaves them unchecked.
+    `kept`: the trial the prompt stars (`pick`), which the rationale may call best as well.
     """
     options = [{"id": o.id, "accuracy": o.expected, "low": o.predicted.low, "high": o.predicted.high,
                 "seconds": o.predicted.seconds, "config": o.config.model_dump(mode="json"),
@@ -133,5 +134,6 @@ def ungrounded_choice(rationale: str, chosen: Option, opts: Sequence[Option], tr
     shown += [t["test_accuracy"] for t in shown_trials.values() if t["test_accuracy"] is not None]
     facts = Facts(known=frozenset([o["id"] for o in options] + list(shown_trials)), shown=tuple(shown),
                   runs={o["id"]: o for o in options} | shown_trials, candidates=options, about=(chosen.id,),
-                  prefixes="ot", decimals=3, trials=tuple(shown_trials), stated=stated)
+                  prefixes="ot", decimals=3, trials=tuple(shown_trials), stated=stated,
+                  kept=None if kept is None else f"t{kept.number}")
     return unsupported(rationale, facts)
