@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.common import header, percentile, table, write_section  # noqa: E402
+from bench.common import commit, header, percentile, table, write_section  # noqa: E402
 
 # ----------------------------------------------------------------------------- outcomes
 Kind = Literal["recommended", "refused", "rejected", "crashed"]
@@ -437,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     from agent.recommend import Recommender
 
     cases = interleaved(CASES)[: args.limit] if args.limit else interleaved(CASES)
+    loaded = commit()  # the code the run imports now; others may commit while it runs
     t0 = time.perf_counter()
     r = Recommender()
     r.warm_up()
@@ -494,18 +495,22 @@ def main(argv: list[str] | None = None) -> int:
     print(summary)
 
     if args.docs:
-        write_section("task-texts", _doc(rows, cat_table, lat_table, summary, warm, model), path=Path(args.docs))
+        write_section("task-texts", _doc(rows, cat_table, lat_table, summary, warm, model, loaded), path=Path(args.docs))
         print(f"wrote the task-texts section of {args.docs}")
     return 0
 
 
 def _doc(rows: list[tuple[Case, Outcome, list[str]]], cat_table: str, lat_table: str, summary: str, warm: float,
-         model: str) -> str:
+         model: str, loaded: str) -> str:
     failures = [(case, out, p) for case, out, p in rows if p]
+    ended = commit()
+    code = (f"The code was imported at commit {loaded}, when the run started"
+            + (f" (the checkout was at {ended} when it ended: modules are imported once, so the run kept "
+               f"{loaded}'s). " if ended != loaded else ". "))  # lazily imported modules load at the warm-up request
     lines = [
         "## Task texts as a new user writes them (`python -m bench.task_texts`)",
         "",
-        header("Each text ran once through the real Recommender (embedded "
+        header("task texts", code + "Each text ran once through the real Recommender (embedded "
                f"{model} as reasoner and judge, the default knowledge base and meta-model), built and warmed once "
                f"({warm:.0f} s, untimed), up to the approval question; categories interleaved. Run under "
                "`nice -n 19` on a machine other work shares."),
