@@ -208,7 +208,7 @@ class Bench:
     def recommendation(self, state: dict[str, Any], raw: dict[str, Any]) -> tuple[bool, str, tuple[bool | None, str, float]]:
         """(checks reject, what they found, the LLM's verdict) for a recommendation draft."""
         from agent import judge as J
-        from agent.nodes import judge_messages, prompt_evidence, shown_accuracies
+        from agent.prompting import judge_messages, prompt_evidence, shown_accuracies
 
         candidates, profile = state["candidates"], state["profile"]
         draft_dict = J.complete_draft(raw, candidates)
