@@ -4,8 +4,9 @@ Every row is run through every face that can express it, against the real parts 
 matter here: the real graph, the real knowledge base (JSONL + Chroma on a temporary
 folder) and the real XGBoost meta-model. Only the chat model is scripted (no 1.5B LLM per
 case): it answers like a careful reasoner from the prompt's candidates, except that it
-*obeys* a prompt injection in the task (it then writes lr=100 and an invented backbone),
-so the judge, not the model's good manners, has to stop it.
+*obeys* a prompt injection it reads (it then writes lr=100 and an invented backbone). An
+injection inside the task is cut out before any model reads it (tools.scope); were one to get
+through, the judge, not the model's good manners, would have to stop it.
 
 For each case the outcome is either a clear message (API: a ValueError/TaskError; CLI:
 exit 2 with "error: ..." on stderr; chat: a message in the conversation) or a sane
@@ -86,7 +87,8 @@ class Case:
         faces: which faces run it: "a" API, "c" CLI, "h" chat.
         cli: a regex for the CLI where its message differs (argparse checks types first).
         chat: a regex for the chat where its message differs (the chat asks instead of failing).
-        injected: the scripted LLM obeys an injection here: the answer must be a labelled fallback.
+        injected: the task holds an instruction to the assistant, which the scripted LLM would obey: it must
+            never reach the model (the profile says it was ignored).
     """
 
     id: str
@@ -308,10 +310,11 @@ def assert_sane(rec: Recommendation, case: Case, face: str) -> None:
     assert 0.0 <= rec.expected_accuracy <= 1.0 and math.isfinite(rec.expected_seconds) and rec.expected_seconds > 0
     if rec.fallback:
         assert rec.rationale.startswith("Fallback") and "FALLBACK" in render_text(rec)
-    if case.injected:  # the model obeyed the injection: the judge must have thrown every draft out
-        assert rec.fallback and not rec.verdict.passed, (face, rec.verdict)
-        assert "vit_huge" not in render_text(rec).split("Fallback reason")[0]
-        assert c.learning_rate <= RANGES["learning_rate"].high
+    if case.injected:  # the instruction is cut out of the task before any model reads it (tools.scope)
+        assert any("instruction" in n and "ignored" in n for n in rec.profile.notes), (face, rec.profile.notes)
+        assert c.backbone != "vit_huge" and c.learning_rate <= RANGES["learning_rate"].high
+        if rec.fallback:  # had a model obeyed anyway, the judge must have thrown its drafts out
+            assert not rec.verdict.passed and "vit_huge" not in render_text(rec).split("Fallback reason")[0]
 
 
 FACES = {"a": "api", "c": "cli", "h": "chat"}
@@ -352,8 +355,9 @@ def test_bad_input(case: Case, face: str, world: dict[str, Any], monkeypatch: py
             assert out.rec is not None
             assert_sane(out.rec, case, face)
     if case.injected:
-        assert llm.injected >= 1 or out.kind == "message"  # the scripted model did obey it
-        count("prompt injections obeyed by the fake LLM and stopped by the judge")
+        assert llm.injected == 0, "the injected instruction reached the model"
+        assert not any(INJECTION.search(str(m.content)) for prompt in llm.prompts for m in prompt)
+        count("prompt injections cut out before the (obedient) fake LLM could read them")
     assert spy.calls == [], "a training job was started"
     assert not runs.exists() or not any(runs.iterdir())
     assert jsonl_ids(kb_root) == before  # nothing written to the knowledge base

@@ -31,6 +31,12 @@ SCOPE_TABLE = [
     ("med-veterinary", "veterinary x-rays of dogs: fracture or not", MED, "x-rays"),
     ("med-skin-phone", "pictures of skin rashes taken with a phone, eczema vs psoriasis", MED, None),
     ("med-segment-and-classify", "segment and then classify the skin lesions in dermoscopy images", MED, "dermoscopy"),
+    ("med-how-does-question", "how does fine-tuning work for knee MRI classification?", MED, "MRI"),
+    # a question about imaging that asks for no set-up (no model, training, data or classes)
+    ("not-explain-modalities", "Can you explain to a patient the difference between a CT scan and an MRI?", NOT,
+     "Can you explain"),
+    ("not-safety-question", "is a CT scan safe for children?", NOT, "is a"),
+    ("not-describe-ultrasound", "describe how an ultrasound probe forms an image", NOT, "describe"),
     # ---- image classification, not medical
     ("non-cats-dogs", "classify photos of cats and dogs, 25k images", NON, "cats"),
     ("non-products", "sort product photos into 12 categories for an online shop", NON, "product"),

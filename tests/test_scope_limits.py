@@ -115,10 +115,10 @@ def test_each_field_read_from_the_text_is_shown_with_its_words(recommender: Reco
     from agent.recommendation import render_text
 
     rec = recommender.recommend("knee x-rays graded KL 0-4, about 3.1k images, 20 minutes on a laptop")
-    assert rec.profile.meta.n_classes == 5 and rec.profile.read["n_classes"] == "KL 0-4"
+    assert rec.profile.meta.n_classes == 5 and rec.profile.read["n_classes"] == "graded KL 0-4"
     assert rec.profile.meta.n_instances == 3100
     text = render_text(rec)
-    assert "Read from your text:" in text and "n_classes <- 'KL 0-4'" in text
+    assert "Read from your text:" in text and "n_classes <- 'graded KL 0-4'" in text
 
 
 def test_bad_limits_from_the_api_say_what_is_wrong(recommender: Recommender) -> None:

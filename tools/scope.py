@@ -107,6 +107,13 @@ _NON_MEDICAL = re.compile(
     r"\bfabrics?\b|\btextiles?\b|\blicen[cs]e plates?\b|\bships?\b|\baircraft\b|\bairplanes?\b|"
     r"\bboats?\b|\btoys?\b|\bjewel\w*|\bsnakes?\b|\bspiders?\b|\bfrogs?\b|\bwhales?\b|\bpedestrians?\b"
 )
+# A question about imaging ("explain the difference between CT and MRI") names modalities but asks for no
+# set-up: it is refused unless it also speaks of a model, training, data or classes.
+_QUESTION = re.compile(r"^\W*(?:(?:can|could|would) you\s+|please\s+)?(?:explain|describe|tell me (?:about|what|why|how)|"
+                       r"what(?:'s| is| are) the differences?|what(?:'s| is) (?:a|an)\b|how (?:does|do|is|are)\b|"
+                       r"why (?:does|do|is|are)\b|is (?:it|a|an)\b)")
+_TASK_WORDS = re.compile(r"\bmodels?\b|\btrain\w*|\bdatasets?\b|\bbackbones?\b|\bnetworks?\b|\bcnns?\b|"
+                         r"\brecommend\w*|\baccura\w*|\bfine[- ]?tun\w*|\bhyper-?parameters?\b|\bclass(?:es)?\b")
 _GREETING = re.compile(
     r"(?:hi|hello|hey|hiya|howdy|yo|good (?:morning|afternoon|evening)|thanks?|thank you|cheers|ok(?:ay)?|test(?:ing)?|"
     r"help(?: me)?(?: please)?|please help|what can you do|what do you do|who are you|what is this|how does (?:this|it) work|"
@@ -215,6 +222,12 @@ def _judge(text: str, low: str, profile: TaskProfile | None) -> tuple[ScopeKind,
         if label not in _DATA_NOT_IMAGES and not _EXPLICIT_CLASSIFY.search(low):
             return "not_image_classification", [m.span()], _other(name)
         also = also or name
+    question = _QUESTION.search(low)
+    if question and not _TASK_WORDS.search(low) and not classify and not {"n_classes", "n_instances"} & set(
+            profile.said if profile is not None else {}):
+        return "not_image_classification", [question.span()], (
+            f"{WHAT_IT_DOES} This reads as a question about imaging, not a task to set up, so there is nothing to "
+            f"recommend. {EXAMPLE}")
     kind, spans, message = _image_task(text, low, profile, image, classify)
     if also and kind in IN_SCOPE:
         message = " ".join(x for x in (message, f"Only the classification is set up here: {also} is not covered.") if x)

@@ -28,7 +28,7 @@ MAX_IMAGES = 1_000_000_000
 MAX_GRADES = 20  # a range wider than this is a score ("0 to 100"), not classes
 HINTED_RATIO = 5.0  # "imbalanced", "rare class" without a number
 
-CLASS_NOUNS = (r"(?:classes|class|clases|classses|categories|category|catagories|categorys|labels|types|grades|kinds|"
+CLASS_NOUNS = (r"(?:classes|class|clases|classses|categories|category|catagories|categorys|labels|types|grades|kinds|species|"
                r"conditions|diagnoses|diseases|disorders|outcomes|groups|findings|stages|levels|tiers|subtypes|"
                r"phenotypes|pathologies)")
 IMAGE_NOUNS = (r"(?:images?|imgs?|pictures?|pics|photos?|photographs?|scans?|slides?|patches|patch|samples?|examples?|"
@@ -122,6 +122,9 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
             number = read_count(m.group("r"))
             _set_ratio(r, p, number.value, m, approximate=bool(m.groupdict().get("ap")) or number.approximate)
             return None
+    if (m := _extremes(r.low)) is not None:  # "64 in the smallest class, 3,200 in the largest"
+        _set_ratio(r, p, m[1], m[0], approximate=False)
+        return None
     for regex in _RATIO_PAIR:
         for m in regex.finditer(r.low):
             before, window = r.low[max(0, m.start() - 12):m.start()], r.low[max(0, m.start() - 30):m.end() + 30]
@@ -154,6 +157,37 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
         return {"share": share, "start": m.start(), "end": m.end(), "majority": bool(_MAJORITY.search(near)),
                 "minority": bool(_MINORITY.search(near)), "approximate": m.group("ap") not in (None, "only", "just")}
     return None
+
+
+_EXTREME_WORDS = {"smallest": re.compile(r"\b(?:smallest|rarest|least common)\b"),
+                  "largest": re.compile(r"\b(?:largest|biggest|most common|commonest)\b")}
+_NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?![\d.])|(?<![\w.,])\d+(?![\d.,]\d)")
+_CLAUSE_END = re.compile(r"[,;.](?!\d)")  # not the comma of "6,705"
+
+
+def _extremes(low: str) -> tuple[re.Match[str], float] | None:
+    """The sizes of the smallest and the largest class where both are given ("64 in the smallest
+    class, 3,200 in the largest"): each word takes the nearest number in its clause. Returns a
+    match spanning both and largest / smallest."""
+    found = {}
+    for name, word in _EXTREME_WORDS.items():
+        w = word.search(low)
+        if w is None:
+            return None
+        before = [b.end() for b in _CLAUSE_END.finditer(low, 0, w.start())]
+        start = before[-1] if before else 0
+        after = _CLAUSE_END.search(low, w.end())
+        end = after.start() if after else len(low)
+        numbers = [n for n in _NUMBER.finditer(low, start, end)]
+        if not numbers:
+            return None
+        n = min(numbers, key=lambda n: min(abs(n.start() - w.end()), abs(w.start() - n.end())))
+        found[name] = (float(n.group(0).replace(",", "")), min(n.start(), w.start()), max(n.end(), w.end()))
+    (small, s0, s1), (large, l0, l1) = found["smallest"], found["largest"]
+    if small <= 0 or large < small:
+        return None
+    start, end = min(s0, l0), max(s1, l1)
+    return re.compile(re.escape(low[start:end])).search(low, start), large / small
 
 
 def _clause(low: str, start: int, end: int) -> str:
@@ -215,13 +249,13 @@ _SCALE = (r"(?:(?:kellgren[- ]lawrence|kl|[a-z]{1,4}-?rads|gleason|who|t[o\u00f6
           r"grades?|staged|staging|stages?|levels?|scores?|scale|classes|categories|tiers?|grade groups?)|\bkl\b|"
           r"\b[a-z]{1,4}-?rads\b")
 _RANGE = (
-    re.compile(rf"\b(?:{_SCALE})\s*(?:from\s+|of\s+)?(?P<a>{_LABEL})\s*(?:-|to|through|thru|until|\.\.)\s*"
+    re.compile(rf"\b(?:{_SCALE})\s*(?:from\s+|of\s+)?(?:(?:kl|grade|stage|level)\s*)?(?P<a>{_LABEL})\s*(?:-|to|through|thru|until|\.\.)\s*"
                rf"(?:(?:grade|stage|level|kl)\s*)?(?P<b>{_LABEL})(?![\w.])"),
     re.compile(rf"(?<![\w.-])(?P<a>{_LABEL})\s*(?:-|to|through)\s*(?P<b>{_LABEL})\s+(?:kl\s+|kellgren[- ]lawrence\s+)?"
                r"(?:grades|stages|levels|classes)\b"),
 )
 _GRADE_LIST = re.compile(rf"\b(?:{_SCALE})\s+(?P<l>{_LABEL}(?:\s*,\s*{_LABEL})+(?:\s*,?\s*(?:and|or)\s+{_LABEL})?)(?![\w.])")
-_ITEM = r"[a-z][\w'-]*(?:\s+[a-z][\w'-]*){0,2}"
+_ITEM = r"(?!(?:and|or)\b)[a-z][\w'-]*(?:\s+(?!(?:and|or)\b)[a-z][\w'-]*){0,2}"  # "bacterial pneumonia", never "x and"
 _LIST = rf"{_ITEM}(?:\s*,\s*{_ITEM})+(?:\s*,?\s+(?:and|or)\s+{_ITEM})?|{_ITEM}\s+(?:and|or)\s+{_ITEM}"
 _NAMED = (
     re.compile(rf"\(\s*(?P<l>{_LIST})\s*\)"),
@@ -278,11 +312,19 @@ def _names_ok(names: list[str]) -> bool:
                                    for n in names)
 
 
+def _trimmed(name: str) -> str:
+    """A listed name without the words after it that name no class ("malignant breast ultrasound")."""
+    words = name.split()
+    while len(words) > 1 and words[-1] in _NOT_NAMES:
+        words.pop()
+    return " ".join(words)
+
+
 def _named(low: str) -> tuple[int, int, int] | None:
     """(count, start, end) of the first list of class names, by the kinds of list in order."""
     for i, regex in enumerate(_NAMED):
         for m in regex.finditer(low):
-            names = [x.strip() for x in re.split(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group("l"))]
+            names = [_trimmed(x) for x in re.split(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group("l"))]
             if i == 1 or _names_ok([n.split()[-1] if n else n for n in names]):  # 1: "classes: a, b and c" says so
                 return len(names), m.start("l") - (1 if low[m.start() : m.start() + 1] == "(" else 0), m.end()
     m = _FROM.search(low)
