@@ -53,6 +53,7 @@ NICE ?= nice -n 19
 bench: setup
 	$(PY) bench/kb_report.py
 	$(NICE) $(PY) -m bench.metamodel --targets
+	$(NICE) $(PY) -m bench.calibration --docs docs/BENCHMARKS.md
 	$(NICE) $(PY) bench/runner_throughput.py
 	$(NICE) $(PY) -m bench.latency --baseline rationale
 	$(NICE) $(PY) -m bench.task_texts --docs docs/BENCHMARKS.md
