@@ -226,7 +226,7 @@ class FakeJobs:
 DRAFT = {
     "candidate": "c1", "backbone": "efficientnet_lite0", "mode": "frozen", "learning_rate": 0.001, "batch_size": 64,
     "epochs": 10, "expected_accuracy": 0.8,
-    "rationale": "c1 has the best predicted accuracy of the candidates and fits the budget.", "cite": ["c1"],
+    "rationale": "c1 has the best predicted accuracy of the candidates.", "cite": ["c1"],
 }
 
 

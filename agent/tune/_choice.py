@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent.formatting import config_text, data_text, duration_text
-from agent.judge import Facts, Stated, one_sentence, tidy_text, unsupported, validate_config
+from agent.judge import Facts, Stated, one_sentence, stated_of, tidy_text, unsupported, validate_config
 from agent.prompts import prompt
 from agent.tune._models import Option, Trial
 
@@ -79,6 +79,8 @@ def check_choice(
     weights_available: Callable[[str], bool],
     remaining: float | None,
     trials: Sequence[Trial],
+    budget_seconds: float | None = None,
+    kept: Trial | None = None,
 ) -> tuple[Option | None, str, str | None]:
     """(chosen option, rationale, None) or (None, "", why the LLM's answer `out` is not used).
 
@@ -90,6 +92,9 @@ def check_choice(
         weights_available: whether a backbone's pretrained weights exist here.
         remaining: what is left of the budget (None: no budget).
         trials: the trials so far (the rationale may speak of them as "t1", ...).
+        budget_seconds: the tuning budget, all trials together (None: none was stated); a rationale
+            may speak of it and of `remaining`, and of no other budget or limit the user did not state.
+        kept: the trial the prompt stars as the best kept so far (the rationale may call it best).
     """
     if not isinstance(out, dict) or not isinstance(out.get("option"), str) or not isinstance(out.get("rationale"), str):
         return None, "", f"the LLM's answer is not the JSON object asked for: {str(out)[:160]}"
@@ -109,7 +114,8 @@ def check_choice(
         return None, "", f"{chosen.id} is predicted to need {duration_text(chosen.predicted.seconds)}, more than is left"
     if len(rationale) < 20:
         return None, "", "the rationale is empty or too short"
-    false = ungrounded_choice(rationale, chosen, opts, trials)
+    stated = stated_of(profile, budgets=(budget_seconds, remaining))
+    false = ungrounded_choice(rationale, chosen, opts, trials, stated=stated, kept=kept)
     if false:
         return None, "", "the rationale states what the evidence does not: " + "; ".join(false)
     return chosen, rationale, None
