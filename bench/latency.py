@@ -106,8 +106,8 @@ def _llm_call(path: str, baseline: str | None) -> Iterator[None]:
         }
     else:
         swaps = {
-            # agent.nodes reads the package's RATIONALE_MAX, the draft's schema and parser DRAFT_RATIONALE_MAX
-            "RATIONALE_MAX": 150, "DRAFT_RATIONALE_MAX": 150,
+            # read by agent.nodes through the package, and by the draft's schema and parser in agent.judge._draft
+            "DRAFT_RATIONALE_MAX": 150,
             "one_sentence": lambda limit, min_length=20: {"type": "string", "minLength": min_length, "maxLength": limit},
             "tidy_text": _old_tidy_text,
         }

@@ -73,13 +73,10 @@ from agent.judge._llm import (
 from agent.judge._text import one_sentence, tidy_text, with_rationale
 from agent.judge._verdict import checks_as_json, critique_of, finite, short_json
 
-# The old name of DRAFT_RATIONALE_MAX, still read as `J.RATIONALE_MAX` by agent/nodes.py and
-# tests/test_graph.py; the tuning rationale's limit is agent.tune.PROPOSAL_RATIONALE_MAX.
-RATIONALE_MAX = DRAFT_RATIONALE_MAX
 
 __all__ = [
     "BATCH_SIZES", "CHECKS", "CRITIQUE_MAX", "DRAFT_RATIONALE_MAX", "GROUNDING", "JUDGE_PROBLEMS", "LLM_FIELDS",
-    "MAX_CITES", "NO_CRITIQUE", "QUOTE_TOLERANCE", "RATIONALE_MAX", "SCORE_NAMES", "Check", "Claim", "Draft",
+    "MAX_CITES", "NO_CRITIQUE", "QUOTE_TOLERANCE", "SCORE_NAMES", "Check", "Claim", "Draft",
     "DraftCase", "Facts", "JudgeScores", "Rule", "Stated", "base_candidate", "checks_as_json", "complete_draft",
     "critique_of", "draft_schema", "finite", "judge_schema", "llm_scores", "merge_config", "one_sentence",
     "parse_draft", "passes", "quoted_accuracies", "quoted_ids", "quotes_duration", "run_checks", "short_json",
