@@ -73,7 +73,6 @@ from agent.judge._llm import (
 from agent.judge._text import one_sentence, tidy_text, with_rationale
 from agent.judge._verdict import checks_as_json, critique_of, finite, short_json
 
-
 __all__ = [
     "BATCH_SIZES", "CHECKS", "CRITIQUE_MAX", "DRAFT_RATIONALE_MAX", "GROUNDING", "JUDGE_PROBLEMS", "LLM_FIELDS",
     "MAX_CITES", "NO_CRITIQUE", "QUOTE_TOLERANCE", "SCORE_NAMES", "Check", "Claim", "Draft",
