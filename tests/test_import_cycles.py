@@ -241,8 +241,8 @@ def test_imports_point_down_only(layer: str, forbidden: tuple[str, ...]) -> None
 
 
 # agent.chat's modules in their order (its __init__'s docstring): each imports only those before it
-CHAT_ORDER = ("views", "router", "transcript", "plots", "uploads", "knowledge_tab", "cards", "runs", "rendering",
-              "tuning", "adapter")
+CHAT_ORDER = ("views", "router", "transcript", "plots", "uploads", "knowledge_tab", "cards", "export", "runs",
+              "rendering", "tuning", "adapter")
 
 
 def test_chat_modules_import_only_the_ones_listed_before_them() -> None:

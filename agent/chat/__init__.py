@@ -2,11 +2,12 @@
 
     views          what the screen shows of a thread (ChatView, TrainingView, messages)
     router         which way a typed message goes, as a table of rules
-    transcript     the SQLite side table of follow-ups, notes and tuning sessions
+    transcript     the side table of follow-ups, notes and tuning sessions (SQLite, or Postgres with METALLMIX_DB)
     plots          the learning curve
     uploads        uploaded datasets and the checks on an archive
     knowledge_tab  the knowledge-base tab's counts and tables
     cards          the Markdown of each step and the recommendation card
+    export         the configuration to take away: JSON, YAML, the CLI command, a Python snippet
     export         a configuration to take away: JSON, YAML, the CLI command, Python
     runs           live runs: graph runs in background threads, the training-job registry
     rendering      checkpoint history -> messages, a table from node name to renderer
