@@ -136,6 +136,11 @@ class Recommendation(_Model):
     thread_id: str | None = None
 
 
+# A prediction this far above the best similar past run is flagged as optimistic: the meta-model
+# extrapolates, and nothing it learnt from reached that accuracy on a task like this one.
+OPTIMISM_MARGIN = 0.05
+
+
 def build_recommendation(
     *,
     state: State,
@@ -179,6 +184,12 @@ def build_recommendation(
         warnings.append(f"training time on {profile['device']}: {prediction['device_note']}")
     if prediction.get("evidence_note"):  # the task is far from every dataset the knowledge base has seen
         warnings.append(prediction["evidence_note"])
+    ran = [e for e in evidence if e.get("test_accuracy") is not None]
+    best = max(ran, key=lambda e: e["test_accuracy"], default=None)
+    if best is not None and prediction["accuracy"] > best["test_accuracy"] + OPTIMISM_MARGIN:
+        warnings.append(f"the predicted accuracy {prediction['accuracy']:.2f} is above every similar past run "
+                        f"(the best, {best['alias']} on {best['dataset']}, reached {best['test_accuracy']:.2f}): "
+                        "treat it as optimistic")
     if profile["assumed"]:
         warnings.append("assumed (not stated): " + ", ".join(profile["assumed"]))
     verdict = dict(state["verdict"])

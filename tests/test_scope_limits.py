@@ -171,3 +171,17 @@ def test_alternatives_say_what_they_trade(recommender: Recommender) -> None:
             assert diff > 0
         if a.role == "another mode":
             assert by_id[a.id].config.mode != rec.config.mode
+
+
+def test_a_prediction_above_every_similar_run_is_flagged_as_optimistic(tmp_path: Path) -> None:
+    from tests.fakes import make_record
+
+    low_runs = [make_record("skin_lesion_isic", "efficientnet_lite0", "frozen", 0.55),
+                make_record("skin_lesion_isic", "small_cnn", "scratch", 0.48, 120.0)]
+    r = Recommender(llm=ScriptChat(), kb=FakeStore(tmp_path / "kb", low_runs), metamodel=FakeMetaModel(png=False))
+    rec = r.recommend("skin lesion dermoscopy, 8 classes, 2,000 images")
+    assert rec.expected_accuracy > 0.6
+    (warning,) = [w for w in rec.warnings if "optimistic" in w]
+    assert "above every similar past run (the best, r1 on skin_lesion_isic, reached 0.55)" in warning
+    fair = Recommender(llm=ScriptChat(), kb=FakeStore(tmp_path / "kb2"), metamodel=FakeMetaModel(png=False))
+    assert not any("optimistic" in w for w in fair.recommend("skin lesion dermoscopy, 8 classes, 2,000 images").warnings)
