@@ -512,8 +512,8 @@ def _doc(rows: list[tuple[Case, Outcome, list[str]]], cat_table: str, lat_table:
         "",
         header("task texts", code + "Each text ran once through the real Recommender (embedded "
                f"{model} as reasoner and judge, the default knowledge base and meta-model), built and warmed once "
-               f"({warm:.0f} s, untimed), up to the approval question; categories interleaved. Run under "
-               "`nice -n 19` on a machine other work shares."),
+               f"({warm:.0f} s, untimed), up to the approval question; categories interleaved. Run at niceness "
+               f"{os.nice(0)} on a machine other work may share."),
         "",
         f"{len(rows)} texts written for this benchmark (bench/task_texts.py `CASES`, each with the behaviour "
         "expected as checks): medical tasks of several modalities in lay and clinical words, with typos and counts "
