@@ -228,39 +228,28 @@ def build_parts(
         start_job: the training-job starter (tests may inject one); None runs real jobs.
         weights_available: whether a backbone's pretrained weights exist here (default: look on disk).
     """
-    from agent.graph import compile_graph
-    from agent.nodes import Nodes
+    from agent.graph import build_graph
     from agent.parts import Parts
 
     saver, _ = open_checkpointer(settings.db_path)  # first: Postgres down stops the start before anything is made
     settings.plot_dir.mkdir(parents=True, exist_ok=True)
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
-    if kb is None:
-        from knowledge.store import open_default
-
-        kb = open_default(settings.kb_dir)
-    if llm is None:
-        from agent.llm import get_chat_model, require_ollama
-
-        require_ollama()  # a configured but unreachable server: say so at start, with the way out
-        llm = get_chat_model(max_tokens=320)
-        judge_llm = judge_llm or get_chat_model(max_tokens=160)
     jobs = JobRegistry(start_job)
-    nodes = Nodes(Parts(llm=llm, judge_llm=judge_llm, kb=kb, metamodel=metamodel, start_job=jobs.start,
-                        weights_available=weights_available))
-    graph = compile_graph(nodes, checkpointer=saver)
+    parts = Parts.default(kb_dir=settings.kb_dir, llm=llm, judge_llm=judge_llm, kb=kb, metamodel=metamodel,
+                          start_job=jobs.start, weights_available=weights_available)
+    graph = build_graph(parts, checkpointer=saver)
     context = Context(plot_dir=str(settings.plot_dir), allowed_data_dirs=settings.allowed_data_dirs,
                       runs_dir=settings.runs_dir)
     adapter = ChatAdapter(
-        graph, nodes.parts, context=context, jobs=jobs, transcript=Transcript(settings.db_path),
-        uploads_dir=settings.uploads_dir, followup_llm=llm,
+        graph, parts, context=context, jobs=jobs, transcript=Transcript(settings.db_path),
+        uploads_dir=settings.uploads_dir, followup_llm=parts.llm,
     )
 
     def warm_up() -> None:
-        kb.search("warm up", k=1)
-        nodes.parts.get_metamodel()
+        parts.kb.search("warm up", k=1)
+        parts.get_metamodel()
 
-    return AppParts(adapter=adapter, kb=kb, warm_up=warm_up)
+    return AppParts(adapter=adapter, kb=parts.kb, warm_up=warm_up)
 
 
 # ------------------------------------------------------------------------------ screen
