@@ -162,7 +162,6 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
 _EXTREME_WORDS = {"smallest": re.compile(r"\b(?:smallest|rarest|least common)\b"),
                   "largest": re.compile(r"\b(?:largest|biggest|most common|commonest)\b")}
 _NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?![\d.])|(?<![\w.,])\d+(?![\d.,]\d)")
-_CLAUSE_END = re.compile(r"[,;.](?!\d)")  # not the comma of "6,705"
 
 
 def _extremes(low: str) -> tuple[re.Match[str], float] | None:
@@ -174,10 +173,7 @@ def _extremes(low: str) -> tuple[re.Match[str], float] | None:
         w = word.search(low)
         if w is None:
             return None
-        before = [b.end() for b in _CLAUSE_END.finditer(low, 0, w.start())]
-        start = before[-1] if before else 0
-        after = _CLAUSE_END.search(low, w.end())
-        end = after.start() if after else len(low)
+        start, end = _clause_bounds(low, w.start(), w.end())
         numbers = [n for n in _NUMBER.finditer(low, start, end)]
         if not numbers:
             return None
@@ -190,9 +186,15 @@ def _extremes(low: str) -> tuple[re.Match[str], float] | None:
     return re.compile(re.escape(low[start:end])).search(low, start), large / small
 
 
-def _clause(low: str, start: int, end: int) -> str:
+def _clause_bounds(low: str, start: int, end: int) -> tuple[int, int]:
+    """Where the clause holding low[start:end] begins and ends."""
     left = max([m.end() for m in _CLAUSE.finditer(low, 0, start)] or [0])
     right = min([m.start() for m in _CLAUSE.finditer(low, end)] or [len(low)])
+    return left, right
+
+
+def _clause(low: str, start: int, end: int) -> str:
+    left, right = _clause_bounds(low, start, end)
     return low[left:right]
 
 
