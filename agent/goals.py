@@ -126,9 +126,7 @@ def apply_goals(found: list[Any], goals: dict[str, Any], metamodel: Any, meta: A
         extra = metamodel.candidates(meta, replace(constraints, **side), n=1, open_fields=open_fields)
         out += [replace(c, origin="requested") for c in extra]
     if "overfitting" in (goals.get("worries") or {}):
-        configs, seen = [], set()
-        for c in out:
-            configs.append(regularised(c.config))
+        configs, seen = [regularised(c.config) for c in out], set()
         preds = metamodel.predict(meta, configs, device=constraints.device, open_fields=open_fields)
         shaped = []
         for c, cfg, p in zip(out, configs, preds, strict=True):

@@ -347,7 +347,7 @@ class Tuner:
         chosen, rationale, problem = check_choice(
             out, opts, tried=self.tried(), profile=self.profile, weights_available=self.weights_available,
             remaining=self.remaining, trials=self.trials, budget_seconds=self.budget_seconds,
-            kept=pick(self.trials, self.n_val)[0],
+            kept=self.best,
         )
         return chosen, rationale, problem, seconds
 
