@@ -28,7 +28,11 @@ from pydantic import ValidationError
 from agent import judge as J
 from agent.context import Context
 from agent.formatting import (
+    CANDIDATE_COLUMNS,
+    EVIDENCE_COLUMNS,
+    EVIDENCE_LEGEND,
     accuracy_text,
+    candidate_legend,
     config_text,
     duration_text,
     fmt_value,
@@ -70,6 +74,7 @@ class FollowupAnswer:
         checks: the judge's deterministic checks on `config`: [{name, ok, message}].
         missing: the data the thread would need to answer fully.
         understood_as: how the question was read (shown when an LLM mapped it).
+        legend: what each column of the table means (shown under it).
     """
 
     intent: str
@@ -82,12 +87,15 @@ class FollowupAnswer:
     checks: list[dict[str, Any]] | None = None
     missing: list[str] = field(default_factory=list)
     understood_as: str | None = None
+    legend: str | None = None
 
     def markdown(self) -> str:
         """The text with its table, ready for a chat window or a terminal."""
         parts = [self.text.strip()]
         if self.columns and self.rows:
             parts.append(markdown_table(self.columns, self.rows))
+            if self.legend:
+                parts.append(self.legend)
         return "\n\n".join(p for p in parts if p)
 
     def to_json(self) -> dict[str, Any]:
@@ -513,7 +521,13 @@ def _answer_similar(t: ThreadView, store: Any) -> FollowupAnswer:
         from agent.prompting import task_query
 
         try:
-            hits = store.search(task_query(t.profile, t.state.get("task") or "", Context()), k=8)
+            query = task_query(t.profile, t.state.get("task") or "", Context())
+            if hasattr(store, "search_vectors"):
+                from tools.evidence import diverse_runs
+
+                hits = diverse_runs(store, query, 8).runs
+            else:
+                hits = store.search(query, k=8)
         except Exception as exc:  # the index may be unavailable; say so rather than guess
             return FollowupAnswer(intent="missing", text=f"The knowledge base could not be searched: {exc}",
                                   missing=["a searchable knowledge base"])
@@ -531,13 +545,14 @@ def _answer_similar(t: ThreadView, store: Any) -> FollowupAnswer:
              None if e.get("test_accuracy") is None else round(e["test_accuracy"], 3), duration_text(e.get("seconds")),
              round(float(e.get("distance", 0.0)), 3)] for e in evidence]
     ok = [e for e in evidence if e.get("test_accuracy") is not None]
-    text = f"The {len(evidence)} most similar past experiments in the knowledge base (the best results first)."
+    datasets = len({e["dataset"] for e in evidence})
+    text = (f"{len(evidence)} similar past experiments from the knowledge base, on {datasets} dataset"
+            f"{'s' if datasets != 1 else ''}: near your task but unlike each other, the nearest dataset's first.")
     if ok:
         best = max(ok, key=lambda e: e["test_accuracy"])
         text += (f" The best of them, {best['alias']} ({best['dataset']}, {config_text(best['config'])}), reached "
                  f"test accuracy {best['test_accuracy']:.2f} in {duration_text(best.get('seconds'))}.")
-    return FollowupAnswer(intent="similar", text=text, columns=["run", "dataset", "configuration", "status",
-                          "test acc", "time", "distance"], rows=rows)
+    return FollowupAnswer(intent="similar", text=text, columns=EVIDENCE_COLUMNS, rows=rows, legend=EVIDENCE_LEGEND)
 
 
 def _answer_compare(t: ThreadView, intent: Intent) -> FollowupAnswer:
@@ -558,8 +573,7 @@ def _answer_compare(t: ThreadView, intent: Intent) -> FollowupAnswer:
         a, b = shown[0], shown[1]
         text += (f" {a['id']} is predicted {a['accuracy'] - b['accuracy']:+.2f} versus {b['id']} and takes "
                  f"{duration_text(a['seconds'])} versus {duration_text(b['seconds'])}.")
-    return FollowupAnswer(intent="compare", text=text, columns=["id", "configuration", "predicted accuracy",
-                          "predicted time", "past runs", ""], rows=rows)
+    return FollowupAnswer(intent="compare", text=text, columns=CANDIDATE_COLUMNS, rows=rows, legend=candidate_legend())
 
 
 def _answer_training(t: ThreadView, store: Any) -> FollowupAnswer:

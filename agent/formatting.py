@@ -106,6 +106,34 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join([head, rule, *body])
 
 
+# What each column of the evidence tables means (the retrieve step's table, "show similar experiments").
+EVIDENCE_COLUMNS = ["run", "dataset", "configuration", "status", "test acc", "time", "distance"]
+EVIDENCE_LEGEND = (
+    "*Columns:* **run** the id the LLM cites (r1, r2, ...); **dataset** the dataset that past run trained on; "
+    "**configuration** backbone/mode, input size when not 64 px, optimizer, learning rate (lr), batch size (bs), "
+    "epochs (ep); **status** ok, diverged (the loss blew up) or failed; **test acc** that run's accuracy on its "
+    "dataset's held-out test split (0-1; empty when it did not finish); **time** that run's training time "
+    "(feature caching included) on the machine it ran on; **distance** cosine distance between your task's "
+    "description and the run's (0 = same, up to 2; **lower is nearer**). The runs are picked near your task but "
+    "unlike each other (maximal marginal relevance over dataset, backbone, mode, input size and learning rate), "
+    "with the nearest dataset's best run among them; the nearest dataset's runs come first, best first."
+)
+# The meta-model's candidates table (the explain step, "compare the candidates").
+CANDIDATE_COLUMNS = ["id", "configuration", "predicted test acc", "predicted time", "past runs", "note"]
+
+
+def candidate_legend() -> str:
+    """What each column of the candidates table means (the interval named as the meta-model computes it)."""
+    return (
+        "*Columns:* **id** the candidate's id (c1 is the meta-model's best); **configuration** as in the evidence "
+        "tables; **predicted test acc** the meta-model's prediction for your task, its "
+        f"{interval_label()} in brackets; **predicted time** its training time on your device; **past runs** how "
+        "many knowledge-base runs (any dataset, ok or diverged) used this backbone and mode: what the prediction "
+        "rests on, more is firmer; **note** over budget (no candidate fits the time budget) or recommended (the "
+        "configuration of the recommendation)."
+    )
+
+
 def data_text(profile: dict[str, Any]) -> str:
     """One line describing the task's data, for prompts and renderings."""
     m = profile["meta"]
@@ -115,5 +143,5 @@ def data_text(profile: dict[str, Any]) -> str:
             f"imbalance {m['imbalance_ratio']:.1f}")
 
 
-__all__ = ["accuracy_text", "config_text", "data_text", "duration_text", "fmt_value", "interval_label",
+__all__ = ["CANDIDATE_COLUMNS", "EVIDENCE_COLUMNS", "EVIDENCE_LEGEND", "accuracy_text", "candidate_legend", "config_text", "data_text", "duration_text", "fmt_value", "interval_label",
            "interval_label_for", "interval_text", "markdown_table", "prediction_values"]

@@ -231,18 +231,33 @@ class Nodes:
         }
 
     def retrieve(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        """The k past runs whose description is nearest to this task (Chroma), best results first."""
+        """Past runs near the task and unlike each other (tools.evidence: MMR over a pool of the
+        nearest in Chroma, with the nearest dataset's best run), and the plain k nearest for the meta-model."""
         ctx = runtime.context or Context()
         profile = state["profile"]
         query = task_query(profile, profile.get("task_text", state.get("task") or ""), ctx)
-        hits = self.store.search(query, k=ctx.k_retrieve) if ctx.k_retrieve else []
-        # Among the nearest runs (often all of one dataset, at near-equal distances), the
-        # ones that worked best are the most useful evidence: they come first (r1, r2, ...),
-        # then the rest by distance, failures last.
-        def usefulness(hit: tuple[Any, float]) -> tuple[int, float, float]:
+        if not ctx.k_retrieve:
+            return {"evidence": [], "neighbours": []}
+        if hasattr(self.store, "search_vectors"):
+            from tools.evidence import diverse_runs
+
+            picked = diverse_runs(self.store, query, ctx.k_retrieve)
+            hits, neighbours = picked.runs, picked.nearest
+            near = set(neighbours) | {picked.best_of_nearest_dataset}
+        else:  # a store without embeddings: the plain nearest
+            hits = self.store.search(query, k=ctx.k_retrieve)
+            neighbours = [r.id for r, _ in hits]
+            near = set(neighbours)
+        nearest_dataset = min(hits, key=lambda h: h[1])[0].dataset.name if hits else None
+
+        # The nearest dataset's runs come first and, among them, the ones that worked best
+        # (r1, r2, ...: the LLM sees the first k_prompt), then the other datasets' the same
+        # way; failures last within each.
+        def usefulness(hit: tuple[Any, float]) -> tuple[int, int, float, float]:
             o = hit[0].outcome
             ok = o.status == "ok" and o.test_accuracy is not None
-            return (0 if ok else 1 if o.status == "diverged" else 2, -(o.test_accuracy or 0.0) if ok else 0.0, hit[1])
+            return (0 if hit[0].dataset.name == nearest_dataset else 1, 0 if ok else 1 if o.status == "diverged" else 2,
+                    -(o.test_accuracy or 0.0) if ok else 0.0, hit[1])
 
         evidence = []
         for i, (record, distance) in enumerate(sorted(hits, key=usefulness), start=1):
@@ -251,9 +266,9 @@ class Nodes:
                 "alias": f"r{i}", "id": record.id, "dataset": record.dataset.name,
                 "config": record.config.model_dump(mode="json"), "weights": record.weights, "status": o.status,
                 "test_accuracy": o.test_accuracy, "val_accuracy": o.val_accuracy,
-                "seconds": round(o.total_seconds, 3), "distance": round(float(distance), 4),
+                "seconds": round(o.total_seconds, 3), "distance": round(float(distance), 4), "near": record.id in near,
             })
-        return {"evidence": evidence}
+        return {"evidence": evidence, "neighbours": neighbours}
 
     def explain(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """The meta-model's ranked candidates under the constraints, and SHAP for the top one."""
@@ -266,7 +281,10 @@ class Nodes:
             budget_seconds=profile.get("budget_seconds"), device=profile["device"],
             backbones=profile.get("backbones"), modes=profile.get("modes"),
         )
-        retrieved = stored_records(self.store, [e["id"] for e in state.get("evidence", [])])
+        # The meta-model's neighbours are the plain k nearest (older threads: the evidence, which was them).
+        neighbours = state.get("neighbours")
+        retrieved = stored_records(self.store, neighbours if neighbours is not None
+                                   else [e["id"] for e in state.get("evidence", [])])
         mm = self.metamodel
         found = mm.candidates(meta, constraints, retrieved=retrieved, n=ctx.n_candidates,
                               open_fields=open_fields(profile))
@@ -410,6 +428,7 @@ class Nodes:
             "draft_key": key,
             "repeats": None if repeated is None else repeated["attempt"],
             "overruled": overruled,
+            "min_score": ctx.min_judge_score,
         }
         update: dict[str, Any] = {"verdict": verdict, "verdicts": [verdict], "llm_seconds": {"judge": llm_seconds}}
         if passed:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.formatting import accuracy_text, config_text, data_text, duration_text, interval_text
+from agent.judge import verdict_summary
 from knowledge.schema import MetaFeatures, TrainConfig
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class Verdict(_Model):
     judge_error: str | None = None
     overruled: str | None = Field(default=None, description="An LLM-judge objection the deterministic checks "
                                                            "verified false, and why it was overruled.")
+    min_score: float | None = Field(default=None, description="What each LLM-judge score had to reach.")
 
 
 class TaskProfile(_Model):
@@ -184,7 +186,8 @@ def build_recommendation(
         warnings.append(f"training time on {profile['device']}: {prediction['device_note']}")
     if prediction.get("evidence_note"):  # the task is far from every dataset the knowledge base has seen
         warnings.append(prediction["evidence_note"])
-    ran = [e for e in evidence if e.get("test_accuracy") is not None]
+    # Compared with the near runs only: the evidence also shows other datasets' runs, for contrast.
+    ran = [e for e in evidence if e.get("test_accuracy") is not None and e.get("near", True)]
     best = max(ran, key=lambda e: e["test_accuracy"], default=None)
     if best is not None and prediction["accuracy"] > best["test_accuracy"] + OPTIMISM_MARGIN:
         warnings.append(f"the predicted accuracy {prediction['accuracy']:.2f} is above every similar past run "
@@ -223,7 +226,7 @@ def build_recommendation(
             passed=bool(verdict["passed"]), attempts=int(verdict["attempt"]),
             checks=[CheckItem.model_validate(c) for c in verdict["checks"]], scores=verdict.get("scores"),
             critique=verdict.get("critique"), judged_by=verdict["judged_by"], judge_error=verdict.get("judge_error"),
-            overruled=verdict.get("overruled"),
+            overruled=verdict.get("overruled"), min_score=verdict.get("min_score"),
         ),
         fallback=fallback_reason is not None,
         fallback_reason=fallback_reason,
@@ -324,10 +327,9 @@ def render_text(rec: Recommendation) -> str:
         if not w.startswith("assumed"):
             lines.append(f"Warning: {w}")
     v = rec.verdict
-    scores = ", ".join(f"{k} {s}" for k, s in (v.scores or {}).items())
     state = "passed" if v.passed else "failed"
-    lines.append(f"Judge: {state} on draft {v.attempts} ({v.judged_by}{': ' + scores if scores else ''})"
-                 + (f": {v.critique}" if v.critique else ""))
+    lines.append(f"Judge: {state} on draft {v.attempts} ({v.judged_by}). {verdict_summary(v.model_dump(mode='json'))}"
+                 + (f". Critique: {v.critique}" if v.critique and not v.overruled else ""))
     by_id = {x.id: x for x in rec.candidates}
     if rec.alternatives:
         lines.append("Alternatives:")

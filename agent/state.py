@@ -102,6 +102,9 @@ class PastRunData(TypedDict):
     val_accuracy: float | None
     seconds: float
     distance: float
+    near: NotRequired[bool]
+    """Among the plain k nearest runs, or the nearest dataset's best run (what "similar" meant before
+    diversity): the optimism warning compares against these. Missing in older threads: all were near."""
 
 
 class CandidateData(TypedDict):
@@ -143,6 +146,7 @@ class VerdictData(TypedDict):
         draft_key: the draft as compact JSON (a repeated draft is not judged twice).
         repeats: the attempt this draft repeats, or None.
         overruled: an LLM-judge objection the checks proved false, or None.
+        min_score: what each LLM-judge score had to reach (Context.min_judge_score).
     """
 
     passed: bool
@@ -157,6 +161,7 @@ class VerdictData(TypedDict):
     draft_key: str | None
     repeats: int | None
     overruled: str | None
+    min_score: NotRequired[float]
 
 
 class _OfferCore(TypedDict):
@@ -204,7 +209,10 @@ class State(InputState, total=False):
 
     Attributes:
         profile: (profile) the task profile (ProfileData).
-        evidence: (retrieve) similar past runs, the most useful first (PastRunData).
+        evidence: (retrieve) similar past runs shown to people and the LLM: near the task and unlike
+            each other (tools.evidence, MMR), the nearest dataset's runs first, best first (PastRunData).
+        neighbours: (retrieve) ids of the plain k nearest runs: the meta-model's retrieved configs
+            (absent in older threads, where `evidence` was the k nearest).
         candidates: (explain) the meta-model's ranked candidates (CandidateData).
         explanation: (explain) SHAP of the top candidate: `text` (for the LLM), `base_value`,
             `contributions` [[feature, value, shap], ...].
@@ -232,6 +240,7 @@ class State(InputState, total=False):
 
     profile: ProfileData
     evidence: list[PastRunData]
+    neighbours: list[str]
     candidates: list[CandidateData]
     explanation: dict[str, Any]
     draft: dict[str, Any] | None

@@ -28,10 +28,10 @@ import sys
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -298,6 +298,17 @@ def server_collection(root: str | Path) -> str:
     return f"{COLLECTION}-{hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:12]}"
 
 
+_T = TypeVar("_T")
+
+
+class SearchVectors(NamedTuple):
+    """A search's hits (record, cosine distance; nearest first) with the embeddings of the query and of each hit."""
+
+    hits: list[tuple[ExperimentRecord, float]]
+    query: list[float]
+    embeddings: list[list[float]]
+
+
 class KnowledgeBase:
     """Records in `root/records.jsonl`, indexed in a Chroma collection in `root/chroma` or on a server.
 
@@ -519,16 +530,37 @@ class KnowledgeBase:
         the file changed since the last check, e.g. another process appended without indexing.
         On a server, a collection another process rebuilt meanwhile (a new id) is reopened once.
         """
+        return self._retrying(lambda: self._search(text, k, where)[0])
+
+    def search_vectors(self, text: str, k: int = 10, ids: list[str] | None = None) -> SearchVectors:
+        """Like `search`, with the embeddings: of the query and of each hit (for diversity, e.g. MMR).
+
+        Args:
+            text: the query.
+            k: how many of the nearest records.
+            ids: only among these record ids (e.g. to learn one record's distance to the query).
+        """
+        def run() -> SearchVectors:
+            query = [float(x) for x in self._embedding_function()([text])[0]]
+            hits, res = self._search(text, k, None, ids=ids, query=query, include=["distances", "embeddings"])
+            by_id = {i: e for i, e in zip(res["ids"][0], res["embeddings"][0], strict=True)} if hits else {}
+            return SearchVectors(hits, query, [[float(x) for x in by_id[r.id]] for r, _ in hits])
+
+        return self._retrying(run)
+
+    def _retrying(self, search: Callable[[], _T]) -> _T:
         try:
-            return self._search(text, k, where)
+            return search()
         except KnowledgeBaseError as exc:
             from chromadb.errors import NotFoundError
 
             if not isinstance(exc.__cause__, NotFoundError):
                 raise
-            return self._search(text, k, where)  # _on_server dropped the stale collection: reopen it
+            return search()  # _on_server dropped the stale collection: reopen it
 
-    def _search(self, text: str, k: int, where: dict[str, Any] | None) -> list[tuple[ExperimentRecord, float]]:
+    def _search(self, text: str, k: int, where: dict[str, Any] | None, *, ids: list[str] | None = None,
+                query: list[float] | None = None, include: list[str] | None = None,
+                ) -> tuple[list[tuple[ExperimentRecord, float]], Any]:
         col = self.collection()
         stamp, records = self._read()
         if stamp is None or stamp != self._indexed:
@@ -537,13 +569,14 @@ class KnowledgeBase:
             if stale:
                 self.sync_index()
             self._indexed = stamp
-        if not records:
-            return []
+        if not records or ids == []:
+            return [], None
+        asked: dict[str, Any] = {"query_embeddings": [query]} if query is not None else {"query_texts": [text]}
         with self._on_server("query the index on"):
-            res = col.query(query_texts=[text], n_results=min(k, len(records)), where=where or None,
-                            include=["distances"])
+            res = col.query(**asked, n_results=min(k, len(records)), where=where or None, ids=ids,
+                            include=include or ["distances"])
         by_id = self._by_id()
-        return [(by_id[i], float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True) if i in by_id]
+        return [(by_id[i], float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True) if i in by_id], res
 
     # ------------------------------------------------------------- reporting
     def stats(self) -> dict[str, Any]:
@@ -712,5 +745,5 @@ def open_default(root: str | Path | None = None, seed_dir: str | Path | None = N
     return kb
 
 
-__all__ = ["KnowledgeBase", "KnowledgeBaseError", "chroma_server", "server_collection", "open_default", "read_records", "read_seed", "seed_files",
+__all__ = ["KnowledgeBase", "KnowledgeBaseError", "SearchVectors", "chroma_server", "server_collection", "open_default", "read_records", "read_seed", "seed_files",
            "write_seed_shards", "flatten", "unflatten"]

@@ -97,7 +97,7 @@ def test_why_a_hyperparameter_uses_shap_a_what_if_sweep_and_the_evidence(thread:
     chosen = [r for r in a.rows if r[-1] == "chosen"]
     assert chosen == [["0.001", "0.80 (0.75-0.85)", "40 s", "chosen"]] and len(a.rows) == 5
     assert "no other value is predicted better" in a.text
-    assert "r2 0.001 on skin_lesion_isic -> test 0.78" in a.text  # r1 is the best retrieved run (blood, 0.85)
+    assert "r1 0.001 on skin_lesion_isic -> test 0.78" in a.text  # r1: the nearest dataset's best run
     assert a.plot and Path(a.plot).is_file()  # the recommendation's own SHAP plot
 
 
@@ -157,10 +157,14 @@ def test_similar_experiments_and_candidates_come_from_the_state(thread: Any) -> 
 
     similar = ask(state, "show similar experiments")
     assert [r[0] for r in similar.rows] == [e["alias"] for e in state["evidence"]]
-    assert "r1 (blood_cells_pbc" in similar.text and "(the best results first)" in similar.text
+    assert "r3 (blood_cells_pbc" in similar.text and "the nearest dataset's first" in similar.text
+    # Every column is named and explained under the table, "distance" with which way is nearer.
+    assert all(similar.columns) and "**distance** cosine distance" in similar.markdown()
+    assert "lower is nearer" in similar.markdown() and "**test acc**" in similar.markdown()
 
     compare = ask(state, "compare c1 and c2")
     assert [r[0] for r in compare.rows] == ["c1", "c2"] and compare.rows[0][-1] == "recommended"
+    assert all(compare.columns) and "**past runs** how many knowledge-base runs" in compare.markdown()
     unknown = ask(state, "compare c1 and c9")
     assert "no candidate c9" in unknown.text
 

@@ -9,7 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.formatting import accuracy_text, config_text, duration_text, interval_text, markdown_table
+from agent.formatting import (
+    CANDIDATE_COLUMNS,
+    EVIDENCE_COLUMNS,
+    EVIDENCE_LEGEND,
+    accuracy_text,
+    candidate_legend,
+    config_text,
+    duration_text,
+    interval_text,
+    markdown_table,
+)
+from agent.judge import verdict_summary
 
 
 def profile_md(p: dict[str, Any]) -> tuple[str, str]:
@@ -45,7 +56,7 @@ def evidence_md(evidence: list[dict[str, Any]]) -> tuple[str, str]:
              "" if e.get("test_accuracy") is None else f"{e['test_accuracy']:.3f}", duration_text(e.get("seconds")),
              f"{e.get('distance', 0):.3f}"] for e in evidence]
     return (f"Retrieved {len(evidence)} similar past runs",
-            markdown_table(["run", "dataset", "configuration", "status", "test acc", "time", "distance"], rows))
+            markdown_table(EVIDENCE_COLUMNS, rows) + "\n\n" + EVIDENCE_LEGEND)
 
 
 def candidates_md(candidates: list[dict[str, Any]], explanation: dict[str, Any] | None) -> tuple[str, str]:
@@ -53,7 +64,7 @@ def candidates_md(candidates: list[dict[str, Any]], explanation: dict[str, Any] 
     rows = [[c["id"], config_text(c["config"]), f"{c['accuracy']:.3f} ({c['low']:.2f}-{c['high']:.2f})",
              duration_text(c["seconds"]), c.get("support", 0), "over budget" if c.get("over_budget") else ""]
             for c in candidates]
-    text = markdown_table(["id", "configuration", "predicted test acc", "predicted time", "past runs", ""], rows)
+    text = markdown_table(CANDIDATE_COLUMNS, rows) + "\n\n" + candidate_legend()
     if explanation and explanation.get("text"):
         text += f"\n\n**SHAP of {explanation.get('candidate', 'c1')}:**\n\n" + "\n".join(
             f"- {line.lstrip('- ')}" for line in explanation["text"].splitlines())
@@ -90,14 +101,11 @@ def verdict_md(v: dict[str, Any]) -> tuple[str, str]:
     """The judge step's title and table of checks, with the LLM judge's scores and critique."""
     state = "passed" if v.get("passed") else "failed"
     title = f"Judge: draft {v.get('attempt')} {state} ({v.get('judged_by')})"
-    rows = [[c["name"], "✓" if c["ok"] else "✗", c.get("message") or ""] for c in v.get("checks") or []]
-    text = markdown_table(["check", "", "message"], rows) if rows else ""
-    if v.get("scores"):
-        text += "\n\nLLM judge scores: " + ", ".join(f"{k} {s}/5" for k, s in v["scores"].items())
-    if v.get("critique"):
+    rows = [[c["name"], "✓ passed" if c["ok"] else "✗ failed", c.get("message") or ""] for c in v.get("checks") or []]
+    text = markdown_table(["deterministic check", "result", "message"], rows) if rows else ""
+    text += ("\n\n" if text else "") + verdict_summary(v) + "."
+    if v.get("critique") and not v.get("overruled"):
         text += f"\n\nCritique: {v['critique']}"
-    if v.get("judge_error"):
-        text += f"\n\nThe LLM judge gave no verdict ({v['judge_error']}); the checks decided."
     return title, text
 
 
@@ -128,8 +136,8 @@ def card_md(rec: dict[str, Any], offer: dict[str, Any] | None) -> str:
     for w in rec.get("warnings") or []:
         lines.append(f"⚠ {w}")
     v = rec.get("verdict") or {}
-    lines.append(f"Judge: {'passed' if v.get('passed') else 'failed'} on draft {v.get('attempts')} ({v.get('judged_by')}). "
-                 f"Answered in {sum(x for k, x in (rec.get('timings') or {}).items() if k != 'total'):.1f} s.")
+    lines.append(f"Judge: {'passed' if v.get('passed') else 'failed'} on draft {v.get('attempts')} ({v.get('judged_by')}): "
+                 f"{verdict_summary(v)}. Answered in {sum(x for k, x in (rec.get('timings') or {}).items() if k != 'total'):.1f} s.")
     if offer is not None:
         lines.append(_offer_hint(offer))
     return "\n\n".join(lines)

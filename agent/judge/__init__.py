@@ -33,7 +33,7 @@ The package, by concern (each module private, everything re-exported here):
 - `_text`: the one-sentence grammar, `tidy_text` and `with_rationale`;
 - `_checks`: `run_checks`, a driver over `CHECKS`, one small function per rule;
 - `_llm`: the LLM judge's answer, schema and call;
-- `_verdict`: the critique for the reasoner and the checks as JSON.
+- `_verdict`: the critique for the reasoner, the checks as JSON and the verdict in words.
 """
 
 from __future__ import annotations
@@ -71,13 +71,14 @@ from agent.judge._llm import (
     passes,
 )
 from agent.judge._text import one_sentence, tidy_text, with_rationale
-from agent.judge._verdict import checks_as_json, critique_of, finite, short_json
+from agent.judge._verdict import DEFAULT_MIN_SCORE, checks_as_json, critique_of, finite, short_json, verdict_summary
 
 __all__ = [
-    "BATCH_SIZES", "CHECKS", "CRITIQUE_MAX", "DRAFT_RATIONALE_MAX", "GROUNDING", "JUDGE_PROBLEMS", "LLM_FIELDS",
+    "BATCH_SIZES", "CHECKS", "DEFAULT_MIN_SCORE", "CRITIQUE_MAX", "DRAFT_RATIONALE_MAX", "GROUNDING", "JUDGE_PROBLEMS", "LLM_FIELDS",
     "MAX_CITES", "NO_CRITIQUE", "QUOTE_TOLERANCE", "SCORE_NAMES", "Check", "Claim", "Draft",
     "DraftCase", "Facts", "JudgeScores", "Rule", "Stated", "base_candidate", "checks_as_json", "complete_draft",
     "critique_of", "draft_schema", "finite", "judge_schema", "llm_scores", "merge_config", "one_sentence",
     "parse_draft", "passes", "quoted_accuracies", "quoted_ids", "quotes_duration", "run_checks", "short_json",
-    "stated_of", "tidy_text", "ungrounded", "unsupported", "validate_config", "weights_source", "with_rationale",
+    "stated_of", "tidy_text", "ungrounded", "unsupported", "validate_config", "verdict_summary", "weights_source",
+    "with_rationale",
 ]
