@@ -292,6 +292,25 @@ def _thread_key(thread: str | None, request: gr.Request | None) -> str:
     return f"{user}:{thread}" if user else str(thread)
 
 
+def request_constraints(budget_min: float | None, device: str | None, backbones: list[str] | None,
+                        modes: list[str] | None, max_params_m: float | None = None,
+                        max_model_mb: float | None = None) -> dict[str, Any]:
+    """The request's constraints from the chat's Options; an empty or 0 field leaves it to the task text.
+
+    Args:
+        budget_min: the time budget in minutes.
+        device: "cpu" or "cuda".
+        backbones: the backbones allowed (none: all).
+        modes: the modes allowed (none: all).
+        max_params_m: the most parameters the backbone may have, in millions (a hard limit).
+        max_model_mb: the largest model file in MB, float32 weights (a hard limit).
+    """
+    return {"budget_minutes": float(budget_min) if budget_min else None, "device": device or None,
+            "backbones": list(backbones or []) or None, "modes": list(modes or []) or None,
+            "max_params": float(max_params_m) * 1e6 if max_params_m else None,
+            "max_model_mb": float(max_model_mb) if max_model_mb else None}
+
+
 def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings | None = None) -> gr.Blocks:
     """The chat window and the knowledge-base tab, over `parts` (or a factory of them).
 
@@ -329,6 +348,7 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
             "" if clear_input else gr.skip(),
             None if clear_input else gr.skip(),
             thread if thread is not None else gr.skip(),
+            gr.update(visible=view.stoppable),
         )
 
     with gr.Blocks(title="MetaLLMiX", fill_width=False) as demo:
@@ -349,6 +369,8 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                     upload = gr.File(label="Dataset (.npz or .zip of an image folder)", file_types=[".npz", ".zip"],
                                      scale=2, elem_id="upload", height=130)
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+                    # Shown only while a recommendation runs: ends it at the next step or LLM token.
+                    stop_btn = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="stop")
                 gr.Examples([[t] for t in EXAMPLES], inputs=[msg], label="Examples: click one to put it in the message",
                             elem_id="examples", examples_per_page=len(EXAMPLES))
                 with gr.Accordion("Options", open=False, elem_id="options"):
@@ -363,6 +385,11 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                     backbones = gr.CheckboxGroup(list(BACKBONES), label="Allowed backbones (none ticked: all)",
                                                  elem_id="backbones")
                     modes = gr.CheckboxGroup(list(MODES), label="Allowed modes (none ticked: all)", elem_id="modes")
+                    with gr.Row():
+                        max_params = gr.Number(label="Max parameters in millions (0: as the text says)", value=0,
+                                               minimum=0, elem_id="max-params")
+                        max_model_mb = gr.Number(label="Max model size in MB, float32 weights (0: as the text says)",
+                                                 value=0, minimum=0, elem_id="max-model-mb")
                 with gr.Group(visible=False, elem_id="approval") as approval_box:
                     offer_md = gr.Markdown(elem_id="offer")
                     with gr.Row(equal_height=True):
@@ -394,7 +421,7 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                 kb_best = gr.Dataframe(headers=BEST_COLUMNS, interactive=False, elem_id="kb-best")
 
         chat_outputs = [chatbot, notice, approval_box, offer_md, training_box, progress, curve, cancel_btn, resume_btn,
-                        msg, upload, thread]
+                        msg, upload, thread, stop_btn]
 
         def on_load(thread_id: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
             tid = thread_id or adapter.new_thread_id()
@@ -403,8 +430,8 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                 yield render(view, thread=tid, last_curve=last_curve)
 
         def on_send(text: str, upload_path: str | None, path: str, budget_min: float | None, dev: str,
-                    allowed_backbones: list[str], allowed_modes: list[str], thread_id: str | None,
-                    request: gr.Request) -> Iterator[tuple[Any, ...]]:
+                    allowed_backbones: list[str], allowed_modes: list[str], max_params_m: float | None,
+                    max_mb: float | None, thread_id: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
             tid = thread_id or adapter.new_thread_id()
             key = _thread_key(tid, request)
             try:
@@ -412,8 +439,7 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
             except ValueError as exc:
                 yield render(adapter.view(key, notice=f"⚠ {exc}"), thread=tid)
                 return
-            constraints = {"budget_minutes": float(budget_min) if budget_min else None, "device": dev or None,
-                           "backbones": list(allowed_backbones or []) or None, "modes": list(allowed_modes or []) or None}
+            constraints = request_constraints(budget_min, dev, allowed_backbones, allowed_modes, max_params_m, max_mb)
             last_curve = [-1]
             first = True
             for view in adapter.submit(key, text or "", dataset=dataset, constraints=constraints):
@@ -443,6 +469,9 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
         def on_cancel(thread_id: str | None, request: gr.Request) -> str:
             return adapter.cancel(_thread_key(thread_id, request))
 
+        def on_stop(thread_id: str | None, request: gr.Request) -> str:
+            return adapter.stop(_thread_key(thread_id, request))
+
         def on_resume(thread_id: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
             last_curve = [-1]
             for view in adapter.reattach(_thread_key(thread_id, request)):
@@ -471,13 +500,14 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
 
         chat_kw: dict[str, Any] = {"concurrency_limit": 8, "show_progress": "hidden"}
         demo.load(on_load, [thread], chat_outputs, api_name="load", **chat_kw)
-        send_inputs = [msg, upload, dataset_path, budget, device, backbones, modes, thread]
+        send_inputs = [msg, upload, dataset_path, budget, device, backbones, modes, max_params, max_model_mb, thread]
         send.click(on_send, send_inputs, chat_outputs, api_name="send", **chat_kw)
         msg.submit(on_send, send_inputs, chat_outputs, api_visibility="private", **chat_kw)
         approve_btn.click(on_approve, [dataset_path, upload, thread], chat_outputs, api_name="approve", **chat_kw)
         edit_btn.click(on_edit, [edit_text, thread], chat_outputs, api_name="edit", **chat_kw)
         reject_btn.click(on_reject, [edit_text, thread], chat_outputs, api_name="reject", **chat_kw)
         cancel_btn.click(on_cancel, [thread], [notice], api_name="cancel", concurrency_limit=None)
+        stop_btn.click(on_stop, [thread], [notice], api_name="stop", concurrency_limit=None)
         resume_btn.click(on_resume, [thread], chat_outputs, api_name="resume", **chat_kw)
         new_btn.click(on_new, None, chat_outputs, api_name="new_thread")
         kb_inputs = [f_dataset, f_backbone, f_mode, f_status]

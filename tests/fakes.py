@@ -12,6 +12,7 @@ import json
 import math
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,8 +20,8 @@ from typing import Any
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -50,11 +51,17 @@ class ScriptChat(BaseChatModel):
     the graph fills in its configuration), gives full marks as a judge, and reads no intent
     from a follow-up. It never reads the prompt, so a reworded prompt cannot break a test;
     `prompts` keeps every call's messages for the tests that check what was asked.
+
+    With `stream_chunk` > 0 a structured answer goes through the model, as a real one's does:
+    its JSON text streams in pieces of that many characters, `token_delay` seconds apart, so
+    LangGraph's "messages" stream (and a Stop between two tokens) sees it being written.
     """
 
     script: dict[str, list[dict[str, Any]]] = {}
     calls: int = 0
     prompts: list[list[BaseMessage]] = []
+    stream_chunk: int = 0
+    token_delay: float = 0.0
 
     def __init__(self, script: dict[str, list[dict[str, Any]]] | None = None, **kwargs: Any) -> None:
         full = {"Recommendation": [DRAFT], "Verdict": [VERDICT], **(script or {})}
@@ -66,11 +73,28 @@ class ScriptChat(BaseChatModel):
         return "script-chat"
 
     def _generate(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, schema: Any = None,
+        **kwargs: Any
     ) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="{}"))])
+        content = "{}" if schema is None else json.dumps(self.answer(schema, messages))
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=content))])
+
+    def _stream(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, schema: Any = None,
+        **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
+        text = "{}" if schema is None else json.dumps(self.answer(schema, messages))
+        size = self.stream_chunk or len(text)
+        for i in range(0, len(text), size):
+            time.sleep(self.token_delay)
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=text[i:i + size]))
+            if run_manager:
+                run_manager.on_llm_new_token(text[i:i + size], chunk=chunk)
+            yield chunk
 
     def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
+        if self.stream_chunk:
+            return self.bind(schema=schema) | RunnableLambda(lambda message: json.loads(message.content))
         return RunnableLambda(lambda messages: self.answer(schema, messages))
 
     def answer(self, schema: dict[str, Any], messages: list[BaseMessage]) -> dict[str, Any]:
@@ -365,14 +389,16 @@ def make_adapter(
     gate: threading.Event | None = None,
     store: FakeStore | None = None,
     transcript: Transcript | None = None,
+    llm: ScriptChat | None = None,
 ) -> tuple[ChatAdapter, FakeJobs]:
-    """An adapter over the real graph with the scripted parts; data allowed under `tmp/data`."""
+    """An adapter over the real graph with the scripted parts (`llm`: a ScriptChat of the test's
+    own); data allowed under `tmp/data`."""
     store = store or FakeStore(tmp / "kb")
     fake_jobs = FakeJobs(tmp / "runs", store, gate)
     jobs = JobRegistry(fake_jobs)
     mm = FakeMetaModel()
     weights = lambda b: b.startswith("efficientnet_lite")  # noqa: E731
-    llm = ScriptChat()
+    llm = llm or ScriptChat()
     parts = Parts(llm=llm, judge_llm=llm, kb=store, metamodel=mm, start_job=jobs.start, weights_available=weights)
     graph = compile_graph(Nodes(parts), checkpointer=checkpointer or InMemorySaver())
     context = Context(

@@ -38,7 +38,7 @@ from typing import Any
 
 from agent.chat.rendering import RenderedThreads, ThreadRenderer
 from agent.chat.router import Situation, route_message
-from agent.chat.runs import JobRegistry, LiveRun, LiveRuns, while_job_runs
+from agent.chat.runs import JobRegistry, LiveRun, LiveRuns, while_job_runs, writing
 from agent.chat.transcript import Transcript
 from agent.chat.tuning import TuneSession, TuneSessions, show_session
 from agent.chat.uploads import prepare_dataset
@@ -129,12 +129,15 @@ class ChatAdapter:
         stalled = run is None and last is not None and last.next == ("train",)
         if run is not None:
             messages += pending_step(run, last)
+            if run.draft:
+                messages.append(writing(run.draft))
         elif latest is not None and latest.error and not (last is not None and any(t.error for t in last.tasks)):
             notice = notice or f"The last step failed: {latest.error}"
         if stalled:
             messages.append(say(STALLED))
         view = ChatView(thread_id=thread_id, messages=messages, offer=offer, training=training,
-                        busy=run is not None, stalled=stalled, notice=notice)
+                        busy=run is not None, stalled=stalled, notice=notice,
+                        stoppable=run is not None and run.stoppable)
         show_session(view, self._tunes.get(thread_id), last)  # a tuning session, its panel while it is the latest
         return view
 
@@ -237,6 +240,21 @@ class ChatAdapter:
         if self.jobs.cancel(run.training.job_id):
             return "Cancelling: the job stops after the current batch and is recorded as cancelled."
         return "This job was not started by this app process, so it cannot be cancelled from here."
+
+    def stop(self, thread_id: str) -> str:
+        """Stop the thread's recommendation in progress at its next step or LLM token; what happened, in words.
+
+        The run ends with the last finished step as the thread's checkpoint, so the next message
+        starts cleanly; the chat says "Stopped." there.
+        """
+        run = self._runs.live(thread_id)
+        if run is None:
+            return "No recommendation is running in this conversation."
+        if run.training is not None:
+            return "Training is running: use **Cancel training** to stop it."
+        if not run.stop():
+            return "Only a recommendation in progress can be stopped; this step finishes on its own."
+        return "Stopping…"
 
     def reattach(self, thread_id: str, wait_seconds: float = 3600.0, poll: float = 1.0,
                  idle_seconds: float = 600.0) -> Iterator[ChatView]:

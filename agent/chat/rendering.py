@@ -34,6 +34,7 @@ from agent.chat.cards import (
 )
 from agent.chat.export import export_md
 from agent.chat.plots import save_learning_curve
+from agent.chat.runs import STOPPED, STOPPED_BY_USER
 from agent.chat.transcript import Transcript
 from agent.chat.views import SUPERSEDED_BY_TUNING, image, read_job_log, say, thought, thread_config, user
 from agent.followup import FollowupAnswer
@@ -260,7 +261,11 @@ class ThreadRenderer:
                         pick = len(messages)
                         messages.append(say(pick_md(snap.values["candidates"], snap.values.get("profile"))))
             for task in snap.tasks:
-                if task.error:
+                if task.error and STOPPED_BY_USER in str(task.error):  # the user's Stop, not a failure
+                    if pick is not None:  # the pick stays, without its note that the LLM's answer follows
+                        messages[pick] = say(str(messages[pick]["content"]).split("\n\n", 1)[0])
+                    messages.append(say(STOPPED))
+                elif task.error:
                     messages.append(say(f"⚠ **I could not finish this request:** {_error_text(str(task.error))}"))
             for entry in by_anchor.pop(cid, []):
                 messages += _followup_messages(entry)

@@ -5,6 +5,12 @@ one), `LiveRun` (one graph run of a thread, observed by any number of pages) and
 (at most one live run per thread, each driven in its own thread, so a closed browser tab does
 not stop a training run; any page of that thread can attach to it again), and the wait for a
 job that outlived the app (`while_job_runs`).
+
+A run streams the reasoner's tokens (LangGraph's "messages" mode, the reason node only: the
+judge's calls are tagged "nostream"): `LiveRun.draft` is the rationale written so far, read
+out of the partial JSON. `LiveRun.stop()` ends a recommendation at the next node or token: a
+callback (`StopSwitch`) raises `RunStopped` inside the run, so LangGraph records it as the
+step's error at the last finished checkpoint, which stays consistent for the next message.
 """
 
 from __future__ import annotations
@@ -16,10 +22,76 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from agent.chat.views import Observed, TrainingView, thread_config
+from langchain_core.callbacks import BaseCallbackHandler
+from pydantic_core import from_json
+
+from agent.chat.views import Observed, TrainingView, say, thread_config
 from agent.context import Context
 
 log = logging.getLogger(__name__)
+
+STOPPED_BY_USER = "stopped by the user"
+"""The error a stopped run leaves at its checkpoint (`RunStopped`'s message)."""
+STOPPED = "Stopped."
+"""What the chat says where a recommendation was stopped."""
+WRITING = "*The LLM is writing why…*"
+"""The head of the reasoner's rationale while it streams (the card, or a retry's draft, replaces it)."""
+
+STOPPABLE = ("profile", "retrieve", "explain", "reason", "judge", "respond")
+"""The nodes a Stop ends: the recommendation's. The approval waits anyway; training has its own Cancel."""
+DRAFT_INTERVAL = 0.1
+"""Seconds between two streamed updates of the draft (a page re-renders the conversation on each)."""
+
+
+class RunStopped(BaseException):
+    """Raised inside a graph run the user stopped.
+
+    A BaseException, like KeyboardInterrupt: the nodes catch `Exception` from the LLM (a bad
+    answer counts as an attempt), and a stop must end the run, not count as an attempt.
+    """
+
+
+class StopSwitch(BaseCallbackHandler):
+    """A callback that stops a graph run at its next recommendation node or LLM token once `set`."""
+
+    raise_error = True  # LangChain re-raises what a callback raises only when asked to
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def set(self) -> None:
+        self.event.set()
+
+    def _check(self, metadata: dict[str, Any] | None) -> None:
+        if self.event.is_set() and (metadata or {}).get("langgraph_node") in STOPPABLE:
+            raise RunStopped(STOPPED_BY_USER)
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, metadata: dict[str, Any] | None = None,
+                       **kwargs: Any) -> None:
+        self._check(metadata)
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, *, metadata: dict[str, Any] | None = None,
+                            **kwargs: Any) -> None:
+        self._check(metadata)
+
+    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        if self.event.is_set():
+            raise RunStopped(STOPPED_BY_USER)
+
+
+def writing(rationale: str) -> dict[str, Any]:
+    """The reasoner's rationale as it streams in, under `WRITING`."""
+    return say(f"{WRITING}\n\n{rationale} ▍")
+
+
+def partial_rationale(raw: str) -> str | None:
+    """The `rationale` of a JSON answer still being written (None until its text begins)."""
+    try:
+        value = from_json(raw, allow_partial="trailing-strings")
+    except ValueError:
+        return None
+    text = value.get("rationale") if isinstance(value, dict) else None
+    return text if isinstance(text, str) and text.strip() else None
 
 
 class JobRegistry:
@@ -69,6 +141,21 @@ class LiveRun(Observed):
         self.base_checkpoint = base_checkpoint
         self.training: TrainingView | None = None
         self.error: str | None = None
+        self.draft: str | None = None  # the reasoner's rationale as it streams, until the judge has read it
+        self.stopped = False
+        self.switch = StopSwitch()
+
+    @property
+    def stoppable(self) -> bool:
+        """A recommendation in progress (not training, not an answer to an offer)."""
+        return self.kind == "request" and not self.done and self.training is None
+
+    def stop(self) -> bool:
+        """Stop the run at its next recommendation node or LLM token; False when it is not stoppable."""
+        if not self.stoppable:
+            return False
+        self.switch.set()
+        return True
 
 
 class LiveRuns:
@@ -109,18 +196,41 @@ class LiveRuns:
         return run
 
     def _drive(self, run: LiveRun, payload: Any) -> None:
+        config: dict[str, Any] = {**thread_config(run.thread_id), "callbacks": [run.switch]}
+        writing: tuple[Any, str] | None = None  # (the reasoner call being streamed, its text so far)
+        shown = 0.0
         try:
-            for mode, chunk in self.graph.stream(payload, thread_config(run.thread_id), context=self.context,
-                                                 stream_mode=["updates", "custom"]):
-                if mode == "custom" and isinstance(chunk, dict) and chunk.get("type") in ("job", "train", "train_done"):
+            for mode, chunk in self.graph.stream(payload, config, context=self.context,
+                                                 stream_mode=["updates", "custom", "messages"]):
+                if mode == "messages":
+                    message, meta = chunk
+                    if meta.get("langgraph_node") != "reason" or not isinstance(message.content, str):
+                        continue
+                    call = (meta.get("langgraph_checkpoint_ns"), getattr(message, "id", None))  # a retry is a new call
+                    writing = (call, (writing[1] if writing and writing[0] == call else "") + message.content)
+                    draft = partial_rationale(writing[1])
+                    if draft is None or draft == run.draft or time.monotonic() - shown < DRAFT_INTERVAL:
+                        continue
+                    run.draft, shown = draft, time.monotonic()
+                elif mode == "updates":
+                    if isinstance(chunk, dict) and {"judge", "respond"} & chunk.keys():
+                        run.draft = None  # judged: the card (or a retry's new draft) takes its place
+                    elif isinstance(chunk, dict) and "reason" in chunk:
+                        written = ((chunk["reason"] or {}).get("draft") or {}).get("rationale")
+                        run.draft = written or run.draft  # the whole (tidied) rationale, its last tokens too
+                elif mode == "custom" and isinstance(chunk, dict) and chunk.get("type") in ("job", "train", "train_done"):
                     if run.training is None:
                         run.training = TrainingView()
                     run.training.apply(chunk)
                 run.changed()
+        except RunStopped:  # the user's Stop: the checkpoint holds it as the stopped step's error
+            run.stopped = True
+            log.info("graph run of thread %s stopped by the user", run.thread_id)
         except Exception as exc:  # shown in the chat (the checkpoint holds the task error too)
             run.error = f"{type(exc).__name__}: {exc}"
             log.info("graph run of thread %s ended with %s", run.thread_id, run.error)
         finally:
+            run.draft = None
             run.done = True
             run.changed()
 
@@ -145,4 +255,5 @@ def while_job_runs(run_dir: Path, *, wait_seconds: float, poll: float, idle_seco
         time.sleep(poll)
 
 
-__all__ = ["JobRegistry", "LiveRun", "LiveRuns", "while_job_runs"]
+__all__ = ["DRAFT_INTERVAL", "STOPPABLE", "STOPPED", "STOPPED_BY_USER", "WRITING", "JobRegistry", "LiveRun",
+           "LiveRuns", "RunStopped", "StopSwitch", "partial_rationale", "while_job_runs", "writing"]

@@ -138,6 +138,7 @@ class ChatView:
         busy: whether a graph run of this thread is in progress.
         stalled: the thread stopped inside training (the app was restarted): `reattach` resumes it.
         notice: a short status line (e.g. why a message was not acted on).
+        stoppable: a recommendation is in progress, which Stop ends (the screen shows Stop only then).
     """
 
     thread_id: str
@@ -147,6 +148,7 @@ class ChatView:
     busy: bool = False
     stalled: bool = False
     notice: str | None = None
+    stoppable: bool = False
 
 
 class Observed:

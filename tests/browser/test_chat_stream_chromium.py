@@ -1,0 +1,107 @@
+"""Answers start at once (issue 17) and limits in the Options (issue 16), in real headless Chromium,
+over the scripted parts of tests/fakes.py with a chat model that streams its JSON slowly: the
+rationale grows on screen while the LLM writes, Stop shows only then and ends the run with
+"Stopped.", the next message works, and a parameter limit set in the Options keeps a bigger
+backbone from being picked.
+
+Screenshots go to $METALLMIX_SHOTS (default /tmp/metallmix-shots); the test prints the folder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.test_chat_finish_chromium import SHOTS
+from tests.browser.test_e2e_chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.fakes import TASK, ScriptChat, free_port, make_adapter
+
+pytestmark = [pytest.mark.browser]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    pytest.importorskip("playwright.sync_api")
+    import app as app_module
+
+    llm = ScriptChat(stream_chunk=3, token_delay=0.15)  # ~7 s to write the answer: time to see it and stop it
+    adapter, _ = make_adapter(tmp_path, llm=llm)
+    settings = app_module.AppSettings(port=free_port(), db_path=tmp_path / "threads.sqlite", plot_dir=tmp_path / "plots",
+                                      uploads_dir=tmp_path / "uploads", data_dirs=[str(tmp_path / "data")],
+                                      secret="stream-secret")
+    demo = app_module.create_app(app_module.AppParts(adapter=adapter, kb=adapter.kb), settings)
+    app_module.launch(demo, settings, block=False, quiet=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield {"url": f"http://127.0.0.1:{settings.port}/", "llm": llm}
+    finally:
+        demo.close()
+
+
+def _written(chat: Any) -> str:
+    """The streamed rationale on screen now ("" when none)."""
+    m = re.search(r"The LLM is writing why…\s*(.*?)\s*▍", chat.inner_text(), re.S)
+    return m.group(1) if m else ""
+
+
+def test_streaming_stop_and_limits_in_chromium(served: dict[str, Any]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    import app as app_module
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(served["url"])
+            chat = page.locator("#chat")
+            box = page.get_by_label(app_module.MSG_LABEL)
+            stop = page.locator("#stop")
+            expect(box).to_be_visible()
+            expect(stop).to_be_hidden()  # nothing runs
+
+            # Issue 16: the limit is set in the Options, by its label.
+            page.get_by_text("Options", exact=True).click()
+            limit = page.get_by_label("Max parameters in millions (0: as the text says)")
+            limit.fill("3")
+            expect(page.get_by_label("Max model size in MB, float32 weights (0: as the text says)")).to_be_visible()
+            page.screenshot(path=str(SHOTS / "stream-options-limits.png"))
+            page.get_by_text("Options", exact=True).click()
+
+            box.fill(TASK)
+            box.press("Enter")
+            expect(chat).to_contain_text("The meta-model's pick:")
+            expect(chat).to_contain_text("small_cnn/scratch")  # efficientnet_lite0 has 3.4 M parameters
+            expect(chat).to_contain_text("The LLM is writing why", timeout=30_000)
+            expect(stop).to_be_visible()
+            first = _written(chat)
+            page.wait_for_timeout(1200)
+            later = _written(chat)
+            assert later.startswith(first) and len(later) > len(first), (first, later)  # it grows as it is written
+            page.screenshot(path=str(SHOTS / "stream-writing.png"))
+
+            stop.click()
+            expect(chat).to_contain_text("Stopped.", timeout=10_000)
+            expect(stop).to_be_hidden()
+            expect(chat).not_to_contain_text("The LLM is writing why")
+            expect(chat).not_to_contain_text("### Recommendation")
+            page.screenshot(path=str(SHOTS / "stream-stopped.png"))
+
+            # The next message works, with the limit still set.
+            served["llm"].__dict__["token_delay"] = 0.02
+            box.fill(TASK)
+            box.press("Enter")
+            expect(chat).to_contain_text("Recommendation: small_cnn", timeout=60_000)
+            expect(stop).to_be_hidden()
+            expect(chat).to_contain_text("Stopped.")  # the stopped request stays in the history
+            page.screenshot(path=str(SHOTS / "stream-after-stop.png"))
+        finally:
+            browser.close()
+    print(f"screenshots: {SHOTS}")
