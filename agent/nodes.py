@@ -102,9 +102,23 @@ def _thread_id(config: RunnableConfig | None) -> str:
 
 
 def job_id_for(thread_id: str, config: TrainConfig) -> str:
-    """A run folder name that is the same whenever the same thread trains the same config."""
+    """The run folder name of a thread's first training of a config (see `new_job_id` for the next ones)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", thread_id).strip("._")[:48] or "thread"
     return f"{safe}-{config.key()}"
+
+
+def new_job_id(thread_id: str, config: TrainConfig, runs: str | os.PathLike[str] | None) -> str:
+    """A run folder name no earlier job has: `job_id_for`, then "-2", "-3", ... for the same config
+    approved again in the same thread (the same id would re-attach to the finished first run)."""
+    from tools.jobs import runs_dir
+
+    root = Path(runs) if runs else runs_dir()
+    base = job_id_for(thread_id, config)
+    job_id, n = base, 1
+    while (root / job_id).exists():
+        n += 1
+        job_id = f"{base}-{n}"
+    return job_id
 
 
 # ------------------------------------------------------------------------------- nodes
@@ -482,7 +496,7 @@ class Nodes:
         offer = self._offer(profile, chosen, prediction, warnings=rec.warnings)
         return {"recommendation": rec.model_dump(mode="json"), "offer": offer}
 
-    def approve(self, state: State, runtime: Runtime[Context]) -> Command[Any]:
+    def approve(self, state: State, runtime: Runtime[Context], config: RunnableConfig) -> Command[Any]:
         """Ask for approval of the exact offered config; route by the answer.
 
         Nothing happens before `interrupt()`: on resume this node re-runs from the top.
@@ -526,8 +540,11 @@ class Nodes:
         if not ctx.allows(dataset) or not Path(dataset).expanduser().exists():
             return Command(goto="approve", update={"offer": {**offer, "error": (
                 f"cannot train on {dataset!r}: it does not exist or lies outside the allowed folders.")}})
+        # Named once here, after the answer (a node re-runs from its top on resume): train re-attaches
+        # to this job after a restart, and a second approval of the same config is a new job.
+        job_id = new_job_id(_thread_id(config), TrainConfig.model_validate(offer["config"]), ctx.runs_dir)
         return Command(goto="train", update={
-            "approval": {"config": offer["config"], "key": offer["key"], "dataset": str(dataset)},
+            "approval": {"config": offer["config"], "key": offer["key"], "dataset": str(dataset), "job_id": job_id},
             "decision": {"status": "approved"}, "offer": {**offer, "dataset": str(dataset), "error": None},
         })
 
@@ -549,7 +566,7 @@ class Nodes:
         meta = state["profile"]["meta"]
         job = self.parts.job_starter()(
             approval["dataset"], chosen, seed=ctx.seed, kb_root=getattr(self.store, "root", None),
-            runs=ctx.runs_dir, job_id=job_id_for(_thread_id(config), chosen),
+            runs=ctx.runs_dir, job_id=approval.get("job_id") or job_id_for(_thread_id(config), chosen),
             modality=None if meta["modality"] == "unknown" else meta["modality"], body_part=meta.get("body_part"),
         )
         write = get_stream_writer()
@@ -636,5 +653,5 @@ def _jsonable(value: Any) -> Any:
         return str(value)
 
 
-__all__ = ["Nodes", "RESUME_SCHEMA", "TaskError", "TrainingNotApproved", "data_text", "job_id_for", "prompt",
+__all__ = ["Nodes", "RESUME_SCHEMA", "TaskError", "TrainingNotApproved", "data_text", "job_id_for", "new_job_id", "prompt",
            "reason_messages", "task_query", "timed"]

@@ -644,6 +644,24 @@ def test_approve_trains_exactly_the_offered_config_once(store: FakeStore, jobs: 
     assert graph.get_state(cfg()).next == ()
 
 
+def test_the_same_config_approved_twice_in_a_thread_is_a_second_job(store: FakeStore, dataset: str,
+                                                                     tmp_path: Path) -> None:
+    jobs = FakeJobs(tmp_path / "runs", store)
+    graph = make(store, chat(draft(), draft()), chat(scores(), scores()), jobs)
+    ctx = Context(runs_dir=str(tmp_path / "runs"))
+    first = run(graph, dataset=dataset, context=ctx)["__interrupt__"][0].value
+    graph.invoke(Command(resume={"action": "approve"}), cfg(), context=ctx)
+    second = run(graph, dataset=dataset, context=ctx)["__interrupt__"][0].value
+    assert second["key"] == first["key"]  # the same recommendation again
+    graph.invoke(Command(resume={"action": "approve"}), cfg(), context=ctx)
+
+    a, b = jobs.calls
+    assert a["job_id"] == job_id_for("t1", a["config"]) and b["job_id"] == f"{a['job_id']}-2"
+    assert len(jobs.jobs) == 2 and all((tmp_path / "runs" / c["job_id"]).is_dir() for c in (a, b))
+    state = graph.get_state(cfg()).values
+    assert state["training"]["job_id"] == b["job_id"] and state["approval"]["job_id"] == b["job_id"]
+
+
 def test_job_id_is_deterministic_per_thread_and_config() -> None:
     c = TrainConfig(backbone="efficientnet_lite0", mode="frozen")
     assert job_id_for("thread/1", c) == job_id_for("thread/1", c) == f"thread_1-{c.key()}"

@@ -278,7 +278,7 @@ class ChatAdapter:
 
         approval = state.values.get("approval") or {}
         if approval.get("config"):
-            job_id = job_id_for(thread_id, TrainConfig.model_validate(approval["config"]))
+            job_id = approval.get("job_id") or job_id_for(thread_id, TrainConfig.model_validate(approval["config"]))
             run_dir = Path(self.context.runs_dir or runs_dir()) / job_id
             for _ in while_job_runs(run_dir, wait_seconds=wait_seconds, poll=poll, idle_seconds=idle_seconds):
                 view = self.view(thread_id, notice="Waiting for the training job to finish…")
