@@ -18,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
-	$(PY) -m pip install -q -e ".[dev,llm,postgres]"
+	$(PY) -m pip install -q -e ".[dev,llm,postgres,ray]"
 	rm -f $(VENV)/.stamp-* && touch $@
 
 # The chat window on http://127.0.0.1:7860 with the embedded LLM (HOST/PORT to change).

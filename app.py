@@ -225,7 +225,8 @@ def build_parts(
         judge_llm: the judge's chat model; None reuses the default factory (or `llm`).
         kb: the knowledge base; None opens the default one (seeded on first use).
         metamodel: a fitted meta-model; None loads or fits one from the knowledge base on first use.
-        start_job: the training-job starter (tests may inject one); None runs real jobs.
+        start_job: the training-job starter (tests may inject one); None runs real jobs, on the Ray
+            cluster METALLMIX_RAY names when it is set.
         weights_available: whether a backbone's pretrained weights exist here (default: look on disk).
     """
     from agent.graph import build_graph
@@ -234,6 +235,10 @@ def build_parts(
     saver, _ = open_checkpointer(settings.db_path)  # first: Postgres down stops the start before anything is made
     settings.plot_dir.mkdir(parents=True, exist_ok=True)
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    if start_job is None:  # a Ray cluster's jobs when METALLMIX_RAY names one, else local subprocesses
+        from tools.ray_jobs import default_job_starter
+
+        start_job = default_job_starter()
     jobs = JobRegistry(start_job)
     parts = Parts.default(kb_dir=settings.kb_dir, llm=llm, judge_llm=judge_llm, kb=kb, metamodel=metamodel,
                           start_job=jobs.start, weights_available=weights_available)

@@ -49,7 +49,12 @@ def cmd_kb_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_kb_sweep(args: argparse.Namespace) -> int:
+    from tools.ray_runner import connect, ray_address, run_sweep_ray
     from tools.sweep import dataset_sizes, datasets_with_heads, plan_sweep, plan_trainable, run_sweep
+
+    address = ray_address(args.ray)
+    if address is not None:
+        connect(address)  # no ray package, or no cluster there: said before any planning
 
     datasets = dataset_sizes(args.data_dir)
     if args.datasets:
@@ -68,7 +73,10 @@ def cmd_kb_sweep(args: argparse.Namespace) -> int:
         items = plan_trainable(datasets, device=args.plan, seed=args.seed, known=datasets_with_heads(kb.records()))
     if args.limit:
         items = items[: args.limit]
-    stats = run_sweep(items, kb, workers=args.workers, max_minutes=args.max_minutes, progress=not args.quiet)
+    if address is not None:  # one Ray task per run; this process alone appends the records
+        stats = run_sweep_ray(items, kb, address=address, max_minutes=args.max_minutes, progress=not args.quiet)
+    else:
+        stats = run_sweep(items, kb, workers=args.workers, max_minutes=args.max_minutes, progress=not args.quiet)
     print(json.dumps(stats))
     return EXIT_OK
 
@@ -221,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="run at most this many planned items")
     p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--ray", metavar="auto|HOST:PORT", default=None,
+                   help="run each training run as a task on this Ray cluster (default $METALLMIX_RAY; unset: "
+                        "--workers local processes)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_kb_sweep)
     p = kb.add_parser("export", help="write every record to a .jsonl or .csv file")

@@ -150,6 +150,8 @@ def _register_tune(subparsers: Any) -> None:
                         "(default 0.002)")
     p.add_argument("--yes", action="store_true", help="approve every trial up front")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ray", metavar="auto|HOST:PORT", default=None,
+                   help="train the trials on this Ray cluster (default $METALLMIX_RAY; unset: local jobs)")
     p.add_argument("--json", action="store_true", help="print the session as JSON")
     p.add_argument("--quiet", action="store_true", help="no per-trial progress on stderr")
     p.set_defaults(func=cmd_tune)
@@ -214,12 +216,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
                   file=sys.stderr)
 
     from agent.recommend import default_recommender
+    from tools.ray_runner import ray_address
 
+    start_job = None
+    if args.ray is not None:  # else the parts' starter, which follows $METALLMIX_RAY
+        from tools.ray_jobs import ray_job_starter
+
+        address = ray_address(args.ray)
+        if address is None:
+            raise UsageError("--ray needs 'auto' or HOST:PORT of a Ray head, but got an empty value.")
+        start_job = ray_job_starter(address)
     try:
         result = tune(
             args.text, dataset=args.dataset, trials=args.trials, budget_minutes=args.budget_minutes,
             approve=approve, device=args.device, backbones=_split(args.backbones), modes=_split(args.modes),
             min_gain=min_gain, seed=args.seed, recommender=default_recommender(args.kb_dir), on_event=on_event,
+            start_job=start_job,
         )
     except TuneError as exc:
         raise UsageError(str(exc)) from exc

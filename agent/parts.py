@@ -30,7 +30,8 @@ class Parts:
         judge_llm: the judge's chat model; None reuses `llm`.
         metamodel: a fitted meta-model, or a function returning one (called on first use); None
             loads (or fits and caches) one from `kb` on first use.
-        start_job: starts a training job (`tools.jobs.Job.start`'s signature); None uses it.
+        start_job: starts a training job (`tools.jobs.Job.start`'s signature); None uses it, or
+            a Ray job's starter when METALLMIX_RAY is set.
         weights_available: whether a backbone's pretrained weights exist here; None looks on
             disk (`tools.weights.weights_available`).
     """
@@ -107,11 +108,12 @@ class Parts:
         return self._weights[backbone]
 
     def job_starter(self) -> Callable[..., Any]:
-        """The training-job starter: the injected one, else `tools.jobs.Job.start`."""
+        """The training-job starter: the injected one, else a Ray job's when METALLMIX_RAY names a
+        cluster, else `tools.jobs.Job.start` (`tools.ray_jobs.default_job_starter`)."""
         if self.start_job is None:
-            from tools.jobs import Job
+            from tools.ray_jobs import default_job_starter
 
-            self.start_job = Job.start
+            self.start_job = default_job_starter()
         return self.start_job
 
 

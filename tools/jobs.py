@@ -187,34 +187,41 @@ class Job:
 
     def _failed_record(self) -> ExperimentRecord | None:
         events = _read_events(self.run_dir / "log.jsonl")
-        start = next((e for e in events if e.get("event") == "start"), None)
-        if start is None:
-            return None  # nothing ran: the data never loaded (see error.txt / stderr.txt)
-        history = [
-            EpochMetrics(epoch=e["epoch"], train_loss=e.get("train_loss"), val_loss=(e.get("val") or {}).get("loss"),
-                         val_accuracy=(e.get("val") or {}).get("accuracy"))
-            for e in events if e.get("event") == "epoch" and "val" in e
-        ]
         code = self.proc.returncode if self.proc is not None else None
         tail = (self.run_dir / "stderr.txt").read_text(errors="replace")[-600:] if (self.run_dir / "stderr.txt").exists() else ""
         reason = f"the training process ended without a result (exit code {code})" + (f": {tail.strip()}" if tail.strip() else "")
-        config = TrainConfig.model_validate(start["config"])
-        seed = self.spec["seed"]
-        return ExperimentRecord(
-            id=self.id,
-            run_key=ExperimentRecord.make_run_key(start["dataset"]["fingerprint"], config, seed, self.spec["source"]),
-            dataset=DatasetInfo.model_validate(start["dataset"]),
-            config=config,
-            weights=start["weights"],
-            outcome=Outcome(
-                status="failed", epochs_run=len(history), history=history, device=start["device"],
-                train_seconds=round(max(0.0, time.time() - start["time"]), 3), error=reason[:2000],
-            ),
-            provenance=Provenance(
-                source=self.spec["source"], code_version=start["code_version"], seed=seed, date=now_utc(),
-                machine=start["machine"], notes=self.spec.get("notes"),
-            ),
-        )
+        return record_from_events(self.id, self.spec, events, status="failed", error=reason)
+
+
+def record_from_events(job_id: str, spec: dict[str, Any], events: list[dict[str, Any]], *, status: str,
+                       error: str | None) -> ExperimentRecord | None:
+    """The record of a run that ended without one (killed, cancelled from outside), from its log's
+    start event and the epochs it finished; None when it never started (the data never loaded)."""
+    start = next((e for e in events if e.get("event") == "start"), None)
+    if start is None:
+        return None
+    history = [
+        EpochMetrics(epoch=e["epoch"], train_loss=e.get("train_loss"), val_loss=(e.get("val") or {}).get("loss"),
+                     val_accuracy=(e.get("val") or {}).get("accuracy"))
+        for e in events if e.get("event") == "epoch" and "val" in e
+    ]
+    config = TrainConfig.model_validate(start["config"])
+    seed = spec["seed"]
+    return ExperimentRecord(
+        id=job_id,
+        run_key=ExperimentRecord.make_run_key(start["dataset"]["fingerprint"], config, seed, spec["source"]),
+        dataset=DatasetInfo.model_validate(start["dataset"]),
+        config=config,
+        weights=start["weights"],
+        outcome=Outcome(
+            status=status, epochs_run=len(history), history=history, device=start["device"],  # type: ignore[arg-type]
+            train_seconds=round(max(0.0, time.time() - start["time"]), 3), error=error[:2000] if error else None,
+        ),
+        provenance=Provenance(
+            source=spec["source"], code_version=start["code_version"], seed=seed, date=now_utc(),
+            machine=start["machine"], notes=spec.get("notes"),
+        ),
+    )
 
 
 @dataclass
@@ -347,7 +354,8 @@ def _worker(run_dir: Path) -> int:
     write_json(run_dir / "record.json", json.loads(record.model_dump_json()))
     if spec.get("kb_root"):
         KnowledgeBase(spec["kb_root"], index=False).append(record)
-    emit({"event": "end", "status": record.outcome.status, "record_id": record.id})
+    # cache: "hit" when the backbone features (or a frozen prefix's outputs) came from an earlier run's cache
+    emit({"event": "end", "status": record.outcome.status, "record_id": record.id, "cache": result.extra.get("cache")})
     return 0
 
 

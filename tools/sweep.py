@@ -331,6 +331,22 @@ def _run_group(args: tuple[list[SweepItem], str, int, str | None]) -> tuple[int,
     return done, ok
 
 
+def pending_items(items: list[SweepItem], kb: KnowledgeBase) -> list[tuple[SweepItem, str]]:
+    """The items whose run key `kb` does not hold yet, each with its run key, in plan order (a key
+    planned twice is kept once): what a sweep, local or on Ray, still has to run."""
+    from tools.datasets import load_dataset
+
+    fingerprints = {path: load_dataset(path).fingerprint for path in {i.dataset for i in items}}
+    seen = kb.run_keys()
+    todo = []
+    for item in items:
+        key = ExperimentRecord.make_run_key(fingerprints[item.dataset], item.config, item.seed, "sweep")
+        if key not in seen:
+            seen.add(key)
+            todo.append((item, key))
+    return todo
+
+
 def run_sweep(
     items: list[SweepItem],
     kb: KnowledgeBase,
@@ -347,14 +363,7 @@ def run_sweep(
     except ImportError:  # a bare GPU machine: no progress bar
         tqdm = None
 
-    from tools.datasets import load_dataset
-
-    fingerprints = {path: load_dataset(path).fingerprint for path in {i.dataset for i in items}}
-    done_keys = kb.run_keys()
-    todo = [
-        i for i in items
-        if ExperimentRecord.make_run_key(fingerprints[i.dataset], i.config, i.seed, "sweep") not in done_keys
-    ]
+    todo = [item for item, _ in pending_items(items, kb)]
     # Chunks of consecutive items (plan order) on one dataset share the loaded data; small chunks
     # keep progress visible and let a time limit stop between them.
     chunks: list[list[SweepItem]] = []
