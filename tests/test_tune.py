@@ -349,6 +349,31 @@ def test_trial_one_can_be_a_recommendation_already_made(tmp_path: Path, dataset:
     assert tuner.recommender is None
 
 
+def test_a_session_continues_from_earlier_trials_without_re_running_them(tmp_path: Path, dataset: str) -> None:
+    parts = Parts(tmp_path, [DRAFT, pick(0), pick(0)])
+    rec = parts.recommender.recommend(TASK, dataset=dataset)
+    common = dict(recommendation=rec, llm=parts.llm, kb=parts.store, metamodel=lambda: parts.metamodel,
+                  start_job=parts.jobs)
+    earlier = Tuner(TASK, dataset=dataset, trials=1, **common)
+    earlier.run(earlier.propose())
+    assert earlier.propose() is None and len(parts.jobs.calls) == 1
+
+    tuner = Tuner(TASK, dataset=dataset, trials=2, budget_minutes=10, previous=earlier.trials, **common)
+    assert tuner.spent == 0 and tuner.remaining == 600  # the budget is this session's own
+    nxt = tuner.propose()
+    assert nxt is not None and nxt.number == 2 and nxt.source == "llm" and nxt.config != rec.config
+    tuner.run(nxt)
+    assert tuner.propose() is not None  # 2 trials of its own: one more
+    assert [t.number for t in tuner.result().trials] == [1, 2]
+    assert len({c["config"].key() for c in parts.jobs.calls}) == len(parts.jobs.calls) == 2
+
+
+def test_continuing_earlier_trials_needs_their_recommendation(tmp_path: Path, dataset: str) -> None:
+    trial = make_trial(1, 0.8, 0.8)
+    with pytest.raises(TuneError, match="needs the recommendation they started from"):
+        Tuner(TASK, dataset=dataset, previous=[trial], kb=FakeStore(tmp_path / "kb"), metamodel=FakeMetaModel())
+
+
 def test_a_cancel_while_the_llm_thinks_proposes_nothing(tmp_path: Path, dataset: str) -> None:
     parts = Parts(tmp_path, [DRAFT])
     tuner = Tuner(TASK, dataset=dataset, trials=3, recommender=parts.recommender, start_job=parts.jobs)

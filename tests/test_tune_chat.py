@@ -123,3 +123,38 @@ def test_tuning_needs_a_recommendation_with_a_dataset(tmp_path: Path) -> None:
     last(chat.adapter.submit("t2", "breast ultrasound, 3 classes, 800 images"))  # text only: no dataset
     view = last(chat.adapter.submit("t2", "tune 3 trials"))
     assert "needs the dataset" in text(view) and chat.jobs.calls == []
+
+
+def test_a_second_tune_in_the_thread_continues_where_the_first_stopped(tmp_path: Path) -> None:
+    chat = Chat(tmp_path, [DRAFT, pick(0), pick(0), pick(0)])
+    recommend(chat)
+    last(chat.adapter.submit("t1", "tune 2 trials"))
+    first = [c["config"].key() for c in chat.jobs.calls]
+    assert len(first) == 2
+
+    chat.adapter = chat.make()  # an app restart between the sessions: the transcript holds the trials
+    final = last(chat.adapter.submit("t1", "tune 2 trials"))
+
+    calls = [c["config"].key() for c in chat.jobs.calls]
+    assert len(calls) == 4 and calls[:2] == first
+    assert len(set(calls)) == 4  # neither the recommendation nor trial 2 ran again
+    assert [c["job_id"].rsplit("-t", 1)[1][:2] for c in chat.jobs.calls[2:]] == ["03", "04"]
+    shown = text(final)
+    assert "Continuing this thread's earlier tuning: its 2 trial(s) are not run again" in shown
+    assert "**Trial 3 result:**" in shown and "**Trial 4 result:**" in shown
+    assert "**Tuning stopped:** trials done: all 2 ran (after the 2 of the earlier session)" in shown
+    entries = [e["answer"] for e in chat.transcript.entries("t1") if e["answer"].get("kind") == "tune"]
+    assert [len(a["trials"]) for a in entries] == [2, 4]
+
+
+def test_a_new_task_in_the_thread_tunes_afresh(tmp_path: Path) -> None:
+    chat = Chat(tmp_path, [DRAFT, pick(0), DRAFT, pick(0)])
+    recommend(chat)
+    last(chat.adapter.submit("t1", "tune 2 trials"))
+    # Another dataset: a new task, whose tuning must not continue the first one's trials.
+    other = tiny_dataset(tmp_path / "other", "other_ultrasound.npz")
+    view = last(chat.adapter.submit("t1", "breast ultrasound, 3 classes", dataset=other))
+    assert view.offer is not None
+    final = last(chat.adapter.submit("t1", "tune 2 trials"))
+    assert "Continuing" not in text(final).split("tune 2 trials")[-1]
+    assert len(chat.jobs.calls) == 4 and chat.jobs.calls[2]["dataset"] == other

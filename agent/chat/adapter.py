@@ -59,7 +59,7 @@ from agent.followup import answer_followup
 from agent.intents import parse_changes
 from agent.parts import Parts
 from agent.recommendation import Recommendation
-from agent.tune import TuneError, Tuner
+from agent.tune import Trial, TuneError, Tuner
 
 log = logging.getLogger(__name__)
 
@@ -395,7 +395,7 @@ class ChatAdapter:
             tuner = Tuner(values.get("task") or "", dataset=dataset, trials=command.trials,
                           budget_minutes=command.budget_minutes, recommendation=rec, parts=self.parts,
                           llm=self.followup_llm, start_job=self.jobs.start, runs_dir=self.context.runs_dir,
-                          seed=self.context.seed)
+                          seed=self.context.seed, previous=self._earlier_trials(thread_id, dataset, rec))
         except TuneError as exc:
             yield self.note(thread_id, text, f"⚠ {exc}")
             return
@@ -406,8 +406,10 @@ class ChatAdapter:
                               self.config(thread_id), context=self.context)
 
         def keep(session: TuneSession) -> None:
-            self.transcript.add(thread_id, self._anchor(thread_id), session.request,
-                                {"kind": "tune", "messages": session.messages})
+            # The trials too (all of them, earlier sessions' included): the next "tune" continues from them.
+            self.transcript.add(thread_id, self._anchor(thread_id), session.request, {
+                "kind": "tune", "messages": session.messages, "dataset": dataset, "recommended": rec.config.key(),
+                "trials": [t.model_dump(mode="json") for t in session.tuner.trials]})
             session.persisted = True
 
         session = TuneSession(thread_id, text, tuner, per_trial=command.per_trial, dataset=dataset, on_done=keep)
@@ -415,6 +417,17 @@ class ChatAdapter:
             yield self._busy(thread_id)
             return
         yield from self._follow_tune(session)
+
+    def _earlier_trials(self, thread_id: str, dataset: str, rec: Recommendation) -> list[Trial]:
+        """The trials of the thread's latest tuning session, when it tuned this recommendation on this
+        dataset (a new task in the thread starts its tuning afresh)."""
+        for entry in reversed(self.transcript.entries(thread_id)):
+            a = entry["answer"]
+            if a.get("kind") == "tune" and "trials" in a:
+                if a.get("dataset") == dataset and a.get("recommended") == rec.config.key():
+                    return [Trial.model_validate(t) for t in a["trials"]]
+                return []
+        return []
 
     # ---------------------------------------------------------------- uploads
     def dataset_from(self, upload: str | None, path: str | None) -> str | None:

@@ -169,9 +169,18 @@ class TuneSession(Observed):
     def drive(self) -> None:
         """The loop (`agent.tune.tune`'s, one step at a time); run in a background thread."""
         tuner = self.tuner
+        earlier = len(tuner.previous)
+        if earlier:
+            best = tuner.best
+            self._say(f"Continuing this thread's earlier tuning: its {earlier} trial(s) are not run again"
+                      + (f" (the one kept so far: trial {best.number}, {config_text(best.config)}, validation "
+                         f"accuracy {best.val_accuracy:.3f})" if best is not None and best.val_accuracy is not None
+                         else "")
+                      + f"; the next trials are chosen from their results, up to {tuner.max_trials - earlier} more.")
         if not self.per_trial:
             budget = f" within {duration_text(tuner.budget_seconds)}" if tuner.budget_seconds else ""
-            self._say(f"Tuning up to {tuner.max_trials} trial(s){budget}, starting from the recommendation; your "
+            start = "after the earlier trials" if earlier else "starting from the recommendation"
+            self._say(f"Tuning up to {tuner.max_trials - earlier} trial(s){budget}, {start}; your "
                       "message approved them all (**Cancel** stops at any time).")
         try:
             while (proposal := tuner.propose()) is not None:

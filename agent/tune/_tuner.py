@@ -74,6 +74,10 @@ class Tuner:
         runs_dir: run folders of the trials (default `tools.jobs.runs_dir()`).
         context: run settings of the graph for trial 1.
         session_id: names the session (its jobs and its log); a new one by default.
+        previous: the trials an earlier session of the same task already ran (e.g. the chat
+            thread's last tuning): this session continues from them (none is re-run, the next
+            trial is chosen from their results) with `trials` and `budget_minutes` its own.
+            Needs `recommendation` (the one the earlier session started from).
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class Tuner:
         runs_dir: str | None = None,
         context: Context | None = None,
         session_id: str | None = None,
+        previous: Sequence[Trial] = (),
     ) -> None:
         given_parts = parts is not None
         if not dataset or not isinstance(dataset, (str, os.PathLike)):
@@ -113,6 +118,9 @@ class Tuner:
             raise TuneError(f"budget_minutes must be a number > 0, but got {budget_minutes!r}.")
         if not isinstance(min_gain, (int, float)) or not 0 <= min_gain <= 1:
             raise TuneError(f"min_gain must satisfy 0 <= min_gain <= 1, but got {min_gain!r}.")
+        if previous and recommendation is None:
+            raise TuneError("continuing earlier trials needs the recommendation they started from: pass "
+                            "recommendation=..., or start a new session without previous trials.")
         if parts is None and recommender is not None:
             parts = recommender.parts
         if parts is None:
@@ -138,7 +146,8 @@ class Tuner:
         self.kb = parts.kb
         self.text = text or ""
         self.dataset = str(dataset)
-        self.max_trials = trials
+        self.previous = [Trial.model_validate(t) for t in previous]
+        self.max_trials = len(self.previous) + trials
         self.budget_seconds = None if budget_minutes is None else float(budget_minutes) * 60
         self.device, self.backbones, self.modes = device, list(backbones or []) or None, list(modes or []) or None
         self.min_gain = float(min_gain)
@@ -147,9 +156,12 @@ class Tuner:
         self.runs_dir = runs_dir
         self.context = context
         self.session_id = session_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        self.trials: list[Trial] = []
+        self.trials: list[Trial] = list(self.previous)
         self.recommendation: Recommendation | None = recommendation
         self.profile: dict[str, Any] | None = None
+        if self.previous:  # trial 1 ran in the earlier session: the profile comes from its recommendation
+            assert recommendation is not None
+            self._from_recommendation(recommendation, llm_seconds=0.0)
         self.stop_reason: str | None = None
         self.pending: Proposal | None = None
         self._llm_seconds = 0.0
@@ -172,8 +184,8 @@ class Tuner:
 
     @property
     def spent(self) -> float:
-        """Wall seconds of the trials so far (what the budget counts)."""
-        return sum(t.seconds for t in self.trials)
+        """Wall seconds of this session's trials so far (what its budget counts; earlier sessions' are theirs)."""
+        return sum(t.seconds for t in self.trials[len(self.previous):])
 
     @property
     def remaining(self) -> float | None:
@@ -218,7 +230,8 @@ class Tuner:
         if self._cancelled.is_set():
             return self._stop("cancelled by the user")
         if len(self.trials) >= self.max_trials:
-            return self._stop(f"trials done: all {self.max_trials} ran")
+            return self._stop(f"trials done: all {self.max_trials - len(self.previous)} ran"
+                              + (f" (after the {len(self.previous)} of the earlier session)" if self.previous else ""))
         if self.budget_seconds is not None and self.spent >= self.budget_seconds:
             return self._stop(f"budget spent: the trials took {duration_text(self.spent)} of {duration_text(self.budget_seconds)}")
         proposal = self._first() if not self.trials else self._next()
@@ -272,7 +285,7 @@ class Tuner:
         p = self.profile
         tried = self.tried()
         constraints = Constraints(budget_seconds=self.share(), device=p["device"], backbones=p.get("backbones"),
-                                  modes=p.get("modes"))
+                                  modes=p.get("modes"), max_memory_bytes=p.get("max_memory_bytes"))
         retrieved = []
         if self.recommendation is not None:
             from agent.prompting import stored_records
