@@ -571,7 +571,14 @@ class Nodes:
         )
         write = get_stream_writer()
         write({"type": "job", "job_id": job.id, "run_dir": str(job.run_dir)})
-        finished = drive(job, lambda event: write({"type": "train", **event}))
+        ended: dict[str, Any] = {}
+
+        def forward(event: dict[str, Any]) -> None:
+            if event.get("event") == "end":
+                ended.update(event)
+            write({"type": "train", **event})
+
+        finished = drive(job, forward)
         record = finished.record
         training: dict[str, Any] = {"job_id": job.id, "run_dir": str(job.run_dir)}
         if record is None:
@@ -579,7 +586,9 @@ class Nodes:
         else:
             o = record.outcome
             training.update(status=o.status, record_id=record.id, test_accuracy=o.test_accuracy,
-                            val_accuracy=o.val_accuracy, seconds=o.total_seconds, error=o.error)
+                            val_accuracy=o.val_accuracy, seconds=o.total_seconds, train_seconds=o.train_seconds,
+                            feature_seconds=o.feature_seconds, features_cached=ended.get("cache") == "hit",
+                            error=o.error)
         write({"type": "train_done", **training})
         return {"training": training}
 
@@ -598,6 +607,9 @@ class Nodes:
     # ------------------------------------------------------------------- helpers
     def _predict(self, profile: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
         meta = MetaFeatures.model_validate(profile["meta"])
+            # seconds: the record's total (what a time prediction is scored on); train_seconds and
+            # feature_seconds apart, with whether the features came from an earlier run's cache,
+            # so the chat reports the run's own time.
         p = self.metamodel.predict(meta, [config], device=profile["device"], open_fields=open_fields(profile))[0]
         out: dict[str, Any] = prediction_values(p)
         note = getattr(p, "device_note", None)

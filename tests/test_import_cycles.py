@@ -241,7 +241,7 @@ def test_imports_point_down_only(layer: str, forbidden: tuple[str, ...]) -> None
 
 
 # agent.chat's modules in their order (its __init__'s docstring): each imports only those before it
-CHAT_ORDER = ("views", "router", "transcript", "plots", "uploads", "knowledge_tab", "cards", "export", "runs",
+CHAT_ORDER = ("views", "router", "transcript", "conversations", "plots", "uploads", "knowledge_tab", "cards", "export", "runs",
               "rendering", "tuning", "adapter")
 
 

@@ -36,9 +36,9 @@ from agent.chat.export import export_md
 from agent.chat.plots import save_learning_curve
 from agent.chat.runs import STOPPED, STOPPED_BY_USER
 from agent.chat.transcript import Transcript
-from agent.chat.views import SUPERSEDED_BY_TUNING, image, read_job_log, say, thought, thread_config, user
+from agent.chat.views import SUPERSEDED_BY_TUNING, image, read_job_log, run_time_text, say, thought, thread_config, user
 from agent.followup import FollowupAnswer
-from agent.formatting import config_text, duration_text
+from agent.formatting import config_text
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def _render_train(step: Step) -> list[Message]:
     out: list[Message] = []
     if status == "ok":
         text = (f"Training finished: **test accuracy {training.get('test_accuracy'):.3f}**, validation accuracy "
-                f"{training.get('val_accuracy') or float('nan'):.3f}, {duration_text(training.get('seconds'))}.")
+                f"{training.get('val_accuracy') or float('nan'):.3f}, {run_time_text(training)}.")
     elif status == "error":
         text = f"⚠ The training job failed: {training.get('error')}"
     else:

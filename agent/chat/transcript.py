@@ -145,9 +145,9 @@ class Transcript:
         )
 
     def entries(self, thread_id: str) -> list[dict[str, Any]]:
-        rows = self._execute("SELECT anchor, question, answer FROM ui_followups WHERE thread_id = ? ORDER BY seq",
-                             (thread_id,))
-        return [{"anchor": a, "question": q, "answer": json.loads(ans)} for a, q, ans in rows]
+        rows = self._execute("SELECT anchor, question, answer, created FROM ui_followups WHERE thread_id = ? "
+                             "ORDER BY seq", (thread_id,))
+        return [{"anchor": a, "question": q, "answer": json.loads(ans), "created": float(c)} for a, q, ans, c in rows]
 
     def close(self) -> None:
         if self._pool is not None:

@@ -42,6 +42,25 @@ STALLED = ("This thread stopped inside training (the app was restarted, or the j
 
 
 # ---------------------------------------------------------------------------- types
+def run_time_text(training: dict[str, Any]) -> str:
+    """How long a finished run took, its own time first: "in 15 s (the backbone features came from the
+    cache; extracting them took 36 s in an earlier run)".
+
+    A run whose features came from an earlier run's cache did not spend their extraction time,
+    though the record's total (`seconds`, what time predictions are scored on) includes it.
+    Reads the train node's `seconds`, `train_seconds`, `feature_seconds` and `features_cached`;
+    a record without the split (an older thread) says its total.
+    """
+    train, features = training.get("train_seconds"), training.get("feature_seconds") or 0.0
+    if train is None or not features:
+        return f"in {duration_text(training.get('seconds') if train is None else train)}"
+    if training.get("features_cached"):
+        return (f"in {duration_text(train)} (the backbone features came from the cache; extracting them took "
+                f"{duration_text(features)} in an earlier run)")
+    return (f"in {duration_text(train + features)}, of which {duration_text(features)} extracting the backbone "
+            "features (cached for the next run on this dataset)")
+
+
 @dataclass
 class TrainingView:
     """What a training panel shows.
@@ -59,6 +78,7 @@ class TrainingView:
         record_id: the knowledge-base record written for the run.
         test_accuracy: the run's test accuracy, when it ended ok.
         seconds: wall time of the run.
+        timing: the train node's timings of the finished run (see `run_time_text`).
     """
 
     job_id: str | None = None
@@ -72,6 +92,7 @@ class TrainingView:
     record_id: str | None = None
     test_accuracy: float | None = None
     seconds: float | None = None
+    timing: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fraction(self) -> float:
@@ -92,8 +113,9 @@ class TrainingView:
             self.record_id = event.get("record_id")
             self.test_accuracy = event.get("test_accuracy")
             self.seconds = event.get("seconds")
+            self.timing = {k: event.get(k) for k in ("seconds", "train_seconds", "feature_seconds", "features_cached")}
             if self.status == "ok" and self.test_accuracy is not None:
-                self.message = f"finished: test accuracy {self.test_accuracy:.3f} in {duration_text(self.seconds)}"
+                self.message = f"finished: test accuracy {self.test_accuracy:.3f} {run_time_text(self.timing)}"
             else:
                 self.message = f"ended {self.status}" + (f": {event['error']}" if event.get("error") else "")
             return
@@ -275,5 +297,5 @@ def pending_step(run: LiveRun, last: Any) -> list[dict[str, Any]]:
 
 
 __all__ = ["NODE_LABELS", "STALLED", "SUPERSEDED_BY_TUNING", "TERMINAL", "ChatView", "Observed", "TrainingView", "follow", "image",
-           "pending_offer", "pending_step", "read_job_log", "say", "thought", "thread_config", "training_view",
+           "pending_offer", "pending_step", "read_job_log", "run_time_text", "say", "thought", "thread_config", "training_view",
            "user"]
