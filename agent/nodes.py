@@ -58,6 +58,8 @@ RESUME_SCHEMA: dict[str, Any] = {
         "config": {"type": "object", "description": "approve: must equal the offered config; edit: fields to change"},
         "dataset": {"type": "string", "description": "the dataset to train on, when the offer has none"},
         "reason": {"type": "string", "maxLength": 500},
+        "said": {"type": "string", "maxLength": 500,
+                 "description": "the words the user typed, shown as their message (else the action's name)"},
     },
     "required": ["action"],
 }
@@ -511,11 +513,14 @@ class Nodes:
         }
         answer = interrupt(payload, response_schema=RESUME_SCHEMA)
         action, fields, problem = _read_answer(answer)
+        said = str(fields.get("said") or "")[:500] or None  # what the user typed, the chat shows it as typed
+        offer = {**offer, "said": said}
         if problem:
             return Command(goto="approve", update={"offer": {**offer, "error": problem}})
         if action == "reject":
             return Command(goto=END, update={
-                "decision": {"status": "rejected", "reason": str(fields.get("reason") or "")[:500]},
+                "decision": {"status": "rejected", "reason": str(fields.get("reason") or "")[:500],
+                             **({"said": said} if said else {})},
                 "approval": None, "offer": {**offer, "error": None},
             })
         proposed = fields.get("config")
@@ -532,6 +537,7 @@ class Nodes:
             new_offer = self._offer(state["profile"], edited, self._predict(state["profile"], edited),
                                     dataset=offer.get("dataset"))
             new_offer["note"] = "edited: approve this exact configuration to train it"
+            new_offer["said"] = said
             return Command(goto="approve", update={"offer": new_offer})
         dataset = offer.get("dataset") or fields.get("dataset")
         if not dataset:
@@ -545,7 +551,7 @@ class Nodes:
         job_id = new_job_id(_thread_id(config), TrainConfig.model_validate(offer["config"]), ctx.runs_dir)
         return Command(goto="train", update={
             "approval": {"config": offer["config"], "key": offer["key"], "dataset": str(dataset), "job_id": job_id},
-            "decision": {"status": "approved"}, "offer": {**offer, "dataset": str(dataset), "error": None},
+            "decision": {"status": "approved", **({"said": said} if said else {})}, "offer": {**offer, "dataset": str(dataset), "error": None},
         })
 
     def train(self, state: State, runtime: Runtime[Context], config: RunnableConfig) -> dict[str, Any]:

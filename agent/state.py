@@ -183,9 +183,11 @@ class OfferData(_OfferCore, total=False):
         warnings: what the user should know before approving.
         error: why the last answer to the offer was refused, or None.
         note: set on an edited offer.
+        said: the words the user typed as the last answer (the chat shows them), or None.
     """
 
     note: str
+    said: str | None
 
 
 class InputState(TypedDict):

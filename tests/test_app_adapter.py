@@ -96,7 +96,7 @@ def test_plain_language_replies_resume_the_interrupt(tmp_path: Path, dataset: st
 
     edited = last(adapter.submit("t1", "change epochs to 3"))
     assert edited.offer is not None and edited.offer["config"]["epochs"] == 3 and jobs.calls == []
-    assert "Edit: epochs=3" in texts(edited)
+    assert "change epochs to 3" in texts(edited) and "Edit: epochs=3" not in texts(edited)  # as typed
 
     refused = last(adapter.submit("t1", "lr=5"))
     assert refused.offer is not None and "learning_rate must satisfy" in refused.offer["error"]
@@ -113,7 +113,8 @@ def test_reject_in_words_ends_without_training(tmp_path: Path, dataset: str) -> 
     view = last(adapter.submit("t1", "no, too slow for me"))
 
     assert jobs.calls == [] and view.offer is None
-    assert "Reject: too slow for me" in texts(view)
+    said = [m["content"] for m in view.messages if m["role"] == "user"]
+    assert said == [TASK + f"\n\n*(dataset `{Path(dataset).name}`)*", "no, too slow for me"]  # as typed
 
 
 def test_buttons_edit_with_json_and_reject(adapter: ChatAdapter, dataset: str) -> None:

@@ -152,6 +152,26 @@ def test_a_new_task_while_an_offer_waits_adds_no_reject_bubble(tmp_path: Path) -
     assert sum(t.startswith("### Recommendation") for t in texts(view)) == 2 and view.offer is not None
 
 
+def test_typed_answers_to_an_offer_are_shown_as_typed(tmp_path: Path) -> None:
+    adapter, jobs = make_adapter(tmp_path)
+    last(adapter.submit("t1", TASK))
+
+    view = last(adapter.submit("t1", "epochs=3"))  # an edit, typed
+    assert _user_texts(view) == [TASK, "epochs=3"] and view.offer is not None and view.offer["config"]["epochs"] == 3
+    view = last(adapter.submit("t1", "yes please"))  # an approval, typed: refused (no dataset), still as typed
+    assert _user_texts(view) == [TASK, "epochs=3", "yes please"] and "training needs a dataset" in texts(view)[-1]
+    view = last(adapter.submit("t1", "no, too slow for me"))
+    assert _user_texts(view) == [TASK, "epochs=3", "yes please", "no, too slow for me"] and jobs.calls == []
+    assert not any(t.startswith(("Approve", "Reject", "Edit:")) for t in _user_texts(view))
+
+
+def test_a_click_is_shown_as_the_buttons_name(tmp_path: Path) -> None:
+    adapter, _ = make_adapter(tmp_path)
+    last(adapter.submit("t1", TASK))
+    view = last(adapter.reject("t1", "too slow"))
+    assert _user_texts(view) == [TASK, "Reject: too slow"]
+
+
 def test_an_offer_closed_for_tuning_is_said_by_the_assistant_not_the_user(tmp_path: Path) -> None:
     from langgraph.types import Command
 

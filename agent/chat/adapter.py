@@ -196,7 +196,8 @@ class ChatAdapter:
 
         yield from self._start(thread_id, Command(resume=answer), "resume")
 
-    def approve(self, thread_id: str, dataset: str | None = None) -> Iterator[ChatView]:
+    def approve(self, thread_id: str, dataset: str | None = None, *, said: str | None = None) -> Iterator[ChatView]:
+        """Approve the offer (`said`: the words the user typed, shown as their message; a click shows "Approve")."""
         if (tune := self._tunes.waiting(thread_id)) is not None:
             tune.answer(True)
             yield from self._follow_tune(tune)
@@ -204,10 +205,12 @@ class ChatAdapter:
         answer: dict[str, Any] = {"action": "approve"}
         if dataset:
             answer["dataset"] = dataset
+        if said:
+            answer["said"] = said[:500]
         yield from self.resume(thread_id, answer)
 
-    def edit(self, thread_id: str, text: str) -> Iterator[ChatView]:
-        """Edit the offer from "epochs=5, lr=3e-4" or a JSON object of fields."""
+    def edit(self, thread_id: str, text: str, *, said: str | None = None) -> Iterator[ChatView]:
+        """Edit the offer from "epochs=5, lr=3e-4" or a JSON object of fields (`said`: as typed in the chat)."""
         changes: Any
         try:
             changes = json.loads(text) if text.strip().startswith("{") else parse_changes(text)
@@ -218,14 +221,16 @@ class ChatAdapter:
             yield self.view(thread_id, notice="Say what to change, e.g. `epochs=5`, `lr=3e-4, batch size 32` or "
                                               "`{\"epochs\": 5}`.")
             return
-        yield from self.resume(thread_id, {"action": "edit", "config": changes})
+        yield from self.resume(thread_id, {"action": "edit", "config": changes, **({"said": said[:500]} if said else {})})
 
-    def reject(self, thread_id: str, reason: str = "") -> Iterator[ChatView]:
+    def reject(self, thread_id: str, reason: str = "", *, said: str | None = None) -> Iterator[ChatView]:
+        """Reject the offer (`said`: the words the user typed, shown as their message)."""
         if (tune := self._tunes.waiting(thread_id)) is not None:
             tune.answer(False)
             yield from self._follow_tune(tune)
             return
-        yield from self.resume(thread_id, {"action": "reject", "reason": reason[:500]})
+        yield from self.resume(thread_id, {"action": "reject", "reason": reason[:500],
+                                           **({"said": said[:500]} if said else {})})
 
     def cancel(self, thread_id: str) -> str:
         """Ask the thread's running training job to stop; returns what happened, in words."""
@@ -340,11 +345,11 @@ class ChatAdapter:
                 tune.answer(route.kind == "approve")
                 yield from self._follow_tune(tune)
             elif route.kind == "approve":
-                yield from self.approve(thread_id)
+                yield from self.approve(thread_id, said=text)
             else:
-                yield from self.reject(thread_id, route.reason)
+                yield from self.reject(thread_id, route.reason, said=text)
         elif route.kind == "edit":
-            yield from (self._use_whatif(thread_id, text, values) if route.from_whatif else self.edit(thread_id, text))
+            yield from (self._use_whatif(thread_id, text, values) if route.from_whatif else self.edit(thread_id, text, said=text))
         elif route.kind == "tune":
             yield from self.start_tune(thread_id, text, route.tune)
         elif route.kind == "question":
@@ -371,7 +376,7 @@ class ChatAdapter:
             return
         offered = (values.get("offer") or {}).get("config") or {}
         changes = {k: v for k, v in cfg.items() if offered.get(k) != v}
-        yield from self.resume(thread_id, {"action": "edit", "config": changes or cfg})
+        yield from self.resume(thread_id, {"action": "edit", "config": changes or cfg, "said": text[:500]})
 
     def start_tune(self, thread_id: str, text: str, command: Any) -> Iterator[ChatView]:
         """Iterative mode (agent.tune): trial 1 is the thread's recommendation, then LLM-proposed trials.

@@ -153,21 +153,23 @@ def _render_approve(step: Step) -> list[Message]:
         if new.get("key") != old.get("key"):
             diffs = [f"{k}={val}" for k, val in new.get("config", {}).items()
                      if (old.get("config") or {}).get(k) != val]
-            return [user("Edit: " + (", ".join(diffs) or "(no change)")), say(offer_md(new, old)),
+            return [user(new.get("said") or "Edit: " + (", ".join(diffs) or "(no change)")), say(offer_md(new, old)),
                     thought(*export_md(new["config"], new.get("dataset")))]
-        if new.get("error"):
-            return [say(f"⚠ I could not use that answer: {new['error']}")]
+        if new.get("error"):  # the user's words when they typed them, then why they could not be used
+            return [*([user(new["said"])] if new.get("said") else []),
+                    say(f"⚠ I could not use that answer: {new['error']}")]
         return []
     decision = v.get("decision") or {}
     if snap.next == ("train",) or decision.get("status") == "approved":
         data = new.get("dataset") or (v.get("approval") or {}).get("dataset")
-        return [user("Approve"), say(f"Approved: training **{config_text(new['config'])}** on "
+        return [user(decision.get("said") or "Approve"), say(f"Approved: training **{config_text(new['config'])}** on "
                                      f"`{Path(str(data)).name}`.")]
     reason = decision.get("reason")
     if reason == SUPERSEDED_BY_TUNING:  # the chat closed the offer, the user did not type "Reject"
         return [say("The offer above was not trained on its own: the tuning session below starts from it "
                     "(its trial 1 trains it).")]
-    return [user("Reject" + (f": {reason}" if reason else "")),
+    # What the user typed ("no, too slow"), else the button they clicked, with the reason given there.
+    return [user(decision.get("said") or "Reject" + (f": {reason}" if reason else "")),
             say("Rejected: nothing was trained. Describe the task again, or ask for a what-if, to get another offer.")]
 
 
