@@ -20,7 +20,15 @@ from typing import Any
 import pytest
 
 from agent.chat.adapter import ChatAdapter
-from agent.chat.knowledge_tab import kb_best_rows, kb_filters, kb_rows
+from agent.chat.knowledge_tab import (
+    BEST_COLUMNS,
+    COLUMN_NOTES,
+    KB_COLUMNS,
+    kb_best_rows,
+    kb_counts_md,
+    kb_filters,
+    kb_rows,
+)
 from agent.chat.transcript import Transcript
 from agent.chat.uploads import prepare_dataset
 from agent.chat.views import ChatView, TrainingView, read_job_log
@@ -296,6 +304,10 @@ def test_knowledge_base_tables(tmp_path: Path) -> None:
     best = {r[0]: r for r in kb_best_rows(store)}
     assert best["blood_cells_pbc"][2] == 0.85 and best["blood_cells_pbc"][3] == "efficientnet_lite1"
     assert best["skin_lesion_isic"][1] == 2
+    # Every column of both tables has a name, and the tab says what each means.
+    assert all(KB_COLUMNS) and all(BEST_COLUMNS) and set(KB_COLUMNS) | set(BEST_COLUMNS) <= set(COLUMN_NOTES)
+    counts = kb_counts_md(store)
+    assert all(f"**{name}** " in counts for name in [*KB_COLUMNS, *BEST_COLUMNS])
 
 
 def test_a_thread_stopped_inside_training_resumes_and_records_the_job(tmp_path: Path, dataset: str) -> None:

@@ -13,6 +13,29 @@ from agent.formatting import config_text
 KB_COLUMNS = ["id", "dataset", "modality", "backbone", "mode", "optimizer", "learning rate", "batch", "epochs",
               "input", "status", "val acc", "test acc", "seconds", "source", "date"]
 BEST_COLUMNS = ["dataset", "runs", "best test acc", "backbone", "mode", "configuration", "seconds", "record"]
+# What each column of the two tables means: every name of KB_COLUMNS and BEST_COLUMNS is explained here.
+COLUMN_NOTES = {
+    "id": "the record's id (first 12 characters)",
+    "record": "the best run's record id (first 12 characters)",
+    "dataset": "the dataset the run trained on",
+    "modality": "its imaging modality",
+    "backbone": "the network",
+    "mode": "frozen (a head on fixed features), partial or full fine-tuning, or scratch (random init)",
+    "optimizer": "the optimizer",
+    "learning rate": "its learning rate",
+    "batch": "images per step",
+    "epochs": "epochs asked for",
+    "input": "input size in pixels",
+    "status": "ok, diverged, failed or cancelled",
+    "val acc": "accuracy on the dataset's validation split (0-1)",
+    "test acc": "accuracy on its held-out test split (0-1), what recommendations are scored on",
+    "best test acc": "the highest test accuracy among the dataset's successful runs",
+    "runs": "all runs recorded on that dataset, any status",
+    "configuration": "the best run's configuration (backbone/mode, size when not 64 px, optimizer, lr, bs, ep)",
+    "seconds": "the run's training time including feature caching, on the machine it ran on",
+    "source": "where the record comes from: the sweep, a user's run, or the literature",
+    "date": "when it was recorded (UTC)",
+}
 
 
 def kb_counts_md(kb: Any) -> str:
@@ -24,7 +47,13 @@ def kb_counts_md(kb: Any) -> str:
 
     return (f"**{s['records']} runs** ({s['successful']} successful) on **{len(s['datasets'])} datasets**.\n\n"
             f"- statuses: {line('statuses')}\n- modes: {line('modes')}\n- backbones: {line('backbones')}\n"
-            f"- sources: {line('sources')}\n- devices: {line('devices')}")
+            f"- sources: {line('sources')}\n- devices: {line('devices')}\n\n" + columns_md())
+
+
+def columns_md() -> str:
+    """What each column of the runs table and of the best-per-dataset table means."""
+    names = list(dict.fromkeys([*KB_COLUMNS, *BEST_COLUMNS]))
+    return "*Columns:* " + "; ".join(f"**{n}** {COLUMN_NOTES[n]}" for n in names) + "."
 
 
 def kb_filters(kb: Any) -> dict[str, list[str]]:
@@ -82,4 +111,4 @@ def kb_best_rows(kb: Any) -> list[list[Any]]:
     return rows
 
 
-__all__ = ["BEST_COLUMNS", "KB_COLUMNS", "kb_best_rows", "kb_counts_md", "kb_filters", "kb_rows"]
+__all__ = ["BEST_COLUMNS", "COLUMN_NOTES", "KB_COLUMNS", "columns_md", "kb_best_rows", "kb_counts_md", "kb_filters", "kb_rows"]
