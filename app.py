@@ -11,7 +11,8 @@ a restart of the app shows the same conversation, a pending approval still pendi
 
 `create_app(parts, settings)` builds the window from parts made once per process (LLM,
 knowledge base, meta-model, graph) and shared by every browser session; `launch()` serves
-it. Each browser keeps only its thread id (gr.BrowserState, in its localStorage).
+it. Each browser keeps its thread id and the ids of the threads it started (gr.BrowserState, encrypted
+in its localStorage): its conversation list shows those, never another browser's.
 
 Settings come from the command line, else the environment: METALLMIX_HOST, METALLMIX_PORT,
 METALLMIX_AUTH ("user:password[,user:password]"), METALLMIX_DB, METALLMIX_DATA_DIRS
@@ -41,13 +42,15 @@ from agent.chat import (  # noqa: E402
     KB_COLUMNS,
     ChatAdapter,
     ChatView,
+    Conversations,
     JobRegistry,
     Transcript,
     kb_best_rows,
     kb_counts_md,
     kb_filters,
     kb_rows,
-    learning_curve_figure,
+    panel_curve,
+    remember,
 )
 from agent.chat.transcript import is_postgres_url, open_checkpointer, redact  # noqa: E402
 from agent.context import Context  # noqa: E402
@@ -56,6 +59,7 @@ from knowledge.space import BACKBONES, MODES  # noqa: E402
 REPO = Path(__file__).resolve().parent
 HOME = Path.home() / ".metallmix"
 STORAGE_KEY = "metallmix-thread"
+THREADS_KEY = "metallmix-threads"  # the browser's own thread ids: the only ones its conversation list shows
 EXAMPLES = [  # varied on purpose: modality, size, device, budget, a limit, a goal
     "Breast ultrasound lesions (normal, benign, malignant), about 800 images; I have 10 minutes on a laptop CPU.",
     "Chest x-rays, pneumonia vs normal, 5,000 images at 128 px; a GPU for 30 minutes, best accuracy.",
@@ -67,6 +71,13 @@ CSS = """
 #chat .message-wrap { font-size: 14px; }
 #train-progress .bar { background: #e0e0e0; border-radius: 6px; height: 14px; overflow: hidden; }
 #train-progress .fill { height: 100%; background: #2e7d32; transition: width .4s; }
+/* Plots in the chat (SHAP plots and learning curves, by file name: Gradio drops their alt text) at their
+   natural size up to the chat's width, not Gradio's 300 px high thumbnails, so the SHAP plot's labels read. */
+#chat img[src*="/shap-"], #chat img[src*="/curve-"] { max-height: none !important; max-width: 100% !important;
+  width: auto; height: auto; }
+/* Dark mode: the plots are drawn for a light page; inverted (hues kept) they read on a dark one. */
+.dark #curve img, .dark #chat img[src*="/shap-"], .dark #chat img[src*="/curve-"] {
+  filter: invert(0.9) hue-rotate(180deg); }
 """
 INTRO = (
     "## MetaLLMiX\n"
@@ -265,8 +276,9 @@ def _progress_html(view: ChatView) -> str:
     pct = round(100 * t.fraction)
     colour = "#2e7d32" if t.status in ("ok", "training", "features", "starting") else "#c62828"
     epochs = f"epoch {t.epoch}/{t.epochs}" if t.epochs else "preparing"
+    said = t.message if t.message.startswith("epoch ") else f"{epochs} · {t.message}"  # the epoch once, not twice
     return (f'<div class="bar"><div class="fill" style="width:{pct}%;background:{colour}"></div></div>'
-            f'<div class="train-status" style="margin-top:6px"><b>{t.status}</b> · {epochs} · {t.message}</div>')
+            f'<div class="train-status" style="margin-top:6px"><b>{t.status}</b> · {said}</div>')
 
 
 def _offer_text(offer: dict[str, Any]) -> str:
@@ -328,17 +340,16 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
     adapter = parts.adapter
     kb = parts.kb
 
+    screens: dict[str, str] = {}  # browser session -> the thread it shows (a page follows one thread at a time)
+
     def render(view: ChatView, *, thread: str | None = None, clear_input: bool = False,
-               last_curve: list[int] | None = None) -> tuple[Any, ...]:
+               last_curve: list[Any] | None = None, request: gr.Request | None = None) -> tuple[Any, ...]:
+        session = getattr(request, "session_hash", None)
+        if session and screens.get(session, view.thread_id) != view.thread_id:
+            return (gr.skip(),) * len(chat_outputs)  # the page has moved to another conversation: this stream shows nothing more
         t = view.training
-        curve: Any = gr.skip()
-        if t is not None and t.history and last_curve is not None:
-            stamp = len(t.history) * 10 + int(t.done)
-            if last_curve[0] != stamp:
-                last_curve[0] = stamp
-                curve = learning_curve_figure(t.history)
-        elif t is not None and t.history and last_curve is None:
-            curve = learning_curve_figure(t.history)
+        changed, figure = panel_curve(t, last_curve)  # per run and epoch: never an earlier run's curve
+        curve: Any = figure if changed else gr.skip()
         show_training = t is not None
         return (
             view.messages,
@@ -358,12 +369,28 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
 
     with gr.Blocks(title="MetaLLMiX", fill_width=False) as demo:
         thread = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=settings.secret)
+        threads = gr.BrowserState([], storage_key=THREADS_KEY, secret=settings.secret)
+        listed = Conversations(adapter.graph, adapter.transcript)
         gr.Markdown(INTRO)
         with gr.Tabs():
             with gr.Tab("Chat", id="chat-tab"):
-                chatbot = gr.Chatbot(label="Conversation", elem_id="chat", height=640, buttons=["copy"],
-                                     placeholder="Describe your task, e.g. *Breast ultrasound lesions (normal, benign, "
-                                                 "malignant), about 800 images; I have 10 minutes on a laptop CPU.*")
+                with gr.Row(equal_height=True):
+                    conversations = gr.Dropdown([], label="Your conversations (kept in this browser)", scale=5,
+                                                elem_id="conversations", interactive=True)
+                    new_btn = gr.Button("New conversation", size="sm", scale=1, elem_id="new-thread")
+                # The live run sits beside the conversation (not below the options, off-screen), shown only
+                # while the thread has a run.
+                with gr.Row(equal_height=False, elem_id="chat-row"):
+                    chatbot = gr.Chatbot(label="Conversation", elem_id="chat", height=640, buttons=["copy"], scale=5,
+                                         placeholder="Describe your task, e.g. *Breast ultrasound lesions (normal, "
+                                                     "benign, malignant), about 800 images; I have 10 minutes on a "
+                                                     "laptop CPU.*")
+                    with gr.Column(visible=False, scale=2, min_width=340, elem_id="training") as training_box:
+                        progress = gr.HTML(elem_id="train-progress")
+                        curve = gr.Plot(label="Learning curve (per epoch)", show_label=False, elem_id="curve")
+                        with gr.Row():
+                            cancel_btn = gr.Button("Cancel training", variant="stop", visible=False, elem_id="cancel")
+                            resume_btn = gr.Button("Resume", visible=False, elem_id="resume")
                 notice = gr.Markdown(elem_id="notice")
                 with gr.Row(equal_height=True):
                     # One line that grows: Gradio then sends on Enter and lets Shift+Enter add a line (with
@@ -403,13 +430,6 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                                                placeholder="Edit: epochs=5, lr=3e-4 (or a reason to reject)")
                         edit_btn = gr.Button("Edit", elem_id="edit")
                         reject_btn = gr.Button("Reject", variant="stop", elem_id="reject")
-                with gr.Group(visible=False, elem_id="training") as training_box:
-                    progress = gr.HTML(elem_id="train-progress")
-                    curve = gr.Plot(label="Learning curve (per epoch)", elem_id="curve")
-                    with gr.Row():
-                        cancel_btn = gr.Button("Cancel training", variant="stop", visible=False, elem_id="cancel")
-                        resume_btn = gr.Button("Resume", visible=False, elem_id="resume")
-                new_btn = gr.Button("New conversation", size="sm", elem_id="new-thread")
             with gr.Tab("Knowledge base", id="kb-tab"):
                 kb_md = gr.Markdown(elem_id="kb-counts")
                 filters = _safe_filters(kb)
@@ -430,9 +450,27 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
 
         def on_load(thread_id: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
             tid = thread_id or adapter.new_thread_id()
-            last_curve = [-1]
-            for view in adapter.follow(_thread_key(tid, request)):
-                yield render(view, thread=tid, last_curve=last_curve)
+            yield from show_thread(tid, request)
+
+        def show_thread(tid: str, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+            """Put thread `tid` on this page, following its live run if it has one."""
+            key = _thread_key(tid, request)
+            screens[request.session_hash or ""] = key
+            last_curve: list[Any] = [-1]
+            for view in adapter.follow(key):
+                yield render(view, thread=tid, last_curve=last_curve, request=request)
+
+        def on_switch(choice: str | None, known: list[str] | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+            if not choice or choice not in (known or []):  # only this browser's own threads open
+                raise gr.Error("That conversation was not started in this browser; pick one from the list, or start "
+                               "a new one.")
+            yield from show_thread(choice, request)
+
+        def list_threads(thread_id: str | None, known: list[str] | None, request: gr.Request) -> tuple[Any, Any]:
+            """The browser's thread ids, the one on screen first, and the list of their conversations."""
+            ids = remember(known, thread_id)
+            rows = listed.listing(ids, thread_id, key=lambda t: _thread_key(t, request))
+            return ids, gr.update(choices=[(c.label, c.thread_id) for c in rows], value=thread_id)
 
         def on_send(text: str, upload_path: str | None, path: str, budget_min: float | None, dev: str,
                     allowed_backbones: list[str], allowed_modes: list[str], max_params_m: float | None,
@@ -445,10 +483,11 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                 yield render(adapter.view(key, notice=f"⚠ {exc}"), thread=tid)
                 return
             constraints = request_constraints(budget_min, dev, allowed_backbones, allowed_modes, max_params_m, max_mb)
-            last_curve = [-1]
+            screens[request.session_hash or ""] = key
+            last_curve: list[Any] = [-1]
             first = True
             for view in adapter.submit(key, text or "", dataset=dataset, constraints=constraints):
-                yield render(view, thread=tid, clear_input=first, last_curve=last_curve)
+                yield render(view, thread=tid, clear_input=first, last_curve=last_curve, request=request)
                 first = False
 
         def on_approve(path: str, upload_path: str | None, thread_id: str | None,
@@ -459,9 +498,9 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
             except ValueError as exc:
                 yield render(adapter.view(key, notice=f"⚠ {exc}"))
                 return
-            last_curve = [-1]
+            last_curve: list[Any] = [-1]
             for view in adapter.approve(key, dataset):
-                yield render(view, last_curve=last_curve)
+                yield render(view, last_curve=last_curve, request=request)
 
         def on_edit(text: str, thread_id: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
             for view in adapter.edit(_thread_key(thread_id, request), text or ""):
@@ -478,15 +517,14 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
             return adapter.stop(_thread_key(thread_id, request))
 
         def on_resume(thread_id: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
-            last_curve = [-1]
+            last_curve: list[Any] = [-1]
             for view in adapter.reattach(_thread_key(thread_id, request)):
-                yield render(view, last_curve=last_curve)
+                yield render(view, last_curve=last_curve, request=request)
 
         def on_new(request: gr.Request) -> tuple[Any, ...]:
             tid = adapter.new_thread_id()
-            out = list(render(adapter.view(_thread_key(tid, request)), thread=tid, clear_input=True))
-            out[6] = None  # clear the learning curve
-            return tuple(out)
+            screens[request.session_hash or ""] = _thread_key(tid, request)
+            return render(adapter.view(_thread_key(tid, request)), thread=tid, clear_input=True)
 
         def kb_view(dataset: str, backbone: str, mode: str, status: str) -> tuple[Any, ...]:
             import pandas as pd
@@ -504,22 +542,30 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
             )
 
         chat_kw: dict[str, Any] = {"concurrency_limit": 8, "show_progress": "hidden"}
+        listing = ([thread, threads], [threads, conversations])  # the browser's list, after each change of thread
         demo.load(on_load, [thread], chat_outputs, api_name="load", **chat_kw)
+        demo.load(list_threads, *listing, api_visibility="private")
         send_inputs = [msg, upload, dataset_path, budget, device, backbones, modes, max_params, max_model_mb, thread]
-        send.click(on_send, send_inputs, chat_outputs, api_name="send", **chat_kw)
-        msg.submit(on_send, send_inputs, chat_outputs, api_visibility="private", **chat_kw)
+        send.click(on_send, send_inputs, chat_outputs, api_name="send", **chat_kw).then(
+            list_threads, *listing, api_visibility="private")
+        msg.submit(on_send, send_inputs, chat_outputs, api_visibility="private", **chat_kw).then(
+            list_threads, *listing, api_visibility="private")
+        conversations.input(on_switch, [conversations, threads], chat_outputs, api_name="switch", **chat_kw).then(
+            list_threads, *listing, api_visibility="private")
         approve_btn.click(on_approve, [dataset_path, upload, thread], chat_outputs, api_name="approve", **chat_kw)
         edit_btn.click(on_edit, [edit_text, thread], chat_outputs, api_name="edit", **chat_kw)
         reject_btn.click(on_reject, [edit_text, thread], chat_outputs, api_name="reject", **chat_kw)
         cancel_btn.click(on_cancel, [thread], [notice], api_name="cancel", concurrency_limit=None)
         stop_btn.click(on_stop, [thread], [notice], api_name="stop", concurrency_limit=None)
         resume_btn.click(on_resume, [thread], chat_outputs, api_name="resume", **chat_kw)
-        new_btn.click(on_new, None, chat_outputs, api_name="new_thread")
+        new_btn.click(on_new, None, chat_outputs, api_name="new_thread").then(list_threads, *listing,
+                                                                             api_visibility="private")
         kb_inputs = [f_dataset, f_backbone, f_mode, f_status]
         kb_outputs = [kb_md, kb_runs, kb_best, f_dataset, f_backbone, f_mode, f_status]
         demo.load(kb_view, kb_inputs, kb_outputs, api_name="kb")
         kb_refresh.click(kb_view, kb_inputs, kb_outputs, api_visibility="private")
-        chatbot.clear(on_new, None, chat_outputs, api_visibility="private")  # the chat's own Clear: a new conversation
+        chatbot.clear(on_new, None, chat_outputs, api_visibility="private").then(list_threads, *listing,
+                                                                                api_visibility="private")  # the chat's own Clear: a new conversation
         for f in kb_inputs:
             f.change(kb_view, kb_inputs, kb_outputs, api_visibility="private")
     return demo
