@@ -58,6 +58,8 @@ def register(subparsers: Any, *, run_training_job: Callable[..., Any]) -> None:
     p.add_argument("--modes", help="comma-separated modes to choose from: frozen, finetune, scratch (default: all)")
     p.add_argument("--max-params", type=float, help="the most parameters the backbone may have, e.g. 5e6 (a hard limit)")
     p.add_argument("--max-model-mb", type=float, help="the largest model file in MB, float32 weights (a hard limit)")
+    p.add_argument("--max-memory-gb", type=float,
+                   help="the most memory a run may need in GB: RAM on a CPU, GPU memory on CUDA (a hard limit)")
     p.add_argument("--plot-dir", help="write the SHAP plot (PNG) into this folder")
     p.add_argument("--json", action="store_true", help="print the recommendation as JSON")
     p.add_argument("--train", action="store_true", help="train the recommended configuration (needs --dataset and --yes)")
@@ -93,7 +95,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         rec = default_recommender(args.kb_dir).recommend(
             args.text, dataset=args.dataset, budget_minutes=args.budget_minutes, device=args.device,
             backbones=_split(args.backbones), modes=_split(args.modes), context=context,
-            max_params=args.max_params, max_model_mb=args.max_model_mb,
+            max_params=args.max_params, max_model_mb=args.max_model_mb, max_memory_gb=args.max_memory_gb,
         )
     except TaskError as exc:
         raise UsageError(str(exc)) from exc

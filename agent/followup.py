@@ -399,7 +399,9 @@ def _answer_budget(t: ThreadView, intent: Intent, metamodel: Any, store: Any, we
     except Exception:  # the knowledge base is optional here: candidates are generated without it
         retrieved = []
     found = metamodel.candidates(meta, Constraints(budget_seconds=budget, device=device, backbones=profile.get("backbones"),
-                                                   modes=profile.get("modes")), retrieved=retrieved, n=5)
+                                                   modes=profile.get("modes"),
+                                                   max_memory_bytes=profile.get("max_memory_bytes")),
+                                  retrieved=retrieved, n=5)
     for c in found:
         if c.over_budget:
             continue

@@ -6,7 +6,9 @@
 A limit comes from the task text (tools.task_text reads "under 5M parameters", "a model under
 20 MB") or from the request (the API's and CLI's max_params / max_model_mb). The pick and every
 candidate keep to it; when no backbone does, the request is refused with the closest one named.
-Memory limits (GPU or RAM) are reported as not checked: the knowledge base records no memory use.
+A memory limit (RAM on a CPU, GPU memory on CUDA) filters configurations, not backbones: what
+a run needs depends on its mode, input size and batch too (tools.memory estimates it), so it
+travels to the meta-model's candidates as `memory_limit` says.
 """
 
 from __future__ import annotations
@@ -69,13 +71,33 @@ def backbones_within(limits: dict[str, tuple[float, str]], allowed: Sequence[str
         dropped = ", ".join(f"{b} ({show(size(b))})" for b in out)
         said.append(f"{label} at most {show(value)} ({words!r}): " + (f"left out {dropped}" if out else "every allowed "
                                                                        "backbone fits"))
-    for name, label in (("gpu_memory_bytes", "GPU memory"), ("ram_bytes", "memory")):
-        if name in limits:
-            value, words = limits[name]
-            said.append(f"{label} {value / 2**30:,.0f} GB ({words!r}): not checked, the knowledge base records no "
-                        "memory use; a smaller batch size lowers it")
     size_limited = any(n in limits for n in ("max_params", "max_model_bytes"))
     return (kept if size_limited else (list(allowed) if allowed else None)), said
+
+
+def memory_limit(limits: dict[str, tuple[float, str]], device: str) -> tuple[float | None, list[str]]:
+    """The memory a run on `device` may need (bytes, None for no limit), and what each memory limit does.
+
+    On CUDA the GPU's memory limits the run; on a CPU its RAM. A limit for the other kind of
+    memory is said to be not applied, and why. "max_memory_bytes" (the request's) is for the
+    run's own device.
+    """
+    on_gpu = str(device).startswith("cuda")
+    applies = "gpu_memory_bytes" if on_gpu else "ram_bytes"
+    said: list[str] = []
+    value: float | None = None
+    for name, label in (("gpu_memory_bytes", "GPU memory"), ("ram_bytes", "memory"), ("max_memory_bytes", "memory")):
+        if name not in limits:
+            continue
+        amount, words = limits[name]
+        if name in (applies, "max_memory_bytes"):
+            value = amount if value is None else min(value, amount)
+            said.append(f"{label} at most {amount / 2**30:,.1f} GB ({words!r}): configurations estimated to need more "
+                        "were left out")
+        else:
+            said.append(f"{label} {amount / 2**30:,.1f} GB ({words!r}): not applied, the run is on "
+                        f"{'the GPU' if on_gpu else 'the CPU'}")
+    return value, said
 
 
 def stated_limits(told: Any, given: dict[str, Any]) -> dict[str, tuple[float, str]]:
@@ -88,6 +110,8 @@ def stated_limits(told: Any, given: dict[str, Any]) -> dict[str, tuple[float, st
         out["max_params"] = (_positive("max_params", given["max_params"]), "max_params")
     if given.get("max_model_mb") is not None:
         out["max_model_bytes"] = (_positive("max_model_mb", given["max_model_mb"]) * 2**20, "max_model_mb")
+    if given.get("max_memory_gb") is not None:
+        out["max_memory_bytes"] = (_positive("max_memory_gb", given["max_memory_gb"]) * 2**30, "max_memory_gb")
     return out
 
 
@@ -97,4 +121,4 @@ def _positive(name: str, value: Any) -> float:
     return float(value)
 
 
-__all__ = ["BYTES_PER_PARAM", "backbones_within", "stated_limits"]
+__all__ = ["BYTES_PER_PARAM", "backbones_within", "memory_limit", "stated_limits"]

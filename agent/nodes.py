@@ -32,7 +32,7 @@ from agent.context import Context
 from agent.errors import TaskError, TrainingNotApproved
 from agent.formatting import data_text, duration_text, prediction_values
 from agent.goals import apply_goals, read_goals, regularisation_note
-from agent.limits import backbones_within, stated_limits
+from agent.limits import backbones_within, memory_limit, stated_limits
 from agent.parts import Parts
 from agent.profiling import allowed, open_fields, read_task
 from agent.prompting import (
@@ -229,8 +229,10 @@ class Nodes:
         else:
             device = "cpu"
             assumed.append("device=cpu")
-        backbones, limits = backbones_within(stated_limits(told, given),
-                                             allowed("backbones", given.get("backbones"), tuple(BACKBONES)))
+        stated = stated_limits(told, given)
+        backbones, limits = backbones_within(stated, allowed("backbones", given.get("backbones"), tuple(BACKBONES)))
+        max_memory, memory_said = memory_limit(stated, device)
+        limits += memory_said
         modes = allowed("modes", given.get("modes"), MODES)
         read = {name: str(words) for name, words in told.said.items()}
         return {
@@ -238,6 +240,7 @@ class Nodes:
                 "meta": meta, "source": source, "dataset": dataset, "dataset_name": dataset_name,
                 "assumed": assumed, "notes": notes, "budget_seconds": budget_seconds, "device": device,
                 "backbones": backbones, "modes": modes, "read": read, "limits": limits,
+                "max_memory_bytes": max_memory,
                 "scope": scope.kind if scope is not None else "dataset", "goals": goals.as_json(),
                 "task_text": scope.task_text if scope is not None else text,
             },
@@ -288,6 +291,7 @@ class Nodes:
 
     def explain(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """The meta-model's ranked candidates under the constraints, and SHAP for the top one."""
+        from tools.memory import NoMemoryFit
         from tools.metamodel import Constraints
 
         ctx = runtime.context or Context()
@@ -296,16 +300,20 @@ class Nodes:
         constraints = Constraints(
             budget_seconds=profile.get("budget_seconds"), device=profile["device"],
             backbones=profile.get("backbones"), modes=profile.get("modes"),
+            max_memory_bytes=profile.get("max_memory_bytes"),
         )
         # The meta-model's neighbours are the plain k nearest (older threads: the evidence, which was them).
         neighbours = state.get("neighbours")
         retrieved = stored_records(self.store, neighbours if neighbours is not None
                                    else [e["id"] for e in state.get("evidence", [])])
         mm = self.metamodel
-        found = mm.candidates(meta, constraints, retrieved=retrieved, n=ctx.n_candidates,
-                              open_fields=open_fields(profile))
-        if found and profile.get("goals"):
-            found = apply_goals(found, profile["goals"], mm, meta, constraints, open_fields(profile))
+        try:
+            found = mm.candidates(meta, constraints, retrieved=retrieved, n=ctx.n_candidates,
+                                  open_fields=open_fields(profile))
+            if found and profile.get("goals"):
+                found = apply_goals(found, profile["goals"], mm, meta, constraints, open_fields(profile))
+        except NoMemoryFit as exc:
+            raise TaskError(str(exc)) from None
         if not found:
             raise TaskError(
                 "no configuration satisfies the constraints (allowed backbones "
@@ -324,7 +332,14 @@ class Nodes:
             "candidate": found[0].id, "text": ex.text(top=3), "base_value": round(float(ex.base_value), 4),
             "contributions": [[str(n), _jsonable(v), round(float(c), 4)] for n, v, c in ex.contributions[:12]],
         }
-        return {"candidates": candidates, "explanation": explanation}
+        out: dict[str, Any] = {"candidates": candidates, "explanation": explanation}
+        if profile.get("max_memory_bytes") is not None:  # what the pick needs, beside the limit it keeps to
+            from tools.memory import training_memory
+
+            need = training_memory(found[0].config, meta.n_instances, constraints.device, meta.n_classes)
+            out["profile"] = {**profile, "limits": [*profile.get("limits", []),
+                                                    f"memory the pick needs: {need.text()} (estimated)"]}
+        return out
 
     def reason(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """One LLM call: a draft recommendation, JSON-constrained by the candidate set."""

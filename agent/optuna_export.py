@@ -182,7 +182,7 @@ def export_study(
 
         more = metamodel.candidates(profile.meta, Constraints(
             budget_seconds=profile.budget_seconds, device=profile.device, backbones=profile.backbones,
-            modes=profile.modes), n=top_k + 1)
+            modes=profile.modes, max_memory_bytes=profile.max_memory_bytes), n=top_k + 1)
         ranked += [(f"meta-model rank {i}", c.config, c.prediction.accuracy, c.prediction.seconds)
                    for i, c in enumerate(more, start=1)]
     seen = {rec.config.key()}

@@ -92,6 +92,7 @@ class Recommender:
         context: Context | None = None,
         max_params: float | None = None,
         max_model_mb: float | None = None,
+        max_memory_gb: float | None = None,
     ) -> tuple[Recommendation, dict[str, Any]]:
         """Run one request up to the approval interrupt.
 
@@ -124,6 +125,8 @@ class Recommender:
             constraints["max_params"] = max_params
         if max_model_mb is not None:
             constraints["max_model_mb"] = max_model_mb
+        if max_memory_gb is not None:
+            constraints["max_memory_gb"] = max_memory_gb
         start = time.perf_counter()
         out = self.graph.invoke(
             InputState(task=text or "", dataset=dataset, constraints=constraints),
@@ -170,6 +173,7 @@ def recommend(
     modes: Sequence[str] | None = None,
     max_params: float | None = None,
     max_model_mb: float | None = None,
+    max_memory_gb: float | None = None,
     llm: Any | None = None,
     judge_llm: Any | None = None,
     kb: Any | None = None,
@@ -192,6 +196,8 @@ def recommend(
         modes: allowed modes.
         max_params: the most parameters the backbone may have (a hard limit; also read from the text).
         max_model_mb: the largest model file in MB, float32 weights (a hard limit; also read from the text).
+        max_memory_gb: the most memory a run may need in GB, RAM on a CPU and GPU memory on CUDA (a hard
+            limit on the estimate of tools.memory; also read from the text).
         llm, judge_llm, kb, metamodel: parts to use instead of the defaults.
         kb_dir: folder of the default knowledge base.
         context: run settings (agent.context.Context).
@@ -208,7 +214,7 @@ def recommend(
         r = Recommender(llm=llm, judge_llm=judge_llm, kb=kb, kb_dir=kb_dir, metamodel=metamodel)
     return r.recommend(text, dataset=dataset, budget_minutes=budget_minutes, device=device, backbones=backbones,
                        modes=modes, thread_id=thread_id, context=context, max_params=max_params,
-                       max_model_mb=max_model_mb)
+                       max_model_mb=max_model_mb, max_memory_gb=max_memory_gb)
 
 
 __all__ = ["CandidateItem", "CheckItem", "EvidenceItem", "Recommendation", "Recommender", "TaskProfile", "Verdict",

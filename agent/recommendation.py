@@ -100,6 +100,8 @@ class TaskProfile(_Model):
                                                                     "words it came from.")
     limits: list[str] = Field(default_factory=list, description="Every limit the pick was filtered by: what it is, "
                                                                 "the words it came from, what it left out.")
+    max_memory_bytes: float | None = Field(default=None, description="The most memory a run may need on the device "
+                                                                     "(tools.memory's estimate), from a stated limit.")
     scope: str = Field(default="medical_image_classification", description="What the text asks for (tools.scope), "
                                                                            "or 'dataset'.")
     goals: dict[str, Any] = Field(default_factory=dict, description="The objective, worries and comparison the text "

@@ -35,6 +35,7 @@ class Limits(TypedDict, total=False):
         modes: allowed modes ("frozen", "finetune", "scratch").
         max_params: the most parameters the backbone may have.
         max_model_mb: the largest model file (float32 weights) in MB.
+        max_memory_gb: the most memory a run may need, in GB (RAM on a CPU, GPU memory on CUDA).
 
     Not to be confused with tools.metamodel.Constraints, the filter the meta-model's candidates
     pass, which the explain node builds from the profile these limits shaped.
@@ -46,6 +47,7 @@ class Limits(TypedDict, total=False):
     modes: list[str] | None
     max_params: float | None
     max_model_mb: float | None
+    max_memory_gb: float | None
 
 
 # ------------------------------------------------------------------ what the nodes write
@@ -67,6 +69,7 @@ class ProfileData(TypedDict):
             size limits).
         read: each field read from the task text, with the words it came from.
         limits: one sentence per stated limit: what it is, its words, what it left out.
+        max_memory_bytes: the memory limit that applies on the device (agent.limits.memory_limit).
         scope: what the text asks for (tools.scope kinds), or "dataset" for a dataset without words.
         goals: the objective, worries and comparison the text states (agent.goals.Goals.as_json).
         task_text: the task text as the LLM sees it: an instruction to the assistant inside it blanked out.
@@ -84,6 +87,7 @@ class ProfileData(TypedDict):
     modes: list[str] | None
     read: dict[str, str]
     limits: list[str]
+    max_memory_bytes: float | None
     scope: str
     goals: dict[str, Any]
     task_text: str

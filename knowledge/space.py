@@ -84,6 +84,14 @@ def check_choice(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, but got {value!r}.")
 
 
+def frozen_stages(freeze: float, n_stages: int) -> int:
+    """How many leading stages a `freeze` share keeps frozen: round(freeze x stages), at least one
+    when freeze > 0 (the stem), and never the last stage (then it would be frozen mode)."""
+    if freeze <= 0:
+        return 0
+    return min(max(1, round(freeze * n_stages)), n_stages - 1)
+
+
 def check_combination(backbone: str, mode: str, augmentation: str, freeze: float = 0.0) -> None:
     """Rules that involve more than one field.
 

@@ -101,9 +101,10 @@ def test_a_limit_nothing_keeps_to_is_refused_with_the_closest(recommender: Recom
                               backbones=["resnet18", "mobilenet_v3_small"])
 
 
-def test_a_memory_limit_is_recorded_as_not_checked(recommender: Recommender) -> None:
+def test_a_gpu_memory_limit_filters_a_gpu_run_and_is_recorded(recommender: Recommender) -> None:
     rec = recommender.recommend("chest x-ray, 2 classes, 1,000 images, I have an 8 GB GPU")
-    assert any(s.startswith("GPU memory 8 GB") and "not checked" in s for s in rec.profile.limits)
+    assert rec.profile.device.startswith("cuda") and rec.profile.max_memory_bytes == 8 * 2**30
+    assert any(s.startswith("GPU memory at most 8.0 GB") and "left out" in s for s in rec.profile.limits)
 
 
 def test_no_limit_stated_means_none_recorded_and_every_backbone_allowed(recommender: Recommender) -> None:

@@ -21,6 +21,7 @@ from torch import nn
 
 from knowledge import torchvision_compat  # noqa: F401  (must precede torchvision)
 from knowledge.space import BACKBONES
+from knowledge.space import frozen_stages as frozen_stages  # the runner's import; the rule lives there
 from tools.weights import torchvision_weights_file
 from tools.weights import weights_available as weights_available  # the runner's import; the check lives there
 
@@ -50,14 +51,6 @@ class Backbone:
     @property
     def n_stages(self) -> int:
         return len(self.features)
-
-
-def frozen_stages(freeze: float, n_stages: int) -> int:
-    """How many leading stages a `freeze` share keeps frozen: round(freeze x stages), at least one
-    when freeze > 0 (the stem), and never the last stage (then it would be frozen mode)."""
-    if freeze <= 0:
-        return 0
-    return min(max(1, round(freeze * n_stages)), n_stages - 1)
 
 
 def build_backbone(name: str, pretrained: bool, input_size: int = 64) -> Backbone:

@@ -82,6 +82,7 @@ import xgboost as xgb
 from knowledge import cache_root
 from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, SCHEDULERS
+from tools.memory import NoMemoryFit, training_memory
 from tools.novelty import (
     NEAREST_SHOWN,
     OPEN_FIELDS,
@@ -193,12 +194,15 @@ class Constraints:
             says so.
         backbones: allowed backbones; None = all.
         modes: allowed modes; None = all.
+        max_memory_bytes: the most memory a run may need on `device` (RAM on a CPU, GPU
+            memory on CUDA), as `tools.memory.training_memory` estimates it; None = no limit.
     """
 
     budget_seconds: float | None = None
     device: str = "cpu"
     backbones: list[str] | None = None
     modes: list[str] | None = None
+    max_memory_bytes: float | None = None
 
     def __post_init__(self) -> None:
         self.device = parse_device(self.device).label
@@ -1064,13 +1068,15 @@ class MetaModel:
         MAX_PER_PAIR per backbone x mode, and never two near-duplicates (see `_diverse`); the
         best retrieved config is kept when it fits and scores within RETRIEVED_MARGIN of the
         best (it is evidence an LLM can cite). When nothing fits the budget,
-        the fastest configs come back with `over_budget=True`.
+        the fastest configs come back with `over_budget=True`. A memory limit is hard: configs
+        estimated (tools.memory) to need more never come back.
 
         `open_fields` (see `predict`) widen the picked candidates' intervals; the ranking is
         by the prediction for `meta` as given.
 
         Raises:
             ValueError: an open field outside OPEN_FIELDS.
+            tools.memory.NoMemoryFit: (a ValueError) no allowed config fits the memory limit.
         """
         open_fields = check_open_fields(open_fields)
         constraints = constraints or Constraints()
@@ -1119,9 +1125,16 @@ class MetaModel:
         secs = np.array([p.seconds for p in preds])
         score = acc - TIME_WEIGHT * np.log10(np.maximum(secs, 1e-3))
         idx = np.arange(len(configs))
+        if constraints.max_memory_bytes is not None:  # a hard limit: what needs more never comes back
+            need = np.array([training_memory(c, meta.n_instances, constraints.device, meta.n_classes).total
+                             for c in configs])
+            idx = idx[need <= constraints.max_memory_bytes]
+            if not len(idx):
+                least = int(np.argmin(need))
+                raise NoMemoryFit(constraints.max_memory_bytes, configs[least], float(need[least]))
         over = False
         if constraints.budget_seconds is not None:
-            fits = secs <= constraints.budget_seconds
+            fits = secs[idx] <= constraints.budget_seconds
             if fits.any():
                 idx = idx[fits]
             else:
