@@ -173,3 +173,25 @@ def test_titles_are_the_first_request_shortened_at_a_word() -> None:
     assert short_title("  Chest x-rays,\n pneumonia vs normal ") == "Chest x-rays, pneumonia vs normal"
     long = "Breast ultrasound lesions (normal, benign, malignant), about 800 images; I have 10 minutes"
     assert short_title(long) == "Breast ultrasound lesions (normal, benign, malignant), about…"
+
+
+def test_a_live_run_before_its_job_starts_shows_no_earlier_runs_status(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from agent.chat.runs import LiveRun
+    from agent.chat.views import training_view
+
+    run_dir = tmp_path / "run-1"
+    run_dir.mkdir()
+    (run_dir / "log.jsonl").write_text(json.dumps({"event": "epoch", "epoch": 40, "epochs": 40, "train_loss": 0.1,
+                                                   "val": {"accuracy": 0.9, "loss": 0.2}}) + "\n")
+    done = {"run_dir": str(run_dir), "status": "ok", "test_accuracy": 0.88, "seconds": 60.0}
+    last = SimpleNamespace(values={"training": done}, next=("approve",))
+    earlier = training_view(None, last, {"train", "record"})
+    assert earlier is not None and earlier.status == "ok" and earlier.epoch == 40  # no run live: the last one
+
+    second = LiveRun("t1", "resume", None, None)  # approved again; its job has not started yet
+    assert training_view(second, last, {"train", "record"}) is None
+    second.training = TrainingView(job_id="run-2")
+    shown = training_view(second, last, {"train", "record"})
+    assert shown is not None and shown.job_id == "run-2" and shown.status == "starting" and shown is not second.training

@@ -263,9 +263,13 @@ def pending_offer(last: Any) -> dict[str, Any] | None:
 
 
 def training_view(run: LiveRun | None, last: Any, ran: set[str]) -> TrainingView | None:
-    """The training panel: the live run's, else the run the latest request trained, else the one it stopped in."""
-    if run is not None and run.training is not None:
-        return replace(run.training, history=list(run.training.history))  # a snapshot, not the live object
+    """The training panel: the live run's, else the run the latest request trained, else the one it stopped in.
+
+    While a graph run is live the panel is that run's alone: before its job starts (a second approval in
+    the thread, say) it shows nothing, never the thread's earlier run ("ok · epoch 40/40 · test accuracy").
+    """
+    if run is not None:
+        return replace(run.training, history=list(run.training.history)) if run.training is not None else None
     if last is not None and "train" in ran and (last.values.get("training") or {}).get("run_dir"):
         done = dict(last.values["training"])
         training = read_job_log(done["run_dir"])
