@@ -542,6 +542,10 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
             )
 
         chat_kw: dict[str, Any] = {"concurrency_limit": 8, "show_progress": "hidden"}
+        def forget(request: gr.Request) -> None:
+            screens.pop(request.session_hash or "", None)
+
+        demo.unload(forget)  # a closed page's entry goes
         listing = ([thread, threads], [threads, conversations])  # the browser's list, after each change of thread
         demo.load(on_load, [thread], chat_outputs, api_name="load", **chat_kw)
         demo.load(list_threads, *listing, api_visibility="private")
