@@ -306,7 +306,7 @@ class SearchVectors(NamedTuple):
 
     hits: list[tuple[ExperimentRecord, float]]
     query: list[float]
-    embeddings: list[list[float]]
+    embeddings: list[Any]  # one vector (a numpy array, as Chroma returns it) per hit
 
 
 class KnowledgeBase:
@@ -532,19 +532,21 @@ class KnowledgeBase:
         """
         return self._retrying(lambda: self._search(text, k, where)[0])
 
-    def search_vectors(self, text: str, k: int = 10, ids: list[str] | None = None) -> SearchVectors:
+    def search_vectors(self, text: str, k: int = 10, ids: list[str] | None = None,
+                       vector: list[float] | None = None) -> SearchVectors:
         """Like `search`, with the embeddings: of the query and of each hit (for diversity, e.g. MMR).
 
         Args:
             text: the query.
             k: how many of the nearest records.
             ids: only among these record ids (e.g. to learn one record's distance to the query).
+            vector: the query's embedding when already known (a second search for the same text).
         """
         def run() -> SearchVectors:
-            query = [float(x) for x in self._embedding_function()([text])[0]]
+            query = vector if vector is not None else [float(x) for x in self._embedding_function()([text])[0]]
             hits, res = self._search(text, k, None, ids=ids, query=query, include=["distances", "embeddings"])
             by_id = {i: e for i, e in zip(res["ids"][0], res["embeddings"][0], strict=True)} if hits else {}
-            return SearchVectors(hits, query, [[float(x) for x in by_id[r.id]] for r, _ in hits])
+            return SearchVectors(hits, query, [by_id[r.id] for r, _ in hits])
 
         return self._retrying(run)
 

@@ -110,12 +110,13 @@ def diverse_runs(store: Any, text: str, k: int, *, lambda_mult: float = LAMBDA) 
     nearest = [r.id for r, _ in hits[:k]]
     best = _best_run(store, hits[0][0].dataset.name)
     if best is not None and all(r.id != best.id for r, _ in hits):  # its distance, from the index itself
-        extra = store.search_vectors(text, k=1, ids=[best.id])
+        extra = store.search_vectors(text, k=1, ids=[best.id], vector=pool.query)
         hits += extra.hits
         embeddings += extra.embeddings
     records = [r for r, _ in hits]
     query, runs = _vectors(pool.query, embeddings, records)
-    order = maximal_marginal_relevance(query, list(runs), lambda_mult=lambda_mult, k=min(k, len(hits)))
+    # An array, not a list of rows: the function converts its input on each of its k steps.
+    order = maximal_marginal_relevance(query, runs, lambda_mult=lambda_mult, k=min(k, len(hits)))  # type: ignore[arg-type]
     chosen = [hits[i] for i in order]
     if best is not None and all(r.id != best.id for r, _ in chosen):
         chosen = chosen[:-1] + [next(h for h in hits if h[0].id == best.id)] if len(chosen) >= k else \
