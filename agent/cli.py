@@ -18,6 +18,8 @@ from typing import Any
 
 from agent.commands import register as register_agent_commands
 from agent.errors import EXIT_ENV, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from agent.server import register as register_server_commands
+from agent.server import route as route_to_server
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -272,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     # run_training_job, handed in here (read each time the parser is built, so a test can
     # replace it).
     register_agent_commands(sub, run_training_job=run_training_job)
+    register_server_commands(sub)  # serve, warm, and recommend --server
     return parser
 
 
@@ -283,6 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if exc.code else EXIT_OK
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        # `recommend` answers through a warm server when one runs or may start (agent.server).
+        routed = route_to_server(args, sys.argv[1:] if argv is None else argv)
+        if routed is not None:
+            return routed
         return func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -156,10 +156,20 @@ _DEFAULT_LOCK = threading.Lock()
 
 
 def default_recommender(kb_dir: str | None = None) -> Recommender:
-    """One Recommender with the real parts per knowledge-base folder and process."""
+    """One Recommender with the real parts per knowledge-base folder and process.
+
+    A knowledge base that is exactly the seed and has no index yet (a fresh install, a new
+    --kb-dir) gets the seed's index built at setup (`python -m agent.warm`) instead of
+    embedding ~2,000 records before its first answer.
+    """
     with _DEFAULT_LOCK:
         if kb_dir not in _DEFAULT:
-            _DEFAULT[kb_dir] = Recommender(kb_dir=kb_dir)
+            from knowledge.seed_index import install_seed_index
+            from knowledge.store import open_default
+
+            kb = open_default(kb_dir)
+            install_seed_index(kb)
+            _DEFAULT[kb_dir] = Recommender(kb=kb)
         return _DEFAULT[kb_dir]
 
 

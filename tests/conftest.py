@@ -10,6 +10,8 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `metallmix recommend` runs in-process (tests replace its parts); the server tests say otherwise.
+os.environ["METALLMIX_SERVER"] = "off"
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("METALLMIX_DATA", REPO.parent / "shared" / "data"))
@@ -26,6 +28,7 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     home = tmp_path_factory.mktemp("metallmix-home")
     os.environ["METALLMIX_KB"] = str(home / "kb")
     os.environ["METALLMIX_RUNS"] = str(home / "runs")
+    os.environ["METALLMIX_SERVER_DIR"] = str(home / "server")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,92 @@
+"""The setup step (agent.warm) and the seed's prebuilt Chroma index (knowledge.seed_index), on a small
+seed of real records in temporary folders: built once, fast when built, rebuilt when the seed
+changes, and never copied into a knowledge base whose records are not the seed's."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.warm import is_warm, warm
+from knowledge.seed_index import build_seed_index, install_seed_index, prebuilt, seed_key
+from knowledge.store import SEED_DIR, KnowledgeBase, open_default, read_records
+
+SMALL = 60
+
+
+@pytest.fixture
+def seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A seed folder of 60 real records, and a cache folder of this test's own."""
+    monkeypatch.setenv("METALLMIX_CACHE", str(tmp_path / "cache"))
+    records = read_records(SEED_DIR / "records.jsonl")
+    ok = [r for r in records if r.outcome.status == "ok"]
+    folder = tmp_path / "seed"
+    folder.mkdir()
+    picked = random.Random(0).sample(ok, SMALL)
+    (folder / "records.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in picked))
+    return folder
+
+
+def _grow(seed: Path) -> None:
+    """One more real record in the seed."""
+    known = {line for line in (seed / "records.jsonl").read_text().splitlines()}
+    extra = next(r for r in read_records(SEED_DIR / "records.jsonl") if r.model_dump_json() not in known)
+    with open(seed / "records.jsonl", "a") as f:
+        f.write(extra.model_dump_json() + "\n")
+
+
+def test_the_seed_index_is_built_once_and_copied_into_a_new_knowledge_base(seed: Path, tmp_path: Path) -> None:
+    folder, built = build_seed_index(seed)
+    assert built and prebuilt(seed) == folder
+    assert build_seed_index(seed) == (folder, False)  # idempotent
+
+    kb = open_default(tmp_path / "kb", seed_dir=seed)
+    assert install_seed_index(kb, seed) and (kb.root / "chroma").is_dir()
+    assert not install_seed_index(kb, seed)  # an index that is there is kept
+    hits = kb.search("dermoscopy skin lesions, 7 classes", k=5)
+    reference = KnowledgeBase(folder).search("dermoscopy skin lesions, 7 classes", k=5)
+    assert [(r.id, round(d, 5)) for r, d in hits] == [(r.id, round(d, 5)) for r, d in reference]
+    assert kb.collection().count() == SMALL
+
+
+def test_a_changed_seed_gets_a_new_index_and_never_the_old_one(seed: Path, tmp_path: Path) -> None:
+    old, _ = build_seed_index(seed)
+    old_key = seed_key(seed)
+    _grow(seed)
+    assert seed_key(seed) != old_key and prebuilt(seed) is None
+
+    kb = open_default(tmp_path / "kb", seed_dir=seed)  # filled from the new seed: the old index does not fit it
+    assert not install_seed_index(kb, seed) and not (kb.root / "chroma").exists()
+    new, built = build_seed_index(seed)
+    assert built and new != old and not old.exists()  # the old seed's index is pruned
+    assert install_seed_index(kb, seed) and kb.collection().count() == SMALL + 1
+
+
+def test_a_knowledge_base_that_differs_from_the_seed_keeps_indexing_its_own(seed: Path, tmp_path: Path) -> None:
+    build_seed_index(seed)
+    kb = open_default(tmp_path / "kb", seed_dir=seed, index=False)
+    extra = next(r for r in read_records(SEED_DIR / "records.jsonl") if kb.get(r.id) is None)
+    kb.append(extra)
+    assert not install_seed_index(kb, seed)
+
+
+def test_warm_is_idempotent_fast_when_built_and_redone_when_the_seed_changes(seed: Path, tmp_path: Path) -> None:
+    kb_dir = str(tmp_path / "kb")
+    first = warm(kb_dir, seed_dir=seed)
+    assert not first["already"] and first["seed_index"]["built"] and first["kb"]["index_copied"]
+    assert first["kb"]["records"] == SMALL and first["kb"]["synced"] == {"added": 0, "removed": 0, "total": SMALL}
+    assert is_warm(kb_dir, seed_dir=seed)
+
+    start = time.perf_counter()
+    assert warm(kb_dir, seed_dir=seed) == {"already": True}
+    assert time.perf_counter() - start < 2.0  # no Chroma, torch or XGBoost import on this path
+
+    _grow(seed)
+    assert not is_warm(kb_dir, seed_dir=seed)
+    again = warm(kb_dir, seed_dir=seed)
+    # A new seed index; the existing knowledge base keeps its records and its own (synced) index.
+    assert again["seed_index"]["built"] and not again["kb"]["index_copied"] and again["kb"]["records"] == SMALL
+    assert is_warm(kb_dir, seed_dir=seed)
