@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     # run_training_job, handed in here (read each time the parser is built, so a test can
     # replace it).
     register_agent_commands(sub, run_training_job=run_training_job)
-    register_server_commands(sub)  # serve, warm, and recommend --server
+    register_server_commands(sub, run_cli=lambda argv: main(argv))  # serve, warm, and recommend --server
     return parser
 
 

@@ -43,7 +43,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -132,9 +132,10 @@ def read_state(path: Path) -> dict[str, Any] | None:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, run: Callable[[list[str]], int]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.token = token
+        self.run = run  # agent.cli.main, handed in (this module must not import the CLI)
         self.lock = threading.Lock()  # one request at a time: main() swaps stdout, stderr and the cwd
         self.last_request = time.monotonic()
         self.busy = 0
@@ -180,9 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _run(server: _Server, argv: list[str], cwd: str) -> dict[str, Any]:
-    """Run `agent.cli.main(argv)` in `cwd`, capturing what it prints."""
-    from agent.cli import main
-
+    """Run the CLI (`agent.cli.main`) on `argv` in `cwd`, capturing what it prints."""
     if "--train" in argv:  # the client never sends it; a server never trains
         return {"code": 2, "stdout": "", "stderr": "error: the warm server does not train; run with --server off.\n"}
     out, err = io.StringIO(), io.StringIO()
@@ -191,16 +190,20 @@ def _run(server: _Server, argv: list[str], cwd: str) -> dict[str, Any]:
         try:
             os.chdir(cwd)
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                code = main(argv)
+                code = server.run(argv)
         finally:
             os.chdir(old)
     return {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
 
 
-def serve(kb_dir: str | None = None, *, idle: float | None = None, quiet: bool = False, lazy: bool = False) -> int:
+def serve(run: Callable[[list[str]], int], kb_dir: str | None = None, *, idle: float | None = None, quiet: bool = False,
+          lazy: bool = False) -> int:
     """Serve until stopped, or until `idle` minutes (default `idle_minutes()`, 0: never) pass without a request.
 
-    The parts load in the background as soon as it listens (`lazy`: on the first request).
+    Args:
+        run: the CLI's main (`agent.cli.main`), run on each request's arguments.
+        kb_dir: the knowledge base; the parts load in the background as soon as it listens
+            (`lazy`: on the first request).
     """
     idle = idle_minutes() if idle is None else idle
     key = server_key(kb_dir)
@@ -212,7 +215,7 @@ def serve(kb_dir: str | None = None, *, idle: float | None = None, quiet: bool =
               f"{existing['port']}); `metallmix serve --stop` stops it.", file=sys.stderr)
         return 0
     token = secrets.token_hex(16)
-    server = _Server(token)
+    server = _Server(token, run)
     state = {"pid": os.getpid(), "port": server.server_address[1], "token": token, "key": key,
              "kb": str(kb_root(kb_dir)), "started": time.time()}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -389,14 +392,20 @@ def cmd_serve(args: Any) -> int:
         pids = stop_all()
         print(f"stopped the warm server(s): pid {', '.join(map(str, pids))}" if pids else "no warm server runs")
         return 0
-    code = serve(args.kb_dir, idle=args.idle_minutes, quiet=args.quiet, lazy=args.lazy)
+    code = serve(args.run_cli, args.kb_dir, idle=args.idle_minutes, quiet=args.quiet, lazy=args.lazy)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # the state file is gone; tearing down the loaded models only delays the exit (seconds)
 
 
-def register(subparsers: Any) -> None:
-    """Add `serve` and `warm`, and `--server` to `recommend` (registered before this)."""
+def register(subparsers: Any, *, run_cli: Callable[[list[str]], int]) -> None:
+    """Add `serve` and `warm`, and `--server` to `recommend` (registered before this).
+
+    Args:
+        subparsers: the CLI parser's subcommands.
+        run_cli: the CLI's main, which a server runs on forwarded arguments (handed in: this module
+            must not import the CLI).
+    """
     from agent import warm
 
     p = subparsers.add_parser("serve", help="keep the LLM, knowledge base and meta-model warm for `recommend`",
@@ -406,7 +415,7 @@ def register(subparsers: Any) -> None:
                    help="exit after this many minutes without a request (default $METALLMIX_SERVER_IDLE_MINUTES or 15; 0: never)")
     p.add_argument("--lazy", action="store_true", help="load the parts on the first request, not at start")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=cmd_serve, run_cli=run_cli)
     p = subparsers.add_parser("warm", help="build the caches a first answer waits for (`make setup` runs it)",
                               description=(warm.__doc__ or "").split("\n")[0])
     warm.add_arguments(p)
