@@ -64,3 +64,29 @@ def test_few_runs_and_k_zero(tmp_path: Path) -> None:
     picked = diverse_runs(store, QUERY, 5)
     assert len(picked.runs) == 3 and len(picked.nearest) == 3
     assert diverse_runs(store, QUERY, 0).runs == []
+
+
+def test_the_retrieve_node_shows_diverse_runs_and_keeps_the_plain_nearest_for_the_meta_model(
+        kb: KnowledgeBase) -> None:
+    from types import SimpleNamespace
+
+    from agent.context import Context
+    from agent.nodes import Nodes
+    from agent.parts import Parts
+    from agent.prompting import task_query
+
+    pneumonia = next(r for r in kb.records() if r.dataset.name == "pneumoniamnist_merged")
+    profile = {"meta": pneumonia.dataset.meta.model_dump(mode="json"), "dataset_name": None, "task_text": ""}
+    out = Nodes(Parts(llm=None, kb=kb)).retrieve({"task": "", "profile": profile},  # type: ignore[typeddict-item]
+                                                 SimpleNamespace(context=Context()))
+
+    plain = kb.search(task_query(profile, "", Context()), k=12)
+    assert out["neighbours"] == [r.id for r, _ in plain]  # the meta-model's neighbours did not change
+    ev = out["evidence"]
+    assert [e["alias"] for e in ev] == [f"r{i}" for i in range(1, 13)]
+    nearest = plain[0][0].dataset.name
+    firsts = [e["dataset"] == nearest for e in ev]
+    assert firsts == sorted(firsts, reverse=True) and len(set(e["dataset"] for e in ev)) >= 2  # nearest dataset first
+    accs = [e["test_accuracy"] for e in ev if e["dataset"] == nearest and e["status"] == "ok"]
+    assert accs == sorted(accs, reverse=True)  # best first: r1 is the nearest dataset's best run
+    assert ev[0]["near"] and not all(e["near"] for e in ev)  # other datasets' runs are there for contrast
