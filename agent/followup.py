@@ -336,7 +336,7 @@ def _answer_why(t: ThreadView, intent: Intent, metamodel: Any, weights_available
         variants = [(x, cfg) for x, cfg in maybe if cfg is not None]
         if len(variants) > 1:
             preds = _predict(metamodel, meta, [cfg for _, cfg in variants], t.device)
-            columns = [name, f"predicted test accuracy ({interval_label()})", "predicted time", ""]
+            columns = [name, f"predicted test accuracy ({interval_label()})", "predicted time", "note"]
             rows = [[fmt_value(x), _acc(p), duration_text(p["seconds"]), "chosen" if cfg == config else ""]
                     for (x, cfg), p in zip(variants, preds, strict=True)]
             chosen = next(p for (_, cfg), p in zip(variants, preds, strict=True) if cfg == config) \

@@ -93,7 +93,7 @@ def test_why_a_hyperparameter_uses_shap_a_what_if_sweep_and_the_evidence(thread:
     a = ask(state, "why this learning rate?", plot_dir=None)
 
     assert a.intent == "why" and "learning_rate = 0.001 raises the predicted test accuracy by +0.010" in a.text
-    assert a.columns and a.columns[0] == "learning_rate"
+    assert a.columns and a.columns[0] == "learning_rate" and all(a.columns)  # every column has a header
     chosen = [r for r in a.rows if r[-1] == "chosen"]
     assert chosen == [["0.001", "0.80 (0.75-0.85)", "40 s", "chosen"]] and len(a.rows) == 5
     assert "no other value is predicted better" in a.text
