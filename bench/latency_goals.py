@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         env = dict(os.environ, METALLMIX_KB=str(work / "kb"), METALLMIX_SERVER_DIR=str(work / "server"))
         _cli(["warm"], env)
         t0 = time.perf_counter()
+        os.environ.update(env)  # first, so that a mistake in it shows before the long subprocess phases
+        picks, wholes, warm_loads, loading = in_process(texts, str(work / "kb"))
+        print(f"(b, c) in-process: {[round(s, 1) for s in picks]} {[round(s, 1) for s in wholes]}", file=sys.stderr)
         a = fresh_install(texts[0], work)
         print(f"(a) fresh install: setup {a['setup']:.1f} s, first answer {a['first']:.1f} s", file=sys.stderr)
         cold, cold_loads = cli_script(texts, env, "off")
@@ -145,9 +148,6 @@ def main(argv: list[str] | None = None) -> int:
         states = list((work / "server").glob("server-*.json"))
         _cli(["serve", "--stop"], env)
         print(f"(d) served CLI: start {starting:.1f}, {[round(s, 1) for s in served]}", file=sys.stderr)
-        os.environ.update(env)
-        picks, wholes, warm_loads, loading = in_process(texts, str(work / "kb"))
-        print(f"(b, c) in-process: {[round(s, 1) for s in picks]} {[round(s, 1) for s in wholes]}", file=sys.stderr)
         minutes = (time.perf_counter() - t0) / 60
     finally:
         shutil.rmtree(work, ignore_errors=True)
