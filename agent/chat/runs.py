@@ -165,12 +165,17 @@ class LiveRuns:
         graph: the compiled graph the runs stream.
         context: run settings passed to every graph run.
         anchor: the thread's current checkpoint id (where a new run starts from).
+
+    Attributes:
+        stream_tokens: stream the reasoner's tokens into `LiveRun.draft` (bench.chat_stream turns it
+            off for its baseline: the words then come with the card).
     """
 
     def __init__(self, graph: Any, context: Context, anchor: Callable[[str], str | None]) -> None:
         self.graph = graph
         self.context = context
         self._anchor = anchor
+        self.stream_tokens = True
         self._runs: dict[str, LiveRun] = {}
         self._lock = threading.Lock()
 
@@ -200,8 +205,8 @@ class LiveRuns:
         writing: tuple[Any, str] | None = None  # (the reasoner call being streamed, its text so far)
         shown = 0.0
         try:
-            for mode, chunk in self.graph.stream(payload, config, context=self.context,
-                                                 stream_mode=["updates", "custom", "messages"]):
+            modes = ["updates", "custom", "messages"] if self.stream_tokens else ["updates", "custom"]
+            for mode, chunk in self.graph.stream(payload, config, context=self.context, stream_mode=modes):
                 if mode == "messages":
                     message, meta = chunk
                     if meta.get("langgraph_node") != "reason" or not isinstance(message.content, str):
