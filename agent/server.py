@@ -139,6 +139,8 @@ class _Server(ThreadingHTTPServer):
         self.lock = threading.Lock()  # one request at a time: main() swaps stdout, stderr and the cwd
         self.last_request = time.monotonic()
         self.busy = 0
+        self.kb = ""  # the knowledge-base folder it serves
+        self.kb_file: tuple[int, int] | None = None  # its records file's (size, mtime) when the meta-model was loaded
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -180,12 +182,32 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, {"error": "unknown path"})
 
 
+def _records_id(kb: str) -> tuple[int, int] | None:
+    try:
+        st = (Path(kb) / "records.jsonl").stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _follow_the_knowledge_base(server: _Server) -> None:
+    """Under the lock: when runs were added to the knowledge base since the meta-model was loaded,
+    drop it, so that this request loads (or fits) the one an in-process run would use."""
+    now = _records_id(server.kb)
+    if server.kb_file is not None and now != server.kb_file:
+        from agent.recommend import default_recommender
+
+        default_recommender(server.kb).parts.metamodel = None
+    server.kb_file = now
+
+
 def _run(server: _Server, argv: list[str], cwd: str) -> dict[str, Any]:
     """Run the CLI (`agent.cli.main`) on `argv` in `cwd`, capturing what it prints."""
     if "--train" in argv:  # the client never sends it; a server never trains
         return {"code": 2, "stdout": "", "stderr": "error: the warm server does not train; run with --server off.\n"}
     out, err = io.StringIO(), io.StringIO()
     with server.lock:
+        _follow_the_knowledge_base(server)
         old = os.getcwd()
         try:
             os.chdir(cwd)
@@ -216,6 +238,7 @@ def serve(run: Callable[[list[str]], int], kb_dir: str | None = None, *, idle: f
         return 0
     token = secrets.token_hex(16)
     server = _Server(token, run)
+    server.kb = str(kb_root(kb_dir))
     state = {"pid": os.getpid(), "port": server.server_address[1], "token": token, "key": key,
              "kb": str(kb_root(kb_dir)), "started": time.time()}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -230,7 +253,8 @@ def serve(run: Callable[[list[str]], int], kb_dir: str | None = None, *, idle: f
             try:
                 from agent.recommend import default_recommender
 
-                default_recommender(str(kb_root(kb_dir))).warm_up()
+                server.kb_file = _records_id(server.kb)
+                default_recommender(server.kb).warm_up()
             except Exception as exc:  # the request that follows reports the same failure the in-process way
                 print(f"warm-up failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
 

@@ -163,3 +163,29 @@ def test_a_server_that_dies_mid_request_falls_back_to_in_process(server_env: Pat
     assert f"the warm server (pid {proc.pid}) stopped during the request" in err and "running in-process" in err
     assert json.loads(out)["config"]["backbone"]  # the in-process answer, whole and alone on stdout
     assert not (server.state_dir() / f"server-{state['key']}.json").exists()
+
+
+def test_the_server_reloads_its_meta_model_after_runs_were_added(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-lived server must answer as a new process would: new runs in the knowledge base mean
+    the meta-model an in-process run would load (or fit), not the one loaded at start."""
+    from types import SimpleNamespace
+
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "records.jsonl").write_text('{"a": 1}\n')
+    warm = SimpleNamespace(parts=SimpleNamespace(metamodel="fitted at start"))
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("agent.recommend"), "default_recommender", lambda kb_dir=None: warm)
+    srv = server._Server("token", run=lambda argv: 0)
+    srv.kb = str(kb)
+    try:
+        assert server._run(srv, ["recommend", "x"], str(tmp_path))["code"] == 0
+        assert server._run(srv, ["recommend", "x"], str(tmp_path))["code"] == 0
+        assert warm.parts.metamodel == "fitted at start"  # nothing changed: kept
+        with open(kb / "records.jsonl", "a") as f:
+            f.write('{"b": 2}\n')
+        server._run(srv, ["recommend", "x"], str(tmp_path))
+        assert warm.parts.metamodel is None  # loaded again on this request
+    finally:
+        srv.server_close()
