@@ -7,12 +7,9 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +22,7 @@ pytest.importorskip("ray", reason="the ray extra is not installed: pip install -
 from knowledge.schema import TrainConfig  # noqa: E402
 from knowledge.store import KnowledgeBase  # noqa: E402
 from tests.reliability import count  # noqa: E402
+from tools.ray_head import free_port, local_head, workers_running  # noqa: E402
 from tools.sweep import SweepItem, run_sweep, sample_head_config  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -32,76 +30,17 @@ REPO = Path(__file__).resolve().parents[1]
 DATASET = "head_ct_hemorrhage.npz"  # 139 training images: runs of seconds
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _procs() -> dict[int, tuple[bytes, int]]:
-    """Every process: pid -> (command line, parent pid)."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                cmd = Path(f"/proc/{d}/cmdline").read_bytes()
-                ppid = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            out[int(d)] = (cmd, ppid)
-    return out
-
-
-def _stop_head(marks: list[bytes]) -> None:
-    """Kill this test's Ray processes only: those whose command line names its temp dir or
-    port, and their descendants (workers, agents); never `ray stop`, which stops every cluster."""
-    procs = _procs()
-    mine = {p for p, (cmd, _) in procs.items() if p != os.getpid() and any(m in cmd for m in marks)}
-    grown = True
-    while grown:
-        kids = {p for p, (_, ppid) in procs.items() if ppid in mine and p not in mine}
-        mine |= kids
-        grown = bool(kids)
-    for pid in mine:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 @pytest.fixture(scope="module")
 def head() -> Iterator[str]:
-    """A Ray head on 127.0.0.1 with 2 CPUs; its address."""
-    port = _free_port()
-    temp = tempfile.mkdtemp(prefix="rayt", dir="/tmp")  # short: Ray's socket paths must stay under 108 bytes
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("METALLMIX_RAY", None)
-    cmd = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-           "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}",
-           f"--ray-client-server-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
-           f"--dashboard-port={_free_port()}"]
-    marks = [temp.encode(), f":{port}\x00".encode()]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    try:
-        assert done.returncode == 0, done.stderr[-2000:]
-        yield f"127.0.0.1:{port}"
-    finally:
-        import ray
-
-        ray.shutdown()
-        _stop_head(marks)
-        shutil.rmtree(temp, ignore_errors=True)
+    """A Ray head on 127.0.0.1 with 2 CPUs (its own temp dir and ports; only its processes are stopped after)."""
+    with local_head(num_cpus=2) as address:
+        yield address
 
 
 def _items(data: Path, n: int, seed: int = 0, **update: object) -> list[SweepItem]:
     rng = random.Random(seed)
     return [SweepItem(str(data / DATASET), sample_head_config(rng, "efficientnet_lite0", 64).model_copy(update=update), 0)
             for _ in range(n)]
-
-
-def _workers(title: bytes) -> set[int]:
-    """Pids of the Ray workers now running a task of this name (a worker's title is ray::<function>)."""
-    return {p for p, (cmd, _) in _procs().items() if cmd.startswith(b"ray::" + title)}
 
 
 def _wait_for(predicate, timeout: float = 120.0) -> object:  # noqa: ANN001
@@ -150,17 +89,17 @@ def test_a_worker_killed_mid_run_is_retried_once_then_recorded_failed(head: str,
                                                                       in_flight=1)))
     sweep.start()
     try:
-        first = _wait_for(lambda: _workers(b"run_spec"))
+        first = _wait_for(lambda: workers_running("run_spec"))
         time.sleep(1.0)
         os.kill(next(iter(first)), signal.SIGKILL)
         count("ray: workers killed mid-run")
         _wait_for(lambda: len(kb.records()) == 1, timeout=300)  # A, retried
         for _ in range(2):  # B's try and its retry
-            pids = _wait_for(lambda: _workers(b"run_spec"))
+            pids = _wait_for(lambda: workers_running("run_spec"))
             time.sleep(1.0)
             os.kill(next(iter(pids)), signal.SIGKILL)
             count("ray: workers killed mid-run")
-            _wait_for(lambda p=pids: not (_workers(b"run_spec") & p))
+            _wait_for(lambda p=pids: not (workers_running("run_spec") & p))
     finally:
         sweep.join(timeout=300)
     records = {r.config.learning_rate: r for r in kb.records()}
@@ -226,7 +165,7 @@ def test_cancel_from_the_job_registry_reaches_the_remote_run(head: str, shared_d
 
     finished = drive(job, on_event)
     pid = next(e["pid"] for e in seen if e.get("event") == "start")
-    _wait_for(lambda: pid not in _workers(b"run_spec_events"), timeout=30)  # the remote worker stopped
+    _wait_for(lambda: pid not in workers_running("run_spec_events"), timeout=30)  # the remote worker stopped
     record = finished.record
     assert record is not None and record.outcome.status == "cancelled" and 2 <= record.outcome.epochs_run < 60
     assert "cancelled" in record.outcome.error
@@ -246,7 +185,7 @@ def test_parts_follow_the_ray_setting(head: str, monkeypatch: pytest.MonkeyPatch
 
 
 def test_no_cluster_or_no_ray_gives_a_clear_message(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    closed = _free_port()
+    closed = free_port()
     (tmp_path / "kb").mkdir()
     (tmp_path / "kb" / "records.jsonl").touch()  # a knowledge base of its own, not the seed's
     base = [sys.executable, "-m", "agent.cli", "--kb-dir", str(tmp_path / "kb"), "kb", "sweep", "--data-dir", str(shared_data),
@@ -257,6 +196,11 @@ def test_no_cluster_or_no_ray_gives_a_clear_message(shared_data: Path, tmp_path:
         assert done.returncode == 3 and said in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert not (tmp_path / "kb" / "records.jsonl").read_text()
         count("ray: unreachable or bad addresses refused")
+    tune = [sys.executable, "-m", "agent.cli", "--kb-dir", str(tmp_path / "kb"), "tune", "", "--dataset",
+            str(shared_data / DATASET), "--yes", "--ray", f"127.0.0.1:{closed}"]
+    done = subprocess.run(tune, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3 and f"no Ray head answers at 127.0.0.1:{closed}" in done.stderr, done.stderr
+    count("ray: unreachable or bad addresses refused")
     from tools.ray_runner import RayUnavailableError, connect
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed

@@ -203,7 +203,8 @@ def run_sweep_ray(
 ) -> dict[str, Any]:
     """Run the sweep items (`tools.sweep.SweepItem`) not yet in `kb` as Ray tasks; returns counts.
 
-    Records are appended here, one at a time as they arrive, by this process alone. At most
+    Records are appended here as they arrive, by this process alone (the results ready at once
+    in one append, so a writer that falls behind catches up in batches). At most
     `in_flight` tasks are submitted at once (default: twice the runs the cluster can hold),
     so a 10,000-run plan never sits in Ray's queue and a time limit stops between runs.
     Ctrl-C cancels the runs in flight (force) and re-raises; what was appended stays.
@@ -238,7 +239,12 @@ def run_sweep_ray(
                 pending[task.remote(spec)] = (item, key, spec, time.monotonic())
             if not pending:
                 break
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            refs = list(pending)
+            # Every result that is ready goes into one append: a writer that falls behind catches up in batches.
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            if not ready:
+                ready, _ = ray.wait(refs, num_returns=1)
+            batch: list[ExperimentRecord] = []
             for ref in ready:
                 item, key, spec, t0 = pending.pop(ref)
                 try:
@@ -254,15 +260,17 @@ def run_sweep_ray(
                     reason = f"{DIED}; recorded as failed, so a resumed sweep does not run it again. {exc}"
                     record = failed_record(spec, key, infos[item.dataset], reason, time.monotonic() - t0)
                     stats["worker_died"] += 1
-                if record.run_key in written:  # a key written meanwhile (another driver): never twice
+                if record.run_key in written:  # two planned items that resolve to one run: written once
                     stats["duplicates"] += 1
                     continue
-                kb.append(record)
                 written.update((record.run_key, key))
-                stats["run"] += 1
-                stats["ok"] += record.outcome.status == "ok"
-                if bar is not None:
-                    bar.update(1)
+                batch.append(record)
+            # The record id is the run key: a second driver on the same knowledge base is skipped by append itself.
+            kb.append(batch)
+            stats["run"] += len(batch)
+            stats["ok"] += sum(r.outcome.status == "ok" for r in batch)
+            if bar is not None:
+                bar.update(len(batch))
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)
