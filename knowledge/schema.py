@@ -68,6 +68,10 @@ class MetaFeatures(_Strict):
     body_part: str | None = Field(default=None, max_length=64)
     task_type: Literal["binary", "multiclass"]
     split_sizes: dict[str, int] = Field(default_factory=dict)
+    probe_accuracy: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="Validation accuracy of a linear probe on pretrained features (tools.probe): how hard the "
+                    "classes are to tell apart. None for a task described only in words.")
 
     @field_validator("modality")
     @classmethod

@@ -113,13 +113,16 @@ def test_diverged_runs_teach_accuracy_not_time(records: list[ExperimentRecord]) 
     assert len(d.y_acc) == 2 and len(d.y_time) == 1
 
 
-def test_known_dataset_gets_a_narrower_interval(model: MetaModel, task: ExperimentRecord) -> None:
+def test_known_dataset_gets_a_narrower_interval(model: MetaModel, task: ExperimentRecord,
+                                               records: list[ExperimentRecord]) -> None:
+    """On average over the dataset's configs: the known intervals are binned by predicted accuracy
+    (a mid-accuracy bin can be wider than a distance band), the unknown ones by distance."""
     meta = task.dataset.meta
     stranger = meta.model_copy(update={"n_instances": meta.n_instances + 7, "modality": "never-seen"})
     assert model.is_known(meta) and not model.is_known(stranger)
-    known = model.predict(meta, [task.config])[0]
-    new = model.predict(stranger, [task.config])[0]
-    assert (new.high - new.low) >= (known.high - known.low) - 1e-9
+    configs = [r.config for r in records if r.dataset.name == task.dataset.name]
+    width = lambda m: sum(p.high - p.low for p in model.predict(m, configs)) / len(configs)  # noqa: E731
+    assert width(stranger) >= width(meta) - 1e-9
 
 
 def test_starved_training_is_predicted_worse(model: MetaModel, records: list[ExperimentRecord]) -> None:

@@ -151,7 +151,8 @@ def test_open_fields_are_checked_and_varied_consistently() -> None:
         assert m.n_instances == meta.n_instances and m.modality == meta.modality
         assert m.class_size_min <= m.class_size_max and (m.task_type == "binary") == (m.n_classes == 2)
     assert {m.n_classes for m in grid} == set(OPEN_GRID["n_classes"])
-    assert set(OPEN_FIELDS) == {"n_classes", "n_instances", "imbalance_ratio", "resolution", "channels"}
+    assert set(OPEN_FIELDS) == {"n_classes", "n_instances", "imbalance_ratio", "resolution", "channels", "probe_accuracy"}
+    assert {m.probe_accuracy for m in open_metas(meta, ["probe_accuracy"])} == set(OPEN_GRID["probe_accuracy"])
 
 
 # ------------------------------------------------------------------------- the meta-model

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from knowledge import torchvision_compat  # noqa: F401  (must precede torchvision)
@@ -144,3 +146,22 @@ def _small_cnn() -> nn.Sequential:
     return nn.Sequential(
         block(3, 16), block(16, 32), block(32, 64), nn.Sequential(block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     )
+
+
+# ------------------------------------------------------------------ images in
+def images_to_tensor(images: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 (N,H,W[,3]) -> uint8 (N,3,size,size): grey is repeated, resizing is bilinear+antialias."""
+    x = torch.from_numpy(images)
+    x = x.unsqueeze(1).expand(-1, 3, -1, -1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x.contiguous()
+    out = torch.empty((x.shape[0], 3, size, size), dtype=torch.uint8)
+    for i in range(0, len(x), 512):  # chunks bound the float copy
+        part = F.interpolate(x[i : i + 512].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[i : i + 512] = part.round().clamp(0, 255).to(torch.uint8)
+    return out
+
+
+def normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 images (B,3,S,S) -> float, scaled to [0, 1], then by the backbone's mean and std."""
+    return (x.float().div_(255.0) - mean) / std

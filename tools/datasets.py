@@ -514,14 +514,17 @@ def _ensure_splits(ds: ImageDataset) -> None:
 
 # ------------------------------------------------------------------------ profiling
 def profile_dataset(
-    dataset: ImageDataset | str | os.PathLike[str], *, modality: str | None = None, body_part: str | None = None
+    dataset: ImageDataset | str | os.PathLike[str], *, modality: str | None = None, body_part: str | None = None,
+    probe: bool = True,
 ) -> MetaFeatures:
-    """MetaLLMiX's meta-features of a dataset (class statistics over all splits).
+    """MetaLLMiX's meta-features of a dataset (class statistics over all splits, and the probe).
 
     Args:
         dataset: a loaded dataset, or anything `load_dataset` accepts.
         modality: overrides the dataset's modality; "unknown" when neither says.
         body_part: overrides the dataset's body part.
+        probe: measure `probe_accuracy` (tools.probe: a few seconds the first time, then cached
+            per dataset fingerprint); False leaves it None.
     """
     ds = dataset if isinstance(dataset, ImageDataset) else load_dataset(dataset)
     labels = np.concatenate([ds.splits[s].labels for s in SPLITS])
@@ -544,4 +547,11 @@ def profile_dataset(
         body_part=body_part or ds.body_part,
         task_type="binary" if ds.n_classes == 2 else "multiclass",
         split_sizes={s: len(ds.splits[s]) for s in SPLITS},
+        probe_accuracy=_probe(ds) if probe else None,
     )
+
+
+def _probe(ds: ImageDataset) -> float | None:
+    from tools.probe import probe_accuracy
+
+    return probe_accuracy(ds)

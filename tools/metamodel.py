@@ -104,7 +104,7 @@ from tools.weights import weights_available
 # 7: the info keeps each dataset's name and meta (`datasets`) and the residuals of held-out
 # datasets by distance band (`residuals.bands`, tools.novelty): intervals widen with distance.
 # 8: the threshold is the nearest band's edge (models cached by the code in between put it elsewhere).
-FEATURE_VERSION = 8
+FEATURE_VERSION = 9
 # XGBoost threads. Measured at 100k rows with another process on the second core: one accuracy
 # booster took 3.1 s with 1 thread and 26 s with 2 (bench/scale.py's store, while bench/lodo ran).
 N_THREADS = 1
@@ -148,7 +148,7 @@ DEVICES = ("cpu", "cuda")
 # Meta-features, in column order; `modality` is categorical (its categories come from the data).
 META_FEATURES = (
     "n_instances", "n_classes", "imbalance_ratio", "class_entropy", "majority_share", "resolution", "channels",
-    "class_size_mean", "class_size_std", "class_size_min", "class_size_max", "modality",
+    "class_size_mean", "class_size_std", "class_size_min", "class_size_max", "modality", "probe_accuracy",
 )
 CONFIG_FEATURES = (
     "backbone", "mode", "input_size", "optimizer", "learning_rate", "batch_size", "epochs", "weight_decay",
@@ -363,6 +363,7 @@ def _meta_row(meta: MetaFeatures, modalities: Sequence[str]) -> np.ndarray:
             meta.n_instances, meta.n_classes, meta.imbalance_ratio, meta.class_entropy,
             meta.class_size_max / meta.n_instances, meta.resolution, meta.channels, meta.class_size_mean,
             meta.class_size_std, meta.class_size_min, meta.class_size_max, _code(modalities, meta.modality),
+            math.nan if meta.probe_accuracy is None else meta.probe_accuracy,
         ],
         dtype=np.float64,
     )
@@ -463,6 +464,14 @@ def parse_device(device: str | Device) -> Device:
 
 def _majority_share(meta: MetaFeatures) -> float:
     return meta.class_size_max / meta.n_instances
+
+
+def _probe_median(records: Sequence[ExperimentRecord]) -> float | None:
+    """The median probe accuracy over the datasets (each once): what a task without a probe
+    (described in words) is predicted at, with the probe's whole grid as its interval."""
+    probes = {r.dataset.fingerprint: r.dataset.meta.probe_accuracy for r in records
+              if r.dataset.meta.probe_accuracy is not None}
+    return round(float(np.median(list(probes.values()))), 4) if probes else None
 
 
 def _signature(meta: MetaFeatures) -> list[Any]:
@@ -836,6 +845,7 @@ class MetaModel:
             "datasets": neighbours.to_info(),
             "pool": _pool_spec(records),
             "importance": {n: float(v) for n, v in zip(ACC_FEATURES, importance, strict=True)},
+            "probe_median": _probe_median(records),
             "xgboost": xgb.__version__,
         }
         info["known_datasets"] = [json.loads(s) for s in info["known_datasets"]]
@@ -927,9 +937,18 @@ class MetaModel:
         q = bands["q"][band_of(bands, self.distance(meta))]
         return np.broadcast_to(np.asarray(q, dtype=np.float64), (len(acc), 2))
 
+    def _unprobed(self, meta: MetaFeatures, open_fields: Sequence[str]) -> tuple[MetaFeatures, tuple[str, ...]]:
+        """A task without a probe (described in words) is predicted at the knowledge base's median
+        probe, and the probe becomes an open field: its interval spans the probe's grid."""
+        fields = check_open_fields(open_fields)
+        median = self._info.get("probe_median")
+        if meta.probe_accuracy is not None or median is None:
+            return meta, fields
+        return meta.model_copy(update={"probe_accuracy": median}), check_open_fields([*fields, "probe_accuracy"])
+
     def _predict_cols(self, meta: MetaFeatures, cfg_cols: np.ndarray, device: str | Device = "cpu",
                       open_fields: Sequence[str] = ()) -> list[Prediction]:
-        fields = check_open_fields(open_fields)
+        meta, fields = self._unprobed(meta, open_fields)
         if len(cfg_cols) == 0:
             return []
         device = parse_device(device)
@@ -970,7 +989,7 @@ class MetaModel:
             device: the device the times are for (see `parse_device`).
             open_fields: meta-features the user did not state (drawn from
                 `tools.novelty.OPEN_FIELDS`: n_classes, n_instances, imbalance_ratio,
-                resolution, channels), e.g. a text profile's assumed fields. The prediction
+                resolution, channels, probe_accuracy), e.g. a text profile's assumed fields. The prediction
                 is for `meta` as given; the interval is the union of the intervals at every
                 point of `tools.novelty.OPEN_GRID` over those fields, so it never narrows.
 
@@ -1178,6 +1197,7 @@ class MetaModel:
         Raises:
             ValueError: an open field outside OPEN_FIELDS.
         """
+        meta, open_fields = self._unprobed(meta, open_fields)
         grid = open_metas(meta, open_fields)
         if self._explainer is None:
             with warnings.catch_warnings():  # shap 0.51 trips matplotlib's colormap deprecations at import

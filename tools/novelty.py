@@ -99,6 +99,8 @@ OPEN_GRID: dict[str, tuple[float, ...]] = {
     "imbalance_ratio": (1.0, 2.0, 5.0, 10.0),
     "resolution": (28, 64, 128, 224),
     "channels": (1, 3),
+    # tools.probe's accuracy, open for every task described in words (the seed's datasets span 0.34-1.0)
+    "probe_accuracy": (0.35, 0.5, 0.65, 0.8, 0.95),
 }
 OPEN_FIELDS = tuple(OPEN_GRID)
 
@@ -323,10 +325,11 @@ def vary(meta: MetaFeatures, **values: float) -> MetaFeatures:
     from tools.task_text import class_sizes  # the one geometric class-size profile
 
     fields = {"n_instances": meta.n_instances, "n_classes": meta.n_classes, "imbalance_ratio": meta.imbalance_ratio,
-              "resolution": meta.resolution, "channels": meta.channels, **values}
+              "resolution": meta.resolution, "channels": meta.channels, "probe_accuracy": meta.probe_accuracy, **values}
     n, k = int(fields["n_instances"]), int(fields["n_classes"])
     if (n, k, fields["imbalance_ratio"]) == (meta.n_instances, meta.n_classes, meta.imbalance_ratio):
-        return meta.model_copy(update={"resolution": int(fields["resolution"]), "channels": int(fields["channels"])})
+        return meta.model_copy(update={"resolution": int(fields["resolution"]), "channels": int(fields["channels"]),
+                                       "probe_accuracy": fields["probe_accuracy"]})
     sizes = class_sizes(max(n, k), k, float(fields["imbalance_ratio"]))
     total = sum(sizes)
     p = [s / total for s in sizes]
@@ -341,7 +344,7 @@ def vary(meta: MetaFeatures, **values: float) -> MetaFeatures:
         channels=int(fields["channels"]), class_size_mean=round(mean, 4),
         class_size_std=round(math.sqrt(sum((s - mean) ** 2 for s in sizes) / k), 4), class_size_min=min(sizes),
         class_size_max=max(sizes), modality=meta.modality, body_part=meta.body_part,
-        task_type="binary" if k == 2 else "multiclass", split_sizes=split,
+        task_type="binary" if k == 2 else "multiclass", split_sizes=split, probe_accuracy=fields["probe_accuracy"],
     )
 
 

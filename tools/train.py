@@ -43,6 +43,8 @@ from torch import nn
 from knowledge import cache_root
 from knowledge.schema import DatasetInfo, EpochMetrics, ExperimentRecord, Outcome, Provenance, TrainConfig, now_utc
 from tools.backbones import Backbone, build_backbone, frozen_stages, weights_available
+from tools.backbones import images_to_tensor as _to_tensor
+from tools.backbones import normalise as _normalise
 from tools.datasets import SPLITS, ImageDataset, profile_dataset
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -100,23 +102,6 @@ def _seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     return torch.Generator().manual_seed(seed)
-
-
-def _to_tensor(images: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 (N,H,W[,3]) -> uint8 (N,3,size,size): grey is repeated, resizing is bilinear+antialias."""
-    x = torch.from_numpy(images)
-    x = x.unsqueeze(1).expand(-1, 3, -1, -1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-    if x.shape[-1] == size and x.shape[-2] == size:
-        return x.contiguous()
-    out = torch.empty((x.shape[0], 3, size, size), dtype=torch.uint8)
-    for i in range(0, len(x), 512):  # chunks bound the float copy
-        part = F.interpolate(x[i : i + 512].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        out[i : i + 512] = part.round().clamp(0, 255).to(torch.uint8)
-    return out
-
-
-def _normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    return (x.float().div_(255.0) - mean) / std
 
 
 def _augment(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:

@@ -1,0 +1,105 @@
+"""The probe meta-feature (tools.probe): it measures how separable a real dataset's classes are,
+is cached per dataset, reaches the records, and the meta-model uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knowledge.store import read_records
+from tools.backfill import backfill
+from tools.datasets import Split, load_dataset
+from tools.probe import probe_accuracy
+
+SEED_FILE = Path(__file__).resolve().parents[1] / "knowledge" / "seed" / "records.jsonl"
+
+
+@pytest.fixture(scope="module")
+def head_ct(shared_data: Path):  # type: ignore[no-untyped-def]
+    return load_dataset(shared_data / "head_ct_hemorrhage.npz")
+
+
+def test_the_probe_separates_real_classes_and_not_shuffled_ones(head_ct) -> None:  # type: ignore[no-untyped-def]
+    real = probe_accuracy(head_ct)
+    rng = np.random.default_rng(1)
+    shuffled = replace(head_ct, splits={s: Split(sp.images, rng.permutation(sp.labels)) for s, sp in head_ct.splits.items()})
+    assert shuffled.fingerprint != head_ct.fingerprint
+    chance = probe_accuracy(shuffled)
+    assert real is not None and chance is not None
+    assert real >= chance + 0.1, (real, chance)
+    assert chance <= 0.7  # two balanced classes: a label-free probe sits near 0.5
+
+
+def test_the_probe_is_cached_per_dataset_and_repeats_exactly(head_ct, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    first = probe_accuracy(head_ct)
+    monkeypatch.setattr("tools.probe._measure", lambda ds: pytest.fail("measured again instead of read from the cache"))
+    assert probe_accuracy(head_ct) == first
+
+
+def test_profile_dataset_records_the_probe_and_can_leave_it_out(head_ct) -> None:  # type: ignore[no-untyped-def]
+    from tools.datasets import profile_dataset
+
+    assert profile_dataset(head_ct).probe_accuracy == probe_accuracy(head_ct)
+    assert profile_dataset(head_ct, probe=False).probe_accuracy is None
+
+
+def test_backfill_sets_the_probe_of_matching_records_only(tmp_path: Path, shared_data: Path, head_ct) -> None:  # type: ignore[no-untyped-def]
+    recs = read_records(SEED_FILE)
+    ours = next(r for r in recs if r.dataset.fingerprint == head_ct.fingerprint)
+    other = next(r for r in recs if r.dataset.fingerprint != head_ct.fingerprint)
+    bare = [r.model_copy(update={"dataset": r.dataset.model_copy(update={
+        "meta": r.dataset.meta.model_copy(update={"probe_accuracy": None})})}) for r in (ours, other)]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "head_ct_hemorrhage.npz").symlink_to(shared_data / "head_ct_hemorrhage.npz")
+    file = tmp_path / "records.jsonl"
+    file.write_text("".join(r.model_dump_json() + "\n" for r in bare))
+    assert backfill(file, data) == {head_ct.name: probe_accuracy(head_ct)}
+    after = [json.loads(line)["dataset"]["meta"]["probe_accuracy"] for line in file.read_text().splitlines()]
+    assert after == [probe_accuracy(head_ct), None]
+
+
+def test_every_seed_record_has_its_probe() -> None:
+    recs = read_records(SEED_FILE)
+    assert all(r.dataset.meta.probe_accuracy is not None for r in recs)
+    by_dataset = {(r.dataset.name, r.dataset.meta.probe_accuracy) for r in recs}
+    assert len(by_dataset) == len({r.dataset.name for r in recs})  # one probe per dataset
+
+
+@pytest.fixture(scope="module")
+def model():  # type: ignore[no-untyped-def]
+    from tools.metamodel import MetaModel
+
+    recs = [r for r in read_records(SEED_FILE) if r.outcome.status == "ok"]
+    return MetaModel.fit(random.Random(0).sample(recs, min(600, len(recs))), seed=0)
+
+
+def test_the_meta_model_predicts_a_harder_dataset_lower(model) -> None:  # type: ignore[no-untyped-def]
+    rec = next(r for r in read_records(SEED_FILE) if r.config.mode == "frozen" and r.outcome.status == "ok")
+    meta = rec.dataset.meta.model_copy(update={"modality": "never-seen", "n_instances": rec.dataset.meta.n_instances + 3})
+    easy, hard = (model.predict(meta.model_copy(update={"probe_accuracy": p}), [rec.config])[0].accuracy
+                  for p in (0.95, 0.4))
+    assert easy > hard + 0.05
+
+
+def test_a_task_without_a_probe_leaves_it_open_and_the_interval_spans_it(model) -> None:  # type: ignore[no-untyped-def]
+    rec = next(r for r in read_records(SEED_FILE) if r.config.mode == "frozen" and r.outcome.status == "ok")
+    words_only = rec.dataset.meta.model_copy(update={"probe_accuracy": None, "modality": "never-seen"})
+    p = model.predict(words_only, [rec.config])[0]
+    assert "probe_accuracy" in p.assumed
+    for probe in (0.35, 0.95):
+        q = model.predict(words_only.model_copy(update={"probe_accuracy": probe}), [rec.config])[0]
+        assert p.low <= q.accuracy <= p.high
+    assert "probe_accuracy" in model.explain(words_only, rec.config).assumed
+
+
+def test_a_split_too_small_to_probe_gives_none(head_ct) -> None:  # type: ignore[no-untyped-def]
+    one_class = replace(head_ct, splits={**head_ct.splits, "train": Split(head_ct.splits["train"].images[:3],
+                                                                          np.zeros(3, dtype=np.int64))})
+    assert probe_accuracy(one_class) is None
