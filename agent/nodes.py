@@ -606,6 +606,9 @@ class Nodes:
             training.update(status="error", error=finished.error)
         else:
             o = record.outcome
+            # seconds: the record's total (what a time prediction is scored on); train_seconds and
+            # feature_seconds apart, with whether the features came from an earlier run's cache,
+            # so the chat reports the run's own time.
             training.update(status=o.status, record_id=record.id, test_accuracy=o.test_accuracy,
                             val_accuracy=o.val_accuracy, seconds=o.total_seconds, train_seconds=o.train_seconds,
                             feature_seconds=o.feature_seconds, features_cached=ended.get("cache") == "hit",
@@ -628,9 +631,6 @@ class Nodes:
     # ------------------------------------------------------------------- helpers
     def _predict(self, profile: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
         meta = MetaFeatures.model_validate(profile["meta"])
-            # seconds: the record's total (what a time prediction is scored on); train_seconds and
-            # feature_seconds apart, with whether the features came from an earlier run's cache,
-            # so the chat reports the run's own time.
         p = self.metamodel.predict(meta, [config], device=profile["device"], open_fields=open_fields(profile))[0]
         out: dict[str, Any] = prediction_values(p)
         note = getattr(p, "device_note", None)
