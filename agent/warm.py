@@ -57,7 +57,7 @@ def _file_id(path: Path) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns]
 
 
-def expected_stamp(kb_dir: str | None, seed_dir: str | Path | None = None) -> dict[str, Any]:
+def expected_stamp(kb_dir: str | None, seed_dir: str | Path | None = None, llm_weights: bool = True) -> dict[str, Any]:
     """What a complete run leaves in the stamp for this seed, code and knowledge base (cheap: no heavy imports)."""
     from knowledge.seed_index import seed_key
 
@@ -66,24 +66,24 @@ def expected_stamp(kb_dir: str | None, seed_dir: str | Path | None = None) -> di
         code.update((REPO / rel).read_bytes())
     kb = _kb_root(kb_dir)
     return {"seed_key": seed_key(seed_dir), "code": code.hexdigest()[:16], "kb": str(kb),
-            "llm": os.environ.get("OLLAMA_HOST") or os.environ.get("METALLMIX_LLM") or "default",
+            "llm": (os.environ.get("OLLAMA_HOST") or os.environ.get("METALLMIX_LLM") or "default") if llm_weights else None,
             "kb_records": _file_id(kb / "records.jsonl"), "kb_index": (kb / "chroma").is_dir()}
 
 
-def is_warm(kb_dir: str | None = None, seed_dir: str | Path | None = None) -> bool:
+def is_warm(kb_dir: str | None = None, seed_dir: str | Path | None = None, llm_weights: bool = True) -> bool:
     """Whether the last complete run's stamp still holds and every folder it names is there."""
     try:
         stamp = json.loads(stamp_path().read_text())
     except (OSError, ValueError):
         return False
-    want = expected_stamp(kb_dir, seed_dir)
+    want = expected_stamp(kb_dir, seed_dir, llm_weights)
     if any(stamp.get(k) != v for k, v in want.items()):
         return False
     return all(Path(p).exists() for p in stamp.get("paths", []))
 
 
 def warm(kb_dir: str | None = None, *, force: bool = False, log: Any = None,
-         seed_dir: str | Path | None = None) -> dict[str, Any]:
+         seed_dir: str | Path | None = None, llm_weights: bool = True) -> dict[str, Any]:
     """Run the steps not yet done; return what each did and took (seconds).
 
     Args:
@@ -91,9 +91,10 @@ def warm(kb_dir: str | None = None, *, force: bool = False, log: Any = None,
         force: redo every step even when the stamp holds.
         log: a callable taking one line of progress (None: silent).
         seed_dir: the seed folder (None: the packaged one, knowledge/seed).
+        llm_weights: False leaves the embedded LLM's weights to their first use.
     """
     say = log or (lambda line: None)
-    if not force and is_warm(kb_dir, seed_dir):
+    if not force and is_warm(kb_dir, seed_dir, llm_weights):
         return {"already": True}
     from knowledge.embedding import default_embedder
     from knowledge.seed_index import build_seed_index, install_seed_index
@@ -123,7 +124,9 @@ def warm(kb_dir: str | None = None, *, force: bool = False, log: Any = None,
     report["seed_metamodel_seconds"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
-    if os.environ.get("OLLAMA_HOST"):
+    if not llm_weights:
+        report["llm_weights"] = "skipped: not asked"
+    elif os.environ.get("OLLAMA_HOST"):
         report["llm_weights"] = "skipped: OLLAMA_HOST is set"
     else:
         say("the embedded LLM's weights")
@@ -150,7 +153,7 @@ def warm(kb_dir: str | None = None, *, force: bool = False, log: Any = None,
     if not kb.chroma_url:
         paths.append(str(kb.root / "chroma"))
 
-    stamp = expected_stamp(kb_dir, seed_dir) | {"paths": paths}
+    stamp = expected_stamp(kb_dir, seed_dir, llm_weights) | {"paths": paths}
     path = stamp_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".warm.json.tmp{os.getpid()}")
