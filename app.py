@@ -311,7 +311,7 @@ def _thread_key(thread: str | None, request: gr.Request | None) -> str:
 
 def request_constraints(budget_min: float | None, device: str | None, backbones: list[str] | None,
                         modes: list[str] | None, max_params_m: float | None = None,
-                        max_model_mb: float | None = None) -> dict[str, Any]:
+                        max_model_mb: float | None = None, max_memory_gb: float | None = None) -> dict[str, Any]:
     """The request's constraints from the chat's Options; an empty or 0 field leaves it to the task text.
 
     Args:
@@ -321,11 +321,14 @@ def request_constraints(budget_min: float | None, device: str | None, backbones:
         modes: the modes allowed (none: all).
         max_params_m: the most parameters the backbone may have, in millions (a hard limit).
         max_model_mb: the largest model file in MB, float32 weights (a hard limit).
+        max_memory_gb: the most memory a run may need in GB, RAM on a CPU and GPU memory on CUDA (a hard
+            limit on tools.memory's estimate).
     """
     return {"budget_minutes": float(budget_min) if budget_min else None, "device": device or None,
             "backbones": list(backbones or []) or None, "modes": list(modes or []) or None,
             "max_params": float(max_params_m) * 1e6 if max_params_m else None,
-            "max_model_mb": float(max_model_mb) if max_model_mb else None}
+            "max_model_mb": float(max_model_mb) if max_model_mb else None,
+            "max_memory_gb": float(max_memory_gb) if max_memory_gb else None}
 
 
 def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings | None = None) -> gr.Blocks:
@@ -422,6 +425,9 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                                                minimum=0, elem_id="max-params")
                         max_model_mb = gr.Number(label="Max model size in MB, float32 weights (0: as the text says)",
                                                  value=0, minimum=0, elem_id="max-model-mb")
+                        max_memory = gr.Number(label="Max memory for training in GB: RAM on a CPU, GPU memory on "
+                                                     "CUDA (0: as the text says)", value=0, minimum=0,
+                                               elem_id="max-memory-gb")
                 with gr.Group(visible=False, elem_id="approval") as approval_box:
                     offer_md = gr.Markdown(elem_id="offer")
                     with gr.Row(equal_height=True):
@@ -474,7 +480,8 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
 
         def on_send(text: str, upload_path: str | None, path: str, budget_min: float | None, dev: str,
                     allowed_backbones: list[str], allowed_modes: list[str], max_params_m: float | None,
-                    max_mb: float | None, thread_id: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+                    max_mb: float | None, max_gb: float | None, thread_id: str | None,
+                    request: gr.Request) -> Iterator[tuple[Any, ...]]:
             tid = thread_id or adapter.new_thread_id()
             key = _thread_key(tid, request)
             try:
@@ -482,7 +489,8 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
             except ValueError as exc:
                 yield render(adapter.view(key, notice=f"⚠ {exc}"), thread=tid)
                 return
-            constraints = request_constraints(budget_min, dev, allowed_backbones, allowed_modes, max_params_m, max_mb)
+            constraints = request_constraints(budget_min, dev, allowed_backbones, allowed_modes, max_params_m, max_mb,
+                                              max_gb)
             screens[request.session_hash or ""] = key
             last_curve: list[Any] = [-1]
             first = True
@@ -549,7 +557,8 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
         listing = ([thread, threads], [threads, conversations])  # the browser's list, after each change of thread
         demo.load(on_load, [thread], chat_outputs, api_name="load", **chat_kw)
         demo.load(list_threads, *listing, api_visibility="private")
-        send_inputs = [msg, upload, dataset_path, budget, device, backbones, modes, max_params, max_model_mb, thread]
+        send_inputs = [msg, upload, dataset_path, budget, device, backbones, modes, max_params, max_model_mb, max_memory,
+                       thread]
         send.click(on_send, send_inputs, chat_outputs, api_name="send", **chat_kw).then(
             list_threads, *listing, api_visibility="private")
         msg.submit(on_send, send_inputs, chat_outputs, api_visibility="private", **chat_kw).then(

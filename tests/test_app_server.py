@@ -88,7 +88,7 @@ def test_a_task_then_approval_round_trip(served: Served) -> None:
     dataset = tiny_dataset(served.tmp / "data")
 
     chat, notice, offer, progress, curve, _msg, _upload, thread = served.call(
-        "/send", TASK, None, dataset, None, "", [], [], 0, 0, "browser-1"
+        "/send", TASK, None, dataset, None, "", [], [], 0, 0, 0, "browser-1"
     )
 
     assert thread == "browser-1" and notice == ""
@@ -112,9 +112,9 @@ def test_a_task_then_approval_round_trip(served: Served) -> None:
 
 
 def test_followup_and_knowledge_base_endpoints(served: Served) -> None:
-    served.call("/send", TASK, None, "", None, "", [], [], 0, 0, "browser-1")
+    served.call("/send", TASK, None, "", None, "", [], [], 0, 0, 0, "browser-1")
 
-    chat, *_ = served.call("/send", "what about resnet18?", None, "", None, "", [], [], 0, 0, "browser-1")
+    chat, *_ = served.call("/send", "what about resnet18?", None, "", None, "", [], [], 0, 0, 0, "browser-1")
     assert "resnet18" in text_of(chat[-1]) and "Predicted test accuracy" in text_of(chat[-1])
 
     counts, runs, best, *_ = served.call("/kb", "all", "all", "all", "failed")
@@ -123,7 +123,7 @@ def test_followup_and_knowledge_base_endpoints(served: Served) -> None:
 
 
 def test_sessions_are_isolated(served: Served) -> None:
-    served.call("/send", TASK, None, "", None, "", [], [], 0, 0, "alice")
+    served.call("/send", TASK, None, "", None, "", [], [], 0, 0, 0, "alice")
 
     bob, *_ = served.call("/load", "bob")
     alice, _, offer, *_ = served.call("/load", "alice")
@@ -135,8 +135,8 @@ def test_conversation_and_pending_approval_survive_a_restart(tmp_path: Path) -> 
     store = FakeStore(tmp_path / "kb")
     first = Served(tmp_path, store)
     try:
-        first.call("/send", TASK, None, "", None, "", [], [], 0, 0, "browser-1")
-        before, _, offer_before, *_ = first.call("/send", "why frozen?", None, "", None, "", [], [], 0, 0, "browser-1")
+        first.call("/send", TASK, None, "", None, "", [], [], 0, 0, 0, "browser-1")
+        before, _, offer_before, *_ = first.call("/send", "why frozen?", None, "", None, "", [], [], 0, 0, 0, "browser-1")
     finally:
         first.close()
 
@@ -161,7 +161,7 @@ def test_an_uploaded_dataset_is_copied_into_the_uploads_folder(served: Served) -
     upload = tiny_dataset(served.tmp / "elsewhere", "my_scans.npz")  # outside the allowed data folder
 
     chat, notice, offer, *_ = served.call(
-        "/send", "breast ultrasound", handle_file(upload), "", None, "", [], [], 0, 0, "browser-2"
+        "/send", "breast ultrasound", handle_file(upload), "", None, "", [], [], 0, 0, 0, "browser-2"
     )
 
     assert notice == "" and "my_scans-" in text_of(chat[0]) and "Awaiting your approval" in offer
@@ -169,7 +169,7 @@ def test_an_uploaded_dataset_is_copied_into_the_uploads_folder(served: Served) -
 
 
 def test_limits_set_in_the_options_reach_the_recommendation(served: Served) -> None:
-    chat, notice, offer, *_ = served.call("/send", TASK, None, "", None, "", [], [], 3, 0, "browser-3")
+    chat, notice, offer, *_ = served.call("/send", TASK, None, "", None, "", [], [], 3, 0, 0, "browser-3")
 
     texts = [text_of(m) for m in chat]
     assert notice == "" and any(t.startswith("### Recommendation: small_cnn") for t in texts)

@@ -149,9 +149,19 @@ def test_an_impossible_limit_says_what_to_do(tmp_path: Path) -> None:
 def test_the_options_fields_become_the_requests_constraints() -> None:
     from app import request_constraints
 
-    assert request_constraints(0, "", [], [], 0, 0) == {
+    assert request_constraints(0, "", [], [], 0, 0, 0) == {
         "budget_minutes": None, "device": None, "backbones": None, "modes": None, "max_params": None,
-        "max_model_mb": None}
-    got = request_constraints(10, "cpu", ["small_cnn"], ["scratch"], 2.5, 20)
+        "max_model_mb": None, "max_memory_gb": None}
+    got = request_constraints(10, "cpu", ["small_cnn"], ["scratch"], 2.5, 20, 6)
     assert got == {"budget_minutes": 10.0, "device": "cpu", "backbones": ["small_cnn"], "modes": ["scratch"],
-                   "max_params": 2.5e6, "max_model_mb": 20.0}
+                   "max_params": 2.5e6, "max_model_mb": 20.0, "max_memory_gb": 6.0}
+
+
+def test_a_memory_limit_from_the_options_reaches_the_profile_and_is_recorded(tmp_path: Path) -> None:
+    adapter, _ = make_adapter(tmp_path)
+
+    last(adapter.submit("t1", TASK, constraints={"max_memory_gb": 6.0}))
+
+    profile = adapter.values("t1")["profile"]
+    assert profile["max_memory_bytes"] == 6 * 2**30
+    assert any(s.startswith("memory at most 6.0 GB ('max_memory_gb')") for s in profile["limits"])

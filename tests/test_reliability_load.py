@@ -115,7 +115,7 @@ def _client_loop(k: int, world: dict[str, Any], stop: float, results: dict[int, 
             thread = f"client{k}-round{round_}"
             marker = f"{100 + k}{round_:03d}"
             task = f"breast ultrasound, 3 classes, case {marker}, 20 minutes on a CPU"
-            chat, notice, offer, *_rest = client.submit(task, None, world["dataset"], None, "", [], [], 0, 0, thread,
+            chat, notice, offer, *_rest = client.submit(task, None, world["dataset"], None, "", [], [], 0, 0, 0, thread,
                                                         api_name="/send").result(timeout=TIMEOUT)
             texts = [text_of(m) for m in chat]
             if not texts or not texts[0].startswith(task) or "Awaiting your approval" not in offer:
@@ -132,7 +132,7 @@ def _client_loop(k: int, world: dict[str, Any], stop: float, results: dict[int, 
                 problems.append(f"{thread}: training not reported: {body[-300:]}")
             else:
                 done.append({"thread": thread, "record": record.group(1)})
-            why, *_ = client.submit("why this learning rate?", None, "", None, "", [], [], 0, 0, thread,
+            why, *_ = client.submit("why this learning rate?", None, "", None, "", [], [], 0, 0, 0, thread,
                                     api_name="/send").result(timeout=TIMEOUT)
             answer = "\n".join(text_of(m) for m in why[-3:])  # the answer, then its SHAP plot
             foreign = [m for m in re.findall(r"case (\d{6})", answer) if m != marker]
