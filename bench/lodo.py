@@ -18,7 +18,10 @@ has no runs of included):
    - ``random-N`` / ``tpe-N``: random search and Optuna TPE with N real trials (N = 5, 10, 20):
      each trial trains the sampled config on D (seed 0) and is scored on validation accuracy;
      the choice is the best-validation trial. N = 5 and 10 are the first 5 and 10 trials of
-     the 20-trial run (both samplers are sequential, so a shorter run is exactly a prefix);
+     the 20-trial run (both samplers are sequential, so a shorter run is exactly a prefix). With
+     ``--ray`` the trials train on a Ray cluster (bench/lodo_ray.py): random search's at once, the
+     same configs; TPE's in batches of the cluster's slots, which changes TPE slightly (a batch
+     is sampled before any of its results is told);
    - ``agent-N``: the iterative agent (`agent.tune.tune`, AgentHPO) with up to N trials;
 3. every chosen config is then trained for real on D with the same seeds (`--seeds`), through
    `tools.train.train`; results are cached in bench/results/lodo_runs.jsonl by (dataset
@@ -61,6 +64,7 @@ Usage:
     python -m bench.lodo --reference-only       # only train and cache the reference runs (resumable), then stop
     python -m bench.lodo --reference cached     # use only reference runs already cached (train none)
     python -m bench.lodo --docs docs/BENCHMARKS.md   # also write the tables there
+    python -m bench.lodo --ray auto             # random search's and TPE's trials as tasks on a Ray cluster
 """
 
 from __future__ import annotations
@@ -274,25 +278,18 @@ class Task:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def search(task: Task, runs: Runs, sampler: str, n: int, seed: int = 0) -> list[tuple[TrainConfig, dict[str, Any]]]:
-    """n real trials of random search or Optuna TPE on the task (each trains on D with seed 0)."""
+def search(task: Task, runs: Runs, sampler: str, n: int, seed: int = 0,
+           ray: Any = None) -> list[tuple[TrainConfig, dict[str, Any]]]:
+    """n real trials of random search or Optuna TPE on the task (each trains on D with seed 0); with `ray`
+    (a `bench.lodo_ray.RaySearch`) the trials train on that Ray cluster, TPE in batches."""
+    if ray is not None:
+        return ray.search(task, sampler, n, seed)
     trials: list[tuple[TrainConfig, dict[str, Any]]] = []
     if sampler == "random":
-        rng = random.Random(f"random-search|{seed}|{task.name}")
-        for _ in range(n):
-            cfg = sample_config(rng, task.fams)
+        for cfg in random_configs(task, n, seed):
             trials.append((cfg, runs.get(task.ds, cfg, 0)))
         return trials
-    import warnings
-    import zlib
-
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # multivariate/group
-    sampler_obj = optuna.samplers.TPESampler(seed=zlib.crc32(f"tpe|{seed}|{task.name}".encode()),
-                                             n_startup_trials=TPE_STARTUP, multivariate=True, group=True)
-    study = optuna.create_study(direction="maximize", sampler=sampler_obj)
+    study = tpe_study(task, seed)
 
     def objective(trial: Any) -> float:
         cfg = tpe_config(trial, task.fams)
@@ -302,6 +299,28 @@ def search(task: Task, runs: Runs, sampler: str, n: int, seed: int = 0) -> list[
 
     study.optimize(objective, n_trials=n)
     return trials
+
+
+def random_configs(task: Task, n: int, seed: int = 0) -> list[TrainConfig]:
+    """Random search's n configs on the task (seeded by the seed and D's name; they do not depend on results)."""
+    rng = random.Random(f"random-search|{seed}|{task.name}")
+    return [sample_config(rng, task.fams) for _ in range(n)]
+
+
+def tpe_study(task: Task, seed: int = 0, batched: bool = False) -> Any:
+    """The TPE study of the task (seeded by the seed and D's name). `batched` (trials asked in batches before
+    any is told) sets `constant_liar`, Optuna 5's default but not 4's; a sequential study leaves it as it was."""
+    import warnings
+    import zlib
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # multivariate/group
+    sampler = optuna.samplers.TPESampler(seed=zlib.crc32(f"tpe|{seed}|{task.name}".encode()),
+                                         n_startup_trials=TPE_STARTUP, multivariate=True, group=True,
+                                         **({"constant_liar": True} if batched else {}))
+    return optuna.create_study(direction="maximize", sampler=sampler)
 
 
 TPE_STARTUP = 3  # random trials before TPE models the history (Optuna's default of 10 would make N=5 and 10 random)
@@ -633,7 +652,9 @@ def render(rows: list[Row], bests: dict[str, dict[str, Any]], args: argparse.Nam
             f"Datasets {len(bests)}; trials N = {', '.join(map(str, args.trials))}; evaluation seeds {seeds} (test "
             f"accuracy is their mean); budget {BUDGET_MINUTES:g} min per run; LLM "
             f"{'on' if not args.no_llm else 'off'}; torch threads {args.threads}; wall time {wall / 60:.1f} min, "
-            f"{runs.trained} runs trained now, {len(runs.rows)} in the cache ({_shown(runs.path)}).")))
+            f"{runs.trained} runs trained now, {len(runs.rows)} in the cache ({_shown(runs.path)})"
+            + (f"; search trials on Ray ({args.ray}; TPE in batches of that many)" if getattr(args, "ray", None) else "")
+            + ".")))
     out.append("")
     out.append(
         "The reference per dataset (issue 14) is the best of two bars: D's best recorded run (the best test accuracy "
@@ -826,6 +847,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference-only", action="store_true",
                     help="only train and cache the reference protocol's runs on --datasets and --seeds, then stop "
                          "(resumable: a cached run is never retrained); no knowledge base, meta-model or LLM")
+    ap.add_argument("--ray", metavar="auto|HOST:PORT", default=None,
+                    help="train the random-search and TPE trials as tasks on this Ray cluster, TPE in batches of the "
+                         "cluster's slots (default $METALLMIX_RAY; unset: one after another here; bench/lodo_ray.py)")
     args = ap.parse_args(argv)
     args.reference = args.reference or ("cached" if args.quick else "train")
     if args.quick:
@@ -847,12 +871,24 @@ def main(argv: list[str] | None = None) -> int:
 
         return fill(names, args.seeds, args.threads, Runs(args.cache, threads=args.threads))
 
+    runs = Runs(args.cache, threads=args.threads)
+    ray = None
+    from tools.ray_runner import RayUnavailableError, ray_address
+
+    if (address := ray_address(args.ray)) is not None:
+        from bench.lodo_ray import RaySearch
+
+        try:
+            ray = RaySearch(address, runs, threads=args.threads)
+        except RayUnavailableError as exc:
+            print(exc, file=sys.stderr)
+            return 3
+        args.ray = f"{address}: {ray.batch} trials at once on {ray.device}"
     t0 = time.perf_counter()
     seed_records = read_records(SEED_DIR / "records.jsonl")
     from bench.common import seed_vectors
 
     vectors = seed_vectors(r.describe() for r in seed_records)
-    runs = Runs(args.cache, threads=args.threads)
     llm = judge = None
     if not args.no_llm:
         from agent.llm import get_chat_model
@@ -906,7 +942,7 @@ def main(argv: list[str] | None = None) -> int:
                 skipped.append(f"{name}: LLM methods (--llm-datasets {args.llm_datasets})")
             for sampler in ("random", "tpe"):
                 ts = time.perf_counter()
-                trials = search(task, runs, sampler, max(args.trials))
+                trials = search(task, runs, sampler, max(args.trials), ray=ray)
                 print(f"   {sampler} search, {len(trials)} trials: {time.perf_counter() - ts:.0f} s", flush=True)
                 for n in args.trials:
                     cfg, row = best_by_val(trials[:n])

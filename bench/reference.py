@@ -234,31 +234,45 @@ class Runs:
         key = self.key(ds.fingerprint, config, seed, self.device)
         if key in self.rows:
             return self.rows[key]
-        import torch
-
-        from tools.train import code_version, train
-
-        torch.set_num_threads(self.threads)
-        deadline = time.monotonic() + cap_s
-        start = time.perf_counter()
-        result = train(ds, config, seed=seed, should_stop=lambda: time.monotonic() > deadline)
-        wall = time.perf_counter() - start
-        o = result.outcome
-        row = {
-            "key": key, "dataset": ds.name, "fingerprint": ds.fingerprint, "seed": seed,
-            "config": config.model_dump(mode="json"), "ran_as": result.config.model_dump(mode="json"),
-            "weights": result.weights, "status": o.status, "val_accuracy": o.val_accuracy,
-            "test_accuracy": o.test_accuracy, "train_seconds": o.train_seconds, "feature_seconds": o.feature_seconds,
-            "wall_seconds": round(wall, 3), "device": o.device, "code_version": code_version(),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "threads": self.threads,
-            "load": round(os.getloadavg()[0], 2), "error": o.error,
-        }
-        self.rows[key] = row
+        row = train_row(ds, config, seed, key, threads=self.threads, cap_s=cap_s)
         self.trained += 1
+        return self.add(row)
+
+    def add(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Cache a run's row (in memory and one line of the JSONL file); a key already cached is not written again."""
+        if row["key"] in self.rows:
+            return self.rows[row["key"]]
+        self.rows[row["key"]] = row
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         return row
+
+
+def train_row(ds: Any, config: TrainConfig, seed: int, key: str, *, threads: int = 1, cap_s: float = HARD_CAP_S,
+              device: str | None = None) -> dict[str, Any]:
+    """Train one run now (cancelled after `cap_s` of wall time) and return its cache row; writes nothing.
+    `device` ("cpu" or "cuda") defaults to CUDA when present (`tools.train.train`'s default)."""
+    import torch
+
+    from tools.train import code_version, train
+
+    torch.set_num_threads(threads)
+    deadline = time.monotonic() + cap_s
+    start = time.perf_counter()
+    result = train(ds, config, seed=seed, device=torch.device(device) if device else None,
+                   should_stop=lambda: time.monotonic() > deadline)
+    wall = time.perf_counter() - start
+    o = result.outcome
+    return {
+        "key": key, "dataset": ds.name, "fingerprint": ds.fingerprint, "seed": seed,
+        "config": config.model_dump(mode="json"), "ran_as": result.config.model_dump(mode="json"),
+        "weights": result.weights, "status": o.status, "val_accuracy": o.val_accuracy,
+        "test_accuracy": o.test_accuracy, "train_seconds": o.train_seconds, "feature_seconds": o.feature_seconds,
+        "wall_seconds": round(wall, 3), "device": o.device, "code_version": code_version(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "threads": threads,
+        "load": round(os.getloadavg()[0], 2), "error": o.error,
+    }
 
 
 def seconds(row: Mapping[str, Any]) -> float:
