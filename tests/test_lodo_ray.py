@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -79,6 +80,46 @@ def test_search_trials_on_ray_are_the_local_ones_cached_once_and_never_retrained
     assert len(rows) == len({r["key"] for r in rows})
     rerun = Runs(remote.path)
     assert search(task, rerun, "tpe", 3, ray=RaySearch(head, rerun)) == tpe and rerun.trained == 0
+
+
+@pytest.mark.slow
+def test_a_trial_whose_worker_dies_twice_is_cached_failed_once(head: str, shared_data: Path, tmp_path: Path) -> None:
+    """Ray retries a killed worker once; killed again, the trial is cached as failed (saying why), so a rerun
+    does not train it again."""
+    import os
+    import signal
+    import time
+
+    from bench.lodo_ray import RaySearch
+    from knowledge.schema import TrainConfig
+    from tools.datasets import load_dataset
+    from tools.ray_head import workers_running
+    from tools.ray_runner import DIED
+
+    ds = load_dataset(shared_data / DATASET)
+    long = TrainConfig(backbone="small_cnn", mode="scratch", input_size=64, epochs=40, batch_size=16)
+    runs = Runs(tmp_path / "runs.jsonl")
+    out: dict[str, list] = {}
+    ray_search = RaySearch(head, runs)
+    thread = threading.Thread(target=lambda: out.update(rows=ray_search.rows(ds, str(shared_data / DATASET), [long])))
+    thread.start()
+    try:
+        for _ in range(2):  # the try and Ray's retry
+            deadline = time.monotonic() + 120
+            while not (pids := workers_running("train_trial")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert pids, "no Ray worker ran the trial"
+            time.sleep(1.0)
+            os.kill(next(iter(pids)), signal.SIGKILL)
+            while workers_running("train_trial") & pids and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        thread.join(timeout=300)
+    (row,) = out["rows"]
+    assert row["status"] == "failed" and DIED in row["error"] and "does not train it again" in row["error"]
+    assert len(_lines(runs.path)) == 1 and runs.trained == 1
+    again = Runs(runs.path)
+    assert RaySearch(head, again).rows(ds, str(shared_data / DATASET), [long]) == [row] and again.trained == 0
 
 
 def _json(line: str) -> dict:
