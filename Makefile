@@ -62,6 +62,7 @@ bench: setup
 	$(NICE) $(PY) -m bench.task_texts --docs docs/BENCHMARKS.md
 	$(NICE) $(PY) -m bench.llm_threads --docs docs/BENCHMARKS.md
 	$(NICE) $(PY) -m bench.scale --docs docs/BENCHMARKS.md
+	$(NICE) $(PY) -m bench.ray_scale --docs docs/BENCHMARKS.md
 	$(NICE) $(PY) -m bench.lodo --docs docs/BENCHMARKS.md $(BENCH_ARGS)
 	$(PY) -m bench.pick_rules --docs docs/BENCHMARKS.md
 
