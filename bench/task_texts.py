@@ -210,6 +210,17 @@ def limit_recorded(*words: str) -> Check:
     return Check("limit recorded: " + " + ".join(repr(w) for w in words), test)
 
 
+def memory_at_most(gb: float) -> Check:
+    """The pick's estimated peak memory (tools.memory) on the profile's device is within `gb`."""
+    def test(rec: Any) -> str | None:
+        from tools.memory import training_memory
+
+        meta = rec.profile.meta
+        need = training_memory(rec.config, meta.n_instances, rec.profile.device, meta.n_classes).total
+        return None if need <= gb * 2**30 else f"the pick needs {need / 2**30:.1f} GB"
+    return Check(f"memory at most {gb:g} GB", test)
+
+
 def device_is(device: str) -> Check:
     return Check(f"device {device}", lambda rec: None if rec.profile.device == device else repr(rec.profile.device))
 
@@ -345,9 +356,9 @@ CASES: tuple[Case, ...] = (
     _rec("limits", "CPU only, 5 minutes max, chest CT normal vs covid, 2,000 slices",
          device_is("cpu"), budget_is(300), meta_is("n_classes", 2)),
     _rec("limits", "I have an RTX 3090 with 24 GB; maximise accuracy on brain MRI, 4 classes, 7k images",
-         device_is("cuda"), limit_recorded("GPU memory", "not checked"), meta_is("n_classes", 4)),
+         device_is("cuda"), limit_recorded("GPU memory", "left out"), memory_at_most(24), meta_is("n_classes", 4)),
     _rec("limits", "binary pathology patches, a laptop with 16 GB RAM, 1 hour",
-         device_is("cpu"), budget_is(3600), limit_recorded("memory", "not checked")),
+         device_is("cpu"), budget_is(3600), limit_recorded("memory", "left out"), memory_at_most(16)),
     Case("limits", "fundus images, 5 grades, model under 50k parameters", "rejected", says=("small_cnn",)),
     _rec("limits", "ultrasound of the thyroid nodules, benign vs malignant, 1,500 images, at most 12M parameters, "
          "GPU available",
