@@ -283,7 +283,7 @@ def search(task: Task, runs: Runs, sampler: str, n: int, seed: int = 0,
     """n real trials of random search or Optuna TPE on the task (each trains on D with seed 0); with `ray`
     (a `bench.lodo_ray.RaySearch`) the trials train on that Ray cluster, TPE in batches."""
     if ray is not None:
-        return ray.search(task, sampler, n, seed)
+        return _search_on_ray(ray, task, sampler, n, seed)
     trials: list[tuple[TrainConfig, dict[str, Any]]] = []
     if sampler == "random":
         for cfg in random_configs(task, n, seed):
@@ -298,6 +298,24 @@ def search(task: Task, runs: Runs, sampler: str, n: int, seed: int = 0,
         return val_score(row)
 
     study.optimize(objective, n_trials=n)
+    return trials
+
+
+def _search_on_ray(ray: Any, task: Task, sampler: str, n: int, seed: int) -> list[tuple[TrainConfig, dict[str, Any]]]:
+    """`search` on a Ray cluster: random search's n trials at once, TPE in batches of `ray.batch`
+    (asked before any of the batch's results are in; a batch of 1 is the sequential study)."""
+    path = str(task.path)
+    if sampler == "random":
+        configs = random_configs(task, n, seed)
+        return list(zip(configs, ray.rows(task.ds, path, configs), strict=True))
+    study = tpe_study(task, seed, batched=True)
+    trials: list[tuple[TrainConfig, dict[str, Any]]] = []
+    while len(trials) < n:
+        asked = [study.ask() for _ in range(min(ray.batch, n - len(trials)))]
+        configs = [tpe_config(t, task.fams) for t in asked]
+        for trial, cfg, row in zip(asked, configs, ray.rows(task.ds, path, configs), strict=True):
+            study.tell(trial, val_score(row))
+            trials.append((cfg, row))
     return trials
 
 

@@ -100,23 +100,5 @@ class RaySearch:
                     "load": round(os.getloadavg()[0], 2),
                     "error": f"{DIED}; cached as failed, so a rerun does not train it again. {exc}"[:2000]}
 
-    def search(self, task: Any, sampler: str, n: int, seed: int = 0) -> list[tuple[TrainConfig, dict[str, Any]]]:
-        """`bench.lodo.search` on Ray: random search's n trials at once, TPE in batches of `self.batch`."""
-        from bench.lodo import random_configs, tpe_config, tpe_study, val_score
-
-        path = str(task.path)
-        if sampler == "random":
-            configs = random_configs(task, n, seed)
-            return list(zip(configs, self.rows(task.ds, path, configs), strict=True))
-        study = tpe_study(task, seed, batched=True)
-        trials: list[tuple[TrainConfig, dict[str, Any]]] = []
-        while len(trials) < n:
-            asked = [study.ask() for _ in range(min(self.batch, n - len(trials)))]
-            configs = [tpe_config(t, task.fams) for t in asked]
-            for trial, cfg, row in zip(asked, configs, self.rows(task.ds, path, configs), strict=True):
-                study.tell(trial, val_score(row))
-                trials.append((cfg, row))
-        return trials
-
 
 __all__ = ["RaySearch", "train_trial"]
