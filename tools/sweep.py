@@ -356,6 +356,7 @@ def run_sweep(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the items not yet in `kb`; returns counts. Safe to interrupt and resume."""
+    import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     try:
@@ -378,7 +379,10 @@ def run_sweep(
     deadline = time.monotonic() + max_minutes * 60 if max_minutes else None
     stats = {"planned": len(items), "skipped": len(items) - len(todo), "run": 0, "ok": 0, "lost": 0}
     bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress) if tqdm else None
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # Spawned, not forked: a fork copies the parent's locks as they are, and a parent with threads
+    # (a Ray client, Chroma, torch's pools) can hand its worker a lock nobody will release; a
+    # forked worker then hung in torch's first Conv2d (seen after a Ray test in the same process).
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         pending: dict[Any, list[SweepItem]] = {}
         queue = list(chunks)
         while queue or pending:
