@@ -302,16 +302,20 @@ class FakeProc:
 
 class FakeJob:
     """A job that replays a two-epoch log into run_dir/log.jsonl; `gate` (if given) holds it after
-    the first epoch. Its record (test accuracy 0.81) is appended to `store`."""
+    the first epoch. Its record (test accuracy 0.81) is appended to `store`. `timing` (optional):
+    the record's `train_seconds` and `feature_seconds`, and the end event's `cache` ("hit": the
+    features came from an earlier run's cache)."""
 
     def __init__(
-        self, run_dir: Path, config: TrainConfig, store: FakeStore, gate: threading.Event | None = None
+        self, run_dir: Path, config: TrainConfig, store: FakeStore, gate: threading.Event | None = None,
+        timing: dict[str, Any] | None = None,
     ) -> None:
         self.id = run_dir.name
         self.run_dir = run_dir
         self.config = config
         self.store = store
         self.gate = gate
+        self.timing = dict(timing or {})
         self.proc = FakeProc()  # a live worker, as far as JobRegistry.cancel is concerned
         self.cancelled = False
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -334,7 +338,7 @@ class FakeJob:
         yield self._log(
             {"event": "epoch", "epoch": 2, "epochs": 2, "train_loss": 0.5, "val": {"accuracy": 0.75, "loss": 0.6}}
         )
-        yield self._log({"event": "end", "status": "ok", "record_id": self.id})
+        yield self._log({"event": "end", "status": "ok", "record_id": self.id, "cache": self.timing.get("cache")})
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -345,6 +349,9 @@ class FakeJob:
         status = "cancelled" if self.cancelled else "ok"
         r = make_record("new_run", self.config.backbone, self.config.mode, 0.81, status=status)
         r = r.model_copy(update={"id": self.id})
+        times = {k: float(self.timing[k]) for k in ("train_seconds", "feature_seconds") if k in self.timing}
+        if times:
+            r = r.model_copy(update={"outcome": r.outcome.model_copy(update=times)})
         if status == "cancelled":
             r = r.model_copy(update={"outcome": r.outcome.model_copy(update={"error": "cancelled by the user"})})
         self.store.append(r)
@@ -352,12 +359,15 @@ class FakeJob:
 
 
 class FakeJobs:
-    """Records every start; the same job id twice returns the existing job (like Job.start)."""
+    """Records every start; the same job id twice returns the existing job (like Job.start). `timing`:
+    each new job's (see FakeJob), settable by a test."""
 
-    def __init__(self, root: Path, store: FakeStore, gate: threading.Event | None = None) -> None:
+    def __init__(self, root: Path, store: FakeStore, gate: threading.Event | None = None,
+                 timing: dict[str, Any] | None = None) -> None:
         self.root = root
         self.store = store
         self.gate = gate
+        self.timing = timing
         self.calls: list[dict[str, Any]] = []
         self.jobs: dict[str, FakeJob] = {}
 
@@ -365,7 +375,7 @@ class FakeJobs:
         self.calls.append({"dataset": dataset, "config": config, **kw})
         job_id = kw["job_id"]
         if job_id not in self.jobs:
-            self.jobs[job_id] = FakeJob(self.root / job_id, config, self.store, self.gate)
+            self.jobs[job_id] = FakeJob(self.root / job_id, config, self.store, self.gate, self.timing)
         return self.jobs[job_id]
 
 

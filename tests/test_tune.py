@@ -644,7 +644,8 @@ def test_a_trial_is_its_proposals_plan_with_an_outcome_and_serializes_as_before(
     assert list(proposal.model_dump()) == [*plan, "options", "llm_seconds"]
     assert list(trial.model_dump()) == [*plan, "status", "val_accuracy", "test_accuracy", "val_auc", "test_auc",
                                         "best_epoch", "epochs_run", "seconds", "record_id", "run_dir", "error",
-                                        "analysis", "llm_seconds"]
+                                        "analysis", "llm_seconds", "train_seconds", "feature_seconds",
+                                        "features_cached"]
     assert render_proposal(trial) == render_proposal(proposal)  # a trial renders as the proposal it was
 
 

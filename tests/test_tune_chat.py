@@ -158,3 +158,77 @@ def test_a_new_task_in_the_thread_tunes_afresh(tmp_path: Path) -> None:
     final = last(chat.adapter.submit("t1", "tune 2 trials"))
     assert "Continuing" not in text(final).split("tune 2 trials")[-1]
     assert len(chat.jobs.calls) == 4 and chat.jobs.calls[2]["dataset"] == other
+
+
+# ------------------------------------------- what the user said, and each trial's own time (issue 17)
+def _tuning(tmp_path: Path, timing: dict | None = None) -> tuple[ChatAdapter, Transcript, str]:
+    """The adapter of tests/fakes.py (scripted graph parts; the tuner's next trials are the meta-model's
+    fallback picks) with a recommendation on a dataset in thread t1."""
+    from tests.fakes import TASK, make_adapter
+
+    transcript = Transcript(tmp_path / "threads.sqlite")
+    adapter, jobs = make_adapter(tmp_path, transcript=transcript)
+    jobs.timing = timing
+    data = tiny_dataset(tmp_path / "data")
+    assert last(adapter.submit("t1", TASK, dataset=data)).offer is not None
+    return adapter, transcript, data
+
+
+def _said(view: ChatView) -> list[str]:
+    return [str(m["content"]) for m in view.messages if m["role"] == "user"]
+
+
+def test_answers_to_each_trial_show_as_the_user_said_them(tmp_path: Path) -> None:
+    from tests.fakes import TASK, make_adapter
+
+    adapter, transcript, data = _tuning(tmp_path)
+    view = last(adapter.submit("t1", "tune 3 trials, ask before each"))
+    assert view.offer["tune_trial"] == 1
+    view = last(adapter.submit("t1", "yes"))  # typed
+    assert view.offer["tune_trial"] == 2
+    assert _said(view)[-2:] == ["tune 3 trials, ask before each", "yes"]
+    view = last(adapter.approve("t1"))  # the button: shown as "Approve", like the single run's
+    assert view.offer["tune_trial"] == 3
+    final = last(adapter.submit("t1", "no, too slow"))
+
+    expected = [f"{TASK}\n\n*(dataset `{Path(data).name}`)*", "tune 3 trials, ask before each", "yes", "Approve",
+                "no, too slow"]
+    assert _said(final) == expected  # every message typed, in order, and none the user did not type
+    assert "**Tuning stopped:** trial 3 not approved: too slow." in text(final)
+    shown = text(final)
+    assert shown.index("yes") < shown.index("**Trial 1 result:**") < shown.index("**Trial 2 result:**")
+    # The answers are kept with the session: an app restart shows the same conversation.
+    again, _ = make_adapter(tmp_path, transcript=transcript, checkpointer=adapter.graph.checkpointer)
+    assert _said(again.view("t1")) == expected
+
+
+def test_a_cancel_or_a_reject_click_shows_no_words_the_user_did_not_say(tmp_path: Path) -> None:
+    adapter, _, _ = _tuning(tmp_path)
+    last(adapter.submit("t1", "tune 3 trials, ask before each"))
+    view = last(adapter.reject("t1", "too slow"))  # the Reject button with the reason in the box beside it
+    assert _said(view)[-1] == "Reject: too slow"
+    assert "**Tuning stopped:** trial 1 not approved: too slow." in text(view)
+
+    last(adapter.submit("t1", "tune 3 trials, ask before each"))
+    assert "Cancelling the tuning session" in adapter.cancel("t1")
+    final = adapter.view("t1")
+    assert _said(final)[-1] == "tune 3 trials, ask before each"  # the Cancel click says nothing in the user's name
+    assert "**Tuning stopped:**" in text(final).split("tune 3 trials, ask before each")[-1]
+
+
+@pytest.mark.parametrize(("cache", "said"), [
+    ("hit", "in 15 s (the backbone features came from the cache; extracting them took 36 s in an earlier run)"),
+    ("miss", "in 51 s, of which 36 s extracting the backbone features (cached for the next run on this dataset)"),
+])
+def test_each_trial_card_says_that_trials_own_time(tmp_path: Path, cache: str, said: str) -> None:
+    adapter, _, _ = _tuning(tmp_path, {"train_seconds": 15.0, "feature_seconds": 36.0, "cache": cache})
+    final = last(adapter.submit("t1", "tune 2 trials"))
+
+    cards = [str(m["content"]) for m in final.messages if str(m["content"]).startswith("**Trial ")
+             and " result:**" in str(m["content"])]
+    assert len(cards) == 2 and all(said in c for c in cards), cards
+    if cache == "hit":
+        assert not any("51 s" in c for c in cards)
+    own = "15 s" if cache == "hit" else "51 s"  # the summary's own-time column, the same rule
+    rows = [line for line in text(final).splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert len(rows) == 2 and all(row.rstrip(" |").endswith(own) for row in rows), rows

@@ -199,7 +199,7 @@ class ChatAdapter:
     def approve(self, thread_id: str, dataset: str | None = None, *, said: str | None = None) -> Iterator[ChatView]:
         """Approve the offer (`said`: the words the user typed, shown as their message; a click shows "Approve")."""
         if (tune := self._tunes.waiting(thread_id)) is not None:
-            tune.answer(True)
+            tune.answer(True, said=said)
             yield from self._follow_tune(tune)
             return
         answer: dict[str, Any] = {"action": "approve"}
@@ -226,7 +226,7 @@ class ChatAdapter:
     def reject(self, thread_id: str, reason: str = "", *, said: str | None = None) -> Iterator[ChatView]:
         """Reject the offer (`said`: the words the user typed, shown as their message)."""
         if (tune := self._tunes.waiting(thread_id)) is not None:
-            tune.answer(False)
+            tune.answer(False, said=said, reason=reason)
             yield from self._follow_tune(tune)
             return
         yield from self.resume(thread_id, {"action": "reject", "reason": reason[:500],
@@ -341,8 +341,8 @@ class ChatAdapter:
         )
         route = route_message(text, situation)
         if route.kind == "approve" or route.kind == "reject":
-            if tune is not None:
-                tune.answer(route.kind == "approve")
+            if tune is not None:  # the words typed show as the user's message, as for the single run's offer
+                tune.answer(route.kind == "approve", said=text, reason=route.reason)
                 yield from self._follow_tune(tune)
             elif route.kind == "approve":
                 yield from self.approve(thread_id, said=text)

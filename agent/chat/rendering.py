@@ -36,7 +36,17 @@ from agent.chat.export import export_md
 from agent.chat.plots import save_learning_curve
 from agent.chat.runs import STOPPED, STOPPED_BY_USER
 from agent.chat.transcript import Transcript
-from agent.chat.views import SUPERSEDED_BY_TUNING, image, read_job_log, run_time_text, say, thought, thread_config, user
+from agent.chat.views import (
+    SUPERSEDED_BY_TUNING,
+    answer_message,
+    image,
+    read_job_log,
+    run_time_text,
+    say,
+    thought,
+    thread_config,
+    user,
+)
 from agent.followup import FollowupAnswer
 from agent.formatting import config_text
 
@@ -162,14 +172,14 @@ def _render_approve(step: Step) -> list[Message]:
     decision = v.get("decision") or {}
     if snap.next == ("train",) or decision.get("status") == "approved":
         data = new.get("dataset") or (v.get("approval") or {}).get("dataset")
-        return [user(decision.get("said") or "Approve"), say(f"Approved: training **{config_text(new['config'])}** on "
+        return [answer_message(True, decision.get("said")), say(f"Approved: training **{config_text(new['config'])}** on "
                                      f"`{Path(str(data)).name}`.")]
     reason = decision.get("reason")
     if reason == SUPERSEDED_BY_TUNING:  # the chat closed the offer, the user did not type "Reject"
         return [say("The offer above was not trained on its own: the tuning session below starts from it "
                     "(its trial 1 trains it).")]
     # What the user typed ("no, too slow"), else the button they clicked, with the reason given there.
-    return [user(decision.get("said") or "Reject" + (f": {reason}" if reason else "")),
+    return [answer_message(False, decision.get("said"), reason or ""),
             say("Rejected: nothing was trained. Describe the task again, or ask for a what-if, to get another offer.")]
 
 

@@ -167,10 +167,13 @@ def _edit(text: str) -> Route | None:
     return None
 
 
-def _reject_offer(text: str) -> Route | None:
-    if not REJECT.match(text):
-        return None
-    return Route("reject", "reject the offer", reason=re.sub(r"^\s*\w+[,.!:]*\s*", "", text, count=1))
+def _rejecting(rule: str) -> Reader:
+    """A "no" (the words after it are the reason: "no, too slow" -> "too slow")."""
+    def read(text: str) -> Route | None:
+        if not REJECT.match(text):
+            return None
+        return Route("reject", rule, reason=re.sub(r"^\s*\w+[,.!:]*\s*", "", text, count=1))
+    return read
 
 
 def _after_recommendation(text: str) -> Route | None:
@@ -198,7 +201,7 @@ def _always(s: Situation) -> bool:
 TABLE: tuple[Row, ...] = (
     # A tuning session owns the thread: it takes approvals of its trials and questions.
     Row(lambda s: s.tuning and s.trial_waiting, _matching(APPROVE, "approve", "approve the waiting trial")),
-    Row(lambda s: s.tuning and s.trial_waiting, _matching(REJECT, "reject", "reject the waiting trial")),
+    Row(lambda s: s.tuning and s.trial_waiting, _rejecting("reject the waiting trial")),
     Row(lambda s: s.tuning and not s.dataset, _question("a question during tuning")),
     Row(lambda s: s.tuning, _kind("wait", "tuning is in progress")),
     Row(lambda s: not s.running and not s.dataset, _tune),
@@ -212,7 +215,7 @@ TABLE: tuple[Row, ...] = (
     Row(lambda s: s.offer, _use_whatif),
     Row(lambda s: s.offer, _edit),
     Row(lambda s: s.offer, _matching(APPROVE, "approve", "approve the offer")),
-    Row(lambda s: s.offer, _reject_offer),
+    Row(lambda s: s.offer, _rejecting("reject the offer")),
     Row(_always, _question("a follow-up question")),
     Row(lambda s: s.recommended, _after_recommendation),
     Row(_always, _short),

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from agent.chat.views import ChatView, Observed, TrainingView, thought, user
+from agent.chat.views import ChatView, Observed, TrainingView, answer_message, run_time_text, thought, user
 from agent.formatting import accuracy_text, config_text, duration_text
 from agent.tune import Proposal, Trial, Tuner, TuneResult
 
@@ -46,13 +46,28 @@ def proposal_md(p: Proposal, *, ask: bool) -> str:
     return text
 
 
+def trial_timing(t: Trial) -> dict[str, Any]:
+    """A trial's timings in the shape `run_time_text` reads (the train node's), so a trial card words its own
+    time and the cached features exactly as the single run's final message does."""
+    return {"seconds": t.seconds, "train_seconds": t.train_seconds, "feature_seconds": t.feature_seconds,
+            "features_cached": t.features_cached}
+
+
+def own_seconds(t: Trial) -> float:
+    """The trial's own time: its training loop, plus the feature extraction when this trial did it (not when the
+    features came from an earlier run's cache); the wall time for a trial without a record."""
+    if t.train_seconds is None:
+        return t.seconds
+    return t.train_seconds + (0.0 if t.features_cached else t.feature_seconds)
+
+
 def trial_md(t: Trial) -> str:
     if t.val_accuracy is not None and t.test_accuracy is not None:
         result = f"validation accuracy **{t.val_accuracy:.3f}**, test {t.test_accuracy:.3f}"
     else:
         result = f"**{t.status}**"
     record = f" · record `{t.record_id}`" if t.record_id else ""
-    return (f"**Trial {t.number} result:** {result} in {duration_text(t.seconds)}{record}\n\n"
+    return (f"**Trial {t.number} result:** {result} {run_time_text(trial_timing(t))}{record}\n\n"
             f"*Analysis ({', '.join(t.analysis.labels)}):* {t.analysis.text}")
 
 
@@ -69,11 +84,12 @@ def summary_md(r: TuneResult) -> str:
         rows = "\n".join(
             f"| {t.number} | {t.source} | {config_text(t.config)} | "
             f"{'' if t.val_accuracy is None else f'{t.val_accuracy:.3f}'} | "
-            f"{'' if t.test_accuracy is None else f'{t.test_accuracy:.3f}'} | {duration_text(t.seconds)} |"
+            f"{'' if t.test_accuracy is None else f'{t.test_accuracy:.3f}'} | {duration_text(own_seconds(t))} |"
             for t in r.trials)
-        text += ("\n\n| trial | source | config | val | test | time |\n|---|---|---|---|---|---|\n" + rows
-                 + f"\n\n{len(r.trials)} trial(s) in {duration_text(r.train_seconds)}; every run is recorded in the "
-                   "knowledge base with its rationale.")
+        text += ("\n\n| trial | source | config | val | test | own time |\n|---|---|---|---|---|---|\n" + rows
+                 + f"\n\n{len(r.trials)} trial(s) in {duration_text(r.train_seconds)} of wall time (job start to "
+                   "record: what the budget counts; *own time* leaves out features taken from an earlier run's "
+                   "cache); every run is recorded in the knowledge base with its rationale.")
     return text
 
 
@@ -109,6 +125,7 @@ class TuneSession(Observed):
         self.persisted = False
         self._on_done = on_done
         self._answer: bool | None = None
+        self._reason = ""  # what the user gave as the reason of a "no"
         self._answered = threading.Event()
 
     def offer(self) -> dict[str, Any] | None:
@@ -120,11 +137,23 @@ class TuneSession(Observed):
                 "prediction": p.predicted.model_dump(), "warnings": [], "error": None, "tune_trial": p.number}
 
     # ---------------------------------------------------------------- steering
-    def answer(self, yes: bool) -> bool:
-        """Answer the waiting proposal; False when none waits."""
+    def answer(self, yes: bool, *, said: str | None = None, reason: str = "") -> bool:
+        """The user's answer to the waiting proposal; False when none waits.
+
+        The answer shows as the user's message, as the single run's approval does (`answer_message`): the words
+        they typed (`said`), else the button they clicked, with the `reason` given beside a Reject.
+        """
+        if self.waiting is None:
+            return False
+        self.messages.append(answer_message(yes, said[:500] if said else None, reason[:500]))
+        return self._settle(yes, reason)
+
+    def _settle(self, yes: bool, reason: str = "") -> bool:
+        """Release the waiting proposal with an answer (the user's, or a Cancel's, which shows no message)."""
         if self.waiting is None:
             return False
         self._answer = bool(yes)
+        self._reason = reason.strip()[:500]
         self.waiting = None  # at once: a page following the session must not stop at the answered question
         self._answered.set()
         self.changed()
@@ -133,12 +162,12 @@ class TuneSession(Observed):
     def cancel(self) -> None:
         """Stop the session: the running trial is cancelled (and recorded so), nothing more is proposed."""
         self.tuner.cancel()
-        self.answer(False)
+        self._settle(False)
 
     def _approve(self, proposal: Proposal) -> bool:
         if not self.per_trial:
             return True
-        self._answer = None
+        self._answer, self._reason = None, ""
         self._answered.clear()
         self.waiting = proposal
         self.changed()
@@ -186,7 +215,7 @@ class TuneSession(Observed):
             while (proposal := tuner.propose()) is not None:
                 self._say(proposal_md(proposal, ask=self.per_trial))
                 if not self._approve(proposal):
-                    tuner.decline(proposal)
+                    tuner.decline(proposal, self._reason or "not approved")
                     break
                 tuner.run(proposal, on_event=self._event)
             self.result = tuner.result()

@@ -230,6 +230,15 @@ def user(content: str) -> dict[str, Any]:
     return {"role": "user", "content": content}
 
 
+def answer_message(approved: bool, said: str | None = None, reason: str = "") -> dict[str, Any]:
+    """The user's answer to an approval question, as their message: the words they typed ("no, too slow"),
+    else the button they clicked ("Approve", or "Reject" with the reason given beside it). Never a word they did
+    not say: an answer the chat makes itself (a Cancel, an offer closed by tuning) shows no user message."""
+    if said:
+        return user(said)
+    return user("Approve" if approved else "Reject" + (f": {reason}" if reason else ""))
+
+
 def image(path: str, alt: str) -> dict[str, Any]:
     """A picture (a PNG file) in the assistant's turn."""
     return {"role": "assistant", "content": {"path": path, "alt_text": alt}}
@@ -300,6 +309,7 @@ def pending_step(run: LiveRun, last: Any) -> list[dict[str, Any]]:
     return messages
 
 
-__all__ = ["NODE_LABELS", "STALLED", "SUPERSEDED_BY_TUNING", "TERMINAL", "ChatView", "Observed", "TrainingView", "follow", "image",
+__all__ = ["NODE_LABELS", "STALLED", "SUPERSEDED_BY_TUNING", "TERMINAL", "ChatView", "Observed", "TrainingView", "answer_message", "follow",
+           "image",
            "pending_offer", "pending_step", "read_job_log", "run_time_text", "say", "thought", "thread_config", "training_view",
            "user"]

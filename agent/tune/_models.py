@@ -93,6 +93,11 @@ class Trial(Plan):
     error: str | None = None
     analysis: Analysis
     llm_seconds: float = 0.0
+    # Last, so a trial serializes as before with three more fields (the chat words a trial's own time from them).
+    train_seconds: float | None = Field(default=None, description="The record's training-loop time (None: no record).")
+    feature_seconds: float = Field(default=0.0, description="The record's feature-extraction time (frozen mode).")
+    features_cached: bool = Field(default=False, description="The features came from an earlier run's cache, so "
+                                                             "their extraction time was not spent in this trial.")
 
 
 class TuneResult(_Model):

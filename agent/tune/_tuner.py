@@ -405,8 +405,15 @@ class Tuner:
             timer.daemon = True
             timer.start()
         emit({"type": "job", "trial": proposal.number, "job_id": job.id, "run_dir": str(job.run_dir)})
+        ended: dict[str, Any] = {}  # the log's end event: whether the features came from the cache
+
+        def forward(event: dict[str, Any]) -> None:
+            if event.get("event") == "end":
+                ended.update(event)
+            emit({"type": "train", "trial": proposal.number, **event})
+
         try:
-            finished = drive(job, lambda event: emit({"type": "train", "trial": proposal.number, **event}))
+            finished = drive(job, forward)
         finally:
             if timer is not None:
                 timer.cancel()
@@ -425,7 +432,8 @@ class Tuner:
             trial = Trial(
                 **common, status=o.status, val_accuracy=o.val_accuracy, test_accuracy=o.test_accuracy,
                 val_auc=o.val_auc, test_auc=o.test_auc, best_epoch=o.best_epoch, epochs_run=o.epochs_run,
-                record_id=record.id, error=o.error,
+                train_seconds=o.train_seconds, feature_seconds=o.feature_seconds,
+                features_cached=ended.get("cache") == "hit", record_id=record.id, error=o.error,
                 analysis=analyze(o.history, status=o.status, seconds=seconds, chance=self._chance(),
                                  predicted_seconds=proposal.predicted.seconds, share_seconds=share, error=o.error),
             )
