@@ -32,7 +32,7 @@ Then two more views of the same folds:
   (bench/results/lodo.md; picked by the models of that run, which may predate today's seed).
 
 Usage:
-    nice -n 19 python -m bench.calibration [--records knowledge/seed/records.jsonl] [--docs docs/BENCHMARKS.md]
+    nice -n 19 python -m bench.calibration [--records knowledge/seed] [--docs docs/BENCHMARKS.md]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ import numpy as np
 from bench.common import RESULTS, header, table, write_section
 from bench.lodo import short
 from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
-from knowledge.store import SEED_DIR, read_records
+from knowledge.store import read_records, read_seed
 from tools.metamodel import (
     INTERVAL,
         MetaModel,
@@ -331,14 +331,16 @@ def render(folds: Sequence[Fold], full: MetaModel, seconds: float, n_records: in
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=Path, default=SEED_DIR / "records.jsonl")
+    parser.add_argument("--records", type=Path, default=None,
+                        help="a records .jsonl, or a folder (a seed of shards, a knowledge base); default: the packaged seed")
     parser.add_argument("--runs", type=Path, default=RUNS_FILE, help="bench/lodo.py's cache of real runs")
     parser.add_argument("--lodo-report", type=Path, default=LODO_REPORT,
                         help="bench/lodo.py's report, for the configs its zero-shot methods picked")
     parser.add_argument("--datasets", nargs="*", help="hold out only these (default: every dataset)")
     parser.add_argument("--docs", type=Path, help="also write the section into this markdown file (docs/BENCHMARKS.md)")
     args = parser.parse_args(argv)
-    records = usable(read_records(args.records))
+    records = usable(read_seed(args.records) if args.records is None or args.records.is_dir()
+                     else read_records(args.records))
     cache = cached_runs(args.runs)
     picks = zero_shot_picks(args.lodo_report)
     names = args.datasets or sorted({r.dataset.name for r in records})

@@ -11,20 +11,22 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from knowledge.store import SEED_DIR, KnowledgeBase  # noqa: E402
+from knowledge.store import SEED_DIR, open_default  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--kb-dir", default=str(SEED_DIR))
-    kb = KnowledgeBase(ap.parse_args().kb_dir, index=False)
-    recs = kb.records()
-    stats = kb.stats()
+    ap.add_argument("--kb-dir", default=str(SEED_DIR), help="a knowledge base or a seed folder (gzip shards)")
+    with tempfile.TemporaryDirectory() as tmp:  # either is read as a seed into a knowledge base of its own
+        kb = open_default(tmp, seed_dir=ap.parse_args().kb_dir, index=False)
+        recs = kb.records()
+        stats = kb.stats()
     print(f"records: {stats['records']}, successful: {stats['successful']}, statuses: {stats['statuses']}, "
           f"devices: {stats['devices']}\n")
     print("| dataset | runs | ok | backbones | modes | best test acc (config) | median test acc | seconds (median) |")

@@ -103,7 +103,7 @@ from bench.reference import (  # noqa: E402
     seconds,
 )
 from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig  # noqa: E402
-from knowledge.store import SEED_DIR, KnowledgeBase, read_records  # noqa: E402
+from knowledge.store import KnowledgeBase, read_seed  # noqa: E402
 
 BUDGET_MINUTES = 5.0
 TRIALS = (5, 10, 20)
@@ -903,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
             return 3
         args.ray = f"{address}: {ray.batch} trials at once on {ray.device}"
     t0 = time.perf_counter()
-    seed_records = read_records(SEED_DIR / "records.jsonl")
+    seed_records = read_seed()
     from bench.common import seed_vectors
 
     vectors = seed_vectors(r.describe() for r in seed_records)

@@ -22,7 +22,7 @@ Printed:
    accuracy the product shows, so it is worth adopting only for a clear gain here.
 
 Usage:
-    python -m bench.metamodel [--records knowledge/seed/records.jsonl] [--targets]
+    python -m bench.metamodel [--records knowledge/seed] [--targets]
 
 Timings are wall-clock on whatever else the machine is doing; the load average is printed.
 """
@@ -43,7 +43,7 @@ import numpy as np
 import tools.metamodel as tm
 from knowledge.schema import ExperimentRecord
 from knowledge.space import BACKBONES, MODES
-from knowledge.store import SEED_DIR, read_records
+from knowledge.store import read_records, read_seed
 from tools.metamodel import Constraints, MetaModel, leave_one_dataset_out, usable
 
 
@@ -130,10 +130,11 @@ def target_ablation(records: list[ExperimentRecord], seed: int = 0) -> list[dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=Path, default=SEED_DIR / "records.jsonl")
+    parser.add_argument("--records", type=Path, default=None,
+                        help="a records .jsonl, or a folder (a seed of shards, a knowledge base); default: the packaged seed")
     parser.add_argument("--targets", action="store_true", help="also compare accuracy targets (leave-one-dataset-out)")
     args = parser.parse_args()
-    records = read_records(args.records)
+    records = read_seed(args.records) if args.records is None or args.records.is_dir() else read_records(args.records)
     statuses = Counter(r.outcome.status for r in records)
     datasets = Counter(r.dataset.name for r in usable(records))
     print(f"records: {len(records)} {dict(statuses)}; datasets: {len(datasets)}; load average {os.getloadavg()[0]:.2f}")

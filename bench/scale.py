@@ -64,7 +64,7 @@ import numpy as np  # noqa: E402
 
 from bench.common import DATA, RESULTS, PrecomputedEmbedder, header, percentile, seed_vectors, table, write_section  # noqa: E402
 from knowledge.schema import DatasetInfo, ExperimentRecord, MetaFeatures, Outcome, Provenance, now_utc  # noqa: E402
-from knowledge.store import SEED_DIR, KnowledgeBase, read_records  # noqa: E402
+from knowledge.store import KnowledgeBase, read_seed  # noqa: E402
 
 GOAL_QUERY_MS = 20.0
 GOAL_REFIT_S = 60.0
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     from tools.metamodel import MetaModel, usable
 
     t0 = time.perf_counter()
-    seed = read_records(SEED_DIR / "records.jsonl")
+    seed = read_seed()
     truth = MetaModel.fit(seed, cross_validate=False)
     t = time.perf_counter()
     synth = synthesize(seed, args.records - len(seed), args.datasets, truth)

@@ -6,10 +6,12 @@ before its first answer. `build_seed_index` embeds the seed once into
 `cache_root()/seed-index/<key>/chroma`; `open_default` copies that folder into a knowledge base
 it has just filled from the same seed.
 
-The key hashes the seed files' bytes, the embedder's code and the Chroma version, so a changed
-seed, embedder or on-disk format finds no prebuilt index (the new knowledge base then indexes
-as before) and is never handed a stale one; a knowledge base whose records differ from the
-seed's (even by one appended run) keeps indexing its own. A prebuilt index is complete only with
+The key hashes the seed files' bytes (the gzip shards `records-*.jsonl.gz`, whose bytes depend on
+the records alone, and a plain records file if one is there), the embedder's code and the Chroma
+version, so a changed seed (new runs, or new contents of the same runs), embedder or on-disk
+format finds no prebuilt index (the new knowledge base then indexes as before) and is never
+handed a stale one; a knowledge base whose records differ from the seed's (even by one appended
+run) keeps indexing its own. A prebuilt index is complete only with
 its `manifest.json` (holding the records file's sha256), written last.
 """
 
@@ -79,9 +81,10 @@ def build_seed_index(seed_dir: str | Path | None = None) -> tuple[Path, bool]:
     # (chroma_url="" forces the embedded index even when $METALLMIX_CHROMA names a server).
     kb = open_default(tmp, seed_dir=seed_dir, chroma_url="")
     counts = kb.sync_index()
+    records_file = kb.path  # the plain records.jsonl open_default wrote from the seed's shards
     del kb
     SharedSystemClient.clear_system_cache()  # close the client: the folder is complete on disk
-    manifest = {"key": key, "records": counts["total"], "records_sha256": _sha256(tmp / "records.jsonl")}
+    manifest = {"key": key, "records": counts["total"], "records_sha256": _sha256(records_file)}
     (tmp / MANIFEST).write_text(json.dumps(manifest))
     final = root / key
     try:

@@ -182,7 +182,8 @@ def write_seed_shards(records: Iterable[ExperimentRecord], folder: str | Path,
 
     The bytes depend on the records alone (gzip mtime 0, no file name in the header), so
     rewriting the same records changes nothing in git, and appending records rewrites only the
-    last shard and adds new ones. Each shard is replaced atomically; shards left from an
+    last shard and adds new ones (a shard whose bytes would not change is not rewritten at
+    all). Each shard is replaced atomically; shards left from an
     earlier, longer write are removed. A plain records file in `folder` is left alone:
     `read_seed` loads a record found in both forms once.
 
@@ -203,7 +204,9 @@ def write_seed_shards(records: Iterable[ExperimentRecord], folder: str | Path,
     for number, start in enumerate(range(0, len(recs), max_records_per_shard)):
         payload = "".join(r.model_dump_json() + "\n" for r in recs[start : start + max_records_per_shard]).encode()
         path = folder / f"records-{number:05d}.jsonl.gz"
-        _atomic_write(path, _gzip(payload))
+        data = _gzip(payload)
+        if not (path.is_file() and path.read_bytes() == data):  # an unchanged shard keeps its file and mtime
+            _atomic_write(path, data)
         written.append(path)
     for stale in sorted(set(folder.glob(SEED_SHARD_GLOB)) - set(written)):
         stale.unlink()

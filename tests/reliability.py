@@ -26,7 +26,7 @@ import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
 from knowledge.schema import ExperimentRecord
-from knowledge.store import SEED_DIR, KnowledgeBase, read_records
+from knowledge.store import KnowledgeBase, read_seed
 
 COUNTS: Counter[str] = Counter()
 _COUNTS_LOCK = threading.Lock()
@@ -74,7 +74,7 @@ class HashEmbedder(EmbeddingFunction[Documents]):
 @functools.cache
 def seed_sample(n: int = 240) -> tuple[ExperimentRecord, ...]:
     """A seeded sample of the seed records, every dataset and status represented."""
-    recs = read_records(SEED_DIR / "records.jsonl")
+    recs = read_seed()
     return tuple(random.Random(0).sample(recs, min(n, len(recs))))
 
 

@@ -12,19 +12,21 @@ from bench.common import write_section
 from bench.lodo import Family, families, popular_config, project, sample_config, save_agent_session, split_out
 from bench.scale import SYNTHETIC_MACHINE, scaled_meta, synthesize
 from knowledge.schema import ExperimentRecord, TrainConfig
-from knowledge.store import SEED_DIR, KnowledgeBase, read_records
+from knowledge.store import KnowledgeBase, read_seed, seed_files
 from tests.fakes import make_trial
-
-SEED_FILE = SEED_DIR / "records.jsonl"
 
 
 @pytest.fixture(scope="module")
 def seed() -> list[ExperimentRecord]:
-    return read_records(SEED_FILE)
+    return read_seed()
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _sha_of_seed() -> str:
+    """One hash over the packaged seed's files (names and bytes)."""
+    h = hashlib.sha256()
+    for path in seed_files():
+        h.update(path.name.encode() + b"\n" + path.read_bytes())
+    return h.hexdigest()
 
 
 def test_split_hides_every_record_of_the_dataset(seed: list[ExperimentRecord]) -> None:
@@ -79,7 +81,7 @@ class _Truth:
 
 def test_synthetic_records_are_valid_labelled_and_never_touch_the_seed(seed: list[ExperimentRecord],
                                                                        tmp_path: Path) -> None:
-    before = _sha(SEED_FILE)
+    before = _sha_of_seed()
     recs = synthesize(seed, 300, 6, _Truth(), seed=1)
     assert len(recs) == 300
     assert len({r.dataset.name for r in recs}) == 6
@@ -93,8 +95,8 @@ def test_synthetic_records_are_valid_labelled_and_never_touch_the_seed(seed: lis
     kb = KnowledgeBase(tmp_path / "kb", index=False)  # where the scale bench writes: a temporary folder
     kb.append(recs)
     assert len(kb.records()) == 300
-    assert _sha(SEED_FILE) == before
-    assert not any(r.provenance.machine == SYNTHETIC_MACHINE for r in read_records(SEED_FILE))
+    assert _sha_of_seed() == before
+    assert not any(r.provenance.machine == SYNTHETIC_MACHINE for r in read_seed())
 
 
 def test_scaled_meta_keeps_the_balance(seed: list[ExperimentRecord]) -> None:

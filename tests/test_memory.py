@@ -15,11 +15,9 @@ import pytest
 from agent.errors import TaskError
 from agent.recommend import Recommender
 from knowledge.schema import TrainConfig
-from knowledge.store import read_records
+from knowledge.store import read_seed
 from tests.fakes import FakeMetaModel, FakeStore, ScriptChat
 from tools.memory import RUNTIME_BYTES, NoMemoryFit, measure, table, training_memory
-
-SEED_FILE = Path(__file__).resolve().parents[1] / "knowledge" / "seed" / "records.jsonl"
 
 
 def cfg(**kw: object) -> TrainConfig:
@@ -62,14 +60,14 @@ def test_the_estimate_says_what_makes_it_up() -> None:
 def metamodel():  # type: ignore[no-untyped-def]
     from tools.metamodel import MetaModel
 
-    recs = [r for r in read_records(SEED_FILE) if r.outcome.status == "ok"]
+    recs = [r for r in read_seed() if r.outcome.status == "ok"]
     return MetaModel.fit(random.Random(0).sample(recs, min(400, len(recs))), seed=0)
 
 
 def test_every_candidate_keeps_to_a_memory_limit_and_a_tighter_one_changes_the_pick(metamodel) -> None:  # type: ignore[no-untyped-def]
     from tools.metamodel import Constraints
 
-    meta = read_records(SEED_FILE)[0].dataset.meta
+    meta = read_seed()[0].dataset.meta
     # Fine-tunes span a wide range of memory (input size, batch, what is frozen): a limit just under the
     # top pick's need leaves others that fit.
     finetune = {"modes": ["finetune"]}
@@ -85,7 +83,7 @@ def test_every_candidate_keeps_to_a_memory_limit_and_a_tighter_one_changes_the_p
 def test_a_memory_limit_nothing_fits_names_the_config_that_needs_least(metamodel) -> None:  # type: ignore[no-untyped-def]
     from tools.metamodel import Constraints
 
-    meta = read_records(SEED_FILE)[0].dataset.meta
+    meta = read_seed()[0].dataset.meta
     with pytest.raises(NoMemoryFit, match=r"no configuration fits in 100 MB of memory: the one that needs least, .* "
                                           r"needs about .*; raise the limit") as err:
         metamodel.candidates(meta, Constraints(max_memory_bytes=100 * 2**20), n=5)

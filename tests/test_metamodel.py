@@ -16,7 +16,7 @@ import pytest
 import xgboost as xgb
 
 from knowledge.schema import ExperimentRecord, Outcome, TrainConfig
-from knowledge.store import SEED_DIR, read_records
+from knowledge.store import read_seed
 from tools.metamodel import (
     ACC_FEATURES,
     MAX_PER_PAIR,
@@ -34,7 +34,6 @@ from tools.metamodel import (
     usable,
 )
 
-SEED_FILE = SEED_DIR / "records.jsonl"
 SAMPLE = 300
 MIN_OK = 100
 
@@ -42,10 +41,10 @@ MIN_OK = 100
 @pytest.fixture(scope="module")
 def records() -> list[ExperimentRecord]:
     """A seeded sample of the seed records (all statuses, so the filter is exercised)."""
-    recs = read_records(SEED_FILE)
+    recs = read_seed()
     n_ok = sum(r.outcome.status == "ok" for r in recs)
     if n_ok < MIN_OK:
-        pytest.skip(f"{SEED_FILE} has {n_ok} ok records; the meta-model tests need at least {MIN_OK} (run the sweep)")
+        pytest.skip(f"the packaged seed has {n_ok} ok records; the meta-model tests need at least {MIN_OK} (run the sweep)")
     return random.Random(0).sample(recs, min(SAMPLE, len(recs)))
 
 
@@ -304,9 +303,9 @@ def test_importance_from_a_sample_ranks_the_seed_features_as_all_rows_do() -> No
     was 60 s of a refit, bench/scale.py) ranks features as the full computation does."""
     from tools.metamodel import IMPORTANCE_ROWS, _importance
 
-    seed = read_records(SEED_FILE)
+    seed = read_seed()
     if sum(r.outcome.status == "ok" for r in seed) < MIN_OK:
-        pytest.skip(f"{SEED_FILE} has too few ok records (run the sweep)")
+        pytest.skip("the packaged seed has too few ok records (run the sweep)")
     model = MetaModel.fit(seed, cross_validate=False)
     d = _design(seed)
     full = _importance(model._acc, d.x_acc, seed=0, rows=len(d.y_acc))

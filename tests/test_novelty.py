@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
-from knowledge.store import SEED_DIR, read_records
+from knowledge.store import read_seed
 from tools.metamodel import MetaModel, usable
 from tools.novelty import (
     MIN_BAND_DATASETS,
@@ -32,8 +32,6 @@ from tools.novelty import (
     open_metas,
     vary,
 )
-
-SEED_FILE = SEED_DIR / "records.jsonl"
 
 
 def _meta(n: int = 2000, k: int = 2, ratio: float = 2.0, modality: str = "x-ray", body: str | None = "chest",
@@ -158,10 +156,10 @@ def test_open_fields_are_checked_and_varied_consistently() -> None:
 # ------------------------------------------------------------------------- the meta-model
 @pytest.fixture(scope="module")
 def records() -> list[ExperimentRecord]:
-    recs = read_records(SEED_FILE)
+    recs = read_seed()
     names = {r.dataset.name for r in usable(recs)}
     if len(names) < 2 * MIN_BAND_DATASETS:
-        pytest.skip(f"{SEED_FILE} holds {len(names)} datasets; distance bands need {2 * MIN_BAND_DATASETS} (run the sweep)")
+        pytest.skip(f"the packaged seed holds {len(names)} datasets; distance bands need {2 * MIN_BAND_DATASETS} (run the sweep)")
     return random.Random(0).sample(recs, min(400, len(recs)))
 
 

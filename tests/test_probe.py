@@ -4,7 +4,6 @@ is cached per dataset, reaches the records, and the meta-model uses it.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -12,12 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knowledge.store import read_records
+from knowledge.store import read_records, read_seed, write_seed_shards
 from tools.backfill import backfill
 from tools.datasets import Split, load_dataset
 from tools.probe import probe_accuracy
-
-SEED_FILE = Path(__file__).resolve().parents[1] / "knowledge" / "seed" / "records.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -49,24 +46,34 @@ def test_profile_dataset_records_the_probe_and_can_leave_it_out(head_ct) -> None
     assert profile_dataset(head_ct, probe=False).probe_accuracy is None
 
 
-def test_backfill_sets_the_probe_of_matching_records_only(tmp_path: Path, shared_data: Path, head_ct) -> None:  # type: ignore[no-untyped-def]
-    recs = read_records(SEED_FILE)
+@pytest.mark.parametrize("form", ["records file", "sharded seed"])
+def test_backfill_sets_the_probe_of_matching_records_only(tmp_path: Path, shared_data: Path, head_ct,  # type: ignore[no-untyped-def]
+                                                          form: str) -> None:
+    recs = read_seed()
     ours = next(r for r in recs if r.dataset.fingerprint == head_ct.fingerprint)
     other = next(r for r in recs if r.dataset.fingerprint != head_ct.fingerprint)
     bare = [r.model_copy(update={"dataset": r.dataset.model_copy(update={
-        "meta": r.dataset.meta.model_copy(update={"probe_accuracy": None})})}) for r in (ours, other)]
+        "meta": r.dataset.meta.model_copy(update={"probe_accuracy": None})})}) for r in (other, ours, other)]
+    bare[2] = bare[2].model_copy(update={"id": "a-third-record", "run_key": "a-third-run"})
     data = tmp_path / "data"
     data.mkdir()
     (data / "head_ct_hemorrhage.npz").symlink_to(shared_data / "head_ct_hemorrhage.npz")
-    file = tmp_path / "records.jsonl"
-    file.write_text("".join(r.model_dump_json() + "\n" for r in bare))
-    assert backfill(file, data) == {head_ct.name: probe_accuracy(head_ct)}
-    after = [json.loads(line)["dataset"]["meta"]["probe_accuracy"] for line in file.read_text().splitlines()]
-    assert after == [probe_accuracy(head_ct), None]
+    if form == "records file":
+        target = tmp_path / "records.jsonl"
+        target.write_text("".join(r.model_dump_json() + "\n" for r in bare))
+    else:  # a seed of two shards, as the packaged one is stored
+        target = tmp_path / "seed"
+        write_seed_shards(bare, target, max_records_per_shard=2)
+    assert backfill(target, data) == {head_ct.name: probe_accuracy(head_ct)}
+    after = read_records(target) if form == "records file" else read_seed(target)
+    assert [r.id for r in after] == [r.id for r in bare]
+    assert [r.dataset.meta.probe_accuracy for r in after] == [None, probe_accuracy(head_ct), None]
+    if form == "sharded seed":
+        assert [p.name for p in target.iterdir()] == ["records-00000.jsonl.gz"]  # shards only, nothing left over
 
 
 def test_every_seed_record_has_its_probe() -> None:
-    recs = read_records(SEED_FILE)
+    recs = read_seed()
     assert all(r.dataset.meta.probe_accuracy is not None for r in recs)
     by_dataset = {(r.dataset.name, r.dataset.meta.probe_accuracy) for r in recs}
     assert len(by_dataset) == len({r.dataset.name for r in recs})  # one probe per dataset
@@ -76,12 +83,12 @@ def test_every_seed_record_has_its_probe() -> None:
 def model():  # type: ignore[no-untyped-def]
     from tools.metamodel import MetaModel
 
-    recs = [r for r in read_records(SEED_FILE) if r.outcome.status == "ok"]
+    recs = [r for r in read_seed() if r.outcome.status == "ok"]
     return MetaModel.fit(random.Random(0).sample(recs, min(600, len(recs))), seed=0)
 
 
 def test_the_meta_model_predicts_a_harder_dataset_lower(model) -> None:  # type: ignore[no-untyped-def]
-    rec = next(r for r in read_records(SEED_FILE) if r.config.mode == "frozen" and r.outcome.status == "ok")
+    rec = next(r for r in read_seed() if r.config.mode == "frozen" and r.outcome.status == "ok")
     meta = rec.dataset.meta.model_copy(update={"modality": "never-seen", "n_instances": rec.dataset.meta.n_instances + 3})
     easy, hard = (model.predict(meta.model_copy(update={"probe_accuracy": p}), [rec.config])[0].accuracy
                   for p in (0.95, 0.4))
@@ -89,7 +96,7 @@ def test_the_meta_model_predicts_a_harder_dataset_lower(model) -> None:  # type:
 
 
 def test_a_task_without_a_probe_leaves_it_open_and_the_interval_spans_it(model) -> None:  # type: ignore[no-untyped-def]
-    rec = next(r for r in read_records(SEED_FILE) if r.config.mode == "frozen" and r.outcome.status == "ok")
+    rec = next(r for r in read_seed() if r.config.mode == "frozen" and r.outcome.status == "ok")
     words_only = rec.dataset.meta.model_copy(update={"probe_accuracy": None, "modality": "never-seen"})
     p = model.predict(words_only, [rec.config])[0]
     assert "probe_accuracy" in p.assumed

@@ -70,3 +70,26 @@ def test_every_record_is_measured_with_provenance(records: list) -> None:
         ids.add(r.id)
         if r.config.mode == "frozen":
             assert r.outcome.feature_seconds > 0 and r.weights.startswith("imagenet:")
+
+
+def test_the_packaged_seed_is_stored_as_shards_and_a_new_knowledge_base_indexes_it(tmp_path: Path) -> None:
+    """Issue 14: the seed outgrew a plain file in git; it is committed as gzip shards, loads whole,
+    and a knowledge base seeded from it rebuilds its (real) Chroma index."""
+    from knowledge.store import SEED_SHARD_RECORDS, open_default
+    from tests.reliability import HashEmbedder
+
+    files = seed_files()
+    assert files and all(p.match(SEED_SHARD_GLOB) for p in files), files  # no plain records file any more
+    counts = [len(read_records(p)) for p in files]
+    assert all(n == SEED_SHARD_RECORDS for n in counts[:-1]) and 0 < counts[-1] <= SEED_SHARD_RECORDS
+    seed = read_seed()
+    assert len(seed) == sum(counts) == len({r.id for r in seed}) == len({r.run_key for r in seed})
+    plain_bytes = sum(len(r.model_dump_json()) + 1 for r in seed)
+    assert sum(p.stat().st_size for p in files) < plain_bytes / 4  # stored compressed
+
+    kb = open_default(tmp_path / "kb", embedder=HashEmbedder())
+    assert [r.id for r in kb.records()] == [r.id for r in seed]
+    assert kb.path.stat().st_size == plain_bytes  # the user's knowledge base stays a plain records.jsonl
+    assert kb.rebuild_index() == len(seed) and kb.collection().count() == len(seed)
+    hits = kb.search(seed[-1].describe(), k=3)
+    assert seed[-1].id in {r.id for r, _ in hits}

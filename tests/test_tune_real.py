@@ -17,7 +17,7 @@ from agent.context import Context
 from agent.recommend import Recommender
 from agent.tune import tune
 from knowledge.schema import ExperimentRecord, TrainConfig
-from knowledge.store import SEED_DIR, KnowledgeBase, read_records
+from knowledge.store import KnowledgeBase, read_records, read_seed
 from tests.test_tune import FakeChat
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ def test_three_real_frozen_trials_land_in_the_knowledge_base(tmp_path: Path, sha
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from tools.metamodel import MetaModel
 
-    seed = read_records(SEED_DIR / "records.jsonl")
+    seed = read_seed()
     metamodel = MetaModel.load_or_fit(seed)  # cached on disk for the packaged records
     kb = KnowledgeBase(tmp_path / "kb")  # empty: the trials' records are all it will hold
     llm = FakeChat(messages=iter([]), script=[second_option] * 50)

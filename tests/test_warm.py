@@ -1,6 +1,7 @@
 """The setup step (agent.warm) and the seed's prebuilt Chroma index (knowledge.seed_index), on a small
-seed of real records in temporary folders: built once, fast when built, rebuilt when the seed
-changes, and never copied into a knowledge base whose records are not the seed's."""
+seed of real records in temporary folders, stored as the packaged seed is (gzip shards): built
+once, fast when built, rebuilt when the seed's shards change (new runs, or new contents of the same
+runs), and never copied into a knowledge base whose records are not the seed's."""
 
 from __future__ import annotations
 
@@ -12,30 +13,29 @@ import pytest
 
 from agent.warm import is_warm, warm
 from knowledge.seed_index import build_seed_index, install_seed_index, prebuilt, seed_key
-from knowledge.store import SEED_DIR, KnowledgeBase, open_default, read_records
+from knowledge.seed_merge import merge_into_seed
+from knowledge.store import KnowledgeBase, open_default, read_seed, write_seed_shards
 
 SMALL = 60
 
 
 @pytest.fixture
 def seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A seed folder of 60 real records, and a cache folder of this test's own."""
+    """A seed folder of 60 real records in gzip shards, and a cache folder of this test's own."""
     monkeypatch.setenv("METALLMIX_CACHE", str(tmp_path / "cache"))
-    records = read_records(SEED_DIR / "records.jsonl")
-    ok = [r for r in records if r.outcome.status == "ok"]
+    ok = [r for r in read_seed() if r.outcome.status == "ok"]
     folder = tmp_path / "seed"
-    folder.mkdir()
-    picked = random.Random(0).sample(ok, SMALL)
-    (folder / "records.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in picked))
+    write_seed_shards(random.Random(0).sample(ok, SMALL), folder, max_records_per_shard=25)
     return folder
 
 
 def _grow(seed: Path) -> None:
-    """One more real record in the seed."""
-    known = {line for line in (seed / "records.jsonl").read_text().splitlines()}
-    extra = next(r for r in read_records(SEED_DIR / "records.jsonl") if r.model_dump_json() not in known)
-    with open(seed / "records.jsonl", "a") as f:
-        f.write(extra.model_dump_json() + "\n")
+    """One more real record in the seed, added as a sweep's runs are (knowledge.seed_merge)."""
+    known = {r.id for r in read_seed(seed)}
+    extra = next(r for r in read_seed() if r.id not in known)
+    runs = seed.parent / "sweep-records.jsonl"
+    runs.write_text(extra.model_dump_json() + "\n")
+    assert len(merge_into_seed([runs], seed).added) == 1
 
 
 def test_the_seed_index_is_built_once_and_copied_into_a_new_knowledge_base(seed: Path, tmp_path: Path) -> None:
@@ -65,10 +65,24 @@ def test_a_changed_seed_gets_a_new_index_and_never_the_old_one(seed: Path, tmp_p
     assert install_seed_index(kb, seed) and kb.collection().count() == SMALL + 1
 
 
+def test_new_contents_of_the_same_runs_give_a_new_key(seed: Path) -> None:
+    """A backfill rewrites every shard with the same ids and run keys: the prebuilt index must not hold."""
+    build_seed_index(seed)
+    old_key = seed_key(seed)
+    records = read_seed(seed)
+    note = records[-1].provenance.model_copy(update={"notes": "backfilled"})
+    before = [p.read_bytes() for p in sorted(seed.glob("*.gz"))]
+    after = write_seed_shards(records[:-1] + [records[-1].model_copy(update={"provenance": note})], seed,
+                              max_records_per_shard=25)
+    assert [p.read_bytes() == old for p, old in zip(after, before, strict=True)] == [True, True, False]
+    assert [r.id for r in read_seed(seed)] == [r.id for r in records]
+    assert seed_key(seed) != old_key and prebuilt(seed) is None
+
+
 def test_a_knowledge_base_that_differs_from_the_seed_keeps_indexing_its_own(seed: Path, tmp_path: Path) -> None:
     build_seed_index(seed)
     kb = open_default(tmp_path / "kb", seed_dir=seed, index=False)
-    extra = next(r for r in read_records(SEED_DIR / "records.jsonl") if kb.get(r.id) is None)
+    extra = next(r for r in read_seed() if kb.get(r.id) is None)
     kb.append(extra)
     assert not install_seed_index(kb, seed)
 

@@ -1,10 +1,13 @@
-"""Bring a records file up to date with a meta-feature added later (today: tools.probe's).
+"""Bring the seed (or a knowledge base's records file) up to date with a meta-feature added later
+(today: tools.probe's).
 
-    python -m tools.backfill --records knowledge/seed/records.jsonl --data-dir ../shared/data
+    python -m tools.backfill --records knowledge/seed --data-dir ../shared/data          # the sharded seed
+    python -m tools.backfill --records ~/.metallmix/kb/records.jsonl --data-dir ../shared/data
 
 A record's meta-features are those of its dataset, so a feature measured later is measured on
 each dataset found in --data-dir (matched by fingerprint, not by name) and written into its
-records; records of datasets not found keep None. The file is rewritten atomically.
+records; records of datasets not found keep None. A seed folder is rewritten as gzip shards
+(`knowledge.seed_merge.rewrite_seed`), a records file atomically, as plain JSONL.
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ from pathlib import Path
 from tools.probe import probe_accuracy
 
 
-def backfill(records_file: Path, data_dir: Path) -> dict[str, float | None]:
-    """Set `probe_accuracy` in every record of `records_file` whose dataset is in `data_dir`
-    (matched by fingerprint), measured by `probe_accuracy`; the file is rewritten atomically.
+def backfill(records: Path, data_dir: Path) -> dict[str, float | None]:
+    """Set `probe_accuracy` in every record of `records` whose dataset is in `data_dir` (matched by
+    fingerprint), measured by `probe_accuracy`. `records` is a seed folder (its shards, and a plain
+    records file there, are rewritten as shards) or a records .jsonl (rewritten atomically).
     Returns the probe by dataset name."""
     from knowledge.schema import ExperimentRecord
+    from knowledge.seed_merge import rewrite_seed
+    from knowledge.store import read_seed
     from tools.datasets import load_dataset
 
     by_print: dict[str, float | None] = {}
@@ -26,18 +32,25 @@ def backfill(records_file: Path, data_dir: Path) -> dict[str, float | None]:
     for path in sorted(data_dir.glob("*.npz")):
         ds = load_dataset(path)
         by_print[ds.fingerprint] = names[ds.name] = probe_accuracy(ds)
-    lines = []
-    for line in records_file.read_text().splitlines():
-        rec = ExperimentRecord.model_validate_json(line)
+
+    def update(rec: ExperimentRecord) -> ExperimentRecord:
         acc = by_print.get(rec.dataset.fingerprint)
-        if acc is not None and rec.dataset.meta.probe_accuracy != acc:
-            meta = rec.dataset.meta.model_copy(update={"probe_accuracy": acc})
-            rec = rec.model_copy(update={"dataset": rec.dataset.model_copy(update={"meta": meta})})
-            line = rec.model_dump_json()
-        lines.append(line)
-    tmp = records_file.with_name(records_file.name + ".tmp")
+        if acc is None or rec.dataset.meta.probe_accuracy == acc:
+            return rec
+        meta = rec.dataset.meta.model_copy(update={"probe_accuracy": acc})
+        return rec.model_copy(update={"dataset": rec.dataset.model_copy(update={"meta": meta})})
+
+    if records.is_dir():
+        rewrite_seed([update(r) for r in read_seed(records)], records)
+        return names
+    lines = []
+    for line in records.read_text().splitlines():
+        rec = ExperimentRecord.model_validate_json(line)
+        new = update(rec)
+        lines.append(line if new is rec else new.model_dump_json())
+    tmp = records.with_name(records.name + ".tmp")
     tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(records_file)
+    tmp.replace(records)
     return names
 
 
@@ -46,7 +59,8 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser(description="measure the probe of every dataset in --data-dir and set it in the "
                                              "records of those datasets")
-    ap.add_argument("--records", required=True, type=Path, help="a records .jsonl (e.g. knowledge/seed/records.jsonl)")
+    ap.add_argument("--records", required=True, type=Path,
+                    help="a seed folder of shards (e.g. knowledge/seed) or a knowledge base's records.jsonl")
     ap.add_argument("--data-dir", required=True, type=Path)
     a = ap.parse_args()
     for name, acc in backfill(a.records, a.data_dir).items():

@@ -7,14 +7,13 @@ index, XGBoost meta-model) and the embedded llama.cpp model, on a SQLite checkpo
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from typing import Any
 
 import pytest
 
 from agent.chat.runs import STOPPED, WRITING
-from knowledge.store import SEED_DIR, KnowledgeBase
+from knowledge.store import SEED_DIR, open_default, seed_files
 
 pytestmark = pytest.mark.integration
 
@@ -27,16 +26,14 @@ def adapter(tmp_path_factory: pytest.TempPathFactory) -> Any:
     import app as app_module
     from agent.llm import get_chat_model
 
-    seed = SEED_DIR / "records.jsonl"
-    if not seed.exists():
-        pytest.fail(f"no packaged knowledge base at {seed}: run the sweep first")
+    if not seed_files():
+        pytest.fail(f"no packaged seed records in {SEED_DIR}: run the sweep first")
     root = tmp_path_factory.mktemp("chat")
-    (root / "kb").mkdir()
-    shutil.copy(seed, root / "kb" / "records.jsonl")
+    kb = open_default(root / "kb")  # a copy of the seed, as a user's first knowledge base gets
     settings = app_module.AppSettings(port=None, db_path=root / "threads.sqlite", plot_dir=root / "plots",
                                       uploads_dir=root / "uploads", data_dirs=[], secret="it")
     parts = app_module.build_parts(settings, llm=get_chat_model(max_tokens=320, seed=0),
-                                   judge_llm=get_chat_model(max_tokens=160, seed=0), kb=KnowledgeBase(root / "kb"))
+                                   judge_llm=get_chat_model(max_tokens=160, seed=0), kb=kb)
     if parts.warm_up is not None:
         parts.warm_up()
     return parts.adapter

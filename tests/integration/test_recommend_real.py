@@ -7,7 +7,6 @@ of a copy of the packaged knowledge base; the LLM answers on a 2-core CPU.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from agent.context import Context
 from agent.recommend import Recommendation, Recommender, render_text
 from knowledge.schema import TrainConfig
-from knowledge.store import SEED_DIR, KnowledgeBase
+from knowledge.store import SEED_DIR, open_default, seed_files
 
 pytestmark = pytest.mark.integration
 
@@ -26,17 +25,15 @@ BUSI = DATA / "busi_ultrasound.npz"
 @pytest.fixture(scope="module")
 def recommender(tmp_path_factory: pytest.TempPathFactory) -> Recommender:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    seed = SEED_DIR / "records.jsonl"
-    if not seed.exists():
-        pytest.fail(f"no packaged knowledge base at {seed}: run the sweep first")
-    root = tmp_path_factory.mktemp("kb")
-    shutil.copy(seed, root / "records.jsonl")
+    if not seed_files():
+        pytest.fail(f"no packaged seed records in {SEED_DIR}: run the sweep first")
+    kb = open_default(tmp_path_factory.mktemp("kb"))  # a copy of the seed, as a user's first knowledge base gets
     from agent.llm import get_chat_model
 
     r = Recommender(
         llm=get_chat_model(max_tokens=320, seed=0),
         judge_llm=get_chat_model(max_tokens=160, seed=0),
-        kb=KnowledgeBase(root),
+        kb=kb,
     )
     r.warm_up()
     return r

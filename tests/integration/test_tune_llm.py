@@ -16,7 +16,7 @@ import pytest
 
 from agent.recommend import Recommender
 from agent.tune import render_result, tune
-from knowledge.store import SEED_DIR, KnowledgeBase, read_records
+from knowledge.store import KnowledgeBase, read_records, read_seed
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def test_two_trials_with_the_embedded_llm(tmp_path: Path) -> None:
     from agent.llm import get_chat_model
     from tools.metamodel import MetaModel
 
-    seed = read_records(SEED_DIR / "records.jsonl")
+    seed = read_seed()
     kb = KnowledgeBase(tmp_path / "kb")
     kb.append([r for r in seed if r.dataset.name == "busi_ultrasound" and r.config.mode == "frozen"][:40])
     recommender = Recommender(llm=get_chat_model(max_tokens=320, seed=0),

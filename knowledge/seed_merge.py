@@ -1,0 +1,119 @@
+"""Add runs to the packaged seed, which git stores as gzip JSONL shards (knowledge/seed/records-*.jsonl.gz).
+
+    python -m knowledge.seed_merge --records ~/sweep_kb/records.jsonl    # into knowledge/seed
+    python -m knowledge.seed_merge --records a.jsonl b.jsonl.gz --seed-dir DIR --dry-run
+
+A sweep writes into a knowledge base of its own (`metallmix kb sweep --kb-dir ~/sweep_kb`): a plain
+`records.jsonl` appended to as runs finish. This folds its new runs into the seed: each record whose
+run key and id are not in the seed yet is appended, in file order (a torn last line of a killed
+writer is skipped), and the shards are rewritten with `knowledge.store.write_seed_shards`, whose
+full shards keep their bytes, so git sees only the last shard and new ones change.
+
+A plain `records.jsonl` inside the seed folder (an older seed, or a sweep run into it) is folded
+into the shards and removed, so every seed record lives in one place. Do not run this while a
+sweep still writes into the seed folder itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from knowledge.schema import ExperimentRecord
+from knowledge.store import (
+    RECORDS_FILE,
+    SEED_DIR,
+    SEED_SHARD_GLOB,
+    KnowledgeBaseError,
+    read_records,
+    read_seed,
+    write_seed_shards,
+)
+
+
+@dataclass
+class MergeResult:
+    """What a merge did (or, with dry_run, would do)."""
+
+    added: list[ExperimentRecord] = field(default_factory=list)  # new runs, in the order appended
+    known: int = 0  # records of the inputs already in the seed (by run key or id)
+    seed_before: int = 0  # seed records before the merge
+    changed: list[Path] = field(default_factory=list)  # files written or removed in the seed folder
+
+
+def rewrite_seed(records: Iterable[ExperimentRecord], folder: str | Path | None = None) -> list[Path]:
+    """Store `records` as the whole seed of `folder` (None: the packaged one): write the shards,
+    then remove a plain records file there, whose records the caller read with `read_seed` and
+    which `read_seed` would otherwise read first (with their old contents).
+
+    Returns:
+        The files that changed: shards whose bytes are new, shards and the plain file removed.
+    """
+    folder = Path(folder) if folder is not None else SEED_DIR
+    before = {p: p.read_bytes() for p in folder.glob(SEED_SHARD_GLOB)}
+    written = write_seed_shards(records, folder)
+    changed = [p for p in written if before.get(p) != p.read_bytes()]
+    changed += sorted(p for p in before if p not in written)
+    plain = folder / RECORDS_FILE
+    if plain.is_file():
+        plain.unlink()
+        changed.append(plain)
+    return changed
+
+
+def merge_into_seed(paths: Sequence[str | Path], folder: str | Path | None = None,
+                    dry_run: bool = False) -> MergeResult:
+    """Append the records of `paths` (.jsonl, or .jsonl.gz shards) whose run key and id the seed
+    lacks, and store the seed as shards (`rewrite_seed`).
+
+    Raises:
+        KnowledgeBaseError: an input is missing, or holds a line that is not a record.
+    """
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise KnowledgeBaseError(f"no records file {path}: give a knowledge base's records.jsonl "
+                                     "(e.g. the --kb-dir of a sweep, plus /records.jsonl)")
+    seed = read_seed(folder)
+    result = MergeResult(seed_before=len(seed))
+    ids = {r.id for r in seed}
+    keys = {r.run_key for r in seed}
+    for path in map(Path, paths):
+        for r in read_records(path):
+            if r.id in ids or r.run_key in keys:
+                result.known += 1
+                continue
+            ids.add(r.id)
+            keys.add(r.run_key)
+            result.added.append(r)
+    folder_path = Path(folder) if folder is not None else SEED_DIR
+    needs_fold = (folder_path / RECORDS_FILE).is_file()
+    if not dry_run and (result.added or needs_fold):
+        result.changed = rewrite_seed(seed + result.added, folder)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m knowledge.seed_merge", description=__doc__.split("\n")[0])
+    parser.add_argument("--records", nargs="+", required=True, type=Path,
+                        help="records files to take new runs from (a sweep's knowledge base: DIR/records.jsonl)")
+    parser.add_argument("--seed-dir", type=Path, default=None, help="the seed folder (default: knowledge/seed)")
+    parser.add_argument("--dry-run", action="store_true", help="count what would be added; write nothing")
+    args = parser.parse_args(argv)
+    try:
+        res = merge_into_seed(args.records, args.seed_dir, dry_run=args.dry_run)
+    except KnowledgeBaseError as exc:
+        print(f"seed_merge: {exc}", file=sys.stderr)
+        return 2
+    verb = "would add" if args.dry_run else "added"
+    print(f"{verb} {len(res.added)} new runs to the seed of {res.seed_before} records "
+          f"({res.known} already there); changed: {', '.join(p.name for p in res.changed) or 'nothing'}")
+    return 0
+
+
+__all__ = ["MergeResult", "merge_into_seed", "rewrite_seed"]
+
+if __name__ == "__main__":
+    sys.exit(main())
