@@ -22,7 +22,7 @@ pytest.importorskip("ray", reason="the ray extra is not installed: pip install -
 from knowledge.schema import TrainConfig  # noqa: E402
 from knowledge.store import KnowledgeBase  # noqa: E402
 from tests.reliability import count  # noqa: E402
-from tools.ray_head import free_port, local_head, workers_running  # noqa: E402
+from tools.ray_head import free_port, head_processes, local_head, processes, workers_running  # noqa: E402
 from tools.sweep import SweepItem, run_sweep, sample_head_config  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -35,6 +35,23 @@ def head() -> Iterator[str]:
     """A Ray head on 127.0.0.1 with 2 CPUs (its own temp dir and ports; only its processes are stopped after)."""
     with local_head(num_cpus=2) as address:
         yield address
+    assert not head_processes(address), "a process of the stopped Ray head outlived it"
+
+
+def test_a_stopped_head_leaves_no_ray_process_behind() -> None:
+    """The raylet's DashboardAgent and RuntimeEnvAgent, and the workers, used to outlive the head."""
+    import ray
+
+    def worker_pid() -> int:  # defined here, so Ray ships it by value
+        return os.getpid()
+
+    with local_head(num_cpus=1) as address:
+        ray.init(address=address, log_to_driver=False)
+        worker = ray.get(ray.remote(worker_pid).remote())
+        started = head_processes(address)
+        titles = {processes().get(pid, (b"", 0))[0].split(b"\0")[0] for pid in started}
+        assert worker in started and {b"ray::DashboardAgent", b"ray::RuntimeEnvAgent"} <= titles, titles
+    assert not head_processes(address)  # the session every one of them was in is empty (zombies aside)
 
 
 def _items(data: Path, n: int, seed: int = 0, **update: object) -> list[SweepItem]:
