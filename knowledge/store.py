@@ -45,8 +45,9 @@ RECORDS_FILE = "records.jsonl"
 INDEX_DIR = "chroma"
 COLLECTION = "experiments"
 SEED_DIR = Path(__file__).parent / "seed"
-# A big seed is committed as gzip JSONL shards beside (or instead of) the plain records file,
-# read in sorted name order after it: `write_seed_shards` names them so that order is theirs.
+# The packaged seed is committed as gzip JSONL shards (a plain records file beside them, if any,
+# is read first), in sorted name order: `write_seed_shards` names them so that order is theirs.
+# knowledge.seed_merge adds a sweep's runs to them.
 SEED_SHARD_GLOB = "records-*.jsonl.gz"
 SEED_SHARD_RECORDS = 1000
 
@@ -154,8 +155,9 @@ def seed_files(folder: str | Path | None = None) -> list[Path]:
 def read_seed(folder: str | Path | None = None) -> list[ExperimentRecord]:
     """The seed records: the plain file's, then each shard's, the first of any id or run key kept.
 
-    Either form or both may be present (a sweep appends to the plain file; a big seed is
-    committed as shards), so a record found in both is loaded once. `folder` None means the
+    Either form or both may be present (the packaged seed is committed as shards; a plain file
+    is an older seed, or a sweep run into the folder, until `knowledge.seed_merge` folds it in),
+    so a record found in both is loaded once. `folder` None means the
     packaged seed. Use this, not `read_records(SEED_DIR / "records.jsonl")`, which misses the shards.
     """
     return [record for record, _ in _seed_lines(folder)]
