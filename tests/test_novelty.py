@@ -239,13 +239,17 @@ def test_open_fields_widen_the_interval_and_never_narrow_it(model: MetaModel, kn
 
 def test_candidates_carry_the_distance_and_the_open_fields(model: MetaModel, known: ExperimentRecord) -> None:
     stranger = _stranger(known.dataset.meta)
-    plain = model.candidates(stranger, n=3)
-    opened = model.candidates(stranger, n=3, open_fields=["n_classes"])
+    plain = model.candidates(stranger, n=3, shrink_to_evidence=False)
+    opened = model.candidates(stranger, n=3, open_fields=["n_classes"], shrink_to_evidence=False)
     assert [c.config for c in plain] == [c.config for c in opened]  # ranked by the prediction as given
     for a, b in zip(plain, opened, strict=True):
         assert a.prediction.evidence_note and a.prediction.nearest == b.prediction.nearest
         assert b.prediction.low <= a.prediction.low and b.prediction.high >= a.prediction.high
         assert b.prediction.assumed == ("n_classes",) and a.prediction.assumed == ()
+    # ranked by the corrected predictions (tools.shrinkage), they carry the same distance and fields
+    for c in model.candidates(stranger, n=3, open_fields=["n_classes"]):
+        assert c.prediction.evidence_note and c.prediction.nearest == plain[0].prediction.nearest
+        assert c.prediction.assumed == ("n_classes",) and c.prediction.model_accuracy is not None
 
 
 def test_explain_does_not_credit_an_assumed_field_as_known(model: MetaModel, known: ExperimentRecord) -> None:

@@ -51,7 +51,12 @@ Candidates are drawn, per (backbone, mode) the knowledge base has runs of, from 
 those runs used (a seeded random set plus sensible anchors), together with the configs of
 retrieved similar runs; then filtered by the constraints, predicted in one batch, ranked
 by predicted accuracy with a light preference for speed, and made diverse: among the
-configs in the running, at most two per (backbone, mode) and no near-duplicates.
+configs in the running, at most two per (backbone, mode) and no near-duplicates. The leaders
+are ranked by a corrected accuracy (`MetaModel.corrected`): the argmax of many noisy
+predictions is optimistic (the winner's curse), so a task stated in full has its predictions
+shrunk toward what the nearest datasets' runs of the same backbone and mode reached
+(`tools.shrinkage`), and a task with assumed fields is predicted at its mean over their
+plausible values, not at the defaults filled in for them.
 
 Threads: XGBoost runs single-threaded here (``N_THREADS``): on a handful of rows a
 second thread only adds synchronisation, and on a busy machine it costs 10x.
@@ -59,6 +64,7 @@ second thread only adds synchronisation, and on a busy machine it costs 10x.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -93,6 +99,7 @@ from tools.novelty import (
     evidence_note,
     open_metas,
 )
+from tools.shrinkage import prior, shrink, summarise
 from tools.weights import weights_available
 
 # Bump when features, targets or model settings change: it invalidates cached models.
@@ -104,7 +111,8 @@ from tools.weights import weights_available
 # 7: the info keeps each dataset's name and meta (`datasets`) and the residuals of held-out
 # datasets by distance band (`residuals.bands`, tools.novelty): intervals widen with distance.
 # 8: the threshold is the nearest band's edge (models cached by the code in between put it elsewhere).
-FEATURE_VERSION = 9
+# 10: the info keeps each dataset's evidence (`tools.shrinkage.summarise`): candidates are shrunk toward it.
+FEATURE_VERSION = 10
 # XGBoost threads. Measured at 100k rows with another process on the second core: one accuracy
 # booster took 3.1 s with 1 thread and 26 s with 2 (bench/scale.py's store, while bench/lodo ran).
 N_THREADS = 1
@@ -122,6 +130,7 @@ MAX_PER_PAIR = 2  # candidates per (backbone, mode) in the first, diverse pass
 DIVERSITY_MARGIN = 0.05  # ... among configs scored within this of the best (accuracy points)
 RETRIEVED_MARGIN = 0.10  # the best retrieved config is kept when scored within this of the best
 POOL_PER_PAIR = 160  # generated configs per (backbone, mode)
+SHRINK_PER_PAIR = 8  # best-scored configs per (backbone, mode) re-ranked by their shrunk predictions
 # Residual quantiles of the interval: 90 %. Measured by nested leave-one-dataset-out on the 13 seed
 # datasets (bench/calibration.py; intervals from a model that never saw the dataset): 87 % coverage
 # per dataset on average (90 % for datasets within the threshold, 86 % beyond it), 52-100 % per
@@ -239,6 +248,14 @@ class Prediction:
             away (and, beyond the farthest one measured, that the error there is unmeasured).
         assumed: the meta-features the interval spans because the user did not state them
             (`open_fields` of `MetaModel.predict`); () when all were given.
+        model_accuracy: for a ranked candidate, the meta-model's own prediction for the task as
+            given, before the ranking's correction (`MetaModel.corrected`: shrunk toward the
+            evidence, or averaged over the assumed fields; `accuracy` is then the corrected
+            value); None when not corrected.
+        evidence_level: what good runs of the same backbone and mode reached on the nearest
+            datasets (`tools.shrinkage.prior`), the value the prediction was shrunk toward.
+        evidence_runs: how many runs of that backbone and mode on the nearest datasets back
+            `evidence_level` (0: none; the level is then all their runs').
     """
 
     accuracy: float
@@ -252,6 +269,9 @@ class Prediction:
     nearest: tuple[tuple[str, float], ...] = ()
     evidence_note: str | None = None
     assumed: tuple[str, ...] = ()
+    model_accuracy: float | None = None
+    evidence_level: float | None = None
+    evidence_runs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -846,6 +866,8 @@ class MetaModel:
             "pool": _pool_spec(records),
             "importance": {n: float(v) for n, v in zip(ACC_FEATURES, importance, strict=True)},
             "probe_median": _probe_median(records),
+            "evidence": summarise((r.dataset.name, f"{r.config.backbone}/{r.config.mode}", accuracy_target(r))
+                                  for r in usable(records)),
             "xgboost": xgb.__version__,
         }
         info["known_datasets"] = [json.loads(s) for s in info["known_datasets"]]
@@ -1056,6 +1078,55 @@ class MetaModel:
                     "likely underestimates.")
         return "no finished run in the knowledge base says which device it ran on; the times are rough."
 
+    # ---------------------------------------------------------------- shrinkage
+    def marginal(self, meta: MetaFeatures, configs: Sequence[TrainConfig], open_fields: Sequence[str] = ()) -> np.ndarray:
+        """Each config's predicted accuracy averaged over the plausible values of the fields the user
+        did not state (`tools.novelty.OPEN_GRID`, the probe among them for a task described in
+        words), clipped to [0, 1]: the expected accuracy of a task known only up to those fields,
+        not the accuracy at the defaults filled in for them. Equal to the prediction when every
+        field was given."""
+        meta, fields = self._unprobed(meta, open_fields)
+        cols = _config_matrix(list(configs))
+        grid = open_metas(meta, fields) or [meta]
+        raw = _predict(self._acc, np.vstack([self._x_acc(m, cols) for m in grid])).reshape(len(grid), len(cols))
+        return np.clip(raw, 0.0, 1.0).mean(axis=0)
+
+    def shrunk(self, meta: MetaFeatures, configs: Sequence[TrainConfig], preds: Sequence[Prediction]) -> list[Prediction]:
+        """`preds` (of `configs` on the task) shrunk toward what the nearest datasets' runs of the
+        same backbone and mode reached, by the spread each prediction's interval states
+        (`tools.shrinkage`): the correction for the winner's curse of ranking. The interval is
+        kept, widened only to hold the shrunk point; `model_accuracy` keeps the model's own."""
+        evidence = self._info.get("evidence") or {}
+        nearest = [name for name, _ in self.nearest_datasets(meta)]
+        priors = [prior(evidence, nearest, f"{c.backbone}/{c.mode}") for c in configs]
+        mu = np.array([p[0] if p else np.nan for p in priors])
+        tau = np.array([p[1] if p else 1.0 for p in priors])
+        point = np.array([p.accuracy for p in preds])
+        new = shrink(point, np.array([p.low for p in preds]), np.array([p.high for p in preds]), mu, tau)
+        return [
+            dataclasses.replace(p, accuracy=float(a), low=min(p.low, float(a)), high=max(p.high, float(a)),
+                                model_accuracy=p.accuracy if pr else None,
+                                evidence_level=pr[0] if pr else None, evidence_runs=pr[2] if pr else None)
+            for p, a, pr in zip(preds, new, priors, strict=True)
+        ]
+
+    def corrected(self, meta: MetaFeatures, configs: Sequence[TrainConfig], preds: Sequence[Prediction],
+                  open_fields: Sequence[str] = ()) -> list[Prediction]:
+        """What a ranking should go by (the winner's curse): for a task with assumed fields (a text
+        profile, and any task without a probe) each config's `marginal` accuracy over the plausible
+        values of those fields; for a task stated in full, the prediction `shrunk` toward the
+        nearest datasets' evidence. `preds` are `predict`'s for `configs` with `open_fields`.
+
+        Shrinking an assumed-fields task too was measured worse (bench/calibration.py, picks among
+        held-out datasets' runs): its interval is the union over the plausible tasks, not the
+        model's error, and the neighbours' good runs pulled its picks up, not down."""
+        _, fields = self._unprobed(meta, open_fields)
+        if not fields:
+            return self.shrunk(meta, configs, preds)
+        marg = self.marginal(meta, configs, open_fields)
+        return [dataclasses.replace(p, accuracy=float(a), low=min(p.low, float(a)), high=max(p.high, float(a)),
+                                    model_accuracy=p.accuracy) for p, a in zip(preds, marg, strict=True)]
+
     # ---------------------------------------------------------------- candidates
     def support(self, backbone: str, mode: str) -> int:
         """Knowledge-base runs (ok or diverged) with this backbone and mode."""
@@ -1077,6 +1148,7 @@ class MetaModel:
         retrieved: Sequence[ExperimentRecord] = (),
         n: int = 6,
         open_fields: Sequence[str] = (),
+        shrink_to_evidence: bool = True,
     ) -> list[Candidate]:
         """The n best configurations for the task within the constraints, best first.
 
@@ -1090,8 +1162,14 @@ class MetaModel:
         the fastest configs come back with `over_budget=True`. A memory limit is hard: configs
         estimated (tools.memory) to need more never come back.
 
-        `open_fields` (see `predict`) widen the picked candidates' intervals; the ranking is
-        by the prediction for `meta` as given.
+        `open_fields` (see `predict`) widen the candidates' intervals. With `shrink_to_evidence`
+        (the default) the SHRINK_PER_PAIR best-scored configs of each backbone x mode (and every
+        retrieved one) are re-scored by `corrected`, and ranked by that: the argmax of many noisy
+        predictions is optimistic, most of all for a task described in words. A task stated in
+        full gets its predictions shrunk toward what the nearest datasets' runs of that backbone
+        and mode reached (`shrunk`, `tools.shrinkage`); a task with assumed fields gets each
+        config's accuracy averaged over their plausible values (`marginal`). The candidates'
+        `accuracy` is then the corrected value (`model_accuracy` the model's own).
 
         Raises:
             ValueError: an open field outside OPEN_FIELDS.
@@ -1160,6 +1238,22 @@ class MetaModel:
                 over = True
                 score = -secs  # nothing fits: the fastest first
         order = idx[np.argsort(-score[idx], kind="stable")]
+        widened_all = False
+        if shrink_to_evidence and not over:  # the winner's curse: rank the leaders by their shrunk predictions
+            per_pair: Counter[str] = Counter()
+            head = []
+            for i in order:
+                pair = f"{configs[i].backbone}/{configs[i].mode}"
+                if per_pair[pair] < SHRINK_PER_PAIR or origins[i] != "generated":
+                    head.append(int(i))
+                    per_pair[pair] += 1
+            device = parse_device(constraints.device)
+            widened = self._predict_cols(meta, _config_matrix([configs[i] for i in head]), device, open_fields)
+            for i, p in zip(head, self.corrected(meta, [configs[i] for i in head], widened, open_fields), strict=True):
+                preds[i] = p
+                score[i] = p.accuracy - TIME_WEIGHT * math.log10(max(p.seconds, 1e-3))
+            order = np.array(head)[np.argsort(-score[head], kind="stable")]
+            widened_all = True
         chosen = _diverse([configs[i] for i in order], score[order].tolist(), n)
         picked = [int(order[j]) for j in chosen]
         retrieved_ok = [int(i) for i in order if origins[i] != "generated"]
@@ -1169,7 +1263,7 @@ class MetaModel:
         ):  # a similar past run is evidence the LLM can cite: keep the best one if it is in the running
             picked = (picked[: n - 1] if len(picked) >= n else picked) + [retrieved_ok[0]]
             picked.sort(key=lambda i: -score[i])
-        if open_fields:  # only the picks' intervals are shown: the grid is predicted for them alone
+        if open_fields and not widened_all:  # only the picks' intervals are shown: the grid is predicted for them alone
             widened = self._predict_cols(meta, _config_matrix([configs[i] for i in picked]),
                                          parse_device(constraints.device), open_fields)
             for i, p in zip(picked, widened, strict=True):
