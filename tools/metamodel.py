@@ -969,7 +969,9 @@ class MetaModel:
         return meta.model_copy(update={"probe_accuracy": median}), check_open_fields([*fields, "probe_accuracy"])
 
     def _predict_cols(self, meta: MetaFeatures, cfg_cols: np.ndarray, device: str | Device = "cpu",
-                      open_fields: Sequence[str] = ()) -> list[Prediction]:
+                      open_fields: Sequence[str] = (), marginal: list[np.ndarray] | None = None) -> list[Prediction]:
+        """`predict` on encoded configs; `marginal`, when given, receives the mean prediction over the
+        open fields' grid (see `MetaModel.marginal`), computed from the same grid predictions."""
         meta, fields = self._unprobed(meta, open_fields)
         if len(cfg_cols) == 0:
             return []
@@ -987,6 +989,10 @@ class MetaModel:
                 a = raw[i * n : (i + 1) * n]
                 _, lo, hi = _bounds(a, self._residual_q(m, a))
                 low, high = np.minimum(low, lo), np.maximum(high, hi)
+            if marginal is not None:
+                marginal.append(np.clip(raw, 0.0, 1.0).reshape(len(grid), n).mean(axis=0))
+        elif marginal is not None:
+            marginal.append(point)
         nearest = tuple(self.nearest_datasets(meta))
         dist = 0.0 if self.is_known(meta) else (nearest[0][1] if nearest else None)
         evidence = self.evidence_note(meta)
@@ -1111,11 +1117,12 @@ class MetaModel:
         ]
 
     def corrected(self, meta: MetaFeatures, configs: Sequence[TrainConfig], preds: Sequence[Prediction],
-                  open_fields: Sequence[str] = ()) -> list[Prediction]:
+                  open_fields: Sequence[str] = (), marginal: np.ndarray | None = None) -> list[Prediction]:
         """What a ranking should go by (the winner's curse): for a task with assumed fields (a text
         profile, and any task without a probe) each config's `marginal` accuracy over the plausible
         values of those fields; for a task stated in full, the prediction `shrunk` toward the
-        nearest datasets' evidence. `preds` are `predict`'s for `configs` with `open_fields`.
+        nearest datasets' evidence. `preds` are `predict`'s for `configs` with `open_fields`; `marginal`, when
+        given, is `marginal`'s result for them (already computed with the widening).
 
         Shrinking an assumed-fields task too was measured worse (bench/calibration.py, picks among
         held-out datasets' runs): its interval is the union over the plausible tasks, not the
@@ -1123,7 +1130,7 @@ class MetaModel:
         _, fields = self._unprobed(meta, open_fields)
         if not fields:
             return self.shrunk(meta, configs, preds)
-        marg = self.marginal(meta, configs, open_fields)
+        marg = self.marginal(meta, configs, open_fields) if marginal is None else marginal
         return [dataclasses.replace(p, accuracy=float(a), low=min(p.low, float(a)), high=max(p.high, float(a)),
                                     model_accuracy=p.accuracy) for p, a in zip(preds, marg, strict=True)]
 
@@ -1248,8 +1255,10 @@ class MetaModel:
                     head.append(int(i))
                     per_pair[pair] += 1
             device = parse_device(constraints.device)
-            widened = self._predict_cols(meta, _config_matrix([configs[i] for i in head]), device, open_fields)
-            for i, p in zip(head, self.corrected(meta, [configs[i] for i in head], widened, open_fields), strict=True):
+            marg: list[np.ndarray] = []
+            widened = self._predict_cols(meta, _config_matrix([configs[i] for i in head]), device, open_fields, marg)
+            fixed = self.corrected(meta, [configs[i] for i in head], widened, open_fields, marg[0])
+            for i, p in zip(head, fixed, strict=True):
                 preds[i] = p
                 score[i] = p.accuracy - TIME_WEIGHT * math.log10(max(p.seconds, 1e-3))
             order = np.array(head)[np.argsort(-score[head], kind="stable")]
