@@ -69,6 +69,12 @@ EXAMPLES = [  # varied on purpose: modality, size, device, budget, a limit, a go
 MSG_LABEL = "Message (Enter sends, Shift+Enter adds a new line)"
 CSS = """
 #chat .message-wrap { font-size: 14px; }
+/* The column beside the chat (the approval waiting for an answer, the live run) stays in view while the page
+   scrolls to the message box below the chat. Gradio's container clips with overflow: hidden, which would make
+   it the sticky column's scroll box; overflow: clip clips the same without being one. */
+.gradio-container { overflow: clip !important; }
+#side { position: sticky; top: 8px; align-self: flex-start; }
+#offer { padding: 8px 12px; }
 #train-progress .bar { background: #e0e0e0; border-radius: 6px; height: 14px; overflow: hidden; }
 #train-progress .fill { height: 100%; background: #2e7d32; transition: width .4s; }
 /* Plots in the chat (SHAP plots and learning curves, by file name: Gradio drops their alt text) at their
@@ -368,6 +374,7 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
             None if clear_input else gr.skip(),
             thread if thread is not None else gr.skip(),
             gr.update(visible=view.stoppable),
+            gr.update(visible=view.offer is not None or show_training or view.stalled),
         )
 
     with gr.Blocks(title="MetaLLMiX", fill_width=False) as demo:
@@ -381,19 +388,29 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                     conversations = gr.Dropdown([], label="Your conversations (kept in this browser)", scale=5,
                                                 elem_id="conversations", interactive=True)
                     new_btn = gr.Button("New conversation", size="sm", scale=1, elem_id="new-thread")
-                # The live run sits beside the conversation (not below the options, off-screen), shown only
-                # while the thread has a run.
+                # Beside the conversation (not below the options, off-screen at 1280x900): the approval waiting
+                # for an answer on top, the live run below it; the column shows only while one of them does.
                 with gr.Row(equal_height=False, elem_id="chat-row"):
                     chatbot = gr.Chatbot(label="Conversation", elem_id="chat", height=640, buttons=["copy"], scale=5,
                                          placeholder="Describe your task, e.g. *Breast ultrasound lesions (normal, "
                                                      "benign, malignant), about 800 images; I have 10 minutes on a "
                                                      "laptop CPU.*")
-                    with gr.Column(visible=False, scale=2, min_width=340, elem_id="training") as training_box:
-                        progress = gr.HTML(elem_id="train-progress")
-                        curve = gr.Plot(label="Learning curve (per epoch)", show_label=False, elem_id="curve")
-                        with gr.Row():
-                            cancel_btn = gr.Button("Cancel training", variant="stop", visible=False, elem_id="cancel")
-                            resume_btn = gr.Button("Resume", visible=False, elem_id="resume")
+                    with gr.Column(visible=False, scale=1, min_width=300, elem_id="side") as side_box:
+                        with gr.Group(visible=False, elem_id="approval") as approval_box:
+                            offer_md = gr.Markdown(elem_id="offer")
+                            edit_text = gr.Textbox(label="Edit or reason", elem_id="edit-text", lines=1,
+                                                   placeholder="Edit: epochs=5, lr=3e-4 (or a reason to reject)")
+                            approve_btn = gr.Button("Approve and train", variant="primary", size="md", elem_id="approve")
+                            with gr.Row():
+                                edit_btn = gr.Button("Edit", size="md", min_width=60, elem_id="edit")
+                                reject_btn = gr.Button("Reject", variant="stop", size="md", min_width=60, elem_id="reject")
+                        with gr.Column(visible=False, elem_id="training") as training_box:
+                            progress = gr.HTML(elem_id="train-progress")
+                            curve = gr.Plot(label="Learning curve (per epoch)", show_label=False, elem_id="curve")
+                            with gr.Row():
+                                cancel_btn = gr.Button("Cancel training", variant="stop", visible=False,
+                                                       elem_id="cancel")
+                                resume_btn = gr.Button("Resume", visible=False, elem_id="resume")
                 notice = gr.Markdown(elem_id="notice")
                 with gr.Row(equal_height=True):
                     # One line that grows: Gradio then sends on Enter and lets Shift+Enter add a line (with
@@ -428,14 +445,6 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                         max_memory = gr.Number(label="Max memory for training in GB: RAM on a CPU, GPU memory on "
                                                      "CUDA (0: as the text says)", value=0, minimum=0,
                                                elem_id="max-memory-gb")
-                with gr.Group(visible=False, elem_id="approval") as approval_box:
-                    offer_md = gr.Markdown(elem_id="offer")
-                    with gr.Row(equal_height=True):
-                        approve_btn = gr.Button("Approve and train", variant="primary", elem_id="approve")
-                        edit_text = gr.Textbox(label="Edit or reason", scale=3, elem_id="edit-text",
-                                               placeholder="Edit: epochs=5, lr=3e-4 (or a reason to reject)")
-                        edit_btn = gr.Button("Edit", elem_id="edit")
-                        reject_btn = gr.Button("Reject", variant="stop", elem_id="reject")
             with gr.Tab("Knowledge base", id="kb-tab"):
                 kb_md = gr.Markdown(elem_id="kb-counts")
                 filters = _safe_filters(kb)
@@ -452,7 +461,7 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                 kb_best = gr.Dataframe(headers=BEST_COLUMNS, interactive=False, elem_id="kb-best")
 
         chat_outputs = [chatbot, notice, approval_box, offer_md, training_box, progress, curve, cancel_btn, resume_btn,
-                        msg, upload, thread, stop_btn]
+                        msg, upload, thread, stop_btn, side_box]
 
         def on_load(thread_id: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
             tid = thread_id or adapter.new_thread_id()

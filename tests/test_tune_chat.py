@@ -211,7 +211,7 @@ def test_a_cancel_or_a_reject_click_shows_no_words_the_user_did_not_say(tmp_path
 
     last(adapter.submit("t1", "tune 3 trials, ask before each"))
     assert "Cancelling the tuning session" in adapter.cancel("t1")
-    final = adapter.view("t1")
+    final = last(adapter.follow("t1"))  # until the session has ended
     assert _said(final)[-1] == "tune 3 trials, ask before each"  # the Cancel click says nothing in the user's name
     assert "**Tuning stopped:**" in text(final).split("tune 3 trials, ask before each")[-1]
 
@@ -232,3 +232,23 @@ def test_each_trial_card_says_that_trials_own_time(tmp_path: Path, cache: str, s
     own = "15 s" if cache == "hit" else "51 s"  # the summary's own-time column, the same rule
     rows = [line for line in text(final).splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
     assert len(rows) == 2 and all(row.rstrip(" |").endswith(own) for row in rows), rows
+
+
+def test_the_dataset_path_left_under_options_does_not_turn_answers_into_new_requests(tmp_path: Path) -> None:
+    from tests.fakes import TASK
+
+    adapter, _, data = _tuning(tmp_path)  # the page sends the Options path with every message
+    view = last(adapter.submit("t1", "tune 2 trials, ask before each", dataset=data))
+    assert view.offer is not None and view.offer["tune_trial"] == 1  # tuning, not a new recommendation
+    view = last(adapter.submit("t1", "yes", dataset=data))
+    assert view.offer["tune_trial"] == 2 and _said(view)[-1] == "yes"
+    last(adapter.submit("t1", "no", dataset=data))
+
+    last(adapter.submit("t2", TASK, dataset=data))
+    final = last(adapter.submit("t2", "yes", dataset=data))  # the single run's offer: approved, as typed
+    assert _said(final)[-1] == "yes" and any("Training finished" in str(m["content"]) for m in final.messages)
+    # A task text with the same dataset is still a new request on it.
+    again = last(adapter.submit("t2", TASK, dataset=data))
+    assert again.offer is not None and again.offer["dataset"] == data
+    other = tiny_dataset(tmp_path / "data", "other_ultrasound.npz")  # another dataset: a new request
+    assert last(adapter.submit("t2", "yes", dataset=other)).offer["dataset"] == other

@@ -334,10 +334,14 @@ class ChatAdapter:
         tune = self._tunes.running(thread_id)
         state = self.graph.get_state(self.config(thread_id))
         values = state.values or {}
+        # The dataset path under Options stays filled after the request that used it: that dataset again is not
+        # a new one, so "yes", "tune 3 trials" or "why?" still answer the thread (a task text still starts a
+        # request on it).
         situation = Situation(
             tuning=tune is not None, trial_waiting=tune is not None and tune.waiting is not None,
             running=self._runs.live(thread_id) is not None, offer=state.next == ("approve",),
-            recommended=bool(values.get("recommendation")), dataset=bool(dataset),
+            recommended=bool(values.get("recommendation")),
+            dataset=bool(dataset) and not _same_path(dataset, _thread_dataset(values)),
         )
         route = route_message(text, situation)
         if route.kind == "approve" or route.kind == "reject":
@@ -446,6 +450,20 @@ class ChatAdapter:
                 raise ValueError("uploads are disabled on this server; give a dataset path instead.")
             return prepare_dataset(upload, self.uploads_dir)
         return path.strip() if path and path.strip() else None
+
+
+def _thread_dataset(values: dict[str, Any]) -> str | None:
+    """The dataset the thread's request or offer uses, if any."""
+    return (values.get("offer") or {}).get("dataset") or (values.get("profile") or {}).get("dataset")
+
+
+def _same_path(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    try:
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return a == b
 
 
 __all__ = ["ChatAdapter"]

@@ -51,7 +51,7 @@ class Situation:
         running: a recommendation or a training run is in progress.
         offer: the graph waits for the approval of an offered configuration.
         recommended: the thread has a recommendation to ask about.
-        dataset: the message comes with a dataset (an upload or a path).
+        dataset: the message comes with a dataset (an upload or a path) other than the one the thread uses.
     """
 
     tuning: bool = False

@@ -68,7 +68,7 @@ def trial_md(t: Trial) -> str:
         result = f"**{t.status}**"
     record = f" · record `{t.record_id}`" if t.record_id else ""
     return (f"**Trial {t.number} result:** {result} {run_time_text(trial_timing(t))}{record}\n\n"
-            f"*Analysis ({', '.join(t.analysis.labels)}):* {t.analysis.text}")
+            f"*Analysis{f' ({labels})' if (labels := ', '.join(t.analysis.labels)) else ''}:* {t.analysis.text}")
 
 
 def summary_md(r: TuneResult) -> str:
@@ -190,7 +190,7 @@ class TuneSession(Observed):
             t = Trial.model_validate(event["result"])
             if self.training is not None:
                 self.training.apply({"type": "train_done", "status": t.status, "record_id": t.record_id,
-                                     "test_accuracy": t.test_accuracy, "seconds": t.seconds, "error": t.error})
+                                     "test_accuracy": t.test_accuracy, "error": t.error, **trial_timing(t)})
             self.messages.append({"role": "assistant", "content": trial_md(t)})
         self.changed()
 
