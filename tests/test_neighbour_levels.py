@@ -1,4 +1,5 @@
-"""Tests for tools.shrinkage (the winner's-curse correction) and for how the meta-model ranks by it.
+"""Tests for tools.neighbour_levels (what similar datasets reached) and for the meta-model's
+winner's-curse correction (MetaModel.corrected).
 
 The pure functions run on hand-made numbers; the model tests fit on a seeded sample of the
 seed records, as tests/test_metamodel.py does.
@@ -15,8 +16,8 @@ import pytest
 from knowledge.schema import ExperimentRecord
 from knowledge.store import read_seed
 from tools.metamodel import TIME_WEIGHT, MetaModel, usable
+from tools.neighbour_levels import ALL, EVIDENCE_Q, MIN_RUNS, TAU_FLOOR, prior, summarise
 from tools.novelty import vary
-from tools.shrinkage import ALL, EVIDENCE_Q, MIN_RUNS, TAU_FLOOR, prior, shrink, summarise
 
 
 def test_summarise_keeps_a_good_run_level_per_dataset_and_pair() -> None:
@@ -36,16 +37,6 @@ def test_prior_uses_the_pair_then_falls_back_to_all_runs() -> None:
     assert mu == pytest.approx(0.8) and support == 0
     assert tau >= TAU_FLOOR
     assert prior(s, ["nowhere"], "x/frozen") is None
-
-
-def test_shrink_weighs_by_precision_and_leaves_unbacked_predictions() -> None:
-    point = np.array([0.9, 0.9, 0.9])
-    narrow, wide = 0.9 + np.array([-0.01, 0.01]), 0.9 + np.array([-0.4, 0.4])
-    out = shrink(point, np.array([narrow[0], wide[0], wide[0]]), np.array([narrow[1], wide[1], wide[1]]),
-                 np.array([0.6, 0.6, np.nan]), np.array([0.05, 0.05, 1.0]))
-    assert out[0] == pytest.approx(0.9, abs=0.01), "a sure prediction barely moves"
-    assert 0.6 < out[1] < 0.7, "an unsure one moves most of the way to the evidence"
-    assert out[2] == 0.9, "no evidence, no shrinkage"
 
 
 # ------------------------------------------------------------------------- the model
@@ -68,20 +59,23 @@ def known(records: list[ExperimentRecord]) -> ExperimentRecord:
     return next(r for r in usable(records) if r.dataset.name == name)
 
 
-def test_a_full_profile_is_ranked_by_predictions_shrunk_toward_the_evidence(model: MetaModel,
-                                                                           known: ExperimentRecord) -> None:
+def test_a_full_profile_keeps_its_prediction_and_carries_the_evidence(model: MetaModel,
+                                                                     known: ExperimentRecord) -> None:
     cands = model.candidates(known.dataset.meta, n=4)
     assert cands
+    nearest = [name for name, _ in model.nearest_datasets(known.dataset.meta)]
+    summary = model._info["evidence"]
     for c in cands:
         p = c.prediction
-        assert p.model_accuracy is not None and p.evidence_level is not None and p.evidence_runs is not None
-        # the shrunk value lies between the model's and the evidence's
-        assert min(p.model_accuracy, p.evidence_level) - 1e-9 <= p.accuracy <= max(p.model_accuracy, p.evidence_level) + 1e-9
-        assert p.low <= p.accuracy <= p.high
+        assert p.model_accuracy is None, "a task stated in full is not corrected"
+        assert p.accuracy == pytest.approx(model.predict(known.dataset.meta, [c.config])[0].accuracy)
+        expected = prior(summary, nearest, f"{c.config.backbone}/{c.config.mode}")
+        assert expected is not None and p.evidence_level == pytest.approx(expected[0]) and p.evidence_runs == expected[2]
     scores = [c.prediction.accuracy - TIME_WEIGHT * np.log10(c.prediction.seconds) for c in cands]
     assert scores == sorted(scores, reverse=True)
-    raw = model.candidates(known.dataset.meta, n=4, shrink_to_evidence=False)
-    assert all(c.prediction.model_accuracy is None for c in raw)
+    plain = model.candidates(known.dataset.meta, n=4, correct=False)
+    assert [c.config for c in plain] == [c.config for c in cands]
+    assert all(c.prediction.evidence_level is None for c in plain)
 
 
 def test_a_text_profile_states_its_pick_averaged_over_what_it_left_open(model: MetaModel,
