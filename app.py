@@ -504,7 +504,9 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
             last_curve: list[Any] = [-1]
             first = True
             for view in adapter.submit(key, text or "", dataset=dataset, constraints=constraints):
-                yield render(view, thread=tid, clear_input=first, last_curve=last_curve, request=request)
+                # A message not acted on (something runs) stays in the box: no typed word is lost.
+                yield render(view, thread=tid, clear_input=first and not view.unsent, last_curve=last_curve,
+                             request=request)
                 first = False
 
         def on_approve(path: str, upload_path: str | None, thread_id: str | None,

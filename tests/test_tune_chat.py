@@ -184,8 +184,11 @@ def test_answers_to_each_trial_show_as_the_user_said_them(tmp_path: Path) -> Non
     adapter, transcript, data = _tuning(tmp_path)
     view = last(adapter.submit("t1", "tune 3 trials, ask before each"))
     assert view.offer["tune_trial"] == 1
+    held = last(adapter.submit("t1", "hmm, let me think"))  # no answer: not taken, and left in the box
+    assert held.unsent and "still in the box" in (held.notice or "") and held.offer["tune_trial"] == 1
+    assert "hmm, let me think" not in _said(held)
     view = last(adapter.submit("t1", "yes"))  # typed
-    assert view.offer["tune_trial"] == 2
+    assert view.offer["tune_trial"] == 2 and not view.unsent
     assert _said(view)[-2:] == ["tune 3 trials, ask before each", "yes"]
     view = last(adapter.approve("t1"))  # the button: shown as "Approve", like the single run's
     assert view.offer["tune_trial"] == 3

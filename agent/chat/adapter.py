@@ -175,7 +175,10 @@ class ChatAdapter:
         yield from self._follow(run)
 
     def _busy(self, thread_id: str) -> ChatView:
-        return self.view(thread_id, notice="Still working on the previous step; wait for it (or cancel training).")
+        view = self.view(thread_id, notice="Still working on the previous step; wait for it (or cancel training). "
+                                           "Your message is still in the box.")
+        view.unsent = True
+        return view
 
     # --------------------------------------------------------------- requests
     def start_request(self, thread_id: str, text: str, *, dataset: str | None = None,
@@ -361,8 +364,13 @@ class ChatAdapter:
         elif route.kind == "task":
             yield from self.start_request(thread_id, text, dataset=dataset, constraints=constraints)
         elif route.kind == "wait":
-            yield (self.view(thread_id, notice="Tuning is in progress: answer its question, or Cancel it.")
-                   if tune is not None else self._busy(thread_id))
+            if tune is None:
+                yield self._busy(thread_id)
+                return
+            view = self.view(thread_id, notice="Tuning is in progress: answer its question (yes / no), ask about it, "
+                                               "or Cancel it. Your message is still in the box.")
+            view.unsent = True
+            yield view
         elif not text:
             yield self.view(thread_id, notice="Describe your task, give a dataset, or ask a question.")
         else:

@@ -161,6 +161,8 @@ class ChatView:
         stalled: the thread stopped inside training (the app was restarted): `reattach` resumes it.
         notice: a short status line (e.g. why a message was not acted on).
         stoppable: a recommendation is in progress, which Stop ends (the screen shows Stop only then).
+        unsent: the message typed was not acted on (something runs, and it is no answer or question for it):
+            the screen leaves it in the message box, so no typed word is lost.
     """
 
     thread_id: str
@@ -171,6 +173,7 @@ class ChatView:
     stalled: bool = False
     notice: str | None = None
     stoppable: bool = False
+    unsent: bool = False
 
 
 class Observed:

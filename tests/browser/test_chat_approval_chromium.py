@@ -7,6 +7,8 @@ typed ("yes", "no, too slow") shows as theirs and no other does; each trial card
 One app and one Chromium serve the module; each test opens its own browser context, so its own
 localStorage and its own conversation (the tests do not depend on each other).
 
+A message that answers nothing while a trial waits stays in the message box (with a line saying why).
+
 Screenshots go to $METALLMIX_SHOTS (default /tmp/metallmix-shots): approval-visible-*.png,
 typed-approval-*.png, trial-time-*.png.
 """
@@ -166,6 +168,13 @@ def test_each_trial_waits_in_view_typed_answers_show_and_cards_say_the_trials_ow
     expect(offer).to_contain_text("Trial 1 of the tuning session, awaiting your approval")
     _approval_in_view(page)
     page.screenshot(path=str(SHOTS / "approval-visible-trial.png"))
+
+    # Words that answer nothing are not taken: they stay in the box, with a line saying why, and no bubble.
+    _type(page, "hmm, let me think")
+    expect(page.locator("#notice")).to_contain_text("Your message is still in the box")
+    expect(page.locator("#msg textarea")).to_have_value("hmm, let me think")
+    assert "hmm, let me think" not in _said(page)
+    page.screenshot(path=str(SHOTS / "typed-approval-held.png"))
 
     _type(page, "yes")
     expect(offer).to_contain_text("Trial 2 of the tuning session", timeout=60_000)
