@@ -127,6 +127,7 @@ class TuneSession(Observed):
         self._answer: bool | None = None
         self._reason = ""  # what the user gave as the reason of a "no"
         self._answered = threading.Event()
+        self._answering = threading.Lock()  # one answer per question, and one message for it (a double click)
 
     def offer(self) -> dict[str, Any] | None:
         """The proposal awaiting approval, shaped like the graph's offer (for the approval box)."""
@@ -143,10 +144,11 @@ class TuneSession(Observed):
         The answer shows as the user's message, as the single run's approval does (`answer_message`): the words
         they typed (`said`), else the button they clicked, with the `reason` given beside a Reject.
         """
-        if self.waiting is None:
-            return False
-        self.messages.append(answer_message(yes, said[:500] if said else None, reason[:500]))
-        return self._settle(yes, reason)
+        with self._answering:
+            if self.waiting is None:
+                return False
+            self.messages.append(answer_message(yes, said[:500] if said else None, reason[:500]))
+            return self._settle(yes, reason)
 
     def _settle(self, yes: bool, reason: str = "") -> bool:
         """Release the waiting proposal with an answer (the user's, or a Cancel's, which shows no message)."""
@@ -162,7 +164,8 @@ class TuneSession(Observed):
     def cancel(self) -> None:
         """Stop the session: the running trial is cancelled (and recorded so), nothing more is proposed."""
         self.tuner.cancel()
-        self._settle(False)
+        with self._answering:
+            self._settle(False)
 
     def _approve(self, proposal: Proposal) -> bool:
         if not self.per_trial:
