@@ -19,12 +19,17 @@ Overall: coverage and MAE for the datasets the model called near and far, over r
 run counts once) and over datasets (each dataset's coverage counts once: a new task is one
 dataset, and the seed holds 31 to 301 runs per dataset).
 
-Then two more views of the same folds:
+Then three more views of the same folds:
 
 - **assumed fields**: D described as a text-only profile would describe it (D's modality,
   body part, resolution and channels, but the text defaults of tools.task_text for the class
   count, the size and the imbalance), predicted as given and with those three as
-  `open_fields`: does the interval cover what the defaults leave open?
+  `open_fields` (and no probe: no images were seen): does the interval cover what the
+  defaults leave open?
+- **picks among D's runs** (the winner's curse): the recorded config of D that the ranking of
+  MetaModel.candidates would pick, by the predictions at the profile as given and by the
+  corrected ones it ranks by now (for the text profile, the mean over the fields left open):
+  regret to D's best run and the pick's stated minus real accuracy, before and after.
 - **real picks** (bench/results/lodo_runs.jsonl, runs bench/lodo.py trained on D for every
   method: each method's pick, the search trials, the reference protocol): coverage of the
   interval D's model states for each cached run, and, labelled apart, for the configs the
@@ -56,7 +61,8 @@ from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
 from knowledge.store import read_records, read_seed
 from tools.metamodel import (
     INTERVAL,
-        MetaModel,
+    TIME_WEIGHT,
+    MetaModel,
     _binned_q,
     _bounds,
     _config_matrix,
@@ -133,13 +139,48 @@ class Fold:
     cached: Scored
     picks: Scored
     pick_note: str
+    ranked: dict[str, Pick] = field(default_factory=dict)  # "<profile> <ranking>" -> the pick
 
 
 def text_meta(meta: MetaFeatures) -> MetaFeatures:
     """`meta` as a text naming only its modality and body part would profile it: tools.task_text's
-    defaults for the class count, the size and the imbalance (class sizes built as it builds them)."""
+    defaults for the class count, the size and the imbalance (class sizes built as it builds them),
+    and no probe (no images were seen: the model predicts it at the knowledge base's median and
+    leaves it open)."""
     return vary(meta, n_classes=float(DEFAULTS["n_classes"]), n_instances=float(DEFAULTS["n_instances"]),  # type: ignore[arg-type]
-                imbalance_ratio=float(DEFAULTS["imbalance_ratio"]))  # type: ignore[arg-type]
+                imbalance_ratio=float(DEFAULTS["imbalance_ratio"])).model_copy(update={"probe_accuracy": None})  # type: ignore[arg-type]
+
+
+@dataclass
+class Pick:
+    """The config a ranking picks among D's recorded runs: its real and predicted accuracy."""
+
+    truth: float
+    best: float
+    predicted: float
+
+    @property
+    def regret(self) -> float:
+        return self.best - self.truth
+
+    @property
+    def gap(self) -> float:
+        """Predicted - real: how optimistic the stated accuracy of the pick was."""
+        return self.predicted - self.truth
+
+
+def picks_among_runs(model: MetaModel, meta: MetaFeatures, configs: Sequence[TrainConfig], truth: Sequence[float],
+                     open_fields: Sequence[str] = ()) -> tuple[Pick, Pick]:
+    """(raw, corrected): the recorded config each ranking scores best (MetaModel.candidates' score:
+    accuracy minus TIME_WEIGHT per decade of seconds), by the model's own predictions and by the
+    corrected ones MetaModel.candidates ranks by (MetaModel.corrected), with the pick's stated accuracy."""
+    preds = model.predict(meta, configs, open_fields=open_fields)
+    out = []
+    for ps in (preds, model.corrected(meta, configs, preds, open_fields)):
+        score = [p.accuracy - TIME_WEIGHT * np.log10(max(p.seconds, 1e-3)) for p in ps]
+        i = int(np.argmax(score))
+        out.append(Pick(float(truth[i]), float(max(truth)), ps[i].accuracy))
+    return out[0], out[1]
 
 
 def cached_runs(path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -223,10 +264,13 @@ def evaluate(name: str, records: Sequence[ExperimentRecord], cache: dict[str, li
         picks.add([t for t, _ in hits], [pp[c].accuracy for _, c in hits], [pp[c].low for _, c in hits],
                   [pp[c].high for _, c in hits])
     pick_note = ", ".join(f"{'/'.join(sorted(picked[c]))}: {c}" for c in sorted(picked)) if picked else "no pick recorded"
+    ranked: dict[str, Pick] = {}
+    for profile, m, fields in (("full", meta, ()), ("text", text, TEXT_OPEN)):
+        ranked[f"{profile} raw"], ranked[f"{profile} corrected"] = picks_among_runs(model, m, configs, truth, fields)
     near = model.nearest_datasets(meta, k=1)
     bands = model.distance_bands
     return Fold(name, model.distance(meta), near[0][0] if near else "", model.evidence_note(meta) is not None,
-                bands["threshold"], before, after, given, opened, cached, picks, pick_note)
+                bands["threshold"], before, after, given, opened, cached, picks, pick_note, ranked)
 
 
 def _pct(x: float) -> str:
@@ -304,6 +348,24 @@ def render(folds: Sequence[Fold], full: MetaModel, seconds: float, n_records: in
     out.append(table(rows, ["profile", "runs", "MAE (runs)", "MAE (datasets)", "coverage (runs)", "coverage (datasets)",
                             "width"]))
     out.append("")
+    out.append("Picks among D's recorded runs (the winner's curse): the config D's model scores best "
+               "(accuracy minus the time weight, as MetaModel.candidates ranks), by its predictions at the profile "
+               "as given (**raw**) and by the **corrected** ones candidates ranks by now (MetaModel.corrected: for "
+               "the text-only profile above, each config's mean prediction over the plausible values of the fields "
+               "left open; the full profile is not corrected, so its two rows agree); the pick's stated accuracy "
+               "is the one ranked by. Regret: D's best recorded accuracy minus the pick's; gap: the pick's stated "
+               "accuracy minus its real one.")
+    out.append("")
+    rows = []
+    for key in ("full raw", "full corrected", "text raw", "text corrected"):
+        ps = [f.ranked[key] for f in folds if key in f.ranked]
+        if ps:
+            rows.append([key, len(ps), _f(statistics.mean(p.regret for p in ps)), _f(max(p.regret for p in ps)),
+                         f"{statistics.mean(p.gap for p in ps):+.3f}", _f(statistics.mean(abs(p.gap) for p in ps)),
+                         _f(max(p.gap for p in ps))])
+    out.append(table(rows, ["profile, ranking", "datasets", "mean regret", "max regret", "mean gap",
+                            "mean abs gap", "max gap"], "lrrrrrr"))
+    out.append("")
     with_cache = [f for f in folds if f.cached.n]
     if with_cache:
         out.append(f"Real runs of bench/lodo.py (`{RUNS_FILE.relative_to(RESULTS.parents[1])}`, trained after the "
@@ -351,8 +413,9 @@ def main(argv: list[str] | None = None) -> int:
         folds.append(evaluate(name, records, cache, picks))
         f = folds[-1]
         print(f"{name:<24} d={f.distance:.2f} thin={f.thin} mae={f.after.mae:.3f} cov {f.before.coverage:.2f}->"
-              f"{f.after.coverage:.2f} width {f.before.width:.2f}->{f.after.width:.2f} ({time.perf_counter() - t:.0f} s)",
-              flush=True)
+              f"{f.after.coverage:.2f} width {f.before.width:.2f}->{f.after.width:.2f} "
+              + " ".join(f"[{k}: regret {p.regret:.3f} gap {p.gap:+.3f}]" for k, p in f.ranked.items())
+              + f" ({time.perf_counter() - t:.0f} s)", flush=True)
     full = MetaModel.fit(records, seed=0)
     text = render(folds, full, time.perf_counter() - start, len(records))
     print()
