@@ -145,7 +145,7 @@ def card_md(rec: dict[str, Any], offer: dict[str, Any] | None) -> str:
 
 def _offer_hint(offer: dict[str, Any]) -> str:
     where = f" on `{Path(offer['dataset']).name}`" if offer.get("dataset") else " (give a dataset to train on)"
-    return (f"Nothing trains without your approval{where}: **Approve**, **Edit** (e.g. `epochs=5`) or **Reject** below, "
+    return (f"Nothing trains without your approval{where}: **Approve**, **Edit** (e.g. `epochs=5`) or **Reject** beside the chat, "
             "or reply *yes* / *no* / *epochs=5*. Ask *why this learning rate?*, *what if I only have 10 minutes?*, "
             "*what about resnet18?* or *show similar experiments* any time.")
 
