@@ -42,7 +42,7 @@ def proposal_md(p: Proposal, *, ask: bool) -> str:
     if p.fallback_reason:
         text += f"\n\n*Fallback because:* {p.fallback_reason}"
     if ask:
-        text += "\n\n**Approve** to train it, **Reject** to stop tuning."
+        text += "\n\n**Approve** to train it, **Reject** to stop tuning (beside the chat), or reply *yes* / *no, why*."
     return text
 
 
