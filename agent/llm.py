@@ -429,9 +429,10 @@ def _load_llama(path: str, n_ctx: int, n_threads: int | None) -> tuple[Any, thre
             # `generation_threads` avoids. bench/llm_threads.py measures all three settings.
             # Must be set before libgomp loads.
             os.environ.setdefault("GOMP_SPINCOUNT", "5000")
-            from llama_cpp import Llama
+            from agent.llama_greedy import llama_with_greedy_grammar
 
-            llama = Llama(
+            # Greedy JSON answers ask the grammar about the chosen token only (agent.llama_greedy).
+            llama = llama_with_greedy_grammar()(
                 model_path=path,
                 n_ctx=n_ctx,
                 n_threads=n_threads or os.cpu_count(),

@@ -71,3 +71,30 @@ def test_plain_answer_reports_token_usage(chat: llm.ChatEmbeddedLlamaCpp) -> Non
     assert str(whole.content).strip()
     usage = whole.usage_metadata
     assert usage is not None and usage["output_tokens"] >= 1 and usage["input_tokens"] > 5
+
+
+def test_greedy_grammar_sampler_gives_the_library_samplers_tokens(chat: llm.ChatEmbeddedLlamaCpp) -> None:
+    """agent.llama_greedy asks the grammar about the chosen token only; the answers must not change."""
+    from agent.judge import judge_schema
+
+    llama, lock = llm._load_llama(chat.model_path, chat.n_ctx, chat.n_threads)
+    question = (
+        "Candidates: c1 efficientnet_lite0/frozen: 0.74, 45 s; c2 resnet18/scratch: 0.62, 15 min. "
+        "Answer: c1 because it is more accurate than c2 (0.74 against 0.62) and faster. Is this answer right?"
+    )
+    answers = {}
+    with lock:
+        try:
+            for fast in (True, False):
+                llama.greedy_grammar = fast
+                for name, schema in (("tool", SCHEMA), ("judge", judge_schema())):
+                    llama.reset()  # each answer from a cold context, as the other path's
+                    out = llama.create_chat_completion(
+                        messages=[{"role": "user", "content": question}], temperature=0.0, max_tokens=80,
+                        response_format={"type": "json_object", "schema": schema})
+                    answers[fast, name] = out["choices"][0]["message"]["content"]
+        finally:
+            llama.greedy_grammar = True
+    assert type(llama).__name__ == "GreedyGrammarLlama"
+    for name in ("tool", "judge"):
+        assert answers[True, name] == answers[False, name]
