@@ -347,10 +347,12 @@ def test_an_overruled_label_without_a_critique_says_so_plainly(store: FakeStore)
 
 
 @pytest.mark.parametrize(("answer", "valid"), [
-    ({"problem": "none", "critique": "ok"}, True),
-    ({"problem": "wrong number or id", "critique": "ok"}, True),
+    ({"problem": "none"}, True),  # the label ends the answer; llm_scores fills in "ok"
+    ({"problem": "wrong number or id"}, True),
+    ({"problem": "none", "critique": "ok"}, False),
     ({"problem": "wrong number or id", "critique": "it quotes 0.8012"}, False),  # always overruled: no critique
     ({"problem": "none", "critique": "the rationale is fine"}, False),
+    ({"problem": "vague reason"}, False),
     ({"problem": "vague reason", "critique": "say why frozen suits 2,000 images"}, True),
     ({"problem": "unreadable", "critique": "x" * 81}, False),
     ({"problem": "bad vibes", "critique": "ok"}, False),

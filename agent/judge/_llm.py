@@ -26,7 +26,7 @@ JUDGE_PROBLEMS: dict[str, str | None] = {
     "vague reason": "completeness",
     "unreadable": "format",
 }
-# The labels whose critique is fixed to "ok" (see `judge_schema`).
+# The labels whose critique is "ok", filled in by `llm_scores` (see `judge_schema`).
 NO_CRITIQUE = ("none", "wrong number or id")
 
 
@@ -67,23 +67,25 @@ def judge_schema() -> dict[str, Any]:
     overruled (`Nodes.judge`) and its critique was never used, yet a 1.5B judge wrote one for
     about half the drafts it saw. With `with_rationale`, this took the judge call's p50 from
     2.30 to 1.65 s (`python -m bench.latency --baseline`, docs/BENCHMARKS.md).
+
+    Those two labels end the answer (`{"problem": "none"}`): the fixed `"critique": "ok"` cost
+    about 8 generated tokens, each a pass through the model, and `llm_scores` fills it in. The
+    label is generated before the branches differ, under the same grammar, so the same prompt
+    gets the same label (`python -m bench.latency --baseline grammar`).
     """
 
-    def verdict(problems: list[str], critique: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "type": "object",
+    def verdict(problems: list[str], critique: dict[str, Any] | None) -> dict[str, Any]:
+        properties: dict[str, Any] = {"problem": {"type": "string", "enum": problems}}
+        if critique is not None:
             # The label comes first: written after a free critique, a small model's label
             # followed the critique's tone more than the draft (bench/judge_quality.py).
-            "properties": {"problem": {"type": "string", "enum": problems}, "critique": critique},
-            "required": ["problem", "critique"],
-            "additionalProperties": False,
-        }
+            properties["critique"] = critique
+        return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
     free = [p for p in JUDGE_PROBLEMS if p not in NO_CRITIQUE]
     return {
         "title": "Verdict",
-        "anyOf": [verdict(list(NO_CRITIQUE), {"type": "string", "const": "ok"}),
-                  verdict(free, {"type": "string", "maxLength": CRITIQUE_MAX})],
+        "anyOf": [verdict(list(NO_CRITIQUE), None), verdict(free, {"type": "string", "maxLength": CRITIQUE_MAX})],
     }
 
 
@@ -103,6 +105,8 @@ def llm_scores(judge: Any, messages: list[Any]) -> tuple[JudgeScores | None, str
         raw = raw.model_dump()
     if isinstance(raw, dict) and isinstance(raw.get("critique"), str):
         raw = {**raw, "critique": tidy_text(raw["critique"], CRITIQUE_MAX)}
+    elif isinstance(raw, dict) and raw.get("problem") in NO_CRITIQUE:
+        raw = {**raw, "critique": "ok"}  # the schema ends these answers at the label
     try:
         return JudgeScores.model_validate(raw), None
     except ValidationError as exc:
