@@ -22,13 +22,19 @@ code reads):
   whole; now it repeats the model's own answer with the tidied rationale, in the KV cache up to
   the cut; and the judge wrote a free critique after every label, now only after "vague reason"
   and "unreadable" (the others' critique is "ok": see `agent.judge.judge_schema`).
+- `grammar` (issue 17): the LLM calls as before agent.llama_greedy and the judge's short answer: the
+  library's sampler chain applied the JSON grammar to all 151,936 tokens of the vocabulary at every
+  generated token (now greedy calls ask it about the chosen token first), and the judge wrote
+  `"critique": "ok"` after "none" and "wrong number or id" (now the answer ends at the label).
+  Also printed per path: the tokens each LLM call read (prefill, past llama.cpp's reused prefix)
+  and generated, and the seconds of each.
 Two passes, each task once per path, the paths alternating from task to task and swapped in the
 second pass, so that consecutive requests never share a prompt (a repeated prompt would come from
 the KV cache) and drift hits both paths alike.
 
 Usage:
     python -m bench.latency [--kb-dir DIR] [--model qwen2.5-coder-0.5b] [--repeat 1] [--tasks 12] [--no-judge]
-                            [--baseline rationale|judge]
+                            [--baseline rationale|judge|grammar]
 
 Timings are wall-clock on whatever else the machine is doing; the load average is printed
 (ENVIRONMENT.md: LLM timings fall 3-5x while other processes load the 2 cores).
@@ -93,7 +99,23 @@ def _llm_call(path: str, baseline: str | None) -> Iterator[None]:
     from agent import judge
 
     swaps: dict[str, Any]
-    if baseline == "judge":
+    if baseline == "grammar":
+        from agent.llama_greedy import llama_with_greedy_grammar
+
+        def critique_ok_schema() -> dict[str, Any]:  # agent.judge.judge_schema before issue 17
+            def verdict(problems: list[str], critique: dict[str, Any]) -> dict[str, Any]:
+                return {"type": "object", "properties": {"problem": {"type": "string", "enum": problems},
+                                                         "critique": critique},
+                        "required": ["problem", "critique"], "additionalProperties": False}
+
+            free = [p for p in judge.JUDGE_PROBLEMS if p not in judge.NO_CRITIQUE]
+            return {"title": "Verdict", "anyOf": [verdict(list(judge.NO_CRITIQUE), {"type": "string", "const": "ok"}),
+                                                  verdict(free, {"type": "string", "maxLength": judge.CRITIQUE_MAX})]}
+
+        swaps = {"judge_schema": critique_ok_schema}
+        llama_class = llama_with_greedy_grammar()
+        llama_class.greedy_grammar = False  # every call through the library's sampler chain
+    elif baseline == "judge":
         def old_schema() -> dict[str, Any]:
             return {"title": "Verdict", "type": "object",
                     "properties": {"problem": {"type": "string", "enum": list(judge.JUDGE_PROBLEMS)},
@@ -120,6 +142,58 @@ def _llm_call(path: str, baseline: str | None) -> Iterator[None]:
     finally:
         for module, name, value in kept:
             setattr(module, name, value)
+        if baseline == "grammar":
+            llama_class.greedy_grammar = True
+
+
+class CallMeter:
+    """Per LLM call: the tokens llama.cpp read (prefill, past the prefix it reused) and generated, and the
+    seconds of each (generation includes sampling). Wraps the embedded model's `Llama` class while active."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        from agent.llama_greedy import llama_with_greedy_grammar
+
+        cls = llama_with_greedy_grammar()
+        chat, eval_, sample = cls.create_chat_completion, cls.eval, cls.sample
+        meter = self
+
+        def create_chat_completion(llama: Any, *args: Any, **kw: Any) -> Any:
+            schema = (kw.get("response_format") or {}).get("schema") or {}
+            meter.calls.append({"call": {"Verdict": "judge", "Recommendation": "reason"}.get(schema.get("title"), "other"),
+                                "reused": None, "prefill_tokens": 0, "prefill_s": 0.0, "gen_tokens": 0, "gen_s": 0.0})
+            return chat(llama, *args, **kw)
+
+        def timed_eval(llama: Any, tokens: Any) -> None:
+            call, n0, start = meter.calls[-1] if meter.calls else None, llama.n_tokens, time.perf_counter()
+            eval_(llama, tokens)
+            if call is not None:
+                prefill = call["reused"] is None or len(tokens) > 1
+                if call["reused"] is None:
+                    call["reused"] = n0
+                key = "prefill" if prefill else "gen"
+                call[f"{key}_tokens"] += len(tokens)
+                call[f"{key}_s"] += time.perf_counter() - start
+
+        def timed_sample(llama: Any, *args: Any, **kw: Any) -> int:
+            start = time.perf_counter()
+            token = sample(llama, *args, **kw)
+            if meter.calls:
+                meter.calls[-1]["gen_s"] += time.perf_counter() - start
+            return token
+
+        cls.create_chat_completion, cls.eval, cls.sample = create_chat_completion, timed_eval, timed_sample
+        try:
+            yield
+        finally:
+            cls.create_chat_completion, cls.eval, cls.sample = chat, eval_, sample
+
+    def take(self) -> list[dict[str, Any]]:
+        calls, self.calls = self.calls, []
+        return calls
 
 
 def _judge_modules() -> list[ModuleType]:
@@ -127,6 +201,29 @@ def _judge_modules() -> list[ModuleType]:
     from agent import judge
 
     return [judge, *(importlib.import_module(f"{judge.__name__}.{m.name}") for m in pkgutil.iter_modules(judge.__path__))]
+
+
+def _print_calls(rows: list[dict[str, Any]]) -> None:
+    """Where one answer's LLM time goes: per path and call kind, p50 over the calls of the tokens read
+    (llama.cpp's reused prefix, then the prefill it evaluated) and generated, and their seconds."""
+    print()
+    print(f"{'path':<9} {'call':<7} {'calls':>5} {'reused tok':>10} {'prefill tok':>11} {'prefill s':>9} "
+          f"{'gen tok':>7} {'gen s':>6} {'ms/gen tok':>10} {'call s':>6}")
+    for path in dict.fromkeys(x["path"] for x in rows):
+        for kind in ("reason", "judge"):
+            calls = [c for x in rows if x["path"] == path for c in x["calls"] if c["call"] == kind]
+            if not calls:
+                continue
+
+            def p50(key: str, xs: list[dict[str, Any]] = calls) -> float:
+                return percentile([float(c[key] or 0) for c in xs], 50)
+
+            per_token = percentile([1000 * c["gen_s"] / c["gen_tokens"] for c in calls if c["gen_tokens"]], 50)
+            whole = percentile([c["prefill_s"] + c["gen_s"] for c in calls], 50)
+            print(f"{path:<9} {kind:<7} {len(calls):>5} {p50('reused'):10.0f} {p50('prefill_tokens'):11.0f} "
+                  f"{p50('prefill_s'):9.2f} {p50('gen_tokens'):7.0f} {p50('gen_s'):6.2f} {per_token:10.0f} {whole:6.2f}")
+    loads = [x["load"] for x in rows]
+    print(f"load average (1 min) after each request: {min(loads):.1f}-{max(loads):.1f}")
 
 
 def _print_baseline(rows: list[dict[str, Any]], baseline: str) -> None:
@@ -151,6 +248,8 @@ def _print_baseline(rows: list[dict[str, Any]], baseline: str) -> None:
             if both:
                 line += f"; {node} LLM x{statistics.median(a['llm_t'][node] / b['llm_t'][node] for a, b in both):.2f}"
         print(line)
+        same = sum(a["answer"] == b["answer"] for a, b in pairs)
+        print(f"same choice, rationale and judge scores on both paths: {same} of {len(pairs)} tasks")
     print()
 
 
@@ -161,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per task")
     parser.add_argument("--tasks", type=int, default=len(TASKS), help="use the first N tasks")
     parser.add_argument("--no-judge", action="store_true", help="deterministic checks only (no LLM judge call)")
-    parser.add_argument("--baseline", choices=("rationale", "judge"), default=None,
+    parser.add_argument("--baseline", choices=("rationale", "judge", "grammar"), default=None,
                         help="also run every task on that call's old version (interleaved; see the docstring)")
     args = parser.parse_args(argv)
 
@@ -190,12 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline:  # two passes, the paths alternating by task and swapped in the second
         runs = [(task, ("current", "baseline")[(i + p) % 2]) for p in (0, 1) for i, task in enumerate(tasks)]
     rows: list[dict[str, Any]] = []
+    meter = CallMeter()
     for (text, ds), path in runs:
         dataset = str(DATA / ds) if ds else None
         if dataset and not Path(dataset).exists():
             print(f"skipping {ds}: not in {DATA}", file=sys.stderr)
             continue
-        with _llm_call(path, args.baseline):
+        with _llm_call(path, args.baseline), meter.active():
             rec = r.recommend(text, dataset=dataset, context=context)
         total = rec.timings["total"]
         rows.append({
@@ -205,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
             "choice": f"{rec.config.backbone}/{rec.config.mode}", "timings": rec.timings, "llm_t": rec.llm_timings,
             # The LLM's rationale, cut off at its length limit with no full sentence to end at (tidy_text's "...").
             "cut": not rec.fallback and rec.rationale.endswith("..."),
+            "calls": meter.take(), "load": os.getloadavg()[0],
+            # What a change to how the LLM is called must keep: the choice, its words, the judge's scores.
+            "answer": (f"{rec.config.backbone}/{rec.config.mode}", rec.rationale,
+                       sorted((rec.verdict.scores or {}).items()), rec.verdict.overruled is not None, rec.fallback),
         })
         row = rows[-1]
         print(f"{row['task']:<62} {total:6.2f} s  llm {row['llm']:6.2f}  rest {row['rest']:5.3f}  drafts "
@@ -214,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         if not rec.verdict.passed:
             failed = [c.name for c in rec.verdict.checks if not c.ok] or ["llm-judge"]
             print(f"    judge: {', '.join(failed)}: {(rec.verdict.critique or '')[:160]}", flush=True)
+    _print_calls(rows)
     if args.baseline:
         _print_baseline(rows, args.baseline)
     rows = [x for x in rows if x["path"] == "current"]
