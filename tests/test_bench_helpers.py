@@ -238,16 +238,20 @@ def test_within_dataset_targets_drop_how_hard_each_dataset_is() -> None:
     assert _target("absolute", y, groups, chance) is y
 
 
-@pytest.mark.parametrize("baseline", ["rationale", "judge"])
+@pytest.mark.parametrize("baseline", ["rationale", "judge", "grammar"])
 def test_latency_baselines_re_enact_the_old_call_and_restore_the_current_one(baseline: str) -> None:
     import agent.judge as J
+    from agent.llama_greedy import llama_with_greedy_grammar
     from bench.latency import _llm_call
 
     cands = [{"id": "c1"}, {"id": "c2"}]
     current = J.draft_schema(cands, []), J.judge_schema()
     with _llm_call("baseline", baseline):
         schema, verdict = J.draft_schema(cands, []), J.judge_schema()
-        if baseline == "rationale":
+        if baseline == "grammar":  # the library's sampler, and "critique": "ok" after "none"
+            assert not llama_with_greedy_grammar().greedy_grammar
+            assert verdict["anyOf"][0]["properties"]["critique"] == {"type": "string", "const": "ok"}
+        elif baseline == "rationale":
             assert schema["properties"]["rationale"] == {"type": "string", "minLength": 20, "maxLength": 150}
             assert J.tidy_text("c1 " * 60, 150).endswith("...")
         else:
@@ -255,6 +259,7 @@ def test_latency_baselines_re_enact_the_old_call_and_restore_the_current_one(bas
     with _llm_call("current", baseline):
         assert (J.draft_schema(cands, []), J.judge_schema()) == current
     assert (J.draft_schema(cands, []), J.judge_schema()) == current
+    assert llama_with_greedy_grammar().greedy_grammar
 
 
 # ------------------------------------------------------------------ issue 14: the reference protocol
