@@ -41,6 +41,7 @@ from agent.formatting import (
     prediction_values,
 )
 from agent.intents import Intent, detect_intent, norm, parse_changes, read_intent
+from agent.profiling import open_fields
 from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, RANGES, SCHEDULERS
 from tools.weights import weights_available as default_weights_available
@@ -144,6 +145,11 @@ class ThreadView:
     def device(self) -> str:
         return str((self.profile or {}).get("device") or "cpu")
 
+    @property
+    def open_fields(self) -> list[str]:
+        """The fields a text-only profile assumed: its predictions are stated over their plausible values."""
+        return open_fields(self.profile or {})
+
 
 def _no_recommendation(intent: str) -> FollowupAnswer:
     return FollowupAnswer(
@@ -165,8 +171,11 @@ def _no_metamodel(intent: str) -> FollowupAnswer:
     )
 
 
-def _predict(metamodel: Any, meta: MetaFeatures, configs: Sequence[TrainConfig], device: str) -> list[dict[str, Any]]:
-    preds = metamodel.predict(meta, list(configs), device=device)
+def _predict(metamodel: Any, meta: MetaFeatures, configs: Sequence[TrainConfig], device: str,
+             assumed: Sequence[str]) -> list[dict[str, Any]]:
+    """What the meta-model states for each config on the thread's task (`MetaModel.stated`, the path
+    the recommendation and its candidates take: a text-only profile's `assumed` fields averaged over)."""
+    preds = metamodel.stated(meta, list(configs), device=device, open_fields=list(assumed))
     out: list[dict[str, Any]] = []
     for p in preds:
         pred: dict[str, Any] = prediction_values(p)
@@ -335,7 +344,7 @@ def _answer_why(t: ThreadView, intent: Intent, metamodel: Any, weights_available
         maybe = [(x, _variant(config, {name: x})) for x in _sweep_values(name, config, weights_available)]
         variants = [(x, cfg) for x, cfg in maybe if cfg is not None]
         if len(variants) > 1:
-            preds = _predict(metamodel, meta, [cfg for _, cfg in variants], t.device)
+            preds = _predict(metamodel, meta, [cfg for _, cfg in variants], t.device, t.open_fields)
             columns = [name, f"predicted test accuracy ({interval_label()})", "predicted time", "note"]
             rows = [[fmt_value(x), _acc(p), duration_text(p["seconds"]), "chosen" if cfg == config else ""]
                     for (x, cfg), p in zip(variants, preds, strict=True)]
@@ -385,7 +394,7 @@ def _answer_budget(t: ThreadView, intent: Intent, metamodel: Any, store: Any, we
     options: list[tuple[str, TrainConfig, dict[str, float]]] = []
     shorter = [c for c in (_variant(config, {"epochs": e}) for e in range(config.epochs - 1, 0, -1)) if c is not None]
     if shorter:
-        preds = _predict(metamodel, meta, shorter, device)
+        preds = _predict(metamodel, meta, shorter, device, t.open_fields)
         fit = [(c, p) for c, p in zip(shorter, preds, strict=True) if p["seconds"] <= budget]
         if fit:
             c, p = fit[0]
@@ -401,7 +410,7 @@ def _answer_budget(t: ThreadView, intent: Intent, metamodel: Any, store: Any, we
     found = metamodel.candidates(meta, Constraints(budget_seconds=budget, device=device, backbones=profile.get("backbones"),
                                                    modes=profile.get("modes"),
                                                    max_memory_bytes=profile.get("max_memory_bytes")),
-                                  retrieved=retrieved, n=5)
+                                  retrieved=retrieved, n=5, open_fields=t.open_fields)
     for c in found:
         if c.over_budget:
             continue
@@ -441,7 +450,7 @@ def _answer_what_if(t: ThreadView, intent: Intent, metamodel: Any, store: Any, w
             missing=["the change to consider (budget, backbone, mode, device or a hyperparameter value)"],
         )
     device = intent.device or t.device
-    base = _predict(metamodel, meta, [config], t.device)[0]
+    base = _predict(metamodel, meta, [config], t.device, t.open_fields)[0]
     if intent.budget_seconds is not None and not intent.changes:
         return _answer_budget(t, intent, metamodel, store, weights_available, config, base, meta, device, tolerance, gap)
 
@@ -467,7 +476,7 @@ def _answer_what_if(t: ThreadView, intent: Intent, metamodel: Any, store: Any, w
     except ValidationError as exc:
         msg = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
         return FollowupAnswer(intent="what_if", text=f"That configuration is not valid: {msg}")
-    pred = _predict(metamodel, meta, [new], device)[0]
+    pred = _predict(metamodel, meta, [new], device, t.open_fields)[0]
     budget = intent.budget_seconds if intent.budget_seconds is not None else (t.profile or {}).get("budget_seconds")
     checks = recheck(t.state, new, pred, weights_available=weights_available, budget_seconds=budget,
                      accuracy_tolerance=tolerance, max_accuracy_gap=gap)

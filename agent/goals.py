@@ -127,7 +127,7 @@ def apply_goals(found: list[Any], goals: dict[str, Any], metamodel: Any, meta: A
         out += [replace(c, origin="requested") for c in extra]
     if "overfitting" in (goals.get("worries") or {}):
         configs, seen = [regularised(c.config) for c in out], set()
-        preds = metamodel.predict(meta, configs, device=constraints.device, open_fields=open_fields)
+        preds = metamodel.stated(meta, configs, device=constraints.device, open_fields=open_fields)
         shaped = []
         for c, cfg, p in zip(out, configs, preds, strict=True):
             if cfg.key() not in seen:

@@ -631,7 +631,8 @@ class Nodes:
     # ------------------------------------------------------------------- helpers
     def _predict(self, profile: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
         meta = MetaFeatures.model_validate(profile["meta"])
-        p = self.metamodel.predict(meta, [config], device=profile["device"], open_fields=open_fields(profile))[0]
+        # the number stated for this config on this profile, as the candidates state theirs
+        p = self.metamodel.stated(meta, [config], device=profile["device"], open_fields=open_fields(profile))[0]
         out: dict[str, Any] = prediction_values(p)
         note = getattr(p, "device_note", None)
         if note:  # no run from the user's device backs the time: the user is told (recommend.build_recommendation)

@@ -236,6 +236,10 @@ class FakeMetaModel:
             out.append(Prediction(acc, acc - 0.05, acc + 0.05, secs))
         return out
 
+    def stated(self, meta: MetaFeatures, configs: list[TrainConfig], device: str = "cpu",
+               open_fields: Any = ()) -> list[Prediction]:
+        return self.predict(meta, configs, device, open_fields)  # nothing assumed to average over here
+
     def candidates(self, meta: MetaFeatures, constraints: Any, retrieved: Any = (), n: int = 6,
                    open_fields: Any = ()) -> list[Candidate]:
         configs = [
@@ -400,13 +404,14 @@ def make_adapter(
     store: FakeStore | None = None,
     transcript: Transcript | None = None,
     llm: ScriptChat | None = None,
+    metamodel: Any = None,
 ) -> tuple[ChatAdapter, FakeJobs]:
     """An adapter over the real graph with the scripted parts (`llm`: a ScriptChat of the test's
-    own); data allowed under `tmp/data`."""
+    own; `metamodel`: e.g. the real one, default FakeMetaModel); data allowed under `tmp/data`."""
     store = store or FakeStore(tmp / "kb")
     fake_jobs = FakeJobs(tmp / "runs", store, gate)
     jobs = JobRegistry(fake_jobs)
-    mm = FakeMetaModel()
+    mm = metamodel if metamodel is not None else FakeMetaModel()
     weights = lambda b: b.startswith("efficientnet_lite")  # noqa: E731
     llm = llm or ScriptChat()
     parts = Parts(llm=llm, judge_llm=llm, kb=store, metamodel=mm, start_job=jobs.start, weights_available=weights)

@@ -14,7 +14,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from agent.followup import answer_followup, recheck
 from agent.intents import detect_intent, parse_changes
-from knowledge.schema import TrainConfig
+from knowledge.schema import MetaFeatures, TrainConfig
 from tests.fakes import TASK, FakeMetaModel, ScriptChat, last, make_adapter, tiny_dataset
 
 
@@ -231,3 +231,29 @@ def test_a_what_if_predicted_above_the_pick_says_why_it_was_not_picked(thread: A
 
 def test_a_what_if_predicted_below_the_pick_needs_no_excuse(thread: Any) -> None:
     assert "Why it was not picked" not in ask(thread[0], "what about resnet18?").text
+
+
+def test_a_what_if_on_a_text_profiles_pick_states_the_picks_number(tmp_path: Path) -> None:
+    """A task in words leaves fields assumed: the pick is stated at its mean over their plausible
+    values (tools.metamodel.MetaModel.stated), and so is a what-if on the same config, on the real
+    meta-model, never the prediction at the defaults filled in for them."""
+    from agent.profiling import open_fields
+    from tests.reliability import real_metamodel
+
+    mm = real_metamodel()
+    adapter, _ = make_adapter(tmp_path, metamodel=mm)
+    last(adapter.submit("t1", TASK))
+    state = adapter.values("t1")
+    assert state["profile"]["source"] == "text" and open_fields(state["profile"])
+    rec = state["recommendation"]
+    config = TrainConfig.model_validate(rec["config"])
+    pick = next(c for c in state["candidates"] if TrainConfig.model_validate(c["config"]).key() == config.key())
+    at_defaults = mm.predict(MetaFeatures.model_validate(state["profile"]["meta"]), [config], device=state["profile"]["device"],
+                             open_fields=open_fields(state["profile"]))[0].accuracy
+    assert round(at_defaults, 4) != pick["accuracy"], "the test needs a profile whose defaults and mean differ"
+
+    a = ask(state, f"what if epochs={config.epochs}?", metamodel=mm)
+
+    assert a.prediction is not None and a.config == config.model_dump(mode="json")
+    assert a.prediction["accuracy"] == pick["accuracy"] == rec["expected_accuracy"]
+    assert "the same configuration" in a.text

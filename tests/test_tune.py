@@ -152,6 +152,10 @@ class FakeMetaModel:
             out.append(Prediction(acc, acc - self.width, acc + self.width, self.seconds * c.epochs / 10))
         return out
 
+    def stated(self, meta: MetaFeatures, configs: list[TrainConfig], device: str = "cpu",
+               open_fields: Any = ()) -> list[Prediction]:
+        return self.predict(meta, configs, device, open_fields)
+
     def candidates(self, meta: MetaFeatures, constraints: Any, retrieved: Any = (), n: int = 6,
                    open_fields: Any = ()) -> list[Candidate]:
         configs = [TrainConfig(backbone=b, mode="frozen", learning_rate=lr, epochs=10)

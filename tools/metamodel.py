@@ -1048,6 +1048,27 @@ class MetaModel:
         """
         return self._predict_cols(meta, _config_matrix(list(configs)), parse_device(device), open_fields)
 
+    def stated(self, meta: MetaFeatures, configs: Sequence[TrainConfig], device: str = "cpu",
+               open_fields: Sequence[str] = ()) -> list[Prediction]:
+        """The prediction the user is told for each config on the task: `predict`'s, `corrected`
+        (for a task with assumed fields its accuracy is the mean over their plausible values,
+        `model_accuracy` keeps the value at the defaults) and with the nearest datasets' evidence.
+
+        `candidates` states its picks through the same path, so the pick, its alternatives, a
+        recommendation and a what-if on the same config and profile give the same number.
+
+        Raises:
+            ValueError: an open field outside OPEN_FIELDS.
+        """
+        configs = list(configs)
+        return self._stated_cols(meta, configs, _config_matrix(configs), parse_device(device), open_fields)
+
+    def _stated_cols(self, meta: MetaFeatures, configs: Sequence[TrainConfig], cols: np.ndarray, device: Device,
+                     open_fields: Sequence[str]) -> list[Prediction]:
+        marg: list[np.ndarray] = []
+        preds = self._predict_cols(meta, cols, device, open_fields, marg)
+        return self.corrected(meta, configs, preds, open_fields, marg[0] if marg else None) if preds else []
+
     # ---------------------------------------------------------------- evidence
     def nearest_datasets(self, meta: MetaFeatures, k: int = NEAREST_SHOWN) -> list[tuple[str, float]]:
         """The k datasets of the knowledge base nearest to the task, (name, distance), nearest first."""
@@ -1271,10 +1292,9 @@ class MetaModel:
                 if per_pair[pair] < CORRECT_PER_PAIR or origins[i] != "generated":
                     head.append(int(i))
                     per_pair[pair] += 1
-            device = parse_device(constraints.device)
-            marg: list[np.ndarray] = []
-            widened = self._predict_cols(meta, _config_matrix([configs[i] for i in head]), device, open_fields, marg)
-            fixed = self.corrected(meta, [configs[i] for i in head], widened, open_fields, marg[0])
+            leaders = [configs[i] for i in head]
+            fixed = self._stated_cols(meta, leaders, _config_matrix(leaders), parse_device(constraints.device),
+                                      open_fields)
             for i, p in zip(head, fixed, strict=True):
                 preds[i] = p
                 score[i] = p.accuracy - TIME_WEIGHT * math.log10(max(p.seconds, 1e-3))
@@ -1289,9 +1309,11 @@ class MetaModel:
         ):  # a similar past run is evidence the LLM can cite: keep the best one if it is in the running
             picked = (picked[: n - 1] if len(picked) >= n else picked) + [retrieved_ok[0]]
             picked.sort(key=lambda i: -score[i])
-        if open_fields and not widened_all:  # only the picks' intervals are shown: the grid is predicted for them alone
-            widened = self._predict_cols(meta, _config_matrix([configs[i] for i in picked]),
-                                         parse_device(constraints.device), open_fields)
+        if not widened_all and (open_fields or correct):  # only the picks are shown: predicted for them alone
+            shown = [configs[i] for i in picked]
+            cols, device = _config_matrix(shown), parse_device(constraints.device)
+            widened = (self._stated_cols(meta, shown, cols, device, open_fields) if correct  # stated as `stated` would
+                       else self._predict_cols(meta, cols, device, open_fields))
             for i, p in zip(picked, widened, strict=True):
                 preds[i] = p
         return [

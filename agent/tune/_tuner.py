@@ -274,7 +274,10 @@ class Tuner:
 
     def _predict(self, configs: Sequence[TrainConfig]) -> list[PredictedOutcome]:
         assert self.profile is not None
-        preds = self.metamodel.predict(self.meta, list(configs), device=self.profile["device"])
+        from agent.profiling import open_fields
+
+        preds = self.metamodel.stated(self.meta, list(configs), device=self.profile["device"],
+                                      open_fields=open_fields(self.profile))
         return [PredictedOutcome(**prediction_values(p)) for p in preds]
 
     def options(self) -> list[Option]:
