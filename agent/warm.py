@@ -23,20 +23,83 @@ folder present) the command returns at once without importing Chroma, torch or X
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-# The code whose output is cached: a change to any of them redoes the steps.
-KEYED_CODE = ("knowledge/embedding.py", "knowledge/seed_index.py", "knowledge/schema.py", "tools/metamodel.py", "agent/llm.py")
+# The code whose output is cached: a change to any of them redoes the steps. The meta-model's
+# modules are found from its imports (`keyed_code`), so a module split off it is never forgotten.
+KEYED_CODE = ("knowledge/embedding.py", "knowledge/seed_index.py", "knowledge/schema.py", "agent/llm.py")
+METAMODEL = "tools.metamodel"
+# Packages whose modules the meta-model's fit depends on when it imports them (the rest is third party).
+_KEYED_PACKAGES = ("tools", "knowledge")
+
+
+def _module_file(module: str) -> Path | None:
+    """The file of a project module ("tools.metamodel" -> tools/metamodel.py or tools/metamodel/__init__.py)."""
+    base = REPO.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _module_level(node: ast.AST) -> Iterator[ast.AST]:
+    """The nodes under `node` that run when its module is imported (function bodies do not)."""
+    for child in ast.iter_child_nodes(node):
+        yield child
+        if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            yield from _module_level(child)
+
+
+def _imported(path: Path, module: str) -> set[str]:
+    """The tools/ and knowledge/ modules `path` (the file of `module`) imports when it is imported
+    (a deferred import inside a function, e.g. of the training code for a memory estimate, is not
+    the meta-model's code)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    out: set[str] = set()
+    for node in _module_level(ast.parse(path.read_bytes(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the module's package upwards
+                parts = package.split(".")
+                base = ".".join([*parts[: len(parts) - node.level + 1], *([base] if base else [])])
+            names = [base, *(f"{base}.{a.name}" for a in node.names)]  # `from tools import x` names a module
+        else:
+            continue
+        for name in names:  # importing a.b.c runs a/__init__ and a/b/__init__ too
+            parts = name.split(".")
+            out |= {m for i in range(len(parts)) if parts[0] in _KEYED_PACKAGES
+                    and _module_file(m := ".".join(parts[: i + 1])) is not None}
+    return out
+
+
+def keyed_code() -> list[str]:
+    """KEYED_CODE and the meta-model's own code: tools/metamodel and every tools/ or knowledge/ module
+    it imports at import time, directly or not (read with `ast`, nothing imported), as paths from the
+    repository root."""
+    seen: set[str] = set()
+    todo = [METAMODEL]
+    while todo:
+        module = todo.pop()
+        path = _module_file(module)
+        if module in seen or path is None:
+            continue
+        seen.add(module)
+        todo += sorted(_imported(path, module) - seen)
+    found = {str(p.relative_to(REPO)) for m in seen if (p := _module_file(m)) is not None}
+    return [*KEYED_CODE, *sorted(found - set(KEYED_CODE))]
 
 
 def stamp_path() -> Path:
@@ -62,7 +125,7 @@ def expected_stamp(kb_dir: str | None, seed_dir: str | Path | None = None, llm_w
     from knowledge.seed_index import seed_key
 
     code = hashlib.sha256()
-    for rel in KEYED_CODE:
+    for rel in keyed_code():
         code.update((REPO / rel).read_bytes())
     kb = _kb_root(kb_dir)
     return {"seed_key": seed_key(seed_dir), "code": code.hexdigest()[:16], "kb": str(kb),
@@ -192,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(parser.parse_args(argv))
 
 
-__all__ = ["expected_stamp", "is_warm", "main", "stamp_path", "warm"]
+__all__ = ["expected_stamp", "is_warm", "keyed_code", "main", "stamp_path", "warm"]
 
 if __name__ == "__main__":
     sys.exit(main())

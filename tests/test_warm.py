@@ -105,3 +105,43 @@ def test_warm_is_idempotent_fast_when_built_and_redone_when_the_seed_changes(see
     # A new seed index; the existing knowledge base keeps its records and its own (synced) index.
     assert again["seed_index"]["built"] and not again["kb"]["index_copied"] and again["kb"]["records"] == SMALL
     assert is_warm(kb_dir, seed_dir=seed, llm_weights=False)
+
+
+def test_the_keyed_code_is_every_module_the_meta_model_imports() -> None:
+    """A module split off the meta-model (or one it starts importing) is keyed without a list to edit:
+    every tools/ and knowledge/ module a fresh `import tools.metamodel` loads is in `keyed_code`."""
+    import subprocess
+    import sys
+
+    from agent.warm import REPO, keyed_code
+
+    probe = ("import sys, tools.metamodel; print('\\n'.join(sorted(getattr(m, '__file__', None) or '' "
+             "for n, m in sys.modules.items() if n.split('.')[0] in ('tools', 'knowledge'))))")
+    files = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    loaded = {str(Path(f).resolve().relative_to(REPO)) for f in files.split() if f}
+    keyed = keyed_code()
+    assert {"tools/metamodel.py", "tools/neighbour_levels.py", "tools/novelty.py"} <= set(keyed)
+    assert loaded <= set(keyed), f"loaded by the meta-model but not keyed: {sorted(loaded - set(keyed))}"
+    assert len(keyed) == len(set(keyed))
+
+
+def test_the_keyed_code_follows_imports_not_deferred_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agent.warm as W
+
+    files = {
+        "tools/__init__.py": "",
+        "tools/metamodel.py": "from tools.fit import x\nfrom . import intervals\n\ndef f():\n    from tools.train import y\n",
+        "tools/fit.py": "import numpy\nfrom knowledge.space import B\n",
+        "tools/intervals.py": "",
+        "tools/train.py": "",
+        "knowledge/__init__.py": "",
+        "knowledge/space.py": "",
+        **{rel: "" for rel in W.KEYED_CODE},
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    monkeypatch.setattr(W, "REPO", tmp_path)
+
+    assert W.keyed_code() == [*W.KEYED_CODE, "knowledge/__init__.py", "knowledge/space.py", "tools/__init__.py",
+                              "tools/fit.py", "tools/intervals.py", "tools/metamodel.py"]
