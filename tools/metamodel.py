@@ -132,10 +132,11 @@ POOL_PER_PAIR = 160  # generated configs per (backbone, mode)
 # Share of the accuracy model's rows copied with the modality missing (see `_unknown_modality_copies`).
 UNKNOWN_MODALITY_SHARE = 0.25
 CORRECT_PER_PAIR = 8  # best-scored configs per (backbone, mode) re-ranked by their corrected predictions
-# Residual quantiles of the interval: 90 %. Measured by nested leave-one-dataset-out on the 13 seed
-# datasets (bench/calibration.py; intervals from a model that never saw the dataset): 87 % coverage
-# per dataset on average (90 % for datasets within the threshold, 86 % beyond it), 52-100 % per
-# dataset; a new dataset's errors share one offset (its difficulty), so coverage varies by dataset.
+# Residual quantiles of the interval: 90 %. Its real coverage (per held-out dataset and per run, for
+# datasets within the threshold and beyond it), its mean width and the point error are measured by
+# nested leave-one-dataset-out, intervals from a model that never saw the dataset (`python -m
+# bench.calibration`), and the current numbers are in docs/BENCHMARKS.md, "Meta-model intervals by
+# distance". A new dataset's errors share one offset (its difficulty), so coverage varies by dataset.
 INTERVAL = (0.05, 0.95)
 MODEL_FILES = ("accuracy.ubj", "seconds.ubj")
 META_FILE = "meta.json"
