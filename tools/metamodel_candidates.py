@@ -1,0 +1,334 @@
+"""The meta-model's candidates: configs generated per (backbone, mode) from the values past runs
+used, plus retrieved ones, predicted in one batch, filtered by the constraints, ranked by their
+stated accuracy with a light preference for speed, and made diverse. Part of `tools.metamodel`."""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
+from knowledge.space import BACKBONES, MODES
+from tools.memory import NoMemoryFit, training_memory
+from tools.metamodel_features import _config_matrix, usable
+from tools.metamodel_predict import _Predicting
+from tools.metamodel_types import Candidate, Constraints, parse_device
+from tools.novelty import check_open_fields
+from tools.weights import weights_available
+
+TIME_WEIGHT = 0.005  # ranking: a config 10x slower must be predicted 0.5 points more accurate
+
+
+MAX_PER_PAIR = 2  # candidates per (backbone, mode) in the first, diverse pass
+
+
+DIVERSITY_MARGIN = 0.05  # ... among configs scored within this of the best (accuracy points)
+
+
+RETRIEVED_MARGIN = 0.10  # the best retrieved config is kept when scored within this of the best
+
+
+POOL_PER_PAIR = 160  # generated configs per (backbone, mode)
+
+
+CORRECT_PER_PAIR = 8  # best-scored configs per (backbone, mode) re-ranked by their corrected predictions
+
+
+_POOL_FIELDS = (
+    "input_size", "optimizer", "batch_size", "epochs", "weight_decay", "dropout", "scheduler", "augmentation",
+    "label_smoothing", "freeze",
+)
+
+
+def _pool_spec(records: Sequence[ExperimentRecord]) -> dict[str, dict[str, Any]]:
+    """Per 'backbone/mode': how many runs, and the values those runs used."""
+    by_pair: dict[str, list[TrainConfig]] = defaultdict(list)
+    for r in usable(records):
+        by_pair[f"{r.config.backbone}/{r.config.mode}"].append(r.config)
+    spec: dict[str, dict[str, Any]] = {}
+    for pair, configs in sorted(by_pair.items()):
+        entry: dict[str, Any] = {"n": len(configs)}
+        for name in _POOL_FIELDS:
+            entry[name] = sorted({getattr(c, name) for c in configs})
+        lrs = np.log10([c.learning_rate for c in configs])
+        entry["log10_lr"] = [float(np.quantile(lrs, 0.02)), float(np.quantile(lrs, 0.98))]
+        spec[pair] = entry
+    return spec
+
+
+# Asked once per backbone and process: the answer only changes when weights are installed.
+_weights_available = functools.cache(weights_available)
+
+
+_ANCHORS: tuple[dict[str, Any], ...] = (
+    {"optimizer": "adam", "learning_rate": 1e-3, "scheduler": "cosine"},
+    {"optimizer": "adamw", "learning_rate": 3e-4, "scheduler": "cosine", "weight_decay": 1e-2},
+    {"optimizer": "sgd", "learning_rate": 1e-2, "scheduler": "cosine", "weight_decay": 1e-4},
+)
+
+
+_GENERIC: dict[str, list[Any]] = {  # for a pair the knowledge base has no runs of
+    "input_size": [64], "optimizer": ["adam", "adamw", "sgd"], "batch_size": [32, 64], "epochs": [5, 10, 20],
+    "weight_decay": [0.0, 1e-4], "dropout": [0.0, 0.2], "scheduler": ["cosine"], "augmentation": ["none", "flip"],
+    "label_smoothing": [0.0], "freeze": [0.0], "log10_lr": [-4.0, -1.5],
+}
+
+
+# Configs closer than this in `freeze` are near-duplicates (0.75 and 0.9 both freeze most of
+# the backbone); steps of a quarter, as past runs use them, are different options.
+FREEZE_DISTINCT = 0.2
+
+
+def _nearest(values: Sequence[Any], target: Any) -> Any:
+    if isinstance(target, str):
+        return target if target in values else values[0]
+    return min(values, key=lambda v: abs(v - target))
+
+
+def _generate(pair: str, spec: dict[str, Any] | None, seed: int, k: int = POOL_PER_PAIR) -> list[TrainConfig]:
+    """Valid configs for one 'backbone/mode' drawn from the values its past runs used."""
+    backbone, mode = pair.split("/")
+    # A field the pair's runs do not list (a spec cached before the field existed) takes the
+    # generic values: freeze 0 for a finetune pair whose runs never froze part of the backbone.
+    spec = {**_GENERIC, **{name: v for name, v in (spec or {}).items() if v}}
+    if mode != "finetune":
+        spec["freeze"] = [0.0]  # partial freezing belongs to finetune mode (knowledge.space)
+    rng = random.Random(f"{seed}|{pair}")
+    lo, hi = spec["log10_lr"]
+    grid = [round(v, 2) for v in np.arange(math.floor(lo * 4) / 4, hi + 1e-9, 0.25)] or [round(lo, 2)]
+    common = {name: Counter(spec[name]).most_common(1)[0][0] for name in _POOL_FIELDS}
+    raw: list[dict[str, Any]] = []
+    for anchor in _ANCHORS:
+        base = dict(common)
+        base["epochs"] = max(spec["epochs"])
+        base["batch_size"] = _nearest(spec["batch_size"], 64)
+        for name, value in anchor.items():
+            if name == "learning_rate":
+                base[name] = 10 ** min(max(math.log10(value), lo), hi)
+            elif name in spec and spec[name]:
+                base[name] = _nearest(spec[name], value)
+        for size in spec["input_size"]:
+            raw.append({**base, "input_size": size})
+        for share in spec["freeze"]:  # each freeze level past runs used, at the anchor's settings
+            raw.append({**base, "freeze": share})
+    for _ in range(k):
+        cfg = {name: rng.choice(spec[name]) for name in _POOL_FIELDS}
+        cfg["learning_rate"] = float(f"{10 ** rng.choice(grid):.3g}")
+        raw.append(cfg)
+    out: list[TrainConfig] = []
+    keys: set[str] = set()
+    for cfg in raw:
+        if mode == "frozen":
+            cfg["augmentation"] = "none"
+        cfg["learning_rate"] = float(f"{min(max(cfg['learning_rate'], 1e-6), 1.0):.3g}")
+        try:
+            c = TrainConfig(backbone=backbone, mode=mode, **cfg)
+        except ValueError:
+            continue
+        if c.key() not in keys:
+            keys.add(c.key())
+            out.append(c)
+    return out
+
+
+def _near_duplicate(a: TrainConfig, b: TrainConfig) -> bool:
+    return (
+        a.backbone == b.backbone and a.mode == b.mode and a.optimizer == b.optimizer and a.input_size == b.input_size
+        and abs(math.log10(a.learning_rate) - math.log10(b.learning_rate)) < 0.5
+        and abs(a.freeze - b.freeze) < FREEZE_DISTINCT
+    )
+
+
+def _diverse(ranked: Sequence[TrainConfig], scores: Sequence[float], n: int) -> list[int]:
+    """Indices into `ranked` (sorted best first, with their `scores`), picked in three passes.
+
+    1. competitive configs (score within DIVERSITY_MARGIN of the best), at most MAX_PER_PAIR
+       per backbone x mode, and none a near-duplicate of a pick: the list spans the options
+       that are really in the running, not six learning rates of one backbone;
+    2. if short: any config, best first, still no near-duplicate (a pair far behind the best
+       does not push out good configs just to be represented);
+    3. if still short: anything left, best first.
+    The picks are returned best first.
+    """
+    picked: list[int] = []
+    per_pair: Counter[tuple[str, str]] = Counter()
+    top = scores[0] if len(scores) else 0.0
+    for i, c in enumerate(ranked):
+        if len(picked) >= n or scores[i] < top - DIVERSITY_MARGIN:
+            break
+        pair = (c.backbone, c.mode)
+        if per_pair[pair] < MAX_PER_PAIR and not any(_near_duplicate(c, ranked[j]) for j in picked):
+            picked.append(i)
+            per_pair[pair] += 1
+    for i, c in enumerate(ranked):
+        if len(picked) >= n:
+            break
+        if i not in picked and not any(_near_duplicate(c, ranked[j]) for j in picked):
+            picked.append(i)
+    for i in range(len(ranked)):
+        if len(picked) >= n:
+            break
+        if i not in picked:
+            picked.append(i)
+    return sorted(picked)
+
+
+class _Ranking(_Predicting):
+    """The candidate methods of `tools.metamodel.MetaModel`."""
+
+    _pool: dict[str, tuple[list[TrainConfig], np.ndarray]] | None
+
+    def support(self, backbone: str, mode: str) -> int:
+        """Knowledge-base runs (ok or diverged) with this backbone and mode."""
+        return int(self._info["pool"].get(f"{backbone}/{mode}", {}).get("n", 0))
+
+    def _generated(self, pair: str) -> tuple[list[TrainConfig], np.ndarray]:
+        """The generated configs of one 'backbone/mode', built once per model."""
+        if self._pool is None:
+            self._pool = {}
+        if pair not in self._pool:
+            configs = _generate(pair, self._info["pool"].get(pair), seed=int(self._info["seed"]))
+            self._pool[pair] = (configs, _config_matrix(configs))
+        return self._pool[pair]
+
+    def candidates(
+        self,
+        meta: MetaFeatures,
+        constraints: Constraints | None = None,
+        retrieved: Sequence[ExperimentRecord] = (),
+        n: int = 6,
+        open_fields: Sequence[str] = (),
+        correct: bool = True,
+    ) -> list[Candidate]:
+        """The n best configurations for the task within the constraints, best first.
+
+        Generated configs (per supported backbone x mode whose weights exist here) and the
+        configs of `retrieved` records are predicted in one batch, those over the time
+        budget dropped, and the rest ranked by predicted accuracy minus TIME_WEIGHT per
+        decade of seconds. Among configs within DIVERSITY_MARGIN of the best, at most
+        MAX_PER_PAIR per backbone x mode, and never two near-duplicates (see `_diverse`); the
+        best retrieved config is kept when it fits and scores within RETRIEVED_MARGIN of the
+        best (it is evidence an LLM can cite). When nothing fits the budget,
+        the fastest configs come back with `over_budget=True`. A memory limit is hard: configs
+        estimated (tools.memory) to need more never come back.
+
+        `open_fields` (see `predict`) widen the candidates' intervals. With `correct` (the
+        default) the CORRECT_PER_PAIR best-scored configs of each backbone x mode (and every
+        retrieved one) are re-scored by `corrected` and ranked by that: a task with assumed fields
+        (described in words) gets each config's accuracy averaged over their plausible values
+        (`marginal`; `model_accuracy` keeps the prediction at the defaults), and every candidate
+        carries what the nearest datasets' runs of its backbone and mode reached.
+
+        Raises:
+            ValueError: an open field outside OPEN_FIELDS.
+            tools.memory.NoMemoryFit: (a ValueError) no allowed config fits the memory limit.
+        """
+        open_fields = check_open_fields(open_fields)
+        constraints = constraints or Constraints()
+        allowed_b = set(constraints.backbones or BACKBONES)
+        allowed_m = set(constraints.modes or MODES)
+
+        def runnable(backbone: str, mode: str) -> bool:
+            if backbone not in allowed_b or mode not in allowed_m:
+                return False
+            if BACKBONES[backbone]["pretrained_source"] is None:
+                return mode == "scratch"
+            return mode == "scratch" or _weights_available(backbone)
+
+        pairs = [p for p in self._info["pool"] if runnable(*p.split("/"))]
+        if not pairs:  # no evidence for any allowed pair: generic configs, support 0
+            pairs = [f"{b}/{m}" for b in BACKBONES for m in MODES if runnable(b, m)]
+        configs: list[TrainConfig] = []
+        origins: list[str] = []
+        blocks: list[np.ndarray] = []
+        for pair in pairs:
+            cs, cols = self._generated(pair)
+            configs += cs
+            origins += ["generated"] * len(cs)
+            blocks.append(cols)
+        seen = {c.key(): i for i, c in enumerate(configs)}
+        extra: list[TrainConfig] = []
+        for rec in retrieved:
+            c = rec.config
+            if not runnable(c.backbone, c.mode):
+                continue
+            k = c.key()
+            if k in seen:
+                if origins[seen[k]] == "generated":
+                    origins[seen[k]] = f"retrieved:{rec.id}"
+                continue
+            seen[k] = len(configs)
+            configs.append(c)
+            extra.append(c)
+            origins.append(f"retrieved:{rec.id}")
+        if extra:
+            blocks.append(_config_matrix(extra))
+        if not configs:
+            return []
+        preds = self._predict_cols(meta, np.vstack(blocks), parse_device(constraints.device))
+        acc = np.array([p.accuracy for p in preds])
+        secs = np.array([p.seconds for p in preds])
+        score = acc - TIME_WEIGHT * np.log10(np.maximum(secs, 1e-3))
+        idx = np.arange(len(configs))
+        if constraints.max_memory_bytes is not None:  # a hard limit: what needs more never comes back
+            need = np.array([training_memory(c, meta.n_instances, constraints.device, meta.n_classes).total
+                             for c in configs])
+            idx = idx[need <= constraints.max_memory_bytes]
+            if not len(idx):
+                least = int(np.argmin(need))
+                raise NoMemoryFit(constraints.max_memory_bytes, configs[least], float(need[least]))
+        over = False
+        if constraints.budget_seconds is not None:
+            fits = secs[idx] <= constraints.budget_seconds
+            if fits.any():
+                idx = idx[fits]
+            else:
+                over = True
+                score = -secs  # nothing fits: the fastest first
+        order = idx[np.argsort(-score[idx], kind="stable")]
+        widened_all = False
+        if correct and not over:  # the winner's curse: rank the leaders by their corrected predictions
+            per_pair: Counter[str] = Counter()
+            head = []
+            for i in order:
+                pair = f"{configs[i].backbone}/{configs[i].mode}"
+                if per_pair[pair] < CORRECT_PER_PAIR or origins[i] != "generated":
+                    head.append(int(i))
+                    per_pair[pair] += 1
+            leaders = [configs[i] for i in head]
+            fixed = self._stated_cols(meta, leaders, _config_matrix(leaders), parse_device(constraints.device),
+                                      open_fields)
+            for i, p in zip(head, fixed, strict=True):
+                preds[i] = p
+                score[i] = p.accuracy - TIME_WEIGHT * math.log10(max(p.seconds, 1e-3))
+            order = np.array(head)[np.argsort(-score[head], kind="stable")]
+            widened_all = True
+        chosen = _diverse([configs[i] for i in order], score[order].tolist(), n)
+        picked = [int(order[j]) for j in chosen]
+        retrieved_ok = [int(i) for i in order if origins[i] != "generated"]
+        if (
+            retrieved_ok and not over and not any(origins[i] != "generated" for i in picked)
+            and score[retrieved_ok[0]] >= score[order[0]] - RETRIEVED_MARGIN
+        ):  # a similar past run is evidence the LLM can cite: keep the best one if it is in the running
+            picked = (picked[: n - 1] if len(picked) >= n else picked) + [retrieved_ok[0]]
+            picked.sort(key=lambda i: -score[i])
+        if not widened_all and (open_fields or correct):  # only the picks are shown: predicted for them alone
+            shown = [configs[i] for i in picked]
+            cols, device = _config_matrix(shown), parse_device(constraints.device)
+            widened = (self._stated_cols(meta, shown, cols, device, open_fields) if correct  # stated as `stated` would
+                       else self._predict_cols(meta, cols, device, open_fields))
+            for i, p in zip(picked, widened, strict=True):
+                preds[i] = p
+        return [
+            Candidate(
+                id=f"c{rank}", config=configs[i], prediction=preds[i], origin=origins[i],
+                support=self.support(configs[i].backbone, configs[i].mode), over_budget=over,
+            )
+            for rank, i in enumerate(picked, start=1)
+        ]
