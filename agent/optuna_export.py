@@ -178,11 +178,13 @@ def export_study(
     entries = [("recommendation", rec.config, rec.expected_accuracy, rec.expected_seconds)]
     ranked = [(f"candidate {c.id}", c.config, c.accuracy, c.seconds) for c in rec.candidates]
     if metamodel is not None and len(ranked) < top_k + 1:
+        from agent.profiling import open_fields
         from tools.metamodel import Constraints
 
         more = metamodel.candidates(profile.meta, Constraints(
             budget_seconds=profile.budget_seconds, device=profile.device, backbones=profile.backbones,
-            modes=profile.modes, max_memory_bytes=profile.max_memory_bytes), n=top_k + 1)
+            modes=profile.modes, max_memory_bytes=profile.max_memory_bytes), n=top_k + 1,
+            open_fields=open_fields(profile.model_dump()))  # a text profile's numbers as the pick's (stated)
         ranked += [(f"meta-model rank {i}", c.config, c.prediction.accuracy, c.prediction.seconds)
                    for i, c in enumerate(more, start=1)]
     seen = {rec.config.key()}

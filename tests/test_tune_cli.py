@@ -126,6 +126,24 @@ def test_export_optuna_prints_a_tpe_snippet_and_refuses_an_existing_study(parts:
     assert "already exists" in capsys.readouterr().err
 
 
+def test_export_optuna_states_a_text_tasks_extra_candidates_as_its_pick(parts: Parts, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task given only in words: the extra candidates asked from the meta-model average over the
+    fields the text left open, as the pick's own number does (MetaModel.stated), not at the defaults."""
+    asked: list[tuple[str, ...]] = []
+    real = parts.metamodel.candidates
+
+    def candidates(*args, open_fields=(), **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(tuple(open_fields))
+        return real(*args, open_fields=open_fields, **kwargs)
+
+    monkeypatch.setattr(parts.metamodel, "candidates", candidates)
+    db = tmp_path / "study.db"
+    assert main(["export-optuna", TASK, "--out", str(db), "--study-name", "text", "--top", "5"]) == EXIT_OK
+    assert len(asked) >= 2 and asked[-1]  # the graph's ranking, then the export's: both with the open fields
+    assert asked[-1] == asked[0]
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--study-name", "x"], "exactly one of --out"),
     (["--study-name", "x", "--out", "a.db", "--storage", "sqlite:///b.db"], "exactly one of --out"),
