@@ -11,7 +11,6 @@ import pytest
 
 from knowledge.schema import ExperimentRecord
 from knowledge.store import (
-    SEED_DIR,
     KnowledgeBase,
     KnowledgeBaseError,
     open_default,
@@ -94,8 +93,7 @@ def test_open_default_seeds_from_packaged_records(tmp_path: Path) -> None:
     kb = open_default(tmp_path / "home", index=False)
     seed = read_seed()
     assert seed and [r.model_dump() for r in kb.records()] == [r.model_dump() for r in seed]
-    if seed_files() == [SEED_DIR / "records.jsonl"]:  # a plain seed alone is copied as it is
-        assert kb.path.read_bytes() == (SEED_DIR / "records.jsonl").read_bytes()
+    assert seed_files() and all(p.name.endswith(".jsonl.gz") for p in seed_files())  # the seed ships as shards
     assert sorted(p.name for p in kb.root.iterdir()) == ["records.jsonl"]  # no temporary file left
 
 
