@@ -72,11 +72,15 @@ def test_text_only_task_within_budget(recommender: Recommender) -> None:
     assert rec.expected_seconds <= 900 or any("budget" in w for w in rec.warnings)
 
 
-def test_warm_non_llm_time_is_small(recommender: Recommender) -> None:
+def test_timings_account_for_every_step_and_the_llms_share(recommender: Recommender) -> None:
+    """What a user (and bench/latency.py, which holds the speed goals) reads the time from: each
+    step's wall time and the LLM's part of it. Speed itself is measured by the benches, not here."""
     rec = recommender.recommend("chest x-ray, pneumonia vs normal, 5k images, 10 min", context=Context(llm_judge=False))
 
-    rest = rec.timings["total"] - rec.llm_seconds
-    assert rest < 1.0, rec.timings  # the goal is 0.3 s (bench/latency.py); a busy CI machine gets slack
+    steps = {"profile", "retrieve", "explain", "reason", "judge", "respond"}
+    assert steps <= set(rec.timings), rec.timings
+    assert 0 < rec.llm_seconds <= rec.timings["reason"] + rec.timings["judge"], rec.timings
+    assert sum(rec.timings[s] for s in steps) <= rec.timings["total"] + 1e-3, rec.timings
 
 
 @pytest.mark.parametrize(("text", "expect"), [
