@@ -108,6 +108,57 @@ def test_sweep_resumes_after_kill_9_without_duplicates(shared_data: Path, tmp_pa
     assert {r.provenance.notes.split(";")[0] for r in recs} == {"sweep plan cpu"}
 
 
+def _session(sid: int) -> list[int]:
+    """The pids of the processes in session `sid` (read from /proc: field 6 of stat)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone while listing
+            continue
+        if int(fields[3]) == sid:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def test_a_sweep_killed_alone_takes_its_worker_with_it(shared_data: Path, tmp_path: Path) -> None:
+    """kill -9 to the sweep process only (not its group, as `kill PID` or a process manager does):
+    its spawned worker stops too, rather than training the rest of its chunk for no one."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "head_ct_hemorrhage.npz").symlink_to(shared_data / "head_ct_hemorrhage.npz")
+    kb_dir = tmp_path / "kb"
+    kb_dir.mkdir()
+    (kb_dir / "records.jsonl").touch()
+    env = {**os.environ, "METALLMIX_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "agent.cli", "--kb-dir", str(kb_dir), "kb", "sweep", "--plan", "cpu",
+           "--data-dir", str(data), "--workers", "1", "--limit", "20", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    records = kb_dir / "records.jsonl"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(records.read_bytes().splitlines()) >= 2:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert len(_session(proc.pid)) >= 2  # the sweep and its worker (and the spawn's resource tracker)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        at_kill = len(records.read_bytes().splitlines())
+        deadline = time.monotonic() + 30
+        while _session(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _session(proc.pid) == []  # nothing it started outlives it
+        after = len(records.read_bytes().splitlines())
+        assert after <= at_kill + 1 < 20  # at most the run being written when it went; not the rest of the chunk
+        assert all(json.loads(line) for line in records.read_text().splitlines())  # every line a whole record
+    finally:
+        if _session(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def test_training_coverage_counts_finetunes_partial_and_long_scratch_runs() -> None:
     from knowledge.store import training_coverage
     from tests.fakes import make_record as record

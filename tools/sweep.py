@@ -309,6 +309,18 @@ def dataset_sizes(data_dir: str | Path) -> dict[str, tuple[int, int]]:
 
 
 # ------------------------------------------------------------------------- execution
+def _exit_with_parent() -> None:
+    """Pool initializer: a worker whose sweep is gone (SIGTERM or kill -9 to the sweep alone) stops
+    at once, instead of training the rest of its chunk for no one. Its finished runs are already in
+    the knowledge base; a run it was training is redone by the next resume."""
+    import multiprocessing
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=lambda: (parent.join(), os._exit(1)), daemon=True, name="exit-with-sweep").start()
+
+
 def _run_group(args: tuple[list[SweepItem], str, int, str | None]) -> tuple[int, int]:
     """Worker: run one group's items in order, appending each record as soon as it exists."""
     items, kb_root, threads, modality = args
@@ -382,7 +394,8 @@ def run_sweep(
     # Spawned, not forked: a fork copies the parent's locks as they are, and a parent with threads
     # (a Ray client, Chroma, torch's pools) can hand its worker a lock nobody will release; a
     # forked worker then hung in torch's first Conv2d (seen after a Ray test in the same process).
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_exit_with_parent) as pool:
         pending: dict[Any, list[SweepItem]] = {}
         queue = list(chunks)
         while queue or pending:
