@@ -17,7 +17,8 @@ import pytest
 
 from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
 from knowledge.store import read_seed
-from tools.metamodel import MetaModel, usable
+from tools.metamodel import TIME_WEIGHT, MetaModel, usable
+from tools.neighbour_levels import prior
 from tools.novelty import (
     MIN_BAND_DATASETS,
     OPEN_FIELDS,
@@ -305,3 +306,46 @@ def test_an_unseen_modality_is_predicted_like_the_known_ones_on_average(model: M
     shap_known = [dict((n, c) for n, _, c in model.explain(meta.model_copy(update={"modality": m}),
                                                            known.config).contributions)["modality"] for m in modalities]
     assert abs(shap_unseen) <= max(abs(c) for c in shap_known) + 1e-9
+
+
+# ------------------------------------------------ what the nearest datasets reached (tools.neighbour_levels)
+def test_a_full_profile_keeps_its_prediction_and_carries_the_evidence(model: MetaModel,
+                                                                     known: ExperimentRecord) -> None:
+    cands = model.candidates(known.dataset.meta, n=4)
+    assert cands
+    nearest = [name for name, _ in model.nearest_datasets(known.dataset.meta)]
+    summary = model._info["evidence"]
+    for c in cands:
+        p = c.prediction
+        assert p.model_accuracy is None, "a task stated in full is not corrected"
+        assert p.accuracy == pytest.approx(model.predict(known.dataset.meta, [c.config])[0].accuracy)
+        expected = prior(summary, nearest, f"{c.config.backbone}/{c.config.mode}")
+        assert expected is not None and p.evidence_level == pytest.approx(expected[0]) and p.evidence_runs == expected[2]
+    scores = [c.prediction.accuracy - TIME_WEIGHT * np.log10(c.prediction.seconds) for c in cands]
+    assert scores == sorted(scores, reverse=True)
+    plain = model.candidates(known.dataset.meta, n=4, correct=False)
+    assert [c.config for c in plain] == [c.config for c in cands]
+    assert all(c.prediction.evidence_level is None for c in plain)
+
+
+def test_a_text_profile_states_its_pick_averaged_over_what_it_left_open(model: MetaModel,
+                                                                         known: ExperimentRecord) -> None:
+    """A task described in words (no probe, class count and size assumed) is ranked by, and its pick
+    stated at, the mean prediction over the plausible values of the assumed fields, not the
+    prediction at the defaults filled in for them."""
+    text = vary(known.dataset.meta, n_classes=2, n_instances=2000, imbalance_ratio=2.0).model_copy(
+        update={"probe_accuracy": None})
+    fields = ("n_classes", "n_instances", "imbalance_ratio")
+    cands = model.candidates(text, n=3, open_fields=fields)
+    assert cands
+    configs = [c.config for c in cands]
+    marginal = model.marginal(text, configs, fields)
+    at_defaults = model.predict(text, configs, open_fields=fields)
+    for c, m, d in zip(cands, marginal, at_defaults, strict=True):
+        assert c.prediction.accuracy == pytest.approx(float(m))
+        assert c.prediction.model_accuracy == pytest.approx(d.accuracy)
+        assert c.prediction.low <= c.prediction.accuracy <= c.prediction.high
+        assert set(c.prediction.assumed) == {*fields, "probe_accuracy"}
+    stated = model.marginal(known.dataset.meta, configs)
+    assert np.allclose(stated, [p.accuracy for p in model.predict(known.dataset.meta, configs)]), \
+        "with every field given the mean is the prediction itself"
