@@ -32,6 +32,25 @@ def duration_text(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def run_time_text(training: Mapping[str, Any]) -> str:
+    """How long a finished run took, its own time first: "in 15 s (the backbone features came from the
+    cache; extracting them took 36 s in an earlier run)".
+
+    A run whose features came from an earlier run's cache did not spend their extraction time,
+    though the record's total (`seconds`, what time predictions are scored on) includes it.
+    Reads the train node's `seconds`, `train_seconds`, `feature_seconds` and `features_cached`;
+    a record without the split (an older thread) says its total.
+    """
+    train, features = training.get("train_seconds"), training.get("feature_seconds") or 0.0
+    if train is None or not features:
+        return f"in {duration_text(training.get('seconds') if train is None else train)}"
+    if training.get("features_cached"):
+        return (f"in {duration_text(train)} (the backbone features came from the cache; extracting them took "
+                f"{duration_text(features)} in an earlier run)")
+    return (f"in {duration_text(train + features)}, of which {duration_text(features)} extracting the backbone "
+            "features (cached for the next run on this dataset)")
+
+
 def config_text(c: Mapping[str, Any] | Any) -> str:
     """One line naming a configuration: "resnet18/finetune 128px adam lr=0.001 bs=64 ep=10 freeze=0.5".
 

@@ -33,6 +33,7 @@ from agent.tune import (
     expected_improvement,
     render_proposal,
     render_result,
+    render_trial,
     tune,
     validation_se,
     variants,
@@ -629,6 +630,22 @@ def test_the_result_says_why_the_kept_trial_is_not_the_best_on_validation() -> N
                         train_seconds=1.0, llm_seconds=0.0)
     for text in (render_result(result), summary_md(result)):
         assert "trial 1" in text.lower() and "within one standard error" in text
+
+
+@pytest.mark.parametrize(("cached", "said"), [
+    (True, "in 15 s (the backbone features came from the cache; extracting them took 36 s in an earlier run)"),
+    (False, "in 51 s, of which 36 s extracting the backbone features"),
+])
+def test_the_terminal_says_a_trials_own_time_as_the_chat_does(cached: bool, said: str) -> None:
+    """`metallmix tune` words each trial's time as the chat's trial card and a single run's message do:
+    its own training time, and whether the features it used were extracted now or came from the cache."""
+    from agent.chat.tuning import trial_md
+
+    trial = make_trial(1, 0.7, predicted=0.8).model_copy(update={
+        "seconds": 58.0, "train_seconds": 15.0, "feature_seconds": 36.0, "features_cached": cached})
+    line = render_trial(trial).splitlines()[0]
+    assert said in line and "58 s" not in line  # not the wall time from job start to record
+    assert said in trial_md(trial)
 
 
 # -------------------------------------------------------------------------------- models

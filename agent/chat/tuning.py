@@ -21,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from agent.chat.views import ChatView, Observed, TrainingView, answer_message, run_time_text, thought, user
-from agent.formatting import accuracy_text, config_text, duration_text
+from agent.chat.views import ChatView, Observed, TrainingView, answer_message, thought, user
+from agent.formatting import accuracy_text, config_text, duration_text, run_time_text
 from agent.tune import Proposal, Trial, Tuner, TuneResult
+from agent.tune._render import trial_timing
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,6 @@ def proposal_md(p: Proposal, *, ask: bool) -> str:
     if ask:
         text += "\n\n**Approve** to train it, **Reject** to stop tuning (beside the chat), or reply *yes* / *no, why*."
     return text
-
-
-def trial_timing(t: Trial) -> dict[str, Any]:
-    """A trial's timings in the shape `run_time_text` reads (the train node's), so a trial card words its own
-    time and the cached features exactly as the single run's final message does."""
-    return {"seconds": t.seconds, "train_seconds": t.train_seconds, "feature_seconds": t.feature_seconds,
-            "features_cached": t.features_cached}
 
 
 def own_seconds(t: Trial) -> float:

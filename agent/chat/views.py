@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.formatting import duration_text
+from agent.formatting import run_time_text
 
 if TYPE_CHECKING:
     from agent.chat.runs import LiveRun
@@ -42,25 +42,6 @@ STALLED = ("This thread stopped inside training (the app was restarted, or the j
 
 
 # ---------------------------------------------------------------------------- types
-def run_time_text(training: dict[str, Any]) -> str:
-    """How long a finished run took, its own time first: "in 15 s (the backbone features came from the
-    cache; extracting them took 36 s in an earlier run)".
-
-    A run whose features came from an earlier run's cache did not spend their extraction time,
-    though the record's total (`seconds`, what time predictions are scored on) includes it.
-    Reads the train node's `seconds`, `train_seconds`, `feature_seconds` and `features_cached`;
-    a record without the split (an older thread) says its total.
-    """
-    train, features = training.get("train_seconds"), training.get("feature_seconds") or 0.0
-    if train is None or not features:
-        return f"in {duration_text(training.get('seconds') if train is None else train)}"
-    if training.get("features_cached"):
-        return (f"in {duration_text(train)} (the backbone features came from the cache; extracting them took "
-                f"{duration_text(features)} in an earlier run)")
-    return (f"in {duration_text(train + features)}, of which {duration_text(features)} extracting the backbone "
-            "features (cached for the next run on this dataset)")
-
-
 @dataclass
 class TrainingView:
     """What a training panel shows.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from agent.formatting import config_text, duration_text
+from typing import Any
+
+from agent.formatting import config_text, duration_text, run_time_text
 from agent.tune._models import Plan, Trial, TuneResult
 
 
@@ -18,11 +20,19 @@ def render_proposal(p: Plan) -> str:
     return "\n".join(lines)
 
 
+def trial_timing(t: Trial) -> dict[str, Any]:
+    """A trial's timings in the shape `agent.formatting.run_time_text` reads (the train node's), so the
+    terminal and the chat's trial cards word its own time and the cached features as a single run's
+    final message does."""
+    return {"seconds": t.seconds, "train_seconds": t.train_seconds, "feature_seconds": t.feature_seconds,
+            "features_cached": t.features_cached}
+
+
 def render_trial(t: Trial) -> str:
     """A trial's outcome: status, config, accuracies, time, record and analysis."""
     result = (f"val {t.val_accuracy:.3f}, test {t.test_accuracy:.3f}" if t.val_accuracy is not None
               and t.test_accuracy is not None else t.status)
-    return (f"Trial {t.number} [{t.status}] {config_text(t.config)}: {result} in {duration_text(t.seconds)}"
+    return (f"Trial {t.number} [{t.status}] {config_text(t.config)}: {result} {run_time_text(trial_timing(t))}"
             + (f" (record {t.record_id})" if t.record_id else "") + f"\n  analysis: {t.analysis.text}")
 
 
