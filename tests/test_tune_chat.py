@@ -237,6 +237,18 @@ def test_each_trial_card_says_that_trials_own_time(tmp_path: Path, cache: str, s
     assert len(rows) == 2 and all(row.rstrip(" |").endswith(own) for row in rows), rows
 
 
+def test_edit_during_a_trial_question_says_what_to_do_and_keeps_the_trial_waiting(tmp_path: Path) -> None:
+    adapter, _, _ = _tuning(tmp_path)
+    view = last(adapter.submit("t1", "tune 2 trials, ask before each"))
+    assert view.offer is not None and view.offer["tune_trial"] == 1
+
+    edited = last(adapter.edit("t1", "epochs=5"))
+    assert edited.notice and "cannot be edited" in edited.notice and "Approve" in edited.notice
+    assert edited.offer is not None and edited.offer["tune_trial"] == 1  # still waiting for its answer
+    assert last(adapter.approve("t1")).offer["tune_trial"] == 2  # and still answerable
+    last(adapter.reject("t1"))
+
+
 def test_the_dataset_path_left_under_options_does_not_turn_answers_into_new_requests(tmp_path: Path) -> None:
     from tests.fakes import TASK
 

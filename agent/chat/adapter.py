@@ -214,6 +214,12 @@ class ChatAdapter:
 
     def edit(self, thread_id: str, text: str, *, said: str | None = None) -> Iterator[ChatView]:
         """Edit the offer from "epochs=5, lr=3e-4" or a JSON object of fields (`said`: as typed in the chat)."""
+        if self._tunes.waiting(thread_id) is not None:  # a tuning trial is asked about, not an offer
+            yield self.view(thread_id, notice=(
+                "A tuning trial cannot be edited: the agent proposes each one from the trials before it. Approve it, "
+                "or Reject it (with a reason) to stop tuning and then ask for the run you want, e.g. "
+                "`train with epochs=5`."))
+            return
         changes: Any
         try:
             changes = json.loads(text) if text.strip().startswith("{") else parse_changes(text)
