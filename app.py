@@ -350,6 +350,7 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
     kb = parts.kb
 
     screens: dict[str, str] = {}  # browser session -> the thread it shows (a page follows one thread at a time)
+    early: dict[str, str] = {}  # browser session -> the thread its first message started before the page loaded
 
     def render(view: ChatView, *, thread: str | None = None, clear_input: bool = False,
                last_curve: list[Any] | None = None, request: gr.Request | None = None) -> tuple[Any, ...]:
@@ -464,7 +465,9 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                         msg, upload, thread, stop_btn, side_box]
 
         def on_load(thread_id: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
-            tid = thread_id or adapter.new_thread_id()
+            # A message sent before the page had loaded (a busy machine) started its own thread: the page
+            # shows that one, not a new empty one that would hide the request running.
+            tid = thread_id or early.get(request.session_hash or "") or adapter.new_thread_id()
             yield from show_thread(tid, request)
 
         def show_thread(tid: str, request: gr.Request) -> Iterator[tuple[Any, ...]]:
@@ -492,6 +495,8 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                     max_mb: float | None, max_gb: float | None, thread_id: str | None,
                     request: gr.Request) -> Iterator[tuple[Any, ...]]:
             tid = thread_id or adapter.new_thread_id()
+            if not thread_id:  # before the page's load event gave it one
+                early[request.session_hash or ""] = tid
             key = _thread_key(tid, request)
             try:
                 dataset = adapter.dataset_from(upload_path, path)

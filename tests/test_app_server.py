@@ -111,6 +111,20 @@ def test_a_task_then_approval_round_trip(served: Served) -> None:
     assert offer == "" and len(served.jobs.calls) == 1
 
 
+def test_a_message_sent_before_the_page_loaded_keeps_its_thread_on_screen(served: Served) -> None:
+    """On a busy machine the page's load event can run after the first message was sent (the thread
+    state still empty). The load then shows the thread that message started, not a new empty one
+    (seen in Chromium on CI: the recommendation in progress vanished from the chat)."""
+    *_, thread = served.call("/send", TASK, None, "", None, "", [], [], 0, 0, 0, None)
+    assert thread
+
+    chat, *_, loaded = served.call("/load", None)
+    assert loaded == thread
+    assert any(text_of(m).startswith(TASK) for m in chat)
+    *_, other = served.call("/load", "browser-2")  # a page that knows its thread keeps it
+    assert other == "browser-2"
+
+
 def test_followup_and_knowledge_base_endpoints(served: Served) -> None:
     served.call("/send", TASK, None, "", None, "", [], [], 0, 0, 0, "browser-1")
 
