@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
+from tests.browser.serving import serve_chat
 from tests.browser.test_chat_layout_chromium import SHOTS, VIEW, _in_viewport
 from tests.browser.test_e2e_chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.fakes import TASK, free_port, make_adapter, tiny_dataset
+from tests.fakes import TASK, make_adapter, tiny_dataset
 
 pytestmark = [pytest.mark.browser]
 CACHED = {"train_seconds": 15.0, "feature_seconds": 36.0, "cache": "hit"}
@@ -36,20 +37,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}")
     pytest.importorskip("playwright.sync_api")
-    import app as app_module
 
     tmp = tmp_path_factory.mktemp("approval")
     adapter, jobs = make_adapter(tmp)
     jobs.timing = CACHED
     data = tiny_dataset(tmp / "data")
-    settings = app_module.AppSettings(port=free_port(), db_path=tmp / "threads.sqlite", plot_dir=tmp / "plots",
-                                      uploads_dir=tmp / "uploads", data_dirs=[str(tmp / "data")],
-                                      secret="approval-secret")
-    demo = app_module.create_app(app_module.AppParts(adapter=adapter, kb=adapter.kb), settings)
-    app_module.launch(demo, settings, block=False, quiet=True)
+    url, demo = serve_chat(adapter, tmp, "approval-secret")
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        yield {"url": f"http://127.0.0.1:{settings.port}/", "data": data}
+        yield {"url": url, "data": data}
     finally:
         demo.close()
 

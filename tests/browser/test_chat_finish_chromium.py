@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from tests.browser.serving import serve_chat
 from tests.browser.test_e2e_chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.fakes import free_port, make_adapter, tiny_dataset
+from tests.fakes import make_adapter, tiny_dataset
 
 pytestmark = [pytest.mark.browser]
 SHOTS = Path(os.environ.get("METALLMIX_SHOTS", "/tmp/metallmix-shots"))
@@ -28,21 +29,16 @@ def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}")
     pytest.importorskip("playwright.sync_api")
-    import app as app_module
     from tests.test_chat_finish import _gate_the_llm
 
     adapter, _ = make_adapter(tmp_path)
     gate = threading.Event()
     _gate_the_llm(adapter, gate)
     tiny_dataset(tmp_path / "data")
-    settings = app_module.AppSettings(port=free_port(), db_path=tmp_path / "threads.sqlite", plot_dir=tmp_path / "plots",
-                                      uploads_dir=tmp_path / "uploads", data_dirs=[str(tmp_path / "data")],
-                                      secret="finish-secret")
-    demo = app_module.create_app(app_module.AppParts(adapter=adapter, kb=adapter.kb), settings)
-    app_module.launch(demo, settings, block=False, quiet=True)
+    url, demo = serve_chat(adapter, tmp_path, "finish-secret")
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        yield {"url": f"http://127.0.0.1:{settings.port}/", "gate": gate}
+        yield {"url": url, "gate": gate}
     finally:
         gate.set()
         demo.close()

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from tests.browser.serving import serve_chat
 from tests.browser.test_e2e_chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.fakes import TASK, FakeMetaModel, free_port, make_adapter, tiny_dataset
+from tests.fakes import TASK, FakeMetaModel, make_adapter, tiny_dataset
 
 pytestmark = [pytest.mark.browser]
 SHOTS = Path(os.environ.get("METALLMIX_SHOTS", "/tmp/metallmix-shots"))
@@ -30,7 +31,6 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}")
     pytest.importorskip("playwright.sync_api")
-    import app as app_module
     from tools.metamodel import MetaModel
 
     # The real plotting code over the fake's explanation: the PNG has the real plot's size (825 px wide).
@@ -39,14 +39,10 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
     gate = threading.Event()  # the training job holds after its first epoch until this is set
     adapter, _ = make_adapter(tmp_path, gate=gate)
     data = tiny_dataset(tmp_path / "data")
-    settings = app_module.AppSettings(port=free_port(), db_path=tmp_path / "threads.sqlite", plot_dir=tmp_path / "plots",
-                                      uploads_dir=tmp_path / "uploads", data_dirs=[str(tmp_path / "data")],
-                                      secret="layout-secret")
-    demo = app_module.create_app(app_module.AppParts(adapter=adapter, kb=adapter.kb), settings)
-    app_module.launch(demo, settings, block=False, quiet=True)
+    url, demo = serve_chat(adapter, tmp_path, "layout-secret")
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        yield {"url": f"http://127.0.0.1:{settings.port}/", "gate": gate, "data": data}
+        yield {"url": url, "gate": gate, "data": data}
     finally:
         gate.set()
         demo.close()

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from tests.browser.serving import serve_chat
 from tests.browser.test_chat_finish_chromium import SHOTS
 from tests.browser.test_e2e_chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.fakes import TASK, ScriptChat, free_port, make_adapter
+from tests.fakes import TASK, ScriptChat, make_adapter
 
 pytestmark = [pytest.mark.browser]
 
@@ -28,18 +29,13 @@ def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}")
     pytest.importorskip("playwright.sync_api")
-    import app as app_module
 
     llm = ScriptChat(stream_chunk=3, token_delay=0.15)  # ~7 s to write the answer: time to see it and stop it
     adapter, _ = make_adapter(tmp_path, llm=llm)
-    settings = app_module.AppSettings(port=free_port(), db_path=tmp_path / "threads.sqlite", plot_dir=tmp_path / "plots",
-                                      uploads_dir=tmp_path / "uploads", data_dirs=[str(tmp_path / "data")],
-                                      secret="stream-secret")
-    demo = app_module.create_app(app_module.AppParts(adapter=adapter, kb=adapter.kb), settings)
-    app_module.launch(demo, settings, block=False, quiet=True)
+    url, demo = serve_chat(adapter, tmp_path, "stream-secret")
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        yield {"url": f"http://127.0.0.1:{settings.port}/", "llm": llm}
+        yield {"url": url, "llm": llm}
     finally:
         demo.close()
 
