@@ -320,7 +320,7 @@ def test_a_full_profile_keeps_its_prediction_and_carries_the_evidence(model: Met
         assert p.model_accuracy is None, "a task stated in full is not corrected"
         assert p.accuracy == pytest.approx(model.predict(known.dataset.meta, [c.config])[0].accuracy)
         expected = prior(summary, nearest, f"{c.config.backbone}/{c.config.mode}")
-        assert expected is not None and p.evidence_level == pytest.approx(expected[0]) and p.evidence_runs == expected[2]
+        assert expected is not None and p.evidence_level == pytest.approx(expected[0]) and p.evidence_runs == expected[1]
     scores = [c.prediction.accuracy - TIME_WEIGHT * np.log10(c.prediction.seconds) for c in cands]
     assert scores == sorted(scores, reverse=True)
     plain = model.candidates(known.dataset.meta, n=4, correct=False)

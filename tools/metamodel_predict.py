@@ -285,7 +285,7 @@ class _Predicting:
         out = []
         for c, p in zip(configs, preds, strict=True):
             pr = prior(evidence, nearest, f"{c.backbone}/{c.mode}")
-            out.append(dataclasses.replace(p, evidence_level=pr[0], evidence_runs=pr[2]) if pr else p)
+            out.append(dataclasses.replace(p, evidence_level=pr[0], evidence_runs=pr[1]) if pr else p)
         return out
 
     def corrected(self, meta: MetaFeatures, configs: Sequence[TrainConfig], preds: Sequence[Prediction],

@@ -1,14 +1,12 @@
 """What the nearest datasets' runs of a backbone and mode reached: the evidence beside a prediction.
 
     summary = summarise((dataset, "backbone/mode", accuracy) for each run)   # at fit time
-    mu, tau, runs = prior(summary, nearest_dataset_names, "efficientnet_lite0/frozen")
+    mu, runs = prior(summary, nearest_dataset_names, "efficientnet_lite0/frozen")
 
 On each of the nearest datasets (`tools.novelty` distance) that has at least MIN_RUNS runs of
 the candidate's backbone and mode, the EVIDENCE_Q quantile of those runs' test accuracies
-("what a good config of this kind reached there"); `mu` is their mean and `tau` the spread a
-new dataset drawn from the same population would show, ``max(var, TAU_FLOOR^2) * (1 + 1/m)``
-over the ``m`` datasets. A backbone and mode that no near dataset ran fall back to all runs of
-those datasets (support 0 for the pair). The meta-model attaches it to each candidate
+("what a good config of this kind reached there"); `mu` is their mean. A backbone and mode
+that no near dataset ran fall back to all runs of those datasets (support 0 for the pair). The meta-model attaches it to each candidate
 (`Prediction.evidence_level`, `evidence_runs`), so a prediction far above what similar
 datasets reached can be told apart.
 
@@ -28,7 +26,6 @@ import numpy as np
 
 EVIDENCE_Q = 0.9  # a good run of that kind on that dataset
 MIN_RUNS = 3  # runs of a pair on a dataset before they count as its evidence
-TAU_FLOOR = 0.05  # the evidence is never taken as more certain than this spread
 ALL = "*"  # the key of all runs on a dataset, whatever the pair
 
 
@@ -43,15 +40,14 @@ def summarise(runs: Iterable[tuple[str, str, float]]) -> dict[str, dict[str, lis
 
 
 def prior(summary: Mapping[str, Mapping[str, Sequence[float]]], nearest: Sequence[str],
-          pair: str) -> tuple[float, float, int] | None:
-    """(mu, tau, support) of `pair` on the `nearest` datasets; support counts the pair's runs
+          pair: str) -> tuple[float, int] | None:
+    """(mu, support) of `pair` on the `nearest` datasets; support counts the pair's runs
     there (0 when the fallback to all runs was taken). None when no near dataset has runs."""
     for key in (pair, ALL):
         levels = [summary[d][key] for d in nearest if key in summary.get(d, {}) and summary[d][key][1] >= MIN_RUNS]
         if levels:
             values = np.array([lv[0] for lv in levels], dtype=np.float64)
-            tau2 = max(float(values.var()), TAU_FLOOR**2) * (1 + 1 / len(values))
             support = int(sum(lv[1] for lv in levels)) if key == pair else 0
-            return float(values.mean()), float(np.sqrt(tau2)), support
+            return float(values.mean()), support
     return None
 
