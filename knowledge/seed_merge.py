@@ -28,9 +28,9 @@ from knowledge.store import (
     SEED_DIR,
     SEED_SHARD_GLOB,
     KnowledgeBaseError,
+    _write_shards,
     read_records,
     read_seed,
-    write_seed_shards,
 )
 
 
@@ -53,10 +53,9 @@ def rewrite_seed(records: Iterable[ExperimentRecord], folder: str | Path | None 
         The files that changed: shards whose bytes are new, shards and the plain file removed.
     """
     folder = Path(folder) if folder is not None else SEED_DIR
-    before = {p: p.read_bytes() for p in folder.glob(SEED_SHARD_GLOB)}
-    written = write_seed_shards(records, folder)
-    changed = [p for p in written if before.get(p) != p.read_bytes()]
-    changed += sorted(p for p in before if p not in written)
+    before = set(folder.glob(SEED_SHARD_GLOB))
+    written, changed = _write_shards(records, folder)  # the writer knows which shards got new bytes
+    changed += sorted(before - set(written))
     plain = folder / RECORDS_FILE
     if plain.is_file():
         plain.unlink()

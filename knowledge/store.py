@@ -197,22 +197,30 @@ def write_seed_shards(records: Iterable[ExperimentRecord], folder: str | Path,
     Returns:
         The shards written, in reading order.
     """
+    return _write_shards(records, folder, max_records_per_shard)[0]
+
+
+def _write_shards(records: Iterable[ExperimentRecord], folder: str | Path,
+                  max_records_per_shard: int = SEED_SHARD_RECORDS) -> tuple[list[Path], list[Path]]:
+    """`write_seed_shards`, returning (shards in reading order, those whose bytes were new)."""
     if not isinstance(max_records_per_shard, int) or isinstance(max_records_per_shard, bool) or max_records_per_shard < 1:
         raise ValueError(f"max_records_per_shard must be an int >= 1, but got {max_records_per_shard!r}.")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     recs = list(records)
     written: list[Path] = []
+    rewritten: list[Path] = []
     for number, start in enumerate(range(0, len(recs), max_records_per_shard)):
         payload = "".join(r.model_dump_json() + "\n" for r in recs[start : start + max_records_per_shard]).encode()
         path = folder / f"records-{number:05d}.jsonl.gz"
         data = _gzip(payload)
         if not (path.is_file() and path.read_bytes() == data):  # an unchanged shard keeps its file and mtime
             _atomic_write(path, data)
+            rewritten.append(path)
         written.append(path)
     for stale in sorted(set(folder.glob(SEED_SHARD_GLOB)) - set(written)):
         stale.unlink()
-    return written
+    return written, rewritten
 
 
 def _gzip(data: bytes) -> bytes:

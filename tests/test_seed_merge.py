@@ -74,3 +74,21 @@ def test_the_command_counts_says_what_changed_and_refuses_a_missing_file(
     assert "added 4 new runs" in capsys.readouterr().out and len(read_seed(seed)) == len(packaged) + 4
     assert main(["--records", str(tmp_path / "nowhere.jsonl"), "--seed-dir", str(seed)]) == 2
     assert "no records file" in capsys.readouterr().err
+
+
+def test_a_merge_counts_from_two_inputs_and_reads_no_shard_back(
+        seed: Path, tmp_path: Path, packaged: list[ExperimentRecord], monkeypatch: pytest.MonkeyPatch) -> None:
+    """What changed is known from the write itself: each existing shard is read once (to keep an
+    unchanged one's bytes), never again after it was written."""
+    new = _runs(packaged[:5], "two")
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("".join(r.model_dump_json() + "\n" for r in [*new[:3], packaged[1]]))
+    b.write_text("".join(r.model_dump_json() + "\n" for r in [new[2], *new[3:], packaged[2], packaged[3]]))
+    reads: list[Path] = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda p: reads.append(p) or read_bytes(p))
+    res = merge_into_seed([a, b], seed)
+    assert [r.id for r in res.added] == [r.id for r in new] and res.known == 4
+    assert res.changed == [sorted(seed_files(seed))[-1]]
+    shard_reads = [p for p in reads if p.name.endswith(".jsonl.gz")]
+    assert len(shard_reads) == len(set(shard_reads)), f"a shard read more than once: {shard_reads}"
