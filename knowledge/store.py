@@ -215,7 +215,7 @@ def _write_shards(records: Iterable[ExperimentRecord], folder: str | Path,
         path = folder / f"records-{number:05d}.jsonl.gz"
         data = _gzip(payload)
         if not (path.is_file() and path.read_bytes() == data):  # an unchanged shard keeps its file and mtime
-            _atomic_write(path, data)
+            atomic_write(path, data)
             rewritten.append(path)
         written.append(path)
     for stale in sorted(set(folder.glob(SEED_SHARD_GLOB)) - set(written)):
@@ -246,7 +246,7 @@ def _write_temporary(path: Path, data: bytes) -> Path:
     return tmp
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Replace `path` with `data` whole: a reader sees the old file or the new one."""
     tmp = _write_temporary(path, data)
     try:
@@ -760,5 +760,5 @@ def open_default(root: str | Path | None = None, seed_dir: str | Path | None = N
     return kb
 
 
-__all__ = ["KnowledgeBase", "KnowledgeBaseError", "SearchVectors", "chroma_server", "server_collection", "open_default", "read_records", "read_seed", "seed_files",
+__all__ = ["KnowledgeBase", "KnowledgeBaseError", "SearchVectors", "atomic_write", "chroma_server", "server_collection", "open_default", "read_records", "read_seed", "seed_files",
            "write_seed_shards", "flatten", "unflatten"]

@@ -8,6 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from knowledge.schema import TrainConfig
 from knowledge.store import KnowledgeBase, read_records
 from tools.jobs import Job
@@ -158,3 +160,22 @@ def test_drive_cancels_on_ctrl_c_and_records_or_raises_as_asked(tmp_path: Path) 
     with pytest.raises(KeyboardInterrupt):
         drive(job)
     assert job.cancelled
+
+
+def test_write_json_replaces_whole_or_not_at_all_and_leaves_no_temporary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one atomic writer (knowledge.store.atomic_write): a rename that fails keeps the old file
+    and removes the temporary (a fixed `.tmp` name was left behind, and shared by two writers)."""
+    from tools.jobs import write_json
+
+    path = tmp_path / "record.json"
+    write_json(path, {"n": 1})
+    assert json.loads(path.read_text()) == {"n": 1}
+
+    def no_rename(src: object, dst: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", no_rename)
+    with pytest.raises(OSError, match="disk full"):
+        write_json(path, {"n": 2})
+    assert json.loads(path.read_text()) == {"n": 1} and [p.name for p in tmp_path.iterdir()] == ["record.json"]

@@ -110,3 +110,27 @@ def test_a_split_too_small_to_probe_gives_none(head_ct) -> None:  # type: ignore
     one_class = replace(head_ct, splits={**head_ct.splits, "train": Split(head_ct.splits["train"].images[:3],
                                                                           np.zeros(3, dtype=np.int64))})
     assert probe_accuracy(one_class) is None
+
+
+def test_backfill_of_a_records_file_that_cannot_be_replaced_keeps_it_and_leaves_no_temporary(
+        tmp_path: Path, shared_data: Path, head_ct, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    ours = next(r for r in read_seed() if r.dataset.fingerprint == head_ct.fingerprint)
+    bare = ours.model_copy(update={"dataset": ours.dataset.model_copy(update={
+        "meta": ours.dataset.meta.model_copy(update={"probe_accuracy": None})})})
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "head_ct_hemorrhage.npz").symlink_to(shared_data / "head_ct_hemorrhage.npz")
+    target = tmp_path / "kb" / "records.jsonl"
+    target.parent.mkdir()
+    target.write_text(bare.model_dump_json() + "\n")
+    before = target.read_bytes()
+
+    def no_rename(src: object, dst: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", no_rename)
+    with pytest.raises(OSError, match="disk full"):
+        backfill(target, data)
+    assert target.read_bytes() == before and [p.name for p in target.parent.iterdir()] == ["records.jsonl"]

@@ -24,7 +24,7 @@ def backfill(records: Path, data_dir: Path) -> dict[str, float | None]:
     Returns the probe by dataset name."""
     from knowledge.schema import ExperimentRecord
     from knowledge.seed_merge import rewrite_seed
-    from knowledge.store import read_seed
+    from knowledge.store import atomic_write, read_seed
     from tools.datasets import load_dataset
 
     by_print: dict[str, float | None] = {}
@@ -48,9 +48,7 @@ def backfill(records: Path, data_dir: Path) -> dict[str, float | None]:
         rec = ExperimentRecord.model_validate_json(line)
         new = update(rec)
         lines.append(line if new is rec else new.model_dump_json())
-    tmp = records.with_name(records.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(records)
+    atomic_write(records, ("\n".join(lines) + "\n").encode())
     return names
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from knowledge.schema import DatasetInfo, EpochMetrics, ExperimentRecord, Outcome, Provenance, TrainConfig, now_utc
-from knowledge.store import KnowledgeBase
+from knowledge.store import KnowledgeBase, atomic_write
 
 
 def runs_dir() -> Path:
@@ -38,9 +38,7 @@ def runs_dir() -> Path:
 
 def write_json(path: Path, data: Any) -> None:
     """Write `data` as JSON through a temporary file, so readers never see half of it."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(data, indent=1, default=str).encode())
 
 
 class Job:
