@@ -52,6 +52,7 @@ from agent.chat import (  # noqa: E402
     panel_curve,
     remember,
 )
+from agent.chat.conversations import EarlyThreads  # noqa: E402
 from agent.chat.transcript import is_postgres_url, open_checkpointer, redact  # noqa: E402
 from agent.context import Context  # noqa: E402
 from knowledge.space import BACKBONES, MODES  # noqa: E402
@@ -350,7 +351,7 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
     kb = parts.kb
 
     screens: dict[str, str] = {}  # browser session -> the thread it shows (a page follows one thread at a time)
-    early: dict[str, str] = {}  # browser session -> the thread its first message started before the page loaded
+    early = EarlyThreads()  # browser session -> the thread its first message started before the page loaded
 
     def render(view: ChatView, *, thread: str | None = None, clear_input: bool = False,
                last_curve: list[Any] | None = None, request: gr.Request | None = None) -> tuple[Any, ...]:
@@ -467,7 +468,7 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
         def on_load(thread_id: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
             # A message sent before the page had loaded (a busy machine) started its own thread: the page
             # shows that one, not a new empty one that would hide the request running.
-            tid = thread_id or early.get(request.session_hash or "") or adapter.new_thread_id()
+            tid = thread_id or early.take(request.session_hash or "") or adapter.new_thread_id()
             yield from show_thread(tid, request)
 
         def show_thread(tid: str, request: gr.Request) -> Iterator[tuple[Any, ...]]:
@@ -496,7 +497,7 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
                     request: gr.Request) -> Iterator[tuple[Any, ...]]:
             tid = thread_id or adapter.new_thread_id()
             if not thread_id:  # before the page's load event gave it one
-                early[request.session_hash or ""] = tid
+                early.put(request.session_hash or "", tid)
             key = _thread_key(tid, request)
             try:
                 dataset = adapter.dataset_from(upload_path, path)
@@ -568,6 +569,7 @@ def create_app(parts: AppParts | Callable[[], AppParts], settings: AppSettings |
         chat_kw: dict[str, Any] = {"concurrency_limit": 8, "show_progress": "hidden"}
         def forget(request: gr.Request) -> None:
             screens.pop(request.session_hash or "", None)
+            early.forget(request.session_hash or "")
 
         demo.unload(forget)  # a closed page's entry goes
         listing = ([thread, threads], [threads, conversations])  # the browser's list, after each change of thread

@@ -121,6 +121,8 @@ def test_a_message_sent_before_the_page_loaded_keeps_its_thread_on_screen(served
     chat, *_, loaded = served.call("/load", None)
     assert loaded == thread
     assert any(text_of(m).startswith(TASK) for m in chat)
+    *_, again = served.call("/load", None)
+    assert again != thread, "the load took the early thread: the server keeps no entry for the page"
     *_, other = served.call("/load", "browser-2")  # a page that knows its thread keeps it
     assert other == "browser-2"
 

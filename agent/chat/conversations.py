@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,7 @@ from agent.chat.transcript import Transcript
 from agent.chat.views import thread_config
 
 KEPT = 50  # threads a browser lists, most recent first
+EARLY_KEPT = 256  # pages whose first message came before their load event, awaiting that load
 TITLE_CHARS = 60
 NEW_TITLE = "New conversation"
 
@@ -51,6 +53,41 @@ def remember(known: Sequence[str] | None, thread_id: str | None) -> list[str]:
     if thread_id:
         ids = [thread_id, *(t for t in ids if t != thread_id)]
     return ids[:KEPT]
+
+
+class EarlyThreads:
+    """Browser session -> the thread its first message started before the page's load event ran.
+
+    The load takes its session's entry (`take`), a closed page's goes (`forget`), and at most
+    `kept` are held, the oldest dropped first: a page whose load never came (closed mid-race,
+    its unload lost) does not stay for the life of the server.
+    """
+
+    def __init__(self, kept: int = EARLY_KEPT) -> None:
+        if kept < 1:
+            raise ValueError(f"kept must be >= 1, but got {kept!r}.")
+        self.kept = kept
+        self._threads: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, session: str, thread_id: str) -> None:
+        with self._lock:
+            self._threads.pop(session, None)
+            self._threads[session] = thread_id
+            while len(self._threads) > self.kept:
+                self._threads.popitem(last=False)
+
+    def take(self, session: str) -> str | None:
+        """The session's thread, removed: the load that shows it needs it once."""
+        with self._lock:
+            return self._threads.pop(session, None)
+
+    def forget(self, session: str) -> None:
+        with self._lock:
+            self._threads.pop(session, None)
+
+    def __len__(self) -> int:
+        return len(self._threads)
 
 
 def short_title(text: str) -> str:
@@ -132,4 +169,5 @@ class Conversations:
         return out
 
 
-__all__ = ["KEPT", "NEW_TITLE", "Conversation", "Conversations", "remember", "short_title"]
+__all__ = ["EARLY_KEPT", "KEPT", "NEW_TITLE", "Conversation", "Conversations", "EarlyThreads", "remember",
+           "short_title"]
