@@ -123,16 +123,17 @@ def _gunzip(path: Path) -> bytes:
         ) from exc
 
 
-def _parse(path: Path, data: bytes, torn_tail_ok: bool) -> list[tuple[ExperimentRecord, bytes]]:
+def _parse(path: Path, data: bytes, torn_tail_ok: bool, first_line: int = 1) -> list[tuple[ExperimentRecord, bytes]]:
+    """The records of `data`, read from `path` where its first line is line `first_line`."""
     records: list[tuple[ExperimentRecord, bytes]] = []
     lines = data.split(b"\n")
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=first_line):
         if not raw.strip():
             continue
         try:
             records.append((ExperimentRecord.model_validate_json(raw), raw))
         except ValidationError as exc:
-            if torn_tail_ok and number == len(lines):  # torn tail of a crashed writer: not a record yet
+            if torn_tail_ok and number == first_line + len(lines) - 1:  # torn tail of a crashed writer: not a record yet
                 log.warning("ignoring a torn last line in %s", path)
                 continue
             raise KnowledgeBaseError(
@@ -352,6 +353,10 @@ class KnowledgeBase:
         # search re-checks the index only when the file changed (Chroma's count() is a SQL count,
         # ~3-8 ms at 100k records, and the old search made three of them per query).
         self._indexed: tuple[int, int] | None = None
+        # What `append` knows of the file: (inode, bytes read, lines in them, their record ids).
+        # Under the lock a later append reads only the bytes after those (another process's
+        # appends), not the whole file again.
+        self._appended: tuple[int, int, int, set[str]] | None = None
 
     # ----------------------------------------------------------------- records
     def _read(self) -> tuple[tuple[int, int] | None, list[ExperimentRecord]]:
@@ -397,19 +402,38 @@ class KnowledgeBase:
             return 0
         with _locked(self.path) as fd:
             _trim_torn_tail(fd)
-            known = {r.id for r in read_records(self.path)}
+            end, lines, known = self._known_ids(fd)
             fresh = [r for r in batch if r.id not in known]
             if fresh:
                 payload = "".join(r.model_dump_json() + "\n" for r in fresh).encode()
                 os.lseek(fd, 0, os.SEEK_END)
                 os.write(fd, payload)
                 os.fsync(fd)
+                known.update(r.id for r in fresh)  # only this object's set: ids now in the file
+                end, lines = end + len(payload), lines + len(fresh)
+            self._appended = (os.fstat(fd).st_ino, end, lines, known)
         if fresh and self._use_index:
             try:
                 self._index(fresh)
             except KnowledgeBaseError as exc:  # the JSONL holds them: the index catches up on the next search
                 log.warning("appended %d records, but could not index them now: %s", len(fresh), exc)
         return len(fresh)
+
+    def _known_ids(self, fd: int) -> tuple[int, int, set[str]]:
+        """(size, lines, record ids) of the locked records file `fd`, its torn tail trimmed: only
+        the bytes appended since this object last looked are read, or the whole file when it is
+        another file now (replaced, or shorter than what was read)."""
+        st = os.fstat(fd)
+        ino, start, lines, known = self._appended or (st.st_ino, 0, 0, set())
+        if ino != st.st_ino or start > st.st_size:
+            start, lines, known = 0, 0, set()
+        if st.st_size > start:
+            data = b""
+            while len(data) < st.st_size - start:  # a read may return less than asked
+                data += os.pread(fd, st.st_size - start - len(data), start + len(data))
+            known.update(r.id for r, _ in _parse(self.path, data, torn_tail_ok=False, first_line=lines + 1))
+            lines += data.count(b"\n")
+        return st.st_size, lines, known
 
     # ------------------------------------------------------------------- index
     def _embedding_function(self) -> Any:

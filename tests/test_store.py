@@ -63,6 +63,42 @@ def test_a_bad_line_in_the_middle_is_an_error_naming_the_line(tmp_path: Path) ->
         read_records(kb.path)
 
 
+def test_two_writers_on_one_folder_append_alternately_without_duplicates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each KnowledgeBase keeps the ids it has read and, under the file lock, reads only the bytes
+    appended since (the other writer's), not the whole file on every append."""
+    import knowledge.store as store
+
+    a, b = KnowledgeBase(tmp_path, index=False), KnowledgeBase(tmp_path, index=False)
+    recs = make(40)
+    parsed: list[int] = []
+    parse = store._parse
+    monkeypatch.setattr(store, "_parse", lambda path, data, *args, **kw: parsed.append(len(data)) or parse(path, data, *args, **kw))
+    assert a.append(recs[:30]) == 30
+    for i in range(30, 40, 2):
+        assert b.append(recs[i - 1 : i + 1]) == 1, "b sees a's last record"
+        assert a.append(recs[i : i + 2]) == 1, "a sees b's last record"
+    lines = a.path.read_bytes().splitlines(keepends=True)
+    assert parsed[0] == sum(map(len, lines[:30])), "b's first append reads the file once"
+    assert parsed[1:] == [len(line) for line in lines[30:-1]], "then each reads only the other's new line"
+    ids = [r.id for r in read_records(a.path)]
+    assert ids == [r.id for r in recs] and len(set(ids)) == len(ids)
+    assert [r.id for r in b.records()] == ids and len(a) == 40
+
+
+def test_an_appender_rereads_a_replaced_file_and_names_a_bad_line_it_did_not_write(tmp_path: Path) -> None:
+    kb = KnowledgeBase(tmp_path, index=False)
+    kb.append(make(3))
+    other = tmp_path / "other.jsonl"
+    other.write_text(make(5)[4].model_dump_json() + "\n")
+    os.replace(other, kb.path)  # another file now (e.g. restored from an export)
+    assert kb.append(make(5)) == 4 and [r.id for r in kb.records()][0] == "rec00004ok"
+    with kb.path.open("a") as f:
+        f.write('{"not": "a record"}\n')
+    with pytest.raises(KnowledgeBaseError, match=r"records.jsonl:6 is not a valid experiment record"):
+        kb.append(make(7)[6:])
+
+
 def test_export_import_round_trip_jsonl_and_csv(tmp_path: Path) -> None:
     kb = KnowledgeBase(tmp_path / "a", index=False)
     kb.append(make(3) + make(2, status="diverged"))
@@ -248,8 +284,8 @@ def test_search_checks_the_index_only_when_the_file_changed(tmp_path: Path, monk
     hits = kb.search("ultrasound", k=10)
     assert sorted(r.id for r, _ in hits) == [f"rec{i:05d}ok" for i in range(5)]
     assert kb.collection().count() == 5
-    assert len(reads) == 3  # the worker's append (its duplicate check) and this search
+    assert len(reads) == 2  # this search (the worker's append reads only the bytes it has not seen)
     kb.search("ultrasound", k=10)
-    assert len(reads) == 3
+    assert len(reads) == 2
     kb.path.unlink()  # the knowledge base removed on disk: no stale hits
     assert kb.search("ultrasound", k=10) == []
