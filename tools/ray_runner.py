@@ -65,8 +65,17 @@ def _check_reachable(address: str) -> None:
         ) from exc
 
 
+_connected: str | None = None  # the address `connect` initialised Ray with in this process
+
+
 def connect(address: str) -> Any:
-    """The `ray` module, connected to the cluster at `address` (once per process)."""
+    """The `ray` module, connected to the cluster at `address` (once per process).
+
+    Raises:
+        RayUnavailableError: no ray package, no cluster at `address`, or this process is already
+            connected to another address (Ray holds one cluster per process).
+    """
+    global _connected
     try:
         import ray
     except ImportError as exc:
@@ -75,6 +84,12 @@ def connect(address: str) -> Any:
             f"Without --ray (and with {RAY_ENV} unset) runs train locally."
         ) from exc
     if ray.is_initialized():
+        if _connected is not None and address != _connected:
+            raise RayUnavailableError(
+                f"this process is connected to the Ray cluster at {_connected!r}, but {address!r} was asked for; "
+                f"Ray holds one cluster per process. Pass {_connected!r} again (--ray or {RAY_ENV}), or run the "
+                f"work for {address!r} in a process of its own."
+            )
         return ray
     _check_reachable(address)
     try:
@@ -85,6 +100,7 @@ def connect(address: str) -> Any:
             f"cannot connect to the Ray cluster at {address!r}: {exc}. Start one (`ray start --head`) or pass "
             f"its HOST:PORT; without --ray (and with {RAY_ENV} unset) runs train locally."
         ) from exc
+    _connected = address
     return ray
 
 
