@@ -30,7 +30,7 @@ def test_past_runs_contrast_the_picks_mode_with_the_best_other_mode() -> None:
     runs = [run("r1", 0.74, "frozen"), run("r2", 0.83, "finetune"), run("r3", 0.78, "scratch"), run("r4", None, "frozen"),
             run("r5", 0.80, "finetune")]
     facts = contrast_facts([cand("c1", 0.82, 100)], runs)
-    assert facts == ["past runs: finetune reached 0.83 (r2), scratch 0.78 (r3)"]
+    assert facts == ["past runs: r2 (finetune) reached 0.83, r3 (scratch) 0.78"]
 
 
 def test_nothing_to_contrast_gives_no_facts() -> None:
@@ -41,3 +41,21 @@ def test_nothing_to_contrast_gives_no_facts() -> None:
 def test_a_pick_below_its_alternative_says_below() -> None:
     facts = contrast_facts([cand("c1", 0.78, 50, mode="frozen"), cand("c2", 0.80, 10, "small_cnn", "scratch")], [])
     assert facts == ["c1 is predicted 2 points below c2 and takes 5.0x its time"]
+
+
+def test_every_fact_copied_word_for_word_passes_the_grounding_check() -> None:
+    """The reasoner is told to build on the facts: a rationale that copies one must not be rejected
+    (the mode fact once put each id after its number, and the reader gave r1 the other run's 0.56)."""
+    from agent.judge import ungrounded
+
+    cands = [cand("c1", 0.84, 300, size=128), cand("c2", 0.83, 280, size=96), cand("c3", 0.80, 60, "small_cnn", "scratch")]
+    for c in cands:
+        c["config"].update(optimizer="adamw", learning_rate=0.001)
+    runs = [dict(run("r1", 0.65, "finetune"), config={"mode": "finetune", "backbone": "efficientnet_lite0"}),
+            dict(run("r2", 0.56, "frozen"), config={"mode": "frozen", "backbone": "efficientnet_lite1"}),
+            dict(run("r3", 0.61, "scratch"), config={"mode": "scratch", "backbone": "small_cnn"})]
+    facts = contrast_facts(cands, runs)
+    assert len(facts) == 3 and facts[0].startswith("past runs:")
+    shown = [v for c in cands for v in (c["accuracy"],)] + [r["test_accuracy"] for r in runs]
+    for fact in facts:
+        assert ungrounded(fact + ".", ["c1", "c2", "c3", "r1", "r2", "r3"], shown, cands, runs) == [], fact
