@@ -49,6 +49,8 @@ def problems(text: str) -> list[str]:
     "c1 has a higher predicted accuracy (0.93) than c2 and r1.",
     "c2 is less accurate than c1 but trains in half the time.",
     "c2 uses a higher learning rate than c1 and reaches 0.92.",  # a comparison, but not of accuracy
+    # A candidate's line copied: its settings are values, not accuracies (drop=0.5 was read as "quotes 0.50").
+    "The candidate c1, efficientnet_lite0/frozen sgd lr=0.001 bs=16 ep=40 128px drop=0.5 freeze=0.9, is predicted 0.93.",
 ])
 def test_a_rationale_true_to_the_evidence_passes(text: str) -> None:
     assert problems(text) == []

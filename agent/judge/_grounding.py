@@ -62,7 +62,9 @@ def quoted_accuracies(text: str) -> list[float]:
         value = float(decimal) if decimal else float(percent) / 100
         # The words between the previous number (or clause) and this one.
         before = re.split(r"[\d,;:()]", text[max(0, match.start() - 20): match.start()].lower())[-1]
-        if 0.05 <= value <= 1 and not _NOT_ACCURACY.search(before) and not _signed(text, match.start()):
+        # "drop=0.5", "freeze=0.9": a configuration's value, as the candidate lines write it.
+        setting = text[: match.start()].endswith("=")
+        if 0.05 <= value <= 1 and not setting and not _NOT_ACCURACY.search(before) and not _signed(text, match.start()):
             values.append(value)
     return values
 
