@@ -18,7 +18,11 @@ class Context:
 
     Attributes:
         max_judge_retries: times the judge may send a draft back to reason; after that many
-            failed retries the meta-model's top candidate is recommended as a labelled fallback.
+            failed retries the meta-model's top candidate is recommended as a labelled fallback,
+            its rationale the contrasts computed in code (agent.facts). 0 by default: with the
+            embedded 1.5B model a second draft passed 1 of 12 times in bench.latency's and the
+            task probes' runs (2026-12-05) and doubled the wait of every rejected answer; a larger
+            model (Ollama) may be given retries.
         k_retrieve: similar past runs retrieved from the knowledge base.
         k_prompt: of those, how many are shown to the LLM, best test accuracy first (prompt
             tokens cost latency).
@@ -38,7 +42,7 @@ class Context:
         task_chars: the task text is cut to this many characters in prompts.
     """
 
-    max_judge_retries: int = 1
+    max_judge_retries: int = 0
     k_retrieve: int = 12
     k_prompt: int = 3
     n_candidates: int = 3

@@ -33,6 +33,7 @@ from agent.errors import TaskError, TrainingNotApproved
 from agent.formatting import data_text, duration_text, prediction_values
 from agent.goals import apply_goals, read_goals, regularisation_note
 from agent.limits import backbones_within, memory_limit, stated_limits
+from agent.facts import contrast_facts
 from agent.parts import Parts
 from agent.profiling import allowed, open_fields, read_task
 from agent.prompting import (
@@ -508,7 +509,7 @@ class Nodes:
             contributions=contributions, shap_plot=plot, draft=None if fallback else draft,
             fallback_reason=((fallback or {}).get("reason") or "no usable draft") if (fallback or draft is None) else None,
             weights=J.weights_source(chosen.backbone, chosen.mode, self.weights_available(chosen.backbone)),
-            timings=timings,
+            timings=timings, facts=contrast_facts(candidates, prompt_evidence(state, ctx)),
         )
         offer = self._offer(profile, chosen, prediction, warnings=rec.warnings)
         return {"recommendation": rec.model_dump(mode="json"), "offer": offer}

@@ -158,6 +158,7 @@ def build_recommendation(
     fallback_reason: str | None,
     weights: str,
     timings: dict[str, float],
+    facts: list[str] | None = None,
 ) -> Recommendation:
     """Assemble the Recommendation from the state (called by the respond node)."""
     profile = state["profile"]
@@ -166,10 +167,13 @@ def build_recommendation(
     alias_to_id = {e["alias"]: e["id"] for e in evidence}
     top = candidates[0]
     if fallback_reason is not None:
+        drafts = "draft" if state.get("attempts", 1) <= 1 else "drafts"
+        # The contrasts computed in code (agent.facts) say why, in the words the reasoner was given.
+        why = "".join(f"; {f}" for f in facts or [])
         rationale = (
-            f"Fallback (the LLM's drafts did not pass the judge): the meta-model's top candidate {top['id']}, "
+            f"Fallback (the LLM's {drafts} did not pass the judge): the meta-model's top candidate {top['id']}, "
             f"predicted test accuracy {accuracy_text(prediction['accuracy'], prediction['low'], prediction['high'])} "
-            f"in about {duration_text(prediction['seconds'])}."
+            f"in about {duration_text(prediction['seconds'])}{why}."
         )
     else:
         assert draft is not None
@@ -282,7 +286,7 @@ def render_text(rec: Recommendation) -> str:
     head = f"Recommendation: {c.backbone}, {c.mode}"
     head += f" (pretrained: {rec.weights})" if rec.pretrained else " (random init)"
     if rec.fallback:
-        head += "  [FALLBACK: meta-model's best, the LLM's drafts did not pass the judge]"
+        head += "  [FALLBACK: meta-model's best, no LLM draft passed the judge]"
     lines.append(head)
     lines.append(
         f"  {c.optimizer}, learning rate {c.learning_rate:g}, batch {c.batch_size}, {c.epochs} epochs, input {c.input_size} px, "

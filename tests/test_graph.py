@@ -125,6 +125,10 @@ def cfg(thread: str = "t1") -> dict[str, Any]:
     return {"configurable": {"thread_id": thread}}
 
 
+# The judge's retry is off by default (agent.context.Context.max_judge_retries); the retry tests turn it on.
+RETRY = Context(max_judge_retries=1)
+
+
 def run(
     graph: Any, task: str = TASK, *, thread: str = "t1", context: Context | None = None, **inputs: Any
 ) -> dict[str, Any]:
@@ -279,7 +283,7 @@ def test_a_short_draft_takes_its_numbers_from_the_candidate(store: FakeStore) ->
 def test_a_rationale_that_states_what_the_evidence_does_not_is_sent_back(
         store: FakeStore, rationale: str, problem: str) -> None:
     llm = chat(draft(rationale=rationale), draft())
-    out = run(make(store, llm, chat(scores())))
+    out = run(make(store, llm, chat(scores())), context=RETRY)
 
     first = out["verdicts"][0]
     grounded = next(c for c in first["checks"] if c["name"] == "grounded")
@@ -292,7 +296,7 @@ def test_failed_check_sends_the_critique_back_to_reason(store: FakeStore) -> Non
     llm = chat(draft(expected_accuracy=0.99), draft())
     judge = chat(scores())
 
-    out = run(make(store, llm, judge))
+    out = run(make(store, llm, judge), context=RETRY)
 
     first, second = out["verdicts"]
     assert not first["passed"] and any(c["name"] == "metric" and not c["ok"] for c in first["checks"])
@@ -308,7 +312,7 @@ def test_a_problem_the_llm_judge_names_also_retries(store: FakeStore) -> None:
     llm = chat(draft(), draft(rationale="c1 is predicted best at 0.80 and fits the 15 min budget; r1 agrees."))
     judge = chat(scores("vague reason", critique="say why frozen suits 2,000 images"), scores())
 
-    out = run(make(store, llm, judge))
+    out = run(make(store, llm, judge), context=RETRY)
 
     assert [v["passed"] for v in out["verdicts"]] == [False, True]
     assert out["verdicts"][0]["scores"] == {"format": 5, "accuracy": 5, "completeness": 1}
@@ -384,7 +388,7 @@ def test_an_unknown_problem_label_is_no_verdict(store: FakeStore) -> None:
 
 def test_a_rationale_without_evidence_is_not_specific(store: FakeStore) -> None:
     llm = chat(draft(rationale="This is a good configuration for the task.", cite=["c1"]), draft())
-    out = run(make(store, llm, chat(scores())))
+    out = run(make(store, llm, chat(scores())), context=RETRY)
 
     first = out["verdicts"][0]
     assert not first["passed"] and not next(c for c in first["checks"] if c["name"] == "specific")["ok"]
@@ -394,7 +398,7 @@ def test_a_rationale_without_evidence_is_not_specific(store: FakeStore) -> None:
 def test_passing_over_the_first_candidate_takes_evidence_not_only_a_name(store: FakeStore) -> None:
     # The 1.5B's retry on a LODO task: it switched to c2 and named nothing but c2.
     vague = draft(candidate="c2", rationale="The candidate c2 is well suited to this kind of medical image.", cite=["c2"])
-    out = run(make(store, chat(vague, draft()), chat(scores())))
+    out = run(make(store, chat(vague, draft()), chat(scores())), context=RETRY)
 
     first = next(c for c in out["verdicts"][0]["checks"] if c["name"] == "specific")
     assert not first["ok"] and "not the meta-model's first candidate (c1)" in first["message"]
@@ -461,7 +465,7 @@ def test_a_retry_samples_instead_of_repeating_the_greedy_draft(store: FakeStore)
     texts = [json.dumps(d) for d in (draft(expected_accuracy=0.1), draft())]
     llm = SamplingChat(messages=iter([AIMessage(content=t) for t in texts]))
 
-    out = run(make(store, llm, chat(scores())))
+    out = run(make(store, llm, chat(scores())), context=RETRY)
 
     assert llm.settings == [(0.0, None), (0.6, 1)]  # greedy, then seeded sampling
     assert llm.temperature == 0.0  # the shared model itself is unchanged
@@ -487,9 +491,28 @@ def test_zero_retries_falls_back_after_one_draft(store: FakeStore) -> None:
     assert len(llm.prompts) == 1 and out["recommendation"]["fallback"]
 
 
+def test_by_default_a_rejected_draft_falls_back_at_once_with_the_computed_contrasts(store: FakeStore) -> None:
+    """No second draft unless asked (Context.max_judge_retries is 0): the fallback says why with the
+    facts computed in code, the ones the reasoner was shown, and they hold up to the grounding check."""
+    llm = chat(draft(rationale="c1 has the best predicted accuracy, 0.97, and fits the budget."))
+    out = run(make(store, llm, chat()))
+
+    r = out["recommendation"]
+    assert len(llm.prompts) == 1 and r["fallback"]
+    assert r["rationale"].startswith("Fallback (the LLM's draft did not pass the judge)")
+    facts = [line for line in llm.prompts[0][-1].content.split("Facts to reason from:\n")[1].splitlines() if line]
+    assert facts and facts != ["none"] and all(f in r["rationale"] for f in facts)
+    cands = out["candidates"]
+    shown = [v for c in cands for v in (c["accuracy"], c.get("low"), c.get("high")) if v is not None]
+    evidence = [e for e in out["evidence"] if e.get("test_accuracy") is not None]
+    shown += [e["test_accuracy"] for e in evidence]
+    known = [c["id"] for c in cands] + [e["alias"] for e in evidence]
+    assert J.ungrounded(r["rationale"].split(": ", 1)[1], known, shown, cands, evidence) == []
+
+
 def test_invalid_llm_output_counts_as_a_failed_attempt(store: FakeStore) -> None:
     llm = chat("not json at all", draft())
-    out = run(make(store, llm, chat(scores())))
+    out = run(make(store, llm, chat(scores())), context=RETRY)
 
     first = out["verdicts"][0]
     assert not first["passed"] and first["checks"][0]["name"] == "schema" and not first["checks"][0]["ok"]
