@@ -271,6 +271,9 @@ def build_parts(
     def warm_up() -> None:
         parts.kb.search("warm up", k=1)
         parts.get_metamodel()
+        from agent.recommend import warm_llm
+
+        warm_llm(parts.llm)  # the first message then waits for neither the weights nor the system prompt
 
     return AppParts(adapter=adapter, kb=parts.kb, warm_up=warm_up)
 

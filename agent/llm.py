@@ -41,7 +41,7 @@ from typing import Any
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
@@ -540,6 +540,12 @@ class ChatEmbeddedLlamaCpp(BaseChatModel):
             args["seed"] = self.seed
         args.update({k: v for k, v in kwargs.items() if v is not None})
         return args
+
+    def warm(self, system: str) -> None:
+        """Load the weights and read the `system` prompt into llama.cpp's KV cache (one token
+        generated), so the first request pays neither: it reuses that prefix as every later
+        request does (bench/latency_goals.py's first warm answer took 14.5 s, the next 8-11 s)."""
+        self.invoke([SystemMessage(system), HumanMessage("ok")], max_tokens=1)
 
     def _generate(
         self,

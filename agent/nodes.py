@@ -30,10 +30,10 @@ from langgraph.types import Command, Overwrite, interrupt
 from agent import judge as J
 from agent.context import Context
 from agent.errors import TaskError, TrainingNotApproved
+from agent.facts import contrast_facts
 from agent.formatting import data_text, duration_text, prediction_values
 from agent.goals import apply_goals, read_goals, regularisation_note
 from agent.limits import backbones_within, memory_limit, stated_limits
-from agent.facts import contrast_facts
 from agent.parts import Parts
 from agent.profiling import allowed, open_fields, read_task
 from agent.prompting import (

@@ -40,6 +40,16 @@ from agent.state import InputState, Limits
 
 
 # --------------------------------------------------------------------------------- API
+def warm_llm(llm: Any) -> None:
+    """Load an embedded LLM and read the reasoner's system prompt into its cache (agent.llm's
+    `warm`); other chat models (Ollama, a test's fake) are left as they are."""
+    warm = getattr(llm, "warm", None)
+    if callable(warm):
+        from agent.prompts import prompt
+
+        warm(prompt("reason_system").strip())
+
+
 class Recommender:
     """The graph with its parts, built once and kept warm; one thread per request.
 
@@ -72,12 +82,15 @@ class Recommender:
         self.graph = build_graph(self.parts, checkpointer=checkpointer or InMemorySaver())
 
     def warm_up(self) -> None:
-        """Load the embedder, the Chroma index and the meta-model now rather than on the first request."""
+        """Load the embedder, the Chroma index, the meta-model and the embedded LLM (with the
+        reasoner's system prompt read into its cache) now rather than on the first request."""
         hits = self.kb.search("warm up", k=1)
         mm = self.parts.get_metamodel()
         if hits:  # the first explanation imports shap and builds its explainer (~1 s)
             record = hits[0][0]
             mm.explain(record.dataset.meta, record.config)
+        warm_llm(self.parts.llm)
+
 
     def run(
         self,

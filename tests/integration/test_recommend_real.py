@@ -108,3 +108,16 @@ def test_scope_limits_and_injections_with_the_real_llm(recommender: Recommender,
     else:
         assert rec.profile.meta.n_classes == 5 and rec.config.learning_rate != 100
         assert "100" not in rec.rationale and "Ignore previous" not in rec.rationale
+
+
+def test_warm_up_loads_the_llm_with_the_reasoners_system_prompt_in_its_cache(recommender: Recommender) -> None:
+    """The first request reuses the system prompt's tokens as later ones do (Recommender.warm_up)."""
+    from agent.llm import _LLAMAS
+    from agent.prompts import prompt
+
+    system = prompt("reason_system").strip()
+    recommender.warm_up()
+    llama, _ = next(iter(_LLAMAS.values()))
+    cached = llama.detokenize(llama._input_ids[: llama.n_tokens].tolist()).decode("utf-8", "replace")
+    # The warm call's own turn ("ok") follows the system prompt: the cache is warm_up's, not an earlier request's.
+    assert system in cached and "user\nok" in cached, cached[-300:]
