@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -251,7 +252,8 @@ def nowhere(words: str) -> Check:
 def no_stated_limit_in_rationale() -> Check:
     """The text states no budget or limit, so the rationale names none."""
     def test(rec: Any) -> str | None:
-        low = rec.rationale.lower()
+        # Saying there is none ("the constraints of no time budget") invents nothing.
+        low = re.sub(r"\b(?:no|without an?)\s+(?:time\s+)?(?:budget|limit)\b", "", rec.rationale.lower())
         hit = [w for w in ("budget", "time limit", "within the limit", "parameter limit") if w in low]
         return None if not hit else f"the rationale says {hit[0]!r}: {rec.rationale[:160]!r}"
     return Check("rationale invents no budget or limit", test)

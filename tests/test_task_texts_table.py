@@ -14,6 +14,7 @@ from bench.task_texts import (
     Outcome,
     interleaved,
     judge,
+    no_stated_limit_in_rationale,
     params_at_most,
 )
 from tools.scope import WHAT_IT_DOES
@@ -61,3 +62,11 @@ def test_judge_reports_what_was_wrong() -> None:
     refusal = Case("vague", "hi", "refused")
     assert judge(refusal, Outcome("refused", 0.0, message=WHAT_IT_DOES)) == []
     assert judge(refusal, Outcome("refused", 0.0, message="no."))  # refused without saying what the tool does
+
+
+def test_a_rationale_may_say_there_is_no_budget_but_not_invent_one() -> None:
+    check = no_stated_limit_in_rationale()
+    said = SimpleNamespace(rationale="c1 is predicted 0.80, which aligns with the constraints of no time budget.")
+    invented = SimpleNamespace(rationale="c1 is predicted 0.80, well within the 15 minute budget.")
+    assert check.test(said) is None
+    assert "budget" in (check.test(invented) or "")
