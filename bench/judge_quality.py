@@ -15,6 +15,9 @@ drafts (the graph's judge, `agent.judge.run_checks`):
 - wrong_sign: the top candidate against the least accurate, the difference with its sign flipped;
 - wrong_value: a hyperparameter value the top candidate does not have (lr 100, as an injected
   "use lr=100" made a model write; a batch size; an epoch count), stated as its own;
+- wrong_setting: the top candidate said to have more (fewer) epochs, a higher (lower) learning
+  rate or a larger (smaller) input or batch size than another candidate that has more (fewer)
+  (the 1.5B wrote "fewer epochs (32) compared to c2" for a c2 of 22);
 - good_unbudgeted / invented_budget: the task with its time budget taken out; the top
   candidate "with no time budget to meet" (should pass) or "well within the 15 minute budget";
 - invented_limit: the top candidate "under your 5M-parameter limit", which the task never set.
@@ -57,11 +60,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.latency import TASKS  # noqa: E402
 
 KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "wrong_claim_no_id", "vague", "wrong_sign",
-         "wrong_value", "good_unbudgeted", "invented_budget", "invented_limit", "good_tuning", "wrong_best_trial",
+         "wrong_value", "wrong_setting", "good_unbudgeted", "invented_budget", "invented_limit", "good_tuning", "wrong_best_trial",
          "wrong_epoch", "wrong_gain")
 GOOD = ("good", "good_unbudgeted", "good_tuning")
 UNBUDGETED = ("good_unbudgeted", "invented_budget")  # judged against the task with its budget taken out
 TUNING = ("good_tuning", "wrong_best_trial", "wrong_epoch", "wrong_gain")
+
+
+# Settings a wrong_setting draft compares, with the words for more and less of each.
+_COMPARED = (("epochs", "more", "fewer", "epochs"), ("learning_rate", "a higher", "a lower", "learning rate"),
+             ("input_size", "a larger", "a smaller", "input size"), ("batch_size", "a larger", "a smaller", "batch size"))
 
 
 def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 0) -> dict[str, dict[str, Any]]:
@@ -86,6 +94,15 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
         "invented_budget": {"candidate": top["id"], "rationale": f"{said}, well within the 15 minute budget."},
         "invented_limit": {"candidate": top["id"], "rationale": f"{said} and stays under your 5M-parameter limit."},
     }
+    for field, more, less, name in _COMPARED:
+        other = next((c for c in candidates[1:] if c["config"].get(field) != top["config"].get(field)), None)
+        if other is not None:
+            said_wrong = less if top["config"][field] > other["config"][field] else more
+            drafts["wrong_setting"] = {
+                "candidate": top["id"],
+                "rationale": f"{top['id']} is predicted {top['accuracy']:.2f} in about {seconds} and uses {said_wrong} "
+                             f"{name} than {other['id']}."}
+            break
     a, b = round(top["accuracy"], 2), round(worst["accuracy"], 2)
     if a - b >= 0.01:
         drafts["wrong_comparison"] = {

@@ -48,7 +48,8 @@ def problems(text: str) -> list[str]:
     "EfficientNet-Lite0 at 128 px (c1) is predicted 0.9323 on this small ultrasound set.",
     "c1 has a higher predicted accuracy (0.93) than c2 and r1.",
     "c2 is less accurate than c1 but trains in half the time.",
-    "c2 uses a higher learning rate than c1 and reaches 0.92.",  # a comparison, but not of accuracy
+    "c2 uses a lower learning rate than c1 and reaches 0.92.",  # a comparison, but not of accuracy
+    "c1 uses a larger input size and more epochs than r1.",  # 128 px against r1's 64 (r1 shows no epochs)
     # A candidate's line copied: its settings are values, not accuracies (drop=0.5 was read as "quotes 0.50").
     "The candidate c1, efficientnet_lite0/frozen sgd lr=0.001 bs=16 ep=40 128px drop=0.5 freeze=0.9, is predicted 0.93.",
 ])
@@ -58,6 +59,10 @@ def test_a_rationale_true_to_the_evidence_passes(text: str) -> None:
 
 @pytest.mark.parametrize(("text", "problem"), [
     ("c1 is predicted 0.97, the best here.", "quotes 0.97"),
+    # A setting compared between runs, against their configurations (the 1.5B wrote "fewer epochs (32) compared to c2").
+    ("c2 uses a higher learning rate than c1 and reaches 0.92.", "c2 has higher learning rate than c1"),
+    ("c1 uses a smaller input size (128) compared to c2.", "c1 uses input size 128 and c2 64"),
+    ("c1 has more epochs than c2.", "c1 uses epochs 40 and c2 40"),
     ("c1 beats r7 on a similar set.", "names r7"),
     ("c2 reaches 0.70, the best of the candidates.", "gives c2 0.70"),
     ("c2 is the most accurate choice for this task.", "calls c2 the most accurate"),

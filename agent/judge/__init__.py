@@ -27,7 +27,7 @@ The package, by concern (each module private, everything re-exported here):
 - `_grounding`: the grounding reader (ids, accuracies, claims a rationale states), `GROUNDING` (the
   rules a rationale's statements are held to) and `unsupported`/`ungrounded`;
 - `_facts`: `Facts` (what a rationale is judged against) and `Stated` (what the user stated);
-- `_values`, `_arithmetic`, `_trials`, `_stated`: the rules of `GROUNDING` beyond ids and accuracies
+- `_values`, `_settings`, `_arithmetic`, `_trials`, `_stated`: the rules of `GROUNDING` beyond ids and accuracies
   (hyperparameter values, comparisons and signed differences, best trial and epoch, budgets and
   limits), read with `_reading`;
 - `_text`: the one-sentence grammar, `tidy_text` and `with_rationale`;

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from agent.judge._arithmetic import wrong_arithmetic
 from agent.judge._facts import Facts
 from agent.judge._reading import CLAUSE_END, id_pattern
+from agent.judge._settings import wrong_setting_comparisons
 from agent.judge._stated import unstated_limits
 from agent.judge._trials import wrong_best_epoch, wrong_best_trial
 from agent.judge._values import wrong_values
@@ -243,6 +244,7 @@ GROUNDING: tuple[Claim, ...] = (
     Claim("quoted", _quoted_claims),            # ids and accuracies
     Claim("ranking", _ranking_claims),          # superlatives and comparisons of ids
     Claim("values", wrong_values),              # a hyperparameter value stated for a run
+    Claim("settings", wrong_setting_comparisons),  # a setting compared between runs ("fewer epochs than c2")
     Claim("arithmetic", wrong_arithmetic),      # comparisons and signed differences between numbers
     Claim("best trial", wrong_best_trial),      # tuning: the trial called best
     Claim("best epoch", wrong_best_epoch),      # tuning: the epoch a trial peaked at
