@@ -91,7 +91,6 @@ class Recommender:
             mm.explain(record.dataset.meta, record.config)
         warm_llm(self.parts.llm)
 
-
     def run(
         self,
         text: str,
