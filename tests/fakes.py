@@ -405,9 +405,11 @@ def make_adapter(
     transcript: Transcript | None = None,
     llm: ScriptChat | None = None,
     metamodel: Any = None,
+    judge_retries: int = 0,
 ) -> tuple[ChatAdapter, FakeJobs]:
     """An adapter over the real graph with the scripted parts (`llm`: a ScriptChat of the test's
-    own; `metamodel`: e.g. the real one, default FakeMetaModel); data allowed under `tmp/data`."""
+    own; `metamodel`: e.g. the real one, default FakeMetaModel; `judge_retries`: the context's
+    max_judge_retries, 0 as by default); data allowed under `tmp/data`."""
     store = store or FakeStore(tmp / "kb")
     fake_jobs = FakeJobs(tmp / "runs", store, gate)
     jobs = JobRegistry(fake_jobs)
@@ -420,6 +422,7 @@ def make_adapter(
         plot_dir=str(tmp / "plots"),
         allowed_data_dirs=(str(tmp / "data"), str(tmp / "uploads")),
         runs_dir=str(tmp / "runs"),
+        max_judge_retries=judge_retries,
     )
     adapter = ChatAdapter(
         graph,

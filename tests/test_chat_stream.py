@@ -62,7 +62,7 @@ def test_the_pick_shows_first_then_the_rationale_streams_in_growing_pieces(tmp_p
 def test_a_retry_replaces_the_streamed_draft_instead_of_adding_one(tmp_path: Path) -> None:
     wrong = {"candidate": "c1", "rationale": "c1 fits the budget and beats r9 on a similar set."}  # r9: not shown
     llm = ScriptChat({"Recommendation": [wrong, DRAFT]}, stream_chunk=12, token_delay=0.1)
-    adapter, _ = make_adapter(tmp_path, llm=llm)
+    adapter, _ = make_adapter(tmp_path, llm=llm, judge_retries=1)  # a retry: off by default
 
     views = list(adapter.submit("t1", TASK))
 
