@@ -480,7 +480,8 @@ class Nodes:
         meta = MetaFeatures.model_validate(profile["meta"])
         fallback = state.get("fallback")
         draft, _ = J.parse_draft(state.get("draft"))
-        if fallback or draft is None:
+        falls_back = bool(fallback) or draft is None
+        if fallback or draft is None:  # (spelt out: a type checker narrows `draft` here)
             top = candidates[0]
             chosen = TrainConfig.model_validate(top["config"])
             cited = [top["id"]]
@@ -507,9 +508,9 @@ class Nodes:
         rec = build_recommendation(
             state=state, config=chosen, prediction=prediction, cited=cited, shap_summary=shap_text,
             contributions=contributions, shap_plot=plot, draft=None if fallback else draft,
-            fallback_reason=((fallback or {}).get("reason") or "no usable draft") if (fallback or draft is None) else None,
+            fallback_reason=((fallback or {}).get("reason") or "no usable draft") if falls_back else None,
             weights=J.weights_source(chosen.backbone, chosen.mode, self.weights_available(chosen.backbone)),
-            timings=timings, facts=contrast_facts(candidates, prompt_evidence(state, ctx)),
+            timings=timings, facts=contrast_facts(candidates, prompt_evidence(state, ctx)) if falls_back else None,
         )
         offer = self._offer(profile, chosen, prediction, warnings=rec.warnings)
         return {"recommendation": rec.model_dump(mode="json"), "offer": offer}
