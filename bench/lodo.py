@@ -667,7 +667,7 @@ def render(rows: list[Row], bests: dict[str, dict[str, Any]], args: argparse.Nam
     seeds = ",".join(map(str, args.seeds))
     out.append(header(
         "Leave-one-dataset-out", extra=(
-            f"Datasets {len(bests)}; trials N = {', '.join(map(str, args.trials))}; evaluation seeds {seeds} (test "
+            f"Datasets {len(bests)}; trials N = {', '.join(map(str, args.trials)) or 'none (no search baselines)'}; evaluation seeds {seeds} (test "
             f"accuracy is their mean); budget {BUDGET_MINUTES:g} min per run; LLM "
             f"{'on' if not args.no_llm else 'off'}; torch threads {args.threads}; wall time {wall / 60:.1f} min, "
             f"{runs.trained} runs trained now, {len(runs.rows)} in the cache ({_shown(runs.path)})"
@@ -843,10 +843,12 @@ def goals(rows: list[Row], bests: dict[str, dict[str, Any]]) -> str:
 
 
 # ----------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with --quick's defaults filled in and the lists parsed (trials of 0 dropped)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default=None, help="comma-separated dataset names (default: all in METALLMIX_DATA)")
-    ap.add_argument("--trials", default=None, help="comma-separated N for the search baselines (default 5,10,20)")
+    ap.add_argument("--trials", default=None,
+                    help="comma-separated N for the search baselines (default 5,10,20; 0 = no search baselines)")
     ap.add_argument("--seeds", default=None, help="evaluation seeds (default 0,1)")
     ap.add_argument("--no-llm", action="store_true", help="skip the LLM methods (metallmix, llm-only, agent)")
     ap.add_argument("--llm-datasets", type=int, default=None, help="run the LLM methods on the first K datasets only")
@@ -876,9 +878,14 @@ def main(argv: list[str] | None = None) -> int:
         args.seeds = args.seeds or "0"
         args.llm_datasets = 1 if args.llm_datasets is None else args.llm_datasets
         args.agent_trials = args.agent_trials or "0"
-    args.trials = [int(x) for x in (args.trials or ",".join(map(str, TRIALS))).split(",")]
+    args.trials = [int(x) for x in (args.trials or ",".join(map(str, TRIALS))).split(",") if int(x) > 0]
     args.seeds = [int(x) for x in (args.seeds or ",".join(map(str, FULL_SEEDS))).split(",")]
     args.agent_trials = [int(x) for x in (args.agent_trials or "5").split(",") if int(x) > 0]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     names = args.datasets.split(",") if args.datasets else sorted(p.stem for p in DATA.glob("*.npz"))
     missing = [n for n in names if not (DATA / f"{n}.npz").is_file()]
     if missing:
@@ -958,7 +965,7 @@ def main(argv: list[str] | None = None) -> int:
                         skipped.append(f"{name}: an LLM method failed: {type(exc).__name__}: {str(exc)[:120]}")
             elif llm is not None:
                 skipped.append(f"{name}: LLM methods (--llm-datasets {args.llm_datasets})")
-            for sampler in ("random", "tpe"):
+            for sampler in ("random", "tpe") if args.trials else ():
                 ts = time.perf_counter()
                 trials = search(task, runs, sampler, max(args.trials), ray=ray)
                 print(f"   {sampler} search, {len(trials)} trials: {time.perf_counter() - ts:.0f} s", flush=True)

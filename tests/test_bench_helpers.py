@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from bench.common import write_section
-from bench.lodo import Family, families, popular_config, project, sample_config, save_agent_session, split_out
+from bench.lodo import (
+    Family,
+    families,
+    parse_args,
+    popular_config,
+    project,
+    sample_config,
+    save_agent_session,
+    split_out,
+)
 from bench.scale import SYNTHETIC_MACHINE, scaled_meta, synthesize
 from knowledge.schema import ExperimentRecord, TrainConfig
 from knowledge.store import KnowledgeBase, read_seed, seed_files
@@ -424,3 +433,10 @@ def test_cached_runs_are_keyed_by_device_and_cpu_keys_stay_as_they_were(tmp_path
     assert res["small_cnn_scratch"].device == "cpu:2 cores" and res["small_cnn_scratch"].accuracy == pytest.approx(0.71)
     assert "lite0_finetune" not in protocol_runs(ds, runs, [0, 1, 2], train=False)
     assert runs.trained == 0
+
+
+def test_lodo_trials_of_zero_leave_the_search_baselines_out() -> None:
+    assert parse_args(["--trials", "0", "--agent-trials", "0"]).trials == []
+    assert parse_args(["--trials", "10,20"]).trials == [10, 20]
+    quick = parse_args(["--quick"])
+    assert (quick.trials, quick.seeds, quick.reference, quick.agent_trials) == ([5], [0], "cached", [])
