@@ -11,6 +11,7 @@ import pytest
 from bench.common import write_section
 from bench.lodo import (
     Family,
+    Row,
     families,
     parse_args,
     popular_config,
@@ -18,6 +19,7 @@ from bench.lodo import (
     sample_config,
     save_agent_session,
     split_out,
+    stated_vs_real,
 )
 from bench.scale import SYNTHETIC_MACHINE, scaled_meta, synthesize
 from knowledge.schema import ExperimentRecord, TrainConfig
@@ -440,3 +442,14 @@ def test_lodo_trials_of_zero_leave_the_search_baselines_out() -> None:
     assert parse_args(["--trials", "10,20"]).trials == [10, 20]
     quick = parse_args(["--quick"])
     assert (quick.trials, quick.seeds, quick.reference, quick.agent_trials) == ([5], [0], "cached", [])
+
+
+def test_stated_against_real_scores_the_zero_shot_picks_point_and_interval() -> None:
+    def row(method: str, stated: tuple[float, float, float] | None, test: float) -> Row:
+        return Row("d", method, None, test, [test], None, None, 0, 1.0, 1.0, 0.0, "", stated=stated)
+
+    text = stated_vs_real([row("metallmix", (0.80, 0.70, 0.90), 0.85), row("metallmix", (0.90, 0.85, 0.95), 0.70),
+                           row("random-10", None, 0.5)])
+    assert "metallmix: 2 picks; MAE 0.125, mean error (real - stated) -0.075, largest miss -0.200" in text
+    assert "interval held 1/2 (mean width 0.15)" in text
+    assert "metamodel-top1: NOT MEASURED" in text
