@@ -38,7 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 # The code whose output is cached: a change to any of them redoes the steps. The meta-model's
 # modules are found from its imports (`keyed_code`), so a module split off it is never forgotten.
-KEYED_CODE = ("knowledge/embedding.py", "knowledge/seed_index.py", "knowledge/schema.py", "agent/llm.py")
+KEYED_CODE = ("knowledge/embedding.py", "knowledge/seed_index.py", "knowledge/schema.py", "agent/llm_weights.py")
 METAMODEL = "tools.metamodel"
 # Packages whose modules the meta-model's fit depends on when it imports them (the rest is third party).
 _KEYED_PACKAGES = ("tools", "knowledge")

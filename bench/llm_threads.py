@@ -45,7 +45,7 @@ def child(n_tasks: int, kb_dir: str | None) -> dict[str, Any]:
     """Run the requests in this process and return their times and llama.cpp's counters."""
     import llama_cpp
 
-    import agent.llm as L
+    import agent.llm_threads as L  # owns generation_threads: a patch on agent.llm's re-export is never read
     from agent.llm import get_chat_model
     from agent.recommend import Recommender
     from bench.latency import DATA, TASKS

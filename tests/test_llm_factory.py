@@ -1,5 +1,8 @@
 """Unit tests for agent.llm: weight assembly and verification, and the backend choice.
 
+Private names are patched on the module that owns and reads them (agent.llm_weights,
+agent.llm_embedded, agent.llm_threads), not on agent.llm's re-exports.
+
 The registry is monkeypatched with a tiny fake model whose "part packages" are real
 (minimal) distributions created under tmp_path and put on sys.path, so the lookup goes
 through importlib.metadata exactly as it does for the real weights.
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import llm
+from agent import llm, llm_embedded, llm_threads, llm_weights
 
 PARTS = [b"GGUF-fake-part-one|", b"part-two|", b"three"]
 
@@ -100,13 +103,13 @@ def test_unknown_model_lists_known_ones() -> None:
 def test_stamp_skips_rehash_until_file_changes(fake_model: llm.EmbeddedModel, monkeypatch: pytest.MonkeyPatch) -> None:
     path = llm.ensure_gguf("fake")
     hashed: list[Path] = []
-    real_hash = llm._sha256_file
+    real_hash = llm_weights._sha256_file
 
     def counting_hash(p: Path) -> str:
         hashed.append(p)
         return real_hash(p)
 
-    monkeypatch.setattr(llm, "_sha256_file", counting_hash)
+    monkeypatch.setattr(llm_weights, "_sha256_file", counting_hash)
 
     assert llm.ensure_gguf("fake") == path
     assert hashed == []  # stamp matched: no re-hash
@@ -237,9 +240,9 @@ def test_embedded_model_structured_output_binds_schema(
 
     import threading
 
-    monkeypatch.setattr(llm, "_load_llama", lambda *a: (FakeLlama(), threading.Lock()))
+    monkeypatch.setattr(llm_embedded, "_load_llama", lambda *a: (FakeLlama(), threading.Lock()))
     threads: list[int] = []
-    monkeypatch.setattr(llm, "_use_threads", lambda llama, n_threads: threads.append(n_threads))
+    monkeypatch.setattr(llm_embedded, "_use_threads", lambda llama, n_threads: threads.append(n_threads))
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
     chat = llm.get_chat_model(model="fake", seed=1, n_threads=2)
 
@@ -296,7 +299,7 @@ def test_other_busy_cpus_sees_another_process_and_not_this_one(monkeypatch: pyte
     import sys
     import time
 
-    monkeypatch.setattr(llm, "_LAST_CPU", None)
+    monkeypatch.setattr(llm_threads, "_LAST_CPU", None)
     assert llm.other_busy_cpus() is None  # the first call starts the interval
     # This process's own work is not "other" load.
     own_start = time.monotonic()
