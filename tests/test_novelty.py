@@ -25,6 +25,8 @@ from tools.novelty import (
     OPEN_GRID,
     Neighbours,
     band_of,
+    beyond_note,
+    beyond_range,
     calibrate,
     check_open_fields,
     distance,
@@ -154,6 +156,23 @@ def test_open_fields_are_checked_and_varied_consistently() -> None:
     assert {m.probe_accuracy for m in open_metas(meta, ["probe_accuracy"])} == set(OPEN_GRID["probe_accuracy"])
 
 
+def test_beyond_range_flags_only_stated_fields_past_the_harder_edge() -> None:
+    known = [_meta(n=1000, k=2), _meta(n=5000, k=8, ratio=3.0), _meta(n=3000, k=4)]
+    many = _meta(n=2000, k=102)
+    found = beyond_range(many, known)
+    assert found[0] == "102 classes (the knowledge base's datasets have 2 to 8)"
+    assert any("smallest class" in f for f in found)  # 2,000 images over 102 classes: far smaller classes
+    assert beyond_range(many, known, open_fields=["n_classes"]) == []  # an assumed count is not the user's
+    assert beyond_range(many, known[:2]) == []  # two datasets make no range
+    few = beyond_range(_meta(n=200, k=2), known)
+    assert few[0] == "200 images (its datasets have 1,000 to 5,000)"
+    assert beyond_range(_meta(n=800, k=2), known) == []  # a little past the edge is not flagged
+    assert beyond_range(_meta(n=50_000, k=2), known) == []  # more images than any: the easier direction
+    note = beyond_note(found, 102)
+    assert note is not None and "upper bound" in note and "(0.01)" in note and "102 classes" in note
+    assert beyond_note([], 2) is None
+
+
 # ------------------------------------------------------------------------- the meta-model
 @pytest.fixture(scope="module")
 def records() -> list[ExperimentRecord]:
@@ -219,6 +238,19 @@ def test_an_unseen_modality_gets_a_wider_interval_and_a_note(model: MetaModel, k
     close = vary(meta, n_instances=int(meta.n_instances * 1.3))
     p = model.predict(close, configs[:1])[0]
     assert not model.is_known(close) and 0 < p.distance <= bands["threshold"] and p.evidence_note is None  # type: ignore[operator]
+
+
+def test_a_task_past_the_edge_of_the_data_is_an_upper_bound_down_to_guessing(model: MetaModel,
+                                                                             known: ExperimentRecord) -> None:
+    most = max(m.n_classes for m in model._neighbours.metas)
+    meta = vary(known.dataset.meta, n_classes=most * 10)
+    p = model.predict(meta, [known.config])[0]
+    assert p.evidence_note is not None and f"{most * 10} classes" in p.evidence_note and "upper bound" in p.evidence_note
+    assert p.low <= 1 / (most * 10) + 1e-9
+    stated = model.stated(meta, [known.config])[0]  # what the user is told goes through the same path
+    assert stated.evidence_note == p.evidence_note and stated.low <= 1 / (most * 10) + 1e-9
+    assumed = model.predict(meta, [known.config], open_fields=["n_classes", "n_instances"])[0]
+    assert "upper bound" not in (assumed.evidence_note or "")  # a default is not the user's word
 
 
 def test_open_fields_widen_the_interval_and_never_narrow_it(model: MetaModel, known: ExperimentRecord,

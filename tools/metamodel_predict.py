@@ -29,7 +29,17 @@ from tools.metamodel_features import (
 )
 from tools.metamodel_types import Device, Prediction, parse_device
 from tools.neighbour_levels import prior
-from tools.novelty import NEAREST_SHOWN, Neighbours, band_of, calibrate, check_open_fields, evidence_note, open_metas
+from tools.novelty import (
+    NEAREST_SHOWN,
+    Neighbours,
+    band_of,
+    beyond_note,
+    beyond_range,
+    calibrate,
+    check_open_fields,
+    evidence_note,
+    open_metas,
+)
 
 # Residual quantiles of the interval: 90 %. Its real coverage (per held-out dataset and per run, for
 # datasets within the threshold and beyond it), its mean width and the point error are measured by
@@ -157,6 +167,9 @@ class _Predicting:
         nearest = tuple(self.nearest_datasets(meta))
         dist = 0.0 if self.is_known(meta) else (nearest[0][1] if nearest else None)
         evidence = self.evidence_note(meta)
+        if not self.is_known(meta) and (beyond := beyond_range(meta, self._neighbours.metas, fields)):
+            low = np.minimum(low, 1.0 / meta.n_classes)  # an upper bound: the accuracy may be anywhere below
+            evidence = " ".join(t for t in (evidence, beyond_note(beyond, meta.n_classes)) if t)
         return [Prediction(float(a), float(lo), float(hi), float(s), device=device.label, device_support=support,
                            device_note=note, distance=dist, nearest=nearest, evidence_note=evidence, assumed=fields)
                 for a, lo, hi, s in zip(point, low, high, secs, strict=True)]

@@ -69,7 +69,10 @@ class Prediction:
         evidence_note: None while the task is within the threshold that leave-one-dataset-out
             calibrated; beyond it, a sentence for the user naming the nearest datasets and
             saying the interval is widened to the error measured on held-out datasets that far
-            away (and, beyond the farthest one measured, that the error there is unmeasured).
+            away (and, beyond the farthest one measured, that the error there is unmeasured). A task
+            whose stated class count, size or smallest class lies past the harder edge of the
+            knowledge base's datasets (`tools.novelty.beyond_range`) also gets a sentence saying the
+            accuracy is an upper bound, and its `low` reaches down to guessing (1 / n_classes).
         assumed: the meta-features the interval spans because the user did not state them
             (`open_fields` of `MetaModel.predict`); () when all were given.
         model_accuracy: for a ranked candidate of a task with assumed fields, the prediction at

@@ -357,8 +357,49 @@ def open_metas(meta: MetaFeatures, open_fields: Iterable[str]) -> list[MetaFeatu
             for point in itertools.product(*(OPEN_GRID[f] for f in fields))]
 
 
+# ------------------------------------------------------------------------- beyond the data
+# A tree model predicts a value past the edge of what it learnt from as it predicts the edge: 102 classes
+# as the largest class count it saw, 15 images a class as the fewest. Only the directions that make a task
+# harder are flagged (more classes, fewer images, smaller classes): there the prediction is an upper bound,
+# not an estimate. BEYOND_FACTOR keeps a task a little past the edge (52 against 53 images a class) quiet.
+BEYOND_FACTOR = 1.5
+
+
+def beyond_range(meta: MetaFeatures, known: Sequence[MetaFeatures], open_fields: Iterable[str] = ()) -> list[str]:
+    """The stated meta-features of `meta` past the harder edge of the `known` datasets, in words (e.g.
+    "102 classes (the knowledge base's datasets have 2 to 8)"); [] when none is, when a field was not
+    stated (`open_fields`) or when there are fewer than MIN_BAND_DATASETS datasets to have a range."""
+    if len(known) < MIN_BAND_DATASETS:
+        return []
+    fields = set(check_open_fields(open_fields))
+    found = []
+
+    def span(values: Iterable[float]) -> str:
+        v = sorted(values)
+        return f"{v[0]:,.0f} to {v[-1]:,.0f}"
+
+    if "n_classes" not in fields and meta.n_classes > max(m.n_classes for m in known):
+        found.append(f"{meta.n_classes} classes (the knowledge base's datasets have {span(m.n_classes for m in known)})")
+    if "n_instances" not in fields and meta.n_instances * BEYOND_FACTOR < min(m.n_instances for m in known):
+        found.append(f"{meta.n_instances:,} images (its datasets have {span(m.n_instances for m in known)})")
+    if not fields & {"n_instances", "n_classes", "imbalance_ratio"} and \
+            meta.class_size_min * BEYOND_FACTOR < min(m.class_size_min for m in known):
+        found.append(f"{meta.class_size_min:,.0f} images in the smallest class (its datasets have "
+                     f"{span(m.class_size_min for m in known)})")
+    return found
+
+
+def beyond_note(beyond: Sequence[str], n_classes: int) -> str | None:
+    """The sentence for the user about `beyond_range`'s findings; None when there are none."""
+    if not beyond:
+        return None
+    return (f"Beyond what the knowledge base covers: {'; '.join(beyond)}. The meta-model cannot extrapolate and "
+            f"predicts such a task as one at the edge of its data, so read the accuracy as an upper bound; the "
+            f"interval reaches down to guessing ({1 / n_classes:.2f}).")
+
+
 __all__ = [
-    "MIN_BAND_DATASETS", "NEAREST_SHOWN", "OPEN_FIELDS", "OPEN_GRID", "Neighbours", "band_of", "calibrate",
-    "check_open_fields", "coordinates", "distance", "evidence_note", "is_thin", "mismatch", "open_metas", "vary",
-    "words",
+    "BEYOND_FACTOR", "MIN_BAND_DATASETS", "NEAREST_SHOWN", "OPEN_FIELDS", "OPEN_GRID", "Neighbours", "band_of",
+    "beyond_note", "beyond_range", "calibrate", "check_open_fields", "coordinates", "distance", "evidence_note",
+    "is_thin", "mismatch", "open_metas", "vary", "words",
 ]
