@@ -177,6 +177,15 @@ def no_evidence_note() -> Check:
                  lambda rec: None if not _has(rec.warnings, "far from every dataset") else "warned far")
 
 
+def upper_bound_note(present: bool = True) -> Check:
+    """A task past the harder edge of the knowledge base (more classes, fewer images than any dataset) is
+    told its accuracy is an upper bound (tools.novelty.beyond_range); a task within it is not."""
+    def check(rec: Any) -> str | None:
+        return None if _has(rec.warnings, "upper bound") == present else f"warnings {rec.warnings!r}"
+
+    return Check("note: the accuracy is an upper bound" if present else "no upper-bound note", check)
+
+
 def assumed(name: str) -> Check:
     """A field the text leaves open is listed as assumed (never silently defaulted)."""
     return Check(f"assumed {name}", lambda rec: None if any(a.startswith(name + "=") for a in rec.profile.assumed)
@@ -288,7 +297,7 @@ CASES: tuple[Case, ...] = (
          meta_is("n_classes", 4), meta_is("modality", "mri"), meta_between("n_instances", 2900, 3100)),
     _rec("in-scope", "Knee X-rays graded KL0 to KL4 for osteoarthritis severity, 5,600 images, imbalanced 1:12",
          meta_is("n_classes", 5), meta_is("body_part", "knee"), meta_between("imbalance_ratio", 11, 13),
-         meta_is("n_instances", 5600), no_evidence_note()),
+         meta_is("n_instances", 5600), no_evidence_note(), upper_bound_note(False)),
     _rec("in-scope", "Diabetic retinopathy screening from fundus photographs: five severity grades, 1,600 images, "
          "half an hour",
          meta_is("n_classes", 5), meta_is("modality", "fundus"), budget_is(1800), no_evidence_note()),
@@ -331,9 +340,9 @@ CASES: tuple[Case, ...] = (
     _rec("non-medical", "Sort defective vs good parts from a factory camera, 2 classes, 1500 images",
          scope_is(NON_MEDICAL), medical_evidence_note(), meta_is("n_instances", 1500)),
     _rec("non-medical", "satellite images of land use, 10 classes, 27,000 tiles, GPU",
-         scope_is(NON_MEDICAL), medical_evidence_note(), meta_is("n_classes", 10), device_is("cuda")),
+         scope_is(NON_MEDICAL), medical_evidence_note(), meta_is("n_classes", 10), device_is("cuda"), upper_bound_note()),
     _rec("non-medical", "identify 102 species of flowers from photographs",
-         scope_is(NON_MEDICAL), medical_evidence_note(), meta_is("n_classes", 102)),
+         scope_is(NON_MEDICAL), medical_evidence_note(), meta_is("n_classes", 102), upper_bound_note()),
     _rec("non-medical", "handwritten digit recognition, 60k images, 28x28 grayscale",
          scope_is(NON_MEDICAL), medical_evidence_note(), meta_is("n_instances", 60000), meta_is("resolution", 28),
          meta_is("channels", 1)),
