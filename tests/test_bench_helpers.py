@@ -440,6 +440,8 @@ def test_cached_runs_are_keyed_by_device_and_cpu_keys_stay_as_they_were(tmp_path
 def test_lodo_trials_of_zero_leave_the_search_baselines_out() -> None:
     assert parse_args(["--trials", "0", "--agent-trials", "0"]).trials == []
     assert parse_args(["--trials", "10,20"]).trials == [10, 20]
+    zero = parse_args(["--zero-shot-only"])
+    assert (zero.trials, zero.agent_trials, zero.zero_shot_only) == ([], [], True)
     quick = parse_args(["--quick"])
     assert (quick.trials, quick.seeds, quick.reference, quick.agent_trials) == ([5], [0], "cached", [])
 
