@@ -343,6 +343,7 @@ def found_in(context: str, text: str) -> list[str]:
     ("rec:none", "c1 lowers the learning rate from 0.01 to 0.001 against overfitting.", None),
     ("rec:none", "Fine-tuning beat frozen heads by 9 points on the nearest past run (r1), yet c1 is predicted 0.93.", None),
     ("rec:none", "At 128 px c1 adds 4 points for 3x the time.", None),
+    ("rec:none", "c1 trains at 128 px against 32 px for the cheapest candidate.", None),  # a contrast, not c1's
     ("tune", "o1 lowers the learning rate to 0.0001 and doubles the epochs to 20.", None),
     ("tune", "o2 adds dropout 0.5 to t2.", "dropout 0.5, but o2 uses 0.2"),
     # comparisons and signed differences between quoted numbers

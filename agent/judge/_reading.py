@@ -54,7 +54,7 @@ def phrase_bounds(clause: str, pos: int) -> tuple[int, int]:
 # Words that make what follows a contrast, not a claim about the run being described:
 # "SGD rather than Adam", "unlike r1's 0.01", "from 0.001 to 0.0003", "beat frozen heads".
 CONTRAST = re.compile(
-    r"\b(?:than|instead\s+of|unlike|vs\.?|versus|not|nor|from|over|compared\s+(?:to|with)|beats?|beat|outperforms?|"
+    r"\b(?:than|instead\s+of|unlike|vs\.?|versus|against|not|nor|from|over|compared\s+(?:to|with)|beats?|beat|outperforms?|"
     r"without|except|rather)\s+(?:(?:the|a|an|its|their|that\s+of|[a-z]\d{1,2}'s)\s+)*[\w.+-]*\s*$", re.I)
 
 
