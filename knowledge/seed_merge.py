@@ -6,7 +6,7 @@
 A sweep writes into a knowledge base of its own (`metallmix kb sweep --kb-dir ~/sweep_kb`): a plain
 `records.jsonl` appended to as runs finish. This folds its new runs into the seed: each record whose
 run key and id are not in the seed yet is appended, in file order (a torn last line of a killed
-writer is skipped), and the shards are rewritten with `knowledge.store.write_seed_shards`, whose
+writer is skipped), and the shards are rewritten with `knowledge.seed_shards.write_seed_shards`, whose
 full shards keep their bytes, so git sees only the last shard and new ones change.
 
 A plain `records.jsonl` inside the seed folder (an older seed, or a sweep run into it) is folded
@@ -22,16 +22,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from knowledge.record_files import RECORDS_FILE, KnowledgeBaseError, read_records
 from knowledge.schema import ExperimentRecord
-from knowledge.store import (
-    RECORDS_FILE,
-    SEED_DIR,
-    SEED_SHARD_GLOB,
-    KnowledgeBaseError,
-    _write_shards,
-    read_records,
-    read_seed,
-)
+from knowledge.seed_shards import SEED_DIR, SEED_SHARD_GLOB, read_seed, write_shards
 
 
 @dataclass
@@ -54,7 +47,7 @@ def rewrite_seed(records: Iterable[ExperimentRecord], folder: str | Path | None 
     """
     folder = Path(folder) if folder is not None else SEED_DIR
     before = set(folder.glob(SEED_SHARD_GLOB))
-    written, changed = _write_shards(records, folder)  # the writer knows which shards got new bytes
+    written, changed = write_shards(records, folder)  # the writer knows which shards got new bytes
     changed += sorted(before - set(written))
     plain = folder / RECORDS_FILE
     if plain.is_file():

@@ -6,324 +6,63 @@ or a torn tail, and the reader drops (and the next writer trims) a torn tail. Th
 index is rebuilt or re-synced from the JSONL at any time, keyed by record id, so it can
 never hold an orphan for long nor lose a record for good.
 
-The index lives in `root/chroma` (an embedded Chroma), or on a Chroma server when
-$METALLMIX_CHROMA (or `chroma_url`) is `http://host:port`: many people then query one index
-while each knowledge base keeps its JSONL. On a server each knowledge base has its own
-collection, `experiments-<12 hex of the sha256 of its resolved folder>` unless
-$METALLMIX_CHROMA_COLLECTION names one, so two knowledge bases never share one by accident.
+What lives where: this module holds `KnowledgeBase` (the records half: reading, appending,
+reporting, import and export) and `open_default`, which seeds a new knowledge base. The index
+half, in `root/chroma` or on a Chroma server, is knowledge.chroma_index's `ChromaIndex` mixin;
+the file formats (JSONL lines, locking, atomic writes, CSV rows) are knowledge.record_files';
+the packaged seed's gzip shards are knowledge.seed_shards'. Their public names are re-exported
+here, so `from knowledge.store import ...` keeps working for every caller.
 """
 
 from __future__ import annotations
 
 import csv
-import fcntl
-import gzip
-import hashlib
-import io
-import json
 import logging
 import os
-import sqlite3
-import sys
-import uuid
-import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
-from urllib.parse import urlsplit
+from typing import Any
 
 from pydantic import ValidationError
 
+# The class reads files through `record_files.` (not a name imported here), so a test that patches
+# knowledge.record_files.read_records or parse_lines sees the knowledge base's own calls.
+from knowledge import record_files
+from knowledge.chroma_index import (
+    COLLECTION,
+    INDEX_DIR,
+    ChromaIndex,
+    SearchVectors,
+    chroma_server,
+    server_collection,
+)
+from knowledge.record_files import (
+    RECORDS_FILE,
+    KnowledgeBaseError,
+    atomic_write,
+    flatten,
+    locked,
+    read_records,
+    trim_torn_tail,
+    unflatten,
+    write_temporary,
+)
 from knowledge.schema import ExperimentRecord
-from knowledge.space import RANGES
+from knowledge.seed_shards import (
+    SEED_DIR,
+    SEED_SHARD_GLOB,
+    SEED_SHARD_RECORDS,
+    read_seed,
+    seed_files,
+    seed_lines,
+    write_seed_shards,
+)
 
 log = logging.getLogger(__name__)
 
-RECORDS_FILE = "records.jsonl"
-INDEX_DIR = "chroma"
-COLLECTION = "experiments"
-SEED_DIR = Path(__file__).parent / "seed"
-# The packaged seed is committed as gzip JSONL shards (a plain records file beside them, if any,
-# is read first), in sorted name order: `write_seed_shards` names them so that order is theirs.
-# knowledge.seed_merge adds a sweep's runs to them.
-SEED_SHARD_GLOB = "records-*.jsonl.gz"
-SEED_SHARD_RECORDS = 1000
 
-
-class KnowledgeBaseError(RuntimeError):
-    """The knowledge base cannot be read or written; the message says how to recover."""
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[int]:
-    """An exclusive advisory lock on `path` (created if missing) for writers."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield fd
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
-def _trim_torn_tail(fd: int) -> None:
-    """Cut a partial last line (left by a crash mid-write) so the next append starts clean."""
-    size = os.fstat(fd).st_size
-    if size == 0:
-        return
-    os.lseek(fd, size - 1, os.SEEK_SET)
-    if os.read(fd, 1) == b"\n":
-        return
-    # Walk back to the last newline; everything after it is a torn record.
-    chunk, end = 65536, size
-    while end > 0:
-        start = max(0, end - chunk)
-        os.lseek(fd, start, os.SEEK_SET)
-        data = os.read(fd, end - start)
-        nl = data.rfind(b"\n")
-        if nl >= 0:
-            os.ftruncate(fd, start + nl + 1)
-            log.warning("dropped a torn record at the end of the knowledge base (%d bytes)", size - start - nl - 1)
-            return
-        end = start
-    os.ftruncate(fd, 0)
-
-
-def read_records(path: Path) -> list[ExperimentRecord]:
-    """Every valid record in a JSONL file, or in a gzip JSONL shard when `path` ends in .gz.
-
-    In a plain file a torn last line (a crashed writer's) is skipped; other bad lines raise.
-    A shard is written whole and never appended to, so every line of it must be a record,
-    and a truncated or corrupt shard raises instead of loading part of it.
-    """
-    return [record for record, _ in _read_lines(path)]
-
-
-def _read_lines(path: Path) -> list[tuple[ExperimentRecord, bytes]]:
-    """`read_records`, each record with its line as stored (a copy keeps the file's bytes)."""
-    if not path.exists():
-        return []
-    if path.suffix == ".gz":
-        return _parse(path, _gunzip(path), torn_tail_ok=False)
-    return _parse(path, path.read_bytes(), torn_tail_ok=True)
-
-
-def _gunzip(path: Path) -> bytes:
-    """The decompressed bytes of a gzip shard, or a KnowledgeBaseError naming it."""
-    try:
-        with gzip.open(path, "rb") as f:
-            return f.read()
-    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut stream is an EOFError
-        raise KnowledgeBaseError(
-            f"the seed shard {path} is truncated, corrupt or unreadable ({type(exc).__name__}: {exc}). Restore it "
-            "from git (`git checkout -- <file>`) or rewrite the shards with knowledge.store.write_seed_shards."
-        ) from exc
-
-
-def _parse(path: Path, data: bytes, torn_tail_ok: bool, first_line: int = 1) -> list[tuple[ExperimentRecord, bytes]]:
-    """The records of `data`, read from `path` where its first line is line `first_line`."""
-    records: list[tuple[ExperimentRecord, bytes]] = []
-    lines = data.split(b"\n")
-    for number, raw in enumerate(lines, start=first_line):
-        if not raw.strip():
-            continue
-        try:
-            records.append((ExperimentRecord.model_validate_json(raw), raw))
-        except ValidationError as exc:
-            if torn_tail_ok and number == first_line + len(lines) - 1:  # torn tail of a crashed writer: not a record yet
-                log.warning("ignoring a torn last line in %s", path)
-                continue
-            raise KnowledgeBaseError(
-                f"{path}:{number} is not a valid experiment record ({exc.error_count()} errors, first: "
-                f"{exc.errors()[0]['msg']}). Fix or remove that line; the JSONL is the source of truth."
-            ) from exc
-    return records
-
-
-def seed_files(folder: str | Path | None = None) -> list[Path]:
-    """The seed's files in reading order: the plain records file, if any, then the shards by name.
-
-    `folder` None means the packaged seed, knowledge/seed.
-    """
-    folder = Path(folder) if folder is not None else SEED_DIR
-    plain = folder / RECORDS_FILE
-    return ([plain] if plain.is_file() else []) + sorted(folder.glob(SEED_SHARD_GLOB))
-
-
-def read_seed(folder: str | Path | None = None) -> list[ExperimentRecord]:
-    """The seed records: the plain file's, then each shard's, the first of any id or run key kept.
-
-    Either form or both may be present (the packaged seed is committed as shards; a plain file
-    is an older seed, or a sweep run into the folder, until `knowledge.seed_merge` folds it in),
-    so a record found in both is loaded once. `folder` None means the
-    packaged seed. Use this, not `read_records(SEED_DIR / "records.jsonl")`, which misses the shards.
-    """
-    return [record for record, _ in _seed_lines(folder)]
-
-
-def _seed_lines(folder: str | Path | None) -> list[tuple[ExperimentRecord, bytes]]:
-    """`read_seed`, each record with its stored line."""
-    out: list[tuple[ExperimentRecord, bytes]] = []
-    ids: set[str] = set()
-    keys: set[str] = set()
-    for path in seed_files(folder):
-        for r, raw in _read_lines(path):
-            if r.id in ids or r.run_key in keys:
-                continue
-            ids.add(r.id)
-            keys.add(r.run_key)
-            out.append((r, raw))
-    return out
-
-
-def write_seed_shards(records: Iterable[ExperimentRecord], folder: str | Path,
-                      max_records_per_shard: int = SEED_SHARD_RECORDS) -> list[Path]:
-    """Write `records` as gzip JSONL shards `records-00000.jsonl.gz`, ... in `folder`.
-
-    The bytes depend on the records alone (gzip mtime 0, no file name in the header), so
-    rewriting the same records changes nothing in git, and appending records rewrites only the
-    last shard and adds new ones (a shard whose bytes would not change is not rewritten at
-    all). Each shard is replaced atomically; shards left from an
-    earlier, longer write are removed. A plain records file in `folder` is left alone:
-    `read_seed` loads a record found in both forms once.
-
-    Args:
-        records: the records, in the order `read_seed` will give them back.
-        folder: the seed folder (created if missing).
-        max_records_per_shard: records per shard; the last shard holds the rest.
-
-    Returns:
-        The shards written, in reading order.
-    """
-    return _write_shards(records, folder, max_records_per_shard)[0]
-
-
-def _write_shards(records: Iterable[ExperimentRecord], folder: str | Path,
-                  max_records_per_shard: int = SEED_SHARD_RECORDS) -> tuple[list[Path], list[Path]]:
-    """`write_seed_shards`, returning (shards in reading order, those whose bytes were new)."""
-    if not isinstance(max_records_per_shard, int) or isinstance(max_records_per_shard, bool) or max_records_per_shard < 1:
-        raise ValueError(f"max_records_per_shard must be an int >= 1, but got {max_records_per_shard!r}.")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    recs = list(records)
-    written: list[Path] = []
-    rewritten: list[Path] = []
-    for number, start in enumerate(range(0, len(recs), max_records_per_shard)):
-        payload = "".join(r.model_dump_json() + "\n" for r in recs[start : start + max_records_per_shard]).encode()
-        path = folder / f"records-{number:05d}.jsonl.gz"
-        data = _gzip(payload)
-        if not (path.is_file() and path.read_bytes() == data):  # an unchanged shard keeps its file and mtime
-            atomic_write(path, data)
-            rewritten.append(path)
-        written.append(path)
-    for stale in sorted(set(folder.glob(SEED_SHARD_GLOB)) - set(written)):
-        stale.unlink()
-    return written, rewritten
-
-
-def _gzip(data: bytes) -> bytes:
-    """Deterministic gzip: GzipFile writes no name with filename="", mtime 0, and a fixed OS byte."""
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=9, mtime=0) as f:
-        f.write(data)
-    return buf.getvalue()
-
-
-def _write_temporary(path: Path, data: bytes) -> Path:
-    """`data` in a new, fsynced file beside `path`, named for this writer alone, to be renamed or linked."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` whole: a reader sees the old file or the new one."""
-    tmp = _write_temporary(path, data)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _check_unlocked(db: Path, timeout: float) -> None:
-    """Raise KnowledgeBaseError when another process holds the index database's lock.
-
-    Chroma waits for such a lock without end (a second app or a stuck sweep on the same
-    folder would hang every request); a write lock taken and released here says it in
-    `timeout` seconds. A damaged file is left to Chroma, whose error names the rebuild.
-    """
-    if not db.is_file():
-        return
-    try:
-        conn = sqlite3.connect(str(db), timeout=timeout, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
-        finally:
-            conn.close()
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise KnowledgeBaseError(
-                f"the Chroma index {db} is locked by another process (another MetaLLMiX app, sweep or "
-                f"`metallmix kb` command on {db.parent.parent}?). Stop it and retry, or use another folder "
-                "(--kb-dir / METALLMIX_KB)."
-            ) from exc
-    except sqlite3.DatabaseError:
-        pass
-
-
-def chroma_server(url: str) -> tuple[str, int, bool]:
-    """(host, port, ssl) of a Chroma server URL such as `http://127.0.0.1:8000`.
-
-    Raises:
-        KnowledgeBaseError: the URL is not http(s)://host[:port].
-    """
-    parts = urlsplit(url.strip())
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.path not in ("", "/"):
-        raise KnowledgeBaseError(
-            f"METALLMIX_CHROMA must be a Chroma server's URL, http(s)://host:port, but got {url!r}. Fix it, or "
-            "unset it to keep the index in the knowledge base's folder."
-        )
-    return parts.hostname, port or (443 if parts.scheme == "https" else 8000), parts.scheme == "https"
-
-
-def server_collection(root: str | Path) -> str:
-    """The collection of the knowledge base in `root` on a Chroma server: $METALLMIX_CHROMA_COLLECTION,
-    else `experiments-` and 12 hex digits of the sha256 of the folder's resolved path."""
-    named = os.environ.get("METALLMIX_CHROMA_COLLECTION")
-    if named:
-        return named
-    return f"{COLLECTION}-{hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:12]}"
-
-
-_T = TypeVar("_T")
-
-
-class SearchVectors(NamedTuple):
-    """A search's hits (record, cosine distance; nearest first) with the embeddings of the query and of each hit."""
-
-    hits: list[tuple[ExperimentRecord, float]]
-    query: list[float]
-    embeddings: list[Any]  # one vector (a numpy array, as Chroma returns it) per hit
-
-
-class KnowledgeBase:
+class KnowledgeBase(ChromaIndex):
     """Records in `root/records.jsonl`, indexed in a Chroma collection in `root/chroma` or on a server.
 
     Args:
@@ -359,6 +98,7 @@ class KnowledgeBase:
         self._appended: tuple[int, int, int, set[str]] | None = None
 
     # ----------------------------------------------------------------- records
+    # (The index: collection, sync_index, rebuild_index, search, search_vectors, from ChromaIndex.)
     def _read(self) -> tuple[tuple[int, int] | None, list[ExperimentRecord]]:
         """The records file's (size, mtime in ns), None when it is missing, and its records."""
         try:
@@ -367,7 +107,7 @@ class KnowledgeBase:
             return None, []
         stamp = (st.st_size, st.st_mtime_ns)
         if self._cache is None or self._cache[0] != stamp:
-            self._cache = (stamp, read_records(self.path))
+            self._cache = (stamp, record_files.read_records(self.path))
             self._ids = None
         return stamp, self._cache[1]
 
@@ -400,8 +140,8 @@ class KnowledgeBase:
         batch = [records] if isinstance(records, ExperimentRecord) else list(records)
         if not batch:
             return 0
-        with _locked(self.path) as fd:
-            _trim_torn_tail(fd)
+        with locked(self.path) as fd:
+            trim_torn_tail(fd)
             end, lines, known = self._known_ids(fd)
             fresh = [r for r in batch if r.id not in known]
             if fresh:
@@ -431,191 +171,10 @@ class KnowledgeBase:
             data = b""
             while len(data) < st.st_size - start:  # a read may return less than asked
                 data += os.pread(fd, st.st_size - start - len(data), start + len(data))
-            known.update(r.id for r, _ in _parse(self.path, data, torn_tail_ok=False, first_line=lines + 1))
+            parsed = record_files.parse_lines(self.path, data, torn_tail_ok=False, first_line=lines + 1)
+            known.update(r.id for r, _ in parsed)
             lines += data.count(b"\n")
         return st.st_size, lines, known
-
-    # ------------------------------------------------------------------- index
-    def _embedding_function(self) -> Any:
-        if self._embedder is None:
-            from knowledge.embedding import default_embedder
-
-            self._embedder = default_embedder()
-        return self._embedder
-
-    def _client(self) -> Any:
-        import chromadb
-        from chromadb.config import Settings
-
-        if self._server is not None:
-            host, port, ssl = self._server
-            with self._on_server("connect to"):
-                return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=Settings(anonymized_telemetry=False))
-        return chromadb.PersistentClient(path=str(self.root / INDEX_DIR), settings=Settings(anonymized_telemetry=False))
-
-    @contextmanager
-    def _on_server(self, doing: str) -> Iterator[None]:
-        """Turn a Chroma server's failure (down, unreachable, erroring) into a KnowledgeBaseError
-        with the way out; a no-op for the embedded index, whose errors are handled where they arise."""
-        if self._server is None:
-            yield
-            return
-        try:
-            yield
-        except KnowledgeBaseError:
-            raise
-        except Exception as exc:  # httpx, chromadb and ValueError types for a server that is down or failing
-            self._collection = None  # reopened on the next call, once the server is back
-            self._indexed = None
-            raise KnowledgeBaseError(
-                f"cannot {doing} the Chroma server at {self.chroma_url} (collection {self.collection_name!r}): "
-                f"{type(exc).__name__}: {exc}. Start the server (e.g. `chroma run --host {self._server[0]} --port "
-                f"{self._server[1]} --path <folder>`), or unset METALLMIX_CHROMA to use the local index in "
-                f"{self.root / INDEX_DIR}. The records are safe in {self.path}; `metallmix kb rebuild` refills the index."
-            ) from exc
-
-    def collection(self) -> Any:
-        """The Chroma collection, opened once; a broken index folder or a server that is down gives a clear error."""
-        if self._collection is None:
-            self._indexed = None
-            if self._server is not None:
-                with self._on_server("open the index on"):
-                    self._collection = self._client().get_or_create_collection(
-                        self.collection_name, embedding_function=self._embedding_function(),
-                        metadata={"hnsw:space": "cosine"},
-                    )
-                return self._collection
-            _check_unlocked(self.root / INDEX_DIR / "chroma.sqlite3", self.lock_timeout)
-            try:
-                self._collection = self._client().get_or_create_collection(
-                    COLLECTION, embedding_function=self._embedding_function(), metadata={"hnsw:space": "cosine"}
-                )
-            except Exception as exc:  # chromadb raises many types for a damaged folder
-                raise KnowledgeBaseError(
-                    f"cannot open the Chroma index in {self.root / INDEX_DIR}: {exc}. The index is derived "
-                    f"data: run `metallmix kb rebuild --kb-dir {self.root}` to rebuild it from {self.path}."
-                ) from exc
-        return self._collection
-
-    def _index(self, records: list[ExperimentRecord], batch: int = 256) -> None:
-        """Embed and add `records`; a first build (about a minute for the seed on 2 cores) shows a
-        progress bar on a terminal's stderr, nothing where output is captured."""
-        from tqdm import tqdm
-
-        col = self.collection()
-        quiet = len(records) <= batch or not sys.stderr.isatty()
-        with self._on_server("write the index to"), tqdm(
-                total=len(records), desc="indexing the knowledge base", unit="record", disable=quiet, leave=False) as bar:
-            for start in range(0, len(records), batch):
-                part = records[start : start + batch]
-                col.upsert(ids=[r.id for r in part], documents=[r.describe() for r in part],
-                           metadatas=[_meta(r) for r in part])
-                bar.update(len(part))
-
-    def sync_index(self) -> dict[str, int]:
-        """Make the index hold exactly the JSONL's records: add missing ids, drop orphans."""
-        col = self.collection()
-        wanted = {r.id: r for r in self.records()}
-        with self._on_server("read the index from"):
-            have = set(col.get(include=[])["ids"])
-        missing = [wanted[i] for i in wanted.keys() - have]
-        orphans = sorted(have - wanted.keys())
-        if missing:
-            self._index(missing)
-        if orphans:
-            with self._on_server("write the index to"):
-                col.delete(ids=orphans)
-        return {"added": len(missing), "removed": len(orphans), "total": len(wanted)}
-
-    def rebuild_index(self) -> int:
-        """Drop the index and rebuild it from the JSONL. Returns the records indexed.
-
-        A readable index is emptied through Chroma; an unreadable one (corrupt, or from
-        another Chroma version) is deleted from disk first. On a server only this knowledge
-        base's collection is dropped.
-        """
-        import shutil
-
-        from chromadb.api.client import SharedSystemClient
-
-        self._collection = None
-        self._indexed = None
-        if self._server is not None:
-            client = self._client()
-            try:
-                client.delete_collection(self.collection_name)
-            except Exception as exc:  # not found is fine; a server that is down is said as such
-                if "does not exist" not in str(exc):
-                    with self._on_server("drop the index on"):
-                        raise
-            self._index(self.records())
-            return len(self.records())
-        _check_unlocked(self.root / INDEX_DIR / "chroma.sqlite3", self.lock_timeout)
-        try:
-            self._client().delete_collection(COLLECTION)
-        except Exception as exc:  # not found is fine; anything else means a damaged folder
-            if "does not exist" not in str(exc):
-                SharedSystemClient.clear_system_cache()  # Chroma caches one client per path
-                shutil.rmtree(self.root / INDEX_DIR, ignore_errors=True)
-        self._index(self.records())
-        return len(self.records())
-
-    def search(self, text: str, k: int = 10, where: dict[str, Any] | None = None) -> list[tuple[ExperimentRecord, float]]:
-        """The k records whose description is nearest to `text`, with cosine distances.
-
-        The index is checked against the JSONL (and synced when their counts differ) only when
-        the file changed since the last check, e.g. another process appended without indexing.
-        On a server, a collection another process rebuilt meanwhile (a new id) is reopened once.
-        """
-        return self._retrying(lambda: self._search(text, k, where)[0])
-
-    def search_vectors(self, text: str, k: int = 10, ids: list[str] | None = None,
-                       vector: list[float] | None = None) -> SearchVectors:
-        """Like `search`, with the embeddings: of the query and of each hit (for diversity, e.g. MMR).
-
-        Args:
-            text: the query.
-            k: how many of the nearest records.
-            ids: only among these record ids (e.g. to learn one record's distance to the query).
-            vector: the query's embedding when already known (a second search for the same text).
-        """
-        def run() -> SearchVectors:
-            query = vector if vector is not None else [float(x) for x in self._embedding_function()([text])[0]]
-            hits, res = self._search(text, k, None, ids=ids, query=query, include=["distances", "embeddings"])
-            by_id = {i: e for i, e in zip(res["ids"][0], res["embeddings"][0], strict=True)} if hits else {}
-            return SearchVectors(hits, query, [by_id[r.id] for r, _ in hits])
-
-        return self._retrying(run)
-
-    def _retrying(self, search: Callable[[], _T]) -> _T:
-        try:
-            return search()
-        except KnowledgeBaseError as exc:
-            from chromadb.errors import NotFoundError
-
-            if not isinstance(exc.__cause__, NotFoundError):
-                raise
-            return search()  # _on_server dropped the stale collection: reopen it
-
-    def _search(self, text: str, k: int, where: dict[str, Any] | None, *, ids: list[str] | None = None,
-                query: list[float] | None = None, include: list[str] | None = None,
-                ) -> tuple[list[tuple[ExperimentRecord, float]], Any]:
-        col = self.collection()
-        stamp, records = self._read()
-        if stamp is None or stamp != self._indexed:
-            with self._on_server("read the index from"):
-                stale = col.count() != len(records)
-            if stale:
-                self.sync_index()
-            self._indexed = stamp
-        if not records or ids == []:
-            return [], None
-        asked: dict[str, Any] = {"query_embeddings": [query]} if query is not None else {"query_texts": [text]}
-        with self._on_server("query the index on"):
-            res = col.query(**asked, n_results=min(k, len(records)), where=where or None, ids=ids,
-                            include=include or ["distances"])
-        by_id = self._by_id()
-        return [(by_id[i], float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True) if i in by_id], res
 
     # ------------------------------------------------------------- reporting
     def stats(self) -> dict[str, Any]:
@@ -663,7 +222,7 @@ class KnowledgeBase:
         if not path.is_file():
             raise KnowledgeBaseError(f"no such file to import: {path}")
         if path.suffix == ".jsonl":
-            recs = read_records(path)
+            recs = record_files.read_records(path)
         elif path.suffix == ".csv":
             recs = []
             with path.open(newline="") as f:
@@ -699,58 +258,6 @@ def training_coverage(ok: list[ExperimentRecord]) -> dict[str, Any]:
     }
 
 
-def _meta(r: ExperimentRecord) -> dict[str, Any]:
-    """Scalar metadata for Chroma's `where` filters (None is not allowed there)."""
-    o = r.outcome
-    return {
-        "dataset": r.dataset.name,
-        "modality": r.dataset.meta.modality,
-        "backbone": r.config.backbone,
-        "mode": r.config.mode,
-        "status": o.status,
-        "source": r.provenance.source,
-        "val_accuracy": o.val_accuracy if o.val_accuracy is not None else -1.0,
-        "test_accuracy": o.test_accuracy if o.test_accuracy is not None else -1.0,
-        "seconds": o.total_seconds,
-    }
-
-
-def flatten(record: ExperimentRecord) -> dict[str, Any]:
-    """One CSV row: nested fields joined with '.', lists and dicts as JSON text."""
-    out: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict) and prefix.count(".") < 2 and not prefix.endswith("split_sizes"):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else k, v)
-        elif isinstance(value, (list, dict)):
-            out[prefix] = json.dumps(value)
-        else:
-            out[prefix] = "" if value is None else value
-
-    walk("", record.model_dump(mode="json"))
-    return out
-
-
-def unflatten(row: dict[str, str]) -> dict[str, Any]:
-    """Inverse of `flatten` for a CSV row (types are restored by validation)."""
-    out: dict[str, Any] = {}
-    for key, raw in row.items():
-        value: Any = raw
-        if raw == "":
-            value = None
-        elif raw[:1] in "[{":
-            value = json.loads(raw)
-        elif key.startswith("config.") and key.split(".")[-1] in RANGES:
-            value = float(raw) if not RANGES[key.split(".")[-1]].integer else int(float(raw))
-        node = out
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return out
-
-
 def open_default(root: str | Path | None = None, seed_dir: str | Path | None = None,
                  **kwargs: Any) -> KnowledgeBase:
     """The user's knowledge base, seeded from the packaged records on first use.
@@ -769,9 +276,9 @@ def open_default(root: str | Path | None = None, seed_dir: str | Path | None = N
     seed = Path(seed_dir) if seed_dir is not None else SEED_DIR
     kb = KnowledgeBase(root, **kwargs)
     if not kb.path.exists() and root.resolve() != seed.resolve() and seed_files(seed):
-        lines = [raw for _, raw in _seed_lines(seed)]  # as stored: a plain seed alone is copied byte for byte
+        lines = [raw for _, raw in seed_lines(seed)]  # as stored: a plain seed alone is copied byte for byte
         root.mkdir(parents=True, exist_ok=True)
-        tmp = _write_temporary(kb.path, b"".join(raw + b"\n" for raw in lines))
+        tmp = write_temporary(kb.path, b"".join(raw + b"\n" for raw in lines))
         try:
             os.link(tmp, kb.path)  # unlike a rename, never replaces a file another process made meanwhile
         except FileExistsError:
@@ -784,5 +291,7 @@ def open_default(root: str | Path | None = None, seed_dir: str | Path | None = N
     return kb
 
 
-__all__ = ["KnowledgeBase", "KnowledgeBaseError", "SearchVectors", "atomic_write", "chroma_server", "server_collection", "open_default", "read_records", "read_seed", "seed_files",
-           "write_seed_shards", "flatten", "unflatten"]
+__all__ = ["COLLECTION", "INDEX_DIR", "RECORDS_FILE", "SEED_DIR", "SEED_SHARD_GLOB", "SEED_SHARD_RECORDS",
+           "KnowledgeBase", "KnowledgeBaseError", "SearchVectors", "atomic_write", "chroma_server", "flatten",
+           "open_default", "read_records", "read_seed", "seed_files", "server_collection", "training_coverage",
+           "unflatten", "write_seed_shards"]

@@ -67,13 +67,13 @@ def test_two_writers_on_one_folder_append_alternately_without_duplicates(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each KnowledgeBase keeps the ids it has read and, under the file lock, reads only the bytes
     appended since (the other writer's), not the whole file on every append."""
-    import knowledge.store as store
+    import knowledge.record_files as record_files
 
     a, b = KnowledgeBase(tmp_path, index=False), KnowledgeBase(tmp_path, index=False)
     recs = make(40)
     parsed: list[int] = []
-    parse = store._parse
-    monkeypatch.setattr(store, "_parse", lambda path, data, *args, **kw: parsed.append(len(data)) or parse(path, data, *args, **kw))
+    parse = record_files.parse_lines
+    monkeypatch.setattr(record_files, "parse_lines", lambda path, data, *args, **kw: parsed.append(len(data)) or parse(path, data, *args, **kw))
     assert a.append(recs[:30]) == 30
     for i in range(30, 40, 2):
         assert b.append(recs[i - 1 : i + 1]) == 1, "b sees a's last record"
@@ -264,7 +264,7 @@ def test_search_checks_the_index_only_when_the_file_changed(tmp_path: Path, monk
     """A search re-counts the index and re-reads the JSONL only after the file changed (bench/scale:
     three Chroma count() calls per query cost ~25 ms at 100k records), and still finds records
     another process appended without indexing them."""
-    import knowledge.store as store
+    import knowledge.record_files as record_files
     from tests.reliability import HashEmbedder
 
     kb = KnowledgeBase(tmp_path, embedder=HashEmbedder())
@@ -272,9 +272,9 @@ def test_search_checks_the_index_only_when_the_file_changed(tmp_path: Path, monk
     col = kb.collection()
     counts: list[int] = []
     reads: list[Path] = []
-    real_count, real_read = type(col).count, store.read_records
+    real_count, real_read = type(col).count, record_files.read_records
     monkeypatch.setattr(type(col), "count", lambda self: counts.append(1) or real_count(self))
-    monkeypatch.setattr(store, "read_records", lambda path: reads.append(path) or real_read(path))
+    monkeypatch.setattr(record_files, "read_records", lambda path: reads.append(path) or real_read(path))
     assert len(kb.search("ultrasound", k=10)) == 3  # the file is new to this object: one read, one check
     assert (len(counts), len(reads)) == (1, 1)
     for _ in range(5):
