@@ -1067,7 +1067,9 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(report + "\n")
     if args.docs:
         write_section(args.section or ("lodo-quick" if args.quick else "lodo"),
-                      "## Leave-one-dataset-out quality" + (" (quick variant)" if args.quick else "") + "\n\n" + report,
+                      "## Leave-one-dataset-out quality" + (" (quick variant)" if args.quick else "")
+                      + (" (zero-shot against the issue-14 reference, `--zero-shot-only`)" if args.zero_shot_only else "")
+                      + "\n\n" + report,
                       args.docs)
         print(f"\nwritten: {args.docs}")
     return 0
