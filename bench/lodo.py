@@ -63,6 +63,7 @@ Usage:
     python -m bench.lodo --quick                # 2 small datasets, N = 5, the LLM on the first only, cached reference
     python -m bench.lodo --reference-only       # only train and cache the reference runs (resumable), then stop
     python -m bench.lodo --reference cached     # use only reference runs already cached (train none)
+    python -m bench.lodo --zero-shot-only --seeds 0   # only the zero-shot picks against the reference (CPU-sized)
     python -m bench.lodo --docs docs/BENCHMARKS.md   # also write the tables there
     python -m bench.lodo --ray auto             # random search's and TPE's trials as tasks on a Ray cluster
 """
