@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import RESULTS, header, table, write_section
-from bench.lodo import short
+from bench.lodo import ZERO_SHOT, short
 from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
 from knowledge.store import read_records, read_seed
 from tools.metamodel import (
@@ -75,7 +75,6 @@ from tools.task_text import DEFAULTS
 
 RUNS_FILE = RESULTS / "lodo_runs.jsonl"
 LODO_REPORT = RESULTS / "lodo.md"
-ZERO_SHOT = ("metamodel-top1", "metallmix")  # bench/lodo.py's methods that pick without training
 TEXT_OPEN = ("n_classes", "n_instances", "imbalance_ratio")  # what a text that names only the modality leaves open
 
 
