@@ -27,8 +27,6 @@ _MORE = r"higher|larger|bigger|greater|more|longer"
 _LESS = r"lower|smaller|fewer|less|shorter"
 _STATED = re.compile(rf"\b(?:(?P<more>{_MORE})|(?P<less>{_LESS}))\s+(?P<key>{'|'.join(_SETTINGS.values())})\b", re.I)
 _THAN = re.compile(r"\b(?:than|compared\s+(?:to|with)|vs\.?|versus|relative\s+to|against)\b", re.I)
-_NAMES = {"learning_rate": "learning rate", "epochs": "epochs", "batch_size": "batch size", "input_size": "input size",
-          "dropout": "dropout", "weight_decay": "weight decay"}
 
 
 def _field(key: str) -> str:
@@ -61,5 +59,5 @@ def wrong_setting_comparisons(rationale: str, facts: Facts) -> list[str]:
                 continue
             if (a <= b) if m.group("more") else (a >= b):
                 problems.append(f"it says {subject} has {m.group(0).lower()} than {other.group(1)}, but {subject} uses "
-                                f"{_NAMES[field]} {a:g} and {other.group(1)} {b:g}")
+                                f"{field.replace('_', ' ')} {a:g} and {other.group(1)} {b:g}")
     return list(dict.fromkeys(problems))
