@@ -165,9 +165,10 @@ class _Predicting:
         elif marginal is not None:
             marginal.append(point)
         nearest = tuple(self.nearest_datasets(meta))
-        dist = 0.0 if self.is_known(meta) else (nearest[0][1] if nearest else None)
+        known = self.is_known(meta)
+        dist = 0.0 if known else (nearest[0][1] if nearest else None)
         evidence = self.evidence_note(meta)
-        if not self.is_known(meta) and (beyond := beyond_range(meta, self._neighbours.metas, fields)):
+        if not known and (beyond := beyond_range(meta, self._neighbours.metas, fields)):
             low = np.minimum(low, 1.0 / meta.n_classes)  # an upper bound: the accuracy may be anywhere below
             evidence = " ".join(t for t in (evidence, beyond_note(beyond, meta.n_classes)) if t)
         return [Prediction(float(a), float(lo), float(hi), float(s), device=device.label, device_support=support,
