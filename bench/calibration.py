@@ -182,14 +182,19 @@ def picks_among_runs(model: MetaModel, meta: MetaFeatures, configs: Sequence[Tra
     return out[0], out[1]
 
 
-def cached_runs(path: Path) -> dict[str, list[dict[str, Any]]]:
-    """bench/lodo.py's cached real runs, by dataset fingerprint."""
+def cached_runs(path: Path, recorded: Sequence[ExperimentRecord] = ()) -> dict[str, list[dict[str, Any]]]:
+    """bench/lodo.py's cached real runs, by dataset fingerprint, less those `recorded` holds already
+    (the same dataset, config as it ran, and seed: knowledge.bench_runs imports cached runs into
+    the seed, and a run the model is scored on as one of D's records is not new evidence twice)."""
+    held = {r.run_key for r in recorded}
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if path.is_file():
         for line in path.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
-                out[row["fingerprint"]].append(row)
+                ran = TrainConfig.model_validate(row.get("ran_as") or row["config"])
+                if ExperimentRecord.make_run_key(row["fingerprint"], ran, int(row["seed"]), "sweep") not in held:
+                    out[row["fingerprint"]].append(row)
     return out
 
 
@@ -199,7 +204,7 @@ def zero_shot_picks(path: Path) -> dict[str, dict[str, set[str]]]:
     dataset = None
     if path.is_file():
         for line in path.read_text().splitlines():
-            m = re.match(r"\*\*(\w+)\*\* \(best known", line)
+            m = re.match(r"\*\*(\w+)\*\* \((?:best known|reference)", line)  # the full report, or --zero-shot-only's
             if m:
                 dataset = m.group(1)
                 continue
@@ -367,8 +372,8 @@ def render(folds: Sequence[Fold], full: MetaModel, seconds: float, n_records: in
     out.append("")
     with_cache = [f for f in folds if f.cached.n]
     if with_cache:
-        out.append(f"Real runs of bench/lodo.py (`{RUNS_FILE.relative_to(RESULTS.parents[1])}`, trained after the "
-                   "seed: each method's pick, search trials, the reference protocol), predicted by D's model:")
+        out.append(f"Real runs of bench/lodo.py (`{RUNS_FILE.relative_to(RESULTS.parents[1])}`, those the "
+                   "records do not hold: each method's pick, search trials, the reference protocol), predicted by D's model:")
         out.append("")
         rows = []
         for f in sorted(with_cache, key=lambda f: f.distance):
@@ -402,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     records = usable(read_seed(args.records) if args.records is None or args.records.is_dir()
                      else read_records(args.records))
-    cache = cached_runs(args.runs)
+    cache = cached_runs(args.runs, records)
     picks = zero_shot_picks(args.lodo_report)
     names = args.datasets or sorted({r.dataset.name for r in records})
     start = time.perf_counter()

@@ -455,3 +455,25 @@ def test_stated_against_real_scores_the_zero_shot_picks_point_and_interval() -> 
     assert "metallmix: 2 picks; MAE 0.125, mean error (real - stated) -0.075, largest miss -0.200" in text
     assert "interval held 1/2 (mean width 0.15)" in text
     assert "metamodel-top1: NOT MEASURED" in text
+
+
+def test_calibration_scores_only_cached_runs_the_records_lack_and_reads_both_lodo_reports(tmp_path: Path) -> None:
+    import json
+
+    from bench.calibration import cached_runs, zero_shot_picks
+
+    held = next(r for r in read_seed() if r.provenance.source == "sweep")
+    fresh = held.config.model_copy(update={"epochs": held.config.epochs + 1})
+    cache = tmp_path / "runs.jsonl"
+    rows = [{"fingerprint": held.dataset.fingerprint, "seed": held.provenance.seed, "config": c.model_dump(mode="json"),
+             "ran_as": c.model_dump(mode="json"), "status": "ok", "test_accuracy": 0.5} for c in (held.config, fresh)]
+    cache.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [r["ran_as"]["epochs"] for r in cached_runs(cache, [held])[held.dataset.fingerprint]] == [fresh.epochs]
+    assert len(cached_runs(cache)[held.dataset.fingerprint]) == 2
+
+    report = tmp_path / "lodo.md"
+    line = "| metallmix | small_cnn/scratch 64px adamw lr=0.001 bs=64 ep=30 | 0.9 |"
+    report.write_text(f"**knee** (reference 0.602, from x)\n\n{line}\n\n**busi** (best known 0.8, 3 runs)\n\n"
+                      + line.replace("metallmix", "metamodel-top1") + "\n")
+    assert zero_shot_picks(report) == {"knee": {"small_cnn/scratch 64px adamw lr=0.001 bs=64 ep=30": {"metallmix"}},
+                                       "busi": {"small_cnn/scratch 64px adamw lr=0.001 bs=64 ep=30": {"metamodel-top1"}}}
