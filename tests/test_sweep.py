@@ -10,11 +10,20 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from knowledge.store import KnowledgeBase
-from tools.sweep import EARLY_STOP_FROM, PLAN_SIZES, dataset_sizes, estimated_seconds, plan_trainable
+from tools.sweep import (
+    EARLY_STOP_FROM,
+    OTHER_SCRATCH,
+    PLAN_SIZES,
+    PlanSize,
+    dataset_sizes,
+    estimated_seconds,
+    plan_trainable,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {f"/data/{name}.npz": (n, side) for name, n, side in (
@@ -31,12 +40,17 @@ def test_plan_gives_every_dataset_finetunes_and_long_scratch_runs(device: str) -
         assert c.freeze == 0 or c.mode == "finetune"
         if c.mode == "finetune":
             assert c.backbone.startswith("efficientnet_lite")
+        if c.mode == "scratch" and c.backbone != "small_cnn":
+            assert c.backbone in OTHER_SCRATCH and c.epochs >= 8
+            per[Path(i.dataset).stem]["other scratch"] += 1
+            continue
         per[Path(i.dataset).stem][c.mode] += 1
         per[Path(i.dataset).stem]["long scratch"] += c.mode == "scratch" and c.epochs >= 15
         per[Path(i.dataset).stem]["partial"] += c.freeze > 0
     for name in ("big_xray", "small_ct", "retina", "derm"):
         assert per[name]["finetune"] == size.finetune >= 20 and per[name]["long scratch"] >= 10
         assert per[name]["partial"] >= size.finetune // 2
+        assert per[name]["other scratch"] == size.other_scratch > 0
     # Frozen heads only where the knowledge base has nothing yet, on each Lite backbone.
     assert per["big_xray"]["frozen"] == per["derm"]["frozen"] == 0
     assert per["small_ct"]["frozen"] == per["retina"]["frozen"] == 3 * size.heads
@@ -50,7 +64,7 @@ def test_cpu_plan_runs_every_datasets_first_runs_before_anyones_later_ones() -> 
     first_late = min(j for j, i in enumerate(items) if _rank(items, j) >= 5)
     for name in DATASETS:
         early = [j for j, i in enumerate(items) if i.dataset == name and _rank(items, j) < 5]
-        assert len(early) == 10 and max(early) < first_late  # 5 fine-tunes + 5 scratch, all in the first tier
+        assert len(early) == 14 and max(early) < first_late  # 5 fine-tunes, 5 small_cnn, 4 other scratch: tier 0
     sizes = {p: n for p, (n, _) in DATASETS.items()}
     tier0 = [estimated_seconds(items[j].config, sizes[items[j].dataset]) for j in range(first_late)]
     assert tier0 == sorted(tier0)  # cheapest first within a tier
@@ -59,10 +73,23 @@ def test_cpu_plan_runs_every_datasets_first_runs_before_anyones_later_ones() -> 
     assert long and all(i.patience and "patience" in i.notes for i in long)
 
 
+def _kind(item: Any) -> tuple[str, bool]:
+    return item.config.mode, item.config.backbone == "small_cnn"
+
+
 def _rank(items: list, j: int) -> int:
     """The rank of item j among the earlier items of its dataset and kind."""
     me = items[j]
-    return sum(1 for i in items[:j] if i.dataset == me.dataset and i.config.mode == me.config.mode)
+    return sum(1 for i in items[:j] if i.dataset == me.dataset and _kind(i) == _kind(me))
+
+
+def test_the_other_scratch_runs_leave_the_rest_of_the_plan_as_it_was() -> None:
+    """A sweep resumed after the plan gained resnet18/mobilenet scratch runs still finds the runs it
+    did: the fine-tunes and small_cnn runs are the same configs, in the same order, as without them."""
+    known = {Path(p).stem for p in DATASETS}
+    before = plan_trainable(DATASETS, device="cpu", known=known, size=PlanSize(finetune=24, scratch=12, heads=8))
+    now = plan_trainable(DATASETS, device="cpu", known=known)
+    assert [i for i in now if i.config.backbone not in OTHER_SCRATCH] == before
 
 
 def test_plan_refuses_an_unknown_device() -> None:

@@ -11,8 +11,9 @@ Plans (`PLANS`):
 - "frozen": the plan the first seed was built with (above).
 - "cpu": what a practitioner would train, at the price a 2-core CPU can pay: partial
   fine-tunes of EfficientNet-Lite on cached frozen prefixes (`freeze`, see tools.train), a few
-  full fine-tunes where the dataset is small, small_cnn from scratch for 15-40 epochs, and
-  frozen heads for datasets the knowledge base has none of; deliberately poor settings too.
+  full fine-tunes where the dataset is small, small_cnn from scratch for 15-40 epochs, resnet18
+  and mobilenet_v3_small from scratch for 8-30 epochs (mostly 32 px), and frozen heads for
+  datasets the knowledge base has none of; deliberately poor settings too.
   Ordered cheapest and most informative first: every dataset's first runs (the ones it lacks
   most) come before anyone's later ones, each tier by estimated cost.
 - "gpu": the same kinds at 64 to 224 px, full fine-tunes included, many more per dataset;
@@ -166,9 +167,13 @@ class PlanSize:
     finetune: int  # pretrained Lite fine-tunes, full or partial
     scratch: int  # small_cnn from scratch, >= 15 epochs mostly
     heads: int  # frozen heads per Lite backbone, only for datasets the knowledge base has no runs of
+    other_scratch: int = 0  # resnet18 / mobilenet_v3_small from scratch, 8+ epochs (their own random stream)
 
 
-PLAN_SIZES = {"cpu": PlanSize(finetune=24, scratch=12, heads=8), "gpu": PlanSize(finetune=48, scratch=16, heads=8)}
+PLAN_SIZES = {"cpu": PlanSize(finetune=24, scratch=12, heads=8, other_scratch=4),
+              "gpu": PlanSize(finetune=48, scratch=16, heads=8, other_scratch=8)}
+
+OTHER_SCRATCH = ("resnet18", "mobilenet_v3_small")  # the space's other from-scratch backbones
 
 
 def estimated_seconds(config: TrainConfig, n_train: int) -> float:
@@ -246,6 +251,20 @@ def _sample_scratch(rng: random.Random, n_train: int, side: int, device: str) ->
     )
 
 
+def _sample_other_scratch(rng: random.Random, n_train: int, side: int, device: str) -> TrainConfig:
+    """resnet18 or mobilenet_v3_small from scratch for 8 to 30 epochs (40 on a GPU). The recommender
+    can propose them, and before this the seed held them almost only at 1 to 3 epochs, so the
+    meta-model extrapolated what more epochs would give; mostly 32 px on a CPU (their cost grows
+    with the pixels), 64 px on small sets."""
+    gpu = device == "gpu"
+    cfg = _sample_scratch(rng, n_train, side, device)
+    small = n_train <= 1500
+    size = rng.choices((32, 64, 96, 128), weights=(1, 3, 1, 1))[0] if gpu else (64 if small and rng.random() < 0.5 else 32)
+    return cfg.model_copy(update={
+        "backbone": rng.choice(OTHER_SCRATCH), "input_size": size, "epochs": rng.randint(8, 40 if gpu else 30),
+    })
+
+
 def plan_trainable(
     datasets: dict[str, tuple[int, int]],
     *,
@@ -276,6 +295,13 @@ def plan_trainable(
                 if cfg.key() not in keys:
                     keys.add(cfg.key())
                     kinds[kind].append(cfg)
+        other = random.Random(f"{seed}|{device}|{Path(path).stem}|other")  # the stream above stays as it was
+        kinds["other_scratch"] = []
+        while len(kinds["other_scratch"]) < size.other_scratch:
+            cfg = _sample_other_scratch(other, n_train, side, device)
+            if cfg.key() not in keys:
+                keys.add(cfg.key())
+                kinds["other_scratch"].append(cfg)
         if Path(path).stem not in known:
             for backbone in _lites():
                 kinds["frozen"] += [sample_head_config(rng, backbone, 64) for _ in range(size.heads)]
