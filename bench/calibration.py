@@ -277,6 +277,12 @@ def evaluate(name: str, records: Sequence[ExperimentRecord], cache: dict[str, li
                 bands["threshold"], before, after, given, opened, cached, picks, pick_note, ranked)
 
 
+def _shown(path: Path) -> str:
+    """`path` as the docs name it: relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(RESULTS.parents[1])) if path.is_relative_to(RESULTS.parents[1]) else str(path)
+
+
 def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.0f} %"
 
@@ -298,7 +304,8 @@ def _mean(folds: Sequence[Fold], attr: str, what: str) -> float:
     return statistics.mean(values) if values else float("nan")
 
 
-def render(folds: Sequence[Fold], full: MetaModel, seconds: float, n_records: int) -> str:
+def render(folds: Sequence[Fold], full: MetaModel, seconds: float, n_records: int,
+           lodo_report: Path = LODO_REPORT) -> str:
     """The markdown section."""
     lo, hi = INTERVAL
     bands = full.distance_bands
@@ -383,7 +390,7 @@ def render(folds: Sequence[Fold], full: MetaModel, seconds: float, n_records: in
         rows.append(["all", "", c.n, _f(c.mae), _pct(c.coverage), _f(c.width, 2), p.n,
                      _pct(p.coverage) if p.n else "", ""])
         out.append(table(rows, ["dataset", "thin", "cached runs", "MAE", "coverage", "width", "zero-shot pick runs",
-                                "pick coverage", "zero-shot picks (bench/results/lodo.md)"], "llrrrrrrl"))
+                                "pick coverage", f"zero-shot picks ({_shown(lodo_report)})"], "llrrrrrrl"))
         out.append("")
     out.append(
         f"The product's model (all {n_records} records): threshold {_f(bands['threshold'] or float('nan'), 2)}, "
@@ -421,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
               + " ".join(f"[{k}: regret {p.regret:.3f} gap {p.gap:+.3f}]" for k, p in f.ranked.items())
               + f" ({time.perf_counter() - t:.0f} s)", flush=True)
     full = MetaModel.fit(records, seed=0)
-    text = render(folds, full, time.perf_counter() - start, len(records))
+    text = render(folds, full, time.perf_counter() - start, len(records), args.lodo_report)
     print()
     print(text)
     if args.docs:
