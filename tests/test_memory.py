@@ -68,12 +68,15 @@ def test_every_candidate_keeps_to_a_memory_limit_and_a_tighter_one_changes_the_p
     from tools.metamodel import Constraints
 
     meta = read_seed()[0].dataset.meta
-    # Fine-tunes span a wide range of memory (input size, batch, what is frozen): a limit just under the
-    # top pick's need leaves others that fit.
+    # Fine-tunes span a range of memory (input size, batch, what is frozen): a limit halfway between the
+    # lightest fine-tune's need (what a limit nothing meets names) and the top pick's leaves others that fit.
     finetune = {"modes": ["finetune"]}
     free = metamodel.candidates(meta, Constraints(**finetune), n=5)
     top_need = training_memory(free[0].config, meta.n_instances, "cpu", meta.n_classes).total
-    limit = 0.9 * top_need
+    with pytest.raises(NoMemoryFit) as least:
+        metamodel.candidates(meta, Constraints(max_memory_bytes=1, **finetune), n=5)
+    assert least.value.need < top_need, "the top pick is the lightest fine-tune: no limit can exclude it alone"
+    limit = (least.value.need + top_need) / 2
     kept = metamodel.candidates(meta, Constraints(max_memory_bytes=limit, **finetune), n=5)
     assert kept and kept[0].config.key() != free[0].config.key()
     for c in kept:
