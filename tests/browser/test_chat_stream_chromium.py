@@ -67,6 +67,8 @@ def test_streaming_stop_and_limits_in_chromium(served: dict[str, Any]) -> None:
             page.get_by_text("Options", exact=True).click()
             limit = page.get_by_label("Max parameters in millions (0: as the text says)")
             limit.fill("3")
+            limit.press("Tab")  # leave the field, as a user does: the number is committed before the send
+            expect(limit).to_have_value("3")
             expect(page.get_by_label("Max model size in MB, float32 weights (0: as the text says)")).to_be_visible()
             page.screenshot(path=str(SHOTS / "stream-options-limits.png"))
             page.get_by_text("Options", exact=True).click()
