@@ -316,7 +316,8 @@ def test_importance_from_a_sample_ranks_the_seed_features_as_all_rows_do() -> No
     for s in range(3):
         part = _importance(model._acc, d.x_acc, seed=s, rows=500)
         assert list(names[np.argsort(-part)][:4]) == list(top[:4])  # 5th and 6th are within 1 % on the seed
-        assert set(names[np.argsort(-part)][:8]) == set(top[:8])
+        near_top8 = set(names[full >= 0.85 * np.sort(full)[::-1][7]])  # a feature within 15 % of the 8th may swap in
+        assert set(names[np.argsort(-part)][:8]) <= near_top8
         assert part[np.argsort(-full)[:8]] == pytest.approx(full[np.argsort(-full)[:8]], rel=0.15)
 
 
