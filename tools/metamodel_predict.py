@@ -17,12 +17,13 @@ import xgboost as xgb
 from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
 from tools.metamodel_features import (
     META_FEATURES,
-    _acc_matrix,
+    _acc_columns,
     _config_matrix,
     _meta_row,
     _n_train,
     _on_this_machine,
     _predict,
+    _row_matrix,
     _signature,
     _time_extra,
     usable,
@@ -108,14 +109,18 @@ class _Predicting:
     _known: set[str]
     _neighbours: Neighbours
 
-    def _x_acc(self, meta: MetaFeatures, cfg_cols: np.ndarray) -> np.ndarray:
+    def _x_row(self, meta: MetaFeatures, cfg_cols: np.ndarray) -> np.ndarray:
         n = len(cfg_cols)
-        return _acc_matrix(np.broadcast_to(_meta_row(meta, self._modalities), (n, len(META_FEATURES))),
+        return _row_matrix(np.broadcast_to(_meta_row(meta, self._modalities), (n, len(META_FEATURES))),
                            np.full(n, _n_train(meta)), cfg_cols)
 
+    def _x_acc(self, meta: MetaFeatures, cfg_cols: np.ndarray) -> np.ndarray:
+        return _acc_columns(self._x_row(meta, cfg_cols))
+
     def _x(self, meta: MetaFeatures, cfg_cols: np.ndarray, device: Device) -> tuple[np.ndarray, np.ndarray]:
-        x_acc = self._x_acc(meta, cfg_cols)
-        return x_acc, np.hstack([x_acc, _time_extra(x_acc, _on_this_machine(device), self._gpus)])
+        """The accuracy model's and the time model's rows."""
+        x_row = self._x_row(meta, cfg_cols)
+        return _acc_columns(x_row), np.hstack([x_row, _time_extra(x_row, _on_this_machine(device), self._gpus)])
 
     def _residual_q(self, meta: MetaFeatures, acc: np.ndarray) -> np.ndarray:
         """The (low, high) residual quantiles for each raw prediction `acc` on the task: the
