@@ -17,6 +17,8 @@ here, so `from knowledge.store import ...` keeps working for every caller.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import logging
 import os
 from collections import Counter
@@ -258,14 +260,58 @@ def training_coverage(ok: list[ExperimentRecord]) -> dict[str, Any]:
     }
 
 
+# In a knowledge base seeded by `open_default`: the seed it has taken records from (a digest of
+# the seed files and their record ids), so a later version's new seed runs reach it once.
+SEED_STAMP = "seed.json"
+
+
+def _seed_digest(seed: Path) -> str:
+    h = hashlib.sha256()
+    for path in seed_files(seed):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _stamp(root: Path) -> dict[str, Any]:
+    try:
+        stamp = json.loads((root / SEED_STAMP).read_text())
+    except (OSError, ValueError):
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
+
+
+def _top_up(root: Path, seed: Path, digest: str, **kwargs: Any) -> None:
+    """Append the seed records that are new since the seed `root` last took records from.
+
+    A record the knowledge base took before and the user removed since stays removed. A knowledge
+    base from before stamps (no SEED_STAMP) takes every seed record it lacks. Appends go to the
+    JSONL only; the index catches up on the next search. A damaged seed is a warning here, not an
+    error: the user's own knowledge base still opens.
+    """
+    seen = set(_stamp(root).get("ids") or ())
+    try:
+        records = read_seed(seed)
+    except KnowledgeBaseError as exc:
+        log.warning("the packaged seed could not be read, so its new runs were not added: %s", exc)
+        return
+    fresh = [r for r in records if r.id not in seen]
+    kb = KnowledgeBase(root, index=False, chroma_url="", lock_timeout=kwargs.get("lock_timeout", 5.0))
+    added = kb.append(fresh)
+    if added:
+        log.info("added %d runs that are new in the packaged seed to %s", added, root)
+    atomic_write(root / SEED_STAMP, json.dumps({"digest": digest, "ids": [r.id for r in records]}).encode())
+
+
 def open_default(root: str | Path | None = None, seed_dir: str | Path | None = None,
                  **kwargs: Any) -> KnowledgeBase:
-    """The user's knowledge base, seeded from the packaged records on first use.
+    """The user's knowledge base, seeded from the packaged records on first use and topped up
+    with the runs a newer seed adds.
 
     Location: `root`, else $METALLMIX_KB, else ~/.metallmix/kb. A new knowledge base gets
     every seed record once (`read_seed`: the plain file and the gzip shards), written whole:
     a crash leaves no records file or the full one, and a knowledge base another process
-    created meanwhile is kept.
+    created meanwhile is kept. An existing one takes the seed records that are new since it
+    last took records from the seed (`SEED_STAMP`; see `_top_up`), appended like any run.
 
     Args:
         root: the knowledge base's folder.
@@ -275,23 +321,31 @@ def open_default(root: str | Path | None = None, seed_dir: str | Path | None = N
     root = Path(root or os.environ.get("METALLMIX_KB") or Path.home() / ".metallmix" / "kb")
     seed = Path(seed_dir) if seed_dir is not None else SEED_DIR
     kb = KnowledgeBase(root, **kwargs)
-    if not kb.path.exists() and root.resolve() != seed.resolve() and seed_files(seed):
-        lines = [raw for _, raw in seed_lines(seed)]  # as stored: a plain seed alone is copied byte for byte
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = write_temporary(kb.path, b"".join(raw + b"\n" for raw in lines))
-        try:
-            os.link(tmp, kb.path)  # unlike a rename, never replaces a file another process made meanwhile
-        except FileExistsError:
-            pass
-        except OSError:  # a filesystem without hard links: a rename, unless one appeared meanwhile
-            if not kb.path.exists():
-                os.replace(tmp, kb.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+    if root.resolve() == seed.resolve() or not seed_files(seed):
+        return kb
+    digest = _seed_digest(seed)
+    if kb.path.exists():
+        if _stamp(root).get("digest") != digest:
+            _top_up(root, seed, digest, **kwargs)
+        return kb
+    seeded = seed_lines(seed)
+    lines = [raw for _, raw in seeded]  # as stored: a plain seed alone is copied byte for byte
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = write_temporary(kb.path, b"".join(raw + b"\n" for raw in lines))
+    try:
+        os.link(tmp, kb.path)  # unlike a rename, never replaces a file another process made meanwhile
+    except FileExistsError:
+        pass
+    except OSError:  # a filesystem without hard links: a rename, unless one appeared meanwhile
+        if not kb.path.exists():
+            os.replace(tmp, kb.path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    atomic_write(root / SEED_STAMP, json.dumps({"digest": digest, "ids": [r.id for r, _ in seeded]}).encode())
     return kb
 
 
-__all__ = ["COLLECTION", "INDEX_DIR", "RECORDS_FILE", "SEED_DIR", "SEED_SHARD_GLOB", "SEED_SHARD_RECORDS",
+__all__ = ["COLLECTION", "INDEX_DIR", "RECORDS_FILE", "SEED_DIR", "SEED_SHARD_GLOB", "SEED_SHARD_RECORDS", "SEED_STAMP",
            "KnowledgeBase", "KnowledgeBaseError", "SearchVectors", "atomic_write", "chroma_server", "flatten",
            "open_default", "read_records", "read_seed", "seed_files", "server_collection", "training_coverage",
            "unflatten", "write_seed_shards"]

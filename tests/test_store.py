@@ -11,6 +11,7 @@ import pytest
 
 from knowledge.schema import ExperimentRecord
 from knowledge.store import (
+    SEED_STAMP,
     KnowledgeBase,
     KnowledgeBaseError,
     open_default,
@@ -130,7 +131,7 @@ def test_open_default_seeds_from_packaged_records(tmp_path: Path) -> None:
     seed = read_seed()
     assert seed and [r.model_dump() for r in kb.records()] == [r.model_dump() for r in seed]
     assert seed_files() and all(p.name.endswith(".jsonl.gz") for p in seed_files())  # the seed ships as shards
-    assert sorted(p.name for p in kb.root.iterdir()) == ["records.jsonl"]  # no temporary file left
+    assert sorted(p.name for p in kb.root.iterdir()) == ["records.jsonl", SEED_STAMP]  # no temporary file left
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +194,51 @@ def test_a_seed_in_either_form_opens_once_and_rebuilds_the_index(
     # An existing knowledge base is never reseeded.
     kb.path.write_text(seed50[0].model_dump_json() + "\n")
     assert len(open_default(tmp_path / "kb", seed_dir=tmp_path / "seed", index=False)) == 1
+
+
+def test_a_newer_seed_tops_up_an_existing_knowledge_base_once(tmp_path: Path, seed50: list[ExperimentRecord]) -> None:
+    """A user who upgrades gets the runs the new version's seed adds, once, next to their own runs;
+    a seed run they removed stays removed, and the index catches up on the next search."""
+    seed = tmp_path / "seed"
+    write_seed_shards(seed50[:30], seed, max_records_per_shard=12)
+    kb = open_default(tmp_path / "kb", seed_dir=seed, embedder=HashEmbedder())
+    assert kb.search(seed50[3].describe(), k=3) and kb.collection().count() == 30
+    own = make(2)
+    kb.append(own)
+    kept = [r for r in kb.records() if r.id != seed50[5].id]  # the user removes one seed run
+    kb.path.write_text("".join(r.model_dump_json() + "\n" for r in kept))
+    assert len(open_default(tmp_path / "kb", seed_dir=seed, index=False)) == 31  # same seed: nothing added
+
+    write_seed_shards(seed50, seed, max_records_per_shard=12)  # the new version's seed: 20 more runs
+    kb = open_default(tmp_path / "kb", seed_dir=seed, embedder=HashEmbedder())
+    ids = [r.id for r in kb.records()]
+    assert len(ids) == len(set(ids)) == 51
+    assert set(ids) == {r.id for r in seed50} - {seed50[5].id} | {r.id for r in own}
+    assert ids[:31] == [r.id for r in kept]  # appended after what was there
+    kb.search(seed50[40].describe(), k=3)
+    assert kb.collection().count() == 51
+    assert len(open_default(tmp_path / "kb", seed_dir=seed, index=False)) == 51  # once
+
+    # A knowledge base from before stamps takes every seed run it lacks.
+    (tmp_path / "kb" / SEED_STAMP).unlink()
+    kb.path.write_text("".join(r.model_dump_json() + "\n" for r in own))
+    assert len(open_default(tmp_path / "kb", seed_dir=seed, index=False)) == 52
+
+
+def test_a_damaged_newer_seed_leaves_the_knowledge_base_usable(tmp_path: Path, seed50: list[ExperimentRecord],
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    seed = tmp_path / "seed"
+    write_seed_shards(seed50[:20], seed, max_records_per_shard=12)
+    open_default(tmp_path / "kb", seed_dir=seed, index=False)
+    stamp = (tmp_path / "kb" / SEED_STAMP).read_bytes()
+    write_seed_shards(seed50[:30], seed, max_records_per_shard=12)
+    _garbage(seed_files(seed)[-1])
+    with caplog.at_level("WARNING"):
+        kb = open_default(tmp_path / "kb", seed_dir=seed, index=False)
+    assert len(kb) == 20 and "could not be read" in caplog.text
+    assert (tmp_path / "kb" / SEED_STAMP).read_bytes() == stamp  # tried again next time
+    write_seed_shards(seed50[:30], seed, max_records_per_shard=12)  # repaired
+    assert len(open_default(tmp_path / "kb", seed_dir=seed, index=False)) == 30
 
 
 def _truncate(p: Path) -> None:

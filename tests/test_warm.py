@@ -102,8 +102,10 @@ def test_warm_is_idempotent_fast_when_built_and_redone_when_the_seed_changes(see
     _grow(seed)
     assert not is_warm(kb_dir, seed_dir=seed, llm_weights=False)
     again = warm(kb_dir, seed_dir=seed, llm_weights=False)
-    # A new seed index; the existing knowledge base keeps its records and its own (synced) index.
-    assert again["seed_index"]["built"] and not again["kb"]["index_copied"] and again["kb"]["records"] == SMALL
+    # A new seed index; the existing knowledge base keeps its records, takes the seed's new run
+    # (knowledge.store's top-up) and syncs its own index.
+    assert again["seed_index"]["built"] and not again["kb"]["index_copied"] and again["kb"]["records"] == SMALL + 1
+    assert again["kb"]["synced"] == {"added": 1, "removed": 0, "total": SMALL + 1}
     assert is_warm(kb_dir, seed_dir=seed, llm_weights=False)
 
 
