@@ -92,6 +92,26 @@ def test_the_other_scratch_runs_leave_the_rest_of_the_plan_as_it_was() -> None:
     assert [i for i in now if i.config.backbone not in OTHER_SCRATCH] == before
 
 
+def test_sgd_runs_get_the_weight_decays_sgd_is_used_with_and_nothing_else_moves() -> None:
+    """SGD's coupled decay of 5e-2 (x10 by momentum) collapsed evaluation in a seed run; the plans
+    now sample SGD's decays from its own set, and every other field of every run is as before."""
+    known = {Path(p).stem for p in DATASETS}
+    items = plan_trainable(DATASETS, device="cpu", known=known)
+    sgd = [i.config for i in items if i.config.optimizer == "sgd" and i.config.mode != "frozen"]
+    assert sgd and max(c.weight_decay for c in sgd) <= 5e-3
+    assert {i.config.weight_decay for i in items if i.config.optimizer != "sgd"} >= {1e-2, 5e-2}
+    import tools.sweep as sweep
+
+    def old_decays(optimizer: str) -> tuple[float, ...]:
+        return (0.0, 1e-4, 1e-2, 5e-2)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sweep, "_decays", old_decays)
+        before = plan_trainable(DATASETS, device="cpu", known=known)
+    assert [i.config.model_copy(update={"weight_decay": 0}) for i in before] \
+        == [i.config.model_copy(update={"weight_decay": 0}) for i in items]
+
+
 def test_plan_refuses_an_unknown_device() -> None:
     with pytest.raises(ValueError, match="device must be 'cpu' or 'gpu'"):
         plan_trainable(DATASETS, device="tpu")

@@ -197,6 +197,19 @@ def _lites() -> tuple[str, ...]:
     return tuple(b for b in LITES if weights_available(b)) or ("efficientnet_lite0",)
 
 
+def _decays(optimizer: str) -> tuple[float, ...]:
+    """Weight decays to sample (four each: the random stream stays aligned with the plans before).
+
+    SGD couples the decay to the gradient step, and momentum 0.9 multiplies it tenfold: at 5e-2
+    and a learning rate of 0.02 the weights shrink ~1 % a step, BatchNorm's running statistics
+    lag behind the shrinking activations, and evaluation collapses to one class while the
+    training loss still falls (a mednist partial fine-tune: test 0.171 at weight decay 5e-2,
+    0.995 at 0, same run otherwise). The seed has such runs as poor-region evidence; the plans
+    now give SGD the decays it is used with. Adam(W) keeps the wider set.
+    """
+    return (0.0, 1e-4, 5e-4, 5e-3) if optimizer == "sgd" else (0.0, 1e-4, 1e-2, 5e-2)
+
+
 def _sample_finetune(rng: random.Random, n_train: int, side: int, device: str) -> TrainConfig:
     gpu = device == "gpu"
     small = n_train <= 1500
@@ -222,7 +235,7 @@ def _sample_finetune(rng: random.Random, n_train: int, side: int, device: str) -
     epochs = rng.randint(2, 6) if poor and rng.random() < 0.5 else rng.randint(15, 30 if not gpu else 40)
     return TrainConfig(
         backbone=backbone, mode="finetune", freeze=freeze, input_size=size, optimizer=optimizer, learning_rate=lr,
-        batch_size=rng.choice((32, 64, 128)), epochs=epochs, weight_decay=rng.choice((0.0, 1e-4, 1e-2, 5e-2)),
+        batch_size=rng.choice((32, 64, 128)), epochs=epochs, weight_decay=rng.choice(_decays(optimizer)),
         dropout=rng.choice((0.0, 0.2, 0.3, 0.5)),
         scheduler=rng.choices(("warmup_cosine", "cosine", "constant", "step"), weights=(4, 3, 2, 1))[0],
         augmentation=rng.choices(("none", "flip", "light", "strong"), weights=(4, 5, 1 if small or gpu else 0, 1 if gpu else 0))[0],
@@ -244,7 +257,7 @@ def _sample_scratch(rng: random.Random, n_train: int, side: int, device: str) ->
     return TrainConfig(
         backbone="small_cnn", mode="scratch", input_size=size, optimizer=optimizer, learning_rate=lr,
         batch_size=rng.choice((32, 64, 128)), epochs=rng.randint(15, 40 if not gpu else 60),
-        weight_decay=rng.choice((0.0, 1e-4, 1e-2, 5e-2)), dropout=rng.choice((0.0, 0.2, 0.5)),
+        weight_decay=rng.choice(_decays(optimizer)), dropout=rng.choice((0.0, 0.2, 0.5)),
         scheduler=rng.choices(("warmup_cosine", "cosine", "constant", "step"), weights=(3, 3, 2, 2))[0],
         augmentation=rng.choices(("none", "flip", "light", "strong"), weights=(2, 3, 3, 2))[0],
         label_smoothing=rng.choice((0.0, 0.0, 0.1)),
