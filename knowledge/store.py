@@ -284,22 +284,35 @@ def _top_up(root: Path, seed: Path, digest: str, **kwargs: Any) -> None:
     """Append the seed records that are new since the seed `root` last took records from.
 
     A record the knowledge base took before and the user removed since stays removed. A knowledge
-    base from before stamps (no SEED_STAMP) takes every seed record it lacks. Appends go to the
-    JSONL only; the index catches up on the next search. A damaged seed is a warning here, not an
-    error: the user's own knowledge base still opens.
+    base from before stamps (no SEED_STAMP) that holds seed runs takes every seed record it lacks;
+    one that holds none (an empty file, or only the user's runs) was never seeded and stays so.
+    Appends go to the JSONL only; the index catches up on the next search. A damaged seed is a
+    warning here, not an error: the user's own knowledge base still opens.
     """
-    seen = set(_stamp(root).get("ids") or ())
+    stamp = _stamp(root)
+    if stamp.get("seeded") is False:
+        return
     try:
         records = read_seed(seed)
     except KnowledgeBaseError as exc:
         log.warning("the packaged seed could not be read, so its new runs were not added: %s", exc)
         return
-    fresh = [r for r in records if r.id not in seen]
     kb = KnowledgeBase(root, index=False, chroma_url="", lock_timeout=kwargs.get("lock_timeout", 5.0))
-    added = kb.append(fresh)
+    if stamp:
+        seen = set(stamp.get("ids") or ())
+        seeded = True
+    else:
+        held = {r.id for r in kb.records()}
+        seeded = any(r.id in held for r in records)
+        seen = set() if seeded else {r.id for r in records}
+    added = kb.append([r for r in records if r.id not in seen])
     if added:
         log.info("added %d runs that are new in the packaged seed to %s", added, root)
-    atomic_write(root / SEED_STAMP, json.dumps({"digest": digest, "ids": [r.id for r in records]}).encode())
+    _write_stamp(root, digest, [r.id for r in records], seeded)
+
+
+def _write_stamp(root: Path, digest: str, ids: list[str], seeded: bool) -> None:
+    atomic_write(root / SEED_STAMP, json.dumps({"digest": digest, "seeded": seeded, "ids": ids}).encode())
 
 
 def open_default(root: str | Path | None = None, seed_dir: str | Path | None = None,
@@ -325,7 +338,7 @@ def open_default(root: str | Path | None = None, seed_dir: str | Path | None = N
         return kb
     digest = _seed_digest(seed)
     if kb.path.exists():
-        if _stamp(root).get("digest") != digest:
+        if (stamp := _stamp(root)).get("digest") != digest and stamp.get("seeded") is not False:
             _top_up(root, seed, digest, **kwargs)
         return kb
     seeded = seed_lines(seed)
@@ -341,7 +354,7 @@ def open_default(root: str | Path | None = None, seed_dir: str | Path | None = N
             os.replace(tmp, kb.path)
     finally:
         tmp.unlink(missing_ok=True)
-    atomic_write(root / SEED_STAMP, json.dumps({"digest": digest, "ids": [r.id for r, _ in seeded]}).encode())
+    _write_stamp(root, digest, [r.id for r, _ in seeded], True)
     return kb
 
 

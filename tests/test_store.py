@@ -219,10 +219,23 @@ def test_a_newer_seed_tops_up_an_existing_knowledge_base_once(tmp_path: Path, se
     assert kb.collection().count() == 51
     assert len(open_default(tmp_path / "kb", seed_dir=seed, index=False)) == 51  # once
 
-    # A knowledge base from before stamps takes every seed run it lacks.
+    # A knowledge base from before stamps that holds seed runs takes every seed run it lacks.
     (tmp_path / "kb" / SEED_STAMP).unlink()
-    kb.path.write_text("".join(r.model_dump_json() + "\n" for r in own))
+    kb.path.write_text("".join(r.model_dump_json() + "\n" for r in own + seed50[:1]))
     assert len(open_default(tmp_path / "kb", seed_dir=seed, index=False)) == 52
+
+
+def test_a_knowledge_base_that_was_never_seeded_stays_so(tmp_path: Path, seed50: list[ExperimentRecord]) -> None:
+    """An empty records file, or one with only the user's runs, made before open_default saw it:
+    not a seeded knowledge base to top up, now or after the seed grows."""
+    seed = tmp_path / "seed"
+    write_seed_shards(seed50[:20], seed, max_records_per_shard=12)
+    for name, mine in (("empty", []), ("own", make(3))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "records.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in mine))
+        assert len(open_default(tmp_path / name, seed_dir=seed, index=False)) == len(mine)
+    write_seed_shards(seed50, seed, max_records_per_shard=12)
+    assert [len(open_default(tmp_path / n, seed_dir=seed, index=False)) for n in ("empty", "own")] == [0, 3]
 
 
 def test_a_damaged_newer_seed_leaves_the_knowledge_base_usable(tmp_path: Path, seed50: list[ExperimentRecord],
