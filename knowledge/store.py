@@ -45,6 +45,7 @@ from knowledge.record_files import (
     atomic_write,
     flatten,
     locked,
+    read_lines,
     read_records,
     trim_torn_tail,
     unflatten,
@@ -284,8 +285,10 @@ def _top_up(root: Path, seed: Path, digest: str, **kwargs: Any) -> None:
     """Append the seed records that are new since the seed `root` last took records from.
 
     A record the knowledge base took before and the user removed since stays removed. A knowledge
-    base from before stamps (no SEED_STAMP) that holds seed runs takes every seed record it lacks;
-    one that holds none (an empty file, or only the user's runs) was never seeded and stays so.
+    base from before stamps (no SEED_STAMP) that holds every run of the seed's first file (which
+    later seeds only append to: every seeded knowledge base has it whole) takes every seed record
+    it lacks; any other (an empty file, the user's runs, a handful of seed runs imported) was never
+    seeded and stays so.
     Appends go to the JSONL only; the index catches up on the next search. A damaged seed is a
     warning here, not an error: the user's own knowledge base still opens.
     """
@@ -303,7 +306,7 @@ def _top_up(root: Path, seed: Path, digest: str, **kwargs: Any) -> None:
         seeded = True
     else:
         held = {r.id for r in kb.records()}
-        seeded = any(r.id in held for r in records)
+        seeded = {r.id for r, _ in read_lines(seed_files(seed)[0])} <= held
         seen = set() if seeded else {r.id for r in records}
     added = kb.append([r for r in records if r.id not in seen])
     if added:

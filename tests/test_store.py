@@ -219,10 +219,14 @@ def test_a_newer_seed_tops_up_an_existing_knowledge_base_once(tmp_path: Path, se
     assert kb.collection().count() == 51
     assert len(open_default(tmp_path / "kb", seed_dir=seed, index=False)) == 51  # once
 
-    # A knowledge base from before stamps that holds seed runs takes every seed run it lacks.
+    # A knowledge base from before stamps that holds the seed's first file whole takes every seed run
+    # it lacks; one with fewer of the seed's runs was not seeded from it.
     (tmp_path / "kb" / SEED_STAMP).unlink()
-    kb.path.write_text("".join(r.model_dump_json() + "\n" for r in own + seed50[:1]))
+    kb.path.write_text("".join(r.model_dump_json() + "\n" for r in own + seed50[:12]))
     assert len(open_default(tmp_path / "kb", seed_dir=seed, index=False)) == 52
+    (tmp_path / "kb" / SEED_STAMP).unlink()
+    kb.path.write_text("".join(r.model_dump_json() + "\n" for r in own + seed50[:11]))
+    assert len(open_default(tmp_path / "kb", seed_dir=seed, index=False)) == 13
 
 
 def test_a_knowledge_base_that_was_never_seeded_stays_so(tmp_path: Path, seed50: list[ExperimentRecord]) -> None:
