@@ -21,8 +21,16 @@ Printed:
    Spearman correlation. A within-dataset target would need a second model for the expected
    accuracy the product shows, so it is worth adopting only for a clear gain here.
 
+4. `--features`: which columns the accuracy booster reads, on the same folds, for XGBoost seeds
+   0-2: every row feature (`tools.metamodel_features.ROW_FEATURES`, the product's until
+   FEATURE_VERSION 12) against the product's `ACC_FEATURES` (without `ACC_LEFT_OUT`: the raw size
+   and the class-size statistics, which name the dataset among a dozen). Both learn from the
+   same unknown-modality copies as the product. Per set and seed: the point error over D's runs
+   (MAE over runs and over datasets: what the interval and the stated accuracy rest on) and the
+   ranking of D's runs (Spearman, top-1 regret, mean regret of the top 5).
+
 Usage:
-    python -m bench.metamodel [--records knowledge/seed] [--targets]
+    python -m bench.metamodel [--records knowledge/seed] [--targets] [--features]
 
 Timings are wall-clock on whatever else the machine is doing; the load average is printed.
 """
@@ -41,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 import tools.metamodel as tm
+import tools.metamodel_features as mf
 from knowledge.schema import ExperimentRecord
 from knowledge.space import BACKBONES, MODES
 from knowledge.store import read_records, read_seed
@@ -128,11 +137,56 @@ def target_ablation(records: list[ExperimentRecord], seed: int = 0) -> list[dict
     return rows
 
 
+FEATURE_SETS = {"all row features": mf.ROW_FEATURES, "ACC_FEATURES (product)": mf.ACC_FEATURES}
+
+
+def feature_ablation(records: list[ExperimentRecord], seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict[str, object]]:
+    """Leave-one-dataset-out per feature set and XGBoost seed (rows: one per set and seed)."""
+    import xgboost as xgb
+    from scipy.stats import spearmanr
+
+    recs = usable(records)
+    modalities = sorted({r.dataset.meta.modality for r in recs})
+    x_row = mf._row_matrix(np.vstack([mf._meta_row(r.dataset.meta, modalities) for r in recs]),
+                           np.array([mf._n_train(r.dataset.meta) for r in recs]),
+                           tm._config_matrix([r.config for r in recs]))
+    y = np.array([tm.accuracy_target(r) for r in recs])
+    groups = np.array([r.dataset.name for r in recs])
+    rows = []
+    for label, names in FEATURE_SETS.items():
+        x = x_row[:, [mf.ROW_FEATURES.index(n) for n in names]]
+        modality = list(names).index("modality")
+        for seed in seeds:
+            errors, per = [], []
+            for name in sorted(set(groups)):
+                test, train = groups == name, groups != name
+                xt, yt = x[train], y[train]
+                copies = np.sort(np.random.default_rng(seed).choice(len(yt), round(tm.UNKNOWN_MODALITY_SHARE * len(yt)),
+                                                                     replace=False))
+                missing = xt[copies].copy()
+                missing[:, modality] = np.nan
+                dm = xgb.DMatrix(np.vstack([xt, missing]), np.concatenate([yt, yt[copies]]), feature_names=list(names),
+                                 feature_types=tm._feature_types(names), enable_categorical=True)
+                pred = xgb.train({**tm._XGB_PARAMS, "seed": seed}, dm, tm._ROUNDS).inplace_predict(x[test])
+                truth = y[test]
+                order = np.argsort(-pred, kind="stable")
+                errors.append(np.abs(pred - truth))
+                per.append((float(np.abs(pred - truth).mean()), float(spearmanr(pred, truth).statistic),
+                            float(truth.max() - truth[order[0]]), float(truth.max() - truth[order[:5]].mean())))
+            rows.append({"features": label, "n_features": len(names), "seed": seed,
+                         "mae_runs": float(np.concatenate(errors).mean()), "mae_datasets": statistics.mean(p[0] for p in per),
+                         "rho": statistics.mean(p[1] for p in per), "regret": statistics.mean(p[2] for p in per),
+                         "top5": statistics.mean(p[3] for p in per), "n": len(per)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=Path, default=None,
                         help="a records .jsonl, or a folder (a seed of shards, a knowledge base); default: the packaged seed")
     parser.add_argument("--targets", action="store_true", help="also compare accuracy targets (leave-one-dataset-out)")
+    parser.add_argument("--features", action="store_true",
+                        help="also compare the accuracy model's feature sets (leave-one-dataset-out, 3 seeds)")
     args = parser.parse_args()
     records = read_seed(args.records) if args.records is None or args.records.is_dir() else read_records(args.records)
     statuses = Counter(r.outcome.status for r in records)
@@ -217,6 +271,21 @@ def main() -> None:
         for row in rows:
             print(f"{row['target']:<10} {row['regret']:>7.3f} {str(row['within']) + '/' + str(row['n']):>10} "
                   f"{row['top5']:>12.3f} {row['rho']:>6.2f}  " + " ".join(f"{v:>8.3f}" for v in row["per_dataset"].values()))
+        print(f"({time.perf_counter() - t:.1f} s)")
+
+    if args.features:
+        print("\n== accuracy model's features, leave-one-dataset-out (XGBoost seeds 0-2)")
+        t = time.perf_counter()
+        rows = feature_ablation(records)
+        print(f"{'features':<24} {'n':>3} {'seed':>4} {'MAE runs':>8} {'MAE datasets':>12} {'rho':>6} {'top-1 regret':>12} {'top-5 regret':>12}")
+        for row in rows:
+            print(f"{row['features']:<24} {row['n_features']:>3} {row['seed']:>4} {row['mae_runs']:>8.4f} "
+                  f"{row['mae_datasets']:>12.4f} {row['rho']:>6.3f} {row['regret']:>12.3f} {row['top5']:>12.3f}")
+        for label in FEATURE_SETS:
+            mine = [r for r in rows if r["features"] == label]
+            print(f"{label:<24} mean over seeds: MAE runs {statistics.mean(r['mae_runs'] for r in mine):.4f}, datasets "
+                  f"{statistics.mean(r['mae_datasets'] for r in mine):.4f}; rho {statistics.mean(r['rho'] for r in mine):.3f}; "
+                  f"top-1 regret {statistics.mean(r['regret'] for r in mine):.3f}; top-5 {statistics.mean(r['top5'] for r in mine):.3f}")
         print(f"({time.perf_counter() - t:.1f} s)")
 
 
