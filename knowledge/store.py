@@ -301,14 +301,18 @@ def _top_up(root: Path, seed: Path, digest: str, **kwargs: Any) -> None:
         log.warning("the packaged seed could not be read, so its new runs were not added: %s", exc)
         return
     kb = KnowledgeBase(root, index=False, chroma_url="", lock_timeout=kwargs.get("lock_timeout", 5.0))
-    if stamp:
-        seen = set(stamp.get("ids") or ())
-        seeded = True
-    else:
-        held = {r.id for r in kb.records()}
-        seeded = {r.id for r, _ in read_lines(seed_files(seed)[0])} <= held
-        seen = set() if seeded else {r.id for r in records}
-    added = kb.append([r for r in records if r.id not in seen])
+    try:
+        if stamp:
+            seen = set(stamp.get("ids") or ())
+            seeded = True
+        else:
+            held = {r.id for r in kb.records()}
+            seeded = {r.id for r, _ in read_lines(seed_files(seed)[0])} <= held
+            seen = set() if seeded else {r.id for r in records}
+        added = kb.append([r for r in records if r.id not in seen])
+    except KnowledgeBaseError as exc:  # a damaged records file: the commands that repair it must still open it
+        log.warning("the seed's new runs were not added to %s (tried again next time): %s", root, exc)
+        return
     if added:
         log.info("added %d runs that are new in the packaged seed to %s", added, root)
     _write_stamp(root, digest, [r.id for r in records], seeded)

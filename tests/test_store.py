@@ -229,6 +229,23 @@ def test_a_newer_seed_tops_up_an_existing_knowledge_base_once(tmp_path: Path, se
     assert len(open_default(tmp_path / "kb", seed_dir=seed, index=False)) == 13
 
 
+def test_a_damaged_records_file_still_opens_and_takes_the_new_seed_runs_once_repaired(
+        tmp_path: Path, seed50: list[ExperimentRecord], caplog: pytest.LogCaptureFixture) -> None:
+    """The top-up reads the user's records; a bad line there must not stop open_default, which the
+    repair commands (kb rebuild-index, import) go through too."""
+    seed = tmp_path / "seed"
+    write_seed_shards(seed50[:20], seed, max_records_per_shard=12)
+    kb = open_default(tmp_path / "kb", seed_dir=seed, index=False)
+    good = kb.path.read_bytes()
+    kb.path.write_bytes(good + b'{"id": "not a record"}\n')
+    write_seed_shards(seed50[:30], seed, max_records_per_shard=12)
+    with caplog.at_level("WARNING"):
+        open_default(tmp_path / "kb", seed_dir=seed, index=False)
+    assert "tried again next time" in caplog.text and kb.path.read_bytes().endswith(b'"not a record"}\n')
+    kb.path.write_bytes(good)  # repaired
+    assert len(open_default(tmp_path / "kb", seed_dir=seed, index=False)) == 30
+
+
 def test_a_knowledge_base_that_was_never_seeded_stays_so(tmp_path: Path, seed50: list[ExperimentRecord]) -> None:
     """An empty records file, or one with only the user's runs, made before open_default saw it:
     not a seeded knowledge base to top up, now or after the seed grows."""
