@@ -147,26 +147,19 @@ def feature_ablation(records: list[ExperimentRecord], seeds: tuple[int, ...] = (
 
     recs = usable(records)
     modalities = sorted({r.dataset.meta.modality for r in recs})
-    x_row = mf._row_matrix(np.vstack([mf._meta_row(r.dataset.meta, modalities) for r in recs]),
-                           np.array([mf._n_train(r.dataset.meta) for r in recs]),
-                           tm._config_matrix([r.config for r in recs]))
+    x_row = mf._records_rows(recs, modalities)
     y = np.array([tm.accuracy_target(r) for r in recs])
     groups = np.array([r.dataset.name for r in recs])
     rows = []
     for label, names in FEATURE_SETS.items():
         x = x_row[:, [mf.ROW_FEATURES.index(n) for n in names]]
-        modality = list(names).index("modality")
         for seed in seeds:
             errors, per = [], []
             for name in sorted(set(groups)):
                 test, train = groups == name, groups != name
-                xt, yt = x[train], y[train]
-                copies = np.sort(np.random.default_rng(seed).choice(len(yt), round(tm.UNKNOWN_MODALITY_SHARE * len(yt)),
-                                                                     replace=False))
-                missing = xt[copies].copy()
-                missing[:, modality] = np.nan
-                dm = xgb.DMatrix(np.vstack([xt, missing]), np.concatenate([yt, yt[copies]]), feature_names=list(names),
-                                 feature_types=tm._feature_types(names), enable_categorical=True)
+                xt, yt = mf._unknown_modality_copies(x[train], y[train], seed, names)
+                dm = xgb.DMatrix(xt, yt, feature_names=list(names), feature_types=tm._feature_types(names),
+                                 enable_categorical=True)
                 pred = xgb.train({**tm._XGB_PARAMS, "seed": seed}, dm, tm._ROUNDS).inplace_predict(x[test])
                 truth = y[test]
                 order = np.argsort(-pred, kind="stable")

@@ -252,7 +252,8 @@ def _trainable_work(freeze: np.ndarray) -> np.ndarray:
     return 1.0 - (2.0 / 3.0) * np.nan_to_num(freeze)
 
 
-def _unknown_modality_copies(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _unknown_modality_copies(x: np.ndarray, y: np.ndarray, seed: int,
+                             names: Sequence[str] = ACC_FEATURES) -> tuple[np.ndarray, np.ndarray]:
     """`x`, `y` with a seeded UNKNOWN_MODALITY_SHARE of their rows appended again, modality missing.
 
     A modality no record has (or "unknown") is encoded as missing, and XGBoost sends a missing
@@ -268,7 +269,7 @@ def _unknown_modality_copies(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[n
         return x, y
     rows = np.sort(np.random.default_rng(seed).choice(len(y), n, replace=False))
     copies = x[rows].copy()
-    copies[:, ACC_FEATURES.index("modality")] = math.nan
+    copies[:, list(names).index("modality")] = math.nan
     return np.vstack([x, copies]), np.concatenate([y, y[rows]])
 
 
@@ -327,6 +328,15 @@ def time_target(record: ExperimentRecord) -> float:
     return train + o.feature_seconds
 
 
+def _records_rows(records: Sequence[ExperimentRecord], modalities: Sequence[str]) -> np.ndarray:
+    """The `_row_matrix` of records (ROW_FEATURES: every column, before the accuracy model's pick)."""
+    return _row_matrix(
+        np.vstack([_meta_row(r.dataset.meta, modalities) for r in records]),
+        np.array([_n_train(r.dataset.meta) for r in records]),
+        _config_matrix([r.config for r in records]),
+    )
+
+
 def _design(records: Sequence[ExperimentRecord], modalities: list[str] | None = None) -> _Design:
     recs = usable(records)
     if modalities is None:
@@ -336,11 +346,7 @@ def _design(records: Sequence[ExperimentRecord], modalities: list[str] | None = 
     if not recs:
         empty = np.zeros((0, len(ACC_FEATURES)))
         return _Design(empty, np.zeros(0), [], np.zeros((0, len(TIME_FEATURES))), np.zeros(0), [], modalities, gpus)
-    x_row = _row_matrix(
-        np.vstack([_meta_row(r.dataset.meta, modalities) for r in recs]),
-        np.array([_n_train(r.dataset.meta) for r in recs]),
-        _config_matrix([r.config for r in recs]),
-    )
+    x_row = _records_rows(recs, modalities)
     x_acc = _acc_columns(x_row)
     y_acc = np.array([accuracy_target(r) for r in recs])
     ok = np.array([r.outcome.status == "ok" for r in recs])
