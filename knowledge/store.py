@@ -281,7 +281,7 @@ def _stamp(root: Path) -> dict[str, Any]:
     return stamp if isinstance(stamp, dict) else {}
 
 
-def _top_up(root: Path, seed: Path, digest: str, **kwargs: Any) -> None:
+def _top_up(root: Path, seed: Path, digest: str, stamp: dict[str, Any], lock_timeout: float) -> None:
     """Append the seed records that are new since the seed `root` last took records from.
 
     A record the knowledge base took before and the user removed since stays removed. A knowledge
@@ -292,15 +292,12 @@ def _top_up(root: Path, seed: Path, digest: str, **kwargs: Any) -> None:
     Appends go to the JSONL only; the index catches up on the next search. A damaged seed is a
     warning here, not an error: the user's own knowledge base still opens.
     """
-    stamp = _stamp(root)
-    if stamp.get("seeded") is False:
-        return
     try:
         records = read_seed(seed)
     except KnowledgeBaseError as exc:
         log.warning("the packaged seed could not be read, so its new runs were not added: %s", exc)
         return
-    kb = KnowledgeBase(root, index=False, chroma_url="", lock_timeout=kwargs.get("lock_timeout", 5.0))
+    kb = KnowledgeBase(root, index=False, chroma_url="", lock_timeout=lock_timeout)
     try:
         if stamp:
             seen = set(stamp.get("ids") or ())
@@ -346,7 +343,7 @@ def open_default(root: str | Path | None = None, seed_dir: str | Path | None = N
     digest = _seed_digest(seed)
     if kb.path.exists():
         if (stamp := _stamp(root)).get("digest") != digest and stamp.get("seeded") is not False:
-            _top_up(root, seed, digest, **kwargs)
+            _top_up(root, seed, digest, stamp, kb.lock_timeout)
         return kb
     seeded = seed_lines(seed)
     lines = [raw for _, raw in seeded]  # as stored: a plain seed alone is copied byte for byte
