@@ -25,12 +25,16 @@ Printed:
    0-2: every row feature (`tools.metamodel_features.ROW_FEATURES`, the product's until
    FEATURE_VERSION 12) against the product's `ACC_FEATURES` (without `ACC_LEFT_OUT`: the raw size
    and the class-size statistics, which name the dataset among a dozen). Both learn from the
-   same unknown-modality copies as the product. Per set and seed: the point error over D's runs
-   (MAE over runs and over datasets: what the interval and the stated accuracy rest on) and the
-   ranking of D's runs (Spearman, top-1 regret, mean regret of the top 5).
+   same unknown-modality copies and starting line as the product. Per set and seed: the point
+   error over D's runs (MAE over runs and over datasets: what the interval and the stated
+   accuracy rest on) and the ranking of D's runs (Spearman, top-1 regret, mean regret of the top 5).
+5. `--margin`: the accuracy booster's starting line (`tools.metamodel_features.AccMargin`), on
+   the same folds with the product's features, per share of the line (0: the mean accuracy
+   alone, the product before FEATURE_VERSION 13; 1: the whole line), and nested: each held-out
+   dataset gets the share an inner leave-one-dataset-out on the other datasets chose.
 
 Usage:
-    python -m bench.metamodel [--records knowledge/seed] [--targets] [--features]
+    python -m bench.metamodel [--records knowledge/seed] [--targets] [--features] [--margin]
 
 Timings are wall-clock on whatever else the machine is doing; the load average is printed.
 """
@@ -140,37 +144,78 @@ def target_ablation(records: list[ExperimentRecord], seed: int = 0) -> list[dict
 FEATURE_SETS = {"all row features": mf.ROW_FEATURES, "ACC_FEATURES (product)": mf.ACC_FEATURES}
 
 
-def feature_ablation(records: list[ExperimentRecord], seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict[str, object]]:
-    """Leave-one-dataset-out per feature set and XGBoost seed (rows: one per set and seed)."""
-    import xgboost as xgb
-    from scipy.stats import spearmanr
-
+def _lodo_rows(records: list[ExperimentRecord], names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The usable records' rows (columns `names`), targets and dataset names."""
     recs = usable(records)
     modalities = sorted({r.dataset.meta.modality for r in recs})
     x_row = mf._records_rows(recs, modalities)
     y = np.array([tm.accuracy_target(r) for r in recs])
-    groups = np.array([r.dataset.name for r in recs])
+    return x_row[:, [mf.ROW_FEATURES.index(n) for n in names]], y, np.array([r.dataset.name for r in recs])
+
+
+def _held_out(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: tuple[str, ...], seed: int, share: float,
+              name: str) -> np.ndarray:
+    """Predictions for dataset `name` by an accuracy booster trained on the others, as the product
+    trains it (unknown-modality copies, the starting line at `share`)."""
+    test, train = groups == name, groups != name
+    xt, yt = mf._unknown_modality_copies(x[train], y[train], seed, names)
+    return mf._predict(mf._boost(xt, yt, names, seed, share), x[test])
+
+
+def _scores(per: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Point error and ranking over held-out datasets, from (prediction, truth) per dataset."""
+    from scipy.stats import spearmanr
+
+    tops = [(t.max() - t[np.argsort(-p, kind="stable")[0]], t.max() - t[np.argsort(-p, kind="stable")[:5]].mean())
+            for p, t in per]
+    return {"mae_runs": float(np.concatenate([np.abs(p - t) for p, t in per]).mean()),
+            "mae_datasets": statistics.mean(float(np.abs(p - t).mean()) for p, t in per),
+            "rho": statistics.mean(float(spearmanr(p, t).statistic) for p, t in per),
+            "regret": statistics.mean(float(a) for a, _ in tops), "top5": statistics.mean(float(b) for _, b in tops),
+            "n": len(per)}
+
+
+def feature_ablation(records: list[ExperimentRecord], seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict[str, object]]:
+    """Leave-one-dataset-out per feature set and XGBoost seed (rows: one per set and seed)."""
     rows = []
     for label, names in FEATURE_SETS.items():
-        x = x_row[:, [mf.ROW_FEATURES.index(n) for n in names]]
+        x, y, groups = _lodo_rows(records, names)
         for seed in seeds:
-            errors, per = [], []
-            for name in sorted(set(groups)):
-                test, train = groups == name, groups != name
-                xt, yt = mf._unknown_modality_copies(x[train], y[train], seed, names)
-                dm = xgb.DMatrix(xt, yt, feature_names=list(names), feature_types=tm._feature_types(names),
-                                 enable_categorical=True)
-                pred = xgb.train({**tm._XGB_PARAMS, "seed": seed}, dm, tm._ROUNDS).inplace_predict(x[test])
-                truth = y[test]
-                order = np.argsort(-pred, kind="stable")
-                errors.append(np.abs(pred - truth))
-                per.append((float(np.abs(pred - truth).mean()), float(spearmanr(pred, truth).statistic),
-                            float(truth.max() - truth[order[0]]), float(truth.max() - truth[order[:5]].mean())))
-            rows.append({"features": label, "n_features": len(names), "seed": seed,
-                         "mae_runs": float(np.concatenate(errors).mean()), "mae_datasets": statistics.mean(p[0] for p in per),
-                         "rho": statistics.mean(p[1] for p in per), "regret": statistics.mean(p[2] for p in per),
-                         "top5": statistics.mean(p[3] for p in per), "n": len(per)})
+            per = [(_held_out(x, y, groups, names, seed, mf.ACC_MARGIN_SHARE, d), y[groups == d])
+                   for d in sorted(set(groups))]
+            rows.append({"features": label, "n_features": len(names), "seed": seed, **_scores(per)})
     return rows
+
+
+MARGIN_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def margin_ablation(records: list[ExperimentRecord], seed: int = 0) -> tuple[list[dict[str, object]], dict[str, str]]:
+    """Leave-one-dataset-out per share of the accuracy model's starting line (`mf.AccMargin`; 0 is
+    the mean alone), and a nested row: for each held-out dataset the share with the lowest MAE
+    over datasets in an inner leave-one-dataset-out on the others, then scored on it (an honest
+    estimate of choosing the share from these data). Returns the rows and each dataset's inner choice."""
+    names = mf.ACC_FEATURES
+    x, y, groups = _lodo_rows(records, names)
+    datasets = sorted(set(groups))
+    rows = []
+    for share in MARGIN_SHARES:
+        per = [(_held_out(x, y, groups, names, seed, share, d), y[groups == d]) for d in datasets]
+        rows.append({"share": f"{share:g}", **_scores(per)})
+    nested, chosen = [], {}
+    for d in datasets:
+        inner = groups != d
+        xi, yi, gi = x[inner], y[inner], groups[inner]
+
+        def inner_mae(share: float, xi=xi, yi=yi, gi=gi) -> float:
+            return statistics.mean(float(np.abs(_held_out(xi, yi, gi, names, seed, share, e) - yi[gi == e]).mean())
+                                   for e in sorted(set(gi)))
+
+        best = min(MARGIN_SHARES, key=inner_mae)
+        chosen[d] = f"{best:g}"
+        nested.append((_held_out(x, y, groups, names, seed, best, d), y[groups == d]))
+    rows.append({"share": "nested choice", **_scores(nested)})
+    return rows, chosen
 
 
 def main() -> None:
@@ -180,6 +225,8 @@ def main() -> None:
     parser.add_argument("--targets", action="store_true", help="also compare accuracy targets (leave-one-dataset-out)")
     parser.add_argument("--features", action="store_true",
                         help="also compare the accuracy model's feature sets (leave-one-dataset-out, 3 seeds)")
+    parser.add_argument("--margin", action="store_true",
+                        help="also compare shares of the accuracy model's starting line (leave-one-dataset-out, nested)")
     args = parser.parse_args()
     records = read_seed(args.records) if args.records is None or args.records.is_dir() else read_records(args.records)
     statuses = Counter(r.outcome.status for r in records)
@@ -279,6 +326,19 @@ def main() -> None:
             print(f"{label:<24} mean over seeds: MAE runs {statistics.mean(r['mae_runs'] for r in mine):.4f}, datasets "
                   f"{statistics.mean(r['mae_datasets'] for r in mine):.4f}; rho {statistics.mean(r['rho'] for r in mine):.3f}; "
                   f"top-1 regret {statistics.mean(r['regret'] for r in mine):.3f}; top-5 {statistics.mean(r['top5'] for r in mine):.3f}")
+        print(f"({time.perf_counter() - t:.1f} s)")
+
+    if args.margin:
+        print(f"\n== accuracy model's starting line (AccMargin), leave-one-dataset-out, XGBoost seed 0; "
+              f"the product's share: {mf.ACC_MARGIN_SHARE:g}")
+        t = time.perf_counter()
+        rows, chosen = margin_ablation(records)
+        print(f"{'share':<14} {'MAE runs':>8} {'MAE datasets':>12} {'rho':>6} {'top-1 regret':>12} {'top-5 regret':>12}")
+        for row in rows:
+            print(f"{row['share']:<14} {row['mae_runs']:>8.4f} {row['mae_datasets']:>12.4f} {row['rho']:>6.3f} "
+                  f"{row['regret']:>12.3f} {row['top5']:>12.3f}")
+        print("nested: the share each held-out dataset's inner leave-one-dataset-out chose: "
+              + ", ".join(f"{d} {v}" for d, v in chosen.items()))
         print(f"({time.perf_counter() - t:.1f} s)")
 
 

@@ -33,6 +33,7 @@ from tools.metamodel import (
     time_target,
     usable,
 )
+from tools.metamodel_features import ACC_MARGIN_SHARE, AccMargin, _predict
 
 SAMPLE = 300
 MIN_OK = 100
@@ -221,7 +222,7 @@ def test_constraints_state_the_rule() -> None:
 
 def test_explanation_adds_up_to_the_prediction(model: MetaModel, task: ExperimentRecord) -> None:
     ex = model.explain(task.dataset.meta, task.config)
-    raw = float(model._acc.inplace_predict(model._explain_row(task.dataset.meta, task.config))[0])
+    raw = float(_predict(model._acc, model._explain_row(task.dataset.meta, task.config))[0])
     assert ex.base_value + sum(c for _, _, c in ex.contributions) == pytest.approx(raw, abs=1e-3)
     assert ex.prediction == pytest.approx(raw, abs=1e-3)
     pred = model.predict(task.dataset.meta, [task.config])[0].accuracy
@@ -235,13 +236,37 @@ def test_explanation_adds_up_to_the_prediction(model: MetaModel, task: Experimen
 
 
 def test_shap_matches_xgboost_treeshap(model: MetaModel, task: ExperimentRecord) -> None:
-    """shap.TreeExplainer and XGBoost's own pred_contribs (used for global importance) agree."""
+    """shap.TreeExplainer and XGBoost's own pred_contribs (used for global importance) agree, the
+    starting line's part added to its two features in both."""
     ex = model.explain(task.dataset.meta, task.config)
     row = model._explain_row(task.dataset.meta, task.config)
     dm = xgb.DMatrix(row, feature_names=list(ACC_FEATURES), feature_types=model._acc.feature_types, enable_categorical=True)
     native = dict(zip(ACC_FEATURES, model._acc.predict(dm, pred_contribs=True)[0][:-1], strict=True))
+    base, parts = AccMargin.of(model._acc).contributions(row, ACC_FEATURES)
+    for name, part in parts.items():
+        native[name] += float(part[0])
     for name, _, c in ex.contributions:
         assert c == pytest.approx(native[name], abs=1e-4)
+    assert ex.base_value == pytest.approx(base + float(model._acc.predict(dm, pred_contribs=True)[0][-1]), abs=1e-4)
+
+
+def test_accuracy_model_starts_from_a_line_in_the_probe(model: MetaModel, task: ExperimentRecord) -> None:
+    """The accuracy trees learn the rest of a line in the probe and the majority share (kept with the
+    booster): an easier-to-separate dataset starts higher, and a missing probe counts as the median."""
+    line = AccMargin.of(model._acc)
+    assert line is not None and line.share == ACC_MARGIN_SHARE
+    assert line.b > 0, "a higher probe accuracy must start higher"
+    row = model._explain_row(task.dataset.meta, task.config)
+    probe = ACC_FEATURES.index("probe_accuracy")
+    lo, hi, missing = row.copy(), row.copy(), row.copy()
+    lo[0, probe], hi[0, probe], missing[0, probe] = 0.5, 0.9, math.nan
+    assert line(hi, ACC_FEATURES)[0] - line(lo, ACC_FEATURES)[0] == pytest.approx(line.share * line.b * 0.4)
+    filled = row.copy()
+    filled[0, probe] = line.probe_fill
+    assert line(missing, ACC_FEATURES)[0] == pytest.approx(line(filled, ACC_FEATURES)[0])
+    # the trees alone are not the prediction: leaving the line out moves it
+    assert abs(float(_predict(model._acc, row)[0]) - float(model._acc.inplace_predict(row)[0])) > 0.05
+    assert model._time.attr(AccMargin.ATTR) is None  # the time model starts from ln(work), not this line
 
 
 def test_global_importance(model: MetaModel) -> None:

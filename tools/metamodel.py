@@ -35,6 +35,9 @@ duplicate feature would only split SHAP credit arbitrarily. ``majority_share`` i
 is the chance level every accuracy is measured against. The accuracy model leaves out the raw
 size and the class-size statistics (`ACC_LEFT_OUT`): with a dozen datasets they name the
 dataset a run came from, and a model that learns names does not carry over to a new task.
+Its trees start from a line in the probe accuracy and the majority share (`AccMargin`, half
+of the line and half the mean accuracy), which moves an unseen dataset's level with its probe
+where trees alone would give it a neighbour's; SHAP splits the line's part between those two.
 
 Interval: a 90 % interval from the empirical 5th/95th percentiles of out-of-fold
 residuals. For a task whose meta-features match a dataset in the knowledge base, the
@@ -110,6 +113,7 @@ from tools.metamodel_features import (
     N_THREADS,
     TIME_FEATURES,
     UNKNOWN_MODALITY_SHARE,
+    AccMargin,
     _config_matrix,
     _design,
     _device_counts,
@@ -139,7 +143,8 @@ from tools.novelty import OPEN_FIELDS, Neighbours, calibrate
 # 10: the info keeps each dataset's evidence (`tools.neighbour_levels.summarise`), shown with candidates.
 # 11: the accuracy model also learns from a copy of a quarter of its rows with the modality missing.
 # 12: the accuracy model leaves out the raw size and the class-size statistics (ACC_LEFT_OUT).
-FEATURE_VERSION = 12
+# 13: the accuracy model starts from a line in the probe and the majority share (AccMargin).
+FEATURE_VERSION = 13
 
 
 # Global importance (mean |SHAP|) is computed on at most this many training rows, a seeded
@@ -218,8 +223,12 @@ def _importance(booster: xgb.Booster, x: np.ndarray, seed: int, rows: int | None
         xgb.DMatrix(x, feature_names=list(ACC_FEATURES), feature_types=_feature_types(ACC_FEATURES),
                     enable_categorical=True),
         pred_contribs=True,
-    )
-    return np.asarray(np.abs(contribs[:, :-1]).mean(axis=0), dtype=np.float64)
+    )[:, :-1]
+    line = AccMargin.of(booster)
+    if line is not None:  # the starting line's part is the features' too
+        for name, part in line.contributions(x, ACC_FEATURES)[1].items():
+            contribs[:, ACC_FEATURES.index(name)] += part
+    return np.asarray(np.abs(contribs).mean(axis=0), dtype=np.float64)
 
 
 def _records_key(records: Sequence[ExperimentRecord], seed: int) -> str:

@@ -17,6 +17,7 @@ from tools.metamodel_features import (
     ACC_FEATURES,
     CONFIG_FEATURES,
     META_FEATURES,
+    AccMargin,
     _config_matrix,
     _majority_share,
     _n_train,
@@ -63,9 +64,20 @@ class _Explaining(_Predicting):
                 import shap  # ~1 s to import: only when an explanation is asked for
 
             self._explainer = shap.TreeExplainer(self._acc)
-        row = self._explain_row(meta, config)
-        values = np.asarray(self._explainer.shap_values(row)).reshape(-1)
+        row = self._explain_row(meta, config)  # (1, n_features)
+        line = AccMargin.of(self._acc)
+
+        def shap_values(rows: np.ndarray) -> np.ndarray:  # the trees' values plus the starting line's
+            values = np.asarray(self._explainer.shap_values(rows)).reshape(len(rows), -1)
+            if line is not None:
+                for name, part in line.contributions(rows, ACC_FEATURES)[1].items():
+                    values[:, ACC_FEATURES.index(name)] += part
+            return values
+
+        values = shap_values(row)[0]
         base = float(np.asarray(self._explainer.expected_value).reshape(-1)[0])
+        if line is not None:
+            base += line.contributions(row, ACC_FEATURES)[0]
         raw = base + float(values.sum())
         shown = _display_values(meta, config)
         assumed: tuple[str, ...] = ()
@@ -73,7 +85,7 @@ class _Explaining(_Predicting):
             rows = np.vstack([row, *(self._explain_row(m, config) for m in grid)])
             varies = ~np.all(np.isclose(rows, rows[0], equal_nan=True), axis=0)
             assumed = tuple(name for name, v in zip(ACC_FEATURES, varies, strict=True) if v)
-            averaged = np.asarray(self._explainer.shap_values(rows[1:])).reshape(len(grid), -1).mean(axis=0)
+            averaged = shap_values(rows[1:]).mean(axis=0)
             values = np.where(varies, averaged, values)
         contributions = sorted(
             ((name, shown[name], float(v)) for name, v in zip(ACC_FEATURES, values, strict=True)),

@@ -4,12 +4,13 @@ boosters' training and prediction. Part of `tools.metamodel`, whose docstring de
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -273,16 +274,109 @@ def _unknown_modality_copies(x: np.ndarray, y: np.ndarray, seed: int,
     return np.vstack([x, copies]), np.concatenate([y, y[rows]])
 
 
+# The accuracy model's starting point (see `AccMargin`): this share of a linear fit of accuracy on
+# the probe and the majority share, the rest the mean accuracy.
+ACC_MARGIN_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class AccMargin:
+    """The accuracy model's starting point: how hard a dataset is, from two meta-features.
+
+    ``margin = share * (a + b * probe_accuracy + c * majority_share) + (1 - share) * mean``,
+    least squares over the training rows (a missing probe counts as their median). The trees
+    learn the rest. Trees alone give an unseen dataset the level of a dataset they split it
+    with, a step; the line moves with the probe in between, and half of it (ACC_MARGIN_SHARE)
+    averages the two estimates of the offset, which was most of the held-out error.
+    `python -m bench.metamodel --margin` (nested leave-one-dataset-out: each held-out dataset's
+    share chosen by an inner leave-one-dataset-out on the others) measures it; the inner choice
+    was 0.25 or 0.5 in every fold, never 0 or 1 (a full line extrapolates too far).
+
+    Stored with the booster (`save`, an XGBoost attribute), so a loaded model predicts the same.
+    """
+
+    share: float
+    a: float
+    b: float
+    c: float
+    mean: float
+    probe_fill: float  # what a missing probe counts as (the training rows' median)
+    probe_mean: float  # the training rows' means: SHAP's reference point for the line
+    majority_mean: float
+
+    ATTR = "acc_margin"
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, names: Sequence[str], share: float = ACC_MARGIN_SHARE) -> AccMargin:
+        probe, majority = cls._columns(x, names, None)
+        fill = float(np.nanmedian(probe)) if np.isfinite(probe).any() else 0.5
+        probe = np.where(np.isnan(probe), fill, probe)
+        design = np.c_[np.ones(len(y)), probe, majority]
+        (a, b, c), *_ = np.linalg.lstsq(design, y, rcond=None)
+        return cls(share, float(a), float(b), float(c), float(np.mean(y)), fill, float(probe.mean()),
+                   float(majority.mean()))
+
+    @staticmethod
+    def _columns(x: np.ndarray, names: Sequence[str], fill: float | None) -> tuple[np.ndarray, np.ndarray]:
+        names = list(names)
+        probe = x[:, names.index("probe_accuracy")]
+        if fill is not None:
+            probe = np.where(np.isnan(probe), fill, probe)
+        return probe, x[:, names.index("majority_share")]
+
+    def __call__(self, x: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        probe, majority = self._columns(x, names, self.probe_fill)
+        return self.share * (self.a + self.b * probe + self.c * majority) + (1 - self.share) * self.mean
+
+    def contributions(self, x: np.ndarray, names: Sequence[str]) -> tuple[float, dict[str, np.ndarray]]:
+        """The line's exact SHAP split: its value at the training means, and each feature's part."""
+        probe, majority = self._columns(x, names, self.probe_fill)
+        base = self.share * (self.a + self.b * self.probe_mean + self.c * self.majority_mean) + (1 - self.share) * self.mean
+        return base, {"probe_accuracy": self.share * self.b * (probe - self.probe_mean),
+                      "majority_share": self.share * self.c * (majority - self.majority_mean)}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def of(cls, booster: xgb.Booster) -> AccMargin | None:
+        raw = booster.attr(cls.ATTR)
+        return cls(**json.loads(raw)) if raw else None
+
+
+def _has_acc_margin(names: Sequence[str]) -> bool:
+    return tuple(names) != TIME_FEATURES and {"probe_accuracy", "majority_share"} <= set(names)
+
+
 def _train(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int) -> xgb.Booster:
+    """One booster: the time model (TIME_FEATURES) or the accuracy model (ACC_FEATURES)."""
     if tuple(names) == ACC_FEATURES:  # (each CV fold copies only its own training rows)
         x, y = _unknown_modality_copies(x, y, seed)
+    return _boost(x, y, names, seed)
+
+
+def _boost(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int,
+           acc_margin_share: float = ACC_MARGIN_SHARE) -> xgb.Booster:
+    """`_train` on rows as given: the time model's start is ln(work), any other's an `AccMargin`."""
+    params = {**_XGB_PARAMS, "seed": seed}
+    line = AccMargin.fit(x, y, names, acc_margin_share) if _has_acc_margin(names) else None
+    if line is not None:
+        margin = line(x, names)
+        params["base_score"] = 0.0  # the margin is the whole start, so the trees and SHAP agree on it
+    else:
+        margin = _margin(x, names)
     dm = xgb.DMatrix(x, y, feature_names=list(names), feature_types=_feature_types(names), enable_categorical=True,
-                     base_margin=_margin(x, names))
-    return xgb.train({**_XGB_PARAMS, "seed": seed}, dm, _ROUNDS)
+                     base_margin=margin)
+    booster = xgb.train(params, dm, _ROUNDS)
+    if line is not None:
+        booster.set_attr(**{AccMargin.ATTR: line.to_json()})
+    return booster
 
 
 def _predict(booster: xgb.Booster, x: np.ndarray) -> np.ndarray:
-    margin = _margin(x, booster.feature_names or ())
+    names = booster.feature_names or ()
+    line = AccMargin.of(booster)
+    margin = line(x, names) if line is not None else _margin(x, names)
     if margin is None:
         return np.asarray(booster.inplace_predict(x), dtype=np.float64)
     return np.asarray(booster.inplace_predict(x, base_margin=margin), dtype=np.float64)
