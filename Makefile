@@ -7,6 +7,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-$(shell sha256sum pyproject.toml | cut -c1-12)
 # llama-cpp-python has no wheel for this platform: it builds from source (~5 min on 2 cores).
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# ... for this CPU (-march=native), without llama.cpp's AMX kernels: on a Sapphire Rapids-class Xeon
+# in a VM the first decode segfaults in them (ggml-org/llama.cpp#20824; seen here on 2026-12-05).
+# GCC keeps an explicit -mno-amx-* over -march=native, so every other native instruction stays.
+NO_AMX := $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
 export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -21,7 +25,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
-	$(PY) -m pip install -q -e ".[dev,llm,postgres,ray]"
+	CFLAGS="$(NO_AMX) $$CFLAGS" CXXFLAGS="$(NO_AMX) $$CXXFLAGS" $(PY) -m pip install -q -e ".[dev,llm,postgres,ray]"
 	rm -f $(VENV)/.stamp-* && touch $@
 
 # The chat window on http://127.0.0.1:7860 with the embedded LLM (HOST/PORT to change).

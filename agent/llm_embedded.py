@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from functools import partial
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -34,13 +35,59 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from agent.llm_threads import _use_threads, other_busy_cpus
 from agent.llm_weights import ModelWeightsError, verified_sha256
 
-__all__ = ["ChatEmbeddedLlamaCpp"]
+__all__ = ["ChatEmbeddedLlamaCpp", "LlamaBuildError", "check_llama_build"]
 
 
 _LLAMAS: dict[tuple[str, int], tuple[Any, threading.Lock]] = {}
 _LOAD_LOCK = threading.Lock()
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
 _CALL_KEYS = ("temperature", "max_tokens", "seed", "top_p", "top_k", "repeat_penalty")
+
+
+NO_AMX_FLAGS = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+
+
+class LlamaBuildError(RuntimeError):
+    """The installed llama-cpp-python build cannot run on this CPU."""
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return next((set(line.split(":", 1)[1].split()) for line in text.splitlines() if line.startswith("flags")), set())
+
+
+def check_llama_build(system_info: str | None = None, cpu_flags: set[str] | None = None) -> None:
+    """Refuse a llama.cpp build whose AMX kernels would run on this CPU, with the way out.
+
+    A build for the machine (-march=native) on a Sapphire Rapids-class Xeon compiles llama.cpp's
+    AMX kernels, and in a VM the first decode then segfaults in them (ggml-org/llama.cpp#20824;
+    seen here on 2026-12-05): the process dies with no message. `make setup` builds without
+    them (the Makefile's NO_AMX); this catches a build made some other way, before the crash.
+    METALLMIX_ALLOW_AMX=1 skips the check (a machine where AMX works).
+
+    Raises:
+        LlamaBuildError: the build has the AMX kernels and the CPU has AMX.
+    """
+    if os.environ.get("METALLMIX_ALLOW_AMX") == "1":
+        return
+    if system_info is None:
+        import llama_cpp
+
+        system_info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    flags = _cpu_flags() if cpu_flags is None else cpu_flags
+    if "AMX_INT8 = 1" in system_info and "amx_int8" in flags:
+        raise LlamaBuildError(
+            "the installed llama-cpp-python was built with llama.cpp's AMX kernels, which crash on this CPU "
+            "(ggml-org/llama.cpp#20824). Rebuild it without them: "
+            f'CFLAGS="{NO_AMX_FLAGS}" CXXFLAGS="{NO_AMX_FLAGS}" CMAKE_ARGS=-DLLAVA_BUILD=OFF '
+            "pip install --force-reinstall --no-deps --no-cache-dir llama-cpp-python==0.3.36 "
+            "(or `make setup` in a new .venv); or use Ollama (OLLAMA_HOST); "
+            "or set METALLMIX_ALLOW_AMX=1 if AMX works on this machine."
+        )
 
 
 def _load_llama(path: str, n_ctx: int, n_threads: int | None) -> tuple[Any, threading.Lock]:
@@ -50,6 +97,7 @@ def _load_llama(path: str, n_ctx: int, n_threads: int | None) -> tuple[Any, thre
 
     Raises:
         ModelWeightsError: ``path`` was not verified by ``ensure_gguf`` in this process.
+        LlamaBuildError: see `check_llama_build`.
     """
     if verified_sha256(path) is None:
         raise ModelWeightsError(
@@ -59,6 +107,7 @@ def _load_llama(path: str, n_ctx: int, n_threads: int | None) -> tuple[Any, thre
     key = (path, n_ctx)
     with _LOAD_LOCK:
         if key not in _LLAMAS:
+            check_llama_build()
             # llama.cpp's OpenMP threads wait for each other between the ops of every token.
             # Spinning briefly bridges those gaps (faster generation than passive waits on an
             # idle machine), and a short spin bounds the CPU burnt after a call. Spinning

@@ -312,3 +312,27 @@ def test_other_busy_cpus_sees_another_process_and_not_this_one(monkeypatch: pyte
     assert other is not None and own is not None
     assert other >= 0.6, f"a process spinning for 1 s counted as {other:.2f} busy CPUs"
     assert own < other
+
+
+AMX_BUILD = "CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 1 | AMX_INT8 = 1 | OPENMP = 1 | REPACK = 1 |"
+PLAIN_BUILD = "CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 1 | OPENMP = 1 | REPACK = 1 |"
+
+
+def test_an_amx_build_on_an_amx_cpu_is_refused_with_the_rebuild(monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama.cpp's AMX kernels segfault at the first decode on a Sapphire Rapids-class VM: refused
+    before the load, with the command that rebuilds without them."""
+    monkeypatch.delenv("METALLMIX_ALLOW_AMX", raising=False)
+    with pytest.raises(llm_embedded.LlamaBuildError, match="AMX") as err:
+        llm_embedded.check_llama_build(AMX_BUILD, {"avx2", "avx512f", "amx_tile", "amx_int8"})
+    assert llm_embedded.NO_AMX_FLAGS in str(err.value) and "--force-reinstall" in str(err.value)
+    # a build without the kernels, or a CPU without AMX, loads
+    llm_embedded.check_llama_build(PLAIN_BUILD, {"avx2", "avx512f", "amx_tile", "amx_int8"})
+    llm_embedded.check_llama_build(AMX_BUILD, {"avx2", "avx512f"})
+    monkeypatch.setenv("METALLMIX_ALLOW_AMX", "1")  # the user says AMX works here
+    llm_embedded.check_llama_build(AMX_BUILD, {"amx_int8"})
+
+
+def test_the_installed_llama_build_runs_here() -> None:
+    """The build `make setup` made passes its own check on this machine (the Makefile's NO_AMX)."""
+    pytest.importorskip("llama_cpp")
+    llm_embedded.check_llama_build()
