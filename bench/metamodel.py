@@ -11,8 +11,8 @@ Printed:
    recorded accuracy, regret, the chosen run's rank among D's runs, and the expected
    regret of picking a recorded run at random (the baseline to beat).
 3. `--targets`: what the accuracy booster learns, compared on the same leave-one-dataset-out
-   folds (booster settings as the product's). `absolute` is the product's target (test
-   accuracy). The others are within-dataset targets, which leave out how hard a dataset is
+   folds (booster settings as the product's, without its starting line). `absolute` is the
+   product's target (test accuracy). The others are within-dataset targets, which leave out how hard a dataset is
    (the between-dataset variance that dominates the absolute target) so the trees may spend
    their splits on the configuration: `centred` (accuracy minus the dataset's mean run),
    `scaled` (0 at the majority-class share, 1 at the dataset's best run), `pairwise` (XGBoost's

@@ -249,6 +249,31 @@ def test_within_dataset_targets_drop_how_hard_each_dataset_is() -> None:
     assert _target("absolute", y, groups, chance) is y
 
 
+def test_margin_ablation_scores_each_share_and_chooses_the_nested_one_without_the_held_out_dataset(
+        seed: list[ExperimentRecord], monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench.metamodel --margin: one row per share and a nested row whose share was chosen on the
+    other datasets only; a share-0 booster is the mean-start model (its margin is a constant)."""
+    import numpy as np
+
+    import bench.metamodel as bm
+    import tools.metamodel_features as mf
+
+    monkeypatch.setattr(mf, "_ROUNDS", 40)  # a fast booster: the bench's wiring is what is tested
+    monkeypatch.setattr(bm, "MARGIN_SHARES", (0.0, 1.0))
+    names = sorted({r.dataset.name for r in seed})[:3]
+    rng = random.Random(0)
+    small = [r for n in names for r in rng.sample([r for r in seed if r.dataset.name == n], 25)]
+    rows, chosen = bm.margin_ablation(small)
+    assert [r["share"] for r in rows] == ["0", "1", "nested choice"]
+    assert set(chosen) == set(names) and set(chosen.values()) <= {"0", "1"}
+    by_share = {r["share"]: r for r in rows}
+    if len(set(chosen.values())) == 1:  # one share chosen for every dataset: the nested row is that share's row
+        assert by_share["nested choice"]["mae_runs"] == pytest.approx(by_share[next(iter(chosen.values()))]["mae_runs"])
+    x, y, _ = bm._lodo_rows(small, mf.ACC_FEATURES)
+    line = mf.AccMargin.fit(x, y, mf.ACC_FEATURES, share=0.0)
+    assert np.allclose(line(x, mf.ACC_FEATURES), y.mean())
+
+
 @pytest.mark.parametrize("baseline", ["rationale", "judge", "grammar"])
 def test_latency_baselines_re_enact_the_old_call_and_restore_the_current_one(baseline: str) -> None:
     import agent.judge as J
