@@ -61,6 +61,35 @@ def test_split_backbone_freezes_exactly_the_prefix() -> None:
     assert not prefix.training  # BatchNorm keeps the pretrained statistics
 
 
+@pytest.mark.parametrize(("backbone", "mode", "freeze"), [("efficientnet_lite0", "finetune", 0.5),
+                                                          ("efficientnet_lite0", "finetune", 0.0),
+                                                          ("mobilenet_v3_small", "scratch", 0.0)])
+def test_trainable_batchnorm_follows_its_batches_and_the_frozen_prefix_keeps_its_statistics(
+        head_ct: ImageDataset, backbone: str, mode: str, freeze: float) -> None:
+    """The Lite port and MobileNetV3 ship momentum 0.01 (TensorFlow's decay 0.99): the layers that
+    train get PyTorch's 0.1, so a short fine-tune is evaluated with statistics of its own weights."""
+    cfg = TrainConfig(backbone=backbone, mode=mode, freeze=freeze, epochs=1)
+    cfg, pretrained = train_mod.resolve(cfg)
+    bb = build_backbone(cfg.backbone, pretrained=pretrained, input_size=cfg.input_size)
+    shipped = [m.momentum for m in bb.features.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert shipped and all(v == pytest.approx(0.01) for v in shipped)  # what the libraries ship: the reason for the change
+    extra: dict = {"cache": None}
+    model, _, _ = train_mod._build(head_ct, cfg, bb, placement(torch.device("cpu")), torch.Generator().manual_seed(0), extra)
+    trained = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert trained and {m.momentum for m in trained} == {train_mod.TRAIN_BN_MOMENTUM}
+    assert extra["bn_momentum_raised"] == len(trained)
+    prefix = bb.features[: extra["frozen_stages"]]
+    assert all(m.momentum == pytest.approx(0.01) for m in prefix.modules()
+               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+    assert (extra["frozen_stages"] > 0) == (freeze > 0)
+
+
+def test_batchnorm_at_default_momentum_is_left_alone() -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.BatchNorm2d(4, momentum=None))
+    assert train_mod.track_batch_statistics(net) == 0
+    assert net[1].momentum == 0.1 and net[2].momentum is None  # a cumulative average stays one
+
+
 def test_partial_finetune_trains_only_the_rest_on_cached_prefix_outputs(head_ct: ImageDataset, cache: Path) -> None:
     cfg = TrainConfig(backbone="efficientnet_lite0", mode="finetune", freeze=0.75, epochs=2, batch_size=32,
                       optimizer="adamw", learning_rate=1e-3)
