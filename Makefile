@@ -62,6 +62,7 @@ bench: setup
 	$(NICE) $(PY) -m bench.metamodel --targets
 	$(NICE) $(PY) -m bench.calibration --docs docs/BENCHMARKS.md
 	$(NICE) $(PY) bench/runner_throughput.py
+	$(NICE) $(PY) -m bench.bn_momentum --docs docs/BENCHMARKS.md
 	$(NICE) $(PY) -m bench.latency --baseline rationale
 	$(PY) -m bench.latency_goals --docs docs/BENCHMARKS.md  # latency: not niced
 	$(NICE) $(PY) -m bench.task_texts --docs docs/BENCHMARKS.md
