@@ -350,10 +350,11 @@ def split_backbone(backbone: Backbone, freeze: float) -> tuple[nn.Sequential, nn
 # EfficientNet-Lite port and torchvision's MobileNetV3 keep TensorFlow's 0.99 decay (momentum 0.01),
 # made for ImageNet's hundreds of thousands of steps: a fine-tune of a few hundred steps left
 # most of the pretrained (or initial) statistics in place while the weights had moved, and
-# evaluation, which uses them, fell far below training. Measured on this CPU, seed 0: a blood_cells_pbc
-# Lite1 partial fine-tune (freeze 0.9, 6 epochs) tested 0.584 at 0.01 and 0.729 at 0.1 (0.75 on
-# validation with its statistics recomputed over the training set); a head_ct_hemorrhage Lite0
-# full fine-tune (15 epochs, 139 training images) 0.725 and 0.825.
+# evaluation, which uses them, fell far below training. The momentum never changes a training
+# step (train mode normalises with the batch's statistics), so the weights are the same either way;
+# `python -m bench.bn_momentum` measures what it does to evaluation: on this CPU, seed 0, a
+# blood_cells_pbc Lite1 partial fine-tune (freeze 0.9, 6 epochs) tested 0.584 at 0.01 and 0.729 at
+# 0.1, a head_ct_hemorrhage Lite0 full fine-tune (15 epochs, 139 training images) 0.725 and 0.825.
 TRAIN_BN_MOMENTUM = 0.1
 
 
