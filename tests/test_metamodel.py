@@ -343,7 +343,8 @@ def test_importance_from_a_sample_ranks_the_seed_features_as_all_rows_do() -> No
         assert list(names[np.argsort(-part)][:4]) == list(top[:4])  # 5th and 6th are within 1 % on the seed
         near_top8 = set(names[full >= 0.85 * np.sort(full)[::-1][7]])  # a feature within 15 % of the 8th may swap in
         assert set(names[np.argsort(-part)][:8]) <= near_top8
-        assert part[np.argsort(-full)[:8]] == pytest.approx(full[np.argsort(-full)[:8]], rel=0.15)
+        # within 15 %, or 2.5 % of the top feature's for the small ones (a 500-row sample's noise scales with the largest)
+        assert part[np.argsort(-full)[:8]] == pytest.approx(full[np.argsort(-full)[:8]], rel=0.15, abs=0.025 * full.max())
 
 
 def test_cross_validation_folds_train_on_a_bounded_sample(records: list[ExperimentRecord],
