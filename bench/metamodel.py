@@ -12,8 +12,8 @@ Printed:
    regret of picking a recorded run at random (the baseline to beat).
 3. `--targets`: what the accuracy booster learns, compared on the same leave-one-dataset-out
    folds (booster settings as the product's, without its starting line). `absolute` is the
-   product's target (test accuracy). The others are within-dataset targets, which leave out how hard a dataset is
-   (the between-dataset variance that dominates the absolute target) so the trees may spend
+   product's target (test accuracy). The others are within-dataset targets, which leave out how
+   hard a dataset is (the between-dataset variance that dominates the absolute target) so the trees may spend
    their splits on the configuration: `centred` (accuracy minus the dataset's mean run),
    `scaled` (0 at the majority-class share, 1 at the dataset's best run), `pairwise` (XGBoost's
    rank:pairwise with each dataset a query group). Per target: the top-1 regret on D's runs,
@@ -166,8 +166,8 @@ def _scores(per: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
     """Point error and ranking over held-out datasets, from (prediction, truth) per dataset."""
     from scipy.stats import spearmanr
 
-    tops = [(t.max() - t[np.argsort(-p, kind="stable")[0]], t.max() - t[np.argsort(-p, kind="stable")[:5]].mean())
-            for p, t in per]
+    orders = [np.argsort(-p, kind="stable") for p, _ in per]
+    tops = [(t.max() - t[o[0]], t.max() - t[o[:5]].mean()) for (_, t), o in zip(per, orders, strict=True)]
     return {"mae_runs": float(np.concatenate([np.abs(p - t) for p, t in per]).mean()),
             "mae_datasets": statistics.mean(float(np.abs(p - t).mean()) for p, t in per),
             "rho": statistics.mean(float(spearmanr(p, t).statistic) for p, t in per),
@@ -199,9 +199,10 @@ def margin_ablation(records: list[ExperimentRecord], seed: int = 0) -> tuple[lis
     x, y, groups = _lodo_rows(records, names)
     datasets = sorted(set(groups))
     rows = []
-    for share in MARGIN_SHARES:
-        per = [(_held_out(x, y, groups, names, seed, share, d), y[groups == d]) for d in datasets]
-        rows.append({"share": f"{share:g}", **_scores(per)})
+    held = {share: {d: (_held_out(x, y, groups, names, seed, share, d), y[groups == d]) for d in datasets}
+            for share in MARGIN_SHARES}
+    for share, per in held.items():
+        rows.append({"share": f"{share:g}", **_scores(list(per.values()))})
     nested, chosen = [], {}
     for d in datasets:
         inner = groups != d
@@ -213,7 +214,7 @@ def margin_ablation(records: list[ExperimentRecord], seed: int = 0) -> tuple[lis
 
         best = min(MARGIN_SHARES, key=inner_mae)
         chosen[d] = f"{best:g}"
-        nested.append((_held_out(x, y, groups, names, seed, best, d), y[groups == d]))
+        nested.append(held[best][d])  # the outer fit at that share, made above
     rows.append({"share": "nested choice", **_scores(nested)})
     return rows, chosen
 

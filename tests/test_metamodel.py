@@ -242,9 +242,10 @@ def test_shap_matches_xgboost_treeshap(model: MetaModel, task: ExperimentRecord)
     row = model._explain_row(task.dataset.meta, task.config)
     dm = xgb.DMatrix(row, feature_names=list(ACC_FEATURES), feature_types=model._acc.feature_types, enable_categorical=True)
     native = dict(zip(ACC_FEATURES, model._acc.predict(dm, pred_contribs=True)[0][:-1], strict=True))
-    base, parts = AccMargin.of(model._acc).contributions(row, ACC_FEATURES)
-    for name, part in parts.items():
-        native[name] += float(part[0])
+    line = AccMargin.of(model._acc)
+    for name, part in zip(ACC_FEATURES, line.shap(row, ACC_FEATURES)[0], strict=True):
+        native[name] += float(part)
+    base = line.reference
     for name, _, c in ex.contributions:
         assert c == pytest.approx(native[name], abs=1e-4)
     assert ex.base_value == pytest.approx(base + float(model._acc.predict(dm, pred_contribs=True)[0][-1]), abs=1e-4)

@@ -226,8 +226,7 @@ def _importance(booster: xgb.Booster, x: np.ndarray, seed: int, rows: int | None
     )[:, :-1]
     line = AccMargin.of(booster)
     if line is not None:  # the starting line's part is the features' too
-        for name, part in line.contributions(x, ACC_FEATURES)[1].items():
-            contribs[:, ACC_FEATURES.index(name)] += part
+        contribs += line.shap(x, ACC_FEATURES)
     return np.asarray(np.abs(contribs).mean(axis=0), dtype=np.float64)
 
 

@@ -69,15 +69,10 @@ class _Explaining(_Predicting):
 
         def shap_values(rows: np.ndarray) -> np.ndarray:  # the trees' values plus the starting line's
             values = np.asarray(self._explainer.shap_values(rows)).reshape(len(rows), -1)
-            if line is not None:
-                for name, part in line.contributions(rows, ACC_FEATURES)[1].items():
-                    values[:, ACC_FEATURES.index(name)] += part
-            return values
+            return values + line.shap(rows, ACC_FEATURES) if line is not None else values
 
         values = shap_values(row)[0]
-        base = float(np.asarray(self._explainer.expected_value).reshape(-1)[0])
-        if line is not None:
-            base += line.contributions(row, ACC_FEATURES)[0]
+        base = float(np.asarray(self._explainer.expected_value).reshape(-1)[0]) + (line.reference if line else 0.0)
         raw = base + float(values.sum())
         shown = _display_values(meta, config)
         assumed: tuple[str, ...] = ()

@@ -328,12 +328,19 @@ class AccMargin:
         probe, majority = self._columns(x, names, self.probe_fill)
         return self.share * (self.a + self.b * probe + self.c * majority) + (1 - self.share) * self.mean
 
-    def contributions(self, x: np.ndarray, names: Sequence[str]) -> tuple[float, dict[str, np.ndarray]]:
-        """The line's exact SHAP split: its value at the training means, and each feature's part."""
+    @property
+    def reference(self) -> float:
+        """The line at the training means: what SHAP's base value adds for it."""
+        return self.share * (self.a + self.b * self.probe_mean + self.c * self.majority_mean) + (1 - self.share) * self.mean
+
+    def shap(self, x: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """The line's exact SHAP values, one column per name (zero but for its two features): added to
+        the trees' values, they and `reference` sum to the prediction."""
         probe, majority = self._columns(x, names, self.probe_fill)
-        base = self.share * (self.a + self.b * self.probe_mean + self.c * self.majority_mean) + (1 - self.share) * self.mean
-        return base, {"probe_accuracy": self.share * self.b * (probe - self.probe_mean),
-                      "majority_share": self.share * self.c * (majority - self.majority_mean)}
+        out = np.zeros((len(x), len(names)))
+        out[:, list(names).index("probe_accuracy")] = self.share * self.b * (probe - self.probe_mean)
+        out[:, list(names).index("majority_share")] = self.share * self.c * (majority - self.majority_mean)
+        return out
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
