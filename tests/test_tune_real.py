@@ -76,8 +76,8 @@ def test_three_real_frozen_trials_land_in_the_knowledge_base(tmp_path: Path, sha
         assert t.analysis.labels and t.seconds > 0
         assert (Path(t.run_dir) / "log.jsonl").exists()  # type: ignore[arg-type]
     ok = [t for t in result.trials if t.status == "ok"]
-    top = max(t.val_accuracy for t in ok)
     assert ok and result.best is not None
+    top = max(t.val_accuracy for t in ok)
     if result.best.val_accuracy != top:  # a near-tie kept for its prediction (`pick`), and the reason says so
         assert result.best_reason and f"trial {result.best.number}" in result.best_reason
         n_val = len(load_dataset(shared_data / "busi_ultrasound.npz").splits["val"].labels)
