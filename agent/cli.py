@@ -43,6 +43,9 @@ def cmd_kb_stats(args: argparse.Namespace) -> int:
     print(f"records: {stats['records']} ({stats['successful']} successful)")
     for key in ("statuses", "sources", "modes", "backbones", "devices", "datasets"):
         print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in stats[key].items()))
+    if stats["stale"]:
+        print(f"stale: {stats['stale']} runs were measured before a runner fix that changes them "
+              "(knowledge/runner_revisions.py); the next sweep measures them again")
     t = stats["training"]
     print(f"fine-tunes of a pretrained backbone: {t['finetunes']} ({t['finetune_share']:.0%} of successful runs)")
     for name, d in t["per_dataset"].items():
@@ -52,7 +55,7 @@ def cmd_kb_stats(args: argparse.Namespace) -> int:
 
 def cmd_kb_sweep(args: argparse.Namespace) -> int:
     from tools.ray_runner import connect, ray_address, run_sweep_ray
-    from tools.sweep import dataset_sizes, datasets_with_heads, plan_sweep, plan_trainable, run_sweep
+    from tools.sweep import dataset_sizes, datasets_with_heads, plan_stale, plan_sweep, plan_trainable, run_sweep
 
     address = ray_address(args.ray)
     if address is not None:
@@ -68,7 +71,9 @@ def cmd_kb_sweep(args: argparse.Namespace) -> int:
     if not datasets:
         raise UsageError(f"no .npz datasets found in {args.data_dir}; pass --data-dir with MedMNIST-layout .npz files.")
     kb = _kb(args, index=False)
-    if args.plan == "frozen":
+    if args.plan == "stale":
+        items = [i for i in plan_stale(kb.records(), args.data_dir) if i.dataset in datasets]
+    elif args.plan == "frozen":
         items = plan_sweep({p: n for p, (n, _) in datasets.items()}, heads_per_feature_set=args.heads,
                            trainable_per_dataset=args.trainable, seed=args.seed)
     else:
@@ -222,9 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = kb.add_parser("sweep", help="run a resumable sweep over datasets x search space and append the records")
     p.add_argument("--data-dir", default=os.environ.get("METALLMIX_DATA", "../shared/data"))
     p.add_argument("--datasets", nargs="*", help="dataset names (file stems) to include; default all")
-    p.add_argument("--plan", choices=("frozen", "cpu", "gpu"), default="frozen",
+    p.add_argument("--plan", choices=("frozen", "cpu", "gpu", "stale"), default="frozen",
                    help="frozen: heads on cached features (the first seed); cpu: partial/full fine-tunes and scratch "
-                        "runs, cheapest first, for background CPU time; gpu: the same, larger, for a GPU machine")
+                        "runs, cheapest first, for background CPU time; gpu: the same, larger, for a GPU machine; "
+                        "stale: this knowledge base's sweep runs measured before a runner fix that changes them, "
+                        "measured again, cheapest first")
     p.add_argument("--heads", type=int, default=55, help="frozen plan: head configs per (dataset, feature set)")
     p.add_argument("--trainable", type=int, default=6, help="frozen plan: scratch/fine-tune configs per dataset")
     p.add_argument("--seed", type=int, default=0)

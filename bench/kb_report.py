@@ -28,7 +28,8 @@ def main() -> None:
         recs = kb.records()
         stats = kb.stats()
     print(f"records: {stats['records']}, successful: {stats['successful']}, statuses: {stats['statuses']}, "
-          f"devices: {stats['devices']}\n")
+          f"devices: {stats['devices']}, stale (measured before a runner fix, knowledge/runner_revisions.py): "
+          f"{stats['stale']}\n")
     print("| dataset | runs | ok | backbones | modes | best test acc (config) | median test acc | seconds (median) |")
     print("|---|---:|---:|---|---|---|---:|---:|")
     by = defaultdict(list)

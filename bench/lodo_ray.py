@@ -66,7 +66,7 @@ class RaySearch:
         """The rows of these configs on D (seed `seed`): cached ones as they are, the rest trained as Ray tasks at
         once and cached here as each arrives (a config drawn twice trains once)."""
         keys = [Runs.key(ds.fingerprint, c, seed, self.device) for c in configs]
-        todo = {k: c for k, c in zip(keys, configs, strict=True) if k not in self.runs.rows}
+        todo = {k: c for k, c in zip(keys, configs, strict=True) if self.runs.current_row(k) is None}  # stale: again
         pending = {self._task.remote(path, ds.fingerprint, c.model_dump(mode="json"), seed, k, self.threads, HARD_CAP_S,
                                      self.device): (k, c, time.monotonic()) for k, c in todo.items()}
         try:

@@ -29,7 +29,10 @@ The protocol, and why these values:
 Runs are real `tools.train.train` runs cached in bench/results/lodo_runs.jsonl, one JSON row
 per (dataset fingerprint, config key, seed, device kind): a CPU row and a GPU row of the same
 config never mix. CPU rows keep the key they had before devices were told apart (no suffix),
-so every run cached then is still found. A cached run is never retrained, so filling the
+so every run cached then is still found. A cached run is never retrained, except a stale one
+(measured by a runner revision that a later fix changes, knowledge.runner_revisions: its row's
+`runner_revision`, 1 when missing): that reads as not cached, and the run trained again is
+appended after it (the last row of a key wins). Filling the
 cache (`python -m bench.reference`, or `python -m bench.lodo --reference-only`) can stop and
 resume at any point.
 
@@ -56,6 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from knowledge.runner_revisions import RUNNER_REVISION, stale_fixes
 from knowledge.schema import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -196,6 +200,7 @@ class Runs:
                 if line.strip():
                     row = json.loads(line)
                     self.rows[row["key"]] = row
+        self.stale = {key for key, row in self.rows.items() if is_stale_row(row)}  # keys whose row is stale
 
     @staticmethod
     def key(fingerprint: str, config: TrainConfig, seed: int, device: str = "cpu") -> str:
@@ -213,8 +218,12 @@ class Runs:
         return self._device
 
     def cached(self, ds: Any, config: TrainConfig, seed: int, device: str | None = None) -> dict[str, Any] | None:
-        """The cached row of this run on `device` (default: this machine's), or None."""
-        return self.rows.get(self.key(ds.fingerprint, config, seed, device or self.device))
+        """The cached row of this run on `device` (default: this machine's), or None (also when it is stale)."""
+        return self.current_row(self.key(ds.fingerprint, config, seed, device or self.device))
+
+    def current_row(self, key: str) -> dict[str, Any] | None:
+        """The row of `key` unless a later runner fix changes what it measured."""
+        return None if key in self.stale else self.rows.get(key)
 
     def measured(self, fingerprint: str, config: TrainConfig) -> dict[str, dict[str, Any]]:
         """What each device kind cost for this config on this dataset, over every cached seed that finished ok:
@@ -222,7 +231,7 @@ class Runs:
         prefix = f"{fingerprint}|{config.key()}|"
         out: dict[str, dict[str, Any]] = {}
         for key, row in self.rows.items():
-            if key.startswith(prefix) and row["status"] == "ok":
+            if key.startswith(prefix) and row["status"] == "ok" and key not in self.stale:
                 kind = device_kind(row.get("device"))
                 got = out.setdefault(kind, {"secs": [], "device": row.get("device") or kind})
                 got["secs"].append(seconds(row))
@@ -232,21 +241,33 @@ class Runs:
     def get(self, ds: Any, config: TrainConfig, seed: int, cap_s: float = HARD_CAP_S) -> dict[str, Any]:
         """The run's row on this machine's device: from the cache, else trained now (and appended to the cache)."""
         key = self.key(ds.fingerprint, config, seed, self.device)
-        if key in self.rows:
-            return self.rows[key]
+        if (row := self.current_row(key)) is not None:
+            return row
         row = train_row(ds, config, seed, key, threads=self.threads, cap_s=cap_s)
         self.trained += 1
         return self.add(row)
 
     def add(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Cache a run's row (in memory and one line of the JSONL file); a key already cached is not written again."""
-        if row["key"] in self.rows:
-            return self.rows[row["key"]]
+        """Cache a run's row (in memory and one line of the JSONL file); a key already cached is not written
+        again, unless what is cached is stale and the new row is not."""
+        held, stale = self.rows.get(row["key"]), is_stale_row(row)
+        if held is not None and (row["key"] not in self.stale or stale):
+            return held
         self.rows[row["key"]] = row
+        (self.stale.add if stale else self.stale.discard)(row["key"])
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         return row
+
+
+def is_stale_row(row: Mapping[str, Any]) -> bool:
+    """Whether a later runner fix changes what this cached run measured (knowledge.runner_revisions); a
+    row that does not say its config cannot be judged, and is taken as it is."""
+    config = row.get("ran_as") or row.get("config")
+    if config is None:
+        return False
+    return bool(stale_fixes(TrainConfig.model_validate(config), int(row.get("runner_revision") or 1)))
 
 
 def train_row(ds: Any, config: TrainConfig, seed: int, key: str, *, threads: int = 1, cap_s: float = HARD_CAP_S,
@@ -270,6 +291,7 @@ def train_row(ds: Any, config: TrainConfig, seed: int, key: str, *, threads: int
         "weights": result.weights, "status": o.status, "val_accuracy": o.val_accuracy,
         "test_accuracy": o.test_accuracy, "train_seconds": o.train_seconds, "feature_seconds": o.feature_seconds,
         "wall_seconds": round(wall, 3), "device": o.device, "code_version": code_version(),
+        "runner_revision": RUNNER_REVISION,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "threads": threads,
         "load": round(os.getloadavg()[0], 2), "error": o.error,
     }

@@ -16,8 +16,9 @@ dataset descriptor (meta-features) is the one the seed already holds for that fi
 - Every epoch trained (the benchmark does not stop early) and the best validation epoch was tested,
   so `epochs_run` is the config's epochs.
 - The notes say where the run came from, its torch threads and the load average when it ended.
-- A record's id is derived from the row's cache key, so converting twice gives the same records and
-  `seed_merge` adds each run once.
+- A record's id is derived from the row's cache key (and the runner revision after the first), so
+  converting twice gives the same records and `seed_merge` adds each run once; a row the cache
+  retrained after a runner fix (knowledge.runner_revisions) replaces the stale record in the seed.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def to_record(row: Mapping[str, Any], dataset: DatasetInfo) -> ExperimentRecord:
     notes = ("bench.lodo / bench.reference run (bench/results/lodo_runs.jsonl): every epoch trained, the best "
              f"validation epoch tested; torch threads {threads if threads is not None else 'not recorded'}; "
              f"load average {load if load is not None else 'not recorded'} when it ended")
+    revision = int(row.get("runner_revision") or 1)
     provenance = Provenance(
         source="sweep",
         code_version=str(row["code_version"])[:64],
@@ -89,9 +91,11 @@ def to_record(row: Mapping[str, Any], dataset: DatasetInfo) -> ExperimentRecord:
         date=row["date"],
         machine=f"{row['device']} (the benchmark cache does not record the machine)",
         notes=notes,
+        runner_revision=revision,
     )
     return ExperimentRecord(
-        id=hashlib.sha256(f"bench|{row['key']}".encode()).hexdigest()[:32],
+        # A run measured again by a later runner revision is a new record (it supersedes the old one).
+        id=hashlib.sha256(f"bench|{row['key']}{f'|r{revision}' if revision > 1 else ''}".encode()).hexdigest()[:32],
         run_key=ExperimentRecord.make_run_key(dataset.fingerprint, config, int(row["seed"]), "sweep"),
         dataset=dataset,
         config=config,

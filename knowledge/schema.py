@@ -200,6 +200,11 @@ class Provenance(_Strict):
         default=None, max_length=2000,
         description="Why this run was made, when it was proposed by the agent (e.g. a tuning trial's rationale).",
     )
+    runner_revision: int = Field(
+        default=1, ge=1,
+        description="The revision of the runner that measured it (knowledge.runner_revisions); 1 for records "
+                    "from before revisions were kept.",
+    )
 
     @model_validator(mode="after")
     def _literature_cites(self) -> Provenance:

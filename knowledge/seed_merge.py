@@ -9,6 +9,10 @@ run key and id are not in the seed yet is appended, in file order (a torn last l
 writer is skipped), and the shards are rewritten with `knowledge.seed_shards.write_seed_shards`, whose
 full shards keep their bytes, so git sees only the last shard and new ones change.
 
+A run the seed holds only a stale record of (measured before a runner fix that changes it,
+knowledge.runner_revisions) and an input measured again with the current runner: the new record
+takes the stale one's place in the seed (its shard changes), so the seed keeps one record per run.
+
 A plain `records.jsonl` inside the seed folder (an older seed, or a sweep run into it) is folded
 into the shards and removed, so every seed record lives in one place. Do not run this while a
 sweep still writes into the seed folder itself.
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from knowledge.record_files import RECORDS_FILE, KnowledgeBaseError, read_records
+from knowledge.runner_revisions import is_stale
 from knowledge.schema import ExperimentRecord
 from knowledge.seed_shards import SEED_DIR, SEED_SHARD_GLOB, read_seed, write_shards
 
@@ -33,6 +38,7 @@ class MergeResult:
 
     added: list[ExperimentRecord] = field(default_factory=list)  # new runs, in the order appended
     known: int = 0  # records of the inputs already in the seed (by run key or id)
+    replaced: list[ExperimentRecord] = field(default_factory=list)  # stale seed records a new measurement replaced
     seed_before: int = 0  # seed records before the merge
     changed: list[Path] = field(default_factory=list)  # files written or removed in the seed folder
 
@@ -71,19 +77,27 @@ def merge_into_seed(paths: Sequence[str | Path], folder: str | Path | None = Non
     seed = read_seed(folder)
     result = MergeResult(seed_before=len(seed))
     ids = {r.id for r in seed}
-    keys = {r.run_key for r in seed}
+    merged = list(seed)
+    where = {r.run_key: i for i, r in enumerate(merged)}  # run key -> its place in the merged seed
     for path in map(Path, paths):
         for r in read_records(path):
-            if r.id in ids or r.run_key in keys:
+            at = where.get(r.run_key)
+            if r.id in ids or (at is not None and not (is_stale(merged[at]) and not is_stale(r))):
                 result.known += 1
                 continue
             ids.add(r.id)
-            keys.add(r.run_key)
-            result.added.append(r)
+            if at is None:
+                where[r.run_key] = len(merged)
+                merged.append(r)
+            else:  # a stale record, measured again: the new one takes its place
+                if at < len(seed):
+                    result.replaced.append(merged[at])
+                merged[at] = r
+    result.added = merged[len(seed):]
     folder_path = Path(folder) if folder is not None else SEED_DIR
     needs_fold = (folder_path / RECORDS_FILE).is_file()
-    if not dry_run and (result.added or needs_fold):
-        result.changed = rewrite_seed(seed + result.added, folder)
+    if not dry_run and (result.added or result.replaced or needs_fold):
+        result.changed = rewrite_seed(merged, folder)
     return result
 
 
@@ -101,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     verb = "would add" if args.dry_run else "added"
     print(f"{verb} {len(res.added)} new runs to the seed of {res.seed_before} records "
-          f"({res.known} already there); changed: {', '.join(p.name for p in res.changed) or 'nothing'}")
+          f"({res.known} already there), replaced {len(res.replaced)} stale ones; changed: {', '.join(p.name for p in res.changed) or 'nothing'}")
     return 0
 
 

@@ -51,6 +51,7 @@ from knowledge.record_files import (
     unflatten,
     write_temporary,
 )
+from knowledge.runner_revisions import current, is_stale
 from knowledge.schema import ExperimentRecord
 from knowledge.seed_shards import (
     SEED_DIR,
@@ -110,12 +111,13 @@ class KnowledgeBase(ChromaIndex):
             return None, []
         stamp = (st.st_size, st.st_mtime_ns)
         if self._cache is None or self._cache[0] != stamp:
-            self._cache = (stamp, record_files.read_records(self.path))
+            self._cache = (stamp, current(record_files.read_records(self.path)))
             self._ids = None
         return stamp, self._cache[1]
 
     def records(self) -> list[ExperimentRecord]:
-        """All records, cached until the file changes (one stat() per call when it has not)."""
+        """The records, cached until the file changes (one stat() per call when it has not); a stale
+        record whose run was measured again is left out (knowledge.runner_revisions.current)."""
         return self._read()[1]
 
     def _by_id(self) -> dict[str, ExperimentRecord]:
@@ -133,7 +135,9 @@ class KnowledgeBase(ChromaIndex):
         return self._by_id().get(record_id)
 
     def run_keys(self) -> set[str]:
-        return {r.run_key for r in self.records()}
+        """The run keys this knowledge base holds a current measurement of: a run whose only record is
+        stale (knowledge.runner_revisions) is left out, so a sweep measures it again."""
+        return {r.run_key for r in self.records() if not is_stale(r)}
 
     def append(self, records: ExperimentRecord | Iterable[ExperimentRecord]) -> int:
         """Durably append records (skipping ids already present), then index them.
@@ -197,6 +201,8 @@ class KnowledgeBase(ChromaIndex):
                 d: sorted({r.config.backbone for r in ok if r.dataset.name == d}) for d in sorted(per_dataset)
             },
             "training": training_coverage(ok),
+            # Runs measured before a runner fix that changes them (knowledge.runner_revisions), not measured again yet.
+            "stale": sum(map(is_stale, recs)),
         }
 
     # --------------------------------------------------------- import/export

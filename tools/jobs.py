@@ -217,7 +217,7 @@ def record_from_events(job_id: str, spec: dict[str, Any], events: list[dict[str,
         ),
         provenance=Provenance(
             source=spec["source"], code_version=start["code_version"], seed=seed, date=now_utc(),
-            machine=start["machine"], notes=spec.get("notes"),
+            machine=start["machine"], notes=spec.get("notes"), runner_revision=start.get("runner_revision", 1),
         ),
     )
 
@@ -321,6 +321,7 @@ def _worker(run_dir: Path) -> int:
     def emit(event: dict[str, Any]) -> None:
         log.write(json.dumps(event, default=float) + "\n")
 
+    from knowledge.runner_revisions import RUNNER_REVISION
     from tools.datasets import DatasetError, load_dataset, profile_dataset
     from tools.train import code_version, default_device, device_name, machine_name, make_record, resolve, train
 
@@ -344,6 +345,7 @@ def _worker(run_dir: Path) -> int:
         "event": "start", "time": time.time(), "config": config.model_dump(), "weights": weights,
         "dataset": {"name": ds.name, "fingerprint": ds.fingerprint, "meta": meta.model_dump(), "class_names": ds.class_names[:64]},
         "device": device_name(device), "machine": machine_name(), "code_version": code_version(),
+        "runner_revision": RUNNER_REVISION,
     })
     result = train(ds, config, seed=spec["seed"], device=device, on_epoch=lambda e: emit({"event": "epoch", **e}),
                    should_stop=stop.is_set)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from knowledge.runner_revisions import RUNNER_REVISION
 from knowledge.schema import DatasetInfo, ExperimentRecord, Outcome, Provenance, TrainConfig, now_utc
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ def execute(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] | None 
             "dataset": {"name": ds.name, "fingerprint": ds.fingerprint, "meta": meta.model_dump(),
                         "class_names": ds.class_names[:64]},
             "device": device_name(device), "machine": machine_name(), "code_version": code_version(),
-            "pid": os.getpid(),
+            "runner_revision": RUNNER_REVISION, "pid": os.getpid(),
         })
     result = train(ds, config, seed=spec["seed"], device=device, patience=spec.get("patience"), should_stop=should_stop,
                    on_epoch=(lambda e: emit({"event": "epoch", **e})) if emit is not None else None)
@@ -187,7 +188,8 @@ def failed_record(spec: dict[str, Any], run_key: str, dataset: DatasetInfo, erro
         outcome=Outcome(status="failed", epochs_run=0, train_seconds=round(max(0.0, seconds), 3),
                         device=spec.get("device") or "cpu", error=error[:2000]),
         provenance=Provenance(source=spec["source"], code_version=code_version(), seed=spec["seed"], date=now_utc(),
-                              machine=f"ray worker (driver {machine_name()})"[:200], notes=spec.get("notes")),
+                              machine=f"ray worker (driver {machine_name()})"[:200], notes=spec.get("notes"),
+                              runner_revision=RUNNER_REVISION),
     )
 
 
@@ -249,8 +251,11 @@ def run_sweep_ray(
         while queue or pending:
             while queue and len(pending) < window and (deadline is None or time.monotonic() < deadline):
                 item, key = queue.popleft()
+                # The record id is the run key, unless a stale record of this run holds it (a run measured
+                # again after a runner fix, knowledge.runner_revisions): that one gets the revision too.
+                rid = key if kb.get(key) is None else f"{key}.r{RUNNER_REVISION}"
                 spec = {"dataset": item.dataset, "config": item.config.model_dump(), "seed": item.seed,
-                        "source": "sweep", "id": key, "notes": item.notes, "patience": item.patience,
+                        "source": "sweep", "id": rid, "notes": item.notes, "patience": item.patience,
                         "threads": cpus_per_run, "device": device}
                 pending[task.remote(spec)] = (item, key, spec, time.monotonic())
             if not pending:

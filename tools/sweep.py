@@ -19,12 +19,18 @@ Plans (`PLANS`):
 - "gpu": the same kinds at 64 to 224 px, full fine-tunes included, many more per dataset;
   sized so one 10-minute session on one GPU yields several hundred runs (several workers
   share the device).
+- "stale": the knowledge base's own sweep runs whose records are stale (measured before a
+  runner fix that changes them, knowledge.runner_revisions), measured again as they ran,
+  cheapest first (`plan_stale`).
 Trainable runs of 15 epochs or more stop early on validation accuracy (patience 5; the
 record's `epochs_run` and notes say so).
 
 It is resumable: every finished run is appended to the JSONL at once, and items whose
 run key is already there are skipped, so a sweep killed at any point (kill -9 included)
 resumes where it stopped without duplicates. Several worker processes share the cores.
+A run whose record is stale (measured before a runner fix that changes it, see
+knowledge.runner_revisions) is not done: the sweep measures it again, in its plan place, and the
+new record supersedes the old one.
 """
 
 from __future__ import annotations
@@ -60,15 +66,18 @@ class SweepItem:
     config: TrainConfig
     seed: int
     plan: str = "frozen"
+    early_stop: bool | None = None  # None: the plans' rule (trainable runs of EARLY_STOP_FROM epochs or more)
+    why: str | None = None  # said in the record's notes after the plan
 
     @property
     def patience(self) -> int | None:
-        return PATIENCE if self.config.mode != "frozen" and self.config.epochs >= EARLY_STOP_FROM else None
+        rule = self.config.mode != "frozen" and self.config.epochs >= EARLY_STOP_FROM
+        return PATIENCE if (rule if self.early_stop is None else self.early_stop) else None
 
     @property
     def notes(self) -> str:
         stop = f"; early stopping on val accuracy, patience {self.patience}" if self.patience else ""
-        return f"sweep plan {self.plan}{stop}"
+        return f"sweep plan {self.plan}{stop}" + (f"; {self.why}" if self.why else "")
 
     @property
     def group(self) -> tuple[str, str, str, int]:
@@ -148,7 +157,7 @@ def plan_sweep(
 
 
 # ----------------------------------------------------------- fine-tuning plans (cpu, gpu)
-PLANS = ("frozen", "cpu", "gpu")
+PLANS = ("frozen", "cpu", "gpu", "stale")
 LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 _LITE_COST = {"efficientnet_lite0": 1.0, "efficientnet_lite1": 1.3, "efficientnet_lite2": 1.6}
 # Seconds per training image per epoch for one sweep worker (1 thread) on this project's 2-core
@@ -335,6 +344,34 @@ def datasets_with_heads(records: list[ExperimentRecord]) -> set[str]:
     return {r.dataset.name for r in records if r.config.mode == "frozen" and not (r.provenance.notes or "").startswith(own)}
 
 
+def plan_stale(records: list[ExperimentRecord], data_dir: str | Path) -> list[SweepItem]:
+    """The "stale" plan: every sweep run whose only record is stale (measured before a runner fix that
+    changes it, knowledge.runner_revisions), measured again as it ran (config as it ran, seed; early
+    stopping only where the stale run stopped early), on its dataset in `data_dir` (matched by
+    fingerprint: a dataset not there is left out). Cheapest first, by the stale run's own seconds.
+    The new record has the stale one's run key, so it supersedes it (`KnowledgeBase.records`,
+    `knowledge.seed_merge`)."""
+    from knowledge.runner_revisions import RUNNER_REVISION, is_stale
+    from tools.datasets import load_dataset
+
+    stale: dict[str, ExperimentRecord] = {}
+    for r in records:
+        if r.provenance.source == "sweep" and is_stale(r):
+            stale.setdefault(r.run_key, r)
+    if not stale:
+        return []
+    wanted = {r.dataset.fingerprint for r in stale.values()}
+    paths = {fp: str(p) for p in sorted(Path(data_dir).glob("*.npz")) if (fp := load_dataset(p).fingerprint) in wanted}
+    return [
+        SweepItem(paths[r.dataset.fingerprint], r.config, r.provenance.seed, plan="stale",
+                  early_stop="early stopping" in (r.provenance.notes or ""),
+                  why=f"measured again by runner revision {RUNNER_REVISION}: the record of "
+                      f"{r.provenance.code_version} (revision {r.provenance.runner_revision}) was stale")
+        for r in sorted(stale.values(), key=lambda r: r.outcome.total_seconds)
+        if r.dataset.fingerprint in paths
+    ]
+
+
 def dataset_sizes(data_dir: str | Path) -> dict[str, tuple[int, int]]:
     """Every .npz in `data_dir` with (training images, image side in pixels)."""
     import numpy as np
@@ -383,8 +420,9 @@ def _run_group(args: tuple[list[SweepItem], str, int, str | None]) -> tuple[int,
 
 
 def pending_items(items: list[SweepItem], kb: KnowledgeBase) -> list[tuple[SweepItem, str]]:
-    """The items whose run key `kb` does not hold yet, each with its run key, in plan order (a key
-    planned twice is kept once): what a sweep, local or on Ray, still has to run."""
+    """The items whose run key `kb` does not hold a current record of yet (none, or only a stale one:
+    `KnowledgeBase.run_keys`), each with its run key, in plan order (a key planned twice is kept
+    once): what a sweep, local or on Ray, still has to run."""
     from tools.datasets import load_dataset
 
     fingerprints = {path: load_dataset(path).fingerprint for path in {i.dataset for i in items}}
@@ -472,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     import json
 
     ap = argparse.ArgumentParser(prog="python -m tools.sweep", description=main.__doc__.split("\n")[0])
-    ap.add_argument("--plan", choices=("cpu", "gpu"), required=True)
+    ap.add_argument("--plan", choices=("cpu", "gpu", "stale"), required=True)
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--kb-dir", required=True, help="the knowledge base folder the records are appended to")
     ap.add_argument("--datasets", nargs="*", help="dataset file stems to include; default every .npz")
@@ -486,7 +524,10 @@ def main(argv: list[str] | None = None) -> int:
     if not sizes:
         ap.error(f"no .npz datasets to sweep in {args.data_dir}")
     kb = KnowledgeBase(args.kb_dir, index=False)
-    items = plan_trainable(sizes, device=args.plan, seed=args.seed, known=datasets_with_heads(kb.records()))
+    if args.plan == "stale":
+        items = [i for i in plan_stale(kb.records(), args.data_dir) if i.dataset in sizes]
+    else:
+        items = plan_trainable(sizes, device=args.plan, seed=args.seed, known=datasets_with_heads(kb.records()))
     print(json.dumps(run_sweep(items, kb, workers=args.workers, max_minutes=args.max_minutes, progress=False)))
     return 0
 

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from knowledge import cache_root
+from knowledge.runner_revisions import RUNNER_REVISION
 from knowledge.schema import DatasetInfo, EpochMetrics, ExperimentRecord, Outcome, Provenance, TrainConfig, now_utc
 from tools.backbones import Backbone, build_backbone, frozen_stages, weights_available
 from tools.backbones import images_to_tensor as _to_tensor
@@ -666,6 +667,7 @@ def make_record(
             date=now_utc(),
             machine=machine_name(),
             notes=notes[:2000] if notes else None,
+            runner_revision=RUNNER_REVISION,
         ),
         **extra,
     )
