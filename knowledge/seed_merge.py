@@ -21,6 +21,7 @@ sweep still writes into the seed folder itself.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,8 @@ class MergeResult:
 
     added: list[ExperimentRecord] = field(default_factory=list)  # new runs, in the order appended
     known: int = 0  # records of the inputs already in the seed (by run key or id)
-    replaced: list[ExperimentRecord] = field(default_factory=list)  # stale seed records a new measurement replaced
+    # (stale seed record, the new measurement of its run that replaced it)
+    replaced: list[tuple[ExperimentRecord, ExperimentRecord]] = field(default_factory=list)
     seed_before: int = 0  # seed records before the merge
     changed: list[Path] = field(default_factory=list)  # files written or removed in the seed folder
 
@@ -91,7 +93,7 @@ def merge_into_seed(paths: Sequence[str | Path], folder: str | Path | None = Non
                 merged.append(r)
             else:  # a stale record, measured again: the new one takes its place
                 if at < len(seed):
-                    result.replaced.append(merged[at])
+                    result.replaced.append((seed[at], r))
                 merged[at] = r
     result.added = merged[len(seed):]
     folder_path = Path(folder) if folder is not None else SEED_DIR
@@ -99,6 +101,25 @@ def merge_into_seed(paths: Sequence[str | Path], folder: str | Path | None = Non
     if not dry_run and (result.added or result.replaced or needs_fold):
         result.changed = rewrite_seed(merged, folder)
     return result
+
+
+def replacement_table(pairs: Sequence[tuple[ExperimentRecord, ExperimentRecord]]) -> list[str]:
+    """What measuring the stale runs again changed, as markdown lines: per mode and backbone, the runs whose
+    two measurements both finished, and the mean and median change of test and validation accuracy."""
+    groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for old, new in pairs:
+        o, n = old.outcome, new.outcome
+        if o.status == n.status == "ok":
+            groups.setdefault((new.config.mode, new.config.backbone), []).append(
+                (n.test_accuracy - o.test_accuracy, n.val_accuracy - o.val_accuracy))  # type: ignore[operator]
+    if not groups:
+        return []
+    lines = ["| mode | backbone | runs | test change, mean | median | val change, mean |", "|---|---|---:|---:|---:|---:|"]
+    for (mode, backbone), diffs in sorted(groups.items()):
+        test = [d[0] for d in diffs]
+        lines.append(f"| {mode} | {backbone} | {len(diffs)} | {statistics.mean(test):+.3f} | "
+                     f"{statistics.median(test):+.3f} | {statistics.mean(d[1] for d in diffs):+.3f} |")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,7 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     verb = "would add" if args.dry_run else "added"
     print(f"{verb} {len(res.added)} new runs to the seed of {res.seed_before} records "
-          f"({res.known} already there), replaced {len(res.replaced)} stale ones; changed: {', '.join(p.name for p in res.changed) or 'nothing'}")
+          f"({res.known} already there), {'would replace' if args.dry_run else 'replaced'} {len(res.replaced)} "
+          f"stale ones; changed: {', '.join(p.name for p in res.changed) or 'nothing'}")
+    for line in replacement_table(res.replaced):
+        print(line)
     return 0
 
 

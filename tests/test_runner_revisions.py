@@ -15,7 +15,7 @@ from bench.reference import Runs, is_stale_row
 from knowledge.bench_runs import to_record
 from knowledge.runner_revisions import FIXES, RUNNER_REVISION, TF_BATCHNORM, current, is_stale
 from knowledge.schema import ExperimentRecord, TrainConfig
-from knowledge.seed_merge import merge_into_seed
+from knowledge.seed_merge import merge_into_seed, replacement_table
 from knowledge.space import BACKBONES
 from knowledge.store import RECORDS_FILE, KnowledgeBase, read_seed, write_seed_shards
 from tests.fakes import make_record
@@ -99,7 +99,9 @@ def test_a_seed_merge_puts_the_new_measurement_in_the_stale_ones_place(tmp_path:
     sweep.write_text("".join(r.model_dump_json() + "\n" for r in (new, older, other)))
 
     res = merge_into_seed([sweep], folder)
-    assert [r.id for r in res.replaced] == [stale.id] and [r.id for r in res.added] == [other.id] and res.known == 1
+    assert [(a.id, b.id) for a, b in res.replaced] == [(stale.id, new.id)]
+    assert [r.id for r in res.added] == [other.id] and res.known == 1
+    assert replacement_table(res.replaced)[2:] == ["| finetune | efficientnet_lite0 | 1 | +0.100 | +0.100 | +0.100 |"]
     after = read_seed(folder)
     assert [r.id for r in after] == [r.id for r in seed[:stale_at]] + [new.id] + [r.id for r in seed[stale_at + 1:]] \
         + [other.id]
