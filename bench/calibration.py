@@ -3,7 +3,10 @@
 Nested leave-one-dataset-out over the seed records. For each dataset D the meta-model is
 fitted on every other dataset's runs with cross-validation, so its interval calibration (the
 leave-dataset-out residuals of the other datasets, their distance bands and the threshold)
-never saw D; it then predicts every recorded run of D, with D's own meta-features. Per D:
+never saw D; it then predicts every recorded run of D, with D's own meta-features (every current
+one: a stale run, measured before a runner fix that changes it, knowledge.runner_revisions, is
+scored on nothing, though the models learn from the other datasets' stale runs as the product's
+do; the same for the cached runs below). Per D:
 
 - its distance to the nearest other dataset (what the model reports for D) and whether the
   model calls the evidence thin (beyond the threshold it calibrated without D: an
@@ -57,6 +60,8 @@ import numpy as np
 
 from bench.common import RESULTS, header, table, write_section
 from bench.lodo import ZERO_SHOT, short
+from bench.reference import is_stale_row
+from knowledge.runner_revisions import is_stale
 from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
 from knowledge.store import read_records, read_seed
 from tools.metamodel import (
@@ -192,6 +197,8 @@ def cached_runs(path: Path, recorded: Sequence[ExperimentRecord] = ()) -> dict[s
         for line in path.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
+                if is_stale_row(row):  # measured before a runner fix that changes it: not evidence of today's runner
+                    continue
                 ran = TrainConfig.model_validate(row.get("ran_as") or row["config"])
                 if ExperimentRecord.make_run_key(row["fingerprint"], ran, int(row["seed"]), "sweep") not in held:
                     out[row["fingerprint"]].append(row)
@@ -225,8 +232,10 @@ def _truth(row: dict[str, Any], chance: float) -> float | None:
 
 def evaluate(name: str, records: Sequence[ExperimentRecord], cache: dict[str, list[dict[str, Any]]],
              picks_by_dataset: dict[str, dict[str, set[str]]], seed: int = 0) -> Fold:
-    """Fit without `name`, then score every prediction the model makes for it."""
-    test = [r for r in records if r.dataset.name == name]
+    """Fit without `name`, then score every prediction the model makes for its current runs (a stale run,
+    measured before a runner fix that changes it, is not what the runner gives now: scored on nothing,
+    while the model learns from other datasets' stale runs as the product's does)."""
+    test = [r for r in records if r.dataset.name == name and not is_stale(r)]
     model = MetaModel.fit([r for r in records if r.dataset.name != name], seed=seed, cross_validate=True)
     meta = test[0].dataset.meta
     configs = [r.config for r in test]

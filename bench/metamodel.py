@@ -32,9 +32,13 @@ Printed:
    the same folds with the product's features, per share of the line (0: the mean accuracy
    alone, the product before FEATURE_VERSION 13; 1: the whole line), and nested: each held-out
    dataset gets the share an inner leave-one-dataset-out on the other datasets chose.
+6. `--stale`: the accuracy booster trained with the knowledge base's stale runs (measured before a
+   runner fix that changes them, knowledge.runner_revisions; the product learns from them) or
+   without them, on the same folds, scored only on held-out runs that are current, for XGBoost
+   seeds 0-2.
 
 Usage:
-    python -m bench.metamodel [--records knowledge/seed] [--targets] [--features] [--margin]
+    python -m bench.metamodel [--records knowledge/seed] [--targets] [--features] [--margin] [--stale]
 
 Timings are wall-clock on whatever else the machine is doing; the load average is printed.
 """
@@ -54,6 +58,7 @@ import numpy as np
 
 import tools.metamodel as tm
 import tools.metamodel_features as mf
+from knowledge.runner_revisions import is_stale
 from knowledge.schema import ExperimentRecord
 from knowledge.space import BACKBONES, MODES
 from knowledge.store import read_records, read_seed
@@ -219,6 +224,28 @@ def margin_ablation(records: list[ExperimentRecord], seed: int = 0) -> tuple[lis
     return rows, chosen
 
 
+def stale_ablation(records: list[ExperimentRecord], seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict[str, object]]:
+    """Leave-one-dataset-out scored on the held-out runs that are current (a stale run's accuracy is not what
+    the runner gives now, knowledge.runner_revisions), for an accuracy booster trained as the product trains it
+    on every usable record, stale ones included, or on the current ones only; per XGBoost seed."""
+    names = mf.ACC_FEATURES
+    x, y, groups = _lodo_rows(records, names)
+    stale = np.array([is_stale(r) for r in usable(records)], dtype=bool)  # the rows of _lodo_rows, in order
+    rows = []
+    for label, keep in (("stale runs kept (product)", np.ones(len(y), dtype=bool)), ("stale runs left out", ~stale)):
+        for seed in seeds:
+            per = []
+            for d in sorted(set(groups)):
+                test, train = (groups == d) & ~stale, (groups != d) & keep
+                if test.sum() < 2:  # nothing current to score (or no ranking to score) on this dataset
+                    continue
+                xt, yt = mf._unknown_modality_copies(x[train], y[train], seed, names)
+                per.append((mf._predict(mf._boost(xt, yt, names, seed, mf.ACC_MARGIN_SHARE), x[test]), y[test]))
+            rows.append({"training": label, "seed": seed, "trained_on": int(keep.sum()), "stale": int(stale.sum()),
+                         **_scores(per)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=Path, default=None,
@@ -226,6 +253,8 @@ def main() -> None:
     parser.add_argument("--targets", action="store_true", help="also compare accuracy targets (leave-one-dataset-out)")
     parser.add_argument("--features", action="store_true",
                         help="also compare the accuracy model's feature sets (leave-one-dataset-out, 3 seeds)")
+    parser.add_argument("--stale", action="store_true",
+                        help="also compare training with and without stale runs, scored on current ones (3 seeds)")
     parser.add_argument("--margin", action="store_true",
                         help="also compare shares of the accuracy model's starting line (leave-one-dataset-out, nested)")
     args = parser.parse_args()
@@ -313,6 +342,22 @@ def main() -> None:
             print(f"{row['target']:<10} {row['regret']:>7.3f} {str(row['within']) + '/' + str(row['n']):>10} "
                   f"{row['top5']:>12.3f} {row['rho']:>6.2f}  " + " ".join(f"{v:>8.3f}" for v in row["per_dataset"].values()))
         print(f"({time.perf_counter() - t:.1f} s)")
+
+    if args.stale:
+        print("\n== stale runs in training, leave-one-dataset-out on current runs (XGBoost seeds 0-2)")
+        t = time.perf_counter()
+        rows = stale_ablation(records)
+        print(f"{'training':<26} {'seed':>4} {'runs':>5} {'datasets':>8} {'MAE runs':>8} {'MAE datasets':>12} {'rho':>6} "
+              f"{'top-1 regret':>12} {'top-5 regret':>12}")
+        for row in rows:
+            print(f"{row['training']:<26} {row['seed']:>4} {row['trained_on']:>5} {row['n']:>8} {row['mae_runs']:>8.4f} "
+                  f"{row['mae_datasets']:>12.4f} {row['rho']:>6.3f} {row['regret']:>12.3f} {row['top5']:>12.3f}")
+        for label in dict.fromkeys(r["training"] for r in rows):
+            mine = [r for r in rows if r["training"] == label]
+            print(f"{label:<26} mean over seeds: MAE runs {statistics.mean(r['mae_runs'] for r in mine):.4f}, datasets "
+                  f"{statistics.mean(r['mae_datasets'] for r in mine):.4f}; rho {statistics.mean(r['rho'] for r in mine):.3f}; "
+                  f"top-1 regret {statistics.mean(r['regret'] for r in mine):.3f}; top-5 {statistics.mean(r['top5'] for r in mine):.3f}")
+        print(f"({time.perf_counter() - t:.1f} s; {rows[0]['stale']} stale runs)")
 
     if args.features:
         print("\n== accuracy model's features, leave-one-dataset-out (XGBoost seeds 0-2)")
