@@ -495,6 +495,11 @@ def test_calibration_scores_only_cached_runs_the_records_lack_and_reads_both_lod
     cache.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert [r["ran_as"]["epochs"] for r in cached_runs(cache, [held])[held.dataset.fingerprint]] == [fresh.epochs]
     assert len(cached_runs(cache)[held.dataset.fingerprint]) == 2
+    # A run measured before a runner fix that changes it (a Lite fine-tune of revision 1) is no evidence of today's runner.
+    stale = TrainConfig(backbone="efficientnet_lite0", mode="finetune", epochs=3).model_dump(mode="json")
+    cache.write_text("".join(json.dumps({**rows[1], "config": stale, "ran_as": stale, **extra}) + "\n"
+                             for extra in ({}, {"runner_revision": 2})))
+    assert [r.get("runner_revision") for r in cached_runs(cache)[held.dataset.fingerprint]] == [2]
 
     report = tmp_path / "lodo.md"
     line = "| metallmix | small_cnn/scratch 64px adamw lr=0.001 bs=64 ep=30 | 0.9 |"
