@@ -125,7 +125,10 @@ def test_the_stale_plan_measures_each_stale_run_again_as_it_ran(shared_data: Pat
     fine = on_head_ct(_record("small_cnn", "scratch", key="fine"))
     user = on_head_ct(_record("efficientnet_lite0", "finetune", key="user"))
     user = user.model_copy(update={"provenance": user.provenance.model_copy(update={"source": "user"})})
-    items = plan_stale([slow, elsewhere, quick, fine, user], shared_data)
+    on_gpu = quick.model_copy(update={"run_key": "run-key-gpu", "outcome": quick.outcome.model_copy(
+        update={"device": "cuda:NVIDIA H200"})})  # measured again on a GPU only
+    assert [i.config for i in plan_stale([on_gpu], shared_data, device="cuda")] == [quick.config]
+    items = plan_stale([slow, elsewhere, quick, fine, user, on_gpu], shared_data, device="cpu")
     assert [(i.config, i.seed) for i in items] == [(quick.config, 0), (slow.config, 0)]  # cheapest first
     assert items[0].patience is None and items[1].patience == PATIENCE  # early stopping only where it stopped early
     assert all(i.dataset == str(shared_data / "head_ct_hemorrhage.npz") for i in items)

@@ -344,19 +344,25 @@ def datasets_with_heads(records: list[ExperimentRecord]) -> set[str]:
     return {r.dataset.name for r in records if r.config.mode == "frozen" and not (r.provenance.notes or "").startswith(own)}
 
 
-def plan_stale(records: list[ExperimentRecord], data_dir: str | Path) -> list[SweepItem]:
+def plan_stale(records: list[ExperimentRecord], data_dir: str | Path, device: str | None = None) -> list[SweepItem]:
     """The "stale" plan: every sweep run whose only record is stale (measured before a runner fix that
     changes it, knowledge.runner_revisions), measured again as it ran (config as it ran, seed; early
     stopping only where the stale run stopped early), on its dataset in `data_dir` (matched by
-    fingerprint: a dataset not there is left out). Cheapest first, by the stale run's own seconds.
-    The new record has the stale one's run key, so it supersedes it (`KnowledgeBase.records`,
-    `knowledge.seed_merge`)."""
+    fingerprint: a dataset not there is left out), on the kind of device that measured it (`device`,
+    "cpu" or "cuda"; None: this machine's), so the new record keeps that device's time. Cheapest
+    first, by the stale run's own seconds. The new record has the stale one's run key, so it
+    supersedes it (`KnowledgeBase.records`, `knowledge.seed_merge`)."""
     from knowledge.runner_revisions import RUNNER_REVISION, is_stale
     from tools.datasets import load_dataset
 
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     stale: dict[str, ExperimentRecord] = {}
     for r in records:
-        if r.provenance.source == "sweep" and is_stale(r):
+        kind = "cuda" if r.outcome.device.startswith("cuda") else "cpu"
+        if r.provenance.source == "sweep" and kind == device and is_stale(r):
             stale.setdefault(r.run_key, r)
     if not stale:
         return []
