@@ -946,6 +946,8 @@ def main(argv: list[str] | None = None) -> int:
         args.ray = f"{address}: {ray.batch} trials at once on {ray.device}"
     t0 = time.perf_counter()
     seed_records = read_seed()
+    if runs.stale and (taken := runs.adopt(seed_records)):
+        print(f"took {taken} stale cached runs' new measurements from the seed (knowledge.runner_revisions)")
     from bench.common import seed_vectors
 
     vectors = seed_vectors(r.describe() for r in seed_records)

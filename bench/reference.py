@@ -32,7 +32,8 @@ config never mix. CPU rows keep the key they had before devices were told apart 
 so every run cached then is still found. A cached run is never retrained, except a stale one
 (measured by a runner revision that a later fix changes, knowledge.runner_revisions: its row's
 `runner_revision`, 1 when missing): that reads as not cached, and the run trained again is
-appended after it (the last row of a key wins). Filling the
+appended after it (the last row of a key wins); where the seed holds the same run measured again
+(the sweep's "stale" plan), that measurement is taken instead (`Runs.adopt`). Filling the
 cache (`python -m bench.reference`, or `python -m bench.lodo --reference-only`) can stop and
 resume at any point.
 
@@ -54,13 +55,13 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from knowledge.runner_revisions import RUNNER_REVISION, stale_fixes
-from knowledge.schema import TrainConfig
+from knowledge.runner_revisions import RUNNER_REVISION, is_stale, stale_fixes
+from knowledge.schema import ExperimentRecord, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("METALLMIX_DATA", REPO.parent / "shared" / "data"))  # as bench.common, without Chroma
@@ -247,6 +248,35 @@ class Runs:
         self.trained += 1
         return self.add(row)
 
+    def adopt(self, records: Iterable[ExperimentRecord]) -> int:
+        """Take the current measurement of each stale cached run from knowledge-base records instead of
+        training it again: the same run (dataset fingerprint, config as it ran, seed: its run key),
+        measured again by the current runner (the sweep's "stale" plan re-measures the runs
+        knowledge.bench_runs imported from this cache) on the same kind of device, with every epoch
+        trained as the benchmark trains them (no early stop). Returns how many rows it took."""
+        current = {r.run_key: r for r in records if r.provenance.source == "sweep" and not is_stale(r)}
+        taken = 0
+        for key in sorted(self.stale):
+            row = self.rows[key]
+            ran = TrainConfig.model_validate(row.get("ran_as") or row["config"])
+            rec = current.get(ExperimentRecord.make_run_key(row["fingerprint"], ran, int(row["seed"]), "sweep"))
+            if rec is None or device_kind(rec.outcome.device) != device_kind(row.get("device")):
+                continue
+            o = rec.outcome
+            if o.status == "ok" and o.epochs_run < ran.epochs:  # stopped early: not the benchmark's protocol
+                continue
+            self.add({
+                "key": key, "dataset": row["dataset"], "fingerprint": row["fingerprint"], "seed": row["seed"],
+                "config": row["config"], "ran_as": rec.config.model_dump(mode="json"), "weights": rec.weights,
+                "status": o.status, "val_accuracy": o.val_accuracy, "test_accuracy": o.test_accuracy,
+                "train_seconds": o.train_seconds, "feature_seconds": o.feature_seconds, "wall_seconds": None,
+                "device": o.device, "code_version": rec.provenance.code_version,
+                "runner_revision": rec.provenance.runner_revision, "date": rec.provenance.date.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "threads": None, "load": None, "error": o.error, "record": rec.id,
+            })
+            taken += 1
+        return taken
+
     def add(self, row: dict[str, Any]) -> dict[str, Any]:
         """Cache a run's row (in memory and one line of the JSONL file); a key already cached is not written
         again, unless what is cached is stale and the new row is not."""
@@ -391,9 +421,12 @@ def fill(names: Sequence[str], seeds: Sequence[int], threads: int = 1, runs: Run
     if missing:
         print(f"datasets not found in {DATA}: {', '.join(missing)} (set METALLMIX_DATA)", file=sys.stderr)
         return 2
+    from knowledge.seed_shards import read_seed
     from tools.datasets import load_dataset
 
     runs = runs or Runs(threads=threads)
+    if runs.stale and (taken := runs.adopt(read_seed())):
+        print(f"took {taken} stale cached runs' new measurements from the seed (knowledge.runner_revisions)")
     print(f"reference protocol on {len(names)} datasets, seeds {','.join(map(str, seeds))}, device {runs.device}, "
           f"{runs.threads} torch thread(s); cache {runs.path}", flush=True)
     for name in names:

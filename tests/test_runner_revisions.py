@@ -237,3 +237,29 @@ def test_the_backfill_gives_records_from_after_a_fix_its_revision(tmp_path: Path
     assert [r.get("runner_revision", 1) for r in map(json.loads, bench.read_text().splitlines())] == [2, 1, 1]
     assert [r.provenance.runner_revision for r in KnowledgeBase(tmp_path, index=False).records()] == [2, 1]
     assert backfill_revisions(bench) == 0  # a second pass changes nothing
+
+
+def test_the_benchmark_cache_takes_a_stale_runs_new_measurement_from_the_seed(tmp_path: Path) -> None:
+    """The sweep's stale plan measured the benchmark's run again: the cache takes that measurement instead of
+    training it a second time, but only the same run, on the same kind of device, with every epoch trained."""
+    ft = TrainConfig(backbone="efficientnet_lite0", mode="finetune", epochs=15)
+    path = tmp_path / "runs.jsonl"
+    rows = [{**_row(ft, None, 0.5), "key": f"fp|cfg|{seed}", "seed": seed} for seed in (0, 1, 2, 3)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs = Runs(path)
+
+    def measured(seed: int, *, device: str = "cpu:2 cores", epochs_run: int = 15) -> ExperimentRecord:
+        r = _record("efficientnet_lite0", "finetune", RUNNER_REVISION, key=f"seed{seed}", acc=0.8)
+        return r.model_copy(update={
+            "config": ft, "run_key": ExperimentRecord.make_run_key("fp", ft, seed, "sweep"),
+            "outcome": r.outcome.model_copy(update={"device": device, "epochs_run": epochs_run}),
+            "provenance": r.provenance.model_copy(update={"seed": seed})})
+
+    records = [measured(0), measured(1, device="cuda:NVIDIA H200"), measured(2, epochs_run=9),
+               _record("efficientnet_lite0", "finetune", 1, key="stale-too")]  # seed 3: never measured again
+    assert runs.adopt(records) == 1
+    taken = runs.current_row("fp|cfg|0")
+    assert taken["test_accuracy"] == 0.8 and taken["runner_revision"] == RUNNER_REVISION
+    assert taken["record"] == records[0].id and not is_stale_row(taken)
+    assert all(runs.current_row(f"fp|cfg|{s}") is None for s in (1, 2, 3))  # still to train
+    assert Runs(path).current_row("fp|cfg|0")["test_accuracy"] == 0.8 and runs.adopt(records) == 0
