@@ -137,13 +137,15 @@ def test_the_stale_plan_measures_each_stale_run_again_as_it_ran(shared_data: Pat
 
 @pytest.mark.slow
 def test_a_stale_sweep_run_is_measured_again_once(shared_data: Path, tmp_path: Path) -> None:
-    """A real stale record of the seed (a 1-epoch MobileNetV3 run from scratch on head_ct_hemorrhage),
-    measured again by `python -m tools.sweep --plan stale`: the new record has the run's key and the
-    current revision, the knowledge base reads only it, and a second sweep has nothing left to do."""
-    seed = read_seed()
-    stale = min((r for r in seed if is_stale(r) and r.provenance.source == "sweep"
-                 and r.dataset.name == "head_ct_hemorrhage" and r.config.mode == "scratch"),
-                key=lambda r: r.outcome.total_seconds)
+    """A real seed run (the shortest MobileNetV3 run from scratch on head_ct_hemorrhage), its record marked as
+    measured by runner revision 1 (so stale), measured again by `python -m tools.sweep --plan stale`: the new
+    record has the run's key and the current revision, the knowledge base reads only it, and a second sweep
+    has nothing left to do."""
+    run = min((r for r in read_seed() if r.provenance.source == "sweep" and r.dataset.name == "head_ct_hemorrhage"
+               and r.config.backbone == "mobilenet_v3_small" and r.config.mode == "scratch"),
+              key=lambda r: r.outcome.total_seconds)
+    stale = run.model_copy(update={"id": f"{run.id}-old", "provenance": run.provenance.model_copy(update={"runner_revision": 1})})
+    assert is_stale(stale)
     kb_dir = tmp_path / "kb"
     KnowledgeBase(kb_dir, index=False).append(stale)
     data = tmp_path / "data"
