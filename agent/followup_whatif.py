@@ -305,15 +305,27 @@ def answer_what_if(t: ThreadView, intent: Intent, metamodel: Any, store: Any, we
         n = int(support(new.backbone, new.mode))
         lines.append(f"- The knowledge base has {n} past run(s) of {new.backbone}/{new.mode}"
                      + ("; with none, this prediction is an extrapolation." if n == 0 else "."))
+    kind = _kind_of_run(metamodel, new, meta)
+    if kind is not None:
+        words, runs, datasets, enough = kind
+        lines.append(f"- Runs of its kind ({words}): {runs} on {datasets} dataset(s)"
+                     + ("; the meta-model extrapolates here from other kinds of run, and the recommender does not "
+                        "pick configs where it has too few." if not enough else "."))
     if delta_acc > 0 and not intent.device and intent.budget_seconds is None:
-        lines.append("- " + _why_not_picked(new, pred, config, base, metamodel, checks, budget))
+        lines.append("- " + _why_not_picked(new, pred, config, base, metamodel, checks, budget, meta))
     lines.append(f"- {checks_text(checks)}")
     return FollowupAnswer(intent="what_if", text="\n".join(lines), config=new.model_dump(mode="json"), prediction=pred,
                           checks=checks)
 
 
+def _kind_of_run(metamodel: Any, config: TrainConfig, meta: MetaFeatures) -> tuple[str, int, int, bool] | None:
+    """(its kind of run in words, runs, datasets, enough to rank) from the meta-model's trust region, if it has one."""
+    evidence = getattr(metamodel, "cell_evidence", None)
+    return evidence(config, meta.resolution) if callable(evidence) else None
+
+
 def _why_not_picked(new: TrainConfig, pred: dict[str, Any], config: TrainConfig, base: dict[str, Any], metamodel: Any,
-                    checks: list[dict[str, Any]], budget: float | None) -> str:
+                    checks: list[dict[str, Any]], budget: float | None, meta: MetaFeatures) -> str:
     """Why a what-if predicted above the pick was not the pick: its interval, its evidence, its cost."""
     reasons = []
     if pred["low"] <= base["high"] and base["low"] <= pred["high"]:
@@ -324,6 +336,10 @@ def _why_not_picked(new: TrainConfig, pred: dict[str, Any], config: TrainConfig,
         mine, theirs = int(support(new.backbone, new.mode)), int(support(config.backbone, config.mode))
         if mine < theirs:
             reasons.append(f"it rests on {mine} past run(s) of {new.backbone}/{new.mode} against {theirs} for the pick")
+    kind = _kind_of_run(metamodel, new, meta)
+    if kind is not None and not kind[3]:
+        reasons.append(f"the knowledge base has {kind[1]} run(s) of its kind ({kind[0]}) on {kind[2]} dataset(s), "
+                       "too few to trust the prediction")
     if pred["seconds"] > base["seconds"] * 1.2:
         reasons.append(f"it takes {pred['seconds'] / max(base['seconds'], 1e-9):.1f}x the time")
     if budget and pred["seconds"] > budget:

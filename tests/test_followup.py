@@ -257,3 +257,24 @@ def test_a_what_if_on_a_text_profiles_pick_states_the_picks_number(tmp_path: Pat
     assert a.prediction is not None and a.config == config.model_dump(mode="json")
     assert a.prediction["accuracy"] == pick["accuracy"] == rec["expected_accuracy"]
     assert "the same configuration" in a.text
+
+
+class _KindsMetaModel(FakeMetaModel):
+    """The fake with a trust region: fine-tunes are a kind of run the knowledge base never measured."""
+
+    def cell_evidence(self, config: TrainConfig, resolution: int) -> tuple[str, int, int, bool]:
+        if config.mode == "finetune":
+            return "full fine-tunes at about the images' own size for 10 epochs or more", 1, 1, False
+        return "frozen-backbone heads at about the images' own size for 10 epochs or more", 40, 6, True
+
+
+def test_a_what_if_of_a_kind_the_base_never_measured_says_so(thread: Any) -> None:
+    model = _KindsMetaModel()
+    a = ask(thread[0], "what if I fine-tune?", metamodel=model)
+    assert "Runs of its kind (full fine-tunes at about the images' own size for 10 epochs or more): 1 on 1 dataset(s); " \
+           "the meta-model extrapolates here" in a.text
+    assert "the knowledge base has 1 run(s) of its kind" in a.text.split("Why it was not picked:")[1]
+    b = ask(thread[0], "what if lr=3e-4?", metamodel=model)
+    assert "Runs of its kind (frozen-backbone heads at about the images' own size for 10 epochs or more): 40 on 6 " \
+           "dataset(s)." in b.text and "extrapolates" not in b.text
+    assert "Runs of its kind" not in ask(thread[0], "what if lr=3e-4?").text  # a model without kinds says nothing

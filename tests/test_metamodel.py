@@ -482,3 +482,76 @@ def test_an_early_stopped_run_is_timed_as_the_full_run(records: list[ExperimentR
     assert time_target(diverged) == pytest.approx(107.0)  # not early stopping: no extrapolation
     d = _design([base, stopped])
     assert np.exp(d.y_time[1]) == pytest.approx(full)
+
+
+# ------------------------------------------------------------------------ the trust region
+@pytest.mark.parametrize(("mode", "freeze", "size", "resolution", "epochs", "cell"), [
+    ("finetune", 0.9, 32, 64, 30, "finetune/partial/below/long"),
+    ("finetune", 0.9, 32, 28, 30, "finetune/partial/at/long"),  # 28 px images at 32: their own size
+    ("finetune", 0.0, 128, 64, 9, "finetune/full/above/short"),
+    ("finetune", 0.25, 64, 64, 10, "finetune/partial/at/long"),
+    ("frozen", 0.0, 224, 64, 3, "frozen/above/short"),
+    ("scratch", 0.0, 48, 64, 40, "scratch/at/long"),
+])
+def test_config_cell_names_the_kind_of_run(mode: str, freeze: float, size: int, resolution: int, epochs: int,
+                                           cell: str) -> None:
+    from tools.metamodel import config_cell
+
+    config = TrainConfig(backbone="efficientnet_lite0", mode=mode, freeze=freeze, input_size=size, epochs=epochs)
+    assert config_cell(config, resolution) == cell
+
+
+def _kinds_of_finetune(records: list[ExperimentRecord]) -> list[ExperimentRecord]:
+    """Synthetic fine-tunes of two kinds only: full ones at 32 px for 2 epochs, accurate (and fast),
+    and partial ones at the images' own size for 20 epochs. No run is partial, small and long."""
+    out = []
+    base = [r for r in usable(records) if r.config.mode == "frozen" and r.dataset.meta.resolution == 64][:60]
+    for i, r in enumerate(base):
+        for j, update in enumerate(({"freeze": 0.0, "input_size": 32, "epochs": 2},
+                                    {"freeze": 0.9, "input_size": 64, "epochs": 20})):
+            config = r.config.model_copy(update={"mode": "finetune", **update})
+            acc = 0.95 - 0.01 * (i % 5) if j == 0 else 0.7
+            outcome = r.outcome.model_copy(update={"test_accuracy": acc, "val_accuracy": acc, "feature_seconds": 0.0,
+                                                   "train_seconds": 3.0 * config.epochs * (1 + j)})
+            out.append(r.model_copy(update={"id": f"cell-{i}-{j}", "config": config, "outcome": outcome}))
+    return out
+
+
+def test_generated_candidates_stay_where_runs_were_measured(records: list[ExperimentRecord],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trees add up "32 px is accurate" and "freezing and long training are fine" into a
+    partial, small, long fine-tune no run measured; the trust region keeps such configs out, and
+    without it (MIN_CELL_RUNS 0) they come back, so the test can fail."""
+    import tools.metamodel_candidates as mc
+    from tools.metamodel import config_cell
+
+    synthetic = _kinds_of_finetune(records)
+    model = MetaModel.fit(synthetic, seed=0, cross_validate=False)
+    meta = synthetic[0].dataset.meta
+    assert model.cell_support(synthetic[1].config, 64)[0] == len(synthetic) // 2
+    assert model.cell_support(synthetic[1].config.model_copy(update={"input_size": 32}), 64) == (0, 0)
+    assert model.cell_evidence(synthetic[1].config.model_copy(update={"input_size": 32}), 64) == (
+        "partial fine-tunes below the images' own size for 10 epochs or more", 0, 0, False)
+    assert model.cell_evidence(synthetic[1].config, 64)[3] is True
+
+    def cells(n: int = 6) -> set[str]:
+        return {config_cell(c.config, meta.resolution) for c in model.candidates(meta, n=n, correct=False)}
+
+    inside = cells()
+    assert inside and inside <= {"finetune/full/below/short", "finetune/partial/at/long"}, inside
+    monkeypatch.setattr(mc, "MIN_CELL_RUNS", 0)
+    monkeypatch.setattr(mc, "MIN_CELL_DATASETS", 0)
+    assert cells(n=40) - {"finetune/full/below/short", "finetune/partial/at/long"}
+
+
+def test_a_model_without_cell_counts_still_gives_candidates(model: MetaModel, task: ExperimentRecord) -> None:
+    """A model whose info has no `cells` (or a task where no kind of run was measured) ranks every
+    generated config rather than none."""
+    cells = model._info.pop("cells")
+    try:
+        assert model.candidates(task.dataset.meta, n=3)
+        assert model.cell_evidence(task.config, task.dataset.meta.resolution) is None
+    finally:
+        model._info["cells"] = cells
+    assert all(model._measured(c.config, task.dataset.meta.resolution) or c.origin != "generated"
+               for c in model.candidates(task.dataset.meta, n=6))

@@ -94,6 +94,8 @@ from tools.metamodel_candidates import (
     DIVERSITY_MARGIN,
     FREEZE_DISTINCT,
     MAX_PER_PAIR,
+    MIN_CELL_DATASETS,
+    MIN_CELL_RUNS,
     POOL_PER_PAIR,
     RETRIEVED_MARGIN,
     TIME_WEIGHT,
@@ -102,6 +104,8 @@ from tools.metamodel_candidates import (
     _near_duplicate,
     _pool_spec,
     _Ranking,
+    cell_counts,
+    config_cell,
 )
 from tools.metamodel_explain import _Explaining
 from tools.metamodel_features import (
@@ -144,7 +148,8 @@ from tools.novelty import OPEN_FIELDS, Neighbours, calibrate
 # 11: the accuracy model also learns from a copy of a quarter of its rows with the modality missing.
 # 12: the accuracy model leaves out the raw size and the class-size statistics (ACC_LEFT_OUT).
 # 13: the accuracy model starts from a line in the probe and the majority share (AccMargin).
-FEATURE_VERSION = 13
+# 14: the info counts the runs in each kind of run (`cells`, tools.metamodel_candidates.config_cell).
+FEATURE_VERSION = 14
 
 
 # Global importance (mean |SHAP|) is computed on at most this many training rows, a seeded
@@ -334,6 +339,7 @@ class MetaModel(_Ranking, _Explaining):
             "residuals": residuals,
             "datasets": neighbours.to_info(),
             "pool": _pool_spec(records),
+            "cells": cell_counts(records),
             "importance": {n: float(v) for n, v in zip(ACC_FEATURES, importance, strict=True)},
             "probe_median": _probe_median(records),
             "evidence": summarise((r.dataset.name, f"{r.config.backbone}/{r.config.mode}", accuracy_target(r))
@@ -490,7 +496,7 @@ __all__ = [
     "default_cache_dir", "leave_one_dataset_out", "parse_device", "time_target", "usable",
     # the settings and helpers of the modules split off this one, as callers, tests and benches import them here
     "ACC_FEATURES", "CONFIG_FEATURES", "CORRECT_PER_PAIR", "DEVICES", "DIVERSITY_MARGIN", "FREEZE_DISTINCT", "INTERVAL",
-    "MAX_PER_PAIR", "META_FEATURES", "N_THREADS", "POOL_PER_PAIR", "RETRIEVED_MARGIN", "TIME_FEATURES", "TIME_WEIGHT",
+    "MAX_PER_PAIR", "META_FEATURES", "MIN_CELL_DATASETS", "MIN_CELL_RUNS", "N_THREADS", "POOL_PER_PAIR", "RETRIEVED_MARGIN", "TIME_FEATURES", "TIME_WEIGHT",
     "UNKNOWN_MODALITY_SHARE", "_ROUNDS", "_XGB_PARAMS", "_binned_q", "_bounds", "_config_matrix", "_design", "_diverse",
-    "_feature_types", "_generate", "_near_duplicate", "_predict", "_train",
+    "_feature_types", "_generate", "_near_duplicate", "_predict", "_train", "cell_counts", "config_cell",
 ]

@@ -40,6 +40,53 @@ POOL_PER_PAIR = 160  # generated configs per (backbone, mode)
 CORRECT_PER_PAIR = 8  # best-scored configs per (backbone, mode) re-ranked by their corrected predictions
 
 
+# The trust region: a generated config is ranked only where the knowledge base has measured its
+# kind of run (`config_cell`) at least MIN_CELL_RUNS times on MIN_CELL_DATASETS datasets. Outside
+# it the trees extrapolate additively from neighbouring cells: the sixth LODO run picked Lite
+# partial fine-tunes at 32 px for 30 epochs on six 64 px datasets, a cell no run had measured (its
+# evidence was 1-3 epoch full fine-tunes at 32 px), predicted 0.52-0.80 and measured 0.37-0.64.
+MIN_CELL_RUNS = 3
+MIN_CELL_DATASETS = 2
+LONG_EPOCHS = 10  # a run of this many epochs or more is a long one (the sweeps' short runs are 1-6)
+
+
+def config_cell(config: TrainConfig, resolution: int) -> str:
+    """The coarse kind of run `config` is on a dataset of images `resolution` px on a side:
+    mode, for a fine-tune whether part of the backbone stays frozen, input size below, at or above
+    the images' own (a quarter either way counts as at), short or long training. Recorded runs are
+    counted by it (`cell_counts`) and generated candidates are kept to cells with evidence."""
+    part = "" if config.mode != "finetune" else ("/partial" if config.freeze else "/full")
+    size = config.input_size / max(resolution, 1)
+    where = "below" if size < 0.75 else ("at" if size <= 1.25 else "above")
+    length = "long" if config.epochs >= LONG_EPOCHS else "short"
+    return f"{config.mode}{part}/{where}/{length}"
+
+
+_CELL_WORDS = {
+    "frozen": "frozen-backbone heads", "scratch": "trainings from scratch", "finetune/full": "full fine-tunes",
+    "finetune/partial": "partial fine-tunes", "below": "below the images' own size", "at": "at about the images' own size",
+    "above": "above the images' own size", "short": f"for under {LONG_EPOCHS} epochs",
+    "long": f"for {LONG_EPOCHS} epochs or more",
+}
+
+
+def cell_words(cell: str) -> str:
+    """A `config_cell` in words: "partial fine-tunes below the images' own size for 10 epochs or more"."""
+    *kind, where, length = cell.split("/")
+    return " ".join(_CELL_WORDS.get(part, part) for part in ("/".join(kind), where, length))
+
+
+def cell_counts(records: Sequence[ExperimentRecord]) -> dict[str, list[int]]:
+    """Per `config_cell`: [runs, datasets] among the usable records."""
+    runs: Counter[str] = Counter()
+    datasets: dict[str, set[str]] = defaultdict(set)
+    for r in usable(records):
+        cell = config_cell(r.config, r.dataset.meta.resolution)
+        runs[cell] += 1
+        datasets[cell].add(r.dataset.name)
+    return {cell: [runs[cell], len(datasets[cell])] for cell in sorted(runs)}
+
+
 _POOL_FIELDS = (
     "input_size", "optimizer", "batch_size", "epochs", "weight_decay", "dropout", "scheduler", "augmentation",
     "label_smoothing", "freeze",
@@ -188,6 +235,24 @@ class _Ranking(_Predicting):
         """Knowledge-base runs (ok or diverged) with this backbone and mode."""
         return int(self._info["pool"].get(f"{backbone}/{mode}", {}).get("n", 0))
 
+    def cell_support(self, config: TrainConfig, resolution: int) -> tuple[int, int]:
+        """(runs, datasets) of the knowledge base in `config`'s `config_cell` on images of `resolution` px."""
+        runs, datasets = self._info.get("cells", {}).get(config_cell(config, resolution), (0, 0))
+        return int(runs), int(datasets)
+
+    def cell_evidence(self, config: TrainConfig, resolution: int) -> tuple[str, int, int, bool] | None:
+        """What the knowledge base measured of `config`'s kind of run: (the kind in words, runs, datasets,
+        whether that is inside the trust region); None for a model fitted before runs were counted by kind."""
+        if "cells" not in self._info:
+            return None
+        return (cell_words(config_cell(config, resolution)), *self.cell_support(config, resolution),
+                self._measured(config, resolution))
+
+    def _measured(self, config: TrainConfig, resolution: int) -> bool:
+        """Whether `config` is inside the trust region (see MIN_CELL_RUNS)."""
+        runs, datasets = self.cell_support(config, resolution)
+        return runs >= MIN_CELL_RUNS and datasets >= MIN_CELL_DATASETS
+
     def _generated(self, pair: str) -> tuple[list[TrainConfig], np.ndarray]:
         """The generated configs of one 'backbone/mode', built once per model."""
         if self._pool is None:
@@ -244,11 +309,17 @@ class _Ranking(_Predicting):
         pairs = [p for p in self._info["pool"] if runnable(*p.split("/"))]
         if not pairs:  # no evidence for any allowed pair: generic configs, support 0
             pairs = [f"{b}/{m}" for b in BACKBONES for m in MODES if runnable(b, m)]
+        generated = [self._generated(pair) for pair in pairs]
+        inside = [np.array([self._measured(c, meta.resolution) for c in cs], dtype=bool) for cs, _ in generated]
+        if any(m.any() for m in inside):  # the trust region; with no measured cell at all, everything
+            generated = [([c for c, ok in zip(cs, m, strict=True) if ok], cols[m])
+                         for (cs, cols), m in zip(generated, inside, strict=True)]
         configs: list[TrainConfig] = []
         origins: list[str] = []
         blocks: list[np.ndarray] = []
-        for pair in pairs:
-            cs, cols = self._generated(pair)
+        for cs, cols in generated:
+            if not cs:
+                continue
             configs += cs
             origins += ["generated"] * len(cs)
             blocks.append(cols)
