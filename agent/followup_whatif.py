@@ -336,6 +336,12 @@ def _why_not_picked(new: TrainConfig, pred: dict[str, Any], config: TrainConfig,
         mine, theirs = int(support(new.backbone, new.mode)), int(support(config.backbone, config.mode))
         if mine < theirs:
             reasons.append(f"it rests on {mine} past run(s) of {new.backbone}/{new.mode} against {theirs} for the pick")
+    spread = getattr(metamodel, "spread", None)
+    if callable(spread):
+        mine, theirs = spread(meta, [new, config])
+        if mine > theirs + 0.01:  # the ranking takes one standard deviation off each prediction
+            reasons.append(f"models fitted on subsets of the knowledge base's datasets disagree more on it "
+                           f"(±{mine:.2f} against ±{theirs:.2f} for the pick), and the ranking counts that against it")
     kind = _kind_of_run(metamodel, new, meta)
     if kind is not None and not kind[3]:
         reasons.append(f"the knowledge base has {kind[1]} run(s) of its kind ({kind[0]}) on {kind[2]} dataset(s), "

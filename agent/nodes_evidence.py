@@ -219,6 +219,7 @@ class EvidenceNodes(NodeBase):
             {
                 "id": c.id, "config": c.config.model_dump(mode="json"), **prediction_values(c.prediction), "origin": c.origin,
                 "support": int(getattr(c, "support", 0)), "over_budget": bool(getattr(c, "over_budget", False)),
+                "spread": round(float(getattr(c, "spread", 0.0)), 4),
             }
             for c in found
         ]

@@ -51,6 +51,8 @@ class CandidateItem(_Model):
     origin: str
     support: int = 0
     over_budget: bool = False
+    spread: float = Field(default=0.0, description="How far apart models fitted on bootstrap samples of the datasets "
+                                                   "put it (one standard deviation); the ranking subtracts it.")
 
 
 class Alternative(_Model):
@@ -269,13 +271,16 @@ def alternatives(config: TrainConfig, prediction: dict[str, Any], candidates: li
         "another mode")
     add(max((c for c in others if c["config"]["backbone"] != config.backbone), key=lambda c: c["accuracy"],
             default=None), "another backbone")
-    return [Alternative(id=c["id"], role=role, trade=_trade(c, acc, secs)) for c, role in chosen]
+    spread = next((c.get("spread", 0.0) for c in candidates if TrainConfig.model_validate(c["config"]).key() == pick), 0.0)
+    return [Alternative(id=c["id"], role=role, trade=_trade(c, acc, secs, spread)) for c, role in chosen]
 
 
-def _trade(c: dict[str, Any], acc: float, secs: float) -> str:
+def _trade(c: dict[str, Any], acc: float, secs: float, spread: float = 0.0) -> str:
     diff, ratio = c["accuracy"] - acc, c["seconds"] / secs
     time = f"{ratio:.1f}x the time" if ratio >= 1.05 else f"{1 / ratio:.1f}x faster" if ratio <= 0.95 else "about the same time"
-    return f"{diff:+.2f} predicted accuracy, {time}"
+    mine = c.get("spread", 0.0)
+    doubt = f", less certain (±{mine:.2f} against ±{spread:.2f})" if mine > spread + 0.01 else ""
+    return f"{diff:+.2f} predicted accuracy, {time}{doubt}"
 
 
 # -------------------------------------------------------------------------- rendering

@@ -124,6 +124,7 @@ class CandidateData(TypedDict):
     origin: str
     support: int
     over_budget: bool
+    spread: float  # the dataset-bootstrap models' standard deviation (tools.metamodel.BAGS)
 
 
 class CheckData(TypedDict):

@@ -66,6 +66,7 @@ from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
 from knowledge.store import read_records, read_seed
 from tools.metamodel import (
     INTERVAL,
+    SPREAD_WEIGHT,
     TIME_WEIGHT,
     MetaModel,
     _binned_q,
@@ -176,12 +177,14 @@ class Pick:
 def picks_among_runs(model: MetaModel, meta: MetaFeatures, configs: Sequence[TrainConfig], truth: Sequence[float],
                      open_fields: Sequence[str] = ()) -> tuple[Pick, Pick]:
     """(raw, corrected): the recorded config each ranking scores best (MetaModel.candidates' score:
-    accuracy minus TIME_WEIGHT per decade of seconds), by the model's own predictions and by the
+    accuracy minus its spread and TIME_WEIGHT per decade of seconds), by the model's own predictions and by the
     corrected ones MetaModel.candidates ranks by (MetaModel.corrected), with the pick's stated accuracy."""
     preds = model.predict(meta, configs, open_fields=open_fields)
+    spread = model.spread(meta, configs)
     out = []
     for ps in (preds, model.corrected(meta, configs, preds, open_fields)):
-        score = [p.accuracy - TIME_WEIGHT * np.log10(max(p.seconds, 1e-3)) for p in ps]
+        score = [p.accuracy - SPREAD_WEIGHT * s - TIME_WEIGHT * np.log10(max(p.seconds, 1e-3))
+                 for p, s in zip(ps, spread, strict=True)]
         i = int(np.argmax(score))
         out.append(Pick(float(truth[i]), float(max(truth)), ps[i].accuracy))
     return out[0], out[1]

@@ -162,8 +162,8 @@ def test_candidates_are_valid_ranked_and_within_constraints(model: MetaModel, re
         assert c.config.backbone in allowed
         assert c.prediction.seconds <= budget and not c.over_budget
         assert c.origin == "generated" or c.origin.startswith("retrieved:")
-    scores = [c.prediction.accuracy - TIME_WEIGHT * math.log10(c.prediction.seconds) for c in cands]
-    assert scores == sorted(scores, reverse=True)
+    scores = [c.prediction.accuracy - c.spread - TIME_WEIGHT * math.log10(c.prediction.seconds) for c in cands]
+    assert scores == sorted(scores, reverse=True)  # (SPREAD_WEIGHT 1)
     for i, a in enumerate(free):
         assert not any(_near_duplicate(a.config, b.config) for b in free[i + 1 :])
 
@@ -555,3 +555,52 @@ def test_a_model_without_cell_counts_still_gives_candidates(model: MetaModel, ta
         model._info["cells"] = cells
     assert all(model._measured(c.config, task.dataset.meta.resolution) or c.origin != "generated"
                for c in model.candidates(task.dataset.meta, n=6))
+
+
+# ------------------------------------------------------------------------ the spread of dataset-bootstrap models
+def _disputed_finetunes(records: list[ExperimentRecord]) -> list[ExperimentRecord]:
+    """Frozen runs as they are, plus synthetic partial fine-tunes on which the datasets disagree:
+    0.95 on half of them, 0.35 on the other half."""
+    base = [r for r in usable(records) if r.config.mode == "frozen"]
+    names = sorted({r.dataset.name for r in base})
+    out = list(base)
+    for i, r in enumerate(base[:120]):
+        acc = 0.95 if names.index(r.dataset.name) % 2 else 0.35
+        config = r.config.model_copy(update={"mode": "finetune", "freeze": 0.5, "epochs": 20})
+        outcome = r.outcome.model_copy(update={"test_accuracy": acc, "val_accuracy": acc})
+        out.append(r.model_copy(update={"id": f"disputed-{i}", "config": config, "outcome": outcome}))
+    return out
+
+
+def test_the_spread_is_wide_where_datasets_disagree_and_survives_a_save(records: list[ExperimentRecord],
+                                                                        tmp_path: Path) -> None:
+    from tools.metamodel import BAGS
+
+    synthetic = _disputed_finetunes(records)
+    model = MetaModel.fit(synthetic, seed=0, cross_validate=False)
+    assert len(model._bags) == BAGS
+    meta = synthetic[0].dataset.meta
+    frozen = next(r.config for r in synthetic if r.config.mode == "frozen")
+    disputed = next(r.config for r in synthetic if r.id.startswith("disputed"))
+    wide, narrow = model.spread(meta, [disputed, frozen])
+    assert wide > 0.05 and wide > 2 * narrow, (wide, narrow)
+    loaded = MetaModel.load(model.save(tmp_path / "m"))
+    assert loaded.spread(meta, [disputed, frozen]) == pytest.approx([wide, narrow])
+
+
+def test_candidates_rank_by_the_prediction_less_its_spread(model: MetaModel, task: ExperimentRecord) -> None:
+    from tools.metamodel import SPREAD_WEIGHT
+
+    cands = model.candidates(task.dataset.meta, n=6)
+    assert all(c.spread >= 0 for c in cands) and any(c.spread > 0 for c in cands)
+    assert [c.spread for c in cands] == pytest.approx(model.spread(task.dataset.meta, [c.config for c in cands]))
+    score = [c.prediction.accuracy - SPREAD_WEIGHT * c.spread - TIME_WEIGHT * math.log10(max(c.prediction.seconds, 1e-3))
+             for c in cands]
+    assert score == sorted(score, reverse=True)
+
+
+def test_fewer_than_three_datasets_fit_no_bootstrap_models(records: list[ExperimentRecord],
+                                                           task: ExperimentRecord) -> None:
+    two = sorted({r.dataset.name for r in usable(records)})[:2]
+    model = MetaModel.fit([r for r in records if r.dataset.name in two], seed=0, cross_validate=False)
+    assert model._bags == [] and model.spread(task.dataset.meta, [task.config]) == [0.0]

@@ -16,6 +16,7 @@ import pytest
 
 from agent.errors import OutOfScope, TaskError
 from agent.recommend import Recommender
+from knowledge.schema import TrainConfig
 from knowledge.space import BACKBONES
 from tests.fakes import FakeMetaModel, FakeStore, ScriptChat, last, make_adapter, texts
 
@@ -172,6 +173,23 @@ def test_alternatives_say_what_they_trade(recommender: Recommender) -> None:
             assert diff > 0
         if a.role == "another mode":
             assert by_id[a.id].config.mode != rec.config.mode
+
+
+def test_an_alternative_the_models_disagree_on_says_it_is_less_certain() -> None:
+    from agent.recommendation import alternatives
+
+    pick = TrainConfig(backbone="efficientnet_lite0", mode="frozen")
+    other = TrainConfig(backbone="efficientnet_lite0", mode="finetune", freeze=0.5, epochs=20)
+    third = TrainConfig(backbone="small_cnn", mode="scratch", epochs=20)
+
+    def cand(i: str, c: TrainConfig, acc: float, spread: float) -> dict[str, Any]:
+        return {"id": i, "config": c.model_dump(mode="json"), "accuracy": acc, "low": acc - 0.1, "high": acc + 0.1,
+                "seconds": 100.0, "origin": "generated", "support": 5, "over_budget": False, "spread": spread}
+
+    cands = [cand("c1", pick, 0.80, 0.02), cand("c2", other, 0.82, 0.08), cand("c3", third, 0.78, 0.025)]
+    trades = {a.id: a.trade for a in alternatives(pick, {"accuracy": 0.80, "seconds": 100.0}, cands)}
+    assert trades["c2"] == "+0.02 predicted accuracy, about the same time, less certain (±0.08 against ±0.02)"
+    assert trades["c3"] == "-0.02 predicted accuracy, about the same time"  # within 0.01 of the pick's spread
 
 
 def test_a_prediction_above_every_similar_run_is_flagged_as_optimistic(tmp_path: Path) -> None:

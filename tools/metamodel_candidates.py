@@ -25,6 +25,12 @@ from tools.weights import weights_available
 TIME_WEIGHT = 0.005  # ranking: a config 10x slower must be predicted 0.5 points more accurate
 
 
+# Ranking: the prediction minus this many standard deviations of the dataset-bootstrap boosters
+# (tools.metamodel.BAGS, `spread`): of two configs predicted alike, the one fewer datasets vouch for
+# ranks lower. The stated accuracy stays the model's prediction.
+SPREAD_WEIGHT = 1.0
+
+
 MAX_PER_PAIR = 2  # candidates per (backbone, mode) in the first, diverse pass
 
 
@@ -275,8 +281,9 @@ class _Ranking(_Predicting):
 
         Generated configs (per supported backbone x mode whose weights exist here) and the
         configs of `retrieved` records are predicted in one batch, those over the time
-        budget dropped, and the rest ranked by predicted accuracy minus TIME_WEIGHT per
-        decade of seconds. Among configs within DIVERSITY_MARGIN of the best, at most
+        budget dropped, and the rest ranked by predicted accuracy minus SPREAD_WEIGHT times its
+        `spread` and minus TIME_WEIGHT per decade of seconds. Generated configs are kept to kinds of
+        run the knowledge base measured (MIN_CELL_RUNS). Among configs within DIVERSITY_MARGIN of the best, at most
         MAX_PER_PAIR per backbone x mode, and never two near-duplicates (see `_diverse`); the
         best retrieved config is kept when it fits and scores within RETRIEVED_MARGIN of the
         best (it is evidence an LLM can cite). When nothing fits the budget,
@@ -345,7 +352,8 @@ class _Ranking(_Predicting):
         preds = self._predict_cols(meta, np.vstack(blocks), parse_device(constraints.device))
         acc = np.array([p.accuracy for p in preds])
         secs = np.array([p.seconds for p in preds])
-        score = acc - TIME_WEIGHT * np.log10(np.maximum(secs, 1e-3))
+        spread = SPREAD_WEIGHT * self._spread_cols(meta, np.vstack(blocks))
+        score = acc - spread - TIME_WEIGHT * np.log10(np.maximum(secs, 1e-3))
         idx = np.arange(len(configs))
         if constraints.max_memory_bytes is not None:  # a hard limit: what needs more never comes back
             need = np.array([training_memory(c, meta.n_instances, constraints.device, meta.n_classes).total
@@ -377,7 +385,7 @@ class _Ranking(_Predicting):
                                       open_fields)
             for i, p in zip(head, fixed, strict=True):
                 preds[i] = p
-                score[i] = p.accuracy - TIME_WEIGHT * math.log10(max(p.seconds, 1e-3))
+                score[i] = p.accuracy - spread[i] - TIME_WEIGHT * math.log10(max(p.seconds, 1e-3))
             order = np.array(head)[np.argsort(-score[head], kind="stable")]
             widened_all = True
         chosen = _diverse([configs[i] for i in order], score[order].tolist(), n)
@@ -400,6 +408,7 @@ class _Ranking(_Predicting):
             Candidate(
                 id=f"c{rank}", config=configs[i], prediction=preds[i], origin=origins[i],
                 support=self.support(configs[i].backbone, configs[i].mode), over_budget=over,
+                spread=float(spread[i]) / SPREAD_WEIGHT if SPREAD_WEIGHT else 0.0,
             )
             for rank, i in enumerate(picked, start=1)
         ]

@@ -108,6 +108,20 @@ class _Predicting:
     _gpus: list[str]
     _known: set[str]
     _neighbours: Neighbours
+    _bags: list[xgb.Booster]
+
+    def _spread_cols(self, meta: MetaFeatures, cfg_cols: np.ndarray) -> np.ndarray:
+        """Per config: the standard deviation of the dataset-bootstrap boosters' predictions (tools.metamodel.BAGS);
+        zeros for a model without them."""
+        if not self._bags or not len(cfg_cols):
+            return np.zeros(len(cfg_cols))
+        x = self._x_acc(meta, cfg_cols)
+        return np.clip(np.vstack([_predict(b, x) for b in self._bags]), 0.0, 1.0).std(axis=0)
+
+    def spread(self, meta: MetaFeatures, configs: Sequence[TrainConfig]) -> list[float]:
+        """How far apart the accuracy models fitted on bootstrap samples of the datasets put each config
+        (one standard deviation): large where the prediction rests on few datasets or extrapolates."""
+        return [float(v) for v in self._spread_cols(meta, _config_matrix(list(configs)))]
 
     def _x_row(self, meta: MetaFeatures, cfg_cols: np.ndarray) -> np.ndarray:
         n = len(cfg_cols)

@@ -141,6 +141,8 @@ class Candidate:
         origin: "retrieved:<record id>" for a similar past run's config, else "generated".
         support: knowledge-base runs with the same backbone and mode (0 = no evidence).
         over_budget: True when no candidate fitted the time budget and this is among the fastest.
+        spread: how far apart the accuracy models fitted on bootstrap samples of the datasets put it
+            (one standard deviation, `MetaModel.spread`); the ranking subtracts it.
     """
 
     id: str
@@ -149,6 +151,7 @@ class Candidate:
     origin: str
     support: int = 0
     over_budget: bool = False
+    spread: float = 0.0
 
 
 @dataclass
