@@ -18,6 +18,9 @@ drafts (the graph's judge, `agent.judge.run_checks`):
 - wrong_setting: the top candidate said to have more (fewer) epochs, a higher (lower) learning
   rate or a larger (smaller) input or batch size than another candidate that has more (fewer)
   (the 1.5B wrote "fewer epochs (32) compared to c2" for a c2 of 22);
+- good_compared / wrong_compared: the top candidate "N points higher than the 0.68 of the small_cnn
+  model at 32 px", the other candidate named by its settings only (a value of the compared run is
+  not the pick's: the seventh LODO run's judge refused such a draft), or at a size no candidate has;
 - good_unbudgeted / invented_budget: the task with its time budget taken out; the top
   candidate "with no time budget to meet" (should pass) or "well within the 15 minute budget";
 - invented_limit: the top candidate "under your 5M-parameter limit", which the task never set.
@@ -60,9 +63,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.latency import TASKS  # noqa: E402
 
 KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "wrong_claim_no_id", "vague", "wrong_sign",
-         "wrong_value", "wrong_setting", "good_unbudgeted", "invented_budget", "invented_limit", "good_tuning", "wrong_best_trial",
-         "wrong_epoch", "wrong_gain")
-GOOD = ("good", "good_unbudgeted", "good_tuning")
+         "wrong_value", "wrong_setting", "good_compared", "wrong_compared", "good_unbudgeted", "invented_budget",
+         "invented_limit", "good_tuning", "wrong_best_trial", "wrong_epoch", "wrong_gain")
+GOOD = ("good", "good_compared", "good_unbudgeted", "good_tuning")
 UNBUDGETED = ("good_unbudgeted", "invented_budget")  # judged against the task with its budget taken out
 TUNING = ("good_tuning", "wrong_best_trial", "wrong_epoch", "wrong_gain")
 
@@ -80,7 +83,10 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
     seconds = f"{top['seconds']:.0f} s"
     shown = {round(v, 2) for c in candidates for v in (c["accuracy"], c["low"], c["high"])}
     wrong = next(v for v in (0.97, 0.41, 0.58, 0.77, 0.23) if all(abs(v - s) > 0.02 for s in shown))
-    said = f"{top['id']} has the highest predicted accuracy ({top['accuracy']:.2f}) and trains in about {seconds}"
+    # The first candidate need not be the most accurate (the ranking takes off its spread and its time): say so only when true.
+    highest = all(round(top["accuracy"], 2) >= round(c["accuracy"], 2) for c in candidates)
+    said = (f"{top['id']} has the highest predicted accuracy ({top['accuracy']:.2f}) and trains in about {seconds}" if highest
+            else f"{top['id']} is predicted {top['accuracy']:.2f} and trains in about {seconds}")
     drafts = {
         "good": {"candidate": top["id"], "rationale": f"{said}, {budget_text}."},
         "wrong_number": {"candidate": top["id"], "rationale": f"{top['id']} has the highest predicted accuracy "
@@ -103,6 +109,19 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
                 "rationale": f"{top['id']} is predicted {top['accuracy']:.2f} in about {seconds} and uses {said_wrong} "
                              f"{name} than {other['id']}."}
             break
+    other = next((c for c in candidates[1:] if c["config"]["input_size"] != top["config"]["input_size"]
+                  and round(c["accuracy"], 2) < round(top["accuracy"], 2)), None)
+    if other is not None:  # the candidate compared with, named by its settings only (as small models write)
+        sizes = {c["config"]["input_size"] for c in candidates}
+        gap = round(100 * (round(top["accuracy"], 2) - round(other["accuracy"], 2)))
+
+        def compared(size: int) -> str:
+            return (f"{top['id']} is predicted {top['accuracy']:.2f} in about {seconds}, {gap} points higher than the "
+                    f"{other['accuracy']:.2f} of the {other['config']['backbone']} model at {size} px.")
+
+        drafts["good_compared"] = {"candidate": top["id"], "rationale": compared(other["config"]["input_size"])}
+        drafts["wrong_compared"] = {"candidate": top["id"],
+                                    "rationale": compared(next(v for v in (48, 80, 160, 192) if v not in sizes))}
     a, b = round(top["accuracy"], 2), round(worst["accuracy"], 2)
     if a - b >= 0.01:
         drafts["wrong_comparison"] = {

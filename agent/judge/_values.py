@@ -5,7 +5,10 @@ A value belongs to the runs named before it in its clause (the last one first) o
 named right after it, or, in a clause naming none, to the run named last before it or the
 choice the rationale is about.
 It holds when one of them has it at the precision written ("lr 0.0003" for 0.00025). A value
-after a contrast ("rather than Adam", "from 0.001 to 0.0003") is not claimed for anyone.
+after a contrast ("rather than Adam", "from 0.001 to 0.0003") is not claimed for anyone. A value
+later in a comparison ("2 points above the 0.68 of the small_cnn at 32 px") is about what the
+choice is compared with: the runs named after the comparing word, or, with none named, any run
+or candidate the prompt showed; one that no shown run has is still refused.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.judge._facts import Facts
-from agent.judge._reading import NUMBER, clauses, contrasted, id_pattern, number
+from agent.judge._reading import NUMBER, clauses, contrasted, id_pattern, number, phrase_bounds
 from knowledge.space import AUGMENTATIONS, BACKBONES, OPTIMIZERS
 
 _N = rf"({NUMBER})(\s*%)?"
@@ -55,6 +58,17 @@ _PARTLY = re.compile(r"(?:(?<![\w.])\d+(?:\.\d+)?\s*%?|\bhalf|\bpart\w*|\bshare|
                      re.I)
 # Counts of epochs that are about a run's log, not its setting: "after 3 epochs", "within 5 epochs".
 _LOG_EPOCHS = re.compile(r"\b(?:after|within|first|last|by|until|only|over|in)\s+$", re.I)
+
+
+# Words after which a phrase describes what the choice is compared with, not the choice.
+_COMPARED = re.compile(r"\b(?:than|compared\s+(?:to|with)|versus|vs\.?|unlike|against)\s", re.I)
+
+
+def _compared_from(clause: str, start: int) -> int | None:
+    """Where the comparison that a value at `start` belongs to begins (after its comparing word), if any."""
+    lo, _ = phrase_bounds(clause, start)
+    found = [m.end() for m in _COMPARED.finditer(clause, lo, start)]
+    return found[-1] if found else None
 
 
 def _named(names: Sequence[str]) -> re.Pattern[str]:
@@ -136,8 +150,20 @@ def wrong_values(rationale: str, facts: Facts) -> list[str]:
         named = [(m.group(1), m.start()) for m in ids.finditer(clause)]
         for mention in mentions(clause):
             before = [i for i, at in named if at < mention.start]
-            after = [i for i, at in named if at > mention.start][:1]  # "EfficientNet-Lite0 at 128 px (c1)"
+            # "EfficientNet-Lite0 at 128 px (c1)"; not an id past a comparing word ("64 px, above c2")
+            turn = _COMPARED.search(clause, mention.start)
+            after = [i for i, at in named if at > mention.start and (turn is None or at < turn.start())][:1]
             owners = [*before[::-1], *after] or [*last[-1:], *facts.about]
+            compared = _compared_from(clause, mention.start)
+            if compared is not None:  # about what the choice is compared with
+                named_there = [i for i, at in named if compared <= at < mention.start][::-1] + after
+                if not named_there:
+                    shown = sorted(i for i in facts.runs if facts.config(i))
+                    if shown and not any(_holds(mention, facts.config(i) or {}) for i in shown):
+                        problems.append(f"it says {mention.name.replace('_', ' ')} {_shown(mention.value)} for what "
+                                        f"it compares with, but no candidate or run shown uses it")
+                    continue
+                owners = named_there
             held = [_holds(mention, facts.config(o) or {}) for o in dict.fromkeys(owners)]
             if not any(held) and False in held:
                 owner = next(o for o, h in zip(dict.fromkeys(owners), held, strict=True) if h is False)
