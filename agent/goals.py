@@ -6,7 +6,7 @@
 Each is kept with the words it came from, and each changes what is recommended:
 
 - objective "accuracy" ("maximise accuracy", "as accurate as possible") ranks the candidates by
-  predicted accuracy alone; "speed" ("fastest that is good enough", "quick") puts the fastest
+  predicted accuracy less its spread, with no price on time; "speed" ("fastest that is good enough", "quick") puts the fastest
   within GOOD_ENOUGH of the most accurate first. Without one, the meta-model's ranking stands
   (accuracy with a small price on time).
 - the worry "overfitting" regularises every candidate (`regularised`) and the answer says how.
@@ -128,14 +128,18 @@ def apply_goals(found: list[Any], goals: dict[str, Any], metamodel: Any, meta: A
     if "overfitting" in (goals.get("worries") or {}):
         configs, seen = [regularised(c.config) for c in out], set()
         preds = metamodel.stated(meta, configs, device=constraints.device, open_fields=open_fields)
+        spread = getattr(metamodel, "spread", None)
+        spreads = spread(meta, configs) if callable(spread) else [c.spread for c in out]
         shaped = []
-        for c, cfg, p in zip(out, configs, preds, strict=True):
+        for c, cfg, p, s in zip(out, configs, preds, spreads, strict=True):
             if cfg.key() not in seen:
                 seen.add(cfg.key())
-                shaped.append(replace(c, config=cfg, prediction=p))
+                shaped.append(replace(c, config=cfg, prediction=p, spread=s))
         out = shaped
-    if goals.get("objective") == "accuracy":
-        out.sort(key=lambda c: -c.prediction.accuracy)
+    if goals.get("objective") == "accuracy":  # the price on time dropped; the doubt kept, as candidates rank
+        from tools.metamodel_candidates import SPREAD_WEIGHT
+
+        out.sort(key=lambda c: -(c.prediction.accuracy - SPREAD_WEIGHT * c.spread))
     elif goals.get("objective") == "speed":
         best = max(c.prediction.accuracy for c in out)
         good = sorted((c for c in out if c.prediction.accuracy >= best - GOOD_ENOUGH), key=lambda c: c.prediction.seconds)

@@ -139,6 +139,21 @@ def test_maximise_accuracy_and_fastest_good_enough_lead_to_different_picks(recom
     assert quick.expected_accuracy >= max(c.accuracy for c in quick.candidates) - 0.03
 
 
+def test_maximise_accuracy_counts_the_spread_but_not_the_time() -> None:
+    """"Maximise accuracy" drops the price on time, not the doubt: a config predicted 0.02 higher that
+    the dataset-bootstrap models disagree on by 0.08 stays behind one they agree on."""
+    from agent.goals import apply_goals
+    from tools.metamodel_types import Candidate, Prediction
+
+    def cand(i: str, acc: float, seconds: float, spread: float) -> Candidate:
+        return Candidate(id=i, config=TrainConfig(backbone="efficientnet_lite0", mode="frozen", epochs=int(seconds)),
+                         prediction=Prediction(acc, acc - 0.1, acc + 0.1, seconds), origin="generated", spread=spread)
+
+    found = [cand("c1", 0.80, 10, 0.02), cand("c2", 0.82, 20, 0.08), cand("c3", 0.81, 30, 0.0)]
+    ranked = apply_goals(found, {"objective": "accuracy"}, FakeMetaModel(png=False), None, None, [])
+    assert [(c.id, c.prediction.accuracy) for c in ranked] == [("c1", 0.81), ("c2", 0.80), ("c3", 0.82)]
+
+
 def test_a_worry_about_overfitting_regularises_every_candidate_and_is_answered(recommender: Recommender) -> None:
     from agent.goals import REGULARISATION
 
