@@ -604,3 +604,17 @@ def test_fewer_than_three_datasets_fit_no_bootstrap_models(records: list[Experim
     two = sorted({r.dataset.name for r in usable(records)})[:2]
     model = MetaModel.fit([r for r in records if r.dataset.name in two], seed=0, cross_validate=False)
     assert model._bags == [] and model.spread(task.dataset.meta, [task.config]) == [0.0]
+
+
+def test_images_larger_than_any_in_the_base_count_as_its_largest(model: MetaModel, records: list[ExperimentRecord],
+                                                                 task: ExperimentRecord) -> None:
+    """512 px scans: a 64 px run is 'below their size' in a way no recorded run measured; the kinds are
+    judged at the base's largest resolution instead, so frozen heads and fine-tunes stay in the running."""
+    largest = model._info["cells_largest_resolution"]
+    assert largest == max(r.dataset.meta.resolution for r in usable(records))
+    big = task.dataset.meta.model_copy(update={"resolution": 8 * largest})
+    config = TrainConfig(backbone="efficientnet_lite0", mode="frozen", input_size=largest, epochs=10)
+    assert model.cell_support(config, 8 * largest) == model.cell_support(config, largest)
+    assert model.cell_evidence(config, 8 * largest)[0].startswith("frozen-backbone heads at about")
+    modes = {c.config.mode for c in model.candidates(big, n=6)}
+    assert modes - {"scratch"}, modes

@@ -151,7 +151,8 @@ from tools.novelty import OPEN_FIELDS, Neighbours, calibrate
 # 13: the accuracy model starts from a line in the probe and the majority share (AccMargin).
 # 14: the info counts the runs in each kind of run (`cells`, tools.metamodel_candidates.config_cell).
 # 15: BAGS accuracy boosters on bootstrap samples of the datasets (`bags`), whose disagreement ranks.
-FEATURE_VERSION = 15
+# 16: the info keeps the largest resolution the kinds of run were counted at (`cells_largest_resolution`).
+FEATURE_VERSION = 16
 
 
 # Accuracy boosters fitted on bootstrap samples of the datasets (whole datasets drawn with
@@ -355,6 +356,7 @@ class MetaModel(_Ranking, _Explaining):
             "datasets": neighbours.to_info(),
             "pool": _pool_spec(records),
             "cells": cell_counts(records),
+            "cells_largest_resolution": max((r.dataset.meta.resolution for r in usable(records)), default=None),
             "importance": {n: float(v) for n, v in zip(ACC_FEATURES, importance, strict=True)},
             "probe_median": _probe_median(records),
             "evidence": summarise((r.dataset.name, f"{r.config.backbone}/{r.config.mode}", accuracy_target(r))

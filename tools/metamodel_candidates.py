@@ -242,8 +242,14 @@ class _Ranking(_Predicting):
         return int(self._info["pool"].get(f"{backbone}/{mode}", {}).get("n", 0))
 
     def cell_support(self, config: TrainConfig, resolution: int) -> tuple[int, int]:
-        """(runs, datasets) of the knowledge base in `config`'s `config_cell` on images of `resolution` px."""
-        runs, datasets = self._info.get("cells", {}).get(config_cell(config, resolution), (0, 0))
+        """(runs, datasets) of the knowledge base in `config`'s `config_cell` on images of `resolution` px.
+
+        Images larger than every dataset the knowledge base holds count as its largest: whether a
+        run is below their size can only be judged where runs were measured (512 px scans are
+        downsized to 224 px or less by everyone, and the base has no run that says how much that costs)."""
+        largest = self._info.get("cells_largest_resolution")
+        runs, datasets = self._info.get("cells", {}).get(
+            config_cell(config, min(resolution, largest) if largest else resolution), (0, 0))
         return int(runs), int(datasets)
 
     def cell_evidence(self, config: TrainConfig, resolution: int) -> tuple[str, int, int, bool] | None:
@@ -251,7 +257,9 @@ class _Ranking(_Predicting):
         whether that is inside the trust region); None for a model fitted before runs were counted by kind."""
         if "cells" not in self._info:
             return None
-        return (cell_words(config_cell(config, resolution)), *self.cell_support(config, resolution),
+        largest = self._info.get("cells_largest_resolution")
+        seen = min(resolution, largest) if largest else resolution
+        return (cell_words(config_cell(config, seen)), *self.cell_support(config, resolution),
                 self._measured(config, resolution))
 
     def _measured(self, config: TrainConfig, resolution: int) -> bool:
