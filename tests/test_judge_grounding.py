@@ -350,7 +350,8 @@ def found_in(context: str, text: str) -> list[str]:
     ("rec:none", "The frozen model at 128 px is predicted 0.93, 1 point higher than the 0.92 of the model with 96px.",
      "input size 96 for what it compares with, but no candidate or run shown uses it"),
     ("rec:none", "c1 (128 px) is 1 point higher than the 0.92 of the model with 64 px, with rmsprop.", None),
-    ("rec:none", "c1 is 1 point higher than c2 with 128 px.", "input size 128, but c2 uses 64"),
+    ("rec:none", "c1 is 1 point higher than c2 with 128 px.", None),  # either's (c1's): lenient, as before
+    ("rec:none", "c1 reaches 0.93, higher than r1 (0.70), with 128 px.", None),  # the pick's, after the comparison
     ("rec:none", "The model with 64 px is predicted 0.93, 1 point higher than c2.", "input size 64, but c1 uses 128"),
     ("tune", "o1 lowers the learning rate to 0.0001 and doubles the epochs to 20.", None),
     ("tune", "o2 adds dropout 0.5 to t2.", "dropout 0.5, but o2 uses 0.2"),

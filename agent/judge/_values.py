@@ -6,9 +6,9 @@ named right after it, or, in a clause naming none, to the run named last before 
 choice the rationale is about.
 It holds when one of them has it at the precision written ("lr 0.0003" for 0.00025). A value
 after a contrast ("rather than Adam", "from 0.001 to 0.0003") is not claimed for anyone. A value
-later in a comparison ("2 points above the 0.68 of the small_cnn at 32 px") is about what the
-choice is compared with: the runs named after the comparing word, or, with none named, any run
-or candidate the prompt showed; one that no shown run has is still refused.
+later in a comparison that names no run ("2 points above the 0.68 of the small_cnn at 32 px") is
+about what the choice is compared with, whichever run or candidate shown that is; one that no
+shown run has is still refused. An id past a comparing word does not own a value before it.
 """
 
 from __future__ import annotations
@@ -155,15 +155,13 @@ def wrong_values(rationale: str, facts: Facts) -> list[str]:
             after = [i for i, at in named if at > mention.start and (turn is None or at < turn.start())][:1]
             owners = [*before[::-1], *after] or [*last[-1:], *facts.about]
             compared = _compared_from(clause, mention.start)
-            if compared is not None:  # about what the choice is compared with
-                named_there = [i for i, at in named if compared <= at < mention.start][::-1] + after
-                if not named_there:
-                    shown = sorted(i for i in facts.runs if facts.config(i))
-                    if shown and not any(_holds(mention, facts.config(i) or {}) for i in shown):
-                        problems.append(f"it says {mention.name.replace('_', ' ')} {_shown(mention.value)} for what "
-                                        f"it compares with, but no candidate or run shown uses it")
-                    continue
-                owners = named_there
+            if compared is not None and not after and not any(compared <= at < mention.start for _, at in named):
+                # about what the choice is compared with, named by its settings only: any run shown may own it
+                shown = sorted(i for i in facts.runs if facts.config(i))
+                if shown and not any(_holds(mention, facts.config(i) or {}) for i in shown):
+                    problems.append(f"it says {mention.name.replace('_', ' ')} {_shown(mention.value)} for what "
+                                    f"it compares with, but no candidate or run shown uses it")
+                continue
             held = [_holds(mention, facts.config(o) or {}) for o in dict.fromkeys(owners)]
             if not any(held) and False in held:
                 owner = next(o for o, h in zip(dict.fromkeys(owners), held, strict=True) if h is False)
