@@ -247,19 +247,20 @@ class _Ranking(_Predicting):
         Images larger than every dataset the knowledge base holds count as its largest: whether a
         run is below their size can only be judged where runs were measured (512 px scans are
         downsized to 224 px or less by everyone, and the base has no run that says how much that costs)."""
-        largest = self._info.get("cells_largest_resolution")
-        runs, datasets = self._info.get("cells", {}).get(
-            config_cell(config, min(resolution, largest) if largest else resolution), (0, 0))
+        runs, datasets = self._info.get("cells", {}).get(self._cell(config, resolution), (0, 0))
         return int(runs), int(datasets)
+
+    def _cell(self, config: TrainConfig, resolution: int) -> str:
+        """`config_cell` with images larger than the knowledge base's largest counted as its largest."""
+        largest = self._info.get("cells_largest_resolution")
+        return config_cell(config, min(resolution, largest) if largest else resolution)
 
     def cell_evidence(self, config: TrainConfig, resolution: int) -> tuple[str, int, int, bool] | None:
         """What the knowledge base measured of `config`'s kind of run: (the kind in words, runs, datasets,
         whether that is inside the trust region); None for a model fitted before runs were counted by kind."""
         if "cells" not in self._info:
             return None
-        largest = self._info.get("cells_largest_resolution")
-        seen = min(resolution, largest) if largest else resolution
-        return (cell_words(config_cell(config, seen)), *self.cell_support(config, resolution),
+        return (cell_words(self._cell(config, resolution)), *self.cell_support(config, resolution),
                 self._measured(config, resolution))
 
     def _measured(self, config: TrainConfig, resolution: int) -> bool:
@@ -357,10 +358,11 @@ class _Ranking(_Predicting):
             blocks.append(_config_matrix(extra))
         if not configs:
             return []
-        preds = self._predict_cols(meta, np.vstack(blocks), parse_device(constraints.device))
+        cols = np.vstack(blocks)
+        preds = self._predict_cols(meta, cols, parse_device(constraints.device))
         acc = np.array([p.accuracy for p in preds])
         secs = np.array([p.seconds for p in preds])
-        spread = SPREAD_WEIGHT * self._spread_cols(meta, np.vstack(blocks))
+        spread = SPREAD_WEIGHT * self._spread_cols(meta, cols)
         score = acc - spread - TIME_WEIGHT * np.log10(np.maximum(secs, 1e-3))
         idx = np.arange(len(configs))
         if constraints.max_memory_bytes is not None:  # a hard limit: what needs more never comes back
