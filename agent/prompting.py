@@ -41,8 +41,11 @@ def constraints_text(profile: dict[str, Any]) -> str:
 
 
 def candidate_line(c: dict[str, Any]) -> str:
+    """"c1 <config>: 0.71 ±0.04, 3.2 min": its predicted accuracy, how far the dataset-bootstrap
+    models disagree on it (shown when they do; the ranking counts it against the candidate) and its time."""
     flag = " (over budget)" if c.get("over_budget") else ""
-    return f"{c['id']} {config_text(c['config'])}: {c['accuracy']:.2f}, {duration_text(c['seconds'])}{flag}"
+    spread = f" ±{c['spread']:.2f}" if round(c.get("spread") or 0.0, 2) > 0 else ""
+    return f"{c['id']} {config_text(c['config'])}: {c['accuracy']:.2f}{spread}, {duration_text(c['seconds'])}{flag}"
 
 
 def evidence_line(e: dict[str, Any]) -> str:

@@ -21,6 +21,8 @@ drafts (the graph's judge, `agent.judge.run_checks`):
 - good_compared / wrong_compared: the top candidate "N points higher than the 0.68 of the small_cnn
   model at 32 px", the other candidate named by its settings only (a value of the compared run is
   not the pick's: the seventh LODO run's judge refused such a draft), or at a size no candidate has;
+- good_uncertain / wrong_uncertain: the top candidate with its accuracy and its spread as the prompt
+  shows them ("0.71 ±0.04"), or with a spread no candidate shows (where the models give spreads);
 - good_unbudgeted / invented_budget: the task with its time budget taken out; the top
   candidate "with no time budget to meet" (should pass) or "well within the 15 minute budget";
 - invented_limit: the top candidate "under your 5M-parameter limit", which the task never set.
@@ -63,9 +65,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.latency import TASKS  # noqa: E402
 
 KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "wrong_claim_no_id", "vague", "wrong_sign",
-         "wrong_value", "wrong_setting", "good_compared", "wrong_compared", "good_unbudgeted", "invented_budget",
-         "invented_limit", "good_tuning", "wrong_best_trial", "wrong_epoch", "wrong_gain")
-GOOD = ("good", "good_compared", "good_unbudgeted", "good_tuning")
+         "wrong_value", "wrong_setting", "good_compared", "wrong_compared", "good_uncertain", "wrong_uncertain",
+         "good_unbudgeted", "invented_budget", "invented_limit", "good_tuning", "wrong_best_trial", "wrong_epoch",
+         "wrong_gain")
+GOOD = ("good", "good_compared", "good_uncertain", "good_unbudgeted", "good_tuning")
 UNBUDGETED = ("good_unbudgeted", "invented_budget")  # judged against the task with its budget taken out
 TUNING = ("good_tuning", "wrong_best_trial", "wrong_epoch", "wrong_gain")
 
@@ -122,6 +125,15 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
         drafts["good_compared"] = {"candidate": top["id"], "rationale": compared(other["config"]["input_size"])}
         drafts["wrong_compared"] = {"candidate": top["id"],
                                     "rationale": compared(next(v for v in (48, 80, 160, 192) if v not in sizes))}
+    spreads = {round(c.get("spread") or 0.0, 2) for c in candidates}
+    if round(top.get("spread") or 0.0, 2) > 0:  # the prompt shows "0.71 ±0.04" (agent.prompting.candidate_line)
+        off = next(v for v in (0.15, 0.21, 0.27, 0.33) if all(abs(v - s) > 0.02 for s in spreads))
+
+        def uncertain(spread: float) -> str:
+            return f"{top['id']} is predicted {top['accuracy']:.2f} ±{spread:.2f} and trains in about {seconds}."
+
+        drafts["good_uncertain"] = {"candidate": top["id"], "rationale": uncertain(top["spread"])}
+        drafts["wrong_uncertain"] = {"candidate": top["id"], "rationale": uncertain(off)}
     a, b = round(top["accuracy"], 2), round(worst["accuracy"], 2)
     if a - b >= 0.01:
         drafts["wrong_comparison"] = {

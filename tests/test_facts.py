@@ -59,3 +59,20 @@ def test_every_fact_copied_word_for_word_passes_the_grounding_check() -> None:
     shown = [v for c in cands for v in (c["accuracy"],)] + [r["test_accuracy"] for r in runs]
     for fact in facts:
         assert ungrounded(fact + ".", ["c1", "c2", "c3", "r1", "r2", "r3"], shown, cands, runs) == [], fact
+
+
+def test_a_candidate_predicted_above_the_pick_but_less_certain_is_named_with_both_spreads() -> None:
+    """The ranking counts the spread against a candidate, so c1 can be listed above a higher prediction:
+    the fact says why, and copied it passes the judge's spread rule."""
+    from agent.judge import ungrounded
+
+    cands = [dict(cand("c1", 0.71, 100), spread=0.04), dict(cand("c2", 0.74, 110, size=96), spread=0.08),
+             dict(cand("c3", 0.73, 105), spread=0.04)]  # above c1 too, but no less certain
+    facts = contrast_facts(cands, [])
+    assert facts[0] == ("c2 (±0.08) is predicted 3 points above c1 (±0.04), but models fitted on other datasets "
+                        "disagree more on it")
+    for fact in facts:
+        assert ungrounded(fact, ["c1", "c2", "c3"], [0.71, 0.74, 0.73], cands, about=["c1"]) == [], fact
+    # no spread (a model without bootstrap boosters), or the higher one as certain: no such fact
+    assert not any("disagree" in f for f in contrast_facts([cand("c1", 0.71, 100), cand("c2", 0.74, 110)], []))
+    assert not any("disagree" in f for f in contrast_facts([cands[0], cands[2]], []))

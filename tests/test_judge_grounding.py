@@ -415,3 +415,28 @@ def test_a_value_of_the_run_compared_with_is_not_held_to_the_pick() -> None:
     assert ungrounded(text.format(size=32), ["c1", "c2"], shown, cands, about=["c1"]) == []
     assert ungrounded(text.format(size=48), ["c1", "c2"], shown, cands, about=["c1"]) == [
         "it says input size 48 for what it compares with, but no candidate or run shown uses it"]
+
+
+SPREAD_CANDIDATES = [dict(CANDIDATES[0], spread=0.04), dict(CANDIDATES[1], spread=0.08)]
+
+
+@pytest.mark.parametrize(("text", "finding"), [
+    # the prompt shows each candidate's ± after its accuracy (agent.prompting.candidate_line)
+    ("c1 (0.93 ±0.04) is surer than c2 (0.92 ±0.08).", None),
+    ("c1 is predicted 0.93 ±0.04, c2 0.92 +/- 0.08.", None),
+    ("c2 is predicted about as high as c1 but less certain (±0.08 against ±0.04).", None),  # ± after "but": the sentence's
+    ("c1 is predicted 0.93 ±4 points.", None),
+    ("c1 is predicted 0.93 ±0.08.", "gives c1 ±0.08, but c1 shows ±0.04"),
+    ("c2 (±0.04) is nearly as accurate as c1.", "gives c2 ±0.04, but c2 shows ±0.08"),
+    ("c1 is the surest pick, ±0.02.", "uncertainty of ±0.02, which no candidate shows"),
+    # the ± is neither an accuracy nor a signed difference, so "0.08" is not a quoted accuracy
+    ("c1 (0.93 ±0.04) is more accurate than c2 (0.92 ±0.08).", None),
+])
+def test_a_candidates_uncertainty_is_held_to_the_one_shown(text: str, finding: str | None) -> None:
+    found = ungrounded(text, ["c1", "c2", "r1"], SHOWN, SPREAD_CANDIDATES, EVIDENCE, about=["c1"])
+    assert (found == []) if finding is None else any(finding in f for f in found), found
+
+
+def test_an_uncertainty_with_no_spread_shown_is_refused() -> None:
+    assert ungrounded("c1 is predicted 0.93 ±0.04.", ["c1", "c2"], SHOWN, CANDIDATES, about=["c1"]) == [
+        "it states an uncertainty of ±0.04, which no candidate shows"]

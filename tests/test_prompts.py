@@ -44,3 +44,14 @@ def test_template_formats_with_its_keys(name: str) -> None:
 def test_templates_stay_short(name: str) -> None:
     # Prompt tokens dominate latency on a 2-core CPU (~200 tokens/s): ~4 characters a token.
     assert len(prompt(name)) < 1000
+
+
+def test_a_candidate_line_shows_its_spread_only_when_the_models_disagree() -> None:
+    from agent.prompting import candidate_line
+
+    c = {"id": "c2", "accuracy": 0.744, "seconds": 95.0, "over_budget": False,
+         "config": {"backbone": "efficientnet_lite1", "mode": "finetune", "freeze": 0.5, "input_size": 96,
+                    "optimizer": "adam", "learning_rate": 0.001, "batch_size": 32, "epochs": 20}}
+    assert ": 0.74 ±0.08, " in candidate_line(dict(c, spread=0.081))
+    assert ": 0.74, " in candidate_line(dict(c, spread=0.001))  # rounds to ±0.00: not shown
+    assert ": 0.74, " in candidate_line(c)  # a candidate from before the spread existed

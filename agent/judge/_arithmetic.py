@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from agent.judge._facts import Facts
-from agent.judge._reading import NUMBER, Number, clauses, id_pattern, number, phrase_bounds, shown
+from agent.judge._reading import NUMBER, Number, clauses, id_pattern, number, phrase_bounds, shown, uncertainty_at
 
 _SECONDS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "min": 60, "mins": 60, "minute": 60,
             "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600}
@@ -51,8 +51,8 @@ def _quoted(clause: str) -> list[Quoted]:
     out = []
     for m in _NUM.finditer(clause):
         raw, suffix = m.group(1), (m.group(2) or "").strip().lower()
-        if _SETTING_BEFORE.search(clause[max(0, m.start() - 25): m.start()]):
-            continue
+        if _SETTING_BEFORE.search(clause[max(0, m.start() - 25): m.start()]) or uncertainty_at(clause, m.start()):
+            continue  # a setting, or a candidate's uncertainty ("0.71 ±0.04"; the spread rule checks it)
         if suffix in _SECONDS:
             n = number(raw)
             out.append(Quoted(m.start(), m.end(), Number(n.value * _SECONDS[suffix], n.unit * _SECONDS[suffix],

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from agent.judge._arithmetic import wrong_arithmetic
 from agent.judge._facts import Facts
-from agent.judge._reading import CLAUSE_END, id_pattern
+from agent.judge._reading import CLAUSE_END, id_pattern, phrase_bounds, uncertainty_at
 from agent.judge._settings import wrong_setting_comparisons
 from agent.judge._stated import unstated_limits
 from agent.judge._trials import wrong_best_epoch, wrong_best_trial
@@ -56,7 +56,7 @@ _RANGE = re.compile(r"(?<![\w.])\d*\.?\d+\s*-$")  # "0.65-", "93 -": a range's d
 def quoted_accuracies(text: str) -> list[float]:
     """The accuracies a text quotes: decimals in 0.05-1 ("0.93", ".9") and percentages ("93%"),
     except numbers that follow a hyperparameter's name ("lr 0.3", "learning rate of 0.001") and
-    differences ("+0.06", "a gain of 0.06", "ahead by 0.06")."""
+    differences ("+0.06", "a gain of 0.06", "ahead by 0.06") and uncertainties ("0.71 ±0.04")."""
     values = []
     for match in _ACCURACY.finditer(text):
         decimal, percent = match.groups()
@@ -65,7 +65,8 @@ def quoted_accuracies(text: str) -> list[float]:
         before = re.split(r"[\d,;:()]", text[max(0, match.start() - 20): match.start()].lower())[-1]
         # "drop=0.5", "freeze=0.9": a configuration's value, as the candidate lines write it.
         setting = text[: match.start()].endswith("=")
-        if 0.05 <= value <= 1 and not setting and not _NOT_ACCURACY.search(before) and not _signed(text, match.start()):
+        if 0.05 <= value <= 1 and not setting and not _NOT_ACCURACY.search(before) and not _signed(text, match.start()) \
+                and not uncertainty_at(text, match.start()):
             values.append(value)
     return values
 
@@ -232,6 +233,37 @@ def _ranking_claims(rationale: str, facts: Facts) -> list[str]:
     return problems
 
 
+# "±0.08", "+/- 8 points": an uncertainty as written, and its unit (a percent or points: hundredths).
+_SPREAD = re.compile(r"(?:\u00b1|\+\s*/\s*[-\u2212]|\+[-\u2212])\s*(\d*\.\d+|\d+)\s*(%|points?\b|pp\b)?", re.I)
+_COMPARING = re.compile(r"\b(?:than|compared\s+(?:to|with)|versus|vs\.?|unlike|against)\s", re.I)
+
+
+def _spreads(text: str) -> list[tuple[int, float]]:
+    """(position, value) of each uncertainty a text states ("±0.08", "+/- 8 points": 0.08)."""
+    return [(m.start(), float(m.group(1)) / (100 if m.group(2) else 1)) for m in _SPREAD.finditer(text)]
+
+
+def _spread_claims(rationale: str, facts: Facts) -> list[str]:
+    """An uncertainty no candidate shows, or one given to a candidate that shows another ("c2 ±0.04"
+    when c2 is ±0.08). The prompt writes a candidate's spread after its accuracy (`candidate_line`);
+    the first uncertainty after an id in its phrase is that id's, unless a comparing word comes first
+    ("c1 is surer than c2 (±0.08 against ±0.04)", "c2 is above c1 but less certain (±0.08)": those
+    are only held to the spreads shown)."""
+    shown = {i: float(r["spread"]) for i, r in facts.runs.items() if r.get("spread")}
+    problems = []
+    for _, value in _spreads(rationale):
+        if not any(abs(value - s) <= QUOTE_TOLERANCE for s in shown.values()):
+            problems.append(f"it states an uncertainty of ±{value:.2f}, which no candidate shows"
+                            + (f" (they show {', '.join(f'±{s:.2f}' for s in sorted(set(shown.values())))})" if shown else ""))
+    for ident, segment in _segments(rationale, facts.prefixes):
+        stated = [(at, v) for at, v in _spreads(segment) if at < phrase_bounds(segment, 0)[1]]
+        if ident not in shown or not stated or _COMPARING.search(segment, 0, stated[0][0]):
+            continue
+        if abs(stated[0][1] - shown[ident]) > QUOTE_TOLERANCE:
+            problems.append(f"it gives {ident} ±{stated[0][1]:.2f}, but {ident} shows ±{shown[ident]:.2f}")
+    return problems
+
+
 class Claim(NamedTuple):
     """A row of `GROUNDING`: what kind of statement a rule reads, and the rule."""
 
@@ -243,6 +275,7 @@ class Claim(NamedTuple):
 GROUNDING: tuple[Claim, ...] = (
     Claim("quoted", _quoted_claims),            # ids and accuracies
     Claim("ranking", _ranking_claims),          # superlatives and comparisons of ids
+    Claim("uncertainty", _spread_claims),       # a candidate's ± (the bootstrap models' spread)
     Claim("values", wrong_values),              # a hyperparameter value stated for a run
     Claim("settings", wrong_setting_comparisons),  # a setting compared between runs ("fewer epochs than c2")
     Claim("arithmetic", wrong_arithmetic),      # comparisons and signed differences between numbers

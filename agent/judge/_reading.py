@@ -63,6 +63,18 @@ def contrasted(text: str, start: int) -> bool:
     return bool(CONTRAST.search(text[max(0, start - 40): start]))
 
 
+# "±0.08", "+/- 0.08", "+-0.08": an uncertainty (how far the bootstrap models disagree on a
+# candidate, tools.metamodel.BAGS), not a result and not a signed difference.
+_UNCERTAINTY = re.compile(r"(?:\u00b1|\+\s*/\s*[-\u2212]|\+[-\u2212])\s*$")
+
+
+def uncertainty_at(text: str, start: int) -> bool:
+    """Whether the number at `start` is written as an uncertainty ("±0.08"; a match that took the
+    minus of "+/-0.08" as its sign starts at that minus)."""
+    end = start + 1 if text[start: start + 1] in ("-", "\u2212") else start
+    return bool(_UNCERTAINTY.search(text[max(0, start - 8): end]))
+
+
 NUMBER = r"[+\-\u2212]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-+\u2212]?\d+)?"
 _NUMBER_PARTS = re.compile(r"([+\-\u2212]?)(\d*)(?:\.(\d+))?(?:[eE]([-+\u2212]?\d+))?")
 
