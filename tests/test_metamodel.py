@@ -599,6 +599,18 @@ def test_candidates_rank_by_the_prediction_less_its_spread(model: MetaModel, tas
     assert score == sorted(score, reverse=True)
 
 
+def test_a_task_without_a_probe_gets_the_spread_of_the_row_it_is_predicted_at(model: MetaModel,
+                                                                             task: ExperimentRecord) -> None:
+    """A text-only task has no probe: its prediction is made at the base's median probe, and so is its
+    spread, in the ranking (candidates) and asked for on its own (spread)."""
+    worded = task.dataset.meta.model_copy(update={"probe_accuracy": None})
+    at_median = task.dataset.meta.model_copy(update={"probe_accuracy": model._info["probe_median"]})
+    cands = model.candidates(worded, n=6)
+    configs = [c.config for c in cands]
+    assert [c.spread for c in cands] == pytest.approx(model.spread(at_median, configs))
+    assert model.spread(worded, configs) == pytest.approx(model.spread(at_median, configs))
+
+
 def test_fewer_than_three_datasets_fit_no_bootstrap_models(records: list[ExperimentRecord],
                                                            task: ExperimentRecord) -> None:
     two = sorted({r.dataset.name for r in usable(records)})[:2]

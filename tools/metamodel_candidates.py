@@ -359,10 +359,11 @@ class _Ranking(_Predicting):
         if not configs:
             return []
         cols = np.vstack(blocks)
-        preds = self._predict_cols(meta, cols, parse_device(constraints.device))
+        spreads: list[np.ndarray] = []
+        preds = self._predict_cols(meta, cols, parse_device(constraints.device), spread=spreads)
         acc = np.array([p.accuracy for p in preds])
         secs = np.array([p.seconds for p in preds])
-        spread = SPREAD_WEIGHT * self._spread_cols(meta, cols)
+        spread = SPREAD_WEIGHT * spreads[0]
         score = acc - spread - TIME_WEIGHT * np.log10(np.maximum(secs, 1e-3))
         idx = np.arange(len(configs))
         if constraints.max_memory_bytes is not None:  # a hard limit: what needs more never comes back
