@@ -120,7 +120,7 @@ class _Predicting:
     def _spread_cols(self, meta: MetaFeatures, cfg_cols: np.ndarray) -> np.ndarray:
         """`_bag_std` at the rows `predict` predicts: a task without a probe at the median probe, as its
         point prediction (a missing probe sends every booster down default branches that no training
-        row chose: spreads at it and at the median correlated -0.05 to 0.79 over six seed datasets)."""
+        row chose, so a spread read there says nothing about the row the prediction is made at)."""
         return self._bag_std(self._x_acc(self._unprobed(meta, ())[0], cfg_cols))
 
     def spread(self, meta: MetaFeatures, configs: Sequence[TrainConfig]) -> list[float]:
