@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from agent.judge._arithmetic import wrong_arithmetic
 from agent.judge._facts import Facts
-from agent.judge._reading import CLAUSE_END, id_pattern, phrase_bounds, uncertainty_at
+from agent.judge._reading import CLAUSE_END, COMPARING, PLUS_MINUS, id_pattern, phrase_bounds, uncertainty_at
 from agent.judge._settings import wrong_setting_comparisons
 from agent.judge._stated import unstated_limits
 from agent.judge._trials import wrong_best_epoch, wrong_best_trial
@@ -234,8 +234,7 @@ def _ranking_claims(rationale: str, facts: Facts) -> list[str]:
 
 
 # "±0.08", "+/- 8 points": an uncertainty as written, and its unit (a percent or points: hundredths).
-_SPREAD = re.compile(r"(?:\u00b1|\+\s*/\s*[-\u2212]|\+[-\u2212])\s*(\d*\.\d+|\d+)\s*(%|points?\b|pp\b)?", re.I)
-_COMPARING = re.compile(r"\b(?:than|compared\s+(?:to|with)|versus|vs\.?|unlike|against)\s", re.I)
+_SPREAD = re.compile(PLUS_MINUS + r"\s*(\d*\.\d+|\d+)\s*(%|points?\b|pp\b)?", re.I)
 
 
 def _spreads(text: str) -> list[tuple[int, float]]:
@@ -257,7 +256,7 @@ def _spread_claims(rationale: str, facts: Facts) -> list[str]:
                             + (f" (they show {', '.join(f'±{s:.2f}' for s in sorted(set(shown.values())))})" if shown else ""))
     for ident, segment in _segments(rationale, facts.prefixes):
         stated = [(at, v) for at, v in _spreads(segment) if at < phrase_bounds(segment, 0)[1]]
-        if ident not in shown or not stated or _COMPARING.search(segment, 0, stated[0][0]):
+        if ident not in shown or not stated or COMPARING.search(segment, 0, stated[0][0]):
             continue
         if abs(stated[0][1] - shown[ident]) > QUOTE_TOLERANCE:
             problems.append(f"it gives {ident} ±{stated[0][1]:.2f}, but {ident} shows ±{shown[ident]:.2f}")

@@ -63,9 +63,13 @@ def contrasted(text: str, start: int) -> bool:
     return bool(CONTRAST.search(text[max(0, start - 40): start]))
 
 
+# Words after which a phrase describes what the choice is compared with, not the choice.
+COMPARING = re.compile(r"\b(?:than|compared\s+(?:to|with)|versus|vs\.?|unlike|against)\s", re.I)
+
 # "±0.08", "+/- 0.08", "+-0.08": an uncertainty (how far the bootstrap models disagree on a
 # candidate, tools.metamodel.BAGS), not a result and not a signed difference.
-_UNCERTAINTY = re.compile(r"(?:\u00b1|\+\s*/\s*[-\u2212]|\+[-\u2212])\s*$")
+PLUS_MINUS = r"(?:\u00b1|\+\s*/\s*[-\u2212]|\+[-\u2212])"
+_UNCERTAINTY = re.compile(PLUS_MINUS + r"\s*$")
 
 
 def uncertainty_at(text: str, start: int) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.judge._facts import Facts
-from agent.judge._reading import NUMBER, clauses, contrasted, id_pattern, number, phrase_bounds
+from agent.judge._reading import COMPARING, NUMBER, clauses, contrasted, id_pattern, number, phrase_bounds
 from knowledge.space import AUGMENTATIONS, BACKBONES, OPTIMIZERS
 
 _N = rf"({NUMBER})(\s*%)?"
@@ -60,14 +60,10 @@ _PARTLY = re.compile(r"(?:(?<![\w.])\d+(?:\.\d+)?\s*%?|\bhalf|\bpart\w*|\bshare|
 _LOG_EPOCHS = re.compile(r"\b(?:after|within|first|last|by|until|only|over|in)\s+$", re.I)
 
 
-# Words after which a phrase describes what the choice is compared with, not the choice.
-_COMPARED = re.compile(r"\b(?:than|compared\s+(?:to|with)|versus|vs\.?|unlike|against)\s", re.I)
-
-
 def _compared_from(clause: str, start: int) -> int | None:
     """Where the comparison that a value at `start` belongs to begins (after its comparing word), if any."""
     lo, _ = phrase_bounds(clause, start)
-    found = [m.end() for m in _COMPARED.finditer(clause, lo, start)]
+    found = [m.end() for m in COMPARING.finditer(clause, lo, start)]
     return found[-1] if found else None
 
 
@@ -151,7 +147,7 @@ def wrong_values(rationale: str, facts: Facts) -> list[str]:
         for mention in mentions(clause):
             before = [i for i, at in named if at < mention.start]
             # "EfficientNet-Lite0 at 128 px (c1)"; not an id past a comparing word ("64 px, above c2")
-            turn = _COMPARED.search(clause, mention.start)
+            turn = COMPARING.search(clause, mention.start)
             after = [i for i, at in named if at > mention.start and (turn is None or at < turn.start())][:1]
             owners = [*before[::-1], *after] or [*last[-1:], *facts.about]
             compared = _compared_from(clause, mention.start)
