@@ -55,8 +55,19 @@ def cmd_kb_stats(args: argparse.Namespace) -> int:
 
 def cmd_kb_sweep(args: argparse.Namespace) -> int:
     from tools.ray_runner import connect, ray_address, run_sweep_ray
-    from tools.sweep import dataset_sizes, datasets_with_heads, plan_stale, plan_sweep, plan_trainable, run_sweep
+    from tools.sweep import (
+        dataset_sizes,
+        datasets_with_heads,
+        plan_stale,
+        plan_sweep,
+        plan_to_targets,
+        plan_trainable,
+        run_sweep,
+    )
 
+    if args.to_targets and args.plan not in ("cpu", "gpu"):
+        raise UsageError(f"--to-targets picks from the cpu or gpu plan, but --plan is {args.plan!r}; "
+                         "pass --plan cpu (or gpu on a GPU machine).")
     address = ray_address(args.ray)
     if address is not None:
         connect(address)  # no ray package, or no cluster there: said before any planning
@@ -78,6 +89,8 @@ def cmd_kb_sweep(args: argparse.Namespace) -> int:
                            trainable_per_dataset=args.trainable, seed=args.seed)
     else:
         items = plan_trainable(datasets, device=args.plan, seed=args.seed, known=datasets_with_heads(kb.records()))
+        if args.to_targets:
+            items = plan_to_targets(items, kb, datasets)
     if args.limit:
         items = items[: args.limit]
     if address is not None:  # one Ray task per run; this process alone appends the records
@@ -235,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", type=int, default=55, help="frozen plan: head configs per (dataset, feature set)")
     p.add_argument("--trainable", type=int, default=6, help="frozen plan: scratch/fine-tune configs per dataset")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--to-targets", action="store_true",
+                   help="cpu/gpu plans: only the runs that bring each dataset to the seed's targets (20 fine-tunes, "
+                        "10 scratch runs of 15+ epochs, tools.sweep.TARGETS), counting what the knowledge base has, "
+                        "cheapest first")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="run at most this many planned items")
     p.add_argument("--max-minutes", type=float, default=None)

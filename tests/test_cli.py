@@ -72,6 +72,7 @@ def test_train_takes_the_config_json_that_recommend_prints(kb_dir: Path, shared_
         (["train", "--dataset", "x.npz", "--backbone", "small_cnn", "--mode", "frozen", "--yes"], "mode must be 'scratch'"),
         (["profile", "/does/not/exist"], "does not exist"),
         (["kb", "import", "/does/not/exist.jsonl"], "no such file"),
+        (["kb", "sweep", "--plan", "frozen", "--to-targets"], "pass --plan cpu"),
     ],
 )
 def test_bad_input_is_a_message_and_exit_2(argv: list[str], message: str, kb_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,7 +22,9 @@ from tools.sweep import (
     PlanSize,
     dataset_sizes,
     estimated_seconds,
+    TARGETS,
     plan_trainable,
+    select_to_targets,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,6 +117,25 @@ def test_sgd_runs_get_the_weight_decays_sgd_is_used_with_and_nothing_else_moves(
 def test_plan_refuses_an_unknown_device() -> None:
     with pytest.raises(ValueError, match="device must be 'cpu' or 'gpu'"):
         plan_trainable(DATASETS, device="tpu")
+
+
+def test_to_targets_takes_the_cheapest_runs_each_dataset_lacks_and_nothing_more() -> None:
+    items = plan_trainable(DATASETS, device="cpu", known={Path(p).stem for p in DATASETS})
+    have = {"big_xray": {"finetune": 20, "scratch_15": 3}, "small_ct": {"finetune": 8, "scratch_15": 10},
+            "retina": {"finetune": 25, "scratch_15": 12}}  # derm: nothing yet
+    chosen = select_to_targets(items, have, DATASETS)
+    got = Counter((Path(i.dataset).stem, "finetune" if i.config.mode == "finetune" else "scratch") for i in chosen)
+    assert got == {("big_xray", "scratch"): 7, ("small_ct", "finetune"): 12, ("derm", "finetune"): TARGETS["finetune"],
+                   ("derm", "scratch"): TARGETS["scratch_15"]}
+    assert all(i.config.mode == "finetune" or i.config.epochs >= EARLY_STOP_FROM for i in chosen)
+    # Per dataset and kind the cheapest of the plan's runs; all of them cheapest first.
+    def cost(i: Any) -> float:
+        return estimated_seconds(i.config, DATASETS[i.dataset][0])
+    small_ct = sorted(cost(i) for i in items if i.dataset.endswith("small_ct.npz") and i.config.mode == "finetune")
+    assert sorted(cost(i) for i in chosen if i.dataset.endswith("small_ct.npz")) == small_ct[:12]
+    assert [cost(i) for i in chosen] == sorted(cost(i) for i in chosen)
+    # A dataset that has reached the targets gets nothing; runs already done are the caller's to drop.
+    assert select_to_targets(items, dict.fromkeys(map(lambda p: Path(p).stem, DATASETS), TARGETS), DATASETS) == []
 
 
 @pytest.mark.slow

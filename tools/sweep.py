@@ -336,6 +336,51 @@ def plan_trainable(
     return [item for *_, item in ranked]
 
 
+# What the seed should hold of every dataset (issue 14): fine-tunes of a pretrained backbone, full or
+# partial, and scratch runs configured for 15 epochs or more; counted as knowledge.store.training_coverage does.
+TARGETS = {"finetune": 20, "scratch_15": 10}
+
+
+def _target_kind(config: TrainConfig) -> str | None:
+    if config.mode == "finetune":
+        return "finetune"
+    return "scratch_15" if config.mode == "scratch" and config.epochs >= EARLY_STOP_FROM else None
+
+
+def select_to_targets(
+    todo: list[SweepItem],
+    coverage: dict[str, dict[str, int]],
+    sizes: dict[str, tuple[int, int]],
+    targets: dict[str, int] | None = None,
+) -> list[SweepItem]:
+    """Of a plan's pending items (`todo`, not in the knowledge base yet), only those that bring each
+    dataset up to `targets` (default `TARGETS`), given what it has (`coverage`: dataset name ->
+    counts, `training_coverage(...)["per_dataset"]`): per dataset and kind the cheapest ones by
+    `estimated_seconds`, as many as it lacks. All of them cheapest first, so a sweep stopped early
+    has brought the most datasets to the targets; a dataset the plan has too few items for gets
+    what there is."""
+    targets = TARGETS if targets is None else targets
+    wanted: dict[tuple[str, str], list[tuple[float, int, SweepItem]]] = {}
+    for order, item in enumerate(todo):
+        kind = _target_kind(item.config)
+        if kind in targets:
+            cost = estimated_seconds(item.config, sizes[item.dataset][0])
+            wanted.setdefault((item.dataset, kind), []).append((cost, order, item))
+    chosen = []
+    for (path, kind), found in wanted.items():
+        lacking = targets[kind] - coverage.get(Path(path).stem, {}).get(kind, 0)
+        chosen += sorted(found, key=lambda t: t[:2])[: max(0, lacking)]
+    return [item for *_, item in sorted(chosen, key=lambda t: t[:2])]
+
+
+def plan_to_targets(items: list[SweepItem], kb: KnowledgeBase, sizes: dict[str, tuple[int, int]]) -> list[SweepItem]:
+    """`select_to_targets` for a plan's `items` against what `kb` holds."""
+    from knowledge.store import training_coverage
+
+    ok = [r for r in kb.records() if r.outcome.status == "ok"]
+    return select_to_targets([item for item, _ in pending_items(items, kb)], training_coverage(ok)["per_dataset"], sizes)
+
+
 def datasets_with_heads(records: list[ExperimentRecord]) -> set[str]:
     """Datasets that have frozen-head runs from outside the cpu/gpu plans: the `known` of
     `plan_trainable`. The plans' own heads do not count, so a plan stays the same when it is
@@ -388,6 +433,10 @@ def dataset_sizes(data_dir: str | Path) -> dict[str, tuple[int, int]]:
             shape = z["train_images"].shape
             out[str(path)] = (int(shape[0]), int(min(shape[1], shape[2])))
     return out
+
+
+TO_TARGETS_HELP = (f"cpu/gpu plans: only the runs that bring each dataset to {TARGETS['finetune']} fine-tunes and "
+                   f"{TARGETS['scratch_15']} scratch runs of 15+ epochs, counting what the knowledge base has, cheapest first")
 
 
 # ------------------------------------------------------------------------- execution
@@ -523,17 +572,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--max-minutes", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--to-targets", action="store_true", help=TO_TARGETS_HELP)
     args = ap.parse_args(argv)
     sizes = dataset_sizes(args.data_dir)
     if args.datasets:
         sizes = {p: v for p, v in sizes.items() if Path(p).stem in set(args.datasets)}
     if not sizes:
         ap.error(f"no .npz datasets to sweep in {args.data_dir}")
+    if args.to_targets and args.plan == "stale":
+        ap.error("--to-targets picks from the cpu or gpu plan; pass --plan cpu (or gpu on a GPU machine)")
     kb = KnowledgeBase(args.kb_dir, index=False)
     if args.plan == "stale":
         items = [i for i in plan_stale(kb.records(), args.data_dir) if i.dataset in sizes]
     else:
         items = plan_trainable(sizes, device=args.plan, seed=args.seed, known=datasets_with_heads(kb.records()))
+        if args.to_targets:
+            items = plan_to_targets(items, kb, sizes)
     print(json.dumps(run_sweep(items, kb, workers=args.workers, max_minutes=args.max_minutes, progress=False)))
     return 0
 
