@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.facts import compares
 from agent.formatting import accuracy_text, config_text, data_text, duration_text, interval_text
 from agent.judge import verdict_summary
 from knowledge.schema import MetaFeatures, TrainConfig
@@ -123,6 +124,9 @@ class Recommendation(_Model):
     expected_seconds: float = Field(description="Predicted wall time: training + feature extraction.")
     llm_expected_accuracy: float | None = Field(description="What the LLM said it expects (checked by the judge).")
     rationale: str
+    reasons: list[str] = Field(default_factory=list, description=(
+        "Contrasts computed in code (agent.facts) that the reasoner was given, shown after a rationale that "
+        "restates the ranking without comparing the pick with anything: what the alternatives would give."))
     cited: list[str] = Field(description="Candidate ids and knowledge-base record ids the rationale relies on.")
     evidence: list[EvidenceItem]
     candidates: list[CandidateItem]
@@ -168,6 +172,7 @@ def build_recommendation(
     evidence = state.get("evidence", [])
     alias_to_id = {e["alias"]: e["id"] for e in evidence}
     top = candidates[0]
+    reasons: list[str] = []
     if fallback_reason is not None:
         drafts = "draft" if state.get("attempts", 1) <= 1 else "drafts"
         # The contrasts computed in code (agent.facts) say why, in the words the reasoner was given.
@@ -180,6 +185,8 @@ def build_recommendation(
     else:
         assert draft is not None
         rationale = draft.rationale.strip()
+        if facts and config.key() == TrainConfig.model_validate(top["config"]).key() and not compares(rationale, top["id"]):
+            reasons = list(facts)  # the draft restates the ranking; the contrasts it was given say why
     cited_ids = [alias_to_id.get(c, c) for c in cited]
     cited_set = set(cited)
     warnings = []
@@ -216,6 +223,7 @@ def build_recommendation(
         expected_seconds=prediction["seconds"],
         llm_expected_accuracy=None if draft is None else draft.expected_accuracy,
         rationale=rationale,
+        reasons=reasons,
         cited=cited_ids,
         evidence=[
             EvidenceItem(
@@ -306,6 +314,8 @@ def render_text(rec: Recommendation) -> str:
         f"{budget}"
     )
     lines.append(f"Why: {rec.rationale}")
+    if rec.reasons:
+        lines.append(f"In numbers: {'; '.join(rec.reasons)}.")
     if rec.fallback_reason:
         lines.append(f"Fallback reason: {rec.fallback_reason}")
     cited = [e for e in rec.evidence if e.cited]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.facts import contrast_facts
+import pytest
+
+from agent.facts import compares, contrast_facts
 
 
 def cand(cid: str, acc: float, secs: float, backbone: str = "efficientnet_lite0", mode: str = "finetune",
@@ -76,3 +78,20 @@ def test_a_candidate_predicted_above_the_pick_but_less_certain_is_named_with_bot
     # no spread (a model without bootstrap boosters), or the higher one as certain: no such fact
     assert not any("disagree" in f for f in contrast_facts([cand("c1", 0.71, 100), cand("c2", 0.74, 110)], []))
     assert not any("disagree" in f for f in contrast_facts([cands[0], cands[2]], []))
+
+
+@pytest.mark.parametrize(("rationale", "expected"), [
+    # Restating the ranking (what the 1.5B wrote on task texts): nothing to weigh.
+    ("The small_cnn model with a learning rate of 0.001 and 34 epochs has a predicted test accuracy of 0.73 ± 0.04, "
+     "which is the highest among the candidates.", False),
+    ("The candidate resnet18/scratch adamw lr=0.001 bs=32 ep=15: 0.73 ±0.04, 7 min is the best choice for this task.", False),
+    ("c1 is a lightweight model that is suitable for medical image classification tasks.", False),
+    # Comparing: another id, or the pick set against something in numbers.
+    ("c1 is predicted 3 points above c3 (64 px against 32 px) and takes 4.4x its time.", True),
+    ("c1 has a higher predicted test accuracy of 0.75 compared to the resnet18 model.", True),
+    ("c1 fits the budget; r1 on a similar set reached 0.81.", True),
+    ("c1 is 2 points more accurate than the fastest option.", True),
+    ("c1 trains 2.5x faster and is as accurate.", True),
+])
+def test_a_rationale_compares_when_it_sets_the_pick_against_something(rationale: str, expected: bool) -> None:
+    assert compares(rationale, "c1") is expected

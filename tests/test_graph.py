@@ -510,6 +510,27 @@ def test_by_default_a_rejected_draft_falls_back_at_once_with_the_computed_contra
     assert J.ungrounded(r["rationale"].split(": ", 1)[1], known, shown, cands, evidence) == []
 
 
+def test_a_draft_that_only_restates_the_ranking_gets_the_computed_contrasts_after_it(store: FakeStore) -> None:
+    """ "c1 has the best predicted accuracy" says nothing a reader can weigh: the recommendation keeps the
+    draft's words and adds the contrasts the reasoner was given ("In numbers"), which a draft that
+    compares the pick with something does not get."""
+    plain = "c1 has the best predicted accuracy, 0.80, and fits the budget."
+    llm = chat(draft(rationale=plain, cite=["c1"]))
+    out = run(make(store, llm, chat(scores())))
+    rec = Recommendation.model_validate(out["recommendation"])
+    facts = [line for line in llm.prompts[0][-1].content.split("Facts to reason from:\n")[1].splitlines() if line]
+    assert not rec.fallback and rec.rationale == plain
+    assert facts and facts != ["none"] and rec.reasons == facts
+    assert f"Why: {plain}\nIn numbers: {'; '.join(facts)}." in render_text(rec)
+    from agent.chat.cards import card_md
+
+    assert f"**In numbers:** {'; '.join(facts)}." in card_md(out["recommendation"], None)
+
+    compared = run(make(store, chat(draft()), chat(scores())), thread="t2")["recommendation"]  # names r1 beside c1
+    assert not compared["fallback"] and compared["reasons"] == []
+    assert "In numbers" not in render_text(Recommendation.model_validate(compared))
+
+
 def test_invalid_llm_output_counts_as_a_failed_attempt(store: FakeStore) -> None:
     llm = chat("not json at all", draft())
     out = run(make(store, llm, chat(scores())), context=RETRY)

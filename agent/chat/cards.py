@@ -128,6 +128,8 @@ def card_md(rec: dict[str, Any], offer: dict[str, Any] | None) -> str:
     lines.append(f"**Expected test accuracy {rec['expected_accuracy']:.2f}** ({interval_text(low, high)}); "
                  f"**expected training time {duration_text(rec['expected_seconds'])}** on {rec['profile']['device']}.")
     lines.append(f"**Why:** {rec['rationale']}")
+    if rec.get("reasons"):
+        lines.append(f"**In numbers:** {'; '.join(rec['reasons'])}.")
     cited = [e for e in rec.get("evidence") or [] if e.get("cited")]
     if cited:
         lines.append("**Evidence:** " + "; ".join(
