@@ -433,7 +433,8 @@ def ask(recommender: Any, text: str) -> Outcome:
 def _what(out: Outcome) -> str:
     if out.kind == "recommended":
         r = out.rec
-        return f"{r.config.backbone}/{r.config.mode} {r.expected_accuracy:.2f}" + (" fallback" if r.fallback else "")
+        return (f"{r.config.backbone}/{r.config.mode} {r.expected_accuracy:.2f}" + (" fallback" if r.fallback else "")
+                + (" +numbers" if r.reasons else ""))
     return out.kind
 
 
@@ -497,9 +498,12 @@ def main(argv: list[str] | None = None) -> int:
                       ("requests", "n", "p50 s", "p95 s", "max s"))
     crashed = sum(o.kind == "crashed" for _, o, _ in rows)
     fallbacks = sum(o.kind == "recommended" and o.rec.fallback for _, o, _ in rows)
+    # Passing drafts that only restated the ranking: the contrasts computed in code were added after them.
+    restated = sum(o.kind == "recommended" and not o.rec.fallback and bool(o.rec.reasons) for _, o, _ in rows)
     summary = (f"{passed} of {len(rows)} texts behaved as expected; {len(failures)} did not; {crashed} crashed; "
                f"{fallbacks} recommendations fell back to the meta-model's top candidate (the LLM's drafts did not "
-               f"pass the judge). Wall time {wall / 60:.1f} min for the texts (+{warm:.0f} s warm-up); load average "
+               f"pass the judge); {restated} passing drafts compared their pick with nothing and got the computed "
+               f"contrasts after them (\"In numbers\"). Wall time {wall / 60:.1f} min for the texts (+{warm:.0f} s warm-up); load average "
                f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) at the end.")
 
     print()
