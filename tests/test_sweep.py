@@ -19,10 +19,10 @@ from tools.sweep import (
     EARLY_STOP_FROM,
     OTHER_SCRATCH,
     PLAN_SIZES,
+    TARGETS,
     PlanSize,
     dataset_sizes,
     estimated_seconds,
-    TARGETS,
     plan_trainable,
     select_to_targets,
 )
