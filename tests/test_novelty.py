@@ -17,7 +17,7 @@ import pytest
 
 from knowledge.schema import ExperimentRecord, MetaFeatures, TrainConfig
 from knowledge.store import read_seed
-from tools.metamodel import TIME_WEIGHT, MetaModel, usable
+from tools.metamodel import SPREAD_WEIGHT, TIME_WEIGHT, MetaModel, usable
 from tools.neighbour_levels import prior
 from tools.novelty import (
     MIN_BAND_DATASETS,
@@ -353,7 +353,8 @@ def test_a_full_profile_keeps_its_prediction_and_carries_the_evidence(model: Met
         assert p.accuracy == pytest.approx(model.predict(known.dataset.meta, [c.config])[0].accuracy)
         expected = prior(summary, nearest, f"{c.config.backbone}/{c.config.mode}")
         assert expected is not None and p.evidence_level == pytest.approx(expected[0]) and p.evidence_runs == expected[1]
-    scores = [c.prediction.accuracy - TIME_WEIGHT * np.log10(c.prediction.seconds) for c in cands]
+    scores = [c.prediction.accuracy - SPREAD_WEIGHT * c.spread - TIME_WEIGHT * np.log10(c.prediction.seconds)
+              for c in cands]  # as candidates ranks them
     assert scores == sorted(scores, reverse=True)
     plain = model.candidates(known.dataset.meta, n=4, correct=False)
     assert [c.config for c in plain] == [c.config for c in cands]
