@@ -22,6 +22,9 @@ Plans (`PLANS`):
 - "stale": the knowledge base's own sweep runs whose records are stale (measured before a
   runner fix that changes them, knowledge.runner_revisions), measured again as they ran,
   cheapest first (`plan_stale`).
+`--to-targets` (cpu and gpu plans) keeps only the plan's pending runs that bring each dataset up to
+the seed's targets (`TARGETS`: 20 fine-tunes, 10 scratch runs of 15+ epochs), counting what the
+knowledge base holds, cheapest first (`select_to_targets`).
 Trainable runs of 15 epochs or more stop early on validation accuracy (patience 5; the
 record's `epochs_run` and notes say so).
 
