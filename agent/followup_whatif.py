@@ -311,12 +311,6 @@ def answer_what_if(t: ThreadView, intent: Intent, metamodel: Any, store: Any, we
         lines.append(f"- Runs of its kind ({words}): {runs} on {datasets} dataset(s)"
                      + ("; the meta-model extrapolates here from other kinds of run, and the recommender does not "
                         "pick configs where it has too few." if not enough else "."))
-    lr = _near_learning_rate(metamodel, new)
-    if lr is not None and not lr[3]:
-        words, runs, datasets, _ = lr
-        lines.append(f"- Runs of {words}: {runs} on {datasets} dataset(s); the meta-model scores the learning rate "
-                     "and the optimizer apart, and the recommender does not pick a learning rate no run like it was "
-                     "trained with.")
     if delta_acc > 0 and not intent.device and intent.budget_seconds is None:
         lines.append("- " + _why_not_picked(new, pred, config, base, metamodel, checks, budget, meta))
     lines.append(f"- {checks_text(checks)}")
@@ -328,12 +322,6 @@ def _kind_of_run(metamodel: Any, config: TrainConfig, meta: MetaFeatures) -> tup
     """(its kind of run in words, runs, datasets, enough to rank) from the meta-model's trust region, if it has one."""
     evidence = getattr(metamodel, "cell_evidence", None)
     return evidence(config, meta.resolution) if callable(evidence) else None
-
-
-def _near_learning_rate(metamodel: Any, config: TrainConfig) -> tuple[str, int, int, bool] | None:
-    """What the knowledge base measured near the config's learning rate, from the meta-model's trust region."""
-    evidence = getattr(metamodel, "lr_evidence", None)
-    return evidence(config) if callable(evidence) else None
 
 
 def _why_not_picked(new: TrainConfig, pred: dict[str, Any], config: TrainConfig, base: dict[str, Any], metamodel: Any,
@@ -358,10 +346,6 @@ def _why_not_picked(new: TrainConfig, pred: dict[str, Any], config: TrainConfig,
     if kind is not None and not kind[3]:
         reasons.append(f"the knowledge base has {kind[1]} run(s) of its kind ({kind[0]}) on {kind[2]} dataset(s), "
                        "too few to trust the prediction")
-    lr = _near_learning_rate(metamodel, new)
-    if lr is not None and not lr[3]:
-        reasons.append(f"the knowledge base has {lr[1]} run(s) of {lr[0]} on {lr[2]} dataset(s), too few to trust "
-                       "the prediction")
     if pred["seconds"] > base["seconds"] * 1.2:
         reasons.append(f"it takes {pred['seconds'] / max(base['seconds'], 1e-9):.1f}x the time")
     if budget and pred["seconds"] > budget:

@@ -284,20 +284,3 @@ def test_a_what_if_of_a_kind_the_base_never_measured_says_so(thread: Any) -> Non
     assert "Runs of its kind (frozen-backbone heads at about the images' own size for 10 epochs or more): 40 on 6 " \
            "dataset(s)." in b.text and "extrapolates" not in b.text
     assert "Runs of its kind" not in ask(thread[0], "what if lr=3e-4?").text  # a model without kinds says nothing
-
-
-class _RatesMetaModel(FakeMetaModel):
-    """The fake with a learning-rate trust region: nothing was trained above 1e-2."""
-
-    def lr_evidence(self, config: TrainConfig) -> tuple[str, int, int, bool]:
-        inside = config.learning_rate <= 1e-2
-        return (f"{config.backbone}/{config.mode} with an adaptive optimizer, learning rate within 0.5 decades of "
-                f"{config.learning_rate:g}", 12 if inside else 0, 3 if inside else 0, inside)
-
-
-def test_a_what_if_at_a_learning_rate_no_run_like_it_used_says_so(thread: Any) -> None:
-    model = _RatesMetaModel()
-    a = ask(thread[0], "what if lr=0.3?", metamodel=model)
-    assert "- Runs of efficientnet_lite0/frozen with an adaptive optimizer, learning rate within 0.5 decades of 0.3: " \
-           "0 on 0 dataset(s); the meta-model scores the learning rate and the optimizer apart" in a.text
-    assert "learning rate within" not in ask(thread[0], "what if lr=3e-4?", metamodel=model).text  # inside: nothing said

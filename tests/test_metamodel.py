@@ -544,52 +544,6 @@ def test_generated_candidates_stay_where_runs_were_measured(records: list[Experi
     assert cells(n=40) - {"finetune/full/below/short", "finetune/partial/at/long"}
 
 
-def _optimizers_at_their_rates(records: list[ExperimentRecord]) -> list[ExperimentRecord]:
-    """Synthetic small_cnn scratch runs: long ones with Adam at 1e-3 (accurate) and with SGD at 3e-2,
-    and short SGD runs at 1e-3 (poor). No run trained with SGD at 1e-3 for long."""
-    base = [r for r in usable(records) if r.config.mode == "frozen" and r.dataset.meta.resolution == 64][:60]
-    out = []
-    for i, r in enumerate(base):
-        for j, (optimizer, lr, epochs, acc) in enumerate((("adam", 1e-3, 30, 0.92), ("sgd", 3e-2, 30, 0.85),
-                                                          ("sgd", 1e-3, 2, 0.55))):
-            config = r.config.model_copy(update={"backbone": "small_cnn", "mode": "scratch", "optimizer": optimizer,
-                                                 "learning_rate": lr * (1 + 0.05 * (i % 3)), "epochs": epochs,
-                                                 "augmentation": "none"})
-            outcome = r.outcome.model_copy(update={"test_accuracy": acc - 0.01 * (i % 4), "val_accuracy": acc,
-                                                   "feature_seconds": 0.0, "train_seconds": 2.0 * epochs})
-            out.append(r.model_copy(update={"id": f"lr-{i}-{j}", "config": config, "outcome": outcome}))
-    return out
-
-
-def test_generated_candidates_keep_to_learning_rates_their_optimizer_was_trained_with(
-        records: list[ExperimentRecord], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pool draws learning rates from what the backbone used with any optimizer, and the trees
-    score the optimizer and the rate apart, so "1e-3 is good" (Adam) and "SGD for 30 epochs is good"
-    (at 3e-2) add up to SGD at 1e-3 for 30 epochs, which no run measured. The learning-rate trust
-    region keeps such configs out; with a window wide enough to take in every rate they come back."""
-    import tools.metamodel_candidates as mc
-
-    synthetic = _optimizers_at_their_rates(records)
-    model = MetaModel.fit(synthetic, seed=0, cross_validate=False)
-    meta = synthetic[0].dataset.meta
-    sgd_long = synthetic[1].config
-    untried = sgd_long.model_copy(update={"learning_rate": 1e-3})
-    assert model.lr_support(sgd_long) == (60, len({r.dataset.name for r in synthetic}))
-    assert model.lr_support(untried) == (0, 0)  # 1e-3 with SGD ran only for 2 epochs; 3e-2 is 1.5 decades away
-    words, runs, datasets, enough = model.lr_evidence(untried)
-    assert (runs, datasets, enough) == (0, 0, False)
-    assert words == "small_cnn/scratch with SGD for 10+ epochs, learning rate within 0.5 decades of 0.001"
-
-    def sgd_rates(n: int = 12) -> list[float]:
-        return [c.config.learning_rate for c in model.candidates(meta, n=n, correct=False)
-                if c.config.optimizer == "sgd" and c.config.epochs >= mc.LONG_EPOCHS and c.origin == "generated"]
-
-    assert all(lr >= 3e-2 * 10 ** -mc.LR_NEAR for lr in sgd_rates())
-    monkeypatch.setattr(mc, "LR_NEAR", 5.0)
-    model._lr_memo.clear()
-    assert any(lr < 3e-2 * 10 ** -0.5 for lr in sgd_rates(n=40))
-
-
 def test_a_model_without_cell_counts_still_gives_candidates(model: MetaModel, task: ExperimentRecord) -> None:
     """A model whose info has no `cells` (or a task where no kind of run was measured) ranks every
     generated config rather than none."""

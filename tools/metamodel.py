@@ -107,8 +107,6 @@ from tools.metamodel_candidates import (
     _Ranking,
     cell_counts,
     config_cell,
-    lr_cell,
-    lr_runs,
 )
 from tools.metamodel_explain import _Explaining
 from tools.metamodel_features import (
@@ -154,8 +152,7 @@ from tools.novelty import OPEN_FIELDS, Neighbours, calibrate
 # 14: the info counts the runs in each kind of run (`cells`, tools.metamodel_candidates.config_cell).
 # 15: BAGS accuracy boosters on bootstrap samples of the datasets (`bags`), whose disagreement ranks.
 # 16: the info keeps the largest resolution the kinds of run were counted at (`cells_largest_resolution`).
-# 17: the info keeps each run's learning rate by backbone, mode, kind of optimizer and length (`lr_runs`).
-FEATURE_VERSION = 17
+FEATURE_VERSION = 16
 
 
 # Accuracy boosters fitted on bootstrap samples of the datasets (whole datasets drawn with
@@ -288,8 +285,6 @@ class MetaModel(_Ranking, _Explaining):
         self._neighbours = Neighbours.from_info(info["datasets"])
         self._explainer: Any | None = None
         self._pool: dict[str, tuple[list[TrainConfig], np.ndarray]] | None = None
-        self._lr_index: dict[str, tuple[np.ndarray, list[str]]] = {}  # lr_runs by cell, as arrays (built when asked)
-        self._lr_memo: dict[tuple[str, float], tuple[int, int]] = {}
 
     @classmethod
     def fit(cls, records: Sequence[ExperimentRecord], *, seed: int = 0, cross_validate: bool = True) -> MetaModel:
@@ -362,7 +357,6 @@ class MetaModel(_Ranking, _Explaining):
             "pool": _pool_spec(records),
             "cells": cell_counts(records),
             "cells_largest_resolution": max((r.dataset.meta.resolution for r in usable(records)), default=None),
-            "lr_runs": lr_runs(records),
             "importance": {n: float(v) for n, v in zip(ACC_FEATURES, importance, strict=True)},
             "probe_median": _probe_median(records),
             "evidence": summarise((r.dataset.name, f"{r.config.backbone}/{r.config.mode}", accuracy_target(r))
@@ -541,6 +535,5 @@ __all__ = [
     "ACC_FEATURES", "CONFIG_FEATURES", "CORRECT_PER_PAIR", "DEVICES", "DIVERSITY_MARGIN", "FREEZE_DISTINCT", "INTERVAL",
     "MAX_PER_PAIR", "META_FEATURES", "MIN_CELL_DATASETS", "MIN_CELL_RUNS", "N_THREADS", "POOL_PER_PAIR", "RETRIEVED_MARGIN", "SPREAD_WEIGHT", "TIME_FEATURES", "TIME_WEIGHT",
     "UNKNOWN_MODALITY_SHARE", "_ROUNDS", "_XGB_PARAMS", "_binned_q", "_bounds", "_config_matrix", "_design", "_diverse",
-    "_feature_types", "_generate", "_near_duplicate", "_predict", "_train", "cell_counts", "config_cell", "lr_cell",
-    "lr_runs",
+    "_feature_types", "_generate", "_near_duplicate", "_predict", "_train", "cell_counts", "config_cell",
 ]

@@ -56,32 +56,6 @@ MIN_CELL_DATASETS = 2
 LONG_EPOCHS = 10  # a run of this many epochs or more is a long one (the sweeps' short runs are 1-6)
 
 
-# The learning-rate trust region: a generated config is also ranked only where runs of its backbone
-# and mode, with its kind of optimizer (SGD, or an adaptive one: Adam, AdamW, RMSprop) and as long
-# (or as short), were measured within LR_NEAR decades of its learning rate: MIN_CELL_RUNS runs on
-# MIN_CELL_DATASETS datasets. The pool draws a learning rate from the range its backbone and mode
-# used with any optimizer, and the trees score the learning rate and the optimizer apart: the
-# eighth LODO run picked small_cnn with SGD at 1e-4 and 1e-3 for 31-35 epochs on four datasets, where
-# the base's long SGD runs of small_cnn were all at 3e-3 or more (its SGD runs at 1e-4 lasted 1-5
-# epochs); on three of them the pick tested 3 to 16 points below the reference.
-LR_NEAR = 0.5
-
-
-def lr_cell(config: TrainConfig) -> str:
-    """The runs a config's learning rate is judged against: its backbone and mode, SGD or adaptive, long or short."""
-    kind = "sgd" if config.optimizer == "sgd" else "adaptive"
-    length = "long" if config.epochs >= LONG_EPOCHS else "short"
-    return f"{config.backbone}/{config.mode}/{kind}/{length}"
-
-
-def lr_runs(records: Sequence[ExperimentRecord]) -> dict[str, list[list[Any]]]:
-    """Per `lr_cell`: [log10 learning rate, dataset name] of each usable record, by learning rate."""
-    out: dict[str, list[list[Any]]] = defaultdict(list)
-    for r in usable(records):
-        out[lr_cell(r.config)].append([round(math.log10(r.config.learning_rate), 4), r.dataset.name])
-    return {cell: sorted(runs) for cell, runs in sorted(out.items())}
-
-
 def config_cell(config: TrainConfig, resolution: int) -> str:
     """The coarse kind of run `config` is on a dataset of images `resolution` px on a side:
     mode, for a fine-tune whether part of the backbone stays frozen, input size below, at or above
@@ -258,17 +232,10 @@ def _diverse(ranked: Sequence[TrainConfig], scores: Sequence[float], n: int) -> 
     return sorted(picked)
 
 
-def _enough(runs: int, datasets: int) -> bool:
-    """Whether runs on datasets are evidence enough to rank a generated config (the trust region)."""
-    return runs >= MIN_CELL_RUNS and datasets >= MIN_CELL_DATASETS
-
-
 class _Ranking(_Predicting):
     """The candidate methods of `tools.metamodel.MetaModel`."""
 
     _pool: dict[str, tuple[list[TrainConfig], np.ndarray]] | None
-    _lr_index: dict[str, tuple[np.ndarray, list[str]]]
-    _lr_memo: dict[tuple[str, float], tuple[int, int]]
 
     def support(self, backbone: str, mode: str) -> int:
         """Knowledge-base runs (ok or diverged) with this backbone and mode."""
@@ -293,42 +260,13 @@ class _Ranking(_Predicting):
         whether that is inside the trust region); None for a model fitted before runs were counted by kind."""
         if "cells" not in self._info:
             return None
-        runs, datasets = self.cell_support(config, resolution)
-        return cell_words(self._cell(config, resolution)), runs, datasets, _enough(runs, datasets)
-
-    def lr_evidence(self, config: TrainConfig) -> tuple[str, int, int, bool] | None:
-        """What the knowledge base measured near `config`'s learning rate (`lr_support`): (the runs in
-        words, runs, datasets, whether that is inside the trust region); None for a model fitted before
-        learning rates were counted."""
-        if "lr_runs" not in self._info:
-            return None
-        kind = "SGD" if config.optimizer == "sgd" else "an adaptive optimizer (Adam, AdamW, RMSprop)"
-        length = f"{LONG_EPOCHS}+ epochs" if config.epochs >= LONG_EPOCHS else f"under {LONG_EPOCHS} epochs"
-        words = (f"{config.backbone}/{config.mode} with {kind} for {length}, learning rate within "
-                 f"{LR_NEAR:g} decades of {config.learning_rate:g}")
-        runs, datasets = self.lr_support(config)
-        return words, runs, datasets, _enough(runs, datasets)
+        return (cell_words(self._cell(config, resolution)), *self.cell_support(config, resolution),
+                self._measured(config, resolution))
 
     def _measured(self, config: TrainConfig, resolution: int) -> bool:
-        """Whether `config` is inside the trust region: its kind of run (see MIN_CELL_RUNS) and its
-        learning rate with its kind of optimizer (see LR_NEAR)."""
-        return _enough(*self.cell_support(config, resolution)) and _enough(*self.lr_support(config))
-
-    def lr_support(self, config: TrainConfig) -> tuple[int, int]:
-        """(runs, datasets) of the knowledge base in `config`'s `lr_cell` within LR_NEAR decades of its
-        learning rate; a model fitted before runs were counted so gives (MIN_CELL_RUNS, MIN_CELL_DATASETS)."""
-        cells = self._info.get("lr_runs")
-        if cells is None:
-            return MIN_CELL_RUNS, MIN_CELL_DATASETS
-        cell, x = lr_cell(config), round(math.log10(config.learning_rate), 4)
-        if (cell, x) not in self._lr_memo:
-            if cell not in self._lr_index:
-                runs = cells.get(cell, [])
-                self._lr_index[cell] = (np.array([v for v, _ in runs], dtype=float), [d for _, d in runs])
-            lrs, names = self._lr_index[cell]
-            lo, hi = np.searchsorted(lrs, x - LR_NEAR - 1e-9), np.searchsorted(lrs, x + LR_NEAR + 1e-9, side="right")
-            self._lr_memo[(cell, x)] = (int(hi - lo), len(set(names[lo:hi])))
-        return self._lr_memo[(cell, x)]
+        """Whether `config` is inside the trust region (see MIN_CELL_RUNS)."""
+        runs, datasets = self.cell_support(config, resolution)
+        return runs >= MIN_CELL_RUNS and datasets >= MIN_CELL_DATASETS
 
     def _generated(self, pair: str) -> tuple[list[TrainConfig], np.ndarray]:
         """The generated configs of one 'backbone/mode', built once per model."""
