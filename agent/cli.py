@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to-targets", action="store_true",
                    help="cpu/gpu plans: only the runs that bring each dataset to the seed's targets (20 fine-tunes, "
                         "10 scratch runs of 15+ epochs, tools.sweep.TARGETS), counting what the knowledge base has, "
-                        "cheapest first")
+                        "the dataset that costs least to complete first")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="run at most this many planned items")
     p.add_argument("--max-minutes", type=float, default=None)

@@ -128,12 +128,17 @@ def test_to_targets_takes_the_cheapest_runs_each_dataset_lacks_and_nothing_more(
     assert got == {("big_xray", "scratch"): 7, ("small_ct", "finetune"): 12, ("derm", "finetune"): TARGETS["finetune"],
                    ("derm", "scratch"): TARGETS["scratch_15"]}
     assert all(i.config.mode == "finetune" or i.config.epochs >= EARLY_STOP_FROM for i in chosen)
-    # Per dataset and kind the cheapest of the plan's runs; all of them cheapest first.
+    # Per dataset and kind the cheapest of the plan's runs; dataset by dataset, the cheapest to complete
+    # first, each one's runs cheapest first.
     def cost(i: Any) -> float:
         return estimated_seconds(i.config, DATASETS[i.dataset][0])
     small_ct = sorted(cost(i) for i in items if i.dataset.endswith("small_ct.npz") and i.config.mode == "finetune")
     assert sorted(cost(i) for i in chosen if i.dataset.endswith("small_ct.npz")) == small_ct[:12]
-    assert [cost(i) for i in chosen] == sorted(cost(i) for i in chosen)
+    order = list(dict.fromkeys(i.dataset for i in chosen))
+    blocks = [[i for i in chosen if i.dataset == d] for d in order]
+    assert [i for block in blocks for i in block] == chosen  # each dataset's runs together
+    totals = [sum(map(cost, block)) for block in blocks]
+    assert totals == sorted(totals) and all([cost(i) for i in b] == sorted(map(cost, b)) for b in blocks)
     # A dataset that has reached the targets gets nothing; runs already done are the caller's to drop.
     assert select_to_targets(items, dict.fromkeys(map(lambda p: Path(p).stem, DATASETS), TARGETS), DATASETS) == []
 

@@ -24,7 +24,7 @@ Plans (`PLANS`):
   cheapest first (`plan_stale`).
 `--to-targets` (cpu and gpu plans) keeps only the plan's pending runs that bring each dataset up to
 the seed's targets (`TARGETS`: 20 fine-tunes, 10 scratch runs of 15+ epochs), counting what the
-knowledge base holds, cheapest first (`select_to_targets`).
+knowledge base holds, the dataset that costs least to complete first (`select_to_targets`).
 Trainable runs of 15 epochs or more stop early on validation accuracy (patience 5; the
 record's `epochs_run` and notes say so).
 
@@ -359,9 +359,10 @@ def select_to_targets(
     """Of a plan's pending items (`todo`, not in the knowledge base yet), only those that bring each
     dataset up to `targets` (default `TARGETS`), given what it has (`coverage`: dataset name ->
     counts, `training_coverage(...)["per_dataset"]`): per dataset and kind the cheapest ones by
-    `estimated_seconds`, as many as it lacks. All of them cheapest first, so a sweep stopped early
-    has brought the most datasets to the targets; a dataset the plan has too few items for gets
-    what there is."""
+    `estimated_seconds`, as many as it lacks. Ordered dataset by dataset, the one whose runs cost
+    least in all first, each dataset's runs cheapest first: a sweep stopped early has brought the
+    most datasets to the targets (cheapest first across datasets would leave every dataset short).
+    A dataset the plan has too few items for gets what there is."""
     targets = TARGETS if targets is None else targets
     wanted: dict[tuple[str, str], list[tuple[float, int, SweepItem]]] = {}
     for order, item in enumerate(todo):
@@ -369,11 +370,12 @@ def select_to_targets(
         if kind in targets:
             cost = estimated_seconds(item.config, sizes[item.dataset][0])
             wanted.setdefault((item.dataset, kind), []).append((cost, order, item))
-    chosen = []
+    chosen: dict[str, list[tuple[float, int, SweepItem]]] = {}
     for (path, kind), found in wanted.items():
         lacking = targets[kind] - coverage.get(Path(path).stem, {}).get(kind, 0)
-        chosen += sorted(found, key=lambda t: t[:2])[: max(0, lacking)]
-    return [item for *_, item in sorted(chosen, key=lambda t: t[:2])]
+        chosen.setdefault(path, []).extend(sorted(found, key=lambda t: t[:2])[: max(0, lacking)])
+    by_cost = sorted(chosen.items(), key=lambda kv: (sum(t[0] for t in kv[1]), kv[0]))
+    return [item for _, runs in by_cost for *_, item in sorted(runs, key=lambda t: t[:2])]
 
 
 def plan_to_targets(items: list[SweepItem], kb: KnowledgeBase, sizes: dict[str, tuple[int, int]]) -> list[SweepItem]:
@@ -439,7 +441,8 @@ def dataset_sizes(data_dir: str | Path) -> dict[str, tuple[int, int]]:
 
 
 TO_TARGETS_HELP = (f"cpu/gpu plans: only the runs that bring each dataset to {TARGETS['finetune']} fine-tunes and "
-                   f"{TARGETS['scratch_15']} scratch runs of 15+ epochs, counting what the knowledge base has, cheapest first")
+                   f"{TARGETS['scratch_15']} scratch runs of 15+ epochs, counting what the knowledge base has; the "
+                   "dataset that costs least to complete first")
 
 
 # ------------------------------------------------------------------------- execution
