@@ -342,6 +342,9 @@ def plan_trainable(
 # What the seed should hold of every dataset (issue 14): fine-tunes of a pretrained backbone, full or
 # partial, and scratch runs configured for 15 epochs or more; counted as knowledge.store.training_coverage does.
 TARGETS = {"finetune": 20, "scratch_15": 10}
+TO_TARGETS_HELP = (f"cpu/gpu plans: only the runs that bring each dataset to {TARGETS['finetune']} fine-tunes and "
+                   f"{TARGETS['scratch_15']} scratch runs of 15+ epochs, counting what the knowledge base has; the "
+                   "dataset that costs least to complete first")
 
 
 def _target_kind(config: TrainConfig) -> str | None:
@@ -438,11 +441,6 @@ def dataset_sizes(data_dir: str | Path) -> dict[str, tuple[int, int]]:
             shape = z["train_images"].shape
             out[str(path)] = (int(shape[0]), int(min(shape[1], shape[2])))
     return out
-
-
-TO_TARGETS_HELP = (f"cpu/gpu plans: only the runs that bring each dataset to {TARGETS['finetune']} fine-tunes and "
-                   f"{TARGETS['scratch_15']} scratch runs of 15+ epochs, counting what the knowledge base has; the "
-                   "dataset that costs least to complete first")
 
 
 # ------------------------------------------------------------------------- execution
