@@ -18,6 +18,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from agent.judge import quoted_ids
+from agent.judge._reading import COMPARING
+
 MAX_FACTS = 3
 
 
@@ -97,18 +100,16 @@ def _against(top: dict[str, Any], other: dict[str, Any] | None) -> str | None:
     return f"{top['id']} is predicted {_points(top['accuracy'] - other['accuracy'])} {other['id']}{size} and {time}"
 
 
-# A rationale compares when it names a candidate or run besides its pick, or sets its pick against
-# something in numbers: "compared to", "than", "against", "3 points", "4.4x its time".
-_COMPARES = re.compile(r"\b(?:than|compared\s+(?:to|with)|versus|vs\.?|unlike|against|(?:\d+(?:\.\d+)?\s*(?:points?\b|x\s)))",
-                       re.I)
-_IDS = re.compile(r"\b[cr]\d{1,2}\b")
+# A number that sets the pick against something: "3 points above", "4.4x its time".
+_IN_NUMBERS = re.compile(r"\d+(?:\.\d+)?\s*(?:points?\b|x\s)", re.I)
 
 
 def compares(rationale: str, pick: str) -> bool:
-    """Whether `rationale` says why `pick` in contrast with something: another id, or a comparison in
-    words and numbers. "c1 is predicted 0.75, the highest among the candidates" does not: it restates
-    the ranking, and the reader learns nothing about what the alternatives would give."""
-    return bool(set(_IDS.findall(rationale)) - {pick} or _COMPARES.search(rationale))
+    """Whether `rationale` says why `pick` in contrast with something: another id, a comparing word
+    (the judge's `COMPARING`: "than", "compared to", "against") or a difference in numbers.
+    "c1 is predicted 0.75, the highest among the candidates" does not: it restates the ranking, and
+    the reader learns nothing about what the alternatives would give."""
+    return bool(set(quoted_ids(rationale)) - {pick} or COMPARING.search(rationale) or _IN_NUMBERS.search(rationale))
 
 
 __all__ = ["MAX_FACTS", "compares", "contrast_facts"]
