@@ -52,7 +52,7 @@ from knowledge.record_files import (
     write_temporary,
 )
 from knowledge.runner_revisions import current, is_stale
-from knowledge.schema import ExperimentRecord
+from knowledge.schema import ExperimentRecord, TrainConfig
 from knowledge.seed_shards import (
     SEED_DIR,
     SEED_SHARD_GLOB,
@@ -245,6 +245,17 @@ class KnowledgeBase(ChromaIndex):
         return self.append(recs)
 
 
+LONG_SCRATCH_EPOCHS = 15  # a scratch run configured for this many epochs or more is a long one
+
+
+def coverage_kind(config: TrainConfig, pretrained: bool) -> str | None:
+    """What a run counts as in `training_coverage`: "finetune" (a fine-tune of a pretrained
+    backbone), "scratch_15" (a scratch run of LONG_SCRATCH_EPOCHS or more) or None."""
+    if config.mode == "finetune" and pretrained:
+        return "finetune"
+    return "scratch_15" if config.mode == "scratch" and config.epochs >= LONG_SCRATCH_EPOCHS else None
+
+
 def training_coverage(ok: list[ExperimentRecord]) -> dict[str, Any]:
     """What the successful runs teach about training a network, not only a head: per dataset the
     fine-tunes of a pretrained backbone (full, and partial with `freeze` > 0) and the scratch
@@ -253,12 +264,13 @@ def training_coverage(ok: list[ExperimentRecord]) -> dict[str, Any]:
     per: dict[str, dict[str, int]] = {}
     for r in ok:
         d = per.setdefault(r.dataset.name, {"finetune": 0, "partial": 0, "scratch_15": 0, "scratch_15_run": 0})
-        if r.config.mode == "finetune" and r.pretrained:
+        kind = coverage_kind(r.config, r.pretrained)
+        if kind == "finetune":
             d["finetune"] += 1
             d["partial"] += r.config.freeze > 0
-        elif r.config.mode == "scratch" and r.config.epochs >= 15:
+        elif kind == "scratch_15":
             d["scratch_15"] += 1
-            d["scratch_15_run"] += r.outcome.epochs_run >= 15
+            d["scratch_15_run"] += r.outcome.epochs_run >= LONG_SCRATCH_EPOCHS
     finetunes = sum(d["finetune"] for d in per.values())
     return {
         "finetune_share": round(finetunes / len(ok), 4) if ok else 0.0,

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from knowledge.schema import ExperimentRecord, TrainConfig
-from knowledge.store import KnowledgeBase
+from knowledge.store import KnowledgeBase, coverage_kind, training_coverage
 
 log = logging.getLogger(__name__)
 
@@ -347,12 +347,6 @@ TO_TARGETS_HELP = (f"cpu/gpu plans: only the runs that bring each dataset to {TA
                    "dataset that costs least to complete first")
 
 
-def _target_kind(config: TrainConfig) -> str | None:
-    if config.mode == "finetune":
-        return "finetune"
-    return "scratch_15" if config.mode == "scratch" and config.epochs >= EARLY_STOP_FROM else None
-
-
 def select_to_targets(
     todo: list[SweepItem],
     coverage: dict[str, dict[str, int]],
@@ -369,7 +363,7 @@ def select_to_targets(
     targets = TARGETS if targets is None else targets
     wanted: dict[tuple[str, str], list[tuple[float, int, SweepItem]]] = {}
     for order, item in enumerate(todo):
-        kind = _target_kind(item.config)
+        kind = coverage_kind(item.config, pretrained=True)  # the plans fine-tune pretrained Lite backbones only
         if kind in targets:
             cost = estimated_seconds(item.config, sizes[item.dataset][0])
             wanted.setdefault((item.dataset, kind), []).append((cost, order, item))
@@ -383,8 +377,6 @@ def select_to_targets(
 
 def plan_to_targets(items: list[SweepItem], kb: KnowledgeBase, sizes: dict[str, tuple[int, int]]) -> list[SweepItem]:
     """`select_to_targets` for a plan's `items` against what `kb` holds."""
-    from knowledge.store import training_coverage
-
     ok = [r for r in kb.records() if r.outcome.status == "ok"]
     return select_to_targets([item for item, _ in pending_items(items, kb)], training_coverage(ok)["per_dataset"], sizes)
 
