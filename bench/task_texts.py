@@ -499,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     crashed = sum(o.kind == "crashed" for _, o, _ in rows)
     fallbacks = sum(o.kind == "recommended" and o.rec.fallback for _, o, _ in rows)
     # Passing drafts that only restated the ranking: the contrasts computed in code were added after them.
-    restated = sum(o.kind == "recommended" and not o.rec.fallback and bool(o.rec.reasons) for _, o, _ in rows)
+    restated = sum(o.kind == "recommended" and bool(o.rec.reasons) for _, o, _ in rows)  # a fallback has none
     summary = (f"{passed} of {len(rows)} texts behaved as expected; {len(failures)} did not; {crashed} crashed; "
                f"{fallbacks} recommendations fell back to the meta-model's top candidate (the LLM's drafts did not "
                f"pass the judge); {restated} passing drafts compared their pick with nothing and got the computed "
