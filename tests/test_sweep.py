@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from tools.sweep import (
     EARLY_STOP_FROM,
     OTHER_SCRATCH,
     PLAN_SIZES,
+    TARGET_SHARE,
     TARGETS,
     PlanSize,
     dataset_sizes,
@@ -50,7 +52,8 @@ def test_plan_gives_every_dataset_finetunes_and_long_scratch_runs(device: str) -
         per[Path(i.dataset).stem]["long scratch"] += c.mode == "scratch" and c.epochs >= 15
         per[Path(i.dataset).stem]["partial"] += c.freeze > 0
     for name in ("big_xray", "small_ct", "retina", "derm"):
-        assert per[name]["finetune"] == size.finetune >= 20 and per[name]["long scratch"] >= 10
+        assert per[name]["finetune"] == size.finetune + size.more_finetune and size.finetune >= 20
+        assert per[name]["long scratch"] >= 10
         assert per[name]["partial"] >= size.finetune // 2
         assert per[name]["other scratch"] == size.other_scratch > 0
     # Frozen heads only where the knowledge base has nothing yet, on each Lite backbone.
@@ -90,8 +93,22 @@ def test_the_other_scratch_runs_leave_the_rest_of_the_plan_as_it_was() -> None:
     did: the fine-tunes and small_cnn runs are the same configs, in the same order, as without them."""
     known = {Path(p).stem for p in DATASETS}
     before = plan_trainable(DATASETS, device="cpu", known=known, size=PlanSize(finetune=24, scratch=12, heads=8))
-    now = plan_trainable(DATASETS, device="cpu", known=known)
+    now = plan_trainable(DATASETS, device="cpu", known=known, size=PlanSize(finetune=24, scratch=12, heads=8, other_scratch=4))
     assert [i for i in now if i.config.backbone not in OTHER_SCRATCH] == before
+
+
+def test_the_more_finetunes_come_after_the_rest_of_the_plan_and_leave_it_as_it_was() -> None:
+    """The fine-tunes added for the seed's share are new configs, planned after every run planned
+    before them, which keep their configs and order (a resumed sweep still finds what it did)."""
+    known = {Path(p).stem for p in DATASETS}
+    size = PLAN_SIZES["cpu"]
+    before = plan_trainable(DATASETS, device="cpu", known=known, size=PlanSize(**{**size.__dict__, "more_finetune": 0}))
+    now = plan_trainable(DATASETS, device="cpu", known=known)
+    assert now[: len(before)] == before
+    more = now[len(before):]
+    assert len(more) == size.more_finetune * len(DATASETS) > 0
+    assert all(i.config.mode == "finetune" for i in more)
+    assert not {i.config.key() for i in more} & {i.config.key() for i in before}
 
 
 def test_sgd_runs_get_the_weight_decays_sgd_is_used_with_and_nothing_else_moves() -> None:
@@ -141,6 +158,34 @@ def test_to_targets_takes_the_cheapest_runs_each_dataset_lacks_and_nothing_more(
     assert totals == sorted(totals) and all([cost(i) for i in b] == sorted(map(cost, b)) for b in blocks)
     # A dataset that has reached the targets gets nothing; runs already done are the caller's to drop.
     assert select_to_targets(items, dict.fromkeys(map(lambda p: Path(p).stem, DATASETS), TARGETS), DATASETS) == []
+
+
+@pytest.mark.parametrize(("held", "more"), [((100, 1000), 200), ((250, 1000), 0), ((10, 100), 20)])
+def test_to_targets_then_adds_finetunes_to_the_share_every_datasets_cheapest_in_turn(held: tuple[int, int], more: int) -> None:
+    """After the per-dataset targets, fine-tunes until they would be 25 % of the successful runs."""
+    items = plan_trainable(DATASETS, device="cpu", known={Path(p).stem for p in DATASETS})
+    done = dict.fromkeys(map(lambda p: Path(p).stem, DATASETS), TARGETS)
+    chosen = select_to_targets(items, done, DATASETS, held=held)
+    assert len(chosen) == more and all(i.config.mode == "finetune" for i in chosen)
+    if more:
+        assert (held[0] + len(chosen)) / (held[1] + len(chosen)) >= TARGET_SHARE
+        assert (held[0] + len(chosen) - 1) / (held[1] + len(chosen) - 1) < TARGET_SHARE  # and not one more
+
+    def cost(i: Any) -> float:
+        return estimated_seconds(i.config, DATASETS[i.dataset][0])
+    if more >= 4 * len(DATASETS):
+        # Round by round: each dataset's k-th cheapest fine-tune before anyone's (k+1)-th.
+        first = chosen[: len(DATASETS)]
+        assert {i.dataset for i in first} == set(DATASETS) and [cost(i) for i in first] == sorted(map(cost, first))
+        for d in DATASETS:
+            mine = [cost(i) for i in chosen if i.dataset == d]
+            assert mine == sorted(mine)
+    # The per-dataset targets come first and count toward the share (derm lacks 20 fine-tunes, 10 scratch).
+    short = {**done, "derm": {}}
+    chosen = select_to_targets(items, short, DATASETS, held=(100, 1000))
+    first = chosen[:30]
+    assert all(i.dataset.endswith("derm.npz") for i in first)
+    assert len(chosen) - 30 == math.ceil((0.25 * 1030 - 120) / 0.75)
 
 
 @pytest.mark.slow
