@@ -20,7 +20,7 @@ from langgraph.types import Overwrite
 
 from agent.context import Context
 from agent.errors import TaskError
-from agent.formatting import prediction_values
+from agent.formatting import duration_text, prediction_values
 from agent.goals import apply_goals, read_goals, regularisation_note
 from agent.limits import backbones_within, memory_limit, stated_limits
 from agent.nodes_base import NodeBase, jsonable
@@ -103,13 +103,13 @@ class EvidenceNodes(NodeBase):
             assumed = [a for a in assumed if not a.startswith("device=")]
             source, dataset_name = "text", None
 
-        budget_seconds = told.budget_seconds
+        budget_seconds, budget_words = told.budget_seconds, told.said.get("budget")
         if given.get("budget_minutes") is not None:
             minutes = given["budget_minutes"]
             if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not math.isfinite(minutes) \
                     or minutes <= 0:
                 raise TaskError(f"budget_minutes must be a number > 0, but got {minutes!r}.")
-            budget_seconds = float(minutes) * 60
+            budget_seconds, budget_words = float(minutes) * 60, "budget_minutes"
         device = given.get("device") or None
         if device is not None:
             from tools.metamodel import parse_device
@@ -133,7 +133,8 @@ class EvidenceNodes(NodeBase):
         return {
             "profile": {
                 "meta": meta, "source": source, "dataset": dataset, "dataset_name": dataset_name,
-                "assumed": assumed, "notes": notes, "budget_seconds": budget_seconds, "device": device,
+                "assumed": assumed, "notes": notes, "budget_seconds": budget_seconds, "budget_words": budget_words,
+                "device": device,
                 "backbones": backbones, "modes": modes, "read": read, "limits": limits,
                 "max_memory_bytes": max_memory,
                 "scope": scope.kind if scope is not None else "dataset", "goals": goals.as_json(),
@@ -229,10 +230,44 @@ class EvidenceNodes(NodeBase):
             "contributions": [[str(n), jsonable(v), round(float(c), 4)] for n, v, c in ex.contributions[:12]],
         }
         out: dict[str, Any] = {"candidates": candidates, "explanation": explanation}
+        limits = list(profile.get("limits", []))
+        if constraints.budget_seconds is not None and not found[0].over_budget:
+            limits.append(self._budget_price(profile, meta, constraints, retrieved, found[0], ctx))
         if profile.get("max_memory_bytes") is not None:  # what the pick needs, beside the limit it keeps to
             from tools.memory import training_memory
 
             need = training_memory(found[0].config, meta.n_instances, constraints.device, meta.n_classes)
-            out["profile"] = {**profile, "limits": [*profile.get("limits", []),
-                                                    f"memory the pick needs: {need.text()} (estimated)"]}
+            limits.append(f"memory the pick needs: {need.text()} (estimated)")
+        if limits != profile.get("limits", []):
+            out["profile"] = {**profile, "limits": limits}
         return out
+
+    def _budget_price(self, profile: dict[str, Any], meta: MetaFeatures, constraints: Any, retrieved: list[Any],
+                      best: Any, ctx: Context) -> str:
+        """The time budget as a limit the pick was filtered by, and what it costs: the most accurate of
+        the candidates the meta-model ranks without it (same device, backbones, modes, memory and
+        goals) that needs more time, against `best`, the best within it. A user who reads "4 points
+        above, in 40 min" can decide whether the budget is worth it."""
+        from dataclasses import replace
+
+        words = profile.get("budget_words")
+        said = f" ('{words}')" if words else ""
+        head = f"training time at most {duration_text(constraints.budget_seconds)} on {profile['device']}{said}"
+        free = replace(constraints, budget_seconds=None)
+        found = self.metamodel.candidates(meta, free, retrieved=retrieved, n=ctx.n_candidates,
+                                          open_fields=open_fields(profile))
+        if found and profile.get("goals"):
+            found = apply_goals(found, profile["goals"], self.metamodel, meta, free, open_fields(profile))
+        over = [c for c in found if c.prediction.seconds > constraints.budget_seconds]
+        top = max(over, key=lambda c: c.prediction.accuracy, default=None)
+        # In points between the accuracies as shown (0.69 and 0.69 are not "1 point above").
+        gain = round(top.prediction.accuracy * 100) - round(best.prediction.accuracy * 100) if top is not None else 0
+        if top is None or gain <= 0:
+            return f"{head}: it left out nothing predicted more accurate than the best within it"
+        what = (f"{top.config.backbone}/{top.config.mode}"
+                + (f" (first {top.config.freeze:.0%} frozen)" if top.config.freeze else "")
+                + f" at {top.config.input_size} px")
+        return (f"{head}: the most accurate candidate without it, {what}, is predicted "
+                f"{top.prediction.accuracy:.2f} in {duration_text(top.prediction.seconds)}, {gain} point{'s' if gain != 1 else ''} "
+                f"above the best within it "
+                f"({best.prediction.accuracy:.2f} in {duration_text(best.prediction.seconds)})")

@@ -64,6 +64,7 @@ class ProfileData(TypedDict):
         assumed: fields the text did not say, as "field=value used".
         notes: what the profile noticed (a text that contradicts the data, ...).
         budget_seconds: the time budget, or None.
+        budget_words: the words it came from ("budget_minutes" when the request set it), or None.
         device: the device times are predicted for (canonical form, tools.metamodel.parse_device).
         backbones / modes: the allowed ones, or None for all (backbones already within the
             size limits).
@@ -82,6 +83,7 @@ class ProfileData(TypedDict):
     assumed: list[str]
     notes: list[str]
     budget_seconds: float | None
+    budget_words: str | None
     device: str
     backbones: list[str] | None
     modes: list[str] | None

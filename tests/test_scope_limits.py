@@ -108,6 +108,44 @@ def test_a_gpu_memory_limit_filters_a_gpu_run_and_is_recorded(recommender: Recom
     assert any(s.startswith("GPU memory at most 8.0 GB") and "left out" in s for s in rec.profile.limits)
 
 
+@pytest.mark.parametrize(("words", "kw", "said"), [
+    ("train within 10 minutes", {}, "training time at most 10 min on cpu ('10 minutes')"),
+    ("", {"budget_minutes": 10}, "training time at most 10 min on cpu ('budget_minutes')"),
+])
+def test_a_time_budget_is_recorded_with_what_it_costs(recommender: Recommender, words: str, kw: dict[str, Any],
+                                                      said: str) -> None:
+    """The fake's Lite0 fine-tune (0.82, 40 min at 10 epochs) does not fit; the frozen head (0.80, 40 s) does."""
+    rec = recommender.recommend(f"chest x-ray, 2 classes, 1,000 images, {words}".rstrip(", "), **kw)
+    assert rec.config.mode == "frozen" and all(c.seconds <= 600 for c in rec.candidates)
+    (limit,) = rec.profile.limits
+    assert limit == (f"{said}: the most accurate candidate without it, efficientnet_lite0/finetune at 64 px, is "
+                     "predicted 0.82 in 40 min, 2 points above the best within it (0.80 in 40 s)")
+
+
+def test_a_time_budget_that_leaves_out_nothing_better_says_so(recommender: Recommender) -> None:
+    rec = recommender.recommend("chest x-ray, 2 classes, 1,000 images, a budget of 2 hours")
+    assert rec.config.mode == "finetune"
+    assert rec.profile.limits == ["training time at most 2.0 h on cpu ('budget of 2 hours'): it left out nothing predicted more "
+                                  "accurate than the best within it"]
+
+
+def test_a_time_budget_nothing_fits_is_a_warning_not_a_price(recommender: Recommender) -> None:
+    rec = recommender.recommend("chest x-ray, 2 classes, 1,000 images", budget_minutes=0.1)
+    assert rec.profile.limits == []
+    assert any("exceeds the budget" in w and "no candidate fits it" in w for w in rec.warnings)
+
+
+def test_the_limits_are_shown_in_the_cli_and_the_chat(recommender: Recommender, tmp_path: Path) -> None:
+    from agent.chat.cards import card_md
+    from agent.recommendation import render_text
+
+    rec = recommender.recommend("chest x-ray, 2 classes, 1,000 images, train within 10 minutes, under 5M parameters")
+    assert len(rec.profile.limits) == 2
+    text, card = render_text(rec), card_md(rec.model_dump(mode="json"), None)
+    for limit in rec.profile.limits:
+        assert f"Limit: {limit}" in text and f"**Limit:** {limit}" in card
+
+
 def test_no_limit_stated_means_none_recorded_and_every_backbone_allowed(recommender: Recommender) -> None:
     rec = recommender.recommend("chest x-ray, 2 classes, 1,000 images")
     assert rec.profile.limits == [] and rec.profile.backbones is None

@@ -135,6 +135,8 @@ def card_md(rec: dict[str, Any], offer: dict[str, Any] | None) -> str:
         lines.append("**Evidence:** " + "; ".join(
             f"{e['alias']} {e['dataset']} {e['summary']} → "
             + (f"test {e['test_accuracy']:.2f}" if e.get("test_accuracy") is not None else e["status"]) for e in cited))
+    for limit in (rec.get("profile") or {}).get("limits") or []:
+        lines.append(f"**Limit:** {limit}")
     for w in rec.get("warnings") or []:
         lines.append(f"⚠ {w}")
     v = rec.get("verdict") or {}
