@@ -186,7 +186,34 @@ def test_reachable_counts_the_recorded_runs_that_clear_each_goal(seed: list[Expe
         "test_accuracy": top - 0.02, "train_seconds": secs / 4, "feature_seconds": 0.0})})
     near_slow = best.model_copy(update={"outcome": best.outcome.model_copy(update={"test_accuracy": top - 0.005})})
     got = reachable([*ok, near_fast, far_fast, near_slow])
-    assert got == {"within": base["within"] + 2, "within_fast": base["within_fast"] + 1}
+    assert {k: got[k] for k in ("within", "within_fast")} == {"within": base["within"] + 2,
+                                                             "within_fast": base["within_fast"] + 1}
+    # The best run within the benchmark's budget: a quick run above it raises it, a slow one does not.
+    from bench.lodo import BUDGET_MINUTES
+
+    budget = BUDGET_MINUTES * 60
+    assert base["best_in_budget"] == max(r.outcome.test_accuracy or 0.0 for r in ok if r.outcome.total_seconds <= budget)
+    def run(acc: float, secs: float) -> ExperimentRecord:
+        return best.model_copy(update={"outcome": best.outcome.model_copy(update={
+            "test_accuracy": acc, "train_seconds": secs, "feature_seconds": 0.0})})
+    assert reachable([*ok, run(1.0, budget + 1)])["best_in_budget"] == base["best_in_budget"]
+    assert reachable([*ok, run(1.0, budget)])["best_in_budget"] == 1.0
+    assert "best_in_budget" not in reachable([run(0.5, budget + 1)])
+
+
+def test_within_budget_splits_the_regret_into_the_budgets_part_and_the_choices() -> None:
+    from bench.lodo import Row, within_budget
+
+    def row(d: str, method: str, test: float, ref: float) -> Row:
+        return Row(d, method, None, test, [test], None, 1, 100, 1.0, 10.0, 0.0, "", regret_ref=ref)
+
+    bests = {"a": {"best_in_budget": 0.80}, "b": {"best_in_budget": 0.70}, "c": {}}
+    rows = [row("a", "metallmix", 0.75, 0.10), row("b", "metallmix", 0.72, 0.08), row("c", "metallmix", 0.5, 0.3)]
+    text = within_budget(rows, bests)
+    # a: 5 points below its best within the budget; b: above it (regret 0); c: no run within the budget, left out
+    assert ("- metallmix: 2 datasets; mean regret to the best run within the budget 0.025 (to the reference 0.090); "
+            "within 2 points of it on 1/2; above it on 1/2.") in text
+    assert "- metamodel-top1: NOT MEASURED" in text
 
 
 def test_agent_session_is_saved_with_what_a_pick_rule_needs(tmp_path: Path) -> None:
