@@ -46,10 +46,19 @@ def cmd_kb_stats(args: argparse.Namespace) -> int:
     if stats["stale"]:
         print(f"stale: {stats['stale']} runs were measured before a runner fix that changes them "
               "(knowledge/runner_revisions.py); the next sweep measures them again")
+    from knowledge.store import TARGET_SHARE, TARGETS
+
     t = stats["training"]
-    print(f"fine-tunes of a pretrained backbone: {t['finetunes']} ({t['finetune_share']:.0%} of successful runs)")
+    more = t["finetunes_to_target"]
+    print(f"fine-tunes of a pretrained backbone: {t['finetunes']} ({t['finetune_share']:.0%} of successful runs; "
+          f"target {TARGET_SHARE:.0%}: " + (f"{more} more)" if more else "met)"))
     for name, d in t["per_dataset"].items():
-        print(f"  {name}: {d['finetune']} fine-tunes ({d['partial']} partial), {d['scratch_15']} scratch runs of 15+ epochs")
+        short = [f"{TARGETS[k] - d[k]} {what}" for k, what in (("finetune", "fine-tunes"), ("scratch_15", "long scratch runs"))
+                 if d[k] < TARGETS[k]]
+        print(f"  {name}: {d['finetune']} fine-tunes ({d['partial']} partial), {d['scratch_15']} scratch runs of 15+ epochs"
+              + (f"; short of the targets by {' and '.join(short)}" if short else ""))
+    print(f"  (targets per dataset: {TARGETS['finetune']} fine-tunes, {TARGETS['scratch_15']} scratch runs of 15+ epochs; "
+          "`metallmix kb sweep --plan cpu --to-targets` runs what is missing)")
     return EXIT_OK
 
 

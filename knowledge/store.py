@@ -20,6 +20,7 @@ import csv
 import hashlib
 import json
 import logging
+import math
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -246,6 +247,10 @@ class KnowledgeBase(ChromaIndex):
 
 
 LONG_SCRATCH_EPOCHS = 15  # a scratch run configured for this many epochs or more is a long one
+# What the seed should hold (issue 14): of every dataset, this many runs of each kind (`coverage_kind`),
+# and of all its successful runs, this share of fine-tunes of a pretrained backbone.
+TARGETS = {"finetune": 20, "scratch_15": 10}
+TARGET_SHARE = 0.25
 
 
 def coverage_kind(config: TrainConfig, pretrained: bool) -> str | None:
@@ -260,7 +265,8 @@ def training_coverage(ok: list[ExperimentRecord]) -> dict[str, Any]:
     """What the successful runs teach about training a network, not only a head: per dataset the
     fine-tunes of a pretrained backbone (full, and partial with `freeze` > 0) and the scratch
     runs of 15 epochs or more (as configured; `scratch_15_run` counts those that also ran 15
-    epochs before early stopping), and the share of fine-tunes among all successful runs."""
+    epochs before early stopping), the share of fine-tunes among all successful runs, and how
+    many more fine-tunes bring it to TARGET_SHARE."""
     per: dict[str, dict[str, int]] = {}
     for r in ok:
         d = per.setdefault(r.dataset.name, {"finetune": 0, "partial": 0, "scratch_15": 0, "scratch_15_run": 0})
@@ -275,6 +281,8 @@ def training_coverage(ok: list[ExperimentRecord]) -> dict[str, Any]:
     return {
         "finetune_share": round(finetunes / len(ok), 4) if ok else 0.0,
         "finetunes": finetunes,
+        # f + x >= share * (n + x): how many more fine-tunes bring the share to TARGET_SHARE
+        "finetunes_to_target": max(0, math.ceil((TARGET_SHARE * len(ok) - finetunes) / (1 - TARGET_SHARE) - 1e-9)),
         "per_dataset": dict(sorted(per.items())),
     }
 
@@ -383,4 +391,5 @@ def open_default(root: str | Path | None = None, seed_dir: str | Path | None = N
 __all__ = ["COLLECTION", "INDEX_DIR", "RECORDS_FILE", "SEED_DIR", "SEED_SHARD_GLOB", "SEED_SHARD_RECORDS", "SEED_STAMP",
            "KnowledgeBase", "KnowledgeBaseError", "SearchVectors", "atomic_write", "chroma_server", "flatten",
            "open_default", "read_records", "read_seed", "seed_files", "server_collection", "training_coverage",
+           "TARGETS", "TARGET_SHARE",
            "unflatten", "write_seed_shards"]

@@ -28,6 +28,15 @@ def test_kb_stats_json(kb_dir: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert set(stats) >= {"datasets", "backbones", "modes", "sources"}
 
 
+def test_kb_stats_says_how_far_the_seed_is_from_its_targets(kb_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--kb-dir", str(kb_dir), "kb", "stats"]) == EXIT_OK
+    out = capsys.readouterr().out
+    # make(3): frozen heads of one dataset, no fine-tune: 1 more makes 1 of 4 (25 %)
+    assert "fine-tunes of a pretrained backbone: 0 (0% of successful runs; target 25%: 1 more)" in out
+    assert "short of the targets by 20 fine-tunes and 10 long scratch runs" in out
+    assert "--to-targets` runs what is missing" in out
+
+
 def test_kb_export_then_import(kb_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "runs.csv"
     assert main(["--kb-dir", str(kb_dir), "kb", "export", str(out)]) == EXIT_OK

@@ -294,5 +294,9 @@ def test_training_coverage_counts_finetunes_partial_and_long_scratch_runs() -> N
     ]
     cov = training_coverage(ok)
     assert cov["finetunes"] == 2 and cov["finetune_share"] == round(2 / 6, 4)
+    assert cov["finetunes_to_target"] == 0  # 2 of 6 is above 25 %
+    frozen = [record("a", "efficientnet_lite0", "frozen", 0.7)] * 10
+    # 2 fine-tunes of 16 runs: 4 more make 6 of 20 (30 %); 3 more would be 5 of 19 (26 %), 2 more 4 of 18 (22 %)
+    assert training_coverage(ok + frozen)["finetunes_to_target"] == 3
     assert cov["per_dataset"]["a"] == {"finetune": 2, "partial": 1, "scratch_15": 1, "scratch_15_run": 0}
     assert cov["per_dataset"]["b"]["finetune"] == 0

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from knowledge.schema import ExperimentRecord, TrainConfig
-from knowledge.store import KnowledgeBase, coverage_kind, training_coverage
+from knowledge.store import TARGET_SHARE, TARGETS, KnowledgeBase, coverage_kind, training_coverage
 
 log = logging.getLogger(__name__)
 
@@ -354,11 +354,9 @@ def plan_trainable(
     return [item for *_, item in ranked]
 
 
-# What the seed should hold (issue 14): of every dataset, fine-tunes of a pretrained backbone, full or
-# partial, and scratch runs configured for 15 epochs or more; and of all its successful runs, a share
-# of fine-tunes. Counted as knowledge.store.training_coverage does.
-TARGETS = {"finetune": 20, "scratch_15": 10}
-TARGET_SHARE = 0.25
+# What the seed should hold (knowledge.store.TARGETS, TARGET_SHARE, issue 14): of every dataset, fine-tunes
+# of a pretrained backbone, full or partial, and scratch runs configured for 15 epochs or more; and of all
+# its successful runs, a share of fine-tunes. Counted as knowledge.store.training_coverage does.
 TO_TARGETS_HELP = (f"cpu/gpu plans: only the runs that bring each dataset to {TARGETS['finetune']} fine-tunes and "
                    f"{TARGETS['scratch_15']} scratch runs of 15+ epochs, the dataset that costs least to complete "
                    f"first, then fine-tunes until they are {TARGET_SHARE:.0%} of the successful runs, every "
