@@ -365,18 +365,20 @@ CASES: tuple[Case, ...] = (
     _rec("limits", "x-ray triage model for an edge device: weights file below 15 MB, 2 classes, 4k images",
          model_mb_at_most(15), limit_recorded("model size")),
     _rec("limits", "CPU only, 5 minutes max, chest CT normal vs covid, 2,000 slices",
-         device_is("cpu"), budget_is(300), meta_is("n_classes", 2)),
+         device_is("cpu"), budget_is(300), meta_is("n_classes", 2), limit_recorded("training time at most")),
     _rec("limits", "I have an RTX 3090 with 24 GB; maximise accuracy on brain MRI, 4 classes, 7k images",
          device_is("cuda"), limit_recorded("GPU memory", "left out"), memory_at_most(24), meta_is("n_classes", 4)),
     _rec("limits", "binary pathology patches, a laptop with 16 GB RAM, 1 hour",
-         device_is("cpu"), budget_is(3600), limit_recorded("memory", "left out"), memory_at_most(16)),
+         device_is("cpu"), budget_is(3600), limit_recorded("memory", "left out"), memory_at_most(16),
+         limit_recorded("training time at most")),
     Case("limits", "fundus images, 5 grades, model under 50k parameters", "rejected", says=("small_cnn",)),
     _rec("limits", "ultrasound of the thyroid nodules, benign vs malignant, 1,500 images, at most 12M parameters, "
          "GPU available",
          params_at_most(12e6), limit_recorded("parameters"), device_is("cuda"), meta_is("body_part", "thyroid")),
     _rec("limits", "malaria blood smears, infected vs uninfected cells, 27k images, 1.5 hours, keep the model smaller "
          "than 10 MB",
-         model_mb_at_most(10), limit_recorded("model size"), budget_is(5400), meta_is("n_instances", 27000)),
+         model_mb_at_most(10), limit_recorded("model size"), budget_is(5400), meta_is("n_instances", 27000),
+         limit_recorded("training time at most")),
     # --- vague: one word, a greeting, generic words
     _refused("vague", "hello"),
     _refused("vague", "classification"),
