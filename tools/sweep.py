@@ -320,28 +320,21 @@ def plan_trainable(
     ranked: list[tuple[int, float, int, SweepItem]] = []
     for path, (n_train, side) in sorted(datasets.items()):
         rng = random.Random(f"{seed}|{device}|{Path(path).stem}")
-        kinds: dict[str, list[TrainConfig]] = {"finetune": [], "scratch": [], "frozen": []}
+        kinds: dict[str, list[TrainConfig]] = {"finetune": [], "scratch": [], "frozen": [], "other_scratch": [],
+                                                 "more_finetune": []}
         keys: set[str] = set()
-        for kind, n, sample in (("finetune", size.finetune, _sample_finetune), ("scratch", size.scratch, _sample_scratch)):
+        for kind, n, sample, stream in (
+            ("finetune", size.finetune, _sample_finetune, rng),
+            ("scratch", size.scratch, _sample_scratch, rng),
+            # Kinds added later draw from streams of their own, so the runs planned before stay as they were.
+            ("other_scratch", size.other_scratch, _sample_other_scratch, random.Random(f"{seed}|{device}|{Path(path).stem}|other")),
+            ("more_finetune", size.more_finetune, _sample_finetune, random.Random(f"{seed}|{device}|{Path(path).stem}|more")),
+        ):
             while len(kinds[kind]) < n:
-                cfg = sample(rng, n_train, side, device)
+                cfg = sample(stream, n_train, side, device)
                 if cfg.key() not in keys:
                     keys.add(cfg.key())
                     kinds[kind].append(cfg)
-        other = random.Random(f"{seed}|{device}|{Path(path).stem}|other")  # the stream above stays as it was
-        kinds["other_scratch"] = []
-        while len(kinds["other_scratch"]) < size.other_scratch:
-            cfg = _sample_other_scratch(other, n_train, side, device)
-            if cfg.key() not in keys:
-                keys.add(cfg.key())
-                kinds["other_scratch"].append(cfg)
-        more = random.Random(f"{seed}|{device}|{Path(path).stem}|more")
-        kinds["more_finetune"] = []
-        while len(kinds["more_finetune"]) < size.more_finetune:
-            cfg = _sample_finetune(more, n_train, side, device)
-            if cfg.key() not in keys:
-                keys.add(cfg.key())
-                kinds["more_finetune"].append(cfg)
         if Path(path).stem not in known:
             for backbone in _lites():
                 kinds["frozen"] += [sample_head_config(rng, backbone, 64) for _ in range(size.heads)]
