@@ -259,9 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--to-targets", action="store_true",
                    help="cpu/gpu plans: only the runs that bring each dataset to the seed's targets (20 fine-tunes, "
-                        "10 scratch runs of 15+ epochs, tools.sweep.TARGETS), the dataset that costs least to complete "
+                        "10 scratch runs of 15+ epochs, knowledge.store.TARGETS), the dataset that costs least to complete "
                         "first, then fine-tunes, every dataset's cheapest in turn, until they are 25 %% of the successful "
-                        "runs (tools.sweep.TARGET_SHARE); counting what the knowledge base has")
+                        "runs (knowledge.store.TARGET_SHARE); counting what the knowledge base has")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="run at most this many planned items")
     p.add_argument("--max-minutes", type=float, default=None)

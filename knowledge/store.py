@@ -253,6 +253,12 @@ TARGETS = {"finetune": 20, "scratch_15": 10}
 TARGET_SHARE = 0.25
 
 
+def finetunes_to_share(finetunes: int, runs: int, share: float = TARGET_SHARE) -> int:
+    """How many more fine-tunes make `finetunes` of `runs` successful runs at least `share` of them
+    (each new one a run too: f + x >= share * (n + x))."""
+    return max(0, math.ceil((share * runs - finetunes) / (1 - share) - 1e-9))
+
+
 def coverage_kind(config: TrainConfig, pretrained: bool) -> str | None:
     """What a run counts as in `training_coverage`: "finetune" (a fine-tune of a pretrained
     backbone), "scratch_15" (a scratch run of LONG_SCRATCH_EPOCHS or more) or None."""
@@ -281,8 +287,7 @@ def training_coverage(ok: list[ExperimentRecord]) -> dict[str, Any]:
     return {
         "finetune_share": round(finetunes / len(ok), 4) if ok else 0.0,
         "finetunes": finetunes,
-        # f + x >= share * (n + x): how many more fine-tunes bring the share to TARGET_SHARE
-        "finetunes_to_target": max(0, math.ceil((TARGET_SHARE * len(ok) - finetunes) / (1 - TARGET_SHARE) - 1e-9)),
+        "finetunes_to_target": finetunes_to_share(finetunes, len(ok)),
         "per_dataset": dict(sorted(per.items())),
     }
 
@@ -391,5 +396,5 @@ def open_default(root: str | Path | None = None, seed_dir: str | Path | None = N
 __all__ = ["COLLECTION", "INDEX_DIR", "RECORDS_FILE", "SEED_DIR", "SEED_SHARD_GLOB", "SEED_SHARD_RECORDS", "SEED_STAMP",
            "KnowledgeBase", "KnowledgeBaseError", "SearchVectors", "atomic_write", "chroma_server", "flatten",
            "open_default", "read_records", "read_seed", "seed_files", "server_collection", "training_coverage",
-           "TARGETS", "TARGET_SHARE",
+           "TARGETS", "TARGET_SHARE", "coverage_kind", "finetunes_to_share",
            "unflatten", "write_seed_shards"]

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from knowledge.schema import ExperimentRecord, TrainConfig
-from knowledge.store import TARGET_SHARE, TARGETS, KnowledgeBase, coverage_kind, training_coverage
+from knowledge.store import TARGET_SHARE, TARGETS, KnowledgeBase, coverage_kind, finetunes_to_share, training_coverage
 
 log = logging.getLogger(__name__)
 
@@ -396,12 +396,10 @@ def select_to_targets(
     picked = [item for _, runs in by_cost for *_, item in sorted(runs, key=lambda t: t[:2])]
     if not held:
         return picked
-    finetunes = held[0] + sum(i.config.mode == "finetune" for i in picked)
-    total = held[1] + len(picked)
-    more = math.ceil((share * total - finetunes) / (1 - share) - 1e-9)  # f + x >= share * (t + x)
+    more = finetunes_to_share(held[0] + sum(i.config.mode == "finetune" for i in picked), held[1] + len(picked), share)
     rounds = sorted(((rank, cost, order, item) for runs in rest.values() for rank, (cost, order, item) in enumerate(runs)),
                     key=lambda t: t[:3])
-    return picked + [item for *_, item in rounds[: max(0, more)]]
+    return picked + [item for *_, item in rounds[:more]]
 
 
 def plan_to_targets(items: list[SweepItem], kb: KnowledgeBase, sizes: dict[str, tuple[int, int]]) -> list[SweepItem]:
