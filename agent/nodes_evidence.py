@@ -204,10 +204,7 @@ class EvidenceNodes(NodeBase):
                                    else [e["id"] for e in state.get("evidence", [])])
         mm = self.metamodel
         try:
-            found = mm.candidates(meta, constraints, retrieved=retrieved, n=ctx.n_candidates,
-                                  open_fields=open_fields(profile))
-            if found and profile.get("goals"):
-                found = apply_goals(found, profile["goals"], mm, meta, constraints, open_fields(profile))
+            found = self._ranked(profile, meta, constraints, retrieved, ctx)
         except NoMemoryFit as exc:
             raise TaskError(str(exc)) from None
         if not found:
@@ -242,6 +239,15 @@ class EvidenceNodes(NodeBase):
             out["profile"] = {**profile, "limits": limits}
         return out
 
+    def _ranked(self, profile: dict[str, Any], meta: MetaFeatures, constraints: Any, retrieved: list[Any],
+                ctx: Context) -> list[Any]:
+        """The meta-model's candidates under `constraints`, shaped by the profile's goals."""
+        found = self.metamodel.candidates(meta, constraints, retrieved=retrieved, n=ctx.n_candidates,
+                                          open_fields=open_fields(profile))
+        if found and profile.get("goals"):
+            found = apply_goals(found, profile["goals"], self.metamodel, meta, constraints, open_fields(profile))
+        return found
+
     def _budget_price(self, profile: dict[str, Any], meta: MetaFeatures, constraints: Any, retrieved: list[Any],
                       best: Any, ctx: Context) -> str:
         """The time budget as a limit the pick was filtered by, and what it costs: the most accurate of
@@ -253,11 +259,7 @@ class EvidenceNodes(NodeBase):
         words = profile.get("budget_words")
         said = f" ('{words}')" if words else ""
         head = f"training time at most {duration_text(constraints.budget_seconds)} on {profile['device']}{said}"
-        free = replace(constraints, budget_seconds=None)
-        found = self.metamodel.candidates(meta, free, retrieved=retrieved, n=ctx.n_candidates,
-                                          open_fields=open_fields(profile))
-        if found and profile.get("goals"):
-            found = apply_goals(found, profile["goals"], self.metamodel, meta, free, open_fields(profile))
+        found = self._ranked(profile, meta, replace(constraints, budget_seconds=None), retrieved, ctx)
         over = [c for c in found if c.prediction.seconds > constraints.budget_seconds]
         top = max(over, key=lambda c: c.prediction.accuracy, default=None)
         # In points between the accuracies as shown (0.69 and 0.69 are not "1 point above").
