@@ -18,8 +18,9 @@ Printed:
    `scaled` (0 at the majority-class share, 1 at the dataset's best run), `pairwise` (XGBoost's
    rank:pairwise with each dataset a query group). Per target: the top-1 regret on D's runs,
    how often it is within 1 point, the mean regret of the top 5 (a less noisy read), and the
-   Spearman correlation. A within-dataset target would need a second model for the expected
-   accuracy the product shows, so it is worth adopting only for a clear gain here.
+   Spearman correlation, per XGBoost seed 0-2 and their mean. A within-dataset target would need
+   a second model for the expected accuracy the product shows, so it is worth adopting only for a
+   clear gain here.
 
 4. `--features`: which columns the accuracy booster reads, on the same folds, for XGBoost seeds
    0-2: every row feature (`tools.metamodel_features.ROW_FEATURES`, the product's until
@@ -32,13 +33,18 @@ Printed:
    the same folds with the product's features, per share of the line (0: the mean accuracy
    alone, the product before FEATURE_VERSION 13; 1: the whole line), and nested: each held-out
    dataset gets the share an inner leave-one-dataset-out on the other datasets chose.
-6. `--stale`: the accuracy booster trained with the knowledge base's stale runs (measured before a
+6. `--booster`: the accuracy booster's XGBoost settings (`BOOSTERS`: the product's, the median by
+   absolute error; the mean by squared error, the product's until FEATURE_VERSION 17; stronger
+   leaf regularisation, shallower trees, a lower learning rate), on the same folds with
+   everything else as the product trains it, for XGBoost seeds 0-2: the point error, the
+   ranking, and what the fold fits cost against the product's settings.
+7. `--stale`: the accuracy booster trained with the knowledge base's stale runs (measured before a
    runner fix that changes them, knowledge.runner_revisions; the product learns from them) or
    without them, on the same folds, scored only on held-out runs that are current, for XGBoost
    seeds 0-2.
 
 Usage:
-    python -m bench.metamodel [--records knowledge/seed] [--targets] [--features] [--margin] [--stale]
+    python -m bench.metamodel [--records knowledge/seed] [--targets] [--features] [--booster] [--margin] [--stale]
 
 Timings are wall-clock on whatever else the machine is doing; the load average is printed.
 """
@@ -111,8 +117,9 @@ def _target(kind: str, y: np.ndarray, groups: np.ndarray, chance: np.ndarray) ->
     return out
 
 
-def target_ablation(records: list[ExperimentRecord], seed: int = 0) -> list[dict[str, object]]:
-    """Leave-one-dataset-out over the accuracy target (rows: one per target, with per-dataset regrets)."""
+def target_ablation(records: list[ExperimentRecord], seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict[str, object]]:
+    """Leave-one-dataset-out over the accuracy target (rows: one per target and XGBoost seed, with
+    per-dataset regrets): a single seed's top-1 pick moves by more than the targets differ."""
     import xgboost as xgb
     from scipy.stats import spearmanr
 
@@ -121,7 +128,7 @@ def target_ablation(records: list[ExperimentRecord], seed: int = 0) -> list[dict
     chance = d.x_acc[:, tm.ACC_FEATURES.index("majority_share")]
     names = sorted(set(groups))
     rows = []
-    for kind in TARGETS:
+    for kind, seed in ((k, sd) for k in TARGETS for sd in seeds):
         per = []
         for name in names:
             test, train = np.flatnonzero(groups == name), np.flatnonzero(groups != name)
@@ -140,7 +147,7 @@ def target_ablation(records: list[ExperimentRecord], seed: int = 0) -> list[dict
             per.append((float(truth.max() - truth[order[0]]), float(truth.max() - truth[order[:5]].mean()),
                         float(spearmanr(pred, truth).statistic)))
         regrets = [x[0] for x in per]
-        rows.append({"target": kind, "regret": statistics.mean(regrets), "within": sum(r <= 0.01 for r in regrets),
+        rows.append({"target": kind, "seed": seed, "regret": statistics.mean(regrets), "within": sum(r <= 0.01 for r in regrets),
                      "top5": statistics.mean(x[1] for x in per), "rho": statistics.mean(x[2] for x in per),
                      "per_dataset": dict(zip(names, regrets, strict=True)), "n": len(names)})
     return rows
@@ -159,12 +166,12 @@ def _lodo_rows(records: list[ExperimentRecord], names: tuple[str, ...]) -> tuple
 
 
 def _held_out(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: tuple[str, ...], seed: int, share: float,
-              name: str) -> np.ndarray:
+              name: str, overrides: dict[str, object] | None = None) -> np.ndarray:
     """Predictions for dataset `name` by an accuracy booster trained on the others, as the product
-    trains it (unknown-modality copies, the starting line at `share`)."""
+    trains it (unknown-modality copies, the starting line at `share`; XGBoost settings `overrides`)."""
     test, train = groups == name, groups != name
     xt, yt = mf._unknown_modality_copies(x[train], y[train], seed, names)
-    return mf._predict(mf._boost(xt, yt, names, seed, share), x[test])
+    return mf._predict(mf._boost(xt, yt, names, seed, share, overrides), x[test])
 
 
 def _scores(per: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
@@ -224,6 +231,33 @@ def margin_ablation(records: list[ExperimentRecord], seed: int = 0) -> tuple[lis
     return rows, chosen
 
 
+# XGBoost settings compared by `booster_ablation` (overrides of tools.metamodel_features._XGB_PARAMS).
+BOOSTERS: dict[str, dict[str, object]] = {
+    "product": {},
+    "squared error (mean)": {"objective": "reg:squarederror"},
+    "L2 leaves lambda=10": {"lambda": 10.0},
+    "squared error, lambda=10": {"objective": "reg:squarederror", "lambda": 10.0},
+    "max_depth 3": {"max_depth": 3},
+    "eta 0.02": {"eta": 0.02},
+}
+
+
+def booster_ablation(records: list[ExperimentRecord], seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict[str, object]]:
+    """Leave-one-dataset-out per XGBoost setting (`BOOSTERS`) and seed, the accuracy booster otherwise as the
+    product trains it (features, unknown-modality copies, starting line); rows also carry the seconds the
+    fold fits took (fit cost is paid again each time the knowledge base grows)."""
+    names = mf.ACC_FEATURES
+    x, y, groups = _lodo_rows(records, names)
+    rows = []
+    for label, overrides in BOOSTERS.items():
+        for seed in seeds:
+            t = time.perf_counter()
+            per = [(_held_out(x, y, groups, names, seed, mf.ACC_MARGIN_SHARE, d, overrides), y[groups == d])
+                   for d in sorted(set(groups))]
+            rows.append({"booster": label, "seed": seed, "fit_s": time.perf_counter() - t, **_scores(per)})
+    return rows
+
+
 def stale_ablation(records: list[ExperimentRecord], seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict[str, object]]:
     """Leave-one-dataset-out scored on the held-out runs that are current (a stale run's accuracy is not what
     the runner gives now, knowledge.runner_revisions), for an accuracy booster trained as the product trains it
@@ -255,6 +289,8 @@ def main() -> None:
                         help="also compare the accuracy model's feature sets (leave-one-dataset-out, 3 seeds)")
     parser.add_argument("--stale", action="store_true",
                         help="also compare training with and without stale runs, scored on current ones (3 seeds)")
+    parser.add_argument("--booster", action="store_true",
+                        help="also compare the accuracy booster's XGBoost settings (leave-one-dataset-out, 3 seeds)")
     parser.add_argument("--margin", action="store_true",
                         help="also compare shares of the accuracy model's starting line (leave-one-dataset-out, nested)")
     args = parser.parse_args()
@@ -337,10 +373,16 @@ def main() -> None:
         t = time.perf_counter()
         rows = target_ablation(records)
         names = list(rows[0]["per_dataset"])
-        print(f"{'target':<10} {'regret':>7} {'within 1pt':>10} {'top-5 regret':>12} {'rho':>6}  " + " ".join(f"{n[:8]:>8}" for n in names))
+        print(f"{'target':<10} {'seed':>4} {'regret':>7} {'within 1pt':>10} {'top-5 regret':>12} {'rho':>6}  "
+              + " ".join(f"{n[:8]:>8}" for n in names))
         for row in rows:
-            print(f"{row['target']:<10} {row['regret']:>7.3f} {str(row['within']) + '/' + str(row['n']):>10} "
+            print(f"{row['target']:<10} {row['seed']:>4} {row['regret']:>7.3f} {str(row['within']) + '/' + str(row['n']):>10} "
                   f"{row['top5']:>12.3f} {row['rho']:>6.2f}  " + " ".join(f"{v:>8.3f}" for v in row["per_dataset"].values()))
+        for kind in TARGETS:
+            mine = [r for r in rows if r["target"] == kind]
+            print(f"{kind:<10} mean over seeds: top-1 regret {statistics.mean(r['regret'] for r in mine):.3f} "
+                  f"(seeds {min(r['regret'] for r in mine):.3f}-{max(r['regret'] for r in mine):.3f}), top-5 "
+                  f"{statistics.mean(r['top5'] for r in mine):.3f}, rho {statistics.mean(r['rho'] for r in mine):.2f}")
         print(f"({time.perf_counter() - t:.1f} s)")
 
     if args.stale:
@@ -372,6 +414,24 @@ def main() -> None:
             print(f"{label:<24} mean over seeds: MAE runs {statistics.mean(r['mae_runs'] for r in mine):.4f}, datasets "
                   f"{statistics.mean(r['mae_datasets'] for r in mine):.4f}; rho {statistics.mean(r['rho'] for r in mine):.3f}; "
                   f"top-1 regret {statistics.mean(r['regret'] for r in mine):.3f}; top-5 {statistics.mean(r['top5'] for r in mine):.3f}")
+        print(f"({time.perf_counter() - t:.1f} s)")
+
+    if args.booster:
+        print("\n== accuracy booster's XGBoost settings, leave-one-dataset-out (XGBoost seeds 0-2)")
+        t = time.perf_counter()
+        rows = booster_ablation(records)
+        print(f"{'booster':<28} {'seed':>4} {'MAE runs':>8} {'MAE datasets':>12} {'rho':>6} {'top-1 regret':>12} "
+              f"{'top-5 regret':>12} {'fits s':>7}")
+        for row in rows:
+            print(f"{row['booster']:<28} {row['seed']:>4} {row['mae_runs']:>8.4f} {row['mae_datasets']:>12.4f} "
+                  f"{row['rho']:>6.3f} {row['regret']:>12.3f} {row['top5']:>12.3f} {row['fit_s']:>7.1f}")
+        base = [r for r in rows if r["booster"] == "product"]
+        for label in BOOSTERS:
+            mine = [r for r in rows if r["booster"] == label]
+            print(f"{label:<28} mean over seeds: MAE runs {statistics.mean(r['mae_runs'] for r in mine):.4f}, datasets "
+                  f"{statistics.mean(r['mae_datasets'] for r in mine):.4f}; rho {statistics.mean(r['rho'] for r in mine):.3f}; "
+                  f"top-1 regret {statistics.mean(r['regret'] for r in mine):.3f}; top-5 {statistics.mean(r['top5'] for r in mine):.3f}; "
+                  f"fit time x{sum(r['fit_s'] for r in mine) / sum(r['fit_s'] for r in base):.2f} the product's")
         print(f"({time.perf_counter() - t:.1f} s)")
 
     if args.margin:

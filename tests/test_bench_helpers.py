@@ -301,6 +301,34 @@ def test_margin_ablation_scores_each_share_and_chooses_the_nested_one_without_th
     assert np.allclose(line(x, mf.ACC_FEATURES), y.mean())
 
 
+def test_booster_ablation_trains_each_setting_it_names(seed: list[ExperimentRecord],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench.metamodel --booster: a row per setting and seed, and each setting reaches XGBoost (the
+    product's booster keeps its own objective; an override replaces it)."""
+    import json
+
+    import bench.metamodel as bm
+    import tools.metamodel_features as mf
+
+    monkeypatch.setattr(mf, "_ROUNDS", 40)
+    monkeypatch.setattr(bm, "BOOSTERS", {"product": {}, "mean": {"objective": "reg:squarederror"}})
+    names = sorted({r.dataset.name for r in seed})[:3]
+    rng = random.Random(0)
+    small = [r for n in names for r in rng.sample([r for r in seed if r.dataset.name == n], 25)]
+    rows = bm.booster_ablation(small, seeds=(0, 1))
+    assert [(r["booster"], r["seed"], r["n"]) for r in rows] == [
+        ("product", 0, 3), ("product", 1, 3), ("mean", 0, 3), ("mean", 1, 3)]
+    assert rows[0]["mae_runs"] != rows[2]["mae_runs"]  # a different booster, different predictions
+    x, y, _ = bm._lodo_rows(small, mf.ACC_FEATURES)
+
+    def objective(overrides: dict[str, object] | None) -> str:
+        booster = mf._boost(x, y, mf.ACC_FEATURES, 0, overrides=overrides)
+        return json.loads(booster.save_config())["learner"]["objective"]["name"]
+
+    assert objective(None) == mf._XGB_PARAMS["objective"] == "reg:absoluteerror"
+    assert objective({"objective": "reg:squarederror"}) == "reg:squarederror"
+
+
 @pytest.mark.parametrize("baseline", ["rationale", "judge", "grammar"])
 def test_latency_baselines_re_enact_the_old_call_and_restore_the_current_one(baseline: str) -> None:
     import agent.judge as J

@@ -152,7 +152,8 @@ from tools.novelty import OPEN_FIELDS, Neighbours, calibrate
 # 14: the info counts the runs in each kind of run (`cells`, tools.metamodel_candidates.config_cell).
 # 15: BAGS accuracy boosters on bootstrap samples of the datasets (`bags`), whose disagreement ranks.
 # 16: the info keeps the largest resolution the kinds of run were counted at (`cells_largest_resolution`).
-FEATURE_VERSION = 16
+# 17: both boosters fit the median (reg:absoluteerror, tools.metamodel_features._XGB_PARAMS).
+FEATURE_VERSION = 17
 
 
 # Accuracy boosters fitted on bootstrap samples of the datasets (whole datasets drawn with
