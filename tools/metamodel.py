@@ -1,6 +1,7 @@
 """The meta-model: past runs -> predicted test accuracy and wall time of a config on a task.
 
-Two XGBoost regressors learn from the knowledge base:
+Two XGBoost regressors learn from the knowledge base, each fitting the median (absolute error;
+see `tools.metamodel_features._XGB_PARAMS`):
 
 - **accuracy**: test accuracy from the task's meta-features and the configuration. Runs that
   diverged are real evidence of bad settings and are kept, with the accuracy of a
