@@ -58,7 +58,9 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -280,6 +282,31 @@ def stale_ablation(records: list[ExperimentRecord], seeds: tuple[int, ...] = (0,
     return rows
 
 
+_SCORE_COLUMNS = (("MAE runs", 8, "mae_runs", ".4f"), ("MAE datasets", 12, "mae_datasets", ".4f"), ("rho", 6, "rho", ".3f"),
+                  ("top-1 regret", 12, "regret", ".3f"), ("top-5 regret", 12, "top5", ".3f"))
+
+
+def _print_seed_rows(rows: list[dict[str, object]], key: str, width: int,
+                     before: tuple[tuple[str, int, str], ...] = (), after: tuple[tuple[str, int, str], ...] = ()) -> None:
+    """A table of the rows: `key`, the seed, the columns `before` (header, width, field), the point error and
+    ranking, then the columns `after` (floats to one decimal)."""
+    columns = [(h, w, f, "") for h, w, f in before] + list(_SCORE_COLUMNS) + [(h, w, f, ".1f") for h, w, f in after]
+    print(f"{key:<{width}} {'seed':>4} " + " ".join(f"{h:>{w}}" for h, w, _, _ in columns))
+    for row in rows:
+        print(f"{row[key]!s:<{width}} {row['seed']!s:>4} " + " ".join(f"{row[f]:>{w}{spec}}" for _, w, f, spec in columns))
+
+
+def _print_seed_means(rows: list[dict[str, object]], key: str, width: int,
+                      extra: Callable[[list[dict[str, Any]]], str] = lambda mine: "") -> None:
+    """One line per value of `key` (in the rows' order): the point error and ranking averaged over its seeds."""
+    for label in dict.fromkeys(r[key] for r in rows):
+        mine: list[dict[str, Any]] = [r for r in rows if r[key] == label]
+        print(f"{label!s:<{width}} mean over seeds: MAE runs {statistics.mean(r['mae_runs'] for r in mine):.4f}, datasets "
+              f"{statistics.mean(r['mae_datasets'] for r in mine):.4f}; rho {statistics.mean(r['rho'] for r in mine):.3f}; "
+              f"top-1 regret {statistics.mean(r['regret'] for r in mine):.3f}; top-5 {statistics.mean(r['top5'] for r in mine):.3f}"
+              + extra(mine))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=Path, default=None,
@@ -389,49 +416,26 @@ def main() -> None:
         print("\n== stale runs in training, leave-one-dataset-out on current runs (XGBoost seeds 0-2)")
         t = time.perf_counter()
         rows = stale_ablation(records)
-        print(f"{'training':<26} {'seed':>4} {'runs':>5} {'datasets':>8} {'MAE runs':>8} {'MAE datasets':>12} {'rho':>6} "
-              f"{'top-1 regret':>12} {'top-5 regret':>12}")
-        for row in rows:
-            print(f"{row['training']:<26} {row['seed']:>4} {row['trained_on']:>5} {row['n']:>8} {row['mae_runs']:>8.4f} "
-                  f"{row['mae_datasets']:>12.4f} {row['rho']:>6.3f} {row['regret']:>12.3f} {row['top5']:>12.3f}")
-        for label in dict.fromkeys(r["training"] for r in rows):
-            mine = [r for r in rows if r["training"] == label]
-            print(f"{label:<26} mean over seeds: MAE runs {statistics.mean(r['mae_runs'] for r in mine):.4f}, datasets "
-                  f"{statistics.mean(r['mae_datasets'] for r in mine):.4f}; rho {statistics.mean(r['rho'] for r in mine):.3f}; "
-                  f"top-1 regret {statistics.mean(r['regret'] for r in mine):.3f}; top-5 {statistics.mean(r['top5'] for r in mine):.3f}")
+        _print_seed_rows(rows, "training", 26, before=(("runs", 5, "trained_on"), ("datasets", 8, "n")))
+        _print_seed_means(rows, "training", 26)
         print(f"({time.perf_counter() - t:.1f} s; {rows[0]['stale']} stale runs)")
 
     if args.features:
         print("\n== accuracy model's features, leave-one-dataset-out (XGBoost seeds 0-2)")
         t = time.perf_counter()
         rows = feature_ablation(records)
-        print(f"{'features':<24} {'n':>3} {'seed':>4} {'MAE runs':>8} {'MAE datasets':>12} {'rho':>6} {'top-1 regret':>12} {'top-5 regret':>12}")
-        for row in rows:
-            print(f"{row['features']:<24} {row['n_features']:>3} {row['seed']:>4} {row['mae_runs']:>8.4f} "
-                  f"{row['mae_datasets']:>12.4f} {row['rho']:>6.3f} {row['regret']:>12.3f} {row['top5']:>12.3f}")
-        for label in FEATURE_SETS:
-            mine = [r for r in rows if r["features"] == label]
-            print(f"{label:<24} mean over seeds: MAE runs {statistics.mean(r['mae_runs'] for r in mine):.4f}, datasets "
-                  f"{statistics.mean(r['mae_datasets'] for r in mine):.4f}; rho {statistics.mean(r['rho'] for r in mine):.3f}; "
-                  f"top-1 regret {statistics.mean(r['regret'] for r in mine):.3f}; top-5 {statistics.mean(r['top5'] for r in mine):.3f}")
+        _print_seed_rows(rows, "features", 24, before=(("n", 3, "n_features"),))
+        _print_seed_means(rows, "features", 24)
         print(f"({time.perf_counter() - t:.1f} s)")
 
     if args.booster:
         print("\n== accuracy booster's XGBoost settings, leave-one-dataset-out (XGBoost seeds 0-2)")
         t = time.perf_counter()
         rows = booster_ablation(records)
-        print(f"{'booster':<28} {'seed':>4} {'MAE runs':>8} {'MAE datasets':>12} {'rho':>6} {'top-1 regret':>12} "
-              f"{'top-5 regret':>12} {'fits s':>7}")
-        for row in rows:
-            print(f"{row['booster']:<28} {row['seed']:>4} {row['mae_runs']:>8.4f} {row['mae_datasets']:>12.4f} "
-                  f"{row['rho']:>6.3f} {row['regret']:>12.3f} {row['top5']:>12.3f} {row['fit_s']:>7.1f}")
-        base = [r for r in rows if r["booster"] == "product"]
-        for label in BOOSTERS:
-            mine = [r for r in rows if r["booster"] == label]
-            print(f"{label:<28} mean over seeds: MAE runs {statistics.mean(r['mae_runs'] for r in mine):.4f}, datasets "
-                  f"{statistics.mean(r['mae_datasets'] for r in mine):.4f}; rho {statistics.mean(r['rho'] for r in mine):.3f}; "
-                  f"top-1 regret {statistics.mean(r['regret'] for r in mine):.3f}; top-5 {statistics.mean(r['top5'] for r in mine):.3f}; "
-                  f"fit time x{sum(r['fit_s'] for r in mine) / sum(r['fit_s'] for r in base):.2f} the product's")
+        _print_seed_rows(rows, "booster", 28, after=(("fits s", 7, "fit_s"),))
+        base = sum(r["fit_s"] for r in rows if r["booster"] == "product")
+        _print_seed_means(rows, "booster", 28,
+                          lambda mine: f"; fit time x{sum(r['fit_s'] for r in mine) / base:.2f} the product's")
         print(f"({time.perf_counter() - t:.1f} s)")
 
     if args.margin:
