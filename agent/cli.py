@@ -20,6 +20,7 @@ from agent.commands import register as register_agent_commands
 from agent.errors import EXIT_ENV, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from agent.server import register as register_server_commands
 from agent.server import route as route_to_server
+from knowledge.targets import TO_TARGETS_HELP
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -257,11 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", type=int, default=55, help="frozen plan: head configs per (dataset, feature set)")
     p.add_argument("--trainable", type=int, default=6, help="frozen plan: scratch/fine-tune configs per dataset")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--to-targets", action="store_true",
-                   help="cpu/gpu plans: only the runs that bring each dataset to the seed's targets (20 fine-tunes, "
-                        "10 scratch runs of 15+ epochs, knowledge.store.TARGETS), the dataset that costs least to complete "
-                        "first, then fine-tunes, every dataset's cheapest in turn, until they are 25 %% of the successful "
-                        "runs (knowledge.store.TARGET_SHARE); counting what the knowledge base has")
+    p.add_argument("--to-targets", action="store_true", help=TO_TARGETS_HELP)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="run at most this many planned items")
     p.add_argument("--max-minutes", type=float, default=None)

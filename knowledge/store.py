@@ -20,7 +20,6 @@ import csv
 import hashlib
 import json
 import logging
-import math
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -63,6 +62,7 @@ from knowledge.seed_shards import (
     seed_lines,
     write_seed_shards,
 )
+from knowledge.targets import TARGET_SHARE, TARGETS, finetunes_to_share
 
 log = logging.getLogger(__name__)
 
@@ -247,18 +247,6 @@ class KnowledgeBase(ChromaIndex):
 
 
 LONG_SCRATCH_EPOCHS = 15  # a scratch run configured for this many epochs or more is a long one
-# What the seed should hold (issue 14): of every dataset, this many runs of each kind (`coverage_kind`),
-# and of all its successful runs, this share of fine-tunes of a pretrained backbone.
-TARGETS = {"finetune": 20, "scratch_15": 10}
-TARGET_SHARE = 0.25
-
-
-def finetunes_to_share(finetunes: int, runs: int, share: float = TARGET_SHARE) -> int:
-    """How many more fine-tunes make `finetunes` of `runs` successful runs at least `share` of them
-    (each new one a run too: f + x >= share * (n + x))."""
-    return max(0, math.ceil((share * runs - finetunes) / (1 - share) - 1e-9))
-
-
 def coverage_kind(config: TrainConfig, pretrained: bool) -> str | None:
     """What a run counts as in `training_coverage`: "finetune" (a fine-tune of a pretrained
     backbone), "scratch_15" (a scratch run of LONG_SCRATCH_EPOCHS or more) or None."""

@@ -300,3 +300,19 @@ def test_training_coverage_counts_finetunes_partial_and_long_scratch_runs() -> N
     assert training_coverage(ok + frozen)["finetunes_to_target"] == 3
     assert cov["per_dataset"]["a"] == {"finetune": 2, "partial": 1, "scratch_15": 1, "scratch_15_run": 0}
     assert cov["per_dataset"]["b"]["finetune"] == 0
+
+
+@pytest.mark.parametrize("argv", [["kb", "sweep", "--help"], None])
+def test_to_targets_help_renders_the_targets_in_both_command_lines(argv: list[str] | None,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`metallmix kb sweep --help` and `python -m tools.sweep --help` print one text built from the targets
+    (a bare % in argparse help used to crash the second)."""
+    from agent.cli import build_parser
+    from tools.sweep import main
+
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv) if argv else main(["--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert (f"{TARGETS['finetune']} fine-tunes and {TARGETS['scratch_15']} scratch runs of 15+ epochs" in text
+            and f"until they are {TARGET_SHARE:.0%} of the successful runs" in text)

@@ -52,7 +52,8 @@ from pathlib import Path
 from typing import Any
 
 from knowledge.schema import ExperimentRecord, TrainConfig
-from knowledge.store import TARGET_SHARE, TARGETS, KnowledgeBase, coverage_kind, finetunes_to_share, training_coverage
+from knowledge.store import KnowledgeBase, coverage_kind, training_coverage
+from knowledge.targets import TARGET_SHARE, TARGETS, TO_TARGETS_HELP, finetunes_to_share
 
 log = logging.getLogger(__name__)
 
@@ -345,15 +346,6 @@ def plan_trainable(
                 ranked.append((tier, cost, len(ranked), SweepItem(path, cfg, 0, device)))
     ranked.sort(key=lambda t: t[:3])
     return [item for *_, item in ranked]
-
-
-# What the seed should hold (knowledge.store.TARGETS, TARGET_SHARE, issue 14): of every dataset, fine-tunes
-# of a pretrained backbone, full or partial, and scratch runs configured for 15 epochs or more; and of all
-# its successful runs, a share of fine-tunes. Counted as knowledge.store.training_coverage does.
-TO_TARGETS_HELP = (f"cpu/gpu plans: only the runs that bring each dataset to {TARGETS['finetune']} fine-tunes and "
-                   f"{TARGETS['scratch_15']} scratch runs of 15+ epochs, the dataset that costs least to complete "
-                   f"first, then fine-tunes until they are {TARGET_SHARE:.0%} of the successful runs, every "
-                   "dataset's cheapest in turn; counting what the knowledge base has")
 
 
 def select_to_targets(
