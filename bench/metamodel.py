@@ -42,9 +42,14 @@ Printed:
    runner fix that changes them, knowledge.runner_revisions; the product learns from them) or
    without them, on the same folds, scored only on held-out runs that are current, for XGBoost
    seeds 0-2.
+8. `--own-runs`: how the point error on a dataset falls once k of its own runs are written back
+   (k = 0, 1, 3, 10, 30; `own_runs_curve`): the booster retrained with them, as the product
+   retrains after each run, and two query-time shifts by their median residual, beside the error
+   a perfect estimate of the dataset's difficulty would leave (the oracle's shift), for seeds 0-2.
 
 Usage:
     python -m bench.metamodel [--records knowledge/seed] [--targets] [--features] [--booster] [--margin] [--stale]
+                              [--own-runs]
 
 Timings are wall-clock on whatever else the machine is doing; the load average is printed.
 """
@@ -282,6 +287,49 @@ def stale_ablation(records: list[ExperimentRecord], seeds: tuple[int, ...] = (0,
     return rows
 
 
+OWN_RUNS = (0, 1, 3, 10, 30)
+
+
+def own_runs_curve(records: list[ExperimentRecord], seeds: tuple[int, ...] = (0, 1, 2),
+                   ks: tuple[int, ...] = OWN_RUNS) -> list[dict[str, object]]:
+    """How the point error on a dataset D falls as D's own runs are written back. Per D and seed, D's runs are
+    shuffled; the first `max(ks)` (at most a third of them) are the runs a user could have trained, the rest are
+    scored. For each k: an accuracy booster trained as the product trains it on the other datasets plus D's first
+    k runs, scored as it is (`plain`) and shifted by the median residual of those k runs under it (`offset`, what
+    a correction at query time could use: the rows are in its training, so their residual is shrunk by the fit),
+    and the booster without D shifted by the k runs' median residual under it (`held-out offset`: the residual of
+    runs it never saw). The `oracle offset` row shifts the booster without D by the scored runs' own median
+    residual: the error left by a perfect estimate of D's difficulty."""
+    names = mf.ACC_FEATURES
+    x, y, groups = _lodo_rows(records, names)
+    rows = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        per: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for d in sorted(set(groups)):
+            idx = rng.permutation(np.flatnonzero(groups == d))
+            pool, scored = idx[:min(max(ks), len(idx) // 3)], idx[min(max(ks), len(idx) // 3):]
+            others = np.flatnonzero(groups != d)
+            blind = mf._boost(*mf._unknown_modality_copies(x[others], y[others], seed, names), names, seed)
+            blind_scored = mf._predict(blind, x[scored])
+            per.setdefault("oracle offset", []).append((blind_scored + np.median(y[scored] - blind_scored), y[scored]))
+            for k in ks:
+                own = pool[:k]
+                if k:
+                    train = np.concatenate([others, own])
+                    model = mf._boost(*mf._unknown_modality_copies(x[train], y[train], seed, names), names, seed)
+                    shift = float(np.median(y[own] - mf._predict(model, x[own])))
+                    held = float(np.median(y[own] - mf._predict(blind, x[own])))
+                    pred = mf._predict(model, x[scored])
+                else:
+                    pred, shift, held = blind_scored, 0.0, 0.0
+                per.setdefault(f"{k} plain", []).append((pred, y[scored]))
+                per.setdefault(f"{k} offset", []).append((pred + shift, y[scored]))
+                per.setdefault(f"{k} held-out offset", []).append((blind_scored + held, y[scored]))
+        rows += [{"own runs": label, "seed": seed, **_scores(p)} for label, p in per.items()]
+    return rows
+
+
 _SCORE_COLUMNS = (("MAE runs", 8, "mae_runs", ".4f"), ("MAE datasets", 12, "mae_datasets", ".4f"), ("rho", 6, "rho", ".3f"),
                   ("top-1 regret", 12, "regret", ".3f"), ("top-5 regret", 12, "top5", ".3f"))
 
@@ -318,6 +366,8 @@ def main() -> None:
                         help="also compare training with and without stale runs, scored on current ones (3 seeds)")
     parser.add_argument("--booster", action="store_true",
                         help="also compare the accuracy booster's XGBoost settings (leave-one-dataset-out, 3 seeds)")
+    parser.add_argument("--own-runs", action="store_true",
+                        help="also measure how the point error on a dataset falls with its own runs written back (3 seeds)")
     parser.add_argument("--margin", action="store_true",
                         help="also compare shares of the accuracy model's starting line (leave-one-dataset-out, nested)")
     args = parser.parse_args()
@@ -436,6 +486,15 @@ def main() -> None:
         base = sum(r["fit_s"] for r in rows if r["booster"] == "product")
         _print_seed_means(rows, "booster", 28,
                           lambda mine: f"; fit time x{sum(r['fit_s'] for r in mine) / base:.2f} the product's")
+        print(f"({time.perf_counter() - t:.1f} s)")
+
+    if args.own_runs:
+        print(f"\n== the point error on a dataset after k of its own runs are written back (k = "
+              f"{', '.join(map(str, OWN_RUNS))}; XGBoost and sample seeds 0-2; scored on the dataset's other runs)")
+        t = time.perf_counter()
+        rows = own_runs_curve(records)
+        _print_seed_rows(rows, "own runs", 20)
+        _print_seed_means(rows, "own runs", 20)
         print(f"({time.perf_counter() - t:.1f} s)")
 
     if args.margin:

@@ -562,3 +562,27 @@ def test_calibration_scores_only_cached_runs_the_records_lack_and_reads_both_lod
                       + line.replace("metallmix", "metamodel-top1") + "\n")
     assert zero_shot_picks(report) == {"knee": {"small_cnn/scratch 64px adamw lr=0.001 bs=64 ep=30": {"metallmix"}},
                                        "busi": {"small_cnn/scratch 64px adamw lr=0.001 bs=64 ep=30": {"metamodel-top1"}}}
+
+
+def test_own_runs_curve_scores_the_same_runs_for_every_k(seed: list[ExperimentRecord],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench.metamodel --own-runs: rows per k, variant and seed; with no own runs the three variants are the
+    booster without D; own runs in training change its predictions; a shift never reorders D's runs; and the
+    oracle's shift (the scored runs' median residual) is the least absolute error any one shift can reach."""
+    import bench.metamodel as bm
+    import tools.metamodel_features as mf
+
+    monkeypatch.setattr(mf, "_ROUNDS", 40)
+    names = sorted({r.dataset.name for r in seed})[:3]
+    rng = random.Random(0)
+    small = [r for n in names for r in rng.sample([r for r in seed if r.dataset.name == n], 30)]
+    rows = bm.own_runs_curve(small, seeds=(0,), ks=(0, 5))
+    by = {r["own runs"]: r for r in rows}
+    assert list(by) == ["oracle offset", "0 plain", "0 offset", "0 held-out offset",
+                        "5 plain", "5 offset", "5 held-out offset"]
+    assert all(r["n"] == 3 and r["seed"] == 0 for r in rows)
+    assert by["0 plain"]["mae_runs"] == by["0 offset"]["mae_runs"] == by["0 held-out offset"]["mae_runs"]
+    assert by["5 plain"]["mae_runs"] != by["0 plain"]["mae_runs"]  # D's five runs reached the booster
+    assert by["5 held-out offset"]["rho"] == pytest.approx(by["0 plain"]["rho"])  # a shift keeps the order
+    assert by["5 offset"]["rho"] == pytest.approx(by["5 plain"]["rho"])
+    assert by["oracle offset"]["mae_datasets"] <= min(by[k]["mae_datasets"] for k in ("0 plain", "5 held-out offset"))
