@@ -303,6 +303,9 @@ def test_explain_does_not_credit_an_assumed_field_as_known(model: MetaModel, kno
     assert averaged["imbalance_ratio"] == pytest.approx(float(mean[ACC_FEATURES.index("imbalance_ratio")]), abs=1e-6)
     text = opened.text(top=len(opened.contributions))
     assert "imbalance_ratio (assumed, not stated" in text and "imbalance_ratio=" not in text
+    # the headline is the model at the assumed values, which the stated accuracy (a mean over them) is not
+    assert f"Predicted test accuracy {opened.prediction:.3f} at the assumed values" in text
+    assert "at the assumed values" not in plain.text()
 
 
 def test_save_and_load_keep_the_distances(model: MetaModel, known: ExperimentRecord, tmp_path: Path) -> None:

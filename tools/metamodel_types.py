@@ -178,7 +178,11 @@ class Explanation:
 
     def text(self, top: int = 6) -> str:
         """Short plain text for an LLM prompt: the `top` strongest drivers, in words."""
-        lines = [f"Predicted test accuracy {self.prediction:.3f} (average over past runs {self.base_value:.3f})."]
+        if self.assumed:  # the stated accuracy averages over the assumed values; this is the model at one of them
+            lines = [f"Predicted test accuracy {self.prediction:.3f} at the assumed values (the expected accuracy "
+                     f"averages over what they leave open; average over past runs {self.base_value:.3f})."]
+        else:
+            lines = [f"Predicted test accuracy {self.prediction:.3f} (average over past runs {self.base_value:.3f})."]
         for name, value, c in self.contributions[:top]:
             verb = "raises" if c >= 0 else "lowers"
             if name in self.assumed:
