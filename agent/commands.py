@@ -49,8 +49,9 @@ def register(subparsers: Any, *, run_training_job: Callable[..., Any]) -> None:
         "without running trials. Nothing trains unless --train --yes is given.",
         epilog=EPILOG,
     )
-    p.add_argument("text", help='the task in words, e.g. "skin lesion dermoscopy, 8 classes, 2,000 images, '
-                                'I have 15 minutes on a laptop CPU" (may be "" with --dataset)')
+    p.add_argument("text", nargs="?", default="",
+                   help='the task in words, e.g. "skin lesion dermoscopy, 8 classes, 2,000 images, '
+                        'I have 15 minutes on a laptop CPU" (may be left out with --dataset)')
     p.add_argument("--dataset", help="dataset (.npz or image folder): meta-features are computed from the data")
     p.add_argument("--budget-minutes", type=float, help="training time budget in minutes (overrides the text)")
     p.add_argument("--device", choices=("cpu", "cuda", "gpu"), help="device to train on (overrides the text)")
@@ -86,7 +87,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if args.budget_minutes is not None and not args.budget_minutes > 0:
         raise UsageError(f"--budget-minutes must be > 0, but got {args.budget_minutes:g}.")
     if not args.text.strip() and not args.dataset:
-        raise UsageError('describe the task in TEXT, give --dataset PATH, or both (TEXT may be "" with --dataset).')
+        raise UsageError("describe the task in TEXT, give --dataset PATH, or both (TEXT may be left out with --dataset).")
 
     from agent.recommend import default_recommender, render_text
 
@@ -140,7 +141,7 @@ def _register_tune(subparsers: Any) -> None:
         "repeats a tried config. Stops at --trials, at --budget-minutes, or when no untried config is expected to gain.",
         epilog=TUNE_EPILOG,
     )
-    p.add_argument("text", help='the task in words (may be "" when --dataset says enough)')
+    p.add_argument("text", nargs="?", default="", help="the task in words (may be left out when --dataset says enough)")
     p.add_argument("--dataset", required=True, help="dataset to train on (.npz or image folder)")
     p.add_argument("--trials", type=int, default=5, help="at most this many trials (default 5)")
     p.add_argument("--budget-minutes", type=float, help="wall time of all trials together")
@@ -163,7 +164,7 @@ def _register_tune(subparsers: Any) -> None:
         description="Recommend, then create an Optuna study whose search space is MetaLLMiX's and enqueue the "
         "recommendation and the top-K candidates as its first trials; prints how to continue with TPE.",
     )
-    p.add_argument("text", help='the task in words (may be "" with --dataset)')
+    p.add_argument("text", nargs="?", default="", help="the task in words (may be left out with --dataset)")
     p.add_argument("--dataset", help="dataset: meta-features are computed from the data")
     p.add_argument("--out", help="a new SQLite file for the study (e.g. study.db)")
     p.add_argument("--storage", help="an Optuna storage URL instead of --out (e.g. sqlite:///study.db)")
@@ -255,7 +256,7 @@ def cmd_export_optuna(args: argparse.Namespace) -> int:
     if args.budget_minutes is not None and not args.budget_minutes > 0:
         raise UsageError(f"--budget-minutes must be > 0, but got {args.budget_minutes:g}.")
     if not args.text.strip() and not args.dataset:
-        raise UsageError('describe the task in TEXT, give --dataset PATH, or both (TEXT may be "" with --dataset).')
+        raise UsageError("describe the task in TEXT, give --dataset PATH, or both (TEXT may be left out with --dataset).")
     try:
         storage = storage_url(args.out, args.storage)
     except ValueError as exc:

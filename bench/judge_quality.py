@@ -25,7 +25,9 @@ drafts (the graph's judge, `agent.judge.run_checks`):
   shows them ("0.71 ±0.04"), or with a spread no candidate shows (where the models give spreads);
 - good_unbudgeted / invented_budget: the task with its time budget taken out; the top
   candidate "with no time budget to meet" (should pass) or "well within the 15 minute budget";
-- invented_limit: the top candidate "under your 5M-parameter limit", which the task never set.
+- invented_limit: the top candidate "under your 5M-parameter limit", which the task never set;
+- garbled: the good draft with the next candidate's id and learning rate run together
+  ("c2.0.0178.01", as the 1.5B once decoded a comparison and the checks passed it).
 
 Tuning drafts (the tuner's check, `agent.tune.check_choice`), from three trials trained with the
 configs of the first candidates (their per-epoch logs made up, peaking at a known epoch, read by
@@ -67,7 +69,7 @@ from bench.latency import TASKS  # noqa: E402
 KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "wrong_claim_no_id", "vague", "wrong_sign",
          "wrong_value", "wrong_setting", "good_compared", "wrong_compared", "good_uncertain", "wrong_uncertain",
          "good_unbudgeted", "invented_budget", "invented_limit", "good_tuning", "wrong_best_trial", "wrong_epoch",
-         "wrong_gain")
+         "wrong_gain", "garbled")
 GOOD = ("good", "good_compared", "good_uncertain", "good_unbudgeted", "good_tuning")
 UNBUDGETED = ("good_unbudgeted", "invented_budget")  # judged against the task with its budget taken out
 TUNING = ("good_tuning", "wrong_best_trial", "wrong_epoch", "wrong_gain")
@@ -103,6 +105,10 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
         "invented_budget": {"candidate": top["id"], "rationale": f"{said}, well within the 15 minute budget."},
         "invented_limit": {"candidate": top["id"], "rationale": f"{said} and stays under your 5M-parameter limit."},
     }
+    if len(candidates) > 1:
+        nxt = candidates[1]
+        drafts["garbled"] = {"candidate": top["id"], "rationale": f"{said}, against {nxt['id']}."
+                             f"{nxt['config']['learning_rate']:g}.01 and its time."}
     for field, more, less, name in _COMPARED:
         other = next((c for c in candidates[1:] if c["config"].get(field) != top["config"].get(field)), None)
         if other is not None:

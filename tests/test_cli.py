@@ -82,6 +82,10 @@ def test_train_takes_the_config_json_that_recommend_prints(kb_dir: Path, shared_
         (["profile", "/does/not/exist"], "does not exist"),
         (["kb", "import", "/does/not/exist.jsonl"], "no such file"),
         (["kb", "sweep", "--plan", "frozen", "--to-targets"], "pass --plan cpu"),
+        (["recommend"], "describe the task in TEXT, give --dataset PATH, or both"),
+        (["export-optuna", "--study-name", "s"], "describe the task in TEXT, give --dataset PATH, or both"),
+        # the text may be left out with --dataset (the data say enough): the dataset is what is checked
+        (["recommend", "--dataset", "/does/not/exist.npz"], "does not exist"),
     ],
 )
 def test_bad_input_is_a_message_and_exit_2(argv: list[str], message: str, kb_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -92,6 +92,11 @@ def test_a_candidate_predicted_above_the_pick_but_less_certain_is_named_with_bot
     ("c1 fits the budget; r1 on a similar set reached 0.81.", True),
     ("c1 is 2 points more accurate than the fastest option.", True),
     ("c1 trains 2.5x faster and is as accurate.", True),
+    ("c1 was chosen over c2 because it trains faster.", True),
+    # Comparing only settings the config already shows: no reason (what the 1.5B wrote on a dataset's profile).
+    ("The candidate c1 uses efficientnet_lite0 with a learning rate of 0.01, which is higher than the learning rate "
+     "of 0.00178 used in c2.", False),
+    ("c1 uses more epochs than c3; it is predicted 0.78.", False),
 ])
 def test_a_rationale_compares_when_it_sets_the_pick_against_something(rationale: str, expected: bool) -> None:
     assert compares(rationale, "c1") is expected

@@ -377,6 +377,11 @@ def found_in(context: str, text: str) -> list[str]:
     ("tune", "The last trial had its best validation accuracy at epoch 9, so o1 trains longer.", None),
     ("tune", "o1 follows t1, whose best epoch was 9 of 10.", "t1's best epoch is 7"),
     ("tune", "o1 names t7, the best so far.", "names t7"),
+    # numbers and ids run together (what the 1.5B once decoded): no value a reader can check
+    ("rec:none", "c1 uses a learning rate of 0.001, which is higher than the learning rate used in c2.0.0002.01.",
+     "it writes 'c2.0.0002.01', which is no number or id"),
+    ("rec:none", "c1 is predicted 0.93.0 in 25 s.", "it writes '0.93.0'"),
+    ("rec:none", "c1 is predicted 0.93. It trains in 25 s, and c2 0.92.", None),  # a sentence's end is no slip
     # budgets and limits: only the user's
     ("rec:none", "c1 is predicted 0.93 in 25 s, well within the 15 minute budget.", "a time budget"),
     ("rec:none", "c1 is predicted 0.93 in 25 s, with no time budget to meet.", None),

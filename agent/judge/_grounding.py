@@ -263,6 +263,16 @@ def _spread_claims(rationale: str, facts: Facts) -> list[str]:
     return problems
 
 
+# Numbers or ids run together ("c2.0.0178.01", "0.0178.01"): a slip of the decoder that reads as no value, so no
+# rule below can hold it to its source.
+_GARBLED = re.compile(r"(?<![\w.])(?:[a-z]\d{1,2}|\d*\.\d+)\.\d(?:[\d.]*\d)?", re.I)
+
+
+def _garbled_claims(rationale: str, facts: Facts) -> list[str]:
+    return [f"it writes '{m.group(0)}', which is no number or id (they run together); write each apart"
+            for m in _GARBLED.finditer(rationale)]
+
+
 class Claim(NamedTuple):
     """A row of `GROUNDING`: what kind of statement a rule reads, and the rule."""
 
@@ -272,6 +282,7 @@ class Claim(NamedTuple):
 
 # Every rule a rationale's statements are held to, in the order their findings are listed.
 GROUNDING: tuple[Claim, ...] = (
+    Claim("legible", _garbled_claims),          # numbers and ids written apart
     Claim("quoted", _quoted_claims),            # ids and accuracies
     Claim("ranking", _ranking_claims),          # superlatives and comparisons of ids
     Claim("uncertainty", _spread_claims),       # a candidate's ± (the bootstrap models' spread)
