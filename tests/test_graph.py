@@ -526,8 +526,13 @@ def test_a_draft_that_only_restates_the_ranking_gets_the_computed_contrasts_afte
 
     assert f"**In numbers:** {'; '.join(facts)}." in card_md(out["recommendation"], None)
 
-    compared = run(make(store, chat(draft()), chat(scores())), thread="t2")["recommendation"]  # names r1 beside c1
+    why = "c1 is predicted more accurate than c2 and fits the budget."  # the pick against another, on accuracy
+    compared = run(make(store, chat(draft(rationale=why, cite=["c1", "c2"])), chat(scores())), thread="t2")["recommendation"]
     assert not compared["fallback"] and compared["reasons"] == []
+
+    # Naming a past run without saying what it showed is no contrast: the computed ones follow.
+    named = run(make(store, chat(draft()), chat(scores())), thread="t3")["recommendation"]  # "r1 ... agrees"
+    assert not named["fallback"] and named["reasons"] == facts
     assert "In numbers" not in render_text(Recommendation.model_validate(compared))
 
 
