@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from agent.judge._arithmetic import wrong_arithmetic
 from agent.judge._facts import Facts
-from agent.judge._reading import CLAUSE_END, COMPARING, PLUS_MINUS, id_pattern, phrase_bounds, uncertainty_at
+from agent.judge._reading import CLAUSE_END, COMPARING, PLUS_MINUS, clauses, id_pattern, phrase_bounds, uncertainty_at
 from agent.judge._settings import wrong_setting_comparisons
 from agent.judge._stated import unstated_limits
 from agent.judge._trials import wrong_best_epoch, wrong_best_trial
@@ -273,6 +273,36 @@ def _garbled_claims(rationale: str, facts: Facts) -> list[str]:
             for m in _GARBLED.finditer(rationale)]
 
 
+# A result stated as measured ("c1 achieves 0.77", "it reached 0.93"): a candidate or a tuning option has
+# not been trained, so its accuracy is a prediction. Past runs and trials were trained and may have reached it.
+_MEASURED = re.compile(r"\b(?:achiev(?:es|ed|ing)?|reach(?:es|ed)?|scor(?:es|ed)|attain(?:s|ed)?|obtain(?:s|ed)|"
+                       r"got|gets|yield(?:s|ed)|deliver(?:s|ed)?)\b", re.I)
+_OF_RUNS = re.compile(r"\b(?:runs?|trials?|experiments?|records?)\b", re.I)
+# Words before the verb that make it a prediction: "is predicted to reach", "should achieve".
+_HEDGED = re.compile(r"predict|expect|estimat|forecast|project|\b(?:should|would|could|may|might|likely|will|can|to)\b",
+                     re.I)
+
+
+def _measured_claims(rationale: str, facts: Facts) -> list[str]:
+    """A choice (candidate or option) said to have reached a result it is only predicted to. The run a verb is
+    about: the last id before it in its clause, else the first after it, else the choice the rationale is about."""
+    problems = []
+    ids = id_pattern(facts.prefixes)
+    for _, clause in clauses(rationale):
+        for verb in _MEASURED.finditer(clause):
+            before = list(ids.finditer(clause, 0, verb.start()))
+            after = ids.search(clause, verb.end())
+            subject = before[-1].group(1) if before else after.group(1) if after else next(iter(facts.about), None)
+            start = before[-1].end() if before else 0
+            if (subject is None or not subject.startswith(facts.prefixes[0]) or _HEDGED.search(clause, start, verb.start())
+                    or _OF_RUNS.search(clause, start, verb.start())):  # "c1 fits, as similar runs reached 0.81"
+                continue
+            problems.append(f"it says {subject} {verb.group(0)} a result, but {subject} has not been trained: its "
+                            f"accuracy is predicted (write 'is predicted')")
+            break
+    return list(dict.fromkeys(problems))
+
+
 class Claim(NamedTuple):
     """A row of `GROUNDING`: what kind of statement a rule reads, and the rule."""
 
@@ -284,6 +314,7 @@ class Claim(NamedTuple):
 GROUNDING: tuple[Claim, ...] = (
     Claim("legible", _garbled_claims),          # numbers and ids written apart
     Claim("quoted", _quoted_claims),            # ids and accuracies
+    Claim("measured", _measured_claims),        # a choice's predicted result stated as measured
     Claim("ranking", _ranking_claims),          # superlatives and comparisons of ids
     Claim("uncertainty", _spread_claims),       # a candidate's ± (the bootstrap models' spread)
     Claim("values", wrong_values),              # a hyperparameter value stated for a run
