@@ -387,6 +387,8 @@ def found_in(context: str, text: str) -> list[str]:
     ("rec:none", "Fine-tuning reached 0.70 on the nearest past run (r1), and c1 is predicted 0.93.", None),
     ("tune", "o1 achieves 0.815 by lowering the learning rate of t2.", "it says o1 achieves a result"),
     ("tune", "t2 reached 0.812, so o1 lowers its learning rate for an expected 0.815.", None),
+    ("tune", "o1 gets the highest expected gain by lowering the learning rate of t2.", None),
+    ("rec:none", "c1 achieves the best predicted accuracy, 0.93, in 25 s.", None),
     # numbers and ids run together (what the 1.5B once decoded): no value a reader can check
     ("rec:none", "c1 uses a learning rate of 0.001, which is higher than the learning rate used in c2.0.0002.01.",
      "it writes 'c2.0.0002.01', which is no number or id"),

@@ -277,6 +277,7 @@ def _garbled_claims(rationale: str, facts: Facts) -> list[str]:
 # not been trained, so its accuracy is a prediction. Past runs and trials were trained and may have reached it.
 _MEASURED = re.compile(r"\b(?:achiev(?:es|ed|ing)?|reach(?:es|ed)?|scor(?:es|ed)|attain(?:s|ed)?|obtain(?:s|ed)|"
                        r"got|gets|yield(?:s|ed)|deliver(?:s|ed)?)\b", re.I)
+_PREDICTED_AFTER = re.compile(r"(?:\s+\w+){0,3}?\s+(?:predicted|expected|estimated)\b", re.I)
 _OF_RUNS = re.compile(r"\b(?:runs?|trials?|experiments?|records?)\b", re.I)
 # Words before the verb that make it a prediction: "is predicted to reach", "should achieve".
 _HEDGED = re.compile(r"predict|expect|estimat|forecast|project|\b(?:should|would|could|may|might|likely|will|can|to)\b",
@@ -295,7 +296,8 @@ def _measured_claims(rationale: str, facts: Facts) -> list[str]:
             subject = before[-1].group(1) if before else after.group(1) if after else next(iter(facts.about), None)
             start = before[-1].end() if before else 0
             if (subject is None or not subject.startswith(facts.prefixes[0]) or _HEDGED.search(clause, start, verb.start())
-                    or _OF_RUNS.search(clause, start, verb.start())):  # "c1 fits, as similar runs reached 0.81"
+                    or _OF_RUNS.search(clause, start, verb.start())  # "c1 fits, as similar runs reached 0.81"
+                    or _PREDICTED_AFTER.match(clause, verb.end())):  # "o1 gets the highest expected gain"
                 continue
             problems.append(f"it says {subject} {verb.group(0)} a result, but {subject} has not been trained: its "
                             f"accuracy is predicted (write 'is predicted')")
