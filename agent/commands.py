@@ -78,16 +78,21 @@ def _split(value: str | None) -> list[str] | None:
     return items or None
 
 
+def _check_request(args: argparse.Namespace) -> None:
+    """What `recommend` and `export-optuna` both need: a positive budget, and a task in words or data."""
+    if args.budget_minutes is not None and not args.budget_minutes > 0:
+        raise UsageError(f"--budget-minutes must be > 0, but got {args.budget_minutes:g}.")
+    if not args.text.strip() and not args.dataset:
+        raise UsageError("describe the task in TEXT, give --dataset PATH, or both (TEXT may be left out with --dataset).")
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
     """Print a recommendation; with --train --yes, train it and print the run's outcome."""
     if args.yes and not args.train:
         raise UsageError("--yes approves training, so it needs --train.")
     if args.train and not args.dataset:
         raise UsageError("--train needs --dataset PATH: training runs on real data.")
-    if args.budget_minutes is not None and not args.budget_minutes > 0:
-        raise UsageError(f"--budget-minutes must be > 0, but got {args.budget_minutes:g}.")
-    if not args.text.strip() and not args.dataset:
-        raise UsageError("describe the task in TEXT, give --dataset PATH, or both (TEXT may be left out with --dataset).")
+    _check_request(args)
 
     from agent.recommend import default_recommender, render_text
 
@@ -253,10 +258,7 @@ def cmd_export_optuna(args: argparse.Namespace) -> int:
 
     if args.top < 0:
         raise UsageError(f"--top must be >= 0, but got {args.top}.")
-    if args.budget_minutes is not None and not args.budget_minutes > 0:
-        raise UsageError(f"--budget-minutes must be > 0, but got {args.budget_minutes:g}.")
-    if not args.text.strip() and not args.dataset:
-        raise UsageError("describe the task in TEXT, give --dataset PATH, or both (TEXT may be left out with --dataset).")
+    _check_request(args)
     try:
         storage = storage_url(args.out, args.storage)
     except ValueError as exc:

@@ -280,8 +280,7 @@ def stale_ablation(records: list[ExperimentRecord], seeds: tuple[int, ...] = (0,
                 test, train = (groups == d) & ~stale, (groups != d) & keep
                 if test.sum() < 2:  # nothing current to score (or no ranking to score) on this dataset
                     continue
-                xt, yt = mf._unknown_modality_copies(x[train], y[train], seed, names)
-                per.append((mf._predict(mf._boost(xt, yt, names, seed, mf.ACC_MARGIN_SHARE), x[test]), y[test]))
+                per.append((mf._predict(mf._train(x[train], y[train], names, seed), x[test]), y[test]))
             rows.append({"training": label, "seed": seed, "trained_on": int(keep.sum()), "stale": int(stale.sum()),
                          **_scores(per)})
     return rows
@@ -310,14 +309,14 @@ def own_runs_curve(records: list[ExperimentRecord], seeds: tuple[int, ...] = (0,
             idx = rng.permutation(np.flatnonzero(groups == d))
             pool, scored = idx[:min(max(ks), len(idx) // 3)], idx[min(max(ks), len(idx) // 3):]
             others = np.flatnonzero(groups != d)
-            blind = mf._boost(*mf._unknown_modality_copies(x[others], y[others], seed, names), names, seed)
+            blind = mf._train(x[others], y[others], names, seed)  # as the product trains it
             blind_scored = mf._predict(blind, x[scored])
             per.setdefault("oracle offset", []).append((blind_scored + np.median(y[scored] - blind_scored), y[scored]))
             for k in ks:
                 own = pool[:k]
                 if k:
                     train = np.concatenate([others, own])
-                    model = mf._boost(*mf._unknown_modality_copies(x[train], y[train], seed, names), names, seed)
+                    model = mf._train(x[train], y[train], names, seed)
                     shift = float(np.median(y[own] - mf._predict(model, x[own])))
                     held = float(np.median(y[own] - mf._predict(blind, x[own])))
                     pred = mf._predict(model, x[scored])
