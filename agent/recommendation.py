@@ -272,7 +272,8 @@ def alternatives(config: TrainConfig, prediction: dict[str, Any], candidates: li
     for c in others:
         if c.get("origin") == "requested":
             add(c, "asked to compare")
-    add(max((c for c in others if c["accuracy"] > acc), key=lambda c: c["accuracy"], default=None), "more accurate")
+    add(max((c for c in others if c["accuracy"] >= acc + SHOWN_GAIN), key=lambda c: c["accuracy"], default=None),
+        "more accurate")
     add(min((c for c in others if c["seconds"] < secs and c["accuracy"] >= acc - GOOD_ENOUGH),
             key=lambda c: c["seconds"], default=None), "faster")
     add(max((c for c in others if c["config"]["mode"] != config.mode), key=lambda c: c["accuracy"], default=None),
@@ -280,18 +281,39 @@ def alternatives(config: TrainConfig, prediction: dict[str, Any], candidates: li
     add(max((c for c in others if c["config"]["backbone"] != config.backbone), key=lambda c: c["accuracy"],
             default=None), "another backbone")
     spread = next((c.get("spread", 0.0) for c in candidates if TrainConfig.model_validate(c["config"]).key() == pick), 0.0)
-    return [Alternative(id=c["id"], role=role, trade=_trade(c, acc, secs, spread)) for c, role in chosen]
+    return [Alternative(id=c["id"], role=role, trade=_trade(c, acc, secs, spread, why_not=role == "more accurate"))
+            for c, role in chosen]
 
 
-def _trade(c: dict[str, Any], acc: float, secs: float, spread: float = 0.0) -> str:
+# An alternative is "more accurate" only by a gain the card can show (+0.01 at two decimals); a gain
+# of +0.0003 read "more accurate (+0.00 ...)" and said nothing a user could choose by.
+SHOWN_GAIN = 0.005
+
+
+def _trade(c: dict[str, Any], acc: float, secs: float, spread: float = 0.0, why_not: bool = False) -> str:
+    """What choosing `c` over the pick trades. With `why_not` (an alternative predicted more accurate
+    than the pick), also why the ranking put it below: its prediction is less certain (the ranking
+    takes the spread off) or it costs more time; any difference in certainty is then named."""
     diff, ratio = c["accuracy"] - acc, c["seconds"] / secs
     time = f"{ratio:.1f}x the time" if ratio >= 1.05 else f"{1 / ratio:.1f}x faster" if ratio <= 0.95 else "about the same time"
     mine = c.get("spread", 0.0)
-    doubt = f", less certain (±{mine:.2f} against ±{spread:.2f})" if mine > spread + 0.01 else ""
+    doubt = ""
+    if mine > spread + (0.0 if why_not else 0.01):
+        digits = 2 if round(mine, 2) != round(spread, 2) else 3
+        doubt = f", less certain (±{mine:.{digits}f} against ±{spread:.{digits}f})"
     return f"{diff:+.2f} predicted accuracy, {time}{doubt}"
 
 
 # -------------------------------------------------------------------------- rendering
+def _goal_words(goals: dict[str, Any]) -> dict[str, str]:
+    """The goals read from the text (agent.goals), named as the card shows them, with their words:
+    {"objective=accuracy": "best accuracy", "worry=overfitting": "...", "compare=small_cnn vs resnet18": "..."}."""
+    words = goals.get("words") or {}
+    named = {"objective": f"objective={goals.get('objective')}", "overfitting": "worry=overfitting",
+             "compare": "compare=" + " vs ".join(goals.get("compare") or ())}
+    return {named.get(k, k): w for k, w in words.items()}
+
+
 def render_text(rec: Recommendation) -> str:
     """The recommendation for people: the card, why, evidence, assumptions, judge, timings."""
     c = rec.config
@@ -336,8 +358,9 @@ def render_text(rec: Recommendation) -> str:
         lines.append(f"  plot: {rec.shap_plot}")
     p = rec.profile
     lines.append("Task: " + data_text(p.model_dump(mode="json")) + f" (from the {p.source})")
-    if p.read:
-        lines.append("Read from your text: " + "; ".join(f"{k} <- {w!r}" for k, w in p.read.items()))
+    read = {**p.read, **_goal_words(p.goals)}
+    if read:
+        lines.append("Read from your text: " + "; ".join(f"{k} <- {w!r}" for k, w in read.items()))
     if p.assumed:
         lines.append("Assumed (not stated): " + ", ".join(p.assumed))
     for limit in p.limits:

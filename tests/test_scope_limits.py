@@ -245,6 +245,42 @@ def test_an_alternative_the_models_disagree_on_says_it_is_less_certain() -> None
     assert trades["c3"] == "-0.02 predicted accuracy, about the same time"  # within 0.01 of the pick's spread
 
 
+def test_a_more_accurate_alternative_shows_a_gain_and_why_it_was_not_picked() -> None:
+    """A gain too small to show (+0.0003) is not "more accurate"; a shown one says why the ranking put it
+    below the pick, however small the difference in certainty."""
+    from agent.recommendation import alternatives
+
+    pick = TrainConfig(backbone="small_cnn", mode="scratch", epochs=30)
+    twin = TrainConfig(backbone="small_cnn", mode="scratch", epochs=31, optimizer="adam")
+    lite = TrainConfig(backbone="efficientnet_lite0", mode="finetune", freeze=0.75, epochs=20)
+
+    def cand(i: str, c: TrainConfig, acc: float, spread: float, seconds: float) -> dict[str, Any]:
+        return {"id": i, "config": c.model_dump(mode="json"), "accuracy": acc, "low": acc - 0.1, "high": acc + 0.1,
+                "seconds": seconds, "origin": "generated", "support": 5, "over_budget": False, "spread": spread}
+
+    pred = {"accuracy": 0.7093, "seconds": 75.0}
+    tiny = [cand("c1", pick, 0.7093, 0.033, 75.0), cand("c2", twin, 0.7096, 0.039, 62.0)]
+    assert [(a.id, a.role) for a in alternatives(pick, pred, tiny)] == [("c2", "faster")]
+    shown = [cand("c1", pick, 0.7093, 0.033, 75.0), cand("c2", twin, 0.7193, 0.0385, 75.0)]
+    (alt,) = alternatives(pick, pred, shown)
+    assert alt.role == "more accurate"
+    assert alt.trade == "+0.01 predicted accuracy, about the same time, less certain (±0.04 against ±0.03)"
+    close = [cand("c1", pick, 0.7093, 0.033, 75.0), cand("c2", twin, 0.7193, 0.0334, 75.0)]
+    assert alternatives(pick, pred, close)[0].trade.endswith("less certain (±0.033 against ±0.033)")
+    slow = [cand("c1", pick, 0.7093, 0.033, 75.0), cand("c3", lite, 0.73, 0.02, 330.0)]
+    assert alternatives(pick, pred, slow)[0].trade == "+0.02 predicted accuracy, 4.4x the time"
+
+
+def test_the_card_shows_the_goals_read_from_the_text_with_their_words(recommender: Recommender) -> None:
+    from agent.recommendation import render_text
+
+    rec = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images; we want the best accuracy we can get "
+                                "and worry about overfitting")
+    line = next(x for x in render_text(rec).splitlines() if x.startswith("Read from your text:"))
+    assert "objective=accuracy <- 'best accuracy'" in line
+    assert "worry=overfitting <- " in line and "overfitting" in line.split("worry=overfitting <- ")[1]
+
+
 def test_a_prediction_above_every_similar_run_is_flagged_as_optimistic(tmp_path: Path) -> None:
     from tests.fakes import make_record
 
