@@ -198,7 +198,7 @@ def detect_intent(question: str) -> Intent:
         if "budget" in told.said:
             budget = told.budget_seconds
         if "device" in told.said and re.search(r"\bgpu\b|\bcuda\b|\bcpu\b|\blaptop\b", q):
-            device = told.device
+            device = told.device_label
     except ValueError:
         pass
     changes = parse_changes(question)

@@ -120,7 +120,7 @@ class EvidenceNodes(NodeBase):
                 raise TaskError(f"device must be one of cpu, cuda (or gpu; also 'cpu:N cores' or "
                                 f"'cuda:<GPU model>'), but got {given['device']!r}.") from None
         elif "device" in told.said:
-            device = told.device
+            device = told.device_label
         else:
             device = "cpu"
             assumed.append("device=cpu")

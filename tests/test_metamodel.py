@@ -456,6 +456,20 @@ def test_a_device_without_runs_is_said_to_be_extrapolated(model: MetaModel, reco
     assert cands and all(c.prediction.device_note for c in cands)
 
 
+def test_a_core_count_no_cpu_run_had_says_what_its_times_rest_on(model: MetaModel) -> None:
+    """A CPU run backs any CPU, but the time model only knows the core counts its runs had: a count beyond
+    them is predicted as theirs, and the note says which way that errs."""
+    counted = {int(k) for k in model._info["devices"]["cpu_cores"]}
+    assert counted, "the fixture's CPU runs name their cores"
+    more, fewer = max(counted) * 8, None if min(counted) == 1 else 1
+    note = model.device_note(f"cpu:{more} cores")
+    assert note and f"{more}-core CPU" in note and "likely overestimates" in note
+    assert all(f"{k} cores (" in note for k in counted)
+    if fewer:
+        assert "likely underestimates" in (model.device_note(f"cpu:{fewer} cores") or "")
+    assert model.device_note(f"cpu:{min(counted)} cores") is None and model.device_note("cpu") is None
+
+
 def test_runs_from_a_gpu_teach_its_time_and_back_its_predictions(records: list[ExperimentRecord],
                                                                  task: ExperimentRecord) -> None:
     ok = [r for r in usable(records) if r.outcome.status == "ok"]

@@ -271,6 +271,15 @@ def test_a_more_accurate_alternative_shows_a_gain_and_why_it_was_not_picked() ->
     assert alternatives(pick, pred, slow)[0].trade == "+0.02 predicted accuracy, 4.4x the time"
 
 
+def test_the_cpu_cores_the_text_names_reach_the_device_the_times_are_quoted_for(recommender: Recommender) -> None:
+    from agent.recommendation import render_text
+
+    rec = recommender.recommend("chest x-ray, 2 classes, 10k images; 20 minutes on my 8-core CPU")
+    assert rec.profile.device == "cpu:8 cores" and rec.profile.budget_seconds == 1200
+    assert "cpu_cores <- '8-core'" in render_text(rec)
+    assert recommender.recommend("chest x-ray, 2 classes, 10k images, on a laptop").profile.device == "cpu"
+
+
 def test_the_card_shows_the_goals_read_from_the_text_with_their_words(recommender: Recommender) -> None:
     from agent.recommendation import render_text
 

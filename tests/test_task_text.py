@@ -262,7 +262,7 @@ def test_same_text_same_profile() -> None:
 #   unread {field: why} (phrasings left unread by design: the field must be listed as assumed).
 # Ids with "-h-" were written after the reader, as a held-out check (25 of 40 read right at first; the
 # general causes were then fixed); "neg-" rows are texts where a careless reader would invent a field.
-# A field a row does not name was not said, so it must be in `assumed` (gpu_name: must be None).
+# A field a row does not name was not said, so it must be in `assumed` (gpu_name, cpu_cores: must be None).
 PHRASINGS = [
     json.loads(line)
     for line in (Path(__file__).parent / "fixtures" / "task_phrasings.jsonl").read_text(encoding="utf-8").splitlines()
@@ -296,6 +296,8 @@ def check_row(row: dict[str, Any], p: Any) -> list[str]:
         problems.append(f"gpu_name: want {expect['gpu_name']!r}, got {p.gpu_name!r}")
     if "gpu_name" not in expect and p.gpu_name is not None:
         problems.append(f"gpu_name: none named, yet read {p.gpu_name!r}")
+    if p.cpu_cores != expect.get("cpu_cores"):
+        problems.append(f"cpu_cores: want {expect.get('cpu_cores')!r}, got {p.cpu_cores!r}")
     for field, words in (row.get("said") or {}).items():
         if p.said.get(TABLE_FIELDS.get(field, field)) != words:
             problems.append(f"said[{field}]: want {words!r}, got {p.said.get(TABLE_FIELDS.get(field, field))!r}")
@@ -390,7 +392,7 @@ def test_any_mix_of_phrasings_gives_a_consistent_profile(pieces: list[str], glue
         assert str(exc)
         return
     assert all(text[slice(*p.spans[f])] == w and w for f, w in p.said.items())
-    assert set(p.assumed).isdisjoint(p.said) and set(p.assumed) | (set(p.said) - {"gpu_name"}) == set(FIELDS)
+    assert set(p.assumed).isdisjoint(p.said) and set(p.assumed) | (set(p.said) - {"gpu_name", "cpu_cores"}) == set(FIELDS)
     assert set(p.approximate) <= set(p.said)
     meta = p.to_meta()
     assert 2 <= meta.n_classes <= meta.n_instances and p.imbalance_ratio >= 1

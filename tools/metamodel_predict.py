@@ -291,9 +291,9 @@ class _Predicting:
         in a sentence for the user (trees do not extrapolate: an unseen device kind or GPU
         model is predicted like the devices the runs came from)."""
         d = parse_device(device)
-        if self.device_support(d):
-            return None
         counts = self._info["devices"]
+        if self.device_support(d):
+            return self._cores_note(d, counts.get("cpu_cores") or {})
         if d.kind == "cuda" and d.gpu and counts["kinds"].get("cuda"):
             others = ", ".join(f"{g} ({n} runs)" for g, n in sorted(counts["gpus"].items(), key=lambda kv: -kv[1])[:3])
             return (f"no run in the knowledge base came from an {d.gpu}; its times are extrapolated from other GPUs' "
@@ -305,6 +305,22 @@ class _Predicting:
             return ("no run in the knowledge base came from a CPU; the times are extrapolated from GPU runs and are "
                     "likely underestimates.")
         return "no finished run in the knowledge base says which device it ran on; the times are rough."
+
+    @staticmethod
+    def _cores_note(d: Device, cores: dict[str, int]) -> str | None:
+        """For a CPU of a stated core count no run came from: what its times rest on. None otherwise (the
+        time model reads the count, but its trees do not extrapolate beyond the counts the runs had)."""
+        counted = {int(k): n for k, n in cores.items()}
+        if d.kind != "cpu" or not d.cores or not counted or d.cores in counted:
+            return None
+        seen = ", ".join(f"{k} cores ({n} runs)" for k, n in sorted(counted.items()))
+        if d.cores > max(counted):
+            return (f"no run in the knowledge base came from a {d.cores}-core CPU; the times are those of its CPU "
+                    f"runs ({seen}) and likely overestimates on {d.cores} cores.")
+        if d.cores < min(counted):
+            return (f"no run in the knowledge base came from a {d.cores}-core CPU; the times are those of its CPU "
+                    f"runs ({seen}) and likely underestimates on {d.cores} cores.")
+        return f"no run in the knowledge base came from a {d.cores}-core CPU; the times are read between its CPU runs ({seen})."
 
     def marginal(self, meta: MetaFeatures, configs: Sequence[TrainConfig], open_fields: Sequence[str] = ()) -> np.ndarray:
         """Each config's predicted accuracy averaged over the plausible values of the fields the user

@@ -59,6 +59,15 @@ _GPU_NEGATED = re.compile(
 _CPU_WORD = re.compile(r"\bcpu[- ]only\b|\bonly (?:a |the |my )?cpus?\b|\bcpus?\b")
 _CPU_WEAK = re.compile(r"\blaptop\b|\bnotebook\b|\bmac(?:book)?\b|\bimac\b|\bapple (?:silicon|m[1-4])\b|\braspberry\b")
 _GPU_WORD = re.compile(r"\bgpus?\b|\bcuda\b|\bgraphics card\b|\bnvidia\b|\bvram\b")
+# A CPU's core count: "8-core CPU", "16 cores", "4 vCPUs", "quad-core laptop". It names a CPU, and the time
+# model reads the count (records say "cpu:2 cores").
+_CORE_WORDS = {"dual": 2, "two": 2, "quad": 4, "four": 4, "hexa": 6, "six": 6, "octa": 8, "eight": 8, "twelve": 12,
+               "sixteen": 16}
+# "12 core biopsies" is tissue: a single "core" counts only before a machine word.
+_CORES = re.compile(rf"(?<![\w.])(?P<n>\d{{1,3}}|{'|'.join(_CORE_WORDS)})\s*-?\s*(?:(?:physical|cpu)\s+)?"
+                    r"(?:cores\b(?!\s+of\b)|v?cpus\b|core\s*(?=(?:intel\s+|amd\s+|arm\s+)?(?:cpus?|processors?|machines?|"
+                    r"laptops?|box|servers?|workstations?|desktops?|computers?|pcs?|vms?|nodes?|macs?|macbooks?|xeons?|"
+                    r"ryzens?|i[3579]s?)\b))")
 
 _TIME_UNITS: dict[str, float] = {
     "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
@@ -146,6 +155,13 @@ def _read_sizes(r: Reading, p: TaskProfile) -> None:
 
 
 def _read_device(r: Reading, p: TaskProfile) -> None:
+    cores = _CORES.search(r.low)
+    if cores:
+        n = _CORE_WORDS.get(cores.group("n")) or int(cores.group("n"))
+        if 1 <= n <= 512:
+            p.cpu_cores = n
+            r.take("cpu_cores", cores.start(), cores.end(), blank=False)
+        cores = cores if p.cpu_cores else None
     name = _GPU_NAME.search(r.low)
     if name:
         start, end = r.words(name.start("name"), name.end("name"))
@@ -161,13 +177,15 @@ def _read_device(r: Reading, p: TaskProfile) -> None:
     elif "gpu_memory_bytes" in r.said:
         return  # "a 6 GB card": the memory said it
     else:
-        m = _CPU_WEAK.search(r.low)
+        m = _CPU_WEAK.search(r.low) or cores
         if m is None:
             return
         p.device = "cpu"
     r.take("device", m.start(), m.end(), blank=False)
     if name:
         r.blank(name.start(), name.end())  # "RTX 3060" is no count of anything
+    if cores:
+        r.blank(cores.start(), cores.end())  # "8 cores" is no count of images or classes
 
 
 def _seconds(m: re.Match[str]) -> float:

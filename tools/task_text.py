@@ -142,6 +142,7 @@ class TaskProfile:
         gpu_memory_bytes: the GPU's memory, in bytes ("8 GB GPU", "12GB VRAM"), or None.
         ram_bytes: the machine's memory, in bytes ("4 GB RAM"), or None.
         gpu_name: the GPU the text names, as written ("RTX 3060", "A100"), or None.
+        cpu_cores: the CPU's core count the text names ("8-core CPU", "4 vCPUs"), or None.
         assumed: every field of `FIELDS` the text did not say (a default or no limit stands for it).
         said: for each field the text did say, the words it was read from, exactly as written.
         spans: for each field in `said`, its (start, end) in `text`: text[start:end] == said[field].
@@ -164,6 +165,7 @@ class TaskProfile:
     gpu_memory_bytes: int | None = None
     ram_bytes: int | None = None
     gpu_name: str | None = None
+    cpu_cores: int | None = None
     assumed: list[str] = field(default_factory=list)
     said: dict[str, str] = field(default_factory=dict)
     spans: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -214,11 +216,17 @@ class TaskProfile:
     def sources(self) -> list[str]:
         """One line per field the text said, with its words: "n_classes=8 <- 'eight tumour types'"."""
         lines = []
-        for name in (*FIELDS, "gpu_name"):
+        for name in (*FIELDS, "gpu_name", "cpu_cores"):
             if name in self.said:
                 approx = " (approximate)" if name in self.approximate else ""
                 lines.append(f"{name}={self.value(name)!r}{approx} <- {self.said[name]!r}")
         return lines
+
+    @property
+    def device_label(self) -> str:
+        """The device as the meta-model and the records write it: "cpu:8 cores" when the text names the
+        CPU's cores, else "cpu" or "cuda"."""
+        return f"cpu:{self.cpu_cores} cores" if self.device == "cpu" and self.cpu_cores else self.device
 
     def limits(self) -> dict[str, Any]:
         """The limits the text stated, by field name: what a recommendation must keep to (hard filters)."""
