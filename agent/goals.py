@@ -51,16 +51,19 @@ class Goals:
         words: for each goal read ("objective", "overfitting", "compare"), the words it came from.
         worries: the worries stated ("overfitting"), with their words.
         compare: backbones (or modes) the user asked to compare, in the order named.
+        compare_mode: the one mode a comparison of backbones names ("fine-tune resnet18 or lite2?"):
+            each side is compared in it where it can run so; None when no mode or several are named.
     """
 
     objective: str | None = None
     words: dict[str, str] = field(default_factory=dict)
     worries: dict[str, str] = field(default_factory=dict)
     compare: list[str] = field(default_factory=list)
+    compare_mode: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"objective": self.objective, "words": dict(self.words), "worries": dict(self.worries),
-                "compare": list(self.compare)}
+                "compare": list(self.compare), "compare_mode": self.compare_mode}
 
 
 def read_goals(text: str) -> Goals:
@@ -81,7 +84,41 @@ def read_goals(text: str) -> Goals:
         if len(named) >= 2 or len(modes) >= 2:
             goals.compare = named if len(named) >= 2 else modes
             goals.words["compare"] = _sentence_around(text, m)
+        if len(named) >= 2:
+            clause = norm(_clause(text, m))
+            said = [mode for mode in _MODES if find_mode(_only(clause, mode))]
+            goals.compare_mode = said[0] if len(said) == 1 else None
     return goals
+
+
+_MODES = ("frozen", "finetune", "scratch")
+_MODE_WORDS = {"frozen": "as a frozen backbone", "finetune": "fine-tuned", "scratch": "from scratch"}
+
+
+def comparison_notes(goals: dict[str, Any], found: list[Any], allowed_modes: list[str] | None = None) -> list[str]:
+    """What the answer says of a compared backbone it could not show in the mode the comparison named
+    (`compare_mode`), and why: no pretrained weights for it at all, or none installed here. Empty when
+    every side is shown in that mode, or the user's own mode limit leaves the mode out (the limits say so)."""
+    from knowledge.space import BACKBONES
+    from tools.weights import weights_available
+
+    mode = goals.get("compare_mode")
+    if not mode or (allowed_modes and mode not in allowed_modes):
+        return []
+    notes = []
+    for name in goals.get("compare") or ():
+        if name not in BACKBONES or any(c.config.backbone == name and c.config.mode == mode for c in found):
+            continue
+        shown = next((c.config.mode for c in found if c.config.backbone == name), None)
+        if mode != "scratch" and BACKBONES[name]["pretrained_source"] is None:
+            why = f"{name} has no pretrained weights (it is built to train from scratch)"
+        elif mode != "scratch" and not weights_available(name):
+            why = f"{name}'s pretrained weights are not installed here"
+        else:
+            why = f"no configuration of {name} {_MODE_WORDS[mode]} fits the other limits"
+        notes.append(f"you asked about {name} {_MODE_WORDS[mode]} ({goals['words']['compare']!r}), but {why}; "
+                     + (f"it is compared {_MODE_WORDS[shown]} instead" if shown else "it is not compared"))
+    return notes
 
 
 def regularised(config: TrainConfig) -> TrainConfig:
@@ -116,13 +153,24 @@ def apply_goals(found: list[Any], goals: dict[str, Any], metamodel: Any, meta: A
     from dataclasses import replace
 
     out = list(found)
+    mode = goals.get("compare_mode")
+    if mode and constraints.modes and mode not in constraints.modes:
+        mode = None  # the user's own limits leave the mode out; the limits say so
     for name in goals.get("compare") or ():
-        if any(name in (c.config.backbone, c.config.mode) for c in out):
-            continue
-        side = {"modes": [name]} if name in ("frozen", "finetune", "scratch") else {"backbones": [name]}
+        side = {"modes": [name]} if name in _MODES else {"backbones": [name]}
         allowed = getattr(constraints, next(iter(side))) or []
         if allowed and name not in allowed:
             continue  # the user's own limits leave it out; the limits say so
+        if mode and name not in _MODES:  # "fine-tune A or B?": each side fine-tuned where it can be
+            if any(c.config.backbone == name and c.config.mode == mode for c in out):
+                continue
+            extra = metamodel.candidates(meta, replace(constraints, backbones=[name], modes=[mode]), n=1,
+                                         open_fields=open_fields)
+            if extra:
+                out += [replace(c, origin="requested") for c in extra]
+                continue
+        if any(name in (c.config.backbone, c.config.mode) for c in out):
+            continue
         extra = metamodel.candidates(meta, replace(constraints, **side), n=1, open_fields=open_fields)
         out += [replace(c, origin="requested") for c in extra]
     if "overfitting" in (goals.get("worries") or {}):
@@ -154,12 +202,16 @@ def _only(q: str, mode: str) -> str:
     return " ".join(re.findall(words, q))
 
 
-def _sentence_around(text: str, m: re.Match[str]) -> str:
-    """The words of the clause holding a match (at most ~60 characters around it)."""
+def _clause(text: str, m: re.Match[str]) -> str:
+    """The clause holding a match: between the punctuation marks around it."""
     start = max(text.rfind(sep, 0, m.start()) for sep in ".;,!?\n") + 1
     ends = [i for i in (text.find(sep, m.end()) for sep in ".;,!?\n") if i != -1]
-    end = min(ends) if ends else len(text)
-    clause = text[start:end].strip()
+    return text[start:min(ends) if ends else len(text)].strip()
+
+
+def _sentence_around(text: str, m: re.Match[str]) -> str:
+    """The words of the clause holding a match (at most ~60 characters around it)."""
+    clause = _clause(text, m)
     return clause if len(clause) <= 60 else m.group(0)
 
 

@@ -21,7 +21,7 @@ from langgraph.types import Overwrite
 from agent.context import Context
 from agent.errors import TaskError
 from agent.formatting import duration_text, prediction_values
-from agent.goals import apply_goals, read_goals, regularisation_note
+from agent.goals import apply_goals, comparison_notes, read_goals, regularisation_note
 from agent.limits import backbones_within, memory_limit, stated_limits
 from agent.nodes_base import NodeBase, jsonable
 from agent.profiling import allowed, open_fields, read_task
@@ -227,6 +227,10 @@ class EvidenceNodes(NodeBase):
             "contributions": [[str(n), jsonable(v), round(float(c), 4)] for n, v, c in ex.contributions[:12]],
         }
         out: dict[str, Any] = {"candidates": candidates, "explanation": explanation}
+        goals = profile.get("goals") or {}
+        asked = comparison_notes(goals, found, profile.get("modes"))
+        if asked != goals.get("notes", []):  # said on the card, beside the comparison it concerns
+            out["profile"] = profile = {**profile, "goals": {**goals, "notes": asked}}
         limits = list(profile.get("limits", []))
         if constraints.budget_seconds is not None and not found[0].over_budget:
             limits.append(self._budget_price(profile, meta, constraints, retrieved, found[0], ctx))

@@ -365,7 +365,7 @@ def render_text(rec: Recommendation) -> str:
         lines.append("Assumed (not stated): " + ", ".join(p.assumed))
     for limit in p.limits:
         lines.append(f"Limit: {limit}")
-    for note in p.notes:
+    for note in [*p.notes, *(p.goals.get("notes") or [])]:
         lines.append(f"Note: {note}")
     for w in rec.warnings:
         if not w.startswith("assumed"):

@@ -215,6 +215,40 @@ def test_a_requested_comparison_gets_both_sides_side_by_side(recommender: Recomm
     assert "Alternatives:" in render_text(rec)
 
 
+@pytest.mark.parametrize(("text", "compare", "mode"), [
+    ("should I fine-tune resnet18 or efficientnet lite2?", ["resnet18", "efficientnet_lite2"], "finetune"),
+    ("compare resnet18 with efficientnet lite0", ["resnet18", "efficientnet_lite0"], None),
+    ("small_cnn from scratch vs densenet121?", ["small_cnn", "densenet121"], "scratch"),
+    ("frozen lite0 or fine-tuned lite1, which is better?", ["efficientnet_lite0", "efficientnet_lite1"], None),
+])
+def test_a_comparison_of_backbones_keeps_the_one_mode_it_names(text: str, compare: list[str], mode: str | None) -> None:
+    from agent.goals import read_goals
+
+    goals = read_goals(text)
+    assert goals.compare == compare and goals.compare_mode == mode
+
+
+def test_a_compared_backbone_that_cannot_run_in_the_asked_mode_is_said_so(recommender: Recommender) -> None:
+    """"Fine-tune small_cnn or lite0?": lite0 is compared fine-tuned; small_cnn has no pretrained weights, and the
+    answer says so and in which mode it is compared instead, rather than silently showing another mode."""
+    from agent.chat.cards import card_md
+    from agent.recommendation import render_text
+
+    rec = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images: should I fine-tune small_cnn or "
+                                "efficientnet lite0?")
+    assert rec.profile.goals["compare_mode"] == "finetune"
+    shown = {(c.config.backbone, c.config.mode) for c in rec.candidates}
+    assert ("efficientnet_lite0", "finetune") in shown and ("small_cnn", "scratch") in shown
+    (note,) = rec.profile.goals["notes"]
+    assert note.startswith("you asked about small_cnn fine-tuned")
+    assert "small_cnn has no pretrained weights" in note and note.endswith("it is compared from scratch instead")
+    assert f"Note: {note}" in render_text(rec)
+    assert f"**Note:** {note}" in card_md(rec.model_dump(mode="json"), None)
+    limited = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images: should I fine-tune small_cnn "
+                                    "or efficientnet lite0?", modes=["frozen", "scratch"])
+    assert not limited.profile.goals.get("notes")  # the mode limit says it
+
+
 def test_alternatives_say_what_they_trade(recommender: Recommender) -> None:
     rec = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images, GPU available")
     assert rec.alternatives and len({a.role for a in rec.alternatives}) == len(rec.alternatives)

@@ -137,6 +137,8 @@ def card_md(rec: dict[str, Any], offer: dict[str, Any] | None) -> str:
             + (f"test {e['test_accuracy']:.2f}" if e.get("test_accuracy") is not None else e["status"]) for e in cited))
     for limit in (rec.get("profile") or {}).get("limits") or []:
         lines.append(f"**Limit:** {limit}")
+    for note in ((rec.get("profile") or {}).get("goals") or {}).get("notes") or []:  # e.g. a comparison not shown as asked
+        lines.append(f"**Note:** {note}")
     for w in rec.get("warnings") or []:
         lines.append(f"⚠ {w}")
     v = rec.get("verdict") or {}
