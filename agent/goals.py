@@ -114,6 +114,11 @@ def comparison_notes(goals: dict[str, Any], found: list[Any], allowed_modes: lis
             why = f"{name} has no pretrained weights (it is built to train from scratch)"
         elif mode != "scratch" and not weights_available(name):
             why = f"{name}'s pretrained weights are not installed here"
+            if BACKBONES[name]["pretrained_source"] == "torchvision-cache":  # how to opt in
+                from tools.weights import torchvision_weights_path
+
+                why += (f" (torchvision's ImageNet file, read from {torchvision_weights_path(name)}: copy it there "
+                        "from a machine with internet)")
         else:
             why = f"no configuration of {name} {_MODE_WORDS[mode]} fits the other limits"
         notes.append(f"you asked about {name} {_MODE_WORDS[mode]} ({goals['words']['compare']!r}), but {why}; "

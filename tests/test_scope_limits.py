@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -247,6 +248,23 @@ def test_a_compared_backbone_that_cannot_run_in_the_asked_mode_is_said_so(recomm
     limited = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images: should I fine-tune small_cnn "
                                     "or efficientnet lite0?", modes=["frozen", "scratch"])
     assert not limited.profile.goals.get("notes")  # the mode limit says it
+
+
+def test_a_compared_backbone_without_its_weights_here_says_where_they_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tools.weights
+    from agent.goals import comparison_notes
+
+    monkeypatch.setattr(tools.weights, "weights_available", lambda name: name.startswith("efficientnet_lite"))
+    goals = {"compare": ["resnet18", "efficientnet_lite2"], "compare_mode": "finetune",
+             "words": {"compare": "fine-tune resnet18 or lite2?"}}
+    lite = SimpleNamespace(config=TrainConfig(backbone="efficientnet_lite2", mode="finetune", freeze=0.5))
+    scratch = SimpleNamespace(config=TrainConfig(backbone="resnet18", mode="scratch"))
+    (note,) = comparison_notes(goals, [lite, scratch])
+    assert "resnet18's pretrained weights are not installed here" in note
+    assert str(tools.weights.torchvision_weights_path("resnet18")) in note and note.endswith("compared from scratch instead")
+    assert comparison_notes(goals, [lite]) == [note.replace("it is compared from scratch instead", "it is not compared")]
+    assert comparison_notes({**goals, "compare_mode": None}, [lite]) == []
+    assert comparison_notes(goals, [lite], allowed_modes=["frozen", "scratch"]) == []
 
 
 def test_alternatives_say_what_they_trade(recommender: Recommender) -> None:

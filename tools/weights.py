@@ -21,8 +21,8 @@ _TV_WEIGHTS = {  # torchvision enum name, used to find the file name in the hub 
 }
 
 
-def torchvision_weights_file(name: str) -> Path | None:
-    """The cached ImageNet weights file of a torchvision backbone, if the user has it."""
+def torchvision_weights_path(name: str) -> Path:
+    """Where torch's hub cache keeps a torchvision backbone's ImageNet weights file (there or not)."""
     import torch
 
     from knowledge import torchvision_compat  # noqa: F401  (must precede torchvision)
@@ -30,7 +30,12 @@ def torchvision_weights_file(name: str) -> Path | None:
     models = importlib.import_module("torchvision.models")  # after the compat shim, whatever the import sorter says
 
     enum = getattr(models, _TV_WEIGHTS[name]).IMAGENET1K_V1
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+
+
+def torchvision_weights_file(name: str) -> Path | None:
+    """The cached ImageNet weights file of a torchvision backbone, if the user has it."""
+    cached = torchvision_weights_path(name)
     return cached if cached.is_file() else None
 
 
@@ -45,4 +50,4 @@ def weights_available(name: str) -> bool:
     return False
 
 
-__all__ = ["torchvision_weights_file", "weights_available"]
+__all__ = ["torchvision_weights_file", "torchvision_weights_path", "weights_available"]
