@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from agent.nodes_base import NodeBase, jsonable
 from agent.profiling import allowed, open_fields, read_task
 from agent.prompting import stored_records, task_query
 from agent.state import State
-from knowledge.schema import MetaFeatures
+from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import BACKBONES, MODES
 
 
@@ -204,7 +205,7 @@ class EvidenceNodes(NodeBase):
                                    else [e["id"] for e in state.get("evidence", [])])
         mm = self.metamodel
         try:
-            found = self._ranked(profile, meta, constraints, retrieved, ctx)
+            found = self._ranked(profile, meta, constraints, retrieved, ctx, state.get("evidence", []))
         except NoMemoryFit as exc:
             raise TaskError(str(exc)) from None
         if not found:
@@ -244,13 +245,49 @@ class EvidenceNodes(NodeBase):
         return out
 
     def _ranked(self, profile: dict[str, Any], meta: MetaFeatures, constraints: Any, retrieved: list[Any],
-                ctx: Context) -> list[Any]:
-        """The meta-model's candidates under `constraints`, shaped by the profile's goals."""
+                ctx: Context, evidence: Sequence[dict[str, Any]] = ()) -> list[Any]:
+        """The meta-model's candidates under `constraints`, shaped by the profile's goals, and a past run's
+        config beside them when that run reached more than the pick is predicted to (`_past_run`)."""
         found = self.metamodel.candidates(meta, constraints, retrieved=retrieved, n=ctx.n_candidates,
                                           open_fields=open_fields(profile))
         if found and profile.get("goals"):
             found = apply_goals(found, profile["goals"], self.metamodel, meta, constraints, open_fields(profile))
-        return found
+        return found + self._past_run(found, profile, meta, constraints, evidence) if found else found
+
+    def _past_run(self, found: list[Any], profile: dict[str, Any], meta: MetaFeatures, constraints: Any,
+                  evidence: Sequence[dict[str, Any]]) -> list[Any]:
+        """The config of the near past run that reached the most, as one candidate more (never the pick), when
+        it reached PAST_RUN_MARGIN above the pick's prediction and is not a candidate already: predicted for
+        this task, so what the meta-model expects of it here stands beside what it reached there. None when
+        the config breaks a limit (backbones, modes, weights, budget, memory)."""
+        from dataclasses import replace
+
+        from agent.goals import PAST_RUN_MARGIN
+        from tools.weights import weights_available
+
+        ran = [e for e in evidence if e.get("test_accuracy") is not None and e.get("near", True)]
+        best = max(ran, key=lambda e: e["test_accuracy"], default=None)
+        if best is None or best["test_accuracy"] < found[0].prediction.accuracy + PAST_RUN_MARGIN:
+            return []
+        config = TrainConfig.model_validate(best["config"])
+        if (any(c.config.key() == config.key() for c in found)
+                or (constraints.backbones and config.backbone not in constraints.backbones)
+                or (constraints.modes and config.mode not in constraints.modes)
+                or (config.mode != "scratch" and not weights_available(config.backbone))):
+            return []
+        prediction = self.metamodel.stated(meta, [config], device=constraints.device, open_fields=open_fields(profile))[0]
+        if constraints.budget_seconds is not None and prediction.seconds > constraints.budget_seconds:
+            return []
+        if constraints.max_memory_bytes is not None:
+            from tools.memory import training_memory
+
+            need = training_memory(config, meta.n_instances, constraints.device, meta.n_classes).total
+            if need > constraints.max_memory_bytes:
+                return []
+        spread = getattr(self.metamodel, "spread", None)
+        return [replace(found[0], id=f"c{len(found) + 1}", config=config, prediction=prediction,
+                        origin=f"retrieved:{best['id']}", support=self.metamodel.support(config.backbone, config.mode),
+                        over_budget=False, spread=float(spread(meta, [config])[0]) if callable(spread) else 0.0)]
 
     def _budget_price(self, profile: dict[str, Any], meta: MetaFeatures, constraints: Any, retrieved: list[Any],
                       best: Any, ctx: Context) -> str:

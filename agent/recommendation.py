@@ -8,6 +8,7 @@ without importing the graph.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,8 +62,9 @@ class Alternative(_Model):
 
     id: str
     role: str = Field(description="Why it is shown: 'more accurate', 'faster', 'another mode', 'another backbone', "
-                                  "'asked to compare'.")
-    trade: str = Field(description="What it trades against the pick: accuracy points and time.")
+                                  "'asked to compare', \"a past run's config\".")
+    trade: str = Field(description="What it trades against the pick: accuracy points and time (and, for a past "
+                                   "run's config, what that run reached on its dataset).")
 
 
 class CheckItem(_Model):
@@ -234,7 +236,7 @@ def build_recommendation(
             for e in evidence
         ],
         candidates=[CandidateItem.model_validate(c) for c in candidates],
-        alternatives=alternatives(config, prediction, candidates),
+        alternatives=alternatives(config, prediction, candidates, evidence),
         shap_summary=shap_summary,
         shap_contributions=[tuple(c) for c in contributions],
         shap_plot=shap_plot,
@@ -254,11 +256,16 @@ def build_recommendation(
     )
 
 
-def alternatives(config: TrainConfig, prediction: dict[str, Any], candidates: list[dict[str, Any]]) -> list[Alternative]:
+def alternatives(config: TrainConfig, prediction: dict[str, Any], candidates: list[dict[str, Any]],
+                 evidence: Sequence[dict[str, Any]] = ()) -> list[Alternative]:
     """The candidates a user may choose instead of the pick, one per role: the most accurate (when
     it beats the pick), the fastest within GOOD_ENOUGH of the pick, the best of another mode and
-    of another backbone, and any the user asked to compare; each with what it trades."""
-    from agent.goals import GOOD_ENOUGH
+    of another backbone, any the user asked to compare, and the config of a similar past run
+    (`evidence`) that reached more than the pick is predicted to; each with what it trades, and a
+    past run's config with what that run reached."""
+    from agent.goals import GOOD_ENOUGH, PAST_RUN_MARGIN
+
+    runs = {e["id"]: e for e in evidence if e.get("test_accuracy") is not None}
 
     pick = config.key()
     others = [c for c in candidates if TrainConfig.model_validate(c["config"]).key() != pick]
@@ -280,9 +287,20 @@ def alternatives(config: TrainConfig, prediction: dict[str, Any], candidates: li
         "another mode")
     add(max((c for c in others if c["config"]["backbone"] != config.backbone), key=lambda c: c["accuracy"],
             default=None), "another backbone")
+
+    def run_of(c: dict[str, Any]) -> dict[str, Any] | None:
+        return runs.get(str(c.get("origin", "")).removeprefix("retrieved:"))
+
+    beat = [(r["test_accuracy"], c) for c in others if (r := run_of(c)) and r["test_accuracy"] >= acc + PAST_RUN_MARGIN]
+    add(max(beat, key=lambda rc: rc[0])[1] if beat else None, "a past run's config")
     spread = next((c.get("spread", 0.0) for c in candidates if TrainConfig.model_validate(c["config"]).key() == pick), 0.0)
-    return [Alternative(id=c["id"], role=role, trade=_trade(c, acc, secs, spread, why_not=role == "more accurate"))
-            for c, role in chosen]
+    out = []
+    for c, role in chosen:
+        trade = _trade(c, acc, secs, spread, why_not=role == "more accurate")
+        if r := run_of(c):  # what the run it comes from reached, beside what is predicted for it here
+            trade += f"; {r['alias']} reached {r['test_accuracy']:.2f} with it on {r['dataset']}"
+        out.append(Alternative(id=c["id"], role=role, trade=trade))
+    return out
 
 
 # An alternative is "more accurate" only by a gain the card can show (+0.01 at two decimals); a gain

@@ -332,6 +332,51 @@ def test_the_cpu_cores_the_text_names_reach_the_device_the_times_are_quoted_for(
     assert recommender.recommend("chest x-ray, 2 classes, 10k images, on a laptop").profile.device == "cpu"
 
 
+def test_a_near_run_that_beat_the_picks_prediction_has_its_config_shown_beside_it(tmp_path: Path) -> None:
+    """"r1 reached 0.98" next to a pick predicted 0.82: r1's config is one candidate more, predicted for this task
+    (the fake model's 0.62 for small_cnn), never the pick, and left out where a limit forbids it."""
+    from tests.fakes import make_record
+
+    run = make_record("skin_lesion_isic", "small_cnn", "scratch", 0.98, 90.0)
+    run = run.model_copy(update={"config": run.config.model_copy(update={"epochs": 30})})
+    r = Recommender(llm=ScriptChat(), kb=FakeStore(tmp_path / "kb", [run]), metamodel=FakeMetaModel(png=False))
+    rec = r.recommend("skin lesion dermoscopy, 8 classes, 2,000 images")
+    (shown,) = [c for c in rec.candidates if c.origin == f"retrieved:{run.id}"]
+    assert shown.config == run.config and shown.accuracy == pytest.approx(0.62) and rec.config != run.config
+    assert shown.id == f"c{len(rec.candidates)}"
+    (alt,) = [a for a in rec.alternatives if a.id == shown.id]
+    assert alt.trade.endswith("r1 reached 0.98 with it on skin_lesion_isic")
+    limited = r.recommend("skin lesion dermoscopy, 8 classes, 2,000 images", modes=["frozen", "finetune"])
+    assert not any(c.origin.startswith("retrieved:") for c in limited.candidates)
+    modest = run.model_copy(update={"outcome": run.outcome.model_copy(update={"test_accuracy": 0.85})})
+    r2 = Recommender(llm=ScriptChat(), kb=FakeStore(tmp_path / "kb2", [modest]), metamodel=FakeMetaModel(png=False))
+    assert not any(c.origin.startswith("retrieved:") for c in r2.recommend("skin lesion dermoscopy, 8 classes, "
+                                                                           "2,000 images").candidates)
+
+
+def test_a_past_runs_config_says_what_the_run_reached_beside_its_prediction_here() -> None:
+    from agent.recommendation import alternatives
+
+    pick = TrainConfig(backbone="efficientnet_lite0", mode="frozen", input_size=128)
+    past = TrainConfig(backbone="small_cnn", mode="scratch", epochs=30)
+
+    def cand(i: str, c: TrainConfig, acc: float, origin: str) -> dict[str, Any]:
+        return {"id": i, "config": c.model_dump(mode="json"), "accuracy": acc, "low": acc - 0.1, "high": acc + 0.1,
+                "seconds": 90.0, "origin": origin, "support": 5, "over_budget": False, "spread": 0.03}
+
+    cands = [cand("c1", pick, 0.83, "generated"), cand("c2", past, 0.74, "retrieved:abc")]
+    evidence = [{"alias": "r1", "id": "abc", "dataset": "blood_cells_pbc", "test_accuracy": 0.98}]
+    by_role = {a.role: a for a in alternatives(pick, {"accuracy": 0.83, "seconds": 700.0}, cands, evidence)}
+    assert by_role["another mode"].id == "c2"  # the first role it fills; what the run reached rides along
+    assert by_role["another mode"].trade == "-0.09 predicted accuracy, 7.8x faster; r1 reached 0.98 with it on blood_cells_pbc"
+    three = [*cands, cand("c3", past.model_copy(update={"epochs": 40}), 0.75, "generated")]
+    roles = {a.id: a.role for a in alternatives(pick, {"accuracy": 0.83, "seconds": 700.0}, three, evidence)}
+    assert roles == {"c3": "another mode", "c2": "a past run's config"}
+    modest = [{**evidence[0], "test_accuracy": 0.85}]
+    roles = {a.id: a.role for a in alternatives(pick, {"accuracy": 0.83, "seconds": 700.0}, three, modest)}
+    assert roles == {"c3": "another mode"}  # 0.85 is not PAST_RUN_MARGIN above the pick's 0.83
+
+
 def test_the_card_shows_the_goals_read_from_the_text_with_their_words(recommender: Recommender) -> None:
     from agent.recommendation import render_text
 
