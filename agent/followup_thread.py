@@ -179,7 +179,9 @@ def recheck(
         prediction=prediction, profile=profile, weights_available=weights_available,
         accuracy_tolerance=accuracy_tolerance, max_accuracy_gap=max_accuracy_gap,
     )
-    return [c for c in J.checks_as_json(checks) if c["name"] not in ("schema", "citations", "grounded", "specific", "metric")]
+    # Not `objective`: a what-if is the user's own question past the objective they first stated.
+    return [c for c in J.checks_as_json(checks)
+            if c["name"] not in ("schema", "citations", "grounded", "specific", "metric", "objective")]
 
 
 def checks_text(checks: list[dict[str, Any]]) -> str:

@@ -71,8 +71,9 @@ from bench.latency import TASKS  # noqa: E402
 KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "wrong_claim_no_id", "vague", "wrong_sign",
          "wrong_value", "wrong_setting", "good_compared", "wrong_compared", "good_uncertain", "wrong_uncertain",
          "good_unbudgeted", "invented_budget", "invented_limit", "good_tuning", "wrong_best_trial", "wrong_epoch",
-         "wrong_gain", "garbled", "measured")
-GOOD = ("good", "good_compared", "good_uncertain", "good_unbudgeted", "good_tuning")
+         "wrong_gain", "garbled", "measured", "good_quick", "off_objective")
+GOOD = ("good", "good_compared", "good_uncertain", "good_unbudgeted", "good_tuning", "good_quick")
+QUICK = {"objective": "speed", "words": {"objective": "quick"}}  # the goals of "... something quick"
 UNBUDGETED = ("good_unbudgeted", "invented_budget")  # judged against the task with its budget taken out
 TUNING = ("good_tuning", "wrong_best_trial", "wrong_epoch", "wrong_gain")
 
@@ -162,6 +163,25 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
         draft["cite"] = sorted({i for i in (draft["candidate"], worst["id"]) if i in draft["rationale"]}
                                or {draft["candidate"]})
     return drafts
+
+
+def objective_drafts(candidates: list[dict[str, Any]], budget_text: str) -> dict[str, dict[str, Any]]:
+    """Drafts for the task with "quick" as its objective (QUICK): `good_quick` picks the fastest candidate within
+    GOOD_ENOUGH of the most accurate, `off_objective` one more than OBJECTIVE_SLACK slower (when there is one)."""
+    from agent.goals import GOOD_ENOUGH
+    from agent.judge._checks import OBJECTIVE_SLACK
+
+    best = max(c["accuracy"] for c in candidates)
+    fast = min((c for c in candidates if c["accuracy"] >= best - GOOD_ENOUGH), key=lambda c: c["seconds"])
+    slow = max((c for c in candidates if c["seconds"] > fast["seconds"] * OBJECTIVE_SLACK + 1),
+               key=lambda c: c["seconds"], default=None)
+
+    def draft(c: dict[str, Any]) -> dict[str, Any]:
+        return {"candidate": c["id"], "cite": [c["id"]],
+                "rationale": f"{c['id']} is predicted {c['accuracy']:.2f} and trains in about {c['seconds']:.0f} s, "
+                             f"{budget_text}."}
+
+    return {"good_quick": draft(fast), **({"off_objective": draft(slow)} if slow else {})}
 
 
 def _misstated(config: dict[str, Any], index: int) -> str:
@@ -338,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
             if kind == "invented_limit" and {"max_params", "max_model_bytes"} & set(profile.get("read") or {}):
                 continue  # the task did set a size limit
             judged.append((kind, raw["rationale"], bench.recommendation(bare if kind in UNBUDGETED else state, raw)))
+        if not (profile.get("goals") or {}).get("objective"):  # the same task, asked for "quick"
+            quick = {**state, "profile": {**profile, "goals": {**(profile.get("goals") or {}), **QUICK}}}
+            for kind, raw in objective_drafts(candidates, budget_text).items():
+                judged.append((kind, raw["rationale"], bench.recommendation(quick, raw)))
         trials, options = tuning_case(candidates, profile, nodes._predict)
         if len(trials) >= 2 and options:
             for kind, raw in tuning_drafts(trials, options).items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -586,3 +587,30 @@ def test_own_runs_curve_scores_the_same_runs_for_every_k(seed: list[ExperimentRe
     assert by["5 held-out offset"]["rho"] == pytest.approx(by["0 plain"]["rho"])  # a shift keeps the order
     assert by["5 offset"]["rho"] == pytest.approx(by["5 plain"]["rho"])
     assert by["oracle offset"]["mae_datasets"] <= min(by[k]["mae_datasets"] for k in ("0 plain", "5 held-out offset"))
+
+
+def test_judge_quality_objective_drafts_pick_the_quick_candidate_and_one_too_slow_for_quick() -> None:
+    from agent.judge import merge_config, parse_draft, run_checks
+    from bench.judge_quality import QUICK, objective_drafts
+
+    def cand(i: str, acc: float, seconds: float) -> dict[str, Any]:
+        return {"id": i, "accuracy": acc, "low": acc - 0.2, "high": min(acc + 0.2, 1.0), "seconds": seconds,
+                "config": {"backbone": "efficientnet_lite0", "mode": "frozen", "epochs": int(seconds)}}
+
+    candidates = [cand("c1", 0.90, 60), cand("c2", 0.88, 20), cand("c3", 0.80, 5), cand("c4", 0.89, 300)]
+    drafts = objective_drafts(candidates, "with no time budget to meet")
+    assert drafts["good_quick"]["candidate"] == "c2"  # c3 is faster but 10 points below the best
+    assert drafts["off_objective"]["candidate"] == "c4"
+    verdicts = {}
+    for kind, raw in drafts.items():
+        draft, error = parse_draft({**raw, "backbone": "efficientnet_lite0", "mode": "frozen", "learning_rate": 0.001,
+                                    "batch_size": 32, "epochs": next(c for c in candidates if c["id"] == raw["candidate"])
+                                    ["config"]["epochs"], "expected_accuracy": 0.9})
+        c = next(c for c in candidates if c["id"] == raw["candidate"])
+        checks = run_checks(draft=draft, draft_error=error, candidates=candidates, evidence_aliases=[],
+                            config=merge_config(draft, candidates), config_error=None, prediction=c,
+                            profile={"goals": QUICK}, weights_available=lambda b: True, accuracy_tolerance=0.05,
+                            max_accuracy_gap=0.05)
+        verdicts[kind] = next(x.ok for x in checks if x.name == "objective")
+    assert verdicts == {"good_quick": True, "off_objective": False}
+    assert objective_drafts(candidates[1:3], "").keys() == {"good_quick"}  # nothing slow enough: no bad draft

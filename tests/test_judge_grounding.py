@@ -279,6 +279,28 @@ def test_each_check_says_what_to_fix_in_one_message() -> None:
     assert not checks["budget"].ok and "(e.g. c2)" in checks["budget"].message
 
 
+@pytest.mark.parametrize(("goals", "prediction", "ok", "says"), [
+    # c1 (0.93, 25 s) and c2 (0.92, 13 s): "quick" wants c2, the fastest within 3 points of the best
+    ({"objective": "speed", "words": {"objective": "quick"}}, {"accuracy": 0.93, "seconds": 25}, False,
+     "the user asked for 'quick': c2 is predicted within 3 points of the most accurate in ~13 s, but this config "
+     "needs ~25 s; start from c2."),
+    ({"objective": "speed", "words": {"objective": "quick"}}, {"accuracy": 0.92, "seconds": 13}, True, ""),
+    ({"objective": "speed", "words": {"objective": "quick"}}, {"accuracy": 0.92, "seconds": 14}, True, ""),  # noise
+    # "maximise accuracy" wants nothing more than a point below c1 (the candidate it ranks first)
+    ({"objective": "accuracy", "words": {"objective": "maximise accuracy"}}, {"accuracy": 0.92, "seconds": 13}, True, ""),
+    ({"objective": "accuracy", "words": {"objective": "maximise accuracy"}}, {"accuracy": 0.90, "seconds": 13}, False,
+     "the user asked for 'maximise accuracy': c1 is predicted 0.93, but this config 0.90; start from c1."),
+    ({}, {"accuracy": 0.92, "seconds": 13}, True, ""),
+])
+def test_the_pick_keeps_to_the_objective_the_user_stated(goals: dict[str, Any], prediction: dict[str, float], ok: bool,
+                                                        says: str) -> None:
+    pred = {"low": 0.6, "high": 1.0, **prediction}
+    draft = Draft(candidate="c1", backbone="efficientnet_lite0", mode="frozen", learning_rate=0.001, batch_size=16,
+                  epochs=40, expected_accuracy=prediction["accuracy"], rationale="c1 is predicted 0.93.", cite=["c1"])
+    checks = {c.name: c for c in _checks(draft=draft, prediction=pred, profile={"goals": goals})}
+    assert (checks["objective"].ok, checks["objective"].message) == (ok, says)
+
+
 # ------------------------------------------------- every statement held to its source (issue 16)
 def _trial(number: int, val: float, best_epoch: int, epochs: int = 10, lr: float = 1e-3) -> Any:
     """A finished trial whose log peaks at `best_epoch`, read by the tuner's own analysis."""

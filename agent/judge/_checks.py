@@ -176,6 +176,36 @@ def _competitive(case: DraftCase) -> list[str]:
     return []
 
 
+OBJECTIVE_SLACK = 1.1  # "quick": up to 10 % slower than the fastest good-enough candidate (the estimates' noise)
+OBJECTIVE_POINTS = 0.01  # "maximise accuracy": at most a point below the candidate the objective ranks first
+
+
+def _objective(case: DraftCase) -> list[str]:
+    """The pick keeps to the objective the text states (agent.goals): "quick, good enough" takes nothing slower
+    than the fastest candidate within GOOD_ENOUGH of the most accurate; "maximise accuracy" nothing predicted
+    more than OBJECTIVE_POINTS below the candidate that objective ranks first (c1). A draft that trades the
+    user's own objective away (a slower config for "quick") passed every other check before."""
+    from agent.goals import GOOD_ENOUGH
+
+    goals = case.profile.get("goals") or {}
+    objective, words = goals.get("objective"), (goals.get("words") or {}).get("objective")
+    prediction = case.prediction
+    assert prediction is not None
+    if objective == "speed":
+        best = max(c["accuracy"] for c in case.candidates)
+        fastest = min((c for c in case.candidates if c["accuracy"] >= best - GOOD_ENOUGH), key=lambda c: c["seconds"])
+        if prediction["seconds"] > fastest["seconds"] * OBJECTIVE_SLACK + 1:
+            return [f"the user asked for {words!r}: {fastest['id']} is predicted within {GOOD_ENOUGH * 100:.0f} points of "
+                    f"the most accurate in ~{fastest['seconds']:.0f} s, but this config needs ~{prediction['seconds']:.0f} "
+                    f"s; start from {fastest['id']}."]
+    elif objective == "accuracy" and case.candidates:
+        first = case.candidates[0]
+        if prediction["accuracy"] < first["accuracy"] - OBJECTIVE_POINTS:
+            return [f"the user asked for {words!r}: {first['id']} is predicted {first['accuracy']:.2f}, but this config "
+                    f"{prediction['accuracy']:.2f}; start from {first['id']}."]
+    return []
+
+
 def _budget(case: DraftCase) -> list[str]:
     """The predicted training time fits the budget (when some candidate fits it)."""
     prediction = case.prediction
@@ -209,6 +239,7 @@ CHECKS: tuple[Rule, ...] = (
     Rule("specific", _specific, "config"),
     Rule("metric", _metric, "config"),
     Rule("competitive", _competitive, "prediction"),
+    Rule("objective", _objective, "prediction"),
     Rule("budget", _budget, "prediction"),
 )
 
