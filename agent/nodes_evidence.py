@@ -22,7 +22,7 @@ from langgraph.types import Overwrite
 from agent.context import Context
 from agent.errors import TaskError
 from agent.formatting import duration_text, prediction_values
-from agent.goals import apply_goals, comparison_notes, read_goals, regularisation_note
+from agent.goals import apply_goals, comparison_notes, read_goals, regularisation_note, regularised
 from agent.limits import backbones_within, memory_limit, stated_limits
 from agent.nodes_base import NodeBase, jsonable
 from agent.profiling import allowed, open_fields, read_task
@@ -270,6 +270,8 @@ class EvidenceNodes(NodeBase):
         if best is None or best["test_accuracy"] < found[0].prediction.accuracy + PAST_RUN_MARGIN:
             return []
         config = TrainConfig.model_validate(best["config"])
+        if "overfitting" in ((profile.get("goals") or {}).get("worries") or {}):
+            config = regularised(config)  # every candidate keeps to the stated worry, this one too
         if (any(c.config.key() == config.key() for c in found)
                 or (constraints.backbones and config.backbone not in constraints.backbones)
                 or (constraints.modes and config.mode not in constraints.modes)

@@ -298,7 +298,10 @@ def alternatives(config: TrainConfig, prediction: dict[str, Any], candidates: li
     for c, role in chosen:
         trade = _trade(c, acc, secs, spread, why_not=role == "more accurate")
         if r := run_of(c):  # what the run it comes from reached, beside what is predicted for it here
-            trade += f"; {r['alias']} reached {r['test_accuracy']:.2f} with it on {r['dataset']}"
+            same = TrainConfig.model_validate(r["config"]).key() == TrainConfig.model_validate(c["config"]).key()
+            trade += (f"; {r['alias']} reached {r['test_accuracy']:.2f} with it on {r['dataset']}" if same else
+                      f"; {r['alias']} reached {r['test_accuracy']:.2f} on {r['dataset']} with it as it ran there, "
+                      "before the changes asked for")
         out.append(Alternative(id=c["id"], role=role, trade=trade))
     return out
 

@@ -346,6 +346,9 @@ def test_a_near_run_that_beat_the_picks_prediction_has_its_config_shown_beside_i
     assert shown.id == f"c{len(rec.candidates)}"
     (alt,) = [a for a in rec.alternatives if a.id == shown.id]
     assert alt.trade.endswith("r1 reached 0.98 with it on skin_lesion_isic")
+    worried = r.recommend("skin lesion dermoscopy, 8 classes, 2,000 images; worried about overfitting")
+    (kept,) = [c for c in worried.candidates if c.origin == f"retrieved:{run.id}"]
+    assert kept.config.dropout >= 0.3 and kept.config.label_smoothing >= 0.1  # the worry holds for it too
     limited = r.recommend("skin lesion dermoscopy, 8 classes, 2,000 images", modes=["frozen", "finetune"])
     assert not any(c.origin.startswith("retrieved:") for c in limited.candidates)
     modest = run.model_copy(update={"outcome": run.outcome.model_copy(update={"test_accuracy": 0.85})})
@@ -365,7 +368,8 @@ def test_a_past_runs_config_says_what_the_run_reached_beside_its_prediction_here
                 "seconds": 90.0, "origin": origin, "support": 5, "over_budget": False, "spread": 0.03}
 
     cands = [cand("c1", pick, 0.83, "generated"), cand("c2", past, 0.74, "retrieved:abc")]
-    evidence = [{"alias": "r1", "id": "abc", "dataset": "blood_cells_pbc", "test_accuracy": 0.98}]
+    evidence = [{"alias": "r1", "id": "abc", "dataset": "blood_cells_pbc", "test_accuracy": 0.98,
+                 "config": past.model_dump(mode="json")}]
     by_role = {a.role: a for a in alternatives(pick, {"accuracy": 0.83, "seconds": 700.0}, cands, evidence)}
     assert by_role["another mode"].id == "c2"  # the first role it fills; what the run reached rides along
     assert by_role["another mode"].trade == "-0.09 predicted accuracy, 7.8x faster; r1 reached 0.98 with it on blood_cells_pbc"
@@ -375,6 +379,9 @@ def test_a_past_runs_config_says_what_the_run_reached_beside_its_prediction_here
     modest = [{**evidence[0], "test_accuracy": 0.85}]
     roles = {a.id: a.role for a in alternatives(pick, {"accuracy": 0.83, "seconds": 700.0}, three, modest)}
     assert roles == {"c3": "another mode"}  # 0.85 is not PAST_RUN_MARGIN above the pick's 0.83
+    changed = [cands[0], cand("c2", past.model_copy(update={"dropout": 0.3}), 0.74, "retrieved:abc")]
+    (alt,) = alternatives(pick, {"accuracy": 0.83, "seconds": 700.0}, changed, evidence)
+    assert alt.trade.endswith("r1 reached 0.98 on blood_cells_pbc with it as it ran there, before the changes asked for")
 
 
 def test_the_card_shows_the_goals_read_from_the_text_with_their_words(recommender: Recommender) -> None:
