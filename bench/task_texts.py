@@ -9,8 +9,10 @@ with the behaviour expected, as checks on what `Recommender().recommend(text)` r
     other-task        segmentation, detection, regression, tabular or audio data: refused
     non-medical       everyday image classification: recommended, with the note that the evidence is medical
     unseen-modality   modalities no dataset of the knowledge base has: recommended, with the evidence note
-    limits            parameters, model size, memory, device, time: the pick keeps to each and the
-                      recommendation records it; a limit nothing keeps to is refused naming the closest
+    limits            parameters, model size, memory, device (with its cores), time: the pick keeps to each
+                      and the recommendation records it; a limit nothing keeps to is refused naming the closest
+    goals             "quick" or "maximise accuracy" (the pick keeps to it), a worry about overfitting (every
+                      candidate regularised, answered), a comparison in a mode (each side in it, or why not)
     vague             one word, a greeting, generic words: refused with what the tool does
     injection         instructions to the assistant, alone (refused) and inside real tasks (cut out,
                       noted, none of their values in the config, the profile or the rationale)
@@ -47,8 +49,9 @@ from bench.common import commit, header, percentile, table, write_section  # noq
 # ----------------------------------------------------------------------------- outcomes
 Kind = Literal["recommended", "refused", "rejected", "crashed"]
 SCOPE_MESSAGE = "This tool recommends a backbone and training settings for classifying medical images"
-CATEGORIES = ("in-scope", "off-topic", "other-task", "non-medical", "unseen-modality", "limits", "vague", "injection")
-REQUIRED = frozenset({"in-scope", "off-topic", "non-medical", "unseen-modality", "limits", "vague", "injection"})
+CATEGORIES = ("in-scope", "off-topic", "other-task", "non-medical", "unseen-modality", "limits", "goals", "vague",
+              "injection")
+REQUIRED = frozenset({"in-scope", "off-topic", "non-medical", "unseen-modality", "limits", "goals", "vague", "injection"})
 
 
 @dataclass
@@ -268,6 +271,48 @@ def no_stated_limit_in_rationale() -> Check:
     return Check("rationale invents no budget or limit", test)
 
 
+def objective_kept(objective: str) -> Check:
+    """The pick keeps to the stated objective (agent.goals, the judge's `objective` check): "speed" takes the
+    fastest candidate within GOOD_ENOUGH of the most accurate (10 % slack), "accuracy" nothing a point below the
+    candidate that objective ranks first; and the objective was read."""
+    from agent.goals import GOOD_ENOUGH
+
+    def test(rec: Any) -> str | None:
+        if rec.profile.goals.get("objective") != objective:
+            return f"objective read as {rec.profile.goals.get('objective')!r}"
+        if objective == "speed":
+            best = max(c.accuracy for c in rec.candidates)
+            fast = min((c for c in rec.candidates if c.accuracy >= best - GOOD_ENOUGH), key=lambda c: c.seconds)
+            ok = rec.expected_seconds <= fast.seconds * 1.1 + 1
+            return None if ok else f"the pick needs {rec.expected_seconds:.0f} s, {fast.id} {fast.seconds:.0f} s"
+        first = rec.candidates[0]
+        ok = rec.expected_accuracy >= first.accuracy - 0.01
+        return None if ok else f"the pick is predicted {rec.expected_accuracy:.2f}, {first.id} {first.accuracy:.2f}"
+    return Check(f"objective {objective} kept", test)
+
+
+def regularised_all() -> Check:
+    """A worry about overfitting regularised every candidate (agent.goals.REGULARISATION) and was answered."""
+    from agent.goals import REGULARISATION
+
+    def test(rec: Any) -> str | None:
+        loose = [c.id for c in rec.candidates if any(getattr(c.config, k) < v for k, v in REGULARISATION.items())]
+        if loose:
+            return f"not regularised: {', '.join(loose)}"
+        return None if any("overfitting" in n for n in rec.profile.notes) else "the worry is not answered in a note"
+    return Check("every candidate regularised", test)
+
+
+def compared(mode: str, *backbones: str) -> Check:
+    """Each backbone of a comparison is shown in `mode`, or a note says why not."""
+    def test(rec: Any) -> str | None:
+        shown = {(c.config.backbone, c.config.mode) for c in rec.candidates}
+        notes = " ".join(rec.profile.goals.get("notes") or ())
+        missing = [b for b in backbones if (b, mode) not in shown and f"you asked about {b}" not in notes]
+        return None if not missing else f"not shown {mode} and not explained: {', '.join(missing)}"
+    return Check(f"compared {mode}: {', '.join(backbones)}", test)
+
+
 # -------------------------------------------------------------------------------- table
 MEDICAL = "medical_image_classification"
 NON_MEDICAL = "image_classification_non_medical"
@@ -379,6 +424,17 @@ CASES: tuple[Case, ...] = (
          "than 10 MB",
          model_mb_at_most(10), limit_recorded("model size"), budget_is(5400), meta_is("n_instances", 27000),
          limit_recorded("training time at most")),
+    _rec("limits", "histology patches, benign vs malignant, 4k images, a workstation CPU with 16 cores, 30 minutes",
+         device_is("cpu:16 cores"), budget_is(1800), meta_is("n_classes", 2), limit_recorded("training time at most")),
+    # --- goals: an objective, a worry, a comparison; each changes the pick and is answered
+    _rec("goals", "Chest radiographs, normal vs pneumothorax, 6k images: I need something quick that is good enough",
+         objective_kept("speed"), meta_is("n_classes", 2)),
+    _rec("goals", "dermoscopy, 7 lesion types, 10,000 images, GPU available; maximise accuracy, time is no issue",
+         objective_kept("accuracy"), device_is("cuda"), meta_is("n_classes", 7)),
+    _rec("goals", "only 300 ultrasound images of thyroid nodules, 2 classes; I'm afraid the model will just memorise "
+         "them", regularised_all(), meta_is("n_instances", 300)),
+    _rec("goals", "colon histology, 8 tissue types, 5,000 tiles: should I fine-tune resnet18 or efficientnet lite1?",
+         compared("finetune", "resnet18", "efficientnet_lite1"), meta_is("n_classes", 8)),
     # --- vague: one word, a greeting, generic words
     _refused("vague", "hello"),
     _refused("vague", "classification"),

@@ -70,3 +70,27 @@ def test_a_rationale_may_say_there_is_no_budget_but_not_invent_one() -> None:
     invented = SimpleNamespace(rationale="c1 is predicted 0.80, well within the 15 minute budget.")
     assert check.test(said) is None
     assert "budget" in (check.test(invented) or "")
+
+
+def test_the_goal_checks_tell_a_kept_objective_from_a_traded_one() -> None:
+    from bench.task_texts import compared, objective_kept
+
+    def cand(i: str, acc: float, seconds: float, backbone: str = "efficientnet_lite0", mode: str = "frozen") -> SimpleNamespace:
+        return SimpleNamespace(id=i, accuracy=acc, seconds=seconds, config=SimpleNamespace(backbone=backbone, mode=mode))
+
+    cands = [cand("c1", 0.90, 600), cand("c2", 0.88, 60), cand("c3", 0.70, 5, "small_cnn", "scratch")]
+
+    def rec(objective: str, accuracy: float, seconds: float, notes: tuple[str, ...] = ()) -> SimpleNamespace:
+        return SimpleNamespace(profile=SimpleNamespace(goals={"objective": objective, "notes": list(notes)}),
+                               candidates=cands, expected_accuracy=accuracy, expected_seconds=seconds)
+
+    quick = objective_kept("speed")
+    assert quick.test(rec("speed", 0.88, 60)) is None
+    assert quick.test(rec("speed", 0.90, 600)) == "the pick needs 600 s, c2 60 s"
+    assert quick.test(rec("accuracy", 0.88, 60)) == "objective read as 'accuracy'"
+    best = objective_kept("accuracy")
+    assert best.test(rec("accuracy", 0.90, 600)) is None and best.test(rec("accuracy", 0.88, 60))
+    both = compared("finetune", "resnet18", "efficientnet_lite0")
+    assert both.test(rec("accuracy", 0.9, 600)) == "not shown finetune and not explained: resnet18, efficientnet_lite0"
+    assert both.test(rec("accuracy", 0.9, 600, ("you asked about resnet18 fine-tuned ...",
+                                                 "you asked about efficientnet_lite0 fine-tuned ..."))) is None
