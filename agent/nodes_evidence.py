@@ -22,7 +22,7 @@ from langgraph.types import Overwrite
 from agent.context import Context
 from agent.errors import TaskError
 from agent.formatting import duration_text, prediction_values
-from agent.goals import apply_goals, comparison_notes, read_goals, regularisation_note, regularised
+from agent.goals import apply_goals, comparison_notes, read_goals, regularisation_note
 from agent.limits import backbones_within, memory_limit, stated_limits
 from agent.nodes_base import NodeBase, jsonable
 from agent.profiling import allowed, open_fields, read_task
@@ -250,16 +250,18 @@ class EvidenceNodes(NodeBase):
         config beside them when that run reached more than the pick is predicted to (`_past_run`)."""
         found = self.metamodel.candidates(meta, constraints, retrieved=retrieved, n=ctx.n_candidates,
                                           open_fields=open_fields(profile))
+        if found:  # before the goals: a worry regularises it too, and an objective ranks it like the others
+            found += self._past_run(found, profile, meta, constraints, evidence)
         if found and profile.get("goals"):
             found = apply_goals(found, profile["goals"], self.metamodel, meta, constraints, open_fields(profile))
-        return found + self._past_run(found, profile, meta, constraints, evidence) if found else found
+        return found
 
     def _past_run(self, found: list[Any], profile: dict[str, Any], meta: MetaFeatures, constraints: Any,
                   evidence: Sequence[dict[str, Any]]) -> list[Any]:
-        """The config of the near past run that reached the most, as one candidate more (never the pick), when
-        it reached PAST_RUN_MARGIN above the pick's prediction and is not a candidate already: predicted for
-        this task, so what the meta-model expects of it here stands beside what it reached there. None when
-        the config breaks a limit (backbones, modes, weights, budget, memory)."""
+        """The config of the near past run that reached the most, as one candidate more (last: the meta-model's
+        pick stays first), when it reached PAST_RUN_MARGIN above the pick's prediction and is not a candidate
+        already: predicted for this task, so what the meta-model expects of it here stands beside what it
+        reached there. None when the config breaks a limit (backbones, modes, weights, budget, memory)."""
         from dataclasses import replace
 
         from agent.goals import PAST_RUN_MARGIN
@@ -270,8 +272,6 @@ class EvidenceNodes(NodeBase):
         if best is None or best["test_accuracy"] < found[0].prediction.accuracy + PAST_RUN_MARGIN:
             return []
         config = TrainConfig.model_validate(best["config"])
-        if "overfitting" in ((profile.get("goals") or {}).get("worries") or {}):
-            config = regularised(config)  # every candidate keeps to the stated worry, this one too
         if (any(c.config.key() == config.key() for c in found)
                 or (constraints.backbones and config.backbone not in constraints.backbones)
                 or (constraints.modes and config.mode not in constraints.modes)
