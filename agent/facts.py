@@ -15,11 +15,9 @@ grounding check holds the rationale to them.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from agent.judge import quoted_ids
-from agent.judge._reading import COMPARING, clauses
+from agent.judge import compares
 
 MAX_FACTS = 3
 
@@ -98,27 +96,6 @@ def _against(top: dict[str, Any], other: dict[str, Any] | None) -> str | None:
     if top["config"]["input_size"] != other["config"]["input_size"]:
         size = f" ({top['config']['input_size']} px against {other['config']['input_size']} px)"
     return f"{top['id']} is predicted {_points(top['accuracy'] - other['accuracy'])} {other['id']}{size} and {time}"
-
-
-# A number that sets the pick against something: "3 points above", "4.4x its time".
-_IN_NUMBERS = re.compile(r"\d+(?:\.\d+)?\s*(?:points?\b|x\s)", re.I)
-
-# What a contrast that says why is about: the accuracy, the time, what runs reached.
-_OUTCOME = re.compile(r"accura|\bpoints?\b|\bfaster|\bslower|\bquicker|\btime\b|\bminutes?\b|\bseconds?\b|"
-                      r"\breach|\bscor|\bpredict|\bgains?\b|\bbetter\b|\bworse\b|\bbeats?\b|outperform", re.I)
-
-
-def compares(rationale: str, pick: str) -> bool:
-    """Whether `rationale` says why `pick` in contrast with something: a difference in numbers, or a
-    clause that names another id or a comparing word (the judge's `COMPARING`: "than", "compared
-    to", "against") together with an outcome (accuracy, time, what a run reached).
-    "c1 is predicted 0.75, the highest among the candidates" does not: it restates the ranking, and
-    the reader learns nothing about what the alternatives would give. Nor does "c1 uses a learning
-    rate of 0.01, higher than the 0.00178 of c2": it compares settings the config already shows."""
-    if _IN_NUMBERS.search(rationale):
-        return True
-    return any((set(quoted_ids(clause)) - {pick} or COMPARING.search(clause)) and _OUTCOME.search(clause)
-               for _, clause in clauses(rationale))
 
 
 __all__ = ["MAX_FACTS", "compares", "contrast_facts"]

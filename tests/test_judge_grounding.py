@@ -301,6 +301,22 @@ def test_the_pick_keeps_to_the_objective_the_user_stated(goals: dict[str, Any], 
     assert (checks["objective"].ok, checks["objective"].message) == (ok, says)
 
 
+@pytest.mark.parametrize(("rationale", "ok"), [
+    # c2 over c1 (the first candidate): settings set against c1 say nothing of what the choice gives
+    ("c2 uses a smaller batch size (16) than c1.", False),
+    ("c2 uses the efficientnet_lite1 backbone, compared to c1.", False),
+    ("c2 trains faster than c1 at almost the same predicted accuracy.", True),
+    ("c2 is predicted 0.92 and trains in about 13 s.", True),  # quotes its accuracy and time
+    ("c2 takes half the time of c1.", True),
+])
+def test_passing_over_the_first_candidate_takes_an_outcome_not_only_another_id(rationale: str, ok: bool) -> None:
+    draft = Draft(candidate="c2", backbone="efficientnet_lite1", mode="frozen", learning_rate=0.0002, batch_size=16,
+                  epochs=40, expected_accuracy=0.92, rationale=rationale, cite=["c2"])
+    pred = {"accuracy": 0.92, "low": 0.65, "high": 1.0, "seconds": 13}
+    checks = {c.name: c for c in _checks(draft=draft, config=merge_config(draft, CANDIDATES), prediction=pred)}
+    assert checks["specific"].ok is ok, checks["specific"].message
+
+
 # ------------------------------------------------- every statement held to its source (issue 16)
 def _trial(number: int, val: float, best_epoch: int, epochs: int = 10, lr: float = 1e-3) -> Any:
     """A finished trial whose log peaks at `best_epoch`, read by the tuner's own analysis."""

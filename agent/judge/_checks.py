@@ -15,7 +15,7 @@ from typing import Any, Literal, NamedTuple
 from agent.judge._config import validate_config
 from agent.judge._draft import Draft
 from agent.judge._facts import Facts, stated_of
-from agent.judge._grounding import quoted_accuracies, quoted_ids, quotes_duration, unsupported
+from agent.judge._grounding import compares, quoted_accuracies, quoted_ids, quotes_duration, unsupported
 from knowledge.schema import TrainConfig
 
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
@@ -140,8 +140,9 @@ def _specific(case: DraftCase) -> list[str]:
     top = case.candidates[0]["id"] if case.candidates else draft.candidate
     if specific and draft.candidate != top:
         # Passing over the meta-model's first candidate takes a reason with evidence, not only the pick's name
-        # ("c2 uses AdamW, which suits medical images" passed on a retry in bench.lodo and tested 1.4 points worse).
-        specific = bool([i for i in named if i != draft.candidate] or quoted or quotes_duration(draft.rationale))
+        # ("c2 uses AdamW, which suits medical images" passed on a retry in bench.lodo and tested 1.4 points worse),
+        # nor another id with settings only ("c2 uses a smaller batch size than c1", for a pick 3x slower).
+        specific = bool(compares(draft.rationale, draft.candidate) or quoted or quotes_duration(draft.rationale))
         why = (f"{draft.candidate} is not the meta-model's first candidate ({top}); say why with the evidence: compare "
                f"it with {top} (predicted accuracy, training time) or name a past run that supports it.")
     return [] if specific else [why]

@@ -354,3 +354,24 @@ _DURATION = re.compile(r"\b\d+(?:\.\d+)?\s*(?:s|secs?|seconds?|min|mins|minutes?
 def quotes_duration(text: str) -> bool:
     """Whether a text quotes a training time ("13 s", "2.5 minutes", "1 h")."""
     return bool(_DURATION.search(text))
+
+
+# A number that sets the pick against something: "3 points above", "4.4x its time".
+_IN_NUMBERS = re.compile(r"\d+(?:\.\d+)?\s*(?:points?\b|x\s)", re.I)
+
+# What a contrast that says why is about: the accuracy, the time, what runs reached.
+_OUTCOME = re.compile(r"accura|\bpoints?\b|\bfaster|\bslower|\bquicker|\btime\b|\bminutes?\b|\bseconds?\b|"
+                      r"\breach|\bscor|\bpredict|\bgains?\b|\bbetter\b|\bworse\b|\bbeats?\b|outperform", re.I)
+
+
+def compares(rationale: str, pick: str) -> bool:
+    """Whether `rationale` says why `pick` in contrast with something: a difference in numbers, or a
+    clause that names another id or a comparing word (the judge's `COMPARING`: "than", "compared
+    to", "against") together with an outcome (accuracy, time, what a run reached).
+    "c1 is predicted 0.75, the highest among the candidates" does not: it restates the ranking, and
+    the reader learns nothing about what the alternatives would give. Nor does "c1 uses a learning
+    rate of 0.01, higher than the 0.00178 of c2": it compares settings the config already shows."""
+    if _IN_NUMBERS.search(rationale):
+        return True
+    return any((set(quoted_ids(clause)) - {pick} or COMPARING.search(clause)) and _OUTCOME.search(clause)
+               for _, clause in clauses(rationale))
