@@ -140,6 +140,8 @@ class Recommendation(_Model):
     verdict: Verdict
     fallback: bool
     fallback_reason: str | None
+    rejected_draft: str | None = Field(default=None, description="On a fallback, the LLM's last draft as it wrote "
+                                                                 "it (the one the judge rejected), to read beside the reason.")
     warnings: list[str]
     profile: TaskProfile
     timings: dict[str, float] = Field(description="Seconds per node (up to respond), and 'total' when run by recommend().")
@@ -248,6 +250,7 @@ def build_recommendation(
         ),
         fallback=fallback_reason is not None,
         fallback_reason=fallback_reason,
+        rejected_draft=(state.get("draft_text") or None) if fallback_reason is not None else None,
         warnings=warnings,
         profile=TaskProfile.model_validate({k: profile.get(k) for k in TaskProfile.model_fields}),
         timings={k: round(v, 4) for k, v in timings.items()},
@@ -361,6 +364,8 @@ def render_text(rec: Recommendation) -> str:
         lines.append(f"In numbers: {'; '.join(rec.reasons)}.")
     if rec.fallback_reason:
         lines.append(f"Fallback reason: {rec.fallback_reason}")
+    if rec.rejected_draft:
+        lines.append(f"Rejected draft: {rec.rejected_draft}")
     cited = [e for e in rec.evidence if e.cited]
     cands = {x.id for x in rec.candidates}
     cited_cands = [x for x in rec.cited if x in cands]

@@ -500,6 +500,7 @@ def test_by_default_a_rejected_draft_falls_back_at_once_with_the_computed_contra
     r = out["recommendation"]
     assert len(llm.prompts) == 1 and r["fallback"]
     assert r["rationale"].startswith("Fallback (the LLM's draft did not pass the judge)")
+    assert "c1 has the best predicted accuracy, 0.97, and fits the budget." in r["rejected_draft"]  # what was refused
     facts = [line for line in llm.prompts[0][-1].content.split("Facts to reason from:\n")[1].splitlines() if line]
     assert facts and facts != ["none"] and all(f in r["rationale"] for f in facts)
     cands = out["candidates"]
@@ -528,7 +529,7 @@ def test_a_draft_that_only_restates_the_ranking_gets_the_computed_contrasts_afte
 
     why = "c1 is predicted more accurate than c2 and fits the budget."  # the pick against another, on accuracy
     compared = run(make(store, chat(draft(rationale=why, cite=["c1", "c2"])), chat(scores())), thread="t2")["recommendation"]
-    assert not compared["fallback"] and compared["reasons"] == []
+    assert not compared["fallback"] and compared["reasons"] == [] and compared["rejected_draft"] is None
 
     # Naming a past run without saying what it showed is no contrast: the computed ones follow.
     named = run(make(store, chat(draft()), chat(scores())), thread="t3")["recommendation"]  # "r1 ... agrees"
