@@ -54,7 +54,8 @@ def register(subparsers: Any, *, run_training_job: Callable[..., Any]) -> None:
                         'I have 15 minutes on a laptop CPU" (may be left out with --dataset)')
     p.add_argument("--dataset", help="dataset (.npz or image folder): meta-features are computed from the data")
     p.add_argument("--budget-minutes", type=float, help="training time budget in minutes (overrides the text)")
-    p.add_argument("--device", choices=("cpu", "cuda", "gpu"), help="device to train on (overrides the text)")
+    p.add_argument("--device", type=_device, help="device to train on (overrides the text): cpu, cuda (or gpu), "
+                                                  "cpu:N for a CPU of N cores, cuda:<GPU model>")
     p.add_argument("--backbones", help="comma-separated backbones to choose from (default: all)")
     p.add_argument("--modes", help="comma-separated modes to choose from: frozen, finetune, scratch (default: all)")
     p.add_argument("--max-params", type=float, help="the most parameters the backbone may have, e.g. 5e6 (a hard limit)")
@@ -69,6 +70,16 @@ def register(subparsers: Any, *, run_training_job: Callable[..., Any]) -> None:
     p.add_argument("--quiet", action="store_true", help="no training progress bar")
     p.set_defaults(func=cmd_recommend, run_training_job=run_training_job)
     _register_tune(subparsers)
+
+
+def _device(value: str) -> str:
+    """A --device value as the meta-model reads it ("cpu:8" -> "cpu:8 cores"); argparse says what is wrong."""
+    from tools.metamodel_types import parse_device
+
+    try:
+        return parse_device(value).label
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -176,7 +187,7 @@ def _register_tune(subparsers: Any) -> None:
     p.add_argument("--study-name", required=True)
     p.add_argument("--top", type=int, default=5, help="candidates enqueued after the recommendation (default 5)")
     p.add_argument("--budget-minutes", type=float, help="training time budget per trial (overrides the text)")
-    p.add_argument("--device", choices=("cpu", "cuda", "gpu"))
+    p.add_argument("--device", type=_device, help="as for recommend: cpu, cuda (or gpu), cpu:N, cuda:<GPU model>")
     p.add_argument("--backbones", help="comma-separated backbones (default: all)")
     p.add_argument("--modes", help="comma-separated modes (default: all)")
     p.add_argument("--json", action="store_true", help="print what was enqueued as JSON")

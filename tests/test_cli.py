@@ -86,12 +86,21 @@ def test_train_takes_the_config_json_that_recommend_prints(kb_dir: Path, shared_
         (["export-optuna", "--study-name", "s"], "describe the task in TEXT, give --dataset PATH, or both"),
         # the text may be left out with --dataset (the data say enough): the dataset is what is checked
         (["recommend", "--dataset", "/does/not/exist.npz"], "does not exist"),
+        (["recommend", "--device", "tpu", "chest x-ray"], "device must be one of cpu, cuda"),
+        (["recommend", "--device", "cpu:0", "chest x-ray"], "but got 'cpu:0'"),
     ],
 )
 def test_bad_input_is_a_message_and_exit_2(argv: list[str], message: str, kb_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--kb-dir", str(kb_dir), *argv]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_device_takes_the_cpu_cores_as_the_records_write_them() -> None:
+    from agent.commands import _device
+
+    assert [_device(v) for v in ("cpu", "cpu:8", "cpu:8 cores", "gpu", "CUDA", "cuda:NVIDIA H200")] == [
+        "cpu", "cpu:8 cores", "cpu:8 cores", "cuda", "cuda", "cuda:NVIDIA H200"]
 
 
 def test_profile_prints_meta_features(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
