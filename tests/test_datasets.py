@@ -83,6 +83,17 @@ def test_npz_sidecar_metadata(tmp_path: Path) -> None:
     assert (ds.modality, ds.body_part, ds.class_names) == ("oct", "retina", ["a", "b", "c"])
 
 
+def test_a_modality_or_body_part_too_long_for_a_record_is_a_dataset_error(tmp_path: Path) -> None:
+    """Found by the fuzz test: a 70-character modality in the .npz crashed profiling with pydantic's error."""
+    path = _npz(tmp_path / "m.npz", **_good(), modality=np.array("x" * 70))
+    with pytest.raises(DatasetError, match=r"its modality is 70 characters .* at most 64 \(e.g. 'x-ray'\).*modality="):
+        load_dataset(path)
+    assert profile_dataset(load_dataset(path, modality="ct"), probe=False).modality == "ct"  # the override's way out
+    (tmp_path / "b.json").write_text('{"body_part": "' + "y" * 65 + '"}')
+    with pytest.raises(DatasetError, match=r"its body_part is 65 characters .*\(e.g. 'chest'\)"):
+        load_dataset(_npz(tmp_path / "b.npz", **_good()))
+
+
 def test_float_images_in_unit_range_are_converted(tmp_path: Path) -> None:
     arrays = _good()
     arrays["train_images"] = arrays["train_images"].astype(np.float32) / 255

@@ -123,8 +123,19 @@ def load_dataset(
         ds.modality = modality.strip().lower()
     if body_part:
         ds.body_part = body_part.strip().lower()
+    for key in ("modality", "body_part"):  # as the records hold them (knowledge.schema.MetaFeatures)
+        value = getattr(ds, key)
+        if value is not None and len(value) > MAX_WORDS_CHARS:
+            raise DatasetError(
+                f"{text}: its {key} is {len(value)} characters ({value[:40]!r}...); a {key.replace('_', ' ')} is a "
+                f"short name of at most {MAX_WORDS_CHARS} (e.g. {'x-ray' if key == 'modality' else 'chest'!r}): "
+                "shorten it in the dataset's "
+                f"metadata or pass {key}= to override it.")
     _ensure_splits(ds)
     return ds
+
+
+MAX_WORDS_CHARS = 64  # the longest modality or body part a record holds (knowledge.schema.MetaFeatures)
 
 
 # File kinds a user may give by mistake, by their first bytes, and what to do instead.
