@@ -338,15 +338,16 @@ def test_importance_from_a_sample_ranks_the_seed_features_as_all_rows_do() -> No
     if len(d.y_acc) <= IMPORTANCE_ROWS:  # below the bound the model's importance is over all rows
         assert [model._info["importance"][n] for n in ACC_FEATURES] == pytest.approx(full.tolist(), rel=1e-6)
     names = np.array(ACC_FEATURES)
-    for s in range(3):
-        part = _importance(model._acc, d.x_acc, seed=s, rows=500)
+    for s in range(3):  # the product's sample size: on the 3,445-run seed a 500-row sample missed one feature by 13 %
+        part = _importance(model._acc, d.x_acc, seed=s,
+                           rows=IMPORTANCE_ROWS if len(d.y_acc) > IMPORTANCE_ROWS else len(d.y_acc) // 2)
         # The first four in order, up to near-ties: the sample's k-th feature is worth the full k-th within
         # 10 % (on the 3,031-run seed the 2nd and 3rd are 2 % apart, the 4th and 5th 5 %, and samples swap
         # them; the 6th is worth a third of the 5th).
         assert full[np.argsort(-part)[:4]] == pytest.approx(np.sort(full)[::-1][:4], rel=0.10)
         near_top8 = set(names[full >= 0.85 * np.sort(full)[::-1][7]])  # a feature within 15 % of the 8th may swap in
         assert set(names[np.argsort(-part)][:8]) <= near_top8
-        # within 15 %, or 2.5 % of the top feature's for the small ones (a 500-row sample's noise scales with the largest)
+        # within 15 %, or 2.5 % of the top feature's for the small ones (a sample's noise scales with the largest)
         assert part[np.argsort(-full)[:8]] == pytest.approx(full[np.argsort(-full)[:8]], rel=0.15, abs=0.025 * full.max())
 
 
