@@ -31,7 +31,7 @@ DEFAULT_MIN_SCORE = 3.0
 
 def verdict_summary(v: dict[str, Any]) -> str:
     """How a verdict was reached, in words that cannot be misread, e.g. "LLM judge: accuracy 1 of 5 (it
-    saw a wrong number or id), overruled: ...; deterministic checks: all 9 passed. Verdict: passed".
+    saw a wrong number or id), overruled: ...; deterministic checks: all 10 passed. Verdict: passed".
 
     The verdict is the deterministic checks' first: any failed check fails the draft, and the LLM
     judge is then not asked. Once they all pass, the LLM judge's scores (1-5 per criterion) must
