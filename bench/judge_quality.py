@@ -168,11 +168,10 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
 def objective_drafts(candidates: list[dict[str, Any]], budget_text: str) -> dict[str, dict[str, Any]]:
     """Drafts for the task with "quick" as its objective (QUICK): `good_quick` picks the fastest candidate within
     GOOD_ENOUGH of the most accurate, `off_objective` one more than OBJECTIVE_SLACK slower (when there is one)."""
-    from agent.goals import GOOD_ENOUGH
+    from agent.goals import quick_first
     from agent.judge._checks import OBJECTIVE_SLACK
 
-    best = max(c["accuracy"] for c in candidates)
-    fast = min((c for c in candidates if c["accuracy"] >= best - GOOD_ENOUGH), key=lambda c: c["seconds"])
+    fast = quick_first(candidates, lambda c: c["accuracy"], lambda c: c["seconds"])[0]
     slow = max((c for c in candidates if c["seconds"] > fast["seconds"] * OBJECTIVE_SLACK + 1),
                key=lambda c: c["seconds"], default=None)
 

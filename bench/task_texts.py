@@ -275,18 +275,18 @@ def objective_kept(objective: str) -> Check:
     """The pick keeps to the stated objective (agent.goals, the judge's `objective` check): "speed" takes the
     fastest candidate within GOOD_ENOUGH of the most accurate (10 % slack), "accuracy" nothing a point below the
     candidate that objective ranks first; and the objective was read."""
-    from agent.goals import GOOD_ENOUGH
+    from agent.goals import quick_first
+    from agent.judge._checks import OBJECTIVE_POINTS, OBJECTIVE_SLACK
 
     def test(rec: Any) -> str | None:
         if rec.profile.goals.get("objective") != objective:
             return f"objective read as {rec.profile.goals.get('objective')!r}"
         if objective == "speed":
-            best = max(c.accuracy for c in rec.candidates)
-            fast = min((c for c in rec.candidates if c.accuracy >= best - GOOD_ENOUGH), key=lambda c: c.seconds)
-            ok = rec.expected_seconds <= fast.seconds * 1.1 + 1
+            fast = quick_first(rec.candidates, lambda c: c.accuracy, lambda c: c.seconds)[0]
+            ok = rec.expected_seconds <= fast.seconds * OBJECTIVE_SLACK + 1
             return None if ok else f"the pick needs {rec.expected_seconds:.0f} s, {fast.id} {fast.seconds:.0f} s"
         first = rec.candidates[0]
-        ok = rec.expected_accuracy >= first.accuracy - 0.01
+        ok = rec.expected_accuracy >= first.accuracy - OBJECTIVE_POINTS
         return None if ok else f"the pick is predicted {rec.expected_accuracy:.2f}, {first.id} {first.accuracy:.2f}"
     return Check(f"objective {objective} kept", test)
 

@@ -186,15 +186,14 @@ def _objective(case: DraftCase) -> list[str]:
     than the fastest candidate within GOOD_ENOUGH of the most accurate; "maximise accuracy" nothing predicted
     more than OBJECTIVE_POINTS below the candidate that objective ranks first (c1). A draft that trades the
     user's own objective away (a slower config for "quick") passed every other check before."""
-    from agent.goals import GOOD_ENOUGH
+    from agent.goals import GOOD_ENOUGH, quick_first
 
     goals = case.profile.get("goals") or {}
     objective, words = goals.get("objective"), (goals.get("words") or {}).get("objective")
     prediction = case.prediction
     assert prediction is not None
     if objective == "speed":
-        best = max(c["accuracy"] for c in case.candidates)
-        fastest = min((c for c in case.candidates if c["accuracy"] >= best - GOOD_ENOUGH), key=lambda c: c["seconds"])
+        fastest = quick_first(case.candidates, lambda c: c["accuracy"], lambda c: c["seconds"])[0]
         if prediction["seconds"] > fastest["seconds"] * OBJECTIVE_SLACK + 1:
             return [f"the user asked for {words!r}: {fastest['id']} is predicted within {GOOD_ENOUGH * 100:.0f} points of "
                     f"the most accurate in ~{fastest['seconds']:.0f} s, but this config needs ~{prediction['seconds']:.0f} "
