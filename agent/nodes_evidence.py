@@ -265,17 +265,14 @@ class EvidenceNodes(NodeBase):
         from dataclasses import replace
 
         from agent.goals import PAST_RUN_MARGIN
-        from tools.weights import weights_available
+        from tools.metamodel_candidates import can_run
 
         ran = [e for e in evidence if e.get("test_accuracy") is not None and e.get("near", True)]
         best = max(ran, key=lambda e: e["test_accuracy"], default=None)
         if best is None or best["test_accuracy"] < found[0].prediction.accuracy + PAST_RUN_MARGIN:
             return []
         config = TrainConfig.model_validate(best["config"])
-        if (any(c.config.key() == config.key() for c in found)
-                or (constraints.backbones and config.backbone not in constraints.backbones)
-                or (constraints.modes and config.mode not in constraints.modes)
-                or (config.mode != "scratch" and not weights_available(config.backbone))):
+        if any(c.config.key() == config.key() for c in found) or not can_run(config.backbone, config.mode, constraints):
             return []
         prediction = self.metamodel.stated(meta, [config], device=constraints.device, open_fields=open_fields(profile))[0]
         if constraints.budget_seconds is not None and prediction.seconds > constraints.budget_seconds:

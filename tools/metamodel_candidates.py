@@ -133,6 +133,16 @@ _GENERIC: dict[str, list[Any]] = {  # for a pair the knowledge base has no runs 
 }
 
 
+def can_run(backbone: str, mode: str, constraints: Constraints) -> bool:
+    """Whether a (backbone, mode) may be offered here: allowed by `constraints`, and a mode other than scratch only
+    for a backbone with pretrained weights installed on this machine."""
+    if backbone not in (constraints.backbones or BACKBONES) or mode not in (constraints.modes or MODES):
+        return False
+    if BACKBONES[backbone]["pretrained_source"] is None:
+        return mode == "scratch"
+    return mode == "scratch" or _weights_available(backbone)
+
+
 # Configs closer than this in `freeze` are near-duplicates (0.75 and 0.9 both freeze most of
 # the backbone); steps of a quarter, as past runs use them, are different options.
 FREEZE_DISTINCT = 0.2
@@ -312,19 +322,10 @@ class _Ranking(_Predicting):
         """
         open_fields = check_open_fields(open_fields)
         constraints = constraints or Constraints()
-        allowed_b = set(constraints.backbones or BACKBONES)
-        allowed_m = set(constraints.modes or MODES)
 
-        def runnable(backbone: str, mode: str) -> bool:
-            if backbone not in allowed_b or mode not in allowed_m:
-                return False
-            if BACKBONES[backbone]["pretrained_source"] is None:
-                return mode == "scratch"
-            return mode == "scratch" or _weights_available(backbone)
-
-        pairs = [p for p in self._info["pool"] if runnable(*p.split("/"))]
+        pairs = [p for p in self._info["pool"] if can_run(*p.split("/"), constraints)]
         if not pairs:  # no evidence for any allowed pair: generic configs, support 0
-            pairs = [f"{b}/{m}" for b in BACKBONES for m in MODES if runnable(b, m)]
+            pairs = [f"{b}/{m}" for b in BACKBONES for m in MODES if can_run(b, m, constraints)]
         generated = [self._generated(pair) for pair in pairs]
         inside = [np.array([self._measured(c, meta.resolution) for c in cs], dtype=bool) for cs, _ in generated]
         if any(m.any() for m in inside):  # the trust region; with no measured cell at all, everything
@@ -343,7 +344,7 @@ class _Ranking(_Predicting):
         extra: list[TrainConfig] = []
         for rec in retrieved:
             c = rec.config
-            if not runnable(c.backbone, c.mode):
+            if not can_run(c.backbone, c.mode, constraints):
                 continue
             k = c.key()
             if k in seen:
