@@ -314,13 +314,11 @@ class _Predicting:
         if d.kind != "cpu" or not d.cores or not counted or d.cores in counted:
             return None
         seen = ", ".join(f"{k} cores ({n} runs)" for k, n in sorted(counted.items()))
-        if d.cores > max(counted):
-            return (f"no run in the knowledge base came from a {d.cores}-core CPU; the times are those of its CPU "
-                    f"runs ({seen}) and likely overestimates on {d.cores} cores.")
-        if d.cores < min(counted):
-            return (f"no run in the knowledge base came from a {d.cores}-core CPU; the times are those of its CPU "
-                    f"runs ({seen}) and likely underestimates on {d.cores} cores.")
-        return f"no run in the knowledge base came from a {d.cores}-core CPU; the times are read between its CPU runs ({seen})."
+        head = f"no run in the knowledge base came from a {d.cores}-core CPU; the times are"
+        if min(counted) < d.cores < max(counted):
+            return f"{head} read between its CPU runs ({seen})."
+        way = "overestimates" if d.cores > max(counted) else "underestimates"
+        return f"{head} those of its CPU runs ({seen}) and likely {way} on {d.cores} cores."
 
     def marginal(self, meta: MetaFeatures, configs: Sequence[TrainConfig], open_fields: Sequence[str] = ()) -> np.ndarray:
         """Each config's predicted accuracy averaged over the plausible values of the fields the user
