@@ -1,9 +1,12 @@
 """The limits a user states are hard filters: which backbones they leave, said in words.
 
-    kept, said = backbones_within({"max_params": (5_000_000, "under 5M parameters")}, allowed=None)
-    # kept: the backbones of at most 5 M parameters; said: one line per limit for the recommendation
+    kept, said = backbones_within({"max_params": (5_000_000, "under 5M parameters")}, allowed=None, n_classes=7)
+    # kept: the backbones whose model (with the head for 7 classes) has at most 5 M parameters;
+    # said: one line per limit for the recommendation
 
-A limit comes from the task text (tools.task_text reads "under 5M parameters", "a model under
+A model's size is what trains here: the backbone's feature extractor and the linear head for
+the task's classes (knowledge.space.model_params), not the ImageNet model's published count. A
+limit comes from the task text (tools.task_text reads "under 5M parameters", "a model under
 20 MB") or from the request (the API's and CLI's max_params / max_model_mb). The pick and every
 candidate keep to it; when no backbone does, the request is refused with the closest one named.
 A memory limit (RAM on a CPU, GPU memory on CUDA) filters configurations, not backbones: what
@@ -17,13 +20,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.errors import TaskError
-from knowledge.space import BACKBONES
+from knowledge.space import BACKBONES, model_params
 
 BYTES_PER_PARAM = 4  # a float32 checkpoint: what "a 20 MB model" means for a file on disk
-
-
-def _params(backbone: str) -> float:
-    return float(BACKBONES[backbone]["params_m"]) * 1e6
 
 
 def _count(n: float) -> str:
@@ -34,14 +33,15 @@ def _mb(n: float) -> str:
     return f"{n / 2**20:,.1f} MB"
 
 
-def backbones_within(limits: dict[str, tuple[float, str]], allowed: Sequence[str] | None) -> tuple[list[str] | None,
-                                                                                                     list[str]]:
+def backbones_within(limits: dict[str, tuple[float, str]], allowed: Sequence[str] | None, *,
+                     n_classes: int) -> tuple[list[str] | None, list[str]]:
     """The allowed backbones that keep to the parameter and model-size limits, and what each limit did.
 
     Args:
         limits: by name ("max_params", "max_model_bytes", "gpu_memory_bytes", "ram_bytes"), the
             value and the words it came from (the user's text, or "--max-params" and the like).
         allowed: the backbones the request allows; None allows all.
+        n_classes: the task's classes (the head's size counts too).
 
     Returns:
         (backbones, said): None when no size limit applies (all stay allowed); `said` has one
@@ -53,8 +53,11 @@ def backbones_within(limits: dict[str, tuple[float, str]], allowed: Sequence[str
     pool = list(allowed) if allowed else list(BACKBONES)
     said: list[str] = []
     kept = pool
-    for name, label, size in (("max_params", "parameters", _params),
-                              ("max_model_bytes", "model size", lambda b: _params(b) * BYTES_PER_PARAM)):
+    def params(backbone: str) -> float:
+        return float(model_params(backbone, n_classes))
+
+    for name, label, size in (("max_params", "parameters", params),
+                              ("max_model_bytes", "model size", lambda b: params(b) * BYTES_PER_PARAM)):
         if name not in limits:
             continue
         value, words = limits[name]
@@ -67,10 +70,10 @@ def backbones_within(limits: dict[str, tuple[float, str]], allowed: Sequence[str
             if "small_cnn" not in pool:
                 way_out += f", or allow small_cnn ({show(size('small_cnn'))})"
             raise TaskError(f"no backbone keeps to {label} at most {show(value)} ({words!r}): the smallest allowed, "
-                            f"{smallest}, has {show(size(smallest))}; {way_out}.")
+                            f"{smallest}, has {show(size(smallest))} with the head for {n_classes} classes; {way_out}.")
         dropped = ", ".join(f"{b} ({show(size(b))})" for b in out)
-        said.append(f"{label} at most {show(value)} ({words!r}): " + (f"left out {dropped}" if out else "every allowed "
-                                                                       "backbone fits"))
+        said.append(f"{label} at most {show(value)} ({words!r}, counted with the head for {n_classes} classes): "
+                    + (f"left out {dropped}" if out else "every allowed backbone fits"))
     size_limited = any(n in limits for n in ("max_params", "max_model_bytes"))
     return (kept if size_limited else (list(allowed) if allowed else None)), said
 

@@ -126,7 +126,8 @@ class EvidenceNodes(NodeBase):
             device = "cpu"
             assumed.append("device=cpu")
         stated = stated_limits(told, given)
-        backbones, limits = backbones_within(stated, allowed("backbones", given.get("backbones"), tuple(BACKBONES)))
+        backbones, limits = backbones_within(stated, allowed("backbones", given.get("backbones"), tuple(BACKBONES)),
+                                            n_classes=int(meta["n_classes"]))
         max_memory, memory_said = memory_limit(stated, device)
         limits += memory_said
         modes = allowed("modes", given.get("modes"), MODES)

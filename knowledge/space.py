@@ -13,16 +13,36 @@ from typing import Any
 # Backbones the runner can build. `pretrained_source` says where real ImageNet weights
 # come from: "package" (installed from the registry with the project), "torchvision-cache"
 # (used only when the user already has them in torch's hub cache), or None (no weights).
+# `features` and `feature_dim`: the feature extractor tools.backbones builds (ImageNet head
+# removed), its exact parameter count and output width; the model trained here adds a linear
+# head of feature_dim x classes (`model_params`). `params_m` is the size input of the time
+# model as it was first fitted (rounded; the ImageNet head included for the torchvision four), kept
+# as it was so the fitted models stay valid; limits on a model's size use `model_params`.
 BACKBONES: dict[str, dict[str, Any]] = {
-    "efficientnet_lite0": {"pretrained_source": "package", "params_m": 3.4, "family": "efficientnet"},
-    "efficientnet_lite1": {"pretrained_source": "package", "params_m": 4.2, "family": "efficientnet"},
-    "efficientnet_lite2": {"pretrained_source": "package", "params_m": 4.9, "family": "efficientnet"},
-    "resnet18": {"pretrained_source": "torchvision-cache", "params_m": 11.7, "family": "resnet"},
-    "mobilenet_v3_small": {"pretrained_source": "torchvision-cache", "params_m": 2.5, "family": "mobilenet"},
-    "efficientnet_b0": {"pretrained_source": "torchvision-cache", "params_m": 5.3, "family": "efficientnet"},
-    "densenet121": {"pretrained_source": "torchvision-cache", "params_m": 8.0, "family": "densenet"},
-    "small_cnn": {"pretrained_source": None, "params_m": 0.1, "family": "cnn"},
+    "efficientnet_lite0": {"pretrained_source": "package", "params_m": 3.4, "family": "efficientnet",
+                           "features": 3_371_008, "feature_dim": 1280},
+    "efficientnet_lite1": {"pretrained_source": "package", "params_m": 4.2, "family": "efficientnet",
+                           "features": 4_135_680, "feature_dim": 1280},
+    "efficientnet_lite2": {"pretrained_source": "package", "params_m": 4.9, "family": "efficientnet",
+                           "features": 4_811_072, "feature_dim": 1280},
+    "resnet18": {"pretrained_source": "torchvision-cache", "params_m": 11.7, "family": "resnet",
+                 "features": 11_176_512, "feature_dim": 512},
+    "mobilenet_v3_small": {"pretrained_source": "torchvision-cache", "params_m": 2.5, "family": "mobilenet",
+                           "features": 927_008, "feature_dim": 576},
+    "efficientnet_b0": {"pretrained_source": "torchvision-cache", "params_m": 5.3, "family": "efficientnet",
+                        "features": 4_007_548, "feature_dim": 1280},
+    "densenet121": {"pretrained_source": "torchvision-cache", "params_m": 8.0, "family": "densenet",
+                    "features": 6_953_856, "feature_dim": 1024},
+    "small_cnn": {"pretrained_source": None, "params_m": 0.1, "family": "cnn", "features": 97_680,
+                  "feature_dim": 128},
 }
+
+
+def model_params(backbone: str, n_classes: int) -> int:
+    """Parameters of the model trained here: `backbone`'s feature extractor and a linear head for `n_classes`."""
+    spec = BACKBONES[backbone]
+    return spec["features"] + (spec["feature_dim"] + 1) * n_classes
+
 
 MODES = ("frozen", "finetune", "scratch")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")

@@ -18,7 +18,7 @@ import pytest
 from agent.errors import OutOfScope, TaskError
 from agent.recommend import Recommender
 from knowledge.schema import TrainConfig
-from knowledge.space import BACKBONES
+from knowledge.space import BACKBONES, model_params
 from tests.fakes import FakeMetaModel, FakeStore, ScriptChat, last, make_adapter, texts
 
 SCOPE = "This tool recommends a backbone and training settings for classifying medical images"
@@ -84,23 +84,37 @@ def test_an_injection_inside_a_task_is_cut_out_before_the_task_is_read(recommend
 def test_a_size_limit_is_a_hard_filter_and_is_recorded(recommender: Recommender, words: str, limit: float,
                                                        kw: dict[str, Any]) -> None:
     rec = recommender.recommend(f"skin lesion dermoscopy, 8 classes, 2,000 images, {words}".rstrip(", "), **kw)
-    assert BACKBONES[rec.config.backbone]["params_m"] * 1e6 <= limit
-    assert all(BACKBONES[c.config.backbone]["params_m"] * 1e6 <= limit for c in rec.candidates)
-    assert rec.profile.backbones and all(BACKBONES[b]["params_m"] * 1e6 <= limit for b in rec.profile.backbones)
+    assert model_params(rec.config.backbone, 8) <= limit
+    assert all(model_params(c.config.backbone, 8) <= limit for c in rec.candidates)
+    assert rec.profile.backbones and all(model_params(b, 8) <= limit for b in rec.profile.backbones)
+    assert {"efficientnet_b0", "efficientnet_lite2"} <= set(rec.profile.backbones)  # 4.0 M and 4.8 M with the head
     (said,) = rec.profile.limits
     assert ("parameters at most" in said or "model size at most" in said) and "left out" in said
+    assert "with the head for 8 classes" in said and ("resnet18 (11.2 M)" in said or "resnet18 (42.7 MB)" in said)
     field = "max_params" if "parameters" in said else "max_model_bytes"
     assert (repr(rec.profile.read[field]) if words else "'max_") in said
 
 
 def test_a_limit_nothing_keeps_to_is_refused_with_the_closest(recommender: Recommender) -> None:
     with pytest.raises(TaskError, match=r"parameters at most 50,000 \('under 50k parameters'\): the smallest allowed, "
-                                         r"small_cnn, has 100,000; raise the limit to at least 100,000\."):
+                                         r"small_cnn, has 97,938 with the head for 2 classes; raise the limit to at least "
+                                         r"97,938\."):
         recommender.recommend("chest x-ray, 2 classes, 1,000 images, under 50k parameters")
-    with pytest.raises(TaskError, match=r"the smallest allowed, mobilenet_v3_small, has 2.5 M; raise the limit to "
-                                         r"at least 2.5 M, or allow small_cnn \(100,000\)\."):
-        recommender.recommend("chest x-ray, 2 classes, 1,000 images, under 1M parameters",
+    with pytest.raises(TaskError, match=r"the smallest allowed, mobilenet_v3_small, has 929,316 with the head for 4 classes; "
+                                         r"raise the limit to at least 929,316, or allow small_cnn \(98,196\)\."):
+        recommender.recommend("chest x-ray, 4 classes, 1,000 images, under 900k parameters",
                               backbones=["resnet18", "mobilenet_v3_small"])
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_the_parameter_counts_are_those_of_the_models_built_here(name: str) -> None:
+    from tools.backbones import build_backbone
+
+    built = build_backbone(name, pretrained=False, input_size=64)
+    assert BACKBONES[name]["features"] == sum(p.numel() for p in built.features.parameters())
+    assert BACKBONES[name]["feature_dim"] == built.feature_dim
+    head = (built.feature_dim + 1) * 5
+    assert model_params(name, 5) == BACKBONES[name]["features"] + head
 
 
 def test_a_gpu_memory_limit_filters_a_gpu_run_and_is_recorded(recommender: Recommender) -> None:

@@ -109,7 +109,7 @@ def test_timings_account_for_every_step_and_the_llms_share(recommender: Recommen
 ])
 def test_scope_limits_and_injections_with_the_real_llm(recommender: Recommender, text: str, expect: str) -> None:
     from agent.errors import OutOfScope
-    from knowledge.space import BACKBONES
+    from knowledge.space import model_params
 
     if expect == "refused":
         with pytest.raises(OutOfScope, match="This tool recommends a backbone"):
@@ -119,7 +119,8 @@ def test_scope_limits_and_injections_with_the_real_llm(recommender: Recommender,
     print("\n" + render_text(rec))
     _check_grounded(rec, recommender)
     if expect == "params<=4M":
-        assert BACKBONES[rec.config.backbone]["params_m"] <= 4 and rec.profile.device.startswith("cuda")
+        assert model_params(rec.config.backbone, rec.profile.meta.n_classes) <= 4e6
+        assert rec.profile.device.startswith("cuda")
         assert rec.profile.limits and "4M parameters" in rec.profile.limits[0]
     elif expect == "non-medical":
         assert rec.profile.scope == "image_classification_non_medical" and any("medical" in n for n in rec.profile.notes)
