@@ -12,6 +12,10 @@ Each is kept with the words it came from, and each changes what is recommended:
 - the worry "overfitting" regularises every candidate (`regularised`) and the answer says how.
 - a comparison ("compare A with B", "A vs B", "A or B?") of backbones or modes gets a candidate
   for each side, shown side by side.
+- one backbone the user means to use ("fine-tune a resnet18", "which lr for densenet121?") is the
+  pick, in the mode named with it where it can run so; the meta-model's own best stays beside it.
+- a model this tool cannot train ("ResNet-50", "ViT") is named in a note, with the backbones it
+  recommends among instead and the nearest of the same family.
 
 Deterministic patterns, like tools.task_text; the backbone and mode names come from agent.intents.
 """
@@ -23,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from agent.intents import find_backbones, find_mode, norm
+from agent.intents import find_backbones, find_mode, foreign_models, norm
 from knowledge.schema import TrainConfig
 
 T = TypeVar("T")
@@ -46,6 +50,11 @@ _SPEED = re.compile(
     r"|\bcheap(?:est|ly)?\b|\bin a hurry\b|\bminimi[sz](?:e|ing) (?:the )?(?:training )?time\b|\bspeed (?:matters|first|over)\b",
     re.I)
 _OVERFIT = re.compile(r"\bover[- ]?fit\w*|\bmemori[sz]\w*\b|\b(?:doesn'?t|does not|won'?t|not) generali[sz]e\b", re.I)
+# Words before a backbone's name that say the user means to train it (within a few words: "fine-tune a
+# pretrained resnet18"); "tried resnet18" or "instead of resnet18" do not.
+_USE = re.compile(r"\b(?:use|using|fine[ -]?tun\w*|finetun\w*|train\w*|start(?:ing)? from|stick(?:ing)? with|go with|"
+                  r"prefer|deploy\w*|want|need|for|with)\b(?:\s+(?:a|an|the|my|our|pretrained|pre-trained|imagenet|"
+                  r"small|standard|plain)){0,3}\s+$", re.I)
 _COMPARE = re.compile(r"\bcompare\b|\bcomparison\b|\bvs\.?\b|\bversus\b|\bor\b[^.?!]*\?|\bbetter\b", re.I)
 
 
@@ -60,6 +69,9 @@ class Goals:
         compare: backbones (or modes) the user asked to compare, in the order named.
         compare_mode: the one mode a comparison of backbones names ("fine-tune resnet18 or lite2?"):
             each side is compared in it where it can run so; None when no mode or several are named.
+        use: the one backbone the user means to train, when the text compares nothing; use_mode: the
+            mode named in the same clause, if one.
+        foreign: the image classifiers named that this tool cannot train ("resnet-50", "vit").
     """
 
     objective: str | None = None
@@ -67,10 +79,14 @@ class Goals:
     worries: dict[str, str] = field(default_factory=dict)
     compare: list[str] = field(default_factory=list)
     compare_mode: str | None = None
+    use: str | None = None
+    use_mode: str | None = None
+    foreign: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"objective": self.objective, "words": dict(self.words), "worries": dict(self.worries),
-                "compare": list(self.compare), "compare_mode": self.compare_mode}
+                "compare": list(self.compare), "compare_mode": self.compare_mode, "use": self.use,
+                "use_mode": self.use_mode, "foreign": list(self.foreign)}
 
 
 def read_goals(text: str) -> Goals:
@@ -95,7 +111,29 @@ def read_goals(text: str) -> Goals:
             clause = norm(_clause(text, m))
             said = [mode for mode in _MODES if find_mode(_only(clause, mode))]
             goals.compare_mode = said[0] if len(said) == 1 else None
+    goals.foreign = foreign_models(text)
+    if not goals.compare:
+        _read_use(text, goals)
     return goals
+
+
+def _read_use(text: str, goals: Goals) -> None:
+    """The one backbone the text means to train ("which lr to fine-tune a resnet18?"), and its mode."""
+    q = norm(text).replace("-", " ")
+    named = find_backbones(q)
+    if len(named) != 1:
+        return
+    from agent.intents import BACKBONE_ALIASES
+
+    aliases = sorted((norm(a).replace("-", " ") for a in (named[0], *BACKBONE_ALIASES[named[0]])), key=len, reverse=True)
+    m = re.search(r"(?<![a-z0-9])(?:" + "|".join(re.escape(a) for a in aliases) + r")(?![a-z0-9])", q)
+    if m is None or not _USE.search(q, max(0, m.start() - 60), m.start()):
+        return
+    goals.use = named[0]
+    clause = _clause(q, m)
+    said = [mode for mode in _MODES if find_mode(_only(norm(clause), mode))]
+    goals.use_mode = said[0] if len(said) == 1 else None
+    goals.words["use"] = _sentence_around(q, m)
 
 
 _MODES = ("frozen", "finetune", "scratch")
@@ -103,17 +141,20 @@ _MODE_WORDS = {"frozen": "as a frozen backbone", "finetune": "fine-tuned", "scra
 
 
 def comparison_notes(goals: dict[str, Any], found: list[Any], allowed_modes: list[str] | None = None) -> list[str]:
-    """What the answer says of a compared backbone it could not show in the mode the comparison named
-    (`compare_mode`), and why: no pretrained weights for it at all, or none installed here. Empty when
-    every side is shown in that mode, or the user's own mode limit leaves the mode out (the limits say so)."""
+    """What the answer says of a compared (or used) backbone it could not show in the mode the text named
+    (`compare_mode`, `use_mode`), and why: no pretrained weights for it at all, or none installed here; and of
+    each model named that this tool cannot train (`foreign_note`). Empty when every side is shown in its
+    mode, or the user's own mode limit leaves the mode out (the limits say so)."""
     from knowledge.space import BACKBONES
     from tools.weights import weights_available
 
-    mode = goals.get("compare_mode")
-    if not mode or (allowed_modes and mode not in allowed_modes):
-        return []
-    notes = []
-    for name in goals.get("compare") or ():
+    notes = [foreign_note(name) for name in goals.get("foreign") or ()]
+    sides = [(name, goals.get("compare_mode"), "compare") for name in goals.get("compare") or ()]
+    if goals.get("use"):
+        sides.append((goals["use"], goals.get("use_mode"), "use"))
+    for name, mode, key in sides:
+        if not mode or (allowed_modes and mode not in allowed_modes):
+            continue
         if name not in BACKBONES or any(c.config.backbone == name and c.config.mode == mode for c in found):
             continue
         shown = next((c.config.mode for c in found if c.config.backbone == name), None)
@@ -128,9 +169,24 @@ def comparison_notes(goals: dict[str, Any], found: list[Any], allowed_modes: lis
                         "from a machine with internet)")
         else:
             why = f"no configuration of {name} {_MODE_WORDS[mode]} fits the other limits"
-        notes.append(f"you asked about {name} {_MODE_WORDS[mode]} ({goals['words']['compare']!r}), but {why}; "
-                     + (f"it is compared {_MODE_WORDS[shown]} instead" if shown else "it is not compared"))
+        instead = "compared" if key == "compare" else "shown"
+        notes.append(f"you asked about {name} {_MODE_WORDS[mode]} ({goals['words'][key]!r}), but {why}; "
+                     + (f"it is {instead} {_MODE_WORDS[shown]} instead" if shown else f"it is not {instead}"))
     return notes
+
+
+# The backbone here of the same family as a model people name ("resnet-50" -> resnet18).
+_FAMILY = (("res", "resnet18"), ("wide", "resnet18"), ("se", "resnet18"), ("dense", "densenet121"),
+           ("mobile", "mobilenet_v3_small"), ("efficient", "efficientnet_b0"), ("lite", "efficientnet_lite2"))
+
+
+def foreign_note(name: str) -> str:
+    """What the answer says of a model named that this tool cannot train ("resnet-50")."""
+    from knowledge.space import BACKBONES
+
+    near = next((b for prefix, b in _FAMILY if name.startswith(prefix)), None)
+    return (f"you named {name}: this tool has no runs of it and cannot train it, so it recommends among the "
+            f"backbones it has ({', '.join(BACKBONES)})" + (f"; the nearest of the same family is {near}" if near else ""))
 
 
 def regularised(config: TrainConfig) -> TrainConfig:
@@ -203,7 +259,35 @@ def apply_goals(found: list[Any], goals: dict[str, Any], metamodel: Any, meta: A
     elif goals.get("objective") == "speed":
         good = quick_first(out, lambda c: c.prediction.accuracy, lambda c: c.prediction.seconds)
         out = good + sorted((c for c in out if c not in good), key=lambda c: -c.prediction.accuracy)
+    if goals.get("use"):
+        out = _used_first(out, goals, metamodel, meta, constraints, open_fields)
     return [replace(c, id=f"c{i}") for i, c in enumerate(out, start=1)]
+
+
+def _used_first(out: list[Any], goals: dict[str, Any], metamodel: Any, meta: Any, constraints: Any,
+                open_fields: list[str]) -> list[Any]:
+    """The backbone the user means to train (`Goals.use`) first, in the mode named with it; when it cannot run in
+    that mode, its best candidate in another mode stays beside the pick (`comparison_notes` says why)."""
+    from dataclasses import replace
+
+    name, mode = goals["use"], goals.get("use_mode")
+    if (constraints.backbones and name not in constraints.backbones) or (mode and constraints.modes
+                                                                          and mode not in constraints.modes):
+        return out  # the user's own limits leave it out; the limits say so
+
+    def best(mode: str | None) -> Any:
+        have = next((c for c in out if c.config.backbone == name and mode in (None, c.config.mode)), None)
+        if have is not None:
+            return have
+        extra = metamodel.candidates(meta, replace(constraints, backbones=[name], modes=[mode] if mode else
+                                                   constraints.modes), n=1, open_fields=open_fields)
+        return replace(extra[0], origin="asked") if extra else None
+
+    pick = best(mode)
+    if pick is not None:
+        return [pick, *(c for c in out if c is not pick)]
+    other = best(None)
+    return out if other is None or other in out else [*out, other]
 
 
 def quick_first(items: Sequence[T], accuracy: Callable[[T], float], seconds: Callable[[T], float]) -> list[T]:
@@ -233,5 +317,6 @@ def _sentence_around(text: str, m: re.Match[str]) -> str:
     return clause if len(clause) <= 60 else m.group(0)
 
 
-__all__ = ["GOOD_ENOUGH", "PAST_RUN_MARGIN", "REGULARISATION", "Goals", "apply_goals", "comparison_notes", "quick_first",
+__all__ = ["GOOD_ENOUGH", "PAST_RUN_MARGIN", "REGULARISATION", "Goals", "apply_goals", "comparison_notes", "foreign_note",
+           "quick_first",
            "read_goals", "regularisation_note", "regularised"]

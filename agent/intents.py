@@ -98,6 +98,8 @@ def find_backbones(q: str) -> list[str]:
                    key=lambda p: -len(p[0]))
     for alias, name in pairs:
         pattern = r"(?<![a-z0-9])" + re.escape(norm(alias).replace("-", " ")) + r"(?![a-z0-9])"
+        if alias[-1].isalpha() or alias.endswith("v3"):  # a family's name ("resnet") is not "resnet 50" or "mobilenet v2"
+            pattern += _ANOTHER_MEMBER
         for m in re.finditer(pattern, q.replace("-", " ")):
             if any(m.start() < e and s < m.end() for s, e in taken):
                 continue
@@ -108,6 +110,42 @@ def find_backbones(q: str) -> list[str]:
         if name not in seen:
             seen.append(name)
     return seen
+
+
+# After a family's name, what makes it another member of the family than the one built here.
+_ANOTHER_MEMBER = r"(?!\s?(?:\d|v\d|large\b|x\d))"
+# Image classifiers people name that the runner does not build (knowledge.space.BACKBONES), as a
+# pattern on the normalised text (hyphens as spaces) each, with how to write the name back.
+_FOREIGN_MODELS: tuple[tuple[str, str], ...] = (
+    (r"resnet ?(?!18\b)(\d{2,3})\b", "ResNet-{}"),
+    (r"resnext ?\d*\w*|wide ?resnet ?\d*\w*|se ?resnet ?\d*", "{}"),
+    (r"densenet ?(?!121\b)(\d{3})\b", "DenseNet-{}"),
+    (r"efficientnet ?(?:v2 ?\w?|b ?[1-7])\b|(?:efficientnet ?)?lite ?[34]\b", "{}"),
+    (r"mobilenet ?(?:v1|v2|v3 ?large)\b", "{}"),
+    (r"vgg ?\d*", "{}"),
+    (r"vit(?: ?[bslh])?(?: ?\d+)?|vision ?transformers?|deit|beit|swin(?: ?transformer)?(?: ?v2)?|maxvit|coatnet",
+     "{}"),
+    (r"convnext(?: ?v2)?(?: ?(?:tiny|small|base|large))?|regnet\w*|shufflenet\w*|squeezenet\w*|mnasnet\w*|ghostnet",
+     "{}"),
+    (r"inception(?: ?v\d)?|xception|googlenet|alexnet|nasnet\w*|dino ?v?2?", "{}"),
+)
+_FOREIGN = re.compile(r"(?<![a-z0-9])(?:" + "|".join(f"(?:{p})" for p, _ in _FOREIGN_MODELS) + r")(?![a-z0-9])")
+
+
+def foreign_model_spans(text: str) -> list[tuple[int, str]]:
+    """Image classifiers the text names that this tool neither trains nor has runs of ("ResNet-50", "ViT",
+    "ConvNeXt"): (where in `norm(text)`, the name as written there)."""
+    q = norm(text)
+    return [(m.start(), q[m.start():m.end()]) for m in _FOREIGN.finditer(q.replace("-", " "))]
+
+
+def foreign_models(text: str) -> list[str]:
+    """`foreign_model_spans`' names, in order and once each."""
+    out: list[str] = []
+    for _, said in foreign_model_spans(text):
+        if said not in out:
+            out.append(said)
+    return out
 
 
 def find_mode(q: str) -> str | None:
@@ -287,5 +325,5 @@ def read_intent(question: str, llm: Any | None = None) -> Intent:
 
 __all__ = [
     "BACKBONE_ALIASES", "CHOICE_PARAMS", "INTENTS", "Intent", "NUMERIC_PARAMS", "PARAMS", "PARAM_ALIASES", "detect_intent",
-    "find_backbones", "find_mode", "llm_intent", "norm", "param_named", "parse_changes", "read_intent",
+    "find_backbones", "find_mode", "foreign_model_spans", "foreign_models", "llm_intent", "norm", "param_named", "parse_changes", "read_intent",
 ]

@@ -280,8 +280,8 @@ def alternatives(config: TrainConfig, prediction: dict[str, Any], candidates: li
             chosen.append((c, role))
 
     for c in others:
-        if c.get("origin") == "requested":
-            add(c, "asked to compare")
+        if c.get("origin") in ("requested", "asked"):
+            add(c, "asked to compare" if c["origin"] == "requested" else "you asked for")
     add(max((c for c in others if c["accuracy"] >= acc + SHOWN_GAIN), key=lambda c: c["accuracy"], default=None),
         "more accurate")
     add(min((c for c in others if c["seconds"] < secs and c["accuracy"] >= acc - GOOD_ENOUGH),

@@ -29,7 +29,9 @@ drafts (the graph's judge, `agent.judge.run_checks`):
 - garbled: the good draft with the next candidate's id and learning rate run together
   ("c2.0.0178.01", as the 1.5B once decoded a comparison and the checks passed it);
 - measured: the top candidate "achieves" its predicted accuracy, as if it had been trained (the
-  1.5B wrote "achieves a test accuracy of 0.77 ±0.04").
+  1.5B wrote "achieves a test accuracy of 0.77 ±0.04");
+- foreign_model: the top candidate said to use a ResNet-50, a model this tool cannot train (the
+  1.5B wrote "c1 uses a ResNet-50 model with an efficientnet-lite2 architecture").
 
 Tuning drafts (the tuner's check, `agent.tune.check_choice`), from three trials trained with the
 configs of the first candidates (their per-epoch logs made up, peaking at a known epoch, read by
@@ -71,7 +73,7 @@ from bench.latency import TASKS  # noqa: E402
 KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "wrong_claim_no_id", "vague", "wrong_sign",
          "wrong_value", "wrong_setting", "good_compared", "wrong_compared", "good_uncertain", "wrong_uncertain",
          "good_unbudgeted", "invented_budget", "invented_limit", "good_tuning", "wrong_best_trial", "wrong_epoch",
-         "wrong_gain", "garbled", "measured", "good_quick", "off_objective")
+         "wrong_gain", "garbled", "measured", "good_quick", "off_objective", "foreign_model")
 GOOD = ("good", "good_compared", "good_uncertain", "good_unbudgeted", "good_tuning", "good_quick")
 QUICK = {"objective": "speed", "words": {"objective": "quick"}}  # the goals of "... something quick"
 UNBUDGETED = ("good_unbudgeted", "invented_budget")  # judged against the task with its budget taken out
@@ -108,6 +110,10 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
         "invented_budget": {"candidate": top["id"], "rationale": f"{said}, well within the 15 minute budget."},
         "invented_limit": {"candidate": top["id"], "rationale": f"{said} and stays under your 5M-parameter limit."},
     }
+    # A model this tool cannot train, said of the pick (the 1.5B wrote "c1 uses a ResNet-50 model with an
+    # efficientnet-lite2 architecture" when the user had named a ResNet-50).
+    drafts["foreign_model"] = {"candidate": top["id"], "rationale": f"{top['id']} uses a ResNet-50 backbone and is "
+                               f"predicted {top['accuracy']:.2f} in about {seconds}."}
     drafts["measured"] = {"candidate": top["id"], "rationale": f"{top['id']} achieves a test accuracy of "
                           f"{top['accuracy']:.2f} and trains in about {seconds}."}
     if len(candidates) > 1:

@@ -281,6 +281,58 @@ def test_a_compared_backbone_without_its_weights_here_says_where_they_go(monkeyp
     assert comparison_notes(goals, [lite], allowed_modes=["frozen", "scratch"]) == []
 
 
+@pytest.mark.parametrize(("text", "use", "mode"), [
+    ("which learning rate should I use to fine-tune a ResNet-18 on my wrist x-rays?", "resnet18", "finetune"),
+    ("chest x-rays with densenet121, 2 classes", "densenet121", None),
+    ("train mobilenet v3 small from scratch on 2k skin images", "mobilenet_v3_small", "scratch"),
+    ("I tried resnet18 and it overfit; chest CT, 3 classes", None, None),  # tried: not what they mean to use
+    ("resnet18 gave 0.8; what next?", None, None),
+    ("compare resnet18 with lite0", None, None),  # a comparison, not one backbone
+])
+def test_the_one_backbone_a_user_means_to_train_is_read(text: str, use: str | None, mode: str | None) -> None:
+    from agent.goals import read_goals
+
+    goals = read_goals(text)
+    assert (goals.use, goals.use_mode) == (use, mode)
+
+
+def test_the_backbone_a_user_means_to_train_is_the_pick_with_the_models_best_beside_it(
+        recommender: Recommender) -> None:
+    free = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images")
+    other = next(b for b in ("small_cnn", "efficientnet_lite1", "efficientnet_lite0") if b != free.config.backbone)
+    rec = recommender.recommend(f"skin lesion dermoscopy, 8 classes, 2,000 images; which settings to train {other}?")
+    assert rec.profile.goals["use"] == other and rec.config.backbone == other
+    assert rec.candidates[0].config.backbone == other
+    assert free.config.backbone in {c.config.backbone for c in rec.candidates}  # the model's own best stays
+
+
+@pytest.mark.parametrize(("text", "foreign", "backbones"), [
+    ("fine-tune a ResNet-50 on wrist X-rays", ["resnet-50"], []),
+    ("resnet vs densenet169", ["densenet169"], ["resnet18"]),
+    ("mobilenet v2 or MobileNetV3-Large?", ["mobilenet v2", "mobilenetv3-large"], []),
+    ("EfficientNet-B3, ViT-B/16 and ConvNeXt tiny", ["efficientnet-b3", "vit-b", "convnext tiny"], []),
+    ("use resnet18 and densenet121 or efficientnet b0", [], ["resnet18", "densenet121", "efficientnet_b0"]),
+    ("mobilenet v3 small, lite0 and lite4", ["lite4"], ["mobilenet_v3_small", "efficientnet_lite0"]),
+])
+def test_models_this_tool_cannot_train_are_told_from_those_it_can(text: str, foreign: list[str],
+                                                                  backbones: list[str]) -> None:
+    from agent.intents import find_backbones, foreign_models, norm
+
+    assert foreign_models(text) == foreign and find_backbones(norm(text)) == backbones
+
+
+def test_a_model_this_tool_cannot_train_gets_a_note_and_not_its_family_member(recommender: Recommender) -> None:
+    """"Fine-tune a ResNet-50" was read as resnet18 (the alias "resnet") and answered without a word."""
+    from agent.recommendation import render_text
+
+    rec = recommender.recommend("wrist x-rays, fracture yes/no, 900 images: which lr to fine-tune a ResNet-50?")
+    assert rec.profile.goals["use"] is None and rec.profile.goals["foreign"] == ["resnet-50"]
+    (note,) = rec.profile.goals["notes"]
+    assert note.startswith("you named resnet-50: this tool has no runs of it and cannot train it")
+    assert "efficientnet_lite0" in note and note.endswith("the nearest of the same family is resnet18")
+    assert f"Note: {note}" in render_text(rec)
+
+
 def test_alternatives_say_what_they_trade(recommender: Recommender) -> None:
     rec = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images, GPU available")
     assert rec.alternatives and len({a.role for a in rec.alternatives}) == len(rec.alternatives)

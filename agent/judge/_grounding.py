@@ -17,7 +17,16 @@ from typing import Any, NamedTuple
 
 from agent.judge._arithmetic import wrong_arithmetic
 from agent.judge._facts import Facts
-from agent.judge._reading import CLAUSE_END, COMPARING, PLUS_MINUS, clauses, id_pattern, phrase_bounds, uncertainty_at
+from agent.judge._reading import (
+    CLAUSE_END,
+    COMPARING,
+    PLUS_MINUS,
+    clauses,
+    contrasted,
+    id_pattern,
+    phrase_bounds,
+    uncertainty_at,
+)
 from agent.judge._settings import wrong_setting_comparisons
 from agent.judge._stated import unstated_limits
 from agent.judge._trials import wrong_best_epoch, wrong_best_trial
@@ -305,6 +314,17 @@ def _measured_claims(rationale: str, facts: Facts) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+def _foreign_claims(rationale: str, facts: Facts) -> list[str]:
+    """A model this tool cannot train ("ResNet-50", "ViT") said of a choice: no candidate or run is one. Named in a
+    contrast it may stand ("instead of the ResNet-50 you named")."""
+    from agent.intents import foreign_model_spans, norm
+
+    q = norm(rationale).replace("-", " ")
+    return list(dict.fromkeys(
+        f"it names {name}, but no candidate or past run shown is a {name} (this tool cannot train one): name the "
+        "backbone of the candidate you pick" for at, name in foreign_model_spans(rationale) if not contrasted(q, at)))
+
+
 class Claim(NamedTuple):
     """A row of `GROUNDING`: what kind of statement a rule reads, and the rule."""
 
@@ -320,6 +340,7 @@ GROUNDING: tuple[Claim, ...] = (
     Claim("ranking", _ranking_claims),          # superlatives and comparisons of ids
     Claim("uncertainty", _spread_claims),       # a candidate's ± (the bootstrap models' spread)
     Claim("values", wrong_values),              # a hyperparameter value stated for a run
+    Claim("models", _foreign_claims),           # a model this tool cannot train, said of a choice
     Claim("settings", wrong_setting_comparisons),  # a setting compared between runs ("fewer epochs than c2")
     Claim("arithmetic", wrong_arithmetic),      # comparisons and signed differences between numbers
     Claim("best trial", wrong_best_trial),      # tuning: the trial called best
