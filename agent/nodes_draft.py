@@ -67,6 +67,9 @@ class DraftNodes(NodeBase):
             draft = draft.model_dump()
         if isinstance(draft, dict) and isinstance(draft.get("rationale"), str):
             tidy = J.tidy_text(draft["rationale"], J.DRAFT_RATIONALE_MAX)
+            # "c1 achieves 0.77" said of a candidate: the tense made right, the claim still checked.
+            tidy = J.hedge_measured(tidy, [c["id"] for c in state["candidates"]],
+                                    draft.get("candidate") if isinstance(draft.get("candidate"), str) else None)
             if text is not None and tidy != " ".join(draft["rationale"].split()):
                 # The judge must see the tidied rationale, not the cut-off one, and in the
                 # model's own wording, which llama.cpp's KV cache still holds.

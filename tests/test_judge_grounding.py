@@ -427,6 +427,11 @@ def found_in(context: str, text: str) -> list[str]:
     ("tune", "t2 reached 0.812, so o1 lowers its learning rate for an expected 0.815.", None),
     ("tune", "o1 gets the highest expected gain by lowering the learning rate of t2.", None),
     ("rec:none", "c1 achieves the best predicted accuracy, 0.93, in 25 s.", None),
+    # a model this tool cannot train, said of a choice (the user had named it)
+    ("rec:none", "c1 uses a ResNet-50 model with an efficientnet-lite0 architecture, predicted 0.93.",
+     "it names resnet-50, but no candidate or past run shown is a resnet-50"),
+    ("rec:none", "c1 (ViT-B/16) is predicted 0.93 in 25 s.", "it names vit-b"),
+    ("rec:none", "c1 trains efficientnet lite0 instead of the ResNet-50 you named, predicted 0.93.", None),
     # numbers and ids run together (what the 1.5B once decoded): no value a reader can check
     ("rec:none", "c1 uses a learning rate of 0.001, which is higher than the learning rate used in c2.0.0002.01.",
      "it writes 'c2.0.0002.01', which is no number or id"),
@@ -447,6 +452,21 @@ def found_in(context: str, text: str) -> list[str]:
 def test_every_statement_is_held_to_its_source(context: str, text: str, finding: str | None) -> None:
     found = found_in(context, text)
     assert (found == []) if finding is None else any(finding in f for f in found), found
+
+
+@pytest.mark.parametrize(("text", "hedged"), [
+    ("The candidate, efficientnet_lite0 at 128 px, achieves a test accuracy of 0.93.",
+     "The candidate, efficientnet_lite0 at 128 px, is predicted to reach a test accuracy of 0.93."),
+    ("c1 has achieved 0.93 while r1 reached 0.70.", "c1 is predicted to reach 0.93 while r1 reached 0.70."),
+    ("c1, achieving 0.93, beats c2, which scores 0.92.", "c1, predicted to reach 0.93, beats c2, which is predicted to "
+                                                        "score 0.92."),
+    ("c1 should achieve 0.93; past runs: r1 (frozen) reached 0.70.", None),  # hedged already; a run's is measured
+])
+def test_a_choice_said_to_have_reached_a_result_is_hedged_and_then_passes(text: str, hedged: str | None) -> None:
+    from agent.judge import hedge_measured
+
+    assert hedge_measured(text, ["c1", "c2"], "c1") == (hedged or text)
+    assert not any("has not been trained" in f for f in found_in("rec:none", hedged or text))
 
 
 def test_the_trial_the_prompt_marks_as_kept_may_be_called_best() -> None:

@@ -12,7 +12,7 @@ it says of tuning trials (`_trials`) and the budgets and limits it speaks of (`_
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from agent.judge._arithmetic import wrong_arithmetic
@@ -293,12 +293,12 @@ _HEDGED = re.compile(r"predict|expect|estimat|forecast|project|\b(?:should|would
                      re.I)
 
 
-def _measured_claims(rationale: str, facts: Facts) -> list[str]:
-    """A choice (candidate or option) said to have reached a result it is only predicted to. The run a verb is
-    about: the last id before it in its clause, else the first after it, else the choice the rationale is about."""
-    problems = []
+def _measured(rationale: str, facts: Facts) -> Iterator[tuple[int, re.Match[str], str]]:
+    """(clause offset, verb, subject) for each verb that states a choice's predicted result as measured. The run a
+    verb is about: the last id before it in its clause, else the first after it, else the choice the rationale is
+    about."""
     ids = id_pattern(facts.prefixes)
-    for _, clause in clauses(rationale):
+    for offset, clause in clauses(rationale):
         for verb in _MEASURED.finditer(clause):
             before = list(ids.finditer(clause, 0, verb.start()))
             after = ids.search(clause, verb.end())
@@ -308,10 +308,46 @@ def _measured_claims(rationale: str, facts: Facts) -> list[str]:
                     or _OF_RUNS.search(clause, start, verb.start())  # "c1 fits, as similar runs reached 0.81"
                     or _PREDICTED_AFTER.match(clause, verb.end())):  # "o1 gets the highest expected gain"
                 continue
+            yield offset, verb, subject
+
+
+def _measured_claims(rationale: str, facts: Facts) -> list[str]:
+    """A choice (candidate or option) said to have reached a result it is only predicted to (one per clause)."""
+    problems, seen = [], set()
+    for offset, verb, subject in _measured(rationale, facts):
+        if offset not in seen:
+            seen.add(offset)
             problems.append(f"it says {subject} {verb.group(0)} a result, but {subject} has not been trained: its "
                             f"accuracy is predicted (write 'is predicted')")
-            break
     return list(dict.fromkeys(problems))
+
+
+# The verb a measured claim is hedged with ("achieves" -> "is predicted to reach").
+_BASE = {"achiev": "reach", "reach": "reach", "scor": "score", "attain": "reach", "obtain": "reach", "got": "reach",
+         "gets": "reach", "yield": "yield", "deliver": "deliver"}
+_AUXILIARY = re.compile(r"\b(?:has|have|had)\s+$", re.I)
+
+
+def hedge_measured(rationale: str, choices: Sequence[str], about: str | None, prefixes: str = "cr") -> str:
+    """`rationale` with each result it states as measured for a choice (`_measured`: "c1 achieves 0.77")
+    written as the prediction it is ("c1 is predicted to reach 0.77"); the tense is the only change, so the
+    claim that remains (the number, the comparison) is checked as before. The 1.5B wrote "achieves" for a
+    candidate in 3 of 8 answers of a session's tries (2026-12-06), though its prompt says a candidate is
+    predicted, and each such draft fell back."""
+    facts = Facts(known=frozenset(choices), shown=(), runs={}, about=(about,) if about else (), prefixes=prefixes)
+    out = rationale
+    for offset, verb, _ in reversed(list(_measured(rationale, facts))):
+        word = verb.group(0)
+        base = next(b for stem, b in _BASE.items() if word.lower().startswith(stem))
+        start, end = offset + verb.start(), offset + verb.end()
+        if word.lower().endswith("ing"):
+            phrase = f"predicted to {base}"
+        elif m := _AUXILIARY.search(out, 0, start):  # "has achieved"
+            start, phrase = m.start(), f"is predicted to {base}"
+        else:
+            phrase = f"is predicted to {base}"
+        out = out[:start] + phrase + out[end:]
+    return out
 
 
 def _foreign_claims(rationale: str, facts: Facts) -> list[str]:
