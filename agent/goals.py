@@ -14,6 +14,8 @@ Each is kept with the words it came from, and each changes what is recommended:
   for each side, shown side by side.
 - one backbone the user means to use ("fine-tune a resnet18", "which lr for densenet121?") is the
   pick, in the mode named with it where it can run so; the meta-model's own best stays beside it.
+- a measure other than accuracy ("not missing positives", "sensitivity", "F1") is answered with a
+  note: the ranking is by test accuracy, and what the run reports instead.
 - a model this tool cannot train ("ResNet-50", "ViT") is named in a note, with the backbones it
   recommends among instead and the nearest of the same family.
 
@@ -55,6 +57,12 @@ _OVERFIT = re.compile(r"\bover[- ]?fit\w*|\bmemori[sz]\w*\b|\b(?:doesn'?t|does n
 _USE = re.compile(r"\b(?:use|using|fine[ -]?tun\w*|finetun\w*|train\w*|start(?:ing)? from|stick(?:ing)? with|go with|"
                   r"prefer|deploy\w*|want|need|for|with)\b(?:\s+(?:a|an|the|my|our|pretrained|pre-trained|imagenet|"
                   r"small|standard|plain)){0,3}\s+$", re.I)
+# A measure the user cares about that is not accuracy: the meta-model predicts accuracy only.
+_METRIC = re.compile(
+    r"\bsensitiv\w*|\brecall\b|\bfalse[- ]negatives?\b|\bfalse[- ]positives?\b|\bspecificity\b|\bprecision\b(?!\s+(?:medicine|oncology|health))"
+    r"|\b(?:not |never |without |avoid )?miss(?:ing|es|ed)?\s+(?:any\s+|a\s+|the\s+|true\s+)?(?:positives?|cases?|"
+    r"tumou?rs?|cancers?|lesions?|diseases?|fractures?|patients?|findings?|nodules?|bleeds?)\b"
+    r"|\bf1\b|\bf-score\b|\bauc\b|\broc\b|\bbalanced accuracy\b|\bkappa\b", re.I)
 _COMPARE = re.compile(r"\bcompare\b|\bcomparison\b|\bvs\.?\b|\bversus\b|\bor\b[^.?!]*\?|\bbetter\b", re.I)
 
 
@@ -72,6 +80,7 @@ class Goals:
         use: the one backbone the user means to train, when the text compares nothing; use_mode: the
             mode named in the same clause, if one.
         foreign: the image classifiers named that this tool cannot train ("resnet-50", "vit").
+        metric: the words naming a measure other than accuracy that the user cares about, if any.
     """
 
     objective: str | None = None
@@ -82,11 +91,12 @@ class Goals:
     use: str | None = None
     use_mode: str | None = None
     foreign: list[str] = field(default_factory=list)
+    metric: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"objective": self.objective, "words": dict(self.words), "worries": dict(self.worries),
                 "compare": list(self.compare), "compare_mode": self.compare_mode, "use": self.use,
-                "use_mode": self.use_mode, "foreign": list(self.foreign)}
+                "use_mode": self.use_mode, "foreign": list(self.foreign), "metric": self.metric}
 
 
 def read_goals(text: str) -> Goals:
@@ -112,6 +122,8 @@ def read_goals(text: str) -> Goals:
             said = [mode for mode in _MODES if find_mode(_only(clause, mode))]
             goals.compare_mode = said[0] if len(said) == 1 else None
     goals.foreign = foreign_models(text)
+    if m := _METRIC.search(text):
+        goals.metric = goals.words["metric"] = _sentence_around(text, m)
     if not goals.compare:
         _read_use(text, goals)
     return goals
@@ -198,6 +210,14 @@ def regularised(config: TrainConfig) -> TrainConfig:
     if config.mode != "frozen" and config.augmentation == "none":
         data["augmentation"] = "flip"
     return TrainConfig.model_validate(data)
+
+
+def metric_note(words: str) -> str:
+    """What the answer says to a user who cares about a measure other than accuracy (`Goals.metric`)."""
+    return (f"you said {words!r}: the candidates are predicted and ranked by test accuracy, the one measure every "
+            "recorded run has comparably. A trained run reports its macro F1 and AUC too, but nothing here is tuned "
+            "for one class (no class weights, no decision threshold): check the recall of the class you care about "
+            "on your validation images before relying on the model.")
 
 
 def regularisation_note(words: str) -> str:
@@ -317,6 +337,6 @@ def _sentence_around(text: str, m: re.Match[str]) -> str:
     return clause if len(clause) <= 60 else m.group(0)
 
 
-__all__ = ["GOOD_ENOUGH", "PAST_RUN_MARGIN", "REGULARISATION", "Goals", "apply_goals", "comparison_notes", "foreign_note",
+__all__ = ["GOOD_ENOUGH", "PAST_RUN_MARGIN", "REGULARISATION", "Goals", "apply_goals", "comparison_notes", "foreign_note", "metric_note",
            "quick_first",
            "read_goals", "regularisation_note", "regularised"]

@@ -22,7 +22,7 @@ from langgraph.types import Overwrite
 from agent.context import Context
 from agent.errors import TaskError
 from agent.formatting import duration_text, prediction_values
-from agent.goals import apply_goals, comparison_notes, read_goals, regularisation_note
+from agent.goals import apply_goals, comparison_notes, metric_note, read_goals, regularisation_note
 from agent.limits import backbones_within, memory_limit, stated_limits
 from agent.nodes_base import NodeBase, jsonable
 from agent.profiling import allowed, open_fields, read_task
@@ -78,6 +78,8 @@ class EvidenceNodes(NodeBase):
         goals = read_goals(scope.task_text if scope is not None else text)
         if "overfitting" in goals.worries:
             notes.append(regularisation_note(goals.worries["overfitting"]))
+        if goals.metric:
+            notes.append(metric_note(goals.metric))
         if dataset:
             if not ctx.allows(dataset):
                 raise TaskError(

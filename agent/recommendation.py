@@ -334,7 +334,9 @@ def _goal_words(goals: dict[str, Any]) -> dict[str, str]:
     {"objective=accuracy": "best accuracy", "worry=overfitting": "...", "compare=small_cnn vs resnet18": "..."}."""
     words = goals.get("words") or {}
     named = {"objective": f"objective={goals.get('objective')}", "overfitting": "worry=overfitting",
-             "compare": "compare=" + " vs ".join(goals.get("compare") or ())}
+             "compare": "compare=" + " vs ".join(goals.get("compare") or ()),
+             "use": f"use={goals.get('use')}" + (f" ({goals['use_mode']})" if goals.get("use_mode") else ""),
+             "metric": "measure other than accuracy"}
     return {named.get(k, k): w for k, w in words.items()}
 
 

@@ -31,6 +31,7 @@ from tools.novelty import (
     check_open_fields,
     distance,
     evidence_note,
+    majority_note,
     mismatch,
     open_metas,
     vary,
@@ -171,6 +172,20 @@ def test_beyond_range_flags_only_stated_fields_past_the_harder_edge() -> None:
     note = beyond_note(found, 102)
     assert note is not None and "upper bound" in note and "(0.01)" in note and "102 classes" in note
     assert beyond_note([], 2) is None
+
+
+def test_a_prediction_below_what_the_largest_class_alone_scores_is_said_to_say_little() -> None:
+    known = [_meta(n=1000, k=2), _meta(n=5000, k=8, ratio=3.0), _meta(n=3000, k=3, ratio=2.7)]
+    skewed = _meta(n=1500, k=2, ratio=7.3)  # 12 % positives: the largest class holds 88 %
+    share = skewed.class_size_max / skewed.n_instances
+    note = majority_note(skewed, known, 0.68)
+    assert note is not None and f"would score {share:.2f} here" in note and "more than the meta-model predicts" in note
+    assert "at most 67 % of the images" in note and "macro F1 and AUC" in note  # the base's most skewed
+    assert majority_note(skewed, known, 0.90) is None  # predicted above it: accuracy still says something
+    assert majority_note(skewed, known, 0.68, open_fields=["imbalance_ratio"]) is None  # the imbalance was assumed
+    # a task no more skewed than the base's datasets: the note, without the claim about the base
+    within = majority_note(_meta(n=1000, k=2, ratio=1.5), [*known, _meta(n=900, k=2, ratio=9.0)], 0.5)
+    assert within is not None and "less imbalanced" not in within
 
 
 # ------------------------------------------------------------------------- the meta-model

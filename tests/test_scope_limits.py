@@ -333,6 +333,28 @@ def test_a_model_this_tool_cannot_train_gets_a_note_and_not_its_family_member(re
     assert f"Note: {note}" in render_text(rec)
 
 
+@pytest.mark.parametrize(("text", "metric"), [
+    ("fundus photos, glaucoma screening, 1,500 images, 12% glaucomatous; I care most about not missing positives",
+     "I care most about not missing positives"),
+    ("chest x-rays, 2 classes, 3,000 images, we need high sensitivity for pneumothorax", "we need high sensitivity for "
+                                                                                        "pneumothorax"),
+    ("skin lesions, 5 classes, 2,000 images, best macro F1", "best macro F1"),
+    ("a precision medicine project: skin lesions, 5 classes, 2,000 images", None),
+    ("chest x-rays, 2 classes, 3,000 images", None),
+])
+def test_a_measure_other_than_accuracy_is_answered_with_what_the_ranking_uses(
+        recommender: Recommender, text: str, metric: str | None) -> None:
+    from agent.recommendation import render_text
+
+    rec = recommender.recommend(text)
+    assert rec.profile.goals["metric"] == metric
+    said = [n for n in rec.profile.notes if "ranked by test accuracy" in n]
+    assert len(said) == (1 if metric else 0)
+    if metric:
+        assert said[0].startswith(f"you said {metric!r}") and "macro F1 and AUC" in said[0]
+        assert "measure other than accuracy <- " in render_text(rec)
+
+
 def test_alternatives_say_what_they_trade(recommender: Recommender) -> None:
     rec = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images, GPU available")
     assert rec.alternatives and len({a.role for a in rec.alternatives}) == len(rec.alternatives)

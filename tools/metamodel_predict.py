@@ -39,6 +39,7 @@ from tools.novelty import (
     calibrate,
     check_open_fields,
     evidence_note,
+    majority_note,
     open_metas,
 )
 
@@ -199,8 +200,13 @@ class _Predicting:
         if not known and (beyond := beyond_range(meta, self._neighbours.metas, fields)):
             low = np.minimum(low, 1.0 / meta.n_classes)  # an upper bound: the accuracy may be anywhere below
             evidence = " ".join(t for t in (evidence, beyond_note(beyond, meta.n_classes)) if t)
+
+        def noted(a: float) -> str | None:  # below what the largest class alone scores: accuracy says little
+            return " ".join(t for t in (evidence, majority_note(meta, self._neighbours.metas, a, fields)) if t) or None
+
         return [Prediction(float(a), float(lo), float(hi), float(s), device=device.label, device_support=support,
-                           device_note=note, distance=dist, nearest=nearest, evidence_note=evidence, assumed=fields)
+                           device_note=note, distance=dist, nearest=nearest, evidence_note=noted(float(a)),
+                           assumed=fields)
                 for a, lo, hi, s in zip(point, low, high, secs, strict=True)]
 
     def is_known(self, meta: MetaFeatures) -> bool:

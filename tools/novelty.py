@@ -398,8 +398,28 @@ def beyond_note(beyond: Sequence[str], n_classes: int) -> str | None:
             f"interval reaches down to guessing ({1 / n_classes:.2f}).")
 
 
+def majority_note(meta: MetaFeatures, known: Sequence[MetaFeatures], accuracy: float,
+                  open_fields: Iterable[str] = ()) -> str | None:
+    """The sentence for the user when `accuracy` (a prediction) is below what always answering the task's
+    largest class scores (its share of the images, with a test split stratified like the data): accuracy then
+    says little, and the runs it was learnt from may never have been that imbalanced. None otherwise, or when
+    the imbalance was not stated (`open_fields`; an assumed class count is the assumption the card shows)."""
+    if "imbalance_ratio" in check_open_fields(open_fields):
+        return None
+    share = meta.class_size_max / meta.n_instances
+    if accuracy >= share - 0.005:
+        return None
+    most = max((m.class_size_max / m.n_instances for m in known), default=None)
+    seen = (f" The knowledge base's datasets are less imbalanced (their largest class holds at most {most * 100:.0f} % of "
+            f"the images), so the meta-model does not know what accuracy means at this imbalance." if most is not None
+            and most < share else "")
+    return (f"Always answering the largest class would score {share:.2f} here ({share * 100:.0f} % of the images), more "
+            f"than the meta-model predicts.{seen} Judge the trained run by its macro F1 and AUC, which every run "
+            "reports, rather than its accuracy.")
+
+
 __all__ = [
     "BEYOND_FACTOR", "MIN_BAND_DATASETS", "NEAREST_SHOWN", "OPEN_FIELDS", "OPEN_GRID", "Neighbours", "band_of",
     "beyond_note", "beyond_range", "calibrate", "check_open_fields", "coordinates", "distance", "evidence_note",
-    "is_thin", "mismatch", "open_metas", "vary", "words",
+    "is_thin", "majority_note", "mismatch", "open_metas", "vary", "words",
 ]
