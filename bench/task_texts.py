@@ -195,18 +195,16 @@ def assumed(name: str) -> Check:
                  else f"assumed {rec.profile.assumed!r}")
 
 
-def _params(backbone: str) -> float:
-    from knowledge.space import BACKBONES
-
-    return float(BACKBONES[backbone]["params_m"]) * 1e6
-
-
 def params_at_most(limit: float) -> Check:
-    """The pick and every candidate keep to a parameter limit."""
+    """The pick and every candidate keep to a parameter limit (the model that trains: the backbone's features and the
+    head for the task's classes, knowledge.space.model_params)."""
+    from knowledge.space import model_params
+
     def test(rec: Any) -> str | None:
+        k = rec.profile.meta.n_classes
         over = sorted({b for b in (rec.config.backbone, *(c.config.backbone for c in rec.candidates))
-                       if _params(b) > limit})
-        return None if not over else f"over the limit: {', '.join(f'{b} ({_params(b) / 1e6:g} M)' for b in over)}"
+                       if model_params(b, k) > limit})
+        return None if not over else f"over the limit: {', '.join(f'{b} ({model_params(b, k) / 1e6:.2f} M)' for b in over)}"
     return Check(f"params <= {limit / 1e6:g} M", test)
 
 

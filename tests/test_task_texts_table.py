@@ -56,8 +56,9 @@ def test_interleaving_keeps_every_case_and_a_prefix_covers_every_category() -> N
 def test_judge_reports_what_was_wrong() -> None:
     case = Case("limits", "t", "recommended", (params_at_most(3e6),))
     config = SimpleNamespace(backbone="resnet18", mode="finetune")
-    rec = SimpleNamespace(config=config, candidates=[SimpleNamespace(config=config)])
-    assert judge(case, Outcome("recommended", 1.0, rec=rec)) == ["params <= 3 M: over the limit: resnet18 (11.7 M)"]
+    rec = SimpleNamespace(config=config, candidates=[SimpleNamespace(config=config)],
+                          profile=SimpleNamespace(meta=SimpleNamespace(n_classes=2)))
+    assert judge(case, Outcome("recommended", 1.0, rec=rec)) == ["params <= 3 M: over the limit: resnet18 (11.18 M)"]
     assert judge(case, Outcome("refused", 0.0, message=WHAT_IT_DOES))[0].startswith("expected recommended, got refused")
     refusal = Case("vague", "hi", "refused")
     assert judge(refusal, Outcome("refused", 0.0, message=WHAT_IT_DOES)) == []

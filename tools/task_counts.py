@@ -91,6 +91,17 @@ _RATIO_PAIR = (
     re.compile(r"(?<![\d.])(?P<a>\d{1,2}(?:\.\d+)?)\s*[/:-]\s*(?P<b>\d{1,2}(?:\.\d+)?)\s*%?\s*(?:class\s+)?(?:split|distribution)"),
 )
 _FRACTION = re.compile(r"(?<![\d.,/])(?P<a>\d+)\s*(?:in|out of|/)\s*(?P<b>\d+)(?![\d.,])(?:\s+of\b)?")
+# A share in words: "two thirds of them", "half the data", "one in ten".
+_SHARE_WORDS = {"half": 50.0, "third": 100 / 3, "thirds": 100 / 3, "quarter": 25.0, "quarters": 25.0, "fifth": 20.0,
+                "fifths": 20.0, "tenth": 10.0, "tenths": 10.0}
+_TIMES = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4}
+_SMALL = {"one": 1, "a": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+          "ten": 10, "twenty": 20, "fifty": 50, "hundred": 100, "a hundred": 100, "thousand": 1000, "a thousand": 1000}
+_WORD_SHARE = re.compile(
+    r"(?:(?P<ap>~|about|around|roughly|approximately|nearly|almost)\s+)?(?:(?P<n>a|one|two|three|four)[\s-]+)?"
+    r"(?P<f>half|thirds?|quarters?|fifths?|tenths?)\b(?!\s*(?:-|of)?\s*(?:the\s+)?(?:time|budget|cost|size|price))"
+    r"|(?:(?P<ap2>about|around|roughly|nearly|almost)\s+)?(?P<a>one|two|three)\s+(?:in|out of)\s+"
+    r"(?P<b>two|three|four|five|six|seven|eight|nine|ten|twenty|fifty|a hundred|hundred|a thousand|thousand)\b")
 _NOT_A_RATIO = re.compile(r"\b(?:at|by|until|from|before|after)\s*$|magnification|scale|dilution|\bam\b|\bpm\b")
 _NOT_CLASSES = re.compile(r"\btrain|\btest|\bval(?:idation)?\b|hold-?out|\bsplit into\b")
 _PERCENT = re.compile(
@@ -144,6 +155,23 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
         r.blank(m.start(), m.end())  # "1 in 20 scans": a share of the smallest class, not 20 images
         return {"share": 100 * a / b, "start": m.start(), "end": m.end(), "majority": False, "minority": True,
                 "approximate": False}
+    for m in _WORD_SHARE.finditer(r.low):
+        clause = _clause(r.low, m.start(), m.end())
+        if _PERCENT_NOT.search(clause) or not _PERCENT_CUE.search(clause) or _NOT_CLASSES.search(clause):
+            continue
+        if m.group("f"):
+            times = _TIMES.get(m.group("n") or "a", 1)
+            if m.group("f") == "half" and m.group("n") not in (None, "a", "one"):
+                continue
+            share = _SHARE_WORDS[m.group("f")] * times
+        else:
+            share = 100 * _SMALL[m.group("a")] / _SMALL[m.group("b")]
+        if not 0 < share < 100:
+            continue
+        r.blank(m.start(), m.end())
+        near = r.low[m.start(): m.end() + 25]
+        return {"share": share, "start": m.start(), "end": m.end(), "majority": bool(_MAJORITY.search(near)),
+                "minority": bool(_MINORITY.search(near)), "approximate": bool(m.group("ap") or m.group("ap2"))}
     for m in _PERCENT.finditer(r.low):
         clause = _clause(r.low, m.start(), m.end())
         named = m.group("name") and m.group("name") not in _NOT_NAMES and not re.fullmatch(_UNIT_WORDS, m.group("name"))
@@ -214,9 +242,10 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
         share, k = pending["share"], p.n_classes
         if k == 2:
             ratio = max(share, 100 - share) / min(share, 100 - share)
-        elif share > 50 or (pending["majority"] and not pending["minority"]):  # the largest class; others equal
+        elif share > 100 / k or (share == 100 / k and pending["majority"]):
+            # above the mean share, it cannot be the smallest class: the largest, the others equal
             ratio = share * (k - 1) / (100 - share)
-        else:  # the smallest class; the others share the rest equally
+        else:  # at or below the mean share it cannot be the largest: the smallest, the others share the rest
             ratio = (100 - share) / ((k - 1) * share)
         if k > 2:
             r.notes.append(f"{r.text[pending['start']:pending['end']].strip()!r} with {k} classes: the other classes "
