@@ -119,8 +119,12 @@ _PERCENT_CUE = re.compile(r"positive|negative|minority|majority|rare|smallest|la
                           r"\bare\b|\bis\b|make up|makes up|account|belong")
 _MAJORITY = re.compile(r"majority|largest|normal|healthy|benign|negative")
 _MINORITY = re.compile(r"positive|minority|rare|smallest|malignant|abnormal|disease|cancer|referable|affected|prevalen|incidence")
+# "rare" alone names imbalance only when a class or the positives are what is rare ("one class is rare",
+# "positives are rare"), not the disease or the data ("a rare bone disease", "rare scans").
 _HINT = re.compile(r"\b(?:imbalanced|unbalanced|skewed|long[- ]tail\w*|rare class\w*|minority class\w*|few positives?|"
-                   r"class imbalance|rare|not (?:very |well )?balanced)\b")
+                   r"class imbalance|(?:class|classes|positives?|cases|category|categories|label|labels|finding)\s+"
+                   r"(?:is|are)\s+(?:very\s+)?rare|rare (?:positives?|cases|categor\w*|labels?)|"
+                   r"not (?:very |well )?balanced)\b")
 
 
 def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
