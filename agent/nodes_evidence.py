@@ -105,6 +105,11 @@ class EvidenceNodes(NodeBase):
             assumed = told.assumptions()
             assumed = [a for a in assumed if not a.startswith("device=")]
             source, dataset_name = "text", None
+            if {"n_classes", "n_instances"} <= {a.split("=")[0] for a in assumed}:
+                # "which lr is best for x-rays?": a general question, answered for a task nobody described
+                notes.append(f"the text gives neither the number of classes nor of images, so this is for an assumed "
+                             f"{meta['n_classes']}-class task of {meta['n_instances']:,} images; say both (and what "
+                             "the images show) for a recommendation that fits your data")
 
         budget_seconds, budget_words = told.budget_seconds, told.said.get("budget")
         if given.get("budget_minutes") is not None:

@@ -355,6 +355,14 @@ def test_a_measure_other_than_accuracy_is_answered_with_what_the_ranking_uses(
         assert "measure other than accuracy <- " in render_text(rec)
 
 
+def test_a_general_question_is_answered_for_a_task_it_says_was_assumed(recommender: Recommender) -> None:
+    rec = recommender.recommend("which learning rate is best for x-rays?")
+    (note,) = [n for n in rec.profile.notes if "neither the number of classes nor of images" in n]
+    assert f"an assumed {rec.profile.meta.n_classes}-class task of {rec.profile.meta.n_instances:,} images" in note
+    described = recommender.recommend("chest x-rays, 2 classes, which learning rate is best?")
+    assert not any("neither the number" in n for n in described.profile.notes)
+
+
 def test_alternatives_say_what_they_trade(recommender: Recommender) -> None:
     rec = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images, GPU available")
     assert rec.alternatives and len({a.role for a in rec.alternatives}) == len(rec.alternatives)
