@@ -165,26 +165,42 @@ def comparison_notes(goals: dict[str, Any], found: list[Any], allowed_modes: lis
     if goals.get("use"):
         sides.append((goals["use"], goals.get("use_mode"), "use"))
     for name, mode, key in sides:
-        if not mode or (allowed_modes and mode not in allowed_modes):
+        if name not in BACKBONES:
             continue
-        if name not in BACKBONES or any(c.config.backbone == name and c.config.mode == mode for c in found):
-            continue
+        instead = "compared" if key == "compare" else "shown"
         shown = next((c.config.mode for c in found if c.config.backbone == name), None)
+        if not mode:  # no mode named: a side that could start pretrained, shown from scratch for want of weights
+            if BACKBONES[name]["pretrained_source"] is None or weights_available(name) or shown not in (None, "scratch") \
+                    or (allowed_modes and not {"frozen", "finetune"} & set(allowed_modes)):
+                continue
+            notes.append(f"you asked about {name} ({goals['words'][key]!r}), but {_no_weights(name)}; "
+                         + (f"it is {instead} from scratch" if shown else f"it is not {instead}"))
+            continue
+        if (allowed_modes and mode not in allowed_modes) or any(c.config.backbone == name and c.config.mode == mode
+                                                                 for c in found):
+            continue
         if mode != "scratch" and BACKBONES[name]["pretrained_source"] is None:
             why = f"{name} has no pretrained weights (it is built to train from scratch)"
         elif mode != "scratch" and not weights_available(name):
-            why = f"{name}'s pretrained weights are not installed here"
-            if BACKBONES[name]["pretrained_source"] == "torchvision-cache":  # how to opt in
-                from tools.weights import torchvision_weights_path
-
-                why += (f" (torchvision's ImageNet file, read from {torchvision_weights_path(name)}: copy it there "
-                        "from a machine with internet)")
+            why = _no_weights(name)
         else:
             why = f"no configuration of {name} {_MODE_WORDS[mode]} fits the other limits"
-        instead = "compared" if key == "compare" else "shown"
         notes.append(f"you asked about {name} {_MODE_WORDS[mode]} ({goals['words'][key]!r}), but {why}; "
                      + (f"it is {instead} {_MODE_WORDS[shown]} instead" if shown else f"it is not {instead}"))
     return notes
+
+
+def _no_weights(name: str) -> str:
+    """Why `name` cannot start from pretrained weights here, and how to opt in."""
+    from knowledge.space import BACKBONES
+
+    why = f"{name}'s pretrained weights are not installed here"
+    if BACKBONES[name]["pretrained_source"] == "torchvision-cache":
+        from tools.weights import torchvision_weights_path
+
+        why += (f" (torchvision's ImageNet file, read from {torchvision_weights_path(name)}: copy it there from a "
+                "machine with internet)")
+    return why
 
 
 # The backbone here of the same family as a model people name ("resnet-50" -> resnet18).

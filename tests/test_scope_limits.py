@@ -277,8 +277,15 @@ def test_a_compared_backbone_without_its_weights_here_says_where_they_go(monkeyp
     assert "resnet18's pretrained weights are not installed here" in note
     assert str(tools.weights.torchvision_weights_path("resnet18")) in note and note.endswith("compared from scratch instead")
     assert comparison_notes(goals, [lite]) == [note.replace("it is compared from scratch instead", "it is not compared")]
-    assert comparison_notes({**goals, "compare_mode": None}, [lite]) == []
     assert comparison_notes(goals, [lite], allowed_modes=["frozen", "scratch"]) == []
+    # no mode named ("efficientnet b0 vs resnet18"): a side shown from scratch for want of its weights says so
+    unnamed = {**goals, "compare_mode": None}
+    (why,) = comparison_notes(unnamed, [lite, scratch])
+    assert why.startswith("you asked about resnet18 (") and "pretrained weights are not installed here" in why
+    assert why.endswith("it is compared from scratch")
+    assert comparison_notes(unnamed, [lite, scratch], allowed_modes=["scratch"]) == []  # the user's own limit
+    monkeypatch.setattr(tools.weights, "weights_available", lambda name: True)
+    assert comparison_notes(unnamed, [lite, scratch]) == []  # with its weights, scratch was the model's choice
 
 
 @pytest.mark.parametrize(("text", "use", "mode"), [
