@@ -311,6 +311,22 @@ def compared(mode: str, *backbones: str) -> Check:
     return Check(f"compared {mode}: {', '.join(backbones)}", test)
 
 
+def picked(backbone: str, mode: str | None = None) -> Check:
+    """The pick is `backbone` (in `mode`), or a note says why it cannot be (the backbone the user means to train)."""
+    def test(rec: Any) -> str | None:
+        if rec.config.backbone == backbone and mode in (None, rec.config.mode):
+            return None
+        notes = " ".join(rec.profile.goals.get("notes") or ())
+        return None if f"you asked about {backbone}" in notes else f"picked {rec.config.backbone}/{rec.config.mode}"
+    return Check(f"picked {backbone}" + (f" {mode}" if mode else ""), test)
+
+
+def goal_note(words: str, label: str) -> Check:
+    """A note of the goals (profile.goals['notes']: models it cannot train, sides it could not show) holding `words`."""
+    return Check(label, lambda rec: None if _has(rec.profile.goals.get("notes") or (), words)
+                 else f"goal notes {rec.profile.goals.get('notes')!r}")
+
+
 # -------------------------------------------------------------------------------- table
 MEDICAL = "medical_image_classification"
 NON_MEDICAL = "image_classification_non_medical"
@@ -433,6 +449,16 @@ CASES: tuple[Case, ...] = (
          "them", regularised_all(), meta_is("n_instances", 300)),
     _rec("goals", "colon histology, 8 tissue types, 5,000 tiles: should I fine-tune resnet18 or efficientnet lite1?",
          compared("finetune", "resnet18", "efficientnet_lite1"), meta_is("n_classes", 8)),
+    _rec("goals", "Which learning rate should I use to fine-tune a ResNet-50 on my wrist X-rays (fracture yes/no, "
+         "900 images)?", goal_note("you named resnet-50", "note: ResNet-50 cannot be trained here"),
+         meta_is("n_classes", 2), nowhere("ResNet-50 model")),
+    _rec("goals", "knee x-rays, KL grades 0-4, 4,000 images: what settings should I use to fine-tune efficientnet lite1?",
+         picked("efficientnet_lite1", "finetune"), meta_is("n_classes", 5)),
+    _rec("goals", "fundus photos for glaucoma screening, 1,500 images, 12% glaucomatous; I care most about not "
+         "missing positives", note("ranked by test accuracy", "note: accuracy is what the ranking uses"),
+         meta_between("imbalance_ratio", 7.0, 7.6)),
+    _rec("goals", "dermoscopy of moles, 7 lesion types, roughly 10k images, nevus is about two thirds of them",
+         meta_between("imbalance_ratio", 11.0, 13.0), meta_is("n_classes", 7)),
     # --- vague: one word, a greeting, generic words
     _refused("vague", "hello"),
     _refused("vague", "classification"),
