@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from agent.intents import find_backbones, find_mode, foreign_models, norm
+from agent.intents import BACKBONE_ALIASES, find_backbones, find_mode, foreign_models, norm
 from knowledge.schema import TrainConfig
 
 T = TypeVar("T")
@@ -57,6 +57,9 @@ _OVERFIT = re.compile(r"\bover[- ]?fit\w*|\bmemori[sz]\w*\b|\b(?:doesn'?t|does n
 _USE = re.compile(r"\b(?:use|using|fine[ -]?tun\w*|finetun\w*|train\w*|start(?:ing)? from|stick(?:ing)? with|go with|"
                   r"prefer|deploy\w*|want|need|for|with)\b(?:\s+(?:a|an|the|my|our|pretrained|pre-trained|imagenet|"
                   r"small|standard|plain)){0,3}\s+$", re.I)
+# A clause that speaks of a backbone already tried, or of avoiding it: not what the user means to train.
+_NOT_USE = re.compile(r"\b(?:tried|results?|gave|got|scored|reached|poor|bad|worse|overfit\w*|failed|instead of|other "
+                      r"than|besides|avoid\w*|not|n't|without|except|than)\b")
 # A measure the user cares about that is not accuracy: the meta-model predicts accuracy only.
 _METRIC = re.compile(
     r"\bsensitiv\w*|\brecall\b|\bfalse[- ]negatives?\b|\bfalse[- ]positives?\b|\bspecificity\b|\bprecision\b(?!\s+(?:medicine|oncology|health))"
@@ -135,14 +138,14 @@ def _read_use(text: str, goals: Goals) -> None:
     named = find_backbones(q)
     if len(named) != 1:
         return
-    from agent.intents import BACKBONE_ALIASES
-
     aliases = sorted((norm(a).replace("-", " ") for a in (named[0], *BACKBONE_ALIASES[named[0]])), key=len, reverse=True)
     m = re.search(r"(?<![a-z0-9])(?:" + "|".join(re.escape(a) for a in aliases) + r")(?![a-z0-9])", q)
     if m is None or not _USE.search(q, max(0, m.start() - 60), m.start()):
         return
-    goals.use = named[0]
     clause = _clause(q, m)
+    if _NOT_USE.search(clause):  # "the results for resnet18 were poor", "something other than resnet18"
+        return
+    goals.use = named[0]
     said = [mode for mode in _MODES if find_mode(_only(norm(clause), mode))]
     goals.use_mode = said[0] if len(said) == 1 else None
     goals.words["use"] = _sentence_around(q, m)

@@ -294,6 +294,8 @@ def test_a_compared_backbone_without_its_weights_here_says_where_they_go(monkeyp
     ("train mobilenet v3 small from scratch on 2k skin images", "mobilenet_v3_small", "scratch"),
     ("I tried resnet18 and it overfit; chest CT, 3 classes", None, None),  # tried: not what they mean to use
     ("resnet18 gave 0.8; what next?", None, None),
+    ("the results for resnet18 were poor on chest CT, 3 classes", None, None),
+    ("something other than resnet18 for chest CT please", None, None),
     ("compare resnet18 with lite0", None, None),  # a comparison, not one backbone
 ])
 def test_the_one_backbone_a_user_means_to_train_is_read(text: str, use: str | None, mode: str | None) -> None:
