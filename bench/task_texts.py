@@ -37,6 +37,7 @@ import os
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -582,9 +583,12 @@ def main(argv: list[str] | None = None) -> int:
     fallbacks = sum(o.kind == "recommended" and o.rec.fallback for _, o, _ in rows)
     # Passing drafts that only restated the ranking: the contrasts computed in code were added after them.
     restated = sum(o.kind == "recommended" and bool(o.rec.reasons) for _, o, _ in rows)  # a fallback has none
+    failed = Counter(c.name for _, o, _ in rows if o.kind == "recommended" and o.rec.fallback
+                     for c in o.rec.verdict.checks if not c.ok)
+    why = ", ".join(f"{name} {n}" for name, n in failed.most_common()) or "none"
     summary = (f"{passed} of {len(rows)} texts behaved as expected; {len(failures)} did not; {crashed} crashed; "
                f"{fallbacks} recommendations fell back to the meta-model's top candidate (the LLM's drafts did not "
-               f"pass the judge); {restated} passing drafts compared their pick with nothing and got the computed "
+               f"pass the judge; the checks their drafts failed: {why}); {restated} passing drafts compared their pick with nothing and got the computed "
                f"contrasts after them (\"In numbers\"). Wall time {wall / 60:.1f} min for the texts (+{warm:.0f} s warm-up); load average "
                f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) at the end.")
 
