@@ -16,6 +16,9 @@ Each is kept with the words it came from, and each changes what is recommended:
   pick, in the mode named with it where it can run so; the meta-model's own best stays beside it.
 - a measure other than accuracy ("not missing positives", "sensitivity", "F1") is answered with a
   note: the ranking is by test accuracy, and what the run reports instead.
+- a limit on a setting ("no more than 20 epochs", "batch size must be 16") is kept by every
+  candidate (shortened or set, then predicted again and ranked as the meta-model ranks), and listed
+  with the other limits.
 - a model this tool cannot train ("ResNet-50", "ViT") is named in a note, with the backbones it
   recommends among instead and the nearest of the same family.
 
@@ -57,6 +60,20 @@ _OVERFIT = re.compile(r"\bover[- ]?fit\w*|\bmemori[sz]\w*\b|\b(?:doesn'?t|does n
 _USE = re.compile(r"\b(?:use|using|fine[ -]?tun\w*|finetun\w*|train\w*|start(?:ing)? from|stick(?:ing)? with|go with|"
                   r"prefer|deploy\w*|want|need|for|with)\b(?:\s+(?:a|an|the|my|our|pretrained|pre-trained|imagenet|"
                   r"small|standard|plain)){0,3}\s+$", re.I)
+# Limits on a setting, as written: (field, "max" or "eq", pattern with the number as group "n").
+_AT_MOST = r"(?:no more than|not more than|at most|max(?:imum)?(?:\s+of)?|up to|under|fewer than|less than|only|just)"
+_SETTING_LIMITS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
+    ("epochs", "max", re.compile(rf"\b{_AT_MOST}\s+(?P<n>\d{{1,4}})\s+(?:training\s+)?epochs?\b", re.I)),
+    ("epochs", "max", re.compile(r"\b(?P<n>\d{1,4})\s+epochs?\s+(?:at most|max(?:imum)?|or (?:fewer|less))\b", re.I)),
+    ("epochs", "max", re.compile(rf"\bepochs?\s*(?:must be|should be|of|=|:|is)?\s*{_AT_MOST}\s*(?P<n>\d{{1,4}})\b", re.I)),
+    ("epochs", "eq", re.compile(r"\bepochs?\s*(?:must be|has to be|fixed (?:at|to)|=|:)\s*(?P<n>\d{1,4})\b", re.I)),
+    ("batch_size", "max", re.compile(rf"\bbatch(?:[- ]?size)?\s*(?:must be|should be|of|=|:|is)?\s*{_AT_MOST}\s*"
+                                     r"(?P<n>\d{1,4})\b", re.I)),
+    ("batch_size", "max", re.compile(rf"\b{_AT_MOST}\s+(?P<n>\d{{1,4}})\s+(?:images\s+)?(?:per|a|in a)\s+batch\b", re.I)),
+    ("batch_size", "eq", re.compile(r"\bbatch(?:[- ]?size)?\s*(?:must be|has to be|fixed (?:at|to)|=|:)\s*(?P<n>\d{1,4})\b",
+                                    re.I)),
+)
+_SETTING_WORDS = {"epochs": "epochs", "batch_size": "batch size"}
 # A clause that speaks of a backbone already tried, or of avoiding it: not what the user means to train.
 _NOT_USE = re.compile(r"\b(?:tried|results?|gave|got|scored|reached|poor|bad|worse|overfit\w*|failed|instead of|other "
                       r"than|besides|avoid\w*|not|n't|without|except|than)\b")
@@ -84,6 +101,8 @@ class Goals:
             mode named in the same clause, if one.
         foreign: the image classifiers named that this tool cannot train ("resnet-50", "vit").
         metric: the words naming a measure other than accuracy that the user cares about, if any.
+        settings: limits on a setting, by field: ["max" or "eq", the value, the words] ("epochs": ["max",
+            20, "no more than 20 epochs"]).
     """
 
     objective: str | None = None
@@ -95,11 +114,13 @@ class Goals:
     use_mode: str | None = None
     foreign: list[str] = field(default_factory=list)
     metric: str | None = None
+    settings: dict[str, list[Any]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"objective": self.objective, "words": dict(self.words), "worries": dict(self.worries),
                 "compare": list(self.compare), "compare_mode": self.compare_mode, "use": self.use,
-                "use_mode": self.use_mode, "foreign": list(self.foreign), "metric": self.metric}
+                "use_mode": self.use_mode, "foreign": list(self.foreign), "metric": self.metric,
+                "settings": {k: list(v) for k, v in self.settings.items()}}
 
 
 def read_goals(text: str) -> Goals:
@@ -129,6 +150,9 @@ def read_goals(text: str) -> Goals:
         goals.metric = goals.words["metric"] = _sentence_around(text, m)
     if not goals.compare:
         _read_use(text, goals)
+    for name, op, pattern in _SETTING_LIMITS:
+        if name not in goals.settings and (m := pattern.search(text)):
+            goals.settings[name] = [op, int(m.group("n")), m.group(0).strip()]
     return goals
 
 
@@ -280,6 +304,8 @@ def apply_goals(found: list[Any], goals: dict[str, Any], metamodel: Any, meta: A
             continue
         extra = metamodel.candidates(meta, replace(constraints, **side), n=1, open_fields=open_fields)
         out += [replace(c, origin="requested") for c in extra]
+    if goals.get("settings"):
+        out = kept_settings(out, goals["settings"], metamodel, meta, constraints, open_fields)
     if "overfitting" in (goals.get("worries") or {}):
         configs, seen = [regularised(c.config) for c in out], set()
         preds = metamodel.stated(meta, configs, device=constraints.device, open_fields=open_fields)
@@ -329,6 +355,54 @@ def _used_first(out: list[Any], goals: dict[str, Any], metamodel: Any, meta: Any
     return out if other is None or other in out else [*out, other]
 
 
+def kept_settings(found: list[Any], settings: dict[str, list[Any]], metamodel: Any, meta: Any, constraints: Any,
+                  open_fields: list[str]) -> list[Any]:
+    """The candidates kept to the user's limits on settings (`Goals.settings`): a config over a "max" is
+    shortened to it, an "eq" set to it; the changed ones predicted again, duplicates dropped, and all ranked as
+    the meta-model ranks (predicted accuracy less its spread and a small price on time).
+
+    Raises:
+        TaskError: a limit outside the search space (the rule, the value and the way out).
+    """
+    import math
+    from dataclasses import replace
+
+    from agent.errors import TaskError
+    from knowledge.space import RANGES
+    from tools.metamodel_candidates import SPREAD_WEIGHT, TIME_WEIGHT
+
+    for name, (_, value, words) in settings.items():
+        r = RANGES[name]
+        if not r.low <= value <= r.high:
+            raise TaskError(f"{_SETTING_WORDS[name]} must lie in [{r.low:g}, {r.high:g}], but the text says {words!r}; "
+                            "state a value in that range.")
+    configs, changed = [], []
+    for c in found:
+        update = {name: value for name, (op, value, _) in settings.items()
+                  if (op == "eq" and getattr(c.config, name) != value) or (op == "max" and getattr(c.config, name) > value)}
+        configs.append(c.config.model_copy(update=update) if update else c.config)
+        changed.append(bool(update))
+    again = [cfg for cfg, ch in zip(configs, changed, strict=True) if ch]
+    preds = iter(metamodel.stated(meta, again, device=constraints.device, open_fields=open_fields) if again else [])
+    spread = getattr(metamodel, "spread", None)
+    spreads = iter(spread(meta, again) if callable(spread) and again else [])
+    out, seen = [], set()
+    for c, cfg, ch in zip(found, configs, changed, strict=True):
+        if ch:
+            c = replace(c, config=cfg, prediction=next(preds), spread=float(next(spreads, c.spread)))
+        if cfg.key() not in seen:
+            seen.add(cfg.key())
+            out.append(c)
+    return sorted(out, key=lambda c: -(c.prediction.accuracy - SPREAD_WEIGHT * c.spread
+                                       - TIME_WEIGHT * math.log10(max(c.prediction.seconds, 1e-3))))
+
+
+def settings_limits(settings: dict[str, list[Any]]) -> list[str]:
+    """The limits on settings as the recommendation lists them (profile.limits)."""
+    return [f"{_SETTING_WORDS[name]} {'at most' if op == 'max' else 'set to'} {value} ({words!r}): every candidate "
+            "keeps to it" for name, (op, value, words) in settings.items()]
+
+
 def quick_first(items: Sequence[T], accuracy: Callable[[T], float], seconds: Callable[[T], float]) -> list[T]:
     """What "quick, good enough" means, in one place: the items predicted within GOOD_ENOUGH of the most accurate,
     fastest first (the objective's order, the judge's `objective` check and the benchmarks all read it here)."""
@@ -356,6 +430,6 @@ def _sentence_around(text: str, m: re.Match[str]) -> str:
     return clause if len(clause) <= 60 else m.group(0)
 
 
-__all__ = ["GOOD_ENOUGH", "PAST_RUN_MARGIN", "REGULARISATION", "Goals", "apply_goals", "comparison_notes", "foreign_note", "metric_note",
+__all__ = ["GOOD_ENOUGH", "PAST_RUN_MARGIN", "REGULARISATION", "Goals", "apply_goals", "comparison_notes", "foreign_note", "kept_settings", "metric_note",
            "quick_first",
-           "read_goals", "regularisation_note", "regularised"]
+           "read_goals", "regularisation_note", "regularised", "settings_limits"]

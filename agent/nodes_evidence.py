@@ -22,7 +22,14 @@ from langgraph.types import Overwrite
 from agent.context import Context
 from agent.errors import TaskError
 from agent.formatting import duration_text, prediction_values
-from agent.goals import apply_goals, comparison_notes, metric_note, read_goals, regularisation_note
+from agent.goals import (
+    apply_goals,
+    comparison_notes,
+    metric_note,
+    read_goals,
+    regularisation_note,
+    settings_limits,
+)
 from agent.limits import backbones_within, memory_limit, stated_limits
 from agent.nodes_base import NodeBase, jsonable
 from agent.profiling import allowed, open_fields, read_task
@@ -136,7 +143,7 @@ class EvidenceNodes(NodeBase):
         backbones, limits = backbones_within(stated, allowed("backbones", given.get("backbones"), tuple(BACKBONES)),
                                             n_classes=int(meta["n_classes"]))
         max_memory, memory_said = memory_limit(stated, device)
-        limits += memory_said
+        limits += memory_said + settings_limits(goals.settings)
         modes = allowed("modes", given.get("modes"), MODES)
         read = {name: str(words) for name, words in told.said.items()}
         return {

@@ -372,6 +372,35 @@ def test_a_general_question_is_answered_for_a_task_it_says_was_assumed(recommend
     assert not any("neither the number" in n for n in described.profile.notes)
 
 
+@pytest.mark.parametrize(("text", "settings"), [
+    ("skin lesions, 8 classes, 2k images, no more than 20 epochs", {"epochs": ["max", 20, "no more than 20 epochs"]}),
+    ("CT, 3 classes, 1200 images, batch size must be 16 because of memory",
+     {"batch_size": ["eq", 16, "batch size must be 16"]}),
+    ("x-ray, 2 classes, at most 8 images per batch, epochs: 10",
+     {"epochs": ["eq", 10, "epochs: 10"], "batch_size": ["max", 8, "at most 8 images per batch"]}),
+    ("chest x-ray, 2 classes, I trained for 50 epochs before", {}),
+])
+def test_limits_on_settings_are_read_with_their_words(text: str, settings: dict[str, list[Any]]) -> None:
+    from agent.goals import read_goals
+
+    assert read_goals(text).settings == settings
+
+
+def test_every_candidate_keeps_to_the_limits_on_settings_and_they_are_listed(recommender: Recommender) -> None:
+    free = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images")
+    most = max(c.config.epochs for c in free.candidates)
+    cap = max(1, most // 2)
+    rec = recommender.recommend(f"skin lesion dermoscopy, 8 classes, 2,000 images, no more than {cap} epochs, "
+                                "batch size must be 16")
+    assert rec.config.epochs <= cap and rec.config.batch_size == 16
+    assert all(c.config.epochs <= cap and c.config.batch_size == 16 for c in rec.candidates)
+    assert len({c.config.key() for c in rec.candidates}) == len(rec.candidates)
+    assert f"epochs at most {cap} ('no more than {cap} epochs'): every candidate keeps to it" in rec.profile.limits
+    assert "batch size set to 16 ('batch size must be 16'): every candidate keeps to it" in rec.profile.limits
+    with pytest.raises(TaskError, match=r"batch size must lie in \[4, 1024\], but the text says 'batch size must be 2'"):
+        recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images, batch size must be 2")
+
+
 def test_alternatives_say_what_they_trade(recommender: Recommender) -> None:
     rec = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images, GPU available")
     assert rec.alternatives and len({a.role for a in rec.alternatives}) == len(rec.alternatives)
