@@ -60,6 +60,11 @@ _OVERFIT = re.compile(r"\bover[- ]?fit\w*|\bmemori[sz]\w*\b|\b(?:doesn'?t|does n
 _USE = re.compile(r"\b(?:use|using|fine[ -]?tun\w*|finetun\w*|train\w*|start(?:ing)? from|stick(?:ing)? with|go with|"
                   r"prefer|deploy\w*|want|need|for|with)\b(?:\s+(?:a|an|the|my|our|pretrained|pre-trained|imagenet|"
                   r"small|standard|plain)){0,3}\s+$", re.I)
+# A need at inference (speed, a device to deploy on): nothing here predicts or records inference.
+_INFERENCE = re.compile(
+    r"\binference\b|\breal[- ]?time\b|\blatency\b|\bfps\b|\bframes? (?:per|a) second\b|\bms (?:per|an?) (?:image|scan|frame)\b"
+    r"|\b(?:run|runs|deploy\w*|on)\s+(?:it\s+)?(?:on\s+)?(?:a|an|my|our|the)\s+(?:\w+\s+)?(?:phone|smartphone|mobile|tablet|"
+    r"edge device|raspberry pi|microcontroller|jetson|embedded device)\b|\bedge devices?\b", re.I)
 # Limits on a setting, as written: (field, "max" or "eq", pattern with the number as group "n").
 _AT_MOST = r"(?:no more than|not more than|at most|max(?:imum)?(?:\s+of)?|up to|under|fewer than|less than|only|just)"
 _SETTING_LIMITS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
@@ -101,6 +106,7 @@ class Goals:
             mode named in the same clause, if one.
         foreign: the image classifiers named that this tool cannot train ("resnet-50", "vit").
         metric: the words naming a measure other than accuracy that the user cares about, if any.
+        inference: the words of a need at inference (speed, a phone or edge device), if any.
         settings: limits on a setting, by field: ["max" or "eq", the value, the words] ("epochs": ["max",
             20, "no more than 20 epochs"]).
     """
@@ -115,12 +121,13 @@ class Goals:
     foreign: list[str] = field(default_factory=list)
     metric: str | None = None
     settings: dict[str, list[Any]] = field(default_factory=dict)
+    inference: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"objective": self.objective, "words": dict(self.words), "worries": dict(self.worries),
                 "compare": list(self.compare), "compare_mode": self.compare_mode, "use": self.use,
                 "use_mode": self.use_mode, "foreign": list(self.foreign), "metric": self.metric,
-                "settings": {k: list(v) for k, v in self.settings.items()}}
+                "settings": {k: list(v) for k, v in self.settings.items()}, "inference": self.inference}
 
 
 def read_goals(text: str) -> Goals:
@@ -148,6 +155,8 @@ def read_goals(text: str) -> Goals:
     goals.foreign = foreign_models(text)
     if m := _METRIC.search(text):
         goals.metric = goals.words["metric"] = _sentence_around(text, m)
+    if m := _INFERENCE.search(text):
+        goals.inference = goals.words["inference"] = _sentence_around(text, m)
     if not goals.compare:
         _read_use(text, goals)
     for name, op, pattern in _SETTING_LIMITS:
@@ -261,6 +270,18 @@ def metric_note(words: str) -> str:
             "recorded run has comparably. A trained run reports its macro F1 and AUC too, but nothing here is tuned "
             "for one class (no class weights, no decision threshold): check the recall of the class you care about "
             "on your validation images before relying on the model.")
+
+
+def inference_note(words: str, size_limited: bool) -> str:
+    """What the answer says to a user with a need at inference (`Goals.inference`)."""
+    from knowledge.space import BACKBONES
+
+    small = ", ".join(f"{b} ({BACKBONES[b]['features'] / 1e6:.1f} M parameters)" for b in
+                      sorted(BACKBONES, key=lambda b: BACKBONES[b]["features"])[:3])
+    return (f"you said {words!r}: inference speed is neither predicted nor recorded here (runs record training "
+            "time), so it did not shape the pick" + ("" if size_limited else
+                                                      f"; to keep the model small, state a size limit ('under 10 MB', "
+                                                      f"'under 2M parameters'): the smallest backbones are {small}"))
 
 
 def regularisation_note(words: str) -> str:
@@ -430,6 +451,7 @@ def _sentence_around(text: str, m: re.Match[str]) -> str:
     return clause if len(clause) <= 60 else m.group(0)
 
 
-__all__ = ["GOOD_ENOUGH", "PAST_RUN_MARGIN", "REGULARISATION", "Goals", "apply_goals", "comparison_notes", "foreign_note", "kept_settings", "metric_note",
+__all__ = ["GOOD_ENOUGH", "PAST_RUN_MARGIN", "REGULARISATION", "Goals", "apply_goals", "comparison_notes", "foreign_note", "inference_note", "kept_settings",
+           "metric_note",
            "quick_first",
            "read_goals", "regularisation_note", "regularised", "settings_limits"]

@@ -25,6 +25,7 @@ from agent.formatting import duration_text, prediction_values
 from agent.goals import (
     apply_goals,
     comparison_notes,
+    inference_note,
     metric_note,
     read_goals,
     regularisation_note,
@@ -144,6 +145,8 @@ class EvidenceNodes(NodeBase):
                                             n_classes=int(meta["n_classes"]))
         max_memory, memory_said = memory_limit(stated, device)
         limits += memory_said + settings_limits(goals.settings)
+        if goals.inference:
+            notes.append(inference_note(goals.inference, size_limited=backbones is not None))
         modes = allowed("modes", given.get("modes"), MODES)
         read = {name: str(words) for name, words in told.said.items()}
         return {

@@ -336,7 +336,7 @@ def _goal_words(goals: dict[str, Any]) -> dict[str, str]:
     named = {"objective": f"objective={goals.get('objective')}", "overfitting": "worry=overfitting",
              "compare": "compare=" + " vs ".join(goals.get("compare") or ()),
              "use": f"use={goals.get('use')}" + (f" ({goals['use_mode']})" if goals.get("use_mode") else ""),
-             "metric": "measure other than accuracy"}
+             "metric": "measure other than accuracy", "inference": "need at inference"}
     return {named.get(k, k): w for k, w in words.items()}
 
 

@@ -401,6 +401,26 @@ def test_every_candidate_keeps_to_the_limits_on_settings_and_they_are_listed(rec
         recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images, batch size must be 2")
 
 
+@pytest.mark.parametrize(("text", "inference"), [
+    ("brain MRI, 4 classes, 7,000 images, must run in real time on a phone", "must run in real time on a phone"),
+    ("chest x-ray, 2 classes, 3k images, inference under 50 ms per image", "inference under 50 ms per image"),
+    ("skin lesions, 3 classes, 2k images, deploy it on a Raspberry Pi", "deploy it on a Raspberry Pi"),
+    ("phone photos of rashes, 3 classes, 2k images", None),
+    ("chest x-rays, 2 classes, 3,000 images", None),
+])
+def test_a_need_at_inference_is_said_to_be_outside_what_is_predicted(recommender: Recommender, text: str,
+                                                                    inference: str | None) -> None:
+    rec = recommender.recommend(text)
+    assert rec.profile.goals["inference"] == inference
+    said = [n for n in rec.profile.notes if "inference speed is neither predicted nor recorded" in n]
+    assert len(said) == (1 if inference else 0)
+    if inference:
+        assert "small_cnn (0.1 M parameters)" in said[0] and "state a size limit" in said[0]
+        limited = recommender.recommend(text + ", a model under 20 MB")
+        (note,) = [n for n in limited.profile.notes if "inference speed" in n]
+        assert "state a size limit" not in note  # the size limit is stated: the note does not ask for one
+
+
 def test_alternatives_say_what_they_trade(recommender: Recommender) -> None:
     rec = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images, GPU available")
     assert rec.alternatives and len({a.role for a in rec.alternatives}) == len(rec.alternatives)
