@@ -291,6 +291,9 @@ def test_each_check_says_what_to_fix_in_one_message() -> None:
     ({"objective": "accuracy", "words": {"objective": "maximise accuracy"}}, {"accuracy": 0.90, "seconds": 13}, False,
      "the user asked for 'maximise accuracy': c1 is predicted 0.93, but this config 0.90; start from c1."),
     ({}, {"accuracy": 0.92, "seconds": 13}, True, ""),
+    # "quick settings to train lite0": the objective is held among that backbone's candidates (c1 alone here)
+    ({"objective": "speed", "words": {"objective": "quick"}, "use": "efficientnet_lite0"},
+     {"accuracy": 0.93, "seconds": 25}, True, ""),
 ])
 def test_the_pick_keeps_to_the_objective_the_user_stated(goals: dict[str, Any], prediction: dict[str, float], ok: bool,
                                                         says: str) -> None:

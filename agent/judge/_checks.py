@@ -192,14 +192,18 @@ def _objective(case: DraftCase) -> list[str]:
     objective, words = goals.get("objective"), (goals.get("words") or {}).get("objective")
     prediction = case.prediction
     assert prediction is not None
-    if objective == "speed":
-        fastest = quick_first(case.candidates, lambda c: c["accuracy"], lambda c: c["seconds"])[0]
+    pool = list(case.candidates)
+    if goals.get("use") and case.config is not None and case.config.backbone == goals["use"]:
+        # "quick settings for resnet18": the objective is held among the backbone the user means to train
+        pool = [c for c in pool if c["config"]["backbone"] == goals["use"]] or pool
+    if objective == "speed" and pool:
+        fastest = quick_first(pool, lambda c: c["accuracy"], lambda c: c["seconds"])[0]
         if prediction["seconds"] > fastest["seconds"] * OBJECTIVE_SLACK + 1:
             return [f"the user asked for {words!r}: {fastest['id']} is predicted within {GOOD_ENOUGH * 100:.0f} points of "
                     f"the most accurate in ~{fastest['seconds']:.0f} s, but this config needs ~{prediction['seconds']:.0f} "
                     f"s; start from {fastest['id']}."]
-    elif objective == "accuracy" and case.candidates:
-        first = case.candidates[0]
+    elif objective == "accuracy" and pool:
+        first = max(pool, key=lambda c: c["accuracy"]) if len(pool) < len(case.candidates) else pool[0]
         if prediction["accuracy"] < first["accuracy"] - OBJECTIVE_POINTS:
             return [f"the user asked for {words!r}: {first['id']} is predicted {first['accuracy']:.2f}, but this config "
                     f"{prediction['accuracy']:.2f}; start from {first['id']}."]
