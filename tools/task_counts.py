@@ -407,8 +407,19 @@ _IMAGES = (
 _PATIENTS = re.compile(rf"(?P<n>{COUNT})\s+(?:patients|subjects|participants|people|individuals)\b")
 
 
+# "437/210/133 per class", "with 437 / 210 / 133 images in each class": the class sizes, in order.
+_SLASH_SIZES = re.compile(r"(?<![\w.,/])(?P<l>\d[\d,]*(?:\s*/\s*\d[\d,]*)+)\s*(?:" + IMAGE_NOUNS + r"\s+)?"
+                          r"(?:per|in each|for each|of each|each)\s*(?:class|category|label|type|grade|group)\b")
+
+
 def read_class_sizes(r: Reading, p: TaskProfile) -> None:
-    """"300 benign and 60 malignant": classes, images and imbalance; "800 train and 200 test": images."""
+    """"300 benign and 60 malignant": classes, images and imbalance; "800 train and 200 test": images;
+    "437/210/133 per class": the same as a list."""
+    if (m := _SLASH_SIZES.search(r.low)) is not None:
+        sizes = [float(x.replace(",", "")) for x in re.split(r"\s*/\s*", m.group("l"))]
+        if min(sizes) >= 1:
+            _set_sizes(r, p, sizes, m.start(), m.end(), approximate=False)
+            return
     for m in _SIZES.finditer(r.low):
         items = [(read_count(x.group(1)), x.group(2)) for x in re.finditer(rf"({COUNT})\s+([a-z][\w'-]*)", m.group(0))]
         if len(items) < 2:
@@ -420,17 +431,22 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
             return
         if any(w in _SPLITS for _, w in items) or min(n.value for n, _ in items) < 1:
             continue
-        if "n_classes" in r.said and p.n_classes != len(items):
-            r.notes.append(f"the text says {r.said['n_classes']!r} but lists {len(items)} class sizes; "
-                           f"using {p.n_classes} classes")
-        elif "n_classes" not in r.said:
-            p.n_classes = len(items)
-            r.take("n_classes", m.start(), m.end(), blank=False)
-        if "imbalance_ratio" not in r.said:
-            p.imbalance_ratio = max(n.value for n, _ in items) / min(n.value for n, _ in items)
-            r.take("imbalance_ratio", m.start(), m.end(), blank=False)
-        _set_images(r, p, total, m.start(), m.end(), approximate)
+        _set_sizes(r, p, [n.value for n, _ in items], m.start(), m.end(), approximate)
         return
+
+
+def _set_sizes(r: Reading, p: TaskProfile, sizes: list[float], start: int, end: int, approximate: bool) -> None:
+    """Class sizes read: the class count (unless said), the imbalance and the images (their sum)."""
+    if "n_classes" in r.said and p.n_classes != len(sizes):
+        r.notes.append(f"the text says {r.said['n_classes']!r} but lists {len(sizes)} class sizes; "
+                       f"using {p.n_classes} classes")
+    elif "n_classes" not in r.said:
+        p.n_classes = len(sizes)
+        r.take("n_classes", start, end, blank=False)
+    if "imbalance_ratio" not in r.said:
+        p.imbalance_ratio = max(sizes) / min(sizes)
+        r.take("imbalance_ratio", start, end, blank=False)
+    _set_images(r, p, sum(sizes), start, end, approximate)
 
 
 def read_images(r: Reading, p: TaskProfile) -> None:

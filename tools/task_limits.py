@@ -12,6 +12,7 @@ import math
 import re
 from typing import TYPE_CHECKING
 
+from tools.task_counts import IMAGE_NOUNS
 from tools.task_numbers import COUNT, SIZE_UNIT, Reading, mentions, read_count, to_bytes
 
 if TYPE_CHECKING:
@@ -223,9 +224,8 @@ def _read_budget(r: Reading, p: TaskProfile) -> None:
         hits.append((not _BUDGET_CUE.search(before), m.start(), m.end(), int(m.group(1)) * 3600 + int(m.group(2)) * 60))
     for m in _TIME_RE.finditer(low):
         num, unit, after = m.group("num"), m.group("unit"), low[m.end():]
-        if unit == "m" and re.match(r"\s*(?:[a-z-]+\s+)?(?:images?|scans?|photos?|pictures?|samples?|param|weights|"
-                                    r"patches|tiles?|slides?|x-?rays?|cases|frames)", after):
-            continue  # "5m images" is five million images, not five minutes
+        if unit == "m" and re.match(rf"\s*(?:[a-z-]+\s+)?(?:{IMAGE_NOUNS}\b|param|weights|of them\b)", after):
+            continue  # "5m images", "1.2M chest radiographs": millions of images, not minutes
         if unit in ("s", "d") and not re.match(r"\d", num):
             continue  # "a s..." / "a d" are words, not durations
         before = low[max(0, m.start() - 50): m.start()]

@@ -38,7 +38,7 @@ COUNT = (
     r"(?<![\w.,])(?:"
     rf"(?:tens of thousands|hundreds|thousands|millions) of"
     rf"|(?:(?:a\s+)?(?:couple of|couple|few|handful of)|several)\s+{_SCALE_WORD}s?"
-    rf"|(?:{_DIGITS})(?:\s*(?:k|m|mn|mio|bn|b)\b|\s+{_SCALE_WORD}s?\b(?:\s+{_SCALE_WORD}\b)?|(?![\w]))"
+    rf"|(?:{_DIGITS})(?:\s*(?:k|m|mn|mio|bn|b\b(?!-\w))\b|\s+{_SCALE_WORD}s?\b(?:\s+{_SCALE_WORD}\b)?|(?![\w]))"
     rf"|(?:a\s+)?dozens?\b"
     rf"|(?:a|{_WORD_NUMBER})\s+{_SCALE_WORD}\b(?:\s+(?:and\s+)?{_WORD_NUMBER}\b)?"
     rf"|{_WORD_NUMBER}\b"
