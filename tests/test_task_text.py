@@ -396,3 +396,15 @@ def test_any_mix_of_phrasings_gives_a_consistent_profile(pieces: list[str], glue
     assert set(p.approximate) <= set(p.said)
     meta = p.to_meta()
     assert 2 <= meta.n_classes <= meta.n_instances and p.imbalance_ratio >= 1
+
+
+@pytest.mark.parametrize(("text", "noted"), [
+    ("1.2M chest radiographs, 14 findings, multi-label", True),
+    ("chest x-rays with several findings per image, 14 findings", True),
+    ("chest x-rays, 2 classes, 3,000 images", False),
+])
+def test_a_multi_label_task_is_told_it_is_set_up_as_exclusive_classes(text: str, noted: bool) -> None:
+    notes = [n for n in parse_task(text).notes if "one label per image" in n]
+    assert len(notes) == noted
+    if noted:
+        assert "for 14 exclusive classes" in notes[0] and "one two-class model per label" in notes[0]

@@ -283,9 +283,19 @@ def parse_task(text: str) -> TaskProfile:
     read_images(r, p)
     finish_imbalance(r, p, pending)
     _read_channels(r, p)
+    if m := _MULTI_LABEL.search(r.low):
+        p.notes.append(f"{r.text[m.start():m.end()]!r}: this tool trains one label per image, so the "
+                       f"recommendation is for {p.n_classes} exclusive classes; for several labels per image, "
+                       "train one two-class model per label")
     p.assumed[:] = [name for name in FIELDS if name not in p.said]
     _defaults(p)
     return p
+
+
+# Several labels per image: the runner trains a softmax over exclusive classes (tools.datasets refuses
+# multi-label data files).
+_MULTI_LABEL = re.compile(r"\bmulti[- ]?label\w*|\b(?:several|multiple|more than one) (?:labels|findings|diagnoses) "
+                          r"(?:per|for each|on each|in each|an?) (?:image|scan|x-?ray|radiograph|slide|photo)\b")
 
 
 def _defaults(p: TaskProfile) -> None:
