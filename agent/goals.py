@@ -17,8 +17,7 @@ Each is kept with the words it came from, and each changes what is recommended:
 - a measure other than accuracy ("not missing positives", "sensitivity", "F1") is answered with a
   note: the ranking is by test accuracy, and what the run reports instead.
 - a limit on a setting ("no more than 20 epochs", "batch size must be 16") is kept by every
-  candidate (shortened or set, then predicted again and ranked as the meta-model ranks), and listed
-  with the other limits.
+  candidate (shortened or set, then predicted again), and listed with the other limits.
 - a model this tool cannot train ("ResNet-50", "ViT") is named in a note, with the backbones it
   recommends among instead and the nearest of the same family.
 
@@ -379,18 +378,16 @@ def _used_first(out: list[Any], goals: dict[str, Any], metamodel: Any, meta: Any
 def kept_settings(found: list[Any], settings: dict[str, list[Any]], metamodel: Any, meta: Any, constraints: Any,
                   open_fields: list[str]) -> list[Any]:
     """The candidates kept to the user's limits on settings (`Goals.settings`): a config over a "max" is
-    shortened to it, an "eq" set to it; the changed ones predicted again, duplicates dropped, and all ranked as
-    the meta-model ranks (predicted accuracy less its spread and a small price on time).
+    shortened to it, an "eq" set to it; the changed ones predicted again and duplicates dropped, in the order they
+    had (as `regularised` candidates keep it: the meta-model's pick stays first, a past run's config last).
 
     Raises:
         TaskError: a limit outside the search space (the rule, the value and the way out).
     """
-    import math
     from dataclasses import replace
 
     from agent.errors import TaskError
     from knowledge.space import RANGES
-    from tools.metamodel_candidates import SPREAD_WEIGHT, TIME_WEIGHT
 
     for name, (_, value, words) in settings.items():
         r = RANGES[name]
@@ -414,8 +411,7 @@ def kept_settings(found: list[Any], settings: dict[str, list[Any]], metamodel: A
         if cfg.key() not in seen:
             seen.add(cfg.key())
             out.append(c)
-    return sorted(out, key=lambda c: -(c.prediction.accuracy - SPREAD_WEIGHT * c.spread
-                                       - TIME_WEIGHT * math.log10(max(c.prediction.seconds, 1e-3))))
+    return out
 
 
 def settings_limits(settings: dict[str, list[Any]]) -> list[str]:
