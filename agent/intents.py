@@ -123,11 +123,12 @@ _FOREIGN_MODELS: tuple[tuple[str, str], ...] = (
     (r"efficientnet ?(?:v2 ?\w?|b ?[1-7])\b|(?:efficientnet ?)?lite ?[34]\b", "{}"),
     (r"mobilenet ?(?:v1|v2|v3 ?large)\b", "{}"),
     (r"vgg ?\d*", "{}"),
-    (r"vit(?: ?[bslh])?(?: ?\d+)?|vision ?transformers?|deit|beit|swin(?: ?transformer)?(?: ?v2)?|maxvit|coatnet",
+    (r"vit(?! ?(?:b ?12|[cde])\b)(?: ?[bslh])?(?: ?/?\d+)?|vision ?transformers?|deit|beit|swin(?: ?transformer)?(?: ?v2)?|"
+     r"maxvit|coatnet",
      "{}"),
     (r"convnext(?: ?v2)?(?: ?(?:tiny|small|base|large))?|regnet\w*|shufflenet\w*|squeezenet\w*|mnasnet\w*|ghostnet",
      "{}"),
-    (r"inception(?: ?v\d)?|xception|googlenet|alexnet|nasnet\w*|dino ?v?2?", "{}"),
+    (r"inception ?(?:v\d|resnet\w*)|xception|googlenet|alexnet|nasnet\w*|dino ?v?2?", "{}"),  # not "since inception"
 )
 _FOREIGN = re.compile(r"(?<![a-z0-9])(?:" + "|".join(f"(?:{p})" for p, _ in _FOREIGN_MODELS) + r")(?![a-z0-9])")
 

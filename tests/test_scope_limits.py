@@ -319,7 +319,8 @@ def test_the_backbone_a_user_means_to_train_is_the_pick_with_the_models_best_bes
     ("fine-tune a ResNet-50 on wrist X-rays", ["resnet-50"], []),
     ("resnet vs densenet169", ["densenet169"], ["resnet18"]),
     ("mobilenet v2 or MobileNetV3-Large?", ["mobilenet v2", "mobilenetv3-large"], []),
-    ("EfficientNet-B3, ViT-B/16 and ConvNeXt tiny", ["efficientnet-b3", "vit-b", "convnext tiny"], []),
+    ("EfficientNet-B3, ViT-B/16 and ConvNeXt tiny", ["efficientnet-b3", "vit-b/16", "convnext tiny"], []),
+    ("blood smears, vit B12 deficiency vs normal, since the inception of the study", [], []),
     ("use resnet18 and densenet121 or efficientnet b0", [], ["resnet18", "densenet121", "efficientnet_b0"]),
     ("mobilenet v3 small, lite0 and lite4", ["lite4"], ["mobilenet_v3_small", "efficientnet_lite0"]),
 ])
