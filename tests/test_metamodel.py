@@ -488,7 +488,8 @@ def test_runs_from_a_gpu_teach_its_time_and_back_its_predictions(records: list[E
 
 # ------------------------------------------------------------------- early stopping
 def test_an_early_stopped_run_is_timed_as_the_full_run(records: list[ExperimentRecord]) -> None:
-    base = next(r for r in usable(records) if r.outcome.status == "ok" and r.config.epochs >= 4)
+    base = next(r for r in usable(records) if r.outcome.status == "ok" and r.config.epochs >= 4
+                and r.outcome.epochs_run in (None, r.config.epochs))  # a run that trained every epoch it was set
     epochs = base.config.epochs
     stopped = base.model_copy(update={"id": "early-stopped-01", "outcome": base.outcome.model_copy(update={
         "epochs_run": epochs // 2, "train_seconds": 100.0, "feature_seconds": 7.0})})
