@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from agent.intents import BACKBONE_ALIASES, find_backbones, find_mode, foreign_models, norm
+from agent.intents import backbone_spans, find_backbones, find_mode, foreign_models, norm
 from knowledge.schema import TrainConfig
 
 T = TypeVar("T")
@@ -167,17 +167,17 @@ def read_goals(text: str) -> Goals:
 def _read_use(text: str, goals: Goals) -> None:
     """The one backbone the text means to train ("which lr to fine-tune a resnet18?"), and its mode."""
     q = norm(text).replace("-", " ")
-    named = find_backbones(q)
-    if len(named) != 1:
+    spans = backbone_spans(q)
+    if len({name for *_, name in spans}) != 1:
         return
-    aliases = sorted((norm(a).replace("-", " ") for a in (named[0], *BACKBONE_ALIASES[named[0]])), key=len, reverse=True)
-    m = re.search(r"(?<![a-z0-9])(?:" + "|".join(re.escape(a) for a in aliases) + r")(?![a-z0-9])", q)
-    if m is None or not _USE.search(q, max(0, m.start() - 60), m.start()):
+    at, end, name = spans[0]
+    m = re.compile(r".+", re.S).match(q, at, end)  # the words that named it
+    if m is None or not _USE.search(q, max(0, at - 60), at):
         return
     clause = _clause(q, m)
     if _NOT_USE.search(clause):  # "the results for resnet18 were poor", "something other than resnet18"
         return
-    goals.use = named[0]
+    goals.use = name
     said = [mode for mode in _MODES if find_mode(_only(norm(clause), mode))]
     goals.use_mode = said[0] if len(said) == 1 else None
     goals.words["use"] = _sentence_around(q, m)

@@ -92,7 +92,16 @@ def norm(text: str) -> str:
 
 def find_backbones(q: str) -> list[str]:
     """Backbones named in the (normalised) text, in order of appearance."""
-    found: list[tuple[int, str]] = []
+    seen: list[str] = []
+    for _, _, name in backbone_spans(q):
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+def backbone_spans(q: str) -> list[tuple[int, int, str]]:
+    """(start, end, backbone) for each name of a backbone in the (normalised) text, in order."""
+    found: list[tuple[int, int, str]] = []
     taken: list[tuple[int, int]] = []
     pairs = sorted(((alias, name) for name, aliases in BACKBONE_ALIASES.items() for alias in (name, *aliases)),
                    key=lambda p: -len(p[0]))
@@ -104,12 +113,8 @@ def find_backbones(q: str) -> list[str]:
             if any(m.start() < e and s < m.end() for s, e in taken):
                 continue
             taken.append((m.start(), m.end()))
-            found.append((m.start(), name))
-    seen: list[str] = []
-    for _, name in sorted(found):
-        if name not in seen:
-            seen.append(name)
-    return seen
+            found.append((m.start(), m.end(), name))
+    return sorted(found)
 
 
 # After a family's name, what makes it another member of the family than the one built here.
@@ -326,5 +331,5 @@ def read_intent(question: str, llm: Any | None = None) -> Intent:
 
 __all__ = [
     "BACKBONE_ALIASES", "CHOICE_PARAMS", "INTENTS", "Intent", "NUMERIC_PARAMS", "PARAMS", "PARAM_ALIASES", "detect_intent",
-    "find_backbones", "find_mode", "foreign_model_spans", "foreign_models", "llm_intent", "norm", "param_named", "parse_changes", "read_intent",
+    "backbone_spans", "find_backbones", "find_mode", "foreign_model_spans", "foreign_models", "llm_intent", "norm", "param_named", "parse_changes", "read_intent",
 ]
