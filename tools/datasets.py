@@ -223,7 +223,9 @@ def _load_npz(path: Path) -> ImageDataset:
             arrays = {k: z[k] for k in z.files}
     except MemoryError as exc:
         raise DatasetError(f"{path} does not fit in memory ({exc}); use a smaller or downscaled dataset.") from exc
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
+    # zipfile raises NotImplementedError (a version or compression it lacks) and RuntimeError (an encrypted member)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, NotImplementedError,
+            RuntimeError) as exc:
         if isinstance(exc, DatasetError):
             raise
         raise DatasetError(
