@@ -66,16 +66,20 @@ _INFERENCE = re.compile(
     r"edge device|raspberry pi|microcontroller|jetson|embedded device)\b|\bedge devices?\b", re.I)
 # Limits on a setting, as written: (field, "max" or "eq", pattern with the number as group "n").
 _AT_MOST = r"(?:no more than|not more than|at most|max(?:imum)?(?:\s+of)?|up to|under|fewer than|less than|only|just)"
+# After a setting's number, a unit says it is not the setting's value: "epochs under 5 minutes each"
+# is a time, "batch size under 64 MB" a memory, not at most 5 epochs or a batch of 64.
+_NO_UNIT = r"(?![.,]\d)(?!\s*(?:%|percent\b|(?:min|mins|minutes?|s|secs?|seconds?|h|hrs?|hours?|ms|[kmgt]i?b|px|pixels?)\b))"
 _SETTING_LIMITS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
     ("epochs", "max", re.compile(rf"\b{_AT_MOST}\s+(?P<n>\d{{1,4}})\s+(?:training\s+)?epochs?\b", re.I)),
     ("epochs", "max", re.compile(r"\b(?P<n>\d{1,4})\s+epochs?\s+(?:at most|max(?:imum)?|or (?:fewer|less))\b", re.I)),
-    ("epochs", "max", re.compile(rf"\bepochs?\s*(?:must be|should be|of|=|:|is)?\s*{_AT_MOST}\s*(?P<n>\d{{1,4}})\b", re.I)),
-    ("epochs", "eq", re.compile(r"\bepochs?\s*(?:must be|has to be|fixed (?:at|to)|=|:)\s*(?P<n>\d{1,4})\b", re.I)),
+    ("epochs", "max", re.compile(rf"\bepochs?\s*(?:must be|should be|of|=|:|is)?\s*{_AT_MOST}\s*(?P<n>\d{{1,4}})\b{_NO_UNIT}",
+                                 re.I)),
+    ("epochs", "eq", re.compile(rf"\bepochs?\s*(?:must be|has to be|fixed (?:at|to)|=|:)\s*(?P<n>\d{{1,4}})\b{_NO_UNIT}", re.I)),
     ("batch_size", "max", re.compile(rf"\bbatch(?:[- ]?size)?\s*(?:must be|should be|of|=|:|is)?\s*{_AT_MOST}\s*"
-                                     r"(?P<n>\d{1,4})\b", re.I)),
+                                     rf"(?P<n>\d{{1,4}})\b{_NO_UNIT}", re.I)),
     ("batch_size", "max", re.compile(rf"\b{_AT_MOST}\s+(?P<n>\d{{1,4}})\s+(?:images\s+)?(?:per|a|in a)\s+batch\b", re.I)),
-    ("batch_size", "eq", re.compile(r"\bbatch(?:[- ]?size)?\s*(?:must be|has to be|fixed (?:at|to)|=|:)\s*(?P<n>\d{1,4})\b",
-                                    re.I)),
+    ("batch_size", "eq", re.compile(rf"\bbatch(?:[- ]?size)?\s*(?:must be|has to be|fixed (?:at|to)|=|:)\s*(?P<n>\d{{1,4}})\b"
+                                    rf"{_NO_UNIT}", re.I)),
 )
 _SETTING_WORDS = {"epochs": "epochs", "batch_size": "batch size"}
 # A clause that speaks of a backbone already tried, or of avoiding it: not what the user means to train.

@@ -380,6 +380,10 @@ def test_a_general_question_is_answered_for_a_task_it_says_was_assumed(recommend
     ("x-ray, 2 classes, at most 8 images per batch, epochs: 10",
      {"epochs": ["eq", 10, "epochs: 10"], "batch_size": ["max", 8, "at most 8 images per batch"]}),
     ("chest x-ray, 2 classes, I trained for 50 epochs before", {}),
+    ("knee x-ray, 5 grades, 3k images, epochs under 5 minutes each please", {}),  # a time, not 5 epochs
+    ("mri, 4 classes, batch must be under 64 MB of memory, no more than 30 epochs",
+     {"epochs": ["max", 30, "no more than 30 epochs"]}),
+    ("ct, 2 classes, epochs: 2.5 hours in all", {}),
 ])
 def test_limits_on_settings_are_read_with_their_words(text: str, settings: dict[str, list[Any]]) -> None:
     from agent.goals import read_goals
