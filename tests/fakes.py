@@ -36,7 +36,7 @@ from tools.metamodel import Candidate, Explanation, Prediction
 TASK = "skin lesion dermoscopy, 8 classes, 2,000 images, I have 15 minutes on a laptop CPU"
 
 
-DRAFT = {"candidate": "c1", "rationale": "c1 has the best predicted accuracy within the constraints; the nearest "
+DRAFT = {"candidate": "c1", "rationale": "c1 ranks first among the candidates within the constraints; the nearest "
          "past runs agree."}
 VERDICT = {"format": 5, "accuracy": 5, "completeness": 5, "critique": "grounded in c1"}
 UNKNOWN_INTENT = {"intent": "unknown", "param": "", "value": ""}

@@ -157,11 +157,15 @@ def test_candidates_are_valid_ranked_and_within_constraints(model: MetaModel, re
     cands = model.candidates(meta, Constraints(budget_seconds=budget, backbones=allowed), n=6)
     assert cands, "some candidate should fit 1.5x the median predicted time"
     assert [c.id for c in cands] == [f"c{i}" for i in range(1, len(cands) + 1)]
+    by_id = {r.id: r for r in records}
     for c in cands:
         TrainConfig.model_validate(c.config.model_dump())  # still inside the search space
         assert c.config.backbone in allowed
         assert c.prediction.seconds <= budget and not c.over_budget
-        assert c.origin == "generated" or c.origin.startswith("retrieved:")
+        kind, _, rid = c.origin.partition(":")
+        assert kind in ("measured", "retrieved") or c.origin == "generated"
+        if kind == "measured":  # a config as a successful run of the knowledge base used it
+            assert by_id[rid].config.key() == c.config.key() and by_id[rid].outcome.status == "ok"
     scores = [c.prediction.accuracy - c.spread - TIME_WEIGHT * math.log10(c.prediction.seconds) for c in cands]
     assert scores == sorted(scores, reverse=True)  # (SPREAD_WEIGHT 1)
     for i, a in enumerate(free):
@@ -538,8 +542,9 @@ def _kinds_of_finetune(records: list[ExperimentRecord]) -> list[ExperimentRecord
 def test_generated_candidates_stay_where_runs_were_measured(records: list[ExperimentRecord],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The trees add up "32 px is accurate" and "freezing and long training are fine" into a
-    partial, small, long fine-tune no run measured; the trust region keeps such configs out, and
-    without it (MIN_CELL_RUNS 0) they come back, so the test can fail."""
+    partial, small, long fine-tune no run measured; the trust region keeps such generated configs out
+    (`measured=False`: every candidate generated), and without it (MIN_CELL_RUNS 0) they come back, so
+    the test can fail."""
     import tools.metamodel_candidates as mc
     from tools.metamodel import config_cell
 
@@ -553,13 +558,55 @@ def test_generated_candidates_stay_where_runs_were_measured(records: list[Experi
     assert model.cell_evidence(synthetic[1].config, 64)[3] is True
 
     def cells(n: int = 6) -> set[str]:
-        return {config_cell(c.config, meta.resolution) for c in model.candidates(meta, n=n, correct=False)}
+        return {config_cell(c.config, meta.resolution) for c in model.candidates(meta, n=n, correct=False, measured=False)}
 
     inside = cells()
     assert inside and inside <= {"finetune/full/below/short", "finetune/partial/at/long"}, inside
     monkeypatch.setattr(mc, "MIN_CELL_RUNS", 0)
     monkeypatch.setattr(mc, "MIN_CELL_DATASETS", 0)
     assert cells(n=40) - {"finetune/full/below/short", "finetune/partial/at/long"}
+
+
+def test_candidates_are_configs_the_knowledge_base_measured(records: list[ExperimentRecord],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the measured pool, every candidate is a config a run used, as it ran: even with the trust
+    region off, the partial, small, long fine-tune the trees would add up (the test above) never comes
+    back, and each candidate names the run it comes from."""
+    import tools.metamodel_candidates as mc
+    from tools.metamodel import config_cell
+
+    synthetic = _kinds_of_finetune(records)
+    model = MetaModel.fit(synthetic, seed=0, cross_validate=False)
+    meta = synthetic[0].dataset.meta
+    monkeypatch.setattr(mc, "MIN_CELL_RUNS", 0)
+    monkeypatch.setattr(mc, "MIN_CELL_DATASETS", 0)
+    by_id = {r.id: r for r in synthetic}
+    found = model.candidates(meta, n=40, correct=False)
+    assert found
+    for c in found:
+        assert c.origin.startswith("measured:"), c.origin
+        assert by_id[c.origin.removeprefix("measured:")].config.key() == c.config.key()
+    assert {config_cell(c.config, meta.resolution) for c in found} <= {"finetune/full/below/short", "finetune/partial/at/long"}
+
+
+def test_the_measured_pool_keeps_every_datasets_best_first(records: list[ExperimentRecord]) -> None:
+    """measured_spec: distinct configs of successful runs, per backbone and mode; under its cap, each
+    dataset's best run comes before any dataset's second, so no dataset is crowded out."""
+    from tools.metamodel import measured_spec
+
+    ok = [r for r in records if r.outcome.status == "ok" and r.outcome.test_accuracy is not None]
+    pair = Counter(f"{r.config.backbone}/{r.config.mode}" for r in ok).most_common(1)[0][0]
+    mine = [r for r in ok if f"{r.config.backbone}/{r.config.mode}" == pair]
+    names = sorted({r.dataset.name for r in mine})
+    spec = measured_spec(records, per_pair=len(names))
+    by_id = {r.id: r for r in records}
+    kept = [by_id[rid] for rid, _ in spec[pair]]
+    assert len(kept) == len(names) and {r.dataset.name for r in kept} == set(names)
+    for r in kept:  # each dataset's best (the first of its runs with the best test accuracy)
+        assert r.outcome.test_accuracy == max(x.outcome.test_accuracy for x in mine if x.dataset.name == r.dataset.name)
+    full = measured_spec(records)
+    assert all(len({TrainConfig.model_validate(c).key() for _, c in rows}) == len(rows) for rows in full.values())
+    assert all(by_id[rid].outcome.status == "ok" for rows in full.values() for rid, _ in rows)
 
 
 def test_a_model_without_cell_counts_still_gives_candidates(model: MetaModel, task: ExperimentRecord) -> None:

@@ -95,6 +95,7 @@ from tools.metamodel_candidates import (
     DIVERSITY_MARGIN,
     FREEZE_DISTINCT,
     MAX_PER_PAIR,
+    MEASURED_PER_PAIR,
     MIN_CELL_DATASETS,
     MIN_CELL_RUNS,
     POOL_PER_PAIR,
@@ -108,6 +109,7 @@ from tools.metamodel_candidates import (
     _Ranking,
     cell_counts,
     config_cell,
+    measured_spec,
 )
 from tools.metamodel_explain import _Explaining
 from tools.metamodel_features import (
@@ -154,7 +156,9 @@ from tools.novelty import OPEN_FIELDS, Neighbours, calibrate
 # 15: BAGS accuracy boosters on bootstrap samples of the datasets (`bags`), whose disagreement ranks.
 # 16: the info keeps the largest resolution the kinds of run were counted at (`cells_largest_resolution`).
 # 17: both boosters fit the median (reg:absoluteerror, tools.metamodel_features._XGB_PARAMS).
-FEATURE_VERSION = 17
+# 18: the info keeps the measured pool (`measured`, tools.metamodel_candidates.measured_spec): candidates
+# are configs past runs used.
+FEATURE_VERSION = 18
 
 
 # Accuracy boosters fitted on bootstrap samples of the datasets (whole datasets drawn with
@@ -287,6 +291,7 @@ class MetaModel(_Ranking, _Explaining):
         self._neighbours = Neighbours.from_info(info["datasets"])
         self._explainer: Any | None = None
         self._pool: dict[str, tuple[list[TrainConfig], np.ndarray]] | None = None
+        self._measured_pool: dict[str, tuple[list[TrainConfig], list[str], np.ndarray]] | None = None
 
     @classmethod
     def fit(cls, records: Sequence[ExperimentRecord], *, seed: int = 0, cross_validate: bool = True) -> MetaModel:
@@ -357,6 +362,7 @@ class MetaModel(_Ranking, _Explaining):
             "residuals": residuals,
             "datasets": neighbours.to_info(),
             "pool": _pool_spec(records),
+            "measured": measured_spec(records),
             "cells": cell_counts(records),
             "cells_largest_resolution": max((r.dataset.meta.resolution for r in usable(records)), default=None),
             "importance": {n: float(v) for n, v in zip(ACC_FEATURES, importance, strict=True)},
@@ -535,7 +541,7 @@ __all__ = [
     "default_cache_dir", "leave_one_dataset_out", "parse_device", "time_target", "usable",
     # the settings and helpers of the modules split off this one, as callers, tests and benches import them here
     "ACC_FEATURES", "CONFIG_FEATURES", "CORRECT_PER_PAIR", "DEVICES", "DIVERSITY_MARGIN", "FREEZE_DISTINCT", "INTERVAL",
-    "MAX_PER_PAIR", "META_FEATURES", "MIN_CELL_DATASETS", "MIN_CELL_RUNS", "N_THREADS", "POOL_PER_PAIR", "RETRIEVED_MARGIN", "SPREAD_WEIGHT", "TIME_FEATURES", "TIME_WEIGHT",
+    "MAX_PER_PAIR", "MEASURED_PER_PAIR", "META_FEATURES", "MIN_CELL_DATASETS", "MIN_CELL_RUNS", "N_THREADS", "POOL_PER_PAIR", "RETRIEVED_MARGIN", "SPREAD_WEIGHT", "TIME_FEATURES", "TIME_WEIGHT",
     "UNKNOWN_MODALITY_SHARE", "_ROUNDS", "_XGB_PARAMS", "_binned_q", "_bounds", "_config_matrix", "_design", "_diverse",
-    "_feature_types", "_generate", "_near_duplicate", "_predict", "_train", "cell_counts", "config_cell",
+    "_feature_types", "_generate", "_near_duplicate", "_predict", "_train", "cell_counts", "config_cell", "measured_spec",
 ]
