@@ -10,6 +10,8 @@ has no runs of included):
    - ``popular``: the most popular configuration in the knowledge base (per field, the value
      most runs used; see `popular_config`);
    - ``metamodel-top1``: retrieval + the meta-model's top candidate, no LLM;
+   - ``metamodel-generated``: the same, ranking configs generated field by field from the values
+     past runs used instead of the measured pool (the product before it; `metamodel_generated`);
    - ``metallmix``: the zero-shot graph with the real embedded LLM and judge, D's profile
      computed from the dataset file (`agent.recommend.Recommender.run`);
    - ``llm-only``: the same LLM, no SHAP, no retrieval, no meta-model: it sees the task
@@ -343,7 +345,7 @@ def tpe_study(task: Task, seed: int = 0, batched: bool = False) -> Any:
     return optuna.create_study(direction="maximize", sampler=sampler)
 
 
-ZERO_SHOT = ("metamodel-top1", "metallmix")  # the methods that choose without a trial (--zero-shot-only)
+ZERO_SHOT = ("metamodel-top1", "metamodel-generated", "metallmix")  # the methods that choose without a trial (--zero-shot-only)
 TPE_STARTUP = 3  # random trials before TPE models the history (Optuna's default of 10 would make N=5 and 10 random)
 
 
@@ -490,6 +492,23 @@ def metamodel_top1(task: Task) -> Choice:
                                       retrieved=[r for r, _ in hits], n=Context().n_candidates)
     p = found[0].prediction
     return Choice("metamodel-top1", found[0].config, time.perf_counter() - start,
+                  notes=f"predicted {p.accuracy:.3f}, {p.seconds:.0f} s", stated=(p.accuracy, p.low, p.high))
+
+
+def metamodel_generated(task: Task) -> Choice:
+    """`metamodel-top1` as it ranked before the measured pool (tools.metamodel_candidates.MEASURED_PER_PAIR):
+    configs generated field by field from the values past runs used, kept as the comparison."""
+    from agent.context import Context
+    from agent.prompting import task_query
+    from tools.metamodel import Constraints
+
+    start = time.perf_counter()
+    profile = {"meta": task.meta.model_dump(mode="json"), "dataset_name": task.ds.name}
+    hits = task.kb.search(task_query(profile, "", Context()), k=Context().k_retrieve)
+    found = task.metamodel.candidates(task.meta, Constraints(budget_seconds=BUDGET_MINUTES * 60, device="cpu"),
+                                      retrieved=[r for r, _ in hits], n=Context().n_candidates, measured=False)
+    p = found[0].prediction
+    return Choice("metamodel-generated", found[0].config, time.perf_counter() - start,
                   notes=f"predicted {p.accuracy:.3f}, {p.seconds:.0f} s", stated=(p.accuracy, p.low, p.high))
 
 
@@ -913,7 +932,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--agent-datasets", type=int, default=None, help="run the agent on the first K datasets only")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training run (the seed sweep used 1)")
     ap.add_argument("--zero-shot-only", action="store_true",
-                    help="only the zero-shot methods (metamodel-top1, metallmix) against the reference: no search, "
+                    help="only the zero-shot methods (metamodel-top1, metamodel-generated, metallmix) against the reference: no search, "
                          "agent, baselines or re-run of the best recorded config (on a CPU each costs minutes per dataset)")
     ap.add_argument("--quick", action="store_true", help="2 small datasets, N = 5, seed 0, LLM on the first only, no agent")
     ap.add_argument("--docs", type=Path, default=None, help="write the report into this markdown file's lodo section")
@@ -1012,6 +1031,7 @@ def main(argv: list[str] | None = None) -> int:
                 t = time.perf_counter()
                 choices.append(Choice("popular", popular_config(task.kb.records()), time.perf_counter() - t))
             choices.append(metamodel_top1(task))
+            choices.append(metamodel_generated(task))
             use_llm = llm is not None and (args.llm_datasets is None or i < args.llm_datasets)
             if use_llm:
                 if not warmed:  # one untimed text-only request loads the LLM weights, as in a running app
