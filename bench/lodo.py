@@ -11,7 +11,7 @@ has no runs of included):
      most runs used; see `popular_config`);
    - ``metamodel-top1``: retrieval + the meta-model's top candidate, no LLM;
    - ``metamodel-generated``: the same, ranking configs generated field by field from the values
-     past runs used instead of the measured pool (the product before it; `metamodel_generated`);
+     past runs used instead of the measured pool (the product before it; `metamodel_top1(task, measured=False)`);
    - ``metallmix``: the zero-shot graph with the real embedded LLM and judge, D's profile
      computed from the dataset file (`agent.recommend.Recommender.run`);
    - ``llm-only``: the same LLM, no SHAP, no retrieval, no meta-model: it sees the task
@@ -479,8 +479,12 @@ def llm_only(task: Task, llm: Any) -> Choice:
     return Choice("llm-only", cfg, took, notes=("projected: " + ", ".join(fixes)) if fixes else "")
 
 
-def metamodel_top1(task: Task) -> Choice:
-    """Retrieval + the meta-model's top candidate under the budget, no LLM (the graph's explain step)."""
+def metamodel_top1(task: Task, measured: bool = True) -> Choice:
+    """Retrieval + the meta-model's top candidate under the budget, no LLM (the graph's explain step).
+
+    With `measured=False`, `metamodel-generated`: the ranking before the measured pool
+    (tools.metamodel_candidates.MEASURED_PER_PAIR), configs generated field by field from the values
+    past runs used, kept as the comparison."""
     from agent.context import Context
     from agent.prompting import task_query
     from tools.metamodel import Constraints
@@ -489,26 +493,9 @@ def metamodel_top1(task: Task) -> Choice:
     profile = {"meta": task.meta.model_dump(mode="json"), "dataset_name": task.ds.name}
     hits = task.kb.search(task_query(profile, "", Context()), k=Context().k_retrieve)
     found = task.metamodel.candidates(task.meta, Constraints(budget_seconds=BUDGET_MINUTES * 60, device="cpu"),
-                                      retrieved=[r for r, _ in hits], n=Context().n_candidates)
+                                      retrieved=[r for r, _ in hits], n=Context().n_candidates, measured=measured)
     p = found[0].prediction
-    return Choice("metamodel-top1", found[0].config, time.perf_counter() - start,
-                  notes=f"predicted {p.accuracy:.3f}, {p.seconds:.0f} s", stated=(p.accuracy, p.low, p.high))
-
-
-def metamodel_generated(task: Task) -> Choice:
-    """`metamodel-top1` as it ranked before the measured pool (tools.metamodel_candidates.MEASURED_PER_PAIR):
-    configs generated field by field from the values past runs used, kept as the comparison."""
-    from agent.context import Context
-    from agent.prompting import task_query
-    from tools.metamodel import Constraints
-
-    start = time.perf_counter()
-    profile = {"meta": task.meta.model_dump(mode="json"), "dataset_name": task.ds.name}
-    hits = task.kb.search(task_query(profile, "", Context()), k=Context().k_retrieve)
-    found = task.metamodel.candidates(task.meta, Constraints(budget_seconds=BUDGET_MINUTES * 60, device="cpu"),
-                                      retrieved=[r for r, _ in hits], n=Context().n_candidates, measured=False)
-    p = found[0].prediction
-    return Choice("metamodel-generated", found[0].config, time.perf_counter() - start,
+    return Choice("metamodel-top1" if measured else "metamodel-generated", found[0].config, time.perf_counter() - start,
                   notes=f"predicted {p.accuracy:.3f}, {p.seconds:.0f} s", stated=(p.accuracy, p.low, p.high))
 
 
@@ -1031,7 +1018,7 @@ def main(argv: list[str] | None = None) -> int:
                 t = time.perf_counter()
                 choices.append(Choice("popular", popular_config(task.kb.records()), time.perf_counter() - t))
             choices.append(metamodel_top1(task))
-            choices.append(metamodel_generated(task))
+            choices.append(metamodel_top1(task, measured=False))
             use_llm = llm is not None and (args.llm_datasets is None or i < args.llm_datasets)
             if use_llm:
                 if not warmed:  # one untimed text-only request loads the LLM weights, as in a running app
