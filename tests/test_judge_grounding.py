@@ -294,6 +294,14 @@ def test_each_check_says_what_to_fix_in_one_message() -> None:
     # "quick settings to train lite0": the objective is held among that backbone's candidates (c1 alone here)
     ({"objective": "speed", "words": {"objective": "quick"}, "use": "efficientnet_lite0"},
      {"accuracy": 0.93, "seconds": 25}, True, ""),
+    # "which settings for efficientnet lite1?": a candidate of it is offered (c2), so the pick is it
+    ({"use": "efficientnet_lite1", "words": {"use": "which settings for efficientnet lite1"}},
+     {"accuracy": 0.93, "seconds": 25}, False,
+     "the user asked about 'which settings for efficientnet lite1': c2 is efficientnet_lite1, but this config is "
+     "efficientnet_lite0 frozen; start from c2."),
+    ({"use": "efficientnet_lite1", "use_mode": "finetune"}, {"accuracy": 0.93, "seconds": 25}, True, ""),  # none offered
+    ({"use": "efficientnet_lite0", "use_mode": "finetune"}, {"accuracy": 0.93, "seconds": 25}, True, ""),  # none offered
+    ({"use": "efficientnet_lite0", "use_mode": "frozen"}, {"accuracy": 0.93, "seconds": 25}, True, ""),
 ])
 def test_the_pick_keeps_to_the_objective_the_user_stated(goals: dict[str, Any], prediction: dict[str, float], ok: bool,
                                                         says: str) -> None:

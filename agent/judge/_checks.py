@@ -185,7 +185,8 @@ def _objective(case: DraftCase) -> list[str]:
     """The pick keeps to the objective the text states (agent.goals): "quick, good enough" takes nothing slower
     than the fastest candidate within GOOD_ENOUGH of the most accurate; "maximise accuracy" nothing predicted
     more than OBJECTIVE_POINTS below the candidate that objective ranks first (c1). A draft that trades the
-    user's own objective away (a slower config for "quick") passed every other check before."""
+    user's own objective away (a slower config for "quick") passed every other check before. The backbone the
+    user means to train comes first (`_asked_for`)."""
     from agent.goals import GOOD_ENOUGH, quick_first
 
     goals = case.profile.get("goals") or {}
@@ -193,6 +194,8 @@ def _objective(case: DraftCase) -> list[str]:
     prediction = case.prediction
     assert prediction is not None
     pool = list(case.candidates)
+    if (asked := _asked_for(goals, case)) is not None:
+        return [asked]
     if goals.get("use") and case.config is not None and case.config.backbone == goals["use"]:
         # "quick settings for resnet18": the objective is held among the backbone the user means to train
         pool = [c for c in pool if c["config"]["backbone"] == goals["use"]] or pool
@@ -208,6 +211,23 @@ def _objective(case: DraftCase) -> list[str]:
             return [f"the user asked for {words!r}: {first['id']} is predicted {first['accuracy']:.2f}, but this config "
                     f"{prediction['accuracy']:.2f}; start from {first['id']}."]
     return []
+
+
+def _asked_for(goals: dict[str, Any], case: DraftCase) -> str | None:
+    """The backbone the user means to train (agent.goals `use`, in `use_mode` when named) is the pick whenever a
+    candidate of it is offered: "settings to fine-tune efficientnet lite1?" answered with small_cnn from scratch,
+    predicted a point higher, ignored the question and passed every check."""
+    use, mode = goals.get("use"), goals.get("use_mode")
+    if not use or case.config is None or (case.config.backbone == use and mode in (None, case.config.mode)):
+        return None
+    asked = next((c for c in case.candidates if c["config"]["backbone"] == use
+                  and mode in (None, c["config"].get("mode"))), None)
+    if asked is None:
+        return None
+    said = (goals.get("words") or {}).get("use") or use
+    kind = f"{use} {mode}" if mode else use
+    return (f"the user asked about {said!r}: {asked['id']} is {kind}, but this config is {case.config.backbone} "
+            f"{case.config.mode}; start from {asked['id']}.")
 
 
 def _budget(case: DraftCase) -> list[str]:
