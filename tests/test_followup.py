@@ -106,7 +106,7 @@ def test_why_the_whole_recommendation(thread: Any) -> None:
 
     a = ask(state, "why?")
 
-    assert "The reasoner's rationale: c1 has the best predicted accuracy" in a.text
+    assert "The reasoner's rationale: c1 ranks first among the candidates" in a.text
     assert "mode = frozen raises it by +0.080" in a.text and "The judge passed it" in a.text
 
 
