@@ -143,23 +143,23 @@ def read_goals(text: str) -> Goals:
     if found:  # both named ("best accuracy, but quick"): the first one stated leads
         _, goals.objective, goals.words["objective"] = min(found)
     if m := _OVERFIT.search(text):
-        goals.worries["overfitting"] = goals.words["overfitting"] = _sentence_around(text, m)
+        goals.worries["overfitting"] = goals.words["overfitting"] = _sentence_around(text, *m.span())
     if m := _COMPARE.search(text):
         q = norm(text)
         named = find_backbones(q)
         modes = [mode for mode in ("frozen", "finetune", "scratch") if find_mode(_only(q, mode))] if len(named) < 2 else []
         if len(named) >= 2 or len(modes) >= 2:
             goals.compare = named if len(named) >= 2 else modes
-            goals.words["compare"] = _sentence_around(text, m)
+            goals.words["compare"] = _sentence_around(text, *m.span())
         if len(named) >= 2:
-            clause = norm(_clause(text, m))
+            clause = norm(_clause(text, *m.span()))
             said = [mode for mode in _MODES if find_mode(_only(clause, mode))]
             goals.compare_mode = said[0] if len(said) == 1 else None
     goals.foreign = foreign_models(text)
     if m := _METRIC.search(text):
-        goals.metric = goals.words["metric"] = _sentence_around(text, m)
+        goals.metric = goals.words["metric"] = _sentence_around(text, *m.span())
     if m := _INFERENCE.search(text):
-        goals.inference = goals.words["inference"] = _sentence_around(text, m)
+        goals.inference = goals.words["inference"] = _sentence_around(text, *m.span())
     if not goals.compare:
         _read_use(text, goals)
     for name, op, pattern in _SETTING_LIMITS:
@@ -174,17 +174,16 @@ def _read_use(text: str, goals: Goals) -> None:
     spans = backbone_spans(q)
     if len({name for *_, name in spans}) != 1:
         return
-    at, end, name = spans[0]
-    m = re.compile(r".+", re.S).match(q, at, end)  # the words that named it
-    if m is None or not _USE.search(q, max(0, at - 60), at):
+    at, end, name = spans[0]  # the words that named it
+    if not _USE.search(q, max(0, at - 60), at):
         return
-    clause = _clause(q, m)
+    clause = _clause(q, at, end)
     if _NOT_USE.search(clause):  # "the results for resnet18 were poor", "something other than resnet18"
         return
     goals.use = name
     said = [mode for mode in _MODES if find_mode(_only(norm(clause), mode))]
     goals.use_mode = said[0] if len(said) == 1 else None
-    goals.words["use"] = _sentence_around(q, m)
+    goals.words["use"] = _sentence_around(q, at, end)
 
 
 _MODES = ("frozen", "finetune", "scratch")
@@ -438,17 +437,17 @@ def _only(q: str, mode: str) -> str:
     return " ".join(re.findall(words, q))
 
 
-def _clause(text: str, m: re.Match[str]) -> str:
-    """The clause holding a match: between the punctuation marks around it."""
-    start = max(text.rfind(sep, 0, m.start()) for sep in ".;,!?\n") + 1
-    ends = [i for i in (text.find(sep, m.end()) for sep in ".;,!?\n") if i != -1]
+def _clause(text: str, at: int, end: int) -> str:
+    """The clause holding the words text[at:end]: between the punctuation marks around them."""
+    start = max(text.rfind(sep, 0, at) for sep in ".;,!?\n") + 1
+    ends = [i for i in (text.find(sep, end) for sep in ".;,!?\n") if i != -1]
     return text[start:min(ends) if ends else len(text)].strip()
 
 
-def _sentence_around(text: str, m: re.Match[str]) -> str:
-    """The words of the clause holding a match (at most ~60 characters around it)."""
-    clause = _clause(text, m)
-    return clause if len(clause) <= 60 else m.group(0)
+def _sentence_around(text: str, at: int, end: int) -> str:
+    """The words of the clause holding text[at:end] (at most ~60 characters around them)."""
+    clause = _clause(text, at, end)
+    return clause if len(clause) <= 60 else text[at:end]
 
 
 __all__ = ["GOOD_ENOUGH", "PAST_RUN_MARGIN", "REGULARISATION", "Goals", "apply_goals", "comparison_notes", "foreign_note", "inference_note", "kept_settings",
