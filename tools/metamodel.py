@@ -290,8 +290,8 @@ class MetaModel(_Ranking, _Explaining):
         self._known = {json.dumps(s) for s in info["known_datasets"]}
         self._neighbours = Neighbours.from_info(info["datasets"])
         self._explainer: Any | None = None
-        self._pool: dict[str, tuple[list[TrainConfig], np.ndarray]] | None = None
-        self._measured_pool: dict[str, tuple[list[TrainConfig], list[str], np.ndarray]] | None = None
+        self._pool: dict[str, tuple[list[TrainConfig], np.ndarray]] = {}  # per pair, built on first use
+        self._measured_pool: dict[str, tuple[list[TrainConfig], list[str], np.ndarray]] = {}
 
     @classmethod
     def fit(cls, records: Sequence[ExperimentRecord], *, seed: int = 0, cross_validate: bool = True) -> MetaModel:

@@ -282,8 +282,8 @@ def _diverse(ranked: Sequence[TrainConfig], scores: Sequence[float], n: int) -> 
 class _Ranking(_Predicting):
     """The candidate methods of `tools.metamodel.MetaModel`."""
 
-    _pool: dict[str, tuple[list[TrainConfig], np.ndarray]] | None
-    _measured_pool: dict[str, tuple[list[TrainConfig], list[str], np.ndarray]] | None
+    _pool: dict[str, tuple[list[TrainConfig], np.ndarray]]
+    _measured_pool: dict[str, tuple[list[TrainConfig], list[str], np.ndarray]]
 
     def support(self, backbone: str, mode: str) -> int:
         """Knowledge-base runs (ok or diverged) with this backbone and mode."""
@@ -318,8 +318,6 @@ class _Ranking(_Predicting):
 
     def _generated(self, pair: str) -> tuple[list[TrainConfig], np.ndarray]:
         """The generated configs of one 'backbone/mode', built once per model."""
-        if self._pool is None:
-            self._pool = {}
         if pair not in self._pool:
             configs = _generate(pair, self._info["pool"].get(pair), seed=int(self._info["seed"]))
             self._pool[pair] = (configs, _config_matrix(configs))
@@ -327,8 +325,6 @@ class _Ranking(_Predicting):
 
     def _measured_configs(self, pair: str) -> tuple[list[TrainConfig], list[str], np.ndarray]:
         """The measured pool of one 'backbone/mode' (MEASURED_PER_PAIR): configs, origins, encoded rows."""
-        if self._measured_pool is None:
-            self._measured_pool = {}
         if pair not in self._measured_pool:
             rows = self._info.get("measured", {}).get(pair, [])
             configs = [TrainConfig.model_validate(c) for _, c in rows]
