@@ -97,6 +97,8 @@ def test_number_of_classes(text: str, n: int) -> None:
         ("778 dermoscopy images", 778),
         ("5m images", 5_000_000),
         ("n=640", 640),
+        ("skin lesions, 7 classes, n=2.5m", 2_500_000),  # "m" after "n=" is millions, not minutes
+        ("n: ~1.2M", 1_200_000),
         ("about 10,000 slides", 10000),
         ("300 patches", 300),
     ],
@@ -227,6 +229,11 @@ def test_empty_text_assumes_everything() -> None:
 def test_impossible_values_are_clear_errors(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_task(text)
+
+
+def test_a_count_after_n_equals_is_never_a_time_budget() -> None:
+    p = parse_task("skin lesions, 7 classes, n=2.5m, train in 20 min")
+    assert p.n_instances == 2_500_000 and p.budget_seconds == 1200
 
 
 def test_budget_next_to_a_count_is_not_a_bad_unit() -> None:

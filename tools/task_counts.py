@@ -398,7 +398,7 @@ _PER_CLASS = (
 _IMAGES = (
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s*(?P<plus>\+)?(?:-?ish)?\s*(?:-\s*)?{_FILLER}(?:[a-z]+-)?"
                rf"{IMAGE_NOUNS}\b"),
-    re.compile(rf"\bn\s*=\s*(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?![\d.])"),  # "n=1,200", "n = ~17k"
+    re.compile(rf"\bn\s*[=:]\s*(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?![\d.])"),  # "n=1,200", "n = ~17k"
     re.compile(rf"\b(?:dataset|data set|set|collection|cohort|total|sample size|corpus)\s+(?:of|with|size|is|has|:|=)?\s*"
                rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?!\s*(?:{CLASS_NOUNS}|%|patients|gb|mb|px|minutes|hours)\b)"),
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+(?:of them|in total|total|altogether|overall)\b"),

@@ -226,6 +226,8 @@ def _read_budget(r: Reading, p: TaskProfile) -> None:
         num, unit, after = m.group("num"), m.group("unit"), low[m.end():]
         if unit == "m" and re.match(rf"\s*(?:[a-z-]+\s+)?(?:{IMAGE_NOUNS}\b|param|weights|of them\b)", after):
             continue  # "5m images", "1.2M chest radiographs": millions of images, not minutes
+        if unit == "m" and re.search(r"\bn\s*[=:]\s*~?\s*$", low[:m.start()]):
+            continue  # "n=2.5m": a count (tools.task_counts reads it), not minutes
         if unit in ("s", "d") and not re.match(r"\d", num):
             continue  # "a s..." / "a d" are words, not durations
         before = low[max(0, m.start() - 50): m.start()]
