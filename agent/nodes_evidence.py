@@ -232,11 +232,13 @@ class EvidenceNodes(NodeBase):
                 f"{', '.join(profile.get('backbones') or ['any'])}, modes {', '.join(profile.get('modes') or ['any'])}); "
                 "allow more backbones or modes."
             )
+        ran = getattr(mm, "measured_run", None)  # where a measured candidate's config comes from
         candidates = [
             {
                 "id": c.id, "config": c.config.model_dump(mode="json"), **prediction_values(c.prediction), "origin": c.origin,
                 "support": int(getattr(c, "support", 0)), "over_budget": bool(getattr(c, "over_budget", False)),
                 "spread": round(float(getattr(c, "spread", 0.0)), 4),
+                "measured": ran(c.origin, c.config) if callable(ran) else None,
             }
             for c in found
         ]

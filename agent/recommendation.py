@@ -41,6 +41,14 @@ class EvidenceItem(_Model):
     cited: bool = False
 
 
+class MeasuredRun(_Model):
+    """The past run a measured candidate's config comes from, and what it reached on its own dataset."""
+
+    id: str
+    dataset: str
+    test_accuracy: float
+
+
 class CandidateItem(_Model):
     """One of the meta-model's ranked candidates."""
 
@@ -55,6 +63,8 @@ class CandidateItem(_Model):
     over_budget: bool = False
     spread: float = Field(default=0.0, description="How far apart models fitted on bootstrap samples of the datasets "
                                                    "put it (one standard deviation); the ranking subtracts it.")
+    measured: MeasuredRun | None = Field(default=None, description="For a config a past run used as is: that run, its "
+                                                                   "dataset and the test accuracy it reached there.")
 
 
 class Alternative(_Model):
@@ -305,8 +315,23 @@ def alternatives(config: TrainConfig, prediction: dict[str, Any], candidates: li
             trade += (f"; {r['alias']} reached {r['test_accuracy']:.2f} with it on {r['dataset']}" if same else
                       f"; {r['alias']} reached {r['test_accuracy']:.2f} on {r['dataset']} with it as it ran there, "
                       "before the changes asked for")
+        elif m := c.get("measured"):  # a config a past run used as is, outside the retrieved evidence
+            trade += f"; it reached {m['test_accuracy']:.2f} on {m['dataset']} as run there"
         out.append(Alternative(id=c["id"], role=role, trade=trade))
     return out
+
+
+def measured_text(config: dict[str, Any], candidates: Sequence[dict[str, Any]]) -> str | None:
+    """Where the recommended config comes from, when a past run used it exactly as recommended: the
+    dataset and what that run reached there (a fact from the knowledge base, beside the prediction
+    for the user's task). None when the config is not a measured one or was changed after the ranking."""
+    key = TrainConfig.model_validate(config).key()
+    for c in candidates:
+        m = c.get("measured")
+        if m and TrainConfig.model_validate(c["config"]).key() == key:
+            return (f"this exact configuration ran on {m['dataset']} (record {m['id'][:12]}) and reached test accuracy "
+                    f"{m['test_accuracy']:.2f} there; the expected accuracy above is the meta-model's for this task")
+    return None
 
 
 # An alternative is "more accurate" only by a gain the card can show (+0.01 at two decimals); a gain
@@ -361,6 +386,8 @@ def render_text(rec: Recommendation) -> str:
         f"expected training time {duration_text(rec.expected_seconds)} on {rec.profile.device}"
         f"{budget}"
     )
+    if source := measured_text(c.model_dump(mode="json"), [x.model_dump(mode="json") for x in rec.candidates]):
+        lines.append(f"Measured: {source}")
     lines.append(f"Why: {rec.rationale}")
     if rec.reasons:
         lines.append(f"In numbers: {'; '.join(rec.reasons)}.")
@@ -415,5 +442,5 @@ def render_text(rec: Recommendation) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Alternative", "CandidateItem", "CheckItem", "EvidenceItem", "Recommendation", "TaskProfile", "Verdict",
-           "build_recommendation", "render_text"]
+__all__ = ["Alternative", "CandidateItem", "CheckItem", "EvidenceItem", "MeasuredRun", "Recommendation", "TaskProfile",
+           "Verdict", "build_recommendation", "measured_text", "render_text"]

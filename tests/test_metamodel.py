@@ -600,13 +600,35 @@ def test_the_measured_pool_keeps_every_datasets_best_first(records: list[Experim
     names = sorted({r.dataset.name for r in mine})
     spec = measured_spec(records, per_pair=len(names))
     by_id = {r.id: r for r in records}
-    kept = [by_id[rid] for rid, _ in spec[pair]]
+    kept = [by_id[rid] for rid, *_ in spec[pair]]
     assert len(kept) == len(names) and {r.dataset.name for r in kept} == set(names)
     for r in kept:  # each dataset's best (the first of its runs with the best test accuracy)
         assert r.outcome.test_accuracy == max(x.outcome.test_accuracy for x in mine if x.dataset.name == r.dataset.name)
     full = measured_spec(records)
-    assert all(len({TrainConfig.model_validate(c).key() for _, c in rows}) == len(rows) for rows in full.values())
-    assert all(by_id[rid].outcome.status == "ok" for rows in full.values() for rid, _ in rows)
+    assert all(len({TrainConfig.model_validate(c).key() for _, c, *_ in rows}) == len(rows) for rows in full.values())
+    assert all(by_id[rid].outcome.status == "ok" for rows in full.values() for rid, *_ in rows)
+    # each row says where its run was and what it reached there: the record's own dataset and test accuracy
+    assert all([name, acc] == [by_id[rid].dataset.name, round(by_id[rid].outcome.test_accuracy, 4)]
+               for rows in full.values() for rid, _, name, acc in rows)
+
+
+def test_a_measured_candidate_says_which_run_it_comes_from_and_what_that_run_reached(
+        model: MetaModel, task: ExperimentRecord, records: list[ExperimentRecord]) -> None:
+    """`measured_run`: for a measured candidate, the record its config comes from, that record's dataset and
+    test accuracy; nothing for a generated config, an unknown id, or a config changed after the ranking."""
+    by_id = {r.id: r for r in records}
+    found = [c for c in model.candidates(task.dataset.meta, n=6) if c.origin.startswith("measured:")]
+    assert found
+    for c in found:
+        run = model.measured_run(c.origin, c.config)
+        rec = by_id[run["id"]]
+        assert rec.config.key() == c.config.key()
+        assert run == {"id": rec.id, "dataset": rec.dataset.name, "test_accuracy": round(rec.outcome.test_accuracy, 4)}
+        changed = c.config.model_copy(update={"epochs": c.config.epochs + 1})
+        assert model.measured_run(c.origin, changed) is None
+    assert model.measured_run("generated") is None
+    assert model.measured_run("retrieved:" + found[0].origin.removeprefix("measured:")) is None
+    assert model.measured_run("measured:no-such-record") is None
 
 
 def test_a_model_without_cell_counts_still_gives_candidates(model: MetaModel, task: ExperimentRecord) -> None:

@@ -565,3 +565,48 @@ def test_a_prediction_above_every_similar_run_is_flagged_as_optimistic(tmp_path:
     assert "above every similar past run (the best, r1 on skin_lesion_isic, reached 0.55)" in warning
     fair = Recommender(llm=ScriptChat(), kb=FakeStore(tmp_path / "kb2"), metamodel=FakeMetaModel(png=False))
     assert not any("optimistic" in w for w in fair.recommend("skin lesion dermoscopy, 8 classes, 2,000 images").warnings)
+
+
+class _MeasuredFake(FakeMetaModel):
+    """Every candidate is a config a past run used as is: run m-<rank> on blood_cells_pbc."""
+
+    def candidates(self, *args: Any, **kw: Any) -> list[Any]:
+        from dataclasses import replace
+
+        return [replace(c, origin=f"measured:m-{c.id}") for c in super().candidates(*args, **kw)]
+
+    def measured_run(self, origin: str, config: TrainConfig | None = None) -> dict[str, Any] | None:
+        rid = origin.removeprefix("measured:")
+        return {"id": rid, "dataset": "blood_cells_pbc", "test_accuracy": 0.9 + 0.01 * int(rid[-1])}
+
+
+def test_a_measured_config_says_where_it_ran_and_what_it_reached_there_on_every_face(tmp_path: Path) -> None:
+    """A pick a past run used as is names that run, its dataset and what it reached there (the CLI's
+    "Measured:" line, the card's), kept apart from the prediction for this task; an alternative does
+    the same in what it trades."""
+    from agent.chat.cards import card_md
+    from agent.recommendation import render_text
+
+    rec = Recommender(llm=ScriptChat(), kb=FakeStore(tmp_path / "kb"), metamodel=_MeasuredFake(png=False)).recommend(
+        "chest x-ray, 2 classes, 1,000 images")
+    pick = next(c for c in rec.candidates if c.config == rec.config)
+    assert pick.measured is not None and pick.measured.id == f"m-{pick.id}"
+    said = (f"this exact configuration ran on blood_cells_pbc (record m-{pick.id}) and reached test accuracy "
+            f"{pick.measured.test_accuracy:.2f} there; the expected accuracy above is the meta-model's for this task")
+    assert f"Measured: {said}" in render_text(rec)
+    assert f"**Measured:** {said}." in card_md(rec.model_dump(mode="json"), None)
+    by_id = {c.id: c for c in rec.candidates}
+    assert rec.alternatives
+    for a in rec.alternatives:
+        m = by_id[a.id].measured
+        assert a.trade.endswith(f"; it reached {m.test_accuracy:.2f} on blood_cells_pbc as run there")
+
+
+def test_a_config_changed_after_the_ranking_or_generated_says_nothing_measured() -> None:
+    from agent.recommendation import measured_text
+
+    c = TrainConfig(backbone="efficientnet_lite0", mode="finetune", freeze=0.5)
+    cand = {"id": "c1", "config": c.model_dump(mode="json"), "measured": {"id": "r", "dataset": "d", "test_accuracy": 0.8}}
+    assert measured_text(c.model_dump(mode="json"), [cand]).startswith("this exact configuration ran on d (record r)")
+    assert measured_text(c.model_copy(update={"epochs": 11}).model_dump(mode="json"), [cand]) is None
+    assert measured_text(c.model_dump(mode="json"), [{**cand, "measured": None}]) is None

@@ -158,7 +158,8 @@ from tools.novelty import OPEN_FIELDS, Neighbours, calibrate
 # 17: both boosters fit the median (reg:absoluteerror, tools.metamodel_features._XGB_PARAMS).
 # 18: the info keeps the measured pool (`measured`, tools.metamodel_candidates.measured_spec): candidates
 # are configs past runs used.
-FEATURE_VERSION = 18
+# 19: each measured config keeps the dataset its run was on and the test accuracy it reached there.
+FEATURE_VERSION = 19
 
 
 # Accuracy boosters fitted on bootstrap samples of the datasets (whole datasets drawn with
@@ -292,6 +293,7 @@ class MetaModel(_Ranking, _Explaining):
         self._explainer: Any | None = None
         self._pool: dict[str, tuple[list[TrainConfig], np.ndarray]] = {}  # per pair, built on first use
         self._measured_pool: dict[str, tuple[list[TrainConfig], list[str], np.ndarray]] = {}
+        self._measured_runs: dict[str, list[Any]] | None = None  # record id -> measured_spec row, built on first use
 
     @classmethod
     def fit(cls, records: Sequence[ExperimentRecord], *, seed: int = 0, cross_validate: bool = True) -> MetaModel:

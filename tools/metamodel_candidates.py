@@ -115,8 +115,10 @@ _POOL_FIELDS = (
 
 
 def measured_spec(records: Sequence[ExperimentRecord], per_pair: int = MEASURED_PER_PAIR) -> dict[str, list[list[Any]]]:
-    """Per 'backbone/mode': [record id, config as JSON] of up to `per_pair` distinct configs of successful
-    runs, every dataset's best-scoring first in turn (its best, then each dataset's second, ...)."""
+    """Per 'backbone/mode': [record id, config as JSON, dataset, test accuracy] of up to `per_pair` distinct
+    configs of successful runs, every dataset's best-scoring first in turn (its best, then each dataset's
+    second, ...). The dataset and accuracy are what the run reached with the config as it ran there
+    (`MetaModel.measured_run`: the card says where a candidate comes from)."""
     by_pair: dict[str, dict[str, list[ExperimentRecord]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         if r.outcome.status == "ok" and r.outcome.test_accuracy is not None:
@@ -131,7 +133,8 @@ def measured_spec(records: Sequence[ExperimentRecord], per_pair: int = MEASURED_
             for q in queues:
                 if rank < len(q) and len(picked) < per_pair and (k := q[rank].config.key()) not in seen:
                     seen.add(k)
-                    picked.append([q[rank].id, q[rank].config.model_dump(mode="json")])
+                    picked.append([q[rank].id, q[rank].config.model_dump(mode="json"), q[rank].dataset.name,
+                                   round(float(q[rank].outcome.test_accuracy or 0.0), 4)])
         spec[pair] = picked
     return spec
 
@@ -284,6 +287,7 @@ class _Ranking(_Predicting):
 
     _pool: dict[str, tuple[list[TrainConfig], np.ndarray]]
     _measured_pool: dict[str, tuple[list[TrainConfig], list[str], np.ndarray]]
+    _measured_runs: dict[str, list[Any]] | None
 
     def support(self, backbone: str, mode: str) -> int:
         """Knowledge-base runs (ok or diverged) with this backbone and mode."""
@@ -327,9 +331,23 @@ class _Ranking(_Predicting):
         """The measured pool of one 'backbone/mode' (MEASURED_PER_PAIR): configs, origins, encoded rows."""
         if pair not in self._measured_pool:
             rows = self._info.get("measured", {}).get(pair, [])
-            configs = [TrainConfig.model_validate(c) for _, c in rows]
-            self._measured_pool[pair] = (configs, [f"measured:{rid}" for rid, _ in rows], _config_matrix(configs))
+            configs = [TrainConfig.model_validate(row[1]) for row in rows]
+            self._measured_pool[pair] = (configs, [f"measured:{row[0]}" for row in rows], _config_matrix(configs))
         return self._measured_pool[pair]
+
+    def measured_run(self, origin: str, config: TrainConfig | None = None) -> dict[str, Any] | None:
+        """The run a measured candidate's config comes from ("measured:<record id>"): {"id", "dataset",
+        "test_accuracy"}, what that run reached on its own dataset with this config. None for any other
+        origin, or when `config` (given) is not that run's config (a config changed after the ranking)."""
+        if not origin.startswith("measured:"):
+            return None
+        rid = origin.removeprefix("measured:")
+        if self._measured_runs is None:
+            self._measured_runs = {row[0]: row for rows in self._info.get("measured", {}).values() for row in rows}
+        row = self._measured_runs.get(rid)
+        if row is None or len(row) < 4 or (config is not None and TrainConfig.model_validate(row[1]).key() != config.key()):
+            return None
+        return {"id": rid, "dataset": str(row[2]), "test_accuracy": float(row[3])}
 
     def candidates(
         self,

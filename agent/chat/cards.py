@@ -21,6 +21,7 @@ from agent.formatting import (
     markdown_table,
 )
 from agent.judge import verdict_summary
+from agent.recommendation import measured_text
 
 
 def profile_md(p: dict[str, Any]) -> tuple[str, str]:
@@ -127,6 +128,8 @@ def card_md(rec: dict[str, Any], offer: dict[str, Any] | None) -> str:
     low, high = rec["accuracy_interval"]
     lines.append(f"**Expected test accuracy {rec['expected_accuracy']:.2f}** ({interval_text(low, high)}); "
                  f"**expected training time {duration_text(rec['expected_seconds'])}** on {rec['profile']['device']}.")
+    if source := measured_text(c, rec.get("candidates") or []):
+        lines.append(f"**Measured:** {source}.")
     lines.append(f"**Why:** {rec['rationale']}")
     if rec.get("reasons"):
         lines.append(f"**In numbers:** {'; '.join(rec['reasons'])}.")
