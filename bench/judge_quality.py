@@ -31,7 +31,10 @@ drafts (the graph's judge, `agent.judge.run_checks`):
 - measured: the top candidate "achieves" its predicted accuracy, as if it had been trained (the
   1.5B wrote "achieves a test accuracy of 0.77 ±0.04");
 - foreign_model: the top candidate said to use a ResNet-50, a model this tool cannot train (the
-  1.5B wrote "c1 uses a ResNet-50 model with an efficientnet-lite2 architecture").
+  1.5B wrote "c1 uses a ResNet-50 model with an efficientnet-lite2 architecture");
+- good_images: the good draft "on these images at 64 px", the task's own image size, where the top
+  candidate's input size differs (the size of the images is not a claim on the run's input: the
+  1.5B wrote "trained on 50k images with 64px resolution" for a 96 px pick, and the checks refused it).
 
 Tuning drafts (the tuner's check, `agent.tune.check_choice`), from three trials trained with the
 configs of the first candidates (their per-epoch logs made up, peaking at a known epoch, read by
@@ -73,8 +76,8 @@ from bench.latency import TASKS  # noqa: E402
 KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "wrong_claim_no_id", "vague", "wrong_sign",
          "wrong_value", "wrong_setting", "good_compared", "wrong_compared", "good_uncertain", "wrong_uncertain",
          "good_unbudgeted", "invented_budget", "invented_limit", "good_tuning", "wrong_best_trial", "wrong_epoch",
-         "wrong_gain", "garbled", "measured", "good_quick", "off_objective", "foreign_model")
-GOOD = ("good", "good_compared", "good_uncertain", "good_unbudgeted", "good_tuning", "good_quick")
+         "wrong_gain", "garbled", "measured", "good_quick", "off_objective", "foreign_model", "good_images")
+GOOD = ("good", "good_compared", "good_uncertain", "good_unbudgeted", "good_tuning", "good_quick", "good_images")
 QUICK = {"objective": "speed", "words": {"objective": "quick"}}  # the goals of "... something quick"
 UNBUDGETED = ("good_unbudgeted", "invented_budget")  # judged against the task with its budget taken out
 TUNING = ("good_tuning", "wrong_best_trial", "wrong_epoch", "wrong_gain")
@@ -85,9 +88,11 @@ _COMPARED = (("epochs", "more", "fewer", "epochs"), ("learning_rate", "a higher"
              ("input_size", "a larger", "a smaller", "input size"), ("batch_size", "a larger", "a smaller", "batch size"))
 
 
-def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 0) -> dict[str, dict[str, Any]]:
+def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 0,
+               image_size: int | None = None) -> dict[str, dict[str, Any]]:
     """The recommendation drafts for one task, written from its real candidates (`index` picks the
-    hyperparameter a wrong_value draft misstates)."""
+    hyperparameter a wrong_value draft misstates; `image_size`, the task's, is said of its images by a
+    good draft when the pick's input size differs)."""
     top = candidates[0]
     worst = min(candidates, key=lambda c: c["accuracy"])
     seconds = f"{top['seconds']:.0f} s"
@@ -114,6 +119,9 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
     # efficientnet-lite2 architecture" when the user had named a ResNet-50).
     drafts["foreign_model"] = {"candidate": top["id"], "rationale": f"{top['id']} uses a ResNet-50 backbone and is "
                                f"predicted {top['accuracy']:.2f} in about {seconds}."}
+    if image_size is not None and image_size != top["config"]["input_size"]:  # the data's size, not the pick's
+        drafts["good_images"] = {"candidate": top["id"], "rationale": f"{said} on these images at {image_size} px, "
+                                 f"{budget_text}."}
     drafts["measured"] = {"candidate": top["id"], "rationale": f"{top['id']} achieves a test accuracy of "
                           f"{top['accuracy']:.2f} and trains in about {seconds}."}
     if len(candidates) > 1:
@@ -359,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         bare_text, bare_profile = without_budget(state.get("task") or text, profile)
         bare = {**state, "profile": bare_profile, "task": bare_text}
         judged: list[tuple[str, str, Any]] = []
-        for kind, raw in drafts_for(candidates, budget_text, index).items():
+        for kind, raw in drafts_for(candidates, budget_text, index, (profile.get("meta") or {}).get("resolution")).items():
             if kind == "invented_limit" and {"max_params", "max_model_bytes"} & set(profile.get("read") or {}):
                 continue  # the task did set a size limit
             judged.append((kind, raw["rationale"], bench.recommendation(bare if kind in UNBUDGETED else state, raw)))

@@ -614,3 +614,20 @@ def test_judge_quality_objective_drafts_pick_the_quick_candidate_and_one_too_slo
         verdicts[kind] = next(x.ok for x in checks if x.name == "objective")
     assert verdicts == {"good_quick": True, "off_objective": False}
     assert objective_drafts(candidates[1:3], "").keys() == {"good_quick"}  # nothing slow enough: no bad draft
+
+
+def test_judge_quality_says_the_images_size_of_the_images_only_where_the_pick_differs() -> None:
+    from agent.judge import Facts, unsupported
+    from bench.judge_quality import GOOD, drafts_for
+
+    cands = [{"id": "c1", "accuracy": 0.81, "low": 0.7, "high": 0.9, "seconds": 120.0,
+              "config": {"backbone": "efficientnet_lite0", "mode": "finetune", "input_size": 96, "learning_rate": 1e-3}},
+             {"id": "c2", "accuracy": 0.78, "low": 0.6, "high": 0.9, "seconds": 60.0,
+              "config": {"backbone": "efficientnet_lite0", "mode": "frozen", "input_size": 64, "learning_rate": 1e-3}}]
+    draft = drafts_for(cands, "with no time budget to meet", image_size=64)["good_images"]
+    assert "good_images" in GOOD and "images at 64 px" in draft["rationale"]
+    facts = Facts(known=frozenset({"c1", "c2"}), shown=(0.81, 0.7, 0.9, 0.78, 0.6), runs={c["id"]: c for c in cands},
+                  candidates=cands, about=("c1",), image_size=64)
+    assert unsupported(draft["rationale"], facts) == []
+    assert "good_images" not in drafts_for(cands, "", image_size=96)  # the pick's own size: nothing to tell apart
+    assert "good_images" not in drafts_for(cands, "")

@@ -526,3 +526,26 @@ def test_a_candidates_uncertainty_is_held_to_the_one_shown(text: str, finding: s
 def test_an_uncertainty_with_no_spread_shown_is_refused() -> None:
     assert ungrounded("c1 is predicted 0.93 ±0.04.", ["c1", "c2"], SHOWN, CANDIDATES, about=["c1"]) == [
         "it states an uncertainty of ±0.04, which no candidate shows"]
+
+
+@pytest.mark.parametrize(("text", "image_size", "problem"), [
+    # the data line showed 64px: said of the images, it is the data's size, not c1's input (128)
+    ("c1, trained on 50k images with 64px resolution, is predicted 0.93.", 64, None),
+    ("The 64 px grayscale images are upsampled by c1, predicted 0.93.", 64, None),
+    ("c1 suits images at 64 px and is predicted 0.93.", 64, None),
+    ("c1 suits 64x64 px images and is predicted 0.93.", 64, None),
+    # a run's input size still: said of c1, or of images the data line does not show at that size
+    ("c1 at 64 px is predicted 0.93.", 64, "it says input size 64, but c1 uses 128"),
+    ("c1 uses 64 px input images and is predicted 0.93.", 64, "it says input size 64, but c1 uses 128"),
+    ("c1, trained on 50k images with 64px resolution, is predicted 0.93.", 224, "it says input size 64, but c1 uses 128"),
+    ("c1, trained on 50k images with 64px resolution, is predicted 0.93.", None, "it says input size 64, but c1 uses 128"),
+])
+def test_the_images_own_size_said_of_the_images_is_not_a_claim_on_the_input_size(
+        text: str, image_size: int | None, problem: str | None) -> None:
+    from agent.judge import Facts, unsupported
+
+    runs = {c["id"]: c for c in CANDIDATES} | {e["alias"]: e for e in EVIDENCE}
+    facts = Facts(known=frozenset(["c1", "c2", "r1"]), shown=tuple(SHOWN), runs=runs, candidates=CANDIDATES,
+                  about=("c1",), image_size=image_size)
+    found = unsupported(text, facts)
+    assert (found == []) if problem is None else any(problem in p for p in found), found

@@ -123,7 +123,8 @@ def _grounded(case: DraftCase) -> list[str]:
     if draft.candidate in runs:  # the pick's configuration is the draft's (a draft may set its own values)
         runs[draft.candidate] = {**runs[draft.candidate], "config": config.model_dump(mode="json")}
     facts = Facts(known=frozenset(case.known), shown=tuple(shown), runs=runs, candidates=case.candidates,
-                  about=(draft.candidate,), stated=stated_of(case.profile))
+                  about=(draft.candidate,), stated=stated_of(case.profile),
+                  image_size=(case.profile.get("meta") or {}).get("resolution"))
     problems = unsupported(draft.rationale, facts)
     return ["the rationale must state only what the evidence shows and the user said, but " + "; ".join(problems)
             + "."] if problems else []

@@ -76,6 +76,8 @@ class Facts:
         kept: the trial the prompt marked as kept (`agent.tune.pick`: within one standard error of
             the highest validation accuracy, the one predicted best), which may be called best too.
         stated: what the user stated; None when it is not known (the limit rule does not run).
+        image_size: the task's image size the prompt's data line showed ("64px"), which a rationale
+            may say of the images ("50k images at 64 px") without claiming it for a run's input size.
     """
 
     known: frozenset[str]
@@ -88,6 +90,7 @@ class Facts:
     trials: tuple[str, ...] = field(default=())
     kept: str | None = None
     stated: Stated | None = None
+    image_size: int | None = None
 
     def accuracy(self, ident: str) -> float | None:
         """The accuracy the prompt showed for an id (a candidate's or option's predicted one, a run's result)."""

@@ -56,6 +56,12 @@ _NUMERIC: dict[str, tuple[tuple[re.Pattern[str], ...], bool]] = {
 # "half the blocks frozen", "50 % frozen": a freeze share, not the frozen mode.
 _PARTLY = re.compile(r"(?:(?<![\w.])\d+(?:\.\d+)?\s*%?|\bhalf|\bpart\w*|\bshare|\bblocks|\blayers)(?:\s+\w+){0,2}\s*$",
                      re.I)
+# A size said of the task's images, not of a run's input: "64px resolution", "64 px images", "images at 64 px".
+_IMAGES = r"(?:images?|scans?|photos?|pictures?|slides?|radiographs?|x-rays?|data(?:set)?)"
+_OF_IMAGES_AFTER = re.compile(rf"^\s*(?:px|pixels?)?(?:\s*[x\u00d7]\s*\d{{2,4}}\s*(?:px|pixels?)?)?[\s-]*"
+                              rf"(?:(?!input)\w+\s+)?(?:resolution|{_IMAGES})\b", re.I)
+_OF_IMAGES_BEFORE = re.compile(rf"\b{_IMAGES}\s+(?:(?:are|is|at|of|with|in)\s+)+(?:an?\s+|the\s+)?"
+                               r"(?:(?:resolution|size)\s+(?:of\s+)?)?$", re.I)
 # Counts of epochs that are about a run's log, not its setting: "after 3 epochs", "within 5 epochs".
 _LOG_EPOCHS = re.compile(r"\b(?:after|within|first|last|by|until|only|over|in)\s+$", re.I)
 
@@ -137,6 +143,16 @@ def _shown(value: Any) -> str:
     return value if isinstance(value, str) else f"{value.value:g}" if hasattr(value, "value") else f"{value:g}"
 
 
+def _of_the_images(clause: str, mention: Mention, image_size: int | None) -> bool:
+    """Whether an input size stated is the task's image size said of the images ("trained on 50k images
+    with 64px resolution"), a fact of the data line the prompt showed rather than a run's setting."""
+    if image_size is None or not hasattr(mention.value, "value") or mention.value.value != float(image_size):
+        return False
+    digits = re.match(r"\d+(?:\.\d+)?", clause[mention.start:])
+    end = mention.start + (digits.end() if digits else 0)
+    return bool(_OF_IMAGES_AFTER.match(clause[end:]) or _OF_IMAGES_BEFORE.search(clause[:mention.start]))
+
+
 def wrong_values(rationale: str, facts: Facts) -> list[str]:
     """The hyperparameter values a rationale states that the runs it states them for do not have."""
     ids = id_pattern(facts.prefixes)
@@ -145,6 +161,8 @@ def wrong_values(rationale: str, facts: Facts) -> list[str]:
     for _, clause in clauses(rationale):
         named = [(m.group(1), m.start()) for m in ids.finditer(clause)]
         for mention in mentions(clause):
+            if mention.name == "input_size" and _of_the_images(clause, mention, facts.image_size):
+                continue
             before = [i for i, at in named if at < mention.start]
             # "EfficientNet-Lite0 at 128 px (c1)"; not an id past a comparing word ("64 px, above c2")
             turn = COMPARING.search(clause, mention.start)
