@@ -99,6 +99,8 @@ def test_number_of_classes(text: str, n: int) -> None:
         ("n=640", 640),
         ("skin lesions, 7 classes, n=2.5m", 2_500_000),  # "m" after "n=" is millions, not minutes
         ("n: ~1.2M", 1_200_000),
+        ("pneumonia x-rays, ~17k, 2 classes", 17_000),  # thousands alone between commas: the images
+        ("dermoscopy, 25k", 25_000),
         ("about 10,000 slides", 10000),
         ("300 patches", 300),
     ],
@@ -229,6 +231,17 @@ def test_empty_text_assumes_everything() -> None:
 def test_impossible_values_are_clear_errors(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_task(text)
+
+
+@pytest.mark.parametrize("text", ["mri 4 classes, $20k", "x-ray, 2 classes, 5M params max", "ct, 3 classes, 20k€"])
+def test_money_and_parameters_in_thousands_are_not_images(text: str) -> None:
+    p = parse_task(text)
+    assert "n_instances" in p.assumed and not any("read as the number of images" in n for n in p.notes)
+
+
+def test_a_bare_count_of_images_says_how_it_was_read() -> None:
+    p = parse_task("pneumonia x-rays, ~17k, 2 classes")
+    assert p.said["n_instances"] == "~17k" and "'17k' read as the number of images (no noun after it)" in p.notes
 
 
 def test_a_count_after_n_equals_is_never_a_time_budget() -> None:

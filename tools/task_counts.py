@@ -405,6 +405,10 @@ _IMAGES = (
     re.compile(rf"\b{IMAGE_NOUNS}\s*(?::|=|of|-)?\s*(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?!\s*(?:{_UNIT_WORDS})\b)"),
 )
 _PATIENTS = re.compile(rf"(?P<n>{COUNT})\s+(?:patients|subjects|participants|people|individuals)\b")
+# A count in thousands or millions standing alone between commas ("pneumonia x-rays, ~17k, 2 classes"): in a
+# task text nothing else is counted in thousands without a noun, so it is the images (said so in a note).
+_BARE_THOUSANDS = re.compile(rf"(?:^|[,;:(]|\band\b)\s*(?:(?P<ap>{APPROX})\s*)?(?<![$\u20ac\u00a3])"
+                             r"(?P<n>\d+(?:[.,]\d+)?\s*(?:k|m)\b)\s*(?=[,;.)]|$)")
 
 
 # "437/210/133 per class", "with 437 / 210 / 133 images in each class": the class sizes, in order.
@@ -467,6 +471,12 @@ def read_images(r: Reading, p: TaskProfile) -> None:
             if n is not None:
                 approximate = n[1] or bool(m.groupdict().get("ap") or m.groupdict().get("plus"))
                 return _set_images(r, p, n[0], m.start(), m.end(), approximate, check=True)
+    for m in _BARE_THOUSANDS.finditer(r.low):
+        n = _whole(r, m, "n", "the number of images", 2, MAX_IMAGES)
+        if n is not None:
+            r.notes.append(f"{r.text[m.start('n'):m.end('n')].strip()!r} read as the number of images (no noun after it)")
+            return _set_images(r, p, n[0], m.start("ap") if m.group("ap") else m.start("n"), m.end("n"),
+                               n[1] or bool(m.group("ap")), check=True)
     m = _PATIENTS.search(r.low) if mentions(r.low, "patient", "subject", "particip", "people", "individual") else None
     if m:
         r.notes.append(f"the text gives {r.text[m.start():m.end()].strip()!r}, not a number of images; "
