@@ -293,7 +293,9 @@ class MetaModel(_Ranking, _Explaining):
         self._explainer: Any | None = None
         self._pool: dict[str, tuple[list[TrainConfig], np.ndarray]] = {}  # per pair, built on first use
         self._measured_pool: dict[str, tuple[list[TrainConfig], list[str], np.ndarray]] = {}
-        self._measured_runs: dict[str, list[Any]] | None = None  # record id -> measured_spec row, built on first use
+        # record id -> its measured_spec row (where a measured candidate's config ran, and what it reached there)
+        self._measured_runs: dict[str, list[Any]] = {row[0]: row for rows in info.get("measured", {}).values()
+                                                     for row in rows}
 
     @classmethod
     def fit(cls, records: Sequence[ExperimentRecord], *, seed: int = 0, cross_validate: bool = True) -> MetaModel:

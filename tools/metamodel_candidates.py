@@ -287,7 +287,7 @@ class _Ranking(_Predicting):
 
     _pool: dict[str, tuple[list[TrainConfig], np.ndarray]]
     _measured_pool: dict[str, tuple[list[TrainConfig], list[str], np.ndarray]]
-    _measured_runs: dict[str, list[Any]] | None
+    _measured_runs: dict[str, list[Any]]
 
     def support(self, backbone: str, mode: str) -> int:
         """Knowledge-base runs (ok or diverged) with this backbone and mode."""
@@ -342,8 +342,6 @@ class _Ranking(_Predicting):
         if not origin.startswith("measured:"):
             return None
         rid = origin.removeprefix("measured:")
-        if self._measured_runs is None:
-            self._measured_runs = {row[0]: row for rows in self._info.get("measured", {}).values() for row in rows}
         row = self._measured_runs.get(rid)
         if row is None or len(row) < 4 or (config is not None and TrainConfig.model_validate(row[1]).key() != config.key()):
             return None
