@@ -169,9 +169,12 @@ def read_goals(text: str) -> Goals:
 
 
 def _read_use(text: str, goals: Goals) -> None:
-    """The one backbone the text means to train ("which lr to fine-tune a resnet18?"), and its mode."""
+    """The one backbone the text means to train ("which lr to fine-tune a resnet18?"), and its mode; with no
+    backbone named, the one way of training it means ("what should I fine-tune?", `_read_use_mode`)."""
     q = norm(text).replace("-", " ")
     spans = backbone_spans(q)
+    if not spans:
+        return _read_use_mode(q, goals)
     if len({name for *_, name in spans}) != 1:
         return
     at, end, name = spans[0]  # the words that named it
@@ -186,8 +189,44 @@ def _read_use(text: str, goals: Goals) -> None:
     goals.words["use"] = _sentence_around(q, at, end)
 
 
+def _read_use_mode(q: str, goals: Goals) -> None:
+    """The one way of training a text means when it names no backbone: a mode said as an intent ("what should
+    I fine-tune?", "I want to train from scratch") sets `use_mode`; a mode said as history or a doubt ("fine-tuning
+    overfit", "is fine-tuning worth it?") or beside another mode sets nothing."""
+    said = [(m, mode) for mode, pattern in _MODE_INTENT.items() if (m := pattern.search(q))]
+    if len(said) != 1:
+        return
+    m, mode = said[0]
+    clause = _clause(q, *m.span())
+    sentence = _sentence(q, *m.span())
+    if _NOT_USE.search(clause) or _DOUBT.search(sentence) or not (_WANT.search(sentence) or sentence.endswith("?")):
+        return
+    goals.use_mode = mode
+    goals.words["use"] = _sentence_around(q, *m.span())
+
+
+def _sentence(text: str, at: int, end: int) -> str:
+    """The sentence holding text[at:end], with its closing mark ("?" tells a question)."""
+    start = max(text.rfind(sep, 0, at) for sep in ".!?\n") + 1
+    ends = [i for i in (text.find(sep, end) for sep in ".!?\n") if i != -1]
+    return text[start:min(ends) + 1 if ends else len(text)].strip()
+
+
 _MODES = ("frozen", "finetune", "scratch")
 _MODE_WORDS = {"frozen": "as a frozen backbone", "finetune": "fine-tuned", "scratch": "from scratch"}
+# A mode named as what to do, with no backbone named: narrower than agent.intents' mode words ("frozen sections"
+# are pathology, "freeze 0.5" a setting).
+_MODE_INTENT = {
+    "finetune": re.compile(r"\bfine ?tun(?:e|ed|ing)\b"),
+    "frozen": re.compile(r"\bfrozen (?:pretrained )?(?:backbone|features?|encoder|feature extractor)\b|\blinear prob\w*"
+                         r"|\bas a feature extractor\b"),
+    "scratch": re.compile(r"\bfrom scratch\b"),
+}
+_WANT = re.compile(r"\b(?:should|want|wanna|would like|like to|plan\w* to|going to|how to|how (?:do|can|should) (?:i|we)|"
+                   r"what to|which|best way|help me|need to|can (?:i|we)|let me|i ll|we ll|i will|we will|trying to|"
+                   r"recommend\w*|suggest\w*|settings? (?:to|for)|hyperparameters? (?:to|for)|plan)\b")
+_DOUBT = re.compile(r"\b(?:worth|whether|or not|versus|vs|compared?|instead|rather|better than|or (?:a |to )?(?:train|use|"
+                    r"keep|freeze|fine|frozen)|necessary|needed)\b")
 
 
 def comparison_notes(goals: dict[str, Any], found: list[Any], allowed_modes: list[str] | None = None) -> list[str]:
@@ -202,6 +241,12 @@ def comparison_notes(goals: dict[str, Any], found: list[Any], allowed_modes: lis
     sides = [(name, goals.get("compare_mode"), "compare") for name in goals.get("compare") or ()]
     if goals.get("use"):
         sides.append((goals["use"], goals.get("use_mode"), "use"))
+    elif (mode := goals.get("use_mode")) and not (allowed_modes and mode not in allowed_modes) \
+            and not any(c.config.mode == mode for c in found):  # the way of training meant, with no backbone named
+        shown = found[0].config.mode if found else None
+        notes.append(f"you asked for a model {_MODE_WORDS[mode]} ({goals['words']['use']!r}), but no configuration "
+                     f"{_MODE_WORDS[mode]} fits the other limits" + (f"; the pick is {_MODE_WORDS[shown]} instead"
+                                                                      if shown else ""))
     for name, mode, key in sides:
         if name not in BACKBONES:
             continue
@@ -347,33 +392,42 @@ def apply_goals(found: list[Any], goals: dict[str, Any], metamodel: Any, meta: A
     elif goals.get("objective") == "speed":
         good = quick_first(out, lambda c: c.prediction.accuracy, lambda c: c.prediction.seconds)
         out = good + sorted((c for c in out if c not in good), key=lambda c: -c.prediction.accuracy)
-    if goals.get("use"):
+    if goals.get("use") or goals.get("use_mode"):
         out = _used_first(out, goals, metamodel, meta, constraints, open_fields)
+    elif sides := set(goals.get("compare") or ()):  # "compare A and B": the better of them is the pick, in the
+        # order the objective gave; the model's own best, when it is neither, stays beside them
+        out = [c for c in out if sides & {c.config.backbone, c.config.mode}] + [
+            c for c in out if not sides & {c.config.backbone, c.config.mode}]
     return [replace(c, id=f"c{i}") for i, c in enumerate(out, start=1)]
 
 
 def _used_first(out: list[Any], goals: dict[str, Any], metamodel: Any, meta: Any, constraints: Any,
                 open_fields: list[str]) -> list[Any]:
     """The backbone the user means to train (`Goals.use`) first, in the mode named with it; when it cannot run in
-    that mode, its best candidate in another mode stays beside the pick (`comparison_notes` says why)."""
+    that mode, its best candidate in another mode stays beside the pick (`comparison_notes` says why). With no
+    backbone named, the best candidate in the mode the user means (`use_mode` alone: "what should I fine-tune?")."""
     from dataclasses import replace
 
-    name, mode = goals["use"], goals.get("use_mode")
-    if (constraints.backbones and name not in constraints.backbones) or (mode and constraints.modes
-                                                                          and mode not in constraints.modes):
+    name, mode = goals.get("use"), goals.get("use_mode")
+    if (name and constraints.backbones and name not in constraints.backbones) or (
+            mode and constraints.modes and mode not in constraints.modes):
         return out  # the user's own limits leave it out; the limits say so
 
     def best(mode: str | None) -> Any:
-        have = next((c for c in out if c.config.backbone == name and mode in (None, c.config.mode)), None)
+        have = next((c for c in out if name in (None, c.config.backbone) and mode in (None, c.config.mode)), None)
         if have is not None:
             return have
-        extra = metamodel.candidates(meta, replace(constraints, backbones=[name], modes=[mode] if mode else
-                                                   constraints.modes), n=1, open_fields=open_fields)
-        return replace(extra[0], origin="asked") if extra else None
+        extra = metamodel.candidates(meta, replace(constraints, backbones=[name] if name else constraints.backbones,
+                                                   modes=[mode] if mode else constraints.modes), n=1,
+                                     open_fields=open_fields)
+        # over the time budget (nothing of it fits: the fastest come back) is not offered as fitting
+        return replace(extra[0], origin="asked") if extra and not getattr(extra[0], "over_budget", False) else None
 
     pick = best(mode)
     if pick is not None:
         return [pick, *(c for c in out if c is not pick)]
+    if not name:
+        return out  # no candidate in that mode fits the other limits (`comparison_notes` says so)
     other = best(None)
     return out if other is None or other in out else [*out, other]
 

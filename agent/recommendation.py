@@ -360,7 +360,8 @@ def _goal_words(goals: dict[str, Any]) -> dict[str, str]:
     words = goals.get("words") or {}
     named = {"objective": f"objective={goals.get('objective')}", "overfitting": "worry=overfitting",
              "compare": "compare=" + " vs ".join(goals.get("compare") or ()),
-             "use": f"use={goals.get('use')}" + (f" ({goals['use_mode']})" if goals.get("use_mode") else ""),
+             "use": (f"use={goals.get('use')}" + (f" ({goals['use_mode']})" if goals.get("use_mode") else "")
+                     if goals.get("use") else f"mode={goals.get('use_mode')}"),
              "metric": "measure other than accuracy", "inference": "need at inference"}
     return {named.get(k, k): w for k, w in words.items()}
 

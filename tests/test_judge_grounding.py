@@ -302,6 +302,9 @@ def test_each_check_says_what_to_fix_in_one_message() -> None:
     ({"use": "efficientnet_lite1", "use_mode": "finetune"}, {"accuracy": 0.93, "seconds": 25}, True, ""),  # none offered
     ({"use": "efficientnet_lite0", "use_mode": "finetune"}, {"accuracy": 0.93, "seconds": 25}, True, ""),  # none offered
     ({"use": "efficientnet_lite0", "use_mode": "frozen"}, {"accuracy": 0.93, "seconds": 25}, True, ""),
+    # the mode alone ("which lr for a linear probe?"): the frozen pick keeps to it; no fine-tune is offered
+    ({"use_mode": "frozen", "words": {"use": "which lr for a linear probe"}}, {"accuracy": 0.93, "seconds": 25}, True, ""),
+    ({"use_mode": "finetune", "words": {"use": "what should i fine tune"}}, {"accuracy": 0.93, "seconds": 25}, True, ""),
 ])
 def test_the_pick_keeps_to_the_objective_the_user_stated(goals: dict[str, Any], prediction: dict[str, float], ok: bool,
                                                         says: str) -> None:

@@ -228,6 +228,41 @@ def test_a_requested_comparison_gets_both_sides_side_by_side(recommender: Recomm
     shown = {x.id for x in rec.alternatives} | {next(c.id for c in rec.candidates if c.config == rec.config)}
     assert {c.config.backbone for c in rec.candidates if c.id in shown} >= {"small_cnn", "efficientnet_lite1"}
     assert "Alternatives:" in render_text(rec)
+    # the pick answers the question: the better of the two sides, though the model's own best (a Lite0
+    # fine-tune in the fake model) is neither; that one stays among the candidates
+    sides = [c for c in rec.candidates if c.config.backbone in {"small_cnn", "efficientnet_lite1"}]
+    assert rec.config == sides[0].config == rec.candidates[0].config
+    assert rec.candidates[0].accuracy == max(c.accuracy for c in sides)
+    assert "efficientnet_lite0" in {c.config.backbone for c in rec.candidates}
+
+
+def test_the_judge_holds_a_comparison_to_its_sides() -> None:
+    from agent.judge import Draft, run_checks
+    from knowledge.schema import TrainConfig
+
+    def cand(i: str, backbone: str, mode: str, acc: float) -> dict[str, Any]:
+        return {"id": i, "accuracy": acc, "low": acc - 0.2, "high": acc + 0.1, "seconds": 60.0,
+                "config": TrainConfig(backbone=backbone, mode=mode).model_dump(mode="json")}
+
+    cands = [cand("c1", "efficientnet_lite1", "frozen", 0.79), cand("c2", "small_cnn", "scratch", 0.62),
+             cand("c3", "efficientnet_lite0", "finetune", 0.82)]
+    goals = {"compare": ["small_cnn", "efficientnet_lite1"], "words": {"compare": "compare small_cnn with lite1"}}
+
+    def objective(i: int) -> Any:
+        c = cands[i]
+        draft = Draft(candidate=c["id"], rationale=f"{c['id']} is predicted {c['accuracy']:.2f}.", cite=[c["id"]],
+                      expected_accuracy=c["accuracy"], backbone=c["config"]["backbone"], mode=c["config"]["mode"],
+                      learning_rate=1e-3, batch_size=64, epochs=10)
+        checks = run_checks(draft=draft, draft_error=None, candidates=cands, evidence_aliases=[],
+                            config=TrainConfig.model_validate(c["config"]), config_error=None, prediction=c,
+                            profile={"goals": goals}, weights_available=lambda b: True, accuracy_tolerance=0.02,
+                            max_accuracy_gap=0.5, evidence=[])
+        return next(x for x in checks if x.name == "objective")
+
+    assert objective(0).ok and objective(1).ok  # either side answers the question
+    assert not objective(2).ok and objective(2).message == (
+        "the user asked to compare small_cnn and efficientnet_lite1 ('compare small_cnn with lite1'): c1 is "
+        "efficientnet_lite1 frozen, the best of them, but this config is efficientnet_lite0 finetune; start from c1.")
 
 
 @pytest.mark.parametrize(("text", "compare", "mode"), [
@@ -610,3 +645,56 @@ def test_a_config_changed_after_the_ranking_or_generated_says_nothing_measured()
     assert measured_text(c.model_dump(mode="json"), [cand]).startswith("this exact configuration ran on d (record r)")
     assert measured_text(c.model_copy(update={"epochs": 11}).model_dump(mode="json"), [cand]) is None
     assert measured_text(c.model_dump(mode="json"), [{**cand, "measured": None}]) is None
+
+
+@pytest.mark.parametrize(("text", "mode"), [
+    ("histopathology patches, 9 classes, 100k at 224px, I have a 24GB GPU, what should I fine-tune?", "finetune"),
+    ("I want to train from scratch on 3k knee x-rays, 5 grades", "scratch"),
+    ("which lr for a linear probe on 5k fundus photos?", "frozen"),
+    ("chest x-ray 2 classes; fine-tuning overfit badly last time", None),  # history, not an intent
+    ("is fine-tuning worth it for 300 ultrasound images?", None),  # a doubt: the answer decides
+    ("frozen sections of breast tissue, 2 classes, which settings?", None),  # pathology's frozen sections
+    ("skin lesions 7 classes, fine-tuned models did well before", None),
+])
+def test_the_one_way_of_training_a_user_means_is_read_without_a_backbone(text: str, mode: str | None) -> None:
+    from agent.goals import read_goals
+
+    goals = read_goals(text)
+    assert (goals.use, goals.use_mode) == (None, mode)
+
+
+def test_the_way_of_training_a_user_means_is_the_pick_and_the_judge_holds_it(recommender: Recommender) -> None:
+    """"what should I fine-tune?" was answered with a small_cnn from scratch; the pick is now the best candidate
+    in the mode asked, the model's own best stays beside it, and a draft that starts elsewhere fails a check."""
+    from agent.judge import Draft, run_checks
+    from agent.recommendation import render_text
+
+    text = "skin lesion dermoscopy, 8 classes, 2,000 images; which settings should I use to train from scratch?"
+    free = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images")
+    assert free.config.mode != "scratch"  # the fake model's own best: the question must change it
+    rec = recommender.recommend(text)
+    words = rec.profile.goals["words"]["use"]
+    assert rec.profile.goals["use_mode"] == "scratch" and rec.config.mode == "scratch" and "from scratch" in words
+    assert rec.candidates[0].config.mode == "scratch"
+    assert free.config.key() in {c.config.key() for c in rec.candidates}
+    assert f"mode=scratch <- {words!r}" in render_text(rec)
+    cands = [c.model_dump(mode="json") for c in rec.candidates]
+    i = next(i for i, c in enumerate(cands) if c["config"]["mode"] != "scratch")
+    other = cands[i]
+    cfg = other["config"]
+    draft = Draft(candidate=other["id"], rationale=f"{other['id']} is predicted {other['accuracy']:.2f}.",
+                  cite=[other["id"]], expected_accuracy=other["accuracy"], backbone=cfg["backbone"], mode=cfg["mode"],
+                  learning_rate=cfg["learning_rate"], batch_size=cfg["batch_size"], epochs=cfg["epochs"])
+    checks = run_checks(draft=draft, draft_error=None, candidates=cands, evidence_aliases=[], config=rec.candidates[i].config,
+                        config_error=None, prediction=other, profile=rec.profile.model_dump(mode="json"),
+                        weights_available=lambda b: True, accuracy_tolerance=0.02, max_accuracy_gap=0.5, evidence=[])
+    failed = [c for c in checks if not c.ok]
+    assert any(f"the user asked about {words!r}: c1 is scratch" in c.message for c in failed), failed
+
+
+def test_a_way_of_training_nothing_of_which_fits_the_budget_is_said_and_not_forced(recommender: Recommender) -> None:
+    rec = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images, 2 minutes; I want to train from scratch")
+    assert rec.profile.goals["use_mode"] == "scratch" and rec.config.mode != "scratch"
+    assert rec.expected_seconds <= 120
+    assert any(n.startswith("you asked for a model from scratch") and "no configuration from scratch fits the other "
+               "limits; the pick is" in n for n in rec.profile.goals["notes"]), rec.profile.goals["notes"]

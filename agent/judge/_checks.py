@@ -197,9 +197,9 @@ def _objective(case: DraftCase) -> list[str]:
     pool = list(case.candidates)
     if (asked := _asked_for(goals, case)) is not None:
         return [asked]
-    if goals.get("use") and case.config is not None and case.config.backbone == goals["use"]:
-        # "quick settings for resnet18": the objective is held among the backbone the user means to train
-        pool = [c for c in pool if c["config"]["backbone"] == goals["use"]] or pool
+    if (wanted := meant(goals)) is not None:
+        # "quick settings for resnet18": the objective is held among what the user means to train
+        pool = [c for c in pool if wanted(c["config"])] or pool
     if objective == "speed" and pool:
         fastest = quick_first(pool, lambda c: c["accuracy"], lambda c: c["seconds"])[0]
         if prediction["seconds"] > fastest["seconds"] * OBJECTIVE_SLACK + 1:
@@ -214,21 +214,39 @@ def _objective(case: DraftCase) -> list[str]:
     return []
 
 
-def _asked_for(goals: dict[str, Any], case: DraftCase) -> str | None:
-    """The backbone the user means to train (agent.goals `use`, in `use_mode` when named) is the pick whenever a
-    candidate of it is offered: "settings to fine-tune efficientnet lite1?" answered with small_cnn from scratch,
-    predicted a point higher, ignored the question and passed every check."""
+def meant(goals: dict[str, Any]) -> Callable[[dict[str, Any]], bool] | None:
+    """What the user means to train, as a test on a config (as JSON): the backbone and mode of agent.goals `use` /
+    `use_mode` (either alone: "settings to fine-tune efficientnet lite1?", "what should I fine-tune?"), or any side
+    of a comparison ("compare lite0 and lite2"); None when the text names none."""
     use, mode = goals.get("use"), goals.get("use_mode")
-    if not use or case.config is None or (case.config.backbone == use and mode in (None, case.config.mode)):
+    if use or mode:
+        return lambda cfg: use in (None, cfg["backbone"]) and mode in (None, cfg.get("mode"))
+    sides = set(goals.get("compare") or ())
+    if sides:
+        return lambda cfg: bool(sides & {cfg["backbone"], cfg.get("mode")})
+    return None
+
+
+def _asked_for(goals: dict[str, Any], case: DraftCase) -> str | None:
+    """What the user means to train (`meant`) is the pick whenever a candidate of it is offered: "settings to
+    fine-tune efficientnet lite1?" answered with small_cnn from scratch, predicted a point higher, ignored the
+    question and passed every check; "compare lite0 and lite2" was answered with lite1."""
+    wanted = meant(goals)
+    if wanted is None or case.config is None or wanted(case.config.model_dump(mode="json")):
         return None
-    asked = next((c for c in case.candidates if c["config"]["backbone"] == use
-                  and mode in (None, c["config"].get("mode"))), None)
+    asked = next((c for c in case.candidates if wanted(c["config"])), None)
     if asked is None:
         return None
-    said = (goals.get("words") or {}).get("use") or use
-    kind = f"{use} {mode}" if mode else use
-    return (f"the user asked about {said!r}: {asked['id']} is {kind}, but this config is {case.config.backbone} "
-            f"{case.config.mode}; start from {asked['id']}.")
+    words = goals.get("words") or {}
+    cfg = asked["config"]
+    if goals.get("use") or goals.get("use_mode"):
+        said = words.get("use") or goals.get("use") or goals.get("use_mode")
+        kind = " ".join(k for k in (goals.get("use"), goals.get("use_mode")) if k)
+        head = f"the user asked about {said!r}: {asked['id']} is {kind}"
+    else:
+        head = (f"the user asked to compare {' and '.join(goals['compare'])} ({words.get('compare', 'compare')!r}): "
+                f"{asked['id']} is {cfg['backbone']} {cfg.get('mode')}, the best of them")
+    return f"{head}, but this config is {case.config.backbone} {case.config.mode}; start from {asked['id']}."
 
 
 def _budget(case: DraftCase) -> list[str]:
