@@ -17,21 +17,51 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.judge import compares
+from agent.judge import compares, meant
 
 MAX_FACTS = 3
 
 
-def contrast_facts(candidates: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[str]:
+def contrast_facts(candidates: list[dict[str, Any]], runs: list[dict[str, Any]],
+                   goals: dict[str, Any] | None = None) -> list[str]:
     """Up to MAX_FACTS one-line contrasts: the pick's mode against another on the past runs shown, a
     candidate predicted above the pick but less certain, the first candidate against the fastest and
-    the most different alternatives."""
+    the most different alternatives. When the user means a backbone, a mode or the sides of a comparison
+    (`goals`, agent.judge `meant`) and the pick is one, the first fact says so and the contrasts are with the
+    candidates of that kind; one of another kind predicted above it is named as such."""
     if not candidates:
         return []
     top = candidates[0]
+    wanted = meant(goals or {})
+    if wanted is None or not wanted(top["config"]) or all(wanted(c["config"]) for c in candidates):
+        return _contrasts(top, candidates, runs)
+    kind = _kind(goals or {})
+    mine = [c for c in candidates if wanted(c["config"])]
+    above = [c for c in candidates if not wanted(c["config"]) and round((c["accuracy"] - top["accuracy"]) * 100) >= 1]
+    facts = [f"{top['id']} is the first of the candidates {kind}, as the user asked"]
+    if above:
+        other = max(above, key=lambda c: c["accuracy"])
+        facts.append(f"{other['id']} is predicted {_points(other['accuracy'] - top['accuracy'])} {top['id']} but is "
+                     f"{other['config']['backbone']} {_MODE_WORDS[other['config']['mode']]}, not {kind}")
+    return list(dict.fromkeys(facts + _contrasts(top, mine, runs)))[:MAX_FACTS]
+
+
+def _contrasts(top: dict[str, Any], candidates: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[str]:
     facts = [f for f in (_mode_on_past_runs(top, runs), _less_certain(top, candidates),
                          _against(top, _fastest(top, candidates)), _against(top, _other_size(top, candidates))) if f]
     return list(dict.fromkeys(facts))[:MAX_FACTS]
+
+
+_MODE_WORDS = {"frozen": "as a frozen backbone", "finetune": "fine-tuned", "scratch": "from scratch"}
+
+
+def _kind(goals: dict[str, Any]) -> str:
+    """What the user means to train, in words: "fine-tuned", "of efficientnet_lite1", "of the backbones compared"
+    (the sides unnamed: the judge holds a backbone named in a clause about c1 to c1's)."""
+    if goals.get("use") or goals.get("use_mode"):
+        words = [f"of {goals['use']}"] if goals.get("use") else []
+        return " ".join(words + ([_MODE_WORDS[goals["use_mode"]]] if goals.get("use_mode") else []))
+    return "of the modes compared" if set(goals.get("compare") or ()) <= set(_MODE_WORDS) else "of the backbones compared"
 
 
 def _points(diff: float) -> str:

@@ -209,7 +209,7 @@ class DraftNodes(NodeBase):
             contributions=contributions, shap_plot=plot, draft=None if fallback else draft,
             fallback_reason=((fallback or {}).get("reason") or "no usable draft") if falls_back else None,
             weights=J.weights_source(chosen.backbone, chosen.mode, self.weights_available(chosen.backbone)),
-            timings=timings, facts=contrast_facts(candidates, prompt_evidence(state, ctx)),
+            timings=timings, facts=contrast_facts(candidates, prompt_evidence(state, ctx), profile.get("goals")),
         )
         offer = self._offer(profile, chosen, prediction, warnings=rec.warnings)
         return {"recommendation": rec.model_dump(mode="json"), "offer": offer}

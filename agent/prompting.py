@@ -108,7 +108,7 @@ def reason_messages(state: State, ctx: Context) -> list[BaseMessage]:
         top_id=cands[0]["id"],
         shap=shap_line(state["explanation"]),
         evidence="\n".join(evidence_line(e) for e in shown) or "none",
-        facts="\n".join(contrast_facts(cands, shown)) or "none",
+        facts="\n".join(contrast_facts(cands, shown, profile.get("goals"))) or "none",
     )
     if state.get("critique"):
         user += prompt("reason_retry").format(critique=state["critique"])

@@ -100,3 +100,33 @@ def test_a_candidate_predicted_above_the_pick_but_less_certain_is_named_with_bot
 ])
 def test_a_rationale_compares_when_it_sets_the_pick_against_something(rationale: str, expected: bool) -> None:
     assert compares(rationale, "c1") is expected
+
+
+@pytest.mark.parametrize(("goals", "first", "second"), [
+    ({"use_mode": "finetune"}, "c1 is the first of the candidates fine-tuned, as the user asked",
+     "c2 is predicted 3 points above c1 but is small_cnn from scratch, not fine-tuned"),
+    ({"use": "efficientnet_lite0"}, "c1 is the first of the candidates of efficientnet_lite0, as the user asked",
+     "c2 is predicted 3 points above c1 but is small_cnn from scratch, not of efficientnet_lite0"),
+    ({"compare": ["efficientnet_lite0", "efficientnet_lite1"]},
+     "c1 is the first of the candidates of the backbones compared, as the user asked",
+     "c2 is predicted 3 points above c1 but is small_cnn from scratch, not of the backbones compared"),
+    ({"compare": ["finetune", "frozen"]}, "c1 is the first of the candidates of the modes compared, as the user asked",
+     "c2 is predicted 3 points above c1 but is small_cnn from scratch, not of the modes compared"),
+])
+def test_a_pick_the_user_asked_for_says_so_and_names_a_higher_one_of_another_kind(
+        goals: dict[str, Any], first: str, second: str) -> None:
+    """"what should I fine-tune?": the pick is the first fine-tune, and the small_cnn predicted above it was
+    offered as "predicted 3 points above c1, but less certain"; the 1.5B took it and the judge refused the draft.
+    Copied word for word, each fact passes the grounding check."""
+    from agent.judge import ungrounded
+
+    cands = [cand("c1", 0.75, 300), cand("c2", 0.78, 200, "small_cnn", "scratch"), cand("c3", 0.74, 100, size=96)]
+    for c in cands:
+        c["spread"] = 0.04
+        c["config"].update(optimizer="adamw", learning_rate=0.001)
+    facts = contrast_facts(cands, [], goals)
+    assert facts[:2] == [first, second]
+    assert facts[2] == "c1 is predicted 1 point above c3 (64 px against 96 px) and takes 3.0x its time"
+    for fact in facts:
+        assert ungrounded(fact + ".", ["c1", "c2", "c3"], [0.75, 0.78, 0.74], cands, []) == [], fact
+    assert contrast_facts(cands, [], {}) == contrast_facts(cands, [])  # no goal: the contrasts as before

@@ -38,7 +38,7 @@ The package, by concern (each module private, everything re-exported here):
 
 from __future__ import annotations
 
-from agent.judge._checks import BATCH_SIZES, CHECKS, Check, DraftCase, Rule, run_checks
+from agent.judge._checks import BATCH_SIZES, CHECKS, Check, DraftCase, Rule, meant, run_checks
 from agent.judge._config import base_candidate, merge_config, validate_config, weights_source
 from agent.judge._draft import (
     DRAFT_RATIONALE_MAX,
@@ -79,7 +79,7 @@ __all__ = [
     "BATCH_SIZES", "CHECKS", "DEFAULT_MIN_SCORE", "CRITIQUE_MAX", "DRAFT_RATIONALE_MAX", "GROUNDING", "JUDGE_PROBLEMS", "LLM_FIELDS",
     "MAX_CITES", "NO_CRITIQUE", "QUOTE_TOLERANCE", "SCORE_NAMES", "Check", "Claim", "Draft",
     "DraftCase", "Facts", "JudgeScores", "Rule", "Stated", "base_candidate", "checks_as_json", "compares", "complete_draft",
-    "critique_of", "draft_schema", "finite", "hedge_measured", "judge_schema", "llm_scores", "merge_config", "one_sentence",
+    "critique_of", "draft_schema", "finite", "hedge_measured", "judge_schema", "llm_scores", "meant", "merge_config", "one_sentence",
     "parse_draft", "passes", "quoted_accuracies", "quoted_ids", "quotes_duration", "run_checks", "short_json",
     "stated_of", "tidy_text", "ungrounded", "unsupported", "validate_config", "verdict_summary", "weights_source",
     "with_rationale",
