@@ -322,6 +322,22 @@ def picked(backbone: str, mode: str | None = None) -> Check:
     return Check(f"picked {backbone}" + (f" {mode}" if mode else ""), test)
 
 
+def picked_mode(mode: str) -> Check:
+    """The pick trains in `mode` (the way of training a text asks for with no backbone named), or a note says
+    that nothing in it fits the other limits."""
+    def test(rec: Any) -> str | None:
+        notes = " ".join(rec.profile.goals.get("notes") or ())
+        return None if rec.config.mode == mode or "you asked for a model" in notes else f"picked {rec.config.mode}"
+    return Check(f"picked mode {mode}", test)
+
+
+def one_of(*backbones: str) -> Check:
+    """The pick is one of the backbones a comparison names."""
+    def test(rec: Any) -> str | None:
+        return None if rec.config.backbone in backbones else f"picked {rec.config.backbone}"
+    return Check(f"picked one of {', '.join(backbones)}", test)
+
+
 def goal_note(words: str, label: str) -> Check:
     """A note of the goals (profile.goals['notes']: models it cannot train, sides it could not show) holding `words`."""
     return Check(label, lambda rec: None if _has(rec.profile.goals.get("notes") or (), words)
@@ -455,6 +471,10 @@ CASES: tuple[Case, ...] = (
          meta_is("n_classes", 2), nowhere("ResNet-50 model")),
     _rec("goals", "knee x-rays, KL grades 0-4, 4,000 images: what settings should I use to fine-tune efficientnet lite1?",
          picked("efficientnet_lite1", "finetune"), meta_is("n_classes", 5)),
+    _rec("goals", "colon tissue patches, 9 classes, 100k patches at 224px, I have a 24GB GPU: what should I fine-tune?",
+         picked_mode("finetune"), meta_is("n_classes", 9), device_is("cuda")),
+    _rec("goals", "compare efficientnet lite0 and lite2 for dermoscopy, melanoma vs nevus, 3k images",
+         one_of("efficientnet_lite0", "efficientnet_lite2"), meta_is("n_instances", 3000)),
     _rec("goals", "fundus photos for glaucoma screening, 1,500 images, 12% glaucomatous; I care most about not "
          "missing positives", note("ranked by test accuracy", "note: accuracy is what the ranking uses"),
          meta_between("imbalance_ratio", 7.0, 7.6)),
