@@ -84,7 +84,7 @@ _SETTING_LIMITS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
 _SETTING_WORDS = {"epochs": "epochs", "batch_size": "batch size"}
 # A clause that speaks of a backbone already tried, or of avoiding it: not what the user means to train.
 _NOT_USE = re.compile(r"\b(?:tried|results?|gave|got|scored|reached|poor|bad|worse|overfit\w*|failed|instead of|other "
-                      r"than|besides|avoid\w*|not|n't|without|except|than)\b")
+                      r"than|besides|avoid\w*|not|without|except|than)\b|n't\b")
 # A measure the user cares about that is not accuracy: the meta-model predicts accuracy only.
 _METRIC = re.compile(
     r"\bsensitiv\w*|\brecall\b|\bfalse[- ]negatives?\b|\bfalse[- ]positives?\b|\bspecificity\b|\bprecision\b(?!\s+(?:medicine|oncology|health))"
@@ -199,7 +199,8 @@ def _read_use_mode(q: str, goals: Goals) -> None:
     m, mode = said[0]
     clause = _clause(q, *m.span())
     sentence = _sentence(q, *m.span())
-    if _NOT_USE.search(clause) or _DOUBT.search(sentence) or not (_WANT.search(sentence) or sentence.endswith("?")):
+    if _NOT_USE.search(clause) or _NEGATED.search(q[max(0, m.start() - 30):m.start()]) or _DOUBT.search(sentence) \
+            or not (_WANT.search(sentence) or sentence.endswith("?")):
         return
     goals.use_mode = mode
     goals.words["use"] = _sentence_around(q, *m.span())
@@ -225,6 +226,8 @@ _MODE_INTENT = {
 _WANT = re.compile(r"\b(?:should|want|wanna|would like|like to|plan\w* to|going to|how to|how (?:do|can|should) (?:i|we)|"
                    r"what to|which|best way|help me|need to|can (?:i|we)|let me|i ll|we ll|i will|we will|trying to|"
                    r"recommend\w*|suggest\w*|settings? (?:to|for)|hyperparameters? (?:to|for)|plan)\b")
+# "I don't want to fine-tune", "no fine-tuning please": the words right before the mode deny it.
+_NEGATED = re.compile(r"(?:\b(?:no|not|never|without|avoid\w*|skip\w*)|n't)\b(?:\s+\w+){0,3}\s*$")
 _DOUBT = re.compile(r"\b(?:worth|whether|or not|versus|vs|compared?|instead|rather|better than|or (?:a |to )?(?:train|use|"
                     r"keep|freeze|fine|frozen)|necessary|needed)\b")
 

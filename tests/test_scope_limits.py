@@ -331,6 +331,7 @@ def test_a_compared_backbone_without_its_weights_here_says_where_they_go(monkeyp
     ("resnet18 gave 0.8; what next?", None, None),
     ("the results for resnet18 were poor on chest CT, 3 classes", None, None),
     ("something other than resnet18 for chest CT please", None, None),
+    ("I won't use resnet18 again, chest CT, 3 classes", None, None),  # "n't" inside a word denies it too
     ("compare resnet18 with lite0", None, None),  # a comparison, not one backbone
 ])
 def test_the_one_backbone_a_user_means_to_train_is_read(text: str, use: str | None, mode: str | None) -> None:
@@ -655,6 +656,8 @@ def test_a_config_changed_after_the_ranking_or_generated_says_nothing_measured()
     ("is fine-tuning worth it for 300 ultrasound images?", None),  # a doubt: the answer decides
     ("frozen sections of breast tissue, 2 classes, which settings?", None),  # pathology's frozen sections
     ("skin lesions 7 classes, fine-tuned models did well before", None),
+    ("I don't want to fine-tune, which settings for 2k chest x-rays?", None),  # denied
+    ("no fine-tuning please, 2k chest x-rays, which settings?", None),
 ])
 def test_the_one_way_of_training_a_user_means_is_read_without_a_backbone(text: str, mode: str | None) -> None:
     from agent.goals import read_goals
