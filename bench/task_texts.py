@@ -555,14 +555,16 @@ def _latency(rows: list[tuple[Case, Outcome, list[str]]], kinds: tuple[str, ...]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="run N texts, spread over the categories")
+    parser.add_argument("--category", choices=CATEGORIES, default=None, help="run only the texts of this category")
     parser.add_argument("--docs", default=None, help="write the task-texts section of this markdown file")
     args = parser.parse_args(argv)
-    if args.docs and args.limit:
-        parser.error("--docs needs the whole table: leave out --limit")
+    if args.docs and (args.limit or args.category):
+        parser.error("--docs needs the whole table: leave out --limit and --category")
 
     from agent.recommend import Recommender
 
-    cases = interleaved(CASES)[: args.limit] if args.limit else interleaved(CASES)
+    cases = interleaved([c for c in CASES if args.category in (None, c.category)])
+    cases = cases[: args.limit] if args.limit else cases
     loaded = commit()  # the code the run imports now; others may commit while it runs
     t0 = time.perf_counter()
     r = Recommender()
