@@ -127,6 +127,8 @@ class CandidateData(TypedDict):
     support: int
     over_budget: bool
     spread: float  # the dataset-bootstrap models' standard deviation (tools.metamodel.BAGS)
+    # a config a past run used as is: {"id", "dataset", "test_accuracy"} of that run (MetaModel.measured_run), or None
+    measured: dict[str, Any] | None
 
 
 class CheckData(TypedDict):
