@@ -325,10 +325,13 @@ def measured_text(config: dict[str, Any], candidates: Sequence[dict[str, Any]]) 
     """Where the recommended config comes from, when a past run used it exactly as recommended: the
     dataset and what that run reached there (a fact from the knowledge base, beside the prediction
     for the user's task). None when the config is not a measured one or was changed after the ranking."""
+    ran = [c for c in candidates if c.get("measured")]
+    if not ran:
+        return None
     key = TrainConfig.model_validate(config).key()
-    for c in candidates:
-        m = c.get("measured")
-        if m and TrainConfig.model_validate(c["config"]).key() == key:
+    for c in ran:
+        m = c["measured"]
+        if TrainConfig.model_validate(c["config"]).key() == key:
             return (f"this exact configuration ran on {m['dataset']} (record {m['id'][:12]}) and reached test accuracy "
                     f"{m['test_accuracy']:.2f} there; the expected accuracy above is the meta-model's for this task")
     return None
