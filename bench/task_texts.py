@@ -586,6 +586,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{_short(case.text)}", flush=True)
         for p in problems:
             print(f"       {p}", flush=True)
+        if out.kind == "recommended" and out.rec.fallback:  # what the judge refused, to read why answers fall back
+            print(f"       fallback: {(out.rec.fallback_reason or '')[:300]}", flush=True)
     wall = time.perf_counter() - t1
     load = os.getloadavg()
 
