@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.goals import MODE_WORDS
 from agent.judge import compares, meant
 
 MAX_FACTS = 3
@@ -42,7 +43,7 @@ def contrast_facts(candidates: list[dict[str, Any]], runs: list[dict[str, Any]],
     if above:
         other = max(above, key=lambda c: c["accuracy"])
         facts.append(f"{other['id']} is predicted {_points(other['accuracy'] - top['accuracy'])} {top['id']} but is "
-                     f"{other['config']['backbone']} {_MODE_WORDS[other['config']['mode']]}, not {kind}")
+                     f"{other['config']['backbone']} {MODE_WORDS[other['config']['mode']]}, not {kind}")
     return list(dict.fromkeys(facts + _contrasts(top, mine, runs)))[:MAX_FACTS]
 
 
@@ -52,16 +53,13 @@ def _contrasts(top: dict[str, Any], candidates: list[dict[str, Any]], runs: list
     return list(dict.fromkeys(facts))[:MAX_FACTS]
 
 
-_MODE_WORDS = {"frozen": "as a frozen backbone", "finetune": "fine-tuned", "scratch": "from scratch"}
-
-
 def _kind(goals: dict[str, Any]) -> str:
     """What the user means to train, in words: "fine-tuned", "of efficientnet_lite1", "of the backbones compared"
     (the sides unnamed: the judge holds a backbone named in a clause about c1 to c1's)."""
     if goals.get("use") or goals.get("use_mode"):
         words = [f"of {goals['use']}"] if goals.get("use") else []
-        return " ".join(words + ([_MODE_WORDS[goals["use_mode"]]] if goals.get("use_mode") else []))
-    return "of the modes compared" if set(goals.get("compare") or ()) <= set(_MODE_WORDS) else "of the backbones compared"
+        return " ".join(words + ([MODE_WORDS[goals["use_mode"]]] if goals.get("use_mode") else []))
+    return "of the modes compared" if set(goals.get("compare") or ()) <= set(MODE_WORDS) else "of the backbones compared"
 
 
 def _points(diff: float) -> str:

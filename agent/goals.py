@@ -214,7 +214,8 @@ def _sentence(text: str, at: int, end: int) -> str:
 
 
 _MODES = ("frozen", "finetune", "scratch")
-_MODE_WORDS = {"frozen": "as a frozen backbone", "finetune": "fine-tuned", "scratch": "from scratch"}
+# How each mode is said in the answer ("fine-tuned"); agent.facts says it the same way.
+MODE_WORDS = {"frozen": "as a frozen backbone", "finetune": "fine-tuned", "scratch": "from scratch"}
 # A mode named as what to do, with no backbone named: narrower than agent.intents' mode words ("frozen sections"
 # are pathology, "freeze 0.5" a setting).
 _MODE_INTENT = {
@@ -247,8 +248,8 @@ def comparison_notes(goals: dict[str, Any], found: list[Any], allowed_modes: lis
     elif (mode := goals.get("use_mode")) and not (allowed_modes and mode not in allowed_modes) \
             and not any(c.config.mode == mode for c in found):  # the way of training meant, with no backbone named
         shown = found[0].config.mode if found else None
-        notes.append(f"you asked for a model {_MODE_WORDS[mode]} ({goals['words']['use']!r}), but no configuration "
-                     f"{_MODE_WORDS[mode]} fits the other limits" + (f"; the pick is {_MODE_WORDS[shown]} instead"
+        notes.append(f"you asked for a model {MODE_WORDS[mode]} ({goals['words']['use']!r}), but no configuration "
+                     f"{MODE_WORDS[mode]} fits the other limits" + (f"; the pick is {MODE_WORDS[shown]} instead"
                                                                       if shown else ""))
     for name, mode, key in sides:
         if name not in BACKBONES:
@@ -270,9 +271,9 @@ def comparison_notes(goals: dict[str, Any], found: list[Any], allowed_modes: lis
         elif mode != "scratch" and not weights_available(name):
             why = _no_weights(name)
         else:
-            why = f"no configuration of {name} {_MODE_WORDS[mode]} fits the other limits"
-        notes.append(f"you asked about {name} {_MODE_WORDS[mode]} ({goals['words'][key]!r}), but {why}; "
-                     + (f"it is {instead} {_MODE_WORDS[shown]} instead" if shown else f"it is not {instead}"))
+            why = f"no configuration of {name} {MODE_WORDS[mode]} fits the other limits"
+        notes.append(f"you asked about {name} {MODE_WORDS[mode]} ({goals['words'][key]!r}), but {why}; "
+                     + (f"it is {instead} {MODE_WORDS[shown]} instead" if shown else f"it is not {instead}"))
     return notes
 
 
@@ -507,7 +508,7 @@ def _sentence_around(text: str, at: int, end: int) -> str:
     return clause if len(clause) <= 60 else text[at:end]
 
 
-__all__ = ["GOOD_ENOUGH", "PAST_RUN_MARGIN", "REGULARISATION", "Goals", "apply_goals", "comparison_notes", "foreign_note", "inference_note", "kept_settings",
+__all__ = ["GOOD_ENOUGH", "MODE_WORDS", "PAST_RUN_MARGIN", "REGULARISATION", "Goals", "apply_goals", "comparison_notes", "foreign_note", "inference_note", "kept_settings",
            "metric_note",
            "quick_first",
            "read_goals", "regularisation_note", "regularised", "settings_limits"]
