@@ -19,6 +19,7 @@ from agent.formatting import (
     EVIDENCE_LEGEND,
     accuracy_text,
     candidate_legend,
+    candidate_note,
     config_text,
     duration_text,
 )
@@ -91,7 +92,7 @@ def answer_compare(t: ThreadView, intent: Intent) -> FollowupAnswer:
     current = t.config()
     key = current[0].key() if current else None
     rows = [[c["id"], config_text(c["config"]), acc(c), duration_text(c["seconds"]), c.get("support", 0),
-             "recommended" if TrainConfig.model_validate(c["config"]).key() == key else ""] for c in shown]
+             candidate_note(c, recommended=TrainConfig.model_validate(c["config"]).key() == key)] for c in shown]
     text = f"The meta-model's candidates for this task ({len(shown)} shown, best predicted first)."
     if unknown:
         text += f" There is no candidate {', '.join(unknown)} in this conversation (it has {', '.join(c['id'] for c in cands)})."

@@ -148,9 +148,18 @@ def candidate_legend() -> str:
         "tables; **predicted test acc** the meta-model's prediction for your task, its "
         f"{interval_label()} in brackets; **predicted time** its training time on your device; **past runs** how "
         "many knowledge-base runs (any dataset, ok or diverged) used this backbone and mode: what the prediction "
-        "rests on, more is firmer; **note** over budget (no candidate fits the time budget) or recommended (the "
-        "configuration of the recommendation)."
+        "rests on, more is firmer; **note** over budget (no candidate fits the time budget), recommended (the "
+        "configuration of the recommendation), and for a configuration a past run used as is, the dataset it ran "
+        "on and the test accuracy it reached there."
     )
+
+
+def candidate_note(c: dict[str, Any], recommended: bool = False) -> str:
+    """The note column of a candidates table: over budget, recommended, where a measured config ran and what it
+    reached there ("ran on skin_lesion_isic: 0.65")."""
+    m = c.get("measured")
+    return "; ".join(w for w in ("over budget" if c.get("over_budget") else "", "recommended" if recommended else "",
+                                 f"ran on {m['dataset']}: {m['test_accuracy']:.2f}" if m else "") if w)
 
 
 def data_text(profile: dict[str, Any]) -> str:
@@ -162,5 +171,5 @@ def data_text(profile: dict[str, Any]) -> str:
             f"imbalance {m['imbalance_ratio']:.1f}")
 
 
-__all__ = ["CANDIDATE_COLUMNS", "EVIDENCE_COLUMNS", "EVIDENCE_LEGEND", "accuracy_text", "candidate_legend", "config_text", "data_text", "duration_text", "fmt_value", "interval_label",
+__all__ = ["CANDIDATE_COLUMNS", "EVIDENCE_COLUMNS", "EVIDENCE_LEGEND", "accuracy_text", "candidate_legend", "candidate_note", "config_text", "data_text", "duration_text", "fmt_value", "interval_label",
            "interval_label_for", "interval_text", "markdown_table", "prediction_values"]

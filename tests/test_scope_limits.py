@@ -701,3 +701,17 @@ def test_a_way_of_training_nothing_of_which_fits_the_budget_is_said_and_not_forc
     assert rec.expected_seconds <= 120
     assert any(n.startswith("you asked for a model from scratch") and "no configuration from scratch fits the other "
                "limits; the pick is" in n for n in rec.profile.goals["notes"]), rec.profile.goals["notes"]
+
+
+def test_the_candidates_table_notes_where_a_measured_config_ran(tmp_path: Path) -> None:
+    from agent.chat.cards import candidates_md
+    from agent.formatting import candidate_note
+
+    rec = Recommender(llm=ScriptChat(), kb=FakeStore(tmp_path / "kb"), metamodel=_MeasuredFake(png=False)).recommend(
+        "chest x-ray, 2 classes, 1,000 images")
+    cands = [c.model_dump(mode="json") for c in rec.candidates]
+    _, table = candidates_md(cands, None)
+    for c in cands:
+        assert f"ran on blood_cells_pbc: {c['measured']['test_accuracy']:.2f}" in table
+    assert candidate_note({"over_budget": True}, recommended=True) == "over budget; recommended"
+    assert candidate_note({}) == ""

@@ -15,6 +15,7 @@ from agent.formatting import (
     EVIDENCE_LEGEND,
     accuracy_text,
     candidate_legend,
+    candidate_note,
     config_text,
     duration_text,
     interval_text,
@@ -63,7 +64,7 @@ def evidence_md(evidence: list[dict[str, Any]]) -> tuple[str, str]:
 def candidates_md(candidates: list[dict[str, Any]], explanation: dict[str, Any] | None) -> tuple[str, str]:
     """The explain step's title and table of scored candidates, with the SHAP lines of the best."""
     rows = [[c["id"], config_text(c["config"]), f"{c['accuracy']:.3f} ({c['low']:.2f}-{c['high']:.2f})",
-             duration_text(c["seconds"]), c.get("support", 0), "over budget" if c.get("over_budget") else ""]
+             duration_text(c["seconds"]), c.get("support", 0), candidate_note(c)]
             for c in candidates]
     text = markdown_table(CANDIDATE_COLUMNS, rows) + "\n\n" + candidate_legend()
     if explanation and explanation.get("text"):
