@@ -198,19 +198,12 @@ def _read_use_mode(q: str, goals: Goals) -> None:
         return
     m, mode = said[0]
     clause = _clause(q, *m.span())
-    sentence = _sentence(q, *m.span())
+    sentence = _clause(q, *m.span(), marks=".!?\n", keep_mark=True)  # its "?" tells a question
     if _NOT_USE.search(clause) or _NEGATED.search(q[max(0, m.start() - 30):m.start()]) or _DOUBT.search(sentence) \
             or not (_WANT.search(sentence) or sentence.endswith("?")):
         return
     goals.use_mode = mode
     goals.words["use"] = _sentence_around(q, *m.span())
-
-
-def _sentence(text: str, at: int, end: int) -> str:
-    """The sentence holding text[at:end], with its closing mark ("?" tells a question)."""
-    start = max(text.rfind(sep, 0, at) for sep in ".!?\n") + 1
-    ends = [i for i in (text.find(sep, end) for sep in ".!?\n") if i != -1]
-    return text[start:min(ends) + 1 if ends else len(text)].strip()
 
 
 _MODES = ("frozen", "finetune", "scratch")
@@ -495,11 +488,12 @@ def _only(q: str, mode: str) -> str:
     return " ".join(re.findall(words, q))
 
 
-def _clause(text: str, at: int, end: int) -> str:
-    """The clause holding the words text[at:end]: between the punctuation marks around them."""
-    start = max(text.rfind(sep, 0, at) for sep in ".;,!?\n") + 1
-    ends = [i for i in (text.find(sep, end) for sep in ".;,!?\n") if i != -1]
-    return text[start:min(ends) if ends else len(text)].strip()
+def _clause(text: str, at: int, end: int, marks: str = ".;,!?\n", keep_mark: bool = False) -> str:
+    """The clause holding the words text[at:end]: between the punctuation `marks` around them (".!?\n": the
+    sentence), with the closing mark when `keep_mark`."""
+    start = max(text.rfind(sep, 0, at) for sep in marks) + 1
+    ends = [i for i in (text.find(sep, end) for sep in marks) if i != -1]
+    return text[start:(min(ends) + keep_mark) if ends else len(text)].strip()
 
 
 def _sentence_around(text: str, at: int, end: int) -> str:
