@@ -343,7 +343,7 @@ class _Ranking(_Predicting):
             return None
         rid = origin.removeprefix("measured:")
         row = self._measured_runs.get(rid)
-        if row is None or len(row) < 4 or (config is not None and TrainConfig.model_validate(row[1]).key() != config.key()):
+        if row is None or (config is not None and TrainConfig.model_validate(row[1]).key() != config.key()):
             return None
         return {"id": rid, "dataset": str(row[2]), "test_accuracy": float(row[3])}
 
