@@ -144,7 +144,7 @@ def read_goals(text: str) -> Goals:
         _, goals.objective, goals.words["objective"] = min(found)
     if m := _OVERFIT.search(text):
         goals.worries["overfitting"] = goals.words["overfitting"] = _sentence_around(text, *m.span())
-    if m := _COMPARE.search(text):
+    if m := _comparison(text):
         q = norm(text)
         named = find_backbones(q)
         modes = [mode for mode in ("frozen", "finetune", "scratch") if find_mode(_only(q, mode))] if len(named) < 2 else []
@@ -166,6 +166,19 @@ def read_goals(text: str) -> Goals:
         if name not in goals.settings and (m := pattern.search(text)):
             goals.settings[name] = [op, int(m.group("n")), m.group(0).strip()]
     return goals
+
+
+def _comparison(text: str) -> re.Match[str] | None:
+    """The comparing words of the clause that names what it compares: "thyroid ultrasound, benign vs malignant,
+    ...; compare small_cnn with lite0" compares backbones in its last clause, not classes in its first (whose
+    words were shown, and whose mode was read). Else the first comparing words (sides named apart from them:
+    "I have resnet18 and lite0. Which is better?")."""
+    found = list(_COMPARE.finditer(text))
+    for m in found:
+        clause = norm(_clause(text, *m.span()))
+        if len(find_backbones(clause)) >= 2 or sum(bool(find_mode(_only(clause, mode))) for mode in _MODES) >= 2:
+            return m
+    return found[0] if found else None
 
 
 def _read_use(text: str, goals: Goals) -> None:

@@ -270,12 +270,17 @@ def test_the_judge_holds_a_comparison_to_its_sides() -> None:
     ("compare resnet18 with efficientnet lite0", ["resnet18", "efficientnet_lite0"], None),
     ("small_cnn from scratch vs densenet121?", ["small_cnn", "densenet121"], "scratch"),
     ("frozen lite0 or fine-tuned lite1, which is better?", ["efficientnet_lite0", "efficientnet_lite1"], None),
+    # the classes compared first ("benign vs malignant") are not the comparison's words, nor its mode's clause
+    ("thyroid ultrasound, benign vs malignant, fine-tuned; compare small_cnn with lite0", ["small_cnn",
+                                                                                           "efficientnet_lite0"], None),
+    ("benign vs malignant; should I fine-tune resnet18 or lite2?", ["resnet18", "efficientnet_lite2"], "finetune"),
 ])
 def test_a_comparison_of_backbones_keeps_the_one_mode_it_names(text: str, compare: list[str], mode: str | None) -> None:
     from agent.goals import read_goals
 
     goals = read_goals(text)
     assert goals.compare == compare and goals.compare_mode == mode
+    assert "benign" not in goals.words["compare"]
 
 
 def test_a_compared_backbone_that_cannot_run_in_the_asked_mode_is_said_so(recommender: Recommender) -> None:
