@@ -76,8 +76,9 @@ from bench.latency import TASKS  # noqa: E402
 KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "wrong_claim_no_id", "vague", "wrong_sign",
          "wrong_value", "wrong_setting", "good_compared", "wrong_compared", "good_uncertain", "wrong_uncertain",
          "good_unbudgeted", "invented_budget", "invented_limit", "good_tuning", "wrong_best_trial", "wrong_epoch",
-         "wrong_gain", "garbled", "measured", "good_quick", "off_objective", "foreign_model", "good_images")
-GOOD = ("good", "good_compared", "good_uncertain", "good_unbudgeted", "good_tuning", "good_quick", "good_images")
+         "wrong_gain", "garbled", "measured", "good_quick", "off_objective", "foreign_model", "good_images", "good_trade", "passed_over")
+GOOD = ("good", "good_compared", "good_uncertain", "good_unbudgeted", "good_tuning", "good_quick", "good_images",
+        "good_trade")
 QUICK = {"objective": "speed", "words": {"objective": "quick"}}  # the goals of "... something quick"
 UNBUDGETED = ("good_unbudgeted", "invented_budget")  # judged against the task with its budget taken out
 TUNING = ("good_tuning", "wrong_best_trial", "wrong_epoch", "wrong_gain")
@@ -93,6 +94,8 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
     """The recommendation drafts for one task, written from its real candidates (`index` picks the
     hyperparameter a wrong_value draft misstates; `image_size`, the task's, is said of its images by a
     good draft when the pick's input size differs)."""
+    from agent.context import Context
+
     top = candidates[0]
     worst = min(candidates, key=lambda c: c["accuracy"])
     seconds = f"{top['seconds']:.0f} s"
@@ -173,6 +176,19 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
             "candidate": top["id"],
             "rationale": f"{top['id']} is predicted {a:.2f} vs {b:.2f} for {worst['id']} ({b - a:+.2f}) and trains in "
                          f"about {seconds}."}
+    # A candidate below the first, picked: with its own numbers only (nothing said of what it is chosen
+    # over), or with the trade against the first in numbers (less accurate, faster).
+    gap = Context().max_accuracy_gap  # more below the first is refused as a trade on its own (`competitive`)
+    lower = next((c for c in candidates[1:] if a - gap <= round(c["accuracy"], 2) < a), None)
+    if lower is not None:
+        lo, ls = round(lower["accuracy"], 2), f"{lower['seconds']:.0f} s"
+        drafts["passed_over"] = {"candidate": lower["id"],
+                                 "rationale": f"{lower['id']} is predicted {lo:.2f} and trains in about {ls}."}
+        if top["seconds"] >= 1.5 * lower["seconds"]:
+            drafts["good_trade"] = {
+                "candidate": lower["id"],
+                "rationale": f"{lower['id']} is predicted {lo:.2f}, {round(100 * (a - lo))} points below {top['id']} "
+                             f"({a:.2f}), and {top['id']} takes {top['seconds'] / lower['seconds']:.1f}x its time."}
     for draft in drafts.values():
         draft["cite"] = sorted({i for i in (draft["candidate"], worst["id"]) if i in draft["rationale"]}
                                or {draft["candidate"]})
@@ -384,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
             examples.setdefault(kind, f"{rationale!r} -> checks: {found[:220] or 'pass'} | LLM: {label}")
             print(f"{text[:40]:40}  {kind:17} checks {'reject' if checks_reject else 'pass  '}  "
                   f"LLM {label:20} {seconds:5.1f} s", flush=True)
+            if kind in GOOD and checks_reject:  # a good draft refused: what the checks said, to judge them by
+                print(f"    {rationale!r} -> {found[:300]}", flush=True)
     report(rows, examples)
     return 0
 

@@ -320,8 +320,13 @@ def test_the_pick_keeps_to_the_objective_the_user_stated(goals: dict[str, Any], 
     ("c2 uses a smaller batch size (16) than c1.", False),
     ("c2 uses the efficientnet_lite1 backbone, compared to c1.", False),
     ("c2 trains faster than c1 at almost the same predicted accuracy.", True),
-    ("c2 is predicted 0.92 and trains in about 13 s.", True),  # quotes its accuracy and time
+    # its own numbers alone say nothing of what it is chosen over (a compare of c1 and c2 was answered
+    # with the less accurate side: "c2 is predicted to reach 0.69")
+    ("c2 is predicted 0.92 and trains in about 13 s.", False),
+    ("c2 is predicted to reach a test accuracy of 0.92.", False),
+    ("c2 is predicted 0.92, one point below c1, in about half its time.", True),
     ("c2 takes half the time of c1.", True),
+    ("c2 uses the settings of r1, which reached 0.70 on a similar dataset.", True),  # a past run supports it
 ])
 def test_passing_over_the_first_candidate_takes_an_outcome_not_only_another_id(rationale: str, ok: bool) -> None:
     draft = Draft(candidate="c2", backbone="efficientnet_lite1", mode="frozen", learning_rate=0.0002, batch_size=16,

@@ -15,7 +15,7 @@ from typing import Any, Literal, NamedTuple
 from agent.judge._config import validate_config
 from agent.judge._draft import Draft
 from agent.judge._facts import Facts, stated_of
-from agent.judge._grounding import compares, quoted_accuracies, quoted_ids, quotes_duration, unsupported
+from agent.judge._grounding import compares, quoted_accuracies, quoted_ids, unsupported
 from knowledge.schema import TrainConfig
 
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
@@ -139,14 +139,29 @@ def _specific(case: DraftCase) -> list[str]:
     why = ("the rationale must say why with the evidence: name the candidate or past run it relies on (e.g. c1, r2) "
            "or quote its predicted accuracy.")
     top = case.candidates[0]["id"] if case.candidates else draft.candidate
-    if specific and draft.candidate != top:
+    if specific and draft.candidate not in (top, _objective_first(case)):
         # Passing over the meta-model's first candidate takes a reason with evidence, not only the pick's name
         # ("c2 uses AdamW, which suits medical images" passed on a retry in bench.lodo and tested 1.4 points worse),
         # nor another id with settings only ("c2 uses a smaller batch size than c1", for a pick 3x slower).
-        specific = bool(compares(draft.rationale, draft.candidate) or quoted or quotes_duration(draft.rationale))
+        # Nor its own accuracy or time alone ("c4 is predicted to reach 0.69", with c1 predicted 0.72 and
+        # the user asking to compare the two): a number of the pick says nothing of what it is chosen over.
+        specific = compares(draft.rationale, draft.candidate) or bool(quoted_ids(draft.rationale, "r"))
         why = (f"{draft.candidate} is not the meta-model's first candidate ({top}); say why with the evidence: compare "
                f"it with {top} (predicted accuracy, training time) or name a past run that supports it.")
     return [] if specific else [why]
+
+
+def _objective_first(case: DraftCase) -> str | None:
+    """The candidate the objective the user stated picks ("quick": the fastest within GOOD_ENOUGH of the most
+    accurate; "maximise accuracy": the most accurate); its reason is the user's own words. None without one."""
+    from agent.goals import quick_first
+
+    objective = ((case.profile.get("goals") or {}).get("objective"))
+    if not case.candidates or objective not in ("speed", "accuracy"):
+        return None
+    if objective == "speed":
+        return quick_first(case.candidates, lambda c: c["accuracy"], lambda c: c["seconds"])[0]["id"]
+    return max(case.candidates, key=lambda c: c["accuracy"])["id"]
 
 
 def _metric(case: DraftCase) -> list[str]:
