@@ -33,6 +33,10 @@ def _mb(n: float) -> str:
     return f"{n / 2**20:,.1f} MB"
 
 
+def _exact(name: str, n: float) -> str:
+    return f"{n:,.0f} parameters" if name == "max_params" else f"{n:,.0f} bytes"
+
+
 def backbones_within(limits: dict[str, tuple[float, str]], allowed: Sequence[str] | None, *,
                      n_classes: int) -> tuple[list[str] | None, list[str]]:
     """The allowed backbones that keep to the parameter and model-size limits, and what each limit did.
@@ -71,7 +75,9 @@ def backbones_within(limits: dict[str, tuple[float, str]], allowed: Sequence[str
                 way_out += f", or allow small_cnn ({show(size('small_cnn'))})"
             raise TaskError(f"no backbone keeps to {label} at most {show(value)} ({words!r}): the smallest allowed, "
                             f"{smallest}, has {show(size(smallest))} with the head for {n_classes} classes; {way_out}.")
-        dropped = ", ".join(f"{b} ({show(size(b))})" for b in out)
+        # (exact where rounding would show the limit itself: "efficientnet_b0 (4.0 M)" left out by "at most 4.0 M")
+        dropped = ", ".join(f"{b} ({show(size(b)) if show(size(b)) != show(value) else _exact(name, size(b))})"
+                            for b in out)
         said.append(f"{label} at most {show(value)} ({words!r}, counted with the head for {n_classes} classes): "
                     + (f"left out {dropped}" if out else "every allowed backbone fits"))
     size_limited = any(n in limits for n in ("max_params", "max_model_bytes"))

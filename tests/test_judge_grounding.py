@@ -557,3 +557,13 @@ def test_the_images_own_size_said_of_the_images_is_not_a_claim_on_the_input_size
                   about=("c1",), image_size=image_size)
     found = unsupported(text, facts)
     assert (found == []) if problem is None else any(problem in p for p in found), found
+
+
+def test_a_most_accurate_claim_refused_on_a_tie_at_two_digits_names_the_better_one_in_three() -> None:
+    """c1 0.766 and c2 0.774 both show as 0.77: "c1 is predicted 0.77 and the best candidate 0.77" read as no
+    reason at all; the critique names the better candidate and the digits that tell them apart."""
+    tied = [{**CANDIDATES[0], "accuracy": 0.766}, {**CANDIDATES[1], "accuracy": 0.774}]
+    found = ungrounded("c1 has the highest predicted accuracy.", ["c1", "c2"], [0.77, 0.67, 1.0], tied, [])
+    assert any("calls c1 the most accurate, but c1 is predicted 0.766 and c2 0.774" in p for p in found), found
+    found = ungrounded("c2 is the most accurate.", ["c1", "c2"], SHOWN, CANDIDATES, [])
+    assert any("but c2 is predicted 0.92 and c1 0.93" in p for p in found), found

@@ -720,3 +720,17 @@ def test_the_candidates_table_notes_where_a_measured_config_ran(tmp_path: Path) 
         assert f"ran on blood_cells_pbc: {c['measured']['test_accuracy']:.2f}" in table
     assert candidate_note({"over_budget": True}, recommended=True) == "over budget; recommended"
     assert candidate_note({}) == ""
+
+
+def test_a_backbone_left_out_by_a_hair_shows_its_exact_count() -> None:
+    """efficientnet_b0 has 4.0 M parameters to one digit, and a 4M limit leaves it out: "left out efficientnet_b0
+    (4.0 M)" beside "at most 4.0 M" looked like a mistake; its exact count says why."""
+    from agent.limits import backbones_within
+    from knowledge.space import model_params
+
+    b0 = model_params("efficientnet_b0", 2)
+    assert 4e6 < b0 < 4.05e6  # the case this test is about
+    kept, said = backbones_within({"max_params": (4e6, "below 4M parameters")}, ["efficientnet_b0", "small_cnn"],
+                                  n_classes=2)
+    assert kept == ["small_cnn"]
+    assert f"left out efficientnet_b0 ({b0:,.0f} parameters)" in said[0], said

@@ -217,15 +217,17 @@ def _ranking_claims(rationale: str, facts: Facts) -> list[str]:
     prefixes, about, candidates = facts.prefixes, facts.about, facts.candidates
     problems = []
     if candidates:
-        best = max(c["accuracy"] for c in candidates)
+        top = max(candidates, key=lambda c: c["accuracy"])
+        best = top["accuracy"]
         fastest = min(c["seconds"] for c in candidates)
         by_id = {c["id"]: c for c in candidates}
         for cid, kind in _superlatives(rationale, prefixes, about):
             if cid not in by_id:
                 continue  # a past run's superlative: the segment check holds its numbers
             if kind == "accurate" and by_id[cid]["accuracy"] < best - 0.005:
-                problems.append(f"it calls {cid} the most accurate, but {cid} is predicted {by_id[cid]['accuracy']:.2f} "
-                                f"and the best candidate {best:.2f}")
+                digits = 2 if f"{by_id[cid]['accuracy']:.2f}" != f"{best:.2f}" else 3  # a tie at 2 digits is not one
+                problems.append(f"it calls {cid} the most accurate, but {cid} is predicted "
+                                f"{by_id[cid]['accuracy']:.{digits}f} and {top['id']} {best:.{digits}f}")
             if kind == "fast" and by_id[cid]["seconds"] > fastest * 1.05 + 1:
                 problems.append(f"it calls {cid} the fastest, but another candidate trains faster")
     values = _values_shown(facts)
