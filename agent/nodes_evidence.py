@@ -38,6 +38,7 @@ from agent.prompting import stored_records, task_query
 from agent.state import State
 from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import BACKBONES, MODES
+from tools.scope import INJECTION_MESSAGE
 
 
 class EvidenceNodes(NodeBase):
@@ -81,8 +82,8 @@ class EvidenceNodes(NodeBase):
         if scope is not None and scope.injection:
             notes.append("an instruction to the assistant inside the task text was ignored; the task was read "
                          "without it")
-        if scope is not None and scope.kind == "image_classification_non_medical" and scope.message:
-            notes.append(scope.message)
+        if scope is not None and scope.in_scope and scope.message and scope.message != INJECTION_MESSAGE:
+            notes.append(scope.message)  # non-medical evidence; another task or 3D data beside the classification
         goals = read_goals(scope.task_text if scope is not None else text)
         if "overfitting" in goals.worries:
             notes.append(regularisation_note(goals.worries["overfitting"]))

@@ -168,6 +168,12 @@ def test_imbalance(text: str, ratio: float) -> None:
         ("a 20-minute budget", 1200),
         ("time limit is 2 days", 172800),
         ("x-ray, 3 classes", None),
+        # "3D" / "2d" counting dimensions, not days
+        ("3D CT volumes of the lung, 1,000 scans", None),
+        ("brain MRI, 3D, 4 classes", None),
+        ("a 3d cnn on knee MRI, 2 hours", 7200),
+        ("lung CT, 2 classes, budget 3d", 259200),
+        ("chest x-ray, I have 2d to train", 172800),
     ],
 )
 def test_time_budget(text: str, seconds: float | None) -> None:
@@ -422,6 +428,10 @@ def test_any_mix_of_phrasings_gives_a_consistent_profile(pieces: list[str], glue
     ("1.2M chest radiographs, 14 findings, multi-label", True),
     ("chest x-rays with several findings per image, 14 findings", True),
     ("chest x-rays, 2 classes, 3,000 images", False),
+    ("chest x-rays where each image can have several of 14 findings at once, 100k images", True),
+    ("chest x-rays, 14 findings; an x-ray may show more than one disease", True),
+    ("fundus photos, 14 grades, images may have multiple lesions", False),  # lesions of one class, not labels
+    ("chest x-rays, 14 classes, one finding per image", False),
 ])
 def test_a_multi_label_task_is_told_it_is_set_up_as_exclusive_classes(text: str, noted: bool) -> None:
     notes = [n for n in parse_task(text).notes if "one label per image" in n]

@@ -34,6 +34,7 @@ IN_SCOPE: frozenset[str] = frozenset({"medical_image_classification", "image_cla
 
 WHAT_IT_DOES = ("This tool recommends a backbone and training settings for classifying medical images (x-ray, CT, "
                 "MRI, ultrasound, dermoscopy, histopathology, fundus...) into classes.")
+INJECTION_MESSAGE = "Part of the text reads as an instruction to the assistant, not a task; it was ignored."
 EXAMPLE = "For example: 'chest x-rays, pneumonia vs normal, about 3,000 images, 30 minutes on a CPU'."
 
 _INJECTION = re.compile(
@@ -76,6 +77,15 @@ _OTHER_TASKS = (
      r"\btime[- ]series\b|\bsignals?\b|\bwearables?\b|\baccelerometer\b|\brecordings?\b"),
 )
 _OTHER = tuple((label, name, re.compile(pattern)) for label, name, pattern in _OTHER_TASKS)
+
+# In scope, but not as the tool trains it: what the recommendation is then for, said with it. (Several
+# labels per image is said by tools.task_text, as a note of the reading.)
+_CAVEATS = (
+    (re.compile(r"\b3[- ]?d\b|\bvolumetric\b|\b(?:ct|mri?|pet|scan|image|imaging)\s+volumes?\b|"
+                r"\d[\d,.]*\s*k?\s+volumes\b"),
+     "This tool trains 2D image classifiers: a 3D volume is set up as 2D images (its slices, or one slice per "
+     "scan), so the counts and sizes are read as those of 2D images."),
+)
 _DATA_NOT_IMAGES = {"text", "tabular", "audio"}
 
 _IMAGE = re.compile(r"\bimag(?:e|es|ing)\b|\bimgs?\b|\bpictures?\b|\bpics\b|\bphotos?\b|\bphotographs?\b|\bscans?\b|"
@@ -196,7 +206,7 @@ def classify_scope(text: str, profile: TaskProfile | None = None) -> Scope:
             profile = None
     kind, spans, message = _judge(text, low, profile)
     if injection and message is None:
-        message = "Part of the text reads as an instruction to the assistant, not a task; it was ignored."
+        message = INJECTION_MESSAGE
     words = tuple(dict.fromkeys(text[a:b] for a, b in sorted(spans)))
     return Scope(kind=kind, words=words, message=message, injection=injection, task_text=task_text)
 
@@ -231,6 +241,8 @@ def _judge(text: str, low: str, profile: TaskProfile | None) -> tuple[ScopeKind,
     kind, spans, message = _image_task(text, low, profile, image, classify)
     if also and kind in IN_SCOPE:
         message = " ".join(x for x in (message, f"Only the classification is set up here: {also} is not covered.") if x)
+    if kind in IN_SCOPE:
+        message = " ".join(x for x in (message, *(said for regex, said in _CAVEATS if regex.search(low))) if x) or None
     return kind, spans, message
 
 

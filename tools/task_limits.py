@@ -90,6 +90,9 @@ _BUDGET_PHRASE = re.compile(
 )
 _BUDGET_CUE = re.compile(r"(?:budget|time limit|limit|deadline|at most|within|under|max(?:imum)?|only|have|got|in|for|"
                          r"about|around|~|finish|train(?:ing)?|leave)\W*(?:\w+\W+){0,3}$")
+# What follows "2d"/"3d" when it counts dimensions, not days.
+_DIMENSION_NOUN = re.compile(r"\s*-?\s*(?:ct|mri?|pet|us|ultrasound|volumes?|scans?|images?|imaging|data|slices?|stacks?|"
+                             r"cnns?|conv\w*|models?|inputs?|networks?|unets?|medical|printing|reconstruct\w*)\b")
 # A duration of inference, per image: a latency, not the time to train.
 _PER_ITEM = re.compile(r"^\s*(?:per|each|an?\s+(?:image|scan|sample|slide|picture|prediction|case))\b")
 _LATENCY_CUE = re.compile(r"(?:inference|latency|predict\w*|per image|response)[^\w,.;]*(?:\w+[^\w,.;]+){0,4}$")
@@ -230,6 +233,9 @@ def _read_budget(r: Reading, p: TaskProfile) -> None:
             continue  # "n=2.5m": a count (tools.task_counts reads it), not minutes
         if unit in ("s", "d") and not re.match(r"\d", num):
             continue  # "a s..." / "a d" are words, not durations
+        if unit == "d" and num in ("2", "3", "4") and m.start("unit") == m.end("num") and (
+                r.text[m.start("unit")] == "D" or _DIMENSION_NOUN.match(after)):
+            continue  # "3D CT volumes", "a 3d cnn": dimensions, not days
         before = low[max(0, m.start() - 50): m.start()]
         if _PER_ITEM.match(after) or _LATENCY_CUE.search(before):
             per_item.append(m)

@@ -283,7 +283,7 @@ def parse_task(text: str) -> TaskProfile:
     read_images(r, p)
     finish_imbalance(r, p, pending)
     _read_channels(r, p)
-    if m := _MULTI_LABEL.search(r.low):
+    if m := _MULTI_LABEL.search(r.text):  # (the text as written: the reading blanks "14 findings" in r.low)
         p.notes.append(f"{r.text[m.start():m.end()]!r}: this tool trains one label per image, so the "
                        f"recommendation is for {p.n_classes} exclusive classes; for several labels per image, "
                        "train one two-class model per label")
@@ -294,8 +294,16 @@ def parse_task(text: str) -> TaskProfile:
 
 # Several labels per image: the runner trains a softmax over exclusive classes (tools.datasets refuses
 # multi-label data files).
-_MULTI_LABEL = re.compile(r"\bmulti[- ]?label\w*|\b(?:several|multiple|more than one) (?:labels|findings|diagnoses) "
-                          r"(?:per|for each|on each|in each|an?) (?:image|scan|x-?ray|radiograph|slide|photo)\b")
+_LABELS = r"(?:labels?|findings?|class(?:es)?|diseases?|conditions?|patholog(?:y|ies)|tags?|diagnos[ie]s)"
+_MANY = r"(?:several|multiple|many|more than one|one or more|two or more|any number of)"
+_MULTI_LABEL = re.compile(
+    rf"\bmulti[- ]?label\w*|\b{_MANY}\s+(?:of\s+)?(?:the\s+)?(?:\d+\s+)?(?:\w+\s+)?{_LABELS}\s+"
+    r"(?:(?:per|for each|on each|in each|an?)\s+(?:image|scan|x-?ray|radiograph|slide|photo)\b|at once\b|"
+    r"at the same time\b|simultaneously\b)"
+    # "each image can have several of 14 findings", "an x-ray may show more than one disease" (not "images may
+    # have multiple lesions": lesions of one class)
+    r"|\b(?:image|scan|x-?ray|radiograph|slide|photo|patch)s?\s+(?:can|may|might|often|could)\s+(?:have|show|"
+    rf"contain|carry)\s+{_MANY}\s+(?:of\s+)?(?:the\s+)?(?:\d+\s+)?(?:\w+\s+)?{_LABELS}\b", re.I)
 
 
 def _defaults(p: TaskProfile) -> None:
