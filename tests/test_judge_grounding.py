@@ -329,6 +329,7 @@ def test_the_pick_keeps_to_the_objective_the_user_stated(goals: dict[str, Any], 
     ("c2 uses the settings of r1, which reached 0.70 on a similar dataset.", True),  # a past run supports it
 ])
 def test_passing_over_the_first_candidate_takes_an_outcome_not_only_another_id(rationale: str, ok: bool) -> None:
+    """c2 is predicted below c1 (0.92 against 0.93) and faster."""
     draft = Draft(candidate="c2", backbone="efficientnet_lite1", mode="frozen", learning_rate=0.0002, batch_size=16,
                   epochs=40, expected_accuracy=0.92, rationale=rationale, cite=["c2"])
     pred = {"accuracy": 0.92, "low": 0.65, "high": 1.0, "seconds": 13}
@@ -567,3 +568,20 @@ def test_a_most_accurate_claim_refused_on_a_tie_at_two_digits_names_the_better_o
     assert any("calls c1 the most accurate, but c1 is predicted 0.766 and c2 0.774" in p for p in found), found
     found = ungrounded("c2 is the most accurate.", ["c1", "c2"], SHOWN, CANDIDATES, [])
     assert any("but c2 is predicted 0.92 and c1 0.93" in p for p in found), found
+
+
+@pytest.mark.parametrize(("accuracy", "seconds", "ok"), [
+    (0.94, 13, True),   # more accurate and faster than c1: its own numbers are the reason
+    (0.93, 25, True),   # as accurate, as fast
+    (0.92, 13, False),  # a point below c1: what the point buys must be said
+    (0.94, 60, False),  # more accurate but slower: the trade must be said
+])
+def test_a_pick_ahead_of_the_first_candidate_may_give_its_own_numbers(accuracy: float, seconds: float, ok: bool) -> None:
+    cands = [CANDIDATES[0], {**CANDIDATES[1], "accuracy": accuracy, "seconds": seconds}]
+    draft = Draft(candidate="c2", backbone="efficientnet_lite1", mode="frozen", learning_rate=0.0002, batch_size=16,
+                  epochs=40, expected_accuracy=accuracy, rationale=f"c2 is predicted to reach {accuracy:.2f}.",
+                  cite=["c2"])
+    pred = {"accuracy": accuracy, "low": 0.65, "high": 1.0, "seconds": seconds}
+    checks = {c.name: c for c in _checks(draft=draft, candidates=cands, config=merge_config(draft, cands),
+                                         prediction=pred)}
+    assert checks["specific"].ok is ok, checks["specific"].message

@@ -143,9 +143,15 @@ def _specific(case: DraftCase) -> list[str]:
         # Passing over the meta-model's first candidate takes a reason with evidence, not only the pick's name
         # ("c2 uses AdamW, which suits medical images" passed on a retry in bench.lodo and tested 1.4 points worse),
         # nor another id with settings only ("c2 uses a smaller batch size than c1", for a pick 3x slower).
-        # Nor its own accuracy or time alone ("c4 is predicted to reach 0.69", with c1 predicted 0.72 and
-        # the user asking to compare the two): a number of the pick says nothing of what it is chosen over.
-        specific = compares(draft.rationale, draft.candidate) or bool(quoted_ids(draft.rationale, "r"))
+        # Nor its own accuracy alone when it is predicted below the first ("c4 is predicted to reach 0.69", c1
+        # 0.72, the user asking to compare the two): that number says nothing of what the points buy. A pick
+        # predicted at least as accurate and as fast as the first carries its reason in its own numbers.
+        pick = next((c for c in case.candidates if c["id"] == draft.candidate), None)
+        first = case.candidates[0] if case.candidates else None
+        ahead = pick is not None and first is not None and round(pick["accuracy"], 2) >= round(first["accuracy"], 2) \
+            and pick["seconds"] <= first["seconds"] * 1.05
+        specific = compares(draft.rationale, draft.candidate) or bool(quoted_ids(draft.rationale, "r")) or bool(
+            ahead and quoted)
         why = (f"{draft.candidate} is not the meta-model's first candidate ({top}); say why with the evidence: compare "
                f"it with {top} (predicted accuracy, training time) or name a past run that supports it.")
     return [] if specific else [why]
