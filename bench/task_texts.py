@@ -480,6 +480,12 @@ CASES: tuple[Case, ...] = (
          meta_between("imbalance_ratio", 7.0, 7.6)),
     _rec("goals", "dermoscopy of moles, 7 lesion types, roughly 10k images, nevus is about two thirds of them",
          meta_between("imbalance_ratio", 11.0, 13.0), meta_is("n_classes", 7)),
+    _rec("goals", "shoulder MRI, torn vs intact rotator cuff, 900 studies on a CPU; compare small_cnn against "
+         "efficientnet lite1", one_of("small_cnn", "efficientnet_lite1"), meta_is("n_classes", 2)),
+    _rec("in-scope", "volumetric head CT, 3D scans, hemorrhage yes/no, 700 patients",
+         note("trains 2D image classifiers", "note: 3D data is set up as 2D images"), budget_is(None)),
+    _rec("in-scope", "frontal chest films, 8 findings, and one film may show more than one finding; 30k films",
+         note("one label per image", "note: multi-label is set up as one label per image"), meta_is("n_classes", 8)),
     # --- vague: one word, a greeting, generic words
     _refused("vague", "hello"),
     _refused("vague", "classification"),

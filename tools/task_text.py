@@ -296,13 +296,14 @@ def parse_task(text: str) -> TaskProfile:
 # multi-label data files).
 _LABELS = r"(?:labels?|findings?|class(?:es)?|diseases?|conditions?|patholog(?:y|ies)|tags?|diagnos[ie]s)"
 _MANY = r"(?:several|multiple|many|more than one|one or more|two or more|any number of)"
+_ONE_IMAGE = r"(?:image|scan|x-?ray|radiograph|slide|photo|patch|film|study|case|sample)"
 _MULTI_LABEL = re.compile(
     rf"\bmulti[- ]?label\w*|\b{_MANY}\s+(?:of\s+)?(?:the\s+)?(?:\d+\s+)?(?:\w+\s+)?{_LABELS}\s+"
-    r"(?:(?:per|for each|on each|in each|an?)\s+(?:image|scan|x-?ray|radiograph|slide|photo)\b|at once\b|"
+    rf"(?:(?:per|for each|on each|in each|an?)\s+{_ONE_IMAGE}\b|at once\b|"
     r"at the same time\b|simultaneously\b)"
     # "each image can have several of 14 findings", "an x-ray may show more than one disease" (not "images may
     # have multiple lesions": lesions of one class)
-    r"|\b(?:image|scan|x-?ray|radiograph|slide|photo|patch)s?\s+(?:can|may|might|often|could)\s+(?:have|show|"
+    rf"|\b{_ONE_IMAGE}s?\s+(?:can|may|might|often|could)\s+(?:have|show|"
     rf"contain|carry)\s+{_MANY}\s+(?:of\s+)?(?:the\s+)?(?:\d+\s+)?(?:\w+\s+)?{_LABELS}\b", re.I)
 
 
