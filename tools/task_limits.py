@@ -231,6 +231,9 @@ def _read_budget(r: Reading, p: TaskProfile) -> None:
             continue  # "5m images", "1.2M chest radiographs": millions of images, not minutes
         if unit == "m" and re.search(r"\bn\s*[=:]\s*~?\s*$", low[:m.start()]):
             continue  # "n=2.5m": a count (tools.task_counts reads it), not minutes
+        if unit == "m" and "." in num and re.match(r"\s*(?:[,;.)]|$)", after) and re.search(
+                r"(?:^|[,;:(]|\band)\s*(?:~|about|around|approx\.?|roughly)?\s*$", low[:m.start()]):
+            continue  # "chest x-rays, 1.2m, 14 classes": a count standing alone; minutes are not written in tenths
         if unit in ("s", "d") and not re.match(r"\d", num):
             continue  # "a s..." / "a d" are words, not durations
         if unit == "d" and num in ("2", "3", "4") and m.start("unit") == m.end("num") and (
