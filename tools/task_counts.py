@@ -85,9 +85,12 @@ _RATIO_ONE = (
     re.compile(rf"{_AP}(?P<r>\d+(?:\.\d+)?|{COUNT})\s*(?:x|-?\s*fold|times)\s*(?:class\s+)?(?:imbalance|imbalanced|more|"
                r"as many|larger|bigger|the (?:size of the )?smallest)\b"),
 )
+_THOUSANDS = r"\d{1,3}(?:,\d{3})+(?![\d,])"  # "1,200" whole, as one number
 _RATIO_PAIR = (
     re.compile(rf"\bratio\s*(?:of\s*)?{_AP}(?P<a>\d+(?:\.\d+)?)\s*(?::|to|/)\s*(?P<b>\d+(?:\.\d+)?)"),
-    re.compile(rf"{_AP}(?<![\d.:/])(?P<a>\d+(?:\.\d+)?)\s*:\s*(?P<b>\d+(?:\.\d+)?)(?![\d:])"),
+    # (not "ISIC 2019: 25,331 images": a year before a colon, a number cut at its thousands comma)
+    re.compile(rf"{_AP}(?<![\d.:/])(?!(?:19|20)\d\d:\s)(?P<a>{_THOUSANDS}|\d+(?:\.\d+)?)\s*:\s*"
+               rf"(?P<b>{_THOUSANDS}|\d+(?:\.\d+)?)(?![\d:]|,\d)"),
     re.compile(r"(?<![\d.])(?P<a>\d{1,2}(?:\.\d+)?)\s*[/:-]\s*(?P<b>\d{1,2}(?:\.\d+)?)\s*%?\s*(?:class\s+)?(?:split|distribution)"),
 )
 _FRACTION = re.compile(r"(?<![\d.,/])(?P<a>\d+)\s*(?:in|out of|/)\s*(?P<b>\d+)(?![\d.,])(?:\s+of\b)?")
@@ -113,7 +116,9 @@ _PERCENT = re.compile(
 _PERCENT_NOT = re.compile(r"accura|\bacc\b|\bauc\b|\bf1\b|sensitiv|specific|recall|precision|dropout|valid|\bval\b|\btest|"
                           r"\btrain|hold-?out|freez|frozen|layers?\b|augment|crop|zoom|faster|slower|improv|\bgain|\bdrop\b|"
                           r"memory|gpu|cpu|error|confiden|interval|budget|utili[sz]|better|worse|of the time|learning rate|"
-                          r"nois|missing|corrupt|label(?:l?ed)?\b|annotat|less|more|smaller|larger|of the (?:size|cost)")
+                          r"nois|missing|corrupt|label(?:l?ed)?\b|annotat|less|more|smaller|larger|of the (?:size|cost)|"
+                          # a score to reach ("the smallest model that gets above 90% on my 3-class set")
+                          r"\bgets?\b|\bgetting\b|reach|achiev|\bscor|\bhits?\b|target|\baim|\bgoal|perform")
 _PERCENT_CUE = re.compile(r"positive|negative|minority|majority|rare|smallest|largest|prevalen|incidence|class|cases|"
                           r"malignant|abnormal|disease|cancer|healthy|normal|benign|referable|affected|\bof (?:the |all )?|"
                           r"\bare\b|\bis\b|make up|makes up|account|belong")
@@ -145,7 +150,7 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
             before, window = r.low[max(0, m.start() - 12):m.start()], r.low[max(0, m.start() - 30):m.end() + 30]
             if _NOT_A_RATIO.search(before) or _NOT_A_RATIO.search(r.low[m.end():m.end() + 14]) or _NOT_CLASSES.search(window):
                 continue
-            a, b = float(m.group("a")), float(m.group("b"))
+            a, b = float(m.group("a").replace(",", "")), float(m.group("b").replace(",", ""))
             if min(a, b) <= 0:
                 raise ValueError(f"a class ratio needs two positive numbers, but the text says {r.text[m.start():m.end()].strip()!r}.")
             _set_ratio(r, p, max(a, b) / min(a, b), m, approximate=bool(m.groupdict().get("ap")))
@@ -411,6 +416,8 @@ _BARE_THOUSANDS = re.compile(rf"(?:^|[,;:(]|\band\b)\s*(?:(?P<ap>{APPROX})\s*)?(
                              r"(?P<n>\d+(?:[.,]\d+)?\s*(?:k|m)\b)\s*(?=[,;.)]|$)")
 
 
+# "fracture (n=1,200) vs no fracture (n=3,400)": a count in brackets after each class (two or more: the sizes).
+_N_EACH = re.compile(rf"\(\s*n\s*[=:]\s*(?P<ap>~|≈|about\s+)?(?P<n>{COUNT})\s*(?:{IMAGE_NOUNS})?\s*\)")
 # "437/210/133 per class", "with 437 / 210 / 133 images in each class": the class sizes, in order.
 _SLASH_SIZES = re.compile(r"(?<![\w.,/])(?P<l>\d[\d,]*(?:\s*/\s*\d[\d,]*)+)\s*(?:" + IMAGE_NOUNS + r"\s+)?"
                           r"(?:per|in each|for each|of each|each)\s*(?:class|category|label|type|grade|group)\b")
@@ -418,7 +425,14 @@ _SLASH_SIZES = re.compile(r"(?<![\w.,/])(?P<l>\d[\d,]*(?:\s*/\s*\d[\d,]*)+)\s*(?
 
 def read_class_sizes(r: Reading, p: TaskProfile) -> None:
     """"300 benign and 60 malignant": classes, images and imbalance; "800 train and 200 test": images;
-    "437/210/133 per class": the same as a list."""
+    "437/210/133 per class": the same as a list; "fracture (n=1,200) vs no fracture (n=3,400)": one count per class."""
+    given = list(_N_EACH.finditer(r.low))
+    if len(given) >= 2:
+        counts = [read_count(m.group("n")) for m in given]
+        if min(c.value for c in counts) >= 1:
+            _set_sizes(r, p, [c.value for c in counts], given[0].start(), given[-1].end(),
+                       approximate=any(c.approximate or m.group("ap") for c, m in zip(counts, given, strict=True)))
+            return
     if (m := _SLASH_SIZES.search(r.low)) is not None:
         sizes = [float(x.replace(",", "")) for x in re.split(r"\s*/\s*", m.group("l"))]
         if min(sizes) >= 1:
