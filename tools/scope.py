@@ -81,7 +81,7 @@ _OTHER = tuple((label, name, re.compile(pattern)) for label, name, pattern in _O
 # In scope, but not as the tool trains it: what the recommendation is then for, said with it. (Several
 # labels per image is said by tools.task_text, as a note of the reading.)
 _CAVEATS = (
-    (re.compile(r"\b3[- ]?d\b|\bvolumetric\b|\b(?:ct|mri?|pet|scan|image|imaging)\s+volumes?\b|"
+    (re.compile(r"\b3-?d\b|\bvolumetric\b|\b(?:ct|mri?|pet|scan|image|imaging)\s+volumes?\b|"
                 r"\d[\d,.]*\s*k?\s+volumes\b"),
      "This tool trains 2D image classifiers: a 3D volume is set up as 2D images (its slices, or one slice per "
      "scan), so the counts and sizes are read as those of 2D images."),

@@ -118,7 +118,7 @@ _PERCENT_NOT = re.compile(r"accura|\bacc\b|\bauc\b|\bf1\b|sensitiv|specific|reca
                           r"memory|gpu|cpu|error|confiden|interval|budget|utili[sz]|better|worse|of the time|learning rate|"
                           r"nois|missing|corrupt|label(?:l?ed)?\b|annotat|less|more|smaller|larger|of the (?:size|cost)|"
                           # a score to reach ("the smallest model that gets above 90% on my 3-class set")
-                          r"\bgets?\b|\bgetting\b|reach|achiev|\bscor|\bhits?\b|target|\baim|\bgoal|perform")
+                          r"\bgets?\b|\bgetting\b|reach|achiev|\bscor|\bhits?\b|\baim|\bgoal|perform")
 _PERCENT_CUE = re.compile(r"positive|negative|minority|majority|rare|smallest|largest|prevalen|incidence|class|cases|"
                           r"malignant|abnormal|disease|cancer|healthy|normal|benign|referable|affected|\bof (?:the |all )?|"
                           r"\bare\b|\bis\b|make up|makes up|account|belong")
