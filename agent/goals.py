@@ -51,6 +51,7 @@ _ACCURACY = re.compile(
     r"|\b(?:don'?t|do not) care (?:about|how long)\b", re.I)
 _SPEED = re.compile(
     r"\bfastest\b|\bas (?:fast|quick(?:ly)?) as possible\b|\bgood enough\b|\bquick(?:ly|est)?\b(?!\s+question)"
+    r"|\b(?:be|is|something|needs? to be|must be|keep it|make it)\s+fast\b|\bfast,?\s+(?:please|pls)\b|\bfast to train\b"
     r"|\bcheap(?:est|ly)?\b|\bin a hurry\b|\bminimi[sz](?:e|ing) (?:the )?(?:training )?time\b|\bspeed (?:matters|first|over)\b",
     re.I)
 _OVERFIT = re.compile(r"\bover[- ]?fit\w*|\bmemori[sz]\w*\b|\b(?:doesn'?t|does not|won'?t|not) generali[sz]e\b", re.I)

@@ -278,6 +278,18 @@ def test_the_judge_holds_a_comparison_to_its_sides() -> None:
         "efficientnet_lite1 frozen, the best of them, but this config is efficientnet_lite0 finetune; start from c1.")
 
 
+@pytest.mark.parametrize(("text", "objective"), [
+    ("retina OCT, 4 classes, 1k images, use mobilenet, fast please", "speed"),
+    ("knee x-rays, 5 grades, it must be fast to train", "speed"),
+    ("fast spin echo knee MRI, 2 classes", None),  # an MRI sequence, not a wish
+    ("fastMRI knee slices, 2 classes", None),
+])
+def test_fast_as_a_wish_is_the_speed_objective(text: str, objective: str | None) -> None:
+    from agent.goals import read_goals
+
+    assert read_goals(text).objective == objective
+
+
 @pytest.mark.parametrize(("text", "compare", "mode"), [
     ("should I fine-tune resnet18 or efficientnet lite2?", ["resnet18", "efficientnet_lite2"], "finetune"),
     ("compare resnet18 with efficientnet lite0", ["resnet18", "efficientnet_lite0"], None),

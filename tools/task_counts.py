@@ -93,6 +93,9 @@ _RATIO_PAIR = (
                rf"(?P<b>{_THOUSANDS}|\d+(?:\.\d+)?)(?![\d:]|,\d)"),
     re.compile(r"(?<![\d.])(?P<a>\d{1,2}(?:\.\d+)?)\s*[/:-]\s*(?P<b>\d{1,2}(?:\.\d+)?)\s*%?\s*(?:class\s+)?(?:split|distribution)"),
 )
+# Three or more classes in proportion, said so ("1:1:3 ratio"); not a clock ("10:30:00").
+_RATIO_CHAIN = re.compile(rf"{_AP}(?<![\d.:/])(?P<chain>\d+(?:\.\d+)?(?:\s*:\s*\d+(?:\.\d+)?){{2,}})(?![\d:])")
+_CHAIN_CUE = re.compile(r"ratio|split|distribution|proportion|balance")
 _FRACTION = re.compile(r"(?<![\d.,/])(?P<a>\d+)\s*(?:in|out of|/)\s*(?P<b>\d+)(?![\d.,])(?:\s+of\b)?")
 # A share in words: "two thirds of them", "half the data", "one in ten".
 _SHARE_WORDS = {"half": 50.0, "third": 100 / 3, "thirds": 100 / 3, "quarter": 25.0, "quarters": 25.0, "fifth": 20.0,
@@ -145,6 +148,11 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
     if (m := _extremes(r.low)) is not None:  # "64 in the smallest class, 3,200 in the largest"
         _set_ratio(r, p, m[1], m[0], approximate=False)
         return None
+    for m in _RATIO_CHAIN.finditer(r.low):  # "1:1:3 ratio", "a 5:3:1 split": the largest over the smallest
+        values = [float(v) for v in re.split(r"\s*:\s*", m.group("chain"))]
+        if min(values) > 0 and _CHAIN_CUE.search(r.low[max(0, m.start() - 25):m.end() + 25]):
+            _set_ratio(r, p, max(values) / min(values), m, approximate=bool(m.group("ap")))
+            return None
     for regex in _RATIO_PAIR:
         for m in regex.finditer(r.low):
             before, window = r.low[max(0, m.start() - 12):m.start()], r.low[max(0, m.start() - 30):m.end() + 30]
