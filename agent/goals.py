@@ -148,7 +148,7 @@ def read_goals(text: str) -> Goals:
     if m := _comparison(text):
         q = norm(text)
         named = find_backbones(q)
-        modes = [mode for mode in ("frozen", "finetune", "scratch") if find_mode(_only(q, mode))] if len(named) < 2 else []
+        modes = [mode for mode in _MODES if find_mode(_only(q, mode))] if len(named) < 2 else []
         if len(named) >= 2 or len(modes) >= 2:
             goals.compare = named if len(named) >= 2 else modes
             goals.words["compare"] = _sentence_around(text, *m.span())
