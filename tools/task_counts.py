@@ -55,6 +55,9 @@ _UNIT_WORDS = (r"(?:px|pixels?|gb|mb|kb|epochs?|params|parameters|weights|minute
                r"%|percent|times|fold|x|gpus?|cpus?|cores?|layers?|channels?|runs?|trials?|folds?|seeds?|more|of|per|"
                rf"each|in|on|at|for|to|from|with|and|or|the|an?|than|are|is|was|were|out|{CLASS_NOUNS}|{IMAGE_NOUNS})")
 
+# Things a task counts that are not classes: "3 views (CC, MLO, ML)", "4 hospitals", "2 scanners".
+_OTHER_THINGS = (r"(?:views?|projections?|planes?|sequences?|sites?|centres?|centers?|hospitals?|institutions?|scanners?|"
+                 r"vendors?|machines?|stains?|protocols?|modalities|cohorts?|years?|months?|weeks?|readers?|annotators?)")
 _CLAUSE = re.compile(r"[,;.!?\n]\s|[()]")
 
 
@@ -105,7 +108,7 @@ _SMALL = {"one": 1, "a": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6
           "ten": 10, "twenty": 20, "fifty": 50, "hundred": 100, "a hundred": 100, "thousand": 1000, "a thousand": 1000}
 _WORD_SHARE = re.compile(
     r"(?:(?P<ap>~|about|around|roughly|approximately|nearly|almost)\s+)?(?:(?P<n>a|one|two|three|four)[\s-]+)?"
-    r"(?P<f>half|thirds?|quarters?|fifths?|tenths?)\b(?!\s*(?:-|of)?\s*(?:the\s+)?(?:time|budget|cost|size|price))"
+    r"(?P<f>half|thirds?|quarters?|fifths?|tenths?)\b(?!\s*(?:-|of)?\s*(?:the\s+)?(?:time|budget|cost|size|price)|\s+(?:of\s+)?an?\s+(?:hundred|thousand|million|billion)\b)"
     r"|(?:(?P<ap2>about|around|roughly|nearly|almost)\s+)?(?P<a>one|two|three)\s+(?:in|out of)\s+"
     r"(?P<b>two|three|four|five|six|seven|eight|nine|ten|twenty|fifty|a hundred|hundred|a thousand|thousand)\b")
 _NOT_A_RATIO = re.compile(r"\b(?:at|by|until|from|before|after)\s*$|magnification|scale|dilution|\bam\b|\bpm\b")
@@ -303,6 +306,9 @@ _RANGE = (
                r"(?:grades|stages|levels|classes)\b"),
 )
 _GRADE_LIST = re.compile(rf"\b(?:{_SCALE})\s+(?P<l>{_LABEL}(?:\s*,\s*{_LABEL})+(?:\s*,?\s*(?:and|or)\s+{_LABEL})?)(?![\w.])")
+# "grade 1, grade 2, grade 3", "stage I, stage II or stage III": one label word said before each label.
+_REPEATED_LABELS = re.compile(rf"\b(?P<w>grade|stage|level|class|type|category|kl|tier|group)\s*{_LABEL}"
+                              rf"(?:\s*(?:,\s*(?:and|or)?|and|or)\s*(?P=w)\s*{_LABEL})+(?![\w.])")
 _ITEM = r"(?!(?:and|or)\b)[a-z][\w'-]*(?:\s+(?!(?:and|or)\b)[a-z][\w'-]*){0,2}"  # "bacterial pneumonia", never "x and"
 _LIST = rf"{_ITEM}(?:\s*,\s*{_ITEM})+(?:\s*,?\s+(?:and|or)\s+{_ITEM})?|{_ITEM}\s+(?:and|or)\s+{_ITEM}"
 _NAMED = (
@@ -342,6 +348,8 @@ def read_classes(r: Reading, p: TaskProfile) -> None:
             if span is not None and span <= MAX_GRADES:
                 return _set_classes(r, p, span, m.start(), m.end())
     m = _GRADE_LIST.search(r.low)
+    if m is None and (m := _REPEATED_LABELS.search(r.low)):
+        return _set_classes(r, p, len(re.findall(rf"\b{m.group('w')}\b", m.group(0))), m.start(), m.end())
     if m:
         return _set_classes(r, p, len(re.split(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group("l"))), m.start(), m.end())
     found = _named(r.low)
@@ -368,10 +376,15 @@ def _trimmed(name: str) -> str:
     return " ".join(words)
 
 
+_LISTS_OTHER = re.compile(rf"\b{_OTHER_THINGS}\s*$")
+
+
 def _named(low: str) -> tuple[int, int, int] | None:
     """(count, start, end) of the first list of class names, by the kinds of list in order."""
     for i, regex in enumerate(_NAMED):
         for m in regex.finditer(low):
+            if i == 0 and _LISTS_OTHER.search(low, 0, m.start()):
+                continue  # "3 views (CC, MLO, ML)": the views, not the classes
             names = [_trimmed(x) for x in re.split(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group("l"))]
             if i == 1 or _names_ok([n.split()[-1] if n else n for n in names]):  # 1: "classes: a, b and c" says so
                 return len(names), m.start("l") - (1 if low[m.start() : m.start() + 1] == "(" else 0), m.end()
@@ -399,8 +412,19 @@ def _set_classes(r: Reading, p: TaskProfile, n: int, start: int, end: int, *, ap
 
 
 # ------------------------------------------------------------------------------ class sizes and images
-_SIZED = rf"{COUNT}\s+(?!{_UNIT_WORDS}\b)[a-z][\w'-]*"
-_SIZES = re.compile(rf"{_SIZED}(?:\s*(?:,\s*and|,|;|\+|/|\band)\s*{_SIZED})+")
+_SIZED = rf"{COUNT}\s+(?!(?:{_UNIT_WORDS}|{_OTHER_THINGS})\b)[a-z][\w'-]*"
+# "300 benign and 60 malignant", "300 benign, 60 malignant", "500 benign 100 malignant"
+_SIZES = re.compile(rf"{_SIZED}(?:\s*(?:,\s*and|,|;|\+|/|\band)?\s*{_SIZED})+")
+# "melanoma 320, nevus 2,100, seborrheic keratosis 410", "normal: 1,200; pneumonia: 3,400": the name first, then
+# digits (a word number after a name is a label: "grade two"); not a field, a backbone or a device ("resnet 50").
+_NAME_N = (r"(?P<name>[a-z][a-z'-]+(?:\s+[a-z][a-z'-]+)?)\s*(?::|=|-)?\s*\(?\s*(?P<n>\d{1,3}(?:,\d{3})+(?![\d,])|\d+(?:\.\d+)?\s*k\b|"
+           rf"\d+(?![\d.,]\d))\s*\)?(?!\s*(?:{_UNIT_WORDS}|{_OTHER_THINGS}|[\w%])\b)")
+_NAME_SIZES = re.compile(rf"{_NAME_N}(?:\s*(?:,\s*and|,|;|\band)\s*{_NAME_N.replace('?P<name>', '').replace('?P<n>', '')})+")
+_NOT_A_SIZE_NAME = frozenset("""
+grade grades stage stages level levels class type category group tier kl rads step version python cuda rtx gtx titan quadro
+a100 v100 t4 p100 h100 m1 m2 m3 windows ubuntu lite lite0 lite1 lite2 lite3 lite4 b0 b1 b2 b3 b4 resolution size sizes n k
+seed seeds fold folds top year years age ages budget limit limits batch epoch epochs rate lr params parameters memory
+""".split())
 _PER_CLASS = (
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s*(?P<plus>\+)?\s*(?:(?:[a-z-]+\s+)?{IMAGE_NOUNS}\s*)?"
                r"(?:per|/|a|for each|in each|of each|for every|in every|each)\s*(?:class|category|label|type|grade|group|"
@@ -458,6 +482,15 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
         if any(w in _SPLITS for _, w in items) or min(n.value for n, _ in items) < 1:
             continue
         _set_sizes(r, p, [n.value for n, _ in items], m.start(), m.end(), approximate)
+        return
+    for m in _NAME_SIZES.finditer(r.low):
+        items = [(x.group("name").split()[-1], read_count(x.group("n"))) for x in re.finditer(_NAME_N, m.group(0))]
+        sizes = [n.value for _, n in items]
+        if len(items) < 2 or any(w in _NOT_NAMES or w in _NOT_A_SIZE_NAME or w in _SPLITS for w, _ in items):
+            continue
+        if min(sizes) < 2 or max(sizes) < 20:  # "grade 1, grade 2", "class 3, class 4": labels, not sizes
+            continue
+        _set_sizes(r, p, sizes, m.start(), m.end(), any(n.approximate for _, n in items))
         return
 
 

@@ -39,6 +39,7 @@ COUNT = (
     rf"(?:tens of thousands|hundreds|thousands|millions) of"
     rf"|(?:(?:a\s+)?(?:couple of|couple|few|handful of)|several)\s+{_SCALE_WORD}s?"
     rf"|(?:{_DIGITS})(?:\s*(?:k|m|mn|mio|bn|b\b(?!-\w))\b|\s+{_SCALE_WORD}s?\b(?:\s+{_SCALE_WORD}\b)?|(?![\w]))"
+    rf"|(?:half|a\s+quarter(?:\s+of)?)\s+an?\s+{_SCALE_WORD}\b"  # "half a million", "a quarter of a million"
     rf"|(?:a\s+)?dozens?\b"
     rf"|(?:a|{_WORD_NUMBER})\s+{_SCALE_WORD}\b(?:\s+(?:and\s+)?{_WORD_NUMBER}\b)?"
     rf"|{_WORD_NUMBER}\b"
@@ -66,6 +67,8 @@ def read_count(raw: str) -> Number:
     for words, value in _PLURAL_SCALES.items():
         if s == words:
             return Number(float(value), True)
+    if m := re.fullmatch(r"(half|a quarter(?: of)?) an? (\w+)", s):  # "half a million": a round guess
+        return Number((0.5 if m.group(1) == "half" else 0.25) * _SCALES[m.group(2)], True)
     approximate = False
     for words, value in _VAGUE.items():
         if s.startswith(words + " "):
