@@ -28,13 +28,14 @@ MAX_IMAGES = 1_000_000_000
 MAX_GRADES = 20  # a range wider than this is a score ("0 to 100"), not classes
 HINTED_RATIO = 5.0  # "imbalanced", "rare class" without a number
 
-CLASS_NOUNS = (r"(?:classes|class|clases|classses|categories|category|catagories|categorys|labels|types|grades|kinds|species|"
+CLASS_NOUNS = (r"(?:classes|class|clases|klassen|classi|classes|categor[ií]as|kategorien|cat[ée]gories|classses|categories|category|catagories|categorys|labels|types|grades|kinds|species|"
                r"conditions|diagnoses|diseases|disorders|outcomes|groups|findings|stages|levels|tiers|subtypes|"
                r"phenotypes|pathologies)")
 IMAGE_NOUNS = (r"(?:images?|imgs?|pictures?|pics|photos?|photographs?|scans?|slides?|patches|patch|samples?|examples?|"
                r"radiographs?|x-?rays?|xrays?|crops?|tiles?|frames?|stills?|studies|cases|mammograms?|films?|slices?|"
-               r"smears?|mris|cts|ultrasounds|dermoscopies|volumes|specimens|lesions|instances|data ?points|cells|"
-               r"shots|exams?|examinations)")
+               r"smears?|mris|cts|cxrs?|ultrasounds|dermoscopies|volumes|specimens|lesions|instances|data ?points|cells|"
+               r"shots|exams?|examinations|"
+               r"im[áa]genes|imagens|immagini|bilder|aufnahmen)")  # es, pt, it, de ("images" is French too)
 # Words that are not a filler between a number and its noun, nor a class name.
 _GLUE = (r"(?:of|per|in|on|at|for|from|with|and|or|to|by|the|a|an|each|every|than|vs|versus|are|is|px|pixels?|"
          rf"{CLASS_NOUNS}|{IMAGE_NOUNS})")
@@ -127,8 +128,8 @@ _PERCENT_NOT = re.compile(r"accura|\bacc\b|\bauc\b|\bf1\b|sensitiv|specific|reca
                           r"\bgets?\b|\bgetting\b|reach|achiev|\bscor|\bhits?\b|\baim|\bgoal|perform")
 _PERCENT_CUE = re.compile(r"positive|negative|minority|majority|rare|smallest|largest|prevalen|incidence|class|cases|"
                           r"malignant|abnormal|disease|cancer|healthy|normal|benign|referable|affected|\bof (?:the |all )?|"
-                          r"\bare\b|\bis\b|make up|makes up|account|belong")
-_MAJORITY = re.compile(r"majority|largest|normal|healthy|benign|negative")
+                          r"\bare\b|\bis\b|make up|makes up|account|belong|dominat|most common")
+_MAJORITY = re.compile(r"majority|largest|normal|healthy|benign|negative|dominat|most common")
 _MINORITY = re.compile(r"positive|minority|rare|smallest|malignant|abnormal|disease|cancer|referable|affected|prevalen|incidence")
 # "rare" alone names imbalance only when a class or the positives are what is rare ("one class is rare",
 # "positives are rare"), not the disease or the data ("a rare bone disease", "rare scans").
@@ -432,6 +433,11 @@ _PER_CLASS = (
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+(?:{IMAGE_NOUNS}\s+)?(?:each|of each)\b"
                r"(?!\s*(?:minute|hour|second|epoch))"),
 )
+# "40 to 400 images per class", "50-500 per category": the smallest and the largest class.
+_PER_CLASS_RANGE = re.compile(
+    rf"(?:(?P<ap>{APPROX})\s*)?(?P<a>{COUNT})\s*(?:-|\u2013|to)\s*(?P<b>{COUNT})\s*(?:(?:[a-z-]+\s+)?{IMAGE_NOUNS}\s*)?"
+    r"(?:per|/|a|for each|in each|of each|for every|in every|each)\s*(?:class|category|label|type|grade|group|"
+    r"condition|diagnosis|kind)\b")
 _IMAGES = (
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s*(?P<plus>\+)?(?:-?ish)?\s*(?:-\s*)?{_FILLER}(?:[a-z]+-)?"
                rf"{IMAGE_NOUNS}\b"),
@@ -511,12 +517,27 @@ def _set_sizes(r: Reading, p: TaskProfile, sizes: list[float], start: int, end: 
 def read_images(r: Reading, p: TaskProfile) -> None:
     """The number of images: a total, or a count per class times the class count."""
     per_class = mentions(r.low, "each", "class", "categor", "label", "type", "grade", "group", "condition", "diagnos", "kind")
+    m = _PER_CLASS_RANGE.search(r.low) if per_class else None
+    if m and (a := _whole(r, m, "a", "the smallest class", 1, MAX_IMAGES)) and (b := _whole(r, m, "b", "the largest class",
+                                                                                             1, MAX_IMAGES)):
+        low, high = sorted((a[0], b[0]))
+        if low < high:
+            words = r.text[m.start():m.end()].strip()
+            if "imbalance_ratio" not in r.said:
+                p.imbalance_ratio = high / low
+                r.take("imbalance_ratio", m.start(), m.end(), blank=False)
+            r.notes.append(f"{words!r}: the classes taken as spread evenly between {low:,} and {high:,} images"
+                           + ("" if "n_classes" in r.said else f", times an assumed {p.n_classes} classes"))
+            return _set_images(r, p, round((low + high) / 2 * p.n_classes), m.start(), m.end(), True, check=True)
     for regex in _PER_CLASS if per_class else ():
         m = regex.search(r.low)
         if m and (n := _whole(r, m, "n", "the number of images per class", 1, MAX_IMAGES)):
             if "n_classes" not in r.said:
                 r.notes.append(f"{r.text[m.start():m.end()].strip()!r} times an assumed {p.n_classes} classes")
             approximate = n[1] or bool(m.group("ap") or m.groupdict().get("plus"))
+            if "imbalance_ratio" not in r.said and not approximate:  # one size for every class: balanced
+                p.imbalance_ratio = 1.0
+                r.take("imbalance_ratio", m.start(), m.end(), blank=False)
             return _set_images(r, p, n[0] * p.n_classes, m.start(), m.end(), approximate, check=True)
     for regex in _IMAGES:
         if regex is _IMAGES[3] and not mentions(r.low, "of them", "total", "altogether", "overall"):

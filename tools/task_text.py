@@ -71,21 +71,23 @@ _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
     (r"histopatholog\w*|histolog\w*|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology slides?", "histopathology", None),
     (r"blood smears?|microscop\w*|cytolog\w*|blood cells?", "light microscopy", None),
     (r"mammogra\w*", "x-ray", "breast"),
-    (r"x[- ]?rays?\b|radiograph\w*|\bcxrs?\b", "x-ray", None),
+    (r"x[- ]?rays?\b|radiograph\w*|\bcxrs?\b|radiograf\w*|r[öo]ntgen\w*", "x-ray", None),  # es/pt/it, de
     (r"\boct\b|optical coherence", "oct", "eye"),
     (r"fundus|retinal photo\w*", "fundus", "eye"),
     (r"endoscop\w*|colonoscop\w*|gastroscop\w*|capsule camera", "endoscopy", None),
-    (r"\bct\b|computed tomograph\w*|\bcat scans?", "ct", None),
-    (r"\bmris?\b|\bmr images?|magnetic resonance|\bt[12]-weighted|\bflair\b", "mri", None),
-    (r"ultrasound\w*|sonograph\w*|ultrasonograph\w*|echocardiogra\w*|b-mode", "ultrasound", None),
+    (r"\bct\b|computed tomograph\w*|\bcat scans?|\btac\b|tomograf[ií]as? computari[sz]ada|tomodensitom\w*", "ct", None),
+    (r"\bmris?\b|\bmr images?|magnetic resonance|\bt[12]-weighted|\bflair\b|\birm\b|\bmrt\b|resonancia magn\w*|"
+     r"r[ée]sonance magn\w*|risonanza magn\w*|resson[âa]ncia magn\w*", "mri", None),  # es, fr, it, pt; de "MRT"
+    (r"ultrasound\w*|sonograph\w*|ultrasonograph\w*|echocardiogra\w*|b-mode|ecograf\w*|[ée]chograph\w*|ultraschall\w*|"
+     r"sonografi\w*", "ultrasound", None),
     (r"\bpet\b|positron emission", "pet", None),
 )
 
 # (pattern, body part); first match by position.
 _BODY_PARTS: tuple[tuple[str, str], ...] = (
-    (r"\bchest\b|thora\w*|pneumonia|tubercul\w*|covid", "chest"),
-    (r"\blungs?\b|pulmonary", "lung"),
-    (r"\bbrain\b|alzheimer\w*|dementia|glioma|cerebr\w*|\bhead and neck\b|"
+    (r"\bchest\b|thora\w*|t[óo]rax|pneumonia|tubercul\w*|covid|neumon[ií]a|pneumonie", "chest"),
+    (r"\blungs?\b|pulmonary|pulm[óo]n\w*|poumons?\b", "lung"),
+    (r"\bbrain\b|alzheimer\w*|dementia|glioma|cerebr\w*|c[ée]r[ée]br\w*|\bgehirn\w*|\bhead and neck\b|"
      r"\b(?:ct|mri|scans?|x-rays?|injur\w*|trauma)\b[^.,;]{0,16}\bhead\b|\bhead\b[^.,;]{0,12}\b(?:ct|mri|scans?|x-rays?|"
      r"injur\w*|trauma)\b", "brain"),  # "head" alone is also a classifier's ("train the head")
     (r"\bknees?\b|osteoarthritis", "knee"),
