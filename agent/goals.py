@@ -31,7 +31,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from agent.intents import backbone_spans, find_backbones, find_mode, foreign_models, norm
+from agent.intents import (
+    BARE_EFFICIENTNET,
+    backbone_spans,
+    efficientnet_meant,
+    find_backbones,
+    find_mode,
+    foreign_models,
+    norm,
+)
 from knowledge.schema import TrainConfig
 
 T = TypeVar("T")
@@ -173,7 +181,14 @@ def _comparison(text: str) -> re.Match[str] | None:
     """The comparing words of the clause that names what it compares: "thyroid ultrasound, benign vs malignant,
     ...; compare small_cnn with lite0" compares backbones in its last clause, not classes in its first (whose
     words were shown, and whose mode was read). Else the first comparing words (sides named apart from them:
-    "I have resnet18 and lite0. Which is better?")."""
+    "I have resnet18 and lite0. Which is better?"). First of all two backbones either side of an "or"."""
+    for m in re.finditer(r"\bor\b", text, re.I):  # "should I use resnet or efficientnet": two backbones either side
+        before = norm(text[max(0, m.start() - 40): m.start()]).replace("-", " ").rstrip(" ,")
+        after = norm(text[m.end(): m.end() + 40]).replace("-", " ")
+        left, right = backbone_spans(before), backbone_spans(after)
+        if left and right and left[-1][1] == len(before) and re.fullmatch(r"(?:an? |the )?", after[: right[0][0]]) \
+                and left[-1][2] != right[0][2]:
+            return m
     found = list(_COMPARE.finditer(text))
     for m in found:
         clause = norm(_clause(text, *m.span()))
@@ -249,6 +264,12 @@ def comparison_notes(goals: dict[str, Any], found: list[Any], allowed_modes: lis
     from tools.weights import weights_available
 
     notes = [foreign_note(name) for name in goals.get("foreign") or ()]
+    said = " ".join(goals.get("words", {}).get(key) or "" for key in ("compare", "use"))
+    if BARE_EFFICIENTNET.search(norm(said).replace("-", " ")):
+        name = efficientnet_meant()
+        notes.append(f"'EfficientNet' names a family: it is read as {name}" + (
+            " (EfficientNet-B0's pretrained weights are not installed here)" if name != "efficientnet_b0" else "")
+            + "; name lite0, lite1, lite2 or b0 for another member")
     sides = [(name, goals.get("compare_mode"), "compare") for name in goals.get("compare") or ()]
     if goals.get("use"):
         sides.append((goals["use"], goals.get("use_mode"), "use"))

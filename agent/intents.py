@@ -109,12 +109,30 @@ def backbone_spans(q: str) -> list[tuple[int, int, str]]:
         pattern = r"(?<![a-z0-9])" + re.escape(norm(alias).replace("-", " ")) + r"(?![a-z0-9])"
         if alias[-1].isalpha() or alias.endswith("v3"):  # a family's name ("resnet") is not "resnet 50" or "mobilenet v2"
             pattern += _ANOTHER_MEMBER
-        for m in re.finditer(pattern, q.replace("-", " ")):
-            if any(m.start() < e and s < m.end() for s, e in taken):
-                continue
-            taken.append((m.start(), m.end()))
-            found.append((m.start(), m.end(), name))
+        _take(found, taken, re.finditer(pattern, q.replace("-", " ")), name)
+    if bare := list(BARE_EFFICIENTNET.finditer(q.replace("-", " "))):  # after every named member: "efficientnet lite0"
+        _take(found, taken, bare, efficientnet_meant())
     return sorted(found)
+
+
+def _take(found: list[tuple[int, int, str]], taken: list[tuple[int, int]], matches: Any, name: str) -> None:
+    for m in matches:
+        if any(m.start() < e and s < m.end() for s, e in taken):
+            continue
+        taken.append((m.start(), m.end()))
+        found.append((m.start(), m.end(), name))
+
+
+# "EfficientNet" with no member named ("efficientnet or resnet?"): the family, read as one member of it here.
+BARE_EFFICIENTNET = re.compile(r"(?<![a-z0-9])(?:efficient ?net|effnet)(?!\s?(?:lite|b\s?\d|v\d|\d|e\d))(?![a-z0-9])")
+
+
+def efficientnet_meant() -> str:
+    """The backbone a bare "EfficientNet" is read as: B0, the family's first member, where its pretrained weights are
+    here; else Lite0, whose weights come with the project (B0 trains only from scratch without them)."""
+    from tools.weights import weights_available
+
+    return "efficientnet_b0" if weights_available("efficientnet_b0") else "efficientnet_lite0"
 
 
 # After a family's name, what makes it another member of the family than the one built here.

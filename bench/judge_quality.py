@@ -76,7 +76,8 @@ from bench.latency import TASKS  # noqa: E402
 KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "wrong_claim_no_id", "vague", "wrong_sign",
          "wrong_value", "wrong_setting", "good_compared", "wrong_compared", "good_uncertain", "wrong_uncertain",
          "good_unbudgeted", "invented_budget", "invented_limit", "good_tuning", "wrong_best_trial", "wrong_epoch",
-         "wrong_gain", "garbled", "measured", "good_quick", "off_objective", "foreign_model", "good_images", "good_trade", "passed_over")
+         "wrong_gain", "garbled", "measured", "good_quick", "off_objective", "foreign_model", "good_images", "good_trade", "passed_over",
+         "wrong_speed", "wrong_time")
 GOOD = ("good", "good_compared", "good_uncertain", "good_unbudgeted", "good_tuning", "good_quick", "good_images",
         "good_trade")
 QUICK = {"objective": "speed", "words": {"objective": "quick"}}  # the goals of "... something quick"
@@ -179,7 +180,8 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
     # A candidate below the first, picked: with its own numbers only (nothing said of what it is chosen
     # over), or with the trade against the first in numbers (less accurate, faster).
     gap = Context().max_accuracy_gap  # more below the first is refused as a trade on its own (`competitive`)
-    lower = next((c for c in candidates[1:] if a - gap <= round(c["accuracy"], 2) < a), None)
+    lower = next((c for c in candidates[1:] if round(c["accuracy"], 2) < a and top["accuracy"] - c["accuracy"] <= gap),
+                 None)  # (the unrounded gap, as `competitive` reads it)
     if lower is not None:
         lo, ls = round(lower["accuracy"], 2), f"{lower['seconds']:.0f} s"
         drafts["passed_over"] = {"candidate": lower["id"],
@@ -189,6 +191,20 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
                 "candidate": lower["id"],
                 "rationale": f"{lower['id']} is predicted {lo:.2f}, {round(100 * (a - lo))} points below {top['id']} "
                              f"({a:.2f}), and {top['id']} takes {top['seconds'] / lower['seconds']:.1f}x its time."}
+            # The same trade with its speed the wrong way round (the pick called the slower), and with a time given
+            # to the wrong candidate (another's time, or one no candidate has, in brackets after the first's).
+            ratio = top["seconds"] / lower["seconds"]
+            drafts["wrong_speed"] = {
+                "candidate": lower["id"],
+                "rationale": f"{lower['id']} is predicted {lo:.2f}, {round(100 * (a - lo))} points below {top['id']} "
+                             f"({a:.2f}), and takes {ratio:.1f}x its time."}
+            times = [lower["seconds"], top["seconds"]]
+            wrong = next((c["seconds"] for c in candidates if all(abs(c["seconds"] - t) > 0.3 * t for t in times)),
+                         top["seconds"] * 3)
+            drafts["wrong_time"] = {
+                "candidate": lower["id"],
+                "rationale": f"{lower['id']} is predicted {lo:.2f}, {round(100 * (a - lo))} points below {top['id']} "
+                             f"({a:.2f}), and {top['id']} takes {ratio:.1f}x its time ({wrong:.0f} s against {ls})."}
     for draft in drafts.values():
         draft["cite"] = sorted({i for i in (draft["candidate"], worst["id"]) if i in draft["rationale"]}
                                or {draft["candidate"]})

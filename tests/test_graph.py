@@ -266,7 +266,8 @@ def test_reason_schema_enums_come_from_the_candidates(store: FakeStore) -> None:
 
 
 def test_a_short_draft_takes_its_numbers_from_the_candidate(store: FakeStore) -> None:
-    short = {"candidate": "c2", "rationale": "c2 is nearly as accurate as c1 and faster; r1 agrees."}
+    # (c2 takes 60 s, c1 40 s: "and faster" here was false, and is refused now, agent.judge._speed)
+    short = {"candidate": "c2", "rationale": "c2 is nearly as accurate as c1 and takes 1.5x its time; r1 agrees."}
     out = run(make(store, chat(short), chat(scores())))
 
     rec = Recommendation.model_validate(out["recommendation"])

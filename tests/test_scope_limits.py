@@ -299,6 +299,9 @@ def test_fast_as_a_wish_is_the_speed_objective(text: str, objective: str | None)
     ("thyroid ultrasound, benign vs malignant, fine-tuned; compare small_cnn with lite0", ["small_cnn",
                                                                                            "efficientnet_lite0"], None),
     ("benign vs malignant; should I fine-tune resnet18 or lite2?", ["resnet18", "efficientnet_lite2"], "finetune"),
+    # two backbones either side of "or", with no question mark or comparing word
+    ("should I use resnet18 or densenet for 600 knee mris", ["resnet18", "densenet121"], None),
+    ("knee MRI, ACL tear yes or no, lite1 or resnet", ["efficientnet_lite1", "resnet18"], None),
 ])
 def test_a_comparison_of_backbones_keeps_the_one_mode_it_names(text: str, compare: list[str], mode: str | None) -> None:
     from agent.goals import read_goals
@@ -759,3 +762,23 @@ def test_a_backbone_left_out_by_a_hair_shows_its_exact_count() -> None:
                                   n_classes=2)
     assert kept == ["small_cnn"]
     assert f"left out efficientnet_b0 ({b0:,.0f} parameters)" in said[0], said
+
+
+def test_a_bare_efficientnet_is_one_member_of_the_family_and_the_answer_says_which(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """"EfficientNet or ResNet?" named no member: it was no backbone at all, so the comparison was lost and resnet18
+    read as the one backbone meant. It is read as B0 where B0's weights are here, else as Lite0, and a note says so."""
+    import tools.weights
+    from agent.goals import comparison_notes, read_goals
+    from agent.intents import find_backbones, norm
+
+    monkeypatch.setattr(tools.weights, "weights_available", lambda name: name.startswith("efficientnet_lite"))
+    goals = read_goals("Which is better for 600 knee MRIs with ACL tear yes or no, efficientnet or resnet?")
+    assert goals.compare == ["efficientnet_lite0", "resnet18"] and goals.use is None
+    notes = comparison_notes(goals.as_json(), [])
+    assert any(n.startswith("'EfficientNet' names a family: it is read as efficientnet_lite0") for n in notes), notes
+    # a member named is that member, a foreign one none, and B0 is meant once its weights are here
+    assert find_backbones(norm("efficientnet lite1 or efficientnet-b0")) == ["efficientnet_lite1", "efficientnet_b0"]
+    assert find_backbones(norm("efficientnet-b3 or efficientnetv2")) == []
+    monkeypatch.setattr(tools.weights, "weights_available", lambda name: True)
+    assert find_backbones(norm("an efficient net or a resnet")) == ["efficientnet_b0", "resnet18"]

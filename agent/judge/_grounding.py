@@ -28,6 +28,7 @@ from agent.judge._reading import (
     uncertainty_at,
 )
 from agent.judge._settings import wrong_setting_comparisons
+from agent.judge._speed import wrong_speed
 from agent.judge._stated import unstated_limits
 from agent.judge._trials import wrong_best_epoch, wrong_best_trial
 from agent.judge._values import wrong_values
@@ -381,6 +382,7 @@ GROUNDING: tuple[Claim, ...] = (
     Claim("models", _foreign_claims),           # a model this tool cannot train, said of a choice
     Claim("settings", wrong_setting_comparisons),  # a setting compared between runs ("fewer epochs than c2")
     Claim("arithmetic", wrong_arithmetic),      # comparisons and signed differences between numbers
+    Claim("speed", wrong_speed),                # training times: "3x faster than c1", "c4 (13 s)"
     Claim("best trial", wrong_best_trial),      # tuning: the trial called best
     Claim("best epoch", wrong_best_epoch),      # tuning: the epoch a trial peaked at
     Claim("stated limits", unstated_limits),    # budgets and limits the user never stated
