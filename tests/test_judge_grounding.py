@@ -63,6 +63,8 @@ def test_a_rationale_true_to_the_evidence_passes(text: str) -> None:
     ("c2 uses a higher learning rate than c1 and reaches 0.92.", "c2 has higher learning rate than c1"),
     ("c1 uses a smaller input size (128) compared to c2.", "c1 uses input size 128 and c2 64"),
     ("c1 has more epochs than c2.", "c1 uses epochs 40 and c2 40"),
+    # the embedded model's words in the CLI: a size compared, with the input sizes beside it
+    ("The candidate c2 uses a larger model (64px) compared to c1 (128px).", "c2 uses input size 64 and c1 128"),
     ("c1 beats r7 on a similar set.", "names r7"),
     ("c2 reaches 0.70, the best of the candidates.", "gives c2 0.70"),
     ("c2 is the most accurate choice for this task.", "calls c2 the most accurate"),

@@ -26,6 +26,9 @@ _SETTINGS = {
 _MORE = r"higher|larger|bigger|greater|more|longer"
 _LESS = r"lower|smaller|fewer|less|shorter"
 _STATED = re.compile(rf"\b(?:(?P<more>{_MORE})|(?P<less>{_LESS}))\s+(?P<key>{'|'.join(_SETTINGS.values())})\b", re.I)
+# "a smaller model (128px) compared to c3 (32px)": a size compared with the input size written beside it.
+_SIZED = re.compile(rf"\b(?:(?P<more>larger|bigger|higher)|(?P<less>smaller|lower))\s+(?:[a-z-]+\s+){{0,2}}?"
+                    r"\(\s*\d+\s*px\s*\)", re.I)
 _THAN = re.compile(r"\b(?:than|compared\s+(?:to|with)|vs\.?|versus|relative\s+to|against)\b", re.I)
 
 
@@ -44,14 +47,14 @@ def wrong_setting_comparisons(rationale: str, facts: Facts) -> list[str]:
     ids = id_pattern(facts.prefixes)
     problems = []
     for _, clause in clauses(rationale):
-        for m in _STATED.finditer(clause):
+        for m in [*_STATED.finditer(clause), *_SIZED.finditer(clause)]:
             than = _THAN.search(clause, m.end())
             other = ids.search(clause, than.end()) if than else None
             if other is None:
                 continue
             before = [i.group(1) for i in ids.finditer(clause, 0, m.start())]
             subject = before[-1] if before else (facts.about[0] if facts.about else None)
-            field = _field(m.group("key"))
+            field = _field(m.group("key")) if "key" in m.re.groupindex else "input_size"
             if subject is None or subject == other.group(1):
                 continue
             a, b = _setting(facts, subject, field), _setting(facts, other.group(1), field)
