@@ -27,7 +27,7 @@ _MORE = r"higher|larger|bigger|greater|more|longer"
 _LESS = r"lower|smaller|fewer|less|shorter"
 _STATED = re.compile(rf"\b(?:(?P<more>{_MORE})|(?P<less>{_LESS}))\s+(?P<key>{'|'.join(_SETTINGS.values())})\b", re.I)
 # "a smaller model (128px) compared to c3 (32px)": a size compared with the input size written beside it.
-_SIZED = re.compile(rf"\b(?:(?P<more>larger|bigger|higher)|(?P<less>smaller|lower))\s+(?:[a-z-]+\s+){{0,2}}?"
+_SIZED = re.compile(r"\b(?:(?P<more>larger|bigger|higher)|(?P<less>smaller|lower))\s+(?:[a-z-]+\s+){0,2}?"
                     r"\(\s*\d+\s*px\s*\)", re.I)
 _THAN = re.compile(r"\b(?:than|compared\s+(?:to|with)|vs\.?|versus|relative\s+to|against)\b", re.I)
 
