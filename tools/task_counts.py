@@ -87,7 +87,7 @@ _RATIO_ONE = (
     re.compile(rf"(?<!aspect )\bratio\s*(?:of|is|:|=)?\s*{_AP}(?P<r>\d+(?:\.\d+)?)(?![\d.]|\s*(?::|to|/|%|percent)\s*)"),
     re.compile(rf"\bimbalance(?:d)?\s*(?:of|:|=)\s*{_AP}(?P<r>\d+(?:\.\d+)?)(?!\s*(?::|to|/)\s*\d)"),
     re.compile(rf"{_AP}(?P<r>\d+(?:\.\d+)?|{COUNT})\s*(?:x|-?\s*fold|times)\s*(?:class\s+)?(?:imbalance|imbalanced|more|"
-               r"as many|larger|bigger|the (?:size of the )?smallest)\b"),
+               r"as many|larger|bigger|(?:the\s+)?(?:size of (?:the\s+)?)?(?:smallest|rarest))\b"),
 )
 _THOUSANDS = r"\d{1,3}(?:,\d{3})+(?![\d,])"  # "1,200" whole, as one number
 _RATIO_PAIR = (
@@ -217,7 +217,7 @@ def _extremes(low: str) -> tuple[re.Match[str], float] | None:
     """The sizes of the smallest and the largest class where both are given ("64 in the smallest
     class, 3,200 in the largest"): each word takes the nearest number in its clause. Returns a
     match spanning both and largest / smallest."""
-    found = {}
+    found, chosen = {}, set()
     for name, word in _EXTREME_WORDS.items():
         w = word.search(low)
         if w is None:
@@ -228,6 +228,9 @@ def _extremes(low: str) -> tuple[re.Match[str], float] | None:
             return None
         n = min(numbers, key=lambda n: min(abs(n.start() - w.end()), abs(w.start() - n.end())))
         found[name] = (float(n.group(0).replace(",", "")), min(n.start(), w.start()), max(n.end(), w.end()))
+        chosen.add(n.start())
+    if len(chosen) < 2:  # one number for both ("largest class 10x smallest"): no two sizes given
+        return None
     (small, s0, s1), (large, l0, l1) = found["smallest"], found["largest"]
     if small <= 0 or large < small:
         return None

@@ -69,7 +69,8 @@ DEFAULTS: dict[str, object] = {
 _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
     (r"dermoscop\w*|dermatoscop\w*|dermatolog\w*", "dermoscopy", "skin"),
     (r"histopatholog\w*|histolog\w*|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology slides?", "histopathology", None),
-    (r"blood smears?|microscop\w*|cytolog\w*|blood cells?", "light microscopy", None),
+    (r"blood smears?|microscop\w*|cytolog\w*|blood cells?|bone marrow|cell (?:images?|morpholog\w*|patches|crops)",
+     "light microscopy", None),
     (r"mammogra\w*", "x-ray", "breast"),
     (r"x[- ]?rays?\b|radiograph\w*|\bcxrs?\b|radiograf\w*|r[öo]ntgen\w*", "x-ray", None),  # es/pt/it, de
     (r"\boct\b|optical coherence", "oct", "eye"),
@@ -102,7 +103,7 @@ _BODY_PARTS: tuple[tuple[str, str], ...] = (
     (r"\bprostate\b", "prostate"),
     (r"\bthyroid\b", "thyroid"),
     (r"\bspine\b|spinal|vertebra\w*", "spine"),
-    (r"\bbones?\b|fractures?|wrist|\bhand\b|\bhip\b", "bone"),
+    (r"\bbones?\b(?!\s+marrow)|fractures?|wrist|\bhand\b|\bhip\b", "bone"),  # bone marrow is cytology
     (r"\babdom\w*", "abdomen"),
     (r"\bteeth\b|\btooth\b|dental", "teeth"),
     (r"\bcervi\w*", "cervix"),
