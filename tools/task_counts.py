@@ -451,9 +451,10 @@ _IMAGES = (
     re.compile(rf"\b{IMAGE_NOUNS}\s*(?::|=|of|-)?\s*(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?!\s*(?:{_UNIT_WORDS})\b)"),
 )
 _PATIENTS = re.compile(rf"(?P<n>{COUNT})\s+(?:patients|subjects|participants|people|individuals)\b")
-# A count in thousands or millions standing alone between commas ("pneumonia x-rays, ~17k, 2 classes"): in a
+# A count in thousands or millions standing alone between commas ("pneumonia x-rays, ~17k, 2 classes") or after
+# a field already read ("OCT 4 classes 80k,": the class count is blanked by then): in a
 # task text nothing else is counted in thousands without a noun, so it is the images (said so in a note).
-_BARE_THOUSANDS = re.compile(rf"(?:^|[,;:(]|\band\b)\s*(?:(?P<ap>{APPROX})\s*)?(?<![$\u20ac\u00a3])"
+_BARE_THOUSANDS = re.compile(rf"(?:^|[,;:(]|\band\b|\b{CLASS_NOUNS}|(?<=\s{{4}}))\s*(?:(?P<ap>{APPROX})\s*)?(?<![$\u20ac\u00a3])"
                              r"(?P<n>\d+(?:[.,]\d+)?\s*(?:k|m)\b)\s*(?=[,;.)]|$)")
 
 

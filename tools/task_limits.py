@@ -48,14 +48,15 @@ _SIZE_CUES = tuple((kind, re.compile(pattern)) for kind, pattern in (
     ("gpu_memory_bytes", r"\bvram\b|\bgpus?\b|graphics card|video memory|\bcuda\b|" + _GPU_NAME.pattern),
     ("ram_bytes", r"\bram\b|\bmemory\b"),
     ("max_model_bytes", r"\bmodels?\b|\bweights\b|\bcheckpoints?\b|\bfile\b|footprint|\bdisk\b|\bonnx\b|\btflite\b|"
-                        r"\bsize\b|\bdeploy\w*"),
+                        r"\bsize\b|\bdeploy\w*|\bphones?\b|\bmobile\b|\bapps?\b|\bedge\b|\bembedded\b"),
     ("data", r"\bdata(?:set| set)?\b|\bimages\b|\bpngs?\b|\bjpe?gs?\b|\bdicoms?\b|\barchive\b|\bzip\b|\bfolder\b"),
 ))
 
 _GPU_NEGATED = re.compile(
     r"\b(?:no|without(?: a| any)?|don'?t have(?: a| any)?|do not have(?: a| any)?|lack(?:ing)?(?: a)?|"
     r"no access to(?: a)?|not on(?: a)?|never)\s+(?:\w+\s+)?(?:gpus?|cuda|graphics card)\b|"
-    r"\b(?:gpus?|cuda)\s+(?:is\s+|are\s+)?(?:not available|unavailable|isn'?t available|not an option)"
+    r"\b(?:gpus?|cuda)\s+(?:is\s+|are\s+)?(?:not available|unavailable|isn'?t available|not an option)|"
+    r"\bgpus?\s*[:=-]\s*(?:none|no|n/?a|nil|0)\b"  # "GPU: none"
 )
 _CPU_WORD = re.compile(r"\bcpu[- ]only\b|\bonly (?:a |the |my )?cpus?\b|\bcpus?\b")
 _CPU_WEAK = re.compile(r"\blaptop\b|\bnotebook\b|\bmac(?:book)?\b|\bimac\b|\bapple (?:silicon|m[1-4])\b|\braspberry\b")
@@ -94,7 +95,9 @@ _BUDGET_CUE = re.compile(r"(?:budget|time limit|limit|deadline|at most|within|un
 _DIMENSION_NOUN = re.compile(r"\s*-?\s*(?:ct|mri?|pet|us|ultrasound|volumes?|scans?|images?|imaging|data|slices?|stacks?|"
                              r"cnns?|conv\w*|models?|inputs?|networks?|unets?|medical|printing|reconstruct\w*)\b")
 # A duration of inference, per image: a latency, not the time to train.
-_PER_ITEM = re.compile(r"^\s*(?:per|each|an?\s+(?:image|scan|sample|slide|picture|prediction|case))\b")
+# ("10 min per experiment" is the time to train one run: a budget)
+_PER_ITEM = re.compile(r"^\s*(?:per|each|an?\s+(?:image|scan|sample|slide|picture|prediction|case))\b"
+                       r"(?!\s+(?:experiment|run|trial|job|training|model|attempt|config\w*|try|fit)\b)")
 _LATENCY_CUE = re.compile(r"(?:inference|latency|predict\w*|per image|response)[^\w,.;]*(?:\w+[^\w,.;]+){0,4}$")
 _COUNT_WORDS = re.compile(r"^(?:images?|scans?|photos?|pictures?|classes|class|categories|px|pixels?|gb|mb|epochs?|%|"
                           r"percent|samples?|slides?|patches|tiles?|params|parameters)$")
@@ -145,7 +148,9 @@ def _read_sizes(r: Reading, p: TaskProfile) -> None:
         near = [(min(abs(s - m.end()), abs(m.start() - e)), kind) for s, e, kind in cues
                 if clause_start <= s and e <= clause_end]
         if not near:  # "RTX 4090 (24 GB)": the clause is the parenthesis; look just before it
-            near = [(m.start() - e, kind) for s, e, kind in cues if kind == "gpu_memory_bytes" and 0 <= m.start() - e <= 4]
+            # ("a phone (max 10MB)": a model to fit on it)
+            near = [(m.start() - e, kind) for s, e, kind in cues
+                    if kind in ("gpu_memory_bytes", "max_model_bytes") and 0 <= m.start() - e <= 8]
         kind = min(near)[1] if near else None
         value = float(m.group("n").replace(",", "."))
         if kind is None or kind == "data" or getattr(p, kind) is not None or value <= 0:

@@ -38,6 +38,7 @@ COUNT = (
     r"(?<![\w.,])(?:"
     rf"(?:tens of thousands|hundreds|thousands|millions) of"
     rf"|(?:(?:a\s+)?(?:couple of|couple|few|handful of)|several)\s+{_SCALE_WORD}s?"
+    r"|\d+(?:\.\d+)?e\+?\d{1,2}(?![\w.])"  # "3e6", as a CLI's --max-params takes it
     rf"|(?:{_DIGITS})(?:\s*(?:k|m|mn|mio|bn|b\b(?!-\w))\b|\s+{_SCALE_WORD}s?\b(?:\s+{_SCALE_WORD}\b)?|(?![\w]))"
     rf"|(?:half|a\s+quarter(?:\s+of)?)\s+an?\s+{_SCALE_WORD}\b"  # "half a million", "a quarter of a million"
     rf"|(?:a\s+)?dozens?\b"
@@ -64,6 +65,8 @@ def read_count(raw: str) -> Number:
         ValueError: the words are not a number.
     """
     s = re.sub(r"\s+", " ", raw.strip().lower())
+    if re.fullmatch(r"\d+(?:\.\d+)?e\+?\d{1,2}", s):
+        return Number(float(s), False)
     for words, value in _PLURAL_SCALES.items():
         if s == words:
             return Number(float(value), True)
