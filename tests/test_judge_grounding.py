@@ -133,6 +133,8 @@ def test_an_id_compared_with_is_not_what_the_claim_is_about() -> None:
     ("It is a point above c2 and saves nothing; c2 saves 12 s.", "c1", None),  # a difference of the two
     ("c1 is predicted 0.93 in 25 s, within the 20 min budget.", "c1", None),  # a budget: the limit rule's
     ("c2 is faster than c1, at 13 s.", "c2", None),
+    ("It is predicted 0.93 against c2 (64 px), which is faster.", "c1", None),  # the relative clause is c2's
+    ("It is predicted 0.93 against c2 (64 px), which is slower.", "c1", "c2 is slower than c1"),
     ("c1 is faster than c2.", "c1", "c1 is faster than c2, but c1 is predicted 25 s and c2 13 s"),
     ("It is predicted 0.93 compared to c2 (0.92) and is 1.9x faster.", "c1", "c1 is 1.9x faster than c2"),
     ("c2 is 4.0x faster than c1.", "c2", "the ratio of their predicted times (13 s, 25 s) is 1.9"),

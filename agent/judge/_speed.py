@@ -48,16 +48,22 @@ _GAP_BEFORE = re.compile(r"\b(?:saves?|saving|saved|by|extra|another|additional|
 _GAP_AFTER = re.compile(r"\s+(?:more|less|longer|shorter|faster|slower|extra|fewer)\b", re.I)
 
 
+_RELATIVE = re.compile(r"\s*(?:\([^)]*\))?\s*,?\s*(?:which|that|whose)\b", re.I)
+
+
 def _seconds(facts: Facts, ident: str) -> float | None:
     value = (facts.runs.get(ident) or {}).get("seconds")
     return float(value) if value else None
 
 
 def _subject(clause: str, at: int, facts: Facts) -> str | None:
-    """What a claim at `at` is about: the first id of its phrase that is not compared with ("c3 is 5 points below
-    c1, and c1 takes 2.3x its time": c1), else of its clause ("c1 is 3 points above c4 and takes 4.4x its time":
-    c1), else the choice."""
+    """What a claim at `at` is about: the id a relative clause it sits in follows ("than c3, which is faster": c3),
+    else the first id of its phrase that is not compared with ("c3 is 5 points below c1, and c1 takes 2.3x its
+    time": c1), else of its clause ("c1 is 3 points above c4 and takes 4.4x its time": c1), else the choice."""
     ids = id_pattern(facts.prefixes)
+    last = [m for m in ids.finditer(clause, 0, at)][-1:]
+    if last and _RELATIVE.match(clause, last[0].end()):  # "compared to c3 (32px), which is faster": c3
+        return last[0].group(1)
     for lo in (phrase_bounds(clause, at)[0], 0):
         for m in ids.finditer(clause, lo, at):
             if not _COMPARED.search(clause[lo: m.start()]):
@@ -67,7 +73,7 @@ def _subject(clause: str, at: int, facts: Facts) -> str | None:
 
 def _object(clause: str, m: re.Match[str], subject: str, facts: Facts) -> str | None:
     """What a speed claim compares with: the id after its "than" (or "as long as"), else the last other id
-    before it ("c1 is 2 points above c3 and takes 3.1x its time": c3), else the first after it."""
+    before it ("c1 is 2 points above c3 and takes 3.1x its time": c3), else the first after it, else the choice."""
     ids = id_pattern(facts.prefixes)
     than = _THAN.match(clause, m.end())
     if than is not None:
@@ -76,7 +82,9 @@ def _object(clause: str, m: re.Match[str], subject: str, facts: Facts) -> str | 
             return after.group(1)
     before = [i.group(1) for i in ids.finditer(clause, 0, m.start()) if i.group(1) != subject]
     after_ids = [i.group(1) for i in ids.finditer(clause, m.end()) if i.group(1) != subject]
-    return before[-1] if before else after_ids[0] if after_ids else None
+    if before or after_ids:
+        return before[-1] if before else after_ids[0]
+    return next((i for i in facts.about if i != subject), None)  # "than c2, which is faster": than the choice
 
 
 def _ratio_claims(clause: str, facts: Facts) -> list[str]:
