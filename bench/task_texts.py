@@ -482,6 +482,14 @@ CASES: tuple[Case, ...] = (
          meta_between("imbalance_ratio", 11.0, 13.0), meta_is("n_classes", 7)),
     _rec("goals", "shoulder MRI, torn vs intact rotator cuff, 900 studies on a CPU; compare small_cnn against "
          "efficientnet lite1", one_of("small_cnn", "efficientnet_lite1"), meta_is("n_classes", 2)),
+    # session 28: a family named bare with "or", class sizes name first, "GPU: none"
+    _rec("goals", "knee MRIs, ACL tear yes or no, 600 studies: efficientnet or resnet?",
+         one_of("efficientnet_lite0", "efficientnet_b0", "resnet18"), compared("scratch", "resnet18"),
+         goal_note("names a family", "note: which EfficientNet was read")),
+    _rec("in-scope", "pediatric chest x-rays: viral pneumonia 1345, bacterial 2530, normal 1341",
+         meta_is("n_classes", 3), meta_is("n_instances", 5216), meta_between("imbalance_ratio", 1.85, 1.92)),
+    _rec("limits", "hand x-rays, bone age under or over 10 years, 2,000 images; GPU: none; RAM: 4 GB; time: 20 min",
+         device_is("cpu"), budget_is(1200), memory_at_most(4)),
     _rec("in-scope", "volumetric head CT, 3D scans, hemorrhage yes/no, 700 patients",
          note("trains 2D image classifiers", "note: 3D data is set up as 2D images"), budget_is(None)),
     _rec("in-scope", "frontal chest films, 8 findings, and one film may show more than one finding; 30k films",
