@@ -113,8 +113,8 @@ def _duration_claims(clause: str, facts: Facts) -> list[str]:
     """Each duration a clause quotes is the time of a run it speaks of (or the choice's), or a difference of two."""
     named = list(dict.fromkeys(id_pattern(facts.prefixes).findall(clause))) + list(facts.about)
     times = {i: t for i in named if (t := _seconds(facts, i)) is not None}
-    if len(times) < len(set(named)):
-        return []  # a run without a time (a past run): what the clause says of time cannot be checked
+    if not times or len(times) < len(set(named)):
+        return []  # no run named, or one without a time (a past run): nothing to hold its times to
     stated = facts.stated.budgets if facts.stated is not None else ()
     gaps = [abs(x - y) for x in times.values() for y in times.values() if x != y]
     problems = []
