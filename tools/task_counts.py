@@ -500,6 +500,8 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
             continue
         if min(sizes) < 2 or max(sizes) < 20:  # "grade 1, grade 2", "class 3, class 4": labels, not sizes
             continue
+        if any(re.fullmatch(r"(?:19|20)\d\d", x.group("n").strip()) for x in re.finditer(_NAME_N, m.group(0))):
+            continue  # "ISIC 2019, HAM 10000": datasets and their years, not class sizes
         _set_sizes(r, p, sizes, m.start(), m.end(), any(n.approximate for _, n in items))
         return
 
