@@ -138,6 +138,9 @@ def test_an_id_compared_with_is_not_what_the_claim_is_about() -> None:
     ("c1 is faster than c2.", "c1", "c1 is faster than c2, but c1 is predicted 25 s and c2 13 s"),
     ("It is predicted 0.93 compared to c2 (0.92) and is 1.9x faster.", "c1", "c1 is 1.9x faster than c2"),
     ("c2 is 4.0x faster than c1.", "c2", "the ratio of their predicted times (13 s, 25 s) is 1.9"),
+    ("c2 trains in half the time of c1.", "c2", None),
+    ("c1 is twice as fast as c2.", "c1", "c1 is 2x faster than c2"),
+    ("c2 is four times as fast as c1.", "c2", "the ratio of their predicted times (13 s, 25 s) is 1.9"),
     ("c1 is a point above c2 and takes 1.9x its time (40 s).", "c1", "it quotes 40 s"),
     ("c1 (0.93) trains in 13 s.", "c1", "it quotes 13 s"),
 ])

@@ -28,7 +28,10 @@ _TIMES = r"(?:x|\u00d7|times)"
 _SPEED = re.compile(
     rf"(?:(?P<n>\d+(?:\.\d+)?)\s*{_TIMES}\s+)?(?P<word>faster|quicker|slower|longer)\b"
     rf"|(?P<n2>\d+(?:\.\d+)?)\s*{_TIMES}\s+(?:(?:its|their|the|[a-z]\d{{1,2}}'s)\s+)?(?:training\s+)?(?:time|cost)\b"
-    rf"|(?P<n3>\d+(?:\.\d+)?)\s*{_TIMES}\s+as\s+long\b", re.I)
+    rf"|(?P<n3>\d+(?:\.\d+)?)\s*{_TIMES}\s+as\s+long\b"
+    r"|(?P<twice>twice|three times|four times)\s+as\s+(?P<adj>fast|quick|slow|long)\b"
+    r"|\b(?P<half>half|a third of|a quarter of)\s+(?:the|its|their)\s+(?:training\s+)?time\b", re.I)
+_WORD_RATIO = {"twice": "2", "three times": "3", "four times": "4", "half": "2", "a third of": "3", "a quarter of": "4"}
 # Words before an id that make it what a claim compares with, not what the claim is about.
 _COMPARED = re.compile(r"\b(?:than|compared\s+(?:to|with)|against|vs\.?|versus|over|above|below|unlike|relative\s+to|"
                        r"of)\s+(?:that\s+of\s+|the\s+)?$", re.I)
@@ -95,9 +98,10 @@ def _ratio_claims(clause: str, facts: Facts) -> list[str]:
         a, b = (_seconds(facts, subject), _seconds(facts, other)) if subject and other else (None, None)
         if a is None or b is None:
             continue
-        word = (m.group("word") or "").lower()
-        slower = word in ("slower", "longer") or m.group("n2") is not None or m.group("n3") is not None
-        said = m.group("n") or m.group("n2") or m.group("n3")
+        word = (m.group("word") or m.group("adj") or "").lower()
+        slower = word in ("slower", "longer", "slow", "long") or m.group("n2") is not None or m.group("n3") is not None
+        said = m.group("n") or m.group("n2") or m.group("n3") or _WORD_RATIO.get(
+            (m.group("twice") or m.group("half") or "").lower())
         real = a / b if slower else b / a  # how many times slower (or faster) the subject really is
         if real < 1 / DIRECTION_SLACK:
             way = "slower" if slower else "faster"
