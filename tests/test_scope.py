@@ -32,6 +32,9 @@ SCOPE_TABLE = [
     ("med-skin-phone", "pictures of skin rashes taken with a phone, eczema vs psoriasis", MED, None),
     ("med-segment-and-classify", "segment and then classify the skin lesions in dermoscopy images", MED, "dermoscopy"),
     ("med-how-does-question", "how does fine-tuning work for knee MRI classification?", MED, "MRI"),
+    # a number cut into classes is classification, though the number alone would be regression
+    ("med-bone-age-binned", "hand x-rays, bone age under or over 10 years, 2,000 images", MED, "x-rays"),
+    ("med-age-groups", "predict the age group (child, teen, adult) from hand radiographs, 3k images", MED, "radiographs"),
     # a question about imaging that asks for no set-up (no model, training, data or classes)
     ("not-explain-modalities", "Can you explain to a patient the difference between a CT scan and an MRI?", NOT,
      "Can you explain"),

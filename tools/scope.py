@@ -95,7 +95,11 @@ _IMAGE = re.compile(r"\bimag(?:e|es|ing)\b|\bimgs?\b|\bpictures?\b|\bpics\b|\bph
 _CLASSIFY = re.compile(r"\bclassif\w*|\bcategori[sz]\w*|\brecogni[sz]\w*|\bidentif\w*|\bdetect\w*|\bscreen\w*|"
                        r"\btriage\b|\bgrad(?:e|es|ing)\b|\bdistinguish\w*|\bdifferentiat\w*|\btell\w* (?:apart|whether|if)|"
                        r"\bsort\w*|\blabel\w*|\bbinary\b|\bmulti-?class\b|\bvs\.?\b|\bversus\b|\bwhich (?:one|class|type)\b")
-_EXPLICIT_CLASSIFY = re.compile(r"\bclassif\w*|\bcategori[sz]\w*|\bclasses\b")
+# Words that make a task classification although another is named: "... and classify", a number cut into classes
+# ("bone age under or over 10 years", "age group", "binned").
+_EXPLICIT_CLASSIFY = re.compile(r"\bclassif\w*|\bcategori[sz]\w*|\bclasses\b|\b(?:under|below|less than|younger than)\s+or\s+"
+                                r"(?:over|above|more than|older than)\b|\b(?:over|above)\s+or\s+(?:under|below)\b|"
+                                r"\bbinned\b|\b(?:age|size) (?:groups?|bands?|brackets?|bins?)\b")
 _MEDICAL = re.compile(
     r"\bpatients?\b|\bclinic(?:al)?\b|\bhospital\b|\bmedical\b|\bradiolog\w*|\bpatholog\w*|\btumou?rs?\b|\bcancer\w*|"
     r"\bmalignan\w*|\blesions?\b|\bpneumonia\b|\bmelanoma\b|\bcarcinoma\b|\bnodules?\b|\bfractures?\b|\bretinopathy\b|"
