@@ -53,7 +53,7 @@ ct mri pet x-ray xray x-rays ultrasound oct dermoscopy histology w o s h km mm p
 """.split())
 _SPLITS = frozenset("train training val validation valid test testing dev holdout held-out".split())
 _UNIT_WORDS = (r"(?:px|pixels?|gb|mb|kb|epochs?|params|parameters|weights|minutes?|mins?|hours?|hrs?|seconds?|days?|"
-               r"%|percent|times|fold|x|gpus?|cpus?|cores?|layers?|channels?|runs?|trials?|folds?|seeds?|more|of|per|"
+               r"%|percent|times|fold|x|vs\.?|versus|plus|minus|gpus?|cpus?|cores?|layers?|channels?|runs?|trials?|folds?|seeds?|more|of|per|"
                rf"each|in|on|at|for|to|from|with|and|or|the|an?|than|are|is|was|were|out|{CLASS_NOUNS}|{IMAGE_NOUNS})")
 
 # Things a task counts that are not classes: "3 views (CC, MLO, ML)", "4 hospitals", "2 scanners".
@@ -309,7 +309,14 @@ _RANGE = (
     re.compile(rf"(?<![\w.-])(?P<a>{_LABEL})\s*(?:-|to|through)\s*(?P<b>{_LABEL})\s+(?:kl\s+|kellgren[- ]lawrence\s+)?"
                r"(?:grades|stages|levels|classes)\b"),
 )
-_GRADE_LIST = re.compile(rf"\b(?:{_SCALE})\s+(?P<l>{_LABEL}(?:\s*,\s*{_LABEL})+(?:\s*,?\s*(?:and|or)\s+{_LABEL})?)(?![\w.])")
+_GRADE_LIST = re.compile(rf"\b(?:{_SCALE})\s+(?P<l>{_LABEL}(?:\s*(?:,|vs\.?|versus|/)\s*{_LABEL})+"
+                         rf"(?:\s*,?\s*(?:and|or)\s+{_LABEL})?)(?![\w.])")
+# "(0/1/2/3/4)", "grades 1/2/3": three or more consecutive small numbers (a split, "80/10/10", is not)
+_SLASH_LABELS = re.compile(r"(?<![\w./])(?P<l>\d{1,2}(?:\s*/\s*\d{1,2}){2,})(?![\w./])")
+# "multi-class (5)", "normal + 3 disease classes" (the normal class and three more)
+_COUNT_IN_BRACKETS = re.compile(r"\bmulti-?\s?class\s*\(\s*(?P<n>\d{1,3})\s*\)")
+_PLUS_CLASSES = re.compile(rf"\b(?:normal|healthy|controls?|negative|background|benign|no finding|none)\s*(?:\+|plus)\s*"
+                           rf"(?P<n>{COUNT})\s+(?:[a-z-]+\s+)?{CLASS_NOUNS}\b")
 # "grade 1, grade 2, grade 3", "stage I, stage II or stage III": one label word said before each label.
 _REPEATED_LABELS = re.compile(rf"\b(?P<w>grade|stage|level|class|type|category|kl|tier|group)\s*{_LABEL}"
                               rf"(?:\s*(?:,\s*(?:and|or)?|and|or)\s*(?P=w)\s*{_LABEL})+(?![\w.])")
@@ -317,7 +324,7 @@ _ITEM = r"(?!(?:and|or)\b)[a-z][\w'-]*(?:\s+(?!(?:and|or)\b)[a-z][\w'-]*){0,2}" 
 _LIST = rf"{_ITEM}(?:\s*,\s*{_ITEM})+(?:\s*,?\s+(?:and|or)\s+{_ITEM})?|{_ITEM}\s+(?:and|or)\s+{_ITEM}"
 _NAMED = (
     re.compile(rf"\(\s*(?P<l>{_LIST})\s*\)"),
-    re.compile(rf"\b(?:classes|labels|categories|types|diagnoses|outcomes)\s*(?:are|include|:|=|-)\s*:?\s*(?P<l>{_LIST})"),
+    re.compile(rf"\b(?:classes|labels|categories|types|diagnoses|outcomes)\s*(?:are|include|:|=|-)\s*:?\s*[{{\[]?\s*(?P<l>{_LIST})"),
     re.compile(r"\b(?:classif\w*|categori[sz]\w*|sort\w*|split\w*|divid\w*|group\w*|separat\w*|label\w*|tag\w*|"
                rf"grad\w*|diagnos\w*|identif\w*|assign\w*|mark\w*)\b[^.;:()]{{0,40}}?\b(?:into|as)\s+(?:either\s+)?"
                rf"(?:one of\s+)?(?P<l>{_LIST})"),
@@ -338,6 +345,9 @@ _MORE_THAN_TWO = re.compile(rf"\bmulti-?\s?class\b|\b(?:several|a few|a handful 
 
 def read_classes(r: Reading, p: TaskProfile) -> None:
     """The class count: a number, "binary", a range of grades, or a list of class names."""
+    for regex, extra in ((_PLUS_CLASSES, 1), (_COUNT_IN_BRACKETS, 0)):
+        if (m := regex.search(r.low)) and (n := _whole(r, m, "n", "n_classes", 1, MAX_CLASSES - extra)):
+            return _set_classes(r, p, n[0] + extra, m.start(), m.end(), approximate=n[1])
     for regex in _CLASS_COUNT:
         for m in regex.finditer(r.low):
             n = _whole(r, m, "n", "n_classes", 2, MAX_CLASSES)
@@ -352,10 +362,15 @@ def read_classes(r: Reading, p: TaskProfile) -> None:
             if span is not None and span <= MAX_GRADES:
                 return _set_classes(r, p, span, m.start(), m.end())
     m = _GRADE_LIST.search(r.low)
+    for s in _SLASH_LABELS.finditer(r.low) if m is None else ():
+        values = [int(x) for x in re.split(r"\s*/\s*", s.group("l"))]
+        if values[0] in (0, 1) and values == list(range(values[0], values[0] + len(values))):
+            return _set_classes(r, p, len(values), s.start(), s.end())
     if m is None and (m := _REPEATED_LABELS.search(r.low)):
         return _set_classes(r, p, len(re.findall(rf"\b{m.group('w')}\b", m.group(0))), m.start(), m.end())
     if m:
-        return _set_classes(r, p, len(re.split(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group("l"))), m.start(), m.end())
+        return _set_classes(r, p, len(re.split(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+|\s*(?:vs\.?|versus|/)\s*",
+                                                m.group("l"))), m.start(), m.end())
     found = _named(r.low)
     if found:
         return _set_classes(r, p, found[0], found[1], found[2], blank=False)

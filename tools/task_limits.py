@@ -80,7 +80,7 @@ _TIME_UNITS: dict[str, float] = {
 _TIME_WORDS = r"half an|an|a|one|two|three|four|five|six|eight|ten|twelve|fifteen|twenty|thirty|forty|forty-five|sixty|ninety"
 _TIME_RE = re.compile(
     r"(?<![\w.-])(?:(?P<low>\d+(?:\.\d+)?)\s*(?:-|to)\s*)?"
-    rf"(?P<num>-\s*\d+(?:\.\d+)?|\d+(?:\.\d+)?|(?:{_TIME_WORDS})\b)(?P<half>\s+and a half)?"
+    rf"(?P<num>-\d+(?:\.\d+)?|\d+(?:\.\d+)?|(?:{_TIME_WORDS})\b)(?P<half>\s+and a half)?"  # "- 30 min": a dash
     r"\s*-?\s*(?:(?:gpu|cpu|training|compute|wall[- ]?clock)[- ]?\s*)?"
     r"(?P<unit>seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|[smhd])\b(?P<half2>\s+and a half\b)?",
 )
