@@ -523,18 +523,29 @@ def _only(q: str, mode: str) -> str:
     return " ".join(re.findall(words, q))
 
 
+def _clause_bounds(text: str, at: int, end: int, marks: str = ".;,!?\n") -> tuple[int, int]:
+    """Where the clause holding text[at:end] starts and where its closing mark is (len(text) when none)."""
+    cuts = [i for i, ch in enumerate(text) if ch in marks  # not the comma of "2,000" nor the point of "0.5"
+            and not (0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit())]
+    return max([i for i in cuts if i < at], default=-1) + 1, min([i for i in cuts if i >= end], default=len(text))
+
+
 def _clause(text: str, at: int, end: int, marks: str = ".;,!?\n", keep_mark: bool = False) -> str:
     """The clause holding the words text[at:end]: between the punctuation `marks` around them (".!?\n": the
     sentence), with the closing mark when `keep_mark`."""
-    start = max(text.rfind(sep, 0, at) for sep in marks) + 1
-    ends = [i for i in (text.find(sep, end) for sep in marks) if i != -1]
-    return text[start:(min(ends) + keep_mark) if ends else len(text)].strip()
+    start, stop = _clause_bounds(text, at, end, marks)
+    return text[start:stop + keep_mark if stop < len(text) else len(text)].strip()
 
 
 def _sentence_around(text: str, at: int, end: int) -> str:
-    """The words of the clause holding text[at:end] (at most ~60 characters around them)."""
+    """The words of the clause holding text[at:end]: all of it up to ~60 characters, else the words matched with
+    up to four words of the clause on either side ("should I use resnet or efficientnet for 2,000 ...")."""
     clause = _clause(text, at, end)
-    return clause if len(clause) <= 60 else text[at:end]
+    if len(clause) <= 60:
+        return clause
+    start, stop = _clause_bounds(text, at, end)
+    left, right = text[start:at].split()[-4:], text[end:stop].split()[:4]
+    return " ".join([*left, text[at:end].strip(), *right])
 
 
 __all__ = ["GOOD_ENOUGH", "MODE_WORDS", "PAST_RUN_MARGIN", "REGULARISATION", "Goals", "apply_goals", "comparison_notes", "foreign_note", "inference_note", "kept_settings",

@@ -782,3 +782,7 @@ def test_a_bare_efficientnet_is_one_member_of_the_family_and_the_answer_says_whi
     assert find_backbones(norm("efficientnet-b3 or efficientnetv2")) == []
     monkeypatch.setattr(tools.weights, "weights_available", lambda name: True)
     assert find_backbones(norm("an efficient net or a resnet")) == ["efficientnet_b0", "resnet18"]
+    # the words shown are the comparison's, not cut at the comma of "2,000" nor shrunk to "or"
+    words = read_goals("should I use resnet or efficientnet for 2,000 wrist radiographs, fracture vs normal, 15 "
+                       "minutes on CPU").words["compare"]
+    assert words == "should I use resnet or efficientnet for 2,000 wrist"
