@@ -28,7 +28,8 @@ MAX_IMAGES = 1_000_000_000
 MAX_GRADES = 20  # a range wider than this is a score ("0 to 100"), not classes
 HINTED_RATIO = 5.0  # "imbalanced", "rare class" without a number
 
-CLASS_NOUNS = (r"(?:classes|class|clases|klassen|classi|classes|categor[ií]as|kategorien|cat[ée]gories|classses|categories|category|catagories|categorys|labels|types|grades|kinds|species|"
+CLASS_NOUNS = (r"(?:classes|class|clases|classses|categories|category|catagories|categorys|labels|types|grades|kinds|species|"
+               r"klassen|classi|categor[ií]as|kategorien|cat[ée]gories|"  # de, it, es/pt, fr ("classes" is French too)
                r"conditions|diagnoses|diseases|disorders|outcomes|groups|findings|stages|levels|tiers|subtypes|"
                r"phenotypes|pathologies)")
 IMAGE_NOUNS = (r"(?:images?|imgs?|pictures?|pics|photos?|photographs?|scans?|slides?|patches|patch|samples?|examples?|"
@@ -541,15 +542,15 @@ def read_images(r: Reading, p: TaskProfile) -> None:
     m = _PER_CLASS_RANGE.search(r.low) if per_class else None
     if m and (a := _whole(r, m, "a", "the smallest class", 1, MAX_IMAGES)) and (b := _whole(r, m, "b", "the largest class",
                                                                                              1, MAX_IMAGES)):
-        low, high = sorted((a[0], b[0]))
-        if low < high:
+        least, most = sorted((a[0], b[0]))
+        if least < most:
             words = r.text[m.start():m.end()].strip()
             if "imbalance_ratio" not in r.said:
-                p.imbalance_ratio = high / low
+                p.imbalance_ratio = most / least
                 r.take("imbalance_ratio", m.start(), m.end(), blank=False)
-            r.notes.append(f"{words!r}: the classes taken as spread evenly between {low:,} and {high:,} images"
+            r.notes.append(f"{words!r}: the classes taken as spread evenly between {least:,} and {most:,} images"
                            + ("" if "n_classes" in r.said else f", times an assumed {p.n_classes} classes"))
-            return _set_images(r, p, round((low + high) / 2 * p.n_classes), m.start(), m.end(), True, check=True)
+            return _set_images(r, p, round((least + most) / 2 * p.n_classes), m.start(), m.end(), True, check=True)
     for regex in _PER_CLASS if per_class else ():
         m = regex.search(r.low)
         if m and (n := _whole(r, m, "n", "the number of images per class", 1, MAX_IMAGES)):
