@@ -13,11 +13,19 @@ import re
 from dataclasses import dataclass
 
 from agent.judge._facts import Facts
-from agent.judge._reading import NUMBER, Number, clauses, id_pattern, number, phrase_bounds, shown, uncertainty_at
+from agent.judge._reading import (
+    NUMBER,
+    SECONDS,
+    Number,
+    clauses,
+    id_pattern,
+    number,
+    phrase_bounds,
+    shown,
+    uncertainty_at,
+)
 
-_SECONDS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "min": 60, "mins": 60, "minute": 60,
-            "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600}
-_NUM = re.compile(rf"(?<![\w.])({NUMBER})(\s*%|\s*(?:percentage\s+)?points?\b|\s*pp\b|\s*(?:{'|'.join(_SECONDS)})\b)?",
+_NUM = re.compile(rf"(?<![\w.])({NUMBER})(\s*%|\s*(?:percentage\s+)?points?\b|\s*pp\b|\s*(?:{'|'.join(SECONDS)})\b)?",
                   re.I)
 # Numbers that are settings or counts, not results: "lr 0.3", "epoch 7", "128 px", "8 classes".
 _SETTING_BEFORE = re.compile(r"(?:\blr|rate|decay|dropout|drop|smoothing|\bwd|\bbs|batch(?:\s+size)?|epochs?|size|"
@@ -53,9 +61,9 @@ def _quoted(clause: str) -> list[Quoted]:
         raw, suffix = m.group(1), (m.group(2) or "").strip().lower()
         if _SETTING_BEFORE.search(clause[max(0, m.start() - 25): m.start()]) or uncertainty_at(clause, m.start()):
             continue  # a setting, or a candidate's uncertainty ("0.71 ±0.04"; the spread rule checks it)
-        if suffix in _SECONDS:
+        if suffix in SECONDS:
             n = number(raw)
-            out.append(Quoted(m.start(), m.end(), Number(n.value * _SECONDS[suffix], n.unit * _SECONDS[suffix],
+            out.append(Quoted(m.start(), m.end(), Number(n.value * SECONDS[suffix], n.unit * SECONDS[suffix],
                                                          n.signed), "time"))
             continue
         if not suffix and (_SETTING_AFTER.match(clause[m.end():]) or ("." not in raw and "e" not in raw.lower())):

@@ -21,6 +21,7 @@ from agent.judge._reading import (
     CLAUSE_END,
     COMPARING,
     PLUS_MINUS,
+    RELATIVE,
     clauses,
     contrasted,
     id_pattern,
@@ -114,8 +115,6 @@ _NOT_A_MEASURE = re.compile(r"\s*(?:balance|trade|compromise|choice|option|fit)"
 # "the run with the highest ...", "the highest validation accuracy": said of past runs or trials.
 _OF_A_RUN = re.compile(r"\b(?:runs?|trials?|records?|experiments?)\b(?:\s+\w+){0,2}\s*$", re.I)
 _VALIDATION = re.compile(r"\s*(?:\w+\s+)?val(?:idation)?\b", re.I)
-# "... than c1 (0.93), which ...": what follows is said of c1 after all.
-_RELATIVE = re.compile(r"\s*(?:\([^)]*\))?\s*,?\s*(?:which|whose|that)\b", re.I)
 
 
 def _subject(before: str, ids: re.Pattern[str], about: Sequence[str]) -> str | None:
@@ -123,7 +122,7 @@ def _subject(before: str, ids: re.Pattern[str], about: Sequence[str]) -> str | N
     with ("c2 trains faster than c1 and is more accurate": c2) unless a relative clause follows
     it ("faster than c1, which is the most accurate": c1), else the choice the rationale is `about`."""
     subjects = [m.group(1) for m in ids.finditer(before)
-                if not _AFTER_THAN.search(before[: m.start()]) or _RELATIVE.match(before[m.end():])]
+                if not _AFTER_THAN.search(before[: m.start()]) or RELATIVE.match(before[m.end():])]
     return subjects[-1] if subjects else (about[0] if about else None)
 
 

@@ -79,6 +79,12 @@ def uncertainty_at(text: str, start: int) -> bool:
     return bool(_UNCERTAINTY.search(text[max(0, start - 8): end]))
 
 
+# A duration's unit and its seconds ("13 s", "2.5 min", "1 h"), as rationales write training times.
+SECONDS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "min": 60, "mins": 60, "minute": 60,
+           "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600}
+# "... than c1 (0.93), which ...": what follows an id in a relative clause is said of that id.
+RELATIVE = re.compile(r"\s*(?:\([^)]*\))?\s*,?\s*(?:which|whose|that)\b", re.I)
+
 NUMBER = r"[+\-\u2212]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-+\u2212]?\d+)?"
 _NUMBER_PARTS = re.compile(r"([+\-\u2212]?)(\d*)(?:\.(\d+))?(?:[eE]([-+\u2212]?\d+))?")
 

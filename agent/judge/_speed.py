@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from agent.judge._facts import Facts
-from agent.judge._reading import clauses, id_pattern, number, phrase_bounds
+from agent.judge._reading import RELATIVE, SECONDS, clauses, id_pattern, number, phrase_bounds
 
 # A ratio is written with one decimal ("3.1x"); the times are predictions shown rounded: a ratio within this
 # share of the real one holds.
@@ -38,9 +38,7 @@ _COMPARED = re.compile(r"\b(?:than|compared\s+(?:to|with)|against|vs\.?|versus|o
 # What follows a speed word before the id it compares with: "faster than c1", "faster (13 s) than c1", "as long as c1".
 _THAN = re.compile(r"\s*(?:\([^)]*\)\s*)?(?:than|compared\s+(?:to|with)|against|vs\.?|versus|relative\s+to|as)\s+"
                    r"(?:that\s+of\s+)?", re.I)
-_DURATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(s|secs?|seconds?|min|mins|minutes?|h|hrs?|hours?)\b", re.I)
-_SECONDS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
-            "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600}
+_DURATION = re.compile(rf"(?<![\w.])(\d+(?:\.\d+)?)\s*({'|'.join(SECONDS)})\b", re.I)
 # A duration after these is a budget or a limit (the `stated limits` rule holds those), or a time per epoch.
 _BUDGET_BEFORE = re.compile(r"\b(?:budget|limit|within|under|below|at most|up to|less than|no more than|deadline|"
                             r"per epoch|an epoch)\b[^.;]{0,20}$", re.I)
@@ -49,9 +47,6 @@ _BUDGET_BEFORE = re.compile(r"\b(?:budget|limit|within|under|below|at most|up to
 # A duration written as a difference of two runs' times: "saves 2 min", "by 40 s", "3 min longer".
 _GAP_BEFORE = re.compile(r"\b(?:saves?|saving|saved|by|extra|another|additional|difference of)\s+(?:about\s+|~)?$", re.I)
 _GAP_AFTER = re.compile(r"\s+(?:more|less|longer|shorter|faster|slower|extra|fewer)\b", re.I)
-
-
-_RELATIVE = re.compile(r"\s*(?:\([^)]*\))?\s*,?\s*(?:which|that|whose)\b", re.I)
 
 
 def _seconds(facts: Facts, ident: str) -> float | None:
@@ -65,7 +60,7 @@ def _subject(clause: str, at: int, facts: Facts) -> str | None:
     time": c1), else of its clause ("c1 is 3 points above c4 and takes 4.4x its time": c1), else the choice."""
     ids = id_pattern(facts.prefixes)
     last = [m for m in ids.finditer(clause, 0, at)][-1:]
-    if last and _RELATIVE.match(clause, last[0].end()):  # "compared to c3 (32px), which is faster": c3
+    if last and RELATIVE.match(clause, last[0].end()):  # "compared to c3 (32px), which is faster": c3
         return last[0].group(1)
     for lo in (phrase_bounds(clause, at)[0], 0):
         for m in ids.finditer(clause, lo, at):
@@ -125,7 +120,7 @@ def _duration_claims(clause: str, facts: Facts) -> list[str]:
     for m in _DURATION.finditer(clause):
         if _BUDGET_BEFORE.search(clause[: m.start()]):
             continue
-        raw, unit = m.group(1), _SECONDS[m.group(2).lower()]
+        raw, unit = m.group(1), SECONDS[m.group(2).lower()]
         n = number(raw)
         value = n.value * unit
         gap = _GAP_BEFORE.search(clause[max(0, m.start() - 25): m.start()]) or _GAP_AFTER.match(clause, m.end())
