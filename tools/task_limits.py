@@ -38,9 +38,15 @@ _SIZE = re.compile(rf"(?<![\w.])(?P<n>\d+(?:[.,]\d+)?)\s*(?P<u>{SIZE_UNIT})")
 _SHORT_GPU = (r"(?:(?<=nvidia )|(?<=tesla )|(?<=colab )|(?<=kaggle )|(?<=cloud )|(?<=\ba )|(?<=\ban )|(?<=\bone )|"
               r"(?<=\btwo )|(?<=single )|(?<=\dx )|(?<=\dx))(?:t4|l4|l40s?|a10g?|a30|a40|k80|p40)s?"
               r"(?!\s*(?:-\s*[tlsc]\d|vertebra\w*|level|disc|segment|spine))|(?:t4|l4|a10g?)(?=\s*(?:gpus?|card)\b)")
+# A GeForce card by its number alone ("have a 3090", "my 4090", "two 2080 Tis"): after an article or a count, or
+# before a GPU word, never a year or a count of images ("a 2020 study", "3090 images").
+_BARE_GEFORCE = (r"(?:(?<=\ba )|(?<=\ban )|(?<=\bmy )|(?<=\bour )|(?<=\bone )|(?<=\btwo )|(?<=\bfour )|(?<=single )|(?<=\bold )|"
+                 r"(?<=\dx )|(?<=\dx))[1-5]0[5-9]0(?:\s*(?:ti|super))?(?=s?\b(?!\s*(?:images|studies|scans|patients|cases)))"
+                 r"|[1-5]0[5-9]0(?:\s*(?:ti|super))?(?=s?\s*(?:gpus?|card|\(?\s*\d+\s*gb))")
 _GPU_NAME = re.compile(
     r"\b(?:nvidia\s+)?(?:geforce\s+)?(?P<name>rtx\s*a?\d{4}(?:\s*(?:ti|super))?|gtx\s*\d{3,4}(?:\s*ti)?|"
-    rf"[ahv]100|h200|a[456]000|p100|titan\s*(?:rtx|v|xp?)?|quadro\s*\w+|radeon\s*(?:rx\s*)?\w*|mi\d{{2,3}}x?|{_SHORT_GPU})"
+    rf"[ahv]100|h200|a[456]000|p100|titan\s*(?:rtx|v|xp?)?|quadro\s*\w+|radeon\s*(?:rx\s*)?\w*|mi\d{{2,3}}x?|{_SHORT_GPU}|"
+    rf"{_BARE_GEFORCE})"
     r"s?\b"
 )
 # What a size is the size of, by the nearest cue word around it.
