@@ -34,7 +34,7 @@ CLASS_NOUNS = (r"(?:classes|class|clases|classses|categories|category|catagories
                r"phenotypes|pathologies)")
 IMAGE_NOUNS = (r"(?:images?|imgs?|pictures?|pics|photos?|photographs?|scans?|slides?|patches|patch|samples?|examples?|"
                r"radiographs?|x-?rays?|xrays?|crops?|tiles?|frames?|stills?|studies|cases|mammograms?|films?|slices?|"
-               r"smears?|mris|cts|cxrs?|ultrasounds|dermoscopies|volumes|specimens|lesions|instances|data ?points|cells|"
+               r"smears?|mris|cts|cxrs?|ultrasounds|dermoscopies|volumes|specimens|lesions|nodules|instances|data ?points|cells|"
                r"shots|exams?|examinations|"
                r"im[áa]genes|imagens|immagini|bilder|aufnahmen)")  # es, pt, it, de ("images" is French too)
 # Words that are not a filler between a number and its noun, nor a class name.
@@ -127,10 +127,11 @@ _PERCENT_NOT = re.compile(r"accura|\bacc\b|\bauc\b|\bf1\b|sensitiv|specific|reca
                           r"nois|missing|corrupt|label(?:l?ed)?\b|annotat|less|more|smaller|larger|of the (?:size|cost)|"
                           # a score to reach ("the smallest model that gets above 90% on my 3-class set")
                           r"\bgets?\b|\bgetting\b|reach|achiev|\bscor|\bhits?\b|\baim|\bgoal|perform")
-_PERCENT_CUE = re.compile(r"positive|negative|minority|majority|rare|smallest|largest|prevalen|incidence|class|cases|"
+_BRACKETED = re.compile(r"(?:~|about|around|roughly|approximately)?\s*\d+(?:[.,]\d+)?\s*(?:%|percent|per cent|pct)")
+_PERCENT_CUE = re.compile(r"positive|negative|minority|majority|rare|skewed|smallest|largest|prevalen|incidence|class|cases|"
                           r"malignant|abnormal|disease|cancer|healthy|normal|benign|referable|affected|\bof (?:the |all )?|"
                           r"\bare\b|\bis\b|make up|makes up|account|belong|dominat|most common")
-_MAJORITY = re.compile(r"majority|largest|normal|healthy|benign|negative|dominat|most common")
+_MAJORITY = re.compile(r"majority|largest|normal|healthy|benign|negative|dominat|most common|skewed")
 _MINORITY = re.compile(r"positive|minority|rare|smallest|malignant|abnormal|disease|cancer|referable|affected|prevalen|incidence")
 # "rare" alone names imbalance only when a class or the positives are what is rare ("one class is rare",
 # "positives are rare"), not the disease or the data ("a rare bone disease", "rare scans").
@@ -196,6 +197,8 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
                 "minority": bool(_MINORITY.search(near)), "approximate": bool(m.group("ap") or m.group("ap2"))}
     for m in _PERCENT.finditer(r.low):
         clause = _clause(r.low, m.start(), m.end())
+        if _BRACKETED.fullmatch(clause.strip()):  # "skewed towards grade 0 (73%)": the words before the bracket say of what
+            clause = _clause(r.low, r.low.rfind("(", 0, m.start()), r.low.rfind("(", 0, m.start())) + clause
         named = m.group("name") and m.group("name") not in _NOT_NAMES and not re.fullmatch(_UNIT_WORDS, m.group("name"))
         if _PERCENT_NOT.search(clause) or not (named or _PERCENT_CUE.search(clause)):
             continue
@@ -278,13 +281,32 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
         p.imbalance_ratio = max(1.0, ratio)
         r.take("imbalance_ratio", pending["start"], pending["end"], approximate=pending["approximate"])
         return
+    m = _SMALLEST_SIZE.search(r.low) if "n_instances" in r.said else None
+    if m and (n := _whole(r, m, "n", "the smallest class", 1, MAX_IMAGES)) and n[0] * p.n_classes < p.n_instances:
+        # "some classes have fewer than 10 images", 47,000 in all: the others share the rest
+        p.imbalance_ratio = (p.n_instances - n[0]) / (p.n_classes - 1) / n[0]
+        r.take("imbalance_ratio", m.start(), m.end(), approximate=True, blank=False)
+        r.notes.append(f"{r.text[m.start():m.end()].strip()!r} with {p.n_instances:,} images in {p.n_classes} classes: "
+                       "the other classes are taken as equal in size")
+        return
     m = _HINT.search(r.low)
     if m:
         p.imbalance_ratio = HINTED_RATIO
         words = r.take("imbalance_ratio", m.start(), m.end(), blank=False)
         r.notes.append(f"'{words}' without a ratio: imbalance ratio taken as {p.imbalance_ratio:g}")
         return
-    m = re.search(r"\bbalanced\b", r.low)
+    m = _ONE_CLASS.search(r.low) if "n_instances" in r.said and p.n_classes == 2 else None
+    if m and (n := _whole(r, m, "n", "one class's size", 1, MAX_IMAGES)) and 0.01 <= n[0] / p.n_instances < 1 and \
+            m.group("w") not in _NOT_NAMES and not re.fullmatch(rf"{_UNIT_WORDS}|{_OTHER_THINGS}|{IMAGE_NOUNS}|{CLASS_NOUNS}|"
+                                                                 r"patients|subjects|people|organs|regions|structures",
+                                                                 m.group("w")):
+        # "650 images, 168 glaucoma": two classes, one of them this size
+        other = p.n_instances - n[0]
+        p.imbalance_ratio = max(n[0], other) / min(n[0], other)
+        r.take("imbalance_ratio", m.start(), m.end(), approximate=n[1], blank=False)
+        return
+    m = re.search(r"\bbalanced\b|\b(?:split|divided|distributed)\s+(?:equally|evenly)\b|\b(?:equally|evenly)\s+"
+                  r"(?:split|divided|distributed)\b|\bequal (?:numbers|counts|sizes|shares)\b|\b50\s*/\s*50\b", r.low)
     if m:
         p.imbalance_ratio = 1.0
         r.take("imbalance_ratio", m.start(), m.end(), blank=False)
@@ -302,10 +324,10 @@ _BINARY = re.compile(r"\bbinary\b|\byes\s*(?:/|or)\s*no\b|\bpresent\s*(?:/|or|vs
                      r"\bpositive\s*(?:/|or|vs\.?|versus)\s*negative\b")
 _LABEL = r"(?:[a-z]{1,3}\s?\d{1,2}|\d{1,2}|[ivx]{1,5}|[a-e])"
 _SCALE = (r"(?:(?:kellgren[- ]lawrence|kl|[a-z]{1,4}-?rads|gleason|who|t[o\u00f6]nnis|severity|dr)\s+)?(?:graded|grading|"
-          r"grades?|staged|staging|stages?|levels?|scores?|scale|classes|categories|tiers?|grade groups?)|\bkl\b|"
-          r"\b[a-z]{1,4}-?rads\b")
+          r"grades?|staged|staging|stages?|levels?|scored|scores?|scale|classes|categories|tiers?|grade groups?|patterns?)|\bkl\b|"
+          r"\b[a-z]{1,4}-?rads\b|\bkellgren[- ]lawrence\b|\bt[o\u00f6]nnis\b")
 _RANGE = (
-    re.compile(rf"\b(?:{_SCALE})\s*(?:from\s+|of\s+)?(?:(?:kl|grade|stage|level)\s*)?(?P<a>{_LABEL})\s*(?:-|to|through|thru|until|\.\.)\s*"
+    re.compile(rf"\b(?:{_SCALE})\s*(?:from\s+|of\s+)?\(?\s*(?:(?:kl|grade|stage|level)\s*)?(?P<a>{_LABEL})\s*(?:-|to|through|thru|until|\.\.)\s*"
                rf"(?:(?:grade|stage|level|kl)\s*)?(?P<b>{_LABEL})(?![\w.])"),
     re.compile(rf"(?<![\w.-])(?P<a>{_LABEL})\s*(?:-|to|through)\s*(?P<b>{_LABEL})\s+(?:kl\s+|kellgren[- ]lawrence\s+)?"
                r"(?:grades|stages|levels|classes)\b"),
@@ -397,14 +419,15 @@ def _trimmed(name: str) -> str:
 
 
 _LISTS_OTHER = re.compile(rf"\b{_OTHER_THINGS}\s*$")
+_SORTS = re.compile(r"\b(?:classif\w*|sort\w*|recogni[sz]\w*|identif\w*|distinguish\w*|predict\w*|categori[sz]\w*|tell\w*)\b")
 
 
 def _named(low: str) -> tuple[int, int, int] | None:
     """(count, start, end) of the first list of class names, by the kinds of list in order."""
     for i, regex in enumerate(_NAMED):
         for m in regex.finditer(low):
-            if i == 0 and _LISTS_OTHER.search(low, 0, m.start()):
-                continue  # "3 views (CC, MLO, ML)": the views, not the classes
+            if i == 0 and _LISTS_OTHER.search(low, 0, m.start()) and not _SORTS.search(re.split(r"[,;.!?\n]", low[:m.start()])[-1]):
+                continue  # "3 views (CC, MLO, ML)": the views, not the classes ("sort the views (A2C, A4C)": they are)
             names = [_trimmed(x) for x in re.split(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group("l"))]
             if i == 1 or _names_ok([n.split()[-1] if n else n for n in names]):  # 1: "classes: a, b and c" says so
                 return len(names), m.start("l") - (1 if low[m.start() : m.start() + 1] == "(" else 0), m.end()
@@ -451,6 +474,8 @@ _PER_CLASS = (
                r"condition|diagnosis|kind)\b"),
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+(?:{IMAGE_NOUNS}\s+)?(?:each|of each)\b"
                r"(?!\s*(?:minute|hour|second|epoch))"),
+    re.compile(r"\b(?:each|every)\s+(?:class|category|label|type|grade|group|condition|diagnosis|kind)\s+(?:has|have|with|"
+               rf"contains?|holds?)\s+(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})"),
 )
 # "40 to 400 images per class", "50-500 per category": the smallest and the largest class.
 _PER_CLASS_RANGE = re.compile(
@@ -466,6 +491,25 @@ _IMAGES = (
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+(?:of them|in total|total|altogether|overall)\b"),
     re.compile(rf"\b{IMAGE_NOUNS}\s*(?::|=|of|-)?\s*(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?!\s*(?:{_UNIT_WORDS})\b)"),
 )
+# The size of the smallest class, or a bound on it, said on its own ("some classes have fewer than 10 images").
+_SMALLEST_SIZE = re.compile(
+    r"\b(?:(?:the\s+)?(?:smallest|rarest)\s+(?:class|category|grade|group)|(?:some|a few|one|two|three)\s+(?:of the\s+)?"
+    r"(?:classes|categories|grades|groups))\s+(?:\w+\s+)?(?:has|have|had|with|contains?)\s+(?:only\s+|just\s+)?"
+    rf"(?:(?:fewer|less)\s+than\s+|under\s+|below\s+|at\s+most\s+|about\s+|around\s+|~\s*)?(?P<n>{COUNT})")
+# "2000 studies ~ 25 slices each", "300 patients with 40 images per patient": the studies times the images in each.
+_STUDIES = r"(?:studies|patients|exams|examinations|volumes|scans|series|subjects|cases|wsis|slides|videos|sequences)"
+_PER_STUDY = re.compile(
+    rf"(?P<a>{COUNT})\s+{_STUDIES}\s*(?:,|with|x|\u00d7|of|at|and|each with)?\s*(?:(?P<ap>{APPROX})\s*)?(?P<b>{COUNT})\s+"
+    rf"(?:[a-z]+\s+)?{IMAGE_NOUNS}\s*(?:each\b|(?:per|a|in each)\s+(?:study|patient|exam|examination|volume|scan|series|"
+    r"subject|case|slide|video|sequence)\b)")
+# After the total, one class's size: "650 images, 168 glaucoma", "1,200 scans, of which 300 malignant".
+_ONE_CLASS = re.compile(rf"[,;(]\s*(?:of which\s+|of them\s+|including\s+|with\s+)?(?P<n>{COUNT})\s+(?:are\s+|is\s+)?"
+                        r"(?P<w>[a-z][\w'-]*)\s*(?=[,;.)]|$|\s+(?:cases|images|ones)\b)")
+_TILES = re.compile(rf"{COUNT}\s+(?:[a-z]+\s+)?(?:tiles?|patches|patch|crops?)\b")
+# What a class holds, said just before a count: "some classes have fewer than", "the smallest class has only".
+_OF_A_CLASS = re.compile(r"\b(?:class|classes|categor(?:y|ies)|grades?|groups?|labels?)\s+(?:\w+\s+){0,2}?"
+                         r"(?:has|have|had|with|contains?|containing)\s+(?:only\s+|just\s+)?(?:(?:fewer|less|more)\s+than\s+|"
+                         r"under\s+|below\s+|over\s+|at\s+(?:most|least)\s+|about\s+|around\s+|~\s*)?$")
 _PATIENTS = re.compile(rf"(?P<n>{COUNT})\s+(?:patients|subjects|participants|people|individuals)\b")
 # A count in thousands or millions standing alone between commas ("pneumonia x-rays, ~17k, 2 classes") or after
 # a field already read ("OCT 4 classes 80k,": the class count is blanked by then): in a
@@ -537,7 +581,12 @@ def _set_sizes(r: Reading, p: TaskProfile, sizes: list[float], start: int, end: 
 
 
 def read_images(r: Reading, p: TaskProfile) -> None:
-    """The number of images: a total, or a count per class times the class count."""
+    """The number of images: a total, a count per study times the studies, or a count per class times the class count."""
+    m = _PER_STUDY.search(r.low)
+    if m and (a := _whole(r, m, "a", "the number of studies", 1, MAX_IMAGES)) and (
+            b := _whole(r, m, "b", "the number of images per study", 1, MAX_IMAGES)):
+        r.notes.append(f"{r.text[m.start():m.end()].strip()!r}: every image taken as one training image")
+        return _set_images(r, p, a[0] * b[0], m.start(), m.end(), a[1] or b[1] or bool(m.group("ap")), check=True)
     per_class = mentions(r.low, "each", "class", "categor", "label", "type", "grade", "group", "condition", "diagnos", "kind")
     m = _PER_CLASS_RANGE.search(r.low) if per_class else None
     if m and (a := _whole(r, m, "a", "the smallest class", 1, MAX_IMAGES)) and (b := _whole(r, m, "b", "the largest class",
@@ -565,6 +614,10 @@ def read_images(r: Reading, p: TaskProfile) -> None:
         if regex is _IMAGES[3] and not mentions(r.low, "of them", "total", "altogether", "overall"):
             continue
         for m in regex.finditer(r.low):
+            if _OF_A_CLASS.search(r.low, _clause_bounds(r.low, m.start(), m.start())[0], m.start()):
+                continue  # "some classes have fewer than 10 images": one class's size, not the total
+            if re.search(r"(?:slides?|wsis?|whole[- ]slide images?|studies|patients|volumes)$", m.group(0)) and _TILES.search(r.low):
+                continue  # "250 slides tiled into 80,000 tiles": the tiles are what is trained on
             n = _whole(r, m, "n", "the number of images", 2, MAX_IMAGES)
             if n is not None:
                 approximate = n[1] or bool(m.groupdict().get("ap") or m.groupdict().get("plus"))

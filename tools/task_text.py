@@ -68,14 +68,16 @@ DEFAULTS: dict[str, object] = {
 # Modality names follow the knowledge base's datasets (data/SOURCES.md), lower case.
 _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
     (r"dermoscop\w*|dermatoscop\w*|dermatolog\w*", "dermoscopy", "skin"),
-    (r"histopatholog\w*|histolog\w*|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology slides?", "histopathology", None),
+    (r"histopatholog\w*|histolog\w*|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology slides?|\bgleason\b|"
+     r"biops(?:y|ies)\s+(?:tiles?|patches|slides?|sections?)|tissue (?:tiles?|patches|sections?)", "histopathology", None),
     (r"blood smears?|microscop\w*|cytolog\w*|blood cells?|bone marrow|cell (?:images?|morpholog\w*|patches|crops)",
      "light microscopy", None),
     (r"mammogra\w*", "x-ray", "breast"),
     (r"x[- ]?rays?\b|radiograph\w*|\bcxrs?\b|radiograf\w*|r[öo]ntgen\w*", "x-ray", None),  # es/pt/it, de
     (r"\boct\b|optical coherence", "oct", "eye"),
     (r"fundus|retinal photo\w*", "fundus", "eye"),
-    (r"endoscop\w*|colonoscop\w*|gastroscop\w*|capsule camera", "endoscopy", None),
+    (r"endoscop\w*|colonoscop\w*|gastroscop\w*|capsule camera|cystoscop\w*|bronchoscop\w*|laparoscop\w*|arthroscop\w*|"
+     r"hysteroscop\w*|ureteroscop\w*|colposcop\w*|laryngoscop\w*", "endoscopy", None),
     (r"\bct\b|computed tomograph\w*|\bcat scans?|\btac\b|tomograf[ií]as? computari[sz]ada|tomodensitom\w*", "ct", None),
     (r"\bmris?\b|\bmr images?|magnetic resonance|\bt[12]-weighted|\bflair\b|\birm\b|\bmrt\b|resonancia magn\w*|"
      r"r[ée]sonance magn\w*|risonanza magn\w*|resson[âa]ncia magn\w*", "mri", None),  # es, fr, it, pt; de "MRT"
@@ -95,18 +97,21 @@ _BODY_PARTS: tuple[tuple[str, str], ...] = (
     (r"\bbreast\b|mammary", "breast"),
     (r"\bskin\b|melanoma|\bmoles?\b|lesions? of the skin", "skin"),
     (r"\bblood\b|leukocyte\w*|leukemia|\bwbc\b", "blood"),
-    (r"\beyes?\b|retina\w*|ophthalm\w*|diabetic retinopathy|glaucoma", "eye"),
+    (r"\beyes?\b|retina\w*|ophthalm\w*|diabetic retinopathy|glaucoma|\bcorne\w*|\bocular\b|slit[- ]lamp|cataracts?\b|"
+     r"keratitis", "eye"),
     (r"\bcolon\w*|colorectal|bowel|polyps?\b|gastro\w*|stomach", "colon"),
     (r"\bliver\b|hepat\w*", "liver"),
     (r"\bkidneys?\b|renal", "kidney"),
-    (r"\bheart\b|cardiac|cardio\w*", "heart"),
+    (r"\bheart\b|cardiac|\b(?:echo)?cardio\w*", "heart"),
     (r"\bprostate\b", "prostate"),
     (r"\bthyroid\b", "thyroid"),
     (r"\bspine\b|spinal|vertebra\w*", "spine"),
-    (r"\bbones?\b(?!\s+marrow)|fractures?|wrist|\bhand\b|\bhip\b", "bone"),  # bone marrow is cytology
+    (r"\bbones?\b(?!\s+marrow)|fractures?|wrist|\bhands?\b|\bhips?\b|\belbows?\b|\bshoulders?\b|\bankles?\b|\bfoot\b|\bfeet\b|"
+     r"\bpelvi[cs]\b|\bfemur\b|skelet\w*", "bone"),  # bone marrow is cytology
     (r"\babdom\w*", "abdomen"),
     (r"\bteeth\b|\btooth\b|dental", "teeth"),
     (r"\bcervi\w*", "cervix"),
+    (r"\bbladder\b|\burinary\b|cystoscop\w*", "bladder"),
 )
 
 _RGB_MODALITIES = {"dermoscopy", "histopathology", "light microscopy", "fundus", "endoscopy"}
