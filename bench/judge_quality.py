@@ -34,7 +34,10 @@ drafts (the graph's judge, `agent.judge.run_checks`):
   1.5B wrote "c1 uses a ResNet-50 model with an efficientnet-lite2 architecture");
 - good_images: the good draft "on these images at 64 px", the task's own image size, where the top
   candidate's input size differs (the size of the images is not a claim on the run's input: the
-  1.5B wrote "trained on 50k images with 64px resolution" for a 96 px pick, and the checks refused it).
+  1.5B wrote "trained on 50k images with 64px resolution" for a 96 px pick, and the checks refused it);
+- good_modest / overclaimed: the top candidate against the second, where the gap lies within their two
+  spreads, called "a small lead" or "a significant lead" (the 1.5B called a 2-point gap within ±0.03 and
+  ±0.05 "a significant advantage", and every check passed it).
 
 Tuning drafts (the tuner's check, `agent.tune.check_choice`), from three trials trained with the
 configs of the first candidates (their per-epoch logs made up, peaking at a known epoch, read by
@@ -77,9 +80,9 @@ KINDS = ("good", "wrong_number", "wrong_claim", "wrong_comparison", "wrong_claim
          "wrong_value", "wrong_setting", "good_compared", "wrong_compared", "good_uncertain", "wrong_uncertain",
          "good_unbudgeted", "invented_budget", "invented_limit", "good_tuning", "wrong_best_trial", "wrong_epoch",
          "wrong_gain", "garbled", "measured", "good_quick", "off_objective", "foreign_model", "good_images", "good_trade", "passed_over",
-         "wrong_speed", "wrong_time")
+         "wrong_speed", "wrong_time", "good_modest", "overclaimed")
 GOOD = ("good", "good_compared", "good_uncertain", "good_unbudgeted", "good_tuning", "good_quick", "good_images",
-        "good_trade")
+        "good_trade", "good_modest")
 QUICK = {"objective": "speed", "words": {"objective": "quick"}}  # the goals of "... something quick"
 UNBUDGETED = ("good_unbudgeted", "invented_budget")  # judged against the task with its budget taken out
 TUNING = ("good_tuning", "wrong_best_trial", "wrong_epoch", "wrong_gain")
@@ -163,6 +166,16 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
 
         drafts["good_uncertain"] = {"candidate": top["id"], "rationale": uncertain(top["spread"])}
         drafts["wrong_uncertain"] = {"candidate": top["id"], "rationale": uncertain(off)}
+    second = candidates[1] if len(candidates) > 1 else None
+    if second is not None and (top.get("spread") or 0) > 0 and (second.get("spread") or 0) > 0 and \
+            0 <= top["accuracy"] - second["accuracy"] < top["spread"] + second["spread"]:
+        # A lead within the two spreads, called small (as it is) and called significant (it is not).
+        def lead(word: str) -> str:
+            return (f"{top['id']} is predicted {top['accuracy']:.2f} against {second['accuracy']:.2f} for {second['id']}, "
+                    f"a {word} lead, and trains in about {seconds}.")
+
+        drafts["good_modest"] = {"candidate": top["id"], "rationale": lead("small")}
+        drafts["overclaimed"] = {"candidate": top["id"], "rationale": lead("significant")}
     a, b = round(top["accuracy"], 2), round(worst["accuracy"], 2)
     if a - b >= 0.01:
         drafts["wrong_comparison"] = {
@@ -206,7 +219,8 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
                 "rationale": f"{lower['id']} is predicted {lo:.2f}, {round(100 * (a - lo))} points below {top['id']} "
                              f"({a:.2f}), and {top['id']} takes {ratio:.1f}x its time ({wrong:.0f} s against {ls})."}
     for draft in drafts.values():
-        draft["cite"] = sorted({i for i in (draft["candidate"], worst["id"]) if i in draft["rationale"]}
+        draft["cite"] = sorted({i for i in (draft["candidate"], worst["id"], *(c["id"] for c in candidates[1:2]))
+                                if i in draft["rationale"]}
                                or {draft["candidate"]})
     return drafts
 

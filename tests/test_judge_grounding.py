@@ -613,3 +613,40 @@ def test_a_pick_ahead_of_the_first_candidate_may_give_its_own_numbers(accuracy: 
     checks = {c.name: c for c in _checks(draft=draft, candidates=cands, config=merge_config(draft, cands),
                                          prediction=pred)}
     assert checks["specific"].ok is ok, checks["specific"].message
+
+
+@pytest.mark.parametrize(("text", "finding"), [
+    # c1 0.93 ±0.04 and c2 0.92 ±0.08: a 1-point lead inside both spreads is not "significant"
+    ("c1 is predicted 0.93 against 0.92 for c2, a significant advantage.", "calls c1's lead over c2 'significant advantage'"),
+    ("c1 has a much higher predicted accuracy than the other candidates.", "1 point above c2, within their uncertainties"),
+    ("c1 is clearly better than c2 and trains in 25 s.", "'clearly better'"),
+    ("c1 is predicted 0.93 against 0.92 for c2, a small lead.", None),
+    ("c1 is predicted 0.93 and uses a large input size.", None),  # "large" of a setting, not of a lead
+    ("c2 is much faster than c1 at almost the same accuracy.", None),  # speed: the speed rule's, not this one's
+])
+def test_a_lead_called_large_is_held_to_the_candidates_spreads(text: str, finding: str | None) -> None:
+    found = ungrounded(text, ["c1", "c2", "r1"], SHOWN, SPREAD_CANDIDATES, EVIDENCE, about=["c1"])
+    assert (found == []) if finding is None else any(finding in f for f in found), found
+
+
+def test_a_lead_wider_than_both_spreads_may_be_called_large() -> None:
+    wide = [dict(SPREAD_CANDIDATES[0]), dict(SPREAD_CANDIDATES[1], accuracy=0.70, low=0.5, high=0.9)]
+    shown = [0.93, 0.67, 1.0, 0.70, 0.5, 0.9]
+    assert ungrounded("c1 (0.93) is significantly more accurate than c2 (0.70).", ["c1", "c2"], shown, wide,
+                      about=["c1"]) == []
+
+
+@pytest.mark.parametrize(("rationale", "ok"), [
+    # the first candidate named with its settings only says no why (the LLM judge scored such a draft 5 of 5)
+    ("The candidate c1 uses efficientnet_lite0 with a learning rate of 0.001.", False),
+    ("c1 fine-tunes a pretrained backbone, which suits medical images.", False),
+    ("c1 is predicted 0.93.", True),
+    ("c1 is the most accurate candidate.", True),
+    ("c1 trains in about 25 s.", True),
+    ("c1 uses the settings of r1 on a similar dataset.", True),
+])
+def test_the_first_candidate_needs_a_reason_not_only_its_name(rationale: str, ok: bool) -> None:
+    draft = Draft(candidate="c1", backbone="efficientnet_lite0", mode="frozen", learning_rate=0.001, batch_size=16,
+                  epochs=40, expected_accuracy=0.93, rationale=rationale, cite=["c1"])
+    checks = {c.name: c for c in _checks(draft=draft)}
+    assert checks["specific"].ok is ok, checks["specific"].message

@@ -8,6 +8,7 @@ its finding: what to fix, one sentence per problem, or nothing when the rule hol
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -16,6 +17,7 @@ from agent.judge._config import validate_config
 from agent.judge._draft import Draft
 from agent.judge._facts import Facts, stated_of
 from agent.judge._grounding import compares, quoted_accuracies, quoted_ids, unsupported
+from agent.judge._reading import SECONDS
 from knowledge.schema import TrainConfig
 
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
@@ -130,16 +132,25 @@ def _grounded(case: DraftCase) -> list[str]:
             + "."] if problems else []
 
 
+_REASON = re.compile(
+    r"\b(?:most|least|highest|lowest|best|fastest|quickest|slowest|cheapest|better|faster|quicker|higher|lower|"
+    r"above|below|ahead|behind|more accurate|less accurate|within|fits?|outperform\w*)\b|"
+    rf"\b\d+(?:\.\d+)?\s*(?:{'|'.join(SECONDS)})\b", re.I)
+
+
 def _specific(case: DraftCase) -> list[str]:
     """The rationale says why with evidence; passing over the first candidate takes a comparison or a past run."""
     draft = case.draft
     assert draft is not None
     named, quoted = quoted_ids(draft.rationale), quoted_accuracies(draft.rationale)
-    specific = bool(named or quoted)
-    why = ("the rationale must say why with the evidence: name the candidate or past run it relies on (e.g. c1, r2) "
-           "or quote its predicted accuracy.")
+    # The pick's own id with its settings says no why ("The candidate c1 uses efficientnet_lite0 with a learning
+    # rate of 0.00943", which the LLM judge scored 5 of 5): a reason is a number it is predicted or measured to reach
+    # or take, another run it is set against, or a rank among the candidates.
+    specific = bool(quoted or [i for i in named if i != draft.candidate] or _REASON.search(draft.rationale))
+    why = ("the rationale must say why with the evidence: quote the pick's predicted accuracy or time, or set it against "
+           "another candidate or past run (e.g. c2, r1); its name and settings alone say no why.")
     top = case.candidates[0]["id"] if case.candidates else draft.candidate
-    if specific and draft.candidate not in (top, _objective_first(case)):
+    if draft.candidate not in (top, _objective_first(case)):
         # Passing over the meta-model's first candidate takes a reason with evidence, not only the pick's name
         # ("c2 uses AdamW, which suits medical images" passed on a retry in bench.lodo and tested 1.4 points worse),
         # nor another id with settings only ("c2 uses a smaller batch size than c1", for a pick 3x slower).

@@ -31,6 +31,7 @@ from agent.judge._reading import (
 from agent.judge._settings import wrong_setting_comparisons
 from agent.judge._speed import wrong_speed
 from agent.judge._stated import unstated_limits
+from agent.judge._strength import overclaimed_gap
 from agent.judge._trials import wrong_best_epoch, wrong_best_trial
 from agent.judge._values import wrong_values
 
@@ -382,6 +383,7 @@ GROUNDING: tuple[Claim, ...] = (
     Claim("settings", wrong_setting_comparisons),  # a setting compared between runs ("fewer epochs than c2")
     Claim("arithmetic", wrong_arithmetic),      # comparisons and signed differences between numbers
     Claim("speed", wrong_speed),                # training times: "3x faster than c1", "c4 (13 s)"
+    Claim("strength", overclaimed_gap),         # a lead called large within the candidates' spreads
     Claim("best trial", wrong_best_trial),      # tuning: the trial called best
     Claim("best epoch", wrong_best_epoch),      # tuning: the epoch a trial peaked at
     Claim("stated limits", unstated_limits),    # budgets and limits the user never stated
