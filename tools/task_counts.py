@@ -29,7 +29,7 @@ MAX_GRADES = 20  # a range wider than this is a score ("0 to 100"), not classes
 HINTED_RATIO = 5.0  # "imbalanced", "rare class" without a number
 
 CLASS_NOUNS = (r"(?:classes|class|clases|classses|categories|category|catagories|categorys|labels|types|grades|kinds|species|"
-               r"klassen|classi|categor[ií]as|kategorien|cat[ée]gories|"  # de, it, es/pt, fr ("classes" is French too)
+               r"klassen|classi|categor[ií]as|kategorien|cat[ée]gories|befunde|diagn[oó]sticos|"  # de, it, es/pt, fr ("classes" is French too)
                r"conditions|diagnoses|diseases|disorders|outcomes|groups|findings|stages|levels|tiers|subtypes|"
                r"phenotypes|pathologies)")
 IMAGE_NOUNS = (r"(?:images?|imgs?|pictures?|pics|photos?|photographs?|scans?|slides?|patches|patch|samples?|examples?|"
@@ -317,8 +317,9 @@ _WORD_COUNT = r"(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d
 _CLASS_COUNT = (
     re.compile(rf"(?P<n>{COUNT})\s*-?\s*{_FILLER}{CLASS_NOUNS}\b"),
     re.compile(rf"(?P<n>{COUNT})\s*-?\s*(?:way|grade|category|label|type|stage|level|tier|group|point)\b"),
+    re.compile(r"(?<![\w.])(?P<n>\d{1,3})\s*cls\b"),  # "7cls"
     re.compile(r"\b(?:number of (?:classes|categories|labels)|num[_ ]?classes|n[_ ]?classes|classes|categories|labels)"
-               rf"\s*(?::|=|is|are|of)\s*(?P<n>{_WORD_COUNT})\b(?!\s*(?:-|to|through)\s*\w|\s*,\s*\d)"),
+               rf"\s*(?::|=|is|are|of)\s*(?P<n>{_WORD_COUNT})\b(?!\s*(?:-|to|through)\s*\d|-\w|\s*,\s*\d)"),
 )
 _BINARY = re.compile(r"\bbinary\b|\byes\s*(?:/|or)\s*no\b|\bpresent\s*(?:/|or|vs\.?|versus)\s*absent\b|"
                      r"\bpositive\s*(?:/|or|vs\.?|versus)\s*negative\b")
@@ -485,7 +486,8 @@ _PER_CLASS_RANGE = re.compile(
 _IMAGES = (
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s*(?P<plus>\+)?(?:-?ish)?\s*(?:-\s*)?{_FILLER}(?:[a-z]+-)?"
                rf"{IMAGE_NOUNS}\b"),
-    re.compile(rf"\bn\s*[=:]\s*(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?![\d.])"),  # "n=1,200", "n = ~17k"
+    re.compile(rf"\b(?:n|n_?images|num_?images|n_?samples|num_?samples|n_?imgs)\s*[=:]\s*(?:(?P<ap>{APPROX})\s*)?"
+               rf"(?P<n>{COUNT})(?![\d.])"),  # "n=1,200", "n = ~17k", "n_images=5,856"
     re.compile(rf"\b(?:dataset|data set|set|collection|cohort|total|sample size|corpus)\s+(?:of|with|size|is|has|:|=)?\s*"
                rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?!\s*(?:{CLASS_NOUNS}|%|patients|gb|mb|px|minutes|hours)\b)"),
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+(?:of them|in total|total|altogether|overall)\b"),
@@ -494,7 +496,9 @@ _IMAGES = (
 # The size of the smallest class, or a bound on it, said on its own ("some classes have fewer than 10 images").
 _SMALLEST_SIZE = re.compile(
     r"\b(?:(?:the\s+)?(?:smallest|rarest)\s+(?:class|category|grade|group)|(?:some|a few|one|two|three)\s+(?:of the\s+)?"
-    r"(?:classes|categories|grades|groups))\s+(?:\w+\s+)?(?:has|have|had|with|contains?)\s+(?:only\s+|just\s+)?"
+    r"(?:classes|categories|grades|groups)|(?!(?:it|we|i|they|this|that|dataset|data|set|collection|cohort|folder|"
+    r"archive|everything)\b)[a-z][\w'-]*(?=\s+(?:class\s+)?(?:has|had|contains?)\s+(?:only|just)\b))"
+    r"\s+(?:\w+\s+)?(?:has|have|had|with|contains?)\s+(?:only\s+|just\s+)?"
     rf"(?:(?:fewer|less)\s+than\s+|under\s+|below\s+|at\s+most\s+|about\s+|around\s+|~\s*)?(?P<n>{COUNT})")
 # "2000 studies ~ 25 slices each", "300 patients with 40 images per patient": the studies times the images in each.
 _STUDIES = r"(?:studies|patients|exams|examinations|volumes|scans|series|subjects|cases|wsis|slides|videos|sequences)"
@@ -510,7 +514,10 @@ _TILES = re.compile(rf"{COUNT}\s+(?:[a-z]+\s+)?(?:tiles?|patches|patch|crops?)\b
 _OF_A_CLASS = re.compile(r"\b(?:class|classes|categor(?:y|ies)|grades?|groups?|labels?)\s+(?:\w+\s+){0,2}?"
                          r"(?:has|have|had|with|contains?|containing)\s+(?:only\s+|just\s+)?(?:(?:fewer|less|more)\s+than\s+|"
                          r"under\s+|below\s+|over\s+|at\s+(?:most|least)\s+|about\s+|around\s+|~\s*)?$")
-_PATIENTS = re.compile(rf"(?P<n>{COUNT})\s+(?:patients|subjects|participants|people|individuals)\b")
+# "one slice per patient": the patients are the images.
+_ONE_EACH = re.compile(rf"\b(?:one|a single|1)\s+(?:[a-z]+\s+)?{IMAGE_NOUNS}\s+(?:per|for each|from each|of each)\s+"
+                       r"(?:patient|subject|participant|person|individual|case)\b")
+_PATIENTS = re.compile(rf"(?P<n>{COUNT})\s+(?:patients|subjects|participants|people|individuals|pacientes|patienten)\b")
 # A count in thousands or millions standing alone between commas ("pneumonia x-rays, ~17k, 2 classes") or after
 # a field already read ("OCT 4 classes 80k,": the class count is blanked by then): in a
 # task text nothing else is counted in thousands without a noun, so it is the images (said so in a note).
@@ -629,6 +636,10 @@ def read_images(r: Reading, p: TaskProfile) -> None:
             return _set_images(r, p, n[0], m.start("ap") if m.group("ap") else m.start("n"), m.end("n"),
                                n[1] or bool(m.group("ap")), check=True)
     m = _PATIENTS.search(r.low) if mentions(r.low, "patient", "subject", "particip", "people", "individual") else None
+    one = _ONE_EACH.search(r.low) if m else None
+    if m and one and (n := _whole(r, m, "n", "the number of patients", 2, MAX_IMAGES)):
+        r.notes.append(f"{r.text[one.start():one.end()].strip()!r}: as many images as patients")
+        return _set_images(r, p, n[0], m.start(), m.end(), n[1], check=True)
     if m:
         r.notes.append(f"the text gives {r.text[m.start():m.end()].strip()!r}, not a number of images; "
                        "n_instances assumed")

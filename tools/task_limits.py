@@ -60,7 +60,7 @@ _SIZE_CUES = tuple((kind, re.compile(pattern)) for kind, pattern in (
 
 _GPU_NEGATED = re.compile(
     r"\b(?:no|without(?: a| any)?|don'?t have(?: a| any)?|do not have(?: a| any)?|lack(?:ing)?(?: a)?|"
-    r"no access to(?: a)?|not on(?: a)?|never)\s+(?:\w+\s+)?(?:gpus?|cuda|graphics card)\b|"
+    r"no access to(?: a)?|not on(?: a)?|never|sin|ohne|sans|senza|sem|keine?)\s+(?:\w+\s+)?(?:gpus?|cuda|graphics card)\b|"
     r"\b(?:gpus?|cuda)\s+(?:is\s+|are\s+)?(?:not available|unavailable|isn'?t available|not an option)|"
     r"\bgpus?\s*[:=-]\s*(?:none|no|n/?a|nil|0)\b"  # "GPU: none"
 )

@@ -73,7 +73,7 @@ _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
     (r"blood smears?|microscop\w*|cytolog\w*|blood cells?|bone marrow|cell (?:images?|morpholog\w*|patches|crops)",
      "light microscopy", None),
     (r"mammogra\w*", "x-ray", "breast"),
-    (r"x[- ]?rays?\b|radiograph\w*|\bcxrs?\b|radiograf\w*|r[öo]ntgen\w*", "x-ray", None),  # es/pt/it, de
+    (r"x[- ]?rays?\b|radiograph\w*|\bcxrs?\b|radiograf\w*|r[öo]ntgen\w*|kellgren[- ]lawrence", "x-ray", None),  # es/pt/it, de
     (r"\boct\b|optical coherence", "oct", "eye"),
     (r"fundus|retinal photo\w*", "fundus", "eye"),
     (r"endoscop\w*|colonoscop\w*|gastroscop\w*|capsule camera|cystoscop\w*|bronchoscop\w*|laparoscop\w*|arthroscop\w*|"
