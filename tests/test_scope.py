@@ -92,6 +92,11 @@ SCOPE_TABLE = [
     ("not-h-python", "can you help me fix my python import error", NOT, None),
     ("not-h-superres", "upscale old x-ray scans to higher resolution with super-resolution", NOT, "super-resolution"),
     ("not-h-mitoses", "locate and count mitoses in histology fields", NOT, "locate"),
+    # ---- session 29's held-out texts
+    ("not-s29-register", "register MRI to CT", NOT, "register MRI to"),
+    ("not-s29-poem-radiology", "Write me a poem about radiology", NOT, "Write me a poem"),
+    ("not-s29-summarise", "summarise this radiology paper on lung nodules", NOT, None),
+    ("med-s29-holiday", "sort my holiday photos by location", MED, None),
     ("vague-h-hey", "hey", VAGUE, None),
     ("vague-h-train", "train a classifier", VAGUE, None),
     ("vague-h-ok", "ok", VAGUE, None),
@@ -218,3 +223,16 @@ def test_scope_is_deterministic_and_fast() -> None:
     for text, profile in zip(texts, profiles, strict=True):
         classify_scope(text, profile)
     assert (time.perf_counter() - start) / len(texts) < 0.005  # generous: a loaded CI machine
+
+
+@pytest.mark.parametrize(("text", "noted"), [
+    ("sort my holiday photos by location", True),   # nothing says the images are medical
+    ("8 classes, 2,000 images", True),
+    ("chest x-rays, 2 classes, 2,000 images", False),
+    ("classify melanoma photos, 2 classes", False),
+    ("knee images, 3 classes", False),               # a body part is enough
+])
+def test_a_task_naming_nothing_medical_is_told_the_evidence_is_medical(text: str, noted: bool) -> None:
+    scope = classify_scope(text, parse_task(text))
+    assert scope.in_scope
+    assert (scope.message is not None and "every run in the knowledge base is on medical images" in scope.message) is noted

@@ -62,9 +62,10 @@ _OTHER_TASKS = (
      r"\bregression\b|\bregress\b|\bpredict (?:the |a |their )?(?:age|volume|size|value|dose|length|weight|survival)\b|"
      r"\bestimat\w* (?:the |a )?(?:age|volume|size|ejection fraction|bone age|density|length)\b|\bbone age\b|"
      r"\bcontinuous (?:value|target|output|score)\b|\bsurvival (?:time|analysis)\b"),
-    ("generation", "Generating or restoring images",
+    ("generation", "Generating, restoring or registering images",
      r"\bgenerat\w* (?:synthetic |new |fake |realistic )?(?:[a-z-]+ )?(?:images|scans|x-rays|pictures|photos)\b|\bsynthesi[sz]\w*|"
      r"\bgans?\b|\bdiffusion model|\bdenois\w*|\bsuper[- ]resolution\b|\bregistration\b|\breconstruct\w*|"
+     r"\bregist(?:er|ers|ering|ered)\b(?:\s+[\w-]+){1,4}?\s+(?:to|onto|with)\b|"
      r"\bimage translation\b|\binpaint\w*|\bcaption\w*"),
     ("text", "Text data (reports, notes, documents)",
      r"\btext classification\b|\bsentiment\b|\bnlp\b|\breports?\b|\bclinical notes?\b|\bnotes\b|\bdocuments?\b|"
@@ -142,6 +143,13 @@ train training what which should use can do how best good deep learning machine 
 is it this that me give suggest suggestion and or any tool start get make build create new
 """.split())
 _WORD = re.compile(r"[a-z][a-z'-]*|\d+")
+# Requests for writing or language work that name a medical word but ask for no set-up.
+_OFF_TOPIC = re.compile(r"\b(?:write|compose|draft)\b(?:\s+\w+){0,3}?\s+(?:poem|story|essay|song|joke|haiku|limerick|"
+                        r"letter|email|speech|blog post|tweet|summary)\b|\btranslat\w*\b|\bsummari[sz]\w*\b|"
+                        r"\btell me a joke\b")
+_UNNAMED = ("The text names no imaging modality, body part or finding; every run in the knowledge base is on medical "
+            "images, so if these images are not medical the recommendation is extrapolated and its predicted accuracy "
+            "less reliable. Say what the images are (e.g. 'chest x-rays', 'dermoscopy photos') for a closer match.")
 
 
 @dataclass(frozen=True)
@@ -267,13 +275,20 @@ def _image_task(text: str, low: str, profile: TaskProfile | None, image: re.Matc
             "recommendation is extrapolated from them: expect the predicted accuracy to be less reliable.")
     task_fields = [spans[f] for f in ("modality", "body_part", "n_classes", "n_instances") if f in spans]
     weak = _WEAK_MEDICAL.search(low)
+    off_topic = _OFF_TOPIC.search(low)
+    if off_topic and not (image or classify or {"n_classes", "n_instances"} & set(said) or _TASK_WORDS.search(low)):
+        return "not_image_classification", [off_topic.span()], (  # "write me a poem about radiology"
+            f"{WHAT_IT_DOES} The message asks for something else ({text[slice(*off_topic.span())]!r}), so there is "
+            f"nothing to recommend. {EXAMPLE}")
+    # No modality, body part or finding named: the images may not be medical at all ("sort my holiday photos").
+    unnamed = None if (strong or weak or "body_part" in spans) else _UNNAMED
     if strong or task_fields or ((image or classify) and weak):
         found = [strong] if strong else []
-        return "medical_image_classification", found + task_fields + ([weak.span()] if weak else []), None
+        return "medical_image_classification", found + task_fields + ([weak.span()] if weak else []), unnamed
     if image or classify:
         if not content:
             return "too_vague", [x.span() for x in (image, classify) if x], _vague()
-        return "medical_image_classification", [x.span() for x in (image, classify) if x], None
+        return "medical_image_classification", [x.span() for x in (image, classify) if x], unnamed
     if len(content) <= 1:
         return "too_vague", [], _vague()
     return "not_image_classification", [], (
