@@ -58,7 +58,6 @@ from agent.judge._grounding import (
     hedge_measured,
     quoted_accuracies,
     quoted_ids,
-    quotes_duration,
     ungrounded,
     unsupported,
 )
@@ -80,7 +79,7 @@ __all__ = [
     "MAX_CITES", "NO_CRITIQUE", "QUOTE_TOLERANCE", "SCORE_NAMES", "Check", "Claim", "Draft",
     "DraftCase", "Facts", "JudgeScores", "Rule", "Stated", "base_candidate", "checks_as_json", "compares", "complete_draft",
     "critique_of", "draft_schema", "finite", "hedge_measured", "judge_schema", "llm_scores", "meant", "merge_config", "one_sentence",
-    "parse_draft", "passes", "quoted_accuracies", "quoted_ids", "quotes_duration", "run_checks", "short_json",
+    "parse_draft", "passes", "quoted_accuracies", "quoted_ids", "run_checks", "short_json",
     "stated_of", "tidy_text", "ungrounded", "unsupported", "validate_config", "verdict_summary", "weights_source",
     "with_rationale",
 ]

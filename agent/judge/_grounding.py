@@ -409,15 +409,6 @@ def ungrounded(rationale: str, known_ids: Sequence[str], shown: Sequence[float],
     return unsupported(rationale, facts)
 
 
-# A training time a rationale quotes: "13 s", "2.5 minutes", "1 h".
-_DURATION = re.compile(r"\b\d+(?:\.\d+)?\s*(?:s|secs?|seconds?|min|mins|minutes?|h|hours?)\b", re.I)
-
-
-def quotes_duration(text: str) -> bool:
-    """Whether a text quotes a training time ("13 s", "2.5 minutes", "1 h")."""
-    return bool(_DURATION.search(text))
-
-
 # A number that sets the pick against something: "3 points above", "4.4x its time".
 _IN_NUMBERS = re.compile(r"\d+(?:\.\d+)?\s*(?:points?\b|x\s)", re.I)
 
