@@ -438,3 +438,28 @@ def test_a_multi_label_task_is_told_it_is_set_up_as_exclusive_classes(text: str,
     assert len(notes) == noted
     if noted:
         assert "for 14 exclusive classes" in notes[0] and "one two-class model per label" in notes[0]
+
+
+@pytest.mark.parametrize(("text", "majority"), [
+    # the largest class's share, as the text fixes it (not the geometric profile of the imbalance ratio)
+    ("retinopathy grading (0-4), 20k fundus photos, skewed towards grade 0 (73%)", 0.73),
+    ("brain MRI, 4 stages, 6,400 images; moderate has only 64", 2112 / 6400),
+    ("skin lesions: melanoma 320, nevus 2100, seborrheic keratosis 410", 2100 / 2830),
+    ("fundus photos, glaucoma yes/no, 900 images, 210 glaucoma", 690 / 900),
+])
+def test_the_class_shares_the_text_gives_reach_the_meta_features(text: str, majority: float) -> None:
+    p = parse_task(text)
+    meta = p.to_meta()
+    assert meta.class_size_max / meta.n_instances == pytest.approx(majority, abs=0.002)
+    # an assumed image count varied over its plausible values keeps the shares
+    from tools.novelty import vary
+
+    bigger = vary(meta, n_instances=meta.n_instances * 10)
+    assert bigger.class_size_max / bigger.n_instances == pytest.approx(majority, abs=0.002)
+    assert bigger.imbalance_ratio == meta.imbalance_ratio
+
+
+def test_without_shares_the_classes_follow_the_geometric_profile() -> None:
+    p = parse_task("brain MRI 4 classes, 3000 images, imbalance 10:1")
+    assert p.shares is None
+    assert p.to_meta().class_size_max == class_sizes(3000, 4, 10.0)[-1]

@@ -330,12 +330,22 @@ def vary(meta: MetaFeatures, **values: float) -> MetaFeatures:
     if (n, k, fields["imbalance_ratio"]) == (meta.n_instances, meta.n_classes, meta.imbalance_ratio):
         return meta.model_copy(update={"resolution": int(fields["resolution"]), "channels": int(fields["channels"]),
                                        "probe_accuracy": fields["probe_accuracy"]})
+    split = {}
+    if (k, fields["imbalance_ratio"]) == (meta.n_classes, meta.imbalance_ratio) and n >= k:
+        # only the size varies: the classes keep their shares (a profile's may not be geometric: "73 %" of one)
+        f = n / meta.n_instances
+        if meta.split_sizes:
+            split = {name: max(1, round(v * f)) for name, v in meta.split_sizes.items()}
+        return meta.model_copy(update={
+            "n_instances": n, "class_size_mean": round(n / k, 4), "class_size_std": round(meta.class_size_std * f, 4),
+            "class_size_min": max(1, round(meta.class_size_min * f)), "class_size_max": max(1, round(meta.class_size_max * f)),
+            "split_sizes": split, "resolution": int(fields["resolution"]), "channels": int(fields["channels"]),
+            "probe_accuracy": fields["probe_accuracy"]})
     sizes = class_sizes(max(n, k), k, float(fields["imbalance_ratio"]))
     total = sum(sizes)
     p = [s / total for s in sizes]
     entropy = -sum(x * math.log(x) for x in p if x > 0) / math.log(k)
     mean = total / k
-    split = {}
     if meta.split_sizes and meta.n_instances:  # the same split shares at the new size
         split = {name: max(1, round(v * total / meta.n_instances)) for name, v in meta.split_sizes.items()}
     return MetaFeatures(

@@ -275,6 +275,7 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
             ratio = share * (k - 1) / (100 - share)
         else:  # at or below the mean share it cannot be the largest: the smallest, the others share the rest
             ratio = (100 - share) / ((k - 1) * share)
+        _set_shares(p, [share] + [(100 - share) / (k - 1)] * (k - 1))
         if k > 2:
             r.notes.append(f"{r.text[pending['start']:pending['end']].strip()!r} with {k} classes: the other classes "
                            "are taken as equal in size")
@@ -285,6 +286,7 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
     if m and (n := _whole(r, m, "n", "the smallest class", 1, MAX_IMAGES)) and n[0] * p.n_classes < p.n_instances:
         # "some classes have fewer than 10 images", 47,000 in all: the others share the rest
         p.imbalance_ratio = (p.n_instances - n[0]) / (p.n_classes - 1) / n[0]
+        _set_shares(p, [n[0]] + [(p.n_instances - n[0]) / (p.n_classes - 1)] * (p.n_classes - 1))
         r.take("imbalance_ratio", m.start(), m.end(), approximate=True, blank=False)
         r.notes.append(f"{r.text[m.start():m.end()].strip()!r} with {p.n_instances:,} images in {p.n_classes} classes: "
                        "the other classes are taken as equal in size")
@@ -303,6 +305,7 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
         # "650 images, 168 glaucoma": two classes, one of them this size
         other = p.n_instances - n[0]
         p.imbalance_ratio = max(n[0], other) / min(n[0], other)
+        _set_shares(p, [n[0], other])
         r.take("imbalance_ratio", m.start(), m.end(), approximate=n[1], blank=False)
         return
     m = re.search(r"\bbalanced\b|\b(?:split|divided|distributed)\s+(?:equally|evenly)\b|\b(?:equally|evenly)\s+"
@@ -584,7 +587,15 @@ def _set_sizes(r: Reading, p: TaskProfile, sizes: list[float], start: int, end: 
     if "imbalance_ratio" not in r.said:
         p.imbalance_ratio = max(sizes) / min(sizes)
         r.take("imbalance_ratio", start, end, blank=False)
+        if p.n_classes == len(sizes):
+            _set_shares(p, sizes)
     _set_images(r, p, sum(sizes), start, end, approximate)
+
+
+def _set_shares(p: TaskProfile, sizes: list[float]) -> None:
+    """The classes' shares as the text gives them (`TaskProfile.shares`), smallest first."""
+    total = sum(sizes)
+    p.shares = tuple(x / total for x in sorted(sizes))
 
 
 def read_images(r: Reading, p: TaskProfile) -> None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -156,6 +157,9 @@ class TaskProfile:
         spans: for each field in `said`, its (start, end) in `text`: text[start:end] == said[field].
         approximate: the fields read from approximate words ("~3,100", "about 3k", "a few hundred").
         notes: ambiguities noticed while reading (e.g. two modalities named).
+        shares: the classes' shares of the images, smallest first, where the text fixes them (class sizes,
+            "73 %" of one class with the others equal, "Moderate has only 64"); None for the geometric profile
+            `class_sizes` builds from the imbalance ratio.
     """
 
     text: str
@@ -179,10 +183,11 @@ class TaskProfile:
     spans: dict[str, tuple[int, int]] = field(default_factory=dict)
     approximate: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    shares: tuple[float, ...] | None = None
 
     def to_meta(self) -> MetaFeatures:
-        """Full meta-features: class sizes follow a geometric profile with this imbalance."""
-        sizes = class_sizes(self.n_instances, self.n_classes, self.imbalance_ratio)
+        """Full meta-features: class sizes in the shares the text gave, else a geometric profile with this imbalance."""
+        sizes = class_sizes(self.n_instances, self.n_classes, self.imbalance_ratio, self.shares)
         total = sum(sizes)
         p = [s / total for s in sizes]
         entropy = -sum(x * math.log(x) for x in p if x > 0) / math.log(self.n_classes)
@@ -241,13 +246,14 @@ class TaskProfile:
         return {name: self.value(name) for name in _LIMITS if name in self.said}
 
 
-def class_sizes(n: int, k: int, ratio: float) -> list[int]:
-    """k class sizes summing to n, geometric from smallest to largest with max/min ~= ratio."""
+def class_sizes(n: int, k: int, ratio: float, shares: Sequence[float] | None = None) -> list[int]:
+    """k class sizes summing to n, smallest first: in `shares` where given (one per class), else geometric
+    from smallest to largest with max/min ~= ratio."""
     if k < 2:
         raise ValueError(f"n_classes must be >= 2, but got {k}.")
     if n < k:
         raise ValueError(f"n_instances must be >= n_classes (one image per class at least), but got {n} < {k}.")
-    weights = [ratio ** (i / (k - 1)) for i in range(k)]
+    weights = list(shares) if shares is not None and len(shares) == k else [ratio ** (i / (k - 1)) for i in range(k)]
     scale = n / sum(weights)
     sizes = [max(1, int(round(w * scale))) for w in weights]
     sizes[-1] += n - sum(sizes)  # rounding remainder goes to the largest class
