@@ -248,7 +248,8 @@ def build_recommendation(
             for e in evidence
         ],
         candidates=[CandidateItem.model_validate(c) for c in candidates],
-        alternatives=alternatives(config, prediction, candidates, evidence),
+        alternatives=alternatives(config, prediction, candidates, evidence,
+                                  compare=(profile.get("goals") or {}).get("compare") or ()),
         shap_summary=shap_summary,
         shap_contributions=[tuple(c) for c in contributions],
         shap_plot=shap_plot,
@@ -270,12 +271,13 @@ def build_recommendation(
 
 
 def alternatives(config: TrainConfig, prediction: dict[str, Any], candidates: list[dict[str, Any]],
-                 evidence: Sequence[dict[str, Any]] = ()) -> list[Alternative]:
+                 evidence: Sequence[dict[str, Any]] = (), compare: Sequence[str] = ()) -> list[Alternative]:
     """The candidates a user may choose instead of the pick, one per role: the most accurate (when
     it beats the pick), the fastest within GOOD_ENOUGH of the pick, the best of another mode and
-    of another backbone, any the user asked to compare, and the config of a similar past run
-    (`evidence`) that reached more than the pick is predicted to; each with what it trades, and a
-    past run's config with what that run reached."""
+    of another backbone, any the user asked to compare (added for the comparison, or the best candidate of each
+    side of `compare`, the backbones or modes the text compares, that the pick is not), and the config of a similar
+    past run (`evidence`) that reached more than the pick is predicted to; each with what it trades, and a past
+    run's config with what that run reached."""
     from agent.goals import GOOD_ENOUGH, PAST_RUN_MARGIN
 
     runs = {e["id"]: e for e in evidence if e.get("test_accuracy") is not None}
@@ -292,6 +294,10 @@ def alternatives(config: TrainConfig, prediction: dict[str, Any], candidates: li
     for c in others:
         if c.get("origin") in ("requested", "asked"):
             add(c, "asked to compare" if c["origin"] == "requested" else "you asked for")
+    for side in compare:  # "compare lite0 fine-tuned against small_cnn": the other side, already a candidate
+        if side not in (config.backbone, config.mode):
+            add(max((c for c in others if side in (c["config"]["backbone"], c["config"]["mode"])),
+                    key=lambda c: c["accuracy"], default=None), "asked to compare")
     add(max((c for c in others if c["accuracy"] >= acc + SHOWN_GAIN), key=lambda c: c["accuracy"], default=None),
         "more accurate")
     add(min((c for c in others if c["seconds"] < secs and c["accuracy"] >= acc - GOOD_ENOUGH),

@@ -786,3 +786,24 @@ def test_a_bare_efficientnet_is_one_member_of_the_family_and_the_answer_says_whi
     words = read_goals("should I use resnet or efficientnet for 2,000 wrist radiographs, fracture vs normal, 15 "
                        "minutes on CPU").words["compare"]
     assert words == "should I use resnet or efficientnet for 2,000 wrist"
+
+
+def test_the_other_side_of_a_comparison_is_labelled_as_asked_when_it_was_already_a_candidate() -> None:
+    """"compare lite0 fine-tuned against small_cnn": the pick is small_cnn, and lite0's best candidate (ranked
+    among the others, not added for the comparison) is the side the user asked about, not "another mode"."""
+    from agent.recommendation import alternatives
+
+    pick = TrainConfig(backbone="small_cnn", mode="scratch", epochs=30)
+    lite = TrainConfig(backbone="efficientnet_lite0", mode="finetune", freeze=0.9, epochs=17)
+    lite2 = TrainConfig(backbone="efficientnet_lite0", mode="finetune", freeze=0.75, epochs=28)
+
+    def cand(i: str, c: TrainConfig, acc: float, seconds: float) -> dict[str, Any]:
+        return {"id": i, "config": c.model_dump(mode="json"), "accuracy": acc, "low": acc - 0.1, "high": acc + 0.1,
+                "seconds": seconds, "origin": "measured:abc", "support": 5, "over_budget": False, "spread": 0.03}
+
+    cands = [cand("c1", pick, 0.70, 120.0), cand("c2", lite, 0.70, 300.0), cand("c4", lite2, 0.68, 420.0)]
+    pred = {"accuracy": 0.70, "seconds": 120.0}
+    roles = [(a.id, a.role) for a in alternatives(pick, pred, cands, compare=["efficientnet_lite0", "small_cnn"])]
+    assert roles[0] == ("c2", "asked to compare")
+    assert ("c2", "another mode") not in roles
+    assert [a.role for a in alternatives(pick, pred, cands)][0] == "another mode"  # no comparison asked
