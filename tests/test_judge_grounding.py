@@ -158,16 +158,20 @@ def test_what_a_rationale_says_of_training_time_is_held_to_the_predicted_times(t
     # no clause to drop: the last word, marked as cut
     ("The candidate c1 with efficientnet_lite0/frozen architecture, 128px resolution, and AdamW optimizer has a "
      "predicted test accuracy of 0.95 and a training time of", "The candidate c1 with efficientnet_lite0/frozen "
-     "architecture, 128px resolution, and AdamW optimizer has a predicted test accuracy of 0.95 and a..."),
+     "architecture, 128px resolution, and AdamW optimizer has a predicted test accuracy of 0.95..."),
     ("c1 is predicted 0.93 in 25 s, which fits the budget.", "c1 is predicted 0.93 in 25 s, which fits the budget."),
     # what is left would say nothing checkable: the cut stays visible rather than lose the evidence
     ("The candidate's hyperparameters (learning rate, batch size, and epochs) suit the given task well, which gives "
      "a test accuracy of 0.52 within the budget", "The candidate's hyperparameters (learning rate, batch size, and "
-     "epochs) suit the given task well, which gives a test accuracy of 0.52 within the..."),
+     "epochs) suit the given task well, which gives a test accuracy of 0.52..."),
     # "because" carries the reason: never dropped
     ("The candidate c1 is recommended for this dermoscopy task with eight classes, because its predicted test "
      "accuracy is 0.95 and it fits the budget of fifteen minutes", "The candidate c1 is recommended for this "
-     "dermoscopy task with eight classes, because its predicted test accuracy is 0.95 and it fits the budget of..."),
+     "dermoscopy task with eight classes, because its predicted test accuracy is 0.95 and it fits the budget..."),
+    # a comparison cut before what it compares with: the comparing words go with it
+    ("c2 is predicted 0.74 like c1 and trains in about 40 s on this small two-core laptop CPU of ours and is about "
+     "three times faster compared to the slowest of the candidates", "c2 is predicted 0.74 like c1 and trains in about "
+     "40 s on this small two-core laptop CPU of ours and is about three times faster..."),
 ])
 def test_a_cut_off_rationale_ends_at_a_full_sentence_when_it_can(raw: str, tidy: str) -> None:
     assert tidy_text(raw, 150) == tidy  # cut at 150 characters by the grammar

@@ -30,6 +30,9 @@ def one_sentence(limit: int, min_length: int = 20) -> dict[str, Any]:
 # 25 s, which fits the budget and ..." -> "c1 is predicted 0.93 in 25 s."). Not "because" or
 # "but": what follows them is the reason or the other side.
 _TRAILING_CLAUSE = re.compile(r",\s+(?:which|while|whereas|making|ensuring|allowing|providing)\b", re.I)
+# Words that lead into what the cut took away ("compared to", "than", "and a", "within the").
+_DANGLING = re.compile(r"to|than|compared|with|and|or|but|a|an|the|of|for|within|against|versus|vs\.?|its|their|at|in|"
+                       r"on|by|from|over|under|which|while|whereas|as|is|are|has|have")
 # An id ("c1", "r2", "o3", "t1"): the cut sentence must keep one, or an accuracy, to still say why.
 _ANY_ID = re.compile(r"\b[a-z]\d{1,2}\b")
 
@@ -53,8 +56,10 @@ def tidy_text(text: str, limit: int) -> str:
     clauses = [m.start() for m in _TRAILING_CLAUSE.finditer(text, 0, limit) if m.start() >= limit // 3]
     if clauses and (_ANY_ID.search(text[: clauses[-1]]) or quoted_accuracies(text[: clauses[-1]])):
         return text[: clauses[-1]] + "."
-    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:")
-    return cut + "..."
+    words = text[:limit].rsplit(" ", 1)[0].rstrip(",;:").split(" ")
+    while len(words) > 1 and _DANGLING.fullmatch(words[-1].lower()):  # "... 3x faster compared to": what it set
+        words.pop()                                                      # against was cut off, so the words go too
+    return " ".join(words).rstrip(",;:") + "..."
 
 
 def with_rationale(text: str, rationale: str, tidied: str) -> str | None:
