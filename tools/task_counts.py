@@ -97,6 +97,8 @@ _RATIO_PAIR = (
     re.compile(rf"{_AP}(?<![\d.:/])(?!(?:19|20)\d\d:\s)(?P<a>{_THOUSANDS}|\d+(?:\.\d+)?)\s*:\s*"
                rf"(?P<b>{_THOUSANDS}|\d+(?:\.\d+)?)(?![\d:]|,\d)"),
     re.compile(r"(?<![\d.])(?P<a>\d{1,2}(?:\.\d+)?)\s*[/:-]\s*(?P<b>\d{1,2}(?:\.\d+)?)\s*%?\s*(?:class\s+)?(?:split|distribution)"),
+    # "roughly 60/40": two shares that make 100 (a train/test split is refused by _NOT_CLASSES around it)
+    re.compile(rf"{_AP}(?<![\d.:/])(?P<a>\d{{1,2}})\s*/\s*(?P<b>\d{{1,2}})(?![\d/]|\.\d)(?!\s*(?:px|pixels|%|mm|cm))"),
 )
 # Three or more classes in proportion, said so ("1:1:3 ratio"); not a clock ("10:30:00").
 _RATIO_CHAIN = re.compile(rf"{_AP}(?<![\d.:/])(?P<chain>\d+(?:\.\d+)?(?:\s*:\s*\d+(?:\.\d+)?){{2,}})(?![\d:])")
@@ -165,6 +167,8 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
             if _NOT_A_RATIO.search(before) or _NOT_A_RATIO.search(r.low[m.end():m.end() + 14]) or _NOT_CLASSES.search(window):
                 continue
             a, b = float(m.group("a").replace(",", "")), float(m.group("b").replace(",", ""))
+            if regex is _RATIO_PAIR[3] and a + b != 100:
+                continue
             if min(a, b) <= 0:
                 raise ValueError(f"a class ratio needs two positive numbers, but the text says {r.text[m.start():m.end()].strip()!r}.")
             _set_ratio(r, p, max(a, b) / min(a, b), m, approximate=bool(m.groupdict().get("ap")))
