@@ -34,8 +34,9 @@ def contrast_facts(candidates: list[dict[str, Any]], runs: list[dict[str, Any]],
         return []
     top = candidates[0]
     wanted = meant(goals or {})
+    side = _other_side(top, candidates, goals or {})
     if wanted is None or not wanted(top["config"]) or all(wanted(c["config"]) for c in candidates):
-        return _contrasts(top, candidates, runs)
+        return list(dict.fromkeys([*([side] if side else []), *_contrasts(top, candidates, runs)]))[:MAX_FACTS]
     kind = _kind(goals or {})
     mine = [c for c in candidates if wanted(c["config"])]
     above = [c for c in candidates if not wanted(c["config"]) and round((c["accuracy"] - top["accuracy"]) * 100) >= 1]
@@ -44,7 +45,19 @@ def contrast_facts(candidates: list[dict[str, Any]], runs: list[dict[str, Any]],
         other = max(above, key=lambda c: c["accuracy"])
         facts.append(f"{other['id']} is predicted {_points(other['accuracy'] - top['accuracy'])} {top['id']} but is "
                      f"{other['config']['backbone']} {MODE_WORDS[other['config']['mode']]}, not {kind}")
-    return list(dict.fromkeys(facts + _contrasts(top, mine, runs)))[:MAX_FACTS]
+    return list(dict.fromkeys(facts + ([side] if side else []) + _contrasts(top, mine, runs)))[:MAX_FACTS]
+
+
+def _other_side(top: dict[str, Any], candidates: list[dict[str, Any]], goals: dict[str, Any]) -> str | None:
+    """The comparison the user asked for, answered: the pick against the best candidate of the other side
+    ("compare lite0 fine-tuned against small_cnn", a small_cnn pick: "c1 is predicted about as accurate as c2
+    and is 2.5x faster"); None without a comparison or when no candidate of another side is offered."""
+    sides = list(goals.get("compare") or ())
+    mine = {top["config"]["backbone"], top["config"]["mode"]}
+    if not sides or not mine & set(sides):
+        return None
+    others = [c for c in candidates[1:] if {c["config"]["backbone"], c["config"]["mode"]} & (set(sides) - mine)]
+    return _against(top, max(others, key=lambda c: c["accuracy"])) if others else None
 
 
 def _contrasts(top: dict[str, Any], candidates: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[str]:

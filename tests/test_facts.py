@@ -130,3 +130,16 @@ def test_a_pick_the_user_asked_for_says_so_and_names_a_higher_one_of_another_kin
     for fact in facts:
         assert ungrounded(fact + ".", ["c1", "c2", "c3"], [0.75, 0.78, 0.74], cands, []) == [], fact
     assert contrast_facts(cands, [], {}) == contrast_facts(cands, [])  # no goal: the contrasts as before
+
+
+def test_a_comparison_the_user_asked_for_is_answered_pick_against_the_other_side() -> None:
+    """"compare efficientnet_lite0 fine-tuned against small_cnn": every candidate is of a compared backbone, so
+    the other contrasts said nothing of the comparison (the fallback read "c1, predicted 0.70 in about 2 min")."""
+    cands = [cand("c1", 0.70, 120, "small_cnn", "scratch", 32), cand("c2", 0.70, 300), cand("c3", 0.68, 420)]
+    goals = {"compare": ["efficientnet_lite0", "small_cnn"]}
+    facts = contrast_facts(cands, [], goals)
+    assert facts[0] == "c1 is predicted about as accurate as c2 (32 px against 64 px) and is 2.5x faster"
+    assert contrast_facts(cands, [], {}) == []  # no comparison asked: nothing of it said
+    # the pick is neither side: the first fact says so, the comparison fact is not made up
+    lite2 = [cand("c1", 0.74, 100, "efficientnet_lite2"), *cands]
+    assert not any("efficientnet_lite2" in f and "about as accurate" in f for f in contrast_facts(lite2, [], goals))
