@@ -374,6 +374,10 @@ _MORE_THAN_TWO = re.compile(rf"\bmulti-?\s?class\b|\b(?:several|a few|a handful 
                             rf"{CLASS_NOUNS}\b")
 
 
+# "11 organs", said of images of an organ ("organ CT crops"): a count of the kinds of thing shown (see read_classes).
+_KIND_COUNT = re.compile(rf"(?P<n>{COUNT})\s+(?P<w>(?!(?:{IMAGE_NOUNS}|{_UNIT_WORDS}|patients|subjects)\b)[a-z][a-z-]+s)\b")
+
+
 def read_classes(r: Reading, p: TaskProfile) -> None:
     """The class count: a number, "binary", a range of grades, or a list of class names."""
     for regex, extra in ((_PLUS_CLASSES, 1), (_COUNT_IN_BRACKETS, 0)):
@@ -405,6 +409,11 @@ def read_classes(r: Reading, p: TaskProfile) -> None:
     found = _named(r.low)
     if found:
         return _set_classes(r, p, found[0], found[1], found[2], blank=False)
+    for m in _KIND_COUNT.finditer(r.low):  # "organ CT crops, 11 organs": the kinds of thing the images show
+        noun = m.group("w")[:-1]
+        if re.search(rf"\b{re.escape(noun)}\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b", r.low) and (
+                n := _whole(r, m, "n", "n_classes", 2, 100)):
+            return _set_classes(r, p, n[0], m.start(), m.end(), approximate=n[1])
     m = _MORE_THAN_TWO.search(r.low)
     if m:
         p.n_classes = 3
