@@ -295,12 +295,6 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
         r.notes.append(f"{r.text[m.start():m.end()].strip()!r} with {p.n_instances:,} images in {p.n_classes} classes: "
                        "the other classes are taken as equal in size")
         return
-    m = _HINT.search(r.low)
-    if m:
-        p.imbalance_ratio = HINTED_RATIO
-        words = r.take("imbalance_ratio", m.start(), m.end(), blank=False)
-        r.notes.append(f"'{words}' without a ratio: imbalance ratio taken as {p.imbalance_ratio:g}")
-        return
     m = _ONE_CLASS.search(r.low) if "n_instances" in r.said and p.n_classes == 2 else None
     if m and (n := _whole(r, m, "n", "one class's size", 1, MAX_IMAGES)) and 0.01 <= n[0] / p.n_instances < 1 and \
             m.group("w") not in _NOT_NAMES and not re.fullmatch(rf"{_UNIT_WORDS}|{_OTHER_THINGS}|{IMAGE_NOUNS}|{CLASS_NOUNS}|"
@@ -311,6 +305,12 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
         p.imbalance_ratio = max(n[0], other) / min(n[0], other)
         _set_shares(p, [n[0], other])
         r.take("imbalance_ratio", m.start(), m.end(), approximate=n[1], blank=False)
+        return
+    m = _HINT.search(r.low)
+    if m:
+        p.imbalance_ratio = HINTED_RATIO
+        words = r.take("imbalance_ratio", m.start(), m.end(), blank=False)
+        r.notes.append(f"'{words}' without a ratio: imbalance ratio taken as {p.imbalance_ratio:g}")
         return
     m = re.search(r"\bbalanced\b|\b(?:split|divided|distributed)\s+(?:equally|evenly)\b|\b(?:equally|evenly)\s+"
                   r"(?:split|divided|distributed)\b|\bequal (?:numbers|counts|sizes|shares)\b|\b50\s*/\s*50\b", r.low)
@@ -659,7 +659,7 @@ def read_images(r: Reading, p: TaskProfile) -> None:
             r.notes.append(f"{r.text[m.start('n'):m.end('n')].strip()!r} read as the number of images (no noun after it)")
             return _set_images(r, p, n[0], m.start("ap") if m.group("ap") else m.start("n"), m.end("n"),
                                n[1] or bool(m.group("ap")), check=True)
-    m = _PATIENTS.search(r.low) if mentions(r.low, "patient", "subject", "particip", "people", "individual") else None
+    m = _PATIENTS.search(r.low) if mentions(r.low, "patient", "pacient", "subject", "particip", "people", "individual") else None
     one = _ONE_EACH.search(r.low) if m else None
     if m and one and (n := _whole(r, m, "n", "the number of patients", 2, MAX_IMAGES)):
         r.notes.append(f"{r.text[one.start():one.end()].strip()!r}: as many images as patients")
