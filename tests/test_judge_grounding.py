@@ -654,3 +654,10 @@ def test_the_first_candidate_needs_a_reason_not_only_its_name(rationale: str, ok
                   epochs=40, expected_accuracy=0.93, rationale=rationale, cite=["c1"])
     checks = {c.name: c for c in _checks(draft=draft)}
     assert checks["specific"].ok is ok, checks["specific"].message
+
+
+def test_a_large_lead_is_the_leaders_whichever_id_the_clause_names_first() -> None:
+    wide = [dict(SPREAD_CANDIDATES[0]), dict(SPREAD_CANDIDATES[1], accuracy=0.70, low=0.5, high=0.9)]
+    shown = [0.93, 0.67, 1.0, 0.70, 0.5, 0.9]
+    assert ungrounded("Compared to c2 (0.70), c1 (0.93) is much more accurate.", ["c1", "c2"], shown, wide,
+                      about=["c1"]) == []

@@ -37,31 +37,34 @@ def _accuracy(facts: Facts, ident: str) -> tuple[float, float] | None:
 def overclaimed_gap(rationale: str, facts: Facts) -> list[str]:
     """Leads called large ("a significant advantage") that lie within the two candidates' spreads.
 
-    The lead is the claim's subject's (the first candidate its clause names, else the choice) over the other
-    candidates the clause names, else over the nearest other candidate (a lead over "the others" is a lead
-    over the closest of them)."""
+    With two or more candidates named in the claim's clause, the lead is the most accurate one's over the others
+    (the widest of them: the claim may be about any); with one, that one's over the nearest other candidate (a
+    lead over "the others" is a lead over the closest of them); with none, the choice's. Which way a comparison
+    goes is the ranking rule's; this one holds only how large it is said to be."""
     ids = id_pattern(facts.prefixes)
     chosen = {c["id"] for c in facts.candidates}
     problems = []
     for _, clause in clauses(rationale):
         for m in _STRONG.finditer(clause):
-            named = [i for i in dict.fromkeys(ids.findall(clause)) if i in chosen]
-            subject = named[0] if named else (facts.about[0] if facts.about else None)
-            mine = _accuracy(facts, subject) if subject else None
-            if mine is None:
+            named = [i for i in dict.fromkeys(ids.findall(clause)) if i in chosen and _accuracy(facts, i)]
+            if len(named) >= 2:
+                leader = max(named, key=lambda i: (_accuracy(facts, i) or (0.0, 0.0))[0])
+                others = [i for i in named if i != leader]
+            else:
+                leader = named[0] if named else (facts.about[0] if facts.about else None)
+                others = [c["id"] for c in facts.candidates if c["id"] != leader and _accuracy(facts, c["id"])]
+            mine = _accuracy(facts, leader) if leader else None
+            if mine is None or not others:
                 continue
-            others = [i for i in named if i != subject] or [c["id"] for c in facts.candidates if c["id"] != subject]
             gaps = [(mine[0] - got[0], i, got[1]) for i in others if (got := _accuracy(facts, i)) is not None]
-            if not gaps:
-                continue
-            gap, other, spread = max(gaps) if named[1:] else min(gaps, key=lambda g: abs(g[0]))
+            gap, other, spread = max(gaps) if len(named) >= 2 else min(gaps, key=lambda g: abs(g[0]))
             if gap < mine[1] + spread:
                 way = "above" if gap >= 0 else "below"
                 points = f"{abs(gap) * 100:.0f} point" + ("" if round(abs(gap) * 100) == 1 else "s")
                 problems.append(
-                    f"it calls {subject}'s lead over {other} {m.group(0).lower()!r}, but {subject} is predicted "
-                    f"{points} {way} {other}, within their uncertainties (±{mine[1]:.2f} and "
-                    f"±{spread:.2f}): their ranges overlap")
+                    f"it calls {leader}'s lead over {other} {m.group(0).lower()!r}, but {leader} is predicted "
+                    f"{points} {way} {other}, within their uncertainties (±{mine[1]:.2f} and ±{spread:.2f}): their "
+                    "ranges overlap")
     return list(dict.fromkeys(problems))
 
 
