@@ -537,7 +537,9 @@ _PATIENTS = re.compile(rf"(?P<n>{COUNT})\s+(?:patients|subjects|participants|peo
 # A count in thousands or millions standing alone between commas ("pneumonia x-rays, ~17k, 2 classes") or after
 # a field already read ("OCT 4 classes 80k,": the class count is blanked by then): in a
 # task text nothing else is counted in thousands without a noun, so it is the images (said so in a note).
-_BARE_THOUSANDS = re.compile(rf"(?:^|[,;:(]|\band\b|\b{CLASS_NOUNS}|(?<=\s{{4}}))\s*(?:(?P<ap>{APPROX})\s*)?(?<![$\u20ac\u00a3])"
+_BARE_THOUSANDS = re.compile(rf"(?:^|[,;:(]|\band\b|\b{CLASS_NOUNS}|(?<=\s{{4}})|\b(?:mris?|cts?|x-?rays?|xrays?|cxrs?|"
+                             r"ultrasound|oct|fundus|dermoscopy|histology|histopathology|mammograms?|endoscopy|"
+                             rf"microscopy|images|imgs|photos|scans))\s*(?:(?P<ap>{APPROX})\s*)?(?<![$\u20ac\u00a3])"
                              r"(?P<n>\d+(?:[.,]\d+)?\s*(?:k|m)\b)\s*(?=[,;.)]|$)")
 
 

@@ -35,7 +35,7 @@ _PARAMS_BEFORE = re.compile(
 _SIZE = re.compile(rf"(?<![\w.])(?P<n>\d+(?:[.,]\d+)?)\s*(?P<u>{SIZE_UNIT})")
 # "T4", "L4" (and a few more) also name vertebrae ("an L4 fracture", "T4-T5"): as GPUs only beside a GPU word
 # or an article/number ("a T4", "Colab T4", "2x L4"), and never before a vertebra's words.
-_SHORT_GPU = (r"(?:(?<=nvidia )|(?<=tesla )|(?<=colab )|(?<=kaggle )|(?<=cloud )|(?<=\ba )|(?<=\ban )|(?<=\bone )|"
+_SHORT_GPU = (r"(?:(?<=nvidia )|(?<=tesla )|(?<=colab )|(?<=kaggle )|(?<=cloud )|(?<=tier )|(?<=\ba )|(?<=\ban )|(?<=\bone )|"
               r"(?<=\btwo )|(?<=single )|(?<=\dx )|(?<=\dx))(?:t4|l4|l40s?|a10g?|a30|a40|k80|p40)s?"
               r"(?!\s*(?:-\s*[tlsc]\d|vertebra\w*|level|disc|segment|spine))|(?:t4|l4|a10g?)(?=\s*(?:gpus?|card)\b)")
 # A GeForce card by its number alone ("have a 3090", "my 4090", "two 2080 Tis"): after an article or a count, or
@@ -58,6 +58,9 @@ _SIZE_CUES = tuple((kind, re.compile(pattern)) for kind, pattern in (
     ("data", r"\bdata(?:set| set)?\b|\bimages\b|\bpngs?\b|\bjpe?gs?\b|\bdicoms?\b|\barchive\b|\bzip\b|\bfolder\b"),
 ))
 
+# Words that say a device is where the trained model runs, not where it trains.
+_DEPLOYED = re.compile(r"\binference\b|\bdeploy\w*|\bin production\b|\bon-device\b|\bedge device\b|\bto run on\b|"
+                       r"\bruns? on (?:a |an |the |my )?(?:phone|iphone|android|raspberry|pi\b|jetson|mobile|microcontroller)")
 _GPU_NEGATED = re.compile(
     r"\b(?:no|without(?: a| any)?|don'?t have(?: a| any)?|do not have(?: a| any)?|lack(?:ing)?(?: a)?|"
     r"no access to(?: a)?|not on(?: a)?|never|sin|ohne|sans|senza|sem|keine?)\s+(?:\w+\s+)?(?:gpus?|cuda|graphics card)\b|"
@@ -158,6 +161,13 @@ def _read_sizes(r: Reading, p: TaskProfile) -> None:
             near = [(m.start() - e, kind) for s, e, kind in cues
                     if kind in ("gpu_memory_bytes", "max_model_bytes") and 0 <= m.start() - e <= 8]
         kind = min(near)[1] if near else None
+        sentence = (max(r.low.rfind(c, 0, m.start()) for c in ".;") + 1,
+                    min([i for i in (r.low.find(c, m.end()) for c in ".;") if i >= 0] or [len(r.low)]))
+        if kind in ("ram_bytes", "gpu_memory_bytes") and _DEPLOYED.search(r.low, *sentence):
+            # "a Raspberry Pi 4 (4GB RAM) for inference": the device the model runs on, not the one it trains on
+            r.notes.append(f"{r.text[m.start():m.end()]!r} is the memory of the device the model is deployed on, "
+                           "not of the one it trains on; not read as a training limit")
+            continue
         value = float(m.group("n").replace(",", "."))
         if kind is None or kind == "data" or getattr(p, kind) is not None or value <= 0:
             if kind is None:
