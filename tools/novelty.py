@@ -331,7 +331,7 @@ def vary(meta: MetaFeatures, **values: float) -> MetaFeatures:
         return meta.model_copy(update={"resolution": int(fields["resolution"]), "channels": int(fields["channels"]),
                                        "probe_accuracy": fields["probe_accuracy"]})
     split = {}
-    if (k, fields["imbalance_ratio"]) == (meta.n_classes, meta.imbalance_ratio) and n >= k:
+    if (k, fields["imbalance_ratio"]) == (meta.n_classes, meta.imbalance_ratio) and n >= k and meta.n_instances:
         # only the size varies: the classes keep their shares (a profile's may not be geometric: "73 %" of one)
         f = n / meta.n_instances
         if meta.split_sizes:

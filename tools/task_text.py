@@ -107,7 +107,7 @@ _BODY_PARTS: tuple[tuple[str, str], ...] = (
     (r"\bprostate\b", "prostate"),
     (r"\bthyroid\b", "thyroid"),
     (r"\bspine\b|spinal|vertebra\w*", "spine"),
-    (r"\bbones?\b(?!\s+marrow)|fractures?|wrist|\bhands?\b|\bhips?\b|\belbows?\b|\bshoulders?\b|\bankles?\b|\bfoot\b|\bfeet\b|"
+    (r"\bbones?\b(?!\s+marrow)|fractures?|wrist|\bhands?\b|\bhips?\b|\belbows?\b|\bshoulders?\b|\bankles?\b|"
      r"\bpelvi[cs]\b|\bfemur\b|skelet\w*", "bone"),  # bone marrow is cytology
     (r"\babdom\w*", "abdomen"),
     (r"\bteeth\b|\btooth\b|dental", "teeth"),
