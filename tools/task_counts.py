@@ -133,8 +133,6 @@ _BRACKETED = re.compile(r"(?:~|about|around|roughly|approximately)?\s*\d+(?:[.,]
 _PERCENT_CUE = re.compile(r"positive|negative|minority|majority|rare|skewed|smallest|largest|prevalen|incidence|class|cases|"
                           r"malignant|abnormal|disease|cancer|healthy|normal|benign|referable|affected|\bof (?:the |all )?|"
                           r"\bare\b|\bis\b|make up|makes up|account|belong|dominat|most common")
-_MAJORITY = re.compile(r"majority|largest|normal|healthy|benign|negative|dominat|most common|skewed")
-_MINORITY = re.compile(r"positive|minority|rare|smallest|malignant|abnormal|disease|cancer|referable|affected|prevalen|incidence")
 # "rare" alone names imbalance only when a class or the positives are what is rare ("one class is rare",
 # "positives are rare"), not the disease or the data ("a rare bone disease", "rare scans").
 _HINT = re.compile(r"\b(?:imbalanced|unbalanced|skewed|long[- ]tail\w*|rare class\w*|minority class\w*|few positives?|"
@@ -180,8 +178,7 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
                 _NOT_CLASSES.search(r.low[max(0, m.start() - 30):m.end() + 30]):
             continue
         r.blank(m.start(), m.end())  # "1 in 20 scans": a share of the smallest class, not 20 images
-        return {"share": 100 * a / b, "start": m.start(), "end": m.end(), "majority": False, "minority": True,
-                "approximate": False}
+        return {"share": 100 * a / b, "start": m.start(), "end": m.end(), "approximate": False}
     for m in _WORD_SHARE.finditer(r.low):
         clause = _clause(r.low, m.start(), m.end())
         if _PERCENT_NOT.search(clause) or not _PERCENT_CUE.search(clause) or _NOT_CLASSES.search(clause):
@@ -196,9 +193,7 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
         if not 0 < share < 100:
             continue
         r.blank(m.start(), m.end())
-        near = r.low[m.start(): m.end() + 25]
-        return {"share": share, "start": m.start(), "end": m.end(), "majority": bool(_MAJORITY.search(near)),
-                "minority": bool(_MINORITY.search(near)), "approximate": bool(m.group("ap") or m.group("ap2"))}
+        return {"share": share, "start": m.start(), "end": m.end(), "approximate": bool(m.group("ap") or m.group("ap2"))}
     for m in _PERCENT.finditer(r.low):
         clause = _clause(r.low, m.start(), m.end())
         if _BRACKETED.fullmatch(clause.strip()):  # "skewed towards grade 0 (73%)": the words before the bracket say of what
@@ -210,9 +205,7 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
         if not 0 < share < 100:
             raise ValueError(f"a class share must lie between 0 and 100 %, but the text says {r.text[m.start():m.end()]!r}.")
         r.blank(m.start(), m.end())
-        near = r.low[m.start(): m.end() + 25] if m.group("tail") else clause
-        return {"share": share, "start": m.start(), "end": m.end(), "majority": bool(_MAJORITY.search(near)),
-                "minority": bool(_MINORITY.search(near)), "approximate": m.group("ap") not in (None, "only", "just")}
+        return {"share": share, "start": m.start(), "end": m.end(), "approximate": m.group("ap") not in (None, "only", "just")}
     return None
 
 
@@ -272,24 +265,16 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
         return
     if pending:
         share, k = pending["share"], p.n_classes
-        if k == 2:
-            ratio = max(share, 100 - share) / min(share, 100 - share)
-        elif share > 100 / k or (share == 100 / k and pending["majority"]):
-            # above the mean share, it cannot be the smallest class: the largest, the others equal
-            ratio = share * (k - 1) / (100 - share)
-        else:  # at or below the mean share it cannot be the largest: the smallest, the others share the rest
-            ratio = (100 - share) / ((k - 1) * share)
+        # one class this share, the others equal: whether it is the largest or the smallest, the ratio follows
         _set_shares(p, [share] + [(100 - share) / (k - 1)] * (k - 1))
         if k > 2:
             r.notes.append(f"{r.text[pending['start']:pending['end']].strip()!r} with {k} classes: the other classes "
                            "are taken as equal in size")
-        p.imbalance_ratio = max(1.0, ratio)
         r.take("imbalance_ratio", pending["start"], pending["end"], approximate=pending["approximate"])
         return
     m = _SMALLEST_SIZE.search(r.low) if "n_instances" in r.said else None
     if m and (n := _whole(r, m, "n", "the smallest class", 1, MAX_IMAGES)) and n[0] * p.n_classes < p.n_instances:
         # "some classes have fewer than 10 images", 47,000 in all: the others share the rest
-        p.imbalance_ratio = (p.n_instances - n[0]) / (p.n_classes - 1) / n[0]
         _set_shares(p, [n[0]] + [(p.n_instances - n[0]) / (p.n_classes - 1)] * (p.n_classes - 1))
         r.take("imbalance_ratio", m.start(), m.end(), approximate=True, blank=False)
         r.notes.append(f"{r.text[m.start():m.end()].strip()!r} with {p.n_instances:,} images in {p.n_classes} classes: "
@@ -301,9 +286,7 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
                                                                  r"patients|subjects|people|organs|regions|structures",
                                                                  m.group("w")):
         # "650 images, 168 glaucoma": two classes, one of them this size
-        other = p.n_instances - n[0]
-        p.imbalance_ratio = max(n[0], other) / min(n[0], other)
-        _set_shares(p, [n[0], other])
+        _set_shares(p, [n[0], p.n_instances - n[0]])
         r.take("imbalance_ratio", m.start(), m.end(), approximate=n[1], blank=False)
         return
     m = _HINT.search(r.low)
@@ -600,17 +583,20 @@ def _set_sizes(r: Reading, p: TaskProfile, sizes: list[float], start: int, end: 
         p.n_classes = len(sizes)
         r.take("n_classes", start, end, blank=False)
     if "imbalance_ratio" not in r.said:
-        p.imbalance_ratio = max(sizes) / min(sizes)
-        r.take("imbalance_ratio", start, end, blank=False)
         if p.n_classes == len(sizes):
             _set_shares(p, sizes)
+        else:
+            p.imbalance_ratio = max(sizes) / min(sizes)
+        r.take("imbalance_ratio", start, end, blank=False)
     _set_images(r, p, sum(sizes), start, end, approximate)
 
 
 def _set_shares(p: TaskProfile, sizes: list[float]) -> None:
-    """The classes' shares as the text gives them (`TaskProfile.shares`), smallest first."""
+    """The classes' sizes (or shares) as the text gives them: `TaskProfile.shares`, smallest first, and the
+    imbalance ratio they make."""
     total = sum(sizes)
     p.shares = tuple(x / total for x in sorted(sizes))
+    p.imbalance_ratio = max(sizes) / min(sizes)
 
 
 def read_images(r: Reading, p: TaskProfile) -> None:
