@@ -17,7 +17,7 @@ from agent.judge._config import validate_config
 from agent.judge._draft import Draft
 from agent.judge._facts import Facts, stated_of
 from agent.judge._grounding import compares, quoted_accuracies, quoted_ids, unsupported
-from agent.judge._reading import SECONDS
+from agent.judge._reading import DURATION
 from knowledge.schema import TrainConfig
 
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
@@ -132,10 +132,8 @@ def _grounded(case: DraftCase) -> list[str]:
             + "."] if problems else []
 
 
-_REASON = re.compile(
-    r"\b(?:most|least|highest|lowest|best|fastest|quickest|slowest|cheapest|better|faster|quicker|higher|lower|"
-    r"above|below|ahead|behind|more accurate|less accurate|within|fits?|outperform\w*)\b|"
-    rf"\b\d+(?:\.\d+)?\s*(?:{'|'.join(SECONDS)})\b", re.I)
+_RANK = re.compile(r"\b(?:most|least|highest|lowest|best|fastest|quickest|slowest|cheapest|better|faster|quicker|"
+                   r"higher|lower|above|below|ahead|behind|more accurate|less accurate|within|fits?|outperform\w*)\b", re.I)
 
 
 def _specific(case: DraftCase) -> list[str]:
@@ -146,7 +144,8 @@ def _specific(case: DraftCase) -> list[str]:
     # The pick's own id with its settings says no why ("The candidate c1 uses efficientnet_lite0 with a learning
     # rate of 0.00943", which the LLM judge scored 5 of 5): a reason is a number it is predicted or measured to reach
     # or take, another run it is set against, or a rank among the candidates.
-    specific = bool(quoted or [i for i in named if i != draft.candidate] or _REASON.search(draft.rationale))
+    specific = bool(quoted or [i for i in named if i != draft.candidate] or _RANK.search(draft.rationale)
+                    or DURATION.search(draft.rationale))
     why = ("the rationale must say why with the evidence: quote the pick's predicted accuracy or time, or set it against "
            "another candidate or past run (e.g. c2, r1); its name and settings alone say no why.")
     top = case.candidates[0]["id"] if case.candidates else draft.candidate

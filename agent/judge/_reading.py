@@ -82,6 +82,8 @@ def uncertainty_at(text: str, start: int) -> bool:
 # A duration's unit and its seconds ("13 s", "2.5 min", "1 h"), as rationales write training times.
 SECONDS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "min": 60, "mins": 60, "minute": 60,
            "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600}
+# A duration as written: its number (group 1) and its unit (group 2, a key of SECONDS).
+DURATION = re.compile(rf"(?<![\w.])(\d+(?:\.\d+)?)\s*({'|'.join(SECONDS)})\b", re.I)
 # "... than c1 (0.93), which ...": what follows an id in a relative clause is said of that id.
 RELATIVE = re.compile(r"\s*(?:\([^)]*\))?\s*,?\s*(?:which|whose|that)\b", re.I)
 

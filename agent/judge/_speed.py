@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from agent.judge._facts import Facts
-from agent.judge._reading import RELATIVE, SECONDS, clauses, id_pattern, number, phrase_bounds
+from agent.judge._reading import DURATION, RELATIVE, SECONDS, clauses, id_pattern, number, phrase_bounds
 
 # A ratio is written with one decimal ("3.1x"); the times are predictions shown rounded: a ratio within this
 # share of the real one holds.
@@ -38,7 +38,6 @@ _COMPARED = re.compile(r"\b(?:than|compared\s+(?:to|with)|against|vs\.?|versus|o
 # What follows a speed word before the id it compares with: "faster than c1", "faster (13 s) than c1", "as long as c1".
 _THAN = re.compile(r"\s*(?:\([^)]*\)\s*)?(?:than|compared\s+(?:to|with)|against|vs\.?|versus|relative\s+to|as)\s+"
                    r"(?:that\s+of\s+)?", re.I)
-_DURATION = re.compile(rf"(?<![\w.])(\d+(?:\.\d+)?)\s*({'|'.join(SECONDS)})\b", re.I)
 # A duration after these is a budget or a limit (the `stated limits` rule holds those), or a time per epoch.
 _BUDGET_BEFORE = re.compile(r"\b(?:budget|limit|within|under|below|at most|up to|less than|no more than|deadline|"
                             r"per epoch|an epoch)\b[^.;]{0,20}$", re.I)
@@ -117,7 +116,7 @@ def _duration_claims(clause: str, facts: Facts) -> list[str]:
     stated = facts.stated.budgets if facts.stated is not None else ()
     gaps = [abs(x - y) for x in times.values() for y in times.values() if x != y]
     problems = []
-    for m in _DURATION.finditer(clause):
+    for m in DURATION.finditer(clause):
         if _BUDGET_BEFORE.search(clause[: m.start()]):
             continue
         raw, unit = m.group(1), SECONDS[m.group(2).lower()]
