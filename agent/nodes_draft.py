@@ -114,13 +114,25 @@ class DraftNodes(NodeBase):
                 config_error = str(exc)
         if config is not None:
             prediction = self._predict(profile, config)
-        checks = J.run_checks(
-            draft=draft, draft_error=error, candidates=candidates, evidence_aliases=aliases, config=config,
+        case = dict(
+            draft_error=error, candidates=candidates, evidence_aliases=aliases, config=config,
             config_error=config_error, prediction=prediction, profile=profile,
             weights_available=self.weights_available, accuracy_tolerance=ctx.accuracy_tolerance,
             max_accuracy_gap=ctx.max_accuracy_gap, shown_accuracies=shown_accuracies(state, ctx),
             evidence=prompt_evidence(state, ctx),
         )
+
+        def check(d: J.Draft | None) -> list[J.Check]:
+            return J.run_checks(draft=d, **case)
+
+        checks = check(draft)
+        raw_draft, draft_text, trimmed = state["draft"], state.get("draft_text"), None
+        # Only a clause it cannot back up is wrong: the head before that clause, when it passes every check.
+        if draft is not None and (cut := J.trim(draft, checks, check)) is not None:
+            said = draft.rationale
+            draft, checks, trimmed = cut
+            raw_draft = {**raw_draft, "rationale": draft.rationale}
+            draft_text = J.with_rationale(draft_text, said, draft.rationale) if draft_text else None
         passed = all(c.ok for c in checks)
         scores, judge_error, llm_seconds = None, None, 0.0
         # A greedy model often answers a critique with the very draft it criticised; judging
@@ -132,7 +144,8 @@ class DraftNodes(NodeBase):
             passed = J.passes(scores, ctx.min_judge_score)
         elif passed and ctx.llm_judge and prediction is not None:
             start = time.perf_counter()
-            scores, judge_error = J.llm_scores(self.parts.judge_llm, judge_messages(state, ctx, state["draft"]))
+            scores, judge_error = J.llm_scores(self.parts.judge_llm,
+                                               judge_messages({**state, "draft_text": draft_text}, ctx, raw_draft))
             llm_seconds = time.perf_counter() - start
             if scores is not None:
                 passed = J.passes(scores, ctx.min_judge_score)
@@ -159,9 +172,12 @@ class DraftNodes(NodeBase):
             "draft_key": key,
             "repeats": None if repeated is None else repeated["attempt"],
             "overruled": overruled,
+            "trimmed": trimmed,
             "min_score": ctx.min_judge_score,
         }
         update: dict[str, Any] = {"verdict": verdict, "verdicts": [verdict], "llm_seconds": {"judge": llm_seconds}}
+        if trimmed:
+            update |= {"draft": raw_draft, "draft_text": draft_text}
         if passed:
             return Command(goto="respond", update={**update, "critique": None, "fallback": None})
         if attempt <= ctx.max_judge_retries and repeated is None:

@@ -96,6 +96,8 @@ class Verdict(_Model):
     overruled: str | None = Field(default=None, description="An LLM-judge objection the deterministic checks "
                                                            "verified false, and why it was overruled.")
     min_score: float | None = Field(default=None, description="What each LLM-judge score had to reach.")
+    trimmed: str | None = Field(default=None, description="The clause cut from the end of the LLM's rationale, which "
+                                                          "the grounding check refused (agent.judge.trimmed).")
 
 
 class TaskProfile(_Model):
@@ -257,7 +259,7 @@ def build_recommendation(
             passed=bool(verdict["passed"]), attempts=int(verdict["attempt"]),
             checks=[CheckItem.model_validate(c) for c in verdict["checks"]], scores=verdict.get("scores"),
             critique=verdict.get("critique"), judged_by=verdict["judged_by"], judge_error=verdict.get("judge_error"),
-            overruled=verdict.get("overruled"), min_score=verdict.get("min_score"),
+            overruled=verdict.get("overruled"), min_score=verdict.get("min_score"), trimmed=verdict.get("trimmed"),
         ),
         fallback=fallback_reason is not None,
         fallback_reason=fallback_reason,

@@ -155,6 +155,7 @@ class VerdictData(TypedDict):
         draft_key: the draft as compact JSON (a repeated draft is not judged twice).
         repeats: the attempt this draft repeats, or None.
         overruled: an LLM-judge objection the checks proved false, or None.
+        trimmed: what was cut from the end of the rationale the grounding check refused, and why, or None.
         min_score: what each LLM-judge score had to reach (Context.min_judge_score).
     """
 
@@ -170,6 +171,7 @@ class VerdictData(TypedDict):
     draft_key: str | None
     repeats: int | None
     overruled: str | None
+    trimmed: NotRequired[str | None]
     min_score: NotRequired[float]
 
 

@@ -328,6 +328,7 @@ class Bench:
 
     def __init__(self, nodes: Any, ctx: Any, judge_llm: Any | None) -> None:
         self.nodes, self.ctx, self.judge_llm = nodes, ctx, judge_llm
+        self.kept: list[tuple[str, str]] = []  # (a refused rationale, the head the judge node keeps: J.trim)
 
     def llm(self, messages: list[Any]) -> tuple[bool | None, str, float]:
         """(rejects, the problem it named, seconds) from the LLM judge; (None, "skipped", 0) without one."""
@@ -351,7 +352,7 @@ class Bench:
         draft_dict = J.complete_draft(raw, candidates)
         draft, error = J.parse_draft(draft_dict)
         config = J.merge_config(draft, candidates)
-        checks = J.run_checks(
+        kw: dict[str, Any] = dict(
             draft=draft, draft_error=error, candidates=candidates, evidence_aliases=[
                 e["alias"] for e in prompt_evidence(state, self.ctx)], config=config, config_error=None,
             prediction=self.nodes._predict(profile, config), profile=profile,
@@ -359,7 +360,12 @@ class Bench:
             max_accuracy_gap=self.ctx.max_accuracy_gap, shown_accuracies=shown_accuracies(state, self.ctx),
             evidence=prompt_evidence(state, self.ctx),
         )
+        checks = J.run_checks(**kw)
         failed = " ".join(f"{c.name}: {c.message}" for c in checks if not c.ok)
+        # The judge node then keeps the head before a clause the grounding check alone refused (J.trim).
+        cut = J.trim(draft, checks, lambda d: J.run_checks(**{**kw, "draft": d})) if failed else None
+        if cut is not None:
+            self.kept.append((raw["rationale"], cut[0].rationale))
         # The judge reads the answer as the model writes it: the candidate and the rationale.
         answer = json.dumps({"candidate": raw["candidate"], "rationale": raw["rationale"]})
         judged = {**state, "draft": draft_dict, "draft_text": answer, "critique": None}
@@ -433,6 +439,11 @@ def main(argv: list[str] | None = None) -> int:
             if kind in GOOD and checks_reject:  # a good draft refused: what the checks said, to judge them by
                 print(f"    {rationale!r} -> {found[:300]}", flush=True)
     report(rows, examples)
+    bad = sum(len(rows[k]) for k in KINDS if k not in GOOD and k not in TUNING)
+    print(f"\nbad recommendation drafts the judge node keeps as a head once the clause the grounding check refused is "
+          f"cut (agent.judge.trim; the head passes every check): {len(bench.kept)} of {bad}")
+    for said, head in bench.kept:
+        print(f"  {said!r}\n    -> {head!r}")
     return 0
 
 

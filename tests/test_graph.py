@@ -305,6 +305,29 @@ def test_a_rationale_that_states_what_the_evidence_does_not_is_sent_back(
     assert out["verdicts"][-1]["passed"]
 
 
+def test_a_rationale_wrong_only_in_its_last_clause_is_cut_there_and_judged_again(store: FakeStore) -> None:
+    llm = chat(draft(rationale="c1 has the best predicted accuracy and fits the budget, which beats r9 on a similar set."))
+    judge = chat(scores())
+    out = run(make(store, llm, judge), context=RETRY)
+
+    (verdict,) = out["verdicts"]  # no retry: the head before the false clause passed every check
+    assert verdict["passed"] and all(c["ok"] for c in verdict["checks"])
+    assert "cut before 'which beats r9 on a similar set.'" in verdict["trimmed"] and "names r9" in verdict["trimmed"]
+    rec = Recommendation.model_validate(out["recommendation"])
+    assert not rec.fallback and rec.rationale == "c1 has the best predicted accuracy and fits the budget."
+    assert "r9" not in judge.prompts[0][-2].content  # the LLM judge reads the rationale as it is shown
+    assert "cut before 'which beats r9" in render_text(rec)
+    assert len(llm.prompts) == 1
+
+
+def test_a_rationale_false_in_its_first_clause_is_not_cut(store: FakeStore) -> None:
+    llm = chat(draft(rationale="c1 is predicted 0.97 in 25 s, which fits the budget."), draft())
+    out = run(make(store, llm, chat(scores())), context=RETRY)
+
+    first = out["verdicts"][0]
+    assert not first["passed"] and not first["trimmed"] and len(llm.prompts) == 2
+
+
 def test_failed_check_sends_the_critique_back_to_reason(store: FakeStore) -> None:
     llm = chat(draft(expected_accuracy=0.99), draft())
     judge = chat(scores())

@@ -12,11 +12,15 @@ from agent.judge import (
     Check,
     Draft,
     complete_draft,
+    dropped,
+    heads,
     merge_config,
     quoted_accuracies,
     quoted_ids,
     run_checks,
     tidy_text,
+    trim,
+    trimmed,
     ungrounded,
     validate_config,
     with_rationale,
@@ -661,3 +665,49 @@ def test_a_large_lead_is_the_leaders_whichever_id_the_clause_names_first() -> No
     shown = [0.93, 0.67, 1.0, 0.70, 0.5, 0.9]
     assert ungrounded("Compared to c2 (0.70), c1 (0.93) is much more accurate.", ["c1", "c2"], shown, wide,
                       about=["c1"]) == []
+
+
+# ----------------------------------------------------------------------------- trimming a rationale
+@pytest.mark.parametrize(("text", "expected"), [
+    ("c1 is predicted 2 points above c2 and takes 2x its time, which is a significant advantage for this task.",
+     ["c1 is predicted 2 points above c2 and takes 2x its time."]),
+    ("c1 reaches 0.93 in 25 s; c2 is faster, but r1 on a similar set reached 0.70.",
+     ["c1 reaches 0.93 in 25 s; c2 is faster.", "c1 reaches 0.93 in 25 s."]),
+    ("c1 is predicted 0.93 and c2 0.92, making c1 the pick.", ["c1 is predicted 0.93 and c2 0.92.", "c1 is predicted 0.93."]),
+    ("Although c2 is faster, c1 is predicted 0.93.", []),  # a head that is a subordinate clause says nothing alone
+    ("c1 is good, which is all.", []),                    # too short to be a rationale
+    ("This configuration suits the task well, which c1 shows.", []),  # the head names no id and quotes nothing
+    ("c1 uses a learning rate and batch size that suit it.", []),      # "and" inside a claim is no clause
+])
+def test_a_rationale_is_cut_only_where_a_clause_starts(text: str, expected: list[str]) -> None:
+    assert heads(text) == expected
+
+
+def test_the_longest_head_that_passes_every_check_is_kept() -> None:
+    def passes(rationale: str) -> bool:
+        d = Draft(candidate="c1", backbone="efficientnet_lite0", mode="frozen", learning_rate=0.001, batch_size=16,
+                  epochs=40, expected_accuracy=0.93, rationale=rationale, cite=["c1"])
+        return all(c.ok for c in _checks(draft=d, candidates=SPREAD_CANDIDATES))
+
+    said = "c1 is predicted 0.93 against 0.92 for c2 and takes 25 s, a significant advantage."
+    assert not passes(said)
+    assert trimmed(said, passes) == "c1 is predicted 0.93 against 0.92 for c2 and takes 25 s."
+    assert dropped(said, "c1 is predicted 0.93 against 0.92 for c2 and takes 25 s.") == "a significant advantage."
+    # a false first clause leaves nothing to keep: the draft goes back to the reasoner as before
+    assert trimmed("c1 is predicted 0.97 in 25 s, which fits the budget.", passes) is None
+
+
+def test_a_draft_is_cut_only_when_its_rationale_alone_failed() -> None:
+    said = "c1 is predicted 0.93 in 25 s, which beats r9 on a similar set."
+    d = Draft(candidate="c1", backbone="efficientnet_lite0", mode="frozen", learning_rate=0.001, batch_size=16,
+              epochs=40, expected_accuracy=0.93, rationale=said, cite=["c1"])
+
+    def check(draft: Draft) -> list[Check]:
+        return _checks(draft=draft)
+
+    kept, checks, why = trim(d, check(d), check)
+    assert kept.rationale == "c1 is predicted 0.93 in 25 s." and all(c.ok for c in checks)
+    assert why.startswith("the rationale was cut before 'which beats r9 on a similar set.': ") and "names r9" in why
+    # an expected accuracy outside the interval fails `metric` too: no cut mends that
+    wrong = d.model_copy(update={"expected_accuracy": 0.5})
+    assert trim(wrong, _checks(draft=wrong), lambda x: _checks(draft=x)) is None

@@ -31,6 +31,7 @@ The package, by concern (each module private, everything re-exported here):
   (hyperparameter values, comparisons and signed differences, best trial and epoch, budgets and
   limits), read with `_reading`;
 - `_text`: the one-sentence grammar, `tidy_text` and `with_rationale`;
+- `_repair`: `trim`, a draft whose rationale is kept up to the clause the grounding check refused;
 - `_checks`: `run_checks`, a driver over `CHECKS`, one small function per rule;
 - `_llm`: the LLM judge's answer, schema and call;
 - `_verdict`: the critique for the reasoner, the checks as JSON and the verdict in words.
@@ -71,6 +72,7 @@ from agent.judge._llm import (
     llm_scores,
     passes,
 )
+from agent.judge._repair import dropped, heads, trim, trimmed
 from agent.judge._text import one_sentence, tidy_text, with_rationale
 from agent.judge._verdict import DEFAULT_MIN_SCORE, checks_as_json, critique_of, finite, short_json, verdict_summary
 
@@ -78,8 +80,8 @@ __all__ = [
     "BATCH_SIZES", "CHECKS", "DEFAULT_MIN_SCORE", "CRITIQUE_MAX", "DRAFT_RATIONALE_MAX", "GROUNDING", "JUDGE_PROBLEMS", "LLM_FIELDS",
     "MAX_CITES", "NO_CRITIQUE", "QUOTE_TOLERANCE", "SCORE_NAMES", "Check", "Claim", "Draft",
     "DraftCase", "Facts", "JudgeScores", "Rule", "Stated", "base_candidate", "checks_as_json", "compares", "complete_draft",
-    "critique_of", "draft_schema", "finite", "hedge_measured", "judge_schema", "llm_scores", "meant", "merge_config", "one_sentence",
+    "critique_of", "draft_schema", "dropped", "finite", "heads", "hedge_measured", "judge_schema", "llm_scores", "meant", "merge_config", "one_sentence",
     "parse_draft", "passes", "quoted_accuracies", "quoted_ids", "run_checks", "short_json",
-    "stated_of", "tidy_text", "ungrounded", "unsupported", "validate_config", "verdict_summary", "weights_source",
+    "stated_of", "tidy_text", "trim", "trimmed", "ungrounded", "unsupported", "validate_config", "verdict_summary", "weights_source",
     "with_rationale",
 ]

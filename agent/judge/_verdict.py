@@ -45,6 +45,8 @@ def verdict_summary(v: dict[str, Any]) -> str:
     failed = [c["name"] for c in checks if not c.get("ok")]
     det = (f"deterministic checks: all {len(checks)} passed" if not failed else
            f"deterministic checks: {len(failed)} of {len(checks)} failed ({', '.join(failed)})")
+    if v.get("trimmed"):
+        det += f" ({v['trimmed'].rstrip('.')})"
     verdict = "passed" if v.get("passed") else "failed"
     scores = v.get("scores") or None
     if scores is None:
