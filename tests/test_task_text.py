@@ -463,3 +463,23 @@ def test_without_shares_the_classes_follow_the_geometric_profile() -> None:
     p = parse_task("brain MRI 4 classes, 3000 images, imbalance 10:1")
     assert p.shares is None
     assert p.to_meta().class_size_max == class_sizes(3000, 4, 10.0)[-1]
+
+
+def test_a_grading_scale_named_alone_gives_its_grades_and_says_so() -> None:
+    p = parse_task("Classify knee radiographs by KL grade, 8,260 images")
+    assert p.n_classes == 5 and p.said["n_classes"] == "KL grade"
+    assert any("'KL grade': the scale's 5 grades (0-4)" in n and "say the count if you use fewer" in n for n in p.notes)
+    # a range or a count the text gives comes first
+    assert parse_task("knee radiographs, KL grades 2-4, 3,000 images").n_classes == 3
+
+
+def test_tb_as_a_class_is_not_read_as_terabytes() -> None:
+    p = parse_task("Tuberculosis chest x-ray: 700 TB and 3500 normal")
+    assert not any("TB" in n for n in p.notes) and p.n_instances == 4200
+    assert any("'2 TB' names no model" in n for n in parse_task("2 TB of chest x-rays, 3 classes").notes)
+
+
+def test_one_class_said_to_have_only_so_many_against_another_gives_the_imbalance() -> None:
+    p = parse_task("fundus photos, 5 grades, 3,662 images; 1805 no DR but only 193 severe")
+    assert p.imbalance_ratio == pytest.approx(1805 / 193)
+    assert any("read as the largest and the smallest class" in n for n in p.notes)

@@ -18,7 +18,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
-from tools.task_numbers import APPROX, COUNT, Reading, label_span, mentions, read_count
+from tools.task_numbers import APPROX, COUNT, Reading, fold, label_span, mentions, read_count
 
 if TYPE_CHECKING:
     from tools.task_text import TaskProfile
@@ -86,10 +86,18 @@ _AP = r"(?:(?P<ap>~|about|around|roughly|approx(?:\.|imately)?|nearly|almost)\s*
 _RATIO_ONE = (
     re.compile(rf"\bimbalance(?:d)?\s*ratio\s*(?:of|is|:|=)?\s*{_AP}(?P<r>\d+(?:\.\d+)?)(?!\s*(?::|to|/)\s*\d)"),
     re.compile(rf"(?<!aspect )\bratio\s*(?:of|is|:|=)?\s*{_AP}(?P<r>\d+(?:\.\d+)?)(?![\d.]|\s*(?::|to|/|%|percent)\s*)"),
-    re.compile(rf"\bimbalance(?:d)?\s*(?:of|:|=)\s*{_AP}(?P<r>\d+(?:\.\d+)?)(?!\s*(?::|to|/)\s*\d)"),
+    # (not "very imbalanced: 1805 no DR but only 193 severe": a number a word follows is a class's size)
+    re.compile(rf"\bimbalance(?:d)?\s*(?:of|:|=)\s*{_AP}(?P<r>\d+(?:\.\d+)?)(?!\s*(?::|to|/)\s*\d)"
+               r"(?![\d.,]|\s+(?!(?:x|times|fold|between|among|across|in|for)\b)[a-z])"),
     re.compile(rf"{_AP}(?P<r>\d+(?:\.\d+)?|{COUNT})\s*(?:x|-?\s*fold|times)\s*(?:class\s+)?(?:imbalance|imbalanced|more|"
                r"as many|larger|bigger|(?:the\s+)?(?:size of (?:the\s+)?)?(?:smallest|rarest))\b"),
+    # "imbalance up to 20x", "class imbalance as high as 15-fold": the number after the word, with its unit
+    re.compile(rf"\bimbalance(?:d)?(?:\s+ratio)?\s*(?:of|is|:|=)?\s*(?:up to|as high as|as much as|at most|reaching|"
+               rf"of up to)?\s*{_AP}(?P<r>\d+(?:\.\d+)?)\s*(?:x\b|\u00d7|-?\s*fold\b|times\b)"),
 )
+# One class's size set against a smaller one said to be "only" so much: "1805 no DR but only 193 severe".
+_BUT_ONLY = re.compile(rf"(?<![\w.,])(?P<a>{COUNT})\s+(?:[a-z][\w'-]*\s+){{0,3}}?[a-z][\w'-]*\s*,?\s*(?:but|while|whereas|and)\s+"
+                       rf"(?:only|just|merely)\s+(?P<b>{COUNT})\s+(?!(?:{_UNIT_WORDS})\b)[a-z][\w'-]*")
 _THOUSANDS = r"\d{1,3}(?:,\d{3})+(?![\d,])"  # "1,200" whole, as one number
 _RATIO_PAIR = (
     re.compile(rf"\bratio\s*(?:of\s*)?{_AP}(?P<a>\d+(?:\.\d+)?)\s*(?::|to|/)\s*(?P<b>\d+(?:\.\d+)?)"),
@@ -154,6 +162,12 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
     if (m := _extremes(r.low)) is not None:  # "64 in the smallest class, 3,200 in the largest"
         _set_ratio(r, p, m[1], m[0], approximate=False)
         return None
+    if (m := _BUT_ONLY.search(r.low)) is not None:  # "1805 no DR but only 193 severe"
+        a, b = read_count(m.group("a")).value, read_count(m.group("b")).value
+        if 0 < b < a:
+            r.notes.append(f"{r.text[m.start():m.end()].strip()!r}: read as the largest and the smallest class")
+            _set_ratio(r, p, a / b, m, approximate=False)
+            return None
     for m in _RATIO_CHAIN.finditer(r.low):  # "1:1:3 ratio", "a 5:3:1 split": the largest over the smallest
         values = [float(v) for v in re.split(r"\s*:\s*", m.group("chain"))]
         if min(values) > 0 and _CHAIN_CUE.search(r.low[max(0, m.start() - 25):m.end() + 25]):
@@ -357,6 +371,24 @@ _MORE_THAN_TWO = re.compile(rf"\bmulti-?\s?class\b|\b(?:several|a few|a handful 
                             rf"{CLASS_NOUNS}\b")
 
 
+# A grading scale named without its range or a count: its grades as it is usually used (read last, after any
+# count, range or list the text gives). Not BI-RADS alone: its assessment categories (0-6) and its density
+# grades (A-D) differ.
+_KNOWN_SCALES: tuple[tuple[re.Pattern[str], int, str], ...] = (
+    (re.compile(r"\bkellgren[- ]lawrence\b(?:\s+grad\w*)?|\bkl\s*-?\s*grad\w*"), 5, "0-4"),
+    (re.compile(r"\bt[o\u00f6]nnis\b(?:\s+grad\w*)?"), 4, "0-3"),
+    (re.compile(r"\bfazekas\b(?:\s+(?:grad|scor|scal)\w*)?"), 4, "0-3"),
+    (re.compile(r"\bpfirrmann\b(?:\s+grad\w*)?"), 5, "I-V"),
+    (re.compile(r"\bpi-?rads\b"), 5, "1-5"),
+    (re.compile(r"\bti-?rads\b"), 5, "TR1-TR5"),
+    (re.compile(r"\bbosniak\b(?:\s+(?:class|categor|grad)\w*)?"), 5, "I, II, IIF, III, IV"),
+    (re.compile(r"\bsalter[- ]harris\b(?:\s+(?:type|class|grad)\w*)?"), 5, "I-V"),
+    (re.compile(r"\bbi-?rads\s+(?:breast\s+)?density\b|\bbreast density\s+(?:categor|grad|class)\w*"), 4, "A-D"),
+    (re.compile(r"\b(?:isup|gleason)\s+grade\s+groups?\b"), 5, "1-5"),
+    (re.compile(r"\bdiabetic retinopathy\s+(?:severity\s+)?grad\w*|\b(?:icdr|dr)\s+(?:severity\s+)?grad\w*"), 5,
+     "no DR, mild, moderate, severe, proliferative"),
+)
+
 # "11 organs", said of images of an organ ("organ CT crops"): a count of the kinds of thing shown (see read_classes).
 _KIND_COUNT = re.compile(rf"(?P<n>{COUNT})\s+(?P<w>(?!(?:{IMAGE_NOUNS}|{_UNIT_WORDS}|patients|subjects)\b)[a-z][a-z-]+s)\b")
 
@@ -397,6 +429,11 @@ def read_classes(r: Reading, p: TaskProfile) -> None:
         if re.search(rf"\b{re.escape(noun)}\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b", r.low) and (
                 n := _whole(r, m, "n", "n_classes", 2, 100)):
             return _set_classes(r, p, n[0], m.start(), m.end(), approximate=n[1])
+    for regex, n, labels in _KNOWN_SCALES:  # "by KL grade": the scale's grades, as it is usually used
+        if m := regex.search(r.low):
+            r.notes.append(f"{r.text[m.start():m.end()].strip()!r}: the scale's {n} grades ({labels}), as it is usually "
+                           "used; say the count if you use fewer")
+            return _set_classes(r, p, n, m.start(), m.end())
     m = _MORE_THAN_TWO.search(r.low)
     if m:
         p.n_classes = 3
@@ -476,6 +513,10 @@ _PER_CLASS = (
                r"(?!\s*(?:minute|hour|second|epoch))"),
     re.compile(r"\b(?:each|every)\s+(?:class|category|label|type|grade|group|condition|diagnosis|kind)\s+(?:has|have|with|"
                rf"contains?|holds?)\s+(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})"),
+    # "8 classes each with 1000 images", "5 grades, each having about 300"
+    re.compile(r"\b(?:classes|categories|labels|types|grades|groups|conditions|diagnoses|kinds)\s*,?\s*(?:each|every one)\s+"
+               rf"(?:with|has|having|of|containing|holding)\s+(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})"
+               rf"(?:\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?"),
 )
 # "40 to 400 images per class", "50-500 per category": the smallest and the largest class.
 _PER_CLASS_RANGE = re.compile(
@@ -504,7 +545,9 @@ _STUDIES = r"(?:studies|patients|exams|examinations|volumes|scans|series|subject
 _PER_STUDY = re.compile(
     rf"(?P<a>{COUNT})\s+{_STUDIES}\s*(?:,|with|x|\u00d7|of|at|and|each with)?\s*(?:(?P<ap>{APPROX})\s*)?(?P<b>{COUNT})\s+"
     rf"(?:[a-z]+\s+)?{IMAGE_NOUNS}\s*(?:each\b|(?:per|a|in each)\s+(?:study|patient|exam|examination|volume|scan|series|"
-    r"subject|case|slide|video|sequence)\b)")
+    r"subject|case|slide|video|sequence)\b)"
+    # "300 patients x 20 slices": a times sign between the two says per study alone
+    rf"|(?P<a2>{COUNT})\s+{_STUDIES}\s*(?:x|\u00d7|\*)\s*(?:(?P<ap2>{APPROX})\s*)?(?P<b2>{COUNT})\s+(?:[a-z]+\s+)?{IMAGE_NOUNS}\b")
 # After the total, one class's size: "650 images, 168 glaucoma", "1,200 scans, of which 300 malignant".
 _ONE_CLASS = re.compile(rf"[,;(]\s*(?:of which\s+|of them\s+|including\s+|with\s+)?(?P<n>{COUNT})\s+(?:are\s+|is\s+)?"
                         r"(?P<w>[a-z][\w'-]*)\s*(?=[,;.)]|$|\s+(?:cases|images|ones)\b)")
@@ -576,6 +619,8 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
 
 def _set_sizes(r: Reading, p: TaskProfile, sizes: list[float], start: int, end: int, approximate: bool) -> None:
     """Class sizes read: the class count (unless said), the imbalance and the images (their sum)."""
+    if "n_classes" in r.said and sum(sizes) < p.n_classes:
+        return  # "7 23 classes grade 3": fewer images than the classes said, so these are no class sizes
     if "n_classes" in r.said and p.n_classes != len(sizes):
         r.notes.append(f"the text says {r.said['n_classes']!r} but lists {len(sizes)} class sizes; "
                        f"using {p.n_classes} classes")
@@ -602,10 +647,11 @@ def _set_shares(p: TaskProfile, sizes: list[float]) -> None:
 def read_images(r: Reading, p: TaskProfile) -> None:
     """The number of images: a total, a count per study times the studies, or a count per class times the class count."""
     m = _PER_STUDY.search(r.low)
-    if m and (a := _whole(r, m, "a", "the number of studies", 1, MAX_IMAGES)) and (
-            b := _whole(r, m, "b", "the number of images per study", 1, MAX_IMAGES)):
+    g = "" if m is None or m.group("a") else "2"  # (which of its two forms matched)
+    if m and (a := _whole(r, m, "a" + g, "the number of studies", 1, MAX_IMAGES)) and (
+            b := _whole(r, m, "b" + g, "the number of images per study", 1, MAX_IMAGES)):
         r.notes.append(f"{r.text[m.start():m.end()].strip()!r}: every image taken as one training image")
-        return _set_images(r, p, a[0] * b[0], m.start(), m.end(), a[1] or b[1] or bool(m.group("ap")), check=True)
+        return _set_images(r, p, a[0] * b[0], m.start(), m.end(), a[1] or b[1] or bool(m.group("ap" + g)), check=True)
     per_class = mentions(r.low, "each", "class", "categor", "label", "type", "grade", "group", "condition", "diagnos", "kind")
     m = _PER_CLASS_RANGE.search(r.low) if per_class else None
     if m and (a := _whole(r, m, "a", "the smallest class", 1, MAX_IMAGES)) and (b := _whole(r, m, "b", "the largest class",
@@ -620,7 +666,10 @@ def read_images(r: Reading, p: TaskProfile) -> None:
                            + ("" if "n_classes" in r.said else f", times an assumed {p.n_classes} classes"))
             return _set_images(r, p, round((least + most) / 2 * p.n_classes), m.start(), m.end(), True, check=True)
     for regex in _PER_CLASS if per_class else ():
-        m = regex.search(r.low)
+        # "8 classes each with 1000 images": the class count, read already, is blanked out of r.low
+        m = regex.search(fold(r.text) if regex is _PER_CLASS[3] else r.low)
+        if m and regex is _PER_CLASS[3] and not r.low[m.start("n"):m.end("n")].strip():
+            continue
         if m and (n := _whole(r, m, "n", "the number of images per class", 1, MAX_IMAGES)):
             if "n_classes" not in r.said:
                 r.notes.append(f"{r.text[m.start():m.end()].strip()!r} times an assumed {p.n_classes} classes")

@@ -33,6 +33,9 @@ _PARAMS_BEFORE = re.compile(
 )
 
 _SIZE = re.compile(rf"(?<![\w.])(?P<n>\d+(?:[.,]\d+)?)\s*(?P<u>{SIZE_UNIT})")
+# "TB" as a class: tuberculosis ("TB vs normal", "700 TB and 3500 normal").
+_TB_CLASS = re.compile(r"tubercul|\btb\s*(?:vs\.?|versus|/|or|and|positive|negative|cases|patients)\b|"
+                       r"\b(?:normal|healthy|negative)\s*(?:vs\.?|versus|/|or|and)\s*(?:\d[\d,]*\s*)?tb\b")
 # "T4", "L4" (and a few more) also name vertebrae ("an L4 fracture", "T4-T5"): as GPUs only beside a GPU word
 # or an article/number ("a T4", "Colab T4", "2x L4"), and never before a vertebra's words.
 _SHORT_GPU = (r"(?:(?<=nvidia )|(?<=tesla )|(?<=colab )|(?<=kaggle )|(?<=cloud )|(?<=tier )|(?<=\ba )|(?<=\ban )|(?<=\bone )|"
@@ -168,6 +171,8 @@ def _read_sizes(r: Reading, p: TaskProfile) -> None:
             r.notes.append(f"{r.text[m.start():m.end()]!r} is the memory of the device the model is deployed on, "
                            "not of the one it trains on; not read as a training limit")
             continue
+        if kind is None and m.group("u") == "tb" and _TB_CLASS.search(r.low):
+            continue  # "700 TB and 3500 normal": tuberculosis cases, not terabytes
         value = float(m.group("n").replace(",", "."))
         if kind is None or kind == "data" or getattr(p, kind) is not None or value <= 0:
             if kind is None:

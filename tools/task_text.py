@@ -69,16 +69,18 @@ DEFAULTS: dict[str, object] = {
 # Modality names follow the knowledge base's datasets (data/SOURCES.md), lower case.
 _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
     (r"dermoscop\w*|dermatoscop\w*|dermatolog\w*", "dermoscopy", "skin"),
-    (r"histopatholog\w*|histolog\w*|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology slides?|\bgleason\b|"
+    (r"histopatholog\w*|histolog\w*|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology (?:slides?|tiles?|patches|images?)|\bgleason\b|"
      r"biops(?:y|ies)\s+(?:tiles?|patches|slides?|sections?)|tissue (?:tiles?|patches|sections?)", "histopathology", None),
     (r"blood smears?|microscop\w*|cytolog\w*|blood cells?|bone marrow|cell (?:images?|morpholog\w*|patches|crops)",
      "light microscopy", None),
+    (r"\bpap(?:anicolaou)?\s+(?:smears?|tests?|stain\w*|slides?)", "light microscopy", "cervix"),
     (r"mammogra\w*", "x-ray", "breast"),
-    (r"x[- ]?rays?\b|radiograph\w*|\bcxrs?\b|radiograf\w*|r[öo]ntgen\w*|kellgren[- ]lawrence", "x-ray", None),  # es/pt/it, de
+    (r"x[- ]?rays?\b|radiograph\w*|\bcxrs?\b|radiograf\w*|r[öo]ntgen\w*|kellgren[- ]lawrence|\b(?:chest|plain) films?\b",
+     "x-ray", None),  # es/pt/it, de
     (r"\boct\b|optical coherence", "oct", "eye"),
-    (r"fundus|retinal photo\w*", "fundus", "eye"),
+    (r"fundus|retina(?:l)?\s+(?:photo\w*|pictures?|pics)", "fundus", "eye"),
     (r"endoscop\w*|colonoscop\w*|gastroscop\w*|capsule camera|cystoscop\w*|bronchoscop\w*|laparoscop\w*|arthroscop\w*|"
-     r"hysteroscop\w*|ureteroscop\w*|colposcop\w*|laryngoscop\w*", "endoscopy", None),
+     r"hysteroscop\w*|ureteroscop\w*|colposcop\w*|laryngoscop\w*|otoscop\w*", "endoscopy", None),
     (r"\bct\b|computed tomograph\w*|\bcat scans?|\btac\b|tomograf[ií]as? computari[sz]ada|tomodensitom\w*", "ct", None),
     (r"\bmris?\b|\bmr images?|magnetic resonance|\bt[12]-weighted|\bflair\b|\birm\b|\bmrt\b|resonancia magn\w*|"
      r"r[ée]sonance magn\w*|risonanza magn\w*|resson[âa]ncia magn\w*", "mri", None),  # es, fr, it, pt; de "MRT"
@@ -100,18 +102,20 @@ _BODY_PARTS: tuple[tuple[str, str], ...] = (
     (r"\bblood\b|leukocyte\w*|leukemia|\bwbc\b", "blood"),
     (r"\beyes?\b|retina\w*|ophthalm\w*|diabetic retinopathy|glaucoma|\bcorne\w*|\bocular\b|slit[- ]lamp|cataracts?\b|"
      r"keratitis", "eye"),
-    (r"\bcolon\w*|colorectal|bowel|polyps?\b|gastro\w*|stomach", "colon"),
+    (r"\bcolon(?:s|ic|oscop\w*)?\b|colorectal|bowel|polyps?\b|gastro\w*|stomach", "colon"),  # not "colonies"
     (r"\bliver\b|hepat\w*", "liver"),
     (r"\bkidneys?\b|renal", "kidney"),
     (r"\bheart\b|cardiac|\b(?:echo)?cardio\w*", "heart"),
     (r"\bprostate\b", "prostate"),
     (r"\bthyroid\b", "thyroid"),
-    (r"\bspine\b|spinal|vertebra\w*", "spine"),
+    (r"\bspine\b|spinal|vertebra\w*|\bc-spine\b", "spine"),
     (r"\bbones?\b(?!\s+marrow)|fractures?|wrist|\bhands?\b|\bhips?\b|\belbows?\b|\bshoulders?\b|\bankles?\b|"
      r"\bpelvi[cs]\b|\bfemur\b|skelet\w*", "bone"),  # bone marrow is cytology
     (r"\babdom\w*", "abdomen"),
     (r"\bteeth\b|\btooth\b|dental", "teeth"),
-    (r"\bcervi\w*", "cervix"),
+    (r"\bcervi\w*+(?!\s+(?:spine|vertebra\w*|collar|lymph\w*))", "cervix"),  # "cervical spine" is the spine
+    (r"\bears?\b|ear ?drums?|tympan\w*|otitis", "ear"),
+    (r"\bmouth\b|\boral\b(?!\s+(?:contrast|medication|drug|dose))|\btongue\b|gingiv\w*", "mouth"),
     (r"\bbladder\b|\burinary\b|cystoscop\w*", "bladder"),
 )
 
@@ -290,13 +294,13 @@ def parse_task(text: str) -> TaskProfile:
     r = Reading(text, p.said, p.spans, p.approximate, p.notes)
     _read_modality(r, p)
     _read_resolution(r, p)  # blanked out, so "256 x 256 images" is no count
+    _read_channels(r, p)  # before the counts, which blank "1,540 grayscale images" whole
     read_limits(r, p)  # blanked out, so "5M parameters" is no time and "8 GB" no count
     pending = read_ratio(r, p)  # "1 in 20 scans" is a ratio, not 20 images
     read_classes(r, p)
     read_class_sizes(r, p)
     read_images(r, p)
     finish_imbalance(r, p, pending)
-    _read_channels(r, p)
     if m := _MULTI_LABEL.search(r.text):  # (the text as written: the reading blanks "14 findings" in r.low)
         p.notes.append(f"{r.text[m.start():m.end()]!r}: this tool trains one label per image, so the "
                        f"recommendation is for {p.n_classes} exclusive classes; for several labels per image, "
@@ -403,7 +407,7 @@ def _read_channels(r: Reading, p: TaskProfile) -> None:
         if m:
             p.channels = 3
     if m:
-        r.take("channels", m.start(), m.end())
+        r.take("channels", m.start(), m.end(), blank=False)
 
 
 __all__ = ["DEFAULTS", "FIELDS", "MAX_CLASSES", "MAX_IMAGES", "MAX_TEXT", "TaskProfile", "class_sizes", "parse_task"]
