@@ -36,7 +36,8 @@ IMAGE_NOUNS = (r"(?:images?|imgs?|pictures?|pics|photos?|photographs?|scans?|sli
                r"radiographs?|x-?rays?|xrays?|crops?|tiles?|frames?|stills?|studies|cases|mammograms?|films?|slices?|"
                r"smears?|mris|cts|cxrs?|ultrasounds|dermoscopies|volumes|specimens|lesions|nodules|instances|data ?points|cells|"
                r"shots|exams?|examinations|"
-               r"im[áa]genes|imagens|immagini|bilder|aufnahmen)")  # es, pt, it, de ("images" is French too)
+               r"im[áa]genes|imagens|immagini|radiographies|[a-z]*bilder|[a-z]*aufnahmen)")  # es, pt, it, fr, de ("images" is
+# French too; German joins the noun to what it shows: "Hautbilder", "Röntgenaufnahmen")
 # Words that are not a filler between a number and its noun, nor a class name.
 _GLUE = (r"(?:of|per|in|on|at|for|from|with|and|or|to|by|the|a|an|each|every|than|vs|versus|are|is|px|pixels?|"
          rf"{CLASS_NOUNS}|{IMAGE_NOUNS})")
@@ -146,7 +147,8 @@ _PERCENT_CUE = re.compile(r"positive|negative|minority|majority|rare|skewed|smal
 _HINT = re.compile(r"\b(?:imbalanced|unbalanced|skewed|long[- ]tail\w*|rare class\w*|minority class\w*|few positives?|"
                    r"class imbalance|(?:class|classes|positives?|cases|category|categories|label|labels|finding)\s+"
                    r"(?:is|are)\s+(?:very\s+)?rare|rare (?:positives?|cases|categor\w*|labels?)|"
-                   r"not (?:very |well )?balanced)\b")
+                   r"not (?:very |well )?balanced|unausgewogen\w*|unausgeglichen\w*|desbalancead\w*|desequilibrad\w*|"
+                   r"d[ée]s[ée]quilibr\w*|sbilanciat\w*)\b")  # de, es/pt, fr, it
 
 
 def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
@@ -348,7 +350,7 @@ _PLUS_CLASSES = re.compile(rf"\b(?:normal|healthy|controls?|negative|background|
 # "grade 1, grade 2, grade 3", "stage I, stage II or stage III": one label word said before each label.
 _REPEATED_LABELS = re.compile(rf"\b(?P<w>grade|stage|level|class|type|category|kl|tier|group)\s*{_LABEL}"
                               rf"(?:\s*(?:,\s*(?:and|or)?|and|or)\s*(?P=w)\s*{_LABEL})+(?![\w.])")
-_ITEM = r"(?!(?:and|or)\b)[a-z][\w'-]*(?:\s+(?!(?:and|or)\b)[a-z][\w'-]*){0,2}"  # "bacterial pneumonia", never "x and"
+_ITEM = r"(?!(?:and|or|but)\b)[a-z][\w'-]*(?:\s+(?!(?:and|or|but)\b)[a-z][\w'-]*){0,2}"  # "bacterial pneumonia", never "x and"
 _LIST = rf"{_ITEM}(?:\s*,\s*{_ITEM})+(?:\s*,?\s+(?:and|or)\s+{_ITEM})?|{_ITEM}\s+(?:and|or)\s+{_ITEM}"
 _NAMED = (
     re.compile(rf"\(\s*(?P<l>{_LIST})\s*\)"),

@@ -101,6 +101,9 @@ _BUDGET_PHRASE = re.compile(
     r"\b(?:budget|time limit|time budget|deadline)\b\s*(?:of|is|:|=|to|about|around|~)?\s*"
     r"(?P<num>-?\d+(?:\.\d+)?)\s*-?\s*(?P<unit>[a-z%]+)?"
 )
+# A key with its unit, as a config or JSON writes it: "budget_minutes": 15, time_limit_s=600.
+_BUDGET_KEY = re.compile(r"\b(?:budget|time_?limit|time_?budget|max_?time|max_?train(?:ing)?_?time)_(?P<unit>seconds|secs?|"
+                         r"minutes|mins?|hours|hrs?|[smh])\s*(?::|=)\s*(?P<num>\d+(?:\.\d+)?)(?![\w.])")
 _BUDGET_CUE = re.compile(r"(?:budget|time limit|limit|deadline|at most|within|under|max(?:imum)?|only|have|got|in|for|"
                          r"about|around|~|finish|train(?:ing)?|leave)\W*(?:\w+\W+){0,3}$")
 # What follows "2d"/"3d" when it counts dimensions, not days.
@@ -234,6 +237,8 @@ def _read_budget(r: Reading, p: TaskProfile) -> None:
     low = r.low
     for m in joined:
         low = low[:m.start()] + " " * (m.end() - m.start()) + low[m.end():]
+    if keyed := _BUDGET_KEY.search(low):
+        return _set_budget(r, p, float(keyed.group("num")) * _TIME_UNITS[keyed.group("unit")], keyed.start(), keyed.end())
     explicit = _BUDGET_PHRASE.search(low)  # "budget of N <unit>" must carry a time unit
     if explicit:
         unit = (explicit.group("unit") or "").lower()

@@ -228,6 +228,7 @@ def mentions(low: str, *words: str) -> bool:
 _FOLD = str.maketrans({
     "\u00d7": "x", "\u2009": " ", "\u00a0": " ", "\u202f": " ", "\u2013": "-", "\u2014": "-", "\u2212": "-",
     "\u2264": "<", "\u2265": ">", "\u2019": "'", "\u2018": "'", "\u2248": "~",
+    '"': " ", "\u201c": " ", "\u201d": " ",  # JSON-ish input: '"classes": 3' reads as 'classes : 3'
 })
 
 

@@ -87,6 +87,16 @@ _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
     (r"ultrasound\w*|sonograph\w*|ultrasonograph\w*|echocardiogra\w*|b-mode|ecograf\w*|[ée]chograph\w*|ultraschall\w*|"
      r"sonografi\w*", "ultrasound", None),
     (r"\bpet\b|positron emission", "pet", None),
+    # Public datasets a user names for what their data is like ("ISIC 2019: 25,331 images").
+    (r"\bisic\b|\bham-?10000\b|\bderm7pt\b", "dermoscopy", "skin"),
+    (r"\bchexpert\b|\bmimic-?cxr\b|\bchestx-?ray-?14\b|\bpadchest\b|\bvindr-?cxr\b", "x-ray", "chest"),
+    (r"\baptos\b|\beyepacs\b|\bmessidor\w*|\bidrid\b", "fundus", "eye"),
+    (r"\b(?:hyper-?)?kvasir\b", "endoscopy", "colon"),
+    (r"\bcamelyon\w*|\bpcam\b|\bbreakhis\b|\bkather\b|\bnct-crc\w*", "histopathology", None),
+    (r"\bbrats\b|\badni\b|\boasis\b(?=[^.;]{0,40}\b(?:mri|brain|alzheimer|dementia|scans?)\b)", "mri", "brain"),
+    (r"\blidc(?:-idri)?\b|\bluna-?16\b", "ct", "lung"),
+    (r"\bmura\b(?=[^.;]{0,40}\b(?:x-?rays?|radiographs?|musculoskeletal|bones?|upper extremity)\b)", "x-ray", "bone"),
+    (r"\bcbis-?ddsm\b|\bddsm\b|\binbreast\b|\bmini-?mias\b", "x-ray", "breast"),
 )
 
 # (pattern, body part); first match by position.
@@ -97,8 +107,8 @@ _BODY_PARTS: tuple[tuple[str, str], ...] = (
      r"\b(?:ct|mri|scans?|x-rays?|injur\w*|trauma)\b[^.,;]{0,16}\bhead\b|\bhead\b[^.,;]{0,12}\b(?:ct|mri|scans?|x-rays?|"
      r"injur\w*|trauma)\b", "brain"),  # "head" alone is also a classifier's ("train the head")
     (r"\bknees?\b|osteoarthritis", "knee"),
-    (r"\bbreast\b|mammary", "breast"),
-    (r"\bskin\b|melanoma|\bmoles?\b|lesions? of the skin", "skin"),
+    (r"\bbreast\b|mammary|\bmamas?\b|\bmamari[ao]s?\b|\bsein\b|\bbrust\b", "breast"),  # es/pt, fr, de
+    (r"\bskin\b|melanoma|\bmoles?\b|lesions? of the skin|\bhaut\w*|\bpiel\b|\bpeau\b", "skin"),  # de, es, fr
     (r"\bblood\b|leukocyte\w*|leukemia|\bwbc\b", "blood"),
     (r"\beyes?\b|retina\w*|ophthalm\w*|diabetic retinopathy|glaucoma|\bcorne\w*|\bocular\b|slit[- ]lamp|cataracts?\b|"
      r"keratitis", "eye"),
