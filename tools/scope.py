@@ -86,6 +86,10 @@ _CAVEATS = (
                 r"\d[\d,.]*\s*k?\s+volumes\b"),
      "This tool trains 2D image classifiers: a 3D volume is set up as 2D images (its slices, or one slice per "
      "scan), so the counts and sizes are read as those of 2D images."),
+    (re.compile(r"\d[\d,.]*\s*k?\s+(?:[a-z]+\s+)?(?:videos|clips)\b|\bvideo\s+(?:classification|frames?|clips?|data|dataset|"
+                r"recordings?|sequences?)\b|\bclips? of \d+ frames\b|\bsurgical phases?\b"),
+     "This tool trains 2D image classifiers: a video is set up as its frames, each labelled with the class of its "
+     "clip or phase (no motion between frames is learned), so give the number of frames as the number of images."),
 )
 _DATA_NOT_IMAGES = {"text", "tabular", "audio"}
 

@@ -543,13 +543,14 @@ _SMALLEST_SIZE = re.compile(
     r"\s+(?:\w+\s+)?(?:has|have|had|with|contains?)\s+(?:only\s+|just\s+)?"
     rf"(?:(?:fewer|less)\s+than\s+|under\s+|below\s+|at\s+most\s+|about\s+|around\s+|~\s*)?(?P<n>{COUNT})")
 # "2000 studies ~ 25 slices each", "300 patients with 40 images per patient": the studies times the images in each.
-_STUDIES = r"(?:studies|patients|exams|examinations|volumes|scans|series|subjects|cases|wsis|slides|videos|sequences)"
+_STUDIES = r"(?:studies|patients|exams|examinations|volumes|scans|series|subjects|cases|wsis|slides|videos|clips|sequences)"
 _PER_STUDY = re.compile(
     rf"(?P<a>{COUNT})\s+{_STUDIES}\s*(?:,|with|x|\u00d7|of|at|and|each with)?\s*(?:(?P<ap>{APPROX})\s*)?(?P<b>{COUNT})\s+"
     rf"(?:[a-z]+\s+)?{IMAGE_NOUNS}\s*(?:each\b|(?:per|a|in each)\s+(?:study|patient|exam|examination|volume|scan|series|"
     r"subject|case|slide|video|sequence)\b)"
     # "300 patients x 20 slices": a times sign between the two says per study alone
-    rf"|(?P<a2>{COUNT})\s+{_STUDIES}\s*(?:x|\u00d7|\*)\s*(?:(?P<ap2>{APPROX})\s*)?(?P<b2>{COUNT})\s+(?:[a-z]+\s+)?{IMAGE_NOUNS}\b")
+    rf"|(?P<a2>{COUNT})\s+(?:{_STUDIES}\s*(?:x|\u00d7|\*)|(?:clips|videos|volumes|sequences|series|stacks)\s+of)\s*"
+    rf"(?:(?P<ap2>{APPROX})\s*)?(?P<b2>{COUNT})\s+(?:[a-z]+\s+)?{IMAGE_NOUNS}\b")
 # After the total, one class's size: "650 images, 168 glaucoma", "1,200 scans, of which 300 malignant".
 _ONE_CLASS = re.compile(rf"[,;(]\s*(?:of which\s+|of them\s+|including\s+|with\s+)?(?P<n>{COUNT})\s+(?:are\s+|is\s+)?"
                         r"(?P<w>[a-z][\w'-]*)\s*(?=[,;.)]|$|\s+(?:cases|images|ones)\b)")
