@@ -101,6 +101,15 @@ _METRIC = re.compile(
     r"tumou?rs?|cancers?|lesions?|diseases?|fractures?|patients?|findings?|nodules?|bleeds?)\b"
     r"|\bf1\b|\bf-score\b|\bauc\b|\broc\b|\bbalanced accuracy\b|\bkappa\b", re.I)
 _COMPARE = re.compile(r"\bcompare\b|\bcomparison\b|\bvs\.?\b|\bversus\b|\bor\b[^.?!]*\?|\bbetter\b", re.I)
+# No pretrained weights may be used (a licence, a policy, a study design): every pick trains from scratch.
+_NO_PRETRAINED = re.compile(
+    r"\bno (?:pre-?trained|imagenet|transfer)\b[^.;!?]{0,20}?\b(?:weights|models?|backbones?|learning|allowed|permitted)\b"
+    r"(?:\s+(?:are\s+|is\s+)?(?:allowed|permitted))?"
+    r"|\b(?:pre-?trained|imagenet) (?:weights|models?|backbones?|initiali[sz]ation) (?:are |is )?(?:not (?:allowed|permitted|"
+    r"an option|possible)|forbidden|prohibited|off[- ]limits|banned)\b"
+    r"|\b(?:can ?not|can't|cannot|may not|must not|mustn't|not allowed to|aren't allowed to) use (?:any )?(?:pre-?trained|"
+    r"imagenet)\b|\bwithout (?:any )?(?:pre-?trained|imagenet|transfer learning)\b"
+    r"|\b(?:only|must|has to|have to|needs? to) (?:be )?(?:train(?:ed|ing)? )?from scratch\b", re.I)
 
 
 @dataclass
@@ -121,6 +130,8 @@ class Goals:
         inference: the words of a need at inference (speed, a phone or edge device), if any.
         settings: limits on a setting, by field: ["max" or "eq", the value, the words] ("epochs": ["max",
             20, "no more than 20 epochs"]).
+        scratch_only: the words that allow no pretrained weights ("no pretrained weights allowed"), if any: every
+            candidate then trains from scratch.
     """
 
     objective: str | None = None
@@ -134,12 +145,14 @@ class Goals:
     metric: str | None = None
     settings: dict[str, list[Any]] = field(default_factory=dict)
     inference: str | None = None
+    scratch_only: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"objective": self.objective, "words": dict(self.words), "worries": dict(self.worries),
                 "compare": list(self.compare), "compare_mode": self.compare_mode, "use": self.use,
                 "use_mode": self.use_mode, "foreign": list(self.foreign), "metric": self.metric,
-                "settings": {k: list(v) for k, v in self.settings.items()}, "inference": self.inference}
+                "settings": {k: list(v) for k, v in self.settings.items()}, "inference": self.inference,
+                "scratch_only": self.scratch_only}
 
 
 def read_goals(text: str) -> Goals:
@@ -169,6 +182,8 @@ def read_goals(text: str) -> Goals:
         goals.metric = goals.words["metric"] = _sentence_around(text, *m.span())
     if m := _INFERENCE.search(text):
         goals.inference = goals.words["inference"] = _sentence_around(text, *m.span())
+    if m := _NO_PRETRAINED.search(text):
+        goals.scratch_only = goals.words["scratch_only"] = m.group(0)
     if not goals.compare:
         _read_use(text, goals)
     for name, op, pattern in _SETTING_LIMITS:

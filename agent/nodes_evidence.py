@@ -149,6 +149,10 @@ class EvidenceNodes(NodeBase):
         if goals.inference:
             notes.append(inference_note(goals.inference, size_limited=backbones is not None))
         modes = allowed("modes", given.get("modes"), MODES)
+        if goals.scratch_only and given.get("modes") is None:  # a limit the text states, as --modes scratch would
+            modes = ["scratch"]
+            limits.append(f"from scratch only ({goals.scratch_only!r}): no pretrained weights, so every candidate "
+                          "trains from scratch")
         read = {name: str(words) for name, words in told.said.items()}
         return {
             "profile": {

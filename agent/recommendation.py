@@ -373,7 +373,8 @@ def _goal_words(goals: dict[str, Any]) -> dict[str, str]:
              "compare": "compare=" + " vs ".join(goals.get("compare") or ()),
              "use": (f"use={goals.get('use')}" + (f" ({goals['use_mode']})" if goals.get("use_mode") else "")
                      if goals.get("use") else f"mode={goals.get('use_mode')}"),
-             "metric": "measure other than accuracy", "inference": "need at inference"}
+             "metric": "measure other than accuracy", "inference": "need at inference",
+             "scratch_only": "modes=scratch only"}
     return {named.get(k, k): w for k, w in words.items()}
 
 

@@ -475,6 +475,28 @@ def test_every_candidate_keeps_to_the_limits_on_settings_and_they_are_listed(rec
         recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images, batch size must be 2")
 
 
+@pytest.mark.parametrize(("text", "words"), [
+    ("chest x-ray 3 classes 5k images; no pretrained weights allowed (licensing)", "no pretrained weights allowed"),
+    ("CT, 2 classes, 900 scans, ImageNet weights are not allowed by our ethics board", "ImageNet weights are not allowed"),
+    ("dermoscopy, 7 classes, we cannot use pretrained models", "cannot use pretrained"),
+    ("fundus, 5 grades, 3k images, must be trained from scratch", "must be trained from scratch"),
+    ("chest x-ray, 2 classes, should I fine-tune or train from scratch?", None),  # a question, not a limit
+    ("knee x-ray, 5 grades, 8k images, fine-tuning a pretrained model is fine", None),
+])
+def test_no_pretrained_weights_is_read_as_a_limit(text: str, words: str | None) -> None:
+    from agent.goals import read_goals
+
+    assert read_goals(text).scratch_only == words
+
+
+def test_no_pretrained_weights_keeps_every_candidate_from_scratch_and_is_listed(recommender: Recommender) -> None:
+    rec = recommender.recommend("chest x-ray, 3 classes, 5k images; no pretrained weights allowed (licensing)")
+    assert rec.mode == "scratch" and not rec.pretrained and all(c.config.mode == "scratch" for c in rec.candidates)
+    assert any(limit.startswith("from scratch only ('no pretrained weights allowed')") for limit in rec.profile.limits)
+    free = recommender.recommend("chest x-ray, 3 classes, 5k images")
+    assert any(c.config.mode != "scratch" for c in free.candidates)  # the limit, not the task, left only scratch
+
+
 @pytest.mark.parametrize(("text", "inference"), [
     ("brain MRI, 4 classes, 7,000 images, must run in real time on a phone", "must run in real time on a phone"),
     ("chest x-ray, 2 classes, 3k images, inference under 50 ms per image", "inference under 50 ms per image"),
