@@ -376,12 +376,17 @@ class Bench:
         """(checks reject, what they found, the LLM's verdict) for a tuning answer, as the tuner checks it."""
         from langchain_core.messages import AIMessage, HumanMessage
 
+        from agent.judge import tidy_text
         from agent.prompts import prompt
-        from agent.tune import check_choice, tune_messages
+        from agent.tune import PROPOSAL_RATIONALE_MAX, check_choice, tune_messages
 
-        chosen, _, problem = check_choice(raw, options, tried={t.config.key() for t in trials}, profile=profile,
-                                          weights_available=self.nodes.weights_available, remaining=None,
-                                          trials=trials)
+        chosen, kept, problem = check_choice(raw, options, tried={t.config.key() for t in trials}, profile=profile,
+                                             weights_available=self.nodes.weights_available, remaining=None,
+                                             trials=trials)
+        if chosen is not None and kept != tidy_text(raw["rationale"], PROPOSAL_RATIONALE_MAX):
+            # refused, then kept as its head without the clause it could not back up (as J.trim in the graph)
+            self.kept.append((raw["rationale"], kept))
+            chosen, problem = None, f"cut to {kept!r}"
         best = max(trials, key=lambda t: t.val_accuracy)
         messages = tune_messages(options, text=text, profile=profile, trials=trials, best=best, shap="none",
                                  remaining=None, budget_seconds=None, max_trials=5)
@@ -439,9 +444,9 @@ def main(argv: list[str] | None = None) -> int:
             if kind in GOOD and checks_reject:  # a good draft refused: what the checks said, to judge them by
                 print(f"    {rationale!r} -> {found[:300]}", flush=True)
     report(rows, examples)
-    bad = sum(len(rows[k]) for k in KINDS if k not in GOOD and k not in TUNING)
-    print(f"\nbad recommendation drafts the judge node keeps as a head once the clause the grounding check refused is "
-          f"cut (agent.judge.trim; the head passes every check): {len(bench.kept)} of {bad}")
+    bad = sum(len(rows[k]) for k in KINDS if k not in GOOD)
+    print(f"\nbad drafts kept as a head once the clause the grounding check refused is cut (agent.judge.trim; the "
+          f"tuner's check_choice likewise; the head passes every check): {len(bench.kept)} of {bad}")
     for said, head in bench.kept:
         print(f"  {said!r}\n    -> {head!r}")
     return 0

@@ -338,6 +338,14 @@ def test_a_tuning_rationale_that_states_what_the_evidence_does_not_falls_back(
     assert second.source == "fallback" and problem in (second.fallback_reason or "")
 
 
+def test_a_tuning_rationale_wrong_only_in_its_last_clause_is_kept_without_it(tmp_path: Path, dataset: str) -> None:
+    parts = Parts(tmp_path, [DRAFT, pick(0, "o1 varies t1, the best trial so far, which beats t9 by far.")])
+
+    second = parts.tune(dataset, trials=2).trials[1]
+
+    assert second.source == "llm" and second.option == "o1" and second.rationale == "o1 varies t1, the best trial so far."
+
+
 def test_trial_one_can_be_a_recommendation_already_made(tmp_path: Path, dataset: str) -> None:
     parts = Parts(tmp_path, [DRAFT, pick(0)])
     rec = parts.recommender.recommend(TASK, dataset=dataset)

@@ -9,13 +9,26 @@ budget, or a rationale that is too short or states what the prompt did not show.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent.formatting import config_text, data_text, duration_text
-from agent.judge import Facts, Stated, one_sentence, stated_of, tidy_text, unsupported, validate_config
+from agent.judge import (
+    Facts,
+    Stated,
+    dropped,
+    one_sentence,
+    stated_of,
+    tidy_text,
+    trimmed,
+    unsupported,
+    validate_config,
+)
 from agent.prompts import prompt
 from agent.tune._models import Option, Trial
+
+log = logging.getLogger(__name__)
 
 # The tuning rationale's length (`one_sentence`); the recommendation's is agent.judge.DRAFT_RATIONALE_MAX.
 PROPOSAL_RATIONALE_MAX = 200
@@ -116,6 +129,12 @@ def check_choice(
         return None, "", "the rationale is empty or too short"
     stated = stated_of(profile, budgets=(budget_seconds, remaining))
     false = ungrounded_choice(rationale, chosen, opts, trials, stated=stated, kept=kept)
+    # Only a clause it cannot back up is wrong: the head before it, when that says a why that holds (agent.judge.trim).
+    head = trimmed(rationale, lambda r: not ungrounded_choice(r, chosen, opts, trials, stated=stated, kept=kept)) \
+        if false else None
+    if head is not None:
+        log.info("tune: rationale cut before %r: %s", dropped(rationale, head), "; ".join(false))
+        return chosen, head, None
     if false:
         return None, "", "the rationale states what the evidence does not: " + "; ".join(false)
     return chosen, rationale, None
