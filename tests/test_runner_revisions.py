@@ -183,6 +183,24 @@ def test_pending_items_queue_a_run_whose_only_record_is_stale(shared_data: Path,
     assert [i.config for i, _ in pending_items(items, kb)] == [configs[0]]
 
 
+def test_to_targets_counts_no_stale_run_measured_again_as_a_new_one(shared_data: Path, tmp_path: Path) -> None:
+    from tools.datasets import load_dataset
+    from tools.sweep import SweepItem, dataset_sizes, plan_to_targets
+
+    path = str(shared_data / "head_ct_hemorrhage.npz")
+    fp = load_dataset(path).fingerprint
+    configs = [TrainConfig(backbone="efficientnet_lite1", mode="finetune", epochs=20, freeze=f) for f in (0.25, 0.5)]
+    items = [SweepItem(path, c, 0, plan="cpu") for c in configs]
+    kb = KnowledgeBase(tmp_path, index=False)
+    stale = _record("efficientnet_lite1", "finetune", 1, key="lite1")  # stale: a later runner fix changes this run
+    kb.append(stale.model_copy(update={"config": configs[0],
+                                       "run_key": ExperimentRecord.make_run_key(fp, configs[0], 0, "sweep")}))
+    assert len(pending_items(items, kb)) == 2  # both are to be measured ...
+    sizes = {path: dataset_sizes(shared_data)[path]}
+    # ... but only the new one adds a fine-tune toward the targets; the other would replace the stale record
+    assert [i.config for i in plan_to_targets(items, kb, sizes)] == [configs[1]]
+
+
 def _row(config: TrainConfig, revision: int | None, acc: float) -> dict:
     row = {"key": "fp|cfg|0", "dataset": "d", "fingerprint": "fp", "seed": 0, "config": config.model_dump(mode="json"),
            "ran_as": config.model_dump(mode="json"), "weights": "imagenet:x", "status": "ok", "val_accuracy": acc,
