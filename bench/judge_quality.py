@@ -106,7 +106,9 @@ def drafts_for(candidates: list[dict[str, Any]], budget_text: str, index: int = 
     shown = {round(v, 2) for c in candidates for v in (c["accuracy"], c["low"], c["high"])}
     wrong = next(v for v in (0.97, 0.41, 0.58, 0.77, 0.23) if all(abs(v - s) > 0.02 for s in shown))
     # The first candidate need not be the most accurate (the ranking takes off its spread and its time): say so only when true.
-    highest = all(round(top["accuracy"], 2) >= round(c["accuracy"], 2) for c in candidates)
+    # (as the judge reads "most accurate": within half a point of the best, agent.judge._grounding; not "equal to two
+    # decimals", which called 0.805 the highest beside 0.814)
+    highest = top["accuracy"] >= max(c["accuracy"] for c in candidates) - 0.005
     said = (f"{top['id']} has the highest predicted accuracy ({top['accuracy']:.2f}) and trains in about {seconds}" if highest
             else f"{top['id']} is predicted {top['accuracy']:.2f} and trains in about {seconds}")
     drafts = {

@@ -48,7 +48,10 @@ def main() -> None:
     ok = [r for r in recs if r.outcome.status == "ok"]
     cov = stats["training"]
     print(f"\nFine-tunes of a pretrained backbone: {cov['finetunes']} of {len(ok)} successful runs "
-          f"({cov['finetune_share']:.1%}; {cov['finetunes_to_target']} more would make the target's 25 %). "
+          f"({cov['finetune_share']:.2%}; "
+          + (f"{cov['finetunes_to_target']} more would make the target's 25 %). " if cov["finetunes_to_target"]
+             else "the target's 25 % is met). ")
+          +
           "Best test accuracy per kind of run (how much training the network "
           "adds over a head on frozen features):\n")
     print("| dataset | fine-tunes (partial) | scratch 15+ epochs (ran 15+) | best frozen head | best fine-tune | best scratch 15+ |")
