@@ -602,6 +602,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"       {p}", flush=True)
         if out.kind == "recommended" and out.rec.fallback:  # what the judge refused, to read why answers fall back
             print(f"       fallback: {(out.rec.fallback_reason or '')[:300]}", flush=True)
+        if out.kind == "recommended" and out.rec.verdict.trimmed:  # kept without the clause the checks refused
+            print(f"       cut: {out.rec.verdict.trimmed[:300]}", flush=True)
     wall = time.perf_counter() - t1
     load = os.getloadavg()
 
