@@ -89,7 +89,7 @@ _RATIO_ONE = (
     re.compile(rf"(?<!aspect )\bratio\s*(?:of|is|:|=)?\s*{_AP}(?P<r>\d+(?:\.\d+)?)(?![\d.]|\s*(?::|to|/|%|percent)\s*)"),
     # (not "very imbalanced: 1805 no DR but only 193 severe": a number a word follows is a class's size)
     re.compile(rf"\bimbalance(?:d)?\s*(?:of|:|=)\s*{_AP}(?P<r>\d+(?:\.\d+)?)(?!\s*(?::|to|/)\s*\d)"
-               r"(?![\d.,]|\s+(?!(?:x|times|fold|between|among|across|in|for)\b)[a-z])"),
+               r"(?!\d|[.,]\d|\s+(?!(?:x|times|fold|between|among|across|in|for)\b)[a-z])"),
     re.compile(rf"{_AP}(?P<r>\d+(?:\.\d+)?|{COUNT})\s*(?:x|-?\s*fold|times)\s*(?:class\s+)?(?:imbalance|imbalanced|more|"
                r"as many|larger|bigger|(?:the\s+)?(?:size of (?:the\s+)?)?(?:smallest|rarest))\b"),
     # "imbalance up to 20x", "class imbalance as high as 15-fold": the number after the word, with its unit
@@ -97,8 +97,10 @@ _RATIO_ONE = (
                rf"of up to)?\s*{_AP}(?P<r>\d+(?:\.\d+)?)\s*(?:x\b|\u00d7|-?\s*fold\b|times\b)"),
 )
 # One class's size set against a smaller one said to be "only" so much: "1805 no DR but only 193 severe".
-_BUT_ONLY = re.compile(rf"(?<![\w.,])(?P<a>{COUNT})\s+(?:[a-z][\w'-]*\s+){{0,3}}?[a-z][\w'-]*\s*,?\s*(?:but|while|whereas|and)\s+"
-                       rf"(?:only|just|merely)\s+(?P<b>{COUNT})\s+(?!(?:{_UNIT_WORDS})\b)[a-z][\w'-]*")
+# (Not "1,000 images but only 200 labelled": images, and what was done to some, are no classes.)
+_NOT_A_CLASS = rf"(?:{_UNIT_WORDS}|labell?ed|annotated|usable|used|left|remaining|reviewed|verified|confirmed)"
+_BUT_ONLY = re.compile(rf"(?<![\w.,])(?P<a>{COUNT})\s+(?!{_NOT_A_CLASS}\b)(?:[a-z][\w'-]*\s+){{0,3}}?[a-z][\w'-]*\s*,?\s*"
+                       rf"(?:but|while|whereas|and)\s+(?:only|just|merely)\s+(?P<b>{COUNT})\s+(?!{_NOT_A_CLASS}\b)[a-z][\w'-]*")
 _THOUSANDS = r"\d{1,3}(?:,\d{3})+(?![\d,])"  # "1,200" whole, as one number
 _RATIO_PAIR = (
     re.compile(rf"\bratio\s*(?:of\s*)?{_AP}(?P<a>\d+(?:\.\d+)?)\s*(?::|to|/)\s*(?P<b>\d+(?:\.\d+)?)"),
