@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from agent.judge._checks import Check
 from agent.judge._draft import Draft
-from agent.judge._grounding import quoted_accuracies
+from agent.judge._text import names_evidence
 
 # Where a clause starts inside a sentence, so that what comes before it reads as a sentence: a
 # semicolon, a comma before a word that leads a clause, a comment or an appositive ("..., a
@@ -30,7 +30,6 @@ _CLAUSE = re.compile(
     r"though|yet|giving|offering|resulting|leading|thus|hence|compared|suggesting|indicating|meaning|despite|"
     r"unlike|outperforming|beating|reaching|achieving|a|an|the)\b)|,\s+(?=[a-z]\d{1,2}\b)|\s+(?:and|but|while|whereas)\s+(?=[a-z]\d{1,2}\b)",
     re.I)
-_ANY_ID = re.compile(r"\b[a-z]\d{1,2}\b")
 # A head that is a subordinate clause says nothing alone ("Although c2 is more accurate.").
 _SUBORDINATE = re.compile(r"\s*(?:although|though|while|whereas|since|because|if|unless|despite|as)\b", re.I)
 MIN_HEAD = 20  # characters: shorter than `one_sentence`'s least, it is no rationale
@@ -44,7 +43,7 @@ def heads(rationale: str) -> list[str]:
     out = []
     for m in _CLAUSE.finditer(text):
         head = text[: m.start()].rstrip(" ,;:-")
-        if len(head) >= MIN_HEAD and (_ANY_ID.search(head) or quoted_accuracies(head)):
+        if len(head) >= MIN_HEAD and names_evidence(head):
             out.append(head + ".")
     return list(dict.fromkeys(reversed(out)))
 

@@ -37,6 +37,11 @@ _DANGLING = re.compile(r"to|than|compared|with|and|or|but|a|an|the|of|for|within
 _ANY_ID = re.compile(r"\b[a-z]\d{1,2}\b")
 
 
+def names_evidence(text: str) -> bool:
+    """Whether `text` still names an id or quotes an accuracy: what a cut rationale must keep to say why."""
+    return bool(_ANY_ID.search(text) or quoted_accuracies(text))
+
+
 def tidy_text(text: str, limit: int) -> str:
     """Collapse whitespace; a text cut off at `limit` by the grammar ends at its last full sentence.
 
@@ -54,7 +59,7 @@ def tidy_text(text: str, limit: int) -> str:
     if end >= limit // 3:
         return text[: end + 1]
     clauses = [m.start() for m in _TRAILING_CLAUSE.finditer(text, 0, limit) if m.start() >= limit // 3]
-    if clauses and (_ANY_ID.search(text[: clauses[-1]]) or quoted_accuracies(text[: clauses[-1]])):
+    if clauses and names_evidence(text[: clauses[-1]]):
         return text[: clauses[-1]] + "."
     words = text[:limit].rsplit(" ", 1)[0].rstrip(",;:").split(" ")
     while len(words) > 1 and _DANGLING.fullmatch(words[-1].lower()):  # "... 3x faster compared to": what it set
