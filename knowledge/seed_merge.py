@@ -13,6 +13,11 @@ A run the seed holds only a stale record of (measured before a runner fix that c
 knowledge.runner_revisions) and an input measured again with the current runner: the new record
 takes the stale one's place in the seed (its shard changes), so the seed keeps one record per run.
 
+A dataset has one probe (tools.probe, a meta-feature of the data, not of the run): a record of a
+dataset the seed already holds takes the seed's probe accuracy. The probe is a logistic regression on
+float features, so another machine (its CPU, its thread count) can score one of its 400 validation
+images the other way; without this, the seed would hold two values for one dataset.
+
 A plain `records.jsonl` inside the seed folder (an older seed, or a sweep run into it) is folded
 into the shards and removed, so every seed record lives in one place. Do not run this while a
 sweep still writes into the seed folder itself.
@@ -42,6 +47,7 @@ class MergeResult:
     # (stale seed record, the new measurement of its run that replaced it)
     replaced: list[tuple[ExperimentRecord, ExperimentRecord]] = field(default_factory=list)
     seed_before: int = 0  # seed records before the merge
+    probes_aligned: int = 0  # added records whose probe accuracy was set to the seed's for their dataset
     changed: list[Path] = field(default_factory=list)  # files written or removed in the seed folder
 
 
@@ -81,12 +87,17 @@ def merge_into_seed(paths: Sequence[str | Path], folder: str | Path | None = Non
     ids = {r.id for r in seed}
     merged = list(seed)
     where = {r.run_key: i for i, r in enumerate(merged)}  # run key -> its place in the merged seed
+    probes = _seed_probes(seed)
     for path in map(Path, paths):
         for r in read_records(path):
             at = where.get(r.run_key)
             if r.id in ids or (at is not None and not (is_stale(merged[at]) and not is_stale(r))):
                 result.known += 1
                 continue
+            probe = probes.get(r.dataset.fingerprint)
+            if probe is not None and r.dataset.meta.probe_accuracy != probe:
+                r = _with_probe(r, probe)
+                result.probes_aligned += 1
             ids.add(r.id)
             if at is None:
                 where[r.run_key] = len(merged)
@@ -101,6 +112,20 @@ def merge_into_seed(paths: Sequence[str | Path], folder: str | Path | None = Non
     if not dry_run and (result.added or result.replaced or needs_fold):
         result.changed = rewrite_seed(merged, folder)
     return result
+
+
+def _seed_probes(seed: Sequence[ExperimentRecord]) -> dict[str, float]:
+    """Dataset fingerprint -> the probe accuracy of the seed's first record of it that has one."""
+    probes: dict[str, float] = {}
+    for r in seed:
+        if r.dataset.meta.probe_accuracy is not None:
+            probes.setdefault(r.dataset.fingerprint, r.dataset.meta.probe_accuracy)
+    return probes
+
+
+def _with_probe(record: ExperimentRecord, probe: float) -> ExperimentRecord:
+    meta = record.dataset.meta.model_copy(update={"probe_accuracy": probe})
+    return record.model_copy(update={"dataset": record.dataset.model_copy(update={"meta": meta})})
 
 
 def replacement_table(pairs: Sequence[tuple[ExperimentRecord, ExperimentRecord]]) -> list[str]:
@@ -138,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{verb} {len(res.added)} new runs to the seed of {res.seed_before} records "
           f"({res.known} already there), {'would replace' if args.dry_run else 'replaced'} {len(res.replaced)} "
           f"stale ones; changed: {', '.join(p.name for p in res.changed) or 'nothing'}")
+    if res.probes_aligned:
+        print(f"{res.probes_aligned} of them measured their dataset's probe accuracy differently from the seed "
+              "(another machine); they carry the seed's")
     for line in replacement_table(res.replaced):
         print(line)
     return 0

@@ -92,3 +92,26 @@ def test_a_merge_counts_from_two_inputs_and_reads_no_shard_back(
     assert res.changed == [sorted(seed_files(seed))[-1]]
     shard_reads = [p for p in reads if p.name.endswith(".jsonl.gz")]
     assert len(shard_reads) == len(set(shard_reads)), f"a shard read more than once: {shard_reads}"
+
+
+def test_a_run_whose_machine_measured_another_probe_takes_the_seeds(
+        seed: Path, tmp_path: Path, packaged: list[ExperimentRecord]) -> None:
+    """The probe is the dataset's: a run of a known dataset whose probe came out one image apart on
+    another machine is stored with the seed's value, so the seed keeps one probe per dataset."""
+    known = packaged[0]
+    meta = known.dataset.meta
+    shifted = meta.model_copy(update={"probe_accuracy": round(meta.probe_accuracy - 0.0025, 4)})  # type: ignore[operator]
+    drifted = _runs([known], "drift")[0]
+    drifted = drifted.model_copy(update={"dataset": drifted.dataset.model_copy(update={"meta": shifted})})
+    unseen = _runs([known], "unseen")[0]  # a dataset the seed has never held keeps its own probe
+    unseen = unseen.model_copy(update={"dataset": unseen.dataset.model_copy(
+        update={"fingerprint": "f" * 16, "name": "never_seen", "meta": shifted})})
+    sweep = tmp_path / RECORDS_FILE
+    sweep.write_text("".join(r.model_dump_json() + "\n" for r in (drifted, unseen)))
+
+    res = merge_into_seed([sweep], seed)
+    assert res.probes_aligned == 1
+    stored = {r.id: r for r in read_seed(seed)}
+    assert stored[drifted.id].dataset.meta.probe_accuracy == meta.probe_accuracy
+    assert stored[drifted.id].dataset.meta.model_dump(exclude={"probe_accuracy"}) == shifted.model_dump(exclude={"probe_accuracy"})
+    assert stored[unseen.id].dataset.meta.probe_accuracy == shifted.probe_accuracy
