@@ -111,6 +111,20 @@ _NO_PRETRAINED = re.compile(
     r"imagenet)\b|\bwithout (?:any )?(?:pre-?trained|imagenet|transfer learning)\b"
     r"|\b(?:only|must|has to|have to|needs? to) (?:be )?(?:train(?:ed|ing)? )?from scratch\b", re.I)
 
+# "there is no pretrained model for OCT" says what exists, not what is allowed: ImageNet weights still help.
+_EXISTS_BEFORE = re.compile(r"\b(?:there(?:'s|\s+is|\s+are|\s+exists?)|(?:is|are|exists?)\s+)\s*$", re.I)
+_EXISTS_AFTER = re.compile(r"\s*(?:exists?\b|(?:is |are )?(?:publicly |readily )?available\b)", re.I)
+
+
+def _no_pretrained(text: str) -> re.Match[str] | None:
+    """The first words that forbid pretrained weights; a statement that none exist is no limit."""
+    for m in _NO_PRETRAINED.finditer(text):
+        if m.group(0).lower().startswith("no ") and (
+                _EXISTS_BEFORE.search(text[max(0, m.start() - 20):m.start()]) or _EXISTS_AFTER.match(text, m.end())):
+            continue
+        return m
+    return None
+
 
 @dataclass
 class Goals:
@@ -182,7 +196,7 @@ def read_goals(text: str) -> Goals:
         goals.metric = goals.words["metric"] = _sentence_around(text, *m.span())
     if m := _INFERENCE.search(text):
         goals.inference = goals.words["inference"] = _sentence_around(text, *m.span())
-    if m := _NO_PRETRAINED.search(text):
+    if m := _no_pretrained(text):
         goals.scratch_only = goals.words["scratch_only"] = m.group(0)
     if not goals.compare:
         _read_use(text, goals)

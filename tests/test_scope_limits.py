@@ -482,6 +482,10 @@ def test_every_candidate_keeps_to_the_limits_on_settings_and_they_are_listed(rec
     ("fundus, 5 grades, 3k images, must be trained from scratch", "must be trained from scratch"),
     ("chest x-ray, 2 classes, should I fine-tune or train from scratch?", None),  # a question, not a limit
     ("knee x-ray, 5 grades, 8k images, fine-tuning a pretrained model is fine", None),
+    # what exists is no limit: ImageNet weights still transfer to a modality with no model of its own
+    ("OCT, 4 classes, 8k images. There is no pretrained model for OCT, what should I use?", None),
+    ("ultrasound, 3 classes, no pretrained weights exist for this probe type", None),
+    ("skin lesions, 7 classes, no ImageNet weights please", "no ImageNet weights"),
 ])
 def test_no_pretrained_weights_is_read_as_a_limit(text: str, words: str | None) -> None:
     from agent.goals import read_goals

@@ -103,7 +103,7 @@ _BUDGET_PHRASE = re.compile(
 )
 # A key with its unit, as a config or JSON writes it: "budget_minutes": 15, time_limit_s=600.
 _BUDGET_KEY = re.compile(r"\b(?:budget|time_?limit|time_?budget|max_?time|max_?train(?:ing)?_?time)_(?P<unit>seconds|secs?|"
-                         r"minutes|mins?|hours|hrs?|[smh])\s*(?::|=)\s*(?P<num>\d+(?:\.\d+)?)(?![\w.])")
+                         r"minutes|mins?|hours|hrs?|[smh])\s*(?::|=)\s*(?P<num>\d+(?:\.\d+)?)(?!\w|\.\d)")
 _BUDGET_CUE = re.compile(r"(?:budget|time limit|limit|deadline|at most|within|under|max(?:imum)?|only|have|got|in|for|"
                          r"about|around|~|finish|train(?:ing)?|leave)\W*(?:\w+\W+){0,3}$")
 # What follows "2d"/"3d" when it counts dimensions, not days.
