@@ -97,15 +97,10 @@ class DraftNodes(NodeBase):
             update["seed"] = attempts
         return self.parts.llm.model_copy(update=update)
 
-    def judge(self, state: State, runtime: Runtime[Context]) -> Command[Any]:
-        """Deterministic checks, then (if they pass) the LLM judge; route by the verdict."""
-        ctx = runtime.context or Context()
+    def check_case(self, state: State, ctx: Context, draft: J.Draft | None, error: str | None) -> dict[str, Any]:
+        """What the deterministic checks read besides the draft (`J.run_checks`' other arguments): the
+        draft's merged configuration, its prediction, and what the prompt showed the model."""
         candidates = state["candidates"]
-        profile = state["profile"]
-        aliases = [e["alias"] for e in prompt_evidence(state, ctx)]
-        draft, error = J.parse_draft(state.get("draft"))
-        if draft is None and state.get("draft_error"):
-            error = state["draft_error"]
         config, config_error, prediction = None, None, None
         if draft is not None:
             try:
@@ -113,14 +108,23 @@ class DraftNodes(NodeBase):
             except ValueError as exc:
                 config_error = str(exc)
         if config is not None:
-            prediction = self._predict(profile, config)
-        case = dict(
-            draft_error=error, candidates=candidates, evidence_aliases=aliases, config=config,
-            config_error=config_error, prediction=prediction, profile=profile,
+            prediction = self._predict(state["profile"], config)
+        evidence = prompt_evidence(state, ctx)
+        return dict(
+            draft_error=error, candidates=candidates, evidence_aliases=[e["alias"] for e in evidence], config=config,
+            config_error=config_error, prediction=prediction, profile=state["profile"],
             weights_available=self.weights_available, accuracy_tolerance=ctx.accuracy_tolerance,
-            max_accuracy_gap=ctx.max_accuracy_gap, shown_accuracies=shown_accuracies(state, ctx),
-            evidence=prompt_evidence(state, ctx),
+            max_accuracy_gap=ctx.max_accuracy_gap, shown_accuracies=shown_accuracies(state, ctx), evidence=evidence,
         )
+
+    def judge(self, state: State, runtime: Runtime[Context]) -> Command[Any]:
+        """Deterministic checks, then (if they pass) the LLM judge; route by the verdict."""
+        ctx = runtime.context or Context()
+        draft, error = J.parse_draft(state.get("draft"))
+        if draft is None and state.get("draft_error"):
+            error = state["draft_error"]
+        case = self.check_case(state, ctx, draft, error)
+        prediction = case["prediction"]
 
         def check(d: J.Draft | None) -> list[J.Check]:
             return J.run_checks(draft=d, **case)
@@ -168,7 +172,7 @@ class DraftNodes(NodeBase):
             "judged_by": "checks+llm" if scores is not None else "checks",
             "judge_error": judge_error,
             "prediction": prediction,
-            "assumed": profile["assumed"],
+            "assumed": state["profile"]["assumed"],
             "draft_key": key,
             "repeats": None if repeated is None else repeated["attempt"],
             "overruled": overruled,

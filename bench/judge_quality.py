@@ -348,20 +348,11 @@ class Bench:
     def recommendation(self, state: dict[str, Any], raw: dict[str, Any]) -> tuple[bool, str, tuple[bool | None, str, float]]:
         """(checks reject, what they found, the LLM's verdict) for a recommendation draft."""
         from agent import judge as J
-        from agent.prompting import judge_messages, prompt_evidence, shown_accuracies
+        from agent.prompting import judge_messages
 
-        candidates, profile = state["candidates"], state["profile"]
-        draft_dict = J.complete_draft(raw, candidates)
+        draft_dict = J.complete_draft(raw, state["candidates"])
         draft, error = J.parse_draft(draft_dict)
-        config = J.merge_config(draft, candidates)
-        kw: dict[str, Any] = dict(
-            draft=draft, draft_error=error, candidates=candidates, evidence_aliases=[
-                e["alias"] for e in prompt_evidence(state, self.ctx)], config=config, config_error=None,
-            prediction=self.nodes._predict(profile, config), profile=profile,
-            weights_available=self.nodes.weights_available, accuracy_tolerance=self.ctx.accuracy_tolerance,
-            max_accuracy_gap=self.ctx.max_accuracy_gap, shown_accuracies=shown_accuracies(state, self.ctx),
-            evidence=prompt_evidence(state, self.ctx),
-        )
+        kw: dict[str, Any] = {"draft": draft, **self.nodes.check_case(state, self.ctx, draft, error)}
         checks = J.run_checks(**kw)
         failed = " ".join(f"{c.name}: {c.message}" for c in checks if not c.ok)
         # The judge node then keeps the head before a clause the grounding check alone refused (J.trim).
