@@ -483,3 +483,31 @@ def test_one_class_said_to_have_only_so_many_against_another_gives_the_imbalance
     p = parse_task("fundus photos, 5 grades, 3,662 images; 1805 no DR but only 193 severe")
     assert p.imbalance_ratio == pytest.approx(1805 / 193)
     assert any("read as the largest and the smallest class" in n for n in p.notes)
+
+
+# ------------------------------------------------------------------ public datasets named in the text
+def test_every_public_dataset_has_published_sizes_that_add_up() -> None:
+    from tools.task_datasets import DATASETS
+
+    assert len({d.name for d in DATASETS}) == len(DATASETS)
+    for d in DATASETS:
+        assert d.source and d.n_classes >= 2 and d.n_images > d.n_classes
+        if d.sizes is not None:
+            assert len(d.sizes) == d.n_classes and sum(d.sizes) == d.n_images, d.name
+
+
+def test_a_named_public_dataset_gives_its_published_counts_and_says_where_from() -> None:
+    p = parse_task("fine-tune on HAM10000 for skin cancer triage")
+    assert (p.n_classes, p.n_instances, round(p.imbalance_ratio, 1)) == (7, 10015, 58.3)
+    assert p.said["n_classes"] == p.said["n_instances"] == "HAM10000"
+    assert any("Tschandl" in n and "HAM10000" in n for n in p.notes)
+    sizes = p.to_meta().model_dump()
+    assert (sizes["class_size_min"], sizes["class_size_max"]) == (115, 6705)  # the published classes, not a guess
+
+
+def test_a_subset_or_two_named_datasets_take_no_published_counts() -> None:
+    sub = parse_task("a binary subset of HAM10000, melanoma vs nevus")
+    assert sub.n_classes == 2 and "n_instances" in sub.assumed and "imbalance_ratio" in sub.assumed
+    two = parse_task("pretrain on ISIC 2019, then fine-tune on HAM10000")
+    assert {"n_classes", "n_instances"} <= set(two.assumed)
+    assert any("names 2 public datasets" in n for n in two.notes)

@@ -277,6 +277,11 @@ def _set_ratio(r: Reading, p: TaskProfile, ratio: float, m: re.Match[str], appro
     r.take("imbalance_ratio", m.start(), m.end(), approximate=approximate)
 
 
+# The classes are as large as each other, said in words.
+BALANCED = re.compile(r"\bbalanced\b|\b(?:split|divided|distributed)\s+(?:equally|evenly)\b|\b(?:equally|evenly)\s+"
+                      r"(?:split|divided|distributed)\b|\bequal (?:numbers|counts|sizes|shares)\b|\b50\s*/\s*50\b")
+
+
 def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None) -> None:
     """A percentage read earlier, now that the class count is known; else a word ("imbalanced", "balanced")."""
     if "imbalance_ratio" in r.said:
@@ -313,8 +318,7 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
         words = r.take("imbalance_ratio", m.start(), m.end(), blank=False)
         r.notes.append(f"'{words}' without a ratio: imbalance ratio taken as {p.imbalance_ratio:g}")
         return
-    m = re.search(r"\bbalanced\b|\b(?:split|divided|distributed)\s+(?:equally|evenly)\b|\b(?:equally|evenly)\s+"
-                  r"(?:split|divided|distributed)\b|\bequal (?:numbers|counts|sizes|shares)\b|\b50\s*/\s*50\b", r.low)
+    m = BALANCED.search(r.low)
     if m:
         p.imbalance_ratio = 1.0
         r.take("imbalance_ratio", m.start(), m.end(), blank=False)
@@ -727,5 +731,5 @@ def _set_images(r: Reading, p: TaskProfile, n: float, start: int, end: int, appr
     r.take("n_instances", start, end, approximate=approximate)
 
 
-__all__ = ["CLASS_NOUNS", "HINTED_RATIO", "IMAGE_NOUNS", "MAX_CLASSES", "MAX_IMAGES", "finish_imbalance", "read_class_sizes",
+__all__ = ["BALANCED", "CLASS_NOUNS", "HINTED_RATIO", "IMAGE_NOUNS", "MAX_CLASSES", "MAX_IMAGES", "finish_imbalance", "read_class_sizes",
            "read_classes", "read_images", "read_ratio"]

@@ -12,6 +12,7 @@ same profile, in well under a millisecond. The reading is split by concern:
     tools.task_numbers   numbers as written ("3.1k", "twelve", "a few hundred") and the text being read
     tools.task_limits    parameters, model size, memory, device, time budget (read first, then blanked)
     tools.task_counts    imbalance, classes, class sizes, images
+    tools.task_datasets  the published counts of a public dataset the text names ("HAM10000"), where it gave none
     tools.task_text      the profile, modality, body part, resolution, channels (this module)
 
 Defaults for what the text does not say:
@@ -49,6 +50,7 @@ from tools.task_counts import (
     read_images,
     read_ratio,
 )
+from tools.task_datasets import read_public_dataset
 from tools.task_limits import read_limits
 from tools.task_numbers import Reading, anchors
 
@@ -310,6 +312,7 @@ def parse_task(text: str) -> TaskProfile:
     read_classes(r, p)
     read_class_sizes(r, p)
     read_images(r, p)
+    read_public_dataset(r, p, pending)  # "HAM10000": its published counts, where the text gave none
     finish_imbalance(r, p, pending)
     if m := _MULTI_LABEL.search(r.text):  # (the text as written: the reading blanks "14 findings" in r.low)
         p.notes.append(f"{r.text[m.start():m.end()]!r}: this tool trains one label per image, so the "
