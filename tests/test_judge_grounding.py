@@ -54,6 +54,9 @@ def problems(text: str) -> list[str]:
     "c2 is less accurate than c1 but trains in half the time.",
     "c2 uses a lower learning rate than c1 and is predicted 0.92.",  # a comparison, but not of accuracy
     "c1 uses a larger input size and more epochs than r1.",  # 128 px against r1's 64 (r1 shows no epochs)
+    "c1 uses a learning rate of 0.001, which is higher than the learning rates of the other candidates.",
+    "c2 has a smaller input size than the other candidates and trains in 13 s.",
+    "c1 would be trained on your images; r1 was trained on a similar set and reached 0.70.",
     # A candidate's line copied: its settings are values, not accuracies (drop=0.5 was read as "quotes 0.50").
     "The candidate c1, efficientnet_lite0/frozen sgd lr=0.001 bs=16 ep=40 128px drop=0.5 freeze=0.9, is predicted 0.93.",
 ])
@@ -67,6 +70,11 @@ def test_a_rationale_true_to_the_evidence_passes(text: str) -> None:
     ("c2 uses a higher learning rate than c1 and reaches 0.92.", "c2 has higher learning rate than c1"),
     ("c1 uses a smaller input size (128) compared to c2.", "c1 uses input size 128 and c2 64"),
     ("c1 has more epochs than c2.", "c1 uses epochs 40 and c2 40"),
+    # against every other candidate, and with the setting named after the "than" (the 1.5B, in the CLI)
+    ("c2 uses a learning rate of 0.0002, which is higher than the learning rates of the other candidates.",
+     "c2 has higher learning rate than c1, but c2 uses learning rate 0.0002 and c1 0.001"),
+    ("c1 has a smaller input size than the others.", "c1 uses input size 128 and c2 64"),
+    ("c1 was trained on HAM10000 with a learning rate of 0.001.", "c1 has not been trained yet"),
     # the embedded model's words in the CLI: a size compared, with the input sizes beside it
     ("The candidate c2 uses a larger model (64px) compared to c1 (128px).", "c2 uses input size 64 and c1 128"),
     ("c1 beats r7 on a similar set.", "names r7"),

@@ -325,6 +325,29 @@ def _measured_claims(rationale: str, facts: Facts) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+# A choice said to have been trained already ("c1 was trained on HAM10000"): a candidate is a configuration for the
+# user's data that nothing has trained yet; a past run was trained, on its own dataset.
+_TRAINED = re.compile(r"\b(?:was|were|has been|have been|had been|is already|got)\s+(?:already\s+)?(?:trained|"
+                      r"fine-?tuned|tested|evaluated|validated|run)\s+(?:on|with|using)\b", re.I)
+
+
+def _trained_claims(rationale: str, facts: Facts) -> list[str]:
+    """A choice (candidate or option) said to have been trained or tested already (one per clause)."""
+    ids = id_pattern(facts.prefixes)
+    problems = []
+    for _, clause in clauses(rationale):
+        for verb in _TRAINED.finditer(clause):
+            before = list(ids.finditer(clause, 0, verb.start()))
+            subject = before[-1].group(1) if before else next(iter(facts.about), None)
+            start = before[-1].end() if before else 0
+            if subject is None or not subject.startswith(facts.prefixes[0]) or _OF_RUNS.search(clause, start, verb.start()):
+                continue
+            problems.append(f"it says {subject} {verb.group(0).lower()} data, but {subject} has not been trained yet: it "
+                            "is a configuration for this task (write what it would do, or name the past run that was)")
+            break
+    return list(dict.fromkeys(problems))
+
+
 # The verb a measured claim is hedged with ("achieves" -> "is predicted to reach").
 _BASE = {"achiev": "reach", "reach": "reach", "scor": "score", "attain": "reach", "obtain": "reach", "got": "reach",
          "gets": "reach", "yield": "yield", "deliver": "deliver"}
@@ -376,6 +399,7 @@ GROUNDING: tuple[Claim, ...] = (
     Claim("legible", _garbled_claims),          # numbers and ids written apart
     Claim("quoted", _quoted_claims),            # ids and accuracies
     Claim("measured", _measured_claims),        # a choice's predicted result stated as measured
+    Claim("trained", _trained_claims),          # a choice said to have been trained already
     Claim("ranking", _ranking_claims),          # superlatives and comparisons of ids
     Claim("uncertainty", _spread_claims),       # a candidate's ± (the bootstrap models' spread)
     Claim("values", wrong_values),              # a hyperparameter value stated for a run
