@@ -295,7 +295,7 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
                            "are taken as equal in size")
         r.take("imbalance_ratio", pending["start"], pending["end"], approximate=pending["approximate"])
         return
-    m = _SMALLEST_SIZE.search(r.low) if "n_instances" in r.said else None
+    m = (_SMALLEST_SIZE.search(r.low) or _FEW_OF_THEM.search(r.low)) if "n_instances" in r.said else None
     if m and (n := _whole(r, m, "n", "the smallest class", 1, MAX_IMAGES)) and n[0] * p.n_classes < p.n_instances:
         # "some classes have fewer than 10 images", 47,000 in all: the others share the rest
         _set_shares(p, [n[0]] + [(p.n_instances - n[0]) / (p.n_classes - 1)] * (p.n_classes - 1))
@@ -526,11 +526,18 @@ _PER_CLASS = (
                rf"(?:with|has|having|of|containing|holding)\s+(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})"
                rf"(?:\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?"),
 )
-# "40 to 400 images per class", "50-500 per category": the smallest and the largest class.
-_PER_CLASS_RANGE = re.compile(
-    rf"(?:(?P<ap>{APPROX})\s*)?(?P<a>{COUNT})\s*(?:-|\u2013|to)\s*(?P<b>{COUNT})\s*(?:(?:[a-z-]+\s+)?{IMAGE_NOUNS}\s*)?"
-    r"(?:per|/|a|for each|in each|of each|for every|in every|each)\s*(?:class|category|label|type|grade|group|"
-    r"condition|diagnosis|kind)\b")
+# "40 to 400 images per class", "50-500 per category", "between 40 and 400 images per class", "class sizes vary
+# from 40 to 1,500": the smallest and the largest class.
+_A_CLASS = r"(?:class|category|label|type|grade|group|condition|diagnosis|kind)"
+_PER_CLASS_RANGE = (
+    re.compile(
+        rf"(?:(?P<ap>{APPROX})\s*)?(?:between\s+)?(?P<a>{COUNT})\s*(?:-|\u2013|to|and)\s*(?P<b>{COUNT})\s*"
+        rf"(?:(?:[a-z-]+\s+)?{IMAGE_NOUNS}\s*)?(?:per|/|a|for each|in each|of each|for every|in every|each)\s*{_A_CLASS}\b"),
+    re.compile(
+        rf"\b{_A_CLASS}(?:es|ies|s)?(?:\s+sizes?)?\s+(?:vary|varies|varying|range|ranges|ranging|go|goes|going|run|runs)\s+"
+        rf"(?:in\s+size\s+)?(?:from|between)\s+(?:(?P<ap>{APPROX})\s*)?(?P<a>{COUNT})\s*(?:-|\u2013|to|and)\s*"
+        rf"(?P<b>{COUNT})(?:\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?"),
+)
 _IMAGES = (
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s*(?P<plus>\+)?(?:-?ish)?\s*(?:-\s*)?{_FILLER}(?:[a-z]+-)?"
                rf"{IMAGE_NOUNS}\b"),
@@ -548,6 +555,11 @@ _SMALLEST_SIZE = re.compile(
     r"archive|everything)\b)[a-z][\w'-]*(?=\s+(?:class\s+)?(?:has|had|contains?)\s+(?:only|just)\b))"
     r"\s+(?:\w+\s+)?(?:has|have|had|with|contains?)\s+(?:only\s+|just\s+)?"
     rf"(?:(?:fewer|less)\s+than\s+|under\s+|below\s+|at\s+most\s+|about\s+|around\s+|~\s*)?(?P<n>{COUNT})")
+# One class's size after the total: "6400 images, moderate only 64 of them" (not "but only 2,000 of them labelled").
+_FEW_OF_THEM = re.compile(
+    r"\b(?!(?:but|and|with|yet|of|which|where|though|although|however|so|while)\b)[a-z][\w'-]*\s+(?:(?:is|are|has|have|"
+    rf"with)\s+)?(?:only|just)\s+(?P<n>{COUNT})\s+of\s+(?:them|these|those)\b(?!\s+(?:are\s+|were\s+|being\s+)?"
+    r"(?:labell?ed|annotated|usable|used|clean|valid|verified|reviewed|for|in|kept|good|of high))")
 # "2000 studies ~ 25 slices each", "300 patients with 40 images per patient": the studies times the images in each.
 _STUDIES = r"(?:studies|patients|exams|examinations|volumes|scans|series|subjects|cases|wsis|slides|videos|clips|sequences)"
 _PER_STUDY = re.compile(
@@ -662,18 +674,28 @@ def read_images(r: Reading, p: TaskProfile) -> None:
         r.notes.append(f"{r.text[m.start():m.end()].strip()!r}: every image taken as one training image")
         return _set_images(r, p, a[0] * b[0], m.start(), m.end(), a[1] or b[1] or bool(m.group("ap" + g)), check=True)
     per_class = mentions(r.low, "each", "class", "categor", "label", "type", "grade", "group", "condition", "diagnos", "kind")
-    m = _PER_CLASS_RANGE.search(r.low) if per_class else None
+    m = next((m for regex in _PER_CLASS_RANGE if (m := regex.search(r.low))), None) if per_class else None
+    spread = None  # the total the range gives, where the text states none of its own
     if m and (a := _whole(r, m, "a", "the smallest class", 1, MAX_IMAGES)) and (b := _whole(r, m, "b", "the largest class",
                                                                                              1, MAX_IMAGES)):
         least, most = sorted((a[0], b[0]))
         if least < most:
-            words = r.text[m.start():m.end()].strip()
             if "imbalance_ratio" not in r.said:
                 p.imbalance_ratio = most / least
                 r.take("imbalance_ratio", m.start(), m.end(), blank=False)
-            r.notes.append(f"{words!r}: the classes taken as spread evenly between {least:,} and {most:,} images"
-                           + ("" if "n_classes" in r.said else f", times an assumed {p.n_classes} classes"))
-            return _set_images(r, p, round((least + most) / 2 * p.n_classes), m.start(), m.end(), True, check=True)
+            spread = (least, most, m.start(), m.end())
+            r.blank(m.start(), m.end())  # its "1,500 images per class" is no size of every class, nor a total
+    _read_total(r, p, per_class and spread is None)
+    if spread is not None:
+        least, most, start, end = spread
+        if "n_instances" not in r.said:  # a total the text states wins: the range then gives the imbalance only
+            r.notes.append(f"{r.text[start:end].strip()!r}: the classes taken as spread evenly between {least:,} and "
+                           f"{most:,} images" + ("" if "n_classes" in r.said else f", times an assumed {p.n_classes} classes"))
+            _set_images(r, p, round((least + most) / 2 * p.n_classes), start, end, True, check=True)
+
+
+def _read_total(r: Reading, p: TaskProfile, per_class: bool) -> None:
+    """The number of images said outright: one size for every class times the classes, or a total."""
     for regex in _PER_CLASS if per_class else ():
         # "8 classes each with 1000 images": the class count, read already, is blanked out of r.low
         m = regex.search(fold(r.text) if regex is _PER_CLASS[3] else r.low)

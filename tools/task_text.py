@@ -129,6 +129,7 @@ _BODY_PARTS: tuple[tuple[str, str], ...] = (
     (r"\bears?\b|ear ?drums?|tympan\w*|otitis", "ear"),
     (r"\bmouth\b|\boral\b(?!\s+(?:contrast|medication|drug|dose))|\btongue\b|gingiv\w*", "mouth"),
     (r"\bbladder\b|\burinary\b|cystoscop\w*", "bladder"),
+    (r"\blymph\s*nodes?\b|\bnodal\b|\baxillary\b", "lymph node"),
 )
 
 _RGB_MODALITIES = {"dermoscopy", "histopathology", "light microscopy", "fundus", "endoscopy"}
@@ -176,6 +177,7 @@ class TaskProfile:
         shares: the classes' shares of the images, smallest first, where the text fixes them (class sizes,
             "73 %" of one class with the others equal, "Moderate has only 64"); None for the geometric profile
             `class_sizes` builds from the imbalance ratio.
+        ruled_out: modalities the text rules out ("skin photos, not dermoscopy"): none of them is assumed.
     """
 
     text: str
@@ -200,6 +202,7 @@ class TaskProfile:
     approximate: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     shares: tuple[float, ...] | None = None
+    ruled_out: tuple[str, ...] = ()
 
     def to_meta(self) -> MetaFeatures:
         """Full meta-features: class sizes in the shares the text gave, else a geometric profile with this imbalance."""
@@ -342,6 +345,7 @@ def _defaults(p: TaskProfile) -> None:
     """Fill what the text did not say, each with its documented default."""
     if "modality" not in p.said:
         implied = _BODY_IMPLIES_MODALITY.get(p.body_part or "")
+        implied = None if implied in p.ruled_out else implied
         p.modality = implied or str(DEFAULTS["modality"])
         if implied:
             p.notes.append(f"modality assumed to be {implied} from the body part ({p.body_part})")
@@ -378,8 +382,18 @@ def _first(table: _Table, low: str) -> list[tuple[int, int, tuple[Any, ...]]]:
     return sorted(hits, key=lambda h: (h[0], h[1]))
 
 
+# "not dermoscopy", "non-dermoscopic", "rather than MRI": a modality named to be ruled out.
+_RULED_OUT = re.compile(r"(?:\bnot|\bno|\bnon|\bwithout|\brather than|\binstead of|\bexcept|\bunlike)\s*-?\s*(?:an?\s+|the\s+)?$")
+
+
 def _read_modality(r: Reading, p: TaskProfile) -> None:
     hits = _first(_MODALITY_RE, r.low)
+    ruled_out = [h for h in hits if _RULED_OUT.search(r.low, max(0, h[0] - 16), h[0])]
+    if ruled_out:
+        p.ruled_out = tuple(dict.fromkeys(h[2][1] for h in ruled_out))
+        hits = [h for h in hits if h not in ruled_out and h[2][1] not in p.ruled_out]
+        r.notes.append(f"{r.text[ruled_out[0][0]:ruled_out[0][1]]!r} is ruled out ({', '.join(p.ruled_out)}): "
+                       "not taken as the modality")
     if hits:
         start, end, (_, modality, implied_body) = hits[0]
         p.modality = modality
