@@ -258,7 +258,7 @@ def _read_use_mode(q: str, goals: Goals) -> None:
     clause = _clause(q, *m.span())
     sentence = _clause(q, *m.span(), marks=".!?\n", keep_mark=True)  # its "?" tells a question
     if _NOT_USE.search(clause) or _NEGATED.search(q[max(0, m.start() - 30):m.start()]) or _DOUBT.search(sentence) \
-            or not (_WANT.search(sentence) or sentence.endswith("?")):
+            or not (_WANT.search(sentence) or sentence.endswith("?") or _IMPERATIVE.match(sentence)):
         return
     goals.use_mode = mode
     goals.words["use"] = _sentence_around(q, *m.span())
@@ -278,6 +278,10 @@ _MODE_INTENT = {
 _WANT = re.compile(r"\b(?:should|want|wanna|would like|like to|plan\w* to|going to|how to|how (?:do|can|should) (?:i|we)|"
                    r"what to|which|best way|help me|need to|can (?:i|we)|let me|i ll|we ll|i will|we will|trying to|"
                    r"recommend\w*|suggest\w*|settings? (?:to|for)|hyperparameters? (?:to|for)|plan)\b")
+# A sentence that opens with the way of training, as an order or what is under way: "fine-tune on HAM10000 for
+# triage", "Fine-tuning a CNN for skin lesions", "train from scratch on 5k CT slices", "we are fine-tuning ...".
+_IMPERATIVE = re.compile(r"\W*(?:please\s+|(?:i am|i m|we are|we re|currently|now)\s+)?(?:fine ?tun(?:e|ing)\b|"
+                         r"train(?:ing)?\b[^.;!?]{0,40}?\bfrom scratch\b|(?:use|using)\s+(?:a\s+)?frozen\b)")
 # "I don't want to fine-tune", "no fine-tuning please": the words right before the mode deny it.
 _NEGATED = re.compile(r"(?:\b(?:no|not|never|without|avoid\w*|skip\w*)|n't)\b(?:\s+\w+){0,3}\s*$")
 _DOUBT = re.compile(r"\b(?:worth|whether|or not|versus|vs|compared?|instead|rather|better than|or (?:a |to )?(?:train|use|"

@@ -717,6 +717,11 @@ def test_a_config_changed_after_the_ranking_or_generated_says_nothing_measured()
     ("skin lesions 7 classes, fine-tuned models did well before", None),
     ("I don't want to fine-tune, which settings for 2k chest x-rays?", None),  # denied
     ("no fine-tuning please, 2k chest x-rays, which settings?", None),
+    # a sentence that opens with the way of training says it as an order or as what is under way
+    ("fine-tune on HAM10000 for skin cancer triage, 15 min on CPU", "finetune"),
+    ("Train from scratch on 5k CT slices, 3 classes.", "scratch"),
+    ("Chest x-rays, 2 classes. Fine-tuning overfit last time.", None),
+    ("Fine-tuning vs frozen for 500 ultrasound images?", None),
 ])
 def test_the_one_way_of_training_a_user_means_is_read_without_a_backbone(text: str, mode: str | None) -> None:
     from agent.goals import read_goals
