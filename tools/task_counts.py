@@ -561,11 +561,15 @@ _FEW_OF_THEM = re.compile(
     rf"with)\s+)?(?:only|just)\s+(?P<n>{COUNT})\s+of\s+(?:them|these|those)\b(?!\s+(?:are\s+|were\s+|being\s+)?"
     r"(?:labell?ed|annotated|usable|used|clean|valid|verified|reviewed|for|in|kept|good|of high))")
 # "2000 studies ~ 25 slices each", "300 patients with 40 images per patient": the studies times the images in each.
-_STUDIES = r"(?:studies|patients|exams|examinations|volumes|scans|series|subjects|cases|wsis|slides|videos|clips|sequences)"
+_STUDIES = r"(?:studies|patients|exams|examinations|volumes|scans|series|subjects|cases|wsis|slides|videos|clips|sequences|" \
+           r"eyes|breasts|knees|hips|hands|lesions|nodules|specimens|biopsies|wounds)"
+_A_STUDY = r"(?:study|patient|exam|examination|volume|scan|series|subject|case|slide|video|sequence|eye|breast|knee|hip|" \
+           r"hand|lesion|nodule|specimen|biopsy|wound)"
+# "2 images per eye" with no count of eyes: a count per study, never the total
+_PER_STUDY_AFTER = re.compile(rf"\s*(?:each\b|(?:per|a|in each|for each|for every)\s+{_A_STUDY}\b)")
 _PER_STUDY = re.compile(
     rf"(?P<a>{COUNT})\s+{_STUDIES}\s*(?:,|with|x|\u00d7|of|at|and|each with)?\s*(?:(?P<ap>{APPROX})\s*)?(?P<b>{COUNT})\s+"
-    rf"(?:[a-z]+\s+)?{IMAGE_NOUNS}\s*(?:each\b|(?:per|a|in each)\s+(?:study|patient|exam|examination|volume|scan|series|"
-    r"subject|case|slide|video|sequence)\b)"
+    rf"(?:[a-z]+\s+)?{IMAGE_NOUNS}\s*(?:each\b|(?:per|a|in each)\s+{_A_STUDY}\b)"
     # "300 patients x 20 slices": a times sign between the two says per study alone
     rf"|(?P<a2>{COUNT})\s+(?:{_STUDIES}\s*(?:x|\u00d7|\*)|(?:clips|videos|volumes|sequences|series|stacks)\s+of)\s*"
     rf"(?:(?P<ap2>{APPROX})\s*)?(?P<b2>{COUNT})\s+(?:[a-z]+\s+)?{IMAGE_NOUNS}\b")
@@ -715,6 +719,9 @@ def _read_total(r: Reading, p: TaskProfile, per_class: bool) -> None:
         for m in regex.finditer(r.low):
             if _OF_A_CLASS.search(r.low, _clause_bounds(r.low, m.start(), m.start())[0], m.start()):
                 continue  # "some classes have fewer than 10 images": one class's size, not the total
+            if _PER_STUDY_AFTER.match(r.low, m.end()):
+                r.notes.append(f"{r.text[m.start():m.end()].strip()!r} is a count per study, not the number of images")
+                continue
             if re.search(r"(?:slides?|wsis?|whole[- ]slide images?|studies|patients|volumes)$", m.group(0)) and _TILES.search(r.low):
                 continue  # "250 slides tiled into 80,000 tiles": the tiles are what is trained on
             n = _whole(r, m, "n", "the number of images", 2, MAX_IMAGES)

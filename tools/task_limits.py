@@ -93,7 +93,7 @@ _TIME_WORDS = r"half an|an|a|one|two|three|four|five|six|eight|ten|twelve|fiftee
 _TIME_RE = re.compile(
     r"(?<![\w.-])(?:(?P<low>\d+(?:\.\d+)?)\s*(?:-|to)\s*)?"
     rf"(?P<num>-\d+(?:\.\d+)?|\d+(?:\.\d+)?|(?:{_TIME_WORDS})\b)(?P<half>\s+and a half)?"  # "- 30 min": a dash
-    r"\s*-?\s*(?:(?:gpu|cpu|training|compute|wall[- ]?clock)[- ]?\s*)?"
+    r"\s*-?\s*(?:(?:gpu|cpu|training|compute|wall[- ]?clock)\b[- ]?\s*)?"  # (not the "s" of "2 GPUs")
     r"(?P<unit>seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|[smhd])\b(?P<half2>\s+and a half\b)?",
 )
 _HOURS_MINUTES = re.compile(r"(?<![\w.])(\d+)\s*(?:h|hrs?|hours?)\s*(?:and\s+)?(\d{1,2})\s*(?:m|mins?|minutes?)?(?![\w.])")
