@@ -9,7 +9,8 @@ Each is kept with the words it came from, and each changes what is recommended:
   predicted accuracy less its spread, with no price on time; "speed" ("fastest that is good enough", "quick") puts the fastest
   within GOOD_ENOUGH of the most accurate first. Without one, the meta-model's ranking stands
   (accuracy with a small price on time).
-- the worry "overfitting" regularises every candidate (`regularised`) and the answer says how.
+- the worry "overfitting" regularises every candidate (`regularised`) and the answer says how; a worry about
+  the labels ("labels maybe 10% wrong") gives every candidate label smoothing (`label_noise_note`).
 - a comparison ("compare A with B", "A vs B", "A or B?") of backbones or modes gets a candidate
   for each side, shown side by side.
 - one backbone the user means to use ("fine-tune a resnet18", "which lr for densenet121?") is the
@@ -63,6 +64,14 @@ _SPEED = re.compile(
     r"|\bcheap(?:est|ly)?\b|\bin a hurry\b|\bminimi[sz](?:e|ing) (?:the )?(?:training )?time\b|\bspeed (?:matters|first|over)\b",
     re.I)
 _OVERFIT = re.compile(r"\bover[- ]?fit\w*|\bmemori[sz]\w*\b|\b(?:doesn'?t|does not|won'?t|not) generali[sz]e\b", re.I)
+# Labels the user does not trust: label smoothing is the standard remedy (Lukasik et al., "Does label smoothing
+# mitigate label noise?", ICML 2020).
+_LABEL_NOISE = re.compile(
+    r"\bnoisy (?:labels?|annotations?|ground truth)\b|\blabel(?:ling|ing)? (?:noise|errors?|mistakes?)\b|\bmis-?label\w*|"
+    r"\b(?:wrong(?:ly)?|incorrect(?:ly)?) label\w*|\b(?:labels?|annotations?|ground truth)\b[^.;!?]{0,30}?\b(?:wrong|noisy|"
+    r"unreliable|incorrect|inconsistent|error-prone|not (?:always )?(?:reliable|correct|accurate))\b|"
+    r"\b(?:unreliable|inconsistent|weak|imperfect|uncertain) (?:labels?|annotations?)\b", re.I)
+LABEL_NOISE_SMOOTHING = 0.1
 # Words before a backbone's name that say the user means to train it (within a few words: "fine-tune a
 # pretrained resnet18"); "tried resnet18" or "instead of resnet18" do not.
 _USE = re.compile(r"\b(?:use|using|fine[ -]?tun\w*|finetun\w*|train\w*|start(?:ing)? from|stick(?:ing)? with|go with|"
@@ -180,6 +189,8 @@ def read_goals(text: str) -> Goals:
         _, goals.objective, goals.words["objective"] = min(found)
     if m := _OVERFIT.search(text):
         goals.worries["overfitting"] = goals.words["overfitting"] = _sentence_around(text, *m.span())
+    if m := _LABEL_NOISE.search(text):
+        goals.worries["label_noise"] = goals.words["label_noise"] = _sentence_around(text, *m.span())
     if m := _comparison(text):
         q = norm(text)
         named = find_backbones(q)
@@ -376,6 +387,15 @@ def regularised(config: TrainConfig) -> TrainConfig:
     return TrainConfig.model_validate(data)
 
 
+def _for_worries(config: TrainConfig, worries: dict[str, str]) -> TrainConfig:
+    """`config` as the stated worries shape it: regularised for overfitting, smoothed labels for label noise."""
+    if "overfitting" in worries:
+        config = regularised(config)
+    if "label_noise" in worries and config.label_smoothing < LABEL_NOISE_SMOOTHING:
+        config = config.model_copy(update={"label_smoothing": LABEL_NOISE_SMOOTHING})
+    return config
+
+
 def metric_note(words: str) -> str:
     """What the answer says to a user who cares about a measure other than accuracy (`Goals.metric`)."""
     return (f"you said {words!r}: the candidates are predicted and ranked by test accuracy, the one measure every "
@@ -394,6 +414,13 @@ def inference_note(words: str, size_limited: bool) -> str:
             "time), so it did not shape the pick" + ("" if size_limited else
                                                       f"; to keep the model small, state a size limit ('under 10 MB', "
                                                       f"'under 2M parameters'): the smallest backbones are {small}"))
+
+
+def label_noise_note(words: str) -> str:
+    """What the answer says about labels the user does not trust."""
+    return (f"you said {words!r}: every candidate has label smoothing at least {LABEL_NOISE_SMOOTHING:g}, which keeps "
+            "the model from fitting a wrong label with full confidence (Lukasik et al., ICML 2020); check a sample of "
+            "the labels the trained model disagrees with most, since they are often the wrong ones")
 
 
 def regularisation_note(words: str) -> str:
@@ -439,8 +466,9 @@ def apply_goals(found: list[Any], goals: dict[str, Any], metamodel: Any, meta: A
         out += [replace(c, origin="requested") for c in extra]
     if goals.get("settings"):
         out = kept_settings(out, goals["settings"], metamodel, meta, constraints, open_fields)
-    if "overfitting" in (goals.get("worries") or {}):
-        configs, seen = [regularised(c.config) for c in out], set()
+    worries = goals.get("worries") or {}
+    if "overfitting" in worries or "label_noise" in worries:
+        configs, seen = [_for_worries(c.config, worries) for c in out], set()
         preds = metamodel.stated(meta, configs, device=constraints.device, open_fields=open_fields)
         spread = getattr(metamodel, "spread", None)
         spreads = spread(meta, configs) if callable(spread) else [c.spread for c in out]
@@ -581,7 +609,7 @@ def _sentence_around(text: str, at: int, end: int) -> str:
     return " ".join([*left, text[at:end].strip(), *right])
 
 
-__all__ = ["GOOD_ENOUGH", "MODE_WORDS", "PAST_RUN_MARGIN", "REGULARISATION", "Goals", "apply_goals", "comparison_notes", "foreign_note", "inference_note", "kept_settings",
+__all__ = ["GOOD_ENOUGH", "LABEL_NOISE_SMOOTHING", "MODE_WORDS", "PAST_RUN_MARGIN", "REGULARISATION", "Goals", "apply_goals", "comparison_notes", "foreign_note", "inference_note", "kept_settings", "label_noise_note",
            "metric_note",
            "quick_first",
            "read_goals", "regularisation_note", "regularised", "settings_limits"]

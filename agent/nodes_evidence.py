@@ -26,6 +26,7 @@ from agent.goals import (
     apply_goals,
     comparison_notes,
     inference_note,
+    label_noise_note,
     metric_note,
     read_goals,
     regularisation_note,
@@ -87,6 +88,8 @@ class EvidenceNodes(NodeBase):
         goals = read_goals(scope.task_text if scope is not None else text)
         if "overfitting" in goals.worries:
             notes.append(regularisation_note(goals.worries["overfitting"]))
+        if "label_noise" in goals.worries:
+            notes.append(label_noise_note(goals.worries["label_noise"]))
         if goals.metric:
             notes.append(metric_note(goals.metric))
         if dataset:

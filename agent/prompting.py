@@ -34,7 +34,7 @@ def constraints_text(profile: dict[str, Any]) -> str:
         parts.append({"accuracy": "the user wants the most accurate", "speed": "the user wants the fastest that is "
                       "good enough"}[goals["objective"]])
     if goals.get("worries"):
-        parts.append("the user worries about " + ", ".join(goals["worries"]))
+        parts.append("the user worries about " + ", ".join(w.replace("_", " ") for w in goals["worries"]))
     if goals.get("compare"):
         parts.append("the user asks to compare " + " with ".join(goals["compare"]))
     return "; ".join(parts)

@@ -370,6 +370,7 @@ def _goal_words(goals: dict[str, Any]) -> dict[str, str]:
     {"objective=accuracy": "best accuracy", "worry=overfitting": "...", "compare=small_cnn vs resnet18": "..."}."""
     words = goals.get("words") or {}
     named = {"objective": f"objective={goals.get('objective')}", "overfitting": "worry=overfitting",
+             "label_noise": "worry=label noise",
              "compare": "compare=" + " vs ".join(goals.get("compare") or ()),
              "use": (f"use={goals.get('use')}" + (f" ({goals['use_mode']})" if goals.get("use_mode") else "")
                      if goals.get("use") else f"mode={goals.get('use_mode')}"),

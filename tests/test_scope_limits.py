@@ -230,6 +230,32 @@ def test_a_worry_about_overfitting_regularises_every_candidate_and_is_answered(r
     assert any("worried about overfitting" in n and "dropout at least 0.3" in n for n in rec.profile.notes)
 
 
+@pytest.mark.parametrize(("text", "words"), [
+    ("OCT, 4 classes, 2,000 images. Data is noisy, labels maybe 10% wrong.", "labels maybe 10% wrong"),
+    ("chest x-ray 3 classes; we have noisy labels from report mining", "noisy labels"),
+    ("fundus 5 grades, some images are mislabelled", "mislabelled"),
+    ("dermoscopy 7 classes, labels verified by two experts", None),
+    ("skin 7 classes, 10k images, label the classes 0-6", None),
+])
+def test_a_worry_about_the_labels_is_read(text: str, words: str | None) -> None:
+    from agent.goals import read_goals
+
+    found = read_goals(text).worries.get("label_noise")
+    assert (found is None) if words is None else (words in found)
+
+
+def test_a_worry_about_the_labels_smooths_every_candidate_and_is_answered(recommender: Recommender) -> None:
+    from agent.goals import LABEL_NOISE_SMOOTHING
+
+    text = "OCT, 4 classes, 2,000 images. Data is noisy, labels maybe 10% wrong."
+    rec = recommender.recommend(text)
+    assert all(c.label_smoothing >= LABEL_NOISE_SMOOTHING for c in [rec.config, *(x.config for x in rec.candidates)])
+    assert any("labels maybe 10% wrong" in n and "label smoothing at least 0.1" in n for n in rec.profile.notes)
+    assert "imbalance_ratio=2.0" in rec.profile.assumed  # "10% wrong" is no class's share
+    plain = recommender.recommend("OCT, 4 classes, 2,000 images.")
+    assert any(c.config.label_smoothing < LABEL_NOISE_SMOOTHING for c in plain.candidates)  # the worry did it
+
+
 def test_a_requested_comparison_gets_both_sides_side_by_side(recommender: Recommender) -> None:
     from agent.recommendation import render_text
 

@@ -137,7 +137,7 @@ _PERCENT = re.compile(
 _PERCENT_NOT = re.compile(r"accura|\bacc\b|\bauc\b|\bf1\b|sensitiv|specific|recall|precision|dropout|valid|\bval\b|\btest|"
                           r"\btrain|hold-?out|freez|frozen|layers?\b|augment|crop|zoom|faster|slower|improv|\bgain|\bdrop\b|"
                           r"memory|gpu|cpu|error|confiden|interval|budget|utili[sz]|better|worse|of the time|learning rate|"
-                          r"nois|missing|corrupt|label(?:l?ed)?\b|annotat|less|more|smaller|larger|of the (?:size|cost)|"
+                          r"nois|missing|corrupt|label(?:l?ed|s)?\b|wrong|mislabel|incorrect|annotat|less|more|smaller|larger|of the (?:size|cost)|"
                           # a score to reach ("the smallest model that gets above 90% on my 3-class set")
                           r"\bgets?\b|\bgetting\b|reach|achiev|\bscor|\bhits?\b|\baim|\bgoal|perform")
 _BRACKETED = re.compile(r"(?:~|about|around|roughly|approximately)?\s*\d+(?:[.,]\d+)?\s*(?:%|percent|per cent|pct)")
