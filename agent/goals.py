@@ -54,8 +54,8 @@ PAST_RUN_MARGIN = 0.05
 REGULARISATION = {"dropout": 0.3, "weight_decay": 1e-4, "label_smoothing": 0.1}
 
 _ACCURACY = re.compile(
-    r"\bmaximi[sz](?:e|ing) (?:the )?(?:test |validation |classification )?(?:accuracy|performance|auc)\b"
-    r"|\b(?:best|highest|top|maximum|max) (?:possible )?(?:accuracy|performance|auc)\b|\bas accurate as (?:possible|it gets)\b"
+    r"\bmaximi[sz](?:e|ing) (?:the )?(?:test |validation |classification )?(?:accuracy|acc|performance|auc)\b"
+    r"|\b(?:best|highest|top|maximum|max) (?:possible )?(?:accuracy|acc|performance|auc)\b|\bas accurate as (?:possible|it gets)\b"
     r"|\bmost accurate\b|\baccuracy (?:is what matters|matters most|first|above all|over speed)\b"
     r"|\b(?:don'?t|do not) care (?:about|how long)\b", re.I)
 _SPEED = re.compile(

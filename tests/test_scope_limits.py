@@ -309,6 +309,7 @@ def test_the_judge_holds_a_comparison_to_its_sides() -> None:
     ("knee x-rays, 5 grades, it must be fast to train", "speed"),
     ("fast spin echo knee MRI, 2 classes", None),  # an MRI sequence, not a wish
     ("fastMRI knee slices, 2 classes", None),
+    ("histo 9cls 100k 224px gpu a100 maximize acc", "accuracy"),  # the short form of a wish for accuracy
 ])
 def test_fast_as_a_wish_is_the_speed_objective(text: str, objective: str | None) -> None:
     from agent.goals import read_goals

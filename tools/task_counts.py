@@ -588,10 +588,12 @@ _PATIENTS = re.compile(rf"(?P<n>{COUNT})\s+(?:patients|subjects|participants|peo
 # A count in thousands or millions standing alone between commas ("pneumonia x-rays, ~17k, 2 classes") or after
 # a field already read ("OCT 4 classes 80k,": the class count is blanked by then): in a
 # task text nothing else is counted in thousands without a noun, so it is the images (said so in a note).
-_BARE_THOUSANDS = re.compile(rf"(?:^|[,;:(]|\band\b|\b{CLASS_NOUNS}|(?<=\s{{4}})|\b(?:mris?|cts?|x-?rays?|xrays?|cxrs?|"
+_BARE_THOUSANDS = re.compile(rf"(?:^|[,;:(|]|\band\b|\b{CLASS_NOUNS}|(?<=\s{{4}})|\b(?:mris?|cts?|x-?rays?|xrays?|cxrs?|"
                              r"ultrasound|oct|fundus|dermoscopy|histology|histopathology|mammograms?|endoscopy|"
                              rf"microscopy|images|imgs|photos|scans))\s*(?:(?P<ap>{APPROX})\s*)?(?<![$\u20ac\u00a3])"
-                             r"(?P<n>\d+(?:[.,]\d+)?\s*(?:k|m)\b)\s*(?=[,;.)]|$)")
+                             r"(?P<n>\d+(?:[.,]\d+)?\s*(?:k|m)\b)\s*(?=[,;.)|]|$)"
+                             # telegraphic: "histo 9cls 100k 224px", "x-ray 14 classes multi label 112k"
+                             r"|(?<=\s)(?<![$\u20ac\u00a3])(?P<n2>\d+(?:\.\d+)?k)(?=\s+\d+\s*(?:px|x\d)|\s{4}|\s*$)")
 
 
 # "fracture (n=1,200) vs no fracture (n=3,400)": a count in brackets after each class (two or more: the sizes).
@@ -729,10 +731,11 @@ def _read_total(r: Reading, p: TaskProfile, per_class: bool) -> None:
                 approximate = n[1] or bool(m.groupdict().get("ap") or m.groupdict().get("plus"))
                 return _set_images(r, p, n[0], m.start(), m.end(), approximate, check=True)
     for m in _BARE_THOUSANDS.finditer(r.low):
-        n = _whole(r, m, "n", "the number of images", 2, MAX_IMAGES)
+        g = "n" if m.group("n") else "n2"
+        n = _whole(r, m, g, "the number of images", 2, MAX_IMAGES)
         if n is not None:
-            r.notes.append(f"{r.text[m.start('n'):m.end('n')].strip()!r} read as the number of images (no noun after it)")
-            return _set_images(r, p, n[0], m.start("ap") if m.group("ap") else m.start("n"), m.end("n"),
+            r.notes.append(f"{r.text[m.start(g):m.end(g)].strip()!r} read as the number of images (no noun after it)")
+            return _set_images(r, p, n[0], m.start("ap") if m.group("ap") else m.start(g), m.end(g),
                                n[1] or bool(m.group("ap")), check=True)
     m = _PATIENTS.search(r.low) if mentions(r.low, "patient", "pacient", "subject", "particip", "people", "individual") else None
     one = _ONE_EACH.search(r.low) if m else None

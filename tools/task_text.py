@@ -71,7 +71,7 @@ DEFAULTS: dict[str, object] = {
 # Modality names follow the knowledge base's datasets (data/SOURCES.md), lower case.
 _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
     (r"dermoscop\w*|dermatoscop\w*|dermatolog\w*", "dermoscopy", "skin"),
-    (r"histopatholog\w*|histolog\w*|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology (?:slides?|tiles?|patches|images?)|\bgleason\b|"
+    (r"histopatholog\w*|histolog\w*|\bhisto\b|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology (?:slides?|tiles?|patches|images?)|\bgleason\b|"
      r"biops(?:y|ies)\s+(?:tiles?|patches|slides?|sections?)|tissue (?:tiles?|patches|sections?)", "histopathology", None),
     (r"blood smears?|microscop\w*|cytolog\w*|blood cells?|bone marrow|cell (?:images?|morpholog\w*|patches|crops)",
      "light microscopy", None),
@@ -86,7 +86,8 @@ _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
     (r"\bct\b|computed tomograph\w*|\bcat scans?|\btac\b|tomograf[ií]as? computari[sz]ada|tomodensitom\w*", "ct", None),
     (r"\bmris?\b|\bmr images?|magnetic resonance|\bt[12]-weighted|\bflair\b|\birm\b|\bmrt\b|resonancia magn\w*|"
      r"r[ée]sonance magn\w*|risonanza magn\w*|resson[âa]ncia magn\w*", "mri", None),  # es, fr, it, pt; de "MRT"
-    (r"ultrasound\w*|sonograph\w*|ultrasonograph\w*|echocardiogra\w*|b-mode|ecograf\w*|[ée]chograph\w*|ultraschall\w*|"
+    (r"ultrasound\w*|\b(?:breast|thyroid|abdominal|liver|hepatic|kidney|renal|cardiac|fetal|obstetric|pelvic|"
+     r"transvaginal|doppler|carotid|muscle|lung|b-mode)\s+us\b|sonograph\w*|ultrasonograph\w*|echocardiogra\w*|b-mode|ecograf\w*|[ée]chograph\w*|ultraschall\w*|"
      r"sonografi\w*", "ultrasound", None),
     (r"\bpet\b|positron emission", "pet", None),
     # Public datasets a user names for what their data is like ("ISIC 2019: 25,331 images").
