@@ -96,6 +96,8 @@ _RATIO_ONE = (
     re.compile(rf"\bimbalance(?:d)?(?:\s+ratio)?\s*(?:of|is|:|=)?\s*(?:up to|as high as|as much as|at most|reaching|"
                rf"of up to)?\s*{_AP}(?P<r>\d+(?:\.\d+)?)\s*(?:x\b|\u00d7|-?\s*fold\b|times\b)"),
 )
+# "one malignant for every four benign", "1 positive to every 9 negatives": two classes' sizes as a rate.
+_FOR_EVERY = re.compile(rf"(?P<a>{COUNT})\s+(?:[a-z-]+\s+){{0,2}}?(?:for|to)\s+every\s+(?P<b>{COUNT})\b")
 # One class's size set against a smaller one said to be "only" so much: "1805 no DR but only 193 severe".
 # (Not "1,000 images but only 200 labelled": images, and what was done to some, are no classes.)
 _NOT_A_CLASS = rf"(?:{_UNIT_WORDS}|labell?ed|annotated|usable|used|left|remaining|reviewed|verified|confirmed)"
@@ -114,7 +116,7 @@ _RATIO_PAIR = (
 # Three or more classes in proportion, said so ("1:1:3 ratio"); not a clock ("10:30:00").
 _RATIO_CHAIN = re.compile(rf"{_AP}(?<![\d.:/])(?P<chain>\d+(?:\.\d+)?(?:\s*:\s*\d+(?:\.\d+)?){{2,}})(?![\d:])")
 _CHAIN_CUE = re.compile(r"ratio|split|distribution|proportion|balance")
-_FRACTION = re.compile(r"(?<![\d.,/])(?P<a>\d+)\s*(?:in|out of|/)\s*(?P<b>\d+)(?![\d.,])(?:\s+of\b)?")
+_FRACTION = re.compile(r"(?<![\d.,/])(?P<a>\d+)\s*(?:in(?:\s+every)?|out of|/)\s*(?P<b>\d+)(?![\d.,])(?:\s+of\b)?")
 # A share in words: "two thirds of them", "half the data", "one in ten".
 _SHARE_WORDS = {"half": 50.0, "third": 100 / 3, "thirds": 100 / 3, "quarter": 25.0, "quarters": 25.0, "fifth": 20.0,
                 "fifths": 20.0, "tenth": 10.0, "tenths": 10.0}
@@ -124,7 +126,7 @@ _SMALL = {"one": 1, "a": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6
 _WORD_SHARE = re.compile(
     r"(?:(?P<ap>~|about|around|roughly|approximately|nearly|almost)\s+)?(?:(?P<n>a|one|two|three|four)[\s-]+)?"
     r"(?P<f>half|thirds?|quarters?|fifths?|tenths?)\b(?!\s*(?:-|of)?\s*(?:the\s+)?(?:time|budget|cost|size|price)|\s+(?:of\s+)?an?\s+(?:hundred|thousand|million|billion)\b)"
-    r"|(?:(?P<ap2>about|around|roughly|nearly|almost)\s+)?(?P<a>one|two|three)\s+(?:in|out of)\s+"
+    r"|(?:(?P<ap2>about|around|roughly|nearly|almost)\s+)?(?P<a>one|two|three)\s+(?:in|out of)\s+(?:every\s+)?"
     r"(?P<b>two|three|four|five|six|seven|eight|nine|ten|twenty|fifty|a hundred|hundred|a thousand|thousand)\b")
 _NOT_A_RATIO = re.compile(r"\b(?:at|by|until|from|before|after)\s*$|magnification|scale|dilution|\bam\b|\bpm\b")
 _NOT_CLASSES = re.compile(r"\btrain|\btest|\bval(?:idation)?\b|hold-?out|\bsplit into\b")
@@ -166,6 +168,11 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
     if (m := _extremes(r.low)) is not None:  # "64 in the smallest class, 3,200 in the largest"
         _set_ratio(r, p, m[1], m[0], approximate=False)
         return None
+    if (m := _FOR_EVERY.search(r.low)) is not None:  # "one malignant for every four benign"
+        a, b = read_count(m.group("a")).value, read_count(m.group("b")).value
+        if min(a, b) > 0:
+            _set_ratio(r, p, max(a, b) / min(a, b), m, approximate=False)
+            return None
     if (m := _BUT_ONLY.search(r.low)) is not None:  # "1805 no DR but only 193 severe"
         a, b = read_count(m.group("a")).value, read_count(m.group("b")).value
         if 0 < b < a:
@@ -603,6 +610,15 @@ _SLASH_SIZES = re.compile(r"(?<![\w.,/])(?P<l>\d[\d,]*(?:\s*/\s*\d[\d,]*)+)\s*(?
                           r"(?:per|in each|for each|of each|each)\s*(?:class|category|label|type|grade|group)\b")
 
 
+# "5 classes: 2000, 1500, 800, 300, 120 images respectively", "class sizes 500, 200 and 80": one size per class,
+# as a comma list (a space after each comma: "2,000" is one number).
+_NUM = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)"
+_LIST_SIZES = re.compile(rf"(?<![\w.,/])(?P<l>{_NUM}(?:\s*[,;]\s+{_NUM})+(?:\s*,?\s+and\s+{_NUM})?)(?!\w|[.,/]\d|\s*%)\s*"
+                         rf"(?:(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?\s*(?P<resp>respectively)?")
+_LIST_CUE = re.compile(r"(?:\b(?:class|category|group)\s+(?:sizes?|counts?)|\bper (?:class|category)|\b(?:sizes?|counts?))"
+                       r"\s*(?:are|of|is)?\s*[:=]?\s*$")
+
+
 def read_class_sizes(r: Reading, p: TaskProfile) -> None:
     """"300 benign and 60 malignant": classes, images and imbalance; "800 train and 200 test": images;
     "437/210/133 per class": the same as a list; "fracture (n=1,200) vs no fracture (n=3,400)": one count per class."""
@@ -616,6 +632,12 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
     if (m := _SLASH_SIZES.search(r.low)) is not None:
         sizes = [float(x.replace(",", "")) for x in re.split(r"\s*/\s*", m.group("l"))]
         if min(sizes) >= 1:
+            _set_sizes(r, p, sizes, m.start(), m.end(), approximate=False)
+            return
+    for m in _LIST_SIZES.finditer(r.low):
+        sizes = [float(x.replace(",", "")) for x in re.findall(_NUM, m.group("l"))]
+        said_k = "n_classes" in r.said and p.n_classes == len(sizes)
+        if min(sizes) >= 1 and (m.group("resp") or said_k or _LIST_CUE.search(r.low, max(0, m.start() - 30), m.start())):
             _set_sizes(r, p, sizes, m.start(), m.end(), approximate=False)
             return
     for m in _SIZES.finditer(r.low):

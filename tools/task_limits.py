@@ -88,13 +88,22 @@ _TIME_UNITS: dict[str, float] = {
     "min": 60, "mins": 60, "minute": 60, "minutes": 60, "m": 60,
     "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
     "d": 86400, "day": 86400, "days": 86400,
+    # es/pt, fr, de, it ("tengo 30 minutos", "1 ora di tempo", "2 Stunden")
+    "segundo": 1, "segundos": 1, "seconde": 1, "secondes": 1, "sekunde": 1, "sekunden": 1, "secondi": 1,
+    "minuto": 60, "minutos": 60, "minuten": 60, "minuti": 60,
+    "hora": 3600, "horas": 3600, "heure": 3600, "heures": 3600, "stunde": 3600, "stunden": 3600, "ora": 3600, "ore": 3600,
+    "dia": 86400, "dias": 86400, "jour": 86400, "jours": 86400, "tag": 86400, "tage": 86400, "giorno": 86400,
+    "giorni": 86400,
 }
+_FOREIGN_UNITS = "|".join(sorted((u for u in _TIME_UNITS if len(u) > 3 and u not in ("second", "seconds", "minute",
+                                                                                    "minutes", "hour", "hours")),
+                                 key=len, reverse=True))
 _TIME_WORDS = r"half an|an|a|one|two|three|four|five|six|eight|ten|twelve|fifteen|twenty|thirty|forty|forty-five|sixty|ninety"
 _TIME_RE = re.compile(
     r"(?<![\w.-])(?:(?P<low>\d+(?:\.\d+)?)\s*(?:-|to)\s*)?"
     rf"(?P<num>-\d+(?:\.\d+)?|\d+(?:\.\d+)?|(?:{_TIME_WORDS})\b)(?P<half>\s+and a half)?"  # "- 30 min": a dash
     r"\s*-?\s*(?:(?:gpu|cpu|training|compute|wall[- ]?clock)\b[- ]?\s*)?"  # (not the "s" of "2 GPUs")
-    r"(?P<unit>seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|[smhd])\b(?P<half2>\s+and a half\b)?",
+    rf"(?P<unit>{_FOREIGN_UNITS}|seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|ora|ore|tag|dia|[smhd])\b(?P<half2>\s+and a half\b)?",
 )
 _HOURS_MINUTES = re.compile(r"(?<![\w.])(\d+)\s*(?:h|hrs?|hours?)\s*(?:and\s+)?(\d{1,2})\s*(?:m|mins?|minutes?)?(?![\w.])")
 _BUDGET_PHRASE = re.compile(

@@ -42,7 +42,9 @@ COUNT = (
     rf"|(?:{_DIGITS})(?:\s*(?:k|m|mn|mio|bn|b\b(?!-\w))\b|\s+{_SCALE_WORD}s?\b(?:\s+{_SCALE_WORD}\b)?|(?![\w]))"
     rf"|(?:half|a\s+quarter(?:\s+of)?)\s+an?\s+{_SCALE_WORD}\b"  # "half a million", "a quarter of a million"
     rf"|(?:a\s+)?dozens?\b"
-    rf"|(?:a|{_WORD_NUMBER})\s+{_SCALE_WORD}\b(?:\s+(?:and\s+)?{_WORD_NUMBER}\b)?"
+    # "three thousand two hundred (and fifty)", "a thousand and twelve"
+    rf"|(?:a|{_WORD_NUMBER})\s+{_SCALE_WORD}\b(?:\s+(?:and\s+)?{_WORD_NUMBER}\b(?:\s+hundred\b(?:\s+(?:and\s+)?"
+    rf"{_WORD_NUMBER}\b)?)?)?"
     rf"|{_WORD_NUMBER}\b"
     r")"
 )
@@ -82,7 +84,7 @@ def read_count(raw: str) -> Number:
     if s in ("dozen", "dozens"):
         return Number(12.0, s == "dozens")
     m = re.fullmatch(rf"({_DIGITS})\s*([a-z ]*)", s)
-    if m:
+    if m and all(w.rstrip("s") in _SCALES or w in _SCALES for w in m.group(2).split()):  # ("a thousand and twelve": words)
         value = _digits(m.group(1), scaled=bool(m.group(2)))
         for scale in m.group(2).split():
             value *= _SCALES[scale.rstrip("s")] if scale.rstrip("s") in _SCALES else _SCALES[scale]

@@ -71,7 +71,7 @@ DEFAULTS: dict[str, object] = {
 # Modality names follow the knowledge base's datasets (data/SOURCES.md), lower case.
 _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
     (r"dermoscop\w*|dermatoscop\w*|dermatolog\w*", "dermoscopy", "skin"),
-    (r"histopatholog\w*|histolog\w*|\bhisto\b|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology (?:slides?|tiles?|patches|images?)|\bgleason\b|"
+    (r"histopatholog\w*|histolog\w*|\bhisto\b|\bistolog\w*|istopatolog\w*|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology (?:slides?|tiles?|patches|images?)|\bgleason\b|"
      r"biops(?:y|ies)\s+(?:tiles?|patches|slides?|sections?)|tissue (?:tiles?|patches|sections?)", "histopathology", None),
     (r"blood smears?|microscop\w*|cytolog\w*|blood cells?|bone marrow|cell (?:images?|morpholog\w*|patches|crops)",
      "light microscopy", None),
@@ -109,7 +109,7 @@ _BODY_PARTS: tuple[tuple[str, str], ...] = (
     (r"\bbrain\b|alzheimer\w*|dementia|glioma|cerebr\w*|c[ée]r[ée]br\w*|\bgehirn\w*|\bhead and neck\b|"
      r"\b(?:ct|mri|scans?|x-rays?|injur\w*|trauma)\b[^.,;]{0,16}\bhead\b|\bhead\b[^.,;]{0,12}\b(?:ct|mri|scans?|x-rays?|"
      r"injur\w*|trauma)\b", "brain"),  # "head" alone is also a classifier's ("train the head")
-    (r"\bknees?\b|osteoarthritis", "knee"),
+    (r"\bknees?\b|osteoarthritis|\bknie\w*|\bgenou\w*|\brodilla\w*|\bginocchi\w*|\bjoelho\w*", "knee"),  # de, fr, es, it, pt
     (r"\bbreast\b|mammary|\bmamas?\b|\bmamari[ao]s?\b|\bsein\b|\bbrust\b", "breast"),  # es/pt, fr, de
     (r"\bskin\b|melanoma|\bmoles?\b|lesions? of the skin|\bhaut\w*|\bpiel\b|\bpeau\b", "skin"),  # de, es, fr
     (r"\bblood\b|leukocyte\w*|leukemia|\bwbc\b", "blood"),
