@@ -196,8 +196,14 @@ def _read_sizes(r: Reading, p: TaskProfile) -> None:
             p.device = "cuda"
 
 
+# "CPU only, 8 threads": the threads a CPU run may use (torch's), taken as its cores where a CPU is named.
+_THREADS = re.compile(r"(?<![\w.])(?P<n>\d{1,3})\s*-?\s*(?:cpu\s+)?threads\b")
+
+
 def _read_device(r: Reading, p: TaskProfile) -> None:
     cores = _CORES.search(r.low)
+    if cores is None and _CPU_WORD.search(r.low) and (cores := _THREADS.search(r.low)):
+        r.notes.append(f"{r.text[cores.start():cores.end()]!r}: training times are quoted for as many cores")
     if cores:
         n = _CORE_WORDS.get(cores.group("n")) or int(cores.group("n"))
         if 1 <= n <= 512:
