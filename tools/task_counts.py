@@ -612,11 +612,13 @@ _SLASH_SIZES = re.compile(r"(?<![\w.,/])(?P<l>\d[\d,]*(?:\s*/\s*\d[\d,]*)+)\s*(?
 
 # "5 classes: 2000, 1500, 800, 300, 120 images respectively", "class sizes 500, 200 and 80": one size per class,
 # as a comma list (a space after each comma: "2,000" is one number).
-_NUM = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)"
-_LIST_SIZES = re.compile(rf"(?<![\w.,/])(?P<l>{_NUM}(?:\s*[,;]\s+{_NUM})+(?:\s*,?\s+and\s+{_NUM})?)(?!\w|[.,/]\d|\s*%)\s*"
-                         rf"(?:(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?\s*(?P<resp>respectively)?")
-_LIST_CUE = re.compile(r"(?:\b(?:class|category|group)\s+(?:sizes?|counts?)|\bper (?:class|category)|\b(?:sizes?|counts?))"
-                       r"\s*(?:are|of|is)?\s*[:=]?\s*$")
+# Listed counts followed by their images ("1.1k, 800 and 650 CT slices" from three sites) add up to the total
+# either way; they are class sizes only where the text says so.
+_NUM = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?k\b|\d+)"
+_LIST_SIZES = re.compile(rf"(?<![\w.,/-])(?P<l>{_NUM}(?:\s*[,;]\s+{_NUM})+(?:\s*,?\s+and\s+{_NUM})?)(?!\w|[.,/]\d|\s*%)\s*"
+                         rf"(?P<noun>(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?\s*(?P<resp>respectively)?")
+_LIST_CUE = re.compile(rf"(?:\b(?:class|category|group)\s+(?:sizes?|counts?)|\bper (?:class|category)|\b(?:sizes?|counts?)|"
+                       rf"\b{CLASS_NOUNS}\s*[:(])\s*(?:are|of|is)?\s*[:=]?\s*$")
 
 
 def read_class_sizes(r: Reading, p: TaskProfile) -> None:
@@ -635,10 +637,18 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
             _set_sizes(r, p, sizes, m.start(), m.end(), approximate=False)
             return
     for m in _LIST_SIZES.finditer(r.low):
-        sizes = [float(x.replace(",", "")) for x in re.findall(_NUM, m.group("l"))]
+        sizes = [read_count(x).value for x in re.findall(_NUM, m.group("l"))]
+        if min(sizes) < 1 or re.search(r"\b(?:seeds?|epochs?|folds?|runs?|trials?|batch(?:es| sizes?)?|layers?|versions?|"
+                                        r"sizes? of|px|resolutions?)\s*:?\s*$", r.low[max(0, m.start() - 20):m.start()]):
+            continue  # "seeds 1, 2 and 3": numbers of something else
         said_k = "n_classes" in r.said and p.n_classes == len(sizes)
-        if min(sizes) >= 1 and (m.group("resp") or said_k or _LIST_CUE.search(r.low, max(0, m.start() - 30), m.start())):
+        if m.group("resp") or _LIST_CUE.search(fold(r.text)[max(0, m.start() - 30):m.start()]) or (
+                said_k and not m.group("noun")):  # "2 classes, 1200, 3400": one number per class said
             _set_sizes(r, p, sizes, m.start(), m.end(), approximate=False)
+            return
+        if m.group("noun") and (len(sizes) >= 3 or " and " in m.group("l")):  # (not "covid-19, 6,000 images")
+            r.notes.append(f"{r.text[m.start():m.end()].strip()!r}: the images are their sum; not read as class sizes")
+            _set_images(r, p, sum(sizes), m.start(), m.end(), approximate=False, check=True)
             return
     for m in _SIZES.finditer(r.low):
         items = [(read_count(x.group(1)), x.group(2)) for x in re.finditer(rf"({COUNT})\s+([a-z][\w'-]*)", m.group(0))]

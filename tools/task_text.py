@@ -117,6 +117,7 @@ _BODY_PARTS: tuple[tuple[str, str], ...] = (
      r"keratitis", "eye"),
     (r"\bcolon(?:s|ic|oscop\w*)?\b|colorectal|bowel|polyps?\b|gastro\w*|stomach", "colon"),  # not "colonies"
     (r"\bliver\b|hepat\w*", "liver"),
+    (r"\bgall\s*bladders?\b|\bbiliary\b|\bcholecyst\w*", "gallbladder"),
     (r"\bkidneys?\b|renal", "kidney"),
     (r"\bheart\b|cardiac|\b(?:echo)?cardio\w*", "heart"),
     (r"\bprostate\b", "prostate"),
