@@ -529,8 +529,9 @@ _PER_CLASS = (
     re.compile(r"\b(?:each|every)\s+(?:class|category|label|type|grade|group|condition|diagnosis|kind)\s+(?:has|have|with|"
                rf"contains?|holds?)\s+(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})"),
     # "8 classes each with 1000 images", "5 grades, each having about 300"
-    re.compile(r"\b(?:classes|categories|labels|types|grades|groups|conditions|diagnoses|kinds)\s*,?\s*(?:each|every one)\s+"
-               rf"(?:with|has|having|of|containing|holding)\s+(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})"
+    re.compile(r"\b(?:classes|categories|labels|types|grades|groups|conditions|diagnoses|kinds|(?:sub-?)?folders|"
+               r"directories)\s*,?\s*(?:each|every one)\s+"
+               rf"(?:(?:with|has|having|of|containing|holding)\s+)?(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})"
                rf"(?:\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?"),
 )
 # "40 to 400 images per class", "50-500 per category", "between 40 and 400 images per class", "class sizes vary
@@ -554,6 +555,9 @@ _IMAGES = (
                rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?!\s*(?:{CLASS_NOUNS}|%|patients|gb|mb|px|minutes|hours)\b)"),
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+(?:of them|in total|total|altogether|overall)\b"),
     re.compile(rf"\b{IMAGE_NOUNS}\s*(?::|=|of|-)?\s*(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?!\s*(?:{_UNIT_WORDS})\b)"),
+    # "4k CT", "12k MRIs": a count in thousands before a modality's short name is its images
+    re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>\d+(?:[.,]\d+)?\s*(?:k|m)\b)\s+(?:ct|mri|cxr|oct|us)s?\b(?!\s*-?\s*"
+               r"(?:scanners?|machines?|protocols?|sequences?))"),
 )
 # The size of the smallest class, or a bound on it, said on its own ("some classes have fewer than 10 images").
 _SMALLEST_SIZE = re.compile(
@@ -619,6 +623,26 @@ _LIST_SIZES = re.compile(rf"(?<![\w.,/-])(?P<l>{_NUM}(?:\s*[,;]\s+{_NUM})+(?:\s*
                          rf"(?P<noun>(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?\s*(?P<resp>respectively)?")
 _LIST_CUE = re.compile(rf"(?:\b(?:class|category|group)\s+(?:sizes?|counts?)|\bper (?:class|category)|\b(?:sizes?|counts?)|"
                        rf"\b{CLASS_NOUNS}\s*[:(])\s*(?:are|of|is)?\s*[:=]?\s*$")
+
+
+# "10 folders, each ~500 images": a folder per class, as torchvision's ImageFolder reads a dataset (not "3 folders
+# (train, val, test)").
+_FOLDERS = re.compile(rf"(?P<n>{COUNT})\s+(?:class\s+|image\s+)?(?:sub-?)?(?:folders|directories|dirs)\b")
+_SPLIT_WORDS = re.compile(r"\b(?:train\w*|val\w*|test\w*|splits?|holdout|fold)\b")
+
+
+def read_folders(r: Reading, p: TaskProfile) -> None:
+    """The class count from the folders the images sit in, where the text gives no class count."""
+    if "n_classes" in r.said or (m := _FOLDERS.search(r.low)) is None:
+        return
+    start, end = _clause_bounds(r.low, m.start(), m.end())
+    if _SPLIT_WORDS.search(r.low, start, min(len(r.low), end + 40)):
+        return
+    n = _whole(r, m, "n", "the number of folders", 2, MAX_CLASSES)
+    if n is not None:
+        p.n_classes = int(n[0])
+        r.take("n_classes", m.start(), m.end(), approximate=n[1])
+        r.notes.append(f"{r.text[m.start():m.end()].strip()!r}: one class per folder")
 
 
 def read_class_sizes(r: Reading, p: TaskProfile) -> None:
@@ -795,5 +819,5 @@ def _set_images(r: Reading, p: TaskProfile, n: float, start: int, end: int, appr
     r.take("n_instances", start, end, approximate=approximate)
 
 
-__all__ = ["BALANCED", "CLASS_NOUNS", "HINTED_RATIO", "IMAGE_NOUNS", "MAX_CLASSES", "MAX_IMAGES", "finish_imbalance", "read_class_sizes",
+__all__ = ["BALANCED", "CLASS_NOUNS", "read_folders", "HINTED_RATIO", "IMAGE_NOUNS", "MAX_CLASSES", "MAX_IMAGES", "finish_imbalance", "read_class_sizes",
            "read_classes", "read_images", "read_ratio"]

@@ -47,6 +47,7 @@ from tools.task_counts import (
     finish_imbalance,
     read_class_sizes,
     read_classes,
+    read_folders,
     read_images,
     read_ratio,
 )
@@ -315,6 +316,7 @@ def parse_task(text: str) -> TaskProfile:
     read_limits(r, p)  # blanked out, so "5M parameters" is no time and "8 GB" no count
     pending = read_ratio(r, p)  # "1 in 20 scans" is a ratio, not 20 images
     read_classes(r, p)
+    read_folders(r, p)  # "10 folders": a class per folder, where no class count was said
     read_class_sizes(r, p)
     read_images(r, p)
     read_public_dataset(r, p, pending)  # "HAM10000": its published counts, where the text gave none
