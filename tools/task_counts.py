@@ -507,7 +507,8 @@ def _set_classes(r: Reading, p: TaskProfile, n: int, start: int, end: int, *, ap
 
 
 # ------------------------------------------------------------------------------ class sizes and images
-_SIZED = rf"{COUNT}\s+(?!(?:{_UNIT_WORDS}|{_OTHER_THINGS})\b)[a-z][\w'-]*"
+# ("206 with fracture": a class named by what its images have)
+_SIZED = rf"{COUNT}\s+(?:with(?:out)?\s+(?:an?\s+)?)?(?!(?:{_UNIT_WORDS}|{_OTHER_THINGS})\b)[a-z][\w'-]*"
 # "300 benign and 60 malignant", "300 benign, 60 malignant", "500 benign 100 malignant"
 _SIZES = re.compile(rf"{_SIZED}(?:\s*(?:,\s*and|,|;|\+|/|\band)?\s*{_SIZED})+")
 # "melanoma 320, nevus 2,100, seborrheic keratosis 410", "normal: 1,200; pneumonia: 3,400": the name first, then
