@@ -155,6 +155,9 @@ class Goals:
             20, "no more than 20 epochs"]).
         scratch_only: the words that allow no pretrained weights ("no pretrained weights allowed"), if any: every
             candidate then trains from scratch.
+        avoid: backbones the text rules out ("don't use ResNet please"), with their words: none is a candidate.
+        size_of: [backbone, strict, words] for a size limit set by a model ("nothing bigger than ResNet18"): no
+            candidate has more parameters (with `strict`, "smaller than": fewer).
     """
 
     objective: str | None = None
@@ -169,13 +172,16 @@ class Goals:
     settings: dict[str, list[Any]] = field(default_factory=dict)
     inference: str | None = None
     scratch_only: str | None = None
+    avoid: dict[str, str] = field(default_factory=dict)
+    size_of: list[Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"objective": self.objective, "words": dict(self.words), "worries": dict(self.worries),
                 "compare": list(self.compare), "compare_mode": self.compare_mode, "use": self.use,
                 "use_mode": self.use_mode, "foreign": list(self.foreign), "metric": self.metric,
                 "settings": {k: list(v) for k, v in self.settings.items()}, "inference": self.inference,
-                "scratch_only": self.scratch_only}
+                "scratch_only": self.scratch_only, "avoid": dict(self.avoid),
+                "size_of": None if self.size_of is None else list(self.size_of)}
 
 
 def read_goals(text: str) -> Goals:
@@ -209,8 +215,12 @@ def read_goals(text: str) -> Goals:
         goals.inference = goals.words["inference"] = _sentence_around(text, *m.span())
     if m := _no_pretrained(text):
         goals.scratch_only = goals.words["scratch_only"] = m.group(0)
+    _read_avoid(text, goals)
     if not goals.compare:
         _read_use(text, goals)
+        if goals.use in goals.avoid:  # "not resnet18" names it too
+            goals.use, goals.use_mode = None, None
+            goals.words.pop("use", None)
     for name, op, pattern in _SETTING_LIMITS:
         if name not in goals.settings and (m := pattern.search(text)):
             goals.settings[name] = [op, int(m.group("n")), m.group(0).strip()]
@@ -235,6 +245,31 @@ def _comparison(text: str) -> re.Match[str] | None:
         if len(find_backbones(clause)) >= 2 or sum(bool(find_mode(_only(clause, mode))) for mode in _MODES) >= 2:
             return m
     return found[0] if found else None
+
+
+# "don't use ResNet", "no densenet please", "anything but mobilenet": a backbone ruled out (the words right before it).
+_AVOID_BEFORE = re.compile(r"(?:\b(?:do not|don'?t|don t|never|no|avoid(?:ing)?|not|without|except|anything but|other than|"
+                           r"exclude|excluding|skip|rather not use|rather not)\b(?:\s+(?:use|using|try|want|like|need|a|an|the|any)\b)*"
+                           r"|\bnot\s+(?:a|an|the)\b)\s*$")
+# "nothing bigger than ResNet18", "no larger than lite0", "smaller than resnet18": a size limit set by a model.
+_SIZE_OF = re.compile(r"\b(?:(?P<strict>smaller|lighter|fewer parameters)|(?:bigger|larger|heavier|more parameters))\s+"
+                      r"than\s+(?:an?\s+|the\s+)?$")
+_AT_MOST_SIZE = re.compile(r"\b(?:the\s+size\s+of|as\s+(?:small|big|large)\s+as)\s+(?:an?\s+|the\s+)?$")
+
+
+def _read_avoid(text: str, goals: Goals) -> None:
+    """Backbones the text rules out (`Goals.avoid`) and a size limit set by a named model (`Goals.size_of`)."""
+    q = norm(text).replace("-", " ")
+    for at, end, name in backbone_spans(q):
+        before = q[max(0, at - 30):at]
+        if (m := _SIZE_OF.search(before)) or _AT_MOST_SIZE.search(before):
+            if goals.size_of is None:
+                goals.size_of = [name, bool(m and m.group("strict")), _sentence_around(q, at, end)]
+                goals.words["size_of"] = goals.size_of[2]
+        elif _AVOID_BEFORE.search(before[-20:]) and not _COMPARE.search(before[-20:]):
+            goals.avoid[name] = _sentence_around(q, at, end)
+    if goals.avoid:
+        goals.words["avoid"] = "; ".join(dict.fromkeys(goals.avoid.values()))
 
 
 def _read_use(text: str, goals: Goals) -> None:

@@ -38,7 +38,7 @@ from agent.profiling import allowed, open_fields, read_task
 from agent.prompting import stored_records, task_query
 from agent.state import State
 from knowledge.schema import MetaFeatures, TrainConfig
-from knowledge.space import BACKBONES, MODES
+from knowledge.space import BACKBONES, MODES, model_params
 from tools.scope import INJECTION_MESSAGE
 
 
@@ -145,8 +145,21 @@ class EvidenceNodes(NodeBase):
             device = "cpu"
             assumed.append("device=cpu")
         stated = stated_limits(told, given)
-        backbones, limits = backbones_within(stated, allowed("backbones", given.get("backbones"), tuple(BACKBONES)),
-                                            n_classes=int(meta["n_classes"]))
+        if goals.size_of and "max_params" not in stated:  # "nothing bigger than ResNet18": its size, with the head
+            name, strict, words = goals.size_of
+            cap = float(model_params(name, int(meta["n_classes"])))
+            stated["max_params"] = (cap - 1 if strict else cap, words)
+        pool = allowed("backbones", given.get("backbones"), tuple(BACKBONES))
+        avoided = [b for b in (pool or BACKBONES) if b in goals.avoid] if given.get("backbones") is None else []
+        if avoided:  # "don't use ResNet": a limit the text states, as --backbones without it would
+            pool = [b for b in (pool or BACKBONES) if b not in goals.avoid]
+            if not pool:
+                raise TaskError(f"the text rules out every backbone this tool has ({goals.words['avoid']!r}); "
+                                f"allow one of {', '.join(BACKBONES)}.")
+        backbones, limits = backbones_within(stated, pool, n_classes=int(meta["n_classes"]))
+        if avoided:
+            limits.insert(0, f"not {', '.join(avoided)} ({goals.words['avoid']!r}): no candidate uses "
+                             f"{'it' if len(avoided) == 1 else 'them'}")
         max_memory, memory_said = memory_limit(stated, device)
         limits += memory_said + settings_limits(goals.settings)
         if goals.inference:

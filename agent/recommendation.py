@@ -375,7 +375,7 @@ def _goal_words(goals: dict[str, Any]) -> dict[str, str]:
              "use": (f"use={goals.get('use')}" + (f" ({goals['use_mode']})" if goals.get("use_mode") else "")
                      if goals.get("use") else f"mode={goals.get('use_mode')}"),
              "metric": "measure other than accuracy", "inference": "need at inference",
-             "scratch_only": "modes=scratch only"}
+             "scratch_only": "modes=scratch only", "avoid": "backbones ruled out", "size_of": "size of a named model"}
     return {named.get(k, k): w for k, w in words.items()}
 
 

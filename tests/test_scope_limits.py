@@ -528,6 +528,38 @@ def test_no_pretrained_weights_keeps_every_candidate_from_scratch_and_is_listed(
     assert any(c.config.mode != "scratch" for c in free.candidates)  # the limit, not the task, left only scratch
 
 
+@pytest.mark.parametrize(("text", "avoid", "size_of"), [
+    ("Don't use ResNet please, it overfit last time. Fundus 5 grades 3.6k images.", {"resnet18"}, None),
+    ("no densenet and no efficientnet-b0, 3 classes of x-ray", {"densenet121", "efficientnet_b0"}, None),
+    ("I'd rather avoid anything bigger than ResNet18. 4 classes of brain MRI, 3k images.", set(), ["resnet18", False]),
+    ("something smaller than efficientnet lite0 for 2 classes", set(), ["efficientnet_lite0", True]),
+    ("compare resnet18 and lite0, 2 classes", set(), None),  # named to be compared, not ruled out
+    ("resnet18 did not work well, 2 classes", set(), None),  # history, not a limit
+])
+def test_a_backbone_ruled_out_or_a_size_set_by_a_model_is_read(text: str, avoid: set[str], size_of: list[Any] | None) -> None:
+    from agent.goals import read_goals
+
+    goals = read_goals(text)
+    assert set(goals.avoid) == avoid
+    assert (goals.size_of[:2] if goals.size_of else None) == size_of
+
+
+def test_a_backbone_ruled_out_and_a_size_set_by_a_model_are_hard_limits(recommender: Recommender) -> None:
+    from knowledge.space import model_params
+
+    rec = recommender.recommend("Don't use ResNet please, it overfit last time. Fundus, 5 grades, 3,600 images.")
+    assert all(c.config.backbone != "resnet18" for c in rec.candidates)
+    assert any(line.startswith("not resnet18 (\"don't use resnet please\")") for line in rec.profile.limits)
+    small = recommender.recommend("Nothing bigger than an EfficientNet-Lite0, please. Brain MRI, 4 classes, 3k images.")
+    cap = model_params("efficientnet_lite0", 4)
+    assert all(model_params(c.config.backbone, 4) <= cap for c in small.candidates)
+    assert any(line.startswith("parameters at most") for line in small.profile.limits)
+    with pytest.raises(TaskError, match="rules out every backbone"):
+        recommender.recommend("x-ray, 2 classes, 2k images. " + " ".join(
+            f"no {b.replace('_', ' ')}," for b in ("efficientnet lite0", "efficientnet lite1", "efficientnet lite2",
+                                                   "resnet18", "mobilenet", "efficientnet b0", "densenet", "small cnn")))
+
+
 @pytest.mark.parametrize(("text", "inference"), [
     ("brain MRI, 4 classes, 7,000 images, must run in real time on a phone", "must run in real time on a phone"),
     ("chest x-ray, 2 classes, 3k images, inference under 50 ms per image", "inference under 50 ms per image"),
