@@ -218,9 +218,6 @@ def read_goals(text: str) -> Goals:
     _read_avoid(text, goals)
     if not goals.compare:
         _read_use(text, goals)
-        if goals.use in goals.avoid:  # "not resnet18" names it too
-            goals.use, goals.use_mode = None, None
-            goals.words.pop("use", None)
     for name, op, pattern in _SETTING_LIMITS:
         if name not in goals.settings and (m := pattern.search(text)):
             goals.settings[name] = [op, int(m.group("n")), m.group(0).strip()]
@@ -276,7 +273,7 @@ def _read_use(text: str, goals: Goals) -> None:
     """The one backbone the text means to train ("which lr to fine-tune a resnet18?"), and its mode; with no
     backbone named, the one way of training it means ("what should I fine-tune?", `_read_use_mode`)."""
     q = norm(text).replace("-", " ")
-    spans = backbone_spans(q)
+    spans = [s for s in backbone_spans(q) if s[2] not in goals.avoid]  # (a backbone ruled out is not meant)
     if not spans:
         return _read_use_mode(q, goals)
     if len({name for *_, name in spans}) != 1:

@@ -778,6 +778,7 @@ def test_a_config_changed_after_the_ranking_or_generated_says_nothing_measured()
     ("no fine-tuning please, 2k chest x-rays, which settings?", None),
     # a sentence that opens with the way of training says it as an order or as what is under way
     ("fine-tune on HAM10000 for skin cancer triage, 15 min on CPU", "finetune"),
+    ("Don't use ResNet please, it overfit last time. Fine-tune on APTOS 2019.", "finetune"),  # (a backbone ruled out)
     ("Train from scratch on 5k CT slices, 3 classes.", "scratch"),
     ("Chest x-rays, 2 classes. Fine-tuning overfit last time.", None),
     ("Fine-tuning vs frozen for 500 ultrasound images?", None),
