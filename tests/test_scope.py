@@ -248,3 +248,12 @@ def test_a_task_naming_nothing_medical_is_told_the_evidence_is_medical(text: str
     scope = classify_scope(text, parse_task(text))
     assert scope.in_scope
     assert (scope.message is not None and "every run in the knowledge base is on medical images" in scope.message) is noted
+
+
+def test_a_public_dataset_named_alone_is_a_task() -> None:
+    """"OrganAMNIST" alone names a task with its classes and size (tools.task_datasets); "x-ray" alone does not."""
+    from tools.scope import classify_scope
+    from tools.task_text import parse_task
+
+    assert classify_scope("OrganAMNIST", parse_task("OrganAMNIST")).kind == "medical_image_classification"
+    assert classify_scope("x-ray", parse_task("x-ray")).kind == "too_vague"

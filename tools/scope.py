@@ -235,7 +235,8 @@ def _sentence_end(low: str, start: int) -> int:
 def _judge(text: str, low: str, profile: TaskProfile | None) -> tuple[ScopeKind, list[tuple[int, int]], str | None]:
     """The kind, the spans of the words that decided it, and the message (see `classify_scope`)."""
     stripped = low.strip(" \t\r\n.,;:!?'\"")
-    if not stripped or _GREETING.fullmatch(stripped) or len(_WORD.findall(low)) <= 1:
+    counted = profile is not None and {"n_classes", "n_instances"} <= set(profile.said)  # "HAM10000" alone: a task
+    if not stripped or _GREETING.fullmatch(stripped) or (len(_WORD.findall(low)) <= 1 and not counted):
         return "too_vague", [], _vague()
     image, classify = _IMAGE.search(low), _CLASSIFY.search(low)
     also = None  # another task asked for beside classification: only the classification part is set up
