@@ -593,8 +593,10 @@ def test_the_measured_pool_keeps_every_datasets_best_first(records: list[Experim
     """measured_spec: distinct configs of successful runs, per backbone and mode; under its cap, each
     dataset's best run comes before any dataset's second, so no dataset is crowded out."""
     from tools.metamodel import measured_spec
+    from tools.metamodel_candidates import in_band, lr_bands
 
-    ok = [r for r in records if r.outcome.status == "ok" and r.outcome.test_accuracy is not None]
+    bands = lr_bands(records)
+    ok = [r for r in records if r.outcome.status == "ok" and r.outcome.test_accuracy is not None and in_band(r.config, bands)]
     pair = Counter(f"{r.config.backbone}/{r.config.mode}" for r in ok).most_common(1)[0][0]
     mine = [r for r in ok if f"{r.config.backbone}/{r.config.mode}" == pair]
     names = sorted({r.dataset.name for r in mine})
@@ -610,6 +612,31 @@ def test_the_measured_pool_keeps_every_datasets_best_first(records: list[Experim
     # each row says where its run was and what it reached there: the record's own dataset and test accuracy
     assert all([name, acc] == [by_id[rid].dataset.name, round(by_id[rid].outcome.test_accuracy, 4)]
                for rows in full.values() for rid, _, name, acc in rows)
+
+
+def test_the_measured_pool_leaves_out_a_learning_rate_good_runs_of_its_kind_never_used() -> None:
+    """lr_bands: per optimizer and mode, the central 90 % of the learning rates of runs in their dataset's top quarter,
+    widened by half a decade;
+    a measured config outside it (a fine-tune with Adam at 0.548, which one small dataset's run got away with) is no
+    candidate, and one inside it stays."""
+    from tools.metamodel import measured_spec
+    from tools.metamodel_candidates import in_band, lr_bands
+
+    records = read_seed()  # the whole seed: the bands need its 20+ good runs per kind
+    bands = lr_bands(records)
+    low, high = bands["adam/finetune"]
+    assert 1e-5 < low < 1e-3 < high < 0.1  # where fine-tuning with Adam works, as practitioners set it
+    base = next(r for r in records if r.config.optimizer == "adam" and r.config.mode == "finetune"
+                and r.outcome.status == "ok" and r.outcome.test_accuracy is not None)
+    wild = base.model_copy(update={"id": "wild-lr-run", "run_key": "wild-lr-key",
+                                   "config": base.config.model_copy(update={"learning_rate": 0.548}),
+                                   "outcome": base.outcome.model_copy(update={"test_accuracy": 0.999})})
+    tame = base.model_copy(update={"id": "tame-lr-run", "run_key": "tame-lr-key",
+                                   "config": base.config.model_copy(update={"learning_rate": 0.001, "epochs": 97}),
+                                   "outcome": base.outcome.model_copy(update={"test_accuracy": 0.999})})
+    assert not in_band(wild.config, bands) and in_band(tame.config, bands)
+    ids = {rid for rows in measured_spec([*records, wild, tame]).values() for rid, *_ in rows}
+    assert "tame-lr-run" in ids and "wild-lr-run" not in ids
 
 
 def test_a_measured_candidate_says_which_run_it_comes_from_and_what_that_run_reached(

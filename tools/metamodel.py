@@ -159,7 +159,8 @@ from tools.novelty import OPEN_FIELDS, Neighbours, calibrate
 # 18: the info keeps the measured pool (`measured`, tools.metamodel_candidates.measured_spec): candidates
 # are configs past runs used.
 # 19: each measured config keeps the dataset its run was on and the test accuracy it reached there.
-FEATURE_VERSION = 19
+# 20: the measured pool keeps configs whose learning rate lies where good runs of their kind put theirs (lr_bands).
+FEATURE_VERSION = 20
 
 
 # Accuracy boosters fitted on bootstrap samples of the datasets (whole datasets drawn with
