@@ -249,7 +249,9 @@ _AVOID_BEFORE = re.compile(r"(?:\b(?:do not|don'?t|don t|never|no|avoid(?:ing)?|
                            r"exclude|excluding|skip|rather not use|rather not)\b(?:\s+(?:use|using|try|want|like|need|a|an|the|any)\b)*"
                            r"|\bnot\s+(?:a|an|the)\b)\s*$")
 # "nothing bigger than ResNet18", "no larger than lite0", "smaller than resnet18": a size limit set by a model.
-_SIZE_OF = re.compile(r"\b(?:(?P<strict>smaller|lighter|fewer parameters)|(?:bigger|larger|heavier|more parameters))\s+"
+# ("a model bigger than ResNet18 is fine" allows more: a bigger-than cap needs a denial before it)
+_SIZE_OF = re.compile(r"(?:\b(?P<strict>smaller|lighter|fewer parameters)|\b(?:nothing|no|not|never|none|avoid(?:ing)?|"
+                      r"don t want|do not want)\s+(?:\w+\s+){0,2}?(?:bigger|larger|heavier|more parameters))\s+"
                       r"than\s+(?:an?\s+|the\s+)?$")
 _AT_MOST_SIZE = re.compile(r"\b(?:the\s+size\s+of|as\s+(?:small|big|large)\s+as)\s+(?:an?\s+|the\s+)?$")
 
@@ -258,7 +260,7 @@ def _read_avoid(text: str, goals: Goals) -> None:
     """Backbones the text rules out (`Goals.avoid`) and a size limit set by a named model (`Goals.size_of`)."""
     q = norm(text).replace("-", " ")
     for at, end, name in backbone_spans(q):
-        before = q[max(0, at - 30):at]
+        before = q[max(0, at - 40):at]
         if (m := _SIZE_OF.search(before)) or _AT_MOST_SIZE.search(before):
             if goals.size_of is None:
                 goals.size_of = [name, bool(m and m.group("strict")), _sentence_around(q, at, end)]
