@@ -150,9 +150,9 @@ class EvidenceNodes(NodeBase):
             cap = float(model_params(name, int(meta["n_classes"])))
             stated["max_params"] = (cap - 1 if strict else cap, words)
         pool = allowed("backbones", given.get("backbones"), tuple(BACKBONES))
-        avoided = [b for b in (pool or BACKBONES) if b in goals.avoid] if given.get("backbones") is None else []
+        avoided = [b for b in BACKBONES if b in goals.avoid] if pool is None else []  # (--backbones overrides)
         if avoided:  # "don't use ResNet": a limit the text states, as --backbones without it would
-            pool = [b for b in (pool or BACKBONES) if b not in goals.avoid]
+            pool = [b for b in BACKBONES if b not in goals.avoid]
             if not pool:
                 raise TaskError(f"the text rules out every backbone this tool has ({goals.words['avoid']!r}); "
                                 f"allow one of {', '.join(BACKBONES)}.")

@@ -95,15 +95,13 @@ _TIME_UNITS: dict[str, float] = {
     "dia": 86400, "dias": 86400, "jour": 86400, "jours": 86400, "tag": 86400, "tage": 86400, "giorno": 86400,
     "giorni": 86400,
 }
-_FOREIGN_UNITS = "|".join(sorted((u for u in _TIME_UNITS if len(u) > 3 and u not in ("second", "seconds", "minute",
-                                                                                    "minutes", "hour", "hours")),
-                                 key=len, reverse=True))
+_UNITS = "|".join(sorted(_TIME_UNITS, key=len, reverse=True))  # every unit the table knows, longest first
 _TIME_WORDS = r"half an|an|a|one|two|three|four|five|six|eight|ten|twelve|fifteen|twenty|thirty|forty|forty-five|sixty|ninety"
 _TIME_RE = re.compile(
     r"(?<![\w.-])(?:(?P<low>\d+(?:\.\d+)?)\s*(?:-|to)\s*)?"
     rf"(?P<num>-\d+(?:\.\d+)?|\d+(?:\.\d+)?|(?:{_TIME_WORDS})\b)(?P<half>\s+and a half)?"  # "- 30 min": a dash
     r"\s*-?\s*(?:(?:gpu|cpu|training|compute|wall[- ]?clock)\b[- ]?\s*)?"  # (not the "s" of "2 GPUs")
-    rf"(?P<unit>{_FOREIGN_UNITS}|seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|ora|ore|tag|dia|[smhd])\b(?P<half2>\s+and a half\b)?",
+    rf"(?P<unit>{_UNITS})\b(?P<half2>\s+and a half\b)?",
 )
 _HOURS_MINUTES = re.compile(r"(?<![\w.])(\d+)\s*(?:h|hrs?|hours?)\s*(?:and\s+)?(\d{1,2})\s*(?:m|mins?|minutes?)?(?![\w.])")
 _BUDGET_PHRASE = re.compile(

@@ -395,7 +395,7 @@ def _read_modality(r: Reading, p: TaskProfile) -> None:
     ruled_out = [h for h in hits if _RULED_OUT.search(r.low, max(0, h[0] - 16), h[0])]
     if ruled_out:
         p.ruled_out = tuple(dict.fromkeys(h[2][1] for h in ruled_out))
-        hits = [h for h in hits if h not in ruled_out and h[2][1] not in p.ruled_out]
+        hits = [h for h in hits if h[2][1] not in p.ruled_out]
         r.notes.append(f"{r.text[ruled_out[0][0]:ruled_out[0][1]]!r} is ruled out ({', '.join(p.ruled_out)}): "
                        "not taken as the modality")
     if hits:
