@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
-from knowledge.record_files import KnowledgeBaseError
+from knowledge.record_files import KnowledgeBaseError, locked, trim_torn_tail
 from knowledge.schema import ExperimentRecord
 
 INDEX_DIR = "chroma"
@@ -195,7 +195,12 @@ class ChromaIndex:
                 bar.update(len(part))
 
     def sync_index(self) -> dict[str, int]:
-        """Make the index hold exactly the JSONL's records: add missing ids, drop orphans."""
+        """Make the index hold exactly the JSONL's records: add missing ids, drop orphans.
+
+        A torn last line that a killed writer left is cut first, under the writer lock (so
+        never a live append's): readers already skip it, and the file ends whole again.
+        """
+        self._trim_crashed_tail()
         col = self.collection()
         wanted = {r.id: r for r in self.records()}
         with self._on_server("read the index from"):
@@ -208,6 +213,21 @@ class ChromaIndex:
             with self._on_server("write the index to"):
                 col.delete(ids=orphans)
         return {"added": len(missing), "removed": len(orphans), "total": len(wanted)}
+
+    def _trim_crashed_tail(self) -> None:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(-1, os.SEEK_END)
+                whole = f.read(1) == b"\n"
+        except (FileNotFoundError, OSError):  # missing or empty: nothing torn
+            return
+        if whole:
+            return
+        try:
+            with locked(self.path) as fd:
+                trim_torn_tail(fd)
+        except PermissionError:  # a read-only knowledge base: readers skip the torn line anyway
+            pass
 
     def rebuild_index(self) -> int:
         """Drop the index and rebuild it from the JSONL. Returns the records indexed.

@@ -1,7 +1,7 @@
 """Crashes: kill -9 of a knowledge-base writer, of the app mid-training and of its training job.
 
 After every kill the knowledge base is checked the way the design promises: the JSONL has
-no partial line (a torn tail is dropped on read and trimmed by the next writer), every
+no partial line (a torn tail is dropped on read and cut by the next sync or writer), every
 record the writer saw durably appended is still there (records lost = 0), and once synced
 the Chroma index holds exactly the JSONL's ids (no orphan, none missing). The killed app's
 thread is reopened from its SQLite checkpoints: the approval is intact, resuming re-attaches

@@ -53,6 +53,20 @@ def test_torn_tail_is_ignored_then_trimmed(tmp_path: Path) -> None:
     assert len(kb.records()) == 3
 
 
+def test_sync_cuts_a_torn_tail_so_the_file_ends_whole_before_any_new_append(tmp_path: Path) -> None:
+    """A killed writer's torn line used to stay until the next append; the sync a search or the
+    app's warm-up runs now cuts it (under the writer lock), keeping every whole record."""
+    kb = KnowledgeBase(tmp_path, embedder=HashEmbedder())
+    kb.append(make(2))
+    line = make(3)[2].model_dump_json().encode()
+    kb.path.write_bytes(kb.path.read_bytes() + line[:40])
+    assert kb.sync_index()["total"] == 2
+    data = kb.path.read_bytes()
+    assert data.endswith(b"\n") and [json.loads(x)["id"] for x in data.splitlines()] == ["rec00000ok", "rec00001ok"]
+    assert set(kb.collection().get(include=[])["ids"]) == {"rec00000ok", "rec00001ok"}
+    assert kb.sync_index() == {"added": 0, "removed": 0, "total": 2}  # a whole file is left alone
+
+
 def test_a_bad_line_in_the_middle_is_an_error_naming_the_line(tmp_path: Path) -> None:
     kb = KnowledgeBase(tmp_path, index=False)
     kb.append(make(1))
