@@ -42,6 +42,7 @@ from agent.intents import (
     norm,
 )
 from knowledge.schema import TrainConfig
+from tools.task_gloss import gloss
 
 T = TypeVar("T")
 
@@ -185,10 +186,12 @@ class Goals:
 
 
 def read_goals(text: str) -> Goals:
-    """The objective, worries and comparison a task text states (each with its words)."""
+    """The objective, worries and comparison a task text states (each with its words; for a text in
+    Chinese, Japanese or Korean, the words of its English gloss, tools.task_gloss)."""
     goals = Goals()
     if not text:
         return goals
+    text = gloss(text).text
     found = [(m.start(), kind, m.group(0)) for kind, pattern in (("accuracy", _ACCURACY), ("speed", _SPEED))
              if (m := pattern.search(text))]
     if found:  # both named ("best accuracy, but quick"): the first one stated leads

@@ -25,6 +25,7 @@ SCOPE = "This tool recommends a backbone and training settings for classifying m
 
 OUT_OF_SCOPE = [
     "what's a good recipe for banana bread?",
+    "肝脏CT分割，130例",  # segment the liver in CT, 130 cases: written in Chinese
     "segment the liver in abdominal CT scans, 200 volumes",
     "predict house prices from a table of 40 columns",
     "hello",
@@ -187,6 +188,22 @@ def test_each_field_read_from_the_text_is_shown_with_its_words(recommender: Reco
     assert rec.profile.meta.n_instances == 3100
     text = render_text(rec)
     assert "Read from your text:" in text and "n_classes <- 'graded KL 0-4'" in text
+
+
+def test_a_task_written_in_chinese_is_read_with_the_users_own_words_in_the_api_and_the_cli(
+        recommender: Recommender, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.cli import main
+    from agent.recommendation import render_text
+
+    text = "膝关节X光片，骨关节炎分级，5类，约3100张，训练时间不超过20分钟"  # knee x-rays, OA grades, 5 classes...
+    rec = recommender.recommend(text)
+    assert (rec.profile.meta.n_classes, rec.profile.meta.n_instances) == (5, 3100)
+    assert rec.profile.read["n_classes"] == "5类" and rec.profile.read["n_instances"] == "约3100张"
+    assert "n_classes <- '5类'" in render_text(rec)
+    monkeypatch.setattr("agent.recommend.default_recommender", lambda kb_dir=None: recommender)
+    assert main(["recommend", text, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["profile"]["read"]["n_classes"] == "5类"
 
 
 def test_bad_limits_from_the_api_say_what_is_wrong(recommender: Recommender) -> None:

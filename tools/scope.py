@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from tools.task_gloss import gloss
 from tools.task_numbers import fold
 
 if TYPE_CHECKING:
@@ -201,7 +202,11 @@ def classify_scope(text: str, profile: TaskProfile | None = None) -> Scope:
     """
     from tools.task_text import parse_task
 
-    text = text if isinstance(text, str) else ""
+    original = text if isinstance(text, str) else ""
+    glossed = gloss(original)  # Chinese, Japanese or Korean: judged on its task terms in English
+    text = glossed.text
+    if glossed.changed:
+        profile = None  # read again from the glossed text, so that its spans are the glossed text's
     low = fold(text)
     injections: list[tuple[int, int]] = []
     for m in _INJECTION.finditer(low):  # each to the end of its sentence; overlapping ones as one
@@ -213,17 +218,20 @@ def classify_scope(text: str, profile: TaskProfile | None = None) -> Scope:
     injection = " / ".join(text[a:b].strip() for a, b in injections) or None
     for a, b in injections:
         low = low[:a] + " " * (b - a) + low[b:]
-    task_text = "".join(" " if low[i] == " " and text[i] != " " else text[i] for i in range(len(text))) \
-        if injections else text
+    read, task_text = text, original  # the text to read the task from (glossed), and as the user wrote it
+    for a, b in injections:
+        read = read[:a] + " " * (b - a) + read[b:]
+        a, b = glossed.origin(a, b)
+        task_text = task_text[:a] + " " * (b - a) + task_text[b:]
     if profile is None or injections:
         try:
-            profile = parse_task(task_text)
+            profile = parse_task(read)
         except ValueError:
             profile = None
     kind, spans, message = _judge(text, low, profile)
     if injection and message is None:
         message = INJECTION_MESSAGE
-    words = tuple(dict.fromkeys(text[a:b] for a, b in sorted(spans)))
+    words = tuple(dict.fromkeys(original[slice(*glossed.origin(a, b))].strip() for a, b in sorted(spans)))
     return Scope(kind=kind, words=words, message=message, injection=injection, task_text=task_text)
 
 

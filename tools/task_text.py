@@ -13,6 +13,7 @@ same profile, in well under a millisecond. The reading is split by concern:
     tools.task_limits    parameters, model size, memory, device, time budget (read first, then blanked)
     tools.task_counts    imbalance, classes, class sizes, images
     tools.task_datasets  the published counts of a public dataset the text names ("HAM10000"), where it gave none
+    tools.task_gloss     a text in Chinese, Japanese or Korean: its task terms glossed into English first
     tools.task_text      the profile, modality, body part, resolution, channels (this module)
 
 Defaults for what the text does not say:
@@ -52,6 +53,7 @@ from tools.task_counts import (
     read_ratio,
 )
 from tools.task_datasets import read_public_dataset
+from tools.task_gloss import gloss
 from tools.task_limits import read_limits
 from tools.task_numbers import Reading, anchors
 
@@ -308,8 +310,9 @@ def parse_task(text: str) -> TaskProfile:
             f"the task text must be at most {MAX_TEXT} characters, but got {len(text)}; describe the task in a few "
             "sentences (modality, classes, images, time budget)."
         )
-    p = TaskProfile(text=text)
-    r = Reading(text, p.said, p.spans, p.approximate, p.notes)
+    glossed = gloss(text)  # a text in Chinese, Japanese or Korean: its task terms in English
+    p = TaskProfile(text=glossed.text)
+    r = Reading(glossed.text, p.said, p.spans, p.approximate, p.notes)
     _read_modality(r, p)
     _read_resolution(r, p)  # blanked out, so "256 x 256 images" is no count
     _read_channels(r, p)  # before the counts, which blank "1,540 grayscale images" whole
@@ -327,6 +330,11 @@ def parse_task(text: str) -> TaskProfile:
                        "train one two-class model per label")
     p.assumed[:] = [name for name in FIELDS if name not in p.said]
     _defaults(p)
+    if glossed.changed:  # each field with the user's own words again
+        for name, (start, end) in list(p.spans.items()):
+            p.spans[name] = glossed.origin(start, end)
+            p.said[name] = text[slice(*p.spans[name])].strip()
+        p.text = text
     return p
 
 
