@@ -344,7 +344,8 @@ _BINARY = re.compile(r"\bbinary\b|\byes\s*(?:/|or)\s*no\b|\bpresent\s*(?:/|or|vs
                      r"\bpositive\s*(?:/|or|vs\.?|versus)\s*negative\b")
 _LABEL = r"(?:[a-z]{1,3}\s?\d{1,2}|\d{1,2}|[ivx]{1,5}|[a-e])"
 _SCALE = (r"(?:(?:kellgren[- ]lawrence|kl|[a-z]{1,4}-?rads|gleason|who|t[o\u00f6]nnis|severity|dr)\s+)?(?:graded|grading|"
-          r"grades?|staged|staging|stages?|levels?|scored|scores?|scale|classes|categories|tiers?|grade groups?|patterns?)|\bkl\b|"
+          r"grades?|staged|staging|stages?|levels?|scored|scores?|scale|classes|categories|tiers?|grade groups?|patterns?|"
+          r"densit(?:y|ies))|\bkl\b|"
           r"\b[a-z]{1,4}-?rads\b|\bkellgren[- ]lawrence\b|\bt[o\u00f6]nnis\b")
 _RANGE = (
     re.compile(rf"\b(?:{_SCALE})\s*(?:from\s+|of\s+)?\(?\s*(?:(?:kl|grade|stage|level)\s*)?(?P<a>{_LABEL})\s*(?:-|to|through|thru|until|\.\.)\s*"
@@ -470,7 +471,7 @@ def _trimmed(name: str) -> str:
     return " ".join(words)
 
 
-_LISTS_OTHER = re.compile(rf"\b{_OTHER_THINGS}\s*$")
+_LISTS_OTHER = re.compile(rf"\b{_OTHER_THINGS}(?:\s+(?:per|each|for each|a)\s+[a-z]+)?\s*$")  # "views per patient (PA, lateral)"
 _SORTS = re.compile(r"\b(?:classif\w*|sort\w*|recogni[sz]\w*|identif\w*|distinguish\w*|predict\w*|categori[sz]\w*|tell\w*)\b")
 
 
@@ -579,12 +580,16 @@ _A_STUDY = r"(?:study|patient|exam|examination|volume|scan|series|subject|case|s
            r"hand|lesion|nodule|specimen|biopsy|wound)"
 # "2 images per eye" with no count of eyes: a count per study, never the total
 _PER_STUDY_AFTER = re.compile(rf"\s*(?:each\b|(?:per|a|in each|for each|for every)\s+{_A_STUDY}\b)")
+_VIEWS = rf"(?:{IMAGE_NOUNS}|views?|projections?)"  # "2 views per breast": images, counted per study only
 _PER_STUDY = re.compile(
     rf"(?P<a>{COUNT})\s+{_STUDIES}\s*(?:,|with|x|\u00d7|of|at|and|each with)?\s*(?:(?P<ap>{APPROX})\s*)?(?P<b>{COUNT})\s+"
-    rf"(?:[a-z]+\s+)?{IMAGE_NOUNS}\s*(?:each\b|(?:per|a|in each)\s+{_A_STUDY}\b)"
+    rf"(?:[a-z]+\s+)?{_VIEWS}\s*(?:each\b|(?:per|a|in each)\s+{_A_STUDY}\b)"
     # "300 patients x 20 slices": a times sign between the two says per study alone
     rf"|(?P<a2>{COUNT})\s+(?:{_STUDIES}\s*(?:x|\u00d7|\*)|(?:clips|videos|volumes|sequences|series|stacks)\s+of)\s*"
-    rf"(?:(?P<ap2>{APPROX})\s*)?(?P<b2>{COUNT})\s+(?:[a-z]+\s+)?{IMAGE_NOUNS}\b")
+    rf"(?:(?P<ap2>{APPROX})\s*)?(?P<b2>{COUNT})\s+(?:[a-z]+\s+)?{IMAGE_NOUNS}\b"
+    # "2 views per breast, 4000 breasts": the count per study first
+    rf"|(?P<b3>{COUNT})\s+(?:[a-z]+\s+)?{_VIEWS}\s*(?:per|a|for each|for every|of each|from each)\s+{_A_STUDY}\b"
+    rf"[^.;\d]{{0,30}}?(?:(?P<ap3>{APPROX})\s*)?(?P<a3>{COUNT})\s+(?:[a-z]+\s+)?{_STUDIES}\b")
 # After the total, one class's size: "650 images, 168 glaucoma", "1,200 scans, of which 300 malignant".
 _ONE_CLASS = re.compile(rf"[,;(]\s*(?:of which\s+|of them\s+|including\s+|with\s+)?(?P<n>{COUNT})\s+(?:are\s+|is\s+)?"
                         r"(?P<w>[a-z][\w'-]*)\s*(?=[,;.)]|$|\s+(?:cases|images|ones)\b)")
@@ -731,7 +736,7 @@ def _set_shares(p: TaskProfile, sizes: list[float]) -> None:
 def read_images(r: Reading, p: TaskProfile) -> None:
     """The number of images: a total, a count per study times the studies, or a count per class times the class count."""
     m = _PER_STUDY.search(r.low)
-    g = "" if m is None or m.group("a") else "2"  # (which of its two forms matched)
+    g = "" if m is None or m.group("a") else "2" if m.group("a2") else "3"  # (which of its three forms matched)
     if m and (a := _whole(r, m, "a" + g, "the number of studies", 1, MAX_IMAGES)) and (
             b := _whole(r, m, "b" + g, "the number of images per study", 1, MAX_IMAGES)):
         r.notes.append(f"{r.text[m.start():m.end()].strip()!r}: every image taken as one training image")
