@@ -511,3 +511,16 @@ def test_a_subset_or_two_named_datasets_take_no_published_counts() -> None:
     two = parse_task("pretrain on ISIC 2019, then fine-tune on HAM10000")
     assert {"n_classes", "n_instances"} <= set(two.assumed)
     assert any("names 2 public datasets" in n for n in two.notes)
+
+
+def test_a_name_that_fixes_no_counts_fills_none_and_says_why() -> None:
+    isic = parse_task("fine-tune on ISIC for melanoma detection")
+    assert {"n_classes", "n_instances"} <= set(isic.assumed)
+    assert [n for n in isic.notes if "differ by year" in n and "'ISIC 2019'" in n]  # which name would fix them
+    chex = parse_task("CheXpert, multi-label, 224k images")
+    assert "n_classes" in chex.assumed and chex.n_instances == 224_000  # the text's own total is kept
+    assert len([n for n in chex.notes if "one label per image" in n]) == 1  # one note, not the dataset's and the text's
+    assert [n for n in chex.notes if "Irvin" in n and "one two-class model per label" in n]
+    named = parse_task("CheXpert, cardiomegaly vs normal, 5000 frontal images")
+    assert named.n_classes == 2 and [n for n in named.notes if "for the 2 exclusive classes the text names" in n]
+    assert not [n for n in parse_task("ISIC 2019, 8 classes").notes if "differ by year" in n]

@@ -4,7 +4,9 @@
 dataset; read without this table it gave the defaults (2 classes, 2,000 images, a ratio of 2), and the
 meta-model predicted for a binary task. Each entry holds what its paper or challenge published, with
 the citation, and only datasets whose counts are fixed by the name (a year or version where the name
-alone is ambiguous: "ISIC" is 2 to 8 classes depending on the year, so it fills no counts).
+alone is ambiguous: "ISIC" is 2 to 8 classes depending on the year, so it fills no counts, and a note says
+which name would). A multi-label set ("CheXpert": 14 observations, several per image) fills none either: this
+tool trains one label per image, and the note says so.
 
 A figure from the name fills only what the text did not say: "a 3-class subset of HAM10000" keeps its
 3 classes and takes no published sizes (class sizes are used only where the text's own counts agree). Each filled field shows the name as its words and a note says
@@ -104,6 +106,22 @@ DATASETS: tuple[PublicDataset, ...] = (
     _mnist("OrganSMNIST", 11, 25211, "ct", "abdomen", 1),
 )
 _PATTERNS = [(d, re.compile(d.pattern)) for d in DATASETS]
+# Names that fix no counts: a family of sets that differ by year or version, or a set whose images carry several
+# labels each (this tool trains one label per image). Named alone, they fill nothing and say why. (pattern, note)
+_UNFIXED: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\bisic\b(?![- ]?(?:challenge[- ]?)?20\d\d)"),
+     "names the ISIC challenge sets, which differ by year (2016-2020: 2 to 8 classes, 900 to 33,126 training images; "
+     "Gutman et al., arXiv:1605.01397, to Rotemberg et al., Sci. Data 8:34): "
+     "name the year ('ISIC 2019') or say the classes and images of yours"),
+    (re.compile(r"\bchexpert\b"),
+     "labels 14 observations per chest radiograph, several per image (224,316 radiographs; Irvin et al., AAAI 2019)"),
+    (re.compile(r"\bchestx-?ray-?14\b|\bnih chest x-?rays?\b"),
+     "labels 14 findings per chest x-ray, several per image (112,120 images; Wang et al., CVPR 2017)"),
+    (re.compile(r"\bmimic-?cxr\b"),
+     "labels 14 findings per chest radiograph, several per image (Johnson et al., Sci. Data 6:317, 2019)"),
+)
+MULTI_LABEL_NOTE = ("this tool trains one label per image, so the recommendation is for {k} exclusive classes; for "
+                    "several labels per image, train one two-class model per label")
 # The data is like the named set, not the set itself: its figures are a guide, marked approximate.
 _LIKE_BEFORE = re.compile(r"\b(?:like|similar to|such as|e\.?g\.?|akin to|resembl\w+|comparable to|modell?ed on|"
                           r"inspired by|as in)\W+(?:the\s+)?(?:public\s+)?$")
@@ -123,6 +141,14 @@ def read_public_dataset(r: Reading, p: Any, pending: dict[str, Any] | None) -> N
     if "HyperKvasir" in hits:
         hits.pop("Kvasir v2", None)
     if not hits:
+        for pattern, note in _UNFIXED:
+            if m := pattern.search(r.low):
+                several = "several per image" in note
+                own = f"the recommendation is for the {p.n_classes} exclusive classes the text names" \
+                    if "n_classes" in r.said else ("train one two-class model per label, or say the exclusive classes "
+                                                   "and images of yours")
+                r.notes.append(f"{r.text[m.start():m.end()]!r} {note}" + (
+                    f"; this tool trains one label per image, so none of its counts is used: {own}" if several else ""))
         return
     if len(hits) > 1:
         r.notes.append(f"the text names {len(hits)} public datasets ({', '.join(sorted(hits))}); none of their published "
@@ -163,4 +189,4 @@ def read_public_dataset(r: Reading, p: Any, pending: dict[str, Any] | None) -> N
                        f"({d.source}); {how}")
 
 
-__all__ = ["DATASETS", "PublicDataset", "read_public_dataset"]
+__all__ = ["DATASETS", "MULTI_LABEL_NOTE", "PublicDataset", "read_public_dataset"]

@@ -52,7 +52,7 @@ from tools.task_counts import (
     read_images,
     read_ratio,
 )
-from tools.task_datasets import read_public_dataset
+from tools.task_datasets import MULTI_LABEL_NOTE, read_public_dataset
 from tools.task_gloss import gloss
 from tools.task_limits import read_limits
 from tools.task_numbers import Reading, anchors
@@ -324,10 +324,9 @@ def parse_task(text: str) -> TaskProfile:
     read_images(r, p)
     read_public_dataset(r, p, pending)  # "HAM10000": its published counts, where the text gave none
     finish_imbalance(r, p, pending)
-    if m := _MULTI_LABEL.search(r.text):  # (the text as written: the reading blanks "14 findings" in r.low)
-        p.notes.append(f"{r.text[m.start():m.end()]!r}: this tool trains one label per image, so the "
-                       f"recommendation is for {p.n_classes} exclusive classes; for several labels per image, "
-                       "train one two-class model per label")
+    # (the text as written: the reading blanks "14 findings" in r.low); a multi-label public set said it already
+    if (m := _MULTI_LABEL.search(r.text)) and not any("one label per image" in note for note in p.notes):
+        p.notes.append(f"{r.text[m.start():m.end()]!r}: {MULTI_LABEL_NOTE.format(k=p.n_classes)}")
     p.assumed[:] = [name for name in FIELDS if name not in p.said]
     _defaults(p)
     if glossed.changed:  # each field with the user's own words again
