@@ -398,6 +398,9 @@ CASES: tuple[Case, ...] = (
          "imbalanced (64 in the smallest class, 3200 in the largest)",
          meta_is("n_classes", 4), meta_is("n_instances", 6400), meta_between("imbalance_ratio", 40, 60),
          no_evidence_note()),
+    _rec("in-scope", "脑部MRI肿瘤分类，4类，约1.2万张图像，只有CPU，30分钟以内",  # written in Chinese
+         meta_is("n_classes", 4), meta_between("n_instances", 11000, 13000), meta_is("modality", "mri"),
+         device_is("cpu"), budget_is(1800)),
     # --- off-topic: no imaging task at all
     _refused("off-topic", "What's a good recipe for banana bread without eggs?"),
     _refused("off-topic", "Can you explain to a patient the difference between a CT scan and an MRI?"),
@@ -410,6 +413,7 @@ CASES: tuple[Case, ...] = (
     _refused("other-task", "Sort heart sounds from digital stethoscope recordings into murmur and normal"),
     _refused("other-task", "draw bounding boxes around lung nodules on chest CT"),
     _refused("other-task", "Estimate bone age in months from hand radiographs of children"),
+    _refused("other-task", "간 CT 영상 분할, 130개 볼륨"),  # liver CT segmentation, in Korean
     # --- non-medical image classification: recommended, with the note that the evidence is medical
     _rec("non-medical", "tell apart cats and dogs in my photo library, around 10k pictures",
          scope_is(NON_MEDICAL), medical_evidence_note(), meta_is("n_classes", 2), meta_between("n_instances", 9500, 10500)),
@@ -462,6 +466,8 @@ CASES: tuple[Case, ...] = (
          objective_kept("speed"), meta_is("n_classes", 2)),
     _rec("goals", "dermoscopy, 7 lesion types, 10,000 images, GPU available; maximise accuracy, time is no issue",
          objective_kept("accuracy"), device_is("cuda"), meta_is("n_classes", 7)),
+    _rec("goals", "眼底画像の糖尿病網膜症分類、5クラス、約3500枚、GPUあり、精度を最大化したい",  # in Japanese
+         objective_kept("accuracy"), device_is("cuda"), meta_is("n_classes", 5)),
     _rec("goals", "only 300 ultrasound images of thyroid nodules, 2 classes; I'm afraid the model will just memorise "
          "them", regularised_all(), meta_is("n_instances", 300)),
     _rec("goals", "colon histology, 8 tissue types, 5,000 tiles: should I fine-tune resnet18 or efficientnet lite1?",
