@@ -105,6 +105,8 @@ SCOPE_TABLE = [
     ("vague-hello", "hello", VAGUE, None),
     ("vague-help", "help", VAGUE, None),
     ("vague-empty", "", VAGUE, None),
+    ("vague-bare-size", "5k", VAGUE, None),  # a size alone, one word: no task (as "x-ray" alone)
+    ("vague-bare-decimal-size", "1.2k", VAGUE, None),
     ("vague-blank", "   \n ", VAGUE, None),
     ("vague-greeting", "hi there, how are you?", VAGUE, None),
     ("vague-generic", "image classification", VAGUE, None),

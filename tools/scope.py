@@ -147,7 +147,7 @@ for with of on in some something set setup up configuration config hyperparamete
 train training what which should use can do how best good deep learning machine ai neural network networks cnn cnns
 is it this that me give suggest suggestion and or any tool start get make build create new
 """.split())
-_WORD = re.compile(r"[a-z][a-z'-]*|\d+")
+_WORD = re.compile(r"[a-z][a-z'-]*|\d+(?:[.,]\d+)*[km]?(?![a-z])|\d+")  # "5k" is one word
 # Requests for writing or language work that name a medical word but ask for no set-up.
 _OFF_TOPIC = re.compile(r"\b(?:write|compose|draft)\b(?:\s+\w+){0,3}?\s+(?:poem|story|essay|song|joke|haiku|limerick|"
                         r"letter|email|speech|blog post|tweet|summary)\b|\btranslat\w*\b|\bsummari[sz]\w*\b|"
