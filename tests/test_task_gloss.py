@@ -75,3 +75,13 @@ def test_goals_stated_in_cjk_are_read(text: str, objective: str | None, worry: s
     goals = read_goals(text)
     assert goals.objective == objective
     assert list(goals.worries) == ([worry] if worry else [])
+
+
+def test_backbones_named_in_cjk_are_compared_avoided_or_used() -> None:
+    assert read_goals("病理切片，8类，5000张：ResNet18和EfficientNet-Lite1哪个更好？").compare == [
+        "resnet18", "efficientnet_lite1"]
+    assert list(read_goals("胸部X光片，两类，不要用ResNet").avoid) == ["resnet18"]  # "don't use ResNet"
+    used = read_goals("胸部X光片，两类，用ResNet18微调")  # "fine-tune with ResNet18"
+    assert (used.use, used.use_mode) == ("resnet18", "finetune")
+    scratch = read_goals("胸部X光片，两类，使用MobileNet从头训练")  # "train MobileNet from scratch"
+    assert (scratch.use, scratch.use_mode) == ("mobilenet_v3_small", "scratch")
