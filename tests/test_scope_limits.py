@@ -190,8 +190,9 @@ def test_each_field_read_from_the_text_is_shown_with_its_words(recommender: Reco
     assert "Read from your text:" in text and "n_classes <- 'graded KL 0-4'" in text
 
 
-def test_a_task_written_in_chinese_is_read_with_the_users_own_words_in_the_api_and_the_cli(
-        recommender: Recommender, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_task_written_in_chinese_is_read_with_the_users_own_words_in_the_api_the_cli_and_the_chat(
+        recommender: Recommender, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
     from agent.cli import main
     from agent.recommendation import render_text
 
@@ -204,6 +205,10 @@ def test_a_task_written_in_chinese_is_read_with_the_users_own_words_in_the_api_a
     assert main(["recommend", text, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["profile"]["read"]["n_classes"] == "5类"
+    adapter, jobs = make_adapter(tmp_path)
+    view = last(adapter.submit("t", text))
+    assert view.offer is not None and jobs.calls == []  # offered, not trained
+    assert any("training time at most 20 min" in m and "'20分钟'" in m for m in texts(view))
 
 
 def test_bad_limits_from_the_api_say_what_is_wrong(recommender: Recommender) -> None:
