@@ -36,6 +36,7 @@ from knowledge.space import BACKBONES, CHOICES, RANGES
 from knowledge.store import KnowledgeBase, KnowledgeBaseError, read_records
 from tests.reliability import count, seed_sample
 from tools.datasets import DatasetError, load_dataset, profile_dataset
+from tools.scope import classify_scope
 from tools.task_text import parse_task
 
 # No example database: nothing is written into the repository; every run draws afresh (seeded by hypothesis).
@@ -155,6 +156,34 @@ def test_any_task_text_gives_a_profile_or_a_value_error(text: str) -> None:
     meta = profile.to_meta()  # every profile the reader gives becomes valid meta-features
     assert 2 <= meta.n_classes <= meta.n_instances
     assert profile.budget_seconds is None or (math.isfinite(profile.budget_seconds) and profile.budget_seconds > 0)
+
+
+# Pieces of task texts in Chinese, Japanese and Korean (tools.task_gloss), joined without spaces as those
+# scripts write them, with digits, numerals in characters and full-width punctuation between.
+CJK_PIECES = st.sampled_from([
+    "胸部", "X光片", "肺炎", "分类", "两类", "类", "张", "共", "约", "1.2万", "万", "三千五百", "十二", "一", "クラス", "枚",
+    "分類", "画像", "개", "클래스", "장", "천", "분", "以内", "不超过", "分钟", "小时", "显卡", "只有CPU", "参数量", "5M",
+    "最大", "精度を最大化", "担心过拟合", "不要用", "用", "ResNet18", "和", "哪个更好", "皮肤镜", "病理", "、", "，", "。",
+    "：", "（", "）", "～", "0", "7", "30", "5000", "-",
+])
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(text=st.lists(CJK_PIECES | st.integers(0, 99999).map(str), min_size=1, max_size=12).map("".join))
+def test_any_cjk_task_text_is_read_with_its_fields_in_the_users_own_words(text: str) -> None:
+    count("property examples (text input)")
+    try:
+        profile = parse_task(text)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    assert profile.text == text
+    for field, words in profile.said.items():  # the gloss's spans map back onto the text as written
+        assert text[slice(*profile.spans[field])] == words, (field, words, profile.spans[field])
+    meta = profile.to_meta()
+    assert 2 <= meta.n_classes <= meta.n_instances
+    scope = classify_scope(text, profile)
+    assert scope.task_text == text and all(w in text for w in scope.words)
 
 
 # Pieces of real replies, so the property also sees texts that set fields (random text rarely does).
