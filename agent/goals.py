@@ -186,12 +186,25 @@ class Goals:
 
 
 def read_goals(text: str) -> Goals:
-    """The objective, worries and comparison a task text states (each with its words; for a text in
-    Chinese, Japanese or Korean, the words of its English gloss, tools.task_gloss)."""
+    """The objective, worries and comparison a task text states (each with its words). A text in Chinese,
+    Japanese or Korean is read in its English gloss (tools.task_gloss); the words shown are its own."""
     goals = Goals()
     if not text:
         return goals
-    text = gloss(text).text
+    glossed = gloss(text)
+    _read_goals(glossed.text, goals)
+    if glossed.changed:
+        low = glossed.text.lower()
+        for key, words in goals.words.items():
+            if (at := low.find(words.lower())) >= 0:
+                own = text[slice(*glossed.origin(at, at + len(words)))].strip()
+                goals.words[key] = own
+                if goals.worries.get(key) == words:
+                    goals.worries[key] = own
+    return goals
+
+
+def _read_goals(text: str, goals: Goals) -> None:
     found = [(m.start(), kind, m.group(0)) for kind, pattern in (("accuracy", _ACCURACY), ("speed", _SPEED))
              if (m := pattern.search(text))]
     if found:  # both named ("best accuracy, but quick"): the first one stated leads
@@ -224,7 +237,6 @@ def read_goals(text: str) -> Goals:
     for name, op, pattern in _SETTING_LIMITS:
         if name not in goals.settings and (m := pattern.search(text)):
             goals.settings[name] = [op, int(m.group("n")), m.group(0).strip()]
-    return goals
 
 
 def _comparison(text: str) -> re.Match[str] | None:

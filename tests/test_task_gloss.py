@@ -85,3 +85,10 @@ def test_backbones_named_in_cjk_are_compared_avoided_or_used() -> None:
     assert (used.use, used.use_mode) == ("resnet18", "finetune")
     scratch = read_goals("胸部X光片，两类，使用MobileNet从头训练")  # "train MobileNet from scratch"
     assert (scratch.use, scratch.use_mode) == ("mobilenet_v3_small", "scratch")
+
+
+def test_the_words_shown_for_a_goal_are_the_users_own() -> None:
+    goals = read_goals("病理切片图像，9类，10万张，担心过拟合，精度を最大化")
+    assert goals.words["overfitting"] == goals.worries["overfitting"] == "担心过拟合"
+    assert goals.words["objective"] == "精度を最大化"
+    assert read_goals("胸部X光片，两类，不要用ResNet").words["avoid"] == "不要用ResNet"
