@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from knowledge.space import OPTIMIZERS, RANGES
+from tools.task_gloss import gloss
 
 INTENTS = ("why", "what_if", "similar", "compare", "training", "summary", "unknown")
 NUMERIC_PARAMS = ("learning_rate", "batch_size", "epochs", "weight_decay", "dropout", "input_size", "label_smoothing",
@@ -185,8 +186,9 @@ def _to_number(raw: str) -> float:
 
 def parse_changes(text: str) -> dict[str, Any]:
     """Configuration fields a sentence sets: "lr=0.01", "batch size 32", "20 epochs", "resnet18",
-    "fine-tune", "use sgd", "no augmentation". Values are not validated here."""
-    q = norm(text)
+    "fine-tune", "use sgd", "no augmentation" (or in Chinese, Japanese, Korean: "学习率改成0.01", tools.task_gloss).
+    Values are not validated here."""
+    q = norm(gloss(text).text)
     out: dict[str, Any] = {}
     backbones = find_backbones(q)
     if backbones:

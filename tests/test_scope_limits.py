@@ -209,6 +209,9 @@ def test_a_task_written_in_chinese_is_read_with_the_users_own_words_in_the_api_t
     view = last(adapter.submit("t", text))
     assert view.offer is not None and jobs.calls == []  # offered, not trained
     assert any("training time at most 20 min" in m and "'20分钟'" in m for m in texts(view))
+    edited = last(adapter.submit("t", "学习率改成0.01，批大小32"))  # "learning rate to 0.01, batch size 32"
+    assert edited.offer is not None and jobs.calls == []
+    assert (edited.offer["config"]["learning_rate"], edited.offer["config"]["batch_size"]) == (0.01, 32)
 
 
 def test_bad_limits_from_the_api_say_what_is_wrong(recommender: Recommender) -> None:

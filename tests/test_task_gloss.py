@@ -92,3 +92,18 @@ def test_the_words_shown_for_a_goal_are_the_users_own() -> None:
     assert goals.words["overfitting"] == goals.worries["overfitting"] == "担心过拟合"
     assert goals.words["objective"] == "精度を最大化"
     assert read_goals("胸部X光片，两类，不要用ResNet").words["avoid"] == "不要用ResNet"
+
+
+@pytest.mark.parametrize(("reply", "changes"), [
+    ("学习率改成0.01", {"learning_rate": 0.01}),  # "change the learning rate to 0.01"
+    ("批大小32，训练20轮", {"batch_size": 32, "epochs": 20}),
+    ("学习率0.001，20个epoch，不要数据增强", {"learning_rate": 0.001, "epochs": 20, "augmentation": "none"}),
+    ("学習率を0.01に", {"learning_rate": 0.01}),
+    ("学習率0.0005、バッチサイズ64、30エポック", {"learning_rate": 0.0005, "batch_size": 64, "epochs": 30}),
+    ("학습률 0.001, 에폭 20", {"learning_rate": 0.001, "epochs": 20}),
+    ("用SGD优化器微调", {"optimizer": "sgd", "mode": "finetune"}),
+])
+def test_a_follow_up_in_cjk_changes_the_settings_it_names(reply: str, changes: dict[str, object]) -> None:
+    from agent.intents import parse_changes
+
+    assert parse_changes(reply) == changes

@@ -25,6 +25,7 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 # (pattern, English). One alternation, tried at each position in this order, so a longer term is
 # listed before a term it contains ("分类" before "类", "肺炎" before "肺").
 _TERMS: tuple[tuple[str, str], ...] = (
+    (r"学习率|學習率|学習率|학습률", "learning rate"),  # (before "学習", train)
     # the task
     (r"二分类|二分類|이진\s*분류|2値分類", "binary classification"),
     (r"多分类|多分類|다중\s*분류", "multi-class classification"),
@@ -106,6 +107,15 @@ _TERMS: tuple[tuple[str, str], ...] = (
     (r"分钟|分鐘|分間", "minutes"),
     (r"(?<=[\d\s])分(?![类類割析])|(?<=[\d\s])분(?![류할석])", "minutes"),
     (r"秒|(?<=\d)\s*초", "seconds"),
+    # settings, as a follow-up changes them ("学习率改成0.01": the learning rate to 0.01)
+    (r"批大小|批量大小|批次大小|バッチサイズ|배치\s*크기|배치\s*사이즈", "batch size"),
+    (r"(?<=[\d个個])\s*(?:轮|輪|エポック|에폭|epochs?)", "epochs"),
+    (r"에폭\s*수?|エポック数?|轮数|輪數|训练轮次", "epochs"),
+    (r"权重衰减|權重衰減|重み減衰|가중치\s*감쇠", "weight decay"),
+    (r"数据增强|數據增強|データ拡張|데이터\s*증강", "augmentation"),
+    (r"优化器|優化器|オプティマイザ|옵티마이저", "optimizer"),
+    (r"冻结|凍結|동결", "freeze"),
+    (r"改成|改为|改為|设为|設為|设置为|に変更|にして|로\s*변경|으로\s*변경|로\s*바꿔", " to "),
     # intent
     (r"微调|微調|ファインチューニング|ファインチューン|파인\s*튜닝|미세\s*조정", "fine-tune"),
     (r"从头训练|從頭訓練|从零训练|ゼロから学習|スクラッチから|처음부터\s*학습", "train from scratch"),
@@ -123,6 +133,7 @@ _TERMS: tuple[tuple[str, str], ...] = (
     (r"哪个更好|哪个好|哪一个更好|どちらが(?:良い|いい|よい)|どっちが(?:良い|いい)|어느\s*(?:것|쪽)이\s*(?:더\s*)?(?:좋|나)\w*",
      "which is better?"),
     (r"不要用|不要使用|别用|不用|不使用|避免使用", "do not use"),
+    (r"不要|不需要|无需|無需", "no"),
     (r"使用|(?<!不)用(?=\s*[A-Za-z])|を使って|를\s*사용해서?|을\s*사용해서?", "use"),
     (r"和|与|及|與|と|및", "and"),
 )
@@ -139,6 +150,7 @@ _NUMERAL = re.compile(r"[零〇一二两兩三四五六七八九十百千万萬]
 _MYRIAD = re.compile(r"(\d+(?:\.\d+)?)\s*(万|萬|만|千|천|亿|億|억)(?![a-zA-Z])")
 _MYRIAD_VALUE = {"万": 1e4, "萬": 1e4, "만": 1e4, "千": 1e3, "천": 1e3, "亿": 1e8, "億": 1e8, "억": 1e8}
 _COUNTER_AFTER_DIGITS = re.compile(r"(?<=\d)\s*(?:个|個|개|名|位)")  # "2개 클래스": a counter, dropped
+_PARTICLES = set("をはがにでへ")  # Japanese case particles between glossed words: "学習率を0.01に"
 _PUNCT = {"、": ", ", "。": ". ", "・": " ", "「": " ", "」": " ", "『": " ", "』": " ", "【": " ", "】": " ",
           "～": "-", "〜": "-"}
 
@@ -208,7 +220,7 @@ def gloss(text: str) -> Glossed:
             emit(f" {_TERMS[m.lastindex - 1][1]} ", i, m.end())  # type: ignore[operator]
         else:
             ch = text[i]
-            plain = _PUNCT.get(ch) or unicodedata.normalize("NFKC", ch)
+            plain = " " if ch in _PARTICLES else _PUNCT.get(ch) or unicodedata.normalize("NFKC", ch)
             if plain != ch and not plain.isalnum():  # full-width "，" "：" "（": a space after, as English has
                 plain = plain.rstrip() + " " if plain.strip() not in "([{" else " " + plain.strip()
             emit(plain, i, i + 1)
