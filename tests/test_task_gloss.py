@@ -49,6 +49,8 @@ def test_every_glossed_span_maps_back_to_the_users_own_characters() -> None:
     ("흉부 엑스레이 폐렴 분류, 2개 클래스, 4000장", "medical_image_classification"),
     ("肝脏CT分割，130例", "not_image_classification"),  # segmentation: nothing to recommend
     ("今天天气怎么样", "too_vague"),  # "how is the weather today": no task
+    ("猫和狗的照片分类，一万张", "image_classification_non_medical"),  # cats and dogs: answered, with the note
+    ("心电图分类，5类", "not_image_classification"),  # ECG: a signal, not images
 ])
 def test_the_scope_of_a_cjk_text_is_judged_on_its_meaning(text: str, kind: str) -> None:
     scope = classify_scope(text)
