@@ -94,13 +94,13 @@ _TERMS: tuple[tuple[str, str], ...] = (
     (r"猫|ネコ|고양이", "cats"),
     (r"狗|犬|イヌ|강아지", "dogs"),
     (r"动物|動物|동물", "animals"),
-    (r"花卉|花朵|花|꽃", "flowers"),
+    (r"花卉|花朵|鲜花|꽃", "flowers"),  # (not 花 alone: "花费时间" is spending time)
     (r"卫星|衛星|위성", "satellite"),
     (r"汽车|車両|자동차", "cars"),
     (r"人脸|顔画像|얼굴", "faces"),
     (r"缺陷|欠陥|결함", "defects"),
     (r"产品|製品|제품", "products"),
-    (r"诗|詩|시를", "poem"),
+    (r"诗|詩", "poem"),
     # classes, counts and imbalance
     (r"不平衡|不均衡|불균형", "imbalanced"),
     (r"每类|每个类别|各类|クラスごと|1クラスあたり|클래스\s*당|클래스별", "per class"),
