@@ -194,10 +194,10 @@ def read_goals(text: str) -> Goals:
     glossed = gloss(text)
     _read_goals(glossed.text, goals)
     if glossed.changed:
-        low = glossed.text.lower()
-        for key, words in goals.words.items():
-            if (at := low.find(words.lower())) >= 0:
-                own = text[slice(*glossed.origin(at, at + len(words)))].strip()
+        for key, words in goals.words.items():  # (the readers' copies fold case, hyphens and runs of blanks)
+            pattern = r"[\s-]+".join(re.escape(w) for w in re.split(r"[\s-]+", words.strip()) if w)
+            if pattern and (m := re.search(pattern, glossed.text, re.I)):
+                own = text[slice(*glossed.origin(*m.span()))].strip()
                 goals.words[key] = own
                 if goals.worries.get(key) == words:
                     goals.worries[key] = own
@@ -263,6 +263,10 @@ def _comparison(text: str) -> re.Match[str] | None:
 _AVOID_BEFORE = re.compile(r"(?:\b(?:do not|don'?t|don t|never|no|avoid(?:ing)?|not|without|except|anything but|other than|"
                            r"exclude|excluding|skip|rather not use|rather not)\b(?:\s+(?:use|using|try|want|like|need|a|an|the|any)\b)*"
                            r"|\bnot\s+(?:a|an|the)\b)\s*$")
+# "ResNet is not allowed", "resnet18: off the table", "densenet is out": ruled out by the words right after it.
+_AVOID_AFTER = re.compile(r"\s*(?::|-|is|are|would be|will be)?\s*(?:not (?:allowed|permitted|an option|possible|ok|okay|"
+                          r"wanted|welcome)|forbidden|banned|prohibited|excluded|ruled out|off the table|out of the question|"
+                          r"a no go|no go|out)\b(?!\s+of\s+(?!the question))")
 # "nothing bigger than ResNet18", "no larger than lite0", "smaller than resnet18": a size limit set by a model.
 # ("a model bigger than ResNet18 is fine" allows more: a bigger-than cap needs a denial before it)
 _SIZE_OF = re.compile(r"(?:\b(?P<strict>smaller|lighter|fewer parameters)|\b(?:nothing|no|not|never|none|avoid(?:ing)?|"
@@ -280,7 +284,7 @@ def _read_avoid(text: str, goals: Goals) -> None:
             if goals.size_of is None:
                 goals.size_of = [name, bool(m and m.group("strict")), _sentence_around(q, at, end)]
                 goals.words["size_of"] = goals.size_of[2]
-        elif _AVOID_BEFORE.search(before[-20:]) and not _COMPARE.search(before[-20:]):
+        elif (_AVOID_BEFORE.search(before[-20:]) and not _COMPARE.search(before[-20:])) or _AVOID_AFTER.match(q, end):
             goals.avoid[name] = _sentence_around(q, at, end)
     if goals.avoid:
         goals.words["avoid"] = "; ".join(dict.fromkeys(goals.avoid.values()))

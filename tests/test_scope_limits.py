@@ -561,6 +561,11 @@ def test_no_pretrained_weights_keeps_every_candidate_from_scratch_and_is_listed(
     ("compare resnet18 and lite0, 2 classes", set(), None),  # named to be compared, not ruled out
     ("resnet18 did not work well, 2 classes", set(), None),  # history, not a limit
     ("a model bigger than ResNet18 is fine, 2 classes", set(), None),  # allows more: no cap
+    ("chest x-ray, 2 classes, ResNet is not allowed by our IT", {"resnet18"}, None),  # ruled out after the name
+    ("fundus, 5 grades; densenet is off the table, mobilenet is fine", {"densenet121"}, None),
+    ("I tried resnet18 out of curiosity, 2 classes", set(), None),  # "out of": not ruled out
+    ("胸部X線、2クラス、ResNetは使わない", {"resnet18"}, None),  # Japanese: the verb after the name
+    ("胸片，两类，禁止使用ResNet", {"resnet18"}, None),  # Chinese: before it
 ])
 def test_a_backbone_ruled_out_or_a_size_set_by_a_model_is_read(text: str, avoid: set[str], size_of: list[Any] | None) -> None:
     from agent.goals import read_goals
