@@ -370,11 +370,11 @@ _NAMED = (
     re.compile(rf"\(\s*(?P<l>{_LIST})\s*\)"),
     re.compile(rf"\b(?:classes|labels|categories|types|diagnoses|outcomes)\s*(?:are|include|:|=|-)\s*:?\s*[{{\[]?\s*(?P<l>{_LIST})"),
     re.compile(r"\b(?:classif\w*|categori[sz]\w*|sort\w*|split\w*|divid\w*|group\w*|separat\w*|label\w*|tag\w*|"
-               rf"grad\w*|diagnos\w*|identif\w*|assign\w*|mark\w*)\b[^.;:()]{{0,40}}?\b(?:into|as)\s+(?:either\s+)?"
+               rf"grad\w*|diagnos\w*|identif\w*|assign\w*|mark\w*)\b(?:[^.;:()]|\([^().;:]{{0,20}}\)){{0,40}}?\b(?:into|as)\s+(?:either\s+)?"
                rf"(?:one of\s+)?(?P<l>{_LIST})"),
     re.compile(rf"\b(?:separate|distinguish|differentiate|discriminate)\s+(?:between\s+)?(?P<l>{_LIST})"),
     re.compile(rf"\b(?:between|among|amongst|each of|one of|either)\s+(?:the\s+)?(?P<l>{_LIST})"),
-    re.compile(rf":\s*(?P<l>{_ITEM}(?:\s*,\s*{_ITEM}){{2,}}(?:\s*,?\s+(?:and|or)\s+{_ITEM})?)(?=\s*(?:[.;)\n]|$))"),
+    re.compile(rf":\s*(?P<l>{_ITEM}(?:\s*,\s*{_ITEM}){{2,}}(?:\s*,?\s+(?:and|or)\s+{_ITEM})?)(?=\s*(?:[.;)\n\u2014\u2013]|\s-\s|$))"),
 )
 _FROM = re.compile(r"\b(?:distinguish\w*|differentiat\w*|discriminat\w*|tell(?:s|ing)?|told|separat\w*)\s+(?P<a>(?:[a-z][\w'-]*\s+){1,3}?)"
                    r"(?:apart\s+)?from\s+(?P<b>[a-z][\w'-]*)")
@@ -617,7 +617,10 @@ _BARE_THOUSANDS = re.compile(rf"(?:^|[,;:(|]|\band\b|\b{CLASS_NOUNS}|(?<=\s{{4}}
 _N_EACH = re.compile(rf"\(\s*n\s*[=:]\s*(?P<ap>~|≈|about\s+)?(?P<n>{COUNT})\s*(?:{IMAGE_NOUNS})?\s*\)")
 # "437/210/133 per class", "with 437 / 210 / 133 images in each class": the class sizes, in order.
 _SLASH_SIZES = re.compile(r"(?<![\w.,/])(?P<l>\d[\d,]*(?:\s*/\s*\d[\d,]*)+)\s*(?:" + IMAGE_NOUNS + r"\s+)?"
-                          r"(?:per|in each|for each|of each|each)\s*(?:class|category|label|type|grade|group)\b")
+                          r"(?:per|in each|for each|of each|each)\s*(?:class|category|label|type|grade|group)\b"
+                          # "counts 500/300/120/40", "class sizes: 437/210/133": the cue before the list
+                          r"|\b(?:(?:class|category|group)\s+(?:sizes?|counts?)|counts?)\s*(?:are|of|:|=)?\s*"
+                          r"(?P<l2>\d[\d,]*(?:\s*/\s*\d[\d,]*)+)(?![\w/])")
 
 
 # "5 classes: 2000, 1500, 800, 300, 120 images respectively", "class sizes 500, 200 and 80": one size per class,
@@ -662,7 +665,7 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
                        approximate=any(c.approximate or m.group("ap") for c, m in zip(counts, given, strict=True)))
             return
     if (m := _SLASH_SIZES.search(r.low)) is not None:
-        sizes = [float(x.replace(",", "")) for x in re.split(r"\s*/\s*", m.group("l"))]
+        sizes = [float(x.replace(",", "")) for x in re.split(r"\s*/\s*", m.group("l") or m.group("l2"))]
         if min(sizes) >= 1:
             _set_sizes(r, p, sizes, m.start(), m.end(), approximate=False)
             return
