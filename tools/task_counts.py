@@ -130,6 +130,15 @@ _WORD_SHARE = re.compile(
     r"(?P<b>two|three|four|five|six|seven|eight|nine|ten|twenty|fifty|a hundred|hundred|a thousand|thousand)\b")
 _NOT_A_RATIO = re.compile(r"\b(?:at|by|until|from|before|after)\s*$|magnification|scale|dilution|\bam\b|\bpm\b")
 _NOT_CLASSES = re.compile(r"\btrain|\btest|\bval(?:idation)?\b|hold-?out|\bsplit into\b")
+
+
+def _sentence_window(low: str, start: int, end: int, width: int) -> str:
+    """`width` characters either side of low[start:end], within its sentence ("1 in 5 positive. What should I
+    train?": the next sentence's "train" says nothing of the share)."""
+    before, after = low[max(0, start - width):start], low[end:end + width]
+    before = re.split(r"[.!?\n]\s", before)[-1]
+    after = re.split(r"[.!?\n](?:\s|$)", after)[0]
+    return before + low[start:end] + after
 _PERCENT = re.compile(
     r"(?:(?P<ap>~|about|around|roughly|approximately|only|just)\s*)?(?P<p>\d+(?:[.,]\d+)?)\s*(?:%|percent|per cent|pct)"
     rf"(?P<tail>\s+of\s+(?:the\s+|all\s+)?(?:[a-z-]+\s+){{0,2}}?(?:{IMAGE_NOUNS}|data|dataset|patients)"
@@ -200,10 +209,11 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
         a, b = int(m.group("a")), int(m.group("b"))
         joined = r.low[m.start("a"):m.start("b")]
         if not 0 < a < b <= 10**6 or ("/" in joined and not m.group(0).endswith("of")) or \
-                _NOT_CLASSES.search(r.low[max(0, m.start() - 30):m.end() + 30]):
+                _NOT_CLASSES.search(_sentence_window(r.low, m.start(), m.end(), 30)):
             continue
         r.blank(m.start(), m.end())  # "1 in 20 scans": a share of the smallest class, not 20 images
-        return {"share": 100 * a / b, "start": m.start(), "end": m.end(), "approximate": False}
+        rough = bool(re.search(rf"(?<![a-z]){APPROX}\s*$", r.low[max(0, m.start() - 16):m.start()]))  # "roughly 1 in 5"
+        return {"share": 100 * a / b, "start": m.start(), "end": m.end(), "approximate": rough}
     for m in _WORD_SHARE.finditer(r.low):
         clause = _clause(r.low, m.start(), m.end())
         if _PERCENT_NOT.search(clause) or not _PERCENT_CUE.search(clause) or _NOT_CLASSES.search(clause):
@@ -357,8 +367,15 @@ _GRADE_LIST = re.compile(rf"\b(?:{_SCALE})\s+(?P<l>{_LABEL}(?:\s*(?:,|vs\.?|vers
                          rf"(?:\s*,?\s*(?:and|or)\s+{_LABEL})?)(?![\w.])")
 # "(0/1/2/3/4)", "grades 1/2/3": three or more consecutive small numbers (a split, "80/10/10", is not)
 _SLASH_LABELS = re.compile(r"(?<![\w./])(?P<l>\d{1,2}(?:\s*/\s*\d{1,2}){2,})(?![\w./])")
+# "Gleason 3+3 / 3+4 / 4+3 / 4+4": scores written as sums, one class each
+_SUM_LABELS = re.compile(r"(?<![\w./+])(?P<l>\d\s*\+\s*\d(?:\s*(?:/|,|or|vs\.?)\s*\d\s*\+\s*\d)+)(?![\w./+])")
 # "multi-class (5)", "normal + 3 disease classes" (the normal class and three more)
 _COUNT_IN_BRACKETS = re.compile(r"\bmulti-?\s?class\s*\(\s*(?P<n>\d{1,3})\s*\)")
+# "3 diseases + normal", "(5 + none)", "four subtypes plus healthy": the classes named and the normal one after them
+_NORMAL_CLASS = r"(?:a\s+|the\s+)?(?:normal|healthy|controls?|negative|background|no finding|none|no disease|no tumou?r)\b"
+_CLASSES_PLUS = re.compile(rf"(?P<n>{COUNT})\s+(?:[a-z-]+\s+)?(?:{CLASS_NOUNS}|diseases|findings|subtypes|conditions|"
+                           rf"pathologies|tumou?rs|lesions)\s*(?:\+|plus)\s*{_NORMAL_CLASS}"
+                           rf"|\(\s*(?P<n2>\d{{1,2}})\s*(?:\+|plus)\s*{_NORMAL_CLASS}\s*\)")
 _PLUS_CLASSES = re.compile(rf"\b(?:normal|healthy|controls?|negative|background|benign|no finding|none)\s*(?:\+|plus)\s*"
                            rf"(?P<n>{COUNT})\s+(?:[a-z-]+\s+)?{CLASS_NOUNS}\b")
 # "grade 1, grade 2, grade 3", "stage I, stage II or stage III": one label word said before each label.
@@ -411,8 +428,9 @@ _KIND_COUNT = re.compile(rf"(?P<n>{COUNT})\s+(?P<w>(?!(?:{IMAGE_NOUNS}|{_UNIT_WO
 
 def read_classes(r: Reading, p: TaskProfile) -> None:
     """The class count: a number, "binary", a range of grades, or a list of class names."""
-    for regex, extra in ((_PLUS_CLASSES, 1), (_COUNT_IN_BRACKETS, 0)):
-        if (m := regex.search(r.low)) and (n := _whole(r, m, "n", "n_classes", 1, MAX_CLASSES - extra)):
+    for regex, extra in ((_PLUS_CLASSES, 1), (_CLASSES_PLUS, 1), (_COUNT_IN_BRACKETS, 0)):
+        if (m := regex.search(r.low)) and (n := _whole(r, m, "n" if m.group("n") else "n2", "n_classes", 1,
+                                                       MAX_CLASSES - extra)):
             return _set_classes(r, p, n[0] + extra, m.start(), m.end(), approximate=n[1])
     for regex in _CLASS_COUNT:
         for m in regex.finditer(r.low):
@@ -432,6 +450,10 @@ def read_classes(r: Reading, p: TaskProfile) -> None:
         values = [int(x) for x in re.split(r"\s*/\s*", s.group("l"))]
         if values[0] in (0, 1) and values == list(range(values[0], values[0] + len(values))):
             return _set_classes(r, p, len(values), s.start(), s.end())
+    for s in _SUM_LABELS.finditer(r.low) if m is None else ():
+        labels = [re.sub(r"\s+", "", x) for x in re.split(r"\s*(?:/|,|or|vs\.?)\s*", s.group("l"))]
+        if len(set(labels)) == len(labels) <= MAX_GRADES:
+            return _set_classes(r, p, len(labels), s.start(), s.end())
     if m is None and (m := _REPEATED_LABELS.search(r.low)):
         return _set_classes(r, p, len(re.findall(rf"\b{m.group('w')}\b", m.group(0))), m.start(), m.end())
     if m:
@@ -551,8 +573,8 @@ _PER_CLASS_RANGE = (
 _IMAGES = (
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s*(?P<plus>\+)?(?:-?ish)?\s*(?:-\s*)?{_FILLER}(?:[a-z]+-)?"
                rf"{IMAGE_NOUNS}\b"),
-    re.compile(rf"\b(?:n|n_?images|num_?images|n_?samples|num_?samples|n_?imgs)\s*[=:]\s*(?:(?P<ap>{APPROX})\s*)?"
-               rf"(?P<n>{COUNT})(?![\d.])"),  # "n=1,200", "n = ~17k", "n_images=5,856"
+    re.compile(rf"\b(?:n|n_?images|num_?images|n_?samples|num_?samples|n_?imgs)\s*(?:[=:]|(?=[\u2248~]))\s*"
+               rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?!\d|\.\d)"),  # "n=1,200", "n = ~17k", "n≈1800.", "n_images=5,856"
     re.compile(rf"\b(?:dataset|data set|set|collection|cohort|total|sample size|corpus)\s+(?:of|with|size|is|has|:|=)?\s*"
                rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})(?!\s*(?:{CLASS_NOUNS}|%|patients|gb|mb|px|minutes|hours)\b)"),
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+(?:of them|in total|total|altogether|overall)\b"),
@@ -654,9 +676,26 @@ def read_folders(r: Reading, p: TaskProfile) -> None:
         r.notes.append(f"{r.text[m.start():m.end()].strip()!r}: one class per folder")
 
 
+# "class balance roughly 40/30/20/10", "distribution 70/20/10 %": the classes' shares in percent (they add up to 100;
+# a cue word says they are the classes', not a train/val/test split).
+_SHARE_LIST = re.compile(rf"\b(?:class(?:es)?\s+)?(?:balance|distribution|proportions?|shares?|breakdown|prevalence)\s*"
+                         rf"(?:of|is|are|:|=)?\s*(?:(?P<ap>{APPROX})\s*)?(?P<l>\d{{1,2}}(?:\.\d+)?(?:\s*%?\s*/\s*\d{{1,2}}"
+                         rf"(?:\.\d+)?){{1,}})\s*%?(?![\w/])")
+
+
 def read_class_sizes(r: Reading, p: TaskProfile) -> None:
     """"300 benign and 60 malignant": classes, images and imbalance; "800 train and 200 test": images;
-    "437/210/133 per class": the same as a list; "fracture (n=1,200) vs no fracture (n=3,400)": one count per class."""
+    "437/210/133 per class": the same as a list; "fracture (n=1,200) vs no fracture (n=3,400)": one count per class;
+    "class balance 40/30/20/10": the classes' shares."""
+    if "imbalance_ratio" not in r.said and (m := _SHARE_LIST.search(r.low)) is not None:
+        shares = [float(x) for x in re.split(r"\s*%?\s*/\s*", m.group("l"))]
+        if 98 <= sum(shares) <= 102 and min(shares) > 0 and ("n_classes" not in r.said or p.n_classes == len(shares)):
+            if "n_classes" not in r.said:
+                p.n_classes = len(shares)
+                r.take("n_classes", m.start("l"), m.end(), blank=False)
+            _set_shares(p, shares)
+            r.take("imbalance_ratio", m.start(), m.end(), approximate=bool(m.group("ap")))
+            return
     given = list(_N_EACH.finditer(r.low))
     if len(given) >= 2:
         counts = [read_count(m.group("n")) for m in given]

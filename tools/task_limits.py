@@ -47,7 +47,7 @@ _BARE_GEFORCE = (r"(?:(?<=\ba )|(?<=\ban )|(?<=\bmy )|(?<=\bour )|(?<=\bone )|(?
                  r"(?<=\dx )|(?<=\dx))[1-5]0[5-9]0(?:\s*(?:ti|super))?(?=s?\b(?!\s*(?:images|studies|scans|patients|cases)))"
                  r"|[1-5]0[5-9]0(?:\s*(?:ti|super))?(?=s?\s*(?:gpus?|card|\(?\s*\d+\s*gb))")
 _GPU_NAME = re.compile(
-    r"\b(?:nvidia\s+)?(?:geforce\s+)?(?P<name>rtx\s*a?\d{4}(?:\s*(?:ti|super))?|gtx\s*\d{3,4}(?:\s*ti)?|"
+    r"(?:\b|(?<=\dx))(?:nvidia\s+)?(?:geforce\s+)?(?P<name>rtx\s*a?\d{4}(?:\s*(?:ti|super))?|gtx\s*\d{3,4}(?:\s*ti)?|"
     rf"[ahv]100|h200|a[456]000|p100|titan\s*(?:rtx|v|xp?)?|quadro\s*\w+|radeon\s*(?:rx\s*)?\w*|mi\d{{2,3}}x?|{_SHORT_GPU}|"
     rf"{_BARE_GEFORCE})"
     r"s?\b"

@@ -86,7 +86,7 @@ _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
     (r"fundus|retina(?:l)?\s+(?:photo\w*|pictures?|pics)", "fundus", "eye"),
     (r"endoscop\w*|colonoscop\w*|gastroscop\w*|capsule camera|cystoscop\w*|bronchoscop\w*|laparoscop\w*|arthroscop\w*|"
      r"hysteroscop\w*|ureteroscop\w*|colposcop\w*|laryngoscop\w*|otoscop\w*", "endoscopy", None),
-    (r"\bct\b|computed tomograph\w*|\bcat scans?|\btac\b|tomograf[ií]as? computari[sz]ada|tomodensitom\w*", "ct", None),
+    (r"\bcts?\b|computed tomograph\w*|\bcat scans?|\btac\b|tomograf[ií]as? computari[sz]ada|tomodensitom\w*", "ct", None),
     (r"\bmris?\b|\bmr images?|magnetic resonance|\bt[12]-weighted|\bflair\b|\birm\b|\bmrt\b|resonancia magn\w*|"
      r"r[ée]sonance magn\w*|risonanza magn\w*|resson[âa]ncia magn\w*", "mri", None),  # es, fr, it, pt; de "MRT"
     (r"ultrasound\w*|\b(?:breast|thyroid|abdominal|liver|hepatic|kidney|renal|cardiac|fetal|obstetric|pelvic|"
@@ -130,6 +130,7 @@ _BODY_PARTS: tuple[tuple[str, str], ...] = (
      r"\bpelvi[cs]\b|\bfemur\b|skelet\w*", "bone"),  # bone marrow is cytology
     (r"\babdom\w*", "abdomen"),
     (r"\bteeth\b|\btooth\b|dental", "teeth"),
+    (r"\bfoot\b|\bfeet\b|\btoes?\b|\bplantar\b", "foot"),
     (r"\bcervi\w*+(?!\s+(?:spine|vertebra\w*|collar|lymph\w*))", "cervix"),  # "cervical spine" is the spine
     (r"\bears?\b|ear ?drums?|tympan\w*|otitis", "ear"),
     (r"\bmouth\b|\boral\b(?!\s+(?:contrast|medication|drug|dose))|\btongue\b|gingiv\w*", "mouth"),
@@ -422,7 +423,9 @@ def _read_modality(r: Reading, p: TaskProfile) -> None:
 
 
 def _read_resolution(r: Reading, p: TaskProfile) -> None:
-    m = re.search(r"\b(\d{1,5})\s*(?:x|by)\s*(\d{1,5})(?:\s*(?:px|pixels?))?\b", r.low)
+    # "2x3090" (two GPUs), "3 by 5": a side under 8 without "px" says a count times something, not an image size
+    m = next((m for m in re.finditer(r"\b(\d{1,5})\s*(?:x|by)\s*(\d{1,5})(?P<px>\s*(?:px|pixels?))?\b", r.low)
+              if m.group("px") or min(int(m.group(1)), int(m.group(2))) >= 8), None)
     if m:
         p.resolution = min(int(m.group(1)), int(m.group(2)))
     else:
