@@ -58,7 +58,8 @@ _ACCURACY = re.compile(
     r"\bmaximi[sz](?:e|ing) (?:the )?(?:test |validation |classification )?(?:accuracy|acc|performance|auc)\b"
     r"|\b(?:best|highest|top|maximum|max) (?:possible )?(?:accuracy|acc|performance|auc)\b|\bas accurate as (?:possible|it gets)\b"
     r"|\bmost accurate\b|\baccuracy (?:is what matters|matters most|first|above all|over speed)\b"
-    r"|\b(?:don'?t|do not) care (?:about|how long)\b", re.I)
+    r"|\b(?:don'?t|do not) care (?:about|how long)\b|\b(?:takes?|run|train)\s+(?:it\s+)?(?:as long as|however long)\s+"
+    r"(?:it takes|needed|necessary|required)\b|\btime is no (?:issue|object|problem|constraint)\b", re.I)
 _SPEED = re.compile(
     r"\bfastest\b|\bas (?:fast|quick(?:ly)?) as possible\b|\bgood enough\b|\bquick(?:ly|est)?\b(?!\s+question)"
     r"|\b(?:be|is|something|needs? to be|must be|keep it|make it)\s+fast\b|\bfast,?\s+(?:please|pls)\b|\bfast to train\b"

@@ -54,8 +54,8 @@ _GPU_NAME = re.compile(
 )
 # What a size is the size of, by the nearest cue word around it.
 _SIZE_CUES = tuple((kind, re.compile(pattern)) for kind, pattern in (
-    ("gpu_memory_bytes", r"\bvram\b|\bgpus?\b|graphics card|video memory|\bcuda\b|" + _GPU_NAME.pattern),
-    ("ram_bytes", r"\bram\b|\bmemory\b"),
+    ("gpu_memory_bytes", r"\bvram\b|\bgpus?(?:\s+(?:memory|ram))?\b|graphics card|video memory|\bcuda\b|" + _GPU_NAME.pattern),
+    ("ram_bytes", r"(?<!gpu )(?<!gpus )(?<!video )\b(?:ram|memory)\b"),  # ("GPU memory <= 8 GiB" is the GPU's)
     ("max_model_bytes", r"\bmodels?\b|\bweights\b|\bcheckpoints?\b|\bfile\b|footprint|\bdisk\b|\bonnx\b|\btflite\b|"
                         r"\bsize\b|\bdeploy\w*|\bphones?\b|\bmobile\b|\bapps?\b|\bedge\b|\bembedded\b"),
     ("data", r"\bdata(?:set| set)?\b|\bimages\b|\bpngs?\b|\bjpe?gs?\b|\bdicoms?\b|\barchive\b|\bzip\b|\bfolder\b"),
@@ -96,7 +96,7 @@ _TIME_UNITS: dict[str, float] = {
     "giorni": 86400,
 }
 _UNITS = "|".join(sorted(_TIME_UNITS, key=len, reverse=True))  # every unit the table knows, longest first
-_TIME_WORDS = r"half an|an|a|one|two|three|four|five|six|eight|ten|twelve|fifteen|twenty|thirty|forty|forty-five|sixty|ninety"
+_TIME_WORDS = r"(?:a\s+)?(?:quarter|third|three\s+quarters)\s+of\s+an?|half\s+an?|an|a|one|two|three|four|five|six|eight|ten|twelve|fifteen|twenty|thirty|forty|forty-five|sixty|ninety"
 _TIME_RE = re.compile(
     r"(?<![\w.-])(?:(?P<low>\d+(?:\.\d+)?)\s*(?:-|to)\s*)?"
     rf"(?P<num>-\d+(?:\.\d+)?|\d+(?:\.\d+)?|(?:{_TIME_WORDS})\b)(?P<half>\s+and a half)?"  # "- 30 min": a dash
@@ -236,7 +236,9 @@ def _read_device(r: Reading, p: TaskProfile) -> None:
 
 def _seconds(m: re.Match[str]) -> float:
     num = m.group("num").strip().replace(" ", "")
-    value = {"halfan": 0.5, "a": 1.0, "an": 1.0}.get(num)
+    value = {"halfan": 0.5, "halfa": 0.5, "a": 1.0, "an": 1.0}.get(num)
+    if value is None and (share := re.fullmatch(r"(?:a)?(quarter|third|threequarters)ofan?", num)):
+        value = {"quarter": 0.25, "third": 1 / 3, "threequarters": 0.75}[share.group(1)]  # "a quarter of an hour"
     if value is None:
         value = read_count(num).value if not num.startswith("-") else -read_count(num[1:].strip()).value
     if m.group("half") or m.group("half2"):
