@@ -106,6 +106,11 @@ SCOPE_TABLE = [
     ("vague-help", "help", VAGUE, None),
     ("vague-empty", "", VAGUE, None),
     ("vague-bare-size", "5k", VAGUE, None),  # a size alone, one word: no task (as "x-ray" alone)
+    ("vague-what-is-imagenet", "what is imagenet?", VAGUE, None),  # a question about a public set: no task
+    ("nonmed-dataset-named-in-a-question", "Can you help me choose hyperparameters? The dataset is CIFAR-10.", NON,
+     "CIFAR"),
+    ("other-count-the-number-of", "count the number of mitoses per high-power field in breast histology", NOT,
+     "count the number of mitoses"),
     ("vague-bare-decimal-size", "1.2k", VAGUE, None),
     ("vague-blank", "   \n ", VAGUE, None),
     ("vague-greeting", "hi there, how are you?", VAGUE, None),

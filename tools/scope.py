@@ -48,6 +48,10 @@ _INJECTION = re.compile(
     r"|\bdo not (?:follow|obey) (?:the|your) (?:rules|instructions)\b"
 )
 _SENTENCE_END = re.compile(r"[.!?\n]")
+# Public image-classification sets named as the data ("The dataset is CIFAR-10"): a task, even asked as a question.
+_IMAGE_SETS = re.compile(r"\b(?:cifar-?(?:10|100)?|(?:fashion-?)?mnist|imagenet(?:-?1k)?|svhn|stl-?10|eurosat|"
+                         r"oxford (?:pets|flowers)|food-?101|caltech-?(?:101|256)|places365)\b")
+_SET_AS_DATA = re.compile(r"\b(?:dataset|data|train\w*|fine-?tun\w*|hyper-?param\w*|backbone|model|classif\w*)\b")
 
 # (label, user-facing name, pattern): requests that are not image classification.
 _OTHER_TASKS = (
@@ -56,7 +60,7 @@ _OTHER_TASKS = (
      r"\boutlin(?:e|es|ing) (?:the|each|all|every)\b"),
     ("detection", "Object detection (boxes around things)",
      r"\bobject detection\b|\bbounding[- ]box\w*|\blocali[sz](?:e|ation|ing)\b|\blocat(?:e|es|ing)\b|\byolo\w*|"
-     r"\bdraw (?:boxes|a box)\b|\b(?:count(?:s|ing)?|how many)\s+(?:the\s+|all\s+|of\s+the\s+)?(?:cells|objects|nuclei|"
+     r"\bdraw (?:boxes|a box)\b|\b(?:count(?:s|ing)?|how many)\s+(?:the\s+)?(?:number\s+of\s+)?(?:the\s+|all\s+|of\s+the\s+)?(?:cells|objects|nuclei|"
      r"colonies|people|mitos[ie]s|mitotic figures|lesions|nodules|polyps|instances|items|parasites|bacteria)\b|"
      r"\bkeypoints?\b|\blandmark detection\b"),
     ("regression", "Regression (predicting a number)",
@@ -258,8 +262,9 @@ def _judge(text: str, low: str, profile: TaskProfile | None) -> tuple[ScopeKind,
             return "not_image_classification", [m.span()], _other(name)
         also = also or name
     question = _QUESTION.search(low)
-    if question and not _TASK_WORDS.search(low) and not classify and not {"n_classes", "n_instances"} & set(
-            profile.said if profile is not None else {}):
+    named_set = _IMAGE_SETS.search(low) and _SET_AS_DATA.search(low)  # "the dataset is CIFAR-10", not "what is imagenet?"
+    if question and not _TASK_WORDS.search(low) and not classify and not named_set and not {
+            "n_classes", "n_instances"} & set(profile.said if profile is not None else {}):
         return "not_image_classification", [question.span()], (
             f"{WHAT_IT_DOES} This reads as a question about imaging, not a task to set up, so there is nothing to "
             f"recommend. {EXAMPLE}")
@@ -282,7 +287,8 @@ def _image_task(text: str, low: str, profile: TaskProfile | None, image: re.Matc
     modality = spans.get("modality") if said.get("modality", "").lower() not in ("pet", "") else None
     strong = modality or (medical.span() if medical else None)
     non_medical = _NON_MEDICAL.search(low)
-    if non_medical and not strong and (image or classify or "n_classes" in said):
+    named_set = _IMAGE_SETS.search(low) and _SET_AS_DATA.search(low)  # "the dataset is CIFAR-10": images to classify
+    if non_medical and not strong and (image or classify or "n_classes" in said or named_set):
         return "image_classification_non_medical", [non_medical.span()], (
             f"Every run in the knowledge base is on medical images; for {text[slice(*non_medical.span())]!r} the "
             "recommendation is extrapolated from them: expect the predicted accuracy to be less reliable.")
