@@ -538,7 +538,9 @@ _SIZES = re.compile(rf"{_SIZED}(?:\s*(?:,\s*and|,|;|\+|/|\band)?\s*{_SIZED})+")
 # digits (a word number after a name is a label: "grade two"); not a field, a backbone or a device ("resnet 50").
 _NAME_N = (r"(?P<name>[a-z][a-z'-]+(?:\s+[a-z][a-z'-]+)?)\s*(?::|=|-)?\s*\(?\s*(?P<n>\d{1,3}(?:,\d{3})+(?![\d,])|\d+(?:\.\d+)?\s*k\b|"
            rf"\d+(?![\d.,]\d))\s*\)?(?!\s*(?:{_UNIT_WORDS}|{_OTHER_THINGS}|[\w%])\b)")
-_NAME_SIZES = re.compile(rf"{_NAME_N}(?:\s*(?:,\s*and|,|;|\band)\s*{_NAME_N.replace('?P<name>', '').replace('?P<n>', '')})+")
+# (pairs apart by commas or "and"; by blanks only where each says "name=count": "normal=3,270 pneumonia=1,400")
+_NAME_SIZES = re.compile(rf"{_NAME_N}(?:(?:\s*(?:,\s*and|,|;|\band)\s*|\s*(?<=\s)(?=[a-z][a-z'-]+\s*[=:]\s*\d))"
+                         rf"{_NAME_N.replace('?P<name>', '').replace('?P<n>', '')})+")
 _NOT_A_SIZE_NAME = frozenset("""
 grade grades stage stages level levels class type category group tier kl rads step version python cuda rtx gtx titan quadro
 a100 v100 t4 p100 h100 m1 m2 m3 windows ubuntu lite lite0 lite1 lite2 lite3 lite4 b0 b1 b2 b3 b4 resolution size sizes n k
@@ -546,8 +548,12 @@ seed seeds fold folds top year years age ages budget limit limits batch epoch ep
 """.split())
 _PER_CLASS = (
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s*(?P<plus>\+)?\s*(?:(?:[a-z-]+\s+)?{IMAGE_NOUNS}\s*)?"
-               r"(?:per|/|a|for each|in each|of each|for every|in every|each)\s*(?:class|category|label|type|grade|group|"
-               r"condition|diagnosis|kind)\b"),
+               r"(?:(?:per|/|a|for each|in each|of each|for every|in every|each)\s*(?:class|category|label|type|grade|group|"
+               r"condition|diagnosis|kind)\b"
+               # "400 images in each of 12 categories", "for each of the classes"
+               # (the class count read already is blanked out: "in each of    ")
+               r"|(?:in|for)\s+each\s+of\s+(?:the\s+|its\s+|their\s+)?(?:(?:(?:\d{1,3}|[a-z]+)\s+)?(?:classes|categories|"
+               r"labels|types|grades|groups|conditions|diagnoses|kinds)\b|\s{3,}))"),
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+(?:{IMAGE_NOUNS}\s+)?(?:each|of each)\b"
                r"(?!\s*(?:minute|hour|second|epoch))"),
     re.compile(r"\b(?:each|every)\s+(?:class|category|label|type|grade|group|condition|diagnosis|kind)\s+(?:has|have|with|"
@@ -653,7 +659,7 @@ _NUM = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?k\b|\d+)"
 _LIST_SIZES = re.compile(rf"(?<![\w.,/-])(?P<l>{_NUM}(?:\s*[,;]\s+{_NUM})+(?:\s*,?\s+and\s+{_NUM})?)(?!\w|[.,/]\d|\s*%)\s*"
                          rf"(?P<noun>(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?\s*(?P<resp>respectively)?")
 _LIST_CUE = re.compile(rf"(?:\b(?:class|category|group)\s+(?:sizes?|counts?)|\bper (?:class|category)|\b(?:sizes?|counts?)|"
-                       rf"\b{CLASS_NOUNS}\s*[:(])\s*(?:are|of|is)?\s*[:=]?\s*$")
+                       rf"\b{CLASS_NOUNS}\s*[:(]|\b{CLASS_NOUNS}\s+(?:with|having|containing|holding))\s*(?:are|of|is)?\s*[:=]?\s*$")
 
 
 # "10 folders, each ~500 images": a folder per class, as torchvision's ImageFolder reads a dataset (not "3 folders
