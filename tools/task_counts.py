@@ -31,12 +31,12 @@ HINTED_RATIO = 5.0  # "imbalanced", "rare class" without a number
 CLASS_NOUNS = (r"(?:classes|class|clases|classses|categories|category|catagories|categorys|labels|types|grades|kinds|species|"
                r"klassen|classi|categor[ií]as|kategorien|cat[ée]gories|befunde|diagn[oó]sticos|"  # de, it, es/pt, fr ("classes" is French too)
                r"conditions|diagnoses|diseases|disorders|outcomes|groups|findings|stages|levels|tiers|subtypes|"
-               r"phenotypes|pathologies)")
+               r"phenotypes|pathologies|stufen|stadien|estadios|etapas|stades|stadi|gradi|grados|graus)")  # stages, grades
 IMAGE_NOUNS = (r"(?:images?|imgs?|pictures?|pics|photos?|photographs?|scans?|slides?|patches|patch|samples?|examples?|"
                r"radiographs?|x-?rays?|xrays?|crops?|tiles?|frames?|stills?|studies|cases|mammograms?|films?|slices?|"
                r"smears?|mris|cts|cxrs?|ultrasounds|dermoscopies|volumes|specimens|lesions|nodules|instances|data ?points|cells|"
                r"shots|exams?|examinations|"
-               r"im[áa]genes|imagens|immagini|radiographies|[a-z]*bilder|[a-z]*aufnahmen)")  # es, pt, it, fr, de ("images" is
+               r"im[áa]genes|imagens|immagini|radiographies|coupes|cortes|[a-z]*schnitte|fette|[a-z]*bilder|[a-z]*aufnahmen)")  # es, pt, it, fr, de ("images" is
 # French too; German joins the noun to what it shows: "Hautbilder", "Röntgenaufnahmen")
 # Words that are not a filler between a number and its noun, nor a class name.
 _GLUE = (r"(?:of|per|in|on|at|for|from|with|and|or|to|by|the|a|an|each|every|than|vs|versus|are|is|px|pixels?|"

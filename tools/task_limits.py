@@ -66,7 +66,8 @@ _DEPLOYED = re.compile(r"\binference\b|\bdeploy\w*|\bin production\b|\bon-device
                        r"\bruns? on (?:a |an |the |my )?(?:phone|iphone|android|raspberry|pi\b|jetson|mobile|microcontroller)")
 _GPU_NEGATED = re.compile(
     r"\b(?:no|without(?: a| any)?|don'?t have(?: a| any)?|do not have(?: a| any)?|lack(?:ing)?(?: a)?|"
-    r"no access to(?: a)?|not on(?: a)?|never|sin|ohne|sans|senza|sem|keine?)\s+(?:\w+\s+)?(?:gpus?|cuda|graphics card)\b|"
+    r"no access to(?: a)?|not on(?: a)?|never|sin|ohne|sans|senza|sem|keine?|pas de|pas d'une?|no hay|n'ai pas de|"
+    r"non ho)\s+(?:\w+\s+)?(?:gpus?|cuda|graphics card)\b|"
     r"\b(?:gpus?|cuda)\s+(?:is\s+|are\s+)?(?:not available|unavailable|isn'?t available|not an option)|"
     r"\bgpus?\s*[:=-]\s*(?:none|no|n/?a|nil|0)\b"  # "GPU: none"
 )

@@ -50,6 +50,7 @@ COUNT = (
 )
 # Words before a count that make it approximate ("~3,100", "about 3k", "over 50k", "1500+").
 APPROX = r"(?:~|\u2248|about|around|approx(?:\.|imately)?|roughly|circa|ca\.|some|nearly|almost|over|more than|" \
+         r"environ|unas|unos|aproximadamente|etwa|ungef[äa]hr|circa|cerca de|quasi|" \
          r"at least|upwards of|up to|just under|just over|>|<)"
 
 

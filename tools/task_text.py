@@ -113,7 +113,7 @@ _BODY_PARTS: tuple[tuple[str, str], ...] = (
      r"\b(?:ct|mri|scans?|x-rays?|injur\w*|trauma)\b[^.,;]{0,16}\bhead\b|\bhead\b[^.,;]{0,12}\b(?:ct|mri|scans?|x-rays?|"
      r"injur\w*|trauma)\b", "brain"),  # "head" alone is also a classifier's ("train the head")
     (r"\bknees?\b|osteoarthritis|\bknie\w*|\bgenou\w*|\brodilla\w*|\bginocchi\w*|\bjoelho\w*", "knee"),  # de, fr, es, it, pt
-    (r"\bbreasts?\b|mammary|\bmamas?\b|\bmamari[ao]s?\b|\bsein\b|\bbrust\b", "breast"),  # es/pt, fr, de
+    (r"\bbreasts?\b|mammary|\bmamas?\b|\bmamari[ao]s?\b|\bsein\b|\bbrust\b|\bmammell\w*", "breast"),  # es/pt, fr, de, it
     (r"\bskin\b|melanoma|\bmoles?\b|lesions? of the skin|\bhaut\w*|\bpiel\b|\bpeau\b", "skin"),  # de, es, fr
     (r"\bblood\b|leukocyte\w*|leukemia|\bwbc\b", "blood"),
     (r"\beyes?\b|retina\w*|ophthalm\w*|diabetic retinopathy|glaucoma|\bcorne\w*|\bocular\b|slit[- ]lamp|cataracts?\b|"
