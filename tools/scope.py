@@ -46,6 +46,11 @@ _INJECTION = re.compile(
     r"|\b(?:reveal|print|show|repeat|output|leak)\s+(?:me\s+)?(?:your|the)\s+(?:system\s+|hidden\s+|initial\s+)?"
     r"(?:prompt|instructions)\b|\bsystem prompt\b|\bdeveloper mode\b|\bjailbreak\w*|\bnew instructions?\s*:"
     r"|\bdo not (?:follow|obey) (?:the|your) (?:rules|instructions)\b"
+    # a chat template's tokens, a role said at a clause's start, a note to the model, a check switched off
+    r"|<\|\s*(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\s*\|>|\[/?inst\]|<</?sys>>"
+    r"|(?:^|(?<=[.;:!?\n])\s*)(?:system|assistant|developer)\s*:"
+    r"|\bnote to (?:the )?(?:ai|assistant|model|llm|bot)\b|\b(?:skip|bypass|disable|turn off|ignore)\s+(?:the\s+)?"
+    r"(?:judge|checks?|verification|validation|safety|guardrails?)\b"
 )
 _SENTENCE_END = re.compile(r"[.!?\n]")
 # Public image-classification sets named as the data ("The dataset is CIFAR-10"): a task, even asked as a question.
