@@ -28,7 +28,7 @@ MAX_IMAGES = 1_000_000_000
 MAX_GRADES = 20  # a range wider than this is a score ("0 to 100"), not classes
 HINTED_RATIO = 5.0  # "imbalanced", "rare class" without a number
 
-CLASS_NOUNS = (r"(?:classes|class|clases|classses|categories|category|catagories|categorys|labels|types|grades|kinds|species|"
+CLASS_NOUNS = (r"(?:classes|class|clases|classses|clasess|classe|categories|category|catagories|categorys|labels|types|grades|kinds|species|"
                r"klassen|classi|categor[ií]as|kategorien|cat[ée]gories|befunde|diagn[oó]sticos|"  # de, it, es/pt, fr ("classes" is French too)
                r"conditions|diagnoses|diseases|disorders|outcomes|groups|findings|stages|levels|tiers|subtypes|"
                r"phenotypes|pathologies|stufen|stadien|estadios|etapas|stades|stadi|gradi|grados|graus)")  # stages, grades
@@ -739,6 +739,8 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
             return
         if any(w in _SPLITS for _, w in items) or min(n.value for n, _ in items) < 1:
             continue
+        if any(_misspelt_noun(w) for _, w in items):
+            continue  # "7 classe 10k imagse": a class count and a size, misspelt, not two classes of 7 and 10,000
         _set_sizes(r, p, [n.value for n, _ in items], m.start(), m.end(), approximate)
         return
     for m in _NAME_SIZES.finditer(r.low):
@@ -752,6 +754,33 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
             continue  # "ISIC 2019, HAM 10000": datasets and their years, not class sizes
         _set_sizes(r, p, sizes, m.start(), m.end(), any(n.approximate for _, n in items))
         return
+
+
+_COUNTED_NOUNS = ("images", "image", "classes", "class", "categories", "slices", "scans", "patches", "photos", "pictures",
+                  "samples", "labels", "grades", "radiographs", "tiles", "frames")
+
+
+_COUNT_WORD = re.compile(rf"(?P<n>{COUNT})\s+(?P<w>[a-z]{{4,}})\b")
+
+
+def difflib_close(word: str, nouns: tuple[str, ...]) -> bool:
+    import difflib
+
+    return bool(difflib.get_close_matches(word, nouns, n=1, cutoff=0.8))
+
+
+# Real words a near miss would take for a noun things are counted in ("300 imaged patients").
+_REAL_NEAR_NOUNS = frozenset("imaged imager imagers imagery imagine scanned scanner scanners scanning slicer sliced "
+                             "classed classic classics lasses glasses patched patcher photon photons tiled tiler framed "
+                             "framer sampled sampler labeled labelled grader graded".split())
+
+
+def _misspelt_noun(word: str) -> bool:
+    """A word that is, or is a near miss of, a noun things are counted in ("imagse", "clasess")."""
+    import difflib
+
+    return len(word) >= 4 and word not in _REAL_NEAR_NOUNS and bool(
+        difflib.get_close_matches(word, _COUNTED_NOUNS, n=1, cutoff=0.8))
 
 
 def _set_sizes(r: Reading, p: TaskProfile, sizes: list[float], start: int, end: int, approximate: bool) -> None:
@@ -847,6 +876,13 @@ def _read_total(r: Reading, p: TaskProfile, per_class: bool) -> None:
             r.notes.append(f"{r.text[m.start(g):m.end(g)].strip()!r} read as the number of images (no noun after it)")
             return _set_images(r, p, n[0], m.start("ap") if m.group("ap") else m.start(g), m.end(g),
                                n[1] or bool(m.group("ap")), check=True)
+    for m in _COUNT_WORD.finditer(r.low):  # "10k imagse": a misspelt image noun, read as one
+        if _misspelt_noun(m.group("w")) and not re.fullmatch(CLASS_NOUNS, m.group("w")) and (
+                difflib_close(m.group("w"), ("images", "image", "slices", "scans", "patches", "photos", "pictures"))):
+            n = _whole(r, m, "n", "the number of images", 2, MAX_IMAGES)
+            if n is not None:
+                r.notes.append(f"{r.text[m.start('w'):m.end('w')]!r} read as images")
+                return _set_images(r, p, n[0], m.start(), m.end(), n[1], check=True)
     m = _PATIENTS.search(r.low) if mentions(r.low, "patient", "pacient", "subject", "particip", "people", "individual") else None
     one = _ONE_EACH.search(r.low) if m else None
     if m and one and (n := _whole(r, m, "n", "the number of patients", 2, MAX_IMAGES)):

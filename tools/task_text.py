@@ -74,12 +74,12 @@ DEFAULTS: dict[str, object] = {
 # Modality names follow the knowledge base's datasets (data/SOURCES.md), lower case.
 _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
     (r"dermoscop\w*|dermatoscop\w*|dermatolog\w*", "dermoscopy", "skin"),
-    (r"histopatholog\w*|histolog\w*|\bhisto\b|\bistolog\w*|istopatolog\w*|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology (?:slides?|tiles?|patches|images?)|\bgleason\b|"
+    (r"histopath?olog\w*|histolog\w*|\bhisto\b|\bistolog\w*|\bistopatolog\w*|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology (?:slides?|tiles?|patches|images?)|\bgleason\b|"
      r"biops(?:y|ies)\s+(?:tiles?|patches|slides?|sections?)|tissue (?:tiles?|patches|sections?)", "histopathology", None),
     (r"blood smears?|microscop\w*|cytolog\w*|blood cells?|bone marrow|cell (?:images?|morpholog\w*|patches|crops)",
      "light microscopy", None),
     (r"\bpap(?:anicolaou)?\s+(?:smears?|tests?|stain\w*|slides?)", "light microscopy", "cervix"),
-    (r"mammogra\w*", "x-ray", "breast"),
+    (r"mamm?ogra\w*", "x-ray", "breast"),  # ("mamography": a common misspelling)
     (r"x[- ]?rays?\b|radiograph\w*|\bcxrs?\b|radiograf\w*|r[öo]ntgen\w*|kellgren[- ]lawrence|\b(?:chest|plain) films?\b",
      "x-ray", None),  # es/pt/it, de
     (r"\boct\b|optical coherence", "oct", "eye"),
