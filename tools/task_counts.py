@@ -877,7 +877,7 @@ def _read_total(r: Reading, p: TaskProfile, per_class: bool) -> None:
             return _set_images(r, p, n[0], m.start("ap") if m.group("ap") else m.start(g), m.end(g),
                                n[1] or bool(m.group("ap")), check=True)
     for m in _COUNT_WORD.finditer(r.low):  # "10k imagse": a misspelt image noun, read as one
-        if _misspelt_noun(m.group("w")) and not re.fullmatch(CLASS_NOUNS, m.group("w")) and (
+        if _misspelt_noun(m.group("w")) and not re.fullmatch(f"{CLASS_NOUNS}|{IMAGE_NOUNS}", m.group("w")) and (
                 difflib_close(m.group("w"), ("images", "image", "slices", "scans", "patches", "photos", "pictures"))):
             n = _whole(r, m, "n", "the number of images", 2, MAX_IMAGES)
             if n is not None:
