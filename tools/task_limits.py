@@ -57,7 +57,8 @@ _SIZE_CUES = tuple((kind, re.compile(pattern)) for kind, pattern in (
     ("gpu_memory_bytes", r"\bvram\b|\bgpus?(?:\s+(?:memory|ram))?\b|graphics card|video memory|\bcuda\b|" + _GPU_NAME.pattern),
     ("ram_bytes", r"(?<!gpu )(?<!gpus )(?<!video )\b(?:ram|memory)\b"),  # ("GPU memory <= 8 GiB" is the GPU's)
     ("max_model_bytes", r"\bmodels?\b|\bweights\b|\bcheckpoints?\b|\bfile\b|footprint|\bdisk\b|\bonnx\b|\btflite\b|"
-                        r"\bsize\b|\bdeploy\w*|\bphones?\b|\bmobile\b|\bapps?\b|\bedge\b|\bembedded\b"),
+                        r"\bsize\b|\bdeploy\w*|\bphones?\b|\bmobile\b|\bapps?\b|\bedge\b|\bembedded\b|"
+                        r"\bheav(?:y|ier)\b|\blight(?:er|weight)?\b"),  # "nothing heavier than 20 MB": the model's weight
     ("data", r"\bdata(?:set| set)?\b|\bimages\b|\bpngs?\b|\bjpe?gs?\b|\bdicoms?\b|\barchive\b|\bzip\b|\bfolder\b"),
 ))
 
@@ -105,6 +106,7 @@ _TIME_RE = re.compile(
     rf"(?P<unit>{_UNITS})\b(?P<half2>\s+and a half\b)?",
 )
 _HOURS_MINUTES = re.compile(r"(?<![\w.])(\d+)\s*(?:h|hrs?|hours?)\s*(?:and\s+)?(\d{1,2})\s*(?:m|mins?|minutes?)?(?![\w.])")
+_MONEY = re.compile(r"\$|\u20ac|\u00a3|dollars?|usd|euros?|eur|pounds?|gbp|bucks|credits?|cents?")
 _BUDGET_PHRASE = re.compile(
     r"\b(?:budget|time limit|time budget|deadline)\b\s*(?:of|is|:|=|to|about|around|~)?\s*"
     r"(?P<num>-?\d+(?:\.\d+)?)\s*-?\s*(?P<unit>[a-z%]+)?"
@@ -261,7 +263,12 @@ def _read_budget(r: Reading, p: TaskProfile) -> None:
         if unit in _TIME_UNITS:
             _set_budget(r, p, float(explicit.group("num")) * _TIME_UNITS[unit], explicit.start(), explicit.end())
             return
-        if not unit or not _COUNT_WORDS.match(unit):
+        if _MONEY.match(unit) or _MONEY.search(low, max(0, explicit.start("num") - 2), explicit.start("num") + 1):
+            # "a budget of 200 dollars", "budget: $300": money, not time; the limits that matter are said apart
+            r.notes.append(f"{r.text[explicit.start():explicit.end()].strip()!r} is money, not a training time; "
+                           "no time budget read (say one as e.g. '2 hours on a GPU')")
+            r.blank(explicit.start(), explicit.end())
+        elif not unit or not _COUNT_WORDS.match(unit):
             raise ValueError(
                 f"cannot read the time budget {r.text[explicit.start():explicit.end()].strip()!r}: "
                 + (f"{unit!r} is not a unit of time" if unit else "it has no unit")
