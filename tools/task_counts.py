@@ -756,31 +756,21 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
         return
 
 
-_COUNTED_NOUNS = ("images", "image", "classes", "class", "categories", "slices", "scans", "patches", "photos", "pictures",
-                  "samples", "labels", "grades", "radiographs", "tiles", "frames")
-
-
-_COUNT_WORD = re.compile(rf"(?P<n>{COUNT})\s+(?P<w>[a-z]{{4,}})\b")
-
-
-def difflib_close(word: str, nouns: tuple[str, ...]) -> bool:
-    import difflib
-
-    return bool(difflib.get_close_matches(word, nouns, n=1, cutoff=0.8))
-
-
-# Real words a near miss would take for a noun things are counted in ("300 imaged patients").
+# Nouns things are counted in, and real words a near miss of one would mistake for it ("300 imaged patients").
+_IMAGE_WORDS = ("images", "image", "slices", "scans", "patches", "photos", "pictures", "samples", "radiographs", "tiles",
+                "frames")
+_COUNTED_NOUNS = (*_IMAGE_WORDS, "classes", "class", "categories", "labels", "grades")
 _REAL_NEAR_NOUNS = frozenset("imaged imager imagers imagery imagine scanned scanner scanners scanning slicer sliced "
                              "classed classic classics lasses glasses patched patcher photon photons tiled tiler framed "
                              "framer sampled sampler labeled labelled grader graded".split())
+_COUNT_WORD = re.compile(rf"(?P<n>{COUNT})\s+(?P<w>[a-z]{{4,}})\b")
 
 
-def _misspelt_noun(word: str) -> bool:
-    """A word that is, or is a near miss of, a noun things are counted in ("imagse", "clasess")."""
+def _misspelt_noun(word: str, nouns: tuple[str, ...] = _COUNTED_NOUNS) -> bool:
+    """A word that is, or is a near miss of, one of `nouns` ("imagse", "clasess"); difflib's ratio >= 0.8."""
     import difflib
 
-    return len(word) >= 4 and word not in _REAL_NEAR_NOUNS and bool(
-        difflib.get_close_matches(word, _COUNTED_NOUNS, n=1, cutoff=0.8))
+    return len(word) >= 4 and word not in _REAL_NEAR_NOUNS and bool(difflib.get_close_matches(word, nouns, n=1, cutoff=0.8))
 
 
 def _set_sizes(r: Reading, p: TaskProfile, sizes: list[float], start: int, end: int, approximate: bool) -> None:
@@ -877,8 +867,7 @@ def _read_total(r: Reading, p: TaskProfile, per_class: bool) -> None:
             return _set_images(r, p, n[0], m.start("ap") if m.group("ap") else m.start(g), m.end(g),
                                n[1] or bool(m.group("ap")), check=True)
     for m in _COUNT_WORD.finditer(r.low):  # "10k imagse": a misspelt image noun, read as one
-        if _misspelt_noun(m.group("w")) and not re.fullmatch(f"{CLASS_NOUNS}|{IMAGE_NOUNS}", m.group("w")) and (
-                difflib_close(m.group("w"), ("images", "image", "slices", "scans", "patches", "photos", "pictures"))):
+        if _misspelt_noun(m.group("w"), _IMAGE_WORDS) and not re.fullmatch(f"{CLASS_NOUNS}|{IMAGE_NOUNS}", m.group("w")):
             n = _whole(r, m, "n", "the number of images", 2, MAX_IMAGES)
             if n is not None:
                 r.notes.append(f"{r.text[m.start('w'):m.end('w')]!r} read as images")
