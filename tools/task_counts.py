@@ -355,7 +355,7 @@ _BINARY = re.compile(r"\bbinary\b|\byes\s*(?:/|or)\s*no\b|\bpresent\s*(?:/|or|vs
 _LABEL = r"(?:[a-z]{1,3}\s?\d{1,2}|\d{1,2}|[ivx]{1,5}|[a-e])"
 _SCALE = (r"(?:(?:kellgren[- ]lawrence|kl|[a-z]{1,4}-?rads|gleason|who|t[o\u00f6]nnis|severity|dr)\s+)?(?:graded|grading|"
           r"grades?|staged|staging|stages?|levels?|scored|scores?|scale|classes|categories|tiers?|grade groups?|patterns?|"
-          r"densit(?:y|ies))|\bkl\b|"
+          r"densit(?:y|ies)|labell?ed|rated|annotated)|\bkl\b|"
           r"\b[a-z]{1,4}-?rads\b|\bkellgren[- ]lawrence\b|\bt[o\u00f6]nnis\b")
 _RANGE = (
     re.compile(rf"\b(?:{_SCALE})\s*(?:from\s+|of\s+)?\(?\s*(?:(?:kl|grade|stage|level)\s*)?(?P<a>{_LABEL})\s*(?:-|to|through|thru|until|\.\.)\s*"
@@ -531,9 +531,11 @@ def _set_classes(r: Reading, p: TaskProfile, n: int, start: int, end: int, *, ap
 
 # ------------------------------------------------------------------------------ class sizes and images
 # ("206 with fracture": a class named by what its images have)
-_SIZED = rf"{COUNT}\s+(?:with(?:out)?\s+(?:an?\s+)?)?(?!(?:{_UNIT_WORDS}|{_OTHER_THINGS})\b)[a-z][\w'-]*"
-# "300 benign and 60 malignant", "300 benign, 60 malignant", "500 benign 100 malignant"
-_SIZES = re.compile(rf"{_SIZED}(?:\s*(?:,\s*and|,|;|\+|/|\band)?\s*{_SIZED})+")
+_SIZED = rf"{COUNT}\s+(?:with(?:out)?\s+(?:an?\s+)?)?(?!(?:{_UNIT_WORDS}|{_OTHER_THINGS})\b)[a-z][\w'-]*" \
+         r"(?:\s+(?!(?:and|or|with|of|in|from|to|vs|versus|per|each|are|is|were|images?)\b)[a-z][\w'-]*(?=\s*(?:,|;|\band\b|\)|$)))?"
+# "300 benign and 60 malignant", "300 benign, 60 malignant", "500 benign 100 malignant", "2,700 benign nevi and 500
+# melanomas" (a name of two words before the next count)
+_SIZES = re.compile(rf"(?:(?P<ap>{APPROX})\s*)?{_SIZED}(?:\s*(?:,\s*and|,|;|\+|/|\band)?\s*{_SIZED})+")
 # "melanoma 320, nevus 2,100, seborrheic keratosis 410", "normal: 1,200; pneumonia: 3,400": the name first, then
 # digits (a word number after a name is a label: "grade two"); not a field, a backbone or a device ("resnet 50").
 _NAME_N = (r"(?P<name>[a-z][a-z'-]+(?:\s+[a-z][a-z'-]+)?)\s*(?::|=|-)?\s*\(?\s*(?P<n>\d{1,3}(?:,\d{3})+(?![\d,])|\d+(?:\.\d+)?\s*k\b|"
@@ -575,6 +577,11 @@ _PER_CLASS_RANGE = (
         rf"\b{_A_CLASS}(?:es|ies|s)?(?:\s+sizes?)?\s+(?:vary|varies|varying|range|ranges|ranging|go|goes|going|run|runs)\s+"
         rf"(?:in\s+size\s+)?(?:from|between)\s+(?:(?P<ap>{APPROX})\s*)?(?P<a>{COUNT})\s*(?:-|\u2013|to|and)\s*"
         rf"(?P<b>{COUNT})(?:\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?"),
+    # "12 classes ..., between 200 and 3,000 images each": "each" of the classes (read where the text names classes and
+    # no studies just before: "300 patients with 20-40 slices each" is per study)
+    re.compile(
+        rf"(?:(?P<ap>{APPROX})\s*)?(?:between\s+)?(?P<a>{COUNT})\s*(?:-|\u2013|to|and)\s*(?P<b>{COUNT})\s+"
+        rf"(?:[a-z-]+\s+)?{IMAGE_NOUNS}\s+each\b(?!\s*(?:minute|hour|second|epoch))"),
 )
 _IMAGES = (
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s*(?P<plus>\+)?(?:-?ish)?\s*(?:-\s*)?{_FILLER}(?:[a-z]+-)?"
@@ -610,7 +617,8 @@ _A_STUDY = r"(?:study|patient|exam|examination|volume|scan|series|subject|case|s
 _PER_STUDY_AFTER = re.compile(rf"\s*(?:each\b|(?:per|a|in each|for each|for every)\s+{_A_STUDY}\b)")
 _VIEWS = rf"(?:{IMAGE_NOUNS}|views?|projections?)"  # "2 views per breast": images, counted per study only
 _PER_STUDY = re.compile(
-    rf"(?P<a>{COUNT})\s+{_STUDIES}\s*(?:,|with|x|\u00d7|of|at|and|each with)?\s*(?:(?P<ap>{APPROX})\s*)?(?P<b>{COUNT})\s+"
+    rf"(?P<a>{COUNT})\s+{_STUDIES}\s*(?:,|with|x|\u00d7|of|at|and|each with)?\s*(?:(?P<ap>{APPROX})\s*)?"
+    rf"(?:(?P<blo>\d+)\s*(?:-|\u2013|to)\s*)?(?P<b>{COUNT})\s+"  # ("20-40 slices each": about 30)
     rf"(?:[a-z]+\s+)?{_VIEWS}\s*(?:each\b|(?:per|a|in each)\s+{_A_STUDY}\b)"
     # "300 patients x 20 slices": a times sign between the two says per study alone
     rf"|(?P<a2>{COUNT})\s+(?:{_STUDIES}\s*(?:x|\u00d7|\*)|(?:clips|videos|volumes|sequences|series|stacks)\s+of)\s*"
@@ -733,7 +741,7 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
         if len(items) < 2:
             continue
         total = sum(n.value for n, _ in items)
-        approximate = any(n.approximate for n, _ in items)
+        approximate = bool(m.group("ap")) or any(n.approximate for n, _ in items)
         if all(w in _SPLITS for _, w in items):
             _set_images(r, p, total, m.start(), m.end(), approximate)
             return
@@ -807,9 +815,14 @@ def read_images(r: Reading, p: TaskProfile) -> None:
     if m and (a := _whole(r, m, "a" + g, "the number of studies", 1, MAX_IMAGES)) and (
             b := _whole(r, m, "b" + g, "the number of images per study", 1, MAX_IMAGES)):
         r.notes.append(f"{r.text[m.start():m.end()].strip()!r}: every image taken as one training image")
-        return _set_images(r, p, a[0] * b[0], m.start(), m.end(), a[1] or b[1] or bool(m.group("ap" + g)), check=True)
+        low = int(m.group("blo")) if not g and m.group("blo") else None  # a range per study: its middle, approximate
+        each = b[0] if low is None else (low + b[0]) / 2
+        return _set_images(r, p, round(a[0] * each), m.start(), m.end(),
+                           a[1] or b[1] or bool(m.group("ap" + g)) or low is not None, check=True)
     per_class = mentions(r.low, "each", "class", "categor", "label", "type", "grade", "group", "condition", "diagnos", "kind")
-    m = next((m for regex in _PER_CLASS_RANGE if (m := regex.search(r.low))), None) if per_class else None
+    m = next((m for regex in _PER_CLASS_RANGE if (m := regex.search(r.low)) and not (
+        regex is _PER_CLASS_RANGE[2] and re.search(rf"\b{_STUDIES}\b", r.low[max(0, m.start() - 30):m.start()]))),
+        None) if per_class else None
     spread = None  # the total the range gives, where the text states none of its own
     if m and (a := _whole(r, m, "a", "the smallest class", 1, MAX_IMAGES)) and (b := _whole(r, m, "b", "the largest class",
                                                                                              1, MAX_IMAGES)):
@@ -885,6 +898,14 @@ def _read_total(r: Reading, p: TaskProfile, per_class: bool) -> None:
 
 def _set_images(r: Reading, p: TaskProfile, n: float, start: int, end: int, approximate: bool, check: bool = False) -> None:
     words = r.text[start:end].strip()[:80]
+    if "n_instances" in r.said and "n_instances" in r.approximate and not approximate and n >= p.n_classes:
+        # "3,200 images (about 2,700 benign and 500 malignant)": the exact total wins over the sum of rough sizes
+        if n != p.n_instances:
+            r.notes.append(f"the text also says {r.said['n_instances']!r}; using {words!r}")
+        r.approximate.remove("n_instances")
+        p.n_instances = int(n)
+        r.take("n_instances", start, end)
+        return
     if "n_instances" in r.said:
         if n != p.n_instances:
             r.notes.append(f"the text also says {words!r}; using {r.said['n_instances']!r}")
