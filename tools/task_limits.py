@@ -100,10 +100,10 @@ _TIME_UNITS: dict[str, float] = {
 _UNITS = "|".join(sorted(_TIME_UNITS, key=len, reverse=True))  # every unit the table knows, longest first
 _TIME_WORDS = r"(?:a\s+)?(?:quarter|third|three\s+quarters)\s+of\s+an?|half\s+an?|an|a|one|two|three|four|five|six|eight|ten|twelve|fifteen|twenty|thirty|forty|forty-five|sixty|ninety"
 _TIME_RE = re.compile(
-    r"(?<![\w.-])(?:(?P<low>\d+(?:\.\d+)?)\s*(?:-|to)\s*)?"
+    r"(?<![\w.-])(?<!\d,)(?:(?P<low>\d+(?:\.\d+)?)\s*(?:-|to)\s*)?"  # (not the "000 h" of "2,000 H&E tiles")
     rf"(?P<num>-\d+(?:\.\d+)?|\d+(?:\.\d+)?|(?:{_TIME_WORDS})\b)(?P<half>\s+and a half)?"  # "- 30 min": a dash
     r"\s*-?\s*(?:(?:gpu|cpu|training|compute|wall[- ]?clock)\b[- ]?\s*)?"  # (not the "s" of "2 GPUs")
-    rf"(?P<unit>{_UNITS})\b(?P<half2>\s+and a half\b)?",
+    rf"(?P<unit>{_UNITS})\b(?!\s*&)(?P<half2>\s+and a half\b)?",  # ("H&E" is a stain)
 )
 _HOURS_MINUTES = re.compile(r"(?<![\w.])(\d+)\s*(?:h|hrs?|hours?)\s*(?:and\s+)?(\d{1,2})\s*(?:m|mins?|minutes?)?(?![\w.])")
 _MONEY = re.compile(r"\$|\u20ac|\u00a3|dollars?|usd|euros?|eur|pounds?|gbp|bucks|credits?|cents?")
