@@ -111,7 +111,7 @@ _METRIC = re.compile(
     r"|\b(?:not |never |without |avoid )?miss(?:ing|es|ed)?\s+(?:any\s+|a\s+|the\s+|true\s+)?(?:positives?|cases?|"
     r"tumou?rs?|cancers?|lesions?|diseases?|fractures?|patients?|findings?|nodules?|bleeds?)\b"
     r"|\bf1\b|\bf-score\b|\bauc\b|\broc\b|\bbalanced accuracy\b|\bkappa\b", re.I)
-_COMPARE = re.compile(r"\bcompare\b|\bcomparison\b|\bvs\.?\b|\bversus\b|\bor\b[^.?!]*\?|\bbetter\b", re.I)
+_COMPARE = re.compile(r"\bcompar(?:e|ed|ing)\b|\bcomparison\b|\bvs\.?\b|\bversus\b|\bor\b[^.?!]*\?|\bbetter\b", re.I)
 # No pretrained weights may be used (a licence, a policy, a study design): every pick trains from scratch.
 _NO_PRETRAINED = re.compile(
     r"\bno (?:pre-?trained|imagenet|transfer)\b[^.;!?]{0,20}?\b(?:weights|models?|backbones?|learning|allowed|permitted)\b"

@@ -357,6 +357,9 @@ def test_fast_as_a_wish_is_the_speed_objective(text: str, objective: str | None)
     # two backbones either side of "or", with no question mark or comparing word
     ("should I use resnet18 or densenet for 600 knee mris", ["resnet18", "densenet121"], None),
     ("knee MRI, ACL tear yes or no, lite1 or resnet", ["efficientnet_lite1", "resnet18"], None),
+    # modes compared with "compared to"
+    ("chest CT, 700 COVID and 900 non-COVID: does fine-tuning help compared to a frozen backbone?",
+     ["frozen", "finetune"], None),
 ])
 def test_a_comparison_of_backbones_keeps_the_one_mode_it_names(text: str, compare: list[str], mode: str | None) -> None:
     from agent.goals import read_goals

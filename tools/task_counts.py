@@ -35,7 +35,7 @@ CLASS_NOUNS = (r"(?:classes|class|clases|classses|clasess|classe|categories|cate
 IMAGE_NOUNS = (r"(?:images?|imgs?|pictures?|pics|photos?|photographs?|scans?|slides?|patches|patch|samples?|examples?|"
                r"radiographs?|x-?rays?|xrays?|crops?|tiles?|frames?|stills?|studies|cases|mammograms?|films?|slices?|"
                r"smears?|mris|cts|cxrs?|ultrasounds|dermoscopies|volumes|specimens|lesions|nodules|instances|data ?points|cells|"
-               r"shots|exams?|examinations|"
+               r"shots|exams?|examinations|rois|regions of interest|"
                r"im[áa]genes|imagens|immagini|radiographies|coupes|cortes|[a-z]*schnitte|fette|[a-z]*bilder|[a-z]*aufnahmen)")  # es, pt, it, fr, de ("images" is
 # French too; German joins the noun to what it shows: "Hautbilder", "Röntgenaufnahmen")
 # Words that are not a filler between a number and its noun, nor a class name.
@@ -847,6 +847,8 @@ def _read_total(r: Reading, p: TaskProfile, per_class: bool) -> None:
     for regex in _PER_CLASS if per_class else ():
         # "8 classes each with 1000 images": the class count, read already, is blanked out of r.low
         m = regex.search(fold(r.text) if regex is _PER_CLASS[3] else r.low)
+        if m and regex is _PER_CLASS[1] and re.search(rf"\b{_STUDIES}\W*$", r.low[max(0, m.start() - 20):m.start()]):
+            continue  # "60 patients (20 each)": each patient's, not each class's
         if m and regex is _PER_CLASS[3] and not r.low[m.start("n"):m.end("n")].strip():
             continue
         if m and (n := _whole(r, m, "n", "the number of images per class", 1, MAX_IMAGES)):
