@@ -43,8 +43,9 @@ COUNT = (
     rf"|(?:half|a\s+quarter(?:\s+of)?)\s+an?\s+{_SCALE_WORD}\b"  # "half a million", "a quarter of a million"
     rf"|(?:a\s+)?dozens?\b"
     # "three thousand two hundred (and fifty)", "a thousand and twelve"
-    rf"|(?:a|{_WORD_NUMBER})\s+{_SCALE_WORD}\b(?:\s+(?:and\s+)?{_WORD_NUMBER}\b(?:\s+hundred\b(?:\s+(?:and\s+)?"
-    rf"{_WORD_NUMBER}\b)?)?)?"
+    rf"|(?:a|{_WORD_NUMBER})\s+{_SCALE_WORD}\b(?:\s+(?:thousand|million|billion)\b)?"  # "two hundred thousand"
+    rf"(?:\s+(?:and\s+)?{_WORD_NUMBER}\b(?:\s+hundred\b(?:\s+(?:and\s+)?{_WORD_NUMBER}\b)?)?)?"
+    rf"(?:\s+(?:thousand|million|billion)\b)?"  # "two hundred and fifty thousand"
     rf"|{_WORD_NUMBER}\b"
     r")"
 )
