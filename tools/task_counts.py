@@ -18,7 +18,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
-from tools.task_numbers import APPROX, COUNT, Reading, fold, label_span, mentions, read_count
+from tools.task_numbers import APPROX, COUNT, Number, Reading, fold, label_span, mentions, read_count
 
 if TYPE_CHECKING:
     from tools.task_text import TaskProfile
@@ -95,7 +95,11 @@ _RATIO_ONE = (
     # "imbalance up to 20x", "class imbalance as high as 15-fold": the number after the word, with its unit
     re.compile(rf"\bimbalance(?:d)?(?:\s+ratio)?\s*(?:of|is|:|=)?\s*(?:up to|as high as|as much as|at most|reaching|"
                rf"of up to)?\s*{_AP}(?P<r>\d+(?:\.\d+)?)\s*(?:x\b|\u00d7|-?\s*fold\b|times\b)"),
+    # "twice as many negatives as positives"
+    re.compile(rf"{_AP}\b(?P<r>twice|thrice)\s+as\s+(?:many|common|frequent|large|big)\b"),
 )
+# "normal outnumbers pneumonia three to one": the larger class's count per one of the smaller
+_OUTNUMBER = re.compile(rf"\boutnumber\w*\s+(?:[a-z][\w'-]*\s+){{0,3}}?(?:by\s+)?{_AP}(?P<a>{COUNT})\s*(?:to|:)\s*(?P<b>{COUNT})\b")
 # "one malignant for every four benign", "1 positive to every 9 negatives": two classes' sizes as a rate.
 _FOR_EVERY = re.compile(rf"(?P<a>{COUNT})\s+(?:[a-z-]+\s+){{0,2}}?(?:for|to)\s+every\s+(?P<b>{COUNT})\b")
 # One class's size set against a smaller one said to be "only" so much: "1805 no DR but only 193 severe".
@@ -171,12 +175,18 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
             continue
         m = regex.search(r.low)
         if m:
-            number = read_count(m.group("r"))
+            word = {"twice": 2.0, "thrice": 3.0}.get(m.group("r"))
+            number = Number(word, False) if word else read_count(m.group("r"))
             _set_ratio(r, p, number.value, m, approximate=bool(m.groupdict().get("ap")) or number.approximate)
             return None
     if (m := _extremes(r.low)) is not None:  # "64 in the smallest class, 3,200 in the largest"
         _set_ratio(r, p, m[1], m[0], approximate=False)
         return None
+    if (m := _OUTNUMBER.search(r.low)) is not None:  # "normal outnumbers pneumonia three to one"
+        a, b = read_count(m.group("a")).value, read_count(m.group("b")).value
+        if min(a, b) > 0:
+            _set_ratio(r, p, max(a, b) / min(a, b), m, approximate=bool(m.groupdict().get("ap")))
+            return None
     if (m := _FOR_EVERY.search(r.low)) is not None:  # "one malignant for every four benign"
         a, b = read_count(m.group("a")).value, read_count(m.group("b")).value
         if min(a, b) > 0:
