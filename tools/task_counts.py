@@ -154,7 +154,9 @@ _PERCENT_NOT = re.compile(r"accura|\bacc\b|\bauc\b|\bf1\b|sensitiv|specific|reca
                           r"memory|gpu|cpu|error|confiden|interval|budget|utili[sz]|better|worse|of the time|learning rate|"
                           r"nois|missing|corrupt|label(?:l?ed|s)?\b|wrong|mislabel|incorrect|annotat|less|more|smaller|larger|of the (?:size|cost)|"
                           # a score to reach ("the smallest model that gets above 90% on my 3-class set")
-                          r"\bgets?\b|\bgetting\b|reach|achiev|\bscor|\bhits?\b|\baim|\bgoal|perform")
+                          r"\bgets?\b|\bgetting\b|reach|achiev|\bscor|\bhits?\b|\baim|\bgoal|perform|"
+                          # the images' quality, not a class ("10% of images are blurry")
+                          r"blur|artefact|artifact|poor quality|low quality|duplicat|unusable|excluded|discarded")
 _BRACKETED = re.compile(r"(?:~|about|around|roughly|approximately)?\s*\d+(?:[.,]\d+)?\s*(?:%|percent|per cent|pct)")
 _PERCENT_CUE = re.compile(r"positive|negative|minority|majority|rare|skewed|smallest|largest|prevalen|incidence|class|cases|"
                           r"malignant|abnormal|disease|cancer|healthy|normal|benign|referable|affected|\bof (?:the |all )?|"
@@ -239,19 +241,29 @@ def read_ratio(r: Reading, p: TaskProfile) -> dict[str, Any] | None:
             continue
         r.blank(m.start(), m.end())
         return {"share": share, "start": m.start(), "end": m.end(), "approximate": bool(m.group("ap") or m.group("ap2"))}
+    found: list[tuple[float, re.Match[str]]] = []  # "grade 0 50%, grade 4 5%": each class share said
     for m in _PERCENT.finditer(r.low):
         clause = _clause(r.low, m.start(), m.end())
         if _BRACKETED.fullmatch(clause.strip()):  # "skewed towards grade 0 (73%)": the words before the bracket say of what
             clause = _clause(r.low, r.low.rfind("(", 0, m.start()), r.low.rfind("(", 0, m.start())) + clause
         named = m.group("name") and m.group("name") not in _NOT_NAMES and not re.fullmatch(_UNIT_WORDS, m.group("name"))
-        if _PERCENT_NOT.search(clause) or not (named or _PERCENT_CUE.search(clause)):
+        # after a class share, the next ones of its sentence are the other classes' ("normal 60%, viral 25%")
+        listed = bool(found) and not re.search(r"[.!?\n]", r.low[found[-1][1].end():m.start()])
+        if found and not listed:
+            break  # a share in another sentence is of something else ("70% benign. 20% of the images are blurry")
+        if _PERCENT_NOT.search(clause) or not (named or listed or _PERCENT_CUE.search(clause)):
             continue
         share = float(m.group("p").replace(",", "."))
         if not 0 < share < 100:
             raise ValueError(f"a class share must lie between 0 and 100 %, but the text says {r.text[m.start():m.end()]!r}.")
+        found.append((share, m))
+    if not found:
+        return None
+    for _, m in found:
         r.blank(m.start(), m.end())
-        return {"share": share, "start": m.start(), "end": m.end(), "approximate": m.group("ap") not in (None, "only", "just")}
-    return None
+    first, last = found[0][1], found[-1][1]
+    return {"share": found[0][0], "shares": [x for x, _ in found], "start": first.start(), "end": last.end(),
+            "approximate": any(m.group("ap") not in (None, "only", "just") for _, m in found)}
 
 
 _EXTREME_WORDS = {"smallest": re.compile(r"\b(?:smallest|rarest|least common)\b"),
@@ -314,7 +326,18 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
     if "imbalance_ratio" in r.said:
         return
     if pending:
-        share, k = pending["share"], p.n_classes
+        share, k, given = pending["share"], p.n_classes, pending.get("shares") or [pending["share"]]
+        rest = 100 - sum(given)
+        if 1 < len(given) < k and rest > 0:  # "grade 0 50%, grade 4 5%" of 5: the other classes share the rest
+            _set_shares(p, given + [rest / (k - len(given))] * (k - len(given)))
+            r.notes.append(f"{r.text[pending['start']:pending['end']].strip()!r} with {k} classes: the other classes "
+                           "are taken as equal in size")
+            r.take("imbalance_ratio", pending["start"], pending["end"], approximate=pending["approximate"])
+            return
+        if 1 < len(given) == k and abs(rest) <= 2:  # every class's share said
+            _set_shares(p, given)
+            r.take("imbalance_ratio", pending["start"], pending["end"], approximate=pending["approximate"])
+            return
         # one class this share, the others equal: whether it is the largest or the smallest, the ratio follows
         _set_shares(p, [share] + [(100 - share) / (k - 1)] * (k - 1))
         if k > 2:
