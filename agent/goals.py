@@ -58,6 +58,7 @@ _ACCURACY = re.compile(
     r"\bmaximi[sz](?:e|ing) (?:the )?(?:test |validation |classification )?(?:accuracy|acc|performance|auc)\b"
     r"|\b(?:best|highest|top|maximum|max) (?:possible )?(?:accuracy|acc|performance|auc)\b|\bas accurate as (?:possible|it gets)\b"
     r"|\bmost accurate\b|\baccuracy (?:is what matters|matters most|first|above all|over speed)\b"
+    r"|\baccuracy (?:matters|is|counts) (?:much )?more (?:important )?than (?:speed|time|training time)\b"
     r"|\b(?:don'?t|do not) care (?:about|how long)\b|\b(?:takes?|run|train)\s+(?:it\s+)?(?:as long as|however long)\s+"
     r"(?:it takes|needed|necessary|required)\b|\btime is no (?:issue|object|problem|constraint)\b", re.I)
 _SPEED = re.compile(

@@ -337,6 +337,7 @@ def test_the_judge_holds_a_comparison_to_its_sides() -> None:
     ("histo 9cls 100k 224px gpu a100 maximize acc", "accuracy"),  # the short form of a wish for accuracy
     ("OCT 4 classes 84k images on an A6000 - take as long as needed", "accuracy"),  # no price on time
     ("x-ray, 2 classes, time is no object", "accuracy"),
+    ("OCT, 3 classes, 25 minutes on an RTX 3060. Accuracy matters more than speed.", "accuracy"),
     ("x-ray, 2 classes, it can take as long as 10 min", None),  # a budget, not a wish
 ])
 def test_fast_as_a_wish_is_the_speed_objective(text: str, objective: str | None) -> None:

@@ -346,7 +346,8 @@ def finish_imbalance(r: Reading, p: TaskProfile, pending: dict[str, Any] | None)
         r.take("imbalance_ratio", pending["start"], pending["end"], approximate=pending["approximate"])
         return
     m = (_SMALLEST_SIZE.search(r.low) or _FEW_OF_THEM.search(r.low)) if "n_instances" in r.said else None
-    if m and (n := _whole(r, m, "n", "the smallest class", 1, MAX_IMAGES)) and n[0] * p.n_classes < p.n_instances:
+    g = "n2" if m is not None and m.groupdict().get("n2") else "n"
+    if m and (n := _whole(r, m, g, "the smallest class", 1, MAX_IMAGES)) and n[0] * p.n_classes < p.n_instances:
         # "some classes have fewer than 10 images", 47,000 in all: the others share the rest
         _set_shares(p, [n[0]] + [(p.n_instances - n[0]) / (p.n_classes - 1)] * (p.n_classes - 1))
         r.take("imbalance_ratio", m.start(), m.end(), approximate=True, blank=False)
@@ -640,7 +641,11 @@ _SMALLEST_SIZE = re.compile(
 _FEW_OF_THEM = re.compile(
     r"\b(?!(?:but|and|with|yet|of|which|where|though|although|however|so|while)\b)[a-z][\w'-]*\s+(?:(?:is|are|has|have|"
     rf"with)\s+)?(?:only|just)\s+(?P<n>{COUNT})\s+of\s+(?:them|these|those)\b(?!\s+(?:are\s+|were\s+|being\s+)?"
-    r"(?:labell?ed|annotated|usable|used|clean|valid|verified|reviewed|for|in|kept|good|of high))")
+    r"(?:labell?ed|annotated|usable|used|clean|valid|verified|reviewed|for|in|kept|good|of high))"
+    # "2,100 scans but only 150 are DME": one class's size said after the total
+    rf"|\b(?:but|and|of which|with)\s+only\s+(?P<n2>{COUNT})\s+(?:of them\s+)?(?:are|is|were|show|have|has)\s+"
+    r"(?!(?:labell?ed|annotated|usable|used|clean|valid|verified|reviewed|kept|good|blurry|corrupt\w*|missing)\b)"
+    r"[a-z][\w'-]*")
 # "2000 studies ~ 25 slices each", "300 patients with 40 images per patient": the studies times the images in each.
 _STUDIES = r"(?:studies|patients|exams|examinations|volumes|scans|series|subjects|cases|wsis|slides|videos|clips|sequences|" \
            r"eyes|breasts|knees|hips|hands|lesions|nodules|specimens|biopsies|wounds)"

@@ -118,7 +118,7 @@ _BODY_PARTS: tuple[tuple[str, str], ...] = (
     (r"\bblood\b|leukocyte\w*|leukemia|\bwbc\b", "blood"),
     (r"\beyes?\b|retina\w*|ophthalm\w*|diabetic retinopathy|glaucoma|\bcorne\w*|\bocular\b|slit[- ]lamp|cataracts?\b|"
      r"keratitis", "eye"),
-    (r"\bcolon(?:s|ic|oscop\w*)?\b|colorectal|bowel|polyps?\b|gastro\w*|stomach", "colon"),  # not "colonies"
+    (r"\bcolon(?:s|ic|oscop\w*)?\b|colorectal|bowel|polyps?\b|gastro\w*|gastric|stomach", "colon"),  # not "colonies"
     (r"\bliver\b|hepat\w*", "liver"),
     (r"\bgall\s*bladders?\b|\bbiliary\b|\bcholecyst\w*", "gallbladder"),
     (r"\bkidneys?\b|renal", "kidney"),
