@@ -617,6 +617,9 @@ _PER_CLASS_RANGE = (
         rf"(?:(?P<ap>{APPROX})\s*)?(?:between\s+)?(?P<a>{COUNT})\s*(?:-|\u2013|to|and)\s*(?P<b>{COUNT})\s+"
         rf"(?:[a-z-]+\s+)?{IMAGE_NOUNS}\s+each\b(?!\s*(?:minute|hour|second|epoch))"),
 )
+# "between 3 and 4 thousand knee x-rays", "3-4k images", "2,000 to 2,500 slices": a range of totals
+_IMAGE_RANGE = re.compile(rf"(?<![\w.,/-])(?:between\s+)?(?P<lo>\d+(?:\.\d+)?(?:,\d{{3}})*(?:\s*k\b)?)\s*(?:-|\u2013|to|and)\s*"
+                          rf"(?P<n>{COUNT})\s+{_FILLER}{IMAGE_NOUNS}\b(?!\s*(?:per|each|in each|for each|a)\b)")
 _IMAGES = (
     re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s*(?P<plus>\+)?(?:-?ish)?\s*(?:-\s*)?{_FILLER}(?:[a-z]+-)?"
                rf"{IMAGE_NOUNS}\b"),
@@ -897,6 +900,14 @@ def _read_total(r: Reading, p: TaskProfile, per_class: bool) -> None:
                 p.imbalance_ratio = 1.0
                 r.take("imbalance_ratio", m.start(), m.end(), blank=False)
             return _set_images(r, p, n[0] * p.n_classes, m.start(), m.end(), approximate, check=True)
+    if (m := _IMAGE_RANGE.search(r.low)) and (hi := _whole(r, m, "n", "the number of images", 2, MAX_IMAGES)):
+        # "between 3 and 4 thousand x-rays", "3-4k images": the middle of the range, approximate
+        lead = re.match(r"\d+(?:\.\d+)?", m.group("n").replace(",", ""))
+        lo = read_count(m.group("lo")).value
+        if lead and lo * hi[0] / float(lead.group()) <= hi[0]:
+            lo *= hi[0] / float(lead.group())  # "3" of "3 and 4 thousand" is 3,000
+        if 0 < lo < hi[0]:
+            return _set_images(r, p, round((lo + hi[0]) / 2), m.start(), m.end(), True, check=True)
     for regex in _IMAGES:
         if regex is _IMAGES[3] and not mentions(r.low, "of them", "total", "altogether", "overall"):
             continue

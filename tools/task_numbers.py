@@ -37,7 +37,7 @@ _DIGITS = r"\d{1,3}(?:,\d{3})+(?![\d,])|\d{1,3}(?:[ \u00a0]\d{3})+(?!\d)|\d{1,3}
 COUNT = (
     r"(?<![\w.,])(?:"
     rf"(?:tens of thousands|hundreds|thousands|millions) of"
-    rf"|(?:(?:a\s+)?(?:couple of|couple|few|handful of)|several)\s+{_SCALE_WORD}s?"
+    rf"|(?:(?:a\s+)?(?:couple of|couple|few|handful of)|several)\s+(?:{_SCALE_WORD}|dozen)s?"  # "a couple dozen"
     r"|\d+(?:\.\d+)?e\+?\d{1,2}(?![\w.])"  # "3e6", as a CLI's --max-params takes it
     rf"|(?:{_DIGITS})(?:\s*(?:k|m|mn|mio|bn|b\b(?!-\w))\b|\s+{_SCALE_WORD}s?\b(?:\s+{_SCALE_WORD}\b)?|(?![\w]))"
     rf"|(?:half|a\s+quarter(?:\s+of)?)\s+an?\s+{_SCALE_WORD}\b"  # "half a million", "a quarter of a million"
