@@ -408,7 +408,8 @@ _COUNT_IN_BRACKETS = re.compile(r"\bmulti-?\s?class\s*\(\s*(?P<n>\d{1,3})\s*\)")
 # "3 diseases + normal", "(5 + none)", "four subtypes plus healthy": the classes named and the normal one after them
 _NORMAL_CLASS = r"(?:a\s+|the\s+)?(?:normal|healthy|controls?|negative|background|no finding|none|no disease|no tumou?r)\b"
 _CLASSES_PLUS = re.compile(rf"(?P<n>{COUNT})\s+(?:[a-z-]+\s+)?(?:{CLASS_NOUNS}|diseases|findings|subtypes|conditions|"
-                           rf"pathologies|tumou?rs|lesions)\s*(?:\+|plus)\s*{_NORMAL_CLASS}"
+                           rf"pathologies|tumou?rs|lesions)(?:\s+of\s+(?:[a-z-]+\s+){{0,2}}?[a-z-]+)?\s*(?:\+|plus)\s*"
+                           rf"[\"'\u201c]?{_NORMAL_CLASS}"  # ('3 types of brain tumour plus "no tumour"')
                            rf"|\(\s*(?P<n2>\d{{1,2}})\s*(?:\+|plus)\s*{_NORMAL_CLASS}\s*\)")
 _PLUS_CLASSES = re.compile(rf"\b(?:normal|healthy|controls?|negative|background|benign|no finding|none)\s*(?:\+|plus)\s*"
                            rf"(?P<n>{COUNT})\s+(?:[a-z-]+\s+)?{CLASS_NOUNS}\b")
@@ -572,7 +573,7 @@ _SIZED = rf"{COUNT}\s+(?:with(?:out)?\s+(?:an?\s+)?)?(?!(?:{_UNIT_WORDS}|{_OTHER
 _SIZES = re.compile(rf"(?:(?P<ap>{APPROX})\s*)?{_SIZED}(?:\s*(?:,\s*and|,|;|\+|/|\band)?\s*{_SIZED})+")
 # "melanoma 320, nevus 2,100, seborrheic keratosis 410", "normal: 1,200; pneumonia: 3,400": the name first, then
 # digits (a word number after a name is a label: "grade two"); not a field, a backbone or a device ("resnet 50").
-_NAME_N = (r"(?P<name>[a-z][a-z'-]+(?:\s+[a-z][a-z'-]+)?)\s*(?::|=|-)?\s*\(?\s*(?P<n>\d{1,3}(?:,\d{3})+(?![\d,])|\d+(?:\.\d+)?\s*k\b|"
+_NAME_N = (r"(?P<name>[a-z][a-z'-]+(?:\s+[a-z][a-z'-]+)?)\s*(?::|=|-)?\s*\(?\s*(?P<n>\d{1,3}(?:,\d{3})+(?!\d|,\d)|\d+(?:\.\d+)?\s*k\b|"
            rf"\d+(?![\d.,]\d))\s*\)?(?!\s*(?:{_UNIT_WORDS}|{_OTHER_THINGS}|[\w%])\b)")
 # (pairs apart by commas or "and"; by blanks only where each says "name=count": "normal=3,270 pneumonia=1,400")
 _NAME_SIZES = re.compile(rf"{_NAME_N}(?:(?:\s*(?:,\s*and|,|;|\band)\s*|\s*(?<=\s)(?=[a-z][a-z'-]+\s*[=:]\s*\d))"
@@ -795,6 +796,9 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
     for m in _NAME_SIZES.finditer(r.low):
         items = [(x.group("name").split()[-1], read_count(x.group("n"))) for x in re.finditer(_NAME_N, m.group(0))]
         sizes = [n.value for _, n in items]
+        if len(items) >= 2 and all(w in _SPLITS for w, _ in items):  # "train: 2,870, val: 410, test: 820": the images
+            _set_images(r, p, sum(sizes), m.start(), m.end(), any(n.approximate for _, n in items))
+            return
         if len(items) < 2 or any(w in _NOT_NAMES or w in _NOT_A_SIZE_NAME or w in _SPLITS for w, _ in items):
             continue
         if min(sizes) < 2 or max(sizes) < 20:  # "grade 1, grade 2", "class 3, class 4": labels, not sizes
