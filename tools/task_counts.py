@@ -573,7 +573,8 @@ _SIZED = rf"{COUNT}\s+(?:with(?:out)?\s+(?:an?\s+)?)?(?!(?:{_UNIT_WORDS}|{_OTHER
 _SIZES = re.compile(rf"(?:(?P<ap>{APPROX})\s*)?{_SIZED}(?:\s*(?:,\s*and|,|;|\+|/|\band)?\s*{_SIZED})+")
 # "melanoma 320, nevus 2,100, seborrheic keratosis 410", "normal: 1,200; pneumonia: 3,400": the name first, then
 # digits (a word number after a name is a label: "grade two"); not a field, a backbone or a device ("resnet 50").
-_NAME_N = (r"(?P<name>[a-z][a-z'-]+(?:\s+[a-z][a-z'-]+)?)\s*(?::|=|-)?\s*\(?\s*(?P<n>\d{1,3}(?:,\d{3})+(?!\d|,\d)|\d+(?:\.\d+)?\s*k\b|"
+_NAME_N = (r"(?P<name>[a-z][a-z'-]+(?:\s+(?!(?:is|are|has)\b)[a-z][a-z'-]+)?)\s*(?::|=|-|\bis\b|\bare\b|\bhas\b)?\s*(?:~\s*|about\s+|around\s+)?"
+           r"\(?\s*(?P<n>\d{1,3}(?:,\d{3})+(?!\d|,\d)|\d+(?:\.\d+)?\s*k\b|"
            rf"\d+(?![\d.,]\d))\s*\)?(?!\s*(?:{_UNIT_WORDS}|{_OTHER_THINGS}|[\w%])\b)")
 # (pairs apart by commas or "and"; by blanks only where each says "name=count": "normal=3,270 pneumonia=1,400")
 _NAME_SIZES = re.compile(rf"{_NAME_N}(?:(?:\s*(?:,\s*and|,|;|\band)\s*|\s*(?<=\s)(?=[a-z][a-z'-]+\s*[=:]\s*\d))"
@@ -637,7 +638,7 @@ _IMAGES = (
 # The size of the smallest class, or a bound on it, said on its own ("some classes have fewer than 10 images").
 _SMALLEST_SIZE = re.compile(
     r"\b(?:(?:the\s+)?(?:smallest|rarest)\s+(?:class|category|grade|group)|(?:some|a few|one|two|three)\s+(?:of the\s+)?"
-    r"(?:classes|categories|grades|groups)|(?!(?:it|we|i|they|this|that|dataset|data|set|collection|cohort|folder|"
+    r"(?:classes|categories|grades|groups)|(?:some|a few|one|two|three)\s+of\s+(?:them|these|those)|(?!(?:it|we|i|they|this|that|dataset|data|set|collection|cohort|folder|"
     r"archive|everything)\b)[a-z][\w'-]*(?=\s+(?:class\s+)?(?:has|had|contains?)\s+(?:only|just)\b))"
     r"\s+(?:\w+\s+)?(?:has|have|had|with|contains?)\s+(?:only\s+|just\s+)?"
     rf"(?:(?:fewer|less)\s+than\s+|under\s+|below\s+|at\s+most\s+|about\s+|around\s+|~\s*)?(?P<n>{COUNT})")
@@ -673,7 +674,7 @@ _ONE_CLASS = re.compile(rf"[,;(]\s*(?:of which\s+|of them\s+|including\s+|with\s
                         r"(?P<w>[a-z][\w'-]*)\s*(?=[,;.)]|$|\s+(?:cases|images|ones)\b)")
 _TILES = re.compile(rf"{COUNT}\s+(?:[a-z]+\s+)?(?:tiles?|patches|patch|crops?)\b")
 # What a class holds, said just before a count: "some classes have fewer than", "the smallest class has only".
-_OF_A_CLASS = re.compile(r"\b(?:class|classes|categor(?:y|ies)|grades?|groups?|labels?)\s+(?:\w+\s+){0,2}?"
+_OF_A_CLASS = re.compile(r"\b(?:class|classes|categor(?:y|ies)|grades?|groups?|labels?|of them|of these|of those)\s+(?:\w+\s+){0,2}?"
                          r"(?:has|have|had|with|contains?|containing)\s+(?:only\s+|just\s+)?(?:(?:fewer|less|more)\s+than\s+|"
                          r"under\s+|below\s+|over\s+|at\s+(?:most|least)\s+|about\s+|around\s+|~\s*)?$")
 # "one slice per patient": the patients are the images.
@@ -805,7 +806,8 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
             continue
         if any(re.fullmatch(r"(?:19|20)\d\d", x.group("n").strip()) for x in re.finditer(_NAME_N, m.group(0))):
             continue  # "ISIC 2019, HAM 10000": datasets and their years, not class sizes
-        _set_sizes(r, p, sizes, m.start(), m.end(), any(n.approximate for _, n in items))
+        _set_sizes(r, p, sizes, m.start(), m.end(),
+                   any(n.approximate for _, n in items) or bool(re.search(r"~|\babout\b|\baround\b", m.group(0))))
         return
 
 
@@ -842,7 +844,9 @@ def _set_sizes(r: Reading, p: TaskProfile, sizes: list[float], start: int, end: 
         else:
             p.imbalance_ratio = max(sizes) / min(sizes)
         r.take("imbalance_ratio", start, end, blank=False)
-    _set_images(r, p, sum(sizes), start, end, approximate)
+    # the sizes of only some of the classes ("normal ~10k, viral pneumonia ~1.3k" of 4): their sum is a rough total,
+    # which a total the text states wins over
+    _set_images(r, p, sum(sizes), start, end, approximate or len(sizes) < p.n_classes)
 
 
 def _set_shares(p: TaskProfile, sizes: list[float]) -> None:
