@@ -60,7 +60,8 @@ _UNIT_WORDS = (r"(?:px|pixels?|gb|mb|kb|epochs?|params|parameters|weights|minute
 
 # Things a task counts that are not classes: "3 views (CC, MLO, ML)", "4 hospitals", "2 scanners".
 _OTHER_THINGS = (r"(?:views?|projections?|planes?|sequences?|sites?|centres?|centers?|hospitals?|institutions?|scanners?|"
-                 r"vendors?|machines?|stains?|protocols?|modalities|cohorts?|years?|months?|weeks?|readers?|annotators?)")
+                 r"vendors?|machines?|stains?|protocols?|modalities|cohorts?|years?|months?|weeks?|readers?|annotators?|"
+                 r"datasets?|data sets?|sources?|collections?)")
 _CLAUSE = re.compile(r"[,;.!?\n]\s|[()]")
 
 
@@ -668,7 +669,10 @@ _PER_STUDY = re.compile(
     rf"(?:(?P<ap2>{APPROX})\s*)?(?P<b2>{COUNT})\s+(?:[a-z]+\s+)?{IMAGE_NOUNS}\b"
     # "2 views per breast, 4000 breasts": the count per study first
     rf"|(?P<b3>{COUNT})\s+(?:[a-z]+\s+)?{_VIEWS}\s*(?:per|a|for each|for every|of each|from each)\s+{_A_STUDY}\b"
-    rf"[^.;\d]{{0,30}}?(?:(?P<ap3>{APPROX})\s*)?(?P<a3>{COUNT})\s+(?:[a-z]+\s+)?{_STUDIES}\b")
+    rf"[^.;\d]{{0,30}}?(?:(?P<ap3>{APPROX})\s*)?(?P<a3>{COUNT})\s+(?:[a-z]+\s+)?{_STUDIES}\b"
+    # "3D CT volumes (n=420) sliced into 2D images (~60 per volume)": the studies counted in brackets
+    rf"|{_STUDIES}\s*\(\s*n\s*[=:]\s*(?P<a4>{COUNT})\s*\)[^.;]{{0,60}}?(?:(?P<ap4>{APPROX})\s*)?(?P<b4>{COUNT})\s+"
+    rf"(?:[a-z]+\s+)?(?:{_VIEWS}\s+)?(?:per|each|a|in each|for each)\s+{_A_STUDY}\b")
 # After the total, one class's size: "650 images, 168 glaucoma", "1,200 scans, of which 300 malignant".
 _ONE_CLASS = re.compile(rf"[,;(]\s*(?:of which\s+|of them\s+|including\s+|with\s+)?(?P<n>{COUNT})\s+(?:are\s+|is\s+)?"
                         r"(?P<w>[a-z][\w'-]*)\s*(?=[,;.)]|$|\s+(?:cases|images|ones)\b)")
@@ -860,7 +864,7 @@ def _set_shares(p: TaskProfile, sizes: list[float]) -> None:
 def read_images(r: Reading, p: TaskProfile) -> None:
     """The number of images: a total, a count per study times the studies, or a count per class times the class count."""
     m = _PER_STUDY.search(r.low)
-    g = "" if m is None or m.group("a") else "2" if m.group("a2") else "3"  # (which of its three forms matched)
+    g = "" if m is None or m.group("a") else "2" if m.group("a2") else "3" if m.group("a3") else "4"  # (which form)
     if m and (a := _whole(r, m, "a" + g, "the number of studies", 1, MAX_IMAGES)) and (
             b := _whole(r, m, "b" + g, "the number of images per study", 1, MAX_IMAGES)):
         r.notes.append(f"{r.text[m.start():m.end()].strip()!r}: every image taken as one training image")
