@@ -142,16 +142,22 @@ def test_any_torn_tail_is_skipped_then_trimmed(tail: bytes) -> None:
 
 
 # ----------------------------------------------------------------------------- text input
+def _profile_or_a_clear_error(text: str) -> Any:
+    """The reader's profile of `text`, or None when it refused it with a message (a ValueError that says why)."""
+    count("property examples (text input)")
+    try:
+        return parse_task(text)
+    except ValueError as exc:
+        assert str(exc)
+        return None
+
+
 @settings(max_examples=300, deadline=None, database=None)
 @given(text=st.text(max_size=200) | st.from_regex(
     r"(chest x-ray|mri|dermoscopy|ct)?,? ?-?[0-9]{1,400}([.,][0-9]{1,5})?(e[0-9]{1,4})? ?(k|m)? ?"
     r"(classes|images|px|minutes|hours|s|seconds|parsecs|:[0-9]{1,30} ratio)", fullmatch=True))
 def test_any_task_text_gives_a_profile_or_a_value_error(text: str) -> None:
-    count("property examples (text input)")
-    try:
-        profile = parse_task(text)
-    except ValueError as exc:
-        assert str(exc)
+    if (profile := _profile_or_a_clear_error(text)) is None:
         return
     meta = profile.to_meta()  # every profile the reader gives becomes valid meta-features
     assert 2 <= meta.n_classes <= meta.n_instances
@@ -171,11 +177,7 @@ CJK_PIECES = st.sampled_from([
 @settings(max_examples=300, deadline=None, database=None)
 @given(text=st.lists(CJK_PIECES | st.integers(0, 99999).map(str), min_size=1, max_size=12).map("".join))
 def test_any_cjk_task_text_is_read_with_its_fields_in_the_users_own_words(text: str) -> None:
-    count("property examples (text input)")
-    try:
-        profile = parse_task(text)
-    except ValueError as exc:
-        assert str(exc)
+    if (profile := _profile_or_a_clear_error(text)) is None:
         return
     assert profile.text == text
     for field, words in profile.said.items():  # the gloss's spans map back onto the text as written
