@@ -28,6 +28,16 @@ def test_numbers_in_characters_and_myriads_become_digits(text: str, number: str)
     assert gloss(text).text.startswith(number)
 
 
+def test_the_terms_have_no_groups_of_their_own() -> None:
+    # the gloss finds which term matched by its group's index in one alternation: a group inside a term would shift
+    # every index after it and gloss words into the wrong English
+    import re
+
+    from tools.task_gloss import _TERMS
+
+    assert [p for p, _ in _TERMS if re.compile(p).groups] == []
+
+
 def test_a_numeral_inside_a_word_is_not_a_number() -> None:
     # "统一" (uniform), "一般" (general): a numeral character is read only before a counter or class word
     assert not any(ch.isdigit() for ch in gloss("统一尺寸的一般图像").text)

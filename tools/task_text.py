@@ -332,8 +332,12 @@ def parse_task(text: str) -> TaskProfile:
     _defaults(p)
     if glossed.changed:  # each field with the user's own words again
         for name, (start, end) in list(p.spans.items()):
-            p.spans[name] = glossed.origin(start, end)
-            p.said[name] = text[slice(*p.spans[name])].strip()
+            start, end = glossed.origin(start, end)
+            while start < end and text[start].isspace():
+                start += 1
+            while end > start and text[end - 1].isspace():
+                end -= 1
+            p.spans[name], p.said[name] = (start, end), text[start:end]
         p.text = text
     return p
 
