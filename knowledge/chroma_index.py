@@ -219,7 +219,7 @@ class ChromaIndex:
             with self.path.open("rb") as f:
                 f.seek(-1, os.SEEK_END)
                 whole = f.read(1) == b"\n"
-        except (FileNotFoundError, OSError):  # missing or empty: nothing torn
+        except OSError:  # missing or empty: nothing torn
             return
         if whole:
             return

@@ -58,6 +58,12 @@ _IMAGE_SETS = re.compile(r"\b(?:cifar-?(?:10|100)?|(?:fashion-?)?mnist|imagenet(
                          r"oxford (?:pets|flowers)|food-?101|caltech-?(?:101|256)|places365)\b")
 _SET_AS_DATA = re.compile(r"\b(?:dataset|data|train\w*|fine-?tun\w*|hyper-?param\w*|backbone|model|classif\w*)\b")
 
+
+def _names_a_set(low: str) -> bool:
+    """A public image set named as the data to classify ("the dataset is CIFAR-10"), not asked about ("what is
+    imagenet?")."""
+    return bool(_IMAGE_SETS.search(low) and _SET_AS_DATA.search(low))
+
 # (label, user-facing name, pattern): requests that are not image classification.
 _OTHER_TASKS = (
     ("segmentation", "Segmentation (a mask per pixel)",
@@ -267,8 +273,7 @@ def _judge(text: str, low: str, profile: TaskProfile | None) -> tuple[ScopeKind,
             return "not_image_classification", [m.span()], _other(name)
         also = also or name
     question = _QUESTION.search(low)
-    named_set = _IMAGE_SETS.search(low) and _SET_AS_DATA.search(low)  # "the dataset is CIFAR-10", not "what is imagenet?"
-    if question and not _TASK_WORDS.search(low) and not classify and not named_set and not {
+    if question and not _TASK_WORDS.search(low) and not classify and not _names_a_set(low) and not {
             "n_classes", "n_instances"} & set(profile.said if profile is not None else {}):
         return "not_image_classification", [question.span()], (
             f"{WHAT_IT_DOES} This reads as a question about imaging, not a task to set up, so there is nothing to "
@@ -292,8 +297,7 @@ def _image_task(text: str, low: str, profile: TaskProfile | None, image: re.Matc
     modality = spans.get("modality") if said.get("modality", "").lower() not in ("pet", "") else None
     strong = modality or (medical.span() if medical else None)
     non_medical = _NON_MEDICAL.search(low)
-    named_set = _IMAGE_SETS.search(low) and _SET_AS_DATA.search(low)  # "the dataset is CIFAR-10": images to classify
-    if non_medical and not strong and (image or classify or "n_classes" in said or named_set):
+    if non_medical and not strong and (image or classify or "n_classes" in said or _names_a_set(low)):
         return "image_classification_non_medical", [non_medical.span()], (
             f"Every run in the knowledge base is on medical images; for {text[slice(*non_medical.span())]!r} the "
             "recommendation is extrapolated from them: expect the predicted accuracy to be less reliable.")
