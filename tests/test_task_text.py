@@ -479,6 +479,24 @@ def test_tb_as_a_class_is_not_read_as_terabytes() -> None:
     assert any("'2 TB' names no model" in n for n in parse_task("2 TB of chest x-rays, 3 classes").notes)
 
 
+@pytest.mark.parametrize(("text", "device", "note"), [
+    ("train on a g4dn.xlarge, chest x-rays, 2 classes", "cuda", "'g4dn.xlarge' read as a cloud machine with an NVIDIA T4 GPU"),
+    ("a2-highgpu-1g, brain MRI, 4 classes", "cuda", "with an NVIDIA A100 GPU"),
+    ("an m5.2xlarge, chest x-rays, 2 classes", "cpu", "'m5.2xlarge' read as a cloud machine without a GPU, 8 vCPUs"),
+    ("a t3.medium, chest x-rays, 2 classes", "cpu", "'t3.medium' read as a cloud machine without a GPU"),
+    # a hosted notebook without its runtime named decides nothing, and says so
+    ("in Google Colab, fundus photos, 5 grades", "cpu", "'Google Colab' does not say whether its runtime has a GPU"),
+    ("in Google Colab with a T4, fundus photos, 5 grades", "cuda", None),
+])
+def test_a_cloud_machine_says_which_device_it_is(text: str, device: str, note: str | None) -> None:
+    p = parse_task(text)
+    assert p.device == device
+    assert ("device" in p.assumed) == (note is not None and "Colab" in note)
+    if note:
+        assert any(note in n for n in p.notes), p.notes
+    assert p.n_classes in (2, 4, 5)  # "2xlarge", "1g" count nothing
+
+
 def test_one_class_said_to_have_only_so_many_against_another_gives_the_imbalance() -> None:
     p = parse_task("fundus photos, 5 grades, 3,662 images; 1805 no DR but only 193 severe")
     assert p.imbalance_ratio == pytest.approx(1805 / 193)

@@ -74,6 +74,9 @@ _GPU_NEGATED = re.compile(
 )
 _CPU_WORD = re.compile(r"\bcpu[- ]only\b|\bonly (?:a |the |my )?cpus?\b|\bcpus?\b")
 _CPU_WEAK = re.compile(r"\blaptop\b|\bnotebook\b|\bmac(?:book)?\b|\bimac\b|\bapple (?:silicon|m[1-4])\b|\braspberry\b")
+# A whole machine: a size beside it and no other cue in its clause is its memory.
+_MACHINE = re.compile(r"\blaptops?\b|\bnotebooks?\b|\bmac(?:book)?s?(?:\s+(?:air|pro))?\b|\bimacs?\b|\bdesktops?\b|\bpcs?\b|"
+                      r"\bworkstations?\b|\bcomputers?\b|\bmachines?\b|\bservers?\b|\bvms?\b|\bapple (?:silicon|m[1-4])\b")
 _GPU_WORD = re.compile(r"\bgpus?\b|\bcuda\b|\bgraphics card\b|\bnvidia\b|\bvram\b")
 # A CPU's core count: "8-core CPU", "16 cores", "4 vCPUs", "quad-core laptop". It names a CPU, and the time
 # model reads the count (records say "cpu:2 cores").
@@ -176,6 +179,9 @@ def _read_sizes(r: Reading, p: TaskProfile) -> None:
             # ("a phone (max 10MB)": a model to fit on it)
             near = [(m.start() - e, kind) for s, e, kind in cues
                     if kind in ("gpu_memory_bytes", "max_model_bytes") and 0 <= m.start() - e <= 8]
+        if m.group("u")[0] in "gt":  # "a MacBook M1 with 8GB", "my machine has 32GB": the machine's memory
+            near += [(min(abs(s.start() - m.end()), abs(m.start() - s.end())), "ram_bytes")
+                     for s in _MACHINE.finditer(r.low, clause_start, clause_end)]
         kind = min(near)[1] if near else None
         sentence = (max(r.low.rfind(c, 0, m.start()) for c in ".;") + 1,
                     min([i for i in (r.low.find(c, m.end()) for c in ".;") if i >= 0] or [len(r.low)]))
@@ -197,6 +203,42 @@ def _read_sizes(r: Reading, p: TaskProfile) -> None:
             p.device = "cuda"
 
 
+# Cloud machines by their instance type ("a g4dn.xlarge", "p3.2xlarge", "a2-highgpu-1g"): the GPU a family carries,
+# or none. A CPU family's vCPUs follow its size (large 2, xlarge 4, Nxlarge 4N, on AWS's c/m/r/t families).
+_GPU_INSTANCES = {"g4dn": "an NVIDIA T4", "g5": "an NVIDIA A10G", "g6": "an NVIDIA L4", "gr6": "an NVIDIA L4",
+                  "g6e": "an NVIDIA L40S", "p2": "an NVIDIA K80", "p3": "an NVIDIA V100", "p3dn": "an NVIDIA V100",
+                  "p4d": "an NVIDIA A100", "p4de": "an NVIDIA A100", "p5": "an NVIDIA H100", "p5e": "an NVIDIA H200",
+                  "p5en": "an NVIDIA H200", "a2": "an NVIDIA A100", "a3": "an NVIDIA H100", "g2": "an NVIDIA L4"}
+_INSTANCE = re.compile(
+    r"(?<![\w.-])(?:(?P<aws>g4dn|g5|g6e?|gr6|p2|p3dn|p3|p4de?|p5e?n?|(?P<cpu>[cmrt][2-8][a-z]{0,3}))\.(?P<size>(?P<n>\d{1,2})?xlarge|"
+    r"large|medium|small|micro|nano|metal)|(?P<gcp>a2|a3|g2)-(?:highgpu|ultragpu|megagpu|edgegpu|standard)-\d+g?)(?![\w.-])")
+# Hosted notebooks whose runtime may or may not have a GPU: without one named, the device is not read from them.
+_NOTEBOOK_HOST = re.compile(r"\b(?:google\s+)?colab(?:oratory)?\b|\bkaggle\b(?:\s+(?:notebooks?|kernels?))?|\bsagemaker studio lab\b")
+
+
+def _read_instance(r: Reading, p: TaskProfile) -> tuple[re.Match[str] | None, re.Match[str] | None]:
+    """A cloud instance type the text names: (its match if it carries a GPU, its match if it is CPU-only)."""
+    m = _INSTANCE.search(r.low)
+    if m is None:
+        return None, None
+    words = r.text[m.start():m.end()]
+    family = m.group("aws") or m.group("gcp")
+    if m.group("cpu"):
+        n = m.group("n")
+        vcpus = {"large": 2, "xlarge": 4}.get(m.group("size")) or (4 * int(n) if n else None)
+        if vcpus and p.cpu_cores is None:
+            p.cpu_cores = vcpus
+            r.take("cpu_cores", m.start(), m.end(), blank=False)
+        r.notes.append(f"{words!r} read as a cloud machine without a GPU" + (f", {vcpus} vCPUs" if vcpus else ""))
+        return None, m
+    r.notes.append(f"{words!r} read as a cloud machine with {_GPU_INSTANCES[family]} GPU")
+    if p.gpu_name is None:
+        start, end = r.words(m.start(), m.end())
+        p.gpu_name = r.text[start:end]
+        r.said["gpu_name"], r.spans["gpu_name"] = p.gpu_name, (start, end)
+    return m, None
+
+
 # "CPU only, 8 threads": the threads a CPU run may use (torch's), taken as its cores where a CPU is named.
 _THREADS = re.compile(r"(?<![\w.])(?P<n>\d{1,3})\s*-?\s*(?:cpu\s+)?threads\b")
 
@@ -216,7 +258,9 @@ def _read_device(r: Reading, p: TaskProfile) -> None:
         start, end = r.words(name.start("name"), name.end("name"))
         p.gpu_name = r.text[start:end]
         r.said["gpu_name"], r.spans["gpu_name"] = p.gpu_name, (start, end)
-    negated, cpu, gpu = _GPU_NEGATED.search(r.low), _CPU_WORD.search(r.low), _GPU_WORD.search(r.low) or name
+    gpu_box, cpu_box = _read_instance(r, p)
+    negated = _GPU_NEGATED.search(r.low)
+    cpu, gpu = _CPU_WORD.search(r.low) or cpu_box, _GPU_WORD.search(r.low) or name or gpu_box
     if negated:
         m, p.device = negated, "cpu"
     elif cpu and (gpu is None or cpu.start() < gpu.start()):
@@ -228,11 +272,15 @@ def _read_device(r: Reading, p: TaskProfile) -> None:
     else:
         m = _CPU_WEAK.search(r.low) or cores
         if m is None:
+            if host := _NOTEBOOK_HOST.search(r.low):
+                r.notes.append(f"{r.text[host.start():host.end()]!r} does not say whether its runtime has a GPU: "
+                               "a CPU is assumed; name the GPU (e.g. 'Colab with a T4') for GPU training times")
             return
         p.device = "cpu"
     r.take("device", m.start(), m.end(), blank=False)
-    if name:
-        r.blank(name.start(), name.end())  # "RTX 3060" is no count of anything
+    for box in (name, gpu_box, cpu_box):
+        if box:
+            r.blank(box.start(), box.end())  # "RTX 3060", "p3.2xlarge" are no counts of anything
     if cores:
         r.blank(cores.start(), cores.end())  # "8 cores" is no count of images or classes
 
