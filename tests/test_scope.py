@@ -35,6 +35,9 @@ SCOPE_TABLE = [
     # a number cut into classes is classification, though the number alone would be regression
     ("med-bone-age-binned", "hand x-rays, bone age under or over 10 years, 2,000 images", MED, "x-rays"),
     ("med-age-groups", "predict the age group (child, teen, adult) from hand radiographs, 3k images", MED, "radiographs"),
+    ("med-bone-age-groups", "classify hand x-rays by bone age into 4 age groups, 3000 images", MED, "x-rays"),
+    ("med-continuous-monitoring", "chest x-rays into normal/pneumonia, continuous monitoring of training please", MED,
+     "x-rays"),
     # a question about imaging that asks for no set-up (no model, training, data or classes)
     ("not-explain-modalities", "Can you explain to a patient the difference between a CT scan and an MRI?", NOT,
      "Can you explain"),
@@ -58,6 +61,12 @@ SCOPE_TABLE = [
     ("not-segment-liver", "segment the liver tumours in abdominal CT", NOT, "segment"),
     ("not-boxes", "draw bounding boxes around lung nodules in chest CT", NOT, "bounding boxes"),
     ("not-regress-age", "predict the age of each patient from chest x-rays", NOT, "predict the age"),
+    # a number asked for in the words of classification is still regression
+    ("not-regress-classify-continuous", "classify each knee x-ray by the patient's age in years (continuous), 5000 images",
+     NOT, "(continuous)"),
+    ("not-regress-severity-score", "predict a continuous severity score from chest x-rays, 2000 images", NOT,
+     "continuous severity score"),
+    ("not-regress-real-valued", "classify fundus photos as a real-valued DR score", NOT, "real-valued"),
     ("not-gan", "generate synthetic MRI scans with a GAN", NOT, "generate synthetic MRI scans"),
     ("not-reports", "classify radiology reports as urgent or routine", NOT, "reports"),
     ("not-tabular", "predict diabetes from a CSV of lab values", NOT, "CSV"),

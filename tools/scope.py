@@ -64,6 +64,12 @@ def _names_a_set(low: str) -> bool:
     imagenet?")."""
     return bool(_IMAGE_SETS.search(low) and _SET_AS_DATA.search(low))
 
+# A number as the answer, however the request words it ("classify each x-ray by age in years (continuous)"):
+# regression even beside "classify", unless the number is cut into classes (see _BINNED).
+_CONTINUOUS = (r"\(\s*continuous\s*\)|\bcontinuous(?:ly)?[- ](?:[a-z]+ )?(?:valued?|targets?|outputs?|scores?|labels?|variables?|"
+               r"outcomes?|measures?|measurements?|numbers?|predictions?|regression)\b|\bas (?:a|an) (?:real|continuous|exact|"
+               r"floating[- ]point) (?:number|value)\b|\breal[- ]valued\b|\bexact (?:age|value|number|score)\b")
+_STRONG_REGRESSION = re.compile(_CONTINUOUS)
 # (label, user-facing name, pattern): requests that are not image classification.
 _OTHER_TASKS = (
     ("segmentation", "Segmentation (a mask per pixel)",
@@ -77,7 +83,7 @@ _OTHER_TASKS = (
     ("regression", "Regression (predicting a number)",
      r"\bregression\b|\bregress\b|\bpredict (?:the |a |their )?(?:age|volume|size|value|dose|length|weight|survival)\b|"
      r"\bestimat\w* (?:the |a )?(?:age|volume|size|ejection fraction|bone age|density|length)\b|\bbone age\b|"
-     r"\bcontinuous (?:value|target|output|score)\b|\bsurvival (?:time|analysis)\b"),
+     r"\bcontinuous (?:value|target|output|score)\b|\bsurvival (?:time|analysis)\b|" + _CONTINUOUS),
     ("generation", "Generating, restoring or registering images",
      r"\bgenerat\w* (?:synthetic |new |fake |realistic )?(?:[a-z-]+ )?(?:images|scans|x-rays|pictures|photos)\b|\bsynthesi[sz]\w*|"
      r"\bgans?\b|\bdiffusion model|\bdenois\w*|\bsuper[- ]resolution\b|\bregistration\b|\breconstruct\w*|"
@@ -118,9 +124,11 @@ _CLASSIFY = re.compile(r"\bclassif\w*|\bcategori[sz]\w*|\brecogni[sz]\w*|\bident
                        r"\bsort\w*|\blabel\w*|\bbinary\b|\bmulti-?class\b|\bvs\.?\b|\bversus\b|\bwhich (?:one|class|type)\b")
 # Words that make a task classification although another is named: "... and classify", a number cut into classes
 # ("bone age under or over 10 years", "age group", "binned").
-_EXPLICIT_CLASSIFY = re.compile(r"\bclassif\w*|\bcategori[sz]\w*|\bclasses\b|\b(?:under|below|less than|younger than)\s+or\s+"
-                                r"(?:over|above|more than|older than)\b|\b(?:over|above)\s+or\s+(?:under|below)\b|"
-                                r"\bbinned\b|\b(?:age|size) (?:groups?|bands?|brackets?|bins?)\b")
+_BINNED = (r"\b(?:under|below|less than|younger than)\s+or\s+(?:over|above|more than|older than)\b|"
+           r"\b(?:over|above)\s+or\s+(?:under|below)\b|\bbinned\b|\bbins?\b|\b(?:age|size|score) (?:groups?|bands?|brackets?|ranges?)\b|"
+           r"\binto \w+ (?:groups|bands|brackets|ranges|categories|classes|levels)\b")
+_EXPLICIT_CLASSIFY = re.compile(rf"\bclassif\w*|\bcategori[sz]\w*|\bclasses\b|{_BINNED}")
+_BINNED = re.compile(_BINNED)
 _MEDICAL = re.compile(
     r"\bpatients?\b|\bclinic(?:al)?\b|\bhospital\b|\bmedical\b|\bradiolog\w*|\bpatholog\w*|\btumou?rs?\b|\bcancer\w*|"
     r"\bmalignan\w*|\blesions?\b|\bpneumonia\b|\bmelanoma\b|\bcarcinoma\b|\bnodules?\b|\bfractures?\b|\bretinopathy\b|"
@@ -271,6 +279,8 @@ def _judge(text: str, low: str, profile: TaskProfile | None) -> tuple[ScopeKind,
             return "not_image_classification", [m.span()], _other(name)
         if label not in _DATA_NOT_IMAGES and not _EXPLICIT_CLASSIFY.search(low):
             return "not_image_classification", [m.span()], _other(name)
+        if label == "regression" and (strong := _STRONG_REGRESSION.search(low)) and not _BINNED.search(low):
+            return "not_image_classification", [strong.span()], _other(name)  # "classify by age (continuous)"
         also = also or name
     question = _QUESTION.search(low)
     if question and not _TASK_WORDS.search(low) and not classify and not _names_a_set(low) and not {
