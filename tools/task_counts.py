@@ -744,6 +744,15 @@ _SHARE_LIST = re.compile(rf"\b(?:class(?:es)?\s+)?(?:balance|distribution|propor
                          rf"(?:\.\d+)?){{1,}})\s*%?(?![\w/])")
 
 
+# "train 4000 / val 500 / test 500", "training set 5216 images, test set 624 images": a split's parts, named first;
+# the images are their sum.
+_SPLIT_N = (rf"\b(?:train(?:ing)?|val(?:idation)?|valid|dev|test(?:ing)?|hold-?out|held-out)(?:\s+(?:set|split|data|fold))?"
+            rf"\s*(?::|=|\bhas\b|\bof\b|\bis\b|\bwith\b)?\s*(?:~\s*|about\s+|around\s+)?(?P<n>{COUNT})"
+            rf"(?!\s*(?:%|percent|epochs?|px|pixels?|minutes?|mins?|hours?|h\b|s\b|x\b|folds?|runs?|seeds?))"
+            rf"(?:\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?")
+_SPLIT_SIZES = re.compile(rf"{_SPLIT_N}(?:\s*(?:,\s*and|,|;|/|\+|\band)\s*{_SPLIT_N.replace('?P<n>', '')})+")
+
+
 def read_class_sizes(r: Reading, p: TaskProfile) -> None:
     """"300 benign and 60 malignant": classes, images and imbalance; "800 train and 200 test": images;
     "437/210/133 per class": the same as a list; "fracture (n=1,200) vs no fracture (n=3,400)": one count per class;
@@ -757,6 +766,10 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
             _set_shares(p, shares)
             r.take("imbalance_ratio", m.start(), m.end(), approximate=bool(m.group("ap")))
             return
+    if (m := _SPLIT_SIZES.search(r.low)) is not None:
+        counts = [read_count(x.group("n")) for x in re.finditer(_SPLIT_N, m.group(0))]
+        _set_images(r, p, sum(c.value for c in counts), m.start(), m.end(),
+                    bool(re.search(r"~|\babout\b|\baround\b", m.group(0))) or any(c.approximate for c in counts))
     given = list(_N_EACH.finditer(r.low))
     if len(given) >= 2:
         counts = [read_count(m.group("n")) for m in given]
