@@ -86,7 +86,10 @@ _INFERENCE = re.compile(
     r"|\b(?:run|runs|deploy\w*|on)\s+(?:it\s+)?(?:on\s+)?(?:a|an|my|our|the)\s+(?:\w+\s+)?(?:phone|smartphone|mobile|tablet|"
     r"edge device|raspberry pi|microcontroller|jetson|embedded device)\b|\bedge devices?\b", re.I)
 # Limits on a setting, as written: (field, "max" or "eq", pattern with the number as group "n").
-_AT_MOST = r"(?:no more than|not more than|at most|max(?:imum)?(?:\s+of)?|up to|under|fewer than|less than|only|just)"
+_AT_MOST = (r"(?:no more than|not more than|at most|max(?:imum)?(?:\s+of)?|up to|under|fewer than|less than|only|just|"
+            # "don't use more than 20 epochs", "never exceed 20 epochs", "without going over 20 epochs"
+            r"(?:do not|don'?t|never|must not|mustn'?t|should not|shouldn'?t|without)\s+(?:(?:use|using|train(?:ing)?|run(?:ning)?|"
+            r"go(?:ing)?)\s+(?:for\s+)?(?:more than|over|beyond|past)|exceed(?:ing)?))")
 # After a setting's number, a unit says it is not the setting's value: "epochs under 5 minutes each"
 # is a time, "batch size under 64 MB" a memory, not at most 5 epochs or a batch of 64.
 _NO_UNIT = r"(?![.,]\d)(?!\s*(?:%|percent\b|(?:min|mins|minutes?|s|secs?|seconds?|h|hrs?|hours?|ms|[kmgt]i?b|px|pixels?)\b))"
@@ -120,7 +123,7 @@ _NO_PRETRAINED = re.compile(
     r"|\b(?:pre-?trained|imagenet) (?:weights|models?|backbones?|initiali[sz]ation) (?:are |is )?(?:not (?:allowed|permitted|"
     r"an option|possible)|forbidden|prohibited|off[- ]limits|banned)\b"
     r"|\b(?:can ?not|can't|cannot|may not|must not|mustn't|not allowed to|aren't allowed to) use (?:any )?(?:pre-?trained|"
-    r"imagenet)\b|\bwithout (?:any )?(?:pre-?trained|imagenet|transfer learning)\b"
+    r"imagenet|transfer learning)\b|\bwithout (?:any )?(?:pre-?trained|imagenet|transfer learning)\b"
     r"|\b(?:only|must|has to|have to|needs? to) (?:be )?(?:train(?:ed|ing)? )?from scratch\b", re.I)
 
 # "there is no pretrained model for OCT" says what exists, not what is allowed: ImageNet weights still help.

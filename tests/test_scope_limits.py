@@ -512,6 +512,10 @@ def test_a_general_question_is_answered_for_a_task_it_says_was_assumed(recommend
     ("mri, 4 classes, batch must be under 64 MB of memory, no more than 30 epochs",
      {"epochs": ["max", 30, "no more than 30 epochs"]}),
     ("ct, 2 classes, epochs: 2.5 hours in all", {}),
+    # a limit said as what not to do, and a habit that is none
+    ("OCT, 4 classes, 84k images; don't use more than 20 epochs", {"epochs": ["max", 20, "don't use more than 20 epochs"]}),
+    ("fundus, 5 grades, never exceed 30 epochs please", {"epochs": ["max", 30, "never exceed 30 epochs"]}),
+    ("CT, 2 classes, I don't use 20 epochs usually", {}),
 ])
 def test_limits_on_settings_are_read_with_their_words(text: str, settings: dict[str, list[Any]]) -> None:
     from agent.goals import read_goals
@@ -545,6 +549,7 @@ def test_every_candidate_keeps_to_the_limits_on_settings_and_they_are_listed(rec
     ("OCT, 4 classes, 8k images. There is no pretrained model for OCT, what should I use?", None),
     ("ultrasound, 3 classes, no pretrained weights exist for this probe type", None),
     ("skin lesions, 7 classes, no ImageNet weights please", "no ImageNet weights"),
+    ("dermoscopy 7 classes 10k images; we cannot use transfer learning", "cannot use transfer learning"),
 ])
 def test_no_pretrained_weights_is_read_as_a_limit(text: str, words: str | None) -> None:
     from agent.goals import read_goals
