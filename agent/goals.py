@@ -83,8 +83,11 @@ _USE = re.compile(r"\b(?:use|using|fine[ -]?tun\w*|finetun\w*|train\w*|start(?:i
 # A need at inference (speed, a device to deploy on): nothing here predicts or records inference.
 _INFERENCE = re.compile(
     r"\binference\b|\breal[- ]?time\b|\blatency\b|\bfps\b|\bframes? (?:per|a) second\b|\bms (?:per|an?) (?:image|scan|frame)\b"
-    r"|\b(?:run|runs|deploy\w*|on)\s+(?:it\s+)?(?:on\s+)?(?:a|an|my|our|the)\s+(?:\w+\s+)?(?:phone|smartphone|mobile|tablet|"
-    r"edge device|raspberry pi|microcontroller|jetson|embedded device)\b|\bedge devices?\b", re.I)
+    r"|\b(?:run|runs|deploy\w*|on|for|onto)\s+(?:it\s+)?(?:on\s+)?(?:a|an|my|our|the)\s+(?:\w+\s+)?(?:phone|smartphone|mobile|tablet|"
+    r"edge device|raspberry pi|microcontroller|jetson|embedded device)\b|\bedge devices?\b"
+    # a model converted for deployment: quantised, exported to a runtime
+    r"|\b(?:models?|weights|network|net|cnn)\b[^.;!?]{0,30}\bquanti[sz]\w*|\bquanti[sz]\w* (?:the |my |our |it )?(?:models?|"
+    r"weights|network|net|cnn|it)\b|\bint8\b|\btf ?lite\b|\btensorflow lite\b|\bcore ?ml\b|\btensorrt\b", re.I)
 # Limits on a setting, as written: (field, "max" or "eq", pattern with the number as group "n").
 _AT_MOST = (r"(?:no more than|not more than|at most|max(?:imum)?(?:\s+of)?|up to|under|fewer than|less than|only|just|"
             # "don't use more than 20 epochs", "never exceed 20 epochs", "without going over 20 epochs"

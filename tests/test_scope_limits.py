@@ -608,6 +608,10 @@ def test_a_backbone_ruled_out_and_a_size_set_by_a_model_are_hard_limits(recommen
     ("chest x-ray, 2 classes, 3k images, inference under 50 ms per image", "inference under 50 ms per image"),
     ("skin lesions, 3 classes, 2k images, deploy it on a Raspberry Pi", "deploy it on a Raspberry Pi"),
     ("phone photos of rashes, 3 classes, 2k images", None),
+    ("histology, 9 classes, 100k patches; the model must be quantizable to int8 for a phone",
+     "the model must be quantizable to int8 for a phone"),
+    ("fundus, 5 grades, 3k images, we export it to TFLite afterwards", "we export it to TFLite afterwards"),
+    ("knee x-ray, 5 grades, 4k images, I quantize the grades into 3 bins later", None),
     ("chest x-rays, 2 classes, 3,000 images", None),
 ])
 def test_a_need_at_inference_is_said_to_be_outside_what_is_predicted(recommender: Recommender, text: str,
