@@ -693,7 +693,9 @@ _BARE_THOUSANDS = re.compile(rf"(?:^|[,;:(|]|\band\b|\b{CLASS_NOUNS}|(?<=\s{{4}}
                              rf"microscopy|images|imgs|photos|scans))\s*(?:(?P<ap>{APPROX})\s*)?(?<![$\u20ac\u00a3])"
                              r"(?P<n>\d+(?:[.,]\d+)?\s*(?:k|m)\b)\s*(?=[,;.)|]|$)"
                              # telegraphic: "histo 9cls 100k 224px", "x-ray 14 classes multi label 112k"
-                             r"|(?<=\s)(?<![$\u20ac\u00a3])(?P<n2>\d+(?:\.\d+)?k)(?=\s+\d+\s*(?:px|x\d)|\s{4}|\s*$)")
+                             r"|(?<=\s)(?<![$\u20ac\u00a3])(?P<n2>\d+(?:\.\d+)?k)(?=\s+\d+\s*(?:px|x\d)|\s{4}|\s*$)"
+                             # a count written with thousands separators, closing its clause: "infected/uninfected 27,558 —"
+                             r"|(?<![\w$\u20ac\u00a3.,])(?P<n3>\d{1,3}(?:,\d{3})+)(?![\d,.]\d)(?=\s*(?:[,;.)|\u2014\u2013]|\s-\s|$))")
 
 
 # "fracture (n=1,200) vs no fracture (n=3,400)": a count in brackets after each class (two or more: the sizes).
@@ -711,7 +713,7 @@ _SLASH_SIZES = re.compile(r"(?<![\w.,/])(?P<l>\d[\d,]*(?:\s*/\s*\d[\d,]*)+)\s*(?
 # Listed counts followed by their images ("1.1k, 800 and 650 CT slices" from three sites) add up to the total
 # either way; they are class sizes only where the text says so.
 _NUM = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?k\b|\d+)"
-_LIST_SIZES = re.compile(rf"(?<![\w.,/-])(?P<l>{_NUM}(?:\s*[,;]\s+{_NUM})+(?:\s*,?\s+and\s+{_NUM})?)(?!\w|[.,/]\d|\s*%)\s*"
+_LIST_SIZES = re.compile(rf"(?<![\w.,/+-])(?P<l>{_NUM}(?:\s*[,;]\s+{_NUM}|\s+\+\s+{_NUM})+(?:\s*,?\s+and\s+{_NUM})?)(?!\w|[.,/]\d|\s*%)\s*"
                          rf"(?P<noun>(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?\s*(?P<resp>respectively)?")
 _LIST_CUE = re.compile(rf"(?:\b(?:class|category|group)\s+(?:sizes?|counts?)|\bper (?:class|category)|\b(?:sizes?|counts?)|"
                        rf"\b{CLASS_NOUNS}\s*[:(]|\b{CLASS_NOUNS}\s+(?:with|having|containing|holding))\s*(?:are|of|is)?\s*[:=]?\s*$")
@@ -792,7 +794,9 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
                 said_k and not m.group("noun")):  # "2 classes, 1200, 3400": one number per class said
             _set_sizes(r, p, sizes, m.start(), m.end(), approximate=False)
             return
-        if m.group("noun") and (len(sizes) >= 3 or " and " in m.group("l")):  # (not "covid-19, 6,000 images")
+        if "+" in m.group("l") and min(sizes) < 10:
+            continue  # "Gleason 3 + 4": a score, not counts
+        if m.group("noun") and (len(sizes) >= 3 or " and " in m.group("l") or "+" in m.group("l")):  # (not "covid-19, 6,000 images")
             r.notes.append(f"{r.text[m.start():m.end()].strip()!r}: the images are their sum; not read as class sizes")
             _set_images(r, p, sum(sizes), m.start(), m.end(), approximate=False, check=True)
             return
@@ -908,8 +912,28 @@ def read_images(r: Reading, p: TaskProfile) -> None:
             _set_images(r, p, round((least + most) / 2 * p.n_classes), start, end, True, check=True)
 
 
+# "8 classes x 1000 images", "1000 images × 8 classes": a size per class times the classes (read from the text as
+# written: the class count is blanked out of the reading once read).
+_K_NOUNS = r"(?:classes|categories|labels|types|grades|groups|conditions|diagnoses|kinds)"
+_TIMES_CLASSES = (
+    re.compile(rf"\b(?P<k>\d{{1,3}})\s+{_K_NOUNS}\s*(?:[x\u00d7*]|times)\s*(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})"
+               rf"(?:\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?(?!\s*(?:px|pixels?)\b)"),
+    re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\s*(?:[x\u00d7*]|times)\s*"
+               rf"(?P<k>\d{{1,3}})\s+{_K_NOUNS}\b"),
+)
+
+
 def _read_total(r: Reading, p: TaskProfile, per_class: bool) -> None:
     """The number of images said outright: one size for every class times the classes, or a total."""
+    for regex in _TIMES_CLASSES:
+        m = regex.search(fold(r.text))
+        if m and int(m.group("k")) == p.n_classes and (n := _whole(r, m, "n", "the number of images per class", 1,
+                                                                    MAX_IMAGES)):
+            approximate = n[1] or bool(m.group("ap"))
+            if "imbalance_ratio" not in r.said and not approximate:  # one size for every class: balanced
+                p.imbalance_ratio = 1.0
+                r.take("imbalance_ratio", m.start(), m.end(), blank=False)
+            return _set_images(r, p, n[0] * p.n_classes, m.start(), m.end(), approximate, check=True)
     for regex in _PER_CLASS if per_class else ():
         # "8 classes each with 1000 images": the class count, read already, is blanked out of r.low
         m = regex.search(fold(r.text) if regex is _PER_CLASS[3] else r.low)
@@ -949,7 +973,7 @@ def _read_total(r: Reading, p: TaskProfile, per_class: bool) -> None:
                 approximate = n[1] or bool(m.groupdict().get("ap") or m.groupdict().get("plus"))
                 return _set_images(r, p, n[0], m.start(), m.end(), approximate, check=True)
     for m in _BARE_THOUSANDS.finditer(r.low):
-        g = "n" if m.group("n") else "n2"
+        g = next(g for g in ("n", "n2", "n3") if m.group(g))
         n = _whole(r, m, g, "the number of images", 2, MAX_IMAGES)
         if n is not None:
             r.notes.append(f"{r.text[m.start(g):m.end(g)].strip()!r} read as the number of images (no noun after it)")

@@ -76,7 +76,7 @@ _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
     (r"dermoscop\w*|dermatoscop\w*|dermatolog\w*", "dermoscopy", "skin"),
     (r"histopath?olog\w*|histolog\w*|\bhisto\b|\bistolog\w*|\bistopatolog\w*|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology (?:slides?|tiles?|patches|images?)|\bgleason\b|"
      r"biops(?:y|ies)\s+(?:tiles?|patches|slides?|sections?)|tissue (?:tiles?|patches|sections?)|\btmas?\b|tissue micro-?arrays?|\bisup\b", "histopathology", None),
-    (r"blood smears?|microscop\w*|cytolog\w*|blood cells?|bone marrow|cell (?:images?|morpholog\w*|patches|crops)",
+    (r"blood smears?|\bsmears?\b|\bmalaria\b|microscop\w*|cytolog\w*|blood cells?|bone marrow|cell (?:images?|morpholog\w*|patches|crops)",
      "light microscopy", None),
     (r"\bpap(?:anicolaou)?\s+(?:smears?|tests?|stain\w*|slides?)", "light microscopy", "cervix"),
     (r"mamm?ogra\w*", "x-ray", "breast"),  # ("mamography": a common misspelling)
