@@ -27,7 +27,7 @@ from agent.followup_thread import (
     recheck,
 )
 from agent.formatting import config_text, duration_text, fmt_value, interval_label, prediction_values
-from agent.intents import Intent
+from agent.intents import Intent, apply_changes
 from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, RANGES, SCHEDULERS
 
@@ -68,7 +68,7 @@ def _sweep_values(name: str, config: TrainConfig, weights_available: Callable[[s
 
 
 def _variant(config: TrainConfig, changes: dict[str, Any]) -> TrainConfig | None:
-    data = {**config.model_dump(), **changes}
+    data = apply_changes(config.model_dump(), changes)
     if data["mode"] == "frozen":
         data["augmentation"] = "none"
     try:
@@ -273,7 +273,7 @@ def answer_what_if(t: ThreadView, intent: Intent, metamodel: Any, store: Any, we
                else "has no pretrained weights on this machine (torchvision weights are used only from the local cache)")
         notes.append(f"{backbone} {why}, so it can only train from scratch; the what-if uses mode scratch.")
         changes["mode"] = "scratch"
-    data = {**config.model_dump(), **changes}
+    data = apply_changes(config.model_dump(), changes)
     if data["mode"] == "frozen":
         if changes.get("augmentation", "none") != "none":
             notes.append("frozen mode extracts features once, so augmentation cannot apply; it stays 'none'.")

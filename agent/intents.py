@@ -31,7 +31,7 @@ PARAM_ALIASES: dict[str, tuple[str, ...]] = {
     "epochs": ("epochs", "epoch", "ep"),
     "weight_decay": ("weight decay", "weight-decay", "wd", "l2"),
     "dropout": ("dropout", "drop out"),
-    "input_size": ("input size", "input resolution", "image size", "input-size", "resolution", "px"),
+    "input_size": ("input size", "input resolution", "image size", "input-size", "resolution", "pixels", "px"),
     "label_smoothing": ("label smoothing", "label-smoothing", "smoothing"),
     # Bare "freeze" names the mode in "why freeze the backbone?": it means this field only with
     # a number after it ("freeze 0.5", "freeze 50%"; see `_VALUE_ALIASES`).
@@ -184,6 +184,60 @@ def _to_number(raw: str) -> float:
     return float(raw)
 
 
+# A value changed by a factor of itself ("double the epochs", "halve the learning rate", "10x lower lr", "increase the
+# batch size by 50%"): written "*2" until the config it changes is known (`apply_changes`).
+_FACTOR_VERBS = {"double": 2.0, "triple": 3.0, "quadruple": 4.0, "halve": 0.5, "half": 0.5}
+_UP = r"(?:higher|larger|bigger|more|greater|longer)"
+_DOWN = r"(?:lower|smaller|fewer|less|shorter)"
+# "freeze half the backbone", "freeze the first three quarters": partial fine-tuning by a share in words
+_FREEZE_SHARE = re.compile(r"\bfreez\w*\s+(?:only\s+)?(?:the\s+)?(?:first\s+|bottom\s+|lower\s+|early\s+)?"
+                           r"(half|a quarter|one quarter|three quarters|a third|one third|two thirds)\b")
+_FREEZE_WORDS = {"half": 0.5, "a quarter": 0.25, "one quarter": 0.25, "three quarters": 0.75, "a third": 0.33,
+                 "one third": 0.33, "two thirds": 0.67}
+_UNFREEZE_ALL = re.compile(r"\bunfreez\w*\s+(?:everything|all\b|it all|the (?:whole|entire|full) (?:backbone|network|model)|"
+                           r"the backbone|the rest)")
+
+
+def _relative(q: str, aliases: str) -> str | None:
+    """How a sentence changes a field relative to its value (its aliases as a pattern): "*2" (by a factor) or "+10"
+    (by a step, "-10" down), or None."""
+    verbs = "|".join(_FACTOR_VERBS)
+    if m := re.search(rf"\b({verbs})\s+(?:the\s+|my\s+|our\s+)?(?:{aliases})(?![a-z])", q):
+        return f"*{_FACTOR_VERBS[m.group(1)]:g}"
+    if m := re.search(rf"{_NUMBER}\s*(?:x|times)\s+({_UP}|{_DOWN})\s+(?:{aliases})(?![a-z])", q):
+        f = _to_number(m.group(1))
+        return None if f <= 0 else f"*{f:g}" if re.fullmatch(_UP, m.group(2)) else f"*{1 / f:g}"
+    if m := re.search(rf"\b(increase|raise|bump|grow|decrease|lower|reduce|cut|drop)\s+(?:the\s+)?(?:{aliases})(?![a-z])\s+"
+                      rf"by\s+(a\s+factor\s+of\s+)?{_NUMBER}\s*(%|x\b)?", q):
+        up, n = m.group(1) in ("increase", "raise", "bump", "grow"), _to_number(m.group(3))
+        if m.group(4) == "%":
+            f = 1 + n / 100 if up else 1 - n / 100
+            return f"*{f:g}" if f > 0 else None
+        if m.group(2) or m.group(4):
+            return f"*{n if up else 1 / n:g}" if n > 0 else None
+        return f"+{n if up else -n:g}"  # "increase the epochs by 10": a step
+    return None
+
+
+def apply_changes(config: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`config` with `changes` on top, a relative change from `parse_changes` ("*2": by a factor, "+10": by a step)
+    taken of the config's value (whole-number fields rounded)."""
+    out = {**config}
+    for name, value in changes.items():
+        old = config.get(name)
+        if isinstance(value, str) and value[:1] in "*+" and value[1:] and isinstance(old, int | float):
+            try:
+                number = float(value[1:])
+            except ValueError:
+                out[name] = value  # validation says what is wrong with it
+                continue
+            v = old * number if value[0] == "*" else old + number
+            out[name] = max(1, round(v)) if isinstance(old, int) else float(f"{v:.3g}")
+        else:
+            out[name] = value
+    return out
+
+
 def parse_changes(text: str) -> dict[str, Any]:
     """Configuration fields a sentence sets: "lr=0.01", "batch size 32", "20 epochs", "resnet18",
     "fine-tune", "use sgd", "no augmentation" (or in Chinese, Japanese, Korean: "学习率改成0.01", tools.task_gloss).
@@ -197,6 +251,10 @@ def parse_changes(text: str) -> dict[str, Any]:
     if mode:
         out["mode"] = mode
     for name in NUMERIC_PARAMS:
+        aliases = "|".join(re.escape(a) for a in sorted(PARAM_ALIASES[name], key=len, reverse=True))
+        if name != "freeze" and (relative := _relative(q, aliases)) is not None:
+            out[name] = relative
+            continue
         for alias in sorted(PARAM_ALIASES[name] + _VALUE_ALIASES.get(name, ()), key=len, reverse=True):
             a = re.escape(alias)
             after = re.search(rf"(?<![a-z]){a}(?![a-z])\s*(?:of|=|to|:|at|is|as|be|with)?\s*(?:only\s+)?{_NUMBER}(\s*%)?",
@@ -210,6 +268,10 @@ def parse_changes(text: str) -> dict[str, Any]:
                     value /= 100
                 out[name] = int(value) if RANGES[name].integer and value == int(value) else value
                 break
+    if "freeze" not in out and (share := _FREEZE_SHARE.search(q)):
+        out["freeze"] = _FREEZE_WORDS[share.group(1)]
+    elif "freeze" not in out and _UNFREEZE_ALL.search(q):
+        out["mode"], out["freeze"] = "finetune", 0.0
     if "freeze" in out and out.get("mode") == "frozen":
         # "freeze 0.5" names partial fine-tuning, not frozen mode: its word matched the mode's pattern
         out["mode"] = "finetune"
@@ -222,8 +284,13 @@ def parse_changes(text: str) -> dict[str, Any]:
     if sched:
         sched_name = (sched.group(1) or sched.group(2)).replace(" ", "_")
         out["scheduler"] = "warmup_cosine" if sched_name.startswith("warmup") else sched_name
-    if re.search(r"\bno (?:data )?augment", q) or re.search(r"\bwithout augment", q):
+    if re.search(r"\bno (?:data )?augment|\bwithout (?:any )?(?:data )?augment|\b(?:turn off|switch off|disable|drop|remove|skip)\s+"
+                 r"(?:the\s+|all\s+|any\s+)?(?:data )?augment|\baugment\w*\s+(?:off|disabled)\b", q):
         out["augmentation"] = "none"
+    elif re.search(r"\b(?:strong|stronger|heavier|heavy|more aggressive|aggressive)\s+(?:data\s+)?augment", q):
+        out["augmentation"] = "strong"
+    elif re.search(r"\b(?:lighter|milder|gentler)\s+(?:data\s+)?augment", q):
+        out["augmentation"] = "light"
     else:
         aug = re.search(r"\b(flip|light|strong)\b\s*(?:data )?augment|\baugment\w*\s*(?:of|=|to|:)?\s*(none|flip|light|strong)\b",
                         q)

@@ -24,6 +24,7 @@ from langgraph.types import Command, interrupt
 from agent import judge as J
 from agent.context import Context
 from agent.errors import TrainingNotApproved
+from agent.intents import apply_changes
 from agent.nodes_base import NodeBase
 from agent.state import State
 from knowledge.schema import TrainConfig
@@ -107,7 +108,7 @@ class ApprovalNodes(NodeBase):
             return Command(goto="approve", update={"offer": {**offer, "error": "config must be a JSON object."}})
         if action == "edit" or (proposed is not None and _normalised(proposed, offer) != offer["key"]):
             edited, problems = J.validate_config(
-                {**offer["config"], **(proposed or {})}, backbones=state["profile"].get("backbones"),
+                apply_changes(offer["config"], proposed or {}), backbones=state["profile"].get("backbones"),
                 modes=state["profile"].get("modes"), weights_available=self.weights_available,
             )
             if edited is None or problems:
@@ -210,6 +211,6 @@ def _read_answer(answer: Any) -> tuple[str, dict[str, Any], str | None]:
 def _normalised(proposed: dict[str, Any], offer: dict[str, Any]) -> str | None:
     """The key of the offered config with `proposed` on top (None when that is invalid)."""
     try:
-        return TrainConfig.model_validate({**offer["config"], **proposed}).key()
+        return TrainConfig.model_validate(apply_changes(offer["config"], proposed)).key()
     except Exception:
         return None

@@ -81,10 +81,43 @@ def test_intents_are_read_by_rules(question: str, kind: str, expected: dict[str,
         ("freeze=0.25", {"mode": "finetune", "freeze": 0.25}),
         ("lite0 frozen", {"backbone": "efficientnet_lite0", "mode": "frozen"}),
         ("make it better", {}),
+        # a change relative to the value ("*": by a factor, "+": by a step), taken when the config is known
+        ("double the epochs", {"epochs": "*2"}),
+        ("halve the batch size", {"batch_size": "*0.5"}),
+        ("10x lower lr", {"learning_rate": "*0.1"}),
+        ("reduce the learning rate by 50%", {"learning_rate": "*0.5"}),
+        ("increase the epochs by 10", {"epochs": "+10"}),
+        ("decrease epochs by 5", {"epochs": "+-5"}),
+        # partial fine-tuning and augmentation in words
+        ("freeze half the backbone", {"mode": "finetune", "freeze": 0.5}),
+        ("unfreeze everything", {"mode": "finetune", "freeze": 0.0}),
+        ("turn off augmentation", {"augmentation": "none"}),
+        ("use stronger augmentation", {"augmentation": "strong"}),
+        ("lite2 at 96 pixels", {"backbone": "efficientnet_lite2", "input_size": 96}),
     ],
 )
 def test_config_changes_in_words(text: str, changes: dict[str, Any]) -> None:
     assert parse_changes(text) == changes
+
+
+def test_a_relative_change_is_taken_of_the_config_it_changes() -> None:
+    from agent.intents import apply_changes
+
+    base = {"learning_rate": 0.003, "batch_size": 32, "epochs": 15, "dropout": 0.0, "mode": "frozen"}
+    assert apply_changes(base, {"epochs": "*2", "batch_size": "*0.5"}) == {**base, "epochs": 30, "batch_size": 16}
+    assert apply_changes(base, {"learning_rate": "*0.1", "epochs": "+-5"}) == {**base, "learning_rate": 0.0003, "epochs": 10}
+    assert apply_changes(base, {"batch_size": "*0.001"})["batch_size"] == 1  # a whole number, at least 1
+    assert apply_changes(base, {"mode": "finetune"}) == {**base, "mode": "finetune"}
+    assert apply_changes(base, {"epochs": "*x"})["epochs"] == "*x"  # left for validation to refuse
+
+
+def test_what_if_a_relative_change_predicts_the_changed_config(thread: Any) -> None:
+    state, _ = thread
+    epochs = state["recommendation"]["config"]["epochs"]
+
+    a = ask(state, "what if I double the epochs?")
+
+    assert a.intent == "what_if" and a.config is not None and a.config["epochs"] == 2 * epochs
 
 
 def test_why_a_hyperparameter_uses_shap_a_what_if_sweep_and_the_evidence(thread: Any) -> None:

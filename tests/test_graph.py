@@ -772,6 +772,19 @@ def test_edit_is_revalidated_and_reoffered_before_training(store: FakeStore, job
     assert call["config"].epochs == 3
 
 
+def test_an_edit_relative_to_the_offer_is_taken_of_its_values(store: FakeStore, jobs: FakeJobs, dataset: str) -> None:
+    graph = make(store, chat(draft()), chat(scores()), jobs)
+    first = run(graph, dataset=dataset)["offer"]["config"]
+
+    # "double the epochs, halve the batch size" as agent.intents.parse_changes reads it
+    out = graph.invoke(Command(resume={"action": "edit", "config": {"epochs": "*2", "batch_size": "*0.5"}}), cfg(),
+                       context=Context())
+
+    offer = out["__interrupt__"][0].value
+    assert offer["error"] is None and offer["config"]["epochs"] == 2 * first["epochs"]
+    assert offer["config"]["batch_size"] == first["batch_size"] // 2 and jobs.calls == []
+
+
 def test_approving_a_different_config_counts_as_an_edit(store: FakeStore, jobs: FakeJobs, dataset: str) -> None:
     graph = make(store, chat(draft()), chat(scores()), jobs)
     run(graph, dataset=dataset)

@@ -34,6 +34,7 @@ CASES = [
     ("ok, take that", OFFER, "edit", "adopt the last what-if"),
     ("lr=0.01 and 20 epochs", OFFER, "edit", "an edit of the offer"),
     ("switch to resnet18", OFFER, "edit", "an edit of the offer"),
+    ("double the epochs and halve the batch size", OFFER, "edit", "an edit of the offer"),
     ("what about resnet18?", OFFER, "question", "a follow-up question"),  # a question, not an edit
     ("yes", OFFER, "approve", "approve the offer"),
     ("go ahead", OFFER, "approve", "approve the offer"),
