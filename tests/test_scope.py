@@ -80,6 +80,15 @@ SCOPE_TABLE = [
     ("not-sentiment", "sentiment analysis of patient reviews", NOT, "sentiment"),
     ("not-masks", "pixel-wise masks of cell nuclei in histology", NOT, "pixel-wise"),
     ("not-count-cells", "count the cells in each microscopy image", NOT, "count the cells"),
+    # no class labels to learn from
+    ("not-cluster", "cluster my 10k histology patches into groups, no labels", NOT, "cluster my"),
+    ("not-duplicates", "find near-duplicate images in my chest x-ray dataset", NOT, "find near-duplicate"),
+    ("not-anomaly", "anomaly detection on brain MRI with only normal scans for training", NOT, "anomaly detection"),
+    ("not-self-supervised", "self-supervised pretraining on 1M unlabeled CT slices", NOT, "self-supervised"),
+    ("not-retrieval", "image retrieval: find similar mammograms to a query", NOT, "image retrieval"),
+    # ... which words that describe data to classify are not
+    ("med-calcification-clusters", "mammogram calcification clusters, benign vs malignant, 1,700 ROIs", MED, "mammogram"),
+    ("med-duplicates-removed", "4000 fundus photos after removing duplicates, normal vs glaucoma", MED, "fundus"),
     # ---- written after the module, as a held-out check (22 of 24 right at first; outline/locate/count fixed)
     ("med-h-mammo-recall", "mammography screening, recall vs no recall, 20k exams", MED, "mammography"),
     ("med-h-wound-stages", "classify wound photos by healing stage (4 stages)", MED, "wound"),

@@ -89,6 +89,17 @@ _OTHER_TASKS = (
      r"\bgans?\b|\bdiffusion model|\bdenois\w*|\bsuper[- ]resolution\b|\bregistration\b|\breconstruct\w*|"
      r"\bregist(?:er|ers|ering|ered)\b(?:\s+[\w-]+){1,4}?\s+(?:to|onto|with)\b|"
      r"\bimage translation\b|\binpaint\w*|\bcaption\w*"),
+    ("unsupervised", "Learning without class labels (clustering, retrieval, duplicates, anomaly detection, "
+                     "self-supervised pretraining)",
+     # (verbs and tasks only: "calcification clusters", "after removing duplicates" describe data to classify)
+     r"\bclustering\b|\bcluster (?:my|the|these|our|them|all|images|scans|patches|slides)\b|\bunsupervised\b|"
+     r"\bself-?supervised\b|\b(?:no|without(?: any)?) labels\b|\bduplicate detection\b|"
+     r"\b(?:find|detect|identify|flag|spot)(?:s|ing)?\s+(?:the\s+|all\s+)?(?:near-?)?duplicates?\b|"
+     r"\b(?:image|content-based|case) retrieval\b|\bretriev\w* similar\b|"
+     r"\bfind (?:the )?(?:most )?similar (?:images|scans|cases|x-rays|mammograms|slides|patches|photos)\b|"
+     r"\bsimilar (?:images|scans|cases|mammograms|x-rays) to\b|"
+     r"\banomal(?:y|ies) detection\b|\bout-of-distribution detection\b|\bnovelty detection\b|\bone-class\b|"
+     r"\bonly (?:on )?(?:normal|healthy) (?:scans|images|cases|data|examples)\b|\bembeddings? (?:of|for) (?:my |the )?(?:images|scans)\b"),
     ("text", "Text data (reports, notes, documents)",
      r"\btext classification\b|\bsentiment\b|\bnlp\b|\breports?\b|\bclinical notes?\b|\bnotes\b|\bdocuments?\b|"
      r"\btweets?\b|\bemails?\b|\bsentences?\b|\btranscripts?\b|\bfree[- ]text\b"),

@@ -586,14 +586,14 @@ a100 v100 t4 p100 h100 m1 m2 m3 windows ubuntu lite lite0 lite1 lite2 lite3 lite
 seed seeds fold folds top year years age ages budget limit limits batch epoch epochs rate lr params parameters memory
 """.split())
 _PER_CLASS = (
-    re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s*(?P<plus>\+)?\s*(?:(?:[a-z-]+\s+)?{IMAGE_NOUNS}\s*)?"
+    re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s*(?P<plus>\+)?\s*(?:(?:[a-z-]+\s+){{0,2}}{IMAGE_NOUNS}\s*)?"
                r"(?:(?:per|/|a|for each|in each|of each|for every|in every|each)\s*(?:class|category|label|type|grade|group|"
                r"condition|diagnosis|kind)\b"
                # "400 images in each of 12 categories", "for each of the classes"
                # (the class count read already is blanked out: "in each of    ")
                r"|(?:in|for)\s+each\s+of\s+(?:the\s+|its\s+|their\s+)?(?:(?:(?:\d{1,3}|[a-z]+)\s+)?(?:classes|categories|"
                r"labels|types|grades|groups|conditions|diagnoses|kinds)\b|\s{3,}))"),
-    re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+(?:{IMAGE_NOUNS}\s+)?(?:each|of each)\b"
+    re.compile(rf"(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})\s+(?:(?:[a-z-]+\s+){{0,2}}{IMAGE_NOUNS}\s+)?(?:each|of each)\b"
                r"(?!\s*(?:minute|hour|second|epoch))"),
     re.compile(r"\b(?:each|every)\s+(?:class|category|label|type|grade|group|condition|diagnosis|kind)\s+(?:has|have|with|"
                rf"contains?|holds?)\s+(?:(?P<ap>{APPROX})\s*)?(?P<n>{COUNT})"),

@@ -329,7 +329,7 @@ def _read_budget(r: Reading, p: TaskProfile) -> None:
         hits.append((not _BUDGET_CUE.search(before), m.start(), m.end(), int(m.group(1)) * 3600 + int(m.group(2)) * 60))
     for m in _TIME_RE.finditer(low):
         num, unit, after = m.group("num"), m.group("unit"), low[m.end():]
-        if unit == "m" and re.match(rf"\s*(?:[a-z-]+\s+)?(?:{IMAGE_NOUNS}\b|param|weights|of them\b)", after):
+        if unit == "m" and re.match(rf"\s*(?:[a-z-]+\s+){{0,3}}(?:{IMAGE_NOUNS}\b|param|weights|of them\b)", after):
             continue  # "5m images", "1.2M chest radiographs": millions of images, not minutes
         if unit == "m" and re.search(r"\bn\s*[=:]\s*~?\s*$", low[:m.start()]):
             continue  # "n=2.5m": a count (tools.task_counts reads it), not minutes
