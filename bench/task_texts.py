@@ -401,6 +401,10 @@ CASES: tuple[Case, ...] = (
     _rec("in-scope", "脑部MRI肿瘤分类，4类，约1.2万张图像，只有CPU，30分钟以内",  # written in Chinese
          meta_is("n_classes", 4), meta_between("n_instances", 11000, 13000), meta_is("modality", "mri"),
          device_is("cpu"), budget_is(1800)),
+    _rec("in-scope", "train 3,000 / val 500 / test 500 chest radiographs, TB vs normal",
+         meta_is("n_classes", 2), meta_is("n_instances", 4000), meta_is("modality", "x-ray")),
+    _rec("in-scope", "thin blood smear cell crops, parasitized/uninfected 27,558",
+         meta_is("n_classes", 2), meta_is("n_instances", 27558), meta_is("modality", "light microscopy")),
     # --- off-topic: no imaging task at all
     _refused("off-topic", "What's a good recipe for banana bread without eggs?"),
     _refused("off-topic", "Can you explain to a patient the difference between a CT scan and an MRI?"),
@@ -414,6 +418,8 @@ CASES: tuple[Case, ...] = (
     _refused("other-task", "draw bounding boxes around lung nodules on chest CT"),
     _refused("other-task", "Estimate bone age in months from hand radiographs of children"),
     _refused("other-task", "간 CT 영상 분할, 130개 볼륨"),  # liver CT segmentation, in Korean
+    _refused("other-task", "Group 5,000 unlabeled dermoscopy images by visual similarity; we have no diagnoses yet"),
+    _refused("other-task", "From wrist x-rays, grade bone density as a continuous T-score, 2,000 images"),
     # --- non-medical image classification: recommended, with the note that the evidence is medical
     _rec("non-medical", "tell apart cats and dogs in my photo library, around 10k pictures",
          scope_is(NON_MEDICAL), medical_evidence_note(), meta_is("n_classes", 2), meta_between("n_instances", 9500, 10500)),
@@ -452,6 +458,10 @@ CASES: tuple[Case, ...] = (
          device_is("cpu"), budget_is(3600), limit_recorded("memory", "left out"), memory_at_most(16),
          limit_recorded("training time at most")),
     Case("limits", "fundus images, 5 grades, model under 50k parameters", "rejected", says=("small_cnn",)),
+    _rec("limits", "training on an AWS p3.2xlarge; retinal OCT, 4 classes, 20k scans",
+         device_is("cuda"), meta_is("n_classes", 4), meta_is("n_instances", 20000)),
+    _rec("limits", "MacBook Air with 16GB, chest x-rays pneumonia vs normal, 5k images",
+         device_is("cpu"), limit_recorded("memory", "left out"), memory_at_most(16), meta_is("n_instances", 5000)),
     _rec("limits", "ultrasound of the thyroid nodules, benign vs malignant, 1,500 images, at most 12M parameters, "
          "GPU available",
          params_at_most(12e6), limit_recorded("parameters"), device_is("cuda"), meta_is("body_part", "thyroid")),

@@ -66,7 +66,7 @@ def _names_a_set(low: str) -> bool:
 
 # A number as the answer, however the request words it ("classify each x-ray by age in years (continuous)"):
 # regression even beside "classify", unless the number is cut into classes (see _BINNED).
-_CONTINUOUS = (r"\(\s*continuous\s*\)|\bcontinuous(?:ly)?[- ](?:[a-z]+ )?(?:valued?|targets?|outputs?|scores?|labels?|variables?|"
+_CONTINUOUS = (r"\(\s*continuous\s*\)|\bcontinuous(?:ly)?[- ](?:[\w-]+?[- ]){0,2}?(?:valued?|targets?|outputs?|scores?|labels?|variables?|"
                r"outcomes?|measures?|measurements?|numbers?|predictions?|regression)\b|\bas (?:a|an) (?:real|continuous|exact|"
                r"floating[- ]point) (?:number|value)\b|\breal[- ]valued\b|\bexact (?:age|value|number|score)\b")
 _STRONG_REGRESSION = re.compile(_CONTINUOUS)
@@ -93,7 +93,10 @@ _OTHER_TASKS = (
                      "self-supervised pretraining)",
      # (verbs and tasks only: "calcification clusters", "after removing duplicates" describe data to classify)
      r"\bclustering\b|\bcluster (?:my|the|these|our|them|all|images|scans|patches|slides)\b|\bunsupervised\b|"
-     r"\bself-?supervised\b|\b(?:no|without(?: any)?) labels\b|\bduplicate detection\b|"
+     r"\bself-?supervised\b|\b(?:no|without(?: any)?) (?:class )?(?:labels|diagnos[ie]s|annotations|ground[- ]truth)\b"
+     r"(?!\s+(?:are|is|were|was|missing)\b)|"
+     r"\b(?:group|sort|organi[sz]e|split)\w*\b[^.;!?]{0,60}\bby (?:visual |image |their |appearance |look )?similarity\b|"
+     r"\bduplicate detection\b|"
      r"\b(?:find|detect|identify|flag|spot)(?:s|ing)?\s+(?:the\s+|all\s+)?(?:near-?)?duplicates?\b|"
      r"\b(?:image|content-based|case) retrieval\b|\bretriev\w* similar\b|"
      r"\bfind (?:the )?(?:most )?similar (?:images|scans|cases|x-rays|mammograms|slides|patches|photos)\b|"
