@@ -58,6 +58,9 @@ _ACCURACY = re.compile(
     r"\bmaximi[sz](?:e|ing) (?:the )?(?:test |validation |classification )?(?:accuracy|acc|performance|auc)\b"
     r"|\b(?:best|highest|top|maximum|max) (?:possible )?(?:accuracy|acc|performance|auc)\b|\bas accurate as (?:possible|it gets)\b"
     r"|\bmost accurate\b|\baccuracy (?:is what matters|matters most|first|above all|over speed)\b"
+    r"|\b(?:doesn'?t|does not|don'?t|do not) matter,?\s+(?:only\s+)?(?:the\s+)?accuracy (?:does|matters|is what matters)\b"
+    r"|\bonly accuracy matters\b|\ball (?:that )?(?:matters|counts) is (?:the )?accuracy\b"
+    r"|\baccuracy is (?:all that matters|the (?:top |only |main )?priority|the only thing)\b"
     r"|\baccuracy (?:matters|is|counts) (?:much )?more (?:important )?than (?:speed|time|training time)\b"
     r"|\b(?:don'?t|do not) care (?:about|how long)\b|\b(?:takes?|run|train)\s+(?:it\s+)?(?:as long as|however long)\s+"
     r"(?:it takes|needed|necessary|required)\b|\btime is no (?:issue|object|problem|constraint)\b", re.I)
@@ -107,8 +110,16 @@ _SETTING_LIMITS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
     ("batch_size", "max", re.compile(rf"\b{_AT_MOST}\s+(?P<n>\d{{1,4}})\s+(?:images\s+)?(?:per|a|in a)\s+batch\b", re.I)),
     ("batch_size", "eq", re.compile(rf"\bbatch(?:[- ]?size)?\s*(?:must be|has to be|fixed (?:at|to)|=|:)\s*(?P<n>\d{{1,4}})\b"
                                     rf"{_NO_UNIT}", re.I)),
+    # a value asked for: "please use 500 epochs", "train it for 30 epochs", "use a learning rate of 0.5", "lr=3e-4"
+    ("epochs", "eq", re.compile(r"\b(?:use|using|train(?:\s+(?:it|them|the model))?\s+for|run\s+(?:it\s+)?for|go\s+for)\s+"
+                                r"(?:(?:[^.;,!?]|\.\d){0,40}?\band\s+)?(?:a\s+|about\s+)?(?P<n>\d{1,4})\s+(?:training\s+)?epochs?\b", re.I)),
+    ("learning_rate", "eq", re.compile(rf"\b(?:(?:use|using|set|fix|with|want|keep)\s+(?:a\s+|the\s+|my\s+)?(?:learning[- ]rate|lr)"
+                                       rf"\s*(?:of|=|:|at|to)?|(?:learning[- ]rate|lr)\s*(?:must be|has to be|fixed (?:at|to)|=|:))\s*"
+                                       rf"(?P<n>\d*\.?\d+(?:e-?\d+)?)(?![\w.]){_NO_UNIT}", re.I)),
 )
-_SETTING_WORDS = {"epochs": "epochs", "batch_size": "batch size"}
+# A value asked for is no request after a negation ("I don't use 20 epochs", "never set the lr to 0.1").
+_NOT_BEFORE = re.compile(r"(?:n't|\bnot|\bnever|\bno)\s*$", re.I)
+_SETTING_WORDS = {"epochs": "epochs", "batch_size": "batch size", "learning_rate": "learning rate"}
 # A clause that speaks of a backbone already tried, or of avoiding it: not what the user means to train.
 _NOT_USE = re.compile(r"\b(?:tried|results?|gave|got|scored|reached|poor|bad|worse|overfit\w*|failed|instead of|other "
                       r"than|besides|avoid\w*|not|without|except|than)\b|n't\b")
@@ -243,8 +254,10 @@ def _read_goals(text: str, goals: Goals) -> None:
     if not goals.compare:
         _read_use(text, goals)
     for name, op, pattern in _SETTING_LIMITS:
-        if name not in goals.settings and (m := pattern.search(text)):
-            goals.settings[name] = [op, int(m.group("n")), m.group(0).strip()]
+        m = next((m for m in pattern.finditer(text) if op == "max" or not _NOT_BEFORE.search(text, 0, m.start())), None)
+        if name not in goals.settings and m:
+            number = float(m.group("n"))
+            goals.settings[name] = [op, number if name == "learning_rate" else int(number), m.group(0).strip()]
 
 
 def _comparison(text: str) -> re.Match[str] | None:

@@ -339,6 +339,8 @@ def test_the_judge_holds_a_comparison_to_its_sides() -> None:
     ("x-ray, 2 classes, time is no object", "accuracy"),
     ("OCT, 3 classes, 25 minutes on an RTX 3060. Accuracy matters more than speed.", "accuracy"),
     ("x-ray, 2 classes, it can take as long as 10 min", None),  # a budget, not a wish
+    ("model size doesn't matter, accuracy does: brain MRI, 4 classes, 7k images", "accuracy"),
+    ("fundus, 5 grades; accuracy is the top priority", "accuracy"),
 ])
 def test_fast_as_a_wish_is_the_speed_objective(text: str, objective: str | None) -> None:
     from agent.goals import read_goals
@@ -516,6 +518,13 @@ def test_a_general_question_is_answered_for_a_task_it_says_was_assumed(recommend
     ("OCT, 4 classes, 84k images; don't use more than 20 epochs", {"epochs": ["max", 20, "don't use more than 20 epochs"]}),
     ("fundus, 5 grades, never exceed 30 epochs please", {"epochs": ["max", 30, "never exceed 30 epochs"]}),
     ("CT, 2 classes, I don't use 20 epochs usually", {}),
+    # a value asked for is kept (out of range: refused, test below), a value tried before is none
+    ("fundus, 5 grades, 3k images; please use a learning rate of 0.05 and 40 epochs",
+     {"learning_rate": ["eq", 0.05, "use a learning rate of 0.05"],
+      "epochs": ["eq", 40, "use a learning rate of 0.05 and 40 epochs"]}),
+    ("chest x-ray, 2 classes, lr: 3e-4", {"learning_rate": ["eq", 0.0003, "lr: 3e-4"]}),
+    ("chest x-ray, 2 classes, train it for 30 epochs", {"epochs": ["eq", 30, "train it for 30 epochs"]}),
+    ("chest x-ray, 2 classes, I tried a learning rate of 0.1 and it diverged", {}),
 ])
 def test_limits_on_settings_are_read_with_their_words(text: str, settings: dict[str, list[Any]]) -> None:
     from agent.goals import read_goals
@@ -536,6 +545,14 @@ def test_every_candidate_keeps_to_the_limits_on_settings_and_they_are_listed(rec
     assert "batch size set to 16 ('batch size must be 16'): every candidate keeps to it" in rec.profile.limits
     with pytest.raises(TaskError, match=r"batch size must lie in \[4, 1024\], but the text says 'batch size must be 2'"):
         recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images, batch size must be 2")
+
+
+def test_a_learning_rate_asked_for_is_kept_by_every_candidate(recommender: Recommender) -> None:
+    rec = recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images, use lr 0.002")
+    assert all(c.config.learning_rate == 0.002 for c in rec.candidates) and rec.config.learning_rate == 0.002
+    assert "learning rate set to 0.002 ('use lr 0.002'): every candidate keeps to it" in rec.profile.limits
+    with pytest.raises(TaskError, match=r"learning rate must lie in \[1e-06, 1\], but the text says 'lr=100'"):
+        recommender.recommend("skin lesion dermoscopy, 8 classes, 2,000 images, lr=100")
 
 
 @pytest.mark.parametrize(("text", "words"), [

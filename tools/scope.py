@@ -42,6 +42,8 @@ _INJECTION = re.compile(
     r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|every\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+|these\s+)?"
     r"(?:previous\s+|prior\s+|above\s+|earlier\s+|preceding\s+|former\s+|system\s+|original\s+)*"
     r"(?:instructions?|prompts?|rules|directions|messages|context|guidelines|constraints|everything)\b"
+    r"|\b(?:ignore|disregard|forget)\s+(?:all\s+(?:of\s+)?)?(?:the\s+|everything\s+)?(?:above|previous|preceding|prior)"
+    r"(?=\s*(?:$|[.,;:!?]|and\b|then\b|&))"  # (not "ignore the previous run": a thing the user names)
     r"|\byou are now\b|\bfrom now on,? you\b|\bpretend (?:to be|you are)\b|\bact as if you\b|\broleplay as\b"
     r"|\b(?:reveal|print|show|repeat|output|leak)\s+(?:me\s+)?(?:your|the)\s+(?:system\s+|hidden\s+|initial\s+)?"
     r"(?:prompt|instructions)\b|\bsystem prompt\b|\bdeveloper mode\b|\bjailbreak\w*|\bnew instructions?\s*:"
