@@ -179,6 +179,12 @@ def _read_sizes(r: Reading, p: TaskProfile) -> None:
             # ("a phone (max 10MB)": a model to fit on it)
             near = [(m.start() - e, kind) for s, e, kind in cues
                     if kind in ("gpu_memory_bytes", "max_model_bytes") and 0 <= m.start() - e <= 8]
+        if not near and (paren := r.low.rfind("(", 0, m.start())) >= clause_start - 1 and paren >= 0:
+            # "the model has to be tiny (<1 MB)": the clause the parenthesis sits in says what it is the size of
+            outer = max(r.low.rfind(c, 0, paren) for c in ".;,") + 1
+            near = [(paren - e, kind) for s, e, kind in cues if outer <= s and e <= paren]
+            if m.group("u")[0] in "gt":  # "my laptop (16 GB)"
+                near += [(paren - x.end(), "ram_bytes") for x in _MACHINE.finditer(r.low, outer, paren)]
         if m.group("u")[0] in "gt":  # "a MacBook M1 with 8GB", "my machine has 32GB": the machine's memory
             near += [(min(abs(s.start() - m.end()), abs(m.start() - s.end())), "ram_bytes")
                      for s in _MACHINE.finditer(r.low, clause_start, clause_end)]
