@@ -342,15 +342,21 @@ def detect_intent(question: str) -> Intent:
     if re.search(r"\bsimilar\b|\bpast (?:runs?|experiments?)\b|\bprevious (?:runs?|experiments?)\b|\bevidence\b|"
                  r"\bretrieved\b|\bnearest\b|\bneighbou?rs?\b|\bother datasets?\b", q):
         return Intent("similar")
-    if re.search(r"\bcompare\b|\bvs\.?\b|\bversus\b|\balternatives?\b|\bother (?:options|candidates)\b|\bcandidates?\b", q):
+    if re.search(r"\bcompare\b|\bvs\.?\b|\bversus\b|\balternatives?\b|\bother (?:options|candidates)\b|\bcandidates?\b|"
+                 r"\b(?:second|next)[- ]best\b|\brunner[- ]up\b", q):
         if has_change:
             return Intent("what_if", changes=changes, budget_seconds=budget, device=device)
         return Intent("compare", candidates=[f"c{n}" for n in cands])
     if re.search(r"\bwhy not\b", q) and has_change:
         return Intent("what_if", changes=changes, budget_seconds=budget, device=device)
-    if re.search(r"\bwhy\b|\bhow come\b|\bexplain\b|\bjustify\b|\breason(?:ing)? (?:for|behind)\b|\bwhat drives\b|\bshap\b",
-                 q):
+    if re.search(r"\bwhy\b|\bhow come\b|\bexplain\b|\bjustify\b|\breason(?:ing)? (?:for|behind)\b|\bwhat drives\b|\bshap\b|"
+                 r"\bhow (?:confident|sure|certain|reliable)\b|\buncertain\w*|\b(?:the )?judge\b|\bverdict\b", q):
         return Intent("why", param=param_named(q))
+    # "would a bigger batch help?", "is a lower learning rate better?": a value of one setting against others
+    if not has_change and (param := param_named(q)) in NUMERIC_PARAMS and re.search(
+            rf"\b(?:{_UP}|{_DOWN}|bigger|higher|shorter)\b", q) and re.search(
+            r"\b(?:help|improve|better|worse|hurt|matter|work)\w*\b", q):
+        return Intent("why", param=param)
     if has_change and (whatif_words or question.strip().endswith("?")):
         return Intent("what_if", changes=changes, budget_seconds=budget, device=device)
     if whatif_words and re.search(r"\bwhat if\b|\bwhat about\b|\bhow about\b", q):

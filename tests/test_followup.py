@@ -50,6 +50,13 @@ def ask(state: dict[str, Any], question: str, **kw: Any) -> Any:
         ("what if I fine-tune?", "what_if", {"changes": {"mode": "finetune"}}),
         ("what if lr=3e-4 and 20 epochs?", "what_if", {"changes": {"learning_rate": 3e-4, "epochs": 20}}),
         ("what if I use a GPU?", "what_if", {"device": "cuda"}),
+        ("would a bigger batch help?", "why", {"param": "batch_size"}),  # the sweep of its values answers it
+        ("is a lower learning rate better?", "why", {"param": "learning_rate"}),
+        ("would a higher lr of 0.01 help?", "what_if", {"changes": {"learning_rate": 0.01}}),
+        ("how confident are you?", "why", {"param": None}),
+        ("what did the judge say?", "why", {"param": None}),
+        ("what is the second best option?", "compare", {}),
+        ("what if I double the epochs?", "what_if", {"changes": {"epochs": "*2"}}),
         ("show similar experiments", "similar", {}),
         ("which past runs is this based on?", "similar", {}),
         ("compare c1 and c3", "compare", {"candidates": ["c1", "c3"]}),
