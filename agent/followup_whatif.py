@@ -26,7 +26,7 @@ from agent.followup_thread import (
     predict,
     recheck,
 )
-from agent.formatting import config_text, duration_text, fmt_value, interval_label, prediction_values
+from agent.formatting import config_text, duration_text, fmt_value, interval_label, interval_text, prediction_values
 from agent.intents import Intent, apply_changes
 from knowledge.schema import MetaFeatures, TrainConfig
 from knowledge.space import AUGMENTATIONS, BACKBONES, MODES, OPTIMIZERS, RANGES, SCHEDULERS
@@ -123,6 +123,11 @@ def answer_why(t: ThreadView, intent: Intent, metamodel: Any, weights_available:
             lines.append(f"It is the meta-model's top candidate, used as a fallback: {rec.get('fallback_reason')}.")
         else:
             lines.append(f"The reasoner's rationale: {rec.get('rationale')}")
+        if rec.get("expected_accuracy") is not None and rec.get("accuracy_interval"):
+            # how sure: the interval, and what the recommendation warned of (thin evidence, another device, optimism)
+            low, high = rec["accuracy_interval"]
+            lines.append(f"Predicted test accuracy {rec['expected_accuracy']:.2f}, {interval_text(low, high)}.")
+            lines += [f"- {w}" for w in rec.get("warnings") or [] if not str(w).startswith("assumed")]
         if shap:
             lines.append("What drives the predicted accuracy (SHAP, versus an average past run):")
             lines += [f"- {n} = {fmt_value(v)} {'raises' if c >= 0 else 'lowers'} it by {c:+.3f}" for n, v, c in shap[:4]]

@@ -149,6 +149,12 @@ def test_why_the_whole_recommendation(thread: Any) -> None:
     assert "The reasoner's rationale: c1 ranks first among the candidates" in a.text
     assert "mode = frozen raises it by +0.080" in a.text and "The judge passed it" in a.text
 
+    sure = ask(state, "how confident are you?")  # the interval and what the recommendation warned of
+    rec = state["recommendation"]
+    low, high = rec["accuracy_interval"]
+    assert f"Predicted test accuracy {rec['expected_accuracy']:.2f}, 90 % interval {low:.2f}-{high:.2f}." in sure.text
+    assert all(f"- {w}" in sure.text for w in rec["warnings"] if not w.startswith("assumed"))
+
 
 def test_what_if_a_budget_that_still_fits(thread: Any) -> None:
     a = ask(thread[0], "what if I only have 10 minutes?")
