@@ -497,6 +497,15 @@ def test_a_cloud_machine_says_which_device_it_is(text: str, device: str, note: s
     assert p.n_classes in (2, 4, 5)  # "2xlarge", "1g" count nothing
 
 
+def test_a_count_of_augmented_copies_gives_way_to_the_originals_or_says_it_may_count_copies() -> None:
+    p = parse_task("white blood cells, 4 types, 12,500 augmented images (orig 410)")
+    assert p.n_instances == 410 and p.said["n_instances"] == "orig 410"
+    assert any("'12,500 augmented images' counts augmented copies; the 410 originals" in n for n in p.notes)
+    q = parse_task("10k augmented fundus photos, 5 grades")
+    assert q.n_instances == 10_000 and any("may count augmented copies" in n for n in q.notes)
+    assert not any("augment" in n for n in parse_task("chest x-rays, 2 classes, 3000 images, we will use augmentation").notes)
+
+
 def test_one_class_said_to_have_only_so_many_against_another_gives_the_imbalance() -> None:
     p = parse_task("fundus photos, 5 grades, 3,662 images; 1805 no DR but only 193 severe")
     assert p.imbalance_ratio == pytest.approx(1805 / 193)

@@ -55,7 +55,7 @@ from tools.task_counts import (
 from tools.task_datasets import MULTI_LABEL_NOTE, read_public_dataset
 from tools.task_gloss import gloss
 from tools.task_limits import read_limits
-from tools.task_numbers import Reading, anchors
+from tools.task_numbers import COUNT, Reading, anchors, read_count
 
 MAX_TEXT = 4000
 
@@ -323,6 +323,7 @@ def parse_task(text: str) -> TaskProfile:
     read_folders(r, p)  # "10 folders": a class per folder, where no class count was said
     read_class_sizes(r, p)
     read_images(r, p)
+    _read_augmented(r, p)
     read_public_dataset(r, p, pending)  # "HAM10000": its published counts, where the text gave none
     finish_imbalance(r, p, pending)
     # (the text as written: the reading blanks "14 findings" in r.low); a multi-label public set said it already
@@ -340,6 +341,35 @@ def parse_task(text: str) -> TaskProfile:
             p.spans[name], p.said[name] = (start, end), text[start:end]
         p.text = text
     return p
+
+
+# A count of augmented copies ("12,500 augmented images (orig 410)"): the meta-features count distinct images.
+_AUGMENTED = re.compile(r"\baugment\w*")
+_ORIGINALS = re.compile(
+    rf"\b(?:orig(?:inal)?s?|originally|real|source|unique|distinct|(?:before|without|prior to) augmentation)\b\W{{0,4}}"
+    rf"(?:(?:of|from|is|was|were|are|:|=)\s*)?(?P<a>{COUNT})(?![\w.])"
+    rf"|(?P<b>{COUNT})\s+(?:orig(?:inal)?s?|real|source|unique|distinct|un-?augmented)\b")
+
+
+def _read_augmented(r: Reading, p: TaskProfile) -> None:
+    """The number of images, where the one read counts augmented copies: the originals when the text gives them."""
+    if "n_instances" not in r.spans:
+        return
+    start, end = r.spans["n_instances"]
+    clause_end = min([i for i in (r.text.find(c, end) for c in ".;,\n") if i >= 0] or [len(r.text)])
+    if not _AUGMENTED.search(r.text.lower(), max(0, start - 12), min(clause_end, end + 30)):
+        return
+    words = r.said["n_instances"]
+    m = _ORIGINALS.search(r.low)
+    n = read_count(m.group("a") or m.group("b")).value if m else None
+    if n is not None and p.n_classes <= n < p.n_instances:
+        p.n_instances = int(n)
+        r.take("n_instances", m.start(), m.end())
+        r.notes.append(f"{words!r} counts augmented copies; the {int(n):,} originals are the images "
+                       "(augmented copies add no images the meta-features count)")
+    else:
+        r.notes.append(f"{words!r} may count augmented copies; the meta-features count distinct images: say how many "
+                       "originals there are for a closer match")
 
 
 # Several labels per image: the runner trains a softmax over exclusive classes (tools.datasets refuses
