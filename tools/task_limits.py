@@ -198,6 +198,8 @@ def _read_sizes(r: Reading, p: TaskProfile) -> None:
             continue
         if kind is None and m.group("u") == "tb" and _TB_CLASS.search(r.low):
             continue  # "700 TB and 3500 normal": tuberculosis cases, not terabytes
+        if m.group("u") == "go" and r.text[m.start("u"):m.end("u")] != "Go":
+            continue  # French gigaoctets are written "Go"; "2 go" is a word
         value = float(m.group("n").replace(",", "."))
         if kind is None or kind == "data" or getattr(p, kind) is not None or value <= 0:
             if kind is None:

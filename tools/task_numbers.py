@@ -164,10 +164,11 @@ BYTES = {
     "b": 1, "byte": 1, "bytes": 1, "kb": 2**10, "kib": 2**10, "k": 2**10, "mb": 2**20, "mib": 2**20, "meg": 2**20,
     "megs": 2**20, "megabyte": 2**20, "megabytes": 2**20, "gb": 2**30, "gib": 2**30, "gig": 2**30, "gigs": 2**30,
     "gigabyte": 2**30, "gigabytes": 2**30, "g": 2**30, "tb": 2**40, "tib": 2**40, "terabyte": 2**40,
+    "go": 2**30, "gigaoctet": 2**30, "gigaoctets": 2**30,  # French: "16 Go de RAM"
 }
 # A size in bytes as written: "20 MB", "50MB", "8 gigs", "12 GiB". Binary multiples (MiB, GiB): that is what
 # the OS, nvidia-smi and torch report, and how a user reads "8 GB GPU".
-SIZE_UNIT = r"(?:kib|kb|mib|mb|megs?|megabytes?|gib|gb|gigs?|gigabytes?|tib|tb|terabytes?)\b"
+SIZE_UNIT = r"(?:kib|kb|mib|mb|megs?|megabytes?|gib|gb|gigs?|gigabytes?|gigaoctets?|go|tib|tb|terabytes?)\b"
 
 
 def to_bytes(value: float, unit: str) -> int:

@@ -73,7 +73,7 @@ DEFAULTS: dict[str, object] = {
 # (pattern, modality, implied body part); first match in the text wins, by position.
 # Modality names follow the knowledge base's datasets (data/SOURCES.md), lower case.
 _MODALITIES: tuple[tuple[str, str, str | None], ...] = (
-    (r"dermoscop\w*|dermatoscop\w*|dermatolog\w*", "dermoscopy", "skin"),
+    (r"dermoscop\w*|dermatoscop\w*|dermatolog\w*|dermatoskop\w*|dermoskop\w*", "dermoscopy", "skin"),
     (r"histopath?olog\w*|histolog\w*|\bhisto\b|\bistolog\w*|\bistopatolog\w*|h\s*&\s*e\b|whole[- ]slide|\bwsi\b|pathology (?:slides?|tiles?|patches|images?)|\bgleason\b|"
      r"biops(?:y|ies)\s+(?:tiles?|patches|slides?|sections?)|tissue (?:tiles?|patches|sections?)|\btmas?\b|tissue micro-?arrays?|\bisup\b", "histopathology", None),
     (r"blood smears?|\bsmears?\b|\bmalaria\b|microscop\w*|cytolog\w*|blood cells?|bone marrow|cell (?:images?|morpholog\w*|patches|crops)",
