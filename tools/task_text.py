@@ -314,6 +314,8 @@ def parse_task(text: str) -> TaskProfile:
     glossed = gloss(text)  # a text in Chinese, Japanese or Korean: its task terms in English
     p = TaskProfile(text=glossed.text)
     r = Reading(glossed.text, p.said, p.spans, p.approximate, p.notes)
+    if _TABLE_ROW.search(r.low):  # a markdown table: "| classes | 3 |" read as "  classes : 3 ;", a row a clause
+        r.low = _TABLE_ROW.sub(_table_row, r.low)
     _read_modality(r, p)
     _read_resolution(r, p)  # blanked out, so "256 x 256 images" is no count
     _read_channels(r, p)  # before the counts, which blank "1,540 grayscale images" whole
@@ -341,6 +343,16 @@ def parse_task(text: str) -> TaskProfile:
             p.spans[name], p.said[name] = (start, end), text[start:end]
         p.text = text
     return p
+
+
+_TABLE_ROW = re.compile(r"^[ \t]*\|(?:[^|\n]*\|){2,}[ \t]*$", re.M)
+
+
+def _table_row(m: re.Match[str]) -> str:
+    """A markdown table's row as a clause of the same length: its cells apart by ":", ended by ";"."""
+    row = m.group(0)
+    first, last = row.index("|"), row.rindex("|")
+    return row[:first] + " " + row[first + 1:last].replace("|", ":") + ";" + row[last + 1:]
 
 
 # A count of augmented copies ("12,500 augmented images (orig 410)"): the meta-features count distinct images.
