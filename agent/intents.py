@@ -204,6 +204,9 @@ def _relative(q: str, aliases: str) -> str | None:
     verbs = "|".join(_FACTOR_VERBS)
     if m := re.search(rf"\b({verbs})\s+(?:the\s+|my\s+|our\s+)?(?:{aliases})(?![a-z])", q):
         return f"*{_FACTOR_VERBS[m.group(1)]:g}"
+    # a CJK text glossed: "epochs double", "epochs 를 double" (a particle left between)
+    if m := re.search(rf"(?<![a-z])(?:{aliases})\s+(?:[^\x00-\x7f]{{1,2}}\s+)?(?:to\s+)?({verbs})\b", q):
+        return f"*{_FACTOR_VERBS[m.group(1)]:g}"
     if m := re.search(rf"{_NUMBER}\s*(?:x|times)\s+({_UP}|{_DOWN})\s+(?:{aliases})(?![a-z])", q):
         f = _to_number(m.group(1))
         return None if f <= 0 else f"*{f:g}" if re.fullmatch(_UP, m.group(2)) else f"*{1 / f:g}"

@@ -108,6 +108,9 @@ def test_the_words_shown_for_a_goal_are_the_users_own() -> None:
 
 @pytest.mark.parametrize(("reply", "changes"), [
     ("学习率改成0.01", {"learning_rate": 0.01}),  # "change the learning rate to 0.01"
+    ("エポックを2倍にして", {"epochs": "*2"}),  # "double the epochs" (it read 2 epochs)
+    ("学习率减半", {"learning_rate": "*0.5"}),  # "halve the learning rate"
+    ("에포크를 두 배로", {"epochs": "*2"}),
     ("批大小32，训练20轮", {"batch_size": 32, "epochs": 20}),
     ("学习率0.001，20个epoch，不要数据增强", {"learning_rate": 0.001, "epochs": 20, "augmentation": "none"}),
     ("学習率を0.01に", {"learning_rate": 0.01}),

@@ -26,6 +26,10 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 # listed before a term it contains ("分类" before "类", "肺炎" before "肺").
 _TERMS: tuple[tuple[str, str], ...] = (
     (r"学习率|學習率|学習率|학습률", "learning rate"),  # (before "学習", train)
+    # a change by a factor ("エポックを2倍に", "学习率减半"): the words agent.intents reads as one
+    (r"加倍|倍增|翻倍|两倍|兩倍|二倍|2\s*倍|두\s*배|2\s*배", "double"),
+    (r"三倍|3\s*倍|세\s*배|3\s*배", "triple"),
+    (r"减半|減半|半分|절반|반으로", "halve"),
     # the task
     (r"二分类|二分類|이진\s*분류|2値分類", "binary classification"),
     (r"多分类|多分類|다중\s*분류", "multi-class classification"),
@@ -123,8 +127,8 @@ _TERMS: tuple[tuple[str, str], ...] = (
     (r"秒|(?<=\d)\s*초", "seconds"),
     # settings, as a follow-up changes them ("学习率改成0.01": the learning rate to 0.01)
     (r"批大小|批量大小|批次大小|バッチサイズ|배치\s*크기|배치\s*사이즈", "batch size"),
-    (r"(?<=[\d个個])\s*(?:轮|輪|エポック|에폭|epochs?)", "epochs"),
-    (r"에폭\s*수?|エポック数?|轮数|輪數|训练轮次", "epochs"),
+    (r"(?<=[\d个個])\s*(?:轮|輪|エポック|에폭|에포크|epochs?)", "epochs"),
+    (r"에폭\s*수?|에포크\s*수?|エポック数?|轮数|輪數|训练轮次", "epochs"),
     (r"权重衰减|權重衰減|重み減衰|가중치\s*감쇠", "weight decay"),
     (r"数据增强|數據增強|データ拡張|데이터\s*증강", "augmentation"),
     (r"优化器|優化器|オプティマイザ|옵티마이저", "optimizer"),
