@@ -428,6 +428,9 @@ _NAMED = (
     re.compile(rf"\b(?:separate|distinguish|differentiate|discriminate)\s+(?:between\s+)?(?P<l>{_LIST})"),
     re.compile(rf"\b(?:between|among|amongst|each of|one of|either)\s+(?:the\s+)?(?P<l>{_LIST})"),
     re.compile(rf":\s*(?P<l>{_ITEM}(?:\s*,\s*{_ITEM}){{2,}}(?:\s*,?\s+(?:and|or)\s+{_ITEM})?)(?=\s*(?:[.;)\n\u2014\u2013]|\s-\s|$))"),
+    # "is the knee x-ray healthy, mild, moderate or severe?": the options a question about an image lists
+    re.compile(rf"\b(?:is|are)\s+(?:it|they|(?:the|each|this|an?|my|these|every)\s+(?:[\w-]+\s+){{0,3}}?{IMAGE_NOUNS})\s+"
+               rf"(?:(?:showing|shows|show|of|with)\s+)?(?:an?\s+)?(?P<l>{_ITEM}(?:\s*,\s*{_ITEM})+\s*,?\s+or\s+{_ITEM})(?=\s*\?)"),
 )
 _FROM = re.compile(r"\b(?:distinguish\w*|differentiat\w*|discriminat\w*|tell(?:s|ing)?|told|separat\w*)\s+(?P<a>(?:[a-z][\w'-]*\s+){1,3}?)"
                    r"(?:apart\s+)?from\s+(?P<b>[a-z][\w'-]*)")
