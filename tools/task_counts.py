@@ -751,9 +751,9 @@ _SHARE_LIST = re.compile(rf"\b(?:class(?:es)?\s+)?(?:balance|distribution|propor
 
 # "train 4000 / val 500 / test 500", "training set 5216 images, test set 624 images": a split's parts, named first;
 # the images are their sum.
-_SPLIT_N = (rf"\b(?:train(?:ing)?|val(?:idation)?|valid|dev|test(?:ing)?|hold-?out|held-out)(?:\s+(?:set|split|data|fold))?"
-            rf"\s*(?::|=|\bhas\b|\bof\b|\bis\b|\bwith\b)?\s*(?:~\s*|about\s+|around\s+)?(?P<n>{COUNT})"
-            rf"(?!\s*(?:%|percent|epochs?|px|pixels?|minutes?|mins?|hours?|h\b|s\b|x\b|folds?|runs?|seeds?))"
+_SPLIT_N = (rf"(?:[\w.~-]*/)*\b(?:train(?:ing)?|val(?:idation)?|valid|dev|test(?:ing)?|hold-?out|held-out)(?:\s+(?:set|split|data|fold))?"
+            rf"/?\s*(?::|=|\bhas\b|\bof\b|\bis\b|\bwith\b)?\s*\(?\s*(?:~\s*|about\s+|around\s+)?(?P<n>{COUNT})"
+            rf"(?!\s*(?:%|percent|epochs?|px|pixels?|minutes?|mins?|hours?|h\b|s\b|x\b|folds?|runs?|seeds?))\)?"
             rf"(?:\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?")
 _SPLIT_SIZES = re.compile(rf"{_SPLIT_N}(?:\s*(?:,\s*and|,|;|/|\+|\band)\s*{_SPLIT_N.replace('?P<n>', '')})+")
 
