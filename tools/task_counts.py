@@ -446,7 +446,11 @@ _MORE_THAN_TWO = re.compile(rf"\bmulti-?\s?class\b|\b(?:several|a few|a handful 
 # A grading scale named without its range or a count: its grades as it is usually used (read last, after any
 # count, range or list the text gives). Not BI-RADS alone: its assessment categories (0-6) and its density
 # grades (A-D) differ.
+# "F0-F4", "KL0-KL4": a range of labels sharing their letters, said without a scale word. Not C, L, S or T alone:
+# "L1-L5", "C1-C7" are vertebrae (and "T1-T4" may be).
+_PREFIXED_RANGE = re.compile(r"(?<![\w.-])(?P<p>(?![clst]\d)[a-z]{1,2})(?P<a>\d{1,2})\s*(?:-|to|through)\s*(?P=p)(?P<b>\d{1,2})(?![\w.])")
 _KNOWN_SCALES: tuple[tuple[re.Pattern[str], int, str], ...] = (
+    (re.compile(r"\bmetavir\b(?:\s+(?:fibrosis\s+)?(?:stage|score|grade)\w*)?"), 5, "F0-F4"),
     (re.compile(r"\bkellgren[- ]lawrence\b(?:\s+grad\w*)?|\bkl\s*-?\s*grad\w*"), 5, "0-4"),
     (re.compile(r"\bt[o\u00f6]nnis\b(?:\s+grad\w*)?"), 4, "0-3"),
     (re.compile(r"\bfazekas\b(?:\s+(?:grad|scor|scal)\w*)?"), 4, "0-3"),
@@ -506,6 +510,10 @@ def read_classes(r: Reading, p: TaskProfile) -> None:
         if re.search(rf"\b{re.escape(noun)}\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b", r.low) and (
                 n := _whole(r, m, "n", "n_classes", 2, 100)):
             return _set_classes(r, p, n[0], m.start(), m.end(), approximate=n[1])
+    for m in _PREFIXED_RANGE.finditer(r.low):  # "F0-F4", "G1-G3": one letter-and-number label per class
+        a, b = int(m.group("a")), int(m.group("b"))
+        if 2 <= b - a + 1 <= 10:
+            return _set_classes(r, p, b - a + 1, m.start(), m.end())
     for regex, n, labels in _KNOWN_SCALES:  # "by KL grade": the scale's grades, as it is usually used
         if m := regex.search(r.low):
             r.notes.append(f"{r.text[m.start():m.end()].strip()!r}: the scale's {n} grades ({labels}), as it is usually "
@@ -756,6 +764,10 @@ _SPLIT_N = (rf"(?:[\w.~-]*/)*\b(?:train(?:ing)?|val(?:idation)?|valid|dev|test(?
             rf"(?!\s*(?:%|percent|epochs?|px|pixels?|minutes?|mins?|hours?|h\b|s\b|x\b|folds?|runs?|seeds?))\)?"
             rf"(?:\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?")
 _SPLIT_SIZES = re.compile(rf"{_SPLIT_N}(?:\s*(?:,\s*and|,|;|/|\+|\band)\s*{_SPLIT_N.replace('?P<n>', '')})+")
+# ... and count first: "5,955 train images + 5,734 test"
+_SPLIT_N_AFTER = (rf"(?P<n>{COUNT})\s+(?:train(?:ing)?|val(?:idation)?|valid|dev|test(?:ing)?|hold-?out|held-out)\b"
+                  rf"(?:\s+(?:set|split|data))?(?:\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?")
+_SPLIT_SIZES_AFTER = re.compile(rf"{_SPLIT_N_AFTER}(?:\s*(?:,\s*and|,|;|/|\+|\band)\s*{_SPLIT_N_AFTER.replace('?P<n>', '')})+")
 
 
 def read_class_sizes(r: Reading, p: TaskProfile) -> None:
@@ -771,8 +783,9 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
             _set_shares(p, shares)
             r.take("imbalance_ratio", m.start(), m.end(), approximate=bool(m.group("ap")))
             return
-    if (m := _SPLIT_SIZES.search(r.low)) is not None:
-        counts = [read_count(x.group("n")) for x in re.finditer(_SPLIT_N, m.group(0))]
+    if (m := _SPLIT_SIZES.search(r.low) or _SPLIT_SIZES_AFTER.search(r.low)) is not None:
+        counts = [read_count(x.group("n")) for x in re.finditer(_SPLIT_N if m.re is _SPLIT_SIZES else _SPLIT_N_AFTER,
+                                                                  m.group(0))]
         _set_images(r, p, sum(c.value for c in counts), m.start(), m.end(),
                     bool(re.search(r"~|\babout\b|\baround\b", m.group(0))) or any(c.approximate for c in counts))
     given = list(_N_EACH.finditer(r.low))
@@ -807,6 +820,8 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
         items = [(read_count(x.group(1)), x.group(2)) for x in re.finditer(rf"({COUNT})\s+([a-z][\w'-]*)", m.group(0))]
         if len(items) < 2:
             continue
+        if any(re.fullmatch(r"(?:19|20)\d\d", x.group(1)) for x in re.finditer(rf"({COUNT})\s+[a-z]", m.group(0))):
+            continue  # "2019 RSNA challenge, 2k patients": a year and a count, not two classes
         total = sum(n.value for n, _ in items)
         approximate = bool(m.group("ap")) or any(n.approximate for n, _ in items)
         if all(w in _SPLITS for _, w in items):
@@ -972,6 +987,8 @@ def _read_total(r: Reading, p: TaskProfile, per_class: bool) -> None:
             if re.search(r"(?:slides?|wsis?|whole[- ]slide images?|studies|patients|volumes)$", m.group(0)) and _TILES.search(r.low):
                 continue  # "250 slides tiled into 80,000 tiles": the tiles are what is trained on
             n = _whole(r, m, "n", "the number of images", 2, MAX_IMAGES)
+            if n is not None and n[0] < 20 and (m.groupdict().get("ap") or "").strip() in (">", "<"):
+                continue  # "PI-RADS >=3 lesions": a threshold on a score, not a count of images
             if n is not None:
                 approximate = n[1] or bool(m.groupdict().get("ap") or m.groupdict().get("plus"))
                 return _set_images(r, p, n[0], m.start(), m.end(), approximate, check=True)

@@ -262,6 +262,8 @@ def _read_device(r: Reading, p: TaskProfile) -> None:
             r.take("cpu_cores", cores.start(), cores.end(), blank=False)
         cores = cores if p.cpu_cores else None
     name = _GPU_NAME.search(r.low)
+    if name is None and _NOTEBOOK_HOST.search(r.low):  # "Colab Pro, T4": beside a hosted notebook a T4 is its GPU
+        name = re.search(r"(?<![\w-])(?P<name>t4|l4|p100|v100|a100|k80|p4)(?![\w-])", r.low)
     if name:
         start, end = r.words(name.start("name"), name.end("name"))
         p.gpu_name = r.text[start:end]
