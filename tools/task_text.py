@@ -470,10 +470,15 @@ def _read_modality(r: Reading, p: TaskProfile) -> None:
 
 def _read_resolution(r: Reading, p: TaskProfile) -> None:
     # "2x3090" (two GPUs), "3 by 5": a side under 8 without "px" says a count times something, not an image size
-    m = next((m for m in re.finditer(r"\b(\d{1,5})\s*(?:x|by)\s*(\d{1,5})(?P<px>\s*(?:px|pixels?))?\b", r.low)
+    # ("512x512x3": a third side of 1 or 3 is the channels)
+    m = next((m for m in re.finditer(r"\b(\d{1,5})\s*(?:x|by)\s*(\d{1,5})(?:\s*x\s*(?P<c>[13]))?(?P<px>\s*(?:px|pixels?))?\b",
+                                     r.low)
               if m.group("px") or min(int(m.group(1)), int(m.group(2))) >= 8), None)
     if m:
         p.resolution = min(int(m.group(1)), int(m.group(2)))
+        if m.group("c"):
+            p.channels = int(m.group("c"))
+            r.take("channels", m.start(), m.end(), blank=False)
     else:
         m = re.search(r"\b(\d{1,5})\s*-?\s*(?:px|pixels?)\b", r.low)
         if m:
