@@ -42,7 +42,9 @@ from typing import Any, Literal
 
 from knowledge.schema import MetaFeatures
 from tools.task_counts import (
+    CLASS_NOUNS,
     HINTED_RATIO,
+    IMAGE_NOUNS,
     MAX_CLASSES,
     MAX_IMAGES,
     finish_imbalance,
@@ -316,6 +318,7 @@ def parse_task(text: str) -> TaskProfile:
     r = Reading(glossed.text, p.said, p.spans, p.approximate, p.notes)
     if _TABLE_ROW.search(r.low):  # a markdown table: "| classes | 3 |" read as "  classes : 3 ;", a row a clause
         r.low = _TABLE_ROW.sub(_table_row, r.low)
+    _corrected(r)
     _read_modality(r, p)
     _read_resolution(r, p)  # blanked out, so "256 x 256 images" is no count
     _read_channels(r, p)  # before the counts, which blank "1,540 grayscale images" whole
@@ -343,6 +346,27 @@ def parse_task(text: str) -> TaskProfile:
             p.spans[name], p.said[name] = (start, end), text[start:end]
         p.text = text
     return p
+
+
+# A count the text corrects itself on ("3 classes, sorry, I meant 4 classes"): the earlier one is not read.
+_CORRECTION = re.compile(r"\b(?:sorry|no wait|wait no|correction|i mean|i meant|actually|make (?:that|it)|or rather|rather|"
+                         r"i mis-?typed|typo)\b[,:;!.-]*\s*(?:(?:i mean|i meant|it'?s|it is|there are|we have|make (?:that|it))\s+)?")
+_KINDS = (re.compile(rf"(?<![\w.,])\d[\d,.]*\s*k?\s+(?:[a-z-]+\s+)?{CLASS_NOUNS}\b"),  # classes, then images
+          re.compile(rf"(?<![\w.,])\d[\d,.]*\s*k?\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b"))
+
+
+def _corrected(r: Reading) -> None:
+    """Blank a count of classes or images the text goes on to correct, so the readers take the correction."""
+    for cue in _CORRECTION.finditer(r.low):
+        for regex in _KINDS:
+            fixed = regex.match(r.low, cue.end())
+            earlier = list(regex.finditer(r.low, 0, cue.start()))
+            if fixed and earlier:
+                old = earlier[-1]
+                r.notes.append(f"{r.text[old.start():old.end()]!r} corrected by "
+                               f"{r.text[cue.start():fixed.end()].strip()!r}: the correction is used")
+                r.blank(old.start(), old.end())
+                break
 
 
 _TABLE_ROW = re.compile(r"^[ \t]*\|(?:[^|\n]*\|){2,}[ \t]*$", re.M)
