@@ -69,7 +69,11 @@ _SPEED = re.compile(
     r"|\b(?:be|is|something|needs? to be|must be|keep it|make it)\s+fast\b|\bfast,?\s+(?:please|pls)\b|\bfast to train\b"
     r"|\bcheap(?:est|ly)?\b|\bin a hurry\b|\bminimi[sz](?:e|ing) (?:the )?(?:training )?time\b|\bspeed (?:matters|first|over)\b",
     re.I)
-_OVERFIT = re.compile(r"\bover[- ]?fit\w*|\bmemori[sz]\w*\b|\b(?:doesn'?t|does not|won'?t|not) generali[sz]e\b", re.I)
+_OVERFIT = re.compile(r"\bover[- ]?fit\w*|\bmemori[sz]\w*\b|\b(?:doesn'?t|does not|won'?t|not) generali[sz]e\b"
+                      # its symptom: validation loss rising while training loss falls, a train/validation gap
+                      r"|\b(?:val(?:idation)?|test) (?:loss|error) (?:goes|went|going|keeps going) up\b|\b(?:val(?:idation)?|test) "
+                      r"(?:loss|error) (?:increases|rises|increasing|rising)\b|\btrain(?:ing)? (?:accuracy|acc) (?:is )?(?:much |way |far )?"
+                      r"higher than (?:the )?(?:val(?:idation)?|test)\b", re.I)
 # Labels the user does not trust: label smoothing is the standard remedy (Lukasik et al., "Does label smoothing
 # mitigate label noise?", ICML 2020).
 _LABEL_NOISE = re.compile(
@@ -125,7 +129,7 @@ _NOT_USE = re.compile(r"\b(?:tried|results?|gave|got|scored|reached|poor|bad|wor
                       r"than|besides|avoid\w*|not|without|except|than)\b|n't\b")
 # A measure the user cares about that is not accuracy: the meta-model predicts accuracy only.
 _METRIC = re.compile(
-    r"\bsensitiv\w*|\brecall\b|\bfalse[- ]negatives?\b|\bfalse[- ]positives?\b|\bspecificity\b|\bprecision\b(?!\s+(?:medicine|oncology|health))"
+    r"\bsensitiv\w*|\brecall\b|\bcare (?:most |more )?about the (?:rare|minority|smallest|small) class(?:es)?\b|\bfalse[- ]negatives?\b|\bfalse[- ]positives?\b|\bspecificity\b|\bprecision\b(?!\s+(?:medicine|oncology|health))"
     r"|\b(?:not |never |without |avoid )?miss(?:ing|es|ed)?\s+(?:any\s+|a\s+|the\s+|true\s+)?(?:positives?|cases?|"
     r"tumou?rs?|cancers?|lesions?|diseases?|fractures?|patients?|findings?|nodules?|bleeds?)\b"
     r"|\bf1\b|\bf-score\b|\bauc\b|\broc\b|\bbalanced accuracy\b|\bkappa\b", re.I)

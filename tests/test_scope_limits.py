@@ -256,6 +256,27 @@ def test_a_worry_about_overfitting_regularises_every_candidate_and_is_answered(r
 
 
 @pytest.mark.parametrize(("text", "words"), [
+    ("fundus, 5 grades; I'm worried about overfitting", "I'm worried about overfitting"),
+    # its symptoms, said as what the user saw
+    ("CT, 3 classes, 900 slices: the validation loss goes up after epoch 4", "the validation loss goes up after epoch 4"),
+    ("x-rays, 2 classes: training accuracy is much higher than validation", "training accuracy is much higher than validation"),
+    ("x-rays, 2 classes, validation accuracy goes up every epoch", None),
+])
+def test_a_worry_about_overfitting_is_read_from_its_symptoms_too(text: str, words: str | None) -> None:
+    from agent.goals import read_goals
+
+    found = read_goals(text).worries.get("overfitting")
+    assert (found is None) if words is None else (words in found)
+
+
+def test_caring_about_the_rare_class_is_a_measure_other_than_accuracy() -> None:
+    from agent.goals import read_goals
+
+    assert read_goals("knee x-rays, 5 grades, very imbalanced; I care about the rare class").metric == (
+        "I care about the rare class")
+
+
+@pytest.mark.parametrize(("text", "words"), [
     ("OCT, 4 classes, 2,000 images. Data is noisy, labels maybe 10% wrong.", "labels maybe 10% wrong"),
     ("chest x-ray 3 classes; we have noisy labels from report mining", "noisy labels"),
     ("fundus 5 grades, some images are mislabelled", "mislabelled"),
