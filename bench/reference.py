@@ -242,7 +242,7 @@ class Runs:
     def get(self, ds: Any, config: TrainConfig, seed: int, cap_s: float = HARD_CAP_S) -> dict[str, Any]:
         """The run's row on this machine's device: from the cache, else trained now (and appended to the cache)."""
         key = self.key(ds.fingerprint, config, seed, self.device)
-        if (row := self.current_row(key)) is not None:
+        if (row := self.current_row(key)) is not None and not _cut_short(row, cap_s):
             return row
         row = train_row(ds, config, seed, key, threads=self.threads, cap_s=cap_s)
         self.trained += 1
@@ -281,7 +281,8 @@ class Runs:
         """Cache a run's row (in memory and one line of the JSONL file); a key already cached is not written
         again, unless what is cached is stale and the new row is not."""
         held, stale = self.rows.get(row["key"]), is_stale_row(row)
-        if held is not None and (row["key"] not in self.stale or stale):
+        if held is not None and (row["key"] not in self.stale or stale) and not (
+                held["status"] == "cancelled" and row["status"] != "cancelled"):  # a run cut short, now finished
             return held
         self.rows[row["key"]] = row
         (self.stale.add if stale else self.stale.discard)(row["key"])
@@ -298,6 +299,12 @@ def is_stale_row(row: Mapping[str, Any]) -> bool:
     if config is None:
         return False
     return bool(stale_fixes(TrainConfig.model_validate(config), int(row.get("runner_revision") or 1)))
+
+
+def _cut_short(row: dict[str, Any], cap_s: float) -> bool:
+    """A cached run cancelled at a wall-time cap shorter than `cap_s` (trained again when a longer one is allowed)."""
+    ran = row.get("wall_seconds") or row.get("train_seconds") or 0.0
+    return row["status"] == "cancelled" and cap_s > float(ran) + 60
 
 
 def train_row(ds: Any, config: TrainConfig, seed: int, key: str, *, threads: int = 1, cap_s: float = HARD_CAP_S,

@@ -518,6 +518,34 @@ def test_cached_runs_are_keyed_by_device_and_cpu_keys_stay_as_they_were(tmp_path
     assert runs.trained == 0
 
 
+def test_a_run_cut_short_by_a_cap_is_trained_again_under_a_longer_one(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    from types import SimpleNamespace
+
+    import bench.reference as ref
+
+    cfg = ref.protocol("cpu")["small_cnn_scratch"]
+    cut = {"key": ref.Runs.key("fp", cfg, 0), "status": "cancelled", "test_accuracy": None, "train_seconds": 901.0,
+           "feature_seconds": 0.0, "wall_seconds": 902.0, "device": "cpu:2 cores"}
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps(cut) + "\n")
+    trained: list[float] = []
+
+    def train_row(ds: Any, config: Any, seed: int, key: str, *, threads: int = 1, cap_s: float = 0.0) -> dict[str, Any]:
+        trained.append(cap_s)
+        return {**cut, "status": "ok", "test_accuracy": 0.9, "train_seconds": 1200.0, "wall_seconds": 1210.0}
+
+    monkeypatch.setattr(ref, "train_row", train_row)
+    runs = ref.Runs(path)
+    runs._device = "cpu"
+    ds = SimpleNamespace(fingerprint="fp", name="d")
+    assert runs.get(ds, cfg, 0)["status"] == "cancelled" and trained == []  # the same cap: as cached
+    assert runs.get(ds, cfg, 0, cap_s=ref.REFERENCE_CAP_S)["test_accuracy"] == 0.9 and trained == [ref.REFERENCE_CAP_S]
+    assert ref.Runs(path).cached(ds, cfg, 0)["status"] == "ok"  # the finished run replaced the cut one in the file
+    assert runs.get(ds, cfg, 0, cap_s=ref.REFERENCE_CAP_S)["status"] == "ok" and len(trained) == 1
+
+
 def test_lodo_trials_of_zero_leave_the_search_baselines_out() -> None:
     assert parse_args(["--trials", "0", "--agent-trials", "0"]).trials == []
     assert parse_args(["--trials", "10,20"]).trials == [10, 20]
