@@ -122,7 +122,9 @@ _SETTING_LIMITS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
                                        rf"(?P<n>\d*\.?\d+(?:e-?\d+)?)(?![\w.]){_NO_UNIT}", re.I)),
 )
 # A value asked for is no request after a negation ("I don't use 20 epochs", "never set the lr to 0.1").
-_NOT_BEFORE = re.compile(r"(?:n't|\bnot|\bnever|\bno)\s*$", re.I)
+# Nor after words of history ("I tried it with lr 0.1 and it diverged", "we trained for 50 epochs before").
+_NOT_BEFORE = re.compile(r"(?:n't|\bnot|\bnever|\bno)\s*$|\b(?:tried|trained|used|got|had|was|were|previously|last time)\b"
+                         r"[^.;!?]{0,30}$", re.I)
 _SETTING_WORDS = {"epochs": "epochs", "batch_size": "batch size", "learning_rate": "learning rate"}
 # A clause that speaks of a backbone already tried, or of avoiding it: not what the user means to train.
 _NOT_USE = re.compile(r"\b(?:tried|results?|gave|got|scored|reached|poor|bad|worse|overfit\w*|failed|instead of|other "

@@ -546,6 +546,8 @@ def test_a_general_question_is_answered_for_a_task_it_says_was_assumed(recommend
     ("chest x-ray, 2 classes, lr: 3e-4", {"learning_rate": ["eq", 0.0003, "lr: 3e-4"]}),
     ("chest x-ray, 2 classes, train it for 30 epochs", {"epochs": ["eq", 30, "train it for 30 epochs"]}),
     ("chest x-ray, 2 classes, I tried a learning rate of 0.1 and it diverged", {}),
+    ("chest x-ray, 2 classes, I tried it with lr 0.1 and it diverged", {}),
+    ("chest x-ray, 2 classes, last time we used 50 epochs", {}),
 ])
 def test_limits_on_settings_are_read_with_their_words(text: str, settings: dict[str, list[Any]]) -> None:
     from agent.goals import read_goals
