@@ -260,8 +260,10 @@ def _read_goals(text: str, goals: Goals) -> None:
     if not goals.compare:
         _read_use(text, goals)
     for name, op, pattern in _SETTING_LIMITS:
-        m = next((m for m in pattern.finditer(text) if op == "max" or not _NOT_BEFORE.search(text, 0, m.start())), None)
-        if name not in goals.settings and m:
+        if name in goals.settings:
+            continue
+        if m := next((m for m in pattern.finditer(text) if op == "max" or not _NOT_BEFORE.search(text, 0, m.start())),
+                     None):
             number = float(m.group("n"))
             goals.settings[name] = [op, number if name == "learning_rate" else int(number), m.group(0).strip()]
 

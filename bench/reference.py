@@ -279,7 +279,7 @@ class Runs:
 
     def add(self, row: dict[str, Any]) -> dict[str, Any]:
         """Cache a run's row (in memory and one line of the JSONL file); a key already cached is not written
-        again, unless what is cached is stale and the new row is not."""
+        again, unless what is cached is stale and the new row is not, or was cancelled and the new row was not."""
         held, stale = self.rows.get(row["key"]), is_stale_row(row)
         if held is not None and (row["key"] not in self.stale or stale) and not (
                 held["status"] == "cancelled" and row["status"] != "cancelled"):  # a run cut short, now finished

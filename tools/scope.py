@@ -85,7 +85,7 @@ _OTHER_TASKS = (
     ("regression", "Regression (predicting a number)",
      r"\bregression\b|\bregress\b|\bpredict (?:the |a |their )?(?:age|volume|size|value|dose|length|weight|survival)\b|"
      r"\bestimat\w* (?:the |a )?(?:age|volume|size|ejection fraction|bone age|density|length)\b|\bbone age\b|"
-     r"\bcontinuous (?:value|target|output|score)\b|\bsurvival (?:time|analysis)\b|" + _CONTINUOUS),
+     r"\bsurvival (?:time|analysis)\b|" + _CONTINUOUS),
     ("generation", "Generating, restoring or registering images",
      r"\bgenerat\w* (?:synthetic |new |fake |realistic )?(?:[a-z-]+ )?(?:images|scans|x-rays|pictures|photos)\b|\bsynthesi[sz]\w*|"
      r"\bgans?\b|\bdiffusion model|\bdenois\w*|\bsuper[- ]resolution\b|\bregistration\b|\breconstruct\w*|"
@@ -140,11 +140,11 @@ _CLASSIFY = re.compile(r"\bclassif\w*|\bcategori[sz]\w*|\brecogni[sz]\w*|\bident
                        r"\bsort\w*|\blabel\w*|\bbinary\b|\bmulti-?class\b|\bvs\.?\b|\bversus\b|\bwhich (?:one|class|type)\b")
 # Words that make a task classification although another is named: "... and classify", a number cut into classes
 # ("bone age under or over 10 years", "age group", "binned").
-_BINNED = (r"\b(?:under|below|less than|younger than)\s+or\s+(?:over|above|more than|older than)\b|"
+_BINNED_WORDS = (r"\b(?:under|below|less than|younger than)\s+or\s+(?:over|above|more than|older than)\b|"
            r"\b(?:over|above)\s+or\s+(?:under|below)\b|\bbinned\b|\bbins?\b|\b(?:age|size|score) (?:groups?|bands?|brackets?|ranges?)\b|"
            r"\binto \w+ (?:groups|bands|brackets|ranges|categories|classes|levels)\b")
-_EXPLICIT_CLASSIFY = re.compile(rf"\bclassif\w*|\bcategori[sz]\w*|\bclasses\b|{_BINNED}")
-_BINNED = re.compile(_BINNED)
+_EXPLICIT_CLASSIFY = re.compile(rf"\bclassif\w*|\bcategori[sz]\w*|\bclasses\b|{_BINNED_WORDS}")
+_BINNED = re.compile(_BINNED_WORDS)
 _MEDICAL = re.compile(
     r"\bpatients?\b|\bclinic(?:al)?\b|\bhospital\b|\bmedical\b|\bradiolog\w*|\bpatholog\w*|\btumou?rs?\b|\bcancer\w*|"
     r"\bmalignan\w*|\blesions?\b|\bpneumonia\b|\bmelanoma\b|\bcarcinoma\b|\bnodules?\b|\bfractures?\b|\bretinopathy\b|"

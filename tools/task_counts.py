@@ -763,11 +763,12 @@ _SPLIT_N = (rf"(?:[\w.~-]*/)*\b(?:train(?:ing)?|val(?:idation)?|valid|dev|test(?
             rf"/?\s*(?::|=|\bhas\b|\bof\b|\bis\b|\bwith\b)?\s*\(?\s*(?:~\s*|about\s+|around\s+)?(?P<n>{COUNT})"
             rf"(?!\s*(?:%|percent|epochs?|px|pixels?|minutes?|mins?|hours?|h\b|s\b|x\b|folds?|runs?|seeds?))\)?"
             rf"(?:\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?")
-_SPLIT_SIZES = re.compile(rf"{_SPLIT_N}(?:\s*(?:,\s*and|,|;|/|\+|\band)\s*{_SPLIT_N.replace('?P<n>', '')})+")
 # ... and count first: "5,955 train images + 5,734 test"
 _SPLIT_N_AFTER = (rf"(?P<n>{COUNT})\s+(?:train(?:ing)?|val(?:idation)?|valid|dev|test(?:ing)?|hold-?out|held-out)\b"
                   rf"(?:\s+(?:set|split|data))?(?:\s+(?:[a-z-]+\s+)?{IMAGE_NOUNS}\b)?")
-_SPLIT_SIZES_AFTER = re.compile(rf"{_SPLIT_N_AFTER}(?:\s*(?:,\s*and|,|;|/|\+|\band)\s*{_SPLIT_N_AFTER.replace('?P<n>', '')})+")
+# (a split's part, and two or more of them in a row)
+_SPLITS = tuple((part, re.compile(rf"{part}(?:\s*(?:,\s*and|,|;|/|\+|\band)\s*{part.replace('?P<n>', '')})+"))
+                for part in (_SPLIT_N, _SPLIT_N_AFTER))
 
 
 def read_class_sizes(r: Reading, p: TaskProfile) -> None:
@@ -783,9 +784,9 @@ def read_class_sizes(r: Reading, p: TaskProfile) -> None:
             _set_shares(p, shares)
             r.take("imbalance_ratio", m.start(), m.end(), approximate=bool(m.group("ap")))
             return
-    if (m := _SPLIT_SIZES.search(r.low) or _SPLIT_SIZES_AFTER.search(r.low)) is not None:
-        counts = [read_count(x.group("n")) for x in re.finditer(_SPLIT_N if m.re is _SPLIT_SIZES else _SPLIT_N_AFTER,
-                                                                  m.group(0))]
+    if (found := next(((part, m) for part, chain in _SPLITS if (m := chain.search(r.low))), None)) is not None:
+        part, m = found
+        counts = [read_count(x.group("n")) for x in re.finditer(part, m.group(0))]
         _set_images(r, p, sum(c.value for c in counts), m.start(), m.end(),
                     bool(re.search(r"~|\babout\b|\baround\b", m.group(0))) or any(c.approximate for c in counts))
     given = list(_N_EACH.finditer(r.low))
@@ -943,8 +944,9 @@ _TIMES_CLASSES = (
 
 def _read_total(r: Reading, p: TaskProfile, per_class: bool) -> None:
     """The number of images said outright: one size for every class times the classes, or a total."""
+    folded = fold(r.text)
     for regex in _TIMES_CLASSES:
-        m = regex.search(fold(r.text))
+        m = regex.search(folded)
         if m and int(m.group("k")) == p.n_classes and (n := _whole(r, m, "n", "the number of images per class", 1,
                                                                     MAX_IMAGES)):
             approximate = n[1] or bool(m.group("ap"))
